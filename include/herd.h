@@ -1,0 +1,242 @@
+/* herd — the Llama 3.1 system in C. Public API.
+ *
+ * Everything the `herd` CLI does goes through this header. Objects are opaque handles with
+ * _new/_free (or _load/_free) pairs. Functions that can fail on input return a status:
+ * HERD_OK (0) or a negative HERD_E_* code, and herd_last_error() then holds one line saying
+ * exactly what was wrong (the file, the tensor, the key, the numbers).
+ *
+ * Ownership: a herd_context borrows its herd_model (free the context first). Buffers returned
+ * through `char **` / `int32_t **` OUT parameters are malloc'd and owned by the caller.
+ */
+#ifndef HERD_H
+#define HERD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ---------------------------------------------------------------------------------- */
+
+enum {
+    HERD_OK = 0,
+    HERD_E_IO = -1,          /* cannot open / read / write a file */
+    HERD_E_FORMAT = -2,      /* malformed input: corrupt file, bad JSON, bad metadata */
+    HERD_E_UNSUPPORTED = -3, /* well-formed but not supported (tensor type, architecture) */
+    HERD_E_NOMEM = -4,       /* an input-sized allocation failed */
+    HERD_E_ARG = -5,         /* invalid argument from the caller */
+    HERD_E_RANGE = -6,       /* a limit was exceeded (context full, too many tokens) */
+};
+
+/* The message of the most recent error on this thread (never NULL). */
+const char *herd_last_error(void);
+/* 0 quiet (default), 1 info, 2 debug; log lines go to stderr. */
+void herd_set_verbosity(int level);
+/* The CPU kernel set picked at start-up: "avx512", "avx2" or "scalar". */
+const char *herd_cpu_backend(void);
+
+/* ---- tensor types (numbering is GGUF's / ggml's) --------------------------------------------- */
+
+typedef enum {
+    HERD_TYPE_F32 = 0,
+    HERD_TYPE_F16 = 1,
+    HERD_TYPE_Q4_0 = 2,
+    HERD_TYPE_Q8_0 = 8,
+    HERD_TYPE_BF16 = 30,
+} herd_type;
+
+/* "f32", "q8_0", ... for any GGUF type id (also those herd cannot compute); "unknown" otherwise. */
+const char *herd_type_name(int type);
+/* Parses "f32|f16|bf16|q8_0|q4_0" (case-insensitive); -1 if unknown. */
+int herd_type_from_name(const char *name);
+
+/* ---- model ----------------------------------------------------------------------------------- */
+
+typedef struct herd_model herd_model;
+
+typedef struct {
+    char arch[32];        /* general.architecture, e.g. "llama" */
+    char name[128];       /* general.name, may be empty */
+    int64_t n_vocab;
+    int64_t n_ctx_train;  /* llama.context_length */
+    int64_t n_embd;
+    int64_t n_layer;
+    int64_t n_head;
+    int64_t n_head_kv;
+    int64_t head_dim;     /* per head, for Q and K and V */
+    int64_t n_ff;
+    float rope_theta;
+    float norm_eps;
+    bool tied_output;     /* no output.weight: logits use token_embd.weight */
+    bool has_rope_freqs;  /* rope_freqs.weight present (Llama 3.1 scaling) */
+    int weight_type;      /* most common type among the 2-D weights */
+    int64_t n_params;
+    uint64_t file_bytes;
+    char tokenizer[16];   /* "gpt2" (byte-level BPE) or "llama" (SentencePiece) */
+    char tokenizer_pre[32];
+    bool has_chat_template;
+} herd_model_info;
+
+int herd_model_load(const char *path, herd_model **out);
+void herd_model_free(herd_model *m);
+void herd_model_get_info(const herd_model *m, herd_model_info *out);
+/* Human-readable description for `herd info`: metadata, shapes, tensor type histogram, sizes;
+ * with list_tensors every tensor's name, type and shape. */
+void herd_model_print_info(const herd_model *m, FILE *fp, bool list_tensors);
+/* tokenizer.chat_template, or NULL. Owned by the model. */
+const char *herd_model_chat_template(const herd_model *m);
+
+/* ---- tokenizer ------------------------------------------------------------------------------- */
+
+enum {
+    HERD_TOKENIZE_ADD_BOS = 1,       /* prepend BOS (callers usually pass herd_vocab_add_bos()) */
+    HERD_TOKENIZE_PARSE_SPECIAL = 2, /* "<|eot_id|>" in the text becomes the special token */
+};
+
+int32_t herd_vocab_n_tokens(const herd_model *m);
+bool herd_vocab_add_bos(const herd_model *m); /* tokenizer.ggml.add_bos_token (or model default) */
+int32_t herd_vocab_bos(const herd_model *m);  /* -1 when absent */
+int32_t herd_vocab_eos(const herd_model *m);
+/* End of generation: EOS, <|eot_id|>, <|eom_id|> and the vocabulary's other end tokens. */
+bool herd_vocab_is_eog(const herd_model *m, int32_t id);
+/* Id of a token given its exact text ("<|eot_id|>"), or -1. */
+int32_t herd_vocab_find(const herd_model *m, const char *text);
+
+/* Tokenizes len bytes of text (any bytes; invalid UTF-8 is tokenized as bytes).
+ * OUT: *ids (caller frees), *n_ids. */
+int herd_tokenize(const herd_model *m, const char *text, size_t len, int flags, int32_t **ids, int64_t *n_ids);
+
+/* Appends the bytes of one token to buf (up to cap) and returns how many it needs (may exceed cap).
+ * Control tokens (BOS, <|eot_id|>) give their text only when render_special. -1 for a bad id. */
+int64_t herd_token_to_piece(const herd_model *m, int32_t id, bool render_special, char *buf, size_t cap);
+/* Detokenizes ids into a NUL-terminated string; SentencePiece's leading space after BOS is removed
+ * as llama.cpp does. OUT: *text (caller frees), *len. HERD_E_ARG for an id outside the vocabulary. */
+int herd_detokenize(const herd_model *m, const int32_t *ids, int64_t n, bool render_special, char **text,
+                    size_t *len);
+
+/* ---- inference context (KV cache + scratch + threads) ---------------------------------------- */
+
+typedef struct herd_context herd_context;
+
+typedef enum { HERD_KV_AUTO = -1, HERD_KV_F32 = HERD_TYPE_F32, HERD_KV_F16 = HERD_TYPE_F16 } herd_kv_type;
+
+typedef struct {
+    int64_t n_ctx;    /* KV cache length in tokens; 0 = min(4096, the model's n_ctx_train) */
+    int64_t n_batch;  /* most tokens per forward pass; 0 = 512 */
+    int n_threads;    /* 0 = number of online CPUs */
+    int kv_type;      /* herd_kv_type; AUTO = F32 when the weights are F32, else F16 */
+} herd_context_params;
+
+herd_context_params herd_context_default_params(void);
+int herd_context_new(herd_model *m, const herd_context_params *p, herd_context **out);
+void herd_context_free(herd_context *c);
+int64_t herd_context_n_ctx(const herd_context *c);
+int herd_context_kv_type(const herd_context *c);
+/* Number of positions held in the KV cache (the next token's position). */
+int64_t herd_context_n_past(const herd_context *c);
+/* Forgets cached positions >= pos (pos <= n_past). */
+void herd_context_truncate(herd_context *c, int64_t pos);
+
+enum { HERD_LOGITS_NONE = 0, HERD_LOGITS_LAST = 1, HERD_LOGITS_ALL = 2 };
+
+/* Runs tokens[0..n) at positions n_past.. through the model, appending to the KV cache; splits
+ * into n_batch-sized forward passes. logits (if mode != NONE) receives float32 rows of n_vocab:
+ * one row for LAST, n rows for ALL. HERD_E_RANGE (and nothing changed) if n_past + n > n_ctx. */
+int herd_decode(herd_context *c, const int32_t *tokens, int64_t n, int mode, float *logits);
+
+/* ---- sampling -------------------------------------------------------------------------------- */
+
+typedef struct herd_sampler herd_sampler;
+
+typedef struct {
+    float temp;           /* <= 0: greedy (argmax) */
+    int32_t top_k;        /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    int32_t repeat_last_n;
+    uint64_t seed;
+} herd_sampler_params;
+
+/* llama.cpp's defaults: temp 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1, last_n 64. */
+herd_sampler_params herd_sampler_default_params(void);
+herd_sampler *herd_sampler_new(const herd_sampler_params *p, int32_t n_vocab);
+void herd_sampler_free(herd_sampler *s);
+/* Picks the next token from n_vocab logits (not modified). */
+int32_t herd_sampler_sample(herd_sampler *s, const float *logits);
+/* Records a token in the penalty window (prompt tokens and generated ones). */
+void herd_sampler_accept(herd_sampler *s, int32_t id);
+
+/* ---- generation ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t n_predict;       /* most tokens to generate; < 0: until end of generation or context */
+    const char **stop;       /* stop strings (not included in the output); may be NULL */
+    int n_stop;
+    /* Called with each newly final piece of output text (stop-string prefixes are held back
+     * until resolved). Return false to stop. May be NULL. */
+    bool (*on_text)(const char *piece, size_t len, void *user);
+    void *user;
+} herd_generate_params;
+
+typedef struct {
+    int32_t *ids;            /* generated ids (caller frees), the stop token not included */
+    int64_t n_ids;
+    char *text;              /* generated text, NUL-terminated (caller frees) */
+    size_t text_len;
+    int stop_reason;         /* HERD_STOP_* */
+    int32_t stop_token;      /* the end-of-generation token, when stop_reason == HERD_STOP_EOG */
+    int64_t n_prompt;
+    double prompt_seconds, gen_seconds;
+} herd_generate_result;
+
+enum { HERD_STOP_EOG = 1, HERD_STOP_LENGTH = 2, HERD_STOP_STRING = 3, HERD_STOP_CONTEXT = 4, HERD_STOP_USER = 5 };
+
+/* Appends prompt[0..n_prompt) to the context, then samples until a stop condition. */
+int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64_t n_prompt,
+                  const herd_generate_params *p, herd_generate_result *out);
+void herd_generate_result_free(herd_generate_result *r);
+
+/* ---- chat (Llama 3.1 prompt format, see docs and LLAMA31.md) --------------------------------- */
+
+typedef struct {
+    const char *role;    /* "system", "user", "assistant", "ipython" */
+    const char *content;
+} herd_chat_message;
+
+typedef struct {
+    const char *date_string;    /* "Today Date:" line; NULL = "26 Jul 2024" as the official template */
+    bool add_generation_prompt; /* end with the assistant header */
+} herd_chat_params;
+
+/* Renders messages exactly as the official Llama 3.1 template does (no tools), beginning with
+ * "<|begin_of_text|>". OUT: *text (caller frees). */
+int herd_chat_format(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, char **text);
+
+/* ---- writing models (random weights for tests, demos and benchmarks) ------------------------- */
+
+typedef struct {
+    const char *vocab_path;  /* GGUF whose tokenizer.* metadata is copied (e.g. ggml-vocab-llama-bpe.gguf) */
+    int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    int64_t n_ctx_train;
+    float rope_theta, norm_eps;
+    float rope_scale;        /* Llama 3 scaling factor (8 or 32) written as rope_freqs.weight; 0 = none */
+    bool tied_output;
+    int type;                /* herd_type of the 2-D weights (norms stay F32) */
+    int output_type;         /* type of output.weight / token_embd.weight; -1 = same as type */
+    float weight_scale;      /* std of the random matrices; 0 = 0.02 */
+    uint64_t seed;
+    const char *name;        /* general.name */
+} herd_synth_params;
+
+/* Writes a llama-architecture GGUF with seeded random weights to out_path. */
+int herd_synth_model(const herd_synth_params *p, const char *out_path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs what herd needs on Debian 12 when it is missing (idempotent, quick when all is there).
+# Build: gcc, make, libjansson-dev. Tests: clang + libclang-rt (fuzz, sanitizers), nodejs + npm
+# (llama.cpp reference via node-llama-cpp), git (reads llama.cpp's source bundle), curl.
+set -e
+pkgs="gcc make libc6-dev libjansson-dev pkg-config clang libclang-rt-14-dev git ca-certificates"
+command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "setup: installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || true
+$SUDO apt-get install -y -qq $missing >/dev/null

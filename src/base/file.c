@@ -1,0 +1,78 @@
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int herd_file_map(const char *path, herd_mapped_file *out) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return herd_err(HERD_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return herd_err(HERD_E_IO, "cannot stat '%s': %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return herd_err(HERD_E_IO, "'%s' is a directory, expected a file", path);
+    }
+    out->size = (size_t)st.st_size;
+    if (out->size > 0) {
+        void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return herd_err(HERD_E_IO, "cannot map '%s': %s", path, strerror(e));
+        }
+        out->data = p;
+    }
+    close(fd);
+    out->path = herd_xstrndup(path, strlen(path));
+    return HERD_OK;
+}
+
+void herd_file_unmap(herd_mapped_file *f) {
+    if (f->data) munmap((void *)f->data, f->size);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+}
+
+int herd_file_read_all(const char *path, size_t max_bytes, char **data, size_t *len) {
+    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!fp) return herd_err(HERD_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = herd_xmalloc(cap);
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap *= 2;
+            buf = herd_xrealloc(buf, cap);
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, fp);
+        n += got;
+        if (n > max_bytes) {
+            if (fp != stdin) fclose(fp);
+            free(buf);
+            return herd_err(HERD_E_RANGE, "'%s' is larger than the limit of %zu bytes", path, max_bytes);
+        }
+        if (got == 0) break;
+    }
+    int bad = ferror(fp);
+    if (fp != stdin) fclose(fp);
+    if (bad) {
+        free(buf);
+        return herd_err(HERD_E_IO, "error reading '%s'", path);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return HERD_OK;
+}

@@ -1,0 +1,115 @@
+/* Run-time ISA selection and the per-ISA kernel tables. */
+#include "kernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/log.h"
+#include "herd.h"
+#include "kernels_impl.h"
+
+static kernel_type_ops g_ops[KERNEL_ISA_COUNT][KSLOT_COUNT];
+static kernel_vec_ops g_vec[KERNEL_ISA_COUNT];
+static bool g_supported[KERNEL_ISA_COUNT];
+static kernel_isa g_active = KERNEL_ISA_REF;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static const char *k_isa_names[KERNEL_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+
+int kernels_type_slot(int type) {
+    switch (type) {
+    case HERD_TYPE_F32: return KSLOT_F32;
+    case HERD_TYPE_F16: return KSLOT_F16;
+    case HERD_TYPE_BF16: return KSLOT_BF16;
+    case HERD_TYPE_Q8_0: return KSLOT_Q8_0;
+    case HERD_TYPE_Q4_0: return KSLOT_Q4_0;
+    default: return -1;
+    }
+}
+
+static void init_once(void) {
+    __builtin_cpu_init();
+    g_supported[KERNEL_ISA_REF] = true;
+    g_supported[KERNEL_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                                   __builtin_cpu_supports("f16c");
+    g_supported[KERNEL_ISA_AVX512] = g_supported[KERNEL_ISA_AVX2] && __builtin_cpu_supports("avx512f") &&
+                                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
+                                     __builtin_cpu_supports("avx512bf16");
+    kernels_fill_ref(g_ops[KERNEL_ISA_REF], &g_vec[KERNEL_ISA_REF]);
+    for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
+        memcpy(g_ops[isa], g_ops[KERNEL_ISA_REF], sizeof g_ops[isa]);
+        g_vec[isa] = g_vec[KERNEL_ISA_REF];
+    }
+    if (g_supported[KERNEL_ISA_AVX2]) kernels_fill_avx2(g_ops[KERNEL_ISA_AVX2], &g_vec[KERNEL_ISA_AVX2]);
+    if (g_supported[KERNEL_ISA_AVX512]) {
+        /* AVX-512 builds on the AVX2 table for whatever it does not replace */
+        memcpy(g_ops[KERNEL_ISA_AVX512], g_ops[KERNEL_ISA_AVX2], sizeof g_ops[KERNEL_ISA_AVX512]);
+        g_vec[KERNEL_ISA_AVX512] = g_vec[KERNEL_ISA_AVX2];
+        kernels_fill_avx512(g_ops[KERNEL_ISA_AVX512], &g_vec[KERNEL_ISA_AVX512]);
+    }
+    g_active = KERNEL_ISA_REF;
+    for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)
+        if (g_supported[isa]) {
+            g_active = (kernel_isa)isa;
+            break;
+        }
+    const char *force = getenv("HERD_ISA");
+    if (force && *force) {
+        for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++)
+            if (strcmp(force, k_isa_names[isa]) == 0 || (isa == 0 && strcmp(force, "ref") == 0)) {
+                if (g_supported[isa] && isa <= (int)g_active) g_active = (kernel_isa)isa;
+                else herd_log(0, "HERD_ISA=%s is not available on this CPU; using %s", force, k_isa_names[g_active]);
+            }
+    }
+}
+
+void kernels_init(void) {
+    pthread_once(&g_once, init_once);
+}
+
+kernel_isa kernels_active_isa(void) {
+    kernels_init();
+    return g_active;
+}
+
+const char *kernels_isa_name(kernel_isa isa) {
+    return isa >= 0 && isa < KERNEL_ISA_COUNT ? k_isa_names[isa] : "unknown";
+}
+
+const char *herd_cpu_backend(void) {
+    return kernels_isa_name(kernels_active_isa());
+}
+
+bool kernels_isa_supported(kernel_isa isa) {
+    kernels_init();
+    return isa >= 0 && isa < KERNEL_ISA_COUNT && g_supported[isa];
+}
+
+const kernel_type_ops *kernels_type_isa(int type, kernel_isa isa) {
+    kernels_init();
+    int s = kernels_type_slot(type);
+    if (s < 0 || isa < 0 || isa >= KERNEL_ISA_COUNT || !g_supported[isa]) return NULL;
+    return &g_ops[isa][s];
+}
+
+const kernel_vec_ops *kernels_vec_isa(kernel_isa isa) {
+    kernels_init();
+    if (isa < 0 || isa >= KERNEL_ISA_COUNT || !g_supported[isa]) return NULL;
+    return &g_vec[isa];
+}
+
+const kernel_type_ops *kernels_type(int type) {
+    return kernels_type_isa(type, kernels_active_isa());
+}
+
+const kernel_vec_ops *kernels_vec(void) {
+    return kernels_vec_isa(kernels_active_isa());
+}
+
+int64_t kernels_row_bytes(int type, int64_t n) {
+    const kernel_type_ops *o = kernels_type_isa(type, KERNEL_ISA_REF);
+    HERD_ASSERT(o && n % o->block == 0);
+    return n / o->block * o->block_bytes;
+}

@@ -1,0 +1,61 @@
+/* Compute kernels: per-type traits and the vector primitives the forward pass is built on,
+ * with a scalar reference (ref/) and x86 variants (x86/) chosen once at start-up by CPUID.
+ *
+ * Matmul model (as llama.cpp, so numbers agree with it): a weight row of type T is dotted with an
+ * activation row converted once to T's *vec_dot type*:
+ *     f32 -> f32,   f16 -> f16,   bf16 -> bf16,   q8_0 -> q8_0,   q4_0 -> q8_0.
+ * Every variant of a function has the same signature and must agree with the reference (tests/unit/
+ * test_kernels.c checks each on ragged shapes). A dot's reduction order depends only on n, never on
+ * how many rows or tokens are in flight, so results do not depend on batch composition.
+ */
+#ifndef HERD_KERNELS_H
+#define HERD_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { KERNEL_ISA_REF = 0, KERNEL_ISA_AVX2 = 1, KERNEL_ISA_AVX512 = 2, KERNEL_ISA_COUNT } kernel_isa;
+
+/* *out = sum_{i<n} w[i] * x[i]; w: a row of the weight type, x: a row of its vec_dot type. */
+typedef void (*kernel_dot_fn)(int64_t n, float *out, const void *w, const void *x);
+/* Converts n floats into a row of the type (n a multiple of the block size). */
+typedef void (*kernel_from_f32_fn)(const float *x, void *y, int64_t n);
+/* Converts a row of the type into n floats. */
+typedef void (*kernel_to_f32_fn)(const void *x, float *y, int64_t n);
+
+typedef struct {
+    int type;
+    int vec_dot_type;
+    int64_t block;        /* elements per block */
+    int64_t block_bytes;
+    kernel_dot_fn dot;    /* weight row (type) . activation row (vec_dot_type) */
+    kernel_to_f32_fn to_f32;
+    kernel_from_f32_fn from_f32; /* used for activations (vec_dot types) and to write weights */
+} kernel_type_ops;
+
+/* Primitives of attention and elementwise work, all on contiguous rows. */
+typedef struct {
+    float (*dot_f32)(int64_t n, const float *a, const float *b);
+    float (*dot_f16_f32)(int64_t n, const uint16_t *a, const float *b);   /* a: f16 */
+    void (*axpy_f32)(int64_t n, float alpha, const float *x, float *y);   /* y += alpha * x */
+    void (*axpy_f16)(int64_t n, float alpha, const uint16_t *x, float *y); /* x: f16 */
+} kernel_vec_ops;
+
+/* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the
+ * environment forces a lower one (for tests and benchmarks). */
+void kernels_init(void);
+kernel_isa kernels_active_isa(void);
+const char *kernels_isa_name(kernel_isa isa);
+bool kernels_isa_supported(kernel_isa isa);
+
+/* Ops of the active ISA; NULL when herd cannot compute with this type. */
+const kernel_type_ops *kernels_type(int type);
+const kernel_vec_ops *kernels_vec(void);
+/* Ops of one specific ISA (for tests); NULL if the CPU lacks it or the type is unsupported. */
+const kernel_type_ops *kernels_type_isa(int type, kernel_isa isa);
+const kernel_vec_ops *kernels_vec_isa(kernel_isa isa);
+
+/* Bytes of a row of n elements of a supported type. */
+int64_t kernels_row_bytes(int type, int64_t n);
+
+#endif

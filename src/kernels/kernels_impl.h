@@ -1,0 +1,17 @@
+/* Internal to src/kernels: how the per-ISA tables are assembled.
+ * Each ISA's table starts as a copy of the reference table; kernels_fill_<isa>() then replaces the
+ * entries it has faster code for. Type slots are indexed by kernels_type_slot(). */
+#ifndef HERD_KERNELS_IMPL_H
+#define HERD_KERNELS_IMPL_H
+
+#include "kernels.h"
+
+enum { KSLOT_F32, KSLOT_F16, KSLOT_BF16, KSLOT_Q8_0, KSLOT_Q4_0, KSLOT_COUNT };
+
+int kernels_type_slot(int type); /* -1 for types without kernels */
+
+void kernels_fill_ref(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec);
+void kernels_fill_avx2(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec);   /* x86/kernels_avx2.c */
+void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec); /* x86/kernels_avx512.c */
+
+#endif

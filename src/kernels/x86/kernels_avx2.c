@@ -1,0 +1,7 @@
+/* avx2 kernels (compiled with the avx2 flags of the Makefile; used only when CPUID says so). */
+#include "../kernels_impl.h"
+
+void kernels_fill_avx2(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
+    (void)ops;
+    (void)vec;
+}

@@ -1,0 +1,71 @@
+/* Tokenizer: vocabulary from GGUF metadata, tokenize and detokenize.
+ *
+ * Two families, chosen by tokenizer.ggml.model:
+ *   "gpt2"  — byte-level BPE (Llama 3): pre-tokenizer regex per tokenizer.ggml.pre ("llama-bpe",
+ *             see LLAMA31.md, Tokenizer), bytes mapped to printable code points (GPT-2's
+ *             byte-to-unicode), merges by rank from tokenizer.ggml.merges.
+ *   "llama" — SentencePiece-style (Llama 2, TinyLlama, stories260K): spaces become U+2581, a leading
+ *             space is added, merges by token score, unknown pieces fall back to <0xXX> byte tokens.
+ * Metadata read: tokenizer.ggml.{model,pre,tokens,token_type,scores,merges,bos_token_id,eos_token_id,
+ * eot_token_id,eom_token_id,unknown_token_id,padding_token_id,add_bos_token,add_eos_token,add_space_prefix}.
+ *
+ * The reference for exactness is llama.cpp (tests compare every id against it).
+ */
+#ifndef HERD_TOKENIZER_VOCAB_H
+#define HERD_TOKENIZER_VOCAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../gguf/gguf.h"
+
+typedef enum { VOCAB_BPE = 1, VOCAB_SPM = 2 } vocab_kind;
+
+/* tokenizer.ggml.token_type values */
+enum {
+    TOKEN_TYPE_NORMAL = 1,
+    TOKEN_TYPE_UNKNOWN = 2,
+    TOKEN_TYPE_CONTROL = 3,
+    TOKEN_TYPE_USER_DEFINED = 4,
+    TOKEN_TYPE_UNUSED = 5,
+    TOKEN_TYPE_BYTE = 6,
+};
+
+typedef struct herd_vocab herd_vocab;
+
+/* Builds the vocabulary from a parsed GGUF (copies what it keeps; g may be freed afterwards).
+ * `what` names the file for errors. HERD_E_UNSUPPORTED for other tokenizer models / pre-tokenizers,
+ * HERD_E_FORMAT for missing or inconsistent arrays. */
+int vocab_load(const gguf_file *g, const char *what, herd_vocab **out);
+void vocab_free(herd_vocab *v);
+
+vocab_kind vocab_get_kind(const herd_vocab *v);
+const char *vocab_model_name(const herd_vocab *v); /* "gpt2" / "llama" */
+const char *vocab_pre_name(const herd_vocab *v);   /* "llama-bpe", "default", ... */
+int32_t vocab_n_tokens(const herd_vocab *v);
+int32_t vocab_bos(const herd_vocab *v);            /* -1 when absent */
+int32_t vocab_eos(const herd_vocab *v);
+bool vocab_add_bos(const herd_vocab *v);
+bool vocab_is_eog(const herd_vocab *v, int32_t id); /* EOS, EOT, EOM and other end tokens */
+bool vocab_is_control(const herd_vocab *v, int32_t id);
+int32_t vocab_find(const herd_vocab *v, const char *text, size_t len); /* exact token text -> id, or -1 */
+/* The token's stored text (GGUF form: byte-level chars for BPE, U+2581 for SPM), NUL-terminated. */
+const char *vocab_token_text(const herd_vocab *v, int32_t id);
+
+/* Tokenizes text[0..len). parse_special: control/special token text ("<|eot_id|>") in the input
+ * becomes that token; otherwise it is tokenized as plain text (user-defined tokens always match,
+ * as in llama.cpp). OUT: *ids (malloc'd, caller frees), *n_ids. */
+int vocab_tokenize(const herd_vocab *v, const char *text, size_t len, bool add_bos, bool parse_special,
+                   int32_t **ids, int64_t *n_ids);
+
+/* Writes the bytes of token id to buf (at most cap) and returns the full length needed.
+ * Control tokens give their text only when render_special. -1 for an id out of range. */
+int64_t vocab_token_to_piece(const herd_vocab *v, int32_t id, bool render_special, char *buf, size_t cap);
+
+/* Detokenizes ids; for SPM drops the space that the leading-space rule added after BOS / at the start.
+ * OUT: *text (NUL-terminated, caller frees), *len. HERD_E_ARG for an id out of range. */
+int vocab_detokenize(const herd_vocab *v, const int32_t *ids, int64_t n, bool render_special, char **text,
+                     size_t *len);
+
+#endif
