@@ -30,29 +30,36 @@ all: $(BUILD)/herd $(BUILD)/libherd.a $(BUILD)/libherd.so $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC   $<'
+	@$(CC) $(CFLAGS_BASE) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/src/kernels/x86/%_avx2.o: src/kernels/x86/%_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC   $<'
+	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC   $<'
+	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libherd.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo '  AR   $@'
+	@ar rcs $@ $^
 
 $(BUILD)/libherd.so: $(LIB_OBJ)
-	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS)
+	@echo '  LD   $@'
+	@$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/herd: $(CLI_OBJ) $(BUILD)/libherd.a
-	$(CC) $(SAN) -o $@ $(CLI_OBJ) $(BUILD)/libherd.a $(LDLIBS)
+	@echo '  LD   $@'
+	@$(CC) $(SAN) -o $@ $(CLI_OBJ) $(BUILD)/libherd.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libherd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libherd.a $(LDLIBS)
+	@echo '  TEST $@'
+	@$(CC) $(CFLAGS_BASE) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libherd.a $(LDLIBS)
 
 setup:
 	@scripts/setup.sh

@@ -82,6 +82,9 @@ typedef struct {
 } herd_model_info;
 
 int herd_model_load(const char *path, herd_model **out);
+/* Loads only the metadata and tokenizer (enough for tokenize/detokenize/info; works on the
+ * vocabulary-only GGUFs that llama.cpp ships). Such a model cannot make a context. */
+int herd_model_load_vocab(const char *path, herd_model **out);
 void herd_model_free(herd_model *m);
 void herd_model_get_info(const herd_model *m, herd_model_info *out);
 /* Human-readable description for `herd info`: metadata, shapes, tensor type histogram, sizes;
@@ -135,6 +138,7 @@ herd_context_params herd_context_default_params(void);
 int herd_context_new(herd_model *m, const herd_context_params *p, herd_context **out);
 void herd_context_free(herd_context *c);
 int64_t herd_context_n_ctx(const herd_context *c);
+const herd_model *herd_context_model(const herd_context *c);
 int herd_context_kv_type(const herd_context *c);
 /* Number of positions held in the KV cache (the next token's position). */
 int64_t herd_context_n_past(const herd_context *c);

@@ -1,0 +1,140 @@
+/* Public API: models and tokenizer (thin wrappers over src/model and src/tokenizer). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/log.h"
+#include "../model/model.h"
+#include "herd.h"
+
+int herd_model_load(const char *path, herd_model **out) {
+    return model_load(path, 0, out);
+}
+
+int herd_model_load_vocab(const char *path, herd_model **out) {
+    return model_load(path, MODEL_LOAD_VOCAB_ONLY, out);
+}
+
+void herd_model_free(herd_model *m) {
+    model_free(m);
+}
+
+static void copy_str(char *dst, size_t cap, const gguf_file *g, const char *key) {
+    gguf_str s;
+    dst[0] = 0;
+    if (!gguf_get_str(g, key, &s)) return;
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    memcpy(dst, s.ptr, n);
+    dst[n] = 0;
+}
+
+void herd_model_get_info(const herd_model *m, herd_model_info *o) {
+    memset(o, 0, sizeof *o);
+    const model_hparams *hp = &m->hp;
+    copy_str(o->arch, sizeof o->arch, &m->gguf, "general.architecture");
+    copy_str(o->name, sizeof o->name, &m->gguf, "general.name");
+    o->n_vocab = hp->n_vocab;
+    o->n_ctx_train = hp->n_ctx_train;
+    o->n_embd = hp->n_embd;
+    o->n_layer = hp->n_layer;
+    o->n_head = hp->n_head;
+    o->n_head_kv = hp->n_head_kv;
+    o->head_dim = hp->head_dim;
+    o->n_ff = hp->n_ff;
+    o->rope_theta = hp->rope_theta;
+    o->norm_eps = hp->norm_eps;
+    o->tied_output = m->tied_output;
+    o->has_rope_freqs = m->rope_freqs != NULL;
+    o->weight_type = m->weight_type;
+    o->n_params = m->n_params;
+    o->file_bytes = m->file.size;
+    snprintf(o->tokenizer, sizeof o->tokenizer, "%s", vocab_model_name(m->vocab));
+    snprintf(o->tokenizer_pre, sizeof o->tokenizer_pre, "%s", vocab_pre_name(m->vocab));
+    o->has_chat_template = m->chat_template != NULL;
+}
+
+const char *herd_model_chat_template(const herd_model *m) {
+    return m->chat_template;
+}
+
+static void human_bytes(char *buf, size_t cap, uint64_t b) {
+    if (b >= (1ull << 30)) snprintf(buf, cap, "%.2f GiB", (double)b / (1ull << 30));
+    else if (b >= (1ull << 20)) snprintf(buf, cap, "%.2f MiB", (double)b / (1ull << 20));
+    else snprintf(buf, cap, "%.1f KiB", (double)b / 1024);
+}
+
+void herd_model_print_info(const herd_model *m, FILE *fp, bool list_tensors) {
+    herd_model_info in;
+    herd_model_get_info(m, &in);
+    char sz[32];
+    human_bytes(sz, sizeof sz, in.file_bytes);
+    fprintf(fp, "file:            %s (%s, GGUF v%u)\n", m->file.path, sz, m->gguf.version);
+    fprintf(fp, "architecture:    %s%s%s%s\n", in.arch, in.name[0] ? " (" : "", in.name, in.name[0] ? ")" : "");
+    fprintf(fp, "vocabulary:      %lld tokens, tokenizer %s (pre %s), bos %d, eos %d, add_bos %s\n",
+            (long long)in.n_vocab, in.tokenizer, in.tokenizer_pre[0] ? in.tokenizer_pre : "-", vocab_bos(m->vocab),
+            vocab_eos(m->vocab), vocab_add_bos(m->vocab) ? "yes" : "no");
+    fprintf(fp, "chat template:   %s\n", in.has_chat_template ? "present" : "absent");
+    fprintf(fp, "context length:  %lld (trained)\n", (long long)in.n_ctx_train);
+    fprintf(fp, "shape:           n_embd %lld, n_layer %lld, n_head %lld, n_head_kv %lld, head_dim %lld, n_ff %lld\n",
+            (long long)in.n_embd, (long long)in.n_layer, (long long)in.n_head, (long long)in.n_head_kv,
+            (long long)in.head_dim, (long long)in.n_ff);
+    fprintf(fp, "rope:            theta %g, %s\n", in.rope_theta,
+            in.has_rope_freqs ? "Llama 3 frequency scaling (rope_freqs.weight)"
+                              : (m->hp.rope_freq_scale != 1.0f ? "linear scaling" : "no scaling"));
+    fprintf(fp, "rms norm eps:    %g\n", in.norm_eps);
+    if (m->vocab_only) {
+        fprintf(fp, "weights:         none (vocabulary-only file, %lld tensors)\n", (long long)m->gguf.n_tensors);
+        return;
+    }
+    fprintf(fp, "output:          %s\n", in.tied_output ? "tied to token_embd.weight" : "output.weight");
+    fprintf(fp, "parameters:      %.3f M\n", (double)in.n_params / 1e6);
+    /* type histogram over all tensors */
+    uint64_t bytes[64] = {0};
+    int64_t count[64] = {0};
+    for (int64_t i = 0; i < m->gguf.n_tensors; i++) {
+        const gguf_tensor *t = &m->gguf.tensors[i];
+        if (t->type >= 0 && t->type < 64) {
+            bytes[t->type] += t->nbytes;
+            count[t->type]++;
+        }
+    }
+    fprintf(fp, "tensor types:   ");
+    for (int t = 0; t < 64; t++)
+        if (count[t]) {
+            human_bytes(sz, sizeof sz, bytes[t]);
+            fprintf(fp, " %s x%lld (%s)", herd_type_name(t), (long long)count[t], sz);
+        }
+    fprintf(fp, "\n");
+    fprintf(fp, "weight type:     %s (most common)\n", herd_type_name(in.weight_type));
+    if (!list_tensors) return;
+    for (int64_t i = 0; i < m->gguf.n_tensors; i++) {
+        const gguf_tensor *t = &m->gguf.tensors[i];
+        fprintf(fp, "  %-32s %-6s [", t->name, herd_type_name(t->type));
+        for (int d = 0; d < t->n_dims; d++) fprintf(fp, "%s%lld", d ? ", " : "", (long long)t->ne[d]);
+        fprintf(fp, "]\n");
+    }
+}
+
+int32_t herd_vocab_n_tokens(const herd_model *m) { return vocab_n_tokens(m->vocab); }
+bool herd_vocab_add_bos(const herd_model *m) { return vocab_add_bos(m->vocab); }
+int32_t herd_vocab_bos(const herd_model *m) { return vocab_bos(m->vocab); }
+int32_t herd_vocab_eos(const herd_model *m) { return vocab_eos(m->vocab); }
+bool herd_vocab_is_eog(const herd_model *m, int32_t id) { return vocab_is_eog(m->vocab, id); }
+
+int32_t herd_vocab_find(const herd_model *m, const char *text) {
+    return vocab_find(m->vocab, text, strlen(text));
+}
+
+int herd_tokenize(const herd_model *m, const char *text, size_t len, int flags, int32_t **ids, int64_t *n_ids) {
+    return vocab_tokenize(m->vocab, text, len, (flags & HERD_TOKENIZE_ADD_BOS) != 0,
+                          (flags & HERD_TOKENIZE_PARSE_SPECIAL) != 0, ids, n_ids);
+}
+
+int64_t herd_token_to_piece(const herd_model *m, int32_t id, bool render_special, char *buf, size_t cap) {
+    return vocab_token_to_piece(m->vocab, id, render_special, buf, cap);
+}
+
+int herd_detokenize(const herd_model *m, const int32_t *ids, int64_t n, bool render_special, char **text,
+                    size_t *len) {
+    return vocab_detokenize(m->vocab, ids, n, render_special, text, len);
+}

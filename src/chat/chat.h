@@ -1,0 +1,23 @@
+/* Llama 3.1 chat prompt format (LLAMA31.md, Chat format), rendered byte-for-byte as the official
+ * template (tokenizer.chat_template of Meta's GGUFs / llama.cpp's meta-llama-Llama-3.1-8B-Instruct
+ * .jinja) renders messages without tools:
+ *
+ *   <|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n
+ *   Cutting Knowledge Date: December 2023\nToday Date: {date}\n\n{system, trimmed}<|eot_id|>
+ *   then per message: <|start_header_id|>{role}<|end_header_id|>\n\n{content, trimmed}<|eot_id|>
+ *   and, for a generation prompt: <|start_header_id|>assistant<|end_header_id|>\n\n
+ *
+ * Only a *first* system message becomes the system block; the system block is always present.
+ * Implements herd_chat_format() of herd.h. */
+#ifndef HERD_CHAT_H
+#define HERD_CHAT_H
+
+#include <stddef.h>
+
+/* The span of s[0..len) without leading/trailing whitespace as Jinja's `trim` filter sees it in
+ * @huggingface/jinja (JavaScript String.prototype.trim: WhiteSpace and LineTerminator code points). */
+void chat_trim(const char *s, size_t len, size_t *begin, size_t *end);
+
+#define CHAT_DEFAULT_DATE "26 Jul 2024"
+
+#endif

@@ -1,0 +1,273 @@
+/* Forward pass (see forward.h for the data flow). Numerics follow llama.cpp where it matters for
+ * agreement: RMSNorm sums squares in double, RoPE angles are built by repeated float
+ * multiplication of theta_scale (ggml's rope cache), softmax sums in double, attention in f32. */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/log.h"
+#include "../kernels/kernels.h"
+#include "../thread/pool.h"
+#include "matmul.h"
+
+struct forward_state {
+    const herd_model *m;
+    kv_cache kv;
+    thread_pool *pool;
+    int64_t n_batch;
+    /* scratch, sized for n_batch tokens */
+    float *x;          /* [n_batch][n_embd]  residual stream */
+    float *h;          /* [n_batch][n_embd]  normed input of a block */
+    float *q;          /* [n_batch][n_head * head_dim] */
+    float *k, *v;      /* [n_batch][kv_dim] */
+    float *att;        /* [n_batch][n_head * head_dim] attention output */
+    float *gate, *up;  /* [n_batch][n_ff] */
+    float *rope_cs;    /* [n_batch][head_dim/2][2] cos, sin */
+    float *scores;     /* [n_threads][n_ctx] */
+    void *xq;          /* converted activations for matmul */
+};
+
+static void *alloc_or_null(size_t bytes, bool *ok) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) *ok = false;
+    return p;
+}
+
+int forward_state_new(const herd_model *m, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
+                      forward_state **out) {
+    *out = NULL;
+    HERD_ASSERT(!m->vocab_only);
+    const model_hparams *hp = &m->hp;
+    forward_state *s = herd_xcalloc(1, sizeof *s);
+    s->m = m;
+    s->n_batch = n_batch;
+    int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    int rc = kv_cache_init(&s->kv, kv_type, hp->n_layer, n_ctx, kv_dim);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->pool = pool_new(n_threads);
+    if (!s->pool) {
+        forward_state_free(s);
+        return HERD_E_NOMEM;
+    }
+    bool ok = true;
+    size_t f = sizeof(float);
+    s->x = alloc_or_null((size_t)(n_batch * hp->n_embd) * f, &ok);
+    s->h = alloc_or_null((size_t)(n_batch * hp->n_embd) * f, &ok);
+    s->q = alloc_or_null((size_t)(n_batch * q_dim) * f, &ok);
+    s->k = alloc_or_null((size_t)(n_batch * kv_dim) * f, &ok);
+    s->v = alloc_or_null((size_t)(n_batch * kv_dim) * f, &ok);
+    s->att = alloc_or_null((size_t)(n_batch * q_dim) * f, &ok);
+    s->gate = alloc_or_null((size_t)(n_batch * hp->n_ff) * f, &ok);
+    s->up = alloc_or_null((size_t)(n_batch * hp->n_ff) * f, &ok);
+    s->rope_cs = alloc_or_null((size_t)(n_batch * hp->head_dim) * f, &ok);
+    s->scores = alloc_or_null((size_t)(n_threads * n_ctx) * f, &ok);
+    /* the largest converted activation block over all matmuls of the model */
+    int64_t xq = 0;
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
+        const weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof lw / sizeof lw[0]; i++) {
+            int64_t b = matmul_scratch_bytes(lw[i]->type, lw[i]->n_in, n_batch);
+            if (b > xq) xq = b;
+        }
+    }
+    int64_t bo = matmul_scratch_bytes(m->output.type, m->output.n_in, n_batch);
+    if (bo > xq) xq = bo;
+    s->xq = alloc_or_null((size_t)xq, &ok);
+    if (!ok) {
+        forward_state_free(s);
+        return herd_err(HERD_E_NOMEM, "forward: out of memory for scratch buffers of a %lld-token batch",
+                        (long long)n_batch);
+    }
+    *out = s;
+    return HERD_OK;
+}
+
+void forward_state_free(forward_state *s) {
+    if (!s) return;
+    pool_free(s->pool);
+    kv_cache_free(&s->kv);
+    free(s->x);
+    free(s->h);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->gate);
+    free(s->up);
+    free(s->rope_cs);
+    free(s->scores);
+    free(s->xq);
+    free(s);
+}
+
+kv_cache *forward_kv(forward_state *s) {
+    return &s->kv;
+}
+
+int64_t forward_n_batch(const forward_state *s) {
+    return s->n_batch;
+}
+
+/* ---- elementwise pieces (reference C: small next to the matmuls) --------------------------- */
+
+/* out = x / sqrt(mean(x^2) + eps) * w, exactly in ggml's order: the sum of squares in double, the
+ * scale as a float, then the two multiplications. */
+static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    float mean = (float)(sum / (double)n);
+    float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+/* cos/sin of every rotated pair for one position: angle_i = pos * theta_scale^i / freq_factor_i *
+ * freq_scale, with theta_scale = base^(-2/head_dim). The power is accumulated by repeated float
+ * multiplication, as ggml's rope cache does, so angles agree with llama.cpp to the last bit. */
+static void rope_cache(float *cs, float pos, int64_t head_dim, float base, float freq_scale, const float *freqs) {
+    float theta_scale = powf(base, -2.0f / (float)head_dim);
+    float theta = pos;
+    for (int64_t i = 0; i < head_dim / 2; i++) {
+        float ff = freqs ? freqs[i] : 1.0f;
+        float a = freq_scale * (theta / ff);
+        cs[2 * i] = cosf(a);
+        cs[2 * i + 1] = sinf(a);
+        theta *= theta_scale;
+    }
+}
+
+/* Rotates adjacent pairs (x[2i], x[2i+1]) of each of n_heads heads. */
+static void rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float *cs) {
+    for (int64_t h = 0; h < n_heads; h++) {
+        float *v = x + h * head_dim;
+        for (int64_t i = 0; i < head_dim / 2; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[2 * i], x1 = v[2 * i + 1];
+            v[2 * i] = x0 * c - x1 * s;
+            v[2 * i + 1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/* ---- parallel jobs ---------------------------------------------------------------------------- */
+
+typedef struct {
+    forward_state *s;
+    int64_t n, pos0, layer;
+} job;
+
+/* RoPE on q and k, then k and v into the cache at their positions. */
+static void job_rope_store(void *arg, int ith, int nth) {
+    job *j = arg;
+    forward_state *s = j->s;
+    const model_hparams *hp = &s->m->hp;
+    const kernel_type_ops *kvt = kernels_type(s->kv.type);
+    int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim, t0, t1;
+    pool_range(j->n, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        const float *cs = s->rope_cs + t * hp->head_dim;
+        rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs);
+        rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs);
+        kvt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, j->layer, j->pos0 + t), kv_dim);
+        kvt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, j->layer, j->pos0 + t), kv_dim);
+    }
+}
+
+/* Causal attention for every (token, head) pair; each thread owns a scores row of n_ctx. */
+static void job_attention(void *arg, int ith, int nth) {
+    job *j = arg;
+    forward_state *s = j->s;
+    const model_hparams *hp = &s->m->hp;
+    const kernel_vec_ops *vo = kernels_vec();
+    const int64_t hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const bool f16 = s->kv.type == HERD_TYPE_F16;
+    float *sc = s->scores + (int64_t)ith * s->kv.n_ctx;
+    int64_t w0, w1;
+    pool_range(j->n * hp->n_head, ith, nth, &w0, &w1);
+    for (int64_t w = w0; w < w1; w++) {
+        int64_t t = w / hp->n_head, h = w % hp->n_head, kvh = h / group;
+        int64_t n_pos = j->pos0 + t + 1; /* positions 0 .. pos0+t */
+        const float *q = s->q + t * q_dim + h * hd;
+        float *o = s->att + t * q_dim + h * hd;
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n_pos; p++) {
+            const void *kr = (const uint8_t *)kv_k_row(&s->kv, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
+            float d = f16 ? vo->dot_f16_f32(hd, kr, q) : vo->dot_f32(hd, kr, q);
+            sc[p] = d * scale;
+            if (sc[p] > mx) mx = sc[p];
+        }
+        double sum = 0;
+        for (int64_t p = 0; p < n_pos; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += (double)sc[p];
+        }
+        float inv = (float)(1.0 / sum);
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int64_t p = 0; p < n_pos; p++) {
+            const void *vr = (const uint8_t *)kv_v_row(&s->kv, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
+            float pw = sc[p] * inv;
+            if (f16) vo->axpy_f16(hd, pw, vr, o);
+            else vo->axpy_f32(hd, pw, vr, o);
+        }
+    }
+}
+
+static void job_swiglu(void *arg, int ith, int nth) {
+    job *j = arg;
+    forward_state *s = j->s;
+    int64_t n = j->n * s->m->hp.n_ff, i0, i1;
+    pool_range(n, ith, nth, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        float g = s->gate[i];
+        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
+    }
+}
+
+/* ---- the pass ---------------------------------------------------------------------------------- */
+
+void forward_batch(forward_state *s, const int32_t *tokens, int64_t n, int logits_mode, float *logits) {
+    const herd_model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    HERD_ASSERT(n > 0 && n <= s->n_batch && s->kv.n_past + n <= s->kv.n_ctx);
+    const int64_t E = hp->n_embd, q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    const int64_t pos0 = s->kv.n_past;
+    const kernel_type_ops *emb = kernels_type(m->tok_embd.type);
+
+    for (int64_t t = 0; t < n; t++) {
+        emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
+        rope_cache(s->rope_cs + t * hp->head_dim, (float)(pos0 + t), hp->head_dim, hp->rope_theta,
+                   hp->rope_freq_scale, m->rope_freqs);
+    }
+
+    job j = {s, n, pos0, 0};
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
+        j.layer = l;
+        for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->attn_norm, E, hp->norm_eps);
+        matmul(s->pool, &L->wq, s->h, E, n, s->q, q_dim, s->xq);
+        matmul(s->pool, &L->wk, s->h, E, n, s->k, kv_dim, s->xq);
+        matmul(s->pool, &L->wv, s->h, E, n, s->v, kv_dim, s->xq);
+        pool_run(s->pool, job_rope_store, &j);
+        pool_run(s->pool, job_attention, &j);
+        matmul(s->pool, &L->wo, s->att, q_dim, n, s->h, E, s->xq);
+        for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
+
+        for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->ffn_norm, E, hp->norm_eps);
+        matmul(s->pool, &L->w_gate, s->h, E, n, s->gate, hp->n_ff, s->xq);
+        matmul(s->pool, &L->w_up, s->h, E, n, s->up, hp->n_ff, s->xq);
+        pool_run(s->pool, job_swiglu, &j);
+        matmul(s->pool, &L->w_down, s->gate, hp->n_ff, n, s->h, E, s->xq);
+        for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
+    }
+    s->kv.n_past += n;
+
+    if (logits_mode == HERD_LOGITS_NONE) return;
+    int64_t first = logits_mode == HERD_LOGITS_ALL ? 0 : n - 1, n_out = n - first;
+    for (int64_t t = first; t < n; t++) rmsnorm(s->h + (t - first) * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
+    matmul(s->pool, &m->output, s->h, E, n_out, logits, hp->n_vocab, s->xq);
+}

@@ -1,0 +1,21 @@
+/* Threaded matmul of a weight with a batch of activation rows.
+ *
+ *   y[t][r] = dot(W row r, convert(x[t]))   for t < n_tok, r < W.n_out
+ * x: n_tok rows of W.n_in floats (stride ldx floats); y: n_tok rows (stride ldy floats).
+ * Each activation row is converted once to W's vec_dot type (llama.cpp does the same, which is why
+ * results agree with it), into `xq`, a scratch of at least matmul_scratch_bytes() bytes.
+ * Every y element is one call of the type's dot kernel on the same bytes whatever n_tok is, so a
+ * token's result never depends on what else is in the batch. */
+#ifndef HERD_MODEL_MATMUL_H
+#define HERD_MODEL_MATMUL_H
+
+#include <stdint.h>
+
+#include "../thread/pool.h"
+#include "model.h"
+
+int64_t matmul_scratch_bytes(int weight_type, int64_t n_in, int64_t n_tok);
+void matmul(thread_pool *pool, const weight *w, const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy,
+            void *xq);
+
+#endif

@@ -1,0 +1,185 @@
+#include "sample.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/log.h"
+#include "herd.h"
+
+void sample_rng_seed(sample_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) { /* splitmix64 */
+        uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        r->s[i] = z ^ (z >> 31);
+    }
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t sample_rng_next(sample_rng *r) {
+    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double sample_rng_uniform(sample_rng *r) {
+    return (double)(sample_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+typedef struct {
+    int32_t id;
+    float logit;
+} cand;
+
+struct herd_sampler {
+    herd_sampler_params p;
+    int32_t n_vocab;
+    sample_rng rng;
+    int32_t *recent;   /* ring of the last repeat_last_n accepted tokens */
+    int64_t n_recent, head;
+    cand *c;           /* [n_vocab] candidates */
+    uint8_t *seen;     /* [n_vocab] scratch for the penalty */
+};
+
+herd_sampler_params herd_sampler_default_params(void) {
+    return (herd_sampler_params){
+        .temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f, .repeat_last_n = 64,
+        .seed = 0xC0FFEE};
+}
+
+herd_sampler *herd_sampler_new(const herd_sampler_params *p, int32_t n_vocab) {
+    herd_sampler *s = herd_xcalloc(1, sizeof *s);
+    s->p = *p;
+    if (s->p.repeat_last_n < 0) s->p.repeat_last_n = 0;
+    s->n_vocab = n_vocab;
+    sample_rng_seed(&s->rng, p->seed);
+    s->recent = herd_xcalloc((size_t)(s->p.repeat_last_n + 1), sizeof *s->recent);
+    s->c = herd_xmalloc((size_t)n_vocab * sizeof *s->c);
+    s->seen = herd_xcalloc((size_t)n_vocab, 1);
+    return s;
+}
+
+void herd_sampler_free(herd_sampler *s) {
+    if (!s) return;
+    free(s->recent);
+    free(s->c);
+    free(s->seen);
+    free(s);
+}
+
+void herd_sampler_accept(herd_sampler *s, int32_t id) {
+    if (s->p.repeat_last_n == 0) return;
+    s->recent[s->head] = id;
+    s->head = (s->head + 1) % s->p.repeat_last_n;
+    if (s->n_recent < s->p.repeat_last_n) s->n_recent++;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = ((const cand *)a)->logit, y = ((const cand *)b)->logit;
+    if (x != y) return x > y ? -1 : 1;
+    int32_t i = ((const cand *)a)->id, j = ((const cand *)b)->id;
+    return (i > j) - (i < j); /* ties: lower id first, so the order is total and deterministic */
+}
+
+/* Moves the k largest candidates to the front, sorted (k <= n). */
+static void top_k_sort(cand *c, int64_t n, int64_t k) {
+    if (k >= n) {
+        qsort(c, (size_t)n, sizeof *c, cmp_desc);
+        return;
+    }
+    /* selection by a min-heap of size k over the candidates */
+    cand *h = c; /* heap lives in c[0..k) */
+    for (int64_t i = k / 2 - 1; i >= 0; i--) {
+        int64_t r = i;
+        for (;;) {
+            int64_t m = r, l = 2 * r + 1, q = l + 1;
+            if (l < k && cmp_desc(&h[l], &h[m]) > 0) m = l;
+            if (q < k && cmp_desc(&h[q], &h[m]) > 0) m = q;
+            if (m == r) break;
+            cand t = h[r]; h[r] = h[m]; h[m] = t;
+            r = m;
+        }
+    }
+    for (int64_t i = k; i < n; i++) {
+        if (cmp_desc(&c[i], &h[0]) >= 0) continue; /* not larger than the smallest kept */
+        h[0] = c[i];
+        int64_t r = 0;
+        for (;;) {
+            int64_t m = r, l = 2 * r + 1, q = l + 1;
+            if (l < k && cmp_desc(&h[l], &h[m]) > 0) m = l;
+            if (q < k && cmp_desc(&h[q], &h[m]) > 0) m = q;
+            if (m == r) break;
+            cand t = h[r]; h[r] = h[m]; h[m] = t;
+            r = m;
+        }
+    }
+    qsort(c, (size_t)k, sizeof *c, cmp_desc);
+}
+
+int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
+    const herd_sampler_params *p = &s->p;
+    int64_t n = s->n_vocab;
+    for (int64_t i = 0; i < n; i++) s->c[i] = (cand){(int32_t)i, logits[i]};
+
+    /* repetition penalty: each distinct recent token once, as llama.cpp */
+    if (p->repeat_penalty != 1.0f && s->n_recent > 0) {
+        for (int64_t i = 0; i < s->n_recent; i++) {
+            int32_t id = s->recent[i];
+            if (id < 0 || id >= n || s->seen[id]) continue;
+            s->seen[id] = 1;
+            float *l = &s->c[id].logit;
+            *l = *l > 0 ? *l / p->repeat_penalty : *l * p->repeat_penalty;
+        }
+        for (int64_t i = 0; i < s->n_recent; i++)
+            if (s->recent[i] >= 0 && s->recent[i] < n) s->seen[s->recent[i]] = 0;
+    }
+
+    if (p->temp <= 0) {
+        int64_t best = 0;
+        for (int64_t i = 1; i < n; i++)
+            if (s->c[i].logit > s->c[best].logit) best = i;
+        return s->c[best].id;
+    }
+
+    int64_t k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    top_k_sort(s->c, n, k);
+    n = k;
+
+    /* top-p over the softmax of the (untempered) logits, keeping at least one */
+    if (p->top_p < 1.0f) {
+        double sum = 0, acc = 0;
+        for (int64_t i = 0; i < n; i++) sum += exp((double)s->c[i].logit - s->c[0].logit);
+        for (int64_t i = 0; i < n; i++) {
+            acc += exp((double)s->c[i].logit - s->c[0].logit) / sum;
+            if (acc >= p->top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    /* min-p: keep tokens whose probability is >= min_p times the top one */
+    if (p->min_p > 0.0f) {
+        float thr = s->c[0].logit + logf(p->min_p);
+        int64_t keep = 1;
+        while (keep < n && s->c[keep].logit >= thr) keep++;
+        n = keep;
+    }
+    /* temperature, then draw */
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += exp(((double)s->c[i].logit - s->c[0].logit) / p->temp);
+    double u = sample_rng_uniform(&s->rng) * sum, acc = 0;
+    for (int64_t i = 0; i < n; i++) {
+        acc += exp(((double)s->c[i].logit - s->c[0].logit) / p->temp);
+        if (u < acc) return s->c[i].id;
+    }
+    return s->c[n - 1].id;
+}

@@ -1,0 +1,53 @@
+/* The herd CLI: one binary, one subcommand per file (cmd_*.c), using only include/herd.h.
+ * Every command returns the process exit status; errors are printed as one line
+ * "herd <cmd>: error: ..." on stderr. */
+#ifndef HERD_CLI_H
+#define HERD_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+/* ---- shared helpers (cli.c) ---- */
+
+/* Prints "herd <cmd>: error: <fmt>" and returns 1. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same with herd_last_error() as the message. */
+int cli_fail_lib(const char *cmd);
+
+/* Option values: parse argv[*i + 1] (advancing *i); false with an error printed when absent or bad. */
+bool cli_str(const char *cmd, int argc, char **argv, int *i, const char **out);
+bool cli_i64(const char *cmd, int argc, char **argv, int *i, int64_t lo, int64_t hi, int64_t *out);
+bool cli_f32(const char *cmd, int argc, char **argv, int *i, float lo, float hi, float *out);
+
+/* Parses a JSON array of token ids ("[1, 2, 3]"). OUT: *ids (caller frees), *n. */
+bool cli_parse_ids(const char *cmd, const char *json, size_t len, int32_t **ids, int64_t *n);
+/* Writes ids as a JSON array "[1, 2, 3]". */
+void cli_print_ids(FILE *fp, const int32_t *ids, int64_t n);
+
+/* Reads the prompt from -p TEXT, -f FILE or stdin. OUT: *text (caller frees), *len. */
+bool cli_read_text(const char *cmd, const char *text_arg, const char *file_arg, char **text, size_t *len);
+
+/* Common model/context options of run, logits and chat. */
+typedef struct {
+    const char *model;
+    herd_context_params ctx;
+    herd_sampler_params samp;
+} cli_common;
+
+void cli_common_init(cli_common *c);
+/* Consumes argv[*i] if it is one of -m -t -c --batch --kv-type --temp --top-k --top-p --min-p
+ * --repeat-penalty --repeat-last-n --seed -v. Returns 1 consumed, 0 not ours, -1 error (printed). */
+int cli_common_opt(const char *cmd, cli_common *c, int argc, char **argv, int *i);
+
+#endif

@@ -1,0 +1,34 @@
+/* herd info MODEL [--tensors] */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    bool tensors = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tensors")) tensors = true;
+        else if (!strcmp(argv[i], "-m")) {
+            if (!cli_str("info", argc, argv, &i, &path)) return 1;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: herd info MODEL [--tensors]\n");
+            return 0;
+        } else if (argv[i][0] == '-') return cli_fail("info", "unknown option '%s'", argv[i]);
+        else if (!path) path = argv[i];
+        else return cli_fail("info", "unexpected argument '%s'", argv[i]);
+    }
+    if (!path) return cli_fail("info", "no model given (usage: herd info MODEL)");
+    herd_model *m;
+    /* a file without weights (a vocabulary GGUF) still has something to say */
+    if (herd_model_load(path, &m) != HERD_OK) {
+        char first[1024];
+        snprintf(first, sizeof first, "%s", herd_last_error());
+        if (herd_model_load_vocab(path, &m) != HERD_OK || strstr(first, "is missing") == NULL)
+            return cli_fail("info", "%s", first);
+    }
+    herd_model_print_info(m, stdout, tensors);
+    printf("cpu kernels:     %s\n", herd_cpu_backend());
+    herd_model_free(m);
+    return 0;
+}
