@@ -47,6 +47,9 @@ int32_t vocab_n_tokens(const herd_vocab *v);
 int32_t vocab_bos(const herd_vocab *v);            /* -1 when absent */
 int32_t vocab_eos(const herd_vocab *v);
 bool vocab_add_bos(const herd_vocab *v);
+bool vocab_add_eos(const herd_vocab *v);            /* tokenizer.ggml.add_eos_token; the caller appends EOS */
+int32_t vocab_eot(const herd_vocab *v);            /* <|eot_id|> (metadata, else found by text); -1 when absent */
+int32_t vocab_eom(const herd_vocab *v);            /* <|eom_id|>; -1 when absent */
 bool vocab_is_eog(const herd_vocab *v, int32_t id); /* EOS, EOT, EOM and other end tokens */
 bool vocab_is_control(const herd_vocab *v, int32_t id);
 int32_t vocab_find(const herd_vocab *v, const char *text, size_t len); /* exact token text -> id, or -1 */
