@@ -201,10 +201,11 @@ static void gen_elem(int type, int dist, void *row, int64_t i) {
         f = rnd_sym();
         break;
     case DIST_WIDE: /* magnitudes over the type's normal range (kept well away from f16 overflow) */
-        f = ldexpf(1 + (float)rnd_unit(), type == HERD_TYPE_F16    ? rnd_int(-24, 14)
-                                          : type == HERD_TYPE_BF16 ? rnd_int(-60, 60)
-                                          : type == HERD_TYPE_Q8_0 ? rnd_int(-20, 20)
-                                                                   : rnd_int(-40, 40));
+        f = 1 + (float)rnd_unit(); /* (separate statements: argument evaluation order is unspecified) */
+        f = ldexpf(f, type == HERD_TYPE_F16    ? rnd_int(-24, 14)
+                      : type == HERD_TYPE_BF16 ? rnd_int(-60, 60)
+                      : type == HERD_TYPE_Q8_0 ? rnd_int(-20, 20)
+                                               : rnd_int(-40, 40));
         if (rnd_u32() & 1) f = -f;
         break;
     case DIST_SPARSE:
@@ -233,7 +234,8 @@ static void gen_elem(int type, int dist, void *row, int64_t i) {
 
 /* A random f16 scale in [2^-lo_exp, 2^hi_exp), either sign. */
 static uint16_t gen_scale(int lo_exp, int hi_exp) {
-    float d = ldexpf(1 + (float)rnd_unit(), rnd_int(lo_exp, hi_exp - 1));
+    float d = 1 + (float)rnd_unit();
+    d = ldexpf(d, rnd_int(lo_exp, hi_exp - 1));
     return fp32_to_fp16((rnd_u32() & 1) ? -d : d);
 }
 
@@ -465,9 +467,10 @@ static int64_t conversion_inputs(float **out) {
 }
 
 static void test_reference_conversions(const float *vals, int64_t nvals) {
-    __builtin_cpu_init();
-    int have_f16c = __builtin_cpu_supports("f16c");
-    int have_bf16 = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
+    /* kernels.c requires F16C for avx2 and AVX512-BF16 for avx512 (clang 14 has no "f16c" for
+     * __builtin_cpu_supports, so ask the library instead) */
+    int have_f16c = kernels_isa_supported(KERNEL_ISA_AVX2);
+    int have_bf16 = kernels_isa_supported(KERNEL_ISA_AVX512);
     int bad_ldexp = 0, bad_f16c = 0, bad_bf16_lo = 0;
     for (uint32_t h = 0; h < 65536; h++) {
         int is_nan;
@@ -596,7 +599,8 @@ static void fill_q8_block(float *x, int64_t b) {
     for (int j = 0; j < 32; j++) {
         switch (kind) {
         case 0:
-            x[j] = rnd_sym() * ldexpf(1, rnd_int(-100, 100));
+            x[j] = rnd_sym();
+            x[j] *= ldexpf(1, rnd_int(-100, 100));
             break;
         case 1:
         case 2: {
