@@ -4,7 +4,9 @@
  *   test_tokenizer --jsonl MODEL [--special]
  *       each stdin line is a JSON string; prints the JSON array of its ids (no BOS) per line and
  *       checks detokenize(tokenize(x)) == x (mismatches on stderr, exit 1). Used by
- *       tests/conformance/tokenizer_llama_cpp.sh.
+ *       tests/conformance/tokenizer_llama_cpp.sh. SentencePiece cannot give back U+2581 (it is its
+ *       space) nor the space it puts after a special token, so for SPM texts holding U+2581, or
+ *       with --special, the round trip is not checked.
  *   test_tokenizer --bench MODEL FILE   tokenizes FILE (whole, no special parsing); prints MB/s
  *
  * References (tests/ref/setup.sh): build/ref/llama.cpp/models/ggml-vocab-llama-{bpe,spm}.gguf and
@@ -28,8 +30,8 @@
 
 #define BPE_PATH "build/ref/llama.cpp/models/ggml-vocab-llama-bpe.gguf"
 #define SPM_PATH "build/ref/llama.cpp/models/ggml-vocab-llama-spm.gguf"
-#define STORIES_PATH "/work/shared/fixtures/stories260K/stories260K.gguf"
-#define TIKTOKEN_PATH "/work/shared/fixtures/llama3/tokenizer.model"
+#define STORIES_PATH "../shared/fixtures/stories260K/stories260K.gguf"
+#define TIKTOKEN_PATH "../shared/fixtures/llama3/tokenizer.model"
 
 typedef struct {
     herd_mapped_file f;
@@ -391,6 +393,12 @@ static int jsonl_mode(const char *model, bool special) {
         fputs("]\n", stdout);
         char *t = NULL;
         size_t len = 0;
+        bool spm = vocab_get_kind(L.v) == VOCAB_SPM;
+        if (spm && (special || memmem(s, n, "\xe2\x96\x81", 3))) {
+            free(ids);
+            json_decref(j);
+            continue;
+        }
         if (k < 0 || vocab_detokenize(L.v, ids, k, true, &t, &len) != 0 || len != n || memcmp(t, s, n) != 0) {
             if (failures < 20) fprintf(stderr, "line %lld: round trip differs\n", (long long)lineno);
             failures++;
