@@ -223,9 +223,26 @@ static inline __m512i load_q8_one(const block_q8_0 *b) { /* upper half zero */
     return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)b[0].qs));
 }
 
+/* The 64 nibbles of blocks i, i+1 as bytes 0..15 in element order, matching load_q8_pair:
+ * [lo(i) | hi(i) | lo(i+1) | hi(i+1)], 16 bytes each. Each block's 16 bytes are broadcast to two 128-bit
+ * lanes and the second lane of each is shifted down by 4. */
+static inline __m512i q4_nibbles_pair(const block_q4_0 *a) {
+    __m512i r = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)a[0].qs));
+    r = _mm512_mask_broadcast_i32x4(r, 0xff00, _mm_loadu_si128((const __m128i *)a[1].qs));
+    r = _mm512_mask_srli_epi16(r, 0xff00ff00u, r, 4);
+    return _mm512_and_si512(r, _mm512_set1_epi8(0x0f));
+}
+
+static inline __m512i q4_nibbles_one(const block_q4_0 *a) { /* upper half zero */
+    __m512i r = _mm512_maskz_broadcast_i32x4(0x00ff, _mm_loadu_si128((const __m128i *)a[0].qs));
+    r = _mm512_mask_srli_epi16(r, 0x0000ff00u, r, 4);
+    return _mm512_and_si512(r, _mm512_set1_epi8(0x0f));
+}
+
 /* sum w*x for signed bytes with vpdpbusd (unsigned x signed): w + 128 is a valid unsigned byte, so
  * dpbusd(w ^ 0x80, x) - dpbusd(128, x) = sum (w + 128) x - 128 sum x. Exact for every pair of int8 values
- * (-128 included), unlike the |w| * sign(x, w) trick; costs one more vpdpbusd. */
+ * (-128 included), unlike the |w| * sign(x, w) trick, at the same instruction count (512-bit vpsignb
+ * does not exist). */
 static inline __m512i q8_pair_dot(__m512i wq, __m512i xq) {
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
     __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wq, k80), xq);
@@ -238,75 +255,106 @@ static inline __m512i q4_pair_dot(__m512i nib, __m512i xq) {
     return _mm512_sub_epi32(s, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), xq));
 }
 
-/* The 32 nibbles of one q4_0 block as bytes 0..15 in element order: [low nibbles | high nibbles]. */
-static inline __m256i q4_nibbles(const block_q4_0 *b) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)b->qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+/* The f16 scales of 8 consecutive blocks as 8 floats, without 16 scalar loads and conversions: the scale
+ * of block k sits at 16-bit word k * stride of the block array (stride 9 for q4_0's 18-byte blocks, 17 for
+ * q8_0's 34-byte ones), so word permutes over 64-byte loads collect them. q4_0: words 0..63 (bytes
+ * 0..127 of the 144 the 8 blocks span). q8_0: words 0..51 from bytes 0..127, 68..119 from 128..255 (of
+ * 272). Exact: f16 -> f32 conversion. */
+static const uint16_t k_q4_scale_words[32] = {0, 9, 18, 27, 36, 45, 54, 63};
+/* blocks 0-3 from words 0..63 of the first 128 bytes, blocks 4-7 (words 68, 85, 102, 119) from the next */
+static const uint16_t k_q8_scale_words[32] = {0, 17, 34, 51, 68 - 64, 85 - 64, 102 - 64, 119 - 64};
+
+static inline __m256 q4_scales8(const block_q4_0 *a) {
+    const __m512i idx = _mm512_loadu_si512(k_q4_scale_words);
+    const char *p = (const char *)a;
+    __m512i d = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx, _mm512_loadu_si512(p + 64));
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(d));
 }
 
-static inline __m512i q4_nibbles_pair(const block_q4_0 *b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(q4_nibbles(b)), q4_nibbles(b + 1), 1);
+static inline __m256 q8_scales8(const block_q8_0 *b) {
+    const __m512i idx = _mm512_loadu_si512(k_q8_scale_words);
+    const char *p = (const char *)b;
+    __m512i lo = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx, _mm512_loadu_si512(p + 64));
+    __m512i hi = _mm512_permutex2var_epi16(_mm512_loadu_si512(p + 128), idx, _mm512_loadu_si512(p + 192));
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_mask_blend_epi16(0xf0, lo, hi)));
 }
 
-/* [s0 x 8 | s1 x 8]: per-block scale d_w * d_x, rounded once as the reference. */
+/* [s[k] x 8 | s[k+1] x 8] from the 8 scales of a group (k even). */
+static inline __m512 scale_pair_of8(__m256 s, int k) {
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(k)), _mm512_castps256_ps512(s));
+}
+
+/* [s0 x 8 | s1 x 8] for a pair outside a group of 8. */
 static inline __m512 scale_pair(float s0, float s1) {
     return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
 }
 
-/* acc += float(lanes) * [s_i x 8 | s_i+1 x 8] for blocks i, i+1; the int32 lanes are exact in float. */
-static inline __m512 q8_pair_fma(const block_q8_0 *a, const block_q8_0 *b, __m512 acc) {
-    __m512 s = scale_pair(f16_scalar(a[0].d) * f16_scalar(b[0].d), f16_scalar(a[1].d) * f16_scalar(b[1].d));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(q8_pair_dot(load_q8_pair(a), load_q8_pair(b))), s, acc);
-}
-
-static inline __m512 q4_pair_fma(const block_q4_0 *a, const block_q8_0 *b, __m512 acc) {
-    __m512 s = scale_pair(f16_scalar(a[0].d) * f16_scalar(b[0].d), f16_scalar(a[1].d) * f16_scalar(b[1].d));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_pair_dot(q4_nibbles_pair(a), load_q8_pair(b))), s, acc);
-}
-
-/* Blocks 4k, 4k+1 go to acc0 and 4k+2, 4k+3 to acc1; a last pair goes to acc0, a last single block to
- * acc1 (upper half zero). The order depends only on n. */
+/* Groups of 8 blocks: scales d_w * d_x for all 8 at once (each product rounded once, as the reference),
+ * pair p of the group into accumulator p. Then whole pairs into acc0 and a last odd block (upper half
+ * zero) into acc1. The order depends only on n. The int32 lanes are exact in float (|lane| < 2^17). */
 static void dot_q8_0_avx512(int64_t n, float *out, const void *w, const void *x) {
     const block_q8_0 *a = w, *b = x;
     const int64_t nb = n / QK8_0;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        acc0 = q8_pair_fma(a + i, b + i, acc0);
-        acc1 = q8_pair_fma(a + i + 2, b + i + 2, acc1);
+    for (; i + 8 <= nb; i += 8) {
+        __m256 s = _mm256_mul_ps(q8_scales8(a + i), q8_scales8(b + i));
+        __m512 p0 = _mm512_cvtepi32_ps(q8_pair_dot(load_q8_pair(a + i), load_q8_pair(b + i)));
+        __m512 p1 = _mm512_cvtepi32_ps(q8_pair_dot(load_q8_pair(a + i + 2), load_q8_pair(b + i + 2)));
+        __m512 p2 = _mm512_cvtepi32_ps(q8_pair_dot(load_q8_pair(a + i + 4), load_q8_pair(b + i + 4)));
+        __m512 p3 = _mm512_cvtepi32_ps(q8_pair_dot(load_q8_pair(a + i + 6), load_q8_pair(b + i + 6)));
+        acc0 = _mm512_fmadd_ps(p0, scale_pair_of8(s, 0), acc0);
+        acc1 = _mm512_fmadd_ps(p1, scale_pair_of8(s, 2), acc1);
+        acc2 = _mm512_fmadd_ps(p2, scale_pair_of8(s, 4), acc2);
+        acc3 = _mm512_fmadd_ps(p3, scale_pair_of8(s, 6), acc3);
     }
-    if (i + 2 <= nb) {
-        acc0 = q8_pair_fma(a + i, b + i, acc0);
-        i += 2;
+    for (; i + 2 <= nb; i += 2) {
+        __m512 sp = scale_pair(f16_scalar(a[i].d) * f16_scalar(b[i].d),
+                               f16_scalar(a[i + 1].d) * f16_scalar(b[i + 1].d));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q8_pair_dot(load_q8_pair(a + i), load_q8_pair(b + i))), sp,
+                               acc0);
     }
     if (i < nb) {
-        __m512 s = _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16_scalar(a[i].d) * f16_scalar(b[i].d)));
-        acc1 =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(q8_pair_dot(load_q8_one(a + i), load_q8_one(b + i))), s, acc1);
+        __m512 s1 = _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16_scalar(a[i].d) * f16_scalar(b[i].d)));
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q8_pair_dot(load_q8_one(a + i), load_q8_one(b + i))), s1,
+                               acc1);
     }
-    *out = hsum16(_mm512_add_ps(acc0, acc1));
+    *out = hsum16(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
 }
 
+/* As dot_q8_0_avx512. */
 static void dot_q4_0_avx512(int64_t n, float *out, const void *w, const void *x) {
     const block_q4_0 *a = w;
     const block_q8_0 *b = x;
     const int64_t nb = n / QK4_0;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        acc0 = q4_pair_fma(a + i, b + i, acc0);
-        acc1 = q4_pair_fma(a + i + 2, b + i + 2, acc1);
+    for (; i + 8 <= nb; i += 8) {
+        __m256 s = _mm256_mul_ps(q4_scales8(a + i), q8_scales8(b + i));
+        __m512 p0 = _mm512_cvtepi32_ps(q4_pair_dot(q4_nibbles_pair(a + i), load_q8_pair(b + i)));
+        __m512 p1 = _mm512_cvtepi32_ps(q4_pair_dot(q4_nibbles_pair(a + i + 2), load_q8_pair(b + i + 2)));
+        __m512 p2 = _mm512_cvtepi32_ps(q4_pair_dot(q4_nibbles_pair(a + i + 4), load_q8_pair(b + i + 4)));
+        __m512 p3 = _mm512_cvtepi32_ps(q4_pair_dot(q4_nibbles_pair(a + i + 6), load_q8_pair(b + i + 6)));
+        acc0 = _mm512_fmadd_ps(p0, scale_pair_of8(s, 0), acc0);
+        acc1 = _mm512_fmadd_ps(p1, scale_pair_of8(s, 2), acc1);
+        acc2 = _mm512_fmadd_ps(p2, scale_pair_of8(s, 4), acc2);
+        acc3 = _mm512_fmadd_ps(p3, scale_pair_of8(s, 6), acc3);
     }
-    if (i + 2 <= nb) {
-        acc0 = q4_pair_fma(a + i, b + i, acc0);
-        i += 2;
+    for (; i + 2 <= nb; i += 2) {
+        __m512 sp = scale_pair(f16_scalar(a[i].d) * f16_scalar(b[i].d),
+                               f16_scalar(a[i + 1].d) * f16_scalar(b[i + 1].d));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_pair_dot(q4_nibbles_pair(a + i), load_q8_pair(b + i))),
+                               sp, acc0);
     }
     if (i < nb) {
-        __m512 s = _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16_scalar(a[i].d) * f16_scalar(b[i].d)));
-        __m512i nib = _mm512_zextsi256_si512(q4_nibbles(a + i));
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_pair_dot(nib, load_q8_one(b + i))), s, acc1);
+        __m512 s1 = _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16_scalar(a[i].d) * f16_scalar(b[i].d)));
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_pair_dot(q4_nibbles_one(a + i), load_q8_one(b + i))), s1,
+                               acc1);
     }
-    *out = hsum16(_mm512_add_ps(acc0, acc1));
+    *out = hsum16(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
 }
 
 /* ---- q8_0 / q4_0 conversions --------------------------------------------------------------------- */
@@ -356,7 +404,9 @@ static void row_dequantize_q4_0_avx512(const void *x, float *y, int64_t n) {
     const block_q4_0 *blk = x;
     for (int64_t i = 0; i < n / QK4_0; i++, y += QK4_0) {
         __m512 d = _mm512_set1_ps(f16_scalar(blk[i].d));
-        __m256i q = _mm256_sub_epi8(q4_nibbles(blk + i), _mm256_set1_epi8(8)); /* 32 x int8 in -8..7 */
+        __m128i raw = _mm_loadu_si128((const __m128i *)blk[i].qs);
+        __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+        __m256i q = _mm256_sub_epi8(nib, _mm256_set1_epi8(8)); /* 32 x int8 in -8..7, element order */
         __m512i q0 = _mm512_cvtepi8_epi32(_mm256_castsi256_si128(q));
         __m512i q1 = _mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1));
         _mm512_storeu_ps(y, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q0)));

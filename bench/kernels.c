@@ -1,0 +1,119 @@
+/* Micro-benchmark of the matmul dot kernels at decode shape: one token against a 4096 x 4096 weight
+ * matrix, one kernel call per row, one thread. Reports weight-streaming bandwidth (weight bytes / time)
+ * for every type and every ISA this CPU supports, next to what a plain read loop gets, so we can see how
+ * close to memory bandwidth a decode matmul gets.
+ *
+ *   make build/libherd.a
+ *   gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc -o build/bench_kernels bench/kernels.c build/libherd.a \
+ *       -ljansson -lm -lpthread
+ *   build/bench_kernels            # HERD_BENCH_FLUSH_MB=... changes the cache-flush buffer (default 1024)
+ *
+ * cold: before each timed pass a buffer far larger than the caches is read, so the weights come from DRAM
+ *       as in real decode (a model is GBs; each layer's weights are read once per token).
+ * hot:  the same matrix again right after, so whatever fits in L2/L3 is served from there.
+ * Each figure is the best of several passes (the least disturbed by other work on the machine).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "herd.h"
+#include "kernels/kernels.h"
+#include "kernels/types.h"
+
+enum { ROWS = 4096, COLS = 4096, PASSES = 5 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t g_rng = 88172645463325252ull;
+static float rnd_sym(void) { /* xorshift64, [-1, 1) */
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 11) * 0x1p-52 - 1.0);
+}
+
+/* Reads `bytes` of `buf` with four independent 64-bit accumulators: the single-thread read bandwidth a
+ * simple streaming loop reaches, the ceiling for a memory-bound dot. Returns the sum so it is not elided. */
+static uint64_t read_all(const uint64_t *buf, size_t bytes) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= bytes / 8; i += 4) {
+        s0 += buf[i];
+        s1 += buf[i + 1];
+        s2 += buf[i + 2];
+        s3 += buf[i + 3];
+    }
+    return s0 ^ s1 ^ s2 ^ s3;
+}
+
+static volatile uint64_t g_sink;
+
+int main(void) {
+    static const int types[] = {HERD_TYPE_F32, HERD_TYPE_F16, HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0};
+    static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+    const char *env = getenv("HERD_BENCH_FLUSH_MB");
+    size_t flush_bytes = (size_t)(env ? atol(env) : 1024) << 20;
+    uint64_t *flush = malloc(flush_bytes);
+    float *src = malloc((size_t)ROWS * COLS * sizeof(float)), *y = malloc(ROWS * sizeof(float));
+    if (!flush || !src || !y) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    memset(flush, 1, flush_bytes);
+    for (size_t i = 0; i < (size_t)ROWS * COLS; i++) src[i] = rnd_sym();
+    float xf[COLS];
+    for (int i = 0; i < COLS; i++) xf[i] = rnd_sym();
+
+    double best = 1e30;
+    for (int p = 0; p < 3; p++) {
+        double t0 = now_s();
+        g_sink += read_all(flush, flush_bytes);
+        double t = now_s() - t0;
+        best = t < best ? t : best;
+    }
+    printf("herd kernels: %d x %d weights, 1 token, 1 thread; active ISA %s\n", ROWS, COLS,
+           kernels_isa_name(kernels_active_isa()));
+    printf("plain read loop over %zu MiB: %.1f GB/s\n\n", flush_bytes >> 20, (double)flush_bytes / best * 1e-9);
+    printf("%-6s %-8s %9s %10s %10s %10s\n", "type", "isa", "MiB", "cold GB/s", "hot GB/s", "us/matrix");
+
+    for (int t = 0; t < (int)(sizeof types / sizeof types[0]); t++) {
+        const kernel_type_ops *ref = kernels_type_isa(types[t], KERNEL_ISA_REF);
+        size_t row_bytes = (size_t)kernels_row_bytes(types[t], COLS);
+        size_t mat_bytes = row_bytes * ROWS;
+        unsigned char *w = aligned_alloc(64, (mat_bytes + 63) / 64 * 64);
+        unsigned char xq[COLS * 4];
+        for (int r = 0; r < ROWS; r++) ref->from_f32(src + (size_t)r * COLS, w + r * row_bytes, COLS);
+        kernels_type_isa(ref->vec_dot_type, KERNEL_ISA_REF)->from_f32(xf, xq, COLS);
+
+        for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++) {
+            const kernel_type_ops *op = kernels_type_isa(types[t], (kernel_isa)isa);
+            if (!op) continue;
+            double cold = 1e30, hot = 1e30;
+            for (int p = 0; p < PASSES; p++) {
+                g_sink += read_all(flush, flush_bytes);
+                for (int k = 0; k < 2; k++) { /* k = 0 cold, k = 1 hot */
+                    double t0 = now_s();
+                    for (int r = 0; r < ROWS; r++) op->dot(COLS, &y[r], w + r * row_bytes, xq);
+                    double dt = now_s() - t0;
+                    if (k == 0) cold = dt < cold ? dt : cold;
+                    else hot = dt < hot ? dt : hot;
+                    g_sink += (uint64_t)(y[0] != y[0]);
+                }
+            }
+            printf("%-6s %-8s %9.1f %10.1f %10.1f %10.0f\n", names[t], kernels_isa_name((kernel_isa)isa),
+                   (double)mat_bytes / (1 << 20), (double)mat_bytes / cold * 1e-9, (double)mat_bytes / hot * 1e-9,
+                   cold * 1e6);
+        }
+        free(w);
+    }
+    free(flush);
+    free(src);
+    free(y);
+    return 0;
+}
