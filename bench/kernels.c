@@ -79,7 +79,8 @@ int main(void) {
     }
     printf("herd kernels: %d x %d weights, 1 token, 1 thread; active ISA %s\n", ROWS, COLS,
            kernels_isa_name(kernels_active_isa()));
-    printf("plain read loop over %zu MiB: %.1f GB/s\n\n", flush_bytes >> 20, (double)flush_bytes / best * 1e-9);
+    printf("plain read loop over %zu MiB: %.1f GB/s\n\n", flush_bytes >> 20,
+           (double)flush_bytes / best * 1e-9);
     printf("%-6s %-8s %9s %10s %10s %10s\n", "type", "isa", "MiB", "cold GB/s", "hot GB/s", "us/matrix");
 
     for (int t = 0; t < (int)(sizeof types / sizeof types[0]); t++) {
@@ -101,14 +102,16 @@ int main(void) {
                     double t0 = now_s();
                     for (int r = 0; r < ROWS; r++) op->dot(COLS, &y[r], w + r * row_bytes, xq);
                     double dt = now_s() - t0;
-                    if (k == 0) cold = dt < cold ? dt : cold;
-                    else hot = dt < hot ? dt : hot;
+                    if (k == 0)
+                        cold = dt < cold ? dt : cold;
+                    else
+                        hot = dt < hot ? dt : hot;
                     g_sink += (uint64_t)(y[0] != y[0]);
                 }
             }
             printf("%-6s %-8s %9.1f %10.1f %10.1f %10.0f\n", names[t], kernels_isa_name((kernel_isa)isa),
-                   (double)mat_bytes / (1 << 20), (double)mat_bytes / cold * 1e-9, (double)mat_bytes / hot * 1e-9,
-                   cold * 1e6);
+                   (double)mat_bytes / (1 << 20), (double)mat_bytes / cold * 1e-9,
+                   (double)mat_bytes / hot * 1e-9, cold * 1e6);
         }
         free(w);
     }

@@ -592,9 +592,11 @@ static void test_conversions(kernel_isa isa, const float *vals, int64_t nvals) {
 
 /* q8_0 quantization, bit-exact. Blocks of several kinds: random at scales 2^-100..2^100, exact ties
  * (amax = 127 * 2^e so d = 2^e and x / d = k + 1/2 for every k in -127..126) and the floats either side
- * of those ties, all-zero blocks, subnormals under a normal amax, and amax near FLT_MAX (d overflows f16). */
+ * of those ties, all-zero blocks, subnormals under a normal amax, amax near FLT_MAX (d overflows f16),
+ * and amax ~5e-37 (d an f32 subnormal). Inputs whose 1/d overflows are left out: the reference then
+ * converts inf to int8, which is undefined. */
 static void fill_q8_block(float *x, int64_t b) {
-    int kind = (int)(b % 6);
+    int kind = (int)(b % 7);
     int e = rnd_int(-20, 20);
     for (int j = 0; j < 32; j++) {
         switch (kind) {
@@ -615,14 +617,17 @@ static void fill_q8_block(float *x, int64_t b) {
         case 4:
             x[j] = bits_f32(rnd_u32() & 0x807fffffu);
             break;
-        default:
+        case 5:
             x[j] = rnd_sym() * 3.4e38f;
             break;
+        default:
+            x[j] = rnd_sym() * 5e-37f;
+            break; /* d = amax / 127 an f32 subnormal, 1 / d still finite */
         }
     }
-    if (kind == 1 || kind == 2 || kind == 4) {
+    if (kind == 1 || kind == 2 || kind == 4 || kind == 6) {
         int j = rnd_int(0, 31);
-        x[j] = kind == 4 ? 1e-30f : ldexpf((rnd_u32() & 1) ? -127.0f : 127.0f, e);
+        x[j] = kind == 4 ? 1e-30f : kind == 6 ? -5e-37f : ldexpf((rnd_u32() & 1) ? -127.0f : 127.0f, e);
     }
 }
 
