@@ -12,6 +12,7 @@
  *       as in real decode (a model is GBs; each layer's weights are read once per token).
  * hot:  the same matrix again right after, so whatever fits in L2/L3 is served from there.
  * Each figure is the best of several passes (the least disturbed by other work on the machine).
+ * Last, the cost of converting one activation row (from_f32 of the vec_dot types) per ISA.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -114,6 +115,26 @@ int main(void) {
                    (double)mat_bytes / hot * 1e-9, cold * 1e6);
         }
         free(w);
+    }
+
+    /* activation conversion: one row of COLS floats into each vec_dot type, in L1 (done once per token
+     * and matmul, so it only has to stay small next to the matmul above) */
+    printf("\n%-6s %-8s %14s\n", "type", "isa", "from_f32 ns/row");
+    for (int t = 1; t < 4; t++) { /* f16, bf16, q8_0 */
+        for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++) {
+            const kernel_type_ops *op = kernels_type_isa(types[t], (kernel_isa)isa);
+            if (!op) continue;
+            unsigned char out[COLS * 2 + COLS / 16];
+            double bestc = 1e30;
+            for (int p = 0; p < 200; p++) {
+                double t0 = now_s();
+                op->from_f32(xf, out, COLS);
+                double dt = now_s() - t0;
+                bestc = dt < bestc ? dt : bestc;
+                g_sink += out[p];
+            }
+            printf("%-6s %-8s %14.0f\n", names[t], kernels_isa_name((kernel_isa)isa), bestc * 1e9);
+        }
     }
     free(flush);
     free(src);
