@@ -10,6 +10,8 @@ set -u
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 ref="$root/build/ref"
 stamp="$ref/.complete-v1"
+# node resolves packages upwards from a script's folder: let tests/ref/*.mjs find build/ref's
+ln -sfn ../../build/ref/node_modules "$root/tests/ref/node_modules"
 [ -f "$stamp" ] && exit 0
 mkdir -p "$ref"
 exec 9>"$ref/.lock"

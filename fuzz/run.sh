@@ -1,0 +1,26 @@
+#!/bin/bash
+# Runs every built fuzz target (build/fuzz/fuzz_*) for SECONDS seconds each (default 20) from a seed
+# corpus; exits non-zero on the first crash, leak or sanitizer report (the reproducer is kept in
+# build/fuzz/). `make fuzz FUZZ_SECONDS=600` for a longer run.
+set -u
+cd "$(dirname "$0")/.."
+secs=${1:-20}
+[ -n "$secs" ] || secs=20
+status=0
+for t in build/fuzz/fuzz_*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    corpus=build/fuzz/corpus-$name
+    mkdir -p "$corpus"
+    python3 fuzz/make_seeds.py "$corpus" || exit 1
+    echo "fuzz: $name for ${secs}s"
+    if ! "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ \
+            -print_final_stats=1 "$corpus" >"build/fuzz/$name.log" 2>&1; then
+        echo "fuzz: $name FAILED (see build/fuzz/$name.log)"
+        tail -n 30 "build/fuzz/$name.log"
+        status=1
+    else
+        grep -E "stat::number_of_executed_units|Done" "build/fuzz/$name.log" | tail -n 2 | sed 's/^/  /'
+    fi
+done
+exit $status
