@@ -60,18 +60,46 @@ static int64_t byte_decode(const herd_vocab *v, const int16_t *inv, const uint8_
     return k;
 }
 
-/* Symbol id of a merge operand or result: a token, or a pseudo symbol made for it. */
-static int32_t symbol_of(herd_vocab *v, tok_strmap *pseudo, const char *s, size_t n, bool create) {
+/* Strings that merges build but the vocabulary lacks get pseudo symbol ids, keyed in a temporary
+ * map whose keys live in a growable arena (the map's base follows the arena). */
+typedef struct {
+    tok_strmap map;
+    char *arena;
+    size_t n, cap;
+} pseudo_set;
+
+static int32_t symbol_get(const herd_vocab *v, const pseudo_set *ps, const char *s, size_t n) {
     int32_t id = tok_strmap_get(&v->text_map, s, n);
+    return id >= 0 ? id : tok_strmap_get(&ps->map, s, n);
+}
+
+static int32_t symbol_make(herd_vocab *v, pseudo_set *ps, const char *s, size_t n) {
+    int32_t id = symbol_get(v, ps, s, n);
     if (id >= 0) return id;
-    id = tok_strmap_get(pseudo, s, n);
-    if (id >= 0 || !create) return id;
-    char *copy = herd_xstrndup(s, n);
-    v->pseudo_text = herd_xrealloc(v->pseudo_text, (size_t)(v->n_pseudo + 1) * sizeof(char *));
-    v->pseudo_text[v->n_pseudo] = copy;
+    if (ps->n + n > ps->cap) {
+        ps->cap = (ps->n + n) * 2 + 256;
+        ps->arena = herd_xrealloc(ps->arena, ps->cap);
+        ps->map.base = ps->arena;
+    }
+    memcpy(ps->arena + ps->n, s, n);
     id = v->n_tokens + v->n_pseudo++;
-    tok_strmap_put(pseudo, copy, n, id);
+    tok_strmap_put(&ps->map, ps->n, n, id);
+    ps->n += n;
     return id;
+}
+
+/* Splits merge string m into "a b" at the first space after position 0 (so "Ġ Ġ" is two spaces'
+ * chars) and writes a+b to buf. false when there is no such space (llama.cpp then stores an
+ * empty pair that never matches). */
+static bool split_merge(const gguf_str *m, size_t *la, const char **b, size_t *lb, char *buf) {
+    const char *sp = m->len > 1 ? memchr(m->ptr + 1, ' ', m->len - 1) : NULL;
+    if (!sp) return false;
+    *la = (size_t)(sp - m->ptr);
+    *b = sp + 1;
+    *lb = m->len - *la - 1;
+    memcpy(buf, m->ptr, *la);
+    memcpy(buf + *la, *b, *lb);
+    return true;
 }
 
 int tok_bpe_init(herd_vocab *v, const void *merges_kv, const char *what) {
@@ -90,61 +118,107 @@ int tok_bpe_init(herd_vocab *v, const void *merges_kv, const char *what) {
      * can work on raw bytes); special tokens like "<|eot_id|>" are printable ASCII and included */
     uint64_t total = v->text_off[v->n_tokens];
     v->raw_blob = herd_xmalloc(total ? total : 1);
-    tok_strmap_init(&v->raw_map, v->n_tokens);
+    tok_strmap_init(&v->raw_map, v->raw_blob, v->n_tokens);
     uint64_t at = 0;
-    for (int32_t id = 0; id < v->n_tokens; id++) {
-        size_t n;
-        const char *t = tok_text(v, id, &n);
-        int64_t k = byte_decode(v, inv, (const uint8_t *)t, n, (uint8_t *)v->raw_blob + at);
-        if (k < 0) continue;
-        tok_strmap_put(&v->raw_map, v->raw_blob + at, (size_t)k, id);
-        at += (uint64_t)k;
+    for (int32_t i0 = 0; i0 < v->n_tokens; i0 += 16) { /* blocks of 16: decode, hash, prefetch, insert */
+        uint64_t h[16], off[16];
+        int64_t len[16];
+        int32_t nb = v->n_tokens - i0 < 16 ? v->n_tokens - i0 : 16;
+        for (int32_t q = 0; q < nb; q++) {
+            size_t n;
+            const char *t = tok_text(v, i0 + q, &n);
+            len[q] = byte_decode(v, inv, (const uint8_t *)t, n, (uint8_t *)v->raw_blob + at);
+            if (len[q] < 0) continue;
+            off[q] = at;
+            at += (uint64_t)len[q];
+            h[q] = tok_hash(v->raw_blob + off[q], (size_t)len[q]);
+            tok_strmap_prefetch(&v->raw_map, h[q]);
+        }
+        for (int32_t q = 0; q < nb; q++)
+            if (len[q] >= 0) tok_strmap_put_h(&v->raw_map, off[q], (size_t)len[q], i0 + q, h[q]);
     }
 
-    /* pseudo symbols: byte chars and merge results that are not tokens */
     int64_t n_merges = kv ? (int64_t)kv->arr_n : 0;
-    tok_strmap pseudo;
-    tok_strmap_init(&pseudo, n_merges + 256);
+    if (n_merges > INT32_MAX)
+        return herd_err(HERD_E_FORMAT, "tokenizer: %s: too many merges (%lld)", what, (long long)n_merges);
+    pseudo_set ps = {0};
+    tok_strmap_init(&ps.map, NULL, 1024); /* usually (Llama 3) no pseudo symbols beyond bytes */
     for (int b = 0; b < 256; b++)
-        v->byte_sym[b] = symbol_of(v, &pseudo, (const char *)v->byte_char[b], v->byte_char_len[b], true);
+        v->byte_sym[b] = symbol_make(v, &ps, (const char *)v->byte_char[b], v->byte_char_len[b]);
 
+    /* One pass: each merge's result gets a symbol; a merge whose operand is not known yet (a pseudo
+     * symbol that a later merge makes) is retried after the pass. An operand that no merge builds
+     * means the merge can never apply. Merges go in blocks whose table slots are prefetched first:
+     * loading is bound by cache misses in the 128K-token and 280K-merge tables. */
+    enum { BLOCK = 16 };
+    struct {
+        const char *a, *b;
+        size_t la, lb;
+        uint64_t ha, hb, hab;
+        uint64_t ab_off; /* a+b in buf */
+        int32_t ia, ib, ir;
+        bool ok;
+    } blk[BLOCK];
     char *buf = NULL;
     size_t buf_cap = 0;
-    for (int64_t i = 0; i < n_merges; i++) {
-        const gguf_str *m = &kv->strs[i];
-        if (m->len + 1 > buf_cap) {
-            buf_cap = m->len * 2 + 16;
-            buf = herd_xrealloc(buf, buf_cap);
-        }
-        /* "a b": split at the first space after position 0 (a merge of a space char is "Ġ Ġ" etc.) */
-        const char *sp = m->len > 1 ? memchr(m->ptr + 1, ' ', m->len - 1) : NULL;
-        if (!sp) continue;
-        size_t la = (size_t)(sp - m->ptr), lb = m->len - la - 1;
-        memcpy(buf, m->ptr, la);
-        memcpy(buf + la, sp + 1, lb);
-        symbol_of(v, &pseudo, buf, la + lb, true);
-    }
+    int64_t *retry = NULL, n_retry = 0;
     tok_pairmap_init(&v->merges, n_merges);
-    for (int64_t i = 0; i < n_merges; i++) {
-        const gguf_str *m = &kv->strs[i];
-        const char *sp = m->len > 1 ? memchr(m->ptr + 1, ' ', m->len - 1) : NULL;
-        if (!sp) continue;
-        size_t la = (size_t)(sp - m->ptr), lb = m->len - la - 1;
-        int32_t a = symbol_of(v, &pseudo, m->ptr, la, false);
-        int32_t b = symbol_of(v, &pseudo, sp + 1, lb, false);
-        if (a < 0 || b < 0) continue; /* an operand no merge can build: this merge never applies */
-        memcpy(buf, m->ptr, la);
-        memcpy(buf + la, sp + 1, lb);
-        int32_t r = symbol_of(v, &pseudo, buf, la + lb, false);
-        if (i > INT32_MAX) {
-            free(buf);
-            tok_strmap_free(&pseudo);
-            return herd_err(HERD_E_FORMAT, "tokenizer: %s: too many merges (%lld)", what, (long long)n_merges);
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t count = pass == 0 ? n_merges : n_retry;
+        for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
+            int nb = count - j0 < BLOCK ? (int)(count - j0) : BLOCK;
+            size_t need = 0;
+            for (int q = 0; q < nb; q++) need += kv->strs[pass == 0 ? j0 + q : retry[j0 + q]].len;
+            if (need + 1 > buf_cap) {
+                buf_cap = need * 2 + 64;
+                buf = herd_xrealloc(buf, buf_cap);
+            }
+            size_t at_buf = 0;
+            for (int q = 0; q < nb; q++) { /* split, hash, prefetch */
+                const gguf_str *m = &kv->strs[pass == 0 ? j0 + q : retry[j0 + q]];
+                blk[q].ok = split_merge(m, &blk[q].la, &blk[q].b, &blk[q].lb, buf + at_buf);
+                if (!blk[q].ok) continue;
+                blk[q].a = m->ptr;
+                blk[q].ab_off = at_buf;
+                at_buf += blk[q].la + blk[q].lb;
+                blk[q].ha = tok_hash(blk[q].a, blk[q].la);
+                blk[q].hb = tok_hash(blk[q].b, blk[q].lb);
+                blk[q].hab = tok_hash(buf + blk[q].ab_off, blk[q].la + blk[q].lb);
+                tok_strmap_prefetch(&v->text_map, blk[q].ha);
+                tok_strmap_prefetch(&v->text_map, blk[q].hb);
+                tok_strmap_prefetch(&v->text_map, blk[q].hab);
+            }
+            for (int q = 0; q < nb; q++) { /* resolve symbols */
+                if (!blk[q].ok) continue;
+                const char *ab = buf + blk[q].ab_off;
+                size_t lab = blk[q].la + blk[q].lb;
+                int32_t r = tok_strmap_get_h(&v->text_map, ab, lab, blk[q].hab);
+                if (r < 0) r = pass == 0 ? symbol_make(v, &ps, ab, lab) : tok_strmap_get(&ps.map, ab, lab);
+                int32_t a = tok_strmap_get_h(&v->text_map, blk[q].a, blk[q].la, blk[q].ha);
+                if (a < 0) a = tok_strmap_get(&ps.map, blk[q].a, blk[q].la);
+                int32_t b = tok_strmap_get_h(&v->text_map, blk[q].b, blk[q].lb, blk[q].hb);
+                if (b < 0) b = tok_strmap_get(&ps.map, blk[q].b, blk[q].lb);
+                blk[q].ia = a, blk[q].ib = b, blk[q].ir = r;
+                if (a >= 0 && b >= 0) tok_pairmap_prefetch(&v->merges, a, b);
+            }
+            for (int q = 0; q < nb; q++) { /* insert */
+                if (!blk[q].ok) continue;
+                int64_t i = pass == 0 ? j0 + q : retry[j0 + q];
+                if (blk[q].ia < 0 || blk[q].ib < 0) {
+                    if (pass == 0) {
+                        retry = herd_xrealloc(retry, (size_t)(n_retry + 1) * sizeof(*retry));
+                        retry[n_retry++] = i;
+                    }
+                    continue;
+                }
+                tok_pairmap_put(&v->merges, blk[q].ia, blk[q].ib, (int32_t)i, blk[q].ir);
+            }
         }
-        tok_pairmap_put(&v->merges, a, b, (int32_t)i, r);
     }
     free(buf);
-    tok_strmap_free(&pseudo);
+    free(retry);
+    tok_strmap_free(&ps.map);
+    free(ps.arena);
     if (v->n_pseudo)
         herd_log(1, "tokenizer: %s: %d merge results are not tokens (byte fallback for those)", what, v->n_pseudo);
     return 0;
@@ -165,11 +239,31 @@ typedef struct {
     int32_t result;
 } bpe_cand;
 
+/* Piece cache for one tokenize call: words repeat, so a direct-mapped table (a new piece evicts
+ * the one in its slot) maps recent pieces to their ids. Pieces up to CACHE_MAX_PIECE bytes are
+ * cached; keys and ids live in append-only arenas, so memory stays O(input). Only large texts use
+ * it (small ones would pay for the table without reusing it). */
+#define CACHE_MAX_SLOTS 16384
+#define CACHE_MAX_PIECE 48
+#define CACHE_MIN_TEXT 4096
+
+typedef struct {
+    uint64_t hash;
+    uint32_t key_off, ids_off; /* into keys / ids arenas */
+    uint16_t key_len, n_ids;   /* key_len 0 = empty slot */
+} cache_slot;
+
 struct tok_bpe_scratch {
     bpe_sym *sym;
     size_t sym_cap;
     bpe_cand *heap;
     size_t heap_n, heap_cap;
+    cache_slot *slots;         /* n_slots (a power of two), or NULL when the cache is off */
+    size_t n_slots;
+    uint8_t *keys;
+    size_t keys_n, keys_cap;
+    int32_t *ids;
+    size_t ids_n, ids_cap;
 };
 
 tok_bpe_scratch *tok_bpe_scratch_new(void) {
@@ -180,6 +274,9 @@ void tok_bpe_scratch_free(tok_bpe_scratch *w) {
     if (!w) return;
     free(w->sym);
     free(w->heap);
+    free(w->slots);
+    free(w->keys);
+    free(w->ids);
     free(w);
 }
 
@@ -284,11 +381,53 @@ static int bpe_piece(const herd_vocab *v, tok_bpe_scratch *w, const uint8_t *s, 
     return 0;
 }
 
+/* Appends to the arenas; false when out of memory or past 32-bit offsets (then the piece is simply
+ * not cached). */
+static bool arena_reserve(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    if (need > UINT32_MAX) return false;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return false;
+    *p = q, *cap = c;
+    return true;
+}
+
+static int cached_piece(const herd_vocab *v, tok_bpe_scratch *w, const uint8_t *s, size_t n, tok_ids *out) {
+    uint64_t h = tok_hash(s, n);
+    cache_slot *slot = &w->slots[h & (w->n_slots - 1)];
+    if (slot->key_len == n && slot->hash == h && memcmp(w->keys + slot->key_off, s, n) == 0) {
+        for (uint16_t i = 0; i < slot->n_ids; i++) tok_ids_push(out, w->ids[slot->ids_off + i]);
+        return 0;
+    }
+    int64_t before = out->n;
+    int rc = bpe_piece(v, w, s, n, out);
+    if (rc < 0 || out->oom) return rc;
+    size_t k = (size_t)(out->n - before);
+    if (k > UINT16_MAX || !arena_reserve((void **)&w->keys, &w->keys_cap, w->keys_n + n, 1) ||
+        !arena_reserve((void **)&w->ids, &w->ids_cap, w->ids_n + k, sizeof(int32_t)))
+        return 0;
+    memcpy(w->keys + w->keys_n, s, n);
+    memcpy(w->ids + w->ids_n, out->p + before, k * sizeof(int32_t));
+    *slot = (cache_slot){h, (uint32_t)w->keys_n, (uint32_t)w->ids_n, (uint16_t)n, (uint16_t)k};
+    w->keys_n += n;
+    w->ids_n += k;
+    return 0;
+}
+
 int tok_bpe_fragment(const herd_vocab *v, tok_bpe_scratch *w, const uint8_t *s, size_t n, tok_ids *out) {
+    if (n >= CACHE_MIN_TEXT && !w->slots) { /* about one slot per 16 bytes of text; NULL: no cache */
+        w->n_slots = 256;
+        while (w->n_slots < CACHE_MAX_SLOTS && w->n_slots * 16 < n) w->n_slots *= 2;
+        w->slots = calloc(w->n_slots, sizeof(cache_slot));
+    }
     for (size_t pos = 0; pos < n;) {
         size_t end = pretok_llama3_next(s, pos, n);
         HERD_ASSERT(end > pos && end <= n);
-        int rc = bpe_piece(v, w, s + pos, end - pos, out);
+        size_t len = end - pos;
+        int rc = (w->slots && len <= CACHE_MAX_PIECE) ? cached_piece(v, w, s + pos, len, out)
+                                                      : bpe_piece(v, w, s + pos, len, out);
         if (rc < 0) return rc;
         pos = end;
     }

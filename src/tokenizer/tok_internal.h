@@ -83,10 +83,10 @@ struct herd_vocab {
     uint8_t byte_char_len[256];
     tok_pairmap merges;        /* (left, right) -> rank, result */
     int32_t n_pseudo;
-    char **pseudo_text;        /* owned texts of pseudo symbols (index id - n_tokens) */
 
     /* SentencePiece ("llama"): token for each byte (<0xXX>, else the 1-byte text, else unk, else -1) */
     int32_t spm_byte_tok[256];
+    bool spm_word_cut;         /* no token has U+2581 after another char: merge word by word (spm.c) */
 };
 
 /* Text and length of token id (0 <= id < n_tokens). */

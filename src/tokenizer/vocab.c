@@ -251,6 +251,10 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
     /* texts (empty ones renamed as llama.cpp does, so that they stay distinct) */
     uint64_t total = 0;
     for (int32_t i = 0; i < n; i++) total += (tokens->strs[i].len ? tokens->strs[i].len : 24) + 1;
+    if (total > UINT32_MAX) { /* token texts are addressed by 32-bit offsets */
+        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: token texts take %llu bytes", what, (unsigned long long)total);
+        goto fail;
+    }
     v->texts = herd_xmalloc(total);
     v->text_off = herd_xmalloc(((size_t)n + 1) * sizeof(uint64_t));
     v->attr = herd_xmalloc((size_t)n);
@@ -289,14 +293,25 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
         }
     }
     v->text_off[n] = at;
-    tok_strmap_init(&v->text_map, n);
-    for (int32_t i = 0; i < n; i++) {
-        size_t len;
-        const char *t = tok_text(v, i, &len);
-        if (tok_strmap_put(&v->text_map, t, len, i) != i) {
-            rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: tokens %d and %d have the same text", what,
-                          tok_strmap_get(&v->text_map, t, len), i);
-            goto fail;
+    tok_strmap_init(&v->text_map, v->texts, n);
+    for (int32_t i0 = 0; i0 < n; i0 += 16) { /* blocks of 16: hash and prefetch, then insert */
+        uint64_t h[16];
+        int32_t nb = n - i0 < 16 ? n - i0 : 16;
+        for (int32_t q = 0; q < nb; q++) {
+            size_t len;
+            const char *t = tok_text(v, i0 + q, &len);
+            h[q] = tok_hash(t, len);
+            tok_strmap_prefetch(&v->text_map, h[q]);
+        }
+        for (int32_t q = 0; q < nb; q++) {
+            int32_t i = i0 + q;
+            size_t len;
+            tok_text(v, i, &len);
+            int32_t prev = tok_strmap_put_h(&v->text_map, v->text_off[i], len, i, h[q]);
+            if (prev != i) {
+                rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: tokens %d and %d have the same text", what, prev, i);
+                goto fail;
+            }
         }
     }
 
@@ -373,8 +388,6 @@ void vocab_free(herd_vocab *v) {
     tok_strmap_free(&v->raw_map);
     free(v->raw_blob);
     tok_pairmap_free(&v->merges);
-    for (int32_t i = 0; i < v->n_pseudo; i++) free(v->pseudo_text[i]);
-    free(v->pseudo_text);
     free(v);
 }
 

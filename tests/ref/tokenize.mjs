@@ -1,6 +1,10 @@
-// Tokenizer conformance against llama.cpp (node-llama-cpp 3.22.1, llama.cpp v0.5.0).
+// Tokenizer reference: llama.cpp (node-llama-cpp 3.22.1, llama.cpp v0.5.0).
+//
+//   node tests/ref/tokenize.mjs [--special] MODEL.gguf < TEXT
+//       prints the ids of stdin (UTF-8, no BOS) as herd tokenize does: [1, 2, 3]
 //
 //   node tests/ref/tokenize.mjs OUTDIR HERD_CMD...
+//       the conformance run of tests/conformance/tokenizer_llama_cpp.sh:
 //
 // Builds the corpus (tests/data/tokenizer/samples.txt plus seeded generated texts plus a sweep of
 // every code point 0..0x10FFFF except surrogates), tokenizes each text with llama.cpp for both
@@ -13,7 +17,20 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 
 const root = process.cwd();
-const [outDir, ...herdCmds] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+
+if (argv[0] === "--special" || (argv[0] ?? "").endsWith(".gguf")) {
+    const special = argv[0] === "--special";
+    const modelPath = special ? argv[1] : argv[0];
+    const text = fs.readFileSync(0, "utf8");
+    const { getLlama } = await import(path.join(root, "build/ref/node_modules/node-llama-cpp/dist/index.js"));
+    const llama = await getLlama({ build: "never", gpu: false, logLevel: "error" });
+    const model = await llama.loadModel({ modelPath, vocabOnly: true });
+    process.stdout.write("[" + Array.from(model.tokenize(text, special)).join(", ") + "]\n");
+    process.exit(0);
+}
+
+const [outDir, ...herdCmds] = argv;
 if (!outDir || herdCmds.length === 0) {
     console.error("usage: node tests/ref/tokenize.mjs OUTDIR HERD_CMD...");
     process.exit(2);

@@ -304,11 +304,12 @@ static void test_spm(const herd_vocab *v) {
     int64_t n = tok(v, "Hello world", 11, true, false, &ids);
     const int32_t want[] = {1, 15043, 3186};
     CHECK(n == 3 && ids_equal(ids, n, want, 3), "spm hello world");
-    char *t;
+    char *t = NULL;
     size_t len;
     /* the leading space that add_space_prefix added is dropped, also after BOS */
     CHECK(n == 3 && vocab_detokenize(v, ids, n, false, &t, &len) == 0 && strcmp(t, "Hello world") == 0, "spm detok bos");
     free(t);
+    t = NULL;
     CHECK(n == 3 && vocab_detokenize(v, ids + 1, n - 1, false, &t, &len) == 0 && strcmp(t, "Hello world") == 0,
           "spm detok");
     free(t);
