@@ -1,6 +1,7 @@
 /* Run-time ISA selection and the per-ISA kernel tables. */
 #include "kernels.h"
 
+#include <cpuid.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +29,32 @@ int kernels_type_slot(int type) {
     }
 }
 
+/* CPUID + XGETBV: the CPU must have the instructions *and* the OS must save the registers.
+ * (Read directly: compilers disagree on which names __builtin_cpu_supports knows.) */
+static void detect(bool *avx2, bool *avx512) {
+    unsigned a, b, c, d;
+    *avx2 = *avx512 = false;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+    if (!osxsave || !avx) return;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    bool os_avx = (lo & 0x6) == 0x6, os_avx512 = (lo & 0xE6) == 0xE6;
+    if (__get_cpuid_max(0, NULL) < 7) return;
+    __cpuid_count(7, 0, a, b, c, d);
+    bool avx2_ = b & (1u << 5), f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30),
+         vl = b & (1u << 31), vnni = c & (1u << 11);
+    unsigned a1, b1, c1, d1;
+    __cpuid_count(7, 1, a1, b1, c1, d1);
+    bool bf16 = a1 & (1u << 5);
+    (void)hi, (void)b1, (void)c1, (void)d1;
+    *avx2 = os_avx && avx2_ && fma && f16c;
+    *avx512 = *avx2 && os_avx512 && f && dq && bw && vl && vnni && bf16;
+}
+
 static void init_once(void) {
-    __builtin_cpu_init();
     g_supported[KERNEL_ISA_REF] = true;
-    g_supported[KERNEL_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                   __builtin_cpu_supports("f16c");
-    g_supported[KERNEL_ISA_AVX512] = g_supported[KERNEL_ISA_AVX2] && __builtin_cpu_supports("avx512f") &&
-                                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
-                                     __builtin_cpu_supports("avx512bf16");
+    detect(&g_supported[KERNEL_ISA_AVX2], &g_supported[KERNEL_ISA_AVX512]);
     kernels_fill_ref(g_ops[KERNEL_ISA_REF], &g_vec[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
         memcpy(g_ops[isa], g_ops[KERNEL_ISA_REF], sizeof g_ops[isa]);

@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_format(int argc, char **argv);
 
 /* ---- shared helpers (cli.c) ---- */
 

@@ -15,6 +15,7 @@ static const struct {
     {"run", cmd_run, "-m MODEL (-p TEXT|-f FILE|--prompt-ids JSON) [-n N] [sampling] [--json]  raw completion"},
     {"logits", cmd_logits, "-m MODEL --prompt-ids JSON -o FILE   float32 logits of every prompt position"},
     {"chat", cmd_chat, "-m MODEL [--system TEXT] [-p TEXT]   Llama 3.1 chat (one-shot or interactive)"},
+    {"format", cmd_format, "--messages FILE.json [--date D]      render a Llama 3.1 prompt (BOS included)"},
     {"synth", cmd_synth, "--vocab VOCAB.gguf -o OUT.gguf [--shape S] [--type T] ...  random-weight model"},
 };
 

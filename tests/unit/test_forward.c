@@ -1,0 +1,232 @@
+/* Forward pass and generation invariants on small random models (every weight type):
+ *  - a batch of tokens gives bit-identical logits to feeding them one by one, whatever n_batch and
+ *    thread count (each output is one dot kernel call on the same bytes: batch invariance);
+ *  - truncating the KV cache and re-decoding reproduces the same logits;
+ *  - an f16 KV cache stays close to the f32 one;
+ *  - errors: context overflow, bad token ids;
+ *  - generation: stop strings cut the text exactly, streamed pieces add up to the text, n_predict. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gguf/gguf.h"
+#include "herd.h"
+#include "testutil.h"
+
+static char g_dir[256];
+
+/* A SentencePiece-style vocabulary of 259 + 40 tokens: enough to tokenize and detokenize anything. */
+static void write_vocab(const char *path) {
+    enum { NB = 256, NX = 40 };
+    int n = 3 + NB + NX;
+    gguf_str *toks = calloc((size_t)n, sizeof *toks);
+    char(*buf)[16] = calloc((size_t)n, 16);
+    float *scores = calloc((size_t)n, sizeof(float));
+    int32_t *types = calloc((size_t)n, sizeof(int32_t));
+    const char *special[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) {
+        toks[i] = (gguf_str){special[i], strlen(special[i])};
+        types[i] = i == 0 ? 2 : 3;
+    }
+    for (int b = 0; b < NB; b++) {
+        snprintf(buf[3 + b], 16, "<0x%02X>", b);
+        toks[3 + b] = (gguf_str){buf[3 + b], 6};
+        types[3 + b] = 6;
+    }
+    for (int i = 0; i < NX; i++) { /* "\u2581a" .. and letters */
+        int k = 3 + NB + i;
+        if (i < 26) snprintf(buf[k], 16, "%c", 'a' + i);
+        else snprintf(buf[k], 16, "\xe2\x96\x81%c", 'a' + (i - 26));
+        toks[k] = (gguf_str){buf[k], strlen(buf[k])};
+        types[k] = 1;
+        scores[k] = -(float)i;
+    }
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", 5);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_T_FLOAT32, scores, (uint64_t)n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_T_INT32, types, (uint64_t)n);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    CHECK(gguf_writer_write(w, path) == 0, "write vocab: %s", herd_last_error());
+    gguf_writer_free(w);
+    free(toks);
+    free(buf);
+    free(scores);
+    free(types);
+}
+
+static herd_model *make_model(const char *vocab, int type, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.gguf", g_dir, name);
+    herd_synth_params p = {.vocab_path = vocab, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+                           .head_dim = 16, .n_ff = 96, .n_ctx_train = 256, .rope_theta = 10000, .norm_eps = 1e-5f,
+                           .rope_scale = 8, .tied_output = false, .type = type, .output_type = -1,
+                           .weight_scale = 0.08f, .seed = 3};
+    CHECK(herd_synth_model(&p, path) == 0, "synth %s: %s", name, herd_last_error());
+    herd_model *m = NULL;
+    CHECK(herd_model_load(path, &m) == 0, "load %s: %s", name, herd_last_error());
+    unlink(path); /* the mapping stays valid */
+    return m;
+}
+
+static herd_context *make_ctx(herd_model *m, int n_ctx, int n_batch, int threads, int kv) {
+    herd_context_params cp = herd_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_batch = n_batch;
+    cp.n_threads = threads;
+    cp.kv_type = kv;
+    herd_context *c = NULL;
+    CHECK(herd_context_new(m, &cp, &c) == 0, "context: %s", herd_last_error());
+    return c;
+}
+
+#define NT 40
+
+static void check_invariance(herd_model *m, const char *name) {
+    int nv = herd_vocab_n_tokens(m);
+    int32_t toks[NT];
+    for (int i = 0; i < NT; i++) toks[i] = (int32_t)((i * 37 + 11) % nv);
+    toks[0] = 1;
+    float *all = malloc(sizeof(float) * NT * (size_t)nv), *one = malloc(sizeof(float) * (size_t)nv);
+    float *other = malloc(sizeof(float) * NT * (size_t)nv);
+
+    herd_context *c = make_ctx(m, 64, 512, 2, HERD_KV_F32);
+    CHECK(herd_decode(c, toks, NT, HERD_LOGITS_ALL, all) == 0, "%s batch decode: %s", name, herd_last_error());
+    CHECK(herd_context_n_past(c) == NT, "n_past advanced");
+    bool finite = true;
+    for (int i = 0; i < NT * nv; i++) finite &= isfinite(all[i]);
+    CHECK(finite, "%s logits are finite", name);
+    /* truncate and re-decode the second half: same logits */
+    herd_context_truncate(c, NT / 2);
+    CHECK(herd_decode(c, toks + NT / 2, NT / 2, HERD_LOGITS_ALL, other) == 0, "re-decode");
+    CHECK(memcmp(other, all + (NT / 2) * nv, sizeof(float) * (NT / 2) * (size_t)nv) == 0,
+          "%s: truncate + re-decode is bit-identical", name);
+    herd_context_free(c);
+
+    /* one token at a time, one thread */
+    c = make_ctx(m, 64, 512, 1, HERD_KV_F32);
+    int same = 1;
+    for (int i = 0; i < NT; i++) {
+        CHECK(herd_decode(c, toks + i, 1, HERD_LOGITS_LAST, one) == 0, "single decode");
+        same &= memcmp(one, all + i * nv, sizeof(float) * (size_t)nv) == 0;
+    }
+    CHECK(same, "%s: token-by-token (1 thread) is bit-identical to one batch (2 threads)", name);
+    herd_context_free(c);
+
+    /* ragged batches */
+    c = make_ctx(m, 64, 7, 2, HERD_KV_F32);
+    CHECK(herd_decode(c, toks, NT, HERD_LOGITS_ALL, other) == 0, "n_batch 7 decode");
+    CHECK(memcmp(other, all, sizeof(float) * NT * (size_t)nv) == 0, "%s: n_batch 7 is bit-identical", name);
+    herd_context_free(c);
+
+    /* f16 KV cache: close to f32 */
+    c = make_ctx(m, 64, 512, 2, HERD_KV_F16);
+    CHECK(herd_decode(c, toks, NT, HERD_LOGITS_ALL, other) == 0, "f16 kv decode");
+    double maxd = 0, maxa = 0;
+    for (int i = 0; i < NT * nv; i++) {
+        maxd = fmax(maxd, fabs(other[i] - all[i]));
+        maxa = fmax(maxa, fabs(all[i]));
+    }
+    CHECK(maxd < 0.02 * maxa + 1e-3, "%s: f16 KV within 2%% (max diff %.2e, max |logit| %.2f)", name, maxd, maxa);
+    herd_context_free(c);
+    free(all);
+    free(one);
+    free(other);
+}
+
+static void check_errors(herd_model *m) {
+    herd_context *c = make_ctx(m, 16, 8, 1, HERD_KV_AUTO);
+    int32_t t[20] = {1};
+    float *lg = malloc(sizeof(float) * (size_t)herd_vocab_n_tokens(m));
+    CHECK(herd_decode(c, t, 17, HERD_LOGITS_LAST, lg) == HERD_E_RANGE, "overflow rejected");
+    CHECK(strstr(herd_last_error(), "16") != NULL, "overflow message gives the numbers: %s", herd_last_error());
+    CHECK(herd_context_n_past(c) == 0, "nothing cached after a rejected decode");
+    int32_t bad[2] = {1, 1 << 20};
+    CHECK(herd_decode(c, bad, 2, HERD_LOGITS_LAST, lg) == HERD_E_ARG, "bad token id rejected");
+    int32_t neg[1] = {-1};
+    CHECK(herd_decode(c, neg, 1, HERD_LOGITS_LAST, lg) == HERD_E_ARG, "negative token id rejected");
+    CHECK(herd_decode(c, t, 16, HERD_LOGITS_LAST, lg) == 0, "exactly full context is fine");
+    CHECK(herd_decode(c, t, 1, HERD_LOGITS_LAST, lg) == HERD_E_RANGE, "one more is not");
+    herd_context_free(c);
+    herd_context_params cp = herd_context_default_params();
+    cp.n_ctx = 1 << 20;
+    CHECK(herd_context_new(m, &cp, &c) == HERD_E_ARG, "context beyond the model's maximum rejected");
+    free(lg);
+}
+
+typedef struct {
+    char buf[4096];
+    size_t n;
+} sink;
+
+static bool collect(const char *s, size_t n, void *u) {
+    sink *k = u;
+    if (k->n + n < sizeof k->buf) memcpy(k->buf + k->n, s, n);
+    k->n += n;
+    return true;
+}
+
+static void check_generate(herd_model *m) {
+    herd_sampler_params sp = herd_sampler_default_params();
+    sp.temp = 0;
+    int32_t prompt[3] = {1, 3 + 'h', 3 + 'i'};
+    herd_generate_result r1, r2;
+    sink s1 = {0}, s2 = {0};
+    herd_context *c = make_ctx(m, 64, 16, 2, HERD_KV_AUTO);
+    herd_sampler *s = herd_sampler_new(&sp, herd_vocab_n_tokens(m));
+    herd_generate_params gp = {.n_predict = 24, .on_text = collect, .user = &s1};
+    CHECK(herd_generate(c, s, prompt, 3, &gp, &r1) == 0, "generate: %s", herd_last_error());
+    CHECK(r1.n_ids <= 24 && (r1.n_ids == 24 || r1.stop_reason == HERD_STOP_EOG), "n_predict respected");
+    CHECK(s1.n == r1.text_len && memcmp(s1.buf, r1.text, r1.text_len) == 0, "streamed pieces == text");
+    herd_sampler_free(s);
+    herd_context_free(c);
+    /* stop at a string from the middle of that text */
+    CHECK(r1.text_len >= 6, "the random model generated text to cut (%zu bytes)", r1.text_len);
+    if (r1.text_len >= 6) {
+        char stop[4];
+        size_t at = r1.text_len / 2;
+        memcpy(stop, r1.text + at, 3);
+        stop[3] = 0;
+        const char *first = strstr(r1.text, stop); /* the stop fires at its first occurrence */
+        size_t want = (size_t)(first - r1.text);
+        const char *stops[2] = {"\x01never", stop};
+        c = make_ctx(m, 64, 16, 2, HERD_KV_AUTO);
+        s = herd_sampler_new(&sp, herd_vocab_n_tokens(m));
+        herd_generate_params gp2 = {.n_predict = 24, .stop = stops, .n_stop = 2, .on_text = collect, .user = &s2};
+        CHECK(herd_generate(c, s, prompt, 3, &gp2, &r2) == 0, "generate with stop");
+        CHECK(r2.stop_reason == HERD_STOP_STRING, "stopped by the string (%d)", r2.stop_reason);
+        CHECK(r2.text_len == want && memcmp(r2.text, r1.text, want) == 0, "text cut before the stop string (%zu vs %zu)",
+              r2.text_len, want);
+        CHECK(s2.n == r2.text_len && memcmp(s2.buf, r2.text, s2.n) == 0, "no part of the stop string was streamed");
+        herd_generate_result_free(&r2);
+        herd_sampler_free(s);
+        herd_context_free(c);
+    }
+    herd_generate_result_free(&r1);
+}
+
+int main(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/herd-test-fwd-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(g_dir)) return 1;
+    char vocab[512];
+    snprintf(vocab, sizeof vocab, "%s/vocab.gguf", g_dir);
+    write_vocab(vocab);
+    const int types[] = {HERD_TYPE_F32, HERD_TYPE_F16, HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        herd_model *m = make_model(vocab, types[i], herd_type_name(types[i]));
+        if (!m) continue;
+        check_invariance(m, herd_type_name(types[i]));
+        if (i == 0) {
+            check_errors(m);
+            check_generate(m);
+        }
+        herd_model_free(m);
+    }
+    unlink(vocab);
+    rmdir(g_dir);
+    return TU_DONE("test_forward");
+}
