@@ -79,6 +79,8 @@ typedef struct {
     char tokenizer[16];   /* "gpt2" (byte-level BPE) or "llama" (SentencePiece) */
     char tokenizer_pre[32];
     bool has_chat_template;
+    int64_t n_tensors;    /* tensors in the file (0 for a vocabulary-only GGUF) */
+    bool vocab_only;      /* loaded without weights */
 } herd_model_info;
 
 int herd_model_load(const char *path, herd_model **out);

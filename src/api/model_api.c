@@ -51,6 +51,8 @@ void herd_model_get_info(const herd_model *m, herd_model_info *o) {
     snprintf(o->tokenizer, sizeof o->tokenizer, "%s", vocab_model_name(m->vocab));
     snprintf(o->tokenizer_pre, sizeof o->tokenizer_pre, "%s", vocab_pre_name(m->vocab));
     o->has_chat_template = m->chat_template != NULL;
+    o->n_tensors = m->gguf.n_tensors;
+    o->vocab_only = m->vocab_only;
 }
 
 const char *herd_model_chat_template(const herd_model *m) {

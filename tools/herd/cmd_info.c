@@ -20,12 +20,14 @@ int cmd_info(int argc, char **argv) {
     }
     if (!path) return cli_fail("info", "no model given (usage: herd info MODEL)");
     herd_model *m;
-    /* a file without weights (a vocabulary GGUF) still has something to say */
-    if (herd_model_load(path, &m) != HERD_OK) {
-        char first[1024];
-        snprintf(first, sizeof first, "%s", herd_last_error());
-        if (herd_model_load_vocab(path, &m) != HERD_OK || strstr(first, "is missing") == NULL)
-            return cli_fail("info", "%s", first);
+    /* a file without any tensors (a vocabulary GGUF) is described as such; any other file must
+     * load completely, so that info reports what run would */
+    if (herd_model_load_vocab(path, &m) != HERD_OK) return cli_fail_lib("info");
+    herd_model_info in;
+    herd_model_get_info(m, &in);
+    if (in.n_tensors > 0) {
+        herd_model_free(m);
+        if (herd_model_load(path, &m) != HERD_OK) return cli_fail_lib("info");
     }
     herd_model_print_info(m, stdout, tensors);
     printf("cpu kernels:     %s\n", herd_cpu_backend());
