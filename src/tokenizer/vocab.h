@@ -9,7 +9,16 @@
  * Metadata read: tokenizer.ggml.{model,pre,tokens,token_type,scores,merges,bos_token_id,eos_token_id,
  * eot_token_id,eom_token_id,unknown_token_id,padding_token_id,add_bos_token,add_eos_token,add_space_prefix}.
  *
- * The reference for exactness is llama.cpp (tests compare every id against it).
+ * The reference for exactness is llama.cpp (tests compare every id against it: its golden .inp/.out
+ * vectors, ~1,500 texts and every code point; see tests/conformance/tokenizer_llama_cpp.sh).
+ * Where herd departs from llama.cpp, on purpose:
+ *  - invalid UTF-8 (only reachable from C, not from a JS/JSON string): llama.cpp replaces each bad
+ *    byte by U+FFFD (gpt2) or swallows following bytes into a bad character (llama); herd keeps
+ *    every byte (byte tokens), so detokenize(tokenize(x)) == x for all bytes (SPM: unless x holds
+ *    U+2581, SentencePiece's own space, or special tokens are parsed, after which SPM adds a space);
+ *  - detokenize never "cleans up" spaces (llama.cpp turns "Hello ?" into "Hello?" for llama-bpe),
+ *    and for SPM also drops the prefix space after a leading BOS (llama.cpp keeps it there).
+ * A vocabulary is read-only after vocab_load: any number of threads may tokenize with it at once.
  */
 #ifndef HERD_TOKENIZER_VOCAB_H
 #define HERD_TOKENIZER_VOCAB_H
@@ -58,7 +67,10 @@ const char *vocab_token_text(const herd_vocab *v, int32_t id);
 
 /* Tokenizes text[0..len). parse_special: control/special token text ("<|eot_id|>") in the input
  * becomes that token; otherwise it is tokenized as plain text (user-defined tokens always match,
- * as in llama.cpp). OUT: *ids (malloc'd, caller frees), *n_ids. */
+ * as in llama.cpp). Special texts are cut out longest first, as llama.cpp does. add_bos prepends
+ * vocab_bos() (pass vocab_add_bos(v) for the model's default); EOS is never appended here.
+ * Input is bounded to INT32_MAX / 4 bytes per call (HERD_E_RANGE beyond).
+ * OUT: *ids (malloc'd, caller frees), *n_ids. */
 int vocab_tokenize(const herd_vocab *v, const char *text, size_t len, bool add_bos, bool parse_special,
                    int32_t **ids, int64_t *n_ids);
 
