@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -15,8 +16,11 @@
 #endif
 
 /* spins ~ tens of microseconds before sleeping: long enough to bridge the gap between the jobs of
- * one forward pass, short enough not to burn a core between requests */
+ * one forward pass, short enough not to burn a core between requests. Every YIELD_EVERY spins the
+ * thread yields: when the machine has more runnable threads than cores, the peer we wait for may
+ * be waiting for our core, and pure spinning would stall both for a whole scheduler slice. */
 #define SPIN_ITERS 20000
+#define YIELD_EVERY 64
 
 typedef struct {
     thread_pool *pool;
@@ -45,8 +49,8 @@ static void *worker_main(void *arg) {
         uint64_t g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && spins < SPIN_ITERS) {
-            CPU_RELAX();
-            spins++;
+            if (++spins % YIELD_EVERY == 0) sched_yield();
+            else CPU_RELAX();
         }
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
@@ -114,7 +118,10 @@ void pool_run(thread_pool *p, pool_fn fn, void *arg) {
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
     publish(p);
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) CPU_RELAX();
+    for (unsigned spins = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins % YIELD_EVERY == 0) sched_yield();
+        else CPU_RELAX();
+    }
 }
 
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {

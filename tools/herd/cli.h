@@ -18,6 +18,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_format(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* ---- shared helpers (cli.c) ---- */
 
