@@ -12,7 +12,9 @@ for t in build/fuzz/fuzz_*; do
     name=$(basename "$t")
     corpus=build/fuzz/corpus-$name
     mkdir -p "$corpus"
-    python3 fuzz/make_seeds.py "$corpus" || exit 1
+    # seeds: valid GGUFs for the GGUF parser; other targets start from fuzz/seeds/<name>/ if present
+    if [ "$name" = fuzz_gguf ]; then python3 fuzz/make_seeds.py "$corpus" || exit 1
+    elif [ -d "fuzz/seeds/$name" ]; then cp -n fuzz/seeds/"$name"/* "$corpus"/ 2>/dev/null; fi
     echo "fuzz: $name for ${secs}s"
     if ! "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ \
             -print_final_stats=1 "$corpus" >"build/fuzz/$name.log" 2>&1; then
