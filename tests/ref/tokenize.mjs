@@ -3,7 +3,7 @@
 //   node tests/ref/tokenize.mjs [--special] MODEL.gguf < TEXT
 //       prints the ids of stdin (UTF-8, no BOS) as herd tokenize does: [1, 2, 3]
 //
-//   node tests/ref/tokenize.mjs OUTDIR HERD_CMD...
+//   node tests/ref/tokenize.mjs OUTDIR [--vocab-cmd CMD] HERD_CMD...
 //       the conformance run of tests/conformance/tokenizer_llama_cpp.sh:
 //
 // Builds the corpus (tests/data/tokenizer/samples.txt plus seeded generated texts plus a sweep of
@@ -12,6 +12,11 @@
 // reads JSON strings per line on stdin and prints a JSON id array per line; "{model}" and
 // "{special}" in it are replaced) on the same input. Every id must match. Prints a summary and
 // exits 0 (all equal), 1 (differences, the first ones shown), 2 (setup problem).
+// --vocab-cmd CMD ("{model}" replaced) prints one JSON line per token [id, eog, control, piece with
+// special rendering (base64), piece without]; every token's EOG flag, control attribute and
+// detokenized text are compared with llama.cpp's (after applying llama.cpp's own post-processing
+// of a one-token detokenize: clean_up_tokenization_spaces for llama-bpe, the dropped prefix space
+// for SPM, which herd's vocab_detokenize does not do on purpose).
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -30,7 +35,12 @@ if (argv[0] === "--special" || (argv[0] ?? "").endsWith(".gguf")) {
     process.exit(0);
 }
 
-const [outDir, ...herdCmds] = argv;
+let [outDir, ...herdCmds] = argv;
+let vocabCmd = null;
+if (herdCmds[0] === "--vocab-cmd") {
+    vocabCmd = herdCmds[1];
+    herdCmds = herdCmds.slice(2);
+}
 if (!outDir || herdCmds.length === 0) {
     console.error("usage: node tests/ref/tokenize.mjs OUTDIR HERD_CMD...");
     process.exit(2);
@@ -224,6 +234,73 @@ for (const cmd of herdCmds) {
         }
         failures += bad;
         report.push(`${bad ? "FAIL" : "ok  "} ${r.name.padEnd(20)} ${String(r.texts.length).padStart(5)} texts, ${bad} differ   llama.cpp ${refTime[r.name]} ms, herd ${ms} ms  [${c.split(" ")[0]}]`);
+    }
+}
+// ---- per-token attributes and pieces --------------------------------------------------------------
+// llama.cpp's detokenize post-processing, as a test reference (see llama_vocab::impl::detokenize)
+function cleanSpaces(t) {
+    let total = t.length;
+    const total1 = total;
+    total = total ? 1 : 0;
+    for (let i = 1; i < total1; i++) {
+        const x = t[i];
+        if (t[i - 1] === 0x20 && (x === 0x3f || x === 0x21 || x === 0x2e || x === 0x2c)) total--;
+        t[total++] = x;
+    }
+    const total2 = total;
+    total = total ? 1 : 0;
+    for (let i = 1; i < total2; i++) {
+        const x = t[i];
+        if (x === 0x27 && i + 1 < total2 && t[i - 1] === 0x20 && t[i + 1] === 0x20) {
+            total--;
+            t[++i] = 0;
+        }
+        t[total++] = x;
+    }
+    const total3 = total;
+    total = total ? 1 : 0;
+    for (let i = 1; i < total3; i++) {
+        const x = t[i];
+        if (t[i - 1] === 0x20 && x === 0x27 && i + 1 < total3) {
+            const x1 = t[i + 1];
+            if (x1 === 0x73 || x1 === 0x6d) total--;
+            else if (i + 2 < total3) {
+                const x2 = t[i + 2];
+                if ((x1 === 0x72 && x2 === 0x65) || (x1 === 0x76 && x2 === 0x65)) total--;
+            }
+        }
+        t[total++] = x;
+    }
+    return t.subarray(0, total);
+}
+if (vocabCmd) {
+    for (const [name, model] of Object.entries(loaded)) {
+        const c = vocabCmd.replaceAll("{model}", models[name]);
+        const res = spawnSync("bash", ["-c", c], { maxBuffer: 1 << 30, encoding: "utf8" });
+        if (res.status !== 0) {
+            console.log(`FAIL vocab-${name}: \`${c}\` exited ${res.status}`);
+            failures++;
+            continue;
+        }
+        const lines = res.stdout.split("\n").filter((l) => l.length > 0);
+        let bad = 0, eog = 0;
+        const complain = (msg) => { if (++bad <= 5) console.log(`  vocab-${name}: ${msg}`); };
+        for (const line of lines) {
+            const [id, isEog, isControl, withSpecial, plain] = JSON.parse(line);
+            eog += isEog;
+            if (Boolean(isEog) !== model.isEogToken(id)) complain(`token ${id}: eog ${isEog}, llama.cpp ${model.isEogToken(id)}`);
+            if (Boolean(isControl) !== model.getTokenAttributes(id).control) complain(`token ${id}: control ${isControl}`);
+            for (const [b64, special] of [[withSpecial, true], [plain, false]]) {
+                let bytes = Uint8Array.from(Buffer.from(b64, "base64"));
+                if (name === "bpe") bytes = cleanSpaces(bytes);
+                else if (bytes[0] === 0x20) bytes = bytes.subarray(1);
+                const mine = Buffer.from(bytes).toString("utf8"), ref = model.detokenize([id], special);
+                if (mine !== ref) complain(`token ${id} (special ${special}): ${JSON.stringify(mine)} vs llama.cpp ${JSON.stringify(ref)}`);
+            }
+        }
+        failures += bad;
+        compared += lines.length;
+        report.push(`${bad ? "FAIL" : "ok  "} vocab-${name.padEnd(14)} ${String(lines.length).padStart(6)} tokens: EOG (${eog}), control attribute and pieces, ${bad} differ`);
     }
 }
 for (const l of report) console.log(l);

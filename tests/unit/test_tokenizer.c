@@ -8,6 +8,8 @@
  *       space) nor the space it puts after a special token, so for SPM texts holding U+2581, or
  *       with --special, the round trip is not checked.
  *   test_tokenizer --bench MODEL FILE   tokenizes FILE (whole, no special parsing); prints MB/s
+ *   test_tokenizer --vocab MODEL        one JSON line per token: [id, eog, control, piece with
+ *                                       render_special (base64), piece without (base64)]
  *
  * References (tests/ref/setup.sh): build/ref/llama.cpp/models/ggml-vocab-llama-{bpe,spm}.gguf and
  * their .inp/.out files. Missing references skip (77), or fail under CI=true. Optional, from
@@ -579,7 +581,49 @@ static int bench_mode(const char *model, const char *file) {
     return 0;
 }
 
+static void put_base64(const char *p, size_t n) {
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const uint8_t *s = (const uint8_t *)p;
+    putchar('"');
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+        putchar(al[w >> 18]);
+        putchar(al[(w >> 12) & 63]);
+        putchar(i + 1 < n ? al[(w >> 6) & 63] : '=');
+        putchar(i + 2 < n ? al[w & 63] : '=');
+    }
+    putchar('"');
+}
+
+static int vocab_mode(const char *model) {
+    loaded L;
+    if (load(model, &L) != 0) {
+        fprintf(stderr, "%s\n", herd_last_error());
+        return 2;
+    }
+    size_t cap = 1024;
+    char *buf = malloc(cap);
+    for (int32_t id = 0; id < vocab_n_tokens(L.v); id++) {
+        printf("[%d,%d,%d,", id, vocab_is_eog(L.v, id), vocab_is_control(L.v, id));
+        for (int special = 1; special >= 0; special--) {
+            int64_t n = vocab_token_to_piece(L.v, id, special, buf, cap);
+            if ((size_t)n > cap) {
+                cap = (size_t)n;
+                buf = realloc(buf, cap);
+                vocab_token_to_piece(L.v, id, special, buf, cap);
+            }
+            put_base64(buf, (size_t)n);
+            putchar(special ? ',' : ']');
+        }
+        putchar('\n');
+    }
+    free(buf);
+    unload(&L);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[1], "--vocab") == 0) return vocab_mode(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "--jsonl") == 0) return jsonl_mode(argv[2], argc >= 4 && strcmp(argv[3], "--special") == 0);
     if (argc >= 4 && strcmp(argv[1], "--bench") == 0) return bench_mode(argv[2], argv[3]);
 
