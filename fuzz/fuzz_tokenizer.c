@@ -24,9 +24,11 @@ static herd_vocab *vocabs[2];
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     for (int i = 0; i < 2; i++) {
-        if (herd_file_map(paths[i], &files[i]) != 0 || gguf_parse(files[i].data, files[i].size, paths[i], &ggufs[i]) != 0 ||
+        if (herd_file_map(paths[i], &files[i]) != 0 ||
+            gguf_parse(files[i].data, files[i].size, paths[i], &ggufs[i]) != 0 ||
             vocab_load(&ggufs[i], paths[i], &vocabs[i]) != 0) {
-            fprintf(stderr, "fuzz_tokenizer: %s (run tests/ref/setup.sh from the repository root)\n", herd_last_error());
+            fprintf(stderr, "fuzz_tokenizer: %s (run tests/ref/setup.sh from the repository root)\n",
+                    herd_last_error());
             abort();
         }
     }
@@ -58,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
     }
     char piece[256];
-    for (int64_t i = 0; i < n_ids && i < 8; i++) vocab_token_to_piece(v, ids[i], special, piece, sizeof(piece));
+    for (int64_t i = 0; i < n_ids && i < 8; i++)
+        vocab_token_to_piece(v, ids[i], special, piece, sizeof(piece));
     free(back);
     free(ids);
     free(text);

@@ -41,8 +41,7 @@ static void byte_chars(herd_vocab *v) {
 
 /* Decodes byte-level text t[0..n) to raw bytes in out (room for n); returns the length, or -1 if
  * some char is not one of the 256 byte chars. */
-static int64_t byte_decode(const herd_vocab *v, const int16_t *inv, const uint8_t *t, size_t n, uint8_t *out) {
-    (void)v;
+static int64_t byte_decode(const int16_t *inv, const uint8_t *t, size_t n, uint8_t *out) {
     int64_t k = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
@@ -102,15 +101,15 @@ static bool split_merge(const gguf_str *m, size_t *la, const char **b, size_t *l
     return true;
 }
 
-int tok_bpe_init(herd_vocab *v, const void *merges_kv, const char *what) {
-    const gguf_kv *kv = merges_kv;
+int tok_bpe_init(herd_vocab *v, const gguf_kv *kv, const char *what) {
     byte_chars(v);
 
     int16_t inv[0x200]; /* byte char code point -> byte */
     for (int i = 0; i < 0x200; i++) inv[i] = -1;
     for (int b = 0; b < 256; b++) {
-        uint32_t cp = v->byte_char_len[b] == 1 ? v->byte_char[b][0]
-                                               : ((uint32_t)(v->byte_char[b][0] & 0x1F) << 6) | (v->byte_char[b][1] & 0x3F);
+        uint32_t cp = v->byte_char_len[b] == 1
+                          ? v->byte_char[b][0]
+                          : ((uint32_t)(v->byte_char[b][0] & 0x1F) << 6) | (v->byte_char[b][1] & 0x3F);
         inv[cp] = (int16_t)b;
     }
 
@@ -127,7 +126,7 @@ int tok_bpe_init(herd_vocab *v, const void *merges_kv, const char *what) {
         for (int32_t q = 0; q < nb; q++) {
             size_t n;
             const char *t = tok_text(v, i0 + q, &n);
-            len[q] = byte_decode(v, inv, (const uint8_t *)t, n, (uint8_t *)v->raw_blob + at);
+            len[q] = byte_decode(inv, (const uint8_t *)t, n, (uint8_t *)v->raw_blob + at);
             if (len[q] < 0) continue;
             off[q] = at;
             at += (uint64_t)len[q];
@@ -220,7 +219,8 @@ int tok_bpe_init(herd_vocab *v, const void *merges_kv, const char *what) {
     tok_strmap_free(&ps.map);
     free(ps.arena);
     if (v->n_pseudo)
-        herd_log(1, "tokenizer: %s: %d merge results are not tokens (byte fallback for those)", what, v->n_pseudo);
+        herd_log(1, "tokenizer: %s: %d merge results are not tokens (byte fallback for those)", what,
+                 v->n_pseudo);
     return 0;
 }
 
@@ -233,8 +233,8 @@ typedef struct {
 } bpe_sym;
 
 typedef struct {
-    uint64_t key;  /* (rank << 32) | left index: the heap's order, smallest first */
-    int32_t lid;   /* symbol ids of left and right when pushed */
+    uint64_t key; /* (rank << 32) | left index: the heap's order, smallest first */
+    int32_t lid;  /* symbol ids of left and right when pushed */
     int32_t rid;
     int32_t result;
 } bpe_cand;
@@ -258,7 +258,7 @@ struct tok_bpe_scratch {
     size_t sym_cap;
     bpe_cand *heap;
     size_t heap_n, heap_cap;
-    cache_slot *slots;         /* n_slots (a power of two), or NULL when the cache is off */
+    cache_slot *slots; /* n_slots (a power of two), or NULL when the cache is off */
     size_t n_slots;
     uint8_t *keys;
     size_t keys_n, keys_cap;
@@ -316,11 +316,13 @@ static void try_pair(const herd_vocab *v, tok_bpe_scratch *w, int32_t left) {
     if (right < 0) return;
     const tok_pair_slot *m = tok_pairmap_get(&v->merges, w->sym[left].id, w->sym[right].id);
     if (!m) return;
-    bpe_cand c = {((uint64_t)(uint32_t)m->rank << 32) | (uint32_t)left, w->sym[left].id, w->sym[right].id, m->result};
+    bpe_cand c = {((uint64_t)(uint32_t)m->rank << 32) | (uint32_t)left, w->sym[left].id, w->sym[right].id,
+                  m->result};
     heap_push(w, c);
 }
 
-static void emit_symbol(const herd_vocab *v, const uint8_t *s, size_t from, size_t to, int32_t id, tok_ids *out) {
+static void emit_symbol(const herd_vocab *v, const uint8_t *s, size_t from, size_t to, int32_t id,
+                        tok_ids *out) {
     if (id < v->n_tokens) {
         tok_ids_push(out, id);
         return;

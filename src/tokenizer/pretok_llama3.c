@@ -18,6 +18,7 @@
 #include "unicode.h"
 
 /* ASCII classes; bytes >= 0x80 go through utf8_unit and the Unicode table */
+/* clang-format off */
 static const uint8_t ascii_class[128] = {
     ['\t'] = UCLASS_SPACE, ['\n'] = UCLASS_SPACE, [0x0B] = UCLASS_SPACE, [0x0C] = UCLASS_SPACE,
     ['\r'] = UCLASS_SPACE, [' '] = UCLASS_SPACE,
@@ -39,6 +40,7 @@ static const uint8_t ascii_class[128] = {
     ['u'] = UCLASS_LETTER, ['v'] = UCLASS_LETTER, ['w'] = UCLASS_LETTER, ['x'] = UCLASS_LETTER,
     ['y'] = UCLASS_LETTER, ['z'] = UCLASS_LETTER,
 };
+/* clang-format on */
 
 /* One unit: code point (or UNIT_INVALID), byte length, class. A position at the end of the
  * fragment reads as { len 0, class NONE }, which no alternative accepts. */
@@ -145,9 +147,9 @@ size_t pretok_llama3_next(const uint8_t *s, size_t pos, size_t end) {
             if (is_crlf(n.cp)) last_crlf_end = p;
             n = unit_at(s, p, end);
         }
-        if (last_crlf_end) return last_crlf_end;      /* \s*[\r\n]+ (greedy \s*, backtracked) */
-        if (n.len && prev > pos) return prev;          /* \s+(?!\S): leave the last space to the next piece */
-        return p;                                      /* \s+ (run of one, or run at the end) */
+        if (last_crlf_end) return last_crlf_end; /* \s*[\r\n]+ (greedy \s*, backtracked) */
+        if (n.len && prev > pos) return prev;    /* \s+(?!\S): leave the last space to the next piece */
+        return p;                                /* \s+ (run of one, or run at the end) */
     }
 
     return pos + u.len; /* not reached: every unit matches one alternative */

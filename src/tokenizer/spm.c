@@ -108,7 +108,8 @@ static spm_cand heap_pop(spm_heap *h) {
     return top;
 }
 
-static int try_pair(const herd_vocab *v, const uint8_t *s, spm_sym *sym, spm_heap *h, int32_t left, int32_t right) {
+static int try_pair(const herd_vocab *v, const uint8_t *s, spm_sym *sym, spm_heap *h, int32_t left,
+                    int32_t right) {
     if (left < 0 || right < 0) return 0;
     uint32_t size = sym[left].len + sym[right].len;
     int32_t id = tok_strmap_get(&v->text_map, (const char *)s + sym[left].start, size);

@@ -51,10 +51,10 @@ struct herd_vocab {
     /* token texts as stored in the GGUF (NUL-terminated, empty ones renamed "[EMPTY_i]" as llama.cpp
      * does): text(i) = texts + text_off[i], length text_off[i+1] - text_off[i] - 1 */
     char *texts;
-    uint64_t *text_off;        /* n_tokens + 1 */
-    uint8_t *attr;             /* TOK_ATTR_* per token */
-    float *score;              /* per token (0 when the GGUF has none) */
-    tok_strmap text_map;       /* text -> id */
+    uint64_t *text_off;  /* n_tokens + 1 */
+    uint8_t *attr;       /* TOK_ATTR_* per token */
+    float *score;        /* per token (0 when the GGUF has none) */
+    tok_strmap text_map; /* text -> id */
 
     /* detokenize: the bytes of each token with render_special (control tokens give their text):
      * piece(i) = pieces + piece_off[i], length piece_off[i+1] - piece_off[i] */
@@ -63,30 +63,30 @@ struct herd_vocab {
 
     int32_t bos, eos, eot, eom, unk, pad; /* -1 when absent */
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
-    uint8_t *eog;              /* per token: 1 if it ends generation */
+    uint8_t *eog; /* per token: 1 if it ends generation */
 
     /* special-token partition: candidate ids, ordered as llama.cpp tries them (longest text first,
      * ties by id), their rank in that order, and the trie of their texts */
     int32_t *special;
     int32_t n_special;
-    int32_t *special_rank;     /* per token: index in special[], or -1 */
+    int32_t *special_rank; /* per token: index in special[], or -1 */
     tok_trie_node *trie;
     int32_t n_trie;
     uint8_t special_first[32]; /* bitmap of first bytes of special texts */
 
     /* byte-level BPE ("gpt2"). Symbols are token ids, or "pseudo" ids >= n_tokens for strings that
      * merges can build but the vocabulary lacks (llama.cpp falls back to bytes for those). */
-    tok_strmap raw_map;        /* raw bytes (byte-level chars decoded) -> token id */
+    tok_strmap raw_map; /* raw bytes (byte-level chars decoded) -> token id */
     char *raw_blob;
     int32_t byte_sym[256];     /* symbol of each raw byte */
     uint8_t byte_char[256][2]; /* GPT-2 byte-to-unicode: the UTF-8 of the char that stands for a byte */
     uint8_t byte_char_len[256];
-    tok_pairmap merges;        /* (left, right) -> rank, result */
+    tok_pairmap merges; /* (left, right) -> rank, result */
     int32_t n_pseudo;
 
     /* SentencePiece ("llama"): token for each byte (<0xXX>, else the 1-byte text, else unk, else -1) */
     int32_t spm_byte_tok[256];
-    bool spm_word_cut;         /* no token has U+2581 after another char: merge word by word (spm.c) */
+    bool spm_word_cut; /* no token has U+2581 after another char: merge word by word (spm.c) */
 };
 
 /* Text and length of token id (0 <= id < n_tokens). */
@@ -110,7 +110,7 @@ void tok_bpe_scratch_free(tok_bpe_scratch *w);
 /* Tokenizes raw text s[0..n) (one fragment): pre-tokenizes, then BPE per piece; appends ids. */
 int tok_bpe_fragment(const herd_vocab *v, tok_bpe_scratch *w, const uint8_t *s, size_t n, tok_ids *out);
 /* Builds byte_sym, byte_char, raw_map and merges from the merge strings. 0 or HERD_E_FORMAT. */
-int tok_bpe_init(herd_vocab *v, const void *merges_kv, const char *what);
+int tok_bpe_init(herd_vocab *v, const gguf_kv *merges, const char *what);
 
 /* SentencePiece (spm.c): tokenizes the escaped text s[0..n) (spaces already U+2581); appends ids. */
 int tok_spm_fragment(const herd_vocab *v, const uint8_t *s, size_t n, tok_ids *out);

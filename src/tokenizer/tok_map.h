@@ -15,9 +15,9 @@ uint64_t tok_hash(const void *p, size_t n);
 
 /* One slot holds everything but the key bytes, so a lookup touches the slot and the key only. */
 typedef struct {
-    uint32_t tag; /* low 32 bits of the key's hash */
+    uint32_t tag;  /* low 32 bits of the key's hash */
     uint32_t len1; /* key length + 1; 0 for a free slot (so a calloc'd table is empty) */
-    uint32_t off; /* key bytes at base + off */
+    uint32_t off;  /* key bytes at base + off */
     int32_t val;
 } tok_strmap_slot;
 
@@ -34,7 +34,8 @@ void tok_strmap_free(tok_strmap *m);
 /* Inserts the key at base + off (len bytes, already there) -> val unless the key is present;
  * returns the value now stored for the key. */
 int32_t tok_strmap_put(tok_strmap *m, uint64_t off, size_t len, int32_t val);
-int32_t tok_strmap_put_h(tok_strmap *m, uint64_t off, size_t len, int32_t val, uint64_t h); /* h = tok_hash(key) */
+int32_t tok_strmap_put_h(tok_strmap *m, uint64_t off, size_t len, int32_t val,
+                         uint64_t h); /* h = tok_hash(key) */
 /* The value for key (any memory), or -1. */
 int32_t tok_strmap_get(const tok_strmap *m, const char *key, size_t len);
 int32_t tok_strmap_get_h(const tok_strmap *m, const char *key, size_t len, uint64_t h);

@@ -25,9 +25,12 @@ int uclass_of(uint32_t cp) {
     size_t lo = 0, hi = uclass_n_ranges; /* search [lo, hi) for the range holding cp */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (uclass_ranges[mid].last < cp) lo = mid + 1;
-        else if (uclass_ranges[mid].first > cp) hi = mid;
-        else return uclass_ranges[mid].cls;
+        if (uclass_ranges[mid].last < cp)
+            lo = mid + 1;
+        else if (uclass_ranges[mid].first > cp)
+            hi = mid;
+        else
+            return uclass_ranges[mid].cls;
     }
     return UCLASS_OTHER;
 }

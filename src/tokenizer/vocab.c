@@ -30,9 +30,10 @@ const char *tok_text(const herd_vocab *v, int32_t id, size_t *len) {
 }
 
 /* Pre-tokenizers that llama.cpp maps to its LLAMA3 regex (and sets ignore_merges + add_bos for). */
-static const char *const llama3_pre[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1",
-                                         "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"};
+static const char *const llama3_pre[] = {"llama3",  "llama-v3", "llama-bpe", "falcon3",     "falcon-h1",
+                                         "pixtral", "midm-2.0", "lfm2",      "jina-v5-nano"};
 
+/* clang-format off */
 /* Token texts llama.cpp treats as end-of-generation (its by-text list; see llama-vocab.cpp). */
 static const char *const eog_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
@@ -46,6 +47,7 @@ static const char *const eot_texts[] = {
     "_<EOT>", "[EOT]", "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>",
     "<end_of_utterance>",
 };
+/* clang-format on */
 
 static int32_t find_cstr(const herd_vocab *v, const char *s) {
     return tok_strmap_get(&v->text_map, s, strlen(s));
@@ -159,7 +161,8 @@ static int cmp_special(const void *a, const void *b, void *vv) {
     return x < y ? -1 : x > y;
 }
 
-/* insertion-free sort with a context: the special list is small (hundreds), so a simple merge sort */
+/* Stable merge sort of the special ids by cmp_special (qsort has no context argument; the list is
+ * hundreds of ids). */
 static void sort_special(herd_vocab *v) {
     int32_t n = v->n_special;
     int32_t *tmp = herd_xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
@@ -168,7 +171,8 @@ static void sort_special(herd_vocab *v) {
             int32_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
             int32_t i = lo, j = mid, k = lo;
             while (i < mid && j < hi)
-                tmp[k++] = cmp_special(&v->special[j], &v->special[i], v) < 0 ? v->special[j++] : v->special[i++];
+                tmp[k++] =
+                    cmp_special(&v->special[j], &v->special[i], v) < 0 ? v->special[j++] : v->special[i++];
             while (i < mid) tmp[k++] = v->special[i++];
             while (j < hi) tmp[k++] = v->special[j++];
         }
@@ -193,10 +197,12 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
     if (strcmp(v->model, "gpt2") == 0) {
         v->kind = VOCAB_BPE;
         bool known = false;
-        for (size_t i = 0; i < sizeof(llama3_pre) / sizeof(llama3_pre[0]); i++) known |= strcmp(v->pre, llama3_pre[i]) == 0;
+        for (size_t i = 0; i < sizeof(llama3_pre) / sizeof(llama3_pre[0]); i++)
+            known |= strcmp(v->pre, llama3_pre[i]) == 0;
         if (!known) {
-            rc = herd_err(HERD_E_UNSUPPORTED, "tokenizer: %s: pre-tokenizer '%s' is not supported (herd has llama-bpe)",
-                          what, v->pre);
+            rc = herd_err(HERD_E_UNSUPPORTED,
+                          "tokenizer: %s: pre-tokenizer '%s' is not supported (herd has llama-bpe)", what,
+                          v->pre);
             goto fail;
         }
         v->ignore_merges = true;
@@ -208,8 +214,9 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
         v->add_space_prefix = true;
         v->add_bos = true;
     } else {
-        rc = herd_err(HERD_E_UNSUPPORTED, "tokenizer: %s: tokenizer model '%s' is not supported (herd has gpt2, llama)",
-                      what, v->model);
+        rc = herd_err(HERD_E_UNSUPPORTED,
+                      "tokenizer: %s: tokenizer model '%s' is not supported (herd has gpt2, llama)", what,
+                      v->model);
         goto fail;
     }
     gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix);
@@ -229,12 +236,14 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
     const gguf_kv *scores = gguf_get_arr(g, "tokenizer.ggml.scores", GGUF_T_FLOAT32);
     const gguf_kv *iscores = scores ? NULL : gguf_get_arr(g, "tokenizer.ggml.scores", GGUF_T_INT32);
     if (gguf_find_key(g, "tokenizer.ggml.scores") >= 0 && !scores && !iscores) {
-        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: tokenizer.ggml.scores is not a float32/int32 array", what);
+        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: tokenizer.ggml.scores is not a float32/int32 array",
+                      what);
         goto fail;
     }
     const gguf_kv *sc = scores ? scores : iscores;
     if (sc && sc->arr_n < (uint64_t)n) {
-        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: %llu scores for %d tokens", what, (unsigned long long)sc->arr_n, n);
+        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: %llu scores for %d tokens", what,
+                      (unsigned long long)sc->arr_n, n);
         goto fail;
     }
     const gguf_kv *types = gguf_get_arr(g, "tokenizer.ggml.token_type", GGUF_T_INT32);
@@ -252,7 +261,8 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
     uint64_t total = 0;
     for (int32_t i = 0; i < n; i++) total += (tokens->strs[i].len ? tokens->strs[i].len : 24) + 1;
     if (total > UINT32_MAX) { /* token texts are addressed by 32-bit offsets */
-        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: token texts take %llu bytes", what, (unsigned long long)total);
+        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: token texts take %llu bytes", what,
+                      (unsigned long long)total);
         goto fail;
     }
     v->texts = herd_xmalloc(total);
@@ -283,13 +293,27 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
         int32_t t = TOKEN_TYPE_NORMAL;
         if (types) memcpy(&t, types->raw + 4 * (size_t)i, 4);
         switch (t) {
-        case TOKEN_TYPE_NORMAL: v->attr[i] = TOK_ATTR_NORMAL; break;
-        case TOKEN_TYPE_UNKNOWN: v->attr[i] = TOK_ATTR_UNKNOWN; break;
-        case TOKEN_TYPE_CONTROL: v->attr[i] = TOK_ATTR_CONTROL; break;
-        case TOKEN_TYPE_USER_DEFINED: v->attr[i] = TOK_ATTR_USER_DEFINED; break;
-        case TOKEN_TYPE_UNUSED: v->attr[i] = TOK_ATTR_UNUSED; break;
-        case TOKEN_TYPE_BYTE: v->attr[i] = TOK_ATTR_BYTE; break;
-        default: v->attr[i] = TOK_ATTR_UNDEFINED; break;
+        case TOKEN_TYPE_NORMAL:
+            v->attr[i] = TOK_ATTR_NORMAL;
+            break;
+        case TOKEN_TYPE_UNKNOWN:
+            v->attr[i] = TOK_ATTR_UNKNOWN;
+            break;
+        case TOKEN_TYPE_CONTROL:
+            v->attr[i] = TOK_ATTR_CONTROL;
+            break;
+        case TOKEN_TYPE_USER_DEFINED:
+            v->attr[i] = TOK_ATTR_USER_DEFINED;
+            break;
+        case TOKEN_TYPE_UNUSED:
+            v->attr[i] = TOK_ATTR_UNUSED;
+            break;
+        case TOKEN_TYPE_BYTE:
+            v->attr[i] = TOK_ATTR_BYTE;
+            break;
+        default:
+            v->attr[i] = TOK_ATTR_UNDEFINED;
+            break;
         }
     }
     v->text_off[n] = at;
@@ -309,7 +333,8 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
             tok_text(v, i, &len);
             int32_t prev = tok_strmap_put_h(&v->text_map, v->text_off[i], len, i, h[q]);
             if (prev != i) {
-                rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: tokens %d and %d have the same text", what, prev, i);
+                rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: tokens %d and %d have the same text", what, prev,
+                              i);
                 goto fail;
             }
         }
@@ -336,7 +361,8 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
     gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &v->add_eos);
 
     /* EOT / EOM by text when the metadata has none; such tokens become control tokens */
-    for (size_t i = 0; v->eot < 0 && i < sizeof(eot_texts) / sizeof(eot_texts[0]); i++) v->eot = find_cstr(v, eot_texts[i]);
+    for (size_t i = 0; v->eot < 0 && i < sizeof(eot_texts) / sizeof(eot_texts[0]); i++)
+        v->eot = find_cstr(v, eot_texts[i]);
     if (v->eom < 0) v->eom = find_cstr(v, "<|eom_id|>");
     if (v->eot >= 0) v->attr[v->eot] |= TOK_ATTR_CONTROL;
     if (v->eom >= 0) v->attr[v->eom] |= TOK_ATTR_CONTROL;
@@ -354,7 +380,8 @@ int vocab_load(const gguf_file *g, const char *what, herd_vocab **out) {
     /* special-token candidates, in llama.cpp's order */
     v->special = herd_xmalloc((size_t)n * sizeof(int32_t));
     for (int32_t i = 0; i < n; i++)
-        if (v->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN)) v->special[v->n_special++] = i;
+        if (v->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN))
+            v->special[v->n_special++] = i;
     sort_special(v);
     for (int32_t i = 0; i < n; i++) v->special_rank[i] = -1;
     for (int32_t i = 0; i < v->n_special; i++) v->special_rank[v->special[i]] = i;
@@ -393,16 +420,36 @@ void vocab_free(herd_vocab *v) {
 
 /* ---- accessors ------------------------------------------------------------------------------- */
 
-vocab_kind vocab_get_kind(const herd_vocab *v) { return v->kind; }
-const char *vocab_model_name(const herd_vocab *v) { return v->model; }
-const char *vocab_pre_name(const herd_vocab *v) { return v->pre; }
-int32_t vocab_n_tokens(const herd_vocab *v) { return v->n_tokens; }
-int32_t vocab_bos(const herd_vocab *v) { return v->bos; }
-int32_t vocab_eos(const herd_vocab *v) { return v->eos; }
-int32_t vocab_eot(const herd_vocab *v) { return v->eot; }
-int32_t vocab_eom(const herd_vocab *v) { return v->eom; }
-bool vocab_add_bos(const herd_vocab *v) { return v->add_bos; }
-bool vocab_add_eos(const herd_vocab *v) { return v->add_eos; }
+vocab_kind vocab_get_kind(const herd_vocab *v) {
+    return v->kind;
+}
+const char *vocab_model_name(const herd_vocab *v) {
+    return v->model;
+}
+const char *vocab_pre_name(const herd_vocab *v) {
+    return v->pre;
+}
+int32_t vocab_n_tokens(const herd_vocab *v) {
+    return v->n_tokens;
+}
+int32_t vocab_bos(const herd_vocab *v) {
+    return v->bos;
+}
+int32_t vocab_eos(const herd_vocab *v) {
+    return v->eos;
+}
+int32_t vocab_eot(const herd_vocab *v) {
+    return v->eot;
+}
+int32_t vocab_eom(const herd_vocab *v) {
+    return v->eom;
+}
+bool vocab_add_bos(const herd_vocab *v) {
+    return v->add_bos;
+}
+bool vocab_add_eos(const herd_vocab *v) {
+    return v->add_eos;
+}
 
 bool vocab_is_eog(const herd_vocab *v, int32_t id) {
     return id >= 0 && id < v->n_tokens && v->eog[id];
@@ -453,8 +500,10 @@ static int on_fragment(void *user, size_t start, size_t len, int32_t id) {
     size_t k = 0;
     if (prefix) memcpy(e + k, "\xe2\x96\x81", 3), k += 3;
     for (size_t i = 0; i < len; i++) {
-        if (s[i] == ' ') memcpy(e + k, "\xe2\x96\x81", 3), k += 3;
-        else e[k++] = s[i];
+        if (s[i] == ' ')
+            memcpy(e + k, "\xe2\x96\x81", 3), k += 3;
+        else
+            e[k++] = s[i];
     }
     int rc = tok_spm_fragment(v, e, k, st->out);
     free(e);
@@ -467,8 +516,10 @@ int vocab_tokenize(const herd_vocab *v, const char *text, size_t len, bool add_b
     *n_ids = 0;
     if (!text && len) return herd_err(HERD_E_ARG, "tokenizer: NULL text of length %zu", len);
     /* symbol positions are 32-bit and SPM text grows up to 3x */
-    if (len > (size_t)(INT32_MAX / 4)) return herd_err(HERD_E_RANGE, "tokenizer: %zu bytes is too long to tokenize at once", len);
-    if (add_bos && v->bos < 0) return herd_err(HERD_E_ARG, "tokenizer: BOS requested but the vocabulary has none");
+    if (len > (size_t)(INT32_MAX / 4))
+        return herd_err(HERD_E_RANGE, "tokenizer: %zu bytes is too long to tokenize at once", len);
+    if (add_bos && v->bos < 0)
+        return herd_err(HERD_E_ARG, "tokenizer: BOS requested but the vocabulary has none");
 
     tok_ids out = {0};
     out.cap = (int64_t)(len / 3 + 16);
@@ -480,7 +531,8 @@ int vocab_tokenize(const herd_vocab *v, const char *text, size_t len, bool add_b
     if (v->kind == VOCAB_BPE) st.bpe = tok_bpe_scratch_new();
     int rc = tok_partition(v, text, len, parse_special, on_fragment, &st);
     tok_bpe_scratch_free(st.bpe);
-    if (rc == 0 && out.oom) rc = herd_err(HERD_E_NOMEM, "tokenizer: out of memory for the ids of %zu bytes", len);
+    if (rc == 0 && out.oom)
+        rc = herd_err(HERD_E_NOMEM, "tokenizer: out of memory for the ids of %zu bytes", len);
     if (rc < 0) {
         free(out.p);
         return rc;
@@ -513,7 +565,8 @@ int vocab_detokenize(const herd_vocab *v, const int32_t *ids, int64_t n, bool re
                      size_t *len) {
     *text = NULL;
     *len = 0;
-    if (n < 0 || (n > 0 && !ids)) return herd_err(HERD_E_ARG, "tokenizer: bad id list (%lld ids)", (long long)n);
+    if (n < 0 || (n > 0 && !ids))
+        return herd_err(HERD_E_ARG, "tokenizer: bad id list (%lld ids)", (long long)n);
     /* SPM: the space that add_space_prefix put before the text is dropped from the first text token,
      * at the start or right after a leading BOS */
     int64_t strip_at = -1;
@@ -521,7 +574,8 @@ int vocab_detokenize(const herd_vocab *v, const int32_t *ids, int64_t n, bool re
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= v->n_tokens)
-            return herd_err(HERD_E_ARG, "tokenizer: token id %d at position %lld is out of range (vocabulary of %d)",
+            return herd_err(HERD_E_ARG,
+                            "tokenizer: token id %d at position %lld is out of range (vocabulary of %d)",
                             ids[i], (long long)i, v->n_tokens);
         size_t k;
         piece_of(v, ids[i], render_special, &k);

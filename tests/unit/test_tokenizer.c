@@ -91,8 +91,8 @@ static void print_ids(const char *label, const int32_t *ids, int64_t n) {
 }
 
 /* tokenize without BOS and check ids == want; then the round trip */
-static void check_ids(const herd_vocab *v, const char *s, size_t n, bool special, const int32_t *want, int64_t nwant,
-                      const char *what) {
+static void check_ids(const herd_vocab *v, const char *s, size_t n, bool special, const int32_t *want,
+                      int64_t nwant, const char *what) {
     int32_t *ids;
     int64_t k = tok(v, s, n, false, special, &ids);
     bool ok = k >= 0 && ids_equal(ids, k, want, nwant);
@@ -148,7 +148,8 @@ static int golden(const herd_vocab *v, const char *model_path, int *n_cases) {
         }
         check_ids(v, ip, n, false, want, nwant, model_path);
         free(want);
-        CHECK(round_trip(v, ip, n, false), "%s: round trip of \"%.*s\"", model_path, (int)(n < 60 ? n : 60), ip);
+        CHECK(round_trip(v, ip, n, false), "%s: round trip of \"%.*s\"", model_path, (int)(n < 60 ? n : 60),
+              ip);
         count++;
         op = eol < oend ? eol + 1 : oend;
         if (!next) break;
@@ -175,7 +176,8 @@ static void test_llama3(const herd_vocab *v) {
     CHECK(vocab_eot(v) == 128009 && vocab_eom(v) == eom, "eot %d eom %d", vocab_eot(v), vocab_eom(v));
     CHECK(vocab_is_eog(v, 128001) && vocab_is_eog(v, 128009) && (eom < 0 || vocab_is_eog(v, eom)), "eog set");
     CHECK(eom >= 0 || !vocab_is_eog(v, 128008), "reserved 128008 is not eog in 3.0");
-    CHECK(!vocab_is_eog(v, 128000) && !vocab_is_eog(v, 13) && !vocab_is_eog(v, -1) && !vocab_is_eog(v, 1 << 20),
+    CHECK(!vocab_is_eog(v, 128000) && !vocab_is_eog(v, 13) && !vocab_is_eog(v, -1) &&
+              !vocab_is_eog(v, 1 << 20),
           "not eog");
     CHECK(vocab_is_control(v, 128000) && !vocab_is_control(v, 2028), "control");
 
@@ -192,7 +194,8 @@ static void test_llama3(const herd_vocab *v) {
         CHECK(ids_equal(ids, 8, with_eos, 8), "with eos");
         char *t;
         size_t len;
-        CHECK(vocab_detokenize(v, ids, 8, false, &t, &len) == 0 && strcmp(t, s) == 0, "detok without specials");
+        CHECK(vocab_detokenize(v, ids, 8, false, &t, &len) == 0 && strcmp(t, s) == 0,
+              "detok without specials");
         free(t);
         CHECK(vocab_detokenize(v, ids, 8, true, &t, &len) == 0 &&
                   strcmp(t, "<|begin_of_text|>This is a test sentence.<|end_of_text|>") == 0,
@@ -211,21 +214,25 @@ static void test_llama3(const herd_vocab *v) {
 
     /* special tokens: parsed only with parse_special */
     const char *chat = "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>";
-    check_ids(v, chat, strlen(chat), true, (int32_t[]){128006, 882, 128007, 271, 13347, 128009}, 6, "chat special");
+    check_ids(v, chat, strlen(chat), true, (int32_t[]){128006, 882, 128007, 271, 13347, 128009}, 6,
+              "chat special");
     n = tok(v, chat, strlen(chat), false, false, &ids);
     bool any_special = false;
     for (int64_t i = 0; i < n; i++) any_special |= ids[i] >= 128000;
     CHECK(n > 6 && !any_special, "chat without parse_special is plain text");
     free(ids);
-    CHECK(round_trip(v, chat, strlen(chat), true) && round_trip(v, chat, strlen(chat), false), "chat round trip");
+    CHECK(round_trip(v, chat, strlen(chat), true) && round_trip(v, chat, strlen(chat), false),
+          "chat round trip");
     check_ids(v, "<|begin_of_text|><|begin_of_text|>", 34, true, (int32_t[]){128000, 128000}, 2, "two bos");
     check_ids(v, "<|eot_id", 8, true, (int32_t[]){27, 91, 68, 354, 851}, 5, "partial special");
 
     /* token_to_piece */
     char buf[64];
     CHECK(vocab_token_to_piece(v, 128009, false, buf, sizeof(buf)) == 0, "control hidden");
-    CHECK(vocab_token_to_piece(v, 128009, true, buf, sizeof(buf)) == 10 && memcmp(buf, "<|eot_id|>", 10) == 0, "control shown");
-    CHECK(vocab_token_to_piece(v, 271, false, buf, sizeof(buf)) == 2 && memcmp(buf, "\n\n", 2) == 0, "piece \\n\\n");
+    CHECK(vocab_token_to_piece(v, 128009, true, buf, sizeof(buf)) == 10 && memcmp(buf, "<|eot_id|>", 10) == 0,
+          "control shown");
+    CHECK(vocab_token_to_piece(v, 271, false, buf, sizeof(buf)) == 2 && memcmp(buf, "\n\n", 2) == 0,
+          "piece \\n\\n");
     CHECK(vocab_token_to_piece(v, 128256, false, buf, sizeof(buf)) == -1, "piece out of range");
     CHECK(vocab_token_to_piece(v, 2028, false, buf, 1) == 4 && buf[0] == 'T', "piece truncated");
     int32_t bad = 128256;
@@ -247,9 +254,27 @@ static void test_llama3(const herd_vocab *v) {
 static void test_bytes(const herd_vocab *v, const char *name) {
     bool spm = vocab_get_kind(v) == VOCAB_SPM;
     static const char *cases[] = {
-        "\x80", "\xff", "\xc3", "a\xc3", "\xc3(", "\xe2\x82", "\xe2\x82(", "\xf0\x9f\x98", "\xc0\x80", "\xe0\x80\x80",
-        "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "x\xfe\xfey", " \x80\x80 ", "'\x80s", "1\x80" "2",
-        "\xef\xbf\xbd", "a\x00" "b",
+        "\x80",
+        "\xff",
+        "\xc3",
+        "a\xc3",
+        "\xc3(",
+        "\xe2\x82",
+        "\xe2\x82(",
+        "\xf0\x9f\x98",
+        "\xc0\x80",
+        "\xe0\x80\x80",
+        "\xed\xa0\x80",
+        "\xf4\x90\x80\x80",
+        "\xf8\x88\x80\x80\x80",
+        "x\xfe\xfey",
+        " \x80\x80 ",
+        "'\x80s",
+        "1\x80"
+        "2",
+        "\xef\xbf\xbd",
+        "a\x00"
+        "b",
     };
     int ok = 0, total = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -310,10 +335,12 @@ static void test_spm(const herd_vocab *v) {
     char *t = NULL;
     size_t len;
     /* the leading space that add_space_prefix added is dropped, also after BOS */
-    CHECK(n == 3 && vocab_detokenize(v, ids, n, false, &t, &len) == 0 && strcmp(t, "Hello world") == 0, "spm detok bos");
+    CHECK(n == 3 && vocab_detokenize(v, ids, n, false, &t, &len) == 0 && strcmp(t, "Hello world") == 0,
+          "spm detok bos");
     free(t);
     t = NULL;
-    CHECK(n == 3 && vocab_detokenize(v, ids + 1, n - 1, false, &t, &len) == 0 && strcmp(t, "Hello world") == 0,
+    CHECK(n == 3 && vocab_detokenize(v, ids + 1, n - 1, false, &t, &len) == 0 &&
+              strcmp(t, "Hello world") == 0,
           "spm detok");
     free(t);
     free(ids);
@@ -368,7 +395,6 @@ static void test_tiktoken(const herd_vocab *v) {
     CHECK(lines == 128000 && bad == 0, "tokenizer.model: %d lines, %d differ", lines, bad);
 }
 
-
 /* ---- a synthetic vocabulary: user-defined tokens, partition order, fix-ups, load errors ------- */
 
 typedef struct {
@@ -414,8 +440,8 @@ static int synth_load(const synth_opts *o, loaded *L) {
         types[b] = TOKEN_TYPE_NORMAL;
     }
     const char *extra[] = {"ab", "<c>", "XY", "YZW", "<u>", "<|eot_id|>"};
-    const int32_t extra_type[] = {TOKEN_TYPE_NORMAL, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL, TOKEN_TYPE_CONTROL,
-                                  TOKEN_TYPE_USER_DEFINED, TOKEN_TYPE_NORMAL};
+    const int32_t extra_type[] = {TOKEN_TYPE_NORMAL,  TOKEN_TYPE_CONTROL,      TOKEN_TYPE_CONTROL,
+                                  TOKEN_TYPE_CONTROL, TOKEN_TYPE_USER_DEFINED, TOKEN_TYPE_NORMAL};
     for (int i = 0; i < 6; i++) {
         toks[256 + i] = (gguf_str){extra[i], strlen(extra[i])};
         types[256 + i] = extra_type[i];
@@ -446,7 +472,8 @@ static void test_synthetic(void) {
     const herd_vocab *v = L.v;
     /* no BOS key: llama.cpp's BPE default (11) and add_bos for llama-bpe */
     CHECK(vocab_bos(v) == 11 && vocab_add_bos(v), "synthetic bos %d", vocab_bos(v));
-    CHECK(vocab_eot(v) == 261 && vocab_is_eog(v, 261) && vocab_is_control(v, 261), "eot found by text, made control");
+    CHECK(vocab_eot(v) == 261 && vocab_is_eog(v, 261) && vocab_is_control(v, 261),
+          "eot found by text, made control");
     check_ids(v, "ab", 2, false, (int32_t[]){256}, 1, "merge");
     check_ids(v, "aab", 3, false, (int32_t[]){'a', 256}, 2, "merge right pair");
     /* user-defined tokens match with and without parse_special; control tokens only with it */
@@ -460,7 +487,8 @@ static void test_synthetic(void) {
     check_ids(v, "XYXYZW", 6, true, (int32_t[]){258, 'X', 259}, 3, "partition order 2");
     char buf[16];
     CHECK(vocab_token_to_piece(v, 260, false, buf, sizeof(buf)) == 3, "user-defined piece always shown");
-    CHECK(round_trip(v, "x<u>y<c>XYZW", 12, true) && round_trip(v, "x<u>y<c>XYZW", 12, false), "synthetic round trip");
+    CHECK(round_trip(v, "x<u>y<c>XYZW", 12, true) && round_trip(v, "x<u>y<c>XYZW", 12, false),
+          "synthetic round trip");
     unload(&L);
 
     o.add_bos_key = true;
@@ -482,8 +510,10 @@ static void test_synthetic(void) {
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = synth_load(&bad[i].o, &L);
-        CHECK(rc == bad[i].want, "bad vocabulary %zu: status %d, want %d (%s)", i, rc, bad[i].want, herd_last_error());
-        if (rc == 0) unload(&L);
+        CHECK(rc == bad[i].want, "bad vocabulary %zu: status %d, want %d (%s)", i, rc, bad[i].want,
+              herd_last_error());
+        if (rc == 0)
+            unload(&L);
         else {
             vocab_free(L.v);
             gguf_file_clear(&L.g);
@@ -541,7 +571,8 @@ static int jsonl_mode(const char *model, bool special) {
     free(line);
     unload(&L);
     fflush(stdout);
-    if (failures) fprintf(stderr, "%lld of %lld lines failed the round trip\n", (long long)failures, (long long)lineno);
+    if (failures)
+        fprintf(stderr, "%lld of %lld lines failed the round trip\n", (long long)failures, (long long)lineno);
     return failures ? 1 : 0;
 }
 
@@ -574,8 +605,8 @@ static int bench_mode(const char *model, const char *file) {
         free(ids);
         if (dt < best) best = dt;
     }
-    printf("{\"bytes\": %zu, \"tokens\": %lld, \"seconds\": %.4f, \"mb_per_s\": %.2f}\n", n, (long long)k, best,
-           n / best / 1e6);
+    printf("{\"bytes\": %zu, \"tokens\": %lld, \"seconds\": %.4f, \"mb_per_s\": %.2f}\n", n, (long long)k,
+           best, n / best / 1e6);
     free(d);
     unload(&L);
     return 0;
@@ -586,7 +617,8 @@ static void put_base64(const char *p, size_t n) {
     const uint8_t *s = (const uint8_t *)p;
     putchar('"');
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t w = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+        uint32_t w =
+            (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
         putchar(al[w >> 18]);
         putchar(al[(w >> 12) & 63]);
         putchar(i + 1 < n ? al[(w >> 6) & 63] : '=');
@@ -624,7 +656,8 @@ static int vocab_mode(const char *model) {
 
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "--vocab") == 0) return vocab_mode(argv[2]);
-    if (argc >= 3 && strcmp(argv[1], "--jsonl") == 0) return jsonl_mode(argv[2], argc >= 4 && strcmp(argv[3], "--special") == 0);
+    if (argc >= 3 && strcmp(argv[1], "--jsonl") == 0)
+        return jsonl_mode(argv[2], argc >= 4 && strcmp(argv[3], "--special") == 0);
     if (argc >= 4 && strcmp(argv[1], "--bench") == 0) return bench_mode(argv[2], argv[3]);
 
     bool ci = getenv("CI") && strcmp(getenv("CI"), "true") == 0;
@@ -649,8 +682,10 @@ int main(int argc, char **argv) {
     test_long_runs(bpe.v, "llama-bpe");
     test_long_runs(spm.v, "llama-spm");
 
-    if (exists(TIKTOKEN_PATH)) test_tiktoken(bpe.v);
-    else printf("note: %s absent, tiktoken comparison skipped\n", TIKTOKEN_PATH);
+    if (exists(TIKTOKEN_PATH))
+        test_tiktoken(bpe.v);
+    else
+        printf("note: %s absent, tiktoken comparison skipped\n", TIKTOKEN_PATH);
 
     if (exists(STORIES_PATH)) {
         loaded st;
