@@ -8,27 +8,13 @@
 #include <time.h>
 
 #include "../base/log.h"
+#include "../base/strbuf.h"
 #include "herd.h"
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2 + 64;
-        b->p = herd_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
 }
 
 /* Length of an incomplete UTF-8 sequence at the end of s[0..n) (0 if it ends on a boundary). */
@@ -77,7 +63,7 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
         free(logits);
         return rc;
     }
-    sbuf text = {0};
+    strbuf text = {0};
     size_t sent = 0; /* bytes of text already given to on_text */
     int64_t cap_ids = 64;
     out->ids = herd_xmalloc((size_t)cap_ids * sizeof(int32_t));
@@ -107,10 +93,10 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
         if (need > (int64_t)sizeof piece) {
             char *big = herd_xmalloc((size_t)need);
             herd_token_to_piece(m, id, false, big, (size_t)need);
-            sb_put(&text, big, (size_t)need);
+            strbuf_put(&text, big, (size_t)need);
             free(big);
         } else if (need > 0) {
-            sb_put(&text, piece, (size_t)need);
+            strbuf_put(&text, piece, (size_t)need);
         }
         /* a stop string completed? search only where it could newly appear */
         bool stopped = false;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../base/log.h"
+#include "../base/strbuf.h"
 #include "herd.h"
 
 /* JavaScript's trim set: TAB VT FF SP NBSP ZWNBSP(FEFF) + Zs, and LF CR LS PS. */
@@ -51,29 +52,10 @@ void chat_trim(const char *str, size_t len, size_t *begin, size_t *end) {
     *end = any ? e : 0;
 }
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = herd_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void puts_(sbuf *b, const char *s) {
-    put(b, s, strlen(s));
-}
-
-static void put_trimmed(sbuf *b, const char *s) {
+static void put_trimmed(strbuf *b, const char *s) {
     size_t len = strlen(s), i, j;
     chat_trim(s, len, &i, &j);
-    put(b, s + i, j - i);
+    strbuf_put(b, s + i, j - i);
 }
 
 int herd_chat_format(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, char **text) {
@@ -81,28 +63,28 @@ int herd_chat_format(const herd_chat_message *msgs, size_t n, const herd_chat_pa
     for (size_t i = 0; i < n; i++)
         if (!msgs[i].role || !msgs[i].content || !*msgs[i].role)
             return herd_err(HERD_E_ARG, "chat: message %zu has no role or no content", i);
-    sbuf b = {0};
-    puts_(&b, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n");
-    puts_(&b, "Cutting Knowledge Date: December 2023\nToday Date: ");
-    puts_(&b, p && p->date_string ? p->date_string : CHAT_DEFAULT_DATE);
-    puts_(&b, "\n\n");
+    strbuf b = {0};
+    strbuf_puts(&b, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n");
+    strbuf_puts(&b, "Cutting Knowledge Date: December 2023\nToday Date: ");
+    strbuf_puts(&b, p && p->date_string ? p->date_string : CHAT_DEFAULT_DATE);
+    strbuf_puts(&b, "\n\n");
     size_t first = 0;
     if (n > 0 && strcmp(msgs[0].role, "system") == 0) {
         put_trimmed(&b, msgs[0].content);
         first = 1;
     }
-    puts_(&b, "<|eot_id|>");
+    strbuf_puts(&b, "<|eot_id|>");
     for (size_t i = first; i < n; i++) {
         /* the official template writes tool results under the ipython header */
         const char *role = strcmp(msgs[i].role, "tool") == 0 ? "ipython" : msgs[i].role;
-        puts_(&b, "<|start_header_id|>");
-        puts_(&b, role);
-        puts_(&b, "<|end_header_id|>\n\n");
-        if (strcmp(role, "ipython") == 0) puts_(&b, msgs[i].content); /* not trimmed there */
+        strbuf_puts(&b, "<|start_header_id|>");
+        strbuf_puts(&b, role);
+        strbuf_puts(&b, "<|end_header_id|>\n\n");
+        if (strcmp(role, "ipython") == 0) strbuf_puts(&b, msgs[i].content); /* not trimmed there */
         else put_trimmed(&b, msgs[i].content);
-        puts_(&b, "<|eot_id|>");
+        strbuf_puts(&b, "<|eot_id|>");
     }
-    if (!p || p->add_generation_prompt) puts_(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    if (!p || p->add_generation_prompt) strbuf_puts(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
     *text = b.p;
     return HERD_OK;
 }

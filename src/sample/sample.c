@@ -90,36 +90,29 @@ static int cmp_desc(const void *a, const void *b) {
     return (i > j) - (i < j); /* ties: lower id first, so the order is total and deterministic */
 }
 
-/* Moves the k largest candidates to the front, sorted (k <= n). */
+/* Restores the min-heap order (the smallest candidate, by cmp_desc, at the root) below node r. */
+static void sift_down(cand *h, int64_t k, int64_t r) {
+    for (;;) {
+        int64_t m = r, l = 2 * r + 1, q = l + 1;
+        if (l < k && cmp_desc(&h[l], &h[m]) > 0) m = l;
+        if (q < k && cmp_desc(&h[q], &h[m]) > 0) m = q;
+        if (m == r) return;
+        cand t = h[r];
+        h[r] = h[m];
+        h[m] = t;
+        r = m;
+    }
+}
+
+/* Moves the k largest candidates to the front, sorted (k <= n): a min-heap of the best k so far
+ * lives in c[0..k), so selection costs O(n log k) instead of sorting all n. */
 static void top_k_sort(cand *c, int64_t n, int64_t k) {
-    if (k >= n) {
-        qsort(c, (size_t)n, sizeof *c, cmp_desc);
-        return;
-    }
-    /* selection by a min-heap of size k over the candidates */
-    cand *h = c; /* heap lives in c[0..k) */
-    for (int64_t i = k / 2 - 1; i >= 0; i--) {
-        int64_t r = i;
-        for (;;) {
-            int64_t m = r, l = 2 * r + 1, q = l + 1;
-            if (l < k && cmp_desc(&h[l], &h[m]) > 0) m = l;
-            if (q < k && cmp_desc(&h[q], &h[m]) > 0) m = q;
-            if (m == r) break;
-            cand t = h[r]; h[r] = h[m]; h[m] = t;
-            r = m;
-        }
-    }
-    for (int64_t i = k; i < n; i++) {
-        if (cmp_desc(&c[i], &h[0]) >= 0) continue; /* not larger than the smallest kept */
-        h[0] = c[i];
-        int64_t r = 0;
-        for (;;) {
-            int64_t m = r, l = 2 * r + 1, q = l + 1;
-            if (l < k && cmp_desc(&h[l], &h[m]) > 0) m = l;
-            if (q < k && cmp_desc(&h[q], &h[m]) > 0) m = q;
-            if (m == r) break;
-            cand t = h[r]; h[r] = h[m]; h[m] = t;
-            r = m;
+    if (k < n) {
+        for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down(c, k, i);
+        for (int64_t i = k; i < n; i++) {
+            if (cmp_desc(&c[i], &c[0]) >= 0) continue; /* not better than the worst kept */
+            c[0] = c[i];
+            sift_down(c, k, 0);
         }
     }
     qsort(c, (size_t)k, sizeof *c, cmp_desc);
