@@ -130,7 +130,8 @@ typedef struct herd_context herd_context;
 typedef enum { HERD_KV_AUTO = -1, HERD_KV_F32 = HERD_TYPE_F32, HERD_KV_F16 = HERD_TYPE_F16 } herd_kv_type;
 
 typedef struct {
-    int64_t n_ctx;    /* KV cache length in tokens; 0 = min(4096, the model's n_ctx_train) */
+    int64_t n_ctx;    /* KV cache length in tokens, per sequence; 0 = min(4096, the model's n_ctx_train) */
+    int64_t n_seq;    /* independent sequences (each its own KV cache of n_ctx); 0 = 1 */
     int64_t n_batch;  /* most tokens per forward pass; 0 = 512 */
     int n_threads;    /* 0 = number of online CPUs */
     int kv_type;      /* herd_kv_type; AUTO = F32 when the weights are F32, else F16 */
@@ -149,10 +150,23 @@ void herd_context_truncate(herd_context *c, int64_t pos);
 
 enum { HERD_LOGITS_NONE = 0, HERD_LOGITS_LAST = 1, HERD_LOGITS_ALL = 2 };
 
-/* Runs tokens[0..n) at positions n_past.. through the model, appending to the KV cache; splits
- * into n_batch-sized forward passes. logits (if mode != NONE) receives float32 rows of n_vocab:
- * one row for LAST, n rows for ALL. HERD_E_RANGE (and nothing changed) if n_past + n > n_ctx. */
+/* Runs tokens[0..n) of sequence 0 at positions n_past.. through the model, appending to the KV
+ * cache; splits into n_batch-sized forward passes. logits (if mode != NONE) receives float32 rows of
+ * n_vocab: one row for LAST, n rows for ALL. HERD_E_RANGE (and nothing changed) if n_past + n > n_ctx. */
 int herd_decode(herd_context *c, const int32_t *tokens, int64_t n, int mode, float *logits);
+
+/* Several sequences in one pass (continuous batching): token i belongs to sequence seq_ids[i] and
+ * takes that sequence's next position (a sequence's tokens in order). logits receives one row per
+ * token with want_logits[i], in order. A token's logits do not depend on the rest of the batch.
+ * HERD_E_RANGE naming the sequence (and nothing changed) if one would overflow its n_ctx. */
+int herd_decode_batch(herd_context *c, const int32_t *tokens, const int32_t *seq_ids, int64_t n,
+                      const bool *want_logits, float *logits);
+int32_t herd_context_n_seq(const herd_context *c);
+int64_t herd_seq_n_past(const herd_context *c, int32_t seq);
+/* Forgets positions >= pos of a sequence. */
+void herd_seq_truncate(herd_context *c, int32_t seq, int64_t pos);
+/* Makes dst's cache a copy of the first n positions of src (reuse of a shared prompt prefix). */
+int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n);
 
 /* ---- sampling -------------------------------------------------------------------------------- */
 

@@ -24,14 +24,16 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
     herd_context_params p = pp ? *pp : herd_context_default_params();
     if (m->vocab_only)
         return herd_err(HERD_E_ARG, "context: '%s' holds only a vocabulary, no weights to run", m->file.path);
-    if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0)
-        return herd_err(HERD_E_ARG, "context: negative n_ctx, n_batch or n_threads");
+    if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_seq < 0)
+        return herd_err(HERD_E_ARG, "context: negative n_ctx, n_seq, n_batch or n_threads");
+    int64_t n_seq = p.n_seq ? p.n_seq : 1;
+    if (n_seq > 4096) return herd_err(HERD_E_ARG, "context: %lld sequences is too many", (long long)n_seq);
     int64_t n_ctx = p.n_ctx ? p.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
     if (n_ctx > m->hp.n_ctx_train)
         return herd_err(HERD_E_ARG, "context: requested context %lld exceeds the model's %lld positions",
                         (long long)n_ctx, (long long)m->hp.n_ctx_train);
     int64_t n_batch = p.n_batch ? p.n_batch : 512;
-    if (n_batch > n_ctx) n_batch = n_ctx;
+    if (n_batch > n_ctx * (p.n_seq ? p.n_seq : 1)) n_batch = n_ctx * (p.n_seq ? p.n_seq : 1);
     int n_threads = p.n_threads;
     if (n_threads == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
@@ -46,7 +48,7 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
     c->m = m;
     c->n_ctx = n_ctx;
     c->kv_type = kv;
-    int rc = forward_state_new(m, n_ctx, n_batch, kv, n_threads, &c->fs);
+    int rc = forward_state_new(m, n_seq, n_ctx, n_batch, kv, n_threads, &c->fs);
     if (rc) {
         free(c);
         return rc;
@@ -64,31 +66,91 @@ void herd_context_free(herd_context *c) {
 int64_t herd_context_n_ctx(const herd_context *c) { return c->n_ctx; }
 const herd_model *herd_context_model(const herd_context *c) { return c->m; }
 int herd_context_kv_type(const herd_context *c) { return c->kv_type; }
-int64_t herd_context_n_past(const herd_context *c) { return forward_kv(c->fs)->n_past; }
+int64_t herd_context_n_past(const herd_context *c) { return forward_kv(c->fs)->n_past[0]; }
+int32_t herd_context_n_seq(const herd_context *c) { return (int32_t)forward_kv(c->fs)->n_seq; }
 
 void herd_context_truncate(herd_context *c, int64_t pos) {
+    herd_seq_truncate(c, 0, pos);
+}
+
+int64_t herd_seq_n_past(const herd_context *c, int32_t seq) {
+    const kv_cache *kv = forward_kv(c->fs);
+    return seq >= 0 && seq < kv->n_seq ? kv->n_past[seq] : -1;
+}
+
+void herd_seq_truncate(herd_context *c, int32_t seq, int64_t pos) {
     kv_cache *kv = forward_kv(c->fs);
-    if (pos >= 0 && pos < kv->n_past) kv->n_past = pos;
+    if (seq >= 0 && seq < kv->n_seq && pos >= 0 && pos < kv->n_past[seq]) kv->n_past[seq] = pos;
+}
+
+int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n) {
+    kv_cache *kv = forward_kv(c->fs);
+    if (src < 0 || src >= kv->n_seq || dst < 0 || dst >= kv->n_seq)
+        return herd_err(HERD_E_ARG, "seq copy: sequence %d or %d is not in [0, %lld)", src, dst, (long long)kv->n_seq);
+    if (n < 0 || n > kv->n_past[src])
+        return herd_err(HERD_E_ARG, "seq copy: sequence %d holds %lld positions, not %lld", src,
+                        (long long)kv->n_past[src], (long long)n);
+    kv_seq_copy(kv, src, dst, n);
+    return HERD_OK;
+}
+
+static int check_tokens(const herd_context *c, const int32_t *tokens, int64_t n) {
+    int64_t n_vocab = c->m->hp.n_vocab;
+    if (n <= 0) return herd_err(HERD_E_ARG, "decode: no tokens");
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return herd_err(HERD_E_ARG, "decode: token id %d at index %lld is outside the vocabulary [0, %lld)",
+                            tokens[i], (long long)i, (long long)n_vocab);
+    return HERD_OK;
 }
 
 int herd_decode(herd_context *c, const int32_t *tokens, int64_t n, int mode, float *logits) {
     kv_cache *kv = forward_kv(c->fs);
     int64_t n_vocab = c->m->hp.n_vocab;
-    if (n <= 0) return herd_err(HERD_E_ARG, "decode: no tokens");
-    if (kv->n_past + n > c->n_ctx)
+    int rc = check_tokens(c, tokens, n);
+    if (rc) return rc;
+    if (kv->n_past[0] + n > c->n_ctx)
         return herd_err(HERD_E_RANGE, "decode: %lld cached + %lld new tokens exceed the context of %lld",
-                        (long long)kv->n_past, (long long)n, (long long)c->n_ctx);
-    for (int64_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return herd_err(HERD_E_ARG, "decode: token id %d at index %lld is outside the vocabulary [0, %lld)",
-                            tokens[i], (long long)i, (long long)n_vocab);
+                        (long long)kv->n_past[0], (long long)n, (long long)c->n_ctx);
     if (mode != HERD_LOGITS_NONE && !logits) return herd_err(HERD_E_ARG, "decode: logits buffer is NULL");
     int64_t nb = forward_n_batch(c->fs);
+    bool *want = herd_xcalloc((size_t)nb, sizeof *want);
     for (int64_t i = 0; i < n; i += nb) {
         int64_t k = n - i < nb ? n - i : nb;
-        bool last = i + k == n;
-        int m = mode == HERD_LOGITS_ALL ? HERD_LOGITS_ALL : (last ? mode : HERD_LOGITS_NONE);
-        forward_batch(c->fs, tokens + i, k, m, mode == HERD_LOGITS_ALL ? logits + i * n_vocab : logits);
+        for (int64_t t = 0; t < k; t++) want[t] = mode == HERD_LOGITS_ALL || (mode == HERD_LOGITS_LAST && i + t == n - 1);
+        forward_batch(c->fs, tokens + i, NULL, k, want, mode == HERD_LOGITS_ALL ? logits + i * n_vocab : logits);
+    }
+    free(want);
+    return HERD_OK;
+}
+
+int herd_decode_batch(herd_context *c, const int32_t *tokens, const int32_t *seq_ids, int64_t n,
+                      const bool *want_logits, float *logits) {
+    kv_cache *kv = forward_kv(c->fs);
+    int rc = check_tokens(c, tokens, n);
+    if (rc) return rc;
+    int64_t *count = herd_xcalloc((size_t)kv->n_seq, sizeof *count);
+    int64_t n_out = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        int32_t s = seq_ids[i];
+        if (s < 0 || s >= kv->n_seq)
+            rc = herd_err(HERD_E_ARG, "decode: token %lld names sequence %d, not in [0, %lld)", (long long)i, s,
+                          (long long)kv->n_seq);
+        else if (kv->n_past[s] + ++count[s] > c->n_ctx)
+            rc = herd_err(HERD_E_RANGE, "decode: sequence %d: %lld cached + %lld new tokens exceed the context of %lld",
+                          s, (long long)kv->n_past[s], (long long)count[s], (long long)c->n_ctx);
+        if (want_logits && want_logits[i]) n_out++;
+    }
+    free(count);
+    if (rc) return rc;
+    if (n_out > 0 && !logits) return herd_err(HERD_E_ARG, "decode: logits buffer is NULL");
+    int64_t nb = forward_n_batch(c->fs), done = 0;
+    for (int64_t i = 0; i < n; i += nb) {
+        int64_t k = n - i < nb ? n - i : nb;
+        forward_batch(c->fs, tokens + i, seq_ids + i, k, want_logits ? want_logits + i : NULL,
+                      logits ? logits + done * c->m->hp.n_vocab : NULL);
+        if (want_logits)
+            for (int64_t t = 0; t < k; t++) done += want_logits[i + t];
     }
     return HERD_OK;
 }

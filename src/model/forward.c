@@ -26,6 +26,8 @@ struct forward_state {
     float *gate, *up;  /* [n_batch][n_ff] */
     float *rope_cs;    /* [n_batch][head_dim/2][2] cos, sin */
     float *scores;     /* [n_threads][n_ctx] */
+    int64_t *pos;      /* [n_batch] position of each token in its sequence */
+    int32_t *seq;      /* [n_batch] sequence of each token */
     void *xq;          /* converted activations for matmul */
 };
 
@@ -35,7 +37,7 @@ static void *alloc_or_null(size_t bytes, bool *ok) {
     return p;
 }
 
-int forward_state_new(const herd_model *m, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
+int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
                       forward_state **out) {
     *out = NULL;
     HERD_ASSERT(!m->vocab_only);
@@ -44,7 +46,7 @@ int forward_state_new(const herd_model *m, int64_t n_ctx, int64_t n_batch, int k
     s->m = m;
     s->n_batch = n_batch;
     int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
-    int rc = kv_cache_init(&s->kv, kv_type, hp->n_layer, n_ctx, kv_dim);
+    int rc = kv_cache_init(&s->kv, kv_type, n_seq, hp->n_layer, n_ctx, kv_dim);
     if (rc) {
         free(s);
         return rc;
@@ -66,6 +68,8 @@ int forward_state_new(const herd_model *m, int64_t n_ctx, int64_t n_batch, int k
     s->up = alloc_or_null((size_t)(n_batch * hp->n_ff) * f, &ok);
     s->rope_cs = alloc_or_null((size_t)(n_batch * hp->head_dim) * f, &ok);
     s->scores = alloc_or_null((size_t)(n_threads * n_ctx) * f, &ok);
+    s->pos = alloc_or_null((size_t)n_batch * sizeof *s->pos, &ok);
+    s->seq = alloc_or_null((size_t)n_batch * sizeof *s->seq, &ok);
     /* the largest converted activation block over all matmuls of the model */
     int64_t xq = 0;
     for (int64_t l = 0; l < hp->n_layer; l++) {
@@ -102,6 +106,8 @@ void forward_state_free(forward_state *s) {
     free(s->up);
     free(s->rope_cs);
     free(s->scores);
+    free(s->pos);
+    free(s->seq);
     free(s->xq);
     free(s);
 }
@@ -157,7 +163,7 @@ static void rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float 
 
 typedef struct {
     forward_state *s;
-    int64_t n, pos0, layer;
+    int64_t n, layer;
 } job;
 
 /* RoPE on q and k, then k and v into the cache at their positions. */
@@ -172,8 +178,8 @@ static void job_rope_store(void *arg, int ith, int nth) {
         const float *cs = s->rope_cs + t * hp->head_dim;
         rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs);
         rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs);
-        kvt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, j->layer, j->pos0 + t), kv_dim);
-        kvt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, j->layer, j->pos0 + t), kv_dim);
+        kvt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
+        kvt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
     }
 }
 
@@ -190,13 +196,13 @@ static void job_attention(void *arg, int ith, int nth) {
     int64_t w0, w1;
     pool_range(j->n * hp->n_head, ith, nth, &w0, &w1);
     for (int64_t w = w0; w < w1; w++) {
-        int64_t t = w / hp->n_head, h = w % hp->n_head, kvh = h / group;
-        int64_t n_pos = j->pos0 + t + 1; /* positions 0 .. pos0+t */
+        int64_t t = w / hp->n_head, h = w % hp->n_head, kvh = h / group, sq = s->seq[t];
+        int64_t n_pos = s->pos[t] + 1; /* causal: positions 0 .. pos[t] of its own sequence */
         const float *q = s->q + t * q_dim + h * hd;
         float *o = s->att + t * q_dim + h * hd;
         float mx = -INFINITY;
         for (int64_t p = 0; p < n_pos; p++) {
-            const void *kr = (const uint8_t *)kv_k_row(&s->kv, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
+            const void *kr = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
             float d = f16 ? vo->dot_f16_f32(hd, kr, q) : vo->dot_f32(hd, kr, q);
             sc[p] = d * scale;
             if (sc[p] > mx) mx = sc[p];
@@ -209,7 +215,7 @@ static void job_attention(void *arg, int ith, int nth) {
         float inv = (float)(1.0 / sum);
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int64_t p = 0; p < n_pos; p++) {
-            const void *vr = (const uint8_t *)kv_v_row(&s->kv, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
+            const void *vr = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
             float pw = sc[p] * inv;
             if (f16) vo->axpy_f16(hd, pw, vr, o);
             else vo->axpy_f32(hd, pw, vr, o);
@@ -230,21 +236,29 @@ static void job_swiglu(void *arg, int ith, int nth) {
 
 /* ---- the pass ---------------------------------------------------------------------------------- */
 
-void forward_batch(forward_state *s, const int32_t *tokens, int64_t n, int logits_mode, float *logits) {
+void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                   float *logits) {
     const herd_model *m = s->m;
     const model_hparams *hp = &m->hp;
-    HERD_ASSERT(n > 0 && n <= s->n_batch && s->kv.n_past + n <= s->kv.n_ctx);
+    HERD_ASSERT(n > 0 && n <= s->n_batch);
     const int64_t E = hp->n_embd, q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
-    const int64_t pos0 = s->kv.n_past;
     const kernel_type_ops *emb = kernels_type(m->tok_embd.type);
 
+    /* positions: each token takes the next position of its sequence */
+    for (int64_t t = 0; t < n; t++) {
+        int32_t sq = seq ? seq[t] : 0;
+        HERD_ASSERT(sq >= 0 && sq < s->kv.n_seq);
+        s->seq[t] = sq;
+        s->pos[t] = s->kv.n_past[sq]++;
+        HERD_ASSERT(s->pos[t] < s->kv.n_ctx);
+    }
     for (int64_t t = 0; t < n; t++) {
         emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
-        rope_cache(s->rope_cs + t * hp->head_dim, (float)(pos0 + t), hp->head_dim, hp->rope_theta,
-                   hp->rope_freq_scale, m->rope_freqs);
+        rope_cache(s->rope_cs + t * hp->head_dim, (float)s->pos[t], hp->head_dim, hp->rope_theta, hp->rope_freq_scale,
+                   m->rope_freqs);
     }
 
-    job j = {s, n, pos0, 0};
+    job j = {s, n, 0};
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         j.layer = l;
@@ -264,10 +278,10 @@ void forward_batch(forward_state *s, const int32_t *tokens, int64_t n, int logit
         matmul(s->pool, &L->w_down, s->gate, hp->n_ff, n, s->h, E, s->xq);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
     }
-    s->kv.n_past += n;
 
-    if (logits_mode == HERD_LOGITS_NONE) return;
-    int64_t first = logits_mode == HERD_LOGITS_ALL ? 0 : n - 1, n_out = n - first;
-    for (int64_t t = first; t < n; t++) rmsnorm(s->h + (t - first) * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
-    matmul(s->pool, &m->output, s->h, E, n_out, logits, hp->n_vocab, s->xq);
+    if (!want) return;
+    int64_t n_out = 0;
+    for (int64_t t = 0; t < n; t++)
+        if (want[t]) rmsnorm(s->h + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
+    if (n_out > 0) matmul(s->pool, &m->output, s->h, E, n_out, logits, hp->n_vocab, s->xq);
 }

@@ -20,17 +20,20 @@
 
 typedef struct forward_state forward_state;
 
-/* Allocates the KV cache (n_ctx positions of kv_type) and scratch for n_batch tokens, and starts
- * n_threads workers. HERD_E_NOMEM / HERD_E_ARG with a message. */
-int forward_state_new(const herd_model *m, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
+/* Allocates the KV cache (n_seq sequences of n_ctx positions, of kv_type) and scratch for n_batch
+ * tokens, and starts n_threads workers. HERD_E_NOMEM with a message. */
+int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
                       forward_state **out);
 void forward_state_free(forward_state *s);
 kv_cache *forward_kv(forward_state *s);
 int64_t forward_n_batch(const forward_state *s);
 
-/* Runs n <= n_batch tokens at positions kv.n_past.. and advances n_past. With logits_mode
- * HERD_LOGITS_ALL, logits gets n rows of n_vocab; with HERD_LOGITS_LAST one row (the last token).
- * The caller has checked n_past + n <= n_ctx and that every token id is < n_vocab. */
-void forward_batch(forward_state *s, const int32_t *tokens, int64_t n, int logits_mode, float *logits);
+/* Runs n <= n_batch tokens. Token t belongs to sequence seq[t] (seq NULL: all to sequence 0) and
+ * takes that sequence's next position, so a sequence's tokens appear in order; sequences' n_past
+ * advance. Token t attends to its own sequence only, and its result does not depend on the other
+ * tokens of the batch. logits receives one row of n_vocab per token with want[t] set, in batch
+ * order (want NULL: none). The caller has checked positions against n_ctx and ids against n_vocab. */
+void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                   float *logits);
 
 #endif
