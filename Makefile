@@ -12,7 +12,7 @@ OPT     ?= -O2
 SAN     ?=
 CFLAGS_BASE = -std=c11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
               -fPIC -pthread -Iinclude -D_GNU_SOURCE $(SAN)
-LDLIBS  = -ljansson -lm -lpthread
+LDLIBS  = -lmicrohttpd -lcurl -ljansson -lm -lpthread
 
 # per-ISA kernels are compiled with their own flags and picked at run time by CPUID
 AVX2_FLAGS   = -mavx2 -mfma -mf16c

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Installs what herd needs on Debian 12 when it is missing (idempotent, quick when all is there).
-# Build: gcc, make, libjansson-dev. Tests: clang + libclang-rt (fuzz, sanitizers), nodejs + npm
+# Build: gcc, make, libjansson-dev (JSON), libmicrohttpd-dev (HTTP server), libcurl (HTTP client). Tests: clang + libclang-rt (fuzz, sanitizers), nodejs + npm
 # (llama.cpp reference via node-llama-cpp), git (reads llama.cpp's source bundle), curl.
 set -e
-pkgs="gcc make libc6-dev libjansson-dev pkg-config clang libclang-rt-14-dev git ca-certificates"
+pkgs="gcc make libc6-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev pkg-config python3 clang libclang-rt-14-dev git ca-certificates"
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 missing=""
