@@ -167,6 +167,11 @@ int64_t herd_seq_n_past(const herd_context *c, int32_t seq);
 void herd_seq_truncate(herd_context *c, int32_t seq, int64_t pos);
 /* Makes dst's cache a copy of the first n positions of src (reuse of a shared prompt prefix). */
 int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n);
+/* Sentence embedding of tokens[0..n) run in sequence seq (its cache is cleared first and left
+ * holding the tokens): the mean over tokens of the final normed hidden state (the input of the
+ * output matrix), scaled to unit L2 norm. out: n_embd floats. */
+int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, float *out);
+int64_t herd_model_n_embd(const herd_model *m);
 
 /* ---- sampling -------------------------------------------------------------------------------- */
 

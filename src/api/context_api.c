@@ -1,4 +1,5 @@
 /* Public API: inference contexts (KV cache + scratch + threads) and decoding. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -152,5 +153,43 @@ int herd_decode_batch(herd_context *c, const int32_t *tokens, const int32_t *seq
         if (want_logits)
             for (int64_t t = 0; t < k; t++) done += want_logits[i + t];
     }
+    return HERD_OK;
+}
+
+int64_t herd_model_n_embd(const herd_model *m) {
+    return m->hp.n_embd;
+}
+
+int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, float *out) {
+    kv_cache *kv = forward_kv(c->fs);
+    int rc = check_tokens(c, tokens, n);
+    if (rc) return rc;
+    if (seq < 0 || seq >= kv->n_seq)
+        return herd_err(HERD_E_ARG, "embed: sequence %d is not in [0, %lld)", seq, (long long)kv->n_seq);
+    if (n > c->n_ctx)
+        return herd_err(HERD_E_RANGE, "embed: %lld tokens exceed the context of %lld", (long long)n,
+                        (long long)c->n_ctx);
+    int64_t E = c->m->hp.n_embd, nb = forward_n_batch(c->fs);
+    float *h = malloc((size_t)(nb * E) * sizeof(float));
+    bool *want = malloc((size_t)nb * sizeof(bool));
+    int32_t *seqs = malloc((size_t)nb * sizeof(int32_t));
+    if (!h || !want || !seqs) {
+        free(h), free(want), free(seqs);
+        return herd_err(HERD_E_NOMEM, "embed: out of memory");
+    }
+    double *acc = herd_xcalloc((size_t)E, sizeof(double));
+    for (int64_t i = 0; i < nb; i++) want[i] = true, seqs[i] = seq;
+    kv->n_past[seq] = 0;
+    for (int64_t i = 0; i < n; i += nb) {
+        int64_t k = n - i < nb ? n - i : nb;
+        forward_batch_hidden(c->fs, tokens + i, seqs, k, want, h);
+        for (int64_t t = 0; t < k; t++)
+            for (int64_t e = 0; e < E; e++) acc[e] += h[t * E + e];
+    }
+    double norm = 0;
+    for (int64_t e = 0; e < E; e++) norm += (acc[e] / (double)n) * (acc[e] / (double)n);
+    norm = sqrt(norm);
+    for (int64_t e = 0; e < E; e++) out[e] = norm > 0 ? (float)(acc[e] / (double)n / norm) : 0.0f;
+    free(acc), free(h), free(want), free(seqs);
     return HERD_OK;
 }

@@ -8,38 +8,13 @@
 #include <time.h>
 
 #include "../base/log.h"
-#include "../base/strbuf.h"
+#include "../sample/stop.h"
 #include "herd.h"
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Length of an incomplete UTF-8 sequence at the end of s[0..n) (0 if it ends on a boundary). */
-static size_t utf8_incomplete_tail(const char *s, size_t n) {
-    for (size_t k = 1; k <= 3 && k <= n; k++) {
-        unsigned char c = (unsigned char)s[n - k];
-        if ((c & 0xC0) == 0x80) continue; /* continuation byte: look further back */
-        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        return need > k ? k : 0;
-    }
-    return 0;
-}
-
-/* Longest suffix of s[0..n) that is a proper prefix of some stop string. */
-static size_t stop_prefix_tail(const char *s, size_t n, const char **stop, int n_stop) {
-    size_t best = 0;
-    for (int i = 0; i < n_stop; i++) {
-        size_t L = strlen(stop[i]);
-        for (size_t k = L > 1 ? L - 1 : 0; k > best; k--)
-            if (k <= n && memcmp(s + n - k, stop[i], k) == 0) {
-                best = k;
-                break;
-            }
-    }
-    return best;
 }
 
 int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64_t n_prompt,
@@ -63,14 +38,12 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
         free(logits);
         return rc;
     }
-    strbuf text = {0};
-    size_t sent = 0; /* bytes of text already given to on_text */
+    text_stream ts;
+    text_stream_init(&ts, p->stop, p->n_stop);
     int64_t cap_ids = 64;
     out->ids = herd_xmalloc((size_t)cap_ids * sizeof(int32_t));
     char piece[256];
-    size_t max_stop = 0;
-    for (int i = 0; i < p->n_stop; i++)
-        if (strlen(p->stop[i]) > max_stop) max_stop = strlen(p->stop[i]);
+    size_t from, k;
 
     for (;;) {
         if (p->n_predict >= 0 && out->n_ids >= p->n_predict) {
@@ -93,42 +66,16 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
         if (need > (int64_t)sizeof piece) {
             char *big = herd_xmalloc((size_t)need);
             herd_token_to_piece(m, id, false, big, (size_t)need);
-            strbuf_put(&text, big, (size_t)need);
+            k = text_stream_push(&ts, big, (size_t)need, &from);
             free(big);
-        } else if (need > 0) {
-            strbuf_put(&text, piece, (size_t)need);
+        } else {
+            k = text_stream_push(&ts, piece, need > 0 ? (size_t)need : 0, &from);
         }
-        /* a stop string completed? search only where it could newly appear */
-        bool stopped = false;
-        if (p->n_stop > 0 && text.n > 0) {
-            size_t from = sent > max_stop ? sent - max_stop : 0;
-            size_t cut = text.n;
-            for (int i = 0; i < p->n_stop; i++) {
-                const char *hit = memmem(text.p + from, text.n - from, p->stop[i], strlen(p->stop[i]));
-                if (hit && (size_t)(hit - text.p) < cut) cut = (size_t)(hit - text.p);
-            }
-            if (cut < text.n) {
-                text.n = cut;
-                text.p[cut] = 0;
-                stopped = true;
-            }
+        if (k > 0 && p->on_text && !p->on_text(ts.text.p + from, k, p->user)) {
+            out->stop_reason = HERD_STOP_USER;
+            break;
         }
-        size_t final_end = text.n;
-        if (!stopped) {
-            size_t hold = stop_prefix_tail(text.p, text.n, p->stop, p->n_stop);
-            size_t inc = utf8_incomplete_tail(text.p, text.n);
-            if (inc > hold) hold = inc;
-            final_end = text.n - hold;
-        }
-        if (final_end > sent && p->on_text) {
-            if (!p->on_text(text.p + sent, final_end - sent, p->user)) {
-                sent = final_end;
-                out->stop_reason = HERD_STOP_USER;
-                break;
-            }
-        }
-        if (final_end > sent) sent = final_end;
-        if (stopped) {
+        if (ts.stopped) {
             out->stop_reason = HERD_STOP_STRING;
             break;
         }
@@ -140,11 +87,11 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
     }
     out->gen_seconds = now_s() - t1;
     /* flush what was held back (an incomplete character or a stop-string prefix that never completed) */
-    if (rc == 0 && text.n > sent && p->on_text && out->stop_reason != HERD_STOP_USER)
-        p->on_text(text.p + sent, text.n - sent, p->user);
+    k = text_stream_flush(&ts, &from);
+    if (rc == 0 && k > 0 && p->on_text && out->stop_reason != HERD_STOP_USER) p->on_text(ts.text.p + from, k, p->user);
     free(logits);
-    out->text = text.p ? text.p : herd_xstrndup("", 0);
-    out->text_len = text.n;
+    out->text = ts.text.p;
+    out->text_len = ts.text.n;
     if (rc) herd_generate_result_free(out);
     return rc;
 }

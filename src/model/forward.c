@@ -236,8 +236,8 @@ static void job_swiglu(void *arg, int ith, int nth) {
 
 /* ---- the pass ---------------------------------------------------------------------------------- */
 
-void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
-                   float *logits) {
+static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                         float *out, bool hidden) {
     const herd_model *m = s->m;
     const model_hparams *hp = &m->hp;
     HERD_ASSERT(n > 0 && n <= s->n_batch);
@@ -281,7 +281,18 @@ void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, 
 
     if (!want) return;
     int64_t n_out = 0;
+    float *dst = hidden ? out : s->h;
     for (int64_t t = 0; t < n; t++)
-        if (want[t]) rmsnorm(s->h + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
-    if (n_out > 0) matmul(s->pool, &m->output, s->h, E, n_out, logits, hp->n_vocab, s->xq);
+        if (want[t]) rmsnorm(dst + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
+    if (n_out > 0 && !hidden) matmul(s->pool, &m->output, s->h, E, n_out, out, hp->n_vocab, s->xq);
+}
+
+void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                   float *logits) {
+    forward_pass(s, tokens, seq, n, want, logits, false);
+}
+
+void forward_batch_hidden(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                          float *out) {
+    forward_pass(s, tokens, seq, n, want, out, true);
 }

@@ -35,5 +35,9 @@ int64_t forward_n_batch(const forward_state *s);
  * order (want NULL: none). The caller has checked positions against n_ctx and ids against n_vocab. */
 void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
                    float *logits);
+/* The same pass, but out receives the final normed hidden state (n_embd floats, the input of the
+ * output matrix) of each token with want[t], instead of logits. */
+void forward_batch_hidden(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                          float *out);
 
 #endif
