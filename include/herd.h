@@ -241,6 +241,12 @@ typedef struct {
 /* Renders messages exactly as the official Llama 3.1 template does (no tools), beginning with
  * "<|begin_of_text|>". OUT: *text (caller frees). */
 int herd_chat_format(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, char **text);
+/* The token ids of that prompt: the template's special tokens become their ids, and everything
+ * else — message contents included — is tokenized as plain text, so "<|eot_id|>" typed by a user
+ * cannot end a turn. Equals tokenizing the rendered text with special parsing whenever contents
+ * hold no special-token text. OUT: *ids (caller frees), *n_ids. */
+int herd_chat_tokenize(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_chat_params *p,
+                       int32_t **ids, int64_t *n_ids);
 
 /* ---- writing models (random weights for tests, demos and benchmarks) ------------------------- */
 

@@ -58,33 +58,72 @@ static void put_trimmed(strbuf *b, const char *s) {
     strbuf_put(b, s + i, j - i);
 }
 
-int herd_chat_format(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, char **text) {
-    *text = NULL;
+/* Appends a special token's text and records its span. */
+static void sp(chat_rendered *r, const char *tok) {
+    if (r->n_sp == r->cap_sp) {
+        r->cap_sp = r->cap_sp ? r->cap_sp * 2 : 32;
+        r->sp_off = herd_xrealloc(r->sp_off, r->cap_sp * sizeof *r->sp_off);
+        r->sp_len = herd_xrealloc(r->sp_len, r->cap_sp * sizeof *r->sp_len);
+    }
+    r->sp_off[r->n_sp] = r->text.n;
+    r->sp_len[r->n_sp++] = strlen(tok);
+    strbuf_puts(&r->text, tok);
+}
+
+int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, chat_rendered *r) {
+    memset(r, 0, sizeof *r);
     for (size_t i = 0; i < n; i++)
         if (!msgs[i].role || !msgs[i].content || !*msgs[i].role)
             return herd_err(HERD_E_ARG, "chat: message %zu has no role or no content", i);
-    strbuf b = {0};
-    strbuf_puts(&b, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n");
-    strbuf_puts(&b, "Cutting Knowledge Date: December 2023\nToday Date: ");
-    strbuf_puts(&b, p && p->date_string ? p->date_string : CHAT_DEFAULT_DATE);
-    strbuf_puts(&b, "\n\n");
+    strbuf *b = &r->text;
+    strbuf_put(b, "", 0);
+    sp(r, "<|begin_of_text|>");
+    sp(r, "<|start_header_id|>");
+    strbuf_puts(b, "system");
+    sp(r, "<|end_header_id|>");
+    strbuf_puts(b, "\n\nCutting Knowledge Date: December 2023\nToday Date: ");
+    strbuf_puts(b, p && p->date_string ? p->date_string : CHAT_DEFAULT_DATE);
+    strbuf_puts(b, "\n\n");
     size_t first = 0;
     if (n > 0 && strcmp(msgs[0].role, "system") == 0) {
-        put_trimmed(&b, msgs[0].content);
+        put_trimmed(b, msgs[0].content);
         first = 1;
     }
-    strbuf_puts(&b, "<|eot_id|>");
+    sp(r, "<|eot_id|>");
     for (size_t i = first; i < n; i++) {
         /* the official template writes tool results under the ipython header */
         const char *role = strcmp(msgs[i].role, "tool") == 0 ? "ipython" : msgs[i].role;
-        strbuf_puts(&b, "<|start_header_id|>");
-        strbuf_puts(&b, role);
-        strbuf_puts(&b, "<|end_header_id|>\n\n");
-        if (strcmp(role, "ipython") == 0) strbuf_puts(&b, msgs[i].content); /* not trimmed there */
-        else put_trimmed(&b, msgs[i].content);
-        strbuf_puts(&b, "<|eot_id|>");
+        sp(r, "<|start_header_id|>");
+        strbuf_puts(b, role);
+        sp(r, "<|end_header_id|>");
+        strbuf_puts(b, "\n\n");
+        if (strcmp(role, "ipython") == 0) strbuf_puts(b, msgs[i].content); /* not trimmed there */
+        else put_trimmed(b, msgs[i].content);
+        sp(r, "<|eot_id|>");
     }
-    if (!p || p->add_generation_prompt) strbuf_puts(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    *text = b.p;
+    if (!p || p->add_generation_prompt) {
+        sp(r, "<|start_header_id|>");
+        strbuf_puts(b, "assistant");
+        sp(r, "<|end_header_id|>");
+        strbuf_puts(b, "\n\n");
+    }
+    return HERD_OK;
+}
+
+void chat_rendered_free(chat_rendered *r) {
+    free(r->text.p);
+    free(r->sp_off);
+    free(r->sp_len);
+    memset(r, 0, sizeof *r);
+}
+
+int herd_chat_format(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, char **text) {
+    chat_rendered r;
+    *text = NULL;
+    int rc = chat_render(msgs, n, p, &r);
+    if (rc) return rc;
+    *text = r.text.p;
+    r.text.p = NULL;
+    chat_rendered_free(&r);
     return HERD_OK;
 }

@@ -20,4 +20,19 @@ void chat_trim(const char *s, size_t len, size_t *begin, size_t *end);
 
 #define CHAT_DEFAULT_DATE "26 Jul 2024"
 
+#include "../base/strbuf.h"
+#include "herd.h"
+
+/* A rendered prompt: the text, and where in it the special tokens are (so that a tokenizer can
+ * map exactly those spans to special ids and treat everything else — message contents included —
+ * as plain text). */
+typedef struct {
+    strbuf text;
+    size_t *sp_off, *sp_len; /* n_sp spans, in order */
+    size_t n_sp, cap_sp;
+} chat_rendered;
+
+int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, chat_rendered *out);
+void chat_rendered_free(chat_rendered *r);
+
 #endif

@@ -33,6 +33,17 @@ for ((i = 0; i < n; i++)); do
     if [ -z "$ref_ids" ] || [ "$herd_ids" != "$ref_ids" ]; then
         echo "case $i: token ids differ: llama.cpp ${ref_ids:-(failed)} herd $herd_ids"; fails=$((fails + 1)); continue
     fi
+    # herd's own prompt tokenization keeps message contents plain: equal to the above unless a
+    # content holds special-token text, which must then not become a special token
+    chat_ids=$("$HERD" format -m "$VOCAB_BPE" --messages "$TMP/m.json" "${args[@]}" --tokens)
+    if grep -q '<|' "$TMP/m.json"; then
+        n_eot_text=$(grep -o '<|eot_id|>' "$TMP/got.txt" | wc -l); n_eot_ids=$(echo "$chat_ids" | grep -o '128009' | wc -l)
+        if [ "$n_eot_ids" -ne $((n_eot_text - 1)) ]; then
+            echo "case $i: <|eot_id|> typed in a message became a special token"; fails=$((fails + 1)); continue
+        fi
+    elif [ "$chat_ids" != "$herd_ids" ]; then
+        echo "case $i: herd format --tokens differs from tokenizing the text"; fails=$((fails + 1)); continue
+    fi
     echo "case $i: identical ($(wc -c <"$TMP/got.txt") bytes, $(echo "$herd_ids" | tr -cd ',' | wc -c) ids identical)"
 done
 [ $fails -eq 0 ] || die "$fails of $n conversations differ from the official template"

@@ -21,52 +21,53 @@ typedef struct {
     herd_sampler *s;
     int64_t n_predict;
     bool stats;
-    int32_t last_end;   /* the end token of the previous reply, or -1 */
+    herd_chat_message *msgs; /* the conversation so far (contents owned) */
+    size_t n_msgs;
+    int32_t *cached;         /* ids whose KV the context holds */
+    int64_t n_cached;
 } chat_state;
 
-static int turn(chat_state *st, const char *text, size_t len) {
+static void add_msg(chat_state *st, const char *role, const char *content) {
+    st->msgs = realloc(st->msgs, (st->n_msgs + 1) * sizeof *st->msgs);
+    st->msgs[st->n_msgs++] = (herd_chat_message){role, strdup(content)};
+}
+
+/* One turn: render + tokenize the whole conversation, keep the cached prefix it shares with what
+ * the context already holds, run only the rest, and generate the reply. */
+static int turn(chat_state *st) {
     int32_t *ids;
     int64_t n;
-    if (herd_tokenize(st->m, text, len, HERD_TOKENIZE_PARSE_SPECIAL, &ids, &n) != HERD_OK) return cli_fail_lib("chat");
-    /* the previous reply's end token was sampled but never fed back: it leads this turn */
-    if (st->last_end >= 0) {
-        ids = realloc(ids, (size_t)(n + 1) * sizeof *ids);
-        memmove(ids + 1, ids, (size_t)n * sizeof *ids);
-        ids[0] = st->last_end;
-        n++;
-    }
-    if (herd_context_n_past(st->ctx) + n >= herd_context_n_ctx(st->ctx)) {
+    herd_chat_params p = {.add_generation_prompt = true};
+    if (herd_chat_tokenize(st->m, st->msgs, st->n_msgs, &p, &ids, &n) != HERD_OK) return cli_fail_lib("chat");
+    int64_t keep = 0;
+    while (keep < n - 1 && keep < st->n_cached && ids[keep] == st->cached[keep]) keep++;
+    if (n >= herd_context_n_ctx(st->ctx)) {
         free(ids);
-        return cli_fail("chat", "the conversation no longer fits the context of %lld tokens (use -c to enlarge it)",
-                        (long long)herd_context_n_ctx(st->ctx));
+        return cli_fail("chat", "the conversation (%lld tokens) no longer fits the context of %lld tokens (use -c)",
+                        (long long)n, (long long)herd_context_n_ctx(st->ctx));
     }
+    herd_context_truncate(st->ctx, keep);
     herd_generate_params gp = {.n_predict = st->n_predict, .on_text = print_piece};
     herd_generate_result r;
-    int rc = herd_generate(st->ctx, st->s, ids, n, &gp, &r);
-    free(ids);
-    if (rc != HERD_OK) return cli_fail_lib("chat");
+    int rc = herd_generate(st->ctx, st->s, ids + keep, n - keep, &gp, &r);
+    if (rc != HERD_OK) {
+        free(ids);
+        return cli_fail_lib("chat");
+    }
     fputc('\n', stdout);
     fflush(stdout);
     if (st->stats)
-        fprintf(stderr, "[%lld prompt tokens at %.1f t/s, %lld generated at %.1f t/s]\n", (long long)n,
-                r.prompt_seconds > 0 ? (double)n / r.prompt_seconds : 0, (long long)r.n_ids,
+        fprintf(stderr, "[%lld prompt tokens (%lld cached) at %.1f t/s, %lld generated at %.1f t/s]\n", (long long)n,
+                (long long)keep, r.prompt_seconds > 0 ? (double)(n - keep) / r.prompt_seconds : 0, (long long)r.n_ids,
                 r.gen_seconds > 0 ? (double)r.n_ids / r.gen_seconds : 0);
-    st->last_end = r.stop_reason == HERD_STOP_EOG ? r.stop_token : herd_vocab_find(st->m, "<|eot_id|>");
+    /* the context now holds the prompt and every generated id but the last */
+    free(st->cached);
+    st->cached = realloc(ids, (size_t)(n + r.n_ids) * sizeof *ids);
+    memcpy(st->cached + n, r.ids, (size_t)r.n_ids * sizeof *ids);
+    st->n_cached = herd_context_n_past(st->ctx);
+    add_msg(st, "assistant", r.text);
     herd_generate_result_free(&r);
     return 0;
-}
-
-/* The text of one more user turn after the first (the template's per-message rendering). */
-static char *user_turn_text(const char *msg) {
-    herd_chat_message one = {"user", msg};
-    herd_chat_params p = {.add_generation_prompt = true};
-    char *full;
-    if (herd_chat_format(&one, 1, &p, &full) != HERD_OK) return NULL;
-    /* drop the system block: everything up to and including the first <|eot_id|> */
-    char *u = strstr(full, "<|eot_id|>");
-    char *t = strdup(u ? u + strlen("<|eot_id|>") : full);
-    free(full);
-    return t;
 }
 
 int cmd_chat(int argc, char **argv) {
@@ -93,7 +94,7 @@ int cmd_chat(int argc, char **argv) {
         } else return cli_fail("chat", "unknown option '%s'", argv[i]);
     }
     if (!c.model) return cli_fail("chat", "no model given (-m MODEL)");
-    chat_state st = {.n_predict = n_predict, .stats = stats, .last_end = -1};
+    chat_state st = {.n_predict = n_predict, .stats = stats};
     int rc = 1;
     if (herd_model_load(c.model, &st.m) != HERD_OK) return cli_fail_lib("chat");
     if (herd_vocab_find(st.m, "<|start_header_id|>") < 0 || herd_vocab_find(st.m, "<|eot_id|>") < 0) {
@@ -108,7 +109,7 @@ int cmd_chat(int argc, char **argv) {
     bool tty = isatty(STDIN_FILENO);
     char *line = NULL;
     size_t cap = 0;
-    bool first = true;
+    if (system) add_msg(&st, "system", system);
     rc = 0;
     for (;;) {
         const char *msg = prompt;
@@ -121,24 +122,15 @@ int cmd_chat(int argc, char **argv) {
             if (got == 0) continue;
             msg = line;
         }
-        char *text;
-        if (first) {
-            herd_chat_message msgs[2] = {{"system", system ? system : ""}, {"user", msg}};
-            herd_chat_params p = {.add_generation_prompt = true};
-            if (herd_chat_format(system ? msgs : msgs + 1, system ? 2 : 1, &p, &text) != HERD_OK) {
-                rc = cli_fail_lib("chat");
-                break;
-            }
-            first = false;
-        } else {
-            text = user_turn_text(msg);
-        }
-        rc = turn(&st, text, strlen(text));
-        free(text);
+        add_msg(&st, "user", msg);
+        rc = turn(&st);
         if (rc || !interactive) break;
     }
     free(line);
 done:
+    for (size_t i = 0; i < st.n_msgs; i++) free((char *)st.msgs[i].content);
+    free(st.msgs);
+    free(st.cached);
     herd_sampler_free(st.s);
     herd_context_free(st.ctx);
     herd_model_free(st.m);

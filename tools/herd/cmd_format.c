@@ -10,20 +10,24 @@
 
 int cmd_format(int argc, char **argv) {
     const char *model = NULL, *messages = NULL, *date = NULL;
-    bool gen = true;
+    bool gen = true, tokens = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m")) { if (!cli_str("format", argc, argv, &i, &model)) return 1; }
         else if (!strcmp(argv[i], "--messages")) { if (!cli_str("format", argc, argv, &i, &messages)) return 1; }
         else if (!strcmp(argv[i], "--date")) { if (!cli_str("format", argc, argv, &i, &date)) return 1; }
         else if (!strcmp(argv[i], "--no-generation-prompt")) gen = false;
+        else if (!strcmp(argv[i], "--tokens")) tokens = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: herd format [-m MODEL] --messages FILE.json [--date \"26 Jul 2024\"] [--no-generation-prompt]\n"
-                   "  FILE.json: [{\"role\": \"system|user|assistant|ipython\", \"content\": \"...\"}, ...] ('-' = stdin)\n");
+                   "                   [--tokens]\n"
+                   "  FILE.json: [{\"role\": \"system|user|assistant|ipython\", \"content\": \"...\"}, ...] ('-' = stdin)\n"
+                   "  --tokens: print the prompt's token ids (needs -m): template tokens are special, message\n"
+                   "            contents are always plain text\n");
             return 0;
         } else return cli_fail("format", "unknown option '%s'", argv[i]);
     }
-    (void)model; /* the format is Llama 3.1's; the model adds nothing yet */
     if (!messages) return cli_fail("format", "need --messages FILE.json");
+    if (tokens && !model) return cli_fail("format", "--tokens needs -m MODEL");
     char *text;
     size_t len;
     if (!cli_read_text("format", NULL, messages, &text, &len)) return 1;
@@ -44,8 +48,22 @@ int cmd_format(int argc, char **argv) {
         else if (!json_is_string(content)) rc = cli_fail("format", "message %zu: 'content' must be a string", i);
         else msgs[i] = (herd_chat_message){json_string_value(role), json_string_value(content)};
     }
-    if (!rc) {
-        herd_chat_params p = {.date_string = date, .add_generation_prompt = gen};
+    herd_chat_params p = {.date_string = date, .add_generation_prompt = gen};
+    if (!rc && tokens) {
+        herd_model *m;
+        int32_t *ids;
+        int64_t k;
+        if (herd_model_load_vocab(model, &m) != HERD_OK) rc = cli_fail_lib("format");
+        else {
+            if (herd_chat_tokenize(m, msgs, n, &p, &ids, &k) != HERD_OK) rc = cli_fail_lib("format");
+            else {
+                cli_print_ids(stdout, ids, k);
+                fputc('\n', stdout);
+                free(ids);
+            }
+            herd_model_free(m);
+        }
+    } else if (!rc) {
         char *out;
         if (herd_chat_format(msgs, n, &p, &out) != HERD_OK) rc = cli_fail_lib("format");
         else {

@@ -1,0 +1,571 @@
+/* Continuous batching engine (see engine.h). */
+#include "engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/log.h"
+#include "../sample/stop.h"
+
+/* ---- requests and their event queues ------------------------------------------------------- */
+
+struct engine_req {
+    engine_params p;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    engine_event *ev; /* FIFO of undelivered events: ev[head .. n) */
+    int n, cap, head;
+    bool finished;    /* DONE or ERROR was queued */
+    bool delivered_end;
+    _Atomic bool cancelled;
+    _Atomic int refs; /* the engine's and the submitter's */
+    engine_req *next; /* waiting queue link */
+};
+
+static void req_unref(engine_req *r) {
+    if (atomic_fetch_sub(&r->refs, 1) != 1) return;
+    for (int i = r->head; i < r->n; i++) engine_event_clear(&r->ev[i]);
+    free(r->ev);
+    free(r->p.prompt);
+    for (int i = 0; i < r->p.n_stop; i++) free(r->p.stop[i]);
+    free(r->p.stop);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+static void req_push(engine_req *r, engine_event *ev) {
+    pthread_mutex_lock(&r->mu);
+    if (r->n == r->cap) {
+        /* compact delivered events before growing */
+        if (r->head > 0) {
+            memmove(r->ev, r->ev + r->head, (size_t)(r->n - r->head) * sizeof *r->ev);
+            r->n -= r->head;
+            r->head = 0;
+        }
+        if (r->n == r->cap) {
+            r->cap = r->cap ? r->cap * 2 : 16;
+            r->ev = herd_xrealloc(r->ev, (size_t)r->cap * sizeof *r->ev);
+        }
+    }
+    r->ev[r->n++] = *ev;
+    if (ev->kind != ENGINE_EV_TOKEN) r->finished = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool engine_next_event(engine_req *r, engine_event *ev, int timeout_ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    if (timeout_ms > 0) {
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->head == r->n && !r->delivered_end && timeout_ms != 0) {
+        if (timeout_ms < 0) pthread_cond_wait(&r->cv, &r->mu);
+        else if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT) break;
+    }
+    bool got = r->head < r->n;
+    if (got) {
+        *ev = r->ev[r->head++];
+        if (ev->kind != ENGINE_EV_TOKEN) r->delivered_end = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return got;
+}
+
+void engine_event_clear(engine_event *ev) {
+    free(ev->text);
+    free(ev->embedding);
+    free(ev->error);
+    memset(ev, 0, sizeof *ev);
+}
+
+void engine_cancel(engine_req *r) {
+    atomic_store(&r->cancelled, true);
+}
+
+void engine_release(engine_req *r) {
+    if (!r) return;
+    engine_cancel(r);
+    req_unref(r);
+}
+
+/* ---- slots ---------------------------------------------------------------------------------- */
+
+typedef enum { SLOT_IDLE, SLOT_PREFILL, SLOT_DECODE } slot_state;
+
+typedef struct {
+    slot_state st;
+    engine_req *req;
+    int32_t *cache;      /* ids whose KV this slot holds: positions [0, n_cache) */
+    int64_t n_cache;
+    herd_sampler *sampler;
+    text_stream ts;
+    int64_t n_gen, n_cached;
+    int32_t next;        /* sampled token to feed in the next step (DECODE) */
+    uint64_t last_used;
+} slot;
+
+struct engine {
+    herd_model *m;
+    herd_context *ctx;
+    engine_config cfg;
+    int64_t n_vocab;
+    slot *slots;
+    pthread_t th;
+    pthread_mutex_t mu;  /* guards the queue, the flags and the stats */
+    pthread_cond_t cv;
+    engine_req *q_head, *q_tail;
+    int n_queued;
+    bool closing, stopping, drain, started;
+    int n_busy;          /* slots holding a request (guarded by mu) */
+    uint64_t tick;
+    engine_stats stats;  /* guarded by mu; refreshed after every step */
+    uint64_t gen_tokens; /* engine thread only */
+    /* step buffers */
+    int32_t *b_tok, *b_seq;
+    bool *b_want;
+    int *b_slot_of_row;  /* logits row -> slot */
+    float *logits;       /* [n_parallel][n_vocab] */
+};
+
+static void emit_error(engine_req *r, const char *msg) {
+    engine_event ev = {.kind = ENGINE_EV_ERROR, .error = herd_xstrndup(msg, strlen(msg))};
+    req_push(r, &ev);
+}
+
+static void slot_finish(engine *e, slot *s, int finish) {
+    engine_req *r = s->req;
+    if (r) {
+        size_t from, k = text_stream_flush(&s->ts, &from);
+        if (k > 0 && finish != ENGINE_FINISH_CANCELLED) {
+            engine_event tail = {.kind = ENGINE_EV_TOKEN, .token = -1, .text = herd_xstrndup(s->ts.text.p + from, k),
+                                 .text_len = k};
+            req_push(r, &tail);
+        }
+        engine_event ev = {.kind = ENGINE_EV_DONE, .finish = finish, .n_prompt = r->p.n_prompt,
+                           .n_cached = s->n_cached, .n_gen = s->n_gen};
+        req_push(r, &ev);
+        req_unref(r);
+    }
+    text_stream_free(&s->ts);
+    herd_sampler_free(s->sampler);
+    s->sampler = NULL;
+    s->req = NULL;
+    if (s->st != SLOT_IDLE) {
+        pthread_mutex_lock(&e->mu);
+        e->n_busy--;
+        pthread_mutex_unlock(&e->mu);
+    }
+    s->st = SLOT_IDLE;
+    s->last_used = ++e->tick;
+}
+
+static int64_t common_prefix(const int32_t *a, int64_t na, const int32_t *b, int64_t nb) {
+    int64_t i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    return i;
+}
+
+/* Puts request r into idle slot `si`, reusing the longest cached prefix of any slot. */
+static void slot_assign(engine *e, int si, engine_req *r) {
+    slot *s = &e->slots[si];
+    const engine_params *p = &r->p;
+    int64_t own = common_prefix(s->cache, s->n_cache, p->prompt, p->n_prompt), best = own;
+    int best_slot = si;
+    for (int j = 0; j < e->cfg.n_parallel; j++) {
+        if (j == si) continue;
+        int64_t l = common_prefix(e->slots[j].cache, e->slots[j].n_cache, p->prompt, p->n_prompt);
+        if (l > best) best = l, best_slot = j;
+    }
+    /* the last prompt token is always run, to get the logits that start generation */
+    if (best >= p->n_prompt) best = p->n_prompt - 1;
+    if (p->embedding) best = 0;
+    if (best_slot != si && best > own) {
+        herd_seq_copy(e->ctx, best_slot, si, best);
+    } else {
+        best = own < best ? own : best;
+        herd_seq_truncate(e->ctx, si, best);
+    }
+    memcpy(s->cache, p->prompt, (size_t)best * sizeof(int32_t));
+    s->n_cache = best;
+    s->n_cached = best;
+    s->req = r;
+    s->n_gen = 0;
+    s->st = SLOT_PREFILL;
+    e->n_busy++; /* under mu: called from the admission loop */
+    s->sampler = herd_sampler_new(&p->sampling, (int32_t)e->n_vocab);
+    for (int64_t i = 0; i < p->n_prompt; i++) herd_sampler_accept(s->sampler, p->prompt[i]);
+    text_stream_init(&s->ts, (const char **)p->stop, p->n_stop);
+    e->stats.cached_tokens += (uint64_t)best;
+    e->stats.prompt_tokens += (uint64_t)p->n_prompt;
+}
+
+/* Log-softmax of the chosen token and the top-k alternatives, from raw logits. */
+static void logprobs(const float *lg, int64_t n, int32_t chosen, int k, engine_event *ev) {
+    float mx = lg[0];
+    for (int64_t i = 1; i < n; i++) mx = lg[i] > mx ? lg[i] : mx;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += exp((double)(lg[i] - mx));
+    double lse = (double)mx + log(sum);
+    ev->logprob = (float)((double)lg[chosen] - lse);
+    ev->n_top = 0;
+    for (int64_t i = 0; i < n && k > 0; i++) { /* insertion into a sorted list of k */
+        float v = lg[i];
+        if (ev->n_top == k && v <= lg[ev->top[k - 1].id]) continue;
+        int at = ev->n_top < k ? ev->n_top++ : k - 1;
+        while (at > 0 && lg[ev->top[at - 1].id] < v) {
+            ev->top[at] = ev->top[at - 1];
+            at--;
+        }
+        ev->top[at].id = (int32_t)i;
+    }
+    for (int j = 0; j < ev->n_top; j++) ev->top[j].logprob = (float)((double)lg[ev->top[j].id] - lse);
+}
+
+/* Samples slot s from its logits row; emits the token; decides whether it goes on. */
+static void slot_sample(engine *e, slot *s, const float *lg) {
+    engine_req *r = s->req;
+    int32_t id = herd_sampler_sample(s->sampler, lg);
+    if (herd_vocab_is_eog(e->m, id)) {
+        slot_finish(e, s, ENGINE_FINISH_STOP);
+        return;
+    }
+    herd_sampler_accept(s->sampler, id);
+    s->n_gen++;
+    e->gen_tokens++;
+    char piece[256];
+    int64_t need = herd_token_to_piece(e->m, id, false, piece, sizeof piece);
+    char *buf = piece;
+    if (need > (int64_t)sizeof piece) {
+        buf = herd_xmalloc((size_t)need);
+        herd_token_to_piece(e->m, id, false, buf, (size_t)need);
+    }
+    size_t from, k = text_stream_push(&s->ts, buf, need > 0 ? (size_t)need : 0, &from);
+    if (buf != piece) free(buf);
+    engine_event ev = {.kind = ENGINE_EV_TOKEN, .token = id, .text = herd_xstrndup(s->ts.text.p + from, k),
+                       .text_len = k};
+    if (r->p.top_logprobs >= 0)
+        logprobs(lg, e->n_vocab, id, r->p.top_logprobs < ENGINE_MAX_TOP ? r->p.top_logprobs : ENGINE_MAX_TOP, &ev);
+    req_push(r, &ev);
+    if (s->ts.stopped) {
+        slot_finish(e, s, ENGINE_FINISH_STOP);
+    } else if ((r->p.max_tokens >= 0 && s->n_gen >= r->p.max_tokens) || s->n_cache >= e->cfg.n_ctx_slot) {
+        slot_finish(e, s, ENGINE_FINISH_LENGTH);
+    } else {
+        s->next = id;
+        s->st = SLOT_DECODE;
+    }
+}
+
+static void run_embedding(engine *e, int si) {
+    slot *s = &e->slots[si];
+    engine_req *r = s->req;
+    int64_t E = herd_model_n_embd(e->m);
+    float *v = herd_xmalloc((size_t)E * sizeof(float));
+    if (herd_embed(e->ctx, si, r->p.prompt, r->p.n_prompt, v) != HERD_OK) {
+        free(v);
+        emit_error(r, herd_last_error());
+        s->n_cache = 0;
+        req_unref(r);
+        s->req = NULL;
+        slot_finish(e, s, ENGINE_FINISH_CANCELLED);
+        return;
+    }
+    memcpy(s->cache, r->p.prompt, (size_t)r->p.n_prompt * sizeof(int32_t));
+    s->n_cache = r->p.n_prompt;
+    engine_event ev = {.kind = ENGINE_EV_DONE, .finish = ENGINE_FINISH_STOP, .n_prompt = r->p.n_prompt,
+                       .embedding = v, .n_embd = E};
+    req_push(r, &ev);
+    req_unref(r);
+    s->req = NULL;
+    slot_finish(e, s, ENGINE_FINISH_STOP);
+}
+
+/* Publishes the gauges that other threads read (engine_get_stats). */
+static void publish_stats(engine *e) {
+    int64_t used = 0;
+    for (int i = 0; i < e->cfg.n_parallel; i++) used += e->slots[i].n_cache;
+    pthread_mutex_lock(&e->mu);
+    e->stats.kv_used = used;
+    e->stats.generated_tokens = e->gen_tokens;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* One step: admit queued requests, drop cancelled ones, run one batch, sample. Returns false when
+ * there was nothing to do. */
+static bool step(engine *e) {
+    int np = e->cfg.n_parallel;
+    pthread_mutex_lock(&e->mu);
+    /* admit: each queued request takes the idle slot sharing the longest prefix (else the LRU one) */
+    while (e->q_head) {
+        int pick = -1;
+        int64_t pick_l = -1;
+        for (int i = 0; i < np; i++) {
+            slot *s = &e->slots[i];
+            if (s->st != SLOT_IDLE) continue;
+            int64_t l = common_prefix(s->cache, s->n_cache, e->q_head->p.prompt, e->q_head->p.n_prompt);
+            if (l > pick_l || (l == pick_l && s->last_used < e->slots[pick].last_used)) pick = i, pick_l = l;
+        }
+        if (pick < 0) break;
+        engine_req *r = e->q_head;
+        e->q_head = r->next;
+        if (!e->q_head) e->q_tail = NULL;
+        e->n_queued--;
+        slot_assign(e, pick, r);
+    }
+    pthread_mutex_unlock(&e->mu);
+
+    int n_active = 0;
+    for (int i = 0; i < np; i++) {
+        slot *s = &e->slots[i];
+        if (s->st == SLOT_IDLE) continue;
+        if (atomic_load(&s->req->cancelled)) {
+            slot_finish(e, s, ENGINE_FINISH_CANCELLED);
+            continue;
+        }
+        if (s->req->p.embedding) {
+            run_embedding(e, i);
+            continue;
+        }
+        n_active++;
+    }
+    if (n_active == 0) return false;
+
+    /* batch: decode tokens first (one per slot), then prompt chunks, up to n_batch tokens */
+    int64_t n = 0, budget = e->cfg.n_batch;
+    int rows = 0;
+    for (int i = 0; i < np && n < budget; i++) {
+        slot *s = &e->slots[i];
+        if (s->st != SLOT_DECODE) continue;
+        e->b_tok[n] = s->next;
+        e->b_seq[n] = i;
+        e->b_want[n] = true;
+        e->b_slot_of_row[rows++] = i;
+        s->cache[s->n_cache++] = s->next;
+        n++;
+    }
+    for (int i = 0; i < np && n < budget; i++) {
+        slot *s = &e->slots[i];
+        if (s->st != SLOT_PREFILL) continue;
+        const engine_params *p = &s->req->p;
+        int64_t left = p->n_prompt - s->n_cache, k = left < budget - n ? left : budget - n;
+        for (int64_t j = 0; j < k; j++) {
+            int32_t tok = p->prompt[s->n_cache];
+            e->b_tok[n] = tok;
+            e->b_seq[n] = i;
+            e->b_want[n] = s->n_cache == p->n_prompt - 1; /* logits only for the last prompt token */
+            if (e->b_want[n]) e->b_slot_of_row[rows++] = i;
+            s->cache[s->n_cache] = tok;
+            s->n_cache++;
+            n++;
+        }
+    }
+    if (n == 0) return false;
+    if (herd_decode_batch(e->ctx, e->b_tok, e->b_seq, n, e->b_want, e->logits) != HERD_OK) {
+        /* cannot happen for validated requests; fail every request in the batch rather than loop */
+        char msg[512];
+        snprintf(msg, sizeof msg, "engine: %s", herd_last_error());
+        for (int i = 0; i < np; i++)
+            if (e->slots[i].st != SLOT_IDLE) {
+                emit_error(e->slots[i].req, msg);
+                e->slots[i].n_cache = 0;
+                herd_seq_truncate(e->ctx, i, 0);
+                req_unref(e->slots[i].req);
+                e->slots[i].req = NULL;
+                slot_finish(e, &e->slots[i], ENGINE_FINISH_CANCELLED);
+            }
+        return true;
+    }
+    for (int row = 0; row < rows; row++) slot_sample(e, &e->slots[e->b_slot_of_row[row]], e->logits + row * e->n_vocab);
+    publish_stats(e);
+    return true;
+}
+
+static void *engine_main(void *arg) {
+    engine *e = arg;
+    for (;;) {
+        if (step(e)) continue;
+        publish_stats(e);
+        pthread_mutex_lock(&e->mu);
+        /* idle: sleep until a request comes (a busy slot that got nothing to run is waiting for a
+         * cancelled request's cleanup, which the next step does) */
+        while (!e->q_head && !e->stopping && e->n_busy == 0) pthread_cond_wait(&e->cv, &e->mu);
+        bool quit = e->stopping && !e->q_head && e->n_busy == 0;
+        if (e->stopping && !e->drain) {
+            /* cancel whatever is left */
+            for (engine_req *r = e->q_head; r; r = r->next) atomic_store(&r->cancelled, true);
+            for (int i = 0; i < e->cfg.n_parallel; i++)
+                if (e->slots[i].req) atomic_store(&e->slots[i].req->cancelled, true);
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (quit) break;
+        if (e->stopping && !e->drain) {
+            /* queued-but-unassigned requests end here */
+            pthread_mutex_lock(&e->mu);
+            engine_req *r = e->q_head;
+            e->q_head = e->q_tail = NULL;
+            e->n_queued = 0;
+            pthread_mutex_unlock(&e->mu);
+            while (r) {
+                engine_req *nx = r->next;
+                engine_event ev = {.kind = ENGINE_EV_DONE, .finish = ENGINE_FINISH_CANCELLED, .n_prompt = r->p.n_prompt};
+                req_push(r, &ev);
+                req_unref(r);
+                r = nx;
+            }
+        }
+    }
+    return NULL;
+}
+
+int engine_new(herd_model *m, const engine_config *cfg, engine **out) {
+    *out = NULL;
+    if (cfg->n_parallel < 1 || cfg->n_ctx_slot < 1 || cfg->max_queue < 0)
+        return herd_err(HERD_E_ARG, "engine: need >= 1 slot, a positive context and a non-negative queue");
+    engine *e = herd_xcalloc(1, sizeof *e);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    e->m = m;
+    e->cfg = *cfg;
+    if (e->cfg.n_batch <= 0) e->cfg.n_batch = 512;
+    if (e->cfg.n_batch < e->cfg.n_parallel) e->cfg.n_batch = e->cfg.n_parallel;
+    herd_context_params cp = herd_context_default_params();
+    cp.n_ctx = cfg->n_ctx_slot;
+    cp.n_seq = cfg->n_parallel;
+    cp.n_batch = e->cfg.n_batch;
+    cp.n_threads = cfg->n_threads;
+    cp.kv_type = cfg->kv_type;
+    int rc = herd_context_new(m, &cp, &e->ctx);
+    if (rc) {
+        engine_free(e, false);
+        return rc;
+    }
+    e->n_vocab = herd_vocab_n_tokens(m);
+    e->slots = herd_xcalloc((size_t)cfg->n_parallel, sizeof *e->slots);
+    for (int i = 0; i < cfg->n_parallel; i++) e->slots[i].cache = herd_xmalloc((size_t)cfg->n_ctx_slot * sizeof(int32_t));
+    int64_t nb = e->cfg.n_batch;
+    e->b_tok = herd_xmalloc((size_t)nb * sizeof *e->b_tok);
+    e->b_seq = herd_xmalloc((size_t)nb * sizeof *e->b_seq);
+    e->b_want = herd_xmalloc((size_t)nb * sizeof *e->b_want);
+    e->b_slot_of_row = herd_xmalloc((size_t)cfg->n_parallel * sizeof *e->b_slot_of_row);
+    e->logits = malloc((size_t)cfg->n_parallel * (size_t)e->n_vocab * sizeof(float));
+    if (!e->logits) {
+        engine_free(e, false);
+        return herd_err(HERD_E_NOMEM, "engine: out of memory for logits");
+    }
+    if (pthread_create(&e->th, NULL, engine_main, e) != 0) {
+        engine_free(e, false);
+        return herd_err(HERD_E_NOMEM, "engine: cannot start its thread");
+    }
+    e->started = true;
+    *out = e;
+    return HERD_OK;
+}
+
+void engine_close(engine *e) {
+    pthread_mutex_lock(&e->mu);
+    e->closing = true;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void engine_free(engine *e, bool drain) {
+    if (!e) return;
+    if (e->started) {
+        pthread_mutex_lock(&e->mu);
+        e->closing = e->stopping = true;
+        e->drain = drain;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->th, NULL);
+    }
+    for (int i = 0; e->slots && i < e->cfg.n_parallel; i++) {
+        if (e->slots[i].req) slot_finish(e, &e->slots[i], ENGINE_FINISH_CANCELLED);
+        free(e->slots[i].cache);
+    }
+    free(e->slots);
+    herd_context_free(e->ctx);
+    free(e->b_tok);
+    free(e->b_seq);
+    free(e->b_want);
+    free(e->b_slot_of_row);
+    free(e->logits);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
+static void free_params(engine_params *p) {
+    free(p->prompt);
+    for (int i = 0; i < p->n_stop; i++) free(p->stop[i]);
+    free(p->stop);
+    p->prompt = NULL;
+    p->stop = NULL;
+}
+
+int engine_submit(engine *e, engine_params *p, engine_req **out) {
+    *out = NULL;
+    if (p->n_prompt <= 0) {
+        free_params(p);
+        return herd_err(HERD_E_ARG, "the prompt is empty");
+    }
+    int64_t need = p->n_prompt + (p->embedding ? 0 : (p->max_tokens > 0 ? p->max_tokens : 1));
+    if (need > e->cfg.n_ctx_slot) {
+        int64_t np = p->n_prompt, mt = p->max_tokens;
+        free_params(p);
+        if (mt > 0)
+            return herd_err(HERD_E_RANGE,
+                            "this request needs %lld tokens (%lld prompt + %lld max_tokens) but the context holds %lld",
+                            (long long)need, (long long)np, (long long)mt, (long long)e->cfg.n_ctx_slot);
+        return herd_err(HERD_E_RANGE, "the prompt has %lld tokens but the context holds %lld%s", (long long)np,
+                        (long long)e->cfg.n_ctx_slot, p->embedding ? "" : " (and one more is needed to generate)");
+    }
+    engine_req *r = herd_xcalloc(1, sizeof *r);
+    r->p = *p;
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    atomic_init(&r->refs, 2);
+    pthread_mutex_lock(&e->mu);
+    int rc = HERD_OK;
+    if (e->closing) rc = herd_err(HERD_E_RANGE, "shutting down: the server is not taking new requests");
+    else if (e->n_queued >= e->cfg.max_queue && e->n_busy + e->n_queued >= e->cfg.n_parallel)
+        rc = herd_err(HERD_E_RANGE, "queue full: %d requests are waiting for %d slots", e->n_queued, e->cfg.n_parallel);
+    if (rc == HERD_OK) {
+        if (e->q_tail) e->q_tail->next = r;
+        else e->q_head = r;
+        e->q_tail = r;
+        e->n_queued++;
+        pthread_cond_signal(&e->cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc != HERD_OK) {
+        atomic_store(&r->refs, 1);
+        req_unref(r);
+        return rc;
+    }
+    *out = r;
+    return HERD_OK;
+}
+
+void engine_get_stats(engine *e, engine_stats *s) {
+    pthread_mutex_lock(&e->mu);
+    *s = e->stats;
+    s->queued = e->n_queued;
+    s->n_parallel = e->cfg.n_parallel;
+    s->active = e->n_busy;
+    s->kv_total = (int64_t)e->cfg.n_parallel * e->cfg.n_ctx_slot;
+    pthread_mutex_unlock(&e->mu);
+}
+
+const herd_model *engine_model(const engine *e) {
+    return e->m;
+}

@@ -1,0 +1,107 @@
+/* The engine: continuous batching of many requests over one model, on one thread.
+ *
+ * `n_parallel` slots each own one sequence of the context's KV cache. Every step runs one forward
+ * pass holding the next token of every decoding slot plus chunks of pending prompts (up to n_batch
+ * tokens), then samples each slot that got logits. Requests wait in a bounded FIFO queue for a slot.
+ * A slot keeps its tokens' KV after its request ends, so a later request sharing a prefix (the same
+ * system prompt) starts from there — or from a copy of another slot's prefix.
+ *
+ * Threads: only the engine thread touches the context (KV, scratch, threads). Any thread may
+ * submit, read events, cancel and release. Each request has its own event queue: the submitter
+ * reads token pieces as they become final, then exactly one DONE or ERROR event.
+ *
+ * Outputs do not depend on what else is in the batch (the forward pass computes every token
+ * independently), so greedy requests give the same tokens alone or among others. */
+#ifndef HERD_ENGINE_H
+#define HERD_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "herd.h"
+
+typedef struct engine engine;
+typedef struct engine_req engine_req;
+
+typedef struct {
+    int n_parallel;     /* slots decoded together */
+    int64_t n_ctx_slot; /* KV positions per slot (prompt + generated) */
+    int64_t n_batch;    /* most tokens per forward pass */
+    int n_threads;
+    int kv_type;        /* herd_kv_type */
+    int max_queue;      /* waiting requests before submit refuses (HERD_E_RANGE) */
+} engine_config;
+
+#define ENGINE_MAX_TOP 20
+
+typedef struct {
+    int32_t *prompt;            /* moved into the engine by engine_submit (malloc'd) */
+    int64_t n_prompt;
+    herd_sampler_params sampling;
+    int64_t max_tokens;         /* < 0: until end of generation or a full context */
+    char **stop;                /* moved into the engine (malloc'd array of malloc'd strings) */
+    int n_stop;
+    int top_logprobs;           /* < 0: no logprobs; else 0..ENGINE_MAX_TOP alternatives per token */
+    bool embedding;             /* embedding request: no generation, DONE carries the vector */
+} engine_params;
+
+enum { ENGINE_EV_TOKEN = 1, ENGINE_EV_DONE = 2, ENGINE_EV_ERROR = 3 };
+enum { ENGINE_FINISH_STOP = 1, ENGINE_FINISH_LENGTH = 2, ENGINE_FINISH_CANCELLED = 3 };
+
+typedef struct {
+    int32_t id;
+    float logprob;
+} engine_top;
+
+typedef struct {
+    int kind;
+    /* ENGINE_EV_TOKEN: one generated token and the text that became final with it (may be empty:
+     * held back, or a stop string began) */
+    int32_t token;
+    char *text;                 /* owned by the event (engine_event_clear) */
+    size_t text_len;
+    float logprob;              /* log-softmax of the raw logits, when logprobs were asked for */
+    int n_top;
+    engine_top top[ENGINE_MAX_TOP];
+    /* ENGINE_EV_DONE */
+    int finish;                 /* ENGINE_FINISH_* */
+    int64_t n_prompt, n_cached, n_gen;
+    float *embedding;           /* owned; n_embd floats (embedding requests) */
+    int64_t n_embd;
+    /* ENGINE_EV_ERROR */
+    char *error;                /* owned */
+} engine_event;
+
+typedef struct {
+    int active, queued, n_parallel;
+    int64_t kv_used, kv_total;  /* positions held in slots / all slots' positions */
+    uint64_t prompt_tokens, cached_tokens, generated_tokens;
+} engine_stats;
+
+/* Starts the engine thread over model m (borrowed; outlives the engine). */
+int engine_new(herd_model *m, const engine_config *cfg, engine **out);
+/* Stops accepting work; with drain, waits for queued and running requests to finish, else cancels
+ * them; then joins the thread and frees everything but requests not yet released. */
+void engine_free(engine *e, bool drain);
+/* Refuses new submissions (HERD_E_RANGE "shutting down") from now on; running work continues. */
+void engine_close(engine *e);
+
+/* Queues a request. On success the engine owns p->prompt and p->stop (also on failure: freed) and
+ * *out is the handle to read events from (release it with engine_release). Errors: HERD_E_RANGE
+ * with the numbers when the prompt (+ max_tokens) exceeds a slot's context or the queue is full
+ * (message starts with "queue full") or the engine is closing ("shutting down"); HERD_E_ARG for an
+ * empty prompt. */
+int engine_submit(engine *e, engine_params *p, engine_req **out);
+/* Waits up to timeout_ms for the next event (-1: forever). false on timeout. After DONE/ERROR,
+ * further calls return false at once. */
+bool engine_next_event(engine_req *r, engine_event *ev, int timeout_ms);
+void engine_event_clear(engine_event *ev);
+/* The client went away: the engine frees the slot at its next step. Safe to call any time. */
+void engine_cancel(engine_req *r);
+/* The submitter is done with the handle (cancels it if still running). */
+void engine_release(engine_req *r);
+
+void engine_get_stats(engine *e, engine_stats *s);
+const herd_model *engine_model(const engine *e);
+
+#endif
