@@ -46,12 +46,18 @@ typedef enum {
     HERD_TYPE_F16 = 1,
     HERD_TYPE_Q4_0 = 2,
     HERD_TYPE_Q8_0 = 8,
+    HERD_TYPE_Q2_K = 10, /* K-quants: super-blocks of 256 (see src/kernels/kquants.h) */
+    HERD_TYPE_Q3_K = 11,
+    HERD_TYPE_Q4_K = 12,
+    HERD_TYPE_Q5_K = 13,
+    HERD_TYPE_Q6_K = 14,
+    HERD_TYPE_Q8_K = 15, /* activations only: the K-quants' dot partner */
     HERD_TYPE_BF16 = 30,
 } herd_type;
 
 /* "f32", "q8_0", ... for any GGUF type id (also those herd cannot compute); "unknown" otherwise. */
 const char *herd_type_name(int type);
-/* Parses "f32|f16|bf16|q8_0|q4_0" (case-insensitive); -1 if unknown. */
+/* Parses a type name ("f32", "q8_0", "q4_k", ...; case-insensitive); -1 if unknown. */
 int herd_type_from_name(const char *name);
 
 /* ---- model ----------------------------------------------------------------------------------- */
