@@ -25,6 +25,12 @@ int kernels_type_slot(int type) {
     case HERD_TYPE_BF16: return KSLOT_BF16;
     case HERD_TYPE_Q8_0: return KSLOT_Q8_0;
     case HERD_TYPE_Q4_0: return KSLOT_Q4_0;
+    case HERD_TYPE_Q8_K: return KSLOT_Q8_K;
+    case HERD_TYPE_Q2_K: return KSLOT_Q2_K;
+    case HERD_TYPE_Q3_K: return KSLOT_Q3_K;
+    case HERD_TYPE_Q4_K: return KSLOT_Q4_K;
+    case HERD_TYPE_Q5_K: return KSLOT_Q5_K;
+    case HERD_TYPE_Q6_K: return KSLOT_Q6_K;
     default: return -1;
     }
 }
@@ -56,16 +62,21 @@ static void init_once(void) {
     g_supported[KERNEL_ISA_REF] = true;
     detect(&g_supported[KERNEL_ISA_AVX2], &g_supported[KERNEL_ISA_AVX512]);
     kernels_fill_ref(g_ops[KERNEL_ISA_REF], &g_vec[KERNEL_ISA_REF]);
+    kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
         memcpy(g_ops[isa], g_ops[KERNEL_ISA_REF], sizeof g_ops[isa]);
         g_vec[isa] = g_vec[KERNEL_ISA_REF];
     }
-    if (g_supported[KERNEL_ISA_AVX2]) kernels_fill_avx2(g_ops[KERNEL_ISA_AVX2], &g_vec[KERNEL_ISA_AVX2]);
+    if (g_supported[KERNEL_ISA_AVX2]) {
+        kernels_fill_avx2(g_ops[KERNEL_ISA_AVX2], &g_vec[KERNEL_ISA_AVX2]);
+        kernels_fill_avx2_kquants(g_ops[KERNEL_ISA_AVX2]);
+    }
     if (g_supported[KERNEL_ISA_AVX512]) {
         /* AVX-512 builds on the AVX2 table for whatever it does not replace */
         memcpy(g_ops[KERNEL_ISA_AVX512], g_ops[KERNEL_ISA_AVX2], sizeof g_ops[KERNEL_ISA_AVX512]);
         g_vec[KERNEL_ISA_AVX512] = g_vec[KERNEL_ISA_AVX2];
         kernels_fill_avx512(g_ops[KERNEL_ISA_AVX512], &g_vec[KERNEL_ISA_AVX512]);
+        kernels_fill_avx512_kquants(g_ops[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)

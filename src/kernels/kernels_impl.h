@@ -6,12 +6,20 @@
 
 #include "kernels.h"
 
-enum { KSLOT_F32, KSLOT_F16, KSLOT_BF16, KSLOT_Q8_0, KSLOT_Q4_0, KSLOT_COUNT };
+enum {
+    KSLOT_F32, KSLOT_F16, KSLOT_BF16, KSLOT_Q8_0, KSLOT_Q4_0,
+    KSLOT_Q8_K, KSLOT_Q2_K, KSLOT_Q3_K, KSLOT_Q4_K, KSLOT_Q5_K, KSLOT_Q6_K, /* kquants.h */
+    KSLOT_COUNT
+};
 
 int kernels_type_slot(int type); /* -1 for types without kernels */
 
 void kernels_fill_ref(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec);
 void kernels_fill_avx2(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec);   /* x86/kernels_avx2.c */
 void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec); /* x86/kernels_avx512.c */
+/* The K-quant slots, called right after the fill of the same ISA. */
+void kernels_fill_ref_kquants(kernel_type_ops ops[KSLOT_COUNT]);    /* ref/kquants_ref.c */
+void kernels_fill_avx2_kquants(kernel_type_ops ops[KSLOT_COUNT]);   /* x86/kquants_avx2.c */
+void kernels_fill_avx512_kquants(kernel_type_ops ops[KSLOT_COUNT]); /* x86/kquants_avx512.c */
 
 #endif

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Installs the test references into build/ref (once; later calls return at once) and prints
 # nothing on success. Afterwards:
-#   build/ref/node_modules/            node-llama-cpp (llama.cpp v0.5.0 prebuilt), @huggingface/jinja
+#   build/ref/node_modules/            node-llama-cpp (llama.cpp v0.5.0 prebuilt), @huggingface/jinja, and the
+#                                      clients the server is tested with: openai, llama-stack-client,
+#                                      playwright-core (drives Debian's chromium; downloads no browser)
 #   build/ref/llama.cpp/models/        ggml-vocab-llama-bpe.gguf (+ .inp/.out), ggml-vocab-llama-spm.gguf (+ .inp/.out)
 #   build/ref/llama.cpp/templates/     meta-llama-Llama-3.1-8B-Instruct.jinja and the 3.2 / 3.3 ones
 # The vocabularies and templates come out of llama.cpp's source, shipped inside node-llama-cpp as
@@ -9,7 +11,7 @@
 set -u
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 ref="$root/build/ref"
-stamp="$ref/.complete-v1"
+stamp="$ref/.complete-v2"
 # node resolves packages upwards from a script's folder: let tests/ref/*.mjs find build/ref's
 ln -sfn ../../build/ref/node_modules "$root/tests/ref/node_modules"
 [ -f "$stamp" ] && exit 0

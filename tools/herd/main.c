@@ -15,6 +15,7 @@ static const struct {
     {"run", cmd_run, "-m MODEL (-p TEXT|-f FILE|--prompt-ids JSON) [-n N] [sampling] [--json]  raw completion"},
     {"logits", cmd_logits, "-m MODEL --prompt-ids JSON -o FILE   float32 logits of every prompt position"},
     {"chat", cmd_chat, "-m MODEL [--system TEXT] [-p TEXT]   Llama 3.1 chat (one-shot or interactive)"},
+    {"serve", cmd_serve, "-m MODEL [--host H] [--port P] [--parallel N] [--api-key K]  OpenAI/Llama Stack server"},
     {"format", cmd_format, "--messages FILE.json [--date D]      render a Llama 3.1 prompt (BOS included)"},
     {"bench", cmd_bench, "-m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]  prompt/decode tokens/s"},
     {"synth", cmd_synth, "--vocab VOCAB.gguf -o OUT.gguf [--shape S] [--type T] ...  random-weight model"},

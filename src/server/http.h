@@ -1,0 +1,74 @@
+/* Internal to src/server: the per-request state, response helpers and the route handlers. */
+#ifndef HERD_SERVER_HTTP_H
+#define HERD_SERVER_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "../base/strbuf.h"
+#include "metrics.h"
+#include "server.h"
+
+struct server {
+    struct MHD_Daemon *d;
+    engine *e;
+    server_config cfg;
+    char *model_id;
+    char *api_key;
+    int port;
+    metrics met;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int in_flight;           /* requests being handled (guarded by mu) */
+    bool closing;
+};
+
+typedef struct {
+    server *srv;
+    struct MHD_Connection *conn;
+    char method[16];
+    char *url;
+    strbuf body;
+    bool too_large;
+    bool counted;            /* in srv->in_flight */
+    bool responded;
+    const char *route;       /* metrics label, a static string */
+    int status;
+    double t0;
+} http_req;
+
+double http_now(void);
+
+/* Responses (each queues exactly one response on the connection). `body` is stolen. */
+enum MHD_Result http_send_json(http_req *r, int status, json_t *body);
+enum MHD_Result http_send_text(http_req *r, int status, const char *content_type, const char *text, size_t len);
+/* OpenAI-style error: {"error": {"message", "type", "param", "code"}}. */
+enum MHD_Result http_send_error(http_req *r, int status, const char *type, const char *param, const char *code,
+                                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* A streamed body (Server-Sent Events) produced by `fill` until it returns -1. fill appends to out
+ * and returns 0 (more later), or -1 (end). free_cb is called once when the stream is over or the
+ * client is gone. */
+typedef int (*http_fill_fn)(void *user, strbuf *out);
+enum MHD_Result http_send_stream(http_req *r, http_fill_fn fill, void (*free_cb)(void *user), void *user);
+
+/* The connection's socket (for http_fd_gone), or -1. */
+int http_conn_fd(http_req *r);
+/* True when the client has closed its side of the connection (poll for RDHUP; no read). */
+bool http_fd_gone(int fd);
+
+/* Waits for the next engine event, checking for a vanished client every 100 ms.
+ * Returns 1 with an event, 0 when the client is gone (the request is then cancelled). */
+int http_wait_event(int fd, engine_req *er, engine_event *ev);
+
+/* Routes (routes.c); each returns what MHD expects. */
+enum MHD_Result route_chat_completions(http_req *r, json_t *body);
+enum MHD_Result route_completions(http_req *r, json_t *body);
+enum MHD_Result route_embeddings(http_req *r, json_t *body);
+enum MHD_Result route_models(http_req *r);
+enum MHD_Result route_model(http_req *r, const char *id);
+/* The chat page (page.c). */
+extern const char k_chat_page_html[];
+
+#endif

@@ -1,0 +1,120 @@
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/strbuf.h"
+
+static void hist_init(histogram *h, const double *le, int n) {
+    memset(h, 0, sizeof *h);
+    for (int i = 0; i < METRICS_BUCKETS; i++) h->le[i] = i < n ? le[i] : -1;
+}
+
+void metrics_init(metrics *m) {
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->mu, NULL);
+    static const double ttft[] = {0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 1e300};
+    static const double tok[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 1e300};
+    hist_init(&m->ttft, ttft, 12);
+    hist_init(&m->token_latency, tok, 12);
+}
+
+void metrics_free(metrics *m) {
+    pthread_mutex_destroy(&m->mu);
+}
+
+void metrics_request(metrics *m, const char *route, int status) {
+    pthread_mutex_lock(&m->mu);
+    int i;
+    for (i = 0; i < m->n_req; i++)
+        if (m->req[i].status == status && strcmp(m->req[i].route, route) == 0) break;
+    if (i == m->n_req && m->n_req < METRICS_MAX_SERIES) {
+        m->req[i].route = route;
+        m->req[i].status = status;
+        m->req[i].n = 0;
+        m->n_req++;
+    }
+    if (i < m->n_req) m->req[i].n++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void observe(metrics *m, histogram *h, double v) {
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < METRICS_BUCKETS; i++)
+        if (h->le[i] >= v) {
+            h->count[i]++;
+            break;
+        }
+    h->sum += v;
+    h->n++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_ttft(metrics *m, double s) { observe(m, &m->ttft, s); }
+void metrics_token_latency(metrics *m, double s) { observe(m, &m->token_latency, s); }
+
+void metrics_tokens(metrics *m, int64_t prompt, int64_t generated) {
+    pthread_mutex_lock(&m->mu);
+    m->prompt_tokens += (uint64_t)prompt;
+    m->generated_tokens += (uint64_t)generated;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void line(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(strbuf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    strbuf_put(b, tmp, k < (int)sizeof tmp ? (size_t)k : sizeof tmp - 1);
+}
+
+static void render_hist(strbuf *b, const char *name, const char *help, const histogram *h) {
+    line(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int i = 0; i < METRICS_BUCKETS && h->le[i] >= 0; i++) {
+        cum += h->count[i];
+        if (h->le[i] >= 1e299) line(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+        else line(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->le[i], (unsigned long long)cum);
+    }
+    line(b, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->n);
+}
+
+char *metrics_render(metrics *m, const engine_stats *es) {
+    strbuf b = {0};
+    pthread_mutex_lock(&m->mu);
+    line(&b, "# HELP herd_requests_total HTTP requests by route and status.\n# TYPE herd_requests_total counter\n");
+    for (int i = 0; i < m->n_req; i++)
+        line(&b, "herd_requests_total{route=\"%s\",status=\"%d\"} %llu\n", m->req[i].route, m->req[i].status,
+             (unsigned long long)m->req[i].n);
+    line(&b, "# HELP herd_prompt_tokens_total Prompt tokens of finished requests.\n"
+             "# TYPE herd_prompt_tokens_total counter\nherd_prompt_tokens_total %llu\n",
+         (unsigned long long)m->prompt_tokens);
+    line(&b, "# HELP herd_generated_tokens_total Generated tokens of finished requests.\n"
+             "# TYPE herd_generated_tokens_total counter\nherd_generated_tokens_total %llu\n",
+         (unsigned long long)m->generated_tokens);
+    render_hist(&b, "herd_time_to_first_token_seconds", "Time from request to its first generated token.", &m->ttft);
+    render_hist(&b, "herd_time_per_output_token_seconds", "Time between consecutive generated tokens.",
+                &m->token_latency);
+    pthread_mutex_unlock(&m->mu);
+    line(&b, "# HELP herd_requests_active Requests holding a slot.\n# TYPE herd_requests_active gauge\n"
+             "herd_requests_active %d\n", es->active);
+    line(&b, "# HELP herd_requests_queued Requests waiting for a slot.\n# TYPE herd_requests_queued gauge\n"
+             "herd_requests_queued %d\n", es->queued);
+    line(&b, "# HELP herd_slots Parallel sequences.\n# TYPE herd_slots gauge\nherd_slots %d\n", es->n_parallel);
+    line(&b, "# HELP herd_kv_cache_tokens KV cache positions in use (slots keep prefixes for reuse).\n"
+             "# TYPE herd_kv_cache_tokens gauge\nherd_kv_cache_tokens %lld\n", (long long)es->kv_used);
+    line(&b, "# HELP herd_kv_cache_capacity_tokens KV cache positions in all slots.\n"
+             "# TYPE herd_kv_cache_capacity_tokens gauge\nherd_kv_cache_capacity_tokens %lld\n",
+         (long long)es->kv_total);
+    line(&b, "# HELP herd_kv_cache_usage_ratio Fraction of KV cache positions in use.\n"
+             "# TYPE herd_kv_cache_usage_ratio gauge\nherd_kv_cache_usage_ratio %.6f\n",
+         es->kv_total ? (double)es->kv_used / (double)es->kv_total : 0.0);
+    line(&b, "# HELP herd_prompt_cache_hit_tokens_total Prompt tokens reused from cached prefixes.\n"
+             "# TYPE herd_prompt_cache_hit_tokens_total counter\nherd_prompt_cache_hit_tokens_total %llu\n",
+         (unsigned long long)es->cached_tokens);
+    return b.p;
+}

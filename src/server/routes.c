@@ -1,0 +1,793 @@
+/* Routes: OpenAI chat completions, completions, embeddings, models (whose shapes the Llama Stack
+ * client uses too; /v1/models/{id} answers both clients' fields). Validation errors are 400 with an
+ * OpenAI error object naming the parameter; an unknown model is 404; a full queue 429. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/log.h"
+#include "http.h"
+
+/* ---- request options ----------------------------------------------------------------------- */
+
+typedef struct {
+    herd_sampler_params sp;
+    int64_t max_tokens;  /* -1: until the end of generation or the context */
+    char **stop;
+    int n_stop;
+    bool stream, include_usage, echo;
+    int top_logprobs;    /* -1: no logprobs */
+} gen_opts;
+
+static void gen_opts_free(gen_opts *o) {
+    for (int i = 0; i < o->n_stop; i++) free(o->stop[i]);
+    free(o->stop);
+    o->stop = NULL;
+    o->n_stop = 0;
+}
+
+/* Each check writes a message into err and returns false. */
+#define ERRBUF 512
+
+static bool get_num(json_t *b, const char *key, double lo, double hi, double *out, char *err) {
+    json_t *v = json_object_get(b, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_number(v)) {
+        snprintf(err, ERRBUF, "'%s' must be a number", key);
+        return false;
+    }
+    double x = json_number_value(v);
+    if (!(x >= lo && x <= hi)) {
+        snprintf(err, ERRBUF, "'%s' must be between %g and %g, got %g", key, lo, hi, x);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool get_int(json_t *b, const char *key, int64_t lo, int64_t hi, int64_t *out, char *err) {
+    json_t *v = json_object_get(b, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v)) {
+        snprintf(err, ERRBUF, "'%s' must be an integer", key);
+        return false;
+    }
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi) {
+        snprintf(err, ERRBUF, "'%s' must be between %lld and %lld, got %lld", key, (long long)lo, (long long)hi,
+                 (long long)x);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool get_bool(json_t *b, const char *key, bool *out, char *err) {
+    json_t *v = json_object_get(b, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_boolean(v)) {
+        snprintf(err, ERRBUF, "'%s' must be true or false", key);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* Options shared by chat and text completions. `param` receives the offending parameter. */
+static bool parse_gen_opts(server *s, json_t *b, bool chat, gen_opts *o, char *err, const char **param) {
+    memset(o, 0, sizeof *o);
+    o->sp = herd_sampler_default_params();
+    /* OpenAI's defaults: temperature 1, top_p 1, no top-k / min-p / repetition penalty */
+    o->sp.temp = 1.0f;
+    o->sp.top_p = 1.0f;
+    o->sp.top_k = 0;
+    o->sp.min_p = 0.0f;
+    o->sp.repeat_penalty = 1.0f;
+    o->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)o << 16);
+    o->max_tokens = chat ? -1 : 16; /* the legacy completions endpoint defaults to 16 */
+    o->top_logprobs = -1;
+    double x;
+    int64_t k;
+#define NUM(key, lo, hi, dst)                                                                                  \
+    x = NAN;                                                                                                   \
+    if (!get_num(b, key, lo, hi, &x, err)) return *param = key, false;                                       \
+    if (!isnan(x)) dst = (float)x;
+    NUM("temperature", 0, 2, o->sp.temp)
+    NUM("top_p", 0, 1, o->sp.top_p)
+    NUM("min_p", 0, 1, o->sp.min_p)
+    NUM("repeat_penalty", 0.01, 100, o->sp.repeat_penalty)
+#undef NUM
+    k = -1;
+    if (!get_int(b, "top_k", 0, INT32_MAX, &k, err)) return *param = "top_k", false;
+    if (k >= 0) o->sp.top_k = (int32_t)k;
+    const char *pen[2] = {"presence_penalty", "frequency_penalty"};
+    for (int i = 0; i < 2; i++) {
+        x = 0;
+        if (!get_num(b, pen[i], -2, 2, &x, err)) return *param = pen[i], false;
+        if (x != 0) {
+            snprintf(err, ERRBUF, "'%s' is not supported (only 0); use 'repeat_penalty'", pen[i]);
+            return *param = pen[i], false;
+        }
+    }
+    k = INT64_MIN;
+    if (!get_int(b, "seed", INT64_MIN + 1, INT64_MAX, &k, err)) return *param = "seed", false;
+    if (k != INT64_MIN) o->sp.seed = (uint64_t)k;
+    const char *mt[2] = {"max_tokens", "max_completion_tokens"};
+    for (int i = 0; i < 2; i++) {
+        k = INT64_MIN;
+        if (!get_int(b, mt[i], 1, INT32_MAX, &k, err)) return *param = mt[i], false;
+        if (k != INT64_MIN) {
+            if (k > s->cfg.n_ctx_slot) {
+                snprintf(err, ERRBUF, "'%s' is %lld but the context holds %lld tokens in all", mt[i], (long long)k,
+                         (long long)s->cfg.n_ctx_slot);
+                return *param = mt[i], false;
+            }
+            o->max_tokens = k;
+        }
+    }
+    k = 1;
+    if (!get_int(b, "n", 1, 128, &k, err)) return *param = "n", false;
+    if (k != 1) {
+        snprintf(err, ERRBUF, "'n' must be 1 (one choice per request)");
+        return *param = "n", false;
+    }
+    if (!get_bool(b, "stream", &o->stream, err)) return *param = "stream", false;
+    json_t *so = json_object_get(b, "stream_options");
+    if (so && !json_is_null(so)) {
+        if (!json_is_object(so)) {
+            snprintf(err, ERRBUF, "'stream_options' must be an object");
+            return *param = "stream_options", false;
+        }
+        if (!get_bool(so, "include_usage", &o->include_usage, err)) return *param = "stream_options", false;
+    }
+    json_t *stop = json_object_get(b, "stop");
+    if (stop && !json_is_null(stop)) {
+        size_t n = json_is_string(stop) ? 1 : json_is_array(stop) ? json_array_size(stop) : 0;
+        if (!json_is_string(stop) && !json_is_array(stop)) {
+            snprintf(err, ERRBUF, "'stop' must be a string or an array of strings");
+            return *param = "stop", false;
+        }
+        if (n > 16) {
+            snprintf(err, ERRBUF, "'stop' holds %zu strings; at most 16", n);
+            return *param = "stop", false;
+        }
+        o->stop = herd_xcalloc(n ? n : 1, sizeof *o->stop);
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_is_string(stop) ? stop : json_array_get(stop, i);
+            if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) > 1024) {
+                snprintf(err, ERRBUF, "'stop' entries must be non-empty strings of at most 1024 bytes");
+                return *param = "stop", false;
+            }
+            o->stop[o->n_stop++] = herd_xstrndup(json_string_value(e), json_string_length(e));
+        }
+    }
+    json_t *lp = json_object_get(b, "logprobs");
+    if (chat) {
+        bool want = false;
+        if (!get_bool(b, "logprobs", &want, err)) return *param = "logprobs", false;
+        k = 0;
+        if (!get_int(b, "top_logprobs", 0, ENGINE_MAX_TOP, &k, err)) return *param = "top_logprobs", false;
+        if (json_object_get(b, "top_logprobs") && !json_is_null(json_object_get(b, "top_logprobs")) && !want) {
+            snprintf(err, ERRBUF, "'top_logprobs' needs 'logprobs': true");
+            return *param = "top_logprobs", false;
+        }
+        if (want) o->top_logprobs = (int)k;
+    } else if (lp && !json_is_null(lp)) {
+        k = -1;
+        if (!get_int(b, "logprobs", 0, 5, &k, err)) return *param = "logprobs", false;
+        o->top_logprobs = (int)k;
+    }
+    if (!chat && !get_bool(b, "echo", &o->echo, err)) return *param = "echo", false;
+    json_t *rf = json_object_get(b, "response_format");
+    if (rf && !json_is_null(rf)) {
+        json_t *t = json_object_get(rf, "type");
+        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0) {
+            snprintf(err, ERRBUF, "'response_format' other than {\"type\": \"text\"} is not supported yet");
+            return *param = "response_format", false;
+        }
+    }
+    json_t *lb = json_object_get(b, "logit_bias");
+    if (lb && !json_is_null(lb) && !(json_is_object(lb) && json_object_size(lb) == 0)) {
+        snprintf(err, ERRBUF, "'logit_bias' is not supported");
+        return *param = "logit_bias", false;
+    }
+    return true;
+}
+
+/* ---- shared pieces -------------------------------------------------------------------------- */
+
+static const herd_model *model_of(http_req *r) {
+    return engine_model(r->srv->e);
+}
+
+static enum MHD_Result check_model(http_req *r, json_t *b, bool *ok) {
+    json_t *m = json_object_get(b, "model");
+    *ok = true;
+    if (!m || json_is_null(m)) return MHD_YES;
+    if (!json_is_string(m)) {
+        *ok = false;
+        return http_send_error(r, 400, "invalid_request_error", "model", NULL, "'model' must be a string");
+    }
+    if (strcmp(json_string_value(m), r->srv->model_id) != 0) {
+        *ok = false;
+        return http_send_error(r, 404, "invalid_request_error", "model", "model_not_found",
+                               "the model '%s' does not exist; this server has '%s'", json_string_value(m),
+                               r->srv->model_id);
+    }
+    return MHD_YES;
+}
+
+/* Maps an engine_submit failure to a status. */
+static enum MHD_Result submit_error(http_req *r, int rc) {
+    const char *msg = herd_last_error();
+    if (!strncmp(msg, "queue full", 10)) return http_send_error(r, 429, "rate_limit_error", NULL, "queue_full", "%s", msg);
+    if (!strncmp(msg, "shutting down", 13)) return http_send_error(r, 503, "unavailable", NULL, "shutting_down", "%s", msg);
+    if (rc == HERD_E_RANGE)
+        return http_send_error(r, 400, "invalid_request_error", "messages", "context_length_exceeded", "%s", msg);
+    return http_send_error(r, 400, "invalid_request_error", NULL, NULL, "%s", msg);
+}
+
+static void random_id(char *out, size_t cap, const char *prefix) {
+    static _Atomic uint64_t counter;
+    uint64_t x = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (counter++ * 0xbf58476d1ce4e5b9ull);
+    x ^= x >> 31;
+    snprintf(out, cap, "%s%016llx", prefix, (unsigned long long)x);
+}
+
+/* A JSON string for bytes that may not be valid UTF-8 (a token can split a character). */
+static json_t *jstr(const char *s, size_t n) {
+    json_t *j = json_stringn(s, n);
+    return j ? j : json_string("\xef\xbf\xbd");
+}
+
+static json_t *token_bytes(const char *s, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)s[i]));
+    return a;
+}
+
+static size_t piece_of(const herd_model *m, int32_t id, char *buf, size_t cap) {
+    int64_t k = herd_token_to_piece(m, id, false, buf, cap);
+    return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap;
+}
+
+/* OpenAI chat logprobs entry for one token. */
+static json_t *chat_logprob_entry(const herd_model *m, const engine_event *ev) {
+    char buf[256];
+    size_t n = piece_of(m, ev->token, buf, sizeof buf);
+    json_t *tops = json_array();
+    for (int i = 0; i < ev->n_top; i++) {
+        char tb[256];
+        size_t tn = piece_of(m, ev->top[i].id, tb, sizeof tb);
+        json_array_append_new(tops, json_pack("{s:o, s:f, s:o}", "token", jstr(tb, tn), "logprob",
+                                              (double)ev->top[i].logprob, "bytes", token_bytes(tb, tn)));
+    }
+    return json_pack("{s:o, s:f, s:o, s:o}", "token", jstr(buf, n), "logprob", (double)ev->logprob, "bytes",
+                     token_bytes(buf, n), "top_logprobs", tops);
+}
+
+static const char *finish_name(int f) {
+    return f == ENGINE_FINISH_LENGTH ? "length" : "stop";
+}
+
+static json_t *usage_json(int64_t prompt, int64_t cached, int64_t gen) {
+    return json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)prompt, "completion_tokens",
+                     (json_int_t)gen, "total_tokens", (json_int_t)(prompt + gen), "prompt_tokens_details",
+                     "cached_tokens", (json_int_t)cached);
+}
+
+/* Legacy completions logprobs: {tokens, token_logprobs, top_logprobs: [{token: lp}], text_offset}. */
+static json_t *legacy_logprobs_new(void) {
+    return json_pack("{s:[], s:[], s:[], s:[]}", "tokens", "token_logprobs", "top_logprobs", "text_offset");
+}
+
+static void legacy_logprobs_add(json_t *lp, const herd_model *m, const engine_event *ev, size_t offset) {
+    char buf[256];
+    size_t n = piece_of(m, ev->token, buf, sizeof buf);
+    json_array_append_new(json_object_get(lp, "tokens"), jstr(buf, n));
+    json_array_append_new(json_object_get(lp, "token_logprobs"), json_real(ev->logprob));
+    json_t *top = json_object();
+    for (int i = 0; i < ev->n_top; i++) {
+        char tb[256];
+        size_t tn = piece_of(m, ev->top[i].id, tb, sizeof tb);
+        json_t *k = jstr(tb, tn);
+        json_object_set_new(top, json_string_value(k), json_real(ev->top[i].logprob));
+        json_decref(k);
+    }
+    json_array_append_new(json_object_get(lp, "top_logprobs"), top);
+    json_array_append_new(json_object_get(lp, "text_offset"), json_integer((json_int_t)offset));
+}
+
+/* ---- generation, streamed or not ------------------------------------------------------------- */
+
+typedef struct {
+    server *srv;
+    engine_req *er;
+    int fd;
+    bool chat, include_usage, started, finished;
+    int top_logprobs;
+    char id[48];
+    long created;
+    double t_submit, t_last;
+    int64_t n_tokens;
+    size_t text_offset;  /* bytes of text sent so far (legacy logprobs offsets) */
+    const herd_model *m;
+    char *echo;          /* completions with echo: the prompt text, sent first */
+} gen_stream;
+
+static void sse(strbuf *out, json_t *obj) {
+    char *s = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    strbuf_puts(out, "data: ");
+    strbuf_puts(out, s);
+    strbuf_puts(out, "\n\n");
+    free(s);
+}
+
+static json_t *chunk(gen_stream *g, json_t *delta_or_text, json_t *logprobs, const char *finish) {
+    json_t *choice = g->chat ? json_pack("{s:i, s:o, s:o, s:o}", "index", 0, "delta", delta_or_text, "logprobs",
+                                         logprobs ? logprobs : json_null(), "finish_reason",
+                                         finish ? json_string(finish) : json_null())
+                             : json_pack("{s:i, s:o, s:o, s:o}", "index", 0, "text", delta_or_text, "logprobs",
+                                         logprobs ? logprobs : json_null(), "finish_reason",
+                                         finish ? json_string(finish) : json_null());
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", g->id, "object",
+                     g->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)g->created, "model",
+                     g->srv->model_id, "system_fingerprint", "herd", "choices", choice);
+}
+
+static void note_token(gen_stream *g) {
+    double now = http_now();
+    if (g->n_tokens == 0) metrics_ttft(&g->srv->met, now - g->t_submit);
+    else metrics_token_latency(&g->srv->met, now - g->t_last);
+    g->t_last = now;
+    g->n_tokens++;
+}
+
+/* SSE producer: one engine event per call (plus the opening chunk). */
+static int stream_fill(void *user, strbuf *out) {
+    gen_stream *g = user;
+    if (g->finished) return -1;
+    if (!g->started) {
+        g->started = true;
+        if (g->chat) sse(out, chunk(g, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL, NULL));
+        else if (g->echo) sse(out, chunk(g, jstr(g->echo, strlen(g->echo)), NULL, NULL));
+        if (out->n) return 0;
+    }
+    engine_event ev;
+    if (!http_wait_event(g->fd, g->er, &ev)) return 0; /* client gone: nothing to add ends the stream */
+    if (ev.kind == ENGINE_EV_TOKEN) {
+        if (ev.token >= 0) note_token(g);
+        json_t *lp = NULL;
+        if (g->top_logprobs >= 0 && ev.token >= 0) {
+            if (g->chat) lp = json_pack("{s:[o]}", "content", chat_logprob_entry(g->m, &ev));
+            else {
+                lp = legacy_logprobs_new();
+                legacy_logprobs_add(lp, g->m, &ev, g->text_offset);
+            }
+        }
+        g->text_offset += ev.text_len;
+        if (ev.text_len > 0 || lp) {
+            json_t *content = jstr(ev.text ? ev.text : "", ev.text_len);
+            sse(out, chunk(g, g->chat ? json_pack("{s:o}", "content", content) : content, lp, NULL));
+        }
+        engine_event_clear(&ev);
+        if (out->n == 0) strbuf_puts(out, ": \n\n"); /* held-back text: keep the stream alive */
+        return 0;
+    }
+    g->finished = true;
+    if (ev.kind == ENGINE_EV_ERROR) {
+        sse(out, json_pack("{s:{s:s, s:s}}", "error", "message", ev.error, "type", "server_error"));
+    } else {
+        metrics_tokens(&g->srv->met, ev.n_prompt, ev.n_gen);
+        sse(out, chunk(g, g->chat ? json_object() : json_string(""), NULL, finish_name(ev.finish)));
+        if (g->include_usage) {
+            json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", g->id, "object",
+                                  g->chat ? "chat.completion.chunk" : "text_completion", "created",
+                                  (json_int_t)g->created, "model", g->srv->model_id, "system_fingerprint", "herd",
+                                  "choices", "usage", usage_json(ev.n_prompt, ev.n_cached, ev.n_gen));
+            sse(out, u);
+        }
+    }
+    strbuf_puts(out, "data: [DONE]\n\n");
+    engine_event_clear(&ev);
+    return 0;
+}
+
+static void stream_done(void *user) {
+    gen_stream *g = user;
+    engine_release(g->er);
+    free(g->echo);
+    free(g);
+}
+
+/* Submits the prompt and answers: SSE when streaming, else one JSON object when done. */
+static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *o, bool chat, const char *echo) {
+    engine_params p = {.prompt = ids, .n_prompt = n, .sampling = o->sp, .max_tokens = o->max_tokens,
+                       .stop = o->stop, .n_stop = o->n_stop, .top_logprobs = o->top_logprobs};
+    o->stop = NULL; /* moved into the engine */
+    o->n_stop = 0;
+    engine_req *er;
+    double t0 = http_now();
+    int rc = engine_submit(r->srv->e, &p, &er);
+    if (rc) return submit_error(r, rc);
+    gen_stream *g = herd_xcalloc(1, sizeof *g);
+    g->srv = r->srv;
+    g->er = er;
+    g->fd = http_conn_fd(r);
+    g->chat = chat;
+    g->include_usage = o->include_usage;
+    g->top_logprobs = o->top_logprobs;
+    random_id(g->id, sizeof g->id, chat ? "chatcmpl-" : "cmpl-");
+    g->created = (long)time(NULL);
+    g->t_submit = t0;
+    g->m = model_of(r);
+    g->echo = echo ? herd_xstrndup(echo, strlen(echo)) : NULL;
+    if (o->stream) return http_send_stream(r, stream_fill, stream_done, g);
+
+    /* non-streaming: collect everything, then one object */
+    strbuf text = {0};
+    strbuf_put(&text, "", 0);
+    if (echo) strbuf_puts(&text, echo);
+    json_t *lps = chat ? json_array() : legacy_logprobs_new();
+    engine_event ev;
+    enum MHD_Result res;
+    for (;;) {
+        if (!http_wait_event(g->fd, er, &ev)) { /* the client left: nobody to answer */
+            res = MHD_NO;
+            break;
+        }
+        if (ev.kind == ENGINE_EV_TOKEN) {
+            if (ev.token >= 0) note_token(g);
+            if (o->top_logprobs >= 0 && ev.token >= 0) {
+                if (chat) json_array_append_new(lps, chat_logprob_entry(g->m, &ev));
+                else legacy_logprobs_add(lps, g->m, &ev, text.n);
+            }
+            strbuf_put(&text, ev.text ? ev.text : "", ev.text_len);
+            engine_event_clear(&ev);
+            continue;
+        }
+        if (ev.kind == ENGINE_EV_ERROR) {
+            res = http_send_error(r, 500, "server_error", NULL, NULL, "%s", ev.error);
+            engine_event_clear(&ev);
+            break;
+        }
+        metrics_tokens(&r->srv->met, ev.n_prompt, ev.n_gen);
+        json_t *lp = o->top_logprobs < 0 ? json_null() : chat ? json_pack("{s:o}", "content", lps) : lps;
+        if (o->top_logprobs < 0) json_decref(lps);
+        lps = NULL;
+        json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role", "assistant",
+                                          "content", jstr(text.p, text.n), "logprobs", lp, "finish_reason",
+                                          finish_name(ev.finish))
+                              : json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "text", jstr(text.p, text.n), "logprobs",
+                                          lp, "finish_reason", finish_name(ev.finish));
+        json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", g->id, "object",
+                                 chat ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
+                                 "model", r->srv->model_id, "system_fingerprint", "herd", "choices", choice, "usage",
+                                 usage_json(ev.n_prompt, ev.n_cached, ev.n_gen));
+        engine_event_clear(&ev);
+        res = http_send_json(r, 200, resp);
+        break;
+    }
+    json_decref(lps);
+    free(text.p);
+    stream_done(g);
+    return res;
+}
+
+/* ---- routes ----------------------------------------------------------------------------------- */
+
+/* A message's content as text: a string, or the concatenated "text" parts of an array. */
+static bool content_text(json_t *c, strbuf *out, char *err) {
+    strbuf_put(out, "", 0);
+    if (json_is_string(c)) {
+        strbuf_put(out, json_string_value(c), json_string_length(c));
+        return true;
+    }
+    if (json_is_null(c) || !c) return true;
+    if (!json_is_array(c)) {
+        snprintf(err, ERRBUF, "message content must be a string, null or an array of text parts");
+        return false;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach(c, i, part) {
+        json_t *t = json_object_get(part, "type"), *tx = json_object_get(part, "text");
+        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0 || !json_is_string(tx)) {
+            snprintf(err, ERRBUF, "content part %zu: only {\"type\": \"text\", \"text\": ...} parts are supported", i);
+            return false;
+        }
+        strbuf_put(out, json_string_value(tx), json_string_length(tx));
+    }
+    return true;
+}
+
+enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
+    bool ok;
+    enum MHD_Result res = check_model(r, b, &ok);
+    if (!ok) return res;
+    json_t *msgs = json_object_get(b, "messages");
+    if (!json_is_array(msgs) || json_array_size(msgs) == 0)
+        return http_send_error(r, 400, "invalid_request_error", "messages", NULL,
+                               "'messages' must be a non-empty array of {role, content}");
+    json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0))
+        return http_send_error(r, 400, "invalid_request_error", "tools", NULL, "'tools' are not supported yet");
+    size_t n = json_array_size(msgs);
+    herd_chat_message *cm = herd_xcalloc(n, sizeof *cm);
+    strbuf *texts = herd_xcalloc(n, sizeof *texts);
+    char err[ERRBUF] = "";
+    const char *param = NULL;
+    for (size_t i = 0; i < n && !param; i++) {
+        json_t *m = json_array_get(msgs, i), *role = json_object_get(m, "role");
+        if (!json_is_object(m) || !json_is_string(role)) {
+            snprintf(err, sizeof err, "messages[%zu] needs a string 'role'", i);
+            param = "messages";
+            break;
+        }
+        const char *rs = json_string_value(role);
+        if (!strcmp(rs, "developer")) rs = "system";
+        if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "tool") &&
+            strcmp(rs, "ipython")) {
+            snprintf(err, sizeof err, "messages[%zu].role '%.64s' is not one of system, user, assistant, tool", i, rs);
+            param = "messages";
+            break;
+        }
+        if (json_object_get(m, "tool_calls")) {
+            snprintf(err, sizeof err, "messages[%zu]: 'tool_calls' are not supported yet", i);
+            param = "messages";
+            break;
+        }
+        json_t *c = json_object_get(m, "content");
+        if ((!c || json_is_null(c)) && strcmp(rs, "assistant") != 0) {
+            snprintf(err, sizeof err, "messages[%zu] needs 'content'", i);
+            param = "messages";
+            break;
+        }
+        if (!content_text(c, &texts[i], err)) {
+            param = "messages";
+            break;
+        }
+        cm[i].role = rs;
+        cm[i].content = texts[i].p;
+    }
+    gen_opts o;
+    if (!param && !parse_gen_opts(r->srv, b, true, &o, err, &param)) gen_opts_free(&o);
+    else if (!param) {
+        herd_chat_params cp = {.add_generation_prompt = true};
+        int32_t *ids;
+        int64_t n_ids;
+        if (herd_chat_tokenize(model_of(r), cm, n, &cp, &ids, &n_ids) != HERD_OK) {
+            snprintf(err, sizeof err, "%s", herd_last_error());
+            param = "messages";
+            gen_opts_free(&o);
+        } else {
+            res = generate(r, ids, n_ids, &o, true, NULL);
+            gen_opts_free(&o);
+        }
+    }
+    for (size_t i = 0; i < n; i++) free(texts[i].p);
+    free(texts);
+    free(cm);
+    if (param) return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
+    return res;
+}
+
+/* A prompt given as a string, an array of token ids, or an array holding one of those. */
+static bool parse_prompt(const herd_model *m, json_t *p, int32_t **ids, int64_t *n, char **text, char *err) {
+    *ids = NULL;
+    *text = NULL;
+    if (json_is_array(p) && json_array_size(p) == 1 &&
+        (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0))))
+        p = json_array_get(p, 0);
+    if (json_is_string(p)) {
+        int flags = herd_vocab_add_bos(m) ? HERD_TOKENIZE_ADD_BOS : 0;
+        if (herd_tokenize(m, json_string_value(p), json_string_length(p), flags, ids, n) != HERD_OK) {
+            snprintf(err, ERRBUF, "%s", herd_last_error());
+            return false;
+        }
+        *text = herd_xstrndup(json_string_value(p), json_string_length(p));
+        return true;
+    }
+    if (json_is_array(p) && json_array_size(p) > 0) {
+        size_t k = json_array_size(p);
+        int32_t nv = herd_vocab_n_tokens(m);
+        *ids = herd_xmalloc(k * sizeof **ids);
+        for (size_t i = 0; i < k; i++) {
+            json_t *e = json_array_get(p, i);
+            if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) >= nv) {
+                snprintf(err, ERRBUF, "prompt[%zu] is not a token id in [0, %d)", i, nv);
+                free(*ids);
+                *ids = NULL;
+                return false;
+            }
+            (*ids)[i] = (int32_t)json_integer_value(e);
+        }
+        *n = (int64_t)k;
+        return true;
+    }
+    snprintf(err, ERRBUF, "'prompt' must be a non-empty string or array of token ids (one prompt per request)");
+    return false;
+}
+
+enum MHD_Result route_completions(http_req *r, json_t *b) {
+    bool ok;
+    enum MHD_Result res = check_model(r, b, &ok);
+    if (!ok) return res;
+    char err[ERRBUF];
+    const char *param = NULL;
+    json_t *suffix = json_object_get(b, "suffix"), *best = json_object_get(b, "best_of");
+    if (suffix && !json_is_null(suffix))
+        return http_send_error(r, 400, "invalid_request_error", "suffix", NULL, "'suffix' is not supported");
+    if (best && !json_is_null(best) && !(json_is_integer(best) && json_integer_value(best) == 1))
+        return http_send_error(r, 400, "invalid_request_error", "best_of", NULL, "'best_of' must be 1");
+    int32_t *ids;
+    int64_t n;
+    char *text;
+    if (!parse_prompt(model_of(r), json_object_get(b, "prompt"), &ids, &n, &text, err))
+        return http_send_error(r, 400, "invalid_request_error", "prompt", NULL, "%s", err);
+    gen_opts o;
+    if (!parse_gen_opts(r->srv, b, false, &o, err, &param)) {
+        gen_opts_free(&o);
+        free(ids);
+        free(text);
+        return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
+    }
+    res = generate(r, ids, n, &o, false, o.echo ? (text ? text : "") : NULL);
+    gen_opts_free(&o);
+    free(text);
+    return res;
+}
+
+static const char k_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static json_t *base64_floats(const float *v, int64_t n) {
+    const unsigned char *s = (const unsigned char *)v;
+    size_t len = (size_t)n * 4, o = 0;
+    char *out = herd_xmalloc((len + 2) / 3 * 4 + 1);
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t x = (uint32_t)s[i] << 16 | (i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < len ? s[i + 2] : 0);
+        out[o++] = k_b64[x >> 18 & 63];
+        out[o++] = k_b64[x >> 12 & 63];
+        out[o++] = i + 1 < len ? k_b64[x >> 6 & 63] : '=';
+        out[o++] = i + 2 < len ? k_b64[x & 63] : '=';
+    }
+    out[o] = 0;
+    json_t *j = json_string(out);
+    free(out);
+    return j;
+}
+
+enum MHD_Result route_embeddings(http_req *r, json_t *b) {
+    bool ok;
+    enum MHD_Result res = check_model(r, b, &ok);
+    if (!ok) return res;
+    const herd_model *m = model_of(r);
+    json_t *in = json_object_get(b, "input");
+    json_t *fmt = json_object_get(b, "encoding_format");
+    bool b64 = false;
+    if (fmt && !json_is_null(fmt)) {
+        if (!json_is_string(fmt) || (strcmp(json_string_value(fmt), "float") && strcmp(json_string_value(fmt), "base64")))
+            return http_send_error(r, 400, "invalid_request_error", "encoding_format", NULL,
+                                   "'encoding_format' must be \"float\" or \"base64\"");
+        b64 = !strcmp(json_string_value(fmt), "base64");
+    }
+    json_t *dims = json_object_get(b, "dimensions");
+    if (dims && !json_is_null(dims) && !(json_is_integer(dims) && json_integer_value(dims) == herd_model_n_embd(m)))
+        return http_send_error(r, 400, "invalid_request_error", "dimensions", NULL, "'dimensions' must be %lld",
+                               (long long)herd_model_n_embd(m));
+    /* inputs: a string, an array of strings, an array of ids, or an array of id arrays */
+    json_t *list = json_array();
+    if (json_is_string(in) || (json_is_array(in) && json_array_size(in) > 0 && json_is_integer(json_array_get(in, 0))))
+        json_array_append(list, in);
+    else if (json_is_array(in))
+        json_array_extend(list, in);
+    size_t n = json_array_size(list);
+    if (n == 0 || n > 2048) {
+        json_decref(list);
+        return http_send_error(r, 400, "invalid_request_error", "input", NULL,
+                               "'input' must be a string, an array of 1..2048 strings, or token id arrays");
+    }
+    engine_req **reqs = herd_xcalloc(n, sizeof *reqs);
+    char err[ERRBUF] = "";
+    int status = 0;
+    for (size_t i = 0; i < n && !status; i++) {
+        int32_t *ids;
+        int64_t k;
+        char *text;
+        json_t *e = json_array_get(list, i);
+        if ((json_is_string(e) && json_string_length(e) == 0) || !parse_prompt(m, e, &ids, &k, &text, err)) {
+            if (!err[0]) snprintf(err, sizeof err, "input %zu is empty", i);
+            status = 400;
+            break;
+        }
+        free(text);
+        engine_params p = {.prompt = ids, .n_prompt = k, .max_tokens = 0, .top_logprobs = -1, .embedding = true};
+        int rc = engine_submit(r->srv->e, &p, &reqs[i]);
+        if (rc) {
+            for (size_t j = 0; j < i; j++) engine_release(reqs[j]);
+            free(reqs);
+            json_decref(list);
+            return submit_error(r, rc);
+        }
+    }
+    json_decref(list);
+    if (status) {
+        for (size_t j = 0; j < n; j++) engine_release(reqs[j]);
+        free(reqs);
+        return http_send_error(r, status, "invalid_request_error", "input", NULL, "%s", err);
+    }
+    json_t *data = json_array();
+    int64_t total = 0;
+    int fd = http_conn_fd(r);
+    bool gone = false;
+    for (size_t i = 0; i < n && !gone && !status; i++) {
+        engine_event ev;
+        for (;;) {
+            if (!http_wait_event(fd, reqs[i], &ev)) {
+                gone = true;
+                break;
+            }
+            if (ev.kind == ENGINE_EV_TOKEN) {
+                engine_event_clear(&ev);
+                continue;
+            }
+            break;
+        }
+        if (gone) break;
+        if (ev.kind == ENGINE_EV_ERROR || !ev.embedding) {
+            snprintf(err, sizeof err, "%s", ev.error ? ev.error : "embedding failed");
+            status = 500;
+        } else {
+            json_t *vec;
+            if (b64) vec = base64_floats(ev.embedding, ev.n_embd);
+            else {
+                vec = json_array();
+                for (int64_t j = 0; j < ev.n_embd; j++) json_array_append_new(vec, json_real(ev.embedding[j]));
+            }
+            json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
+                                                  "embedding", vec));
+            total += ev.n_prompt;
+        }
+        engine_event_clear(&ev);
+    }
+    for (size_t j = 0; j < n; j++) engine_release(reqs[j]);
+    free(reqs);
+    if (gone) {
+        json_decref(data);
+        return MHD_NO;
+    }
+    if (status) {
+        json_decref(data);
+        return http_send_error(r, status, "server_error", NULL, NULL, "%s", err);
+    }
+    metrics_tokens(&r->srv->met, total, 0);
+    return http_send_json(r, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model",
+                                            r->srv->model_id, "usage", "prompt_tokens", (json_int_t)total,
+                                            "total_tokens", (json_int_t)total));
+}
+
+static json_t *model_json(server *s) {
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I}}", "id", s->model_id, "object", "model",
+                     "created", (json_int_t)0, "owned_by", "herd", "identifier", s->model_id, "provider_id", "herd",
+                     "provider_resource_id", s->model_id, "model_type", "llm", "metadata", "context_length",
+                     (json_int_t)s->cfg.n_ctx_slot, "embedding_dimension",
+                     (json_int_t)herd_model_n_embd(engine_model(s->e)));
+}
+
+enum MHD_Result route_models(http_req *r) {
+    json_t *m = model_json(r->srv);
+    json_object_set_new(m, "type", json_string("model"));
+    return http_send_json(r, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
+}
+
+enum MHD_Result route_model(http_req *r, const char *id) {
+    if (strcmp(id, r->srv->model_id) != 0)
+        return http_send_error(r, 404, "invalid_request_error", "model", "model_not_found",
+                               "the model '%.200s' does not exist; this server has '%s'", id, r->srv->model_id);
+    json_t *m = model_json(r->srv);
+    json_object_set_new(m, "type", json_string("model"));
+    return http_send_json(r, 200, m);
+}

@@ -1,0 +1,34 @@
+/* herd serve: an OpenAI- and Llama-Stack-compatible HTTP server over the engine.
+ *
+ * HTTP is libmicrohttpd with a thread per connection; JSON is jansson. HTTP threads parse and
+ * validate a request, tokenize its prompt (the vocabulary is immutable and thread-safe), hand it to
+ * the engine and relay the engine's events (streamed as SSE, or collected into one JSON body).
+ * They never touch the KV cache or run the model. Routes and shapes: docs/API.md. */
+#ifndef HERD_SERVER_H
+#define HERD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/engine.h"
+
+typedef struct {
+    const char *host;        /* bind address, e.g. "127.0.0.1" (default) or "::1" or "0.0.0.0" */
+    int port;                /* 0: any free port (see server_port) */
+    const char *api_key;     /* required as "Authorization: Bearer KEY" on all routes but /health; NULL: none */
+    size_t max_body;         /* largest request body in bytes */
+    const char *model_id;    /* the name clients use in "model" */
+    int64_t n_ctx_slot;      /* per-request context, for errors and /v1/models */
+    int max_connections;
+} server_config;
+
+typedef struct server server;
+
+/* Binds and starts serving. HERD_E_IO with the address when it cannot bind. */
+int server_start(engine *e, const server_config *cfg, server **out);
+int server_port(const server *s);
+/* Graceful stop: no new connections or requests (503), waits for in-flight requests to finish,
+ * then stops. The engine is left running (the caller frees it). */
+void server_shutdown(server *s);
+
+#endif

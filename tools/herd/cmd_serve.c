@@ -1,0 +1,105 @@
+/* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
+ *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
+ * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/server/server.h"
+#include "cli.h"
+
+static void usage(void) {
+    printf("usage: herd serve -m MODEL [options]\n"
+           "  --host ADDR        bind address (default 127.0.0.1: loopback only)\n"
+           "  --port N           port (default 8080; 0 = any free port, printed at start)\n"
+           "  -c CTX             total KV context, split between the slots (default 4096 per slot)\n"
+           "  --parallel N       requests decoded together, continuous batching (default 4)\n"
+           "  --api-key KEY      require 'Authorization: Bearer KEY' on every route but /health\n"
+           "                     (default: $HERD_API_KEY if set)\n"
+           "  --max-body BYTES   largest request body (default 8 MiB)\n"
+           "  --max-queue N      requests waiting for a slot before 429 (default 64)\n"
+           "  --alias NAME       the model id clients use (default: the file name without .gguf)\n"
+           "  -t THREADS -b BATCH --kv-type f32|f16\n"
+           "Routes: POST /v1/chat/completions /v1/completions /v1/embeddings, GET /v1/models /v1/models/ID\n"
+           "        /health /metrics, and a chat page at /. See docs/API.md.\n");
+}
+
+int cmd_serve(int argc, char **argv) {
+    cli_common c;
+    cli_common_init(&c);
+    const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
+    int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt("serve", &c, argc, argv, &i);
+        if (r < 0) return 1;
+        if (r > 0) continue;
+        const char *a = argv[i];
+        if (!strcmp(a, "--host")) { if (!cli_str("serve", argc, argv, &i, &host)) return 1; }
+        else if (!strcmp(a, "--port")) { if (!cli_i64("serve", argc, argv, &i, 0, 65535, &port)) return 1; }
+        else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) { if (!cli_i64("serve", argc, argv, &i, 1, 256, &parallel)) return 1; }
+        else if (!strcmp(a, "--api-key")) { if (!cli_str("serve", argc, argv, &i, &api_key)) return 1; }
+        else if (!strcmp(a, "--max-body")) { if (!cli_i64("serve", argc, argv, &i, 1024, (int64_t)1 << 32, &max_body)) return 1; }
+        else if (!strcmp(a, "--max-queue")) { if (!cli_i64("serve", argc, argv, &i, 0, 1 << 20, &max_queue)) return 1; }
+        else if (!strcmp(a, "--alias")) { if (!cli_str("serve", argc, argv, &i, &alias)) return 1; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else return cli_fail("serve", "unknown option '%s'", a);
+    }
+    if (!c.model) return cli_fail("serve", "no model given (-m MODEL)");
+
+    /* every thread started from here on inherits the blocked signals; main waits for them */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    herd_model *m;
+    if (herd_model_load(c.model, &m) != HERD_OK) return cli_fail_lib("serve");
+    herd_model_info info;
+    herd_model_get_info(m, &info);
+    int64_t per_slot = c.ctx.n_ctx ? c.ctx.n_ctx / parallel : (info.n_ctx_train < 4096 ? info.n_ctx_train : 4096);
+    if (per_slot < 1 || per_slot > info.n_ctx_train) {
+        herd_model_free(m);
+        return cli_fail("serve", "-c %lld over %lld slots gives %lld positions per slot; need 1..%lld",
+                        (long long)c.ctx.n_ctx, (long long)parallel, (long long)per_slot, (long long)info.n_ctx_train);
+    }
+    char id[256];
+    if (alias) snprintf(id, sizeof id, "%s", alias);
+    else {
+        const char *base = strrchr(c.model, '/');
+        snprintf(id, sizeof id, "%s", base ? base + 1 : c.model);
+        size_t L = strlen(id);
+        if (L > 5 && !strcmp(id + L - 5, ".gguf")) id[L - 5] = 0;
+    }
+    engine_config ec = {.n_parallel = (int)parallel, .n_ctx_slot = per_slot, .n_batch = c.ctx.n_batch,
+                        .n_threads = c.ctx.n_threads, .kv_type = c.ctx.kv_type, .max_queue = (int)max_queue};
+    engine *e;
+    if (engine_new(m, &ec, &e) != HERD_OK) {
+        herd_model_free(m);
+        return cli_fail_lib("serve");
+    }
+    server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
+                        .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512};
+    server *s;
+    if (server_start(e, &sc, &s) != HERD_OK) {
+        engine_free(e, false);
+        herd_model_free(m);
+        return cli_fail_lib("serve");
+    }
+    fprintf(stderr, "herd serve: model '%s', %lld slots x %lld tokens, listening on http://%s%s%s:%d/%s\n", id,
+            (long long)parallel, (long long)per_slot, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+            server_port(s), api_key && *api_key ? " (API key required)" : "");
+    printf("%d\n", server_port(s)); /* the port, for scripts that ask for --port 0 */
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "herd serve: %s: finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server_shutdown(s);
+    engine_free(e, true);
+    herd_model_free(m);
+    fprintf(stderr, "herd serve: stopped\n");
+    return 0;
+}
