@@ -3,7 +3,8 @@
  *
  * Matmul model (as llama.cpp, so numbers agree with it): a weight row of type T is dotted with an
  * activation row converted once to T's *vec_dot type*:
- *     f32 -> f32,   f16 -> f16,   bf16 -> bf16,   q8_0 -> q8_0,   q4_0 -> q8_0.
+ *     f32 -> f32,   f16 -> f16,   bf16 -> bf16,   q8_0 -> q8_0,   q4_0 -> q8_0,
+ *     q2_K .. q6_K -> q8_K (kquants.h).
  * Every variant of a function has the same signature and must agree with the reference (tests/unit/
  * test_kernels.c checks each on ragged shapes). A dot's reduction order depends only on n, never on
  * how many rows or tokens are in flight, so results do not depend on batch composition.
