@@ -315,17 +315,24 @@ static void dot_q8_K_ref(int64_t n, float *out, const void *w, const void *x) {
     *out = (float)s;
 }
 
+/* Designated initializers: fields added to kernel_type_ops later default to zero. */
+#define KQ_OPS(t, vt, blk, dotf, tof, fromf)                                                                   \
+    (kernel_type_ops) {                                                                                    \
+        .type = (t), .vec_dot_type = (vt), .block = QK_K, .block_bytes = sizeof(blk), .dot = (dotf),         \
+        .to_f32 = (tof), .from_f32 = (fromf)                                                               \
+    }
+
 void kernels_fill_ref_kquants(kernel_type_ops ops[KSLOT_COUNT]) {
-    ops[KSLOT_Q8_K] = (kernel_type_ops){HERD_TYPE_Q8_K, HERD_TYPE_Q8_K, QK_K, sizeof(block_q8_K), dot_q8_K_ref,
-                                        row_dequantize_q8_K_ref, row_quantize_q8_K_ref};
-    ops[KSLOT_Q2_K] = (kernel_type_ops){HERD_TYPE_Q2_K, HERD_TYPE_Q8_K, QK_K, sizeof(block_q2_K), dot_q2_K_ref,
-                                        row_dequantize_q2_K_ref, row_quantize_q2_K_ref};
-    ops[KSLOT_Q3_K] = (kernel_type_ops){HERD_TYPE_Q3_K, HERD_TYPE_Q8_K, QK_K, sizeof(block_q3_K), dot_q3_K_ref,
-                                        row_dequantize_q3_K_ref, row_quantize_q3_K_ref};
-    ops[KSLOT_Q4_K] = (kernel_type_ops){HERD_TYPE_Q4_K, HERD_TYPE_Q8_K, QK_K, sizeof(block_q4_K), dot_q4_K_ref,
-                                        row_dequantize_q4_K_ref, row_quantize_q4_K_ref};
-    ops[KSLOT_Q5_K] = (kernel_type_ops){HERD_TYPE_Q5_K, HERD_TYPE_Q8_K, QK_K, sizeof(block_q5_K), dot_q5_K_ref,
-                                        row_dequantize_q5_K_ref, row_quantize_q5_K_ref};
-    ops[KSLOT_Q6_K] = (kernel_type_ops){HERD_TYPE_Q6_K, HERD_TYPE_Q8_K, QK_K, sizeof(block_q6_K), dot_q6_K_ref,
-                                        row_dequantize_q6_K_ref, row_quantize_q6_K_ref};
+    ops[KSLOT_Q8_K] = KQ_OPS(HERD_TYPE_Q8_K, HERD_TYPE_Q8_K, block_q8_K, dot_q8_K_ref, row_dequantize_q8_K_ref,
+                             row_quantize_q8_K_ref);
+    ops[KSLOT_Q2_K] = KQ_OPS(HERD_TYPE_Q2_K, HERD_TYPE_Q8_K, block_q2_K, dot_q2_K_ref, row_dequantize_q2_K_ref,
+                             row_quantize_q2_K_ref);
+    ops[KSLOT_Q3_K] = KQ_OPS(HERD_TYPE_Q3_K, HERD_TYPE_Q8_K, block_q3_K, dot_q3_K_ref, row_dequantize_q3_K_ref,
+                             row_quantize_q3_K_ref);
+    ops[KSLOT_Q4_K] = KQ_OPS(HERD_TYPE_Q4_K, HERD_TYPE_Q8_K, block_q4_K, dot_q4_K_ref, row_dequantize_q4_K_ref,
+                             row_quantize_q4_K_ref);
+    ops[KSLOT_Q5_K] = KQ_OPS(HERD_TYPE_Q5_K, HERD_TYPE_Q8_K, block_q5_K, dot_q5_K_ref, row_dequantize_q5_K_ref,
+                             row_quantize_q5_K_ref);
+    ops[KSLOT_Q6_K] = KQ_OPS(HERD_TYPE_Q6_K, HERD_TYPE_Q8_K, block_q6_K, dot_q6_K_ref, row_dequantize_q6_K_ref,
+                             row_quantize_q6_K_ref);
 }
