@@ -143,35 +143,59 @@ int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
         return s->c[best].id;
     }
 
-    int64_t k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    top_k_sort(s->c, n, k);
-    n = k;
-
+    /* The filters need the candidates in descending order, but only as far as they look: sort the
+     * top-k (or, without top-k, a growing prefix: top-p stops once the mass is reached), never all
+     * 128K logits when no filter needs them. */
+    bool sorted = false;
+    if (p->top_k > 0 && p->top_k < n) {
+        top_k_sort(s->c, n, p->top_k);
+        n = p->top_k;
+        sorted = true;
+    }
     /* top-p over the softmax of the (untempered) logits, keeping at least one */
     if (p->top_p < 1.0f) {
-        double sum = 0, acc = 0;
-        for (int64_t i = 0; i < n; i++) sum += exp((double)s->c[i].logit - s->c[0].logit);
-        for (int64_t i = 0; i < n; i++) {
-            acc += exp((double)s->c[i].logit - s->c[0].logit) / sum;
-            if (acc >= p->top_p) {
-                n = i + 1;
+        float mx = s->c[0].logit;
+        for (int64_t i = 1; i < n; i++) mx = s->c[i].logit > mx ? s->c[i].logit : mx;
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) sum += exp((double)s->c[i].logit - mx);
+        for (int64_t m = sorted || n < 64 ? n : 64;; m = m * 8 < n ? m * 8 : n) {
+            if (!sorted) top_k_sort(s->c, n, m); /* the top m, sorted: a prefix of the full order */
+            double acc = 0;
+            int64_t cut = -1;
+            for (int64_t i = 0; i < m && cut < 0; i++) {
+                acc += exp((double)s->c[i].logit - mx) / sum;
+                if (acc >= p->top_p) cut = i + 1;
+            }
+            if (cut > 0 || m == n) {
+                n = cut > 0 ? cut : m;
+                sorted = true;
                 break;
             }
         }
     }
     /* min-p: keep tokens whose probability is >= min_p times the top one */
-    if (p->min_p > 0.0f) {
+    if (p->min_p > 0.0f && !sorted) { /* one pass over everything; sort only what is kept */
+        float mx = s->c[0].logit;
+        for (int64_t i = 1; i < n; i++) mx = s->c[i].logit > mx ? s->c[i].logit : mx;
+        float thr = mx + logf(p->min_p);
+        int64_t keep = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (s->c[i].logit >= thr) s->c[keep++] = s->c[i];
+        n = keep;
+    } else if (p->min_p > 0.0f) { /* sorted: a prefix */
         float thr = s->c[0].logit + logf(p->min_p);
         int64_t keep = 1;
         while (keep < n && s->c[keep].logit >= thr) keep++;
         n = keep;
     }
-    /* temperature, then draw */
+    /* temperature, then draw (over the candidates in whatever order they are) */
+    float mx = s->c[0].logit;
+    for (int64_t i = 1; i < n; i++) mx = s->c[i].logit > mx ? s->c[i].logit : mx;
     double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += exp(((double)s->c[i].logit - s->c[0].logit) / p->temp);
+    for (int64_t i = 0; i < n; i++) sum += exp(((double)s->c[i].logit - mx) / p->temp);
     double u = sample_rng_uniform(&s->rng) * sum, acc = 0;
     for (int64_t i = 0; i < n; i++) {
-        acc += exp(((double)s->c[i].logit - s->c[0].logit) / p->temp);
+        acc += exp(((double)s->c[i].logit - mx) / p->temp);
         if (u < acc) return s->c[i].id;
     }
     return s->c[n - 1].id;

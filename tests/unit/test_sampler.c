@@ -119,6 +119,53 @@ int main(void) {
     hist(&p, tie, 10, h);
     CHECK(h[1] == 10, "ties broken towards the lower id");
 
+    /* a large vocabulary without top-k: top-p and min-p must keep exactly the right set (the sampler
+     * only sorts a growing prefix) */
+    {
+        enum { NB = 5000 };
+        float *big = malloc(NB * sizeof(float));
+        sample_rng g;
+        sample_rng_seed(&g, 5);
+        for (int i = 0; i < NB; i++) big[i] = (float)(sample_rng_uniform(&g) * 12.0 - 6.0);
+        /* the nucleus by brute force: sort ids by logit, take until mass >= p */
+        int *ord = malloc(NB * sizeof(int));
+        for (int i = 0; i < NB; i++) ord[i] = i;
+        for (int i = 0; i < NB; i++) /* selection sort is fine for a test */
+            for (int j = i + 1; j < NB && i < 600; j++)
+                if (big[ord[j]] > big[ord[i]]) { int t = ord[i]; ord[i] = ord[j]; ord[j] = t; }
+        double z = 0, acc = 0;
+        float mx = big[ord[0]];
+        for (int i = 0; i < NB; i++) z += exp(big[i] - mx);
+        int nucleus = 0;
+        while (acc < 0.3) acc += exp(big[ord[nucleus++]] - mx) / z;
+        char *in = calloc(NB, 1);
+        for (int i = 0; i < nucleus; i++) in[ord[i]] = 1;
+        herd_sampler_params q = base();
+        q.top_p = 0.3f;
+        herd_sampler *t = herd_sampler_new(&q, NB);
+        int outside = 0, seen_cnt = 0;
+        char *seen = calloc(NB, 1);
+        for (int i = 0; i < 3000; i++) {
+            int id = herd_sampler_sample(t, big);
+            outside += !in[id];
+            if (!seen[id]) seen[id] = 1, seen_cnt++;
+        }
+        CHECK(outside == 0 && seen_cnt > nucleus / 2, "top-p without top-k keeps exactly the nucleus of %d (%d outside, %d seen)",
+              nucleus, outside, seen_cnt);
+        herd_sampler_free(t);
+        q = base();
+        q.min_p = 0.2f;
+        t = herd_sampler_new(&q, NB);
+        outside = 0;
+        for (int i = 0; i < 2000; i++) {
+            int id = herd_sampler_sample(t, big);
+            outside += big[id] < mx + logf(0.2f);
+        }
+        CHECK(outside == 0, "min-p without top-k keeps only p >= 0.2 p_max (%d outside)", outside);
+        herd_sampler_free(t);
+        free(big), free(ord), free(in), free(seen);
+    }
+
     /* rng: uniform in [0, 1) with the right mean */
     sample_rng rng;
     sample_rng_seed(&rng, 7);
