@@ -133,16 +133,16 @@ int main(void) {
         for (int i = 0; i < NB; i++) /* selection sort is fine for a test */
             for (int j = i + 1; j < NB && i < 600; j++)
                 if (big[ord[j]] > big[ord[i]]) { int t = ord[i]; ord[i] = ord[j]; ord[j] = t; }
-        double z = 0, acc = 0;
+        double zb = 0, acc = 0;
         float mx = big[ord[0]];
-        for (int i = 0; i < NB; i++) z += exp(big[i] - mx);
+        for (int i = 0; i < NB; i++) zb += exp(big[i] - mx);
         int nucleus = 0;
-        while (acc < 0.3) acc += exp(big[ord[nucleus++]] - mx) / z;
+        while (acc < 0.3) acc += exp(big[ord[nucleus++]] - mx) / zb;
         char *in = calloc(NB, 1);
         for (int i = 0; i < nucleus; i++) in[ord[i]] = 1;
-        herd_sampler_params q = base();
-        q.top_p = 0.3f;
-        herd_sampler *t = herd_sampler_new(&q, NB);
+        herd_sampler_params bq = base();
+        bq.top_p = 0.3f;
+        herd_sampler *t = herd_sampler_new(&bq, NB);
         int outside = 0, seen_cnt = 0;
         char *seen = calloc(NB, 1);
         for (int i = 0; i < 3000; i++) {
@@ -153,9 +153,9 @@ int main(void) {
         CHECK(outside == 0 && seen_cnt > nucleus / 2, "top-p without top-k keeps exactly the nucleus of %d (%d outside, %d seen)",
               nucleus, outside, seen_cnt);
         herd_sampler_free(t);
-        q = base();
-        q.min_p = 0.2f;
-        t = herd_sampler_new(&q, NB);
+        bq = base();
+        bq.min_p = 0.2f;
+        t = herd_sampler_new(&bq, NB);
         outside = 0;
         for (int i = 0; i < 2000; i++) {
             int id = herd_sampler_sample(t, big);
