@@ -53,6 +53,9 @@ typedef enum {
     HERD_TYPE_Q6_K = 14,
     HERD_TYPE_Q8_K = 15, /* activations only: the K-quants' dot partner */
     HERD_TYPE_BF16 = 30,
+    /* herd extension (docs/FORMATS.md): FP8 E4M3 rows with one f32 scale per row in a companion
+     * tensor NAME_scale (Meta's fbgemm rowwise FP8). Ids >= 4096 are herd's; ggml's readers refuse them. */
+    HERD_TYPE_FP8_E4M3 = 4096,
 } herd_type;
 
 /* "f32", "q8_0", ... for any GGUF type id (also those herd cannot compute); "unknown" otherwise. */

@@ -20,6 +20,7 @@ static const struct {
     {22, "iq2_s", 256, 82},  {23, "iq4_xs", 256, 136},  {24, "i8", 1, 1},        {25, "i16", 1, 2},
     {26, "i32", 1, 4},       {27, "i64", 1, 8},         {28, "f64", 1, 8},       {29, "iq1_m", 256, 56},
     {30, "bf16", 1, 2},      {34, "tq1_0", 256, 54},    {35, "tq2_0", 256, 66},  {39, "mxfp4", 32, 17},
+    {4096, "fp8_e4m3", 1, 1}, /* herd extension (herd.h, docs/FORMATS.md); ggml refuses ids this large */
 };
 
 bool gguf_type_size(int type, int64_t *block, int64_t *bytes) {

@@ -31,6 +31,8 @@ int kernels_type_slot(int type) {
     case HERD_TYPE_Q4_K: return KSLOT_Q4_K;
     case HERD_TYPE_Q5_K: return KSLOT_Q5_K;
     case HERD_TYPE_Q6_K: return KSLOT_Q6_K;
+    case HERD_TYPE_FP8_E4M3: return KSLOT_FP8;
+    case KERNEL_TYPE_FP8_ACT: return KSLOT_FP8_ACT;
     default: return -1;
     }
 }
@@ -63,6 +65,7 @@ static void init_once(void) {
     detect(&g_supported[KERNEL_ISA_AVX2], &g_supported[KERNEL_ISA_AVX512]);
     kernels_fill_ref(g_ops[KERNEL_ISA_REF], &g_vec[KERNEL_ISA_REF]);
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
+    kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
         memcpy(g_ops[isa], g_ops[KERNEL_ISA_REF], sizeof g_ops[isa]);
         g_vec[isa] = g_vec[KERNEL_ISA_REF];
@@ -70,6 +73,7 @@ static void init_once(void) {
     if (g_supported[KERNEL_ISA_AVX2]) {
         kernels_fill_avx2(g_ops[KERNEL_ISA_AVX2], &g_vec[KERNEL_ISA_AVX2]);
         kernels_fill_avx2_kquants(g_ops[KERNEL_ISA_AVX2]);
+        kernels_fill_fp8_avx2(g_ops[KERNEL_ISA_AVX2]);
     }
     if (g_supported[KERNEL_ISA_AVX512]) {
         /* AVX-512 builds on the AVX2 table for whatever it does not replace */
@@ -77,6 +81,7 @@ static void init_once(void) {
         g_vec[KERNEL_ISA_AVX512] = g_vec[KERNEL_ISA_AVX2];
         kernels_fill_avx512(g_ops[KERNEL_ISA_AVX512], &g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_avx512_kquants(g_ops[KERNEL_ISA_AVX512]);
+        kernels_fill_fp8_avx512(g_ops[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)
@@ -140,5 +145,5 @@ const kernel_vec_ops *kernels_vec(void) {
 int64_t kernels_row_bytes(int type, int64_t n) {
     const kernel_type_ops *o = kernels_type_isa(type, KERNEL_ISA_REF);
     HERD_ASSERT(o && n % o->block == 0);
-    return n / o->block * o->block_bytes;
+    return n / o->block * o->block_bytes + o->row_extra;
 }

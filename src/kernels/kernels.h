@@ -23,6 +23,13 @@ typedef void (*kernel_dot_fn)(int64_t n, float *out, const void *w, const void *
 typedef void (*kernel_from_f32_fn)(const float *x, void *y, int64_t n);
 /* Converts a row of the type into n floats. */
 typedef void (*kernel_to_f32_fn)(const void *x, float *y, int64_t n);
+/* Converts n floats into a row that carries its own scale, the scale clamped at ub (FP8 activation
+ * rows, see fp8.h: scale = min(max|x|, ub) / 448). */
+typedef void (*kernel_from_f32_ub_fn)(const float *x, void *y, int64_t n, float ub);
+
+/* Internal type id of FP8 activation rows { f32 scale; e4m3 q[n] } (the vec_dot type of FP8 weights;
+ * never in a file). */
+#define KERNEL_TYPE_FP8_ACT 4097
 
 typedef struct {
     int type;
@@ -32,6 +39,8 @@ typedef struct {
     kernel_dot_fn dot;    /* weight row (type) . activation row (vec_dot_type) */
     kernel_to_f32_fn to_f32;
     kernel_from_f32_fn from_f32; /* used for activations (vec_dot types) and to write weights */
+    int64_t row_extra;    /* bytes per row after the blocks (FP8 activations: the f32 scale); else 0 */
+    kernel_from_f32_ub_fn from_f32_ub; /* activation conversion with a scale bound (FP8), else NULL */
 } kernel_type_ops;
 
 /* Primitives of attention and elementwise work, all on contiguous rows. */
@@ -56,7 +65,7 @@ const kernel_vec_ops *kernels_vec(void);
 const kernel_type_ops *kernels_type_isa(int type, kernel_isa isa);
 const kernel_vec_ops *kernels_vec_isa(kernel_isa isa);
 
-/* Bytes of a row of n elements of a supported type. */
+/* Bytes of a row of n elements of a supported type (row_extra included). */
 int64_t kernels_row_bytes(int type, int64_t n);
 
 #endif

@@ -9,6 +9,7 @@
 enum {
     KSLOT_F32, KSLOT_F16, KSLOT_BF16, KSLOT_Q8_0, KSLOT_Q4_0,
     KSLOT_Q8_K, KSLOT_Q2_K, KSLOT_Q3_K, KSLOT_Q4_K, KSLOT_Q5_K, KSLOT_Q6_K, /* kquants.h */
+    KSLOT_FP8, KSLOT_FP8_ACT, /* fp8.h (herd extension) */
     KSLOT_COUNT
 };
 
@@ -21,5 +22,9 @@ void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec);
 void kernels_fill_ref_kquants(kernel_type_ops ops[KSLOT_COUNT]);    /* ref/kquants_ref.c */
 void kernels_fill_avx2_kquants(kernel_type_ops ops[KSLOT_COUNT]);   /* x86/kquants_avx2.c */
 void kernels_fill_avx512_kquants(kernel_type_ops ops[KSLOT_COUNT]); /* x86/kquants_avx512.c */
+/* The FP8 slots (herd extension), likewise. */
+void kernels_fill_fp8_ref(kernel_type_ops ops[KSLOT_COUNT]);    /* ref/fp8_ref.c */
+void kernels_fill_fp8_avx2(kernel_type_ops ops[KSLOT_COUNT]);   /* x86/fp8_avx2.c */
+void kernels_fill_fp8_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/fp8_avx512.c */
 
 #endif

@@ -76,16 +76,20 @@ static void axpy_f16_ref(int64_t n, float alpha, const uint16_t *x, float *y) {
 }
 
 void kernels_fill_ref(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
-    ops[KSLOT_F32] = (kernel_type_ops){HERD_TYPE_F32, HERD_TYPE_F32, 1, 4, dot_f32_ref, row_f32_copy_ref,
-                                       row_f32_to_f32_ref};
-    ops[KSLOT_F16] = (kernel_type_ops){HERD_TYPE_F16, HERD_TYPE_F16, 1, 2, dot_f16_ref, row_f16_to_f32_ref,
-                                       row_f32_to_f16_ref};
-    ops[KSLOT_BF16] = (kernel_type_ops){HERD_TYPE_BF16, HERD_TYPE_BF16, 1, 2, dot_bf16_ref, row_bf16_to_f32_ref,
-                                        row_f32_to_bf16_ref};
-    ops[KSLOT_Q8_0] = (kernel_type_ops){HERD_TYPE_Q8_0, HERD_TYPE_Q8_0, QK8_0, sizeof(block_q8_0), dot_q8_0_ref,
-                                        row_dequantize_q8_0_ref, row_quantize_q8_0_ref};
-    ops[KSLOT_Q4_0] = (kernel_type_ops){HERD_TYPE_Q4_0, HERD_TYPE_Q8_0, QK4_0, sizeof(block_q4_0), dot_q4_0_ref,
-                                        row_dequantize_q4_0_ref, row_quantize_q4_0_ref};
+    /* designated initializers: fields added to kernel_type_ops later default to zero */
+#define OPS(t, vt, blk, bb, dotf, tof, fromf)                                                                  \
+    (kernel_type_ops) {                                                                                    \
+        .type = (t), .vec_dot_type = (vt), .block = (blk), .block_bytes = (bb), .dot = (dotf), .to_f32 = (tof), \
+        .from_f32 = (fromf)                                                                                \
+    }
+    ops[KSLOT_F32] = OPS(HERD_TYPE_F32, HERD_TYPE_F32, 1, 4, dot_f32_ref, row_f32_copy_ref, row_f32_to_f32_ref);
+    ops[KSLOT_F16] = OPS(HERD_TYPE_F16, HERD_TYPE_F16, 1, 2, dot_f16_ref, row_f16_to_f32_ref, row_f32_to_f16_ref);
+    ops[KSLOT_BF16] = OPS(HERD_TYPE_BF16, HERD_TYPE_BF16, 1, 2, dot_bf16_ref, row_bf16_to_f32_ref, row_f32_to_bf16_ref);
+    ops[KSLOT_Q8_0] = OPS(HERD_TYPE_Q8_0, HERD_TYPE_Q8_0, QK8_0, sizeof(block_q8_0), dot_q8_0_ref,
+                          row_dequantize_q8_0_ref, row_quantize_q8_0_ref);
+    ops[KSLOT_Q4_0] = OPS(HERD_TYPE_Q4_0, HERD_TYPE_Q8_0, QK4_0, sizeof(block_q4_0), dot_q4_0_ref,
+                          row_dequantize_q4_0_ref, row_quantize_q4_0_ref);
+#undef OPS
     vec->dot_f32 = vdot_f32_ref;
     vec->dot_f16_f32 = vdot_f16_f32_ref;
     vec->axpy_f32 = axpy_f32_ref;
