@@ -34,6 +34,10 @@ void herd_model_get_info(const herd_model *m, herd_model_info *o) {
     const model_hparams *hp = &m->hp;
     copy_str(o->arch, sizeof o->arch, &m->gguf, "general.architecture");
     copy_str(o->name, sizeof o->name, &m->gguf, "general.name");
+    if (m->hf) { /* config.json said LlamaForCausalLM */
+        snprintf(o->arch, sizeof o->arch, "llama");
+        snprintf(o->name, sizeof o->name, "%s", m->hf->cfg.name);
+    }
     o->n_vocab = hp->n_vocab;
     o->n_ctx_train = hp->n_ctx_train;
     o->n_embd = hp->n_embd;
@@ -52,7 +56,7 @@ void herd_model_get_info(const herd_model *m, herd_model_info *o) {
     snprintf(o->tokenizer, sizeof o->tokenizer, "%s", vocab_model_name(m->vocab));
     snprintf(o->tokenizer_pre, sizeof o->tokenizer_pre, "%s", vocab_pre_name(m->vocab));
     o->has_chat_template = m->chat_template != NULL;
-    o->n_tensors = m->gguf.n_tensors;
+    o->n_tensors = m->tensors.n;
     o->vocab_only = m->vocab_only;
 }
 
@@ -71,7 +75,11 @@ void herd_model_print_info(const herd_model *m, FILE *fp, bool list_tensors) {
     herd_model_get_info(m, &in);
     char sz[32];
     human_bytes(sz, sizeof sz, in.file_bytes);
-    fprintf(fp, "file:            %s (%s, GGUF v%u)\n", m->file.path, sz, m->gguf.version);
+    if (m->hf)
+        fprintf(fp, "file:            %s (Hugging Face directory: %d safetensors file%s, %s; tokenizer %s)\n",
+                m->file.path, m->hf->n_shards, m->hf->n_shards == 1 ? "" : "s", sz, hf_vocab_source(m->hf_vocab));
+    else
+        fprintf(fp, "file:            %s (%s, GGUF v%u)\n", m->file.path, sz, m->gguf.version);
     fprintf(fp, "architecture:    %s%s%s%s\n", in.arch, in.name[0] ? " (" : "", in.name, in.name[0] ? ")" : "");
     fprintf(fp, "vocabulary:      %lld tokens, tokenizer %s (pre %s), bos %d, eos %d, add_bos %s\n",
             (long long)in.n_vocab, in.tokenizer, in.tokenizer_pre[0] ? in.tokenizer_pre : "-", vocab_bos(m->vocab),
@@ -86,35 +94,51 @@ void herd_model_print_info(const herd_model *m, FILE *fp, bool list_tensors) {
                               : (m->hp.rope_freq_scale != 1.0f ? "linear scaling" : "no scaling"));
     fprintf(fp, "rms norm eps:    %g\n", in.norm_eps);
     if (m->vocab_only) {
-        fprintf(fp, "weights:         none (vocabulary-only file, %lld tensors)\n", (long long)m->gguf.n_tensors);
+        fprintf(fp, "weights:         none (vocabulary-only file, %lld tensors)\n", (long long)m->tensors.n);
         return;
     }
     fprintf(fp, "output:          %s\n", in.tied_output ? "tied to token_embd.weight" : "output.weight");
+    if (m->fp8_act_ub > 0)
+        fprintf(fp, "fp8:             FFN weights FP8 E4M3 with per-row scales, activations per token, scale bound "
+                    "%g (herd extension '%s' in GGUF)\n", m->fp8_act_ub, MODEL_EXT_FP8);
     fprintf(fp, "parameters:      %.3f M\n", (double)in.n_params / 1e6);
-    /* type histogram over all tensors */
-    uint64_t bytes[64] = {0};
-    int64_t count[64] = {0};
-    for (int64_t i = 0; i < m->gguf.n_tensors; i++) {
-        const gguf_tensor *t = &m->gguf.tensors[i];
-        if (t->type >= 0 && t->type < 64) {
-            bytes[t->type] += t->nbytes;
-            count[t->type]++;
+    /* type histogram over all tensors, in order of first appearance */
+    struct {
+        const char *name;
+        int type;
+        uint64_t bytes;
+        int64_t count;
+    } hist[32];
+    int nh = 0;
+    for (int64_t i = 0; i < m->tensors.n; i++) {
+        const tensor_ref *t = &m->tensors.t[i];
+        int h = 0;
+        while (h < nh && strcmp(hist[h].name, t->dtype) != 0) h++;
+        if (h == nh) {
+            if (nh == 32) continue;
+            hist[nh].name = t->dtype;
+            hist[nh].type = t->type;
+            hist[nh].bytes = 0;
+            hist[nh++].count = 0;
         }
+        hist[h].bytes += t->nbytes;
+        hist[h].count++;
     }
     fprintf(fp, "tensor types:   ");
-    for (int t = 0; t < 64; t++)
-        if (count[t]) {
-            human_bytes(sz, sizeof sz, bytes[t]);
-            fprintf(fp, " %s x%lld (%s)", herd_type_name(t), (long long)count[t], sz);
-        }
+    for (int h = 0; h < nh; h++) {
+        human_bytes(sz, sizeof sz, hist[h].bytes);
+        fprintf(fp, " %s%s x%lld (%s)", hist[h].name, hist[h].type >= 4096 ? " (herd extension)" : "",
+                (long long)hist[h].count, sz);
+    }
     fprintf(fp, "\n");
     fprintf(fp, "weight type:     %s (most common)\n", herd_type_name(in.weight_type));
     if (!list_tensors) return;
-    for (int64_t i = 0; i < m->gguf.n_tensors; i++) {
-        const gguf_tensor *t = &m->gguf.tensors[i];
-        fprintf(fp, "  %-32s %-6s [", t->name, herd_type_name(t->type));
-        for (int d = 0; d < t->n_dims; d++) fprintf(fp, "%s%lld", d ? ", " : "", (long long)t->ne[d]);
-        fprintf(fp, "]\n");
+    for (int64_t i = 0; i < m->tensors.n; i++) {
+        const tensor_ref *t = &m->tensors.t[i];
+        char shape[96];
+        tensor_ref_shape(t, shape, sizeof shape);
+        fprintf(fp, "  %-32s %-8s %s%s%s\n", t->src_name, t->dtype, shape, t->src_name != t->name ? "  -> " : "",
+                t->src_name != t->name ? t->name : "");
     }
 }
 

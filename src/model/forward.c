@@ -147,11 +147,27 @@ static void rope_cache(float *cs, float pos, int64_t head_dim, float base, float
     }
 }
 
-/* Rotates adjacent pairs (x[2i], x[2i+1]) of each of n_heads heads. */
-static void rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float *cs) {
+/* Rotates adjacent pairs (x[2i], x[2i+1]) of each of n_heads heads (Meta's and GGUF's layout).
+ * half_split: the head is in HF's row order, whose pairs are (x[i], x[i + head_dim/2]) (LLAMA31.md,
+ * RoPE); the rotated pair is stored at (2i, 2i+1). That is exactly what the GGUF layout gives (its
+ * rows are HF's, permuted), so q, k, the KV cache and every later value are bit-identical between a
+ * HF directory and the GGUF converted from it. */
+static void rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float *cs, bool half_split) {
+    float tmp[MODEL_MAX_HEAD_DIM];
+    const int64_t half = head_dim / 2;
+    HERD_ASSERT(head_dim <= MODEL_MAX_HEAD_DIM);
     for (int64_t h = 0; h < n_heads; h++) {
         float *v = x + h * head_dim;
-        for (int64_t i = 0; i < head_dim / 2; i++) {
+        if (half_split) {
+            memcpy(tmp, v, (size_t)head_dim * sizeof(float));
+            for (int64_t i = 0; i < half; i++) {
+                float c = cs[2 * i], s = cs[2 * i + 1], x0 = tmp[i], x1 = tmp[i + half];
+                v[2 * i] = x0 * c - x1 * s;
+                v[2 * i + 1] = x0 * s + x1 * c;
+            }
+            continue;
+        }
+        for (int64_t i = 0; i < half; i++) {
             float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[2 * i], x1 = v[2 * i + 1];
             v[2 * i] = x0 * c - x1 * s;
             v[2 * i + 1] = x0 * s + x1 * c;
@@ -176,8 +192,8 @@ static void job_rope_store(void *arg, int ith, int nth) {
     pool_range(j->n, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
         const float *cs = s->rope_cs + t * hp->head_dim;
-        rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs);
-        rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs);
+        rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs, s->m->rope_half_split);
+        rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs, s->m->rope_half_split);
         kvt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
         kvt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
     }

@@ -24,7 +24,11 @@ static void convert_rows(void *arg, int ith, int nth) {
     const kernel_type_ops *vd = kernels_type(j->ops->vec_dot_type);
     int64_t t0, t1;
     pool_range(j->n_tok, ith, nth, &t0, &t1);
-    for (int64_t t = t0; t < t1; t++) vd->from_f32(j->x + t * j->ldx, (uint8_t *)j->xq + t * j->xq_row, j->w->n_in);
+    for (int64_t t = t0; t < t1; t++) {
+        uint8_t *dst = (uint8_t *)j->xq + t * j->xq_row;
+        if (vd->from_f32_ub) vd->from_f32_ub(j->x + t * j->ldx, dst, j->w->n_in, j->w->act_ub); /* FP8 rows */
+        else vd->from_f32(j->x + t * j->ldx, dst, j->w->n_in);
+    }
 }
 
 /* Tokens are visited in tiles so that a tile of activations stays in cache while the thread's
@@ -41,6 +45,8 @@ static void mm_rows(void *arg, int ith, int nth) {
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wr = w->data + r * w->row_bytes;
             for (int64_t t = t0; t < t1; t++) j->ops->dot(w->n_in, &j->y[t * j->ldy + r], wr, j->xsrc + t * j->xq_row);
+            if (w->row_scale) /* FP8: the dot carries the activation row's scale, this the weight row's */
+                for (int64_t t = t0; t < t1; t++) j->y[t * j->ldy + r] *= w->row_scale[r];
         }
     }
 }

@@ -1,6 +1,7 @@
 /* Threaded matmul of a weight with a batch of activation rows.
  *
- *   y[t][r] = dot(W row r, convert(x[t]))   for t < n_tok, r < W.n_out
+ *   y[t][r] = dot(W row r, convert(x[t]))   for t < n_tok, r < W.n_out   (* W.row_scale[r] for FP8;
+ *   FP8 activation rows carry their own scale, bounded by W.act_ub)
  * x: n_tok rows of W.n_in floats (stride ldx floats); y: n_tok rows (stride ldy floats).
  * Each activation row is converted once to W's vec_dot type (llama.cpp does the same, which is why
  * results agree with it), into `xq`, a scratch of at least matmul_scratch_bytes() bytes.

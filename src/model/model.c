@@ -1,6 +1,8 @@
-/* Loading the llama architecture from GGUF: hyperparameters, tokenizer, weight views. */
+/* Loading the llama architecture: hyperparameters and tokenizer from a GGUF (here) or a Hugging Face
+ * directory (model_hf.c), then the weight views from the tensor table, whichever filled it. */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,47 +78,94 @@ static int load_hparams(herd_model *m) {
     return HERD_OK;
 }
 
+/* Where the error messages point: the file holding tensor t (or the model path) and the name the
+ * user finds there (for a HF directory, name translated back). */
+static const char *where(const herd_model *m, const tensor_ref *t) {
+    return t ? t->file : m->file.path;
+}
+
+static const char *src_name(const herd_model *m, const char *name, char *buf, size_t cap) {
+    if (m->hf && hf_name_from_gguf(name, buf, cap)) return buf;
+    return name;
+}
+
+static int missing(const herd_model *m, const char *name) {
+    char buf[256];
+    return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' is missing", m->file.path, src_name(m, name, buf, sizeof buf));
+}
+
+/* A tensor holding n values as a vector: [n], or [n, 1] in safetensors' order ([1, n] in GGUF's). */
+static bool is_vector_of(const tensor_ref *t, int64_t n) {
+    if (t->ne[2] != 1 || t->ne[3] != 1) return false;
+    return (t->ne[0] == n && t->ne[1] == 1) || (t->row_major && t->n_dims == 2 && t->ne[0] == 1 && t->ne[1] == n);
+}
+
+/* Copies a vector tensor of n elements (f32, f16 or bf16) into dst as f32. */
+static int get_vector(herd_model *m, const char *name, int64_t n, float *dst, bool optional, bool *found) {
+    const tensor_ref *t = tensor_table_find(&m->tensors, name);
+    if (found) *found = t != NULL;
+    if (!t) return optional ? HERD_OK : missing(m, name);
+    if (!is_vector_of(t, n)) {
+        char have[96];
+        tensor_ref_shape(t, have, sizeof have);
+        return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' has shape %s, expected a vector of %lld", where(m, t),
+                        t->src_name, have, (long long)n);
+    }
+    if (t->type == HERD_TYPE_F32) memcpy(dst, t->data, (size_t)n * sizeof(float));
+    else if (t->type == HERD_TYPE_F16) row_f16_to_f32_ref(t->data, dst, n);
+    else if (t->type == HERD_TYPE_BF16) row_bf16_to_f32_ref(t->data, dst, n);
+    else
+        return herd_err(HERD_E_UNSUPPORTED, "model: %s: tensor '%s' has type %s; vectors must be f32, f16 or bf16",
+                        where(m, t), t->src_name, t->dtype);
+    return HERD_OK;
+}
+
+/* The per-row scales of an FP8 weight: tensor NAME_scale, n_out values, finite and >= 0. */
+static int get_row_scale(herd_model *m, const char *name, int64_t n_out, weight *w) {
+    char sname[128];
+    snprintf(sname, sizeof sname, "%s" MODEL_FP8_SCALE_SUFFIX, name);
+    float *sc = malloc((size_t)n_out * sizeof(float));
+    if (!sc) return herd_err(HERD_E_NOMEM, "model: out of memory for the scales of '%s'", name);
+    m->scales_owned = herd_xrealloc(m->scales_owned, (size_t)(m->n_scales_owned + 1) * sizeof *m->scales_owned);
+    m->scales_owned[m->n_scales_owned++] = sc;
+    int rc = get_vector(m, sname, n_out, sc, false, NULL);
+    if (rc) return rc;
+    for (int64_t r = 0; r < n_out; r++)
+        if (!(sc[r] >= 0 && sc[r] < INFINITY)) {
+            char buf[256];
+            return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' row %lld has scale %g", m->file.path,
+                            src_name(m, sname, buf, sizeof buf), (long long)r, sc[r]);
+        }
+    if (!(m->fp8_act_ub > 0))
+        return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' is FP8, but no activation_scale_ub is given",
+                        m->file.path, w->name);
+    w->row_scale = sc;
+    w->act_ub = m->fp8_act_ub;
+    return HERD_OK;
+}
+
 /* Looks up a 2-D weight and checks its shape and that herd can compute with its type. */
 static int get_weight(herd_model *m, const char *name, int64_t n_in, int64_t n_out, weight *w, bool optional) {
-    const gguf_tensor *t = gguf_find_tensor(&m->gguf, name);
+    const tensor_ref *t = tensor_table_find(&m->tensors, name);
     memset(w, 0, sizeof *w);
-    if (!t) {
-        if (optional) return HERD_OK;
-        return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' is missing", m->file.path, name);
+    if (!t) return optional ? HERD_OK : missing(m, name);
+    if (t->n_dims > 2 || t->ne[0] != n_in || t->ne[1] != n_out) {
+        char have[96], want[96];
+        tensor_ref_shape(t, have, sizeof have);
+        tensor_ref_shape_of(t, n_in, n_out, want, sizeof want);
+        return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' has shape %s, expected %s%s", where(m, t), t->src_name,
+                        have, want, m->hf ? " (from config.json)" : "");
     }
-    if (t->n_dims > 2 || t->ne[0] != n_in || t->ne[1] != n_out)
-        return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]",
-                        m->file.path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)n_in,
-                        (long long)n_out);
-    if (!kernels_type(t->type))
+    if (t->type < 0 || !kernels_type(t->type))
         return herd_err(HERD_E_UNSUPPORTED, "model: %s: tensor '%s' has type %s, which herd does not support yet",
-                        m->file.path, name, herd_type_name(t->type));
+                        where(m, t), t->src_name, t->type < 0 ? t->dtype : herd_type_name(t->type));
     w->type = t->type;
     w->n_in = n_in;
     w->n_out = n_out;
     w->row_bytes = kernels_row_bytes(t->type, n_in);
     w->data = t->data;
     w->name = t->name;
-    return HERD_OK;
-}
-
-/* Copies a 1-D tensor of n elements (f32, f16 or bf16) into dst as f32. */
-static int get_vector(herd_model *m, const char *name, int64_t n, float *dst, bool optional, bool *found) {
-    const gguf_tensor *t = gguf_find_tensor(&m->gguf, name);
-    if (found) *found = t != NULL;
-    if (!t) {
-        if (optional) return HERD_OK;
-        return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' is missing", m->file.path, name);
-    }
-    if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1)
-        return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' has %lld x %lld elements, expected a vector of %lld",
-                        m->file.path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)n);
-    if (t->type == HERD_TYPE_F32) memcpy(dst, t->data, (size_t)n * sizeof(float));
-    else if (t->type == HERD_TYPE_F16) row_f16_to_f32_ref(t->data, dst, n);
-    else if (t->type == HERD_TYPE_BF16) row_bf16_to_f32_ref(t->data, dst, n);
-    else
-        return herd_err(HERD_E_UNSUPPORTED, "model: %s: tensor '%s' has type %s; vectors must be f32, f16 or bf16",
-                        m->file.path, name, herd_type_name(t->type));
+    if (t->type == HERD_TYPE_FP8_E4M3) return get_row_scale(m, name, n_out, w);
     return HERD_OK;
 }
 
@@ -133,10 +182,15 @@ static int load_weights(herd_model *m) {
     m->layers = herd_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
 
     if ((rc = get_weight(m, "token_embd.weight", hp->n_embd, hp->n_vocab, &m->tok_embd, false))) return rc;
+    if (m->tok_embd.row_scale) /* rows are looked up, not multiplied: they must convert on their own */
+        return herd_err(HERD_E_UNSUPPORTED, "model: %s: token embeddings in FP8 are not supported", m->file.path);
     if ((rc = get_vector(m, "output_norm.weight", hp->n_embd, fp, false, NULL))) return rc;
     m->output_norm = fp;
     fp += hp->n_embd;
-    if ((rc = get_weight(m, "output.weight", hp->n_embd, hp->n_vocab, &m->output, true))) return rc;
+    /* a HF directory says whether the output is tied (lm_head.weight then is absent or ignored) */
+    bool hf_tied = m->hf && m->hf->cfg.tie_word_embeddings;
+    if (!hf_tied && (rc = get_weight(m, "output.weight", hp->n_embd, hp->n_vocab, &m->output, m->hf == NULL)))
+        return rc;
     m->tied_output = m->output.data == NULL;
     if (m->tied_output) m->output = m->tok_embd;
     bool has_freqs;
@@ -146,6 +200,11 @@ static int load_weights(herd_model *m) {
             if (!(fp[i] > 0))
                 return herd_err(HERD_E_FORMAT, "model: %s: rope_freqs.weight[%lld] = %g is not a positive divisor",
                                 m->file.path, (long long)i, fp[i]);
+        m->rope_freqs = fp;
+        fp += hp->head_dim / 2;
+    } else if (hp->rope_l3_factor > 0) { /* HF directory: the same divisors from config.json */
+        model_llama3_rope_freqs(fp, hp->head_dim, hp->rope_theta, hp->rope_l3_factor, hp->rope_l3_low,
+                                hp->rope_l3_high, hp->rope_l3_orig_ctx);
         m->rope_freqs = fp;
         fp += hp->head_dim / 2;
     }
@@ -172,15 +231,63 @@ static int load_weights(herd_model *m) {
 #undef V
     }
     /* the most common 2-D type, and the parameter count */
-    int64_t count[64] = {0};
-    for (int64_t i = 0; i < m->gguf.n_tensors; i++) {
-        const gguf_tensor *t = &m->gguf.tensors[i];
+    int64_t count[65] = {0}; /* ggml types; [64]: FP8 */
+    for (int64_t i = 0; i < m->tensors.n; i++) {
+        const tensor_ref *t = &m->tensors.t[i];
         m->n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
-        if (t->n_dims >= 2 && t->type >= 0 && t->type < 64) count[t->type] += t->ne[0] * t->ne[1];
+        int slot = t->type == HERD_TYPE_FP8_E4M3 ? 64 : t->type;
+        if (t->n_dims >= 2 && slot >= 0 && slot <= 64) count[slot] += t->ne[0] * t->ne[1];
     }
     m->weight_type = m->tok_embd.type;
-    for (int t = 0; t < 64; t++)
-        if (count[t] > count[m->weight_type]) m->weight_type = t;
+    for (int t = 0; t <= 64; t++)
+        if (count[t] > count[m->weight_type == HERD_TYPE_FP8_E4M3 ? 64 : m->weight_type])
+            m->weight_type = t == 64 ? HERD_TYPE_FP8_E4M3 : t;
+    return HERD_OK;
+}
+
+/* herd.required_extensions: every listed extension must be one herd has, and herd's extension
+ * tensor types may only appear in a file that lists theirs. */
+static int check_extensions(herd_model *m) {
+    const gguf_kv *ext = gguf_get_arr(&m->gguf, MODEL_KEY_EXTENSIONS, GGUF_T_STRING);
+    bool fp8 = false;
+    if (!ext && gguf_find_key(&m->gguf, MODEL_KEY_EXTENSIONS) >= 0)
+        return herd_err(HERD_E_FORMAT, "model: %s: %s is not a string array", m->file.path, MODEL_KEY_EXTENSIONS);
+    for (uint64_t i = 0; ext && i < ext->arr_n; i++) {
+        const gguf_str *e = &ext->strs[i];
+        if (e->len == strlen(MODEL_EXT_FP8) && memcmp(e->ptr, MODEL_EXT_FP8, e->len) == 0) fp8 = true;
+        else
+            return herd_err(HERD_E_UNSUPPORTED, "model: %s: requires the herd extension '%.*s', which this herd does not know",
+                            m->file.path, (int)(e->len > 64 ? 64 : e->len), e->ptr);
+    }
+    for (int64_t i = 0; i < m->gguf.n_tensors; i++)
+        if (m->gguf.tensors[i].type == HERD_TYPE_FP8_E4M3 && !fp8)
+            return herd_err(HERD_E_FORMAT, "model: %s: tensor '%s' has herd's extension type fp8_e4m3, but the file "
+                            "does not list '%s' in %s", m->file.path, m->gguf.tensors[i].name, MODEL_EXT_FP8,
+                            MODEL_KEY_EXTENSIONS);
+    double ub;
+    if (fp8) {
+        if (!gguf_get_float(&m->gguf, MODEL_KEY_FP8_UB, &ub) || !(ub > 0))
+            return herd_err(HERD_E_FORMAT, "model: %s: %s must be a positive number", m->file.path, MODEL_KEY_FP8_UB);
+        m->fp8_act_ub = (float)ub;
+    }
+    return HERD_OK;
+}
+
+static int load_gguf(herd_model *m, const char *path) {
+    int rc;
+    if ((rc = herd_file_map(path, &m->file))) return rc;
+    if ((rc = gguf_parse(m->file.data, m->file.size, path, &m->gguf))) return rc;
+    if ((rc = load_hparams(m))) return rc;
+    if ((rc = check_extensions(m))) return rc;
+    if ((rc = vocab_load(&m->gguf, path, &m->vocab))) return rc;
+    m->hp.n_vocab = vocab_n_tokens(m->vocab);
+    int64_t nv;
+    if (gguf_get_int(&m->gguf, "llama.vocab_size", &nv) && nv != m->hp.n_vocab)
+        return herd_err(HERD_E_FORMAT, "model: %s: llama.vocab_size %lld differs from the %lld tokenizer tokens", path,
+                        (long long)nv, (long long)m->hp.n_vocab);
+    gguf_str tmpl;
+    if (gguf_get_str(&m->gguf, "tokenizer.chat_template", &tmpl)) m->chat_template = herd_xstrndup(tmpl.ptr, tmpl.len);
+    tensor_table_from_gguf(&m->tensors, &m->gguf, m->file.path);
     return HERD_OK;
 }
 
@@ -188,27 +295,15 @@ int model_load(const char *path, int flags, herd_model **out) {
     *out = NULL;
     kernels_init();
     herd_model *m = herd_xcalloc(1, sizeof *m);
-    int rc = herd_file_map(path, &m->file);
-    if (rc) goto fail;
-    if ((rc = gguf_parse(m->file.data, m->file.size, path, &m->gguf))) goto fail;
-    if ((rc = load_hparams(m))) goto fail;
-    if ((rc = vocab_load(&m->gguf, path, &m->vocab))) goto fail;
-    m->hp.n_vocab = vocab_n_tokens(m->vocab);
-    int64_t nv;
-    if (gguf_get_int(&m->gguf, "llama.vocab_size", &nv) && nv != m->hp.n_vocab) {
-        rc = herd_err(HERD_E_FORMAT, "model: %s: llama.vocab_size %lld differs from the %lld tokenizer tokens", path,
-                      (long long)nv, (long long)m->hp.n_vocab);
-        goto fail;
-    }
-    gguf_str tmpl;
-    if (gguf_get_str(&m->gguf, "tokenizer.chat_template", &tmpl)) m->chat_template = herd_xstrndup(tmpl.ptr, tmpl.len);
     m->vocab_only = (flags & MODEL_LOAD_VOCAB_ONLY) != 0;
-    if (!m->vocab_only && (rc = load_weights(m))) goto fail;
+    int rc = hf_is_dir(path) ? model_load_hf(m, path) : load_gguf(m, path);
+    if (!rc && !m->vocab_only) rc = load_weights(m);
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
     *out = m;
     return HERD_OK;
-fail:
-    model_free(m);
-    return rc;
 }
 
 void model_free(herd_model *m) {
@@ -216,7 +311,12 @@ void model_free(herd_model *m) {
     vocab_free(m->vocab);
     free(m->layers);
     free(m->f32_owned);
+    for (int64_t i = 0; i < m->n_scales_owned; i++) free(m->scales_owned[i]);
+    free(m->scales_owned);
     free(m->chat_template);
+    tensor_table_clear(&m->tensors);
+    hf_vocab_free(m->hf_vocab);
+    hf_dir_free(m->hf);
     gguf_file_clear(&m->gguf);
     herd_file_unmap(&m->file);
     free(m);

@@ -1,9 +1,11 @@
-/* The llama architecture: hyperparameters and weight views over a mapped GGUF.
+/* The llama architecture: hyperparameters and weight views over a mapped GGUF or a mapped
+ * Hugging Face directory (config.json + safetensors; the tensors reach the loader through one
+ * tensor_table either way, under GGUF names).
  *
  * Shapes below use GGUF order [ne0 = contiguous, ne1 = rows]; a matmul weight W of shape
- * [n_in, n_out] maps x (n_in) to y (n_out): y[r] = dot(W row r, x).
- * Weights are views into the mapped file (no copies), except the small 1-D tensors (norms,
- * rope_freqs), which are converted to owned f32 arrays at load.
+ * [n_in, n_out] maps x (n_in) to y (n_out): y[r] = dot(W row r, x) (* row_scale[r] for FP8).
+ * Weights are views into the mapped files (no copies), except the small 1-D tensors (norms,
+ * rope_freqs, FP8 row scales), which are converted to owned f32 arrays at load.
  */
 #ifndef HERD_MODEL_H
 #define HERD_MODEL_H
@@ -12,7 +14,10 @@
 #include <stdint.h>
 
 #include "../base/file.h"
+#include "../formats/hf_dir.h"
+#include "../formats/tensor_table.h"
 #include "../gguf/gguf.h"
+#include "../tokenizer/hf_vocab.h"
 #include "../tokenizer/vocab.h"
 #include "herd.h"
 
@@ -21,7 +26,9 @@ typedef struct {
     int64_t n_in, n_out;    /* ne0 (row length), ne1 (rows) */
     int64_t row_bytes;
     const uint8_t *data;    /* n_out rows of row_bytes, inside the mapping */
-    const char *name;       /* the GGUF tensor name (owned by the gguf_file) */
+    const char *name;       /* the GGUF tensor name (owned by the tensor table) */
+    const float *row_scale; /* [n_out] scale of each row (FP8 weights), else NULL */
+    float act_ub;           /* FP8: upper bound of an activation row's scale (activation_scale_ub) */
 } weight;
 
 typedef struct {
@@ -41,11 +48,18 @@ typedef struct {
     float rope_theta;       /* llama.rope.freq_base (10000 if absent) */
     float rope_freq_scale;  /* 1 / llama.rope.scaling.factor for linear scaling, else 1 */
     float norm_eps;         /* llama.attention.layer_norm_rms_epsilon */
+    /* Llama 3 rope scaling from config.json (HF directories; a GGUF stores rope_freqs.weight
+     * instead); factor 0 = none */
+    float rope_l3_factor, rope_l3_low, rope_l3_high, rope_l3_orig_ctx;
 } model_hparams;
 
 struct herd_model {
-    herd_mapped_file file;
-    gguf_file gguf;
+    herd_mapped_file file;  /* the GGUF; for a HF directory only path (the directory) and size (of
+                               the shards) are set */
+    gguf_file gguf;         /* GGUF metadata; empty for a HF directory */
+    hf_dir *hf;             /* the HF directory (config.json, mapped shards), or NULL */
+    hf_vocab *hf_vocab;     /* its tokenizer as GGUF metadata (herd convert copies it), or NULL */
+    tensor_table tensors;   /* every tensor under its GGUF name, from either source */
     model_hparams hp;
     herd_vocab *vocab;
     bool vocab_only;
@@ -54,6 +68,10 @@ struct herd_model {
     weight output;          /* [n_embd, n_vocab]; a copy of tok_embd's view when tied */
     bool tied_output;
     float *rope_freqs;      /* [head_dim / 2] divisors (Llama 3 scaling), or NULL */
+    bool rope_half_split;   /* Q/K rows in HF order: RoPE rotates (i, i + head_dim/2), see forward.c */
+    float fp8_act_ub;       /* activation_scale_ub of FP8 weights (0 when the model has none) */
+    float **scales_owned;   /* the FP8 row scales, [n_scales_owned] arrays */
+    int64_t n_scales_owned;
     layer_weights *layers;  /* [n_layer] */
     float *f32_owned;       /* backing store of the 1-D tensors above */
     char *chat_template;    /* tokenizer.chat_template, NUL-terminated, or NULL */
@@ -63,7 +81,24 @@ struct herd_model {
 
 enum { MODEL_LOAD_VOCAB_ONLY = 1 };
 
+/* head_dim is at most this (checked at load; Llama's are 64 and 128) */
+#define MODEL_MAX_HEAD_DIM 4096
+
+/* path: a GGUF file or a Hugging Face directory. */
 int model_load(const char *path, int flags, herd_model **out);
 void model_free(herd_model *m);
+/* Fills hp, vocab, chat template, tensors and m->hf from a HF directory (model_hf.c). */
+int model_load_hf(herd_model *m, const char *dir);
+
+/* Llama 3 rope scaling as llama.cpp's converter writes it to rope_freqs.weight: the divisor of
+ * each of head_dim/2 frequencies (LLAMA31.md, RoPE), computed in f32 as its torch code does. */
+void model_llama3_rope_freqs(float *out, int64_t head_dim, float theta, float factor, float low_freq_factor,
+                             float high_freq_factor, float orig_ctx);
+
+/* herd's GGUF extensions (docs/FORMATS.md): a file using one lists it in this string array. */
+#define MODEL_KEY_EXTENSIONS "herd.required_extensions"
+#define MODEL_EXT_FP8 "fp8_e4m3_rowwise"
+#define MODEL_KEY_FP8_UB "herd.fp8.activation_scale_ub"
+#define MODEL_FP8_SCALE_SUFFIX "_scale" /* blk.N.ffn_gate.weight -> blk.N.ffn_gate.weight_scale */
 
 #endif

@@ -15,6 +15,7 @@
 #include "../gguf/gguf.h"
 #include "../kernels/kernels.h"
 #include "herd.h"
+#include "model.h"
 
 typedef struct {
     const herd_synth_params *p;
@@ -70,22 +71,6 @@ static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
     }
     free(row);
     return HERD_OK;
-}
-
-/* Llama 3 rope scaling as divisors per rotated pair (LLAMA31.md, RoPE): low_freq_factor 1,
- * high_freq_factor 4, original context 8192 — what llama.cpp's converter stores in rope_freqs. */
-static void llama3_rope_freqs(float *out, int64_t head_dim, double theta, double factor) {
-    const double L = 8192, lo = 1, hi = 4;
-    for (int64_t i = 0; i < head_dim / 2; i++) {
-        double freq = 1.0 / pow(theta, (double)(2 * i) / (double)head_dim);
-        double wavelen = 2 * M_PI / freq;
-        if (wavelen < L / hi) out[i] = 1.0f;
-        else if (wavelen > L / lo) out[i] = (float)factor;
-        else {
-            double smooth = (L / wavelen - lo) / (hi - lo);
-            out[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
-        }
-    }
 }
 
 static int file_type_of(int type) {
@@ -166,7 +151,9 @@ int herd_synth_model(const herd_synth_params *p, const char *out_path) {
     ADD("output_norm.weight", HERD_TYPE_F32, 1, p->n_embd);
     if (!p->tied_output) ADD("output.weight", out_type, 2, p->n_embd, n_vocab);
     if (p->rope_scale > 0) {
-        llama3_rope_freqs(freqs, p->head_dim, p->rope_theta > 0 ? p->rope_theta : 500000.0, p->rope_scale);
+        /* LLAMA31.md, RoPE: low_freq_factor 1, high_freq_factor 4, original context 8192 */
+        model_llama3_rope_freqs(freqs, p->head_dim, p->rope_theta > 0 ? p->rope_theta : 500000.0f, p->rope_scale,
+                                1.0f, 4.0f, 8192.0f);
         ADD("rope_freqs.weight", HERD_TYPE_F32, 1, p->head_dim / 2);
     }
     for (int64_t l = 0; l < p->n_layer && !rc; l++) {
