@@ -1,6 +1,7 @@
 # herd — build, test, demo. See README.md.
 #   make          build build/herd, build/libherd.a, build/libherd.so
 #   make test     install what is missing, build, run every test (summary line last)
+#   make test-e2e the server load test and the browser test (installs Debian's chromium)
 #   make demo     install what is missing, build, run the demo on a random-weight model
 #   make asan     the same build with AddressSanitizer + UBSan in build/asan/
 #   make fuzz     libFuzzer targets (clang) in build/fuzz/, each run briefly
@@ -25,7 +26,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo asan fuzz bench setup clean format
+.PHONY: all test test-e2e demo asan fuzz bench setup clean format
 all: $(BUILD)/herd $(BUILD)/libherd.a $(BUILD)/libherd.so $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
@@ -68,6 +69,13 @@ test: setup
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory asan
 	@tests/run.sh
+
+# the load test (32 streaming clients, 60 s, ASan build) and the chat page in headless Chromium
+test-e2e: setup
+	@scripts/setup.sh e2e
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory asan
+	@tests/run.sh e2e
 
 demo: setup
 	@$(MAKE) --no-print-directory all
