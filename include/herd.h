@@ -276,6 +276,22 @@ typedef struct {
 /* Writes a llama-architecture GGUF with seeded random weights to out_path. */
 int herd_synth_model(const herd_synth_params *p, const char *out_path);
 
+/* ---- converting models (docs/FORMATS.md) ----------------------------------------------------- */
+
+typedef struct {
+    /* Type of the 2-D weights: HERD_TYPE_F32/F16/BF16/Q8_0/Q4_0 for all of them, or
+     * HERD_TYPE_FP8_E4M3 for Meta's FP8 scheme (the FFN weights of every layer but the first and the
+     * last in FP8 with per-row scales, the rest kept as in the source); -1 = as in the source. */
+    int type;
+    float fp8_act_ub;        /* activation_scale_ub written with FP8 weights; 0 = the source's, else 1200 */
+} herd_convert_params;
+
+/* Writes the model at in_path — a Hugging Face directory or a GGUF — as a llama GGUF that
+ * llama.cpp loads (unless it holds FP8, a herd extension llama.cpp refuses): llama.* metadata,
+ * the tokenizer as tokenizer.ggml.* keys, the chat template, rope_freqs.weight for Llama 3 rope
+ * scaling, and Q/K rows permuted from HF's order to GGUF's. */
+int herd_convert(const char *in_path, const char *out_path, const herd_convert_params *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -95,6 +95,9 @@ int model_load_hf(herd_model *m, const char *dir);
 void model_llama3_rope_freqs(float *out, int64_t head_dim, float theta, float factor, float low_freq_factor,
                              float high_freq_factor, float orig_ctx);
 
+/* llama.cpp's general.file_type (llama_ftype) for a weight type; -1 for herd's own types (convert.c) */
+int model_gguf_file_type(int type);
+
 /* herd's GGUF extensions (docs/FORMATS.md): a file using one lists it in this string array. */
 #define MODEL_KEY_EXTENSIONS "herd.required_extensions"
 #define MODEL_EXT_FP8 "fp8_e4m3_rowwise"

@@ -73,17 +73,6 @@ static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
     return HERD_OK;
 }
 
-static int file_type_of(int type) {
-    switch (type) {
-    case HERD_TYPE_F32: return 0;
-    case HERD_TYPE_F16: return 1;
-    case HERD_TYPE_Q4_0: return 2;
-    case HERD_TYPE_Q8_0: return 7;
-    case HERD_TYPE_BF16: return 32;
-    default: return 0;
-    }
-}
-
 int herd_synth_model(const herd_synth_params *p, const char *out_path) {
     kernels_init();
     if (p->n_embd <= 0 || p->n_layer <= 0 || p->n_head <= 0 || p->n_head_kv <= 0 || p->head_dim <= 0 ||
@@ -122,7 +111,7 @@ int herd_synth_model(const herd_synth_params *p, const char *out_path) {
     gguf_writer_set_str(w, "general.architecture", "llama", 5);
     const char *name = p->name ? p->name : "herd-random";
     gguf_writer_set_str(w, "general.name", name, strlen(name));
-    gguf_writer_set_u32(w, "general.file_type", (uint32_t)file_type_of(p->type));
+    gguf_writer_set_u32(w, "general.file_type", (uint32_t)model_gguf_file_type(p->type));
     gguf_writer_set_u32(w, "llama.context_length", (uint32_t)(p->n_ctx_train > 0 ? p->n_ctx_train : 8192));
     gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)p->n_embd);
     gguf_writer_set_u32(w, "llama.block_count", (uint32_t)p->n_layer);

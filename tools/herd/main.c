@@ -18,6 +18,7 @@ static const struct {
     {"serve", cmd_serve, "-m MODEL [--host H] [--port P] [--parallel N] [--api-key K]  OpenAI/Llama Stack server"},
     {"format", cmd_format, "--messages FILE.json [--date D]      render a Llama 3.1 prompt (BOS included)"},
     {"bench", cmd_bench, "-m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]  prompt/decode tokens/s"},
+    {"convert", cmd_convert, "IN OUT.gguf [--type T]               HF directory or GGUF -> GGUF (T: f32..q4_0, fp8)"},
     {"synth", cmd_synth, "--vocab VOCAB.gguf -o OUT.gguf [--shape S] [--type T] ...  random-weight model"},
 };
 
