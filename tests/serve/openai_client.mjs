@@ -114,6 +114,18 @@ try {
     const same = together.filter((t, i) => t === solos[i]).length;
     check(same === 16, "batch invariance: 16 concurrent greedy requests == their solo runs", `${same}/16 identical`);
 
+    // prefix cache: a second request sharing a long system prompt starts from the cached prefix and
+    // still gives exactly its solo greedy output
+    const sys = {role: "system", content: "You are a careful assistant. " + "Always answer in full sentences. ".repeat(20)};
+    const q1 = [sys, {role: "user", content: "First question?"}], q2 = [sys, {role: "user", content: "Second one?"}];
+    await client.chat.completions.create({model: "tiny", messages: q1, temperature: 0, max_tokens: 4});
+    const r5 = await client.chat.completions.create({model: "tiny", messages: q2, temperature: 0, max_tokens: 12});
+    const cached = r5.usage.prompt_tokens_details?.cached_tokens ?? 0;
+    const sysLen = herdChatIds([sys]).length - 4; /* the system block, without the generation prompt */
+    check(cached >= sysLen, "prefix cache: the shared system prompt is reused", `${cached} cached, system ${sysLen}`);
+    check(r5.choices[0].message.content === herdRunGreedy(model, herdChatIds(q2), 12).text,
+        "prefix cache: the output equals the uncached solo run");
+
     // errors come back as OpenAI errors through the SDK
     try {
         await client.chat.completions.create({model: "nope", messages: user("x")});
