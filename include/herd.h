@@ -205,6 +205,31 @@ int32_t herd_sampler_sample(herd_sampler *s, const float *logits);
 /* Records a token in the penalty window (prompt tokens and generated ones). */
 void herd_sampler_accept(herd_sampler *s, int32_t id);
 
+/* ---- constrained decoding (grammar / JSON schema) ---------------------------------------------- */
+
+/* A constraint restricts sampling to tokens that keep the output a prefix of a valid document:
+ * JSON matching a JSON schema (or any JSON object). It is incremental: apply() masks the logits of
+ * every token that cannot continue the text so far, accept() advances by a sampled token. End-of-
+ * generation tokens are allowed only once the document is complete. A constraint holds the state
+ * of one generation; make one per request (cheap after the first compile of a schema). */
+typedef struct herd_constraint herd_constraint;
+
+/* schema_json: a JSON Schema (draft 2020-12 subset: type, properties, required, items, enum, const,
+ * anyOf/oneOf, minItems/maxItems, minLength/maxLength, additionalProperties false, $ref/$defs), or NULL
+ * for "any JSON object" (response_format json_object). HERD_E_UNSUPPORTED naming the keyword for
+ * schema features it cannot enforce; HERD_E_FORMAT for invalid JSON. */
+int herd_constraint_json_schema(const herd_model *m, const char *schema_json, herd_constraint **out);
+void herd_constraint_free(herd_constraint *c);
+/* Sets logits[i] = -INFINITY for every token i not allowed next (n_vocab entries). */
+void herd_constraint_apply(herd_constraint *c, float *logits);
+/* Advances by token id; HERD_E_ARG if the token was not allowed (the state is unchanged). */
+int herd_constraint_accept(herd_constraint *c, int32_t id);
+/* True when the text so far is a complete valid document. */
+bool herd_constraint_complete(const herd_constraint *c);
+/* The sampler applies the constraint before sampling and advances it in herd_sampler_accept(); it
+ * does not own it (free the constraint after the sampler). NULL removes it. */
+void herd_sampler_set_constraint(herd_sampler *s, herd_constraint *c);
+
 /* ---- generation ------------------------------------------------------------------------------ */
 
 typedef struct {
