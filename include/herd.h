@@ -202,8 +202,10 @@ herd_sampler *herd_sampler_new(const herd_sampler_params *p, int32_t n_vocab);
 void herd_sampler_free(herd_sampler *s);
 /* Picks the next token from n_vocab logits (not modified). */
 int32_t herd_sampler_sample(herd_sampler *s, const float *logits);
-/* Records a token in the penalty window (prompt tokens and generated ones). */
+/* Records a generated token: the penalty window, and the constraint (if any) advances. */
 void herd_sampler_accept(herd_sampler *s, int32_t id);
+/* Records a prompt token: the penalty window only. */
+void herd_sampler_accept_prompt(herd_sampler *s, int32_t id);
 
 /* ---- constrained decoding (grammar / JSON schema) ---------------------------------------------- */
 

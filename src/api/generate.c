@@ -28,7 +28,7 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
     float *logits = malloc((size_t)n_vocab * sizeof(float));
     if (!logits) return herd_err(HERD_E_NOMEM, "generate: out of memory for logits");
     out->n_prompt = n_prompt;
-    for (int64_t i = 0; i < n_prompt; i++) herd_sampler_accept(s, prompt[i]);
+    for (int64_t i = 0; i < n_prompt; i++) herd_sampler_accept_prompt(s, prompt[i]);
 
     double t0 = now_s();
     int rc = herd_decode(c, prompt, n_prompt, HERD_LOGITS_LAST, logits);

@@ -203,7 +203,7 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     s->st = SLOT_PREFILL;
     e->n_busy++; /* under mu: called from the admission loop */
     s->sampler = herd_sampler_new(&p->sampling, (int32_t)e->n_vocab);
-    for (int64_t i = 0; i < p->n_prompt; i++) herd_sampler_accept(s->sampler, p->prompt[i]);
+    for (int64_t i = 0; i < p->n_prompt; i++) herd_sampler_accept_prompt(s->sampler, p->prompt[i]);
     text_stream_init(&s->ts, (const char **)p->stop, p->n_stop);
     e->stats.cached_tokens += (uint64_t)best;
     e->stats.prompt_tokens += (uint64_t)p->n_prompt;

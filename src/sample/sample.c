@@ -76,7 +76,7 @@ void herd_sampler_free(herd_sampler *s) {
     free(s);
 }
 
-void herd_sampler_accept(herd_sampler *s, int32_t id) {
+void herd_sampler_accept_prompt(herd_sampler *s, int32_t id) {
     if (s->p.repeat_last_n == 0) return;
     s->recent[s->head] = id;
     s->head = (s->head + 1) % s->p.repeat_last_n;
@@ -116,6 +116,10 @@ static void top_k_sort(cand *c, int64_t n, int64_t k) {
         }
     }
     qsort(c, (size_t)k, sizeof *c, cmp_desc);
+}
+
+void herd_sampler_accept(herd_sampler *s, int32_t id) {
+    herd_sampler_accept_prompt(s, id);
 }
 
 int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
