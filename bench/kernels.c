@@ -56,8 +56,9 @@ static uint64_t read_all(const uint64_t *buf, size_t bytes) {
 static volatile uint64_t g_sink;
 
 int main(void) {
-    static const int types[] = {HERD_TYPE_F32, HERD_TYPE_F16, HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0};
-    static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+    static const int types[] = {HERD_TYPE_F32,  HERD_TYPE_F16,  HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0,
+                                HERD_TYPE_Q2_K, HERD_TYPE_Q3_K, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
+    static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
     const char *env = getenv("HERD_BENCH_FLUSH_MB");
     size_t flush_bytes = (size_t)(env ? atol(env) : 1024) << 20;
     uint64_t *flush = malloc(flush_bytes);
@@ -90,7 +91,11 @@ int main(void) {
         size_t mat_bytes = row_bytes * ROWS;
         unsigned char *w = aligned_alloc(64, (mat_bytes + 63) / 64 * 64);
         unsigned char xq[COLS * 4];
+        double tq = now_s();
         for (int r = 0; r < ROWS; r++) ref->from_f32(src + (size_t)r * COLS, w + r * row_bytes, COLS);
+        tq = now_s() - tq;
+        if (ref->block > 1) /* the weight quantizer (herd quantize / synth), one thread */
+            printf("%-6s %-8s quantize %.1f M weights/s\n", names[t], "ref", (double)ROWS * COLS / tq * 1e-6);
         kernels_type_isa(ref->vec_dot_type, KERNEL_ISA_REF)->from_f32(xf, xq, COLS);
 
         for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++) {
@@ -120,9 +125,11 @@ int main(void) {
     /* activation conversion: one row of COLS floats into each vec_dot type, in L1 (done once per token
      * and matmul, so it only has to stay small next to the matmul above) */
     printf("\n%-6s %-8s %14s\n", "type", "isa", "from_f32 ns/row");
-    for (int t = 1; t < 4; t++) { /* f16, bf16, q8_0 */
+    static const int act_types[] = {HERD_TYPE_F16, HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q8_K};
+    static const char *act_names[] = {"f16", "bf16", "q8_0", "q8_K"};
+    for (int t = 0; t < 4; t++) {
         for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++) {
-            const kernel_type_ops *op = kernels_type_isa(types[t], (kernel_isa)isa);
+            const kernel_type_ops *op = kernels_type_isa(act_types[t], (kernel_isa)isa);
             if (!op) continue;
             unsigned char out[COLS * 2 + COLS / 16];
             double bestc = 1e30;
@@ -133,7 +140,7 @@ int main(void) {
                 bestc = dt < bestc ? dt : bestc;
                 g_sink += out[p];
             }
-            printf("%-6s %-8s %14.0f\n", names[t], kernels_isa_name((kernel_isa)isa), bestc * 1e9);
+            printf("%-6s %-8s %14.0f\n", act_names[t], kernels_isa_name((kernel_isa)isa), bestc * 1e9);
         }
     }
     free(flush);

@@ -38,7 +38,8 @@ static inline float round_even(float v) {
 /* round_even(v) clamped to [lo, hi]; clamping first is the same for every finite v (rounding is
  * monotonic and lo, hi are integers) and keeps huge or NaN ratios well defined. */
 static inline int nearest_in(float v, int lo, int hi) {
-    v = fminf(fmaxf(v, (float)lo), (float)hi);
+    if (!(v >= (float)lo)) v = (float)lo; /* NaN too; comparisons, not fminf/fmaxf calls */
+    if (v > (float)hi) v = (float)hi;
     return (int)round_even(v);
 }
 

@@ -190,9 +190,12 @@ void row_quantize_q8_K_ref(const float *x, void *y, int64_t n) {
         if (!isfinite(iscale)) iscale = 0; /* max below ~1e-36: the block reads as zero */
         b[i].d = iscale != 0 ? 1.0f / iscale : 0.0f;
         for (int e = 0; e < QK_K; e++) {
-            /* |v| <= 127 (1 + 2^-23) rounds to at most 127; the clamp only defines NaN inputs (-> -127) */
+            /* |v| <= 127 (1 + 2^-23) rounds to at most 127; the clamp only defines NaN inputs (-> -127,
+             * as maxps/minps in the SIMD variants) */
             float v = iscale != 0 ? round_even(iscale * x[e]) : 0.0f;
-            b[i].qs[e] = (int8_t)fminf(fmaxf(v, -127.0f), 127.0f);
+            if (!(v >= -127.0f)) v = -127.0f;
+            if (v > 127.0f) v = 127.0f;
+            b[i].qs[e] = (int8_t)v;
         }
         for (int g = 0; g < QK_K / 16; g++) {
             int s = 0;
