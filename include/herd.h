@@ -298,6 +298,10 @@ typedef struct {
     float weight_scale;      /* std of the random matrices; 0 = 0.02 */
     uint64_t seed;
     const char *name;        /* general.name */
+    /* K-quant types only: rows of random valid blocks (every quant and sub-block scale byte random, f16
+     * super-block scales set for block mean ~0 and RMS weight_scale) instead of quantized random weights,
+     * to test a reader's decoding of the layout independently of any quantizer */
+    bool random_blocks;
 } herd_synth_params;
 
 /* Writes a llama-architecture GGUF with seeded random weights to out_path. */

@@ -176,7 +176,7 @@ int hf_config_parse(const char *text, size_t len, const char *what, hf_config *c
         (rc = req_int(root, what, "num_hidden_layers", 4096, &c->n_layer)) ||
         (rc = req_int(root, what, "num_attention_heads", 4096, &c->n_head)) ||
         (rc = req_int(root, what, "intermediate_size", lim, &c->n_ff)) ||
-        (rc = req_int(root, what, "vocab_size", INT32_MAX / 2, &c->n_vocab)))
+        (rc = req_int(root, what, "vocab_size", (int64_t)1 << 24, &c->n_vocab)))
         goto done;
     c->n_head_kv = c->n_head;
     c->head_dim = c->n_embd / c->n_head;

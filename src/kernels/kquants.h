@@ -94,6 +94,9 @@ void kq_pack_scale_min(const uint8_t sc[8], const uint8_t m[8], uint8_t scales[1
 void kq3_scales(const uint8_t packed[12], int8_t out[16]);
 void kq3_pack_scales(const int8_t sc[16], uint8_t packed[12]);
 
+/* Sets the f16 super-block scale(s) of one block of a K type (dmin ignored by q3_K / q6_K). */
+void kq_block_set_scales(int type, void *block, uint16_t d, uint16_t dmin);
+
 /* Reference conversions (n a multiple of 256). */
 void row_dequantize_q2_K_ref(const void *x, float *y, int64_t n);
 void row_dequantize_q3_K_ref(const void *x, float *y, int64_t n);

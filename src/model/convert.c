@@ -39,6 +39,11 @@ int model_gguf_file_type(int type) {
     case HERD_TYPE_F16: return 1;
     case HERD_TYPE_Q4_0: return 2;
     case HERD_TYPE_Q8_0: return 7;
+    case HERD_TYPE_Q2_K: return 10;
+    case HERD_TYPE_Q3_K: return 11; /* Q3_K_S: llama.cpp names no all-Q3_K file; "S" is the plain mix */
+    case HERD_TYPE_Q4_K: return 14; /* Q4_K_S, likewise */
+    case HERD_TYPE_Q5_K: return 16; /* Q5_K_S */
+    case HERD_TYPE_Q6_K: return 18;
     case HERD_TYPE_BF16: return 32;
     default: return -1;
     }

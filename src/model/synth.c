@@ -16,6 +16,7 @@
 #include "../kernels/kernels.h"
 #include "herd.h"
 #include "model.h"
+#include "synth_blocks.h"
 
 typedef struct {
     const herd_synth_params *p;
@@ -62,6 +63,11 @@ static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
     float *row = malloc((size_t)n_in * sizeof(float));
     if (!row) return herd_err(HERD_E_NOMEM, "synth: out of memory");
     float scale = p->weight_scale > 0 ? p->weight_scale : 0.02f;
+    if (!is_norm && p->random_blocks) { /* K-quant rows of random valid blocks, no quantizer involved */
+        synth_random_blocks(type, dst, (int64_t)(nbytes / (uint64_t)row_bytes) * n_in, scale, st);
+        free(row);
+        return HERD_OK;
+    }
     for (uint64_t r = 0; r < nbytes / (uint64_t)row_bytes; r++) {
         for (int64_t i = 0; i < n_in; i++) {
             if (is_norm) row[i] = 1.0f + 0.2f * ((float)(splitmix(&st) >> 40) / 8388608.0f - 1.0f);
@@ -84,7 +90,11 @@ int herd_synth_model(const herd_synth_params *p, const char *out_path) {
     const int types[2] = {p->type, out_type};
     for (int i = 0; i < 2; i++) {
         const kernel_type_ops *o = kernels_type_isa(types[i], KERNEL_ISA_REF);
-        if (!o) return herd_err(HERD_E_ARG, "synth: cannot write weights of type %s", herd_type_name(types[i]));
+        if (!o || types[i] == HERD_TYPE_Q8_K)
+            return herd_err(HERD_E_ARG, "synth: cannot write weights of type %s", herd_type_name(types[i]));
+        if (p->random_blocks && !synth_random_blocks_type(types[i]))
+            return herd_err(HERD_E_ARG, "synth: random blocks need a K-quant type (q2_k .. q6_k), not %s",
+                            herd_type_name(types[i]));
         int64_t dims[] = {p->n_embd, p->n_ff, p->n_head * p->head_dim};
         for (int d = 0; d < 3; d++)
             if (dims[d] % o->block)

@@ -54,6 +54,17 @@ void kq3_pack_scales(const int8_t sc[16], uint8_t packed[12]) {
     }
 }
 
+void kq_block_set_scales(int type, void *block, uint16_t d, uint16_t dmin) {
+    switch (type) {
+    case HERD_TYPE_Q2_K: ((block_q2_K *)block)->d = d, ((block_q2_K *)block)->dmin = dmin; break;
+    case HERD_TYPE_Q3_K: ((block_q3_K *)block)->d = d; break;
+    case HERD_TYPE_Q4_K: ((block_q4_K *)block)->d = d, ((block_q4_K *)block)->dmin = dmin; break;
+    case HERD_TYPE_Q5_K: ((block_q5_K *)block)->d = d, ((block_q5_K *)block)->dmin = dmin; break;
+    case HERD_TYPE_Q6_K: ((block_q6_K *)block)->d = d; break;
+    default: break;
+    }
+}
+
 /* ---- unpacking: the quant of every element e of a super-block, in element order ---------------- */
 
 static void unpack_q2_K(const block_q2_K *b, int8_t q[QK_K]) {
