@@ -90,7 +90,8 @@ void herd_model_print_info(const herd_model *m, FILE *fp, bool list_tensors) {
             (long long)in.n_embd, (long long)in.n_layer, (long long)in.n_head, (long long)in.n_head_kv,
             (long long)in.head_dim, (long long)in.n_ff);
     fprintf(fp, "rope:            theta %g, %s\n", in.rope_theta,
-            in.has_rope_freqs ? "Llama 3 frequency scaling (rope_freqs.weight)"
+            in.has_rope_freqs ? (m->hf ? "Llama 3 frequency scaling (config.json rope_scaling)"
+                                       : "Llama 3 frequency scaling (rope_freqs.weight)")
                               : (m->hp.rope_freq_scale != 1.0f ? "linear scaling" : "no scaling"));
     fprintf(fp, "rms norm eps:    %g\n", in.norm_eps);
     if (m->vocab_only) {
