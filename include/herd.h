@@ -265,18 +265,40 @@ void herd_generate_result_free(herd_generate_result *r);
 /* ---- chat (Llama 3.1 prompt format, see docs and LLAMA31.md) --------------------------------- */
 
 typedef struct {
-    const char *role;    /* "system", "user", "assistant", "ipython" */
-    const char *content;
+    const char *role;    /* "system", "user", "assistant", "ipython" (or "tool") */
+    const char *content; /* NULL only for an assistant message that carries a tool call */
+    /* an assistant message that called a tool (the template renders exactly one call) */
+    const char *tool_name;      /* NULL: no tool call */
+    const char *tool_arguments; /* the call's arguments as JSON text (an object), as OpenAI clients send */
 } herd_chat_message;
 
 typedef struct {
     const char *date_string;    /* "Today Date:" line; NULL = "26 Jul 2024" as the official template */
     bool add_generation_prompt; /* end with the assistant header */
+    /* custom tools: a JSON array of OpenAI tool definitions ({"type": "function", "function": {...}}),
+     * or NULL for none. By default they go into the first user message, as the template does. */
+    const char *tools_json;
+    bool tools_in_system;       /* the template's tools_in_user_message = false */
+    /* built-in tools: n names among brave_search, wolfram_alpha, code_interpreter ("Environment:
+     * ipython", "Tools: ..."). NULL: not given (the template's "not defined"); non-NULL with n = 0 is
+     * an empty list, which still switches on "Environment: ipython". */
+    const char *const *builtin_tools;
+    int n_builtin_tools;
 } herd_chat_params;
 
-/* Renders messages exactly as the official Llama 3.1 template does (no tools), beginning with
- * "<|begin_of_text|>". OUT: *text (caller frees). */
+/* Renders messages exactly as the official Llama 3.1 template does — system block with the date
+ * lines, built-in tools, custom tools in the first user message (or the system message), assistant
+ * tool calls (<|python_tag|>name.call(...) for built-ins, {"name": ..., "parameters": ...} for custom
+ * functions, ended by <|eom_id|> when built-in tools are on), ipython results — beginning with
+ * "<|begin_of_text|>". HERD_E_ARG for what the template rejects (two tool calls in one message,
+ * tools in the user message without a user message, unparsable tool JSON). OUT: *text (caller frees). */
 int herd_chat_format(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, char **text);
+/* Parses OpenAI chat messages (a JSON array, see docs/API.md): content strings or text parts,
+ * assistant tool_calls (arguments as JSON text or an object), tool results. OUT: *msgs and *n, valid
+ * until herd_chat_messages_free(*owner). HERD_E_ARG / HERD_E_FORMAT with "messages[i]..." otherwise. */
+int herd_chat_parse_messages(const char *json, size_t len, herd_chat_message **msgs, size_t *n, void **owner);
+void herd_chat_messages_free(void *owner);
+
 /* The token ids of that prompt: the template's special tokens become their ids, and everything
  * else — message contents included — is tokenized as plain text, so "<|eot_id|>" typed by a user
  * cannot end a turn. Equals tokenizing the rendered text with special parsing whenever contents

@@ -5,6 +5,7 @@ HERD=${HERD:-$PWD/build/herd}
 REF=$PWD/build/ref
 VOCAB_BPE=$REF/llama.cpp/models/ggml-vocab-llama-bpe.gguf
 VOCAB_SPM=$REF/llama.cpp/models/ggml-vocab-llama-spm.gguf
+VOCAB31=$REF/llama31-vocab.gguf   # Llama 3.1 special tokens (<|python_tag|>, <|eom_id|>) + chat template
 STORIES=${STORIES:-$PWD/../shared/fixtures/stories260K/stories260K.gguf}
 
 skip() { echo "skipped: $*"; exit 77; }

@@ -5,6 +5,9 @@
 
 #include "../base/log.h"
 #include "../base/strbuf.h"
+#include "jsonfmt.h"
+
+#include <jansson.h>
 #include "herd.h"
 
 /* JavaScript's trim set: TAB VT FF SP NBSP ZWNBSP(FEFF) + Zs, and LF CR LS PS. */
@@ -70,36 +73,165 @@ static void sp(chat_rendered *r, const char *tok) {
     strbuf_puts(&r->text, tok);
 }
 
+static bool is_builtin(const herd_chat_params *p, const char *name) {
+    if (!p || !p->builtin_tools) return false;
+    for (int i = 0; i < p->n_builtin_tools; i++)
+        if (!strcmp(p->builtin_tools[i], name)) return true;
+    return false;
+}
+
+/* An assistant tool call: built-in -> <|python_tag|>name.call(k="v", ...), custom -> the JSON form. */
+static int render_tool_call(chat_rendered *r, const herd_chat_params *p, const herd_chat_message *m, size_t i) {
+    strbuf *b = &r->text;
+    json_error_t err;
+    json_t *args = json_loads(m->tool_arguments ? m->tool_arguments : "{}", 0, &err);
+    if (!args || !json_is_object(args)) {
+        json_decref(args);
+        return herd_err(HERD_E_ARG, "chat: message %zu: tool call arguments are not a JSON object", i);
+    }
+    sp(r, "<|start_header_id|>");
+    strbuf_puts(b, "assistant");
+    sp(r, "<|end_header_id|>");
+    strbuf_puts(b, "\n\n");
+    if (is_builtin(p, m->tool_name)) {
+        sp(r, "<|python_tag|>");
+        strbuf_puts(b, m->tool_name);
+        strbuf_puts(b, ".call(");
+        const char **keys;
+        size_t n = chat_js_keys(args, &keys);
+        for (size_t k = 0; k < n; k++) {
+            json_t *v = json_object_get(args, keys[k]);
+            strbuf_puts(b, keys[k]);
+            strbuf_puts(b, "=\"");
+            if (json_is_string(v)) strbuf_put(b, json_string_value(v), json_string_length(v));
+            else if (json_is_number(v)) chat_js_number(b, json_number_value(v));
+            else chat_tojson(b, v, 0);
+            strbuf_puts(b, "\"");
+            if (k + 1 < n) strbuf_puts(b, ", ");
+        }
+        free(keys);
+        strbuf_puts(b, ")");
+    } else {
+        strbuf_puts(b, "{\"name\": \"");
+        strbuf_puts(b, m->tool_name);
+        strbuf_puts(b, "\", \"parameters\": ");
+        chat_tojson(b, args, 0);
+        strbuf_puts(b, "}");
+    }
+    json_decref(args);
+    sp(r, p && p->builtin_tools ? "<|eom_id|>" : "<|eot_id|>");
+    return HERD_OK;
+}
+
+/* The function list text that precedes tools (in the user or the system message). */
+static void render_tools(strbuf *b, const json_t *tools) {
+    for (size_t i = 0; i < json_array_size(tools); i++) {
+        chat_tojson(b, json_array_get(tools, i), 4);
+        strbuf_puts(b, "\n\n");
+    }
+}
+
 int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, chat_rendered *r) {
     memset(r, 0, sizeof *r);
-    for (size_t i = 0; i < n; i++)
-        if (!msgs[i].role || !msgs[i].content || !*msgs[i].role)
-            return herd_err(HERD_E_ARG, "chat: message %zu has no role or no content", i);
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i].role || !*msgs[i].role)
+            return herd_err(HERD_E_ARG, "chat: message %zu has no role", i);
+        if (!msgs[i].content && !(msgs[i].tool_name && !strcmp(msgs[i].role, "assistant")))
+            return herd_err(HERD_E_ARG, "chat: message %zu has no content", i);
+    }
+    json_t *tools = NULL;
+    if (p && p->tools_json) {
+        json_error_t err;
+        tools = json_loads(p->tools_json, JSON_DECODE_ANY, &err);
+        if (!tools || !json_is_array(tools)) {
+            json_decref(tools);
+            return herd_err(HERD_E_ARG, "chat: tools must be a JSON array of tool definitions");
+        }
+    }
+    bool in_user = tools && !(p && p->tools_in_system);
+    size_t first = 0;
     strbuf *b = &r->text;
     strbuf_put(b, "", 0);
     sp(r, "<|begin_of_text|>");
     sp(r, "<|start_header_id|>");
     strbuf_puts(b, "system");
     sp(r, "<|end_header_id|>");
-    strbuf_puts(b, "\n\nCutting Knowledge Date: December 2023\nToday Date: ");
+    strbuf_puts(b, "\n\n");
+    if ((p && p->builtin_tools) || tools) strbuf_puts(b, "Environment: ipython\n");
+    if (p && p->builtin_tools) {
+        strbuf_puts(b, "Tools: ");
+        bool any = false;
+        for (int i = 0; i < p->n_builtin_tools; i++) {
+            if (!strcmp(p->builtin_tools[i], "code_interpreter")) continue; /* implied by Environment: ipython */
+            if (any) strbuf_puts(b, ", ");
+            strbuf_puts(b, p->builtin_tools[i]);
+            any = true;
+        }
+        strbuf_puts(b, "\n\n");
+    }
+    strbuf_puts(b, "Cutting Knowledge Date: December 2023\nToday Date: ");
     strbuf_puts(b, p && p->date_string ? p->date_string : CHAT_DEFAULT_DATE);
     strbuf_puts(b, "\n\n");
-    size_t first = 0;
+    if (tools && !in_user) {
+        strbuf_puts(b, "You have access to the following functions. To call a function, please respond with JSON for a "
+                       "function call.Respond in the format {\"name\": function name, \"parameters\": dictionary of "
+                       "argument name and its value}.Do not use variables.\n\n");
+        render_tools(b, tools);
+    }
     if (n > 0 && strcmp(msgs[0].role, "system") == 0) {
         put_trimmed(b, msgs[0].content);
         first = 1;
     }
     sp(r, "<|eot_id|>");
-    for (size_t i = first; i < n; i++) {
-        /* the official template writes tool results under the ipython header */
-        const char *role = strcmp(msgs[i].role, "tool") == 0 ? "ipython" : msgs[i].role;
+    if (in_user) {
+        if (first >= n) {
+            json_decref(tools);
+            chat_rendered_free(r);
+            return herd_err(HERD_E_ARG, "chat: cannot put tools in the first user message when there is no first "
+                                        "user message");
+        }
         sp(r, "<|start_header_id|>");
-        strbuf_puts(b, role);
+        strbuf_puts(b, "user");
         sp(r, "<|end_header_id|>");
-        strbuf_puts(b, "\n\n");
-        if (strcmp(role, "ipython") == 0) strbuf_puts(b, msgs[i].content); /* not trimmed there */
-        else put_trimmed(b, msgs[i].content);
+        strbuf_puts(b, "\n\nGiven the following functions, please respond with a JSON for a function call with its "
+                       "proper arguments that best answers the given prompt.\n\nRespond in the format {\"name\": "
+                       "function name, \"parameters\": dictionary of argument name and its value}.Do not use "
+                       "variables.\n\n");
+        render_tools(b, tools);
+        /* the template takes the next message's content as the first user message, whatever its role */
+        if (msgs[first].content) put_trimmed(b, msgs[first].content);
         sp(r, "<|eot_id|>");
+        first++;
+    }
+    json_decref(tools);
+    for (size_t i = first; i < n; i++) {
+        const char *role = msgs[i].role;
+        bool tool_result = !strcmp(role, "tool") || !strcmp(role, "ipython");
+        if (msgs[i].tool_name && !tool_result) {
+            int rc = render_tool_call(r, p, &msgs[i], i);
+            if (rc) {
+                chat_rendered_free(r);
+                return rc;
+            }
+        } else if (tool_result) {
+            /* the template tojson's a string content (a string is "iterable" to Jinja): it arrives quoted */
+            sp(r, "<|start_header_id|>");
+            strbuf_puts(b, "ipython");
+            sp(r, "<|end_header_id|>");
+            strbuf_puts(b, "\n\n");
+            json_t *str = json_string(msgs[i].content);
+            if (str) chat_tojson(b, str, 0);
+            else strbuf_puts(b, msgs[i].content); /* not UTF-8: as is */
+            json_decref(str);
+            sp(r, "<|eot_id|>");
+        } else {
+            sp(r, "<|start_header_id|>");
+            strbuf_puts(b, role);
+            sp(r, "<|end_header_id|>");
+            strbuf_puts(b, "\n\n");
+            put_trimmed(b, msgs[i].content);
+            sp(r, "<|eot_id|>");
+        }
     }
     if (!p || p->add_generation_prompt) {
         sp(r, "<|start_header_id|>");

@@ -6,12 +6,13 @@
 #                                      playwright-core (drives Debian's chromium; downloads no browser)
 #   build/ref/llama.cpp/models/        ggml-vocab-llama-bpe.gguf (+ .inp/.out), ggml-vocab-llama-spm.gguf (+ .inp/.out)
 #   build/ref/llama.cpp/templates/     meta-llama-Llama-3.1-8B-Instruct.jinja and the 3.2 / 3.3 ones
+#   build/ref/llama31-vocab.gguf       the same vocabulary with Llama 3.1's special tokens and chat template
 # The vocabularies and templates come out of llama.cpp's source, shipped inside node-llama-cpp as
 # llama/gitRelease.bundle. Exit 0 ok; 77 (skip) when npm cannot be reached outside CI; 1 otherwise.
 set -u
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 ref="$root/build/ref"
-stamp="$ref/.complete-v2"
+stamp="$ref/.complete-v3"
 # node resolves packages upwards from a script's folder: let tests/ref/*.mjs find build/ref's
 ln -sfn ../../build/ref/node_modules "$root/tests/ref/node_modules"
 [ -f "$stamp" ] && exit 0
@@ -44,4 +45,8 @@ for f in meta-llama-Llama-3.1-8B-Instruct.jinja meta-llama-Llama-3.2-3B-Instruct
     git -C "$ref/llama.cpp.git" show "$rev:models/templates/$f" >"$ref/llama.cpp/templates/$f" || exit 1
 done
 rm -rf "$ref/llama.cpp.git"
+# Llama 3.1's special-token names over the same vocabulary (<|python_tag|>, <|eom_id|>, ...), with
+# the official chat template stored in it: what a Llama 3.1 GGUF carries
+python3 "$root/tests/tools/llama31_vocab.py" "$ref/llama.cpp/models/ggml-vocab-llama-bpe.gguf" "$ref/llama31-vocab.gguf" \
+    "$ref/llama.cpp/templates/meta-llama-Llama-3.1-8B-Instruct.jinja" || exit 1
 touch "$stamp"

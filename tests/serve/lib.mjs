@@ -7,11 +7,11 @@ import path from "node:path";
 
 export const root = process.cwd();
 export const HERD = process.env.HERD || path.join(root, "build/herd");
-export const VOCAB = path.join(root, "build/ref/llama.cpp/models/ggml-vocab-llama-bpe.gguf");
+export const VOCAB = path.join(root, "build/ref/llama31-vocab.gguf"); // Llama 3.1 special tokens
 
 // A small random-weight Llama 3 model (real vocabulary) shared by the server tests.
 export function testModel(dir = path.join(root, "build/test-models")) {
-    const m = path.join(dir, "serve-tiny-q8_0.gguf");
+    const m = path.join(dir, "serve-tiny31-q8_0.gguf");
     if (!fs.existsSync(m)) {
         fs.mkdirSync(dir, {recursive: true});
         execFileSync(HERD, ["synth", "--vocab", VOCAB, "-o", m + ".tmp", "--shape", "tiny", "--type", "q8_0",

@@ -18,12 +18,13 @@ static void expect(const herd_chat_message *m, size_t n, const herd_chat_params 
 
 int main(void) {
     herd_chat_params gen = {.add_generation_prompt = true}, nogen = {.add_generation_prompt = false};
-    herd_chat_message a[] = {{"user", "Hello!"}};
+    herd_chat_message a[] = {{.role = "user", .content = "Hello!"}};
     expect(a, 1, &gen,
            SYS_HEAD "26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>"
                     "<|start_header_id|>assistant<|end_header_id|>\n\n",
            "user only: system block with dates is always there");
-    herd_chat_message b[] = {{"system", "  You are terse.\n"}, {"user", "\tQ? "}, {"assistant", "A."}};
+    herd_chat_message b[] = {{.role = "system", .content = "  You are terse.\n"}, {.role = "user", .content = "\tQ? "},
+                             {.role = "assistant", .content = "A."}};
     herd_chat_params dated = {.date_string = "21 September 2024", .add_generation_prompt = false};
     expect(b, 3, &dated,
            SYS_HEAD "21 September 2024\n\nYou are terse.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nQ?"
@@ -45,7 +46,7 @@ int main(void) {
     chat_trim(bad, strlen(bad), &i, &j);
     CHECK(i == 0 && j == strlen(bad), "invalid UTF-8 bytes are kept as content (%zu, %zu)", i, j);
 
-    herd_chat_message noc[] = {{"user", NULL}};
+    herd_chat_message noc[] = {{.role = "user", .content = NULL}};
     char *out = NULL;
     CHECK(herd_chat_format(noc, 1, &gen, &out) == HERD_E_ARG && out == NULL, "a message without content is an error");
     return TU_DONE("test_chat");

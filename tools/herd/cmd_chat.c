@@ -29,7 +29,7 @@ typedef struct {
 
 static void add_msg(chat_state *st, const char *role, const char *content) {
     st->msgs = realloc(st->msgs, (st->n_msgs + 1) * sizeof *st->msgs);
-    st->msgs[st->n_msgs++] = (herd_chat_message){role, strdup(content)};
+    st->msgs[st->n_msgs++] = (herd_chat_message){.role = role, .content = strdup(content)};
 }
 
 /* One turn: render + tokenize the whole conversation, keep the cached prefix it shares with what

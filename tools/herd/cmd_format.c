@@ -1,55 +1,70 @@
-/* herd format [-m MODEL] --messages FILE.json [--date "26 Jul 2024"] [--no-generation-prompt]
- * Prints the Llama 3.1 prompt text for an OpenAI-style message list, BOS included, exactly as the
- * official chat template renders it (for debugging prompts, and for tests). */
-#include <jansson.h>
+/* herd format [-m MODEL] --messages FILE.json [--tools FILE.json] [--builtin-tools LIST]
+ *             [--date "26 Jul 2024"] [--no-generation-prompt] [--tools-in-system] [--tokens]
+ * Prints the Llama 3.1 prompt for OpenAI-style messages (and tools), BOS included, exactly as the
+ * official chat template renders it — for debugging prompts, and for tests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
+static void usage(void) {
+    printf("usage: herd format [-m MODEL] --messages FILE.json [options]   ('-' reads stdin)\n"
+           "  FILE.json: OpenAI chat messages, e.g. [{\"role\": \"user\", \"content\": \"Hi\"}]; assistant messages\n"
+           "             may carry \"tool_calls\" (arguments as JSON text), tool results use role \"tool\"\n"
+           "  --tools FILE.json          OpenAI tool definitions [{\"type\": \"function\", \"function\": {...}}]\n"
+           "  --builtin-tools LIST       e.g. brave_search,wolfram_alpha,code_interpreter (\"\" for none)\n"
+           "  --date \"26 Jul 2024\"       the Today Date line (the template's default shown)\n"
+           "  --no-generation-prompt     do not end with the assistant header\n"
+           "  --tools-in-system          custom tools in the system message (tools_in_user_message = false)\n"
+           "  --tokens                   print the token ids instead (needs -m): template tokens are special,\n"
+           "                             message contents always plain text\n");
+}
+
 int cmd_format(int argc, char **argv) {
-    const char *model = NULL, *messages = NULL, *date = NULL;
-    bool gen = true, tokens = false;
+    const char *model = NULL, *messages = NULL, *date = NULL, *tools = NULL, *builtin = NULL;
+    bool gen = true, tokens = false, in_system = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m")) { if (!cli_str("format", argc, argv, &i, &model)) return 1; }
-        else if (!strcmp(argv[i], "--messages")) { if (!cli_str("format", argc, argv, &i, &messages)) return 1; }
-        else if (!strcmp(argv[i], "--date")) { if (!cli_str("format", argc, argv, &i, &date)) return 1; }
-        else if (!strcmp(argv[i], "--no-generation-prompt")) gen = false;
-        else if (!strcmp(argv[i], "--tokens")) tokens = true;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: herd format [-m MODEL] --messages FILE.json [--date \"26 Jul 2024\"] [--no-generation-prompt]\n"
-                   "                   [--tokens]\n"
-                   "  FILE.json: [{\"role\": \"system|user|assistant|ipython\", \"content\": \"...\"}, ...] ('-' = stdin)\n"
-                   "  --tokens: print the prompt's token ids (needs -m): template tokens are special, message\n"
-                   "            contents are always plain text\n");
-            return 0;
-        } else return cli_fail("format", "unknown option '%s'", argv[i]);
+        const char *a = argv[i];
+        if (!strcmp(a, "-m")) { if (!cli_str("format", argc, argv, &i, &model)) return 1; }
+        else if (!strcmp(a, "--messages")) { if (!cli_str("format", argc, argv, &i, &messages)) return 1; }
+        else if (!strcmp(a, "--tools")) { if (!cli_str("format", argc, argv, &i, &tools)) return 1; }
+        else if (!strcmp(a, "--builtin-tools")) { if (!cli_str("format", argc, argv, &i, &builtin)) return 1; }
+        else if (!strcmp(a, "--date")) { if (!cli_str("format", argc, argv, &i, &date)) return 1; }
+        else if (!strcmp(a, "--no-generation-prompt")) gen = false;
+        else if (!strcmp(a, "--tools-in-system")) in_system = true;
+        else if (!strcmp(a, "--tokens")) tokens = true;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else return cli_fail("format", "unknown option '%s'", a);
     }
     if (!messages) return cli_fail("format", "need --messages FILE.json");
     if (tokens && !model) return cli_fail("format", "--tokens needs -m MODEL");
-    char *text;
-    size_t len;
+    char *text = NULL, *tools_text = NULL;
+    size_t len, tlen;
     if (!cli_read_text("format", NULL, messages, &text, &len)) return 1;
-    json_error_t err;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    free(text);
-    if (!root) return cli_fail("format", "%s: invalid JSON at line %d, column %d: %s", messages, err.line, err.column, err.text);
-    if (!json_is_array(root)) {
-        json_decref(root);
-        return cli_fail("format", "%s: expected a JSON array of messages", messages);
+    if (tools && !cli_read_text("format", NULL, tools, &tools_text, &tlen)) {
+        free(text);
+        return 1;
     }
-    size_t n = json_array_size(root);
-    herd_chat_message *msgs = calloc(n ? n : 1, sizeof *msgs);
+    herd_chat_message *msgs;
+    size_t n;
+    void *owner;
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        json_t *m = json_array_get(root, i), *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-        if (!json_is_object(m) || !json_is_string(role)) rc = cli_fail("format", "message %zu has no string 'role'", i);
-        else if (!json_is_string(content)) rc = cli_fail("format", "message %zu: 'content' must be a string", i);
-        else msgs[i] = (herd_chat_message){json_string_value(role), json_string_value(content)};
+    if (herd_chat_parse_messages(text, len, &msgs, &n, &owner) != HERD_OK) {
+        free(text);
+        free(tools_text);
+        return cli_fail("format", "%s: %s", messages, herd_last_error());
     }
-    herd_chat_params p = {.date_string = date, .add_generation_prompt = gen};
-    if (!rc && tokens) {
+    /* the built-in tool list, split at commas */
+    const char *names[16];
+    int n_names = 0;
+    char *blist = builtin ? strdup(builtin) : NULL;
+    for (char *tok = blist ? strtok(blist, ",") : NULL; tok && n_names < 16; tok = strtok(NULL, ","))
+        if (*tok) names[n_names++] = tok;
+    herd_chat_params p = {.date_string = date, .add_generation_prompt = gen, .tools_json = tools_text,
+                          .tools_in_system = in_system, .builtin_tools = builtin ? names : NULL,
+                          .n_builtin_tools = n_names};
+    if (tokens) {
         herd_model *m;
         int32_t *ids;
         int64_t k;
@@ -63,7 +78,7 @@ int cmd_format(int argc, char **argv) {
             }
             herd_model_free(m);
         }
-    } else if (!rc) {
+    } else {
         char *out;
         if (herd_chat_format(msgs, n, &p, &out) != HERD_OK) rc = cli_fail_lib("format");
         else {
@@ -71,7 +86,9 @@ int cmd_format(int argc, char **argv) {
             free(out);
         }
     }
-    free(msgs);
-    json_decref(root);
+    herd_chat_messages_free(owner);
+    free(blist);
+    free(text);
+    free(tools_text);
     return rc;
 }
