@@ -306,6 +306,27 @@ void herd_chat_messages_free(void *owner);
 int herd_chat_tokenize(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_chat_params *p,
                        int32_t **ids, int64_t *n_ids);
 
+/* ---- tool calls in model output --------------------------------------------------------------- */
+
+typedef struct {
+    char *name;      /* function or built-in tool name; raw python is "code_interpreter" */
+    char *arguments; /* the arguments as compact JSON object text ({"code": ...} for raw python) */
+    bool builtin;    /* written as <|python_tag|>name.call(...) or raw python */
+} herd_tool_call;
+
+typedef struct {
+    char *content;   /* the text that is not a call ("" when the reply was only calls) */
+    size_t content_len;
+    herd_tool_call *calls;
+    int n_calls;
+} herd_parsed_output;
+
+/* Splits a generated reply into tool calls and content (see src/chat/toolcall.h for the formats).
+ * The <|python_tag|> token must appear as its text. Malformed calls stay content; never fails on
+ * input. OUT: *out (free with herd_parsed_output_free). */
+int herd_parse_tool_calls(const char *text, size_t len, herd_parsed_output *out);
+void herd_parsed_output_free(herd_parsed_output *out);
+
 /* ---- writing models (random weights for tests, demos and benchmarks) ------------------------- */
 
 typedef struct {
