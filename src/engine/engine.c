@@ -32,6 +32,7 @@ static void req_unref(engine_req *r) {
     for (int i = r->head; i < r->n; i++) engine_event_clear(&r->ev[i]);
     free(r->ev);
     free(r->p.prompt);
+    free(r->p.forced);
     for (int i = 0; i < r->p.n_stop; i++) free(r->p.stop[i]);
     free(r->p.stop);
     pthread_mutex_destroy(&r->mu);
@@ -111,6 +112,7 @@ typedef struct {
     text_stream ts;
     int64_t n_gen, n_cached;
     int32_t next;        /* sampled token to feed in the next step (DECODE) */
+    int32_t stop_token;  /* the EOG token that ended the request, or -1 */
     uint64_t last_used;
 } slot;
 
@@ -119,6 +121,7 @@ struct engine {
     herd_context *ctx;
     engine_config cfg;
     int64_t n_vocab;
+    int32_t python_tag;  /* <|python_tag|> id, or -1 */
     slot *slots;
     pthread_t th;
     pthread_mutex_t mu;  /* guards the queue, the flags and the stats */
@@ -152,7 +155,7 @@ static void slot_finish(engine *e, slot *s, int finish) {
             req_push(r, &tail);
         }
         engine_event ev = {.kind = ENGINE_EV_DONE, .finish = finish, .n_prompt = r->p.n_prompt,
-                           .n_cached = s->n_cached, .n_gen = s->n_gen};
+                           .n_cached = s->n_cached, .n_gen = s->n_gen, .stop_token = s->stop_token};
         req_push(r, &ev);
         req_unref(r);
     }
@@ -200,6 +203,7 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     s->n_cached = best;
     s->req = r;
     s->n_gen = 0;
+    s->stop_token = -1;
     s->st = SLOT_PREFILL;
     e->n_busy++; /* under mu: called from the admission loop */
     s->sampler = herd_sampler_new(&p->sampling, (int32_t)e->n_vocab);
@@ -234,8 +238,19 @@ static void logprobs(const float *lg, int64_t n, int32_t chosen, int k, engine_e
 /* Samples slot s from its logits row; emits the token; decides whether it goes on. */
 static void slot_sample(engine *e, slot *s, const float *lg) {
     engine_req *r = s->req;
-    int32_t id = herd_sampler_sample(s->sampler, lg);
+    int32_t id;
+    if (r->p.forced) { /* scripted: the next scripted token, then the end of the turn */
+        if (s->n_gen >= r->p.n_forced) {
+            s->stop_token = -1;
+            slot_finish(e, s, ENGINE_FINISH_STOP);
+            return;
+        }
+        id = r->p.forced[s->n_gen];
+    } else {
+        id = herd_sampler_sample(s->sampler, lg);
+    }
     if (herd_vocab_is_eog(e->m, id)) {
+        s->stop_token = id;
         slot_finish(e, s, ENGINE_FINISH_STOP);
         return;
     }
@@ -243,11 +258,12 @@ static void slot_sample(engine *e, slot *s, const float *lg) {
     s->n_gen++;
     e->gen_tokens++;
     char piece[256];
-    int64_t need = herd_token_to_piece(e->m, id, false, piece, sizeof piece);
+    bool special = r->p.render_python_tag && id == e->python_tag;
+    int64_t need = herd_token_to_piece(e->m, id, special, piece, sizeof piece);
     char *buf = piece;
     if (need > (int64_t)sizeof piece) {
         buf = herd_xmalloc((size_t)need);
-        herd_token_to_piece(e->m, id, false, buf, (size_t)need);
+        herd_token_to_piece(e->m, id, special, buf, (size_t)need);
     }
     size_t from, k = text_stream_push(&s->ts, buf, need > 0 ? (size_t)need : 0, &from);
     if (buf != piece) free(buf);
@@ -450,6 +466,7 @@ int engine_new(herd_model *m, const engine_config *cfg, engine **out) {
         return rc;
     }
     e->n_vocab = herd_vocab_n_tokens(m);
+    e->python_tag = herd_vocab_find(m, "<|python_tag|>");
     e->slots = herd_xcalloc((size_t)cfg->n_parallel, sizeof *e->slots);
     for (int i = 0; i < cfg->n_parallel; i++) e->slots[i].cache = herd_xmalloc((size_t)cfg->n_ctx_slot * sizeof(int32_t));
     int64_t nb = e->cfg.n_batch;
@@ -505,6 +522,8 @@ void engine_free(engine *e, bool drain) {
 
 static void free_params(engine_params *p) {
     free(p->prompt);
+    free(p->forced);
+    p->forced = NULL;
     for (int i = 0; i < p->n_stop; i++) free(p->stop[i]);
     free(p->stop);
     p->prompt = NULL;

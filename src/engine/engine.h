@@ -43,6 +43,11 @@ typedef struct {
     int n_stop;
     int top_logprobs;           /* < 0: no logprobs; else 0..ENGINE_MAX_TOP alternatives per token */
     bool embedding;             /* embedding request: no generation, DONE carries the vector */
+    bool render_python_tag;     /* write <|python_tag|> into the text (for tool-call parsing) */
+    /* test-only scripted model: the generated tokens are these (moved into the engine), the model
+     * still runs; after them generation ends as if the last one were end-of-turn */
+    int32_t *forced;
+    int64_t n_forced;
 } engine_params;
 
 enum { ENGINE_EV_TOKEN = 1, ENGINE_EV_DONE = 2, ENGINE_EV_ERROR = 3 };
@@ -65,6 +70,7 @@ typedef struct {
     engine_top top[ENGINE_MAX_TOP];
     /* ENGINE_EV_DONE */
     int finish;                 /* ENGINE_FINISH_* */
+    int32_t stop_token;         /* the end-of-generation token that ended it (<|eot_id|>, <|eom_id|>), or -1 */
     int64_t n_prompt, n_cached, n_gen;
     float *embedding;           /* owned; n_embd floats (embedding requests) */
     int64_t n_embd;

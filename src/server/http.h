@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "../base/strbuf.h"
@@ -22,6 +23,7 @@ struct server {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int in_flight;           /* requests being handled (guarded by mu) */
+    _Atomic int script_next; /* next scripted output (test-only) */
     bool closing;
 };
 

@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "../base/log.h"
+#include "../chat/messages.h"
+#include "../chat/toolcall.h"
 #include "http.h"
 
 /* ---- request options ----------------------------------------------------------------------- */
@@ -315,6 +317,8 @@ typedef struct {
     size_t text_offset;  /* bytes of text sent so far (legacy logprobs offsets) */
     const herd_model *m;
     char *echo;          /* completions with echo: the prompt text, sent first */
+    bool tools;          /* parse tool calls out of the reply */
+    tool_stream ts;
 } gen_stream;
 
 static void sse(strbuf *out, json_t *obj) {
@@ -346,6 +350,20 @@ static void note_token(gen_stream *g) {
     g->n_tokens++;
 }
 
+/* OpenAI tool_calls array for parsed calls; stream: with "index" on each. */
+static json_t *tool_calls_json(const herd_parsed_output *o, bool stream) {
+    json_t *a = json_array();
+    for (int i = 0; i < o->n_calls; i++) {
+        char id[40];
+        random_id(id, sizeof id, "call_");
+        json_t *c = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "function", "function", "name",
+                              o->calls[i].name, "arguments", o->calls[i].arguments);
+        if (stream) json_object_set_new(c, "index", json_integer(i));
+        json_array_append_new(a, c);
+    }
+    return a;
+}
+
 /* SSE producer: one engine event per call (plus the opening chunk). */
 static int stream_fill(void *user, strbuf *out) {
     gen_stream *g = user;
@@ -369,8 +387,15 @@ static int stream_fill(void *user, strbuf *out) {
             }
         }
         g->text_offset += ev.text_len;
-        if (ev.text_len > 0 || lp) {
-            json_t *content = jstr(ev.text ? ev.text : "", ev.text_len);
+        const char *txt = ev.text ? ev.text : "";
+        size_t tlen = ev.text_len;
+        if (g->tools) { /* only what cannot be part of a tool call goes out as content */
+            size_t from;
+            tlen = tool_stream_feed(&g->ts, txt, tlen, &from);
+            txt = g->ts.buf.p + from;
+        }
+        if (tlen > 0 || lp) {
+            json_t *content = jstr(txt, tlen);
             sse(out, chunk(g, g->chat ? json_pack("{s:o}", "content", content) : content, lp, NULL));
         }
         engine_event_clear(&ev);
@@ -382,7 +407,19 @@ static int stream_fill(void *user, strbuf *out) {
         sse(out, json_pack("{s:{s:s, s:s}}", "error", "message", ev.error, "type", "server_error"));
     } else {
         metrics_tokens(&g->srv->met, ev.n_prompt, ev.n_gen);
-        sse(out, chunk(g, g->chat ? json_object() : json_string(""), NULL, finish_name(ev.finish)));
+        const char *finish = finish_name(ev.finish);
+        if (g->tools) {
+            herd_parsed_output po;
+            tool_stream_finish(&g->ts, &po);
+            if (po.n_calls > 0) {
+                sse(out, chunk(g, json_pack("{s:o}", "tool_calls", tool_calls_json(&po, true)), NULL, NULL));
+                finish = "tool_calls";
+            } else if (po.content_len > 0) {
+                sse(out, chunk(g, json_pack("{s:o}", "content", jstr(po.content, po.content_len)), NULL, NULL));
+            }
+            herd_parsed_output_free(&po);
+        }
+        sse(out, chunk(g, g->chat ? json_object() : json_string(""), NULL, finish));
         if (g->include_usage) {
             json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", g->id, "object",
                                   g->chat ? "chat.completion.chunk" : "text_completion", "created",
@@ -399,16 +436,28 @@ static int stream_fill(void *user, strbuf *out) {
 static void stream_done(void *user) {
     gen_stream *g = user;
     engine_release(g->er);
+    tool_stream_free(&g->ts);
     free(g->echo);
     free(g);
 }
 
 /* Submits the prompt and answers: SSE when streaming, else one JSON object when done. */
-static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *o, bool chat, const char *echo) {
+static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *o, bool chat, const char *echo,
+                                bool tools) {
     engine_params p = {.prompt = ids, .n_prompt = n, .sampling = o->sp, .max_tokens = o->max_tokens,
-                       .stop = o->stop, .n_stop = o->n_stop, .top_logprobs = o->top_logprobs};
+                       .stop = o->stop, .n_stop = o->n_stop, .top_logprobs = o->top_logprobs,
+                       .render_python_tag = tools};
     o->stop = NULL; /* moved into the engine */
     o->n_stop = 0;
+    server *srv = r->srv;
+    if (srv->cfg.n_script > 0) { /* test-only scripted model */
+        int k = atomic_fetch_add(&srv->script_next, 1) % srv->cfg.n_script;
+        const char *sc = srv->cfg.script[k];
+        if (herd_tokenize(model_of(r), sc, strlen(sc), HERD_TOKENIZE_PARSE_SPECIAL, &p.forced, &p.n_forced) != HERD_OK) {
+            free(p.prompt);
+            return http_send_error(r, 500, "server_error", NULL, NULL, "script: %s", herd_last_error());
+        }
+    }
     engine_req *er;
     double t0 = http_now();
     int rc = engine_submit(r->srv->e, &p, &er);
@@ -425,6 +474,8 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     g->t_submit = t0;
     g->m = model_of(r);
     g->echo = echo ? herd_xstrndup(echo, strlen(echo)) : NULL;
+    g->tools = tools;
+    tool_stream_init(&g->ts);
     if (o->stream) return http_send_stream(r, stream_fill, stream_done, g);
 
     /* non-streaming: collect everything, then one object */
@@ -458,11 +509,23 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
         json_t *lp = o->top_logprobs < 0 ? json_null() : chat ? json_pack("{s:o}", "content", lps) : lps;
         if (o->top_logprobs < 0) json_decref(lps);
         lps = NULL;
-        json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role", "assistant",
-                                          "content", jstr(text.p, text.n), "logprobs", lp, "finish_reason",
-                                          finish_name(ev.finish))
+        json_t *message = json_pack("{s:s, s:o}", "role", "assistant", "content", jstr(text.p, text.n));
+        const char *finish = finish_name(ev.finish);
+        if (tools) {
+            herd_parsed_output po;
+            herd_parse_tool_calls(text.p, text.n, &po);
+            if (po.n_calls > 0) {
+                json_object_set_new(message, "content", json_null());
+                json_object_set_new(message, "tool_calls", tool_calls_json(&po, false));
+                finish = "tool_calls";
+            }
+            herd_parsed_output_free(&po);
+        }
+        json_t *choice = chat ? json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "message", message, "logprobs", lp,
+                                          "finish_reason", finish)
                               : json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "text", jstr(text.p, text.n), "logprobs",
                                           lp, "finish_reason", finish_name(ev.finish));
+        if (!chat) json_decref(message);
         json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", g->id, "object",
                                  chat ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                                  "model", r->srv->model_id, "system_fingerprint", "herd", "choices", choice, "usage",
@@ -479,27 +542,35 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
 
 /* ---- routes ----------------------------------------------------------------------------------- */
 
-/* A message's content as text: a string, or the concatenated "text" parts of an array. */
-static bool content_text(json_t *c, strbuf *out, char *err) {
-    strbuf_put(out, "", 0);
-    if (json_is_string(c)) {
-        strbuf_put(out, json_string_value(c), json_string_length(c));
-        return true;
-    }
-    if (json_is_null(c) || !c) return true;
-    if (!json_is_array(c)) {
-        snprintf(err, ERRBUF, "message content must be a string, null or an array of text parts");
+/* Validates OpenAI `tools` ([{"type": "function", "function": {"name", "description"?, "parameters"?}}]). */
+static bool check_tools(json_t *tools, char *err) {
+    if (!json_is_array(tools)) {
+        snprintf(err, ERRBUF, "'tools' must be an array of {\"type\": \"function\", \"function\": {...}}");
         return false;
     }
     size_t i;
-    json_t *part;
-    json_array_foreach(c, i, part) {
-        json_t *t = json_object_get(part, "type"), *tx = json_object_get(part, "text");
-        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0 || !json_is_string(tx)) {
-            snprintf(err, ERRBUF, "content part %zu: only {\"type\": \"text\", \"text\": ...} parts are supported", i);
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        json_t *type = json_object_get(t, "type"), *fn = json_object_get(t, "function");
+        json_t *name = json_object_get(fn, "name"), *params = json_object_get(fn, "parameters");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "function") || !json_is_object(fn)) {
+            snprintf(err, ERRBUF, "tools[%zu] must be {\"type\": \"function\", \"function\": {...}}", i);
             return false;
         }
-        strbuf_put(out, json_string_value(tx), json_string_length(tx));
+        const char *nm = json_is_string(name) ? json_string_value(name) : "";
+        size_t L = strlen(nm);
+        bool ok = L > 0 && L <= 64;
+        for (size_t k = 0; k < L && ok; k++)
+            ok = (nm[k] >= 'a' && nm[k] <= 'z') || (nm[k] >= 'A' && nm[k] <= 'Z') || (nm[k] >= '0' && nm[k] <= '9') ||
+                 nm[k] == '_' || nm[k] == '-';
+        if (!ok) {
+            snprintf(err, ERRBUF, "tools[%zu].function.name must be 1-64 letters, digits, _ or -", i);
+            return false;
+        }
+        if (params && !json_is_null(params) && !json_is_object(params)) {
+            snprintf(err, ERRBUF, "tools[%zu].function.parameters must be a JSON Schema object", i);
+            return false;
+        }
     }
     return true;
 }
@@ -512,65 +583,46 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     if (!json_is_array(msgs) || json_array_size(msgs) == 0)
         return http_send_error(r, 400, "invalid_request_error", "messages", NULL,
                                "'messages' must be a non-empty array of {role, content}");
-    json_t *tools = json_object_get(b, "tools");
-    if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0))
-        return http_send_error(r, 400, "invalid_request_error", "tools", NULL, "'tools' are not supported yet");
-    size_t n = json_array_size(msgs);
-    herd_chat_message *cm = herd_xcalloc(n, sizeof *cm);
-    strbuf *texts = herd_xcalloc(n, sizeof *texts);
     char err[ERRBUF] = "";
-    const char *param = NULL;
-    for (size_t i = 0; i < n && !param; i++) {
-        json_t *m = json_array_get(msgs, i), *role = json_object_get(m, "role");
-        if (!json_is_object(m) || !json_is_string(role)) {
-            snprintf(err, sizeof err, "messages[%zu] needs a string 'role'", i);
-            param = "messages";
-            break;
+    /* tools and tool_choice: "none" hides the tools, "auto" (the default) lets the model call them */
+    json_t *tools = json_object_get(b, "tools"), *choice = json_object_get(b, "tool_choice");
+    bool use_tools = tools && !json_is_null(tools) && json_array_size(tools) > 0;
+    if (tools && !json_is_null(tools) && !check_tools(tools, err))
+        return http_send_error(r, 400, "invalid_request_error", "tools", NULL, "%s", err);
+    if (choice && !json_is_null(choice)) {
+        const char *c = json_is_string(choice) ? json_string_value(choice) : NULL;
+        if (c && !strcmp(c, "none")) use_tools = false;
+        else if (c && !strcmp(c, "auto")) {
+        } else if ((c && !strcmp(c, "required")) || json_is_object(choice)) {
+            return http_send_error(r, 400, "invalid_request_error", "tool_choice", NULL,
+                                   "tool_choice 'required' or a named function is not supported yet; use \"auto\"");
+        } else {
+            return http_send_error(r, 400, "invalid_request_error", "tool_choice", NULL,
+                                   "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", ...}");
         }
-        const char *rs = json_string_value(role);
-        if (!strcmp(rs, "developer")) rs = "system";
-        if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "tool") &&
-            strcmp(rs, "ipython")) {
-            snprintf(err, sizeof err, "messages[%zu].role '%.64s' is not one of system, user, assistant, tool", i, rs);
-            param = "messages";
-            break;
-        }
-        if (json_object_get(m, "tool_calls")) {
-            snprintf(err, sizeof err, "messages[%zu]: 'tool_calls' are not supported yet", i);
-            param = "messages";
-            break;
-        }
-        json_t *c = json_object_get(m, "content");
-        if ((!c || json_is_null(c)) && strcmp(rs, "assistant") != 0) {
-            snprintf(err, sizeof err, "messages[%zu] needs 'content'", i);
-            param = "messages";
-            break;
-        }
-        if (!content_text(c, &texts[i], err)) {
-            param = "messages";
-            break;
-        }
-        cm[i].role = rs;
-        cm[i].content = texts[i].p;
     }
+    chat_messages cm;
+    if (chat_messages_from_json(msgs, &cm) != HERD_OK)
+        return http_send_error(r, 400, "invalid_request_error", "messages", NULL, "%s", herd_last_error());
     gen_opts o;
-    if (!param && !parse_gen_opts(r->srv, b, true, &o, err, &param)) gen_opts_free(&o);
-    else if (!param) {
-        herd_chat_params cp = {.add_generation_prompt = true};
+    const char *param = NULL;
+    char *tools_text = use_tools ? json_dumps(tools, JSON_COMPACT) : NULL;
+    if (!parse_gen_opts(r->srv, b, true, &o, err, &param)) {
+        gen_opts_free(&o);
+    } else {
+        herd_chat_params cp = {.add_generation_prompt = true, .tools_json = tools_text};
         int32_t *ids;
         int64_t n_ids;
-        if (herd_chat_tokenize(model_of(r), cm, n, &cp, &ids, &n_ids) != HERD_OK) {
+        if (herd_chat_tokenize(model_of(r), cm.msgs, cm.n, &cp, &ids, &n_ids) != HERD_OK) {
             snprintf(err, sizeof err, "%s", herd_last_error());
             param = "messages";
-            gen_opts_free(&o);
         } else {
-            res = generate(r, ids, n_ids, &o, true, NULL);
-            gen_opts_free(&o);
+            res = generate(r, ids, n_ids, &o, true, NULL, use_tools);
         }
+        gen_opts_free(&o);
     }
-    for (size_t i = 0; i < n; i++) free(texts[i].p);
-    free(texts);
-    free(cm);
+    free(tools_text);
+    chat_messages_free(&cm);
     if (param) return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
     return res;
 }
@@ -635,7 +687,7 @@ enum MHD_Result route_completions(http_req *r, json_t *b) {
         free(text);
         return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
     }
-    res = generate(r, ids, n, &o, false, o.echo ? (text ? text : "") : NULL);
+    res = generate(r, ids, n, &o, false, o.echo ? (text ? text : "") : NULL, false);
     gen_opts_free(&o);
     free(text);
     return res;

@@ -20,6 +20,10 @@ typedef struct {
     const char *model_id;    /* the name clients use in "model" */
     int64_t n_ctx_slot;      /* per-request context, for errors and /v1/models */
     int max_connections;
+    /* test-only scripted model: generation requests get these outputs in turn (text with special
+     * tokens like <|python_tag|> and <|eom_id|>), forced token by token while the model runs */
+    const char *const *script;
+    int n_script;
 } server_config;
 
 typedef struct server server;

@@ -1,6 +1,7 @@
 /* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
  *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ int cmd_serve(int argc, char **argv) {
     cli_common_init(&c);
     const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
     int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
+    const char *script_file = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("serve", &c, argc, argv, &i);
         if (r < 0) return 1;
@@ -42,6 +44,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-body")) { if (!cli_i64("serve", argc, argv, &i, 1024, (int64_t)1 << 32, &max_body)) return 1; }
         else if (!strcmp(a, "--max-queue")) { if (!cli_i64("serve", argc, argv, &i, 0, 1 << 20, &max_queue)) return 1; }
         else if (!strcmp(a, "--alias")) { if (!cli_str("serve", argc, argv, &i, &alias)) return 1; }
+        else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else return cli_fail("serve", "unknown option '%s'", a);
     }
@@ -55,6 +58,21 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* test-only: a JSON array of outputs the "model" produces in turn */
+    const char **script = NULL;
+    int n_script = 0;
+    json_t *script_json = NULL;
+    if (script_file) {
+        json_error_t err;
+        script_json = json_load_file(script_file, 0, &err);
+        if (!json_is_array(script_json)) return cli_fail("serve", "--test-script %s: not a JSON array of strings", script_file);
+        n_script = (int)json_array_size(script_json);
+        script = calloc((size_t)n_script + 1, sizeof *script);
+        for (int k = 0; k < n_script; k++) {
+            script[k] = json_string_value(json_array_get(script_json, (size_t)k));
+            if (!script[k]) return cli_fail("serve", "--test-script %s: entry %d is not a string", script_file, k);
+        }
+    }
     herd_model *m;
     if (herd_model_load(c.model, &m) != HERD_OK) return cli_fail_lib("serve");
     herd_model_info info;
@@ -81,7 +99,8 @@ int cmd_serve(int argc, char **argv) {
         return cli_fail_lib("serve");
     }
     server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
-                        .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512};
+                        .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
+                        .n_script = n_script};
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
@@ -100,6 +119,8 @@ int cmd_serve(int argc, char **argv) {
     server_shutdown(s);
     engine_free(e, true);
     herd_model_free(m);
+    free(script);
+    json_decref(script_json);
     fprintf(stderr, "herd serve: stopped\n");
     return 0;
 }
