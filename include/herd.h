@@ -242,6 +242,11 @@ typedef struct {
      * until resolved). Return false to stop. May be NULL. */
     bool (*on_text)(const char *piece, size_t len, void *user);
     void *user;
+    bool render_python_tag;  /* write the <|python_tag|> token as its text (for tool-call parsing) */
+    /* test-only scripted model: these tokens are "generated" in order (the model still runs, the
+     * sampler is not consulted); when they run out generation ends as at end of turn */
+    const int32_t *forced;
+    int64_t n_forced;
 } herd_generate_params;
 
 typedef struct {

@@ -22,6 +22,7 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
     memset(out, 0, sizeof *out);
     const herd_model *m = herd_context_model(c);
     int64_t n_vocab = herd_vocab_n_tokens(m);
+    int32_t python_tag = herd_vocab_find(m, "<|python_tag|>");
     if (n_prompt <= 0) return herd_err(HERD_E_ARG, "generate: the prompt is empty");
     for (int i = 0; i < p->n_stop; i++)
         if (!p->stop[i] || !p->stop[i][0]) return herd_err(HERD_E_ARG, "generate: stop string %d is empty", i);
@@ -50,7 +51,17 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
             out->stop_reason = HERD_STOP_LENGTH;
             break;
         }
-        int32_t id = herd_sampler_sample(s, logits);
+        int32_t id;
+        if (p->forced) {
+            if (out->n_ids >= p->n_forced) {
+                out->stop_reason = HERD_STOP_EOG;
+                out->stop_token = -1;
+                break;
+            }
+            id = p->forced[out->n_ids];
+        } else {
+            id = herd_sampler_sample(s, logits);
+        }
         if (herd_vocab_is_eog(m, id)) {
             out->stop_reason = HERD_STOP_EOG;
             out->stop_token = id;
@@ -62,10 +73,11 @@ int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64
             out->ids = herd_xrealloc(out->ids, (size_t)cap_ids * sizeof(int32_t));
         }
         out->ids[out->n_ids++] = id;
-        int64_t need = herd_token_to_piece(m, id, false, piece, sizeof piece);
+        bool special = p->render_python_tag && id == python_tag;
+        int64_t need = herd_token_to_piece(m, id, special, piece, sizeof piece);
         if (need > (int64_t)sizeof piece) {
             char *big = herd_xmalloc((size_t)need);
-            herd_token_to_piece(m, id, false, big, (size_t)need);
+            herd_token_to_piece(m, id, special, big, (size_t)need);
             k = text_stream_push(&ts, big, (size_t)need, &from);
             free(big);
         } else {
