@@ -332,6 +332,16 @@ typedef struct {
 int herd_parse_tool_calls(const char *text, size_t len, herd_parsed_output *out);
 void herd_parsed_output_free(herd_parsed_output *out);
 
+/* The same, incrementally: feed the reply as it streams; what cannot be part of a call comes back
+ * at once as content (so a chat UI can show it), what might be a call is held until finish. */
+typedef struct herd_tool_stream herd_tool_stream;
+herd_tool_stream *herd_tool_stream_new(void);
+/* OUT: *content points at the newly final content bytes (valid until the next call); returns their count. */
+size_t herd_tool_stream_feed(herd_tool_stream *ts, const char *s, size_t n, const char **content);
+/* The calls, and the content that was held back. Frees nothing: call herd_tool_stream_free after. */
+int herd_tool_stream_finish(herd_tool_stream *ts, herd_parsed_output *out);
+void herd_tool_stream_free(herd_tool_stream *ts);
+
 /* ---- writing models (random weights for tests, demos and benchmarks) ------------------------- */
 
 typedef struct {

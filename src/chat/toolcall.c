@@ -275,3 +275,31 @@ int tool_stream_finish(tool_stream *ts, herd_parsed_output *out) {
     ts->released = ts->buf.n;
     return HERD_OK;
 }
+
+/* ---- public wrappers --------------------------------------------------------------------------- */
+
+struct herd_tool_stream {
+    tool_stream ts;
+};
+
+herd_tool_stream *herd_tool_stream_new(void) {
+    herd_tool_stream *h = herd_xcalloc(1, sizeof *h);
+    tool_stream_init(&h->ts);
+    return h;
+}
+
+size_t herd_tool_stream_feed(herd_tool_stream *h, const char *s, size_t n, const char **content) {
+    size_t from, k = tool_stream_feed(&h->ts, s, n, &from);
+    *content = h->ts.buf.p + from;
+    return k;
+}
+
+int herd_tool_stream_finish(herd_tool_stream *h, herd_parsed_output *out) {
+    return tool_stream_finish(&h->ts, out);
+}
+
+void herd_tool_stream_free(herd_tool_stream *h) {
+    if (!h) return;
+    tool_stream_free(&h->ts);
+    free(h);
+}
