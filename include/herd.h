@@ -89,6 +89,8 @@ typedef struct {
     char tokenizer_pre[32];
     bool has_chat_template;
     int64_t n_tensors;    /* tensors in the file (0 for a vocabulary-only GGUF) */
+    uint64_t decode_bytes; /* weight bytes read per decoded token: every layer matrix and the output
+                            * matrix (the embedding table only when tied to the output) */
     bool vocab_only;      /* loaded without weights */
 } herd_model_info;
 

@@ -90,9 +90,10 @@ int cmd_bench(int argc, char **argv) {
         herd_model_get_info(m, &in);
         int threads = c.ctx.n_threads ? c.ctx.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
         if (json) {
-            json_t *o = json_pack("{s:s, s:i, s:{s:I, s:f, s:f}, s:{s:I, s:f, s:f}}", "model", c.model, "threads",
+            json_t *o = json_pack("{s:s, s:i, s:{s:I, s:f, s:f}, s:{s:I, s:f, s:f}, s:I}", "model", c.model, "threads",
                                   threads, "pp", "n_tokens", (json_int_t)n_pp, "tokens_per_s", ppm, "sd", pps, "tg",
-                                  "n_tokens", (json_int_t)n_tg, "tokens_per_s", tgm, "sd", tgs);
+                                  "n_tokens", (json_int_t)n_tg, "tokens_per_s", tgm, "sd", tgs, "decode_bytes",
+                                  (json_int_t)in.decode_bytes);
             char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
             puts(s);
             free(s);
