@@ -37,7 +37,8 @@ static int get_num(const json_t *o, const char *what, const char *key, double lo
 static int get_bool(const json_t *o, const char *what, const char *key, bool *out) {
     const json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_boolean(v)) return herd_err(HERD_E_FORMAT, "config: %s: '%s' must be true or false", what, key);
+    if (!json_is_boolean(v))
+        return herd_err(HERD_E_FORMAT, "config: %s: '%s' must be true or false", what, key);
     *out = json_is_true(v);
     return 1;
 }
@@ -58,7 +59,8 @@ static int parse_arch(const json_t *root, const char *what) {
             if (s && strcmp(s, "LlamaForCausalLM") == 0) return HERD_OK;
         }
         const char *s = json_string_value(json_array_get(a, 0));
-        return herd_err(HERD_E_UNSUPPORTED, "config: %s: architecture '%.64s' is not supported (herd runs LlamaForCausalLM)",
+        return herd_err(HERD_E_UNSUPPORTED,
+                        "config: %s: architecture '%.64s' is not supported (herd runs LlamaForCausalLM)",
                         what, s ? s : "?");
     }
     const char *mt = json_string_value(json_object_get(root, "model_type"));
@@ -72,7 +74,8 @@ static int parse_rope_scaling(const json_t *root, const char *what, hf_config *c
     const json_t *rs = json_object_get(root, "rope_scaling");
     c->rope_kind = HF_ROPE_NONE;
     if (!rs || json_is_null(rs)) return HERD_OK;
-    if (!json_is_object(rs)) return herd_err(HERD_E_FORMAT, "config: %s: 'rope_scaling' must be an object", what);
+    if (!json_is_object(rs))
+        return herd_err(HERD_E_FORMAT, "config: %s: 'rope_scaling' must be an object", what);
     const char *t = json_string_value(json_object_get(rs, "rope_type"));
     if (!t) t = json_string_value(json_object_get(rs, "type"));
     if (!t) return herd_err(HERD_E_FORMAT, "config: %s: 'rope_scaling' has no rope_type", what);
@@ -87,8 +90,8 @@ static int parse_rope_scaling(const json_t *root, const char *what, hf_config *c
     }
     if (strcmp(t, "llama3") != 0)
         return herd_err(HERD_E_UNSUPPORTED,
-                        "config: %s: rope_scaling type '%.32s' is not supported (herd has llama3 and linear)", what,
-                        t);
+                        "config: %s: rope_scaling type '%.32s' is not supported (herd has llama3 and linear)",
+                        what, t);
     c->rope_kind = HF_ROPE_LLAMA3;
     c->rope_low_freq_factor = 1;
     c->rope_high_freq_factor = 4;
@@ -98,8 +101,9 @@ static int parse_rope_scaling(const json_t *root, const char *what, hf_config *c
         (rc = get_num(rs, what, "original_max_position_embeddings", 1, 1e9, &c->rope_orig_ctx)) < 0)
         return rc;
     if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
-        return herd_err(HERD_E_FORMAT, "config: %s: rope_scaling high_freq_factor %g must exceed low_freq_factor %g",
-                        what, c->rope_high_freq_factor, c->rope_low_freq_factor);
+        return herd_err(HERD_E_FORMAT,
+                        "config: %s: rope_scaling high_freq_factor %g must exceed low_freq_factor %g", what,
+                        c->rope_high_freq_factor, c->rope_low_freq_factor);
     return HERD_OK;
 }
 
@@ -111,7 +115,8 @@ static int parse_quant(const json_t *root, const char *what, hf_config *c) {
         return herd_err(HERD_E_FORMAT, "config: %s: 'quantization_config' has no quant_method", what);
     if (strcmp(m, "fbgemm_fp8") != 0)
         return herd_err(HERD_E_UNSUPPORTED,
-                        "config: %s: quantization method '%.32s' is not supported (herd reads fbgemm_fp8)", what, m);
+                        "config: %s: quantization method '%.32s' is not supported (herd reads fbgemm_fp8)",
+                        what, m);
     c->fp8 = true;
     double ub = 1200;
     int rc = get_num(q, what, "activation_scale_ub", 1e-6, 1e30, &ub);
@@ -147,8 +152,8 @@ int hf_config_parse(const char *text, size_t len, const char *what, hf_config *c
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return herd_err(HERD_E_FORMAT, "config: %s is not valid JSON (line %d, column %d): %s", what, jerr.line,
-                        jerr.column, jerr.text);
+        return herd_err(HERD_E_FORMAT, "config: %s is not valid JSON (line %d, column %d): %s", what,
+                        jerr.line, jerr.column, jerr.text);
     int rc = HERD_OK;
     const int64_t lim = (int64_t)1 << 24;
     if (!json_is_object(root)) {
@@ -158,8 +163,8 @@ int hf_config_parse(const char *text, size_t len, const char *what, hf_config *c
     if ((rc = parse_arch(root, what))) goto done;
     const char *act = json_string_value(json_object_get(root, "hidden_act"));
     if (json_object_get(root, "hidden_act") && (!act || strcmp(act, "silu") != 0)) {
-        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: hidden_act '%.32s' is not supported (Llama uses silu)", what,
-                      act ? act : "?");
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: hidden_act '%.32s' is not supported (Llama uses silu)",
+                      what, act ? act : "?");
         goto done;
     }
     static const char *const biases[] = {"attention_bias", "mlp_bias"};
@@ -167,8 +172,8 @@ int hf_config_parse(const char *text, size_t len, const char *what, hf_config *c
         bool b = false;
         if ((rc = get_bool(root, what, biases[i], &b)) < 0) goto done;
         if (b) {
-            rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: '%s' is true; herd runs Llama without biases", what,
-                          biases[i]);
+            rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: '%s' is true; herd runs Llama without biases",
+                          what, biases[i]);
             goto done;
         }
     }
@@ -192,7 +197,8 @@ int hf_config_parse(const char *text, size_t len, const char *what, hf_config *c
         goto done;
     rc = HERD_OK;
     if (c->n_head % c->n_head_kv != 0) {
-        rc = herd_err(HERD_E_FORMAT, "config: %s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
+        rc = herd_err(HERD_E_FORMAT,
+                      "config: %s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
                       what, (long long)c->n_head, (long long)c->n_head_kv);
         goto done;
     }

@@ -27,14 +27,14 @@ typedef struct {
     int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train;
     double norm_eps, rope_theta;
     bool tie_word_embeddings;
-    int rope_kind;               /* HF_ROPE_* */
+    int rope_kind; /* HF_ROPE_* */
     double rope_factor, rope_low_freq_factor, rope_high_freq_factor, rope_orig_ctx;
     bool fp8;                    /* quantization_config.quant_method == "fbgemm_fp8" */
     float fp8_act_ub;            /* activation_scale_ub */
     int64_t bos_id;              /* -1 when absent */
     int64_t eos_ids[HF_MAX_EOS]; /* the first is EOS */
     int n_eos;
-    char name[128];              /* _name_or_path, may be empty */
+    char name[128]; /* _name_or_path, may be empty */
 } hf_config;
 
 /* Parses config.json text json[0..len). `what` names the file in errors. 0 ok, HERD_E_FORMAT /

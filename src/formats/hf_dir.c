@@ -66,7 +66,8 @@ static bool map_name(const char *in, char *out, size_t cap, bool to_gguf) {
     const char *rest = layer_prefix(in, to_gguf ? "model.layers." : "blk.", &l);
     if (!rest) return false;
     for (size_t i = 0; i < sizeof k_layer / sizeof k_layer[0]; i++) {
-        const char *from = to_gguf ? k_layer[i].hf : k_layer[i].gguf, *to = to_gguf ? k_layer[i].gguf : k_layer[i].hf;
+        const char *from = to_gguf ? k_layer[i].hf : k_layer[i].gguf,
+                   *to = to_gguf ? k_layer[i].gguf : k_layer[i].hf;
         size_t fl = strlen(from);
         if (strncmp(rest, from, fl) != 0) continue;
         const char *suffix = rest + fl;
@@ -100,8 +101,8 @@ bool hf_is_dir(const char *path) {
 static int open_shard(hf_dir *d, const char *file) {
     char path[4096];
     if (strchr(file, '/') || strcmp(file, "..") == 0 || strcmp(file, ".") == 0)
-        return herd_err(HERD_E_FORMAT, "hf: %s: shard name '%.200s' is not a file name in the directory", d->dir,
-                        file);
+        return herd_err(HERD_E_FORMAT, "hf: %s: shard name '%.200s' is not a file name in the directory",
+                        d->dir, file);
     snprintf(path, sizeof path, "%s/%s", d->dir, file);
     d->shards = herd_xrealloc(d->shards, (size_t)(d->n_shards + 1) * sizeof *d->shards);
     hf_shard *s = &d->shards[d->n_shards];
@@ -149,8 +150,8 @@ static int open_indexed_shards(hf_dir *d, const char *index_path) {
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
     if (!root)
-        return herd_err(HERD_E_FORMAT, "hf: %s is not valid JSON (line %d, column %d): %s", index_path, jerr.line,
-                        jerr.column, jerr.text);
+        return herd_err(HERD_E_FORMAT, "hf: %s is not valid JSON (line %d, column %d): %s", index_path,
+                        jerr.line, jerr.column, jerr.text);
     json_t *wm = json_object_get(root, "weight_map");
     const char *key;
     json_t *val;
@@ -173,7 +174,8 @@ static int open_indexed_shards(hf_dir *d, const char *index_path) {
             if (rc == HERD_E_IO) {
                 char why[512];
                 snprintf(why, sizeof why, "%s", herd_last_error());
-                rc = herd_err(HERD_E_IO, "hf: %s lists tensor '%.200s' in shard '%.200s', which is missing (%s)",
+                rc = herd_err(HERD_E_IO,
+                              "hf: %s lists tensor '%.200s' in shard '%.200s', which is missing (%s)",
                               index_path, key, file, why);
             }
             goto done;
@@ -187,8 +189,9 @@ static int open_indexed_shards(hf_dir *d, const char *index_path) {
             if (strcmp(slash ? slash + 1 : p, file) == 0) found = st_find(&d->shards[i].st, key) != NULL;
         }
         if (!found) {
-            rc = herd_err(HERD_E_FORMAT, "hf: %s lists tensor '%.200s' in '%.200s', which does not contain it",
-                          index_path, key, file);
+            rc =
+                herd_err(HERD_E_FORMAT, "hf: %s lists tensor '%.200s' in '%.200s', which does not contain it",
+                         index_path, key, file);
             goto done;
         }
     }
@@ -208,8 +211,8 @@ int hf_dir_open(const char *dir, hf_dir **out) {
     struct stat st;
     int rc;
     if (stat(path, &st) != 0) {
-        rc = herd_err(HERD_E_IO, "'%s' is a directory, but not a Hugging Face model directory (no config.json)",
-                      d->dir);
+        rc = herd_err(HERD_E_IO,
+                      "'%s' is a directory, but not a Hugging Face model directory (no config.json)", d->dir);
         goto fail;
     }
     if ((rc = hf_config_load(d->dir, &d->cfg))) goto fail;
@@ -242,19 +245,21 @@ int hf_dir_tensors(const hf_dir *d, tensor_table *tt) {
             const st_tensor *t = &sh->st.tensors[i];
             if (ends_with(t->name, ".rotary_emb.inv_freq") || ends_with(t->name, ".input_scale_ub")) continue;
             if (!hf_name_to_gguf(t->name, name, sizeof name))
-                return herd_err(HERD_E_FORMAT, "hf: %s: tensor '%.200s' is not part of a LlamaForCausalLM checkpoint",
+                return herd_err(HERD_E_FORMAT,
+                                "hf: %s: tensor '%.200s' is not part of a LlamaForCausalLM checkpoint",
                                 sh->map.path, t->name);
             long layer;
             if (layer_prefix(name, "blk.", &layer) && layer >= d->cfg.n_layer)
-                return herd_err(HERD_E_FORMAT, "hf: %s: tensor '%.200s' is in layer %ld, but config.json has %lld layers",
+                return herd_err(HERD_E_FORMAT,
+                                "hf: %s: tensor '%.200s' is in layer %ld, but config.json has %lld layers",
                                 sh->map.path, t->name, layer, (long long)d->cfg.n_layer);
             const tensor_ref *dup = tensor_table_find(tt, name);
             if (dup)
-                return herd_err(HERD_E_FORMAT, "hf: tensor '%.200s' appears in both %s and %s", t->name, dup->file,
-                                sh->map.path);
+                return herd_err(HERD_E_FORMAT, "hf: tensor '%.200s' appears in both %s and %s", t->name,
+                                dup->file, sh->map.path);
             if (t->n_dims > GGUF_MAX_DIMS)
-                return herd_err(HERD_E_FORMAT, "hf: %s: tensor '%.200s' has %d dimensions", sh->map.path, t->name,
-                                t->n_dims);
+                return herd_err(HERD_E_FORMAT, "hf: %s: tensor '%.200s' has %d dimensions", sh->map.path,
+                                t->name, t->n_dims);
             tensor_ref *r = tensor_table_add(tt, name);
             r->src_name = t->name;
             r->file = sh->map.path;

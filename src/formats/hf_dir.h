@@ -34,9 +34,9 @@ typedef struct {
 typedef struct {
     char *dir;
     hf_config cfg;
-    hf_shard *shards;      /* [n_shards], in index (or file-name) order */
+    hf_shard *shards; /* [n_shards], in index (or file-name) order */
     int n_shards;
-    uint64_t total_bytes;  /* of the shards */
+    uint64_t total_bytes; /* of the shards */
 } hf_dir;
 
 /* True if path is a directory. */

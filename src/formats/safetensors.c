@@ -16,10 +16,21 @@ static const struct {
     int size;
     int type; /* herd_type, or -1 */
 } k_dtypes[] = {
-    {"F64", 8, -1},  {"F32", 4, HERD_TYPE_F32}, {"F16", 2, HERD_TYPE_F16}, {"BF16", 2, HERD_TYPE_BF16},
-    {"F8_E4M3", 1, HERD_TYPE_FP8_E4M3},         {"F8_E5M2", 1, -1},         {"I64", 8, -1},
-    {"I32", 4, -1},  {"I16", 2, -1},            {"I8", 1, -1},              {"U64", 8, -1},
-    {"U32", 4, -1},  {"U16", 2, -1},            {"U8", 1, -1},              {"BOOL", 1, -1},
+    {"F64", 8, -1},
+    {"F32", 4, HERD_TYPE_F32},
+    {"F16", 2, HERD_TYPE_F16},
+    {"BF16", 2, HERD_TYPE_BF16},
+    {"F8_E4M3", 1, HERD_TYPE_FP8_E4M3},
+    {"F8_E5M2", 1, -1},
+    {"I64", 8, -1},
+    {"I32", 4, -1},
+    {"I16", 2, -1},
+    {"I8", 1, -1},
+    {"U64", 8, -1},
+    {"U32", 4, -1},
+    {"U16", 2, -1},
+    {"U8", 1, -1},
+    {"BOOL", 1, -1},
 };
 
 int st_dtype_size(const char *dtype) {
@@ -42,71 +53,79 @@ static int64_t json_uint(const json_t *v, int64_t max) {
 }
 
 /* Fills t from the header entry e of tensor `name`. */
-static int parse_entry(const char *what, const char *name, const json_t *e, uint64_t data_size, st_tensor *t) {
+static int parse_entry(const char *what, const char *name, const json_t *e, uint64_t data_size,
+                       st_tensor *t) {
     if (!json_is_object(e))
-        return herd_err(HERD_E_FORMAT, "safetensors: %s: header entry of tensor '%s' is not an object", what, name);
+        return herd_err(HERD_E_FORMAT, "safetensors: %s: header entry of tensor '%s' is not an object", what,
+                        name);
     const json_t *dt = json_object_get(e, "dtype"), *sh = json_object_get(e, "shape"),
                  *off = json_object_get(e, "data_offsets");
     if (!json_is_string(dt) || !json_is_array(sh) || !json_is_array(off) || json_array_size(off) != 2)
-        return herd_err(HERD_E_FORMAT,
-                        "safetensors: %s: tensor '%s' needs a string dtype, a shape array and two data_offsets",
-                        what, name);
+        return herd_err(
+            HERD_E_FORMAT,
+            "safetensors: %s: tensor '%s' needs a string dtype, a shape array and two data_offsets", what,
+            name);
     const char *dtype = json_string_value(dt);
     int esize = st_dtype_size(dtype);
     if (esize == 0)
-        return herd_err(HERD_E_UNSUPPORTED, "safetensors: %s: tensor '%s' has unknown dtype '%.16s'", what, name,
-                        dtype);
+        return herd_err(HERD_E_UNSUPPORTED, "safetensors: %s: tensor '%s' has unknown dtype '%.16s'", what,
+                        name, dtype);
     snprintf(t->dtype, sizeof t->dtype, "%s", dtype);
     t->type = dtype_type(dtype);
     size_t nd = json_array_size(sh);
     if (nd > ST_MAX_DIMS)
-        return herd_err(HERD_E_FORMAT, "safetensors: %s: tensor '%s' has %zu dimensions (at most %d)", what, name,
-                        nd, ST_MAX_DIMS);
+        return herd_err(HERD_E_FORMAT, "safetensors: %s: tensor '%s' has %zu dimensions (at most %d)", what,
+                        name, nd, ST_MAX_DIMS);
     t->n_dims = (int)nd;
     /* element count <= 2^62 / 8, checked as it grows, so count * esize cannot overflow */
     uint64_t count = 1;
     for (size_t d = 0; d < nd; d++) {
         int64_t x = json_uint(json_array_get(sh, d), (int64_t)1 << 40);
         if (x < 0)
-            return herd_err(HERD_E_FORMAT, "safetensors: %s: tensor '%s' has an invalid dimension %zu", what, name,
-                            d);
+            return herd_err(HERD_E_FORMAT, "safetensors: %s: tensor '%s' has an invalid dimension %zu", what,
+                            name, d);
         t->shape[d] = x;
         if (x != 0 && count > (((uint64_t)1 << 59) / (uint64_t)x))
             return herd_err(HERD_E_FORMAT, "safetensors: %s: tensor '%s' is absurdly large", what, name);
         count *= (uint64_t)x;
     }
-    int64_t b = json_uint(json_array_get(off, 0), INT64_MAX), en = json_uint(json_array_get(off, 1), INT64_MAX);
+    int64_t b = json_uint(json_array_get(off, 0), INT64_MAX),
+            en = json_uint(json_array_get(off, 1), INT64_MAX);
     if (b < 0 || en < 0 || b > en)
         return herd_err(HERD_E_FORMAT, "safetensors: %s: tensor '%s' has invalid data_offsets", what, name);
     if ((uint64_t)en > data_size)
-        return herd_err(HERD_E_FORMAT,
-                        "safetensors: %s: tensor '%s' (bytes %lld..%lld of the data) lies beyond the end of the "
-                        "file (%llu data bytes): truncated?",
-                        what, name, (long long)b, (long long)en, (unsigned long long)data_size);
+        return herd_err(
+            HERD_E_FORMAT,
+            "safetensors: %s: tensor '%s' (bytes %lld..%lld of the data) lies beyond the end of the "
+            "file (%llu data bytes): truncated?",
+            what, name, (long long)b, (long long)en, (unsigned long long)data_size);
     t->nbytes = (uint64_t)(en - b);
     if (t->nbytes != count * (uint64_t)esize)
         return herd_err(HERD_E_FORMAT,
-                        "safetensors: %s: tensor '%s' has %llu bytes, but its shape and dtype %s need %llu", what,
-                        name, (unsigned long long)t->nbytes, dtype, (unsigned long long)(count * (uint64_t)esize));
+                        "safetensors: %s: tensor '%s' has %llu bytes, but its shape and dtype %s need %llu",
+                        what, name, (unsigned long long)t->nbytes, dtype,
+                        (unsigned long long)(count * (uint64_t)esize));
     return HERD_OK;
 }
 
 int st_parse(const uint8_t *buf, uint64_t size, const char *what, st_file *out) {
     memset(out, 0, sizeof *out);
     uint64_t n;
-    if (size < 8) return herd_err(HERD_E_FORMAT, "safetensors: %s: file of %llu bytes is too short", what,
-                                  (unsigned long long)size);
+    if (size < 8)
+        return herd_err(HERD_E_FORMAT, "safetensors: %s: file of %llu bytes is too short", what,
+                        (unsigned long long)size);
     memcpy(&n, buf, 8); /* little-endian hosts only (x86-64) */
     if (n < 2 || n > size - 8 || n > ST_MAX_HEADER)
-        return herd_err(HERD_E_FORMAT,
-                        "safetensors: %s: header length %llu does not fit the file of %llu bytes (truncated or "
-                        "not a safetensors file)",
-                        what, (unsigned long long)n, (unsigned long long)size);
+        return herd_err(
+            HERD_E_FORMAT,
+            "safetensors: %s: header length %llu does not fit the file of %llu bytes (truncated or "
+            "not a safetensors file)",
+            what, (unsigned long long)n, (unsigned long long)size);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)buf + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return herd_err(HERD_E_FORMAT, "safetensors: %s: header is not valid JSON (line %d, column %d): %s", what,
-                        jerr.line, jerr.column, jerr.text);
+        return herd_err(HERD_E_FORMAT, "safetensors: %s: header is not valid JSON (line %d, column %d): %s",
+                        what, jerr.line, jerr.column, jerr.text);
     int rc = HERD_OK;
     if (!json_is_object(root)) {
         rc = herd_err(HERD_E_FORMAT, "safetensors: %s: header is not a JSON object", what);
@@ -129,8 +148,8 @@ int st_parse(const uint8_t *buf, uint64_t size, const char *what, st_file *out) 
         /* mappings are page-aligned, so this makes every typed load of the tensor aligned */
         if (at % (uint64_t)esize != 0) {
             rc = herd_err(HERD_E_FORMAT,
-                          "safetensors: %s: tensor '%s' at byte %llu is not aligned to its %d-byte elements", what,
-                          t->name, (unsigned long long)at, esize);
+                          "safetensors: %s: tensor '%s' at byte %llu is not aligned to its %d-byte elements",
+                          what, t->name, (unsigned long long)at, esize);
             goto done;
         }
         t->data = buf + at;

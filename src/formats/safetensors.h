@@ -21,19 +21,19 @@
 #define ST_MAX_DIMS 8
 
 typedef struct {
-    char *name;                   /* owned, NUL-terminated */
-    char dtype[12];               /* as written: "BF16", "F8_E4M3", ... */
-    int type;                     /* herd_type for F32/F16/BF16/F8_E4M3; -1 for other dtypes */
-    int n_dims;                   /* 0 for a scalar */
-    int64_t shape[ST_MAX_DIMS];   /* row-major, shape[n_dims - 1] contiguous */
-    const uint8_t *data;          /* into the mapped file */
+    char *name;                 /* owned, NUL-terminated */
+    char dtype[12];             /* as written: "BF16", "F8_E4M3", ... */
+    int type;                   /* herd_type for F32/F16/BF16/F8_E4M3; -1 for other dtypes */
+    int n_dims;                 /* 0 for a scalar */
+    int64_t shape[ST_MAX_DIMS]; /* row-major, shape[n_dims - 1] contiguous */
+    const uint8_t *data;        /* into the mapped file */
     uint64_t nbytes;
 } st_tensor;
 
 typedef struct {
-    st_tensor *tensors;           /* owned array, in header order */
+    st_tensor *tensors; /* owned array, in header order */
     int64_t n_tensors;
-    uint64_t data_offset;         /* 8 + N */
+    uint64_t data_offset; /* 8 + N */
 } st_file;
 
 /* Parses buf[0..size) (a mapping that outlives the result). `what` names the file in errors.

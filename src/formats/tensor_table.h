@@ -15,20 +15,20 @@
 #include "../gguf/gguf.h"
 
 typedef struct {
-    char *name;            /* herd's GGUF name (owned) */
-    const char *src_name;  /* the name in its file (== name for GGUF) */
-    const char *file;      /* path of the file holding it */
-    const char *dtype;     /* the file's name of the element type: "BF16", "q4_k" */
-    int type;              /* herd type id; -1 when herd cannot compute with this dtype */
+    char *name;           /* herd's GGUF name (owned) */
+    const char *src_name; /* the name in its file (== name for GGUF) */
+    const char *file;     /* path of the file holding it */
+    const char *dtype;    /* the file's name of the element type: "BF16", "q4_k" */
+    int type;             /* herd type id; -1 when herd cannot compute with this dtype */
     int n_dims;
     int64_t ne[GGUF_MAX_DIMS]; /* GGUF order: ne[0] is the contiguous dimension; unused dims are 1 */
-    bool row_major;        /* the file lists dimensions outermost first (safetensors) */
-    const uint8_t *data;   /* nbytes, inside a mapping that outlives the table */
+    bool row_major;            /* the file lists dimensions outermost first (safetensors) */
+    const uint8_t *data;       /* nbytes, inside a mapping that outlives the table */
     uint64_t nbytes;
 } tensor_ref;
 
 typedef struct {
-    tensor_ref *t;         /* owned */
+    tensor_ref *t; /* owned */
     int64_t n, cap;
 } tensor_table;
 

@@ -25,27 +25,38 @@
 
 typedef struct {
     const herd_model *m;
-    const weight *w;       /* source matrix, or NULL for a ready f32 vector */
+    const weight *w; /* source matrix, or NULL for a ready f32 vector */
     int out_type;
-    int64_t perm_heads;    /* > 0: permute HF Q/K rows of this many heads into GGUF order */
-    float *scales;         /* FP8 output: [n_out] row scales, filled with the matrix, written after it */
-    bool is_scale;         /* this item writes `scales` of the item before it */
+    int64_t perm_heads; /* > 0: permute HF Q/K rows of this many heads into GGUF order */
+    float *scales;      /* FP8 output: [n_out] row scales, filled with the matrix, written after it */
+    bool is_scale;      /* this item writes `scales` of the item before it */
 } conv_item;
 
 /* llama.cpp's general.file_type (llama_ftype) for the weight type; -1 for herd's own types */
 int model_gguf_file_type(int type) {
     switch (type) {
-    case HERD_TYPE_F32: return 0;
-    case HERD_TYPE_F16: return 1;
-    case HERD_TYPE_Q4_0: return 2;
-    case HERD_TYPE_Q8_0: return 7;
-    case HERD_TYPE_Q2_K: return 10;
-    case HERD_TYPE_Q3_K: return 11; /* Q3_K_S: llama.cpp names no all-Q3_K file; "S" is the plain mix */
-    case HERD_TYPE_Q4_K: return 14; /* Q4_K_S, likewise */
-    case HERD_TYPE_Q5_K: return 16; /* Q5_K_S */
-    case HERD_TYPE_Q6_K: return 18;
-    case HERD_TYPE_BF16: return 32;
-    default: return -1;
+    case HERD_TYPE_F32:
+        return 0;
+    case HERD_TYPE_F16:
+        return 1;
+    case HERD_TYPE_Q4_0:
+        return 2;
+    case HERD_TYPE_Q8_0:
+        return 7;
+    case HERD_TYPE_Q2_K:
+        return 10;
+    case HERD_TYPE_Q3_K:
+        return 11; /* Q3_K_S: llama.cpp names no all-Q3_K file; "S" is the plain mix */
+    case HERD_TYPE_Q4_K:
+        return 14; /* Q4_K_S, likewise */
+    case HERD_TYPE_Q5_K:
+        return 16; /* Q5_K_S */
+    case HERD_TYPE_Q6_K:
+        return 18;
+    case HERD_TYPE_BF16:
+        return 32;
+    default:
+        return -1;
     }
 }
 
@@ -66,7 +77,8 @@ static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
     }
     const weight *w = it->w;
     const kernel_type_ops *in = kernels_type_isa(w->type, KERNEL_ISA_REF);
-    const kernel_type_ops *out = it->out_type == HERD_TYPE_FP8_E4M3 ? NULL : kernels_type_isa(it->out_type, KERNEL_ISA_REF);
+    const kernel_type_ops *out =
+        it->out_type == HERD_TYPE_FP8_E4M3 ? NULL : kernels_type_isa(it->out_type, KERNEL_ISA_REF);
     int64_t out_row = it->out_type == HERD_TYPE_FP8_E4M3 ? w->n_in : kernels_row_bytes(it->out_type, w->n_in);
     HERD_ASSERT(nbytes == (uint64_t)(out_row * w->n_out));
     bool copy = it->out_type == w->type && !w->row_scale;
@@ -84,15 +96,18 @@ static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
         in->to_f32(src, row, w->n_in);
         if (w->row_scale)
             for (int64_t i = 0; i < w->n_in; i++) row[i] *= w->row_scale[sr];
-        if (it->out_type == HERD_TYPE_FP8_E4M3) it->scales[r] = fp8_quantize_row_ref(row, d, w->n_in, INFINITY);
-        else out->from_f32(row, d, w->n_in);
+        if (it->out_type == HERD_TYPE_FP8_E4M3)
+            it->scales[r] = fp8_quantize_row_ref(row, d, w->n_in, INFINITY);
+        else
+            out->from_f32(row, d, w->n_in);
     }
     free(row);
     return HERD_OK;
 }
 
 /* The output type of matrix w of layer l (-1 for the embeddings and output) */
-static int out_type_of(const herd_model *m, const herd_convert_params *p, const weight *w, int64_t l, bool ffn) {
+static int out_type_of(const herd_model *m, const herd_convert_params *p, const weight *w, int64_t l,
+                       bool ffn) {
     if (p->type == HERD_TYPE_FP8_E4M3) {
         if (ffn && l > 0 && l < m->hp.n_layer - 1) return HERD_TYPE_FP8_E4M3;
         return w->type == HERD_TYPE_FP8_E4M3 ? HERD_TYPE_BF16 : w->type;
@@ -103,9 +118,11 @@ static int out_type_of(const herd_model *m, const herd_convert_params *p, const 
 int herd_convert(const char *in_path, const char *out_path, const herd_convert_params *p) {
     herd_convert_params dflt = {.type = -1};
     if (!p) p = &dflt;
-    if (p->type >= 0 && p->type != HERD_TYPE_FP8_E4M3 && p->type != HERD_TYPE_F32 && p->type != HERD_TYPE_F16 &&
-        p->type != HERD_TYPE_BF16 && p->type != HERD_TYPE_Q8_0 && p->type != HERD_TYPE_Q4_0)
-        return herd_err(HERD_E_ARG, "convert: cannot write weights of type %s (f32, f16, bf16, q8_0, q4_0, fp8)",
+    if (p->type >= 0 && p->type != HERD_TYPE_FP8_E4M3 && p->type != HERD_TYPE_F32 &&
+        p->type != HERD_TYPE_F16 && p->type != HERD_TYPE_BF16 && p->type != HERD_TYPE_Q8_0 &&
+        p->type != HERD_TYPE_Q4_0)
+        return herd_err(HERD_E_ARG,
+                        "convert: cannot write weights of type %s (f32, f16, bf16, q8_0, q4_0, fp8)",
                         herd_type_name(p->type));
     herd_model *m;
     int rc = model_load(in_path, 0, &m);
@@ -121,38 +138,40 @@ int herd_convert(const char *in_path, const char *out_path, const herd_convert_p
     int main_type = -1;
 
     /* tensors first: whether FP8 is written decides the metadata */
-#define VEC(nm, ptr, len)                                                                                      \
-    do {                                                                                                       \
-        int64_t ne_[1] = {(len)};                                                                              \
-        if (!rc) rc = gguf_writer_add_tensor(w, (nm), HERD_TYPE_F32, 1, ne_, (ptr), NULL, NULL);               \
+#define VEC(nm, ptr, len)                                                                                    \
+    do {                                                                                                     \
+        int64_t ne_[1] = {(len)};                                                                            \
+        if (!rc) rc = gguf_writer_add_tensor(w, (nm), HERD_TYPE_F32, 1, ne_, (ptr), NULL, NULL);             \
     } while (0)
-#define MAT(nm, wt, layer, ffn, heads)                                                                         \
-    do {                                                                                                       \
-        conv_item *it_ = &items[n++];                                                                          \
-        it_->m = m;                                                                                            \
-        it_->w = (wt);                                                                                         \
-        it_->out_type = out_type_of(m, p, (wt), (layer), (ffn));                                               \
-        it_->perm_heads = m->rope_half_split ? (heads) : 0;                                                    \
-        int64_t ne_[2] = {(wt)->n_in, (wt)->n_out};                                                            \
-        const kernel_type_ops *o_ = kernels_type_isa(it_->out_type, KERNEL_ISA_REF);                            \
-        if (!rc && (!o_ || (wt)->n_in % o_->block))                                                            \
-            rc = herd_err(HERD_E_ARG, "convert: tensor '%s' has rows of %lld, not a multiple of the %s block",   \
-                          (nm), (long long)(wt)->n_in, herd_type_name(it_->out_type));                         \
-        if (!rc) rc = gguf_writer_add_tensor(w, (nm), it_->out_type, 2, ne_, NULL, fill, it_);                 \
-        if (main_type < 0 && (ffn)) main_type = it_->out_type;                                                 \
-        if (it_->out_type == HERD_TYPE_FP8_E4M3 || (wt)->row_scale) {                                          \
-            if (it_->out_type == HERD_TYPE_FP8_E4M3) fp8_out = true;                                            \
-            if (it_->out_type == HERD_TYPE_FP8_E4M3) it_->scales = malloc((size_t)(wt)->n_out * sizeof(float)); \
-        }                                                                                                      \
-        if (it_->out_type == HERD_TYPE_FP8_E4M3) {                                                             \
-            char sn_[128];                                                                                     \
-            snprintf(sn_, sizeof sn_, "%s" MODEL_FP8_SCALE_SUFFIX, (nm));                                      \
-            conv_item *sc_ = &items[n++];                                                                      \
-            sc_->is_scale = true;                                                                              \
-            int64_t sne_[1] = {(wt)->n_out};                                                                   \
-            if (!it_->scales) rc = herd_err(HERD_E_NOMEM, "convert: out of memory");                           \
-            if (!rc) rc = gguf_writer_add_tensor(w, sn_, HERD_TYPE_F32, 1, sne_, NULL, fill, sc_);             \
-        }                                                                                                      \
+#define MAT(nm, wt, layer, ffn, heads)                                                                       \
+    do {                                                                                                     \
+        conv_item *it_ = &items[n++];                                                                        \
+        it_->m = m;                                                                                          \
+        it_->w = (wt);                                                                                       \
+        it_->out_type = out_type_of(m, p, (wt), (layer), (ffn));                                             \
+        it_->perm_heads = m->rope_half_split ? (heads) : 0;                                                  \
+        int64_t ne_[2] = {(wt)->n_in, (wt)->n_out};                                                          \
+        const kernel_type_ops *o_ = kernels_type_isa(it_->out_type, KERNEL_ISA_REF);                         \
+        if (!rc && (!o_ || (wt)->n_in % o_->block))                                                          \
+            rc = herd_err(HERD_E_ARG,                                                                        \
+                          "convert: tensor '%s' has rows of %lld, not a multiple of the %s block", (nm),     \
+                          (long long)(wt)->n_in, herd_type_name(it_->out_type));                             \
+        if (!rc) rc = gguf_writer_add_tensor(w, (nm), it_->out_type, 2, ne_, NULL, fill, it_);               \
+        if (main_type < 0 && (ffn)) main_type = it_->out_type;                                               \
+        if (it_->out_type == HERD_TYPE_FP8_E4M3 || (wt)->row_scale) {                                        \
+            if (it_->out_type == HERD_TYPE_FP8_E4M3) fp8_out = true;                                         \
+            if (it_->out_type == HERD_TYPE_FP8_E4M3)                                                         \
+                it_->scales = malloc((size_t)(wt)->n_out * sizeof(float));                                   \
+        }                                                                                                    \
+        if (it_->out_type == HERD_TYPE_FP8_E4M3) {                                                           \
+            char sn_[128];                                                                                   \
+            snprintf(sn_, sizeof sn_, "%s" MODEL_FP8_SCALE_SUFFIX, (nm));                                    \
+            conv_item *sc_ = &items[n++];                                                                    \
+            sc_->is_scale = true;                                                                            \
+            int64_t sne_[1] = {(wt)->n_out};                                                                 \
+            if (!it_->scales) rc = herd_err(HERD_E_NOMEM, "convert: out of memory");                         \
+            if (!rc) rc = gguf_writer_add_tensor(w, sn_, HERD_TYPE_F32, 1, sne_, NULL, fill, sc_);           \
+        }                                                                                                    \
     } while (0)
 
     MAT("token_embd.weight", &m->tok_embd, -1, false, 0);

@@ -42,9 +42,11 @@ int model_load_hf(herd_model *m, const char *dir) {
     if ((rc = vocab_load(meta, hf_vocab_source(m->hf_vocab), &m->vocab))) return rc;
     hp->n_vocab = vocab_n_tokens(m->vocab);
     if (hp->n_vocab != c->n_vocab)
-        return herd_err(HERD_E_FORMAT, "model: %s: config.json vocab_size %lld differs from the %lld tokenizer tokens",
+        return herd_err(HERD_E_FORMAT,
+                        "model: %s: config.json vocab_size %lld differs from the %lld tokenizer tokens",
                         m->file.path, (long long)c->n_vocab, (long long)hp->n_vocab);
     gguf_str tmpl;
-    if (gguf_get_str(meta, "tokenizer.chat_template", &tmpl)) m->chat_template = herd_xstrndup(tmpl.ptr, tmpl.len);
+    if (gguf_get_str(meta, "tokenizer.chat_template", &tmpl))
+        m->chat_template = herd_xstrndup(tmpl.ptr, tmpl.len);
     return hf_dir_tensors(m->hf, &m->tensors);
 }

@@ -11,7 +11,8 @@
 void model_llama3_rope_freqs(float *out, int64_t head_dim, float theta, float factor, float low_freq_factor,
                              float high_freq_factor, float orig_ctx) {
     const float two_pi = (float)(2.0 * M_PI);
-    const double low_wavelen = (double)orig_ctx / low_freq_factor, high_wavelen = (double)orig_ctx / high_freq_factor;
+    const double low_wavelen = (double)orig_ctx / low_freq_factor,
+                 high_wavelen = (double)orig_ctx / high_freq_factor;
     for (int64_t i = 0; i < head_dim / 2; i++) {
         float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
         float wavelen = two_pi / freq;

@@ -31,12 +31,12 @@ struct hf_vocab {
     int64_t n_tokens;
     uint64_t *tok_off; /* [n_tokens], UNSET until assigned */
     uint32_t *tok_len;
-    int32_t *types;    /* [n_tokens] TOKEN_TYPE_* */
+    int32_t *types; /* [n_tokens] TOKEN_TYPE_* */
     int64_t n_merges, cap_merges;
     uint64_t *merge_off;
     uint32_t *merge_len;
-    int64_t bos, eos;  /* -1 unknown */
-    int add_bos;       /* -1 unknown */
+    int64_t bos, eos; /* -1 unknown */
+    int add_bos;      /* -1 unknown */
     uint64_t tmpl_off;
     size_t tmpl_len;
     bool has_tmpl;
@@ -89,7 +89,8 @@ static void pad_tokens(hf_vocab *v) {
 static int64_t find_token(const hf_vocab *v, const char *text) {
     size_t n = strlen(text);
     for (int64_t i = 0; i < v->n_tokens; i++)
-        if (v->tok_off[i] != UNSET && v->tok_len[i] == n && memcmp(v->pool + v->tok_off[i], text, n) == 0) return i;
+        if (v->tok_off[i] != UNSET && v->tok_len[i] == n && memcmp(v->pool + v->tok_off[i], text, n) == 0)
+            return i;
     return -1;
 }
 
@@ -199,17 +200,20 @@ static int check_pretokenizer(const json_t *root, const char *what) {
     const json_t *pt = json_object_get(root, "pre_tokenizer");
     const json_t *list = json_object_get(pt, "pretokenizers");
     const json_t *split = json_array_get(list, 0), *bl = json_array_get(list, 1);
-    bool ok = str_eq(pt, "type", "Sequence") && json_array_size(list) == 2 && str_eq(split, "type", "Split") &&
+    bool ok = str_eq(pt, "type", "Sequence") && json_array_size(list) == 2 &&
+              str_eq(split, "type", "Split") &&
               str_eq(json_object_get(split, "pattern"), "Regex", k_llama3_regex) &&
               str_eq(split, "behavior", "Isolated") && !json_is_true(json_object_get(split, "invert")) &&
               str_eq(bl, "type", "ByteLevel") && json_is_false(json_object_get(bl, "use_regex"));
     if (!ok)
-        return herd_err(HERD_E_UNSUPPORTED,
-                        "tokenizer: %s: the pre-tokenizer is not Llama 3's (a Split on the Llama 3 regex, then "
-                        "ByteLevel); herd runs only the Llama 3 tokenizer",
-                        what);
+        return herd_err(
+            HERD_E_UNSUPPORTED,
+            "tokenizer: %s: the pre-tokenizer is not Llama 3's (a Split on the Llama 3 regex, then "
+            "ByteLevel); herd runs only the Llama 3 tokenizer",
+            what);
     if (!is_null_or_absent(root, "normalizer"))
-        return herd_err(HERD_E_UNSUPPORTED, "tokenizer: %s: has a normalizer; Llama 3's tokenizer has none", what);
+        return herd_err(HERD_E_UNSUPPORTED, "tokenizer: %s: has a normalizer; Llama 3's tokenizer has none",
+                        what);
     return HERD_OK;
 }
 
@@ -217,8 +221,9 @@ static int check_pretokenizer(const json_t *root, const char *what) {
 static int set_token(hf_vocab *v, const char *what, json_int_t id, const char *text, size_t len, int type,
                      bool allow_override) {
     if (id < 0 || id >= v->n_tokens)
-        return herd_err(HERD_E_FORMAT, "tokenizer: %s: token '%.64s' has id %lld, outside the vocabulary of %lld",
-                        what, text, (long long)id, (long long)v->n_tokens);
+        return herd_err(HERD_E_FORMAT,
+                        "tokenizer: %s: token '%.64s' has id %lld, outside the vocabulary of %lld", what,
+                        text, (long long)id, (long long)v->n_tokens);
     if (v->tok_off[id] != UNSET && !allow_override)
         return herd_err(HERD_E_FORMAT, "tokenizer: %s: id %lld is given to two tokens", what, (long long)id);
     v->tok_off[id] = pool_add(v, text, len);
@@ -236,7 +241,8 @@ static int json_vocab(hf_vocab *v, const json_t *root, const char *what, int64_t
     if (!str_eq(model, "type", "BPE") || json_is_true(json_object_get(model, "byte_fallback")))
         return herd_err(HERD_E_UNSUPPORTED, "tokenizer: %s: model is not a byte-level BPE (Llama 3's)", what);
     if (!json_is_object(vocab) || !json_is_array(merges) || (added && !json_is_array(added)))
-        return herd_err(HERD_E_FORMAT, "tokenizer: %s: needs model.vocab (object), model.merges and added_tokens (lists)",
+        return herd_err(HERD_E_FORMAT,
+                        "tokenizer: %s: needs model.vocab (object), model.merges and added_tokens (lists)",
                         what);
     /* the vocabulary size: config.json's, or the largest id + 1 */
     json_int_t max_id = -1;
@@ -258,7 +264,8 @@ static int json_vocab(hf_vocab *v, const json_t *root, const char *what, int64_t
         return herd_err(HERD_E_FORMAT, "tokenizer: %s: token id %lld is too large for %zu tokens", what,
                         (long long)max_id, n_given);
     if (n_vocab > 0 && max_id >= n_vocab)
-        return herd_err(HERD_E_FORMAT, "tokenizer: %s: token id %lld is outside config.json's vocab_size %lld", what,
+        return herd_err(HERD_E_FORMAT,
+                        "tokenizer: %s: token id %lld is outside config.json's vocab_size %lld", what,
                         (long long)max_id, (long long)n_vocab);
     alloc_tokens(v, n_vocab > 0 ? n_vocab : max_id + 1);
     json_object_foreach((json_t *)vocab, text, val) {
@@ -268,7 +275,8 @@ static int json_vocab(hf_vocab *v, const json_t *root, const char *what, int64_t
     for (size_t i = 0; i < json_array_size(added); i++) {
         const json_t *a = json_array_get(added, i), *c = json_object_get(a, "content");
         if (!json_is_integer(json_object_get(a, "id")) || !json_is_string(c))
-            return herd_err(HERD_E_FORMAT, "tokenizer: %s: added_tokens[%zu] needs an id and a content", what, i);
+            return herd_err(HERD_E_FORMAT, "tokenizer: %s: added_tokens[%zu] needs an id and a content", what,
+                            i);
         int type = json_is_true(json_object_get(a, "special")) ? TOKEN_TYPE_CONTROL : TOKEN_TYPE_USER_DEFINED;
         if ((rc = set_token(v, what, json_integer_value(json_object_get(a, "id")), json_string_value(c),
                             json_string_length(c), type, true)))
@@ -288,7 +296,8 @@ static int json_vocab(hf_vocab *v, const json_t *root, const char *what, int64_t
                 return herd_err(HERD_E_FORMAT, "tokenizer: %s: merge %zu is too long", what, i);
             add_merge(v, pool_add(v, buf, (size_t)n), (size_t)n);
         } else {
-            return herd_err(HERD_E_FORMAT, "tokenizer: %s: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", what, i);
+            return herd_err(HERD_E_FORMAT, "tokenizer: %s: merge %zu is neither \"a b\" nor [\"a\", \"b\"]",
+                            what, i);
         }
     }
     /* a TemplateProcessing post-processor that starts with a special token prepends BOS */
@@ -308,8 +317,8 @@ int hf_vocab_from_json(const char *json, size_t len, const char *what, int64_t n
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
     if (!root)
-        return herd_err(HERD_E_FORMAT, "tokenizer: %s is not valid JSON (line %d, column %d): %s", what, jerr.line,
-                        jerr.column, jerr.text);
+        return herd_err(HERD_E_FORMAT, "tokenizer: %s is not valid JSON (line %d, column %d): %s", what,
+                        jerr.line, jerr.column, jerr.text);
     hf_vocab *v = vocab_new(what);
     int rc = json_is_object(root) ? json_vocab(v, root, what, n_vocab)
                                   : herd_err(HERD_E_FORMAT, "tokenizer: %s is not a JSON object", what);
@@ -333,7 +342,8 @@ static int byte_char(int b, char *out) {
         cp = b;
     } else {
         int n = 0;
-        for (int x = 0; x < b; x++) n += !((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255));
+        for (int x = 0; x < b; x++)
+            n += !((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255));
         cp = 256 + n;
     }
     if (cp < 0x80) {
@@ -381,17 +391,27 @@ static long b64decode(const char *s, size_t n, uint8_t *out) {
 
 /* Meta's special tokens (llama-models, models/llama3/tokenizer.py): 11 named, the rest reserved. */
 static void special_name(int i, char *buf, size_t cap) {
-    static const char *const named[] = {
-        "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
-        "<|finetune_right_pad_id|>", "<|step_id|>", "<|start_header_id|>", "<|end_header_id|>",
-        "<|eom_id|>", "<|eot_id|>", "<|python_tag|>"};
-    if (i < 11) snprintf(buf, cap, "%s", named[i]);
-    else snprintf(buf, cap, "<|reserved_special_token_%d|>", i - 11 + 2);
+    static const char *const named[] = {"<|begin_of_text|>",
+                                        "<|end_of_text|>",
+                                        "<|reserved_special_token_0|>",
+                                        "<|reserved_special_token_1|>",
+                                        "<|finetune_right_pad_id|>",
+                                        "<|step_id|>",
+                                        "<|start_header_id|>",
+                                        "<|end_header_id|>",
+                                        "<|eom_id|>",
+                                        "<|eot_id|>",
+                                        "<|python_tag|>"};
+    if (i < 11)
+        snprintf(buf, cap, "%s", named[i]);
+    else
+        snprintf(buf, cap, "<|reserved_special_token_%d|>", i - 11 + 2);
 }
 
 /* For each multi-byte token (in rank order), BPE its bytes using only lower-ranked tokens; when two
  * parts remain, they are the token's merge. raw holds every token's bytes, rank = index. */
-static void recover_merges(hf_vocab *v, const char *raw, const uint64_t *off, const uint32_t *len, int64_t n) {
+static void recover_merges(hf_vocab *v, const char *raw, const uint64_t *off, const uint32_t *len,
+                           int64_t n) {
     tok_strmap map;
     tok_strmap_init(&map, raw, n);
     for (int64_t i = 0; i < n; i++) tok_strmap_put(&map, off[i], len[i], (int32_t)i);
@@ -459,8 +479,8 @@ int hf_vocab_from_tiktoken(const char *text, size_t len, const char *what, int64
         long k = sp ? b64decode(text + at, (size_t)(sp - (text + at)), (uint8_t *)raw + raw_len) : -1;
         if (!sp || k <= 0 || rank != line) {
             rc = herd_err(HERD_E_FORMAT,
-                          "tokenizer: %s: line %lld is not \"base64 rank\" with rank %lld (tiktoken format)", what,
-                          (long long)line + 1, (long long)line);
+                          "tokenizer: %s: line %lld is not \"base64 rank\" with rank %lld (tiktoken format)",
+                          what, (long long)line + 1, (long long)line);
             goto done;
         }
         off[line] = raw_len;
@@ -470,7 +490,8 @@ int hf_vocab_from_tiktoken(const char *text, size_t len, const char *what, int64
     }
     int64_t total = n + 256;
     if (n_vocab > 0 && n_vocab < total) {
-        rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: %lld tokens + 256 special ones exceed config.json's vocab_size %lld",
+        rc = herd_err(HERD_E_FORMAT,
+                      "tokenizer: %s: %lld tokens + 256 special ones exceed config.json's vocab_size %lld",
                       what, (long long)n, (long long)n_vocab);
         goto done;
     }
@@ -525,8 +546,8 @@ static json_t *load_json(const char *path, int *rc) {
     json_t *j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr);
     free(text);
     if (!j || !json_is_object(j)) {
-        *rc = herd_err(HERD_E_FORMAT, "tokenizer: %s is not a valid JSON object (line %d): %s", path, jerr.line,
-                       j ? "not an object" : jerr.text);
+        *rc = herd_err(HERD_E_FORMAT, "tokenizer: %s is not a valid JSON object (line %d): %s", path,
+                       jerr.line, j ? "not an object" : jerr.text);
         json_decref(j);
         return NULL;
     }
@@ -536,7 +557,8 @@ static json_t *load_json(const char *path, int *rc) {
 /* The id of tokenizer_config.json's "<typ>_token" (a string or {"content": ...}), or -1. */
 static int64_t config_token(const hf_vocab *v, const json_t *tc, const char *key) {
     const json_t *e = json_object_get(tc, key);
-    const char *s = json_is_object(e) ? json_string_value(json_object_get(e, "content")) : json_string_value(e);
+    const char *s =
+        json_is_object(e) ? json_string_value(json_object_get(e, "content")) : json_string_value(e);
     return s ? find_token(v, s) : -1;
 }
 
@@ -576,8 +598,10 @@ static int apply_configs(hf_vocab *v, const char *dir, const hf_vocab_hints *h) 
         const json_t *b = json_object_get(gc, "bos_token_id"), *e = json_object_get(gc, "eos_token_id");
         if (json_is_array(e)) e = json_array_get(e, 0);
         double bv = json_number_value(b), ev = json_number_value(e);
-        if (v->bos < 0 && bv >= 0 && bv < (double)v->n_tokens && bv == (double)(int64_t)bv) v->bos = (int64_t)bv;
-        if (v->eos < 0 && ev >= 0 && ev < (double)v->n_tokens && ev == (double)(int64_t)ev) v->eos = (int64_t)ev;
+        if (v->bos < 0 && bv >= 0 && bv < (double)v->n_tokens && bv == (double)(int64_t)bv)
+            v->bos = (int64_t)bv;
+        if (v->eos < 0 && ev >= 0 && ev < (double)v->n_tokens && ev == (double)(int64_t)ev)
+            v->eos = (int64_t)ev;
         json_decref(gc);
     }
     return HERD_OK;
@@ -592,7 +616,8 @@ int hf_vocab_load(const char *dir, const hf_vocab_hints *h, hf_vocab **out) {
     if (!file_exists(path)) {
         snprintf(path, sizeof path, "%s/original/tokenizer.model", dir);
         if (!file_exists(path))
-            return herd_err(HERD_E_IO, "tokenizer: %s has neither tokenizer.json nor original/tokenizer.model", dir);
+            return herd_err(HERD_E_IO,
+                            "tokenizer: %s has neither tokenizer.json nor original/tokenizer.model", dir);
         tiktoken = true;
     }
     char *text;
@@ -600,7 +625,8 @@ int hf_vocab_load(const char *dir, const hf_vocab_hints *h, hf_vocab **out) {
     int rc = herd_file_read_all(path, TOKENIZER_MAX_BYTES, &text, &len);
     if (rc) return rc;
     hf_vocab *v;
-    rc = tiktoken ? hf_vocab_from_tiktoken(text, len, path, n_vocab, &v) : hf_vocab_from_json(text, len, path, n_vocab, &v);
+    rc = tiktoken ? hf_vocab_from_tiktoken(text, len, path, n_vocab, &v)
+                  : hf_vocab_from_json(text, len, path, n_vocab, &v);
     free(text);
     if (rc) return rc;
     /* the configs change special ids and the template: rebuild the metadata around them */

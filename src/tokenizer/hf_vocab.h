@@ -28,8 +28,8 @@
 #include "../gguf/gguf.h"
 
 typedef struct {
-    int64_t n_vocab;      /* config.json vocab_size: the token list is padded to it */
-    int64_t bos_id;       /* config.json ids, -1 when absent (tokenizer_config.json wins) */
+    int64_t n_vocab; /* config.json vocab_size: the token list is padded to it */
+    int64_t bos_id;  /* config.json ids, -1 when absent (tokenizer_config.json wins) */
     int64_t eos_id;
 } hf_vocab_hints;
 

@@ -79,7 +79,8 @@ static void test_encode(void) {
     /* every midpoint between neighbouring positive codes, and just around it */
     for (int b = 0; b < 0x7e; b++) {
         double lo = code_value(b), hi = code_value(b + 1), mid = (lo + hi) / 2;
-        float xs[] = {(float)mid, nextafterf((float)mid, 0), nextafterf((float)mid, 1000), (float)lo, (float)hi};
+        float xs[] = {(float)mid, nextafterf((float)mid, 0), nextafterf((float)mid, 1000), (float)lo,
+                      (float)hi};
         for (size_t k = 0; k < sizeof xs / sizeof xs[0]; k++)
             for (int s = 0; s < 2; s++) {
                 float x = s ? -xs[k] : xs[k];
@@ -109,7 +110,8 @@ static void random_row(float *x, int64_t n, int kind) {
     if (kind == 3) memset(x, 0, (size_t)n * sizeof *x);
 }
 
-static const int64_t k_sizes[] = {1, 3, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 255, 257, 1000, 4099};
+static const int64_t k_sizes[] = {1,  3,  7,  15,  16,  17,  31,  32,   33,
+                                  63, 64, 65, 100, 127, 255, 257, 1000, 4099};
 
 static void test_act_and_dot(void) {
     const kernel_type_ops *ref_a = kernels_type_isa(KERNEL_TYPE_FP8_ACT, KERNEL_ISA_REF);
@@ -148,10 +150,10 @@ static void test_act_and_dot(void) {
                 cases++;
                 free(x), free(wf), free(qa), free(qr), free(qw);
             }
-        CHECK(act_bad == 0, "%s: %d of %d activation rows differ from the reference", kernels_isa_name(isa), act_bad,
-              cases);
-        CHECK(dot_bad == 0, "%s: %d of %d dots outside f32 accumulation error (worst %.2e)", kernels_isa_name(isa),
-              dot_bad, cases, worst);
+        CHECK(act_bad == 0, "%s: %d of %d activation rows differ from the reference", kernels_isa_name(isa),
+              act_bad, cases);
+        CHECK(dot_bad == 0, "%s: %d of %d dots outside f32 accumulation error (worst %.2e)",
+              kernels_isa_name(isa), dot_bad, cases, worst);
         printf("  %-7s %d activation rows bit-identical, dots within %.2e relative of the reference\n",
                kernels_isa_name(isa), cases - act_bad, worst);
     }
@@ -200,8 +202,14 @@ static void test_matmul(void) {
         wbad += hs[r] != sw[r] || memcmp(hw + r * n_in, qw + r * n_in, (size_t)n_in) != 0;
     }
     CHECK(wbad == 0, "%d weight rows quantized differently from the plain scheme", wbad);
-    weight w = {.type = HERD_TYPE_FP8_E4M3, .n_in = n_in, .n_out = n_out, .row_bytes = n_in, .data = hw,
-                .name = "w", .row_scale = hs, .act_ub = ub};
+    weight w = {.type = HERD_TYPE_FP8_E4M3,
+                .n_in = n_in,
+                .n_out = n_out,
+                .row_bytes = n_in,
+                .data = hw,
+                .name = "w",
+                .row_scale = hs,
+                .act_ub = ub};
     thread_pool *pool = pool_new(2);
     float *y = malloc(sizeof(float) * n_out * n_tok);
     void *xq = malloc((size_t)matmul_scratch_bytes(HERD_TYPE_FP8_E4M3, n_in, n_tok));
@@ -211,10 +219,11 @@ static void test_matmul(void) {
         double e = fabs((double)y[i] - want[i]) / (fabs(want[i]) + 1e-3);
         if (e > worst) worst = e;
     }
-    CHECK(worst < 1e-5, "matmul (%s) vs the plain-C rowwise scheme: worst relative error %.2e", herd_cpu_backend(),
-          worst);
-    printf("  matmul (%s) vs plain-C rowwise FP8 (%lldx%lld, %lld tokens, ub %g): worst relative error %.2e\n",
-           herd_cpu_backend(), (long long)n_out, (long long)n_in, (long long)n_tok, ub, worst);
+    CHECK(worst < 1e-5, "matmul (%s) vs the plain-C rowwise scheme: worst relative error %.2e",
+          herd_cpu_backend(), worst);
+    printf(
+        "  matmul (%s) vs plain-C rowwise FP8 (%lldx%lld, %lld tokens, ub %g): worst relative error %.2e\n",
+        herd_cpu_backend(), (long long)n_out, (long long)n_in, (long long)n_tok, ub, worst);
     pool_free(pool);
     free(wf), free(x), free(qw), free(qx), free(sw), free(want), free(hw), free(hs), free(y), free(xq);
 }

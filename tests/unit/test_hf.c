@@ -74,7 +74,8 @@ static void test_safetensors(void) {
         {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,1]}}", "unknown dtype 'Q4'", 8},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", "invalid dimension", 8},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", "invalid data_offsets", 8},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,4]}}", "absurdly", 8},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,4]}}",
+         "absurdly", 8},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", "two data_offsets", 8},
         {"{\"a\":[1,2]}", "not an object", 8},
         {"[1,2,3]", "not a JSON object", 8},
@@ -84,45 +85,59 @@ static void test_safetensors(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         st_file g;
         rc = st_try(bad[i].header, bad[i].data, &g);
-        CHECK(rc != 0 && strstr(herd_last_error(), bad[i].want), "bad header %zu: rc %d, '%s' lacks '%s'", i, rc,
-              herd_last_error(), bad[i].want);
+        CHECK(rc != 0 && strstr(herd_last_error(), bad[i].want), "bad header %zu: rc %d, '%s' lacks '%s'", i,
+              rc, herd_last_error(), bad[i].want);
     }
     uint8_t tiny[12] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
-    CHECK(st_parse(tiny, sizeof tiny, "t", &f) != 0 && strstr(herd_last_error(), "does not fit"), "header length");
+    CHECK(st_parse(tiny, sizeof tiny, "t", &f) != 0 && strstr(herd_last_error(), "does not fit"),
+          "header length");
     CHECK(st_parse(tiny, 5, "t", &f) != 0 && strstr(herd_last_error(), "too short"), "5-byte file");
 }
 
 static void test_names(void) {
-    static const char *const hf[] = {
-        "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.0.input_layernorm.weight",
-        "model.layers.12.self_attn.q_proj.weight", "model.layers.3.self_attn.k_proj.weight",
-        "model.layers.3.self_attn.v_proj.weight", "model.layers.125.self_attn.o_proj.weight",
-        "model.layers.1.post_attention_layernorm.weight", "model.layers.1.mlp.gate_proj.weight",
-        "model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.down_proj.weight_scale"};
-    static const char *const gg[] = {"token_embd.weight", "output_norm.weight", "output.weight",
-                                     "blk.0.attn_norm.weight", "blk.12.attn_q.weight", "blk.3.attn_k.weight",
-                                     "blk.3.attn_v.weight", "blk.125.attn_output.weight", "blk.1.ffn_norm.weight",
-                                     "blk.1.ffn_gate.weight", "blk.1.ffn_up.weight", "blk.1.ffn_down.weight_scale"};
+    static const char *const hf[] = {"model.embed_tokens.weight",
+                                     "model.norm.weight",
+                                     "lm_head.weight",
+                                     "model.layers.0.input_layernorm.weight",
+                                     "model.layers.12.self_attn.q_proj.weight",
+                                     "model.layers.3.self_attn.k_proj.weight",
+                                     "model.layers.3.self_attn.v_proj.weight",
+                                     "model.layers.125.self_attn.o_proj.weight",
+                                     "model.layers.1.post_attention_layernorm.weight",
+                                     "model.layers.1.mlp.gate_proj.weight",
+                                     "model.layers.1.mlp.up_proj.weight",
+                                     "model.layers.1.mlp.down_proj.weight_scale"};
+    static const char *const gg[] = {
+        "token_embd.weight",      "output_norm.weight",         "output.weight",
+        "blk.0.attn_norm.weight", "blk.12.attn_q.weight",       "blk.3.attn_k.weight",
+        "blk.3.attn_v.weight",    "blk.125.attn_output.weight", "blk.1.ffn_norm.weight",
+        "blk.1.ffn_gate.weight",  "blk.1.ffn_up.weight",        "blk.1.ffn_down.weight_scale"};
     char a[128], b[128];
     for (size_t i = 0; i < sizeof hf / sizeof hf[0]; i++) {
-        bool ok = hf_name_to_gguf(hf[i], a, sizeof a) && strcmp(a, gg[i]) == 0 && hf_name_from_gguf(a, b, sizeof b) &&
-                  strcmp(b, hf[i]) == 0;
+        bool ok = hf_name_to_gguf(hf[i], a, sizeof a) && strcmp(a, gg[i]) == 0 &&
+                  hf_name_from_gguf(a, b, sizeof b) && strcmp(b, hf[i]) == 0;
         CHECK(ok, "%s <-> %s (got %s, %s)", hf[i], gg[i], a, b);
     }
-    static const char *const no[] = {"model.layers.x.mlp.up_proj.weight", "model.layers.1.mlp.up_proj.bias",
-                                     "model.layers.1.input_layernorm.weight_scale", "model.layers.1.",
-                                     "model.layers.99999999999.mlp.up_proj.weight", "lm_head.weight_scale", ""};
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) CHECK(!hf_name_to_gguf(no[i], a, sizeof a), "'%s' maps", no[i]);
+    static const char *const no[] = {"model.layers.x.mlp.up_proj.weight",
+                                     "model.layers.1.mlp.up_proj.bias",
+                                     "model.layers.1.input_layernorm.weight_scale",
+                                     "model.layers.1.",
+                                     "model.layers.99999999999.mlp.up_proj.weight",
+                                     "lm_head.weight_scale",
+                                     ""};
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        CHECK(!hf_name_to_gguf(no[i], a, sizeof a), "'%s' maps", no[i]);
 }
 
 static void test_config(void) {
-    const char *j = "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":2048,\"intermediate_size\":8192,"
-                    "\"num_hidden_layers\":16,\"num_attention_heads\":32,\"num_key_value_heads\":8,\"head_dim\":64,"
-                    "\"vocab_size\":128256,\"rms_norm_eps\":1e-05,\"rope_theta\":500000.0,\"tie_word_embeddings\":true,"
-                    "\"max_position_embeddings\":131072,\"bos_token_id\":128000,\"eos_token_id\":[128001,128008,128009],"
-                    "\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
-                    "\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"},"
-                    "\"quantization_config\":{\"quant_method\":\"fbgemm_fp8\",\"activation_scale_ub\":1200.0}}";
+    const char *j =
+        "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":2048,\"intermediate_size\":8192,"
+        "\"num_hidden_layers\":16,\"num_attention_heads\":32,\"num_key_value_heads\":8,\"head_dim\":64,"
+        "\"vocab_size\":128256,\"rms_norm_eps\":1e-05,\"rope_theta\":500000.0,\"tie_word_embeddings\":true,"
+        "\"max_position_embeddings\":131072,\"bos_token_id\":128000,\"eos_token_id\":[128001,128008,128009],"
+        "\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
+        "\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"},"
+        "\"quantization_config\":{\"quant_method\":\"fbgemm_fp8\",\"activation_scale_ub\":1200.0}}";
     hf_config c;
     int rc = hf_config_parse(j, strlen(j), "config.json", &c);
     CHECK(rc == 0, "Llama 3.2 1B config: %s", herd_last_error());
@@ -132,8 +147,9 @@ static void test_config(void) {
     CHECK(c.rope_kind == HF_ROPE_LLAMA3 && c.rope_factor == 32 && c.rope_orig_ctx == 8192, "rope scaling");
     CHECK(c.fp8 && c.fp8_act_ub == 1200.0f, "fbgemm_fp8");
     CHECK(c.bos_id == 128000 && c.n_eos == 3 && c.eos_ids[2] == 128009, "special ids");
-    const char *m = "{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":1,"
-                    "\"num_attention_heads\":4,\"vocab_size\":10}";
+    const char *m =
+        "{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":1,"
+        "\"num_attention_heads\":4,\"vocab_size\":10}";
     rc = hf_config_parse(m, strlen(m), "config.json", &c);
     CHECK(rc == 0 && c.n_head_kv == 4 && c.head_dim == 16 && c.norm_eps == 1e-6 && c.rope_theta == 10000 &&
               c.rope_kind == HF_ROPE_NONE && !c.tie_word_embeddings && c.bos_id == -1,
@@ -149,8 +165,10 @@ static void test_rope_freqs(void) {
         int mono = 1;
         for (int i = 0; i < 64; i++) {
             double freq = 1.0 / pow(500000.0, 2.0 * i / 128), wl = 2 * M_PI / freq, want;
-            if (wl < 8192 / 4.0) want = 1;
-            else if (wl > 8192) want = factors[k];
+            if (wl < 8192 / 4.0)
+                want = 1;
+            else if (wl > 8192)
+                want = factors[k];
             else {
                 double s = (8192 / wl - 1) / 3;
                 want = 1 / ((1 - s) / factors[k] + s);
@@ -158,8 +176,8 @@ static void test_rope_freqs(void) {
             worst = fmax(worst, fabs(f[i] - want) / want);
             if (i && f[i] < f[i - 1]) mono = 0;
         }
-        CHECK(worst < 1e-5 && mono && f[0] == 1 && f[63] == factors[k], "factor %g: worst relative %.2e", factors[k],
-              worst);
+        CHECK(worst < 1e-5 && mono && f[0] == 1 && f[63] == factors[k], "factor %g: worst relative %.2e",
+              factors[k], worst);
     }
 }
 

@@ -34,10 +34,12 @@ int cmd_convert(int argc, char **argv) {
             return cli_fail("convert", "unexpected argument '%s'", a);
         }
     }
-    if (!in || !out) return cli_fail("convert", "need IN and OUT.gguf (usage: herd convert IN OUT.gguf [--type T])");
+    if (!in || !out)
+        return cli_fail("convert", "need IN and OUT.gguf (usage: herd convert IN OUT.gguf [--type T])");
     if (type) {
         p.type = !strcasecmp(type, "fp8") ? HERD_TYPE_FP8_E4M3 : herd_type_from_name(type);
-        if (p.type < 0) return cli_fail("convert", "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, fp8)", type);
+        if (p.type < 0)
+            return cli_fail("convert", "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, fp8)", type);
     }
     if (herd_convert(in, out, &p) != HERD_OK) return cli_fail_lib("convert");
     return 0;

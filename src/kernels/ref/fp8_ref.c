@@ -10,9 +10,12 @@
 float fp8_e4m3_to_f32(uint8_t b) {
     int e = (b >> 3) & 15, m = b & 7;
     float v;
-    if (e == 15 && m == 7) v = NAN;
-    else if (e == 0) v = ldexpf((float)m, -9);
-    else v = ldexpf(1.0f + (float)m / 8.0f, e - 7);
+    if (e == 15 && m == 7)
+        v = NAN;
+    else if (e == 0)
+        v = ldexpf((float)m, -9);
+    else
+        v = ldexpf(1.0f + (float)m / 8.0f, e - 7);
     return (b & 0x80) ? -v : v;
 }
 
@@ -40,7 +43,8 @@ float fp8_quantize_row_ref(const float *x, uint8_t *q, int64_t n, float ub) {
     float amax = 0;
     for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
     float inv = fminf(FP8_E4M3_MAX / fminf(amax, ub), FP8_E4M3_MAX * 512.0f);
-    for (int64_t i = 0; i < n; i++) q[i] = fp8_e4m3_from_f32(fminf(fmaxf(x[i] * inv, -FP8_E4M3_MAX), FP8_E4M3_MAX));
+    for (int64_t i = 0; i < n; i++)
+        q[i] = fp8_e4m3_from_f32(fminf(fmaxf(x[i] * inv, -FP8_E4M3_MAX), FP8_E4M3_MAX));
     return 1.0f / inv;
 }
 
@@ -84,10 +88,19 @@ static void act_to_f32_ref(const void *x, float *y, int64_t n) {
 
 void kernels_fill_fp8_ref(kernel_type_ops ops[KSLOT_COUNT]) {
     /* weight rows: plain e4m3 (to_f32 / from_f32 without scale: the caller holds the row scales) */
-    ops[KSLOT_FP8] = (kernel_type_ops){.type = HERD_TYPE_FP8_E4M3, .vec_dot_type = KERNEL_TYPE_FP8_ACT, .block = 1,
-                                       .block_bytes = 1, .dot = dot_fp8_ref, .to_f32 = fp8_to_f32_ref,
+    ops[KSLOT_FP8] = (kernel_type_ops){.type = HERD_TYPE_FP8_E4M3,
+                                       .vec_dot_type = KERNEL_TYPE_FP8_ACT,
+                                       .block = 1,
+                                       .block_bytes = 1,
+                                       .dot = dot_fp8_ref,
+                                       .to_f32 = fp8_to_f32_ref,
                                        .from_f32 = fp8_from_f32_ref};
-    ops[KSLOT_FP8_ACT] = (kernel_type_ops){.type = KERNEL_TYPE_FP8_ACT, .vec_dot_type = KERNEL_TYPE_FP8_ACT, .block = 1,
-                                           .block_bytes = 1, .to_f32 = act_to_f32_ref, .from_f32 = act_from_f32_ref,
-                                           .row_extra = sizeof(float), .from_f32_ub = act_from_f32_ub_ref};
+    ops[KSLOT_FP8_ACT] = (kernel_type_ops){.type = KERNEL_TYPE_FP8_ACT,
+                                           .vec_dot_type = KERNEL_TYPE_FP8_ACT,
+                                           .block = 1,
+                                           .block_bytes = 1,
+                                           .to_f32 = act_to_f32_ref,
+                                           .from_f32 = act_from_f32_ref,
+                                           .row_extra = sizeof(float),
+                                           .from_f32_ub = act_from_f32_ub_ref};
 }

@@ -71,8 +71,9 @@ static inline __m256i enc8(__m256 y) {
     __m256i u = _mm256_castps_si256(y);
     __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
     __m256i au = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
-    __m256i r = _mm256_add_epi32(au, _mm256_add_epi32(_mm256_set1_epi32(0x7ffff),
-                                                      _mm256_and_si256(_mm256_srli_epi32(au, 20), _mm256_set1_epi32(1))));
+    __m256i r = _mm256_add_epi32(
+        au, _mm256_add_epi32(_mm256_set1_epi32(0x7ffff),
+                             _mm256_and_si256(_mm256_srli_epi32(au, 20), _mm256_set1_epi32(1))));
     __m256i normal = _mm256_sub_epi32(_mm256_srli_epi32(r, 20), _mm256_set1_epi32(120 << 3));
     /* (a + 2^14) - 2^14 is a rounded to a multiple of 2^-9; times 512 the code (exact) */
     __m256 big = _mm256_set1_ps(16384.0f);
@@ -95,7 +96,8 @@ static void act_from_f32_ub_avx2(const float *x, void *y, int64_t n, float ub) {
     for (int64_t k = i; k < n; k++) amax = fmaxf(amax, fabsf(x[k]));
     float inv = fminf(FP8_E4M3_MAX / fminf(amax, ub), FP8_E4M3_MAX * 512.0f), scale = 1.0f / inv;
     memcpy(y, &scale, sizeof scale);
-    const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps(FP8_E4M3_MAX), lo = _mm256_set1_ps(-FP8_E4M3_MAX);
+    const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps(FP8_E4M3_MAX),
+                 lo = _mm256_set1_ps(-FP8_E4M3_MAX);
     for (i = 0; i + 8 <= n; i += 8) {
         __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv), lo), hi);
         __m256i c = enc8(v);

@@ -42,15 +42,17 @@ static void dot_fp8_avx512(int64_t n, float *out, const void *w, const void *x) 
         acc0 = _mm512_fmadd_ps(a0, b0, acc0);
         acc1 = _mm512_fmadd_ps(a1, b1, acc1);
     }
-    *out = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3))) * 65536.0f * scale;
+    *out = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3))) *
+           65536.0f * scale;
 }
 
 static inline __m128i enc16(__m512 y) {
     __m512i u = _mm512_castps_si512(y);
     __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 24), _mm512_set1_epi32(0x80));
     __m512i au = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-    __m512i r = _mm512_add_epi32(au, _mm512_add_epi32(_mm512_set1_epi32(0x7ffff),
-                                                      _mm512_and_si512(_mm512_srli_epi32(au, 20), _mm512_set1_epi32(1))));
+    __m512i r = _mm512_add_epi32(
+        au, _mm512_add_epi32(_mm512_set1_epi32(0x7ffff),
+                             _mm512_and_si512(_mm512_srli_epi32(au, 20), _mm512_set1_epi32(1))));
     __m512i code = _mm512_sub_epi32(_mm512_srli_epi32(r, 20), _mm512_set1_epi32(120 << 3));
     __m512 big = _mm512_set1_ps(16384.0f);
     __m512 t = _mm512_sub_ps(_mm512_add_ps(_mm512_castsi512_ps(au), big), big);
@@ -64,11 +66,13 @@ static void act_from_f32_ub_avx512(const float *x, void *y, int64_t n, float ub)
     __m512 mx = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
-    if (i < n) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), x + i)));
+    if (i < n)
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), x + i)));
     float amax = _mm512_reduce_max_ps(mx);
     float inv = fminf(FP8_E4M3_MAX / fminf(amax, ub), FP8_E4M3_MAX * 512.0f), scale = 1.0f / inv;
     memcpy(y, &scale, sizeof scale);
-    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(FP8_E4M3_MAX), lo = _mm512_set1_ps(-FP8_E4M3_MAX);
+    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(FP8_E4M3_MAX),
+                 lo = _mm512_set1_ps(-FP8_E4M3_MAX);
     for (i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv), lo), hi);
