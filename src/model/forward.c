@@ -279,18 +279,20 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         const layer_weights *L = &m->layers[l];
         j.layer = l;
         for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->attn_norm, E, hp->norm_eps);
-        matmul(s->pool, &L->wq, s->h, E, n, s->q, q_dim, s->xq);
-        matmul(s->pool, &L->wk, s->h, E, n, s->k, kv_dim, s->xq);
-        matmul(s->pool, &L->wv, s->h, E, n, s->v, kv_dim, s->xq);
-        pool_run(s->pool, job_rope_store, &j);
+        const matmul_out qkv[3] = {{&L->wq, s->q, q_dim}, {&L->wk, s->k, kv_dim}, {&L->wv, s->v, kv_dim}};
+        matmul_multi(s->pool, qkv, 3, s->h, E, n, s->xq);
+        /* a decode step's rope and cache writes are cheaper than a thread handoff */
+        if (n <= 2) job_rope_store(&j, 0, 1);
+        else pool_run(s->pool, job_rope_store, &j);
         pool_run(s->pool, job_attention, &j);
         matmul(s->pool, &L->wo, s->att, q_dim, n, s->h, E, s->xq);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
 
         for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->ffn_norm, E, hp->norm_eps);
-        matmul(s->pool, &L->w_gate, s->h, E, n, s->gate, hp->n_ff, s->xq);
-        matmul(s->pool, &L->w_up, s->h, E, n, s->up, hp->n_ff, s->xq);
-        pool_run(s->pool, job_swiglu, &j);
+        const matmul_out gu[2] = {{&L->w_gate, s->gate, hp->n_ff}, {&L->w_up, s->up, hp->n_ff}};
+        matmul_multi(s->pool, gu, 2, s->h, E, n, s->xq);
+        if (n * hp->n_ff <= 2048) job_swiglu(&j, 0, 1);
+        else pool_run(s->pool, job_swiglu, &j);
         matmul(s->pool, &L->w_down, s->gate, hp->n_ff, n, s->h, E, s->xq);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
     }

@@ -10,58 +10,95 @@ int64_t matmul_scratch_bytes(int weight_type, int64_t n_in, int64_t n_tok) {
 }
 
 typedef struct {
-    const weight *w;
-    const kernel_type_ops *ops;
+    const matmul_out *outs; /* weights sharing the input, and where their outputs go */
+    int n_outs;
+    int64_t total_rows;     /* sum of their n_out */
+    const kernel_type_ops *vd; /* the vec_dot type of all of them */
+    const weight *w0;       /* the first weight: n_in, act_ub */
     const float *x;
-    int64_t ldx, n_tok, ldy, xq_row;
-    float *y;
+    int64_t ldx, n_tok, xq_row;
     void *xq;
-    const uint8_t *xsrc; /* converted rows (xq), or x itself when the vec_dot type is f32 */
+    const uint8_t *xsrc;    /* converted rows (xq), or x itself when the vec_dot type is f32 */
 } mm_job;
+
+static void convert_range(mm_job *j, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+        uint8_t *dst = (uint8_t *)j->xq + t * j->xq_row;
+        if (j->vd->from_f32_ub) j->vd->from_f32_ub(j->x + t * j->ldx, dst, j->w0->n_in, j->w0->act_ub); /* FP8 rows */
+        else j->vd->from_f32(j->x + t * j->ldx, dst, j->w0->n_in);
+    }
+}
 
 static void convert_rows(void *arg, int ith, int nth) {
     mm_job *j = arg;
-    const kernel_type_ops *vd = kernels_type(j->ops->vec_dot_type);
     int64_t t0, t1;
     pool_range(j->n_tok, ith, nth, &t0, &t1);
-    for (int64_t t = t0; t < t1; t++) {
-        uint8_t *dst = (uint8_t *)j->xq + t * j->xq_row;
-        if (vd->from_f32_ub) vd->from_f32_ub(j->x + t * j->ldx, dst, j->w->n_in, j->w->act_ub); /* FP8 rows */
-        else vd->from_f32(j->x + t * j->ldx, dst, j->w->n_in);
-    }
+    convert_range(j, t0, t1);
 }
 
 /* Tokens are visited in tiles so that a tile of activations stays in cache while the thread's
  * weight rows stream past it once per tile. */
 #define TOKEN_TILE 16
 
-static void mm_rows(void *arg, int ith, int nth) {
-    mm_job *j = arg;
-    const weight *w = j->w;
-    int64_t r0, r1;
-    pool_range(w->n_out, ith, nth, &r0, &r1);
+/* Rows r0..r1 of one weight. */
+static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1) {
+    const weight *w = o->w;
+    const kernel_type_ops *ops = kernels_type(w->type);
     for (int64_t t0 = 0; t0 < j->n_tok; t0 += TOKEN_TILE) {
         int64_t t1 = t0 + TOKEN_TILE < j->n_tok ? t0 + TOKEN_TILE : j->n_tok;
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wr = w->data + r * w->row_bytes;
-            for (int64_t t = t0; t < t1; t++) j->ops->dot(w->n_in, &j->y[t * j->ldy + r], wr, j->xsrc + t * j->xq_row);
+            for (int64_t t = t0; t < t1; t++) ops->dot(w->n_in, &o->y[t * o->ldy + r], wr, j->xsrc + t * j->xq_row);
             if (w->row_scale) /* FP8: the dot carries the activation row's scale, this the weight row's */
-                for (int64_t t = t0; t < t1; t++) j->y[t * j->ldy + r] *= w->row_scale[r];
+                for (int64_t t = t0; t < t1; t++) o->y[t * o->ldy + r] *= w->row_scale[r];
         }
     }
 }
 
-void matmul(thread_pool *pool, const weight *w, const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy,
-            void *xq) {
-    mm_job j = {.w = w, .ops = kernels_type(w->type), .x = x, .ldx = ldx, .n_tok = n_tok, .ldy = ldy, .y = y, .xq = xq};
-    HERD_ASSERT(j.ops);
-    if (j.ops->vec_dot_type == HERD_TYPE_F32) {
+/* The thread's share of the rows of all the weights, taken as one concatenated range, so that one
+ * pass (one barrier) covers Q, K and V, or gate and up. */
+static void mm_rows(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    int64_t r0, r1, base = 0;
+    pool_range(j->total_rows, ith, nth, &r0, &r1);
+    for (int i = 0; i < j->n_outs && base < r1; i++) {
+        int64_t n = j->outs[i].w->n_out, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
+        if (a < b) rows_of(j, &j->outs[i], a, b);
+        base += n;
+    }
+}
+
+void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const float *x, int64_t ldx, int64_t n_tok,
+                  void *xq) {
+    const weight *w0 = outs[0].w;
+    const kernel_type_ops *ops0 = kernels_type(w0->type);
+    HERD_ASSERT(ops0);
+    /* one input conversion serves every weight of the same vec_dot type, width and FP8 bound */
+    for (int i = 1; i < n_outs; i++) {
+        const kernel_type_ops *o = kernels_type(outs[i].w->type);
+        if (o->vec_dot_type != ops0->vec_dot_type || outs[i].w->n_in != w0->n_in || outs[i].w->act_ub != w0->act_ub) {
+            for (int k = 0; k < n_outs; k++) matmul_multi(pool, &outs[k], 1, x, ldx, n_tok, xq);
+            return;
+        }
+    }
+    mm_job j = {.outs = outs, .n_outs = n_outs, .vd = kernels_type(ops0->vec_dot_type), .w0 = w0, .x = x,
+                .ldx = ldx, .n_tok = n_tok, .xq = xq};
+    for (int i = 0; i < n_outs; i++) j.total_rows += outs[i].w->n_out;
+    if (ops0->vec_dot_type == HERD_TYPE_F32) {
         j.xsrc = (const uint8_t *)x;
         j.xq_row = ldx * (int64_t)sizeof(float);
     } else {
-        j.xq_row = kernels_row_bytes(j.ops->vec_dot_type, w->n_in);
-        pool_run(pool, convert_rows, &j);
+        j.xq_row = kernels_row_bytes(ops0->vec_dot_type, w0->n_in);
+        /* a decode step's one or two rows convert faster than a thread handoff */
+        if (n_tok <= 2) convert_range(&j, 0, n_tok);
+        else pool_run(pool, convert_rows, &j);
         j.xsrc = xq;
     }
     pool_run(pool, mm_rows, &j);
+}
+
+void matmul(thread_pool *pool, const weight *w, const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy,
+            void *xq) {
+    matmul_out o = {w, y, ldy};
+    matmul_multi(pool, &o, 1, x, ldx, n_tok, xq);
 }

@@ -19,4 +19,15 @@ int64_t matmul_scratch_bytes(int weight_type, int64_t n_in, int64_t n_tok);
 void matmul(thread_pool *pool, const weight *w, const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy,
             void *xq);
 
+/* Several weights applied to the same input (Q, K and V; gate and up): the input is converted once
+ * and all their rows are shared out in one parallel pass. Falls back to one matmul each when they
+ * differ in input width or vec_dot type. */
+typedef struct {
+    const weight *w;
+    float *y;
+    int64_t ldy;
+} matmul_out;
+void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const float *x, int64_t ldx, int64_t n_tok,
+                  void *xq);
+
 #endif
