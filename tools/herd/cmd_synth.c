@@ -49,6 +49,7 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(a, "--type")) { if (!cli_str("synth", argc, argv, &i, &type)) return 1; }
         else if (!strcmp(a, "--output-type")) { if (!cli_str("synth", argc, argv, &i, &out_type)) return 1; }
         else if (!strcmp(a, "--name")) { if (!cli_str("synth", argc, argv, &i, &p.name)) return 1; }
+        else if (!strcmp(a, "--random-blocks")) p.random_blocks = true;
         else if (!strcmp(a, "--tied")) tied = 1;
         else if (!strcmp(a, "--untied")) tied = 0;
         else if (!strcmp(a, "--rope-scale")) { if (!cli_f32("synth", argc, argv, &i, 0, 1024, &rope_scale)) return 1; }
@@ -59,8 +60,11 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: herd synth --vocab VOCAB.gguf -o OUT.gguf [options]\n"
                    "  --shape tiny|1b|3b|8b|70b   Llama 3.x shapes (tiny: 256 wide, 4 layers); default tiny\n"
-                   "  --type f32|f16|bf16|q8_0|q4_0   2-D weights (default f16); --output-type T for\n"
-                   "                                  token_embd/output (default: --type)\n"
+                   "  --type f32|f16|bf16|q8_0|q4_0|q2_k|q3_k|q4_k|q5_k|q6_k   2-D weights (default f16;\n"
+                   "                              K-quants via herd's quantizer); --output-type T for\n"
+                   "                              token_embd/output (default: --type)\n"
+                   "  --random-blocks             K-quant types: random valid blocks instead of quantized\n"
+                   "                              weights (tests a reader's layout, not a quantizer)\n"
                    "  --n-embd N --n-layer N --n-head N --n-head-kv N --head-dim N --n-ff N   override the shape\n"
                    "  --tied | --untied           output tied to token_embd (shape default)\n"
                    "  --rope-scale F              Llama 3 rope scaling factor written as rope_freqs (0: none)\n"
