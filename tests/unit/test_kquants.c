@@ -363,9 +363,11 @@ static void check_dot(kernel_isa isa, int si, int type, int64_t n, const void *w
     if (diff / tol > g_stat[isa][si].worst_tol) g_stat[isa][si].worst_tol = diff / tol;
     CHECK(diff <= tol, "%s %s dot n=%" PRId64 " %s: got %.9g ref %.9g diff %.3g tol %.3g", kernels_isa_name(isa),
           herd_type_name(type), n, what, got, r, diff, tol);
+    /* K blocks hold fp16 scales (2-byte aligned); q8_K holds a float d (4-byte aligned) */
+    size_t wstep = type == HERD_TYPE_Q8_K ? 4 : 2;
     for (size_t k = 1; k <= 3; k++) {
         void *bw, *bx;
-        const void *w2 = copy_at(&bw, w, wb, 2 * k), *x2 = copy_at(&bx, x, xb, 4 * (4 - k));
+        const void *w2 = copy_at(&bw, w, wb, wstep * k), *x2 = copy_at(&bx, x, xb, 4 * (4 - k));
         op->dot(n, &again, w2, x2);
         CHECK(f32_bits(again) == f32_bits(got), "%s %s dot n=%" PRId64 " %s: bits differ at offset %zu",
               kernels_isa_name(isa), herd_type_name(type), n, what, k);
