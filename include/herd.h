@@ -383,6 +383,27 @@ typedef struct {
  * scaling, and Q/K rows permuted from HF's order to GGUF's. */
 int herd_convert(const char *in_path, const char *out_path, const herd_convert_params *p);
 
+/* ---- built-in tools executed by herd (docs/TOOLS.md) ------------------------------------------ */
+
+typedef struct {
+    double timeout_s;     /* code_interpreter: wall clock; searches: the whole HTTP request (0: 10 s / 15 s) */
+    int cpu_s;            /* code_interpreter: CPU seconds per process (0: 5) */
+    int64_t memory_bytes; /* code_interpreter: address space per process (0: 1 GiB) */
+    int max_procs;        /* code_interpreter: processes and threads (0: 32) */
+    size_t max_output;    /* code_interpreter: bytes kept of stdout and of stderr each (0: 16 KiB) */
+    int top_k;            /* brave_search: results given to the model (0: 3) */
+} herd_tool_params;
+
+/* Runs the built-in tool `name` — "code_interpreter" (python3 in a sandbox), "brave_search",
+ * "wolfram_alpha" — with the call's arguments as herd_parse_tool_calls gives them (a JSON object:
+ * {"code": "..."} or {"query": "..."}). OUT: *result, the content of the ipython message to give the
+ * model (caller frees). A tool that fails (code that raises or is killed, a missing API key, an
+ * HTTP error or timeout) still returns HERD_OK with a result saying so; the formats are in
+ * docs/TOOLS.md. HERD_E_ARG (no result) for an unknown tool or arguments without the needed string.
+ * Blocks for at most about the timeout. Thread-safe. p may be NULL (defaults). */
+int herd_builtin_tool_run(const char *name, const char *args_json, char **result);
+int herd_builtin_tool_run_ex(const char *name, const char *args_json, const herd_tool_params *p, char **result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,9 @@
-/* herd chat -m MODEL [--system TEXT] [-p TEXT] [sampling]
+/* herd chat -m MODEL [--system TEXT] [-p TEXT] [sampling] [--tools LIST] [--functions FILE.json]
  * One-shot with -p; otherwise an interactive loop on stdin (one message per line; /exit or EOF ends).
- * The conversation stays in the KV cache: each turn appends only its own tokens. */
+ * The conversation stays in the KV cache: each turn runs only the tokens the cache lacks.
+ * With tools, a reply that calls a built-in tool is executed and the model continues with the
+ * result (call -> execute -> ipython result -> continue), shown as it happens. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,36 +11,61 @@
 
 #include "cli.h"
 
-static bool print_piece(const char *s, size_t n, void *user) {
-    (void)user;
-    fwrite(s, 1, n, stdout);
-    fflush(stdout);
-    return true;
-}
-
 typedef struct {
     herd_model *m;
     herd_context *ctx;
     herd_sampler *s;
     int64_t n_predict;
     bool stats;
-    herd_chat_message *msgs; /* the conversation so far (contents owned) */
+    herd_chat_message *msgs; /* the conversation so far (strings owned) */
     size_t n_msgs;
     int32_t *cached;         /* ids whose KV the context holds */
     int64_t n_cached;
+    /* tools */
+    const char *const *builtin; /* --tools: built-in tools (rendered and executed), or NULL */
+    int n_builtin;
+    char *functions_json;       /* --functions: custom function definitions (OpenAI tools JSON) */
+    int max_steps;
+    herd_tool_stream *ts;       /* holds what may be a tool call while the reply streams */
+    /* test-only scripted model */
+    json_t *script;
+    size_t script_next;
+    const char *dump_prompt;    /* write the final prompt here (for tests) */
 } chat_state;
 
-static void add_msg(chat_state *st, const char *role, const char *content) {
-    st->msgs = realloc(st->msgs, (st->n_msgs + 1) * sizeof *st->msgs);
-    st->msgs[st->n_msgs++] = (herd_chat_message){.role = role, .content = strdup(content)};
+static bool tools_on(const chat_state *st) {
+    return st->builtin || st->functions_json;
 }
 
-/* One turn: render + tokenize the whole conversation, keep the cached prefix it shares with what
- * the context already holds, run only the rest, and generate the reply. */
-static int turn(chat_state *st) {
+static bool print_piece(const char *s, size_t n, void *user) {
+    chat_state *st = user;
+    if (st->ts) n = herd_tool_stream_feed(st->ts, s, n, &s);
+    fwrite(s, 1, n, stdout);
+    fflush(stdout);
+    return true;
+}
+
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+static void add_msg(chat_state *st, const char *role, const char *content, const char *tool, const char *args) {
+    st->msgs = realloc(st->msgs, (st->n_msgs + 1) * sizeof *st->msgs);
+    st->msgs[st->n_msgs++] = (herd_chat_message){.role = role, .content = dup_or_null(content),
+                                                 .tool_name = dup_or_null(tool), .tool_arguments = dup_or_null(args)};
+}
+
+static herd_chat_params chat_params(const chat_state *st) {
+    return (herd_chat_params){.add_generation_prompt = true, .tools_json = st->functions_json,
+                              .builtin_tools = st->builtin, .n_builtin_tools = st->n_builtin};
+}
+
+/* One generation: render + tokenize the whole conversation, keep the cached prefix it shares with
+ * what the context holds, run only the rest, generate. OUT: the reply (text and stop token). */
+static int generate_reply(chat_state *st, herd_generate_result *r) {
     int32_t *ids;
     int64_t n;
-    herd_chat_params p = {.add_generation_prompt = true};
+    herd_chat_params p = chat_params(st);
     if (herd_chat_tokenize(st->m, st->msgs, st->n_msgs, &p, &ids, &n) != HERD_OK) return cli_fail_lib("chat");
     int64_t keep = 0;
     while (keep < n - 1 && keep < st->n_cached && ids[keep] == st->cached[keep]) keep++;
@@ -47,27 +75,138 @@ static int turn(chat_state *st) {
                         (long long)n, (long long)herd_context_n_ctx(st->ctx));
     }
     herd_context_truncate(st->ctx, keep);
-    herd_generate_params gp = {.n_predict = st->n_predict, .on_text = print_piece};
-    herd_generate_result r;
-    int rc = herd_generate(st->ctx, st->s, ids + keep, n - keep, &gp, &r);
+    herd_generate_params gp = {.n_predict = st->n_predict, .on_text = print_piece, .user = st,
+                               .render_python_tag = tools_on(st)};
+    int32_t *forced = NULL;
+    if (st->script) { /* test-only: the next scripted reply */
+        const char *sc = json_string_value(json_array_get(st->script, st->script_next++));
+        if (!sc) {
+            free(ids);
+            return cli_fail("chat", "--test-script ran out of replies");
+        }
+        if (herd_tokenize(st->m, sc, strlen(sc), HERD_TOKENIZE_PARSE_SPECIAL, &forced, &gp.n_forced) != HERD_OK) {
+            free(ids);
+            return cli_fail_lib("chat");
+        }
+        gp.forced = forced;
+    }
+    if (tools_on(st)) st->ts = herd_tool_stream_new();
+    int rc = herd_generate(st->ctx, st->s, ids + keep, n - keep, &gp, r);
+    free(forced);
     if (rc != HERD_OK) {
         free(ids);
+        herd_tool_stream_free(st->ts);
+        st->ts = NULL;
         return cli_fail_lib("chat");
     }
-    fputc('\n', stdout);
-    fflush(stdout);
     if (st->stats)
-        fprintf(stderr, "[%lld prompt tokens (%lld cached) at %.1f t/s, %lld generated at %.1f t/s]\n", (long long)n,
-                (long long)keep, r.prompt_seconds > 0 ? (double)(n - keep) / r.prompt_seconds : 0, (long long)r.n_ids,
-                r.gen_seconds > 0 ? (double)r.n_ids / r.gen_seconds : 0);
+        fprintf(stderr, "%s[%lld prompt tokens (%lld cached) at %.1f t/s, %lld generated at %.1f t/s]\n",
+                tools_on(st) ? "" : "\n", (long long)n, (long long)keep,
+                r->prompt_seconds > 0 ? (double)(n - keep) / r->prompt_seconds : 0, (long long)r->n_ids,
+                r->gen_seconds > 0 ? (double)r->n_ids / r->gen_seconds : 0);
     /* the context now holds the prompt and every generated id but the last */
     free(st->cached);
-    st->cached = realloc(ids, (size_t)(n + r.n_ids) * sizeof *ids);
-    memcpy(st->cached + n, r.ids, (size_t)r.n_ids * sizeof *ids);
+    st->cached = realloc(ids, (size_t)(n + r->n_ids) * sizeof *ids);
+    memcpy(st->cached + n, r->ids, (size_t)r->n_ids * sizeof *ids);
     st->n_cached = herd_context_n_past(st->ctx);
-    add_msg(st, "assistant", r.text);
-    herd_generate_result_free(&r);
     return 0;
+}
+
+static bool is_enabled_builtin(const chat_state *st, const char *name) {
+    for (int i = 0; i < st->n_builtin; i++)
+        if (!strcmp(st->builtin[i], name)) return true;
+    return false;
+}
+
+/* Reads one line from stdin into a new string without its line end; NULL at end of input. */
+static char *read_line(void) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got = getline(&line, &cap, stdin);
+    if (got < 0) {
+        free(line);
+        return NULL;
+    }
+    while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+    return line;
+}
+
+/* A user turn: generate; while the reply calls a tool, get its result and continue with it (the
+ * agent loop): an enabled built-in tool is executed by herd; a custom function (or a built-in tool
+ * not enabled with --tools) is shown to the user, who types its result in an interactive session —
+ * in one-shot mode (-p) the call is the answer. At most max_steps calls are answered per turn. */
+static int turn(chat_state *st, bool interactive) {
+    for (int step = 0;; step++) {
+        herd_generate_result r;
+        int rc = generate_reply(st, &r);
+        if (rc) return rc;
+        herd_parsed_output po = {0};
+        if (st->ts) {
+            herd_tool_stream_finish(st->ts, &po);
+            fwrite(po.content, 1, po.content_len, stdout);
+            herd_tool_stream_free(st->ts);
+            st->ts = NULL;
+        }
+        if (po.n_calls == 0) {
+            fputc('\n', stdout);
+            fflush(stdout);
+            add_msg(st, "assistant", r.text, NULL, NULL);
+            herd_parsed_output_free(&po);
+            herd_generate_result_free(&r);
+            return 0;
+        }
+        const herd_tool_call *call = &po.calls[0]; /* the template renders one call per message */
+        if (po.content_len) fputc('\n', stdout);
+        printf("[tool call] %s %s\n", call->name, call->arguments);
+        if (po.n_calls > 1) printf("[note] the reply made %d calls; only the first is answered\n", po.n_calls);
+        fflush(stdout);
+        add_msg(st, "assistant", NULL, call->name, call->arguments);
+        if (step == st->max_steps) {
+            printf("[stopped] --max-steps %d reached: this call is not answered\n", st->max_steps);
+            fflush(stdout);
+            herd_parsed_output_free(&po);
+            herd_generate_result_free(&r);
+            return 0;
+        }
+        char *result = NULL;
+        if (call->builtin && is_enabled_builtin(st, call->name)) {
+            if (herd_builtin_tool_run(call->name, call->arguments, &result) != HERD_OK)
+                result = strdup(herd_last_error());
+            printf("[tool result] %s\n%s\n[end of tool result]\n", call->name, result);
+            fflush(stdout);
+        } else if (interactive) {
+            printf("[tool result] type the result of %s (one line):\n", call->name);
+            fflush(stdout);
+            result = read_line();
+            if (!result) {
+                herd_parsed_output_free(&po);
+                herd_generate_result_free(&r);
+                return 0;
+            }
+        } else {
+            /* one-shot: the call is the answer, for the user to carry out */
+            herd_parsed_output_free(&po);
+            herd_generate_result_free(&r);
+            return 0;
+        }
+        add_msg(st, "ipython", result, NULL, NULL);
+        free(result);
+        herd_parsed_output_free(&po);
+        herd_generate_result_free(&r);
+    }
+}
+
+static void dump_prompt(chat_state *st) {
+    herd_chat_params p = chat_params(st);
+    p.add_generation_prompt = false;
+    char *text;
+    if (herd_chat_format(st->msgs, st->n_msgs, &p, &text) != HERD_OK) return;
+    FILE *fp = fopen(st->dump_prompt, "wb");
+    if (fp) {
+        fputs(text, fp);
+        fclose(fp);
+    }
+    free(text);
 }
 
 int cmd_chat(int argc, char **argv) {
@@ -75,8 +214,8 @@ int cmd_chat(int argc, char **argv) {
     cli_common_init(&c);
     c.samp.temp = 0.6f; /* Meta's recommendation for Llama 3.1 chat (LLAMA31.md) */
     c.samp.top_p = 0.9f;
-    const char *system = NULL, *prompt = NULL;
-    int64_t n_predict = -1;
+    const char *system = NULL, *prompt = NULL, *tools = NULL, *functions = NULL, *script = NULL, *dump = NULL;
+    int64_t n_predict = -1, max_steps = 8;
     bool stats = true;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("chat", &c, argc, argv, &i);
@@ -86,17 +225,65 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p")) { if (!cli_str("chat", argc, argv, &i, &prompt)) return 1; }
         else if (!strcmp(argv[i], "-n")) { if (!cli_i64("chat", argc, argv, &i, -1, INT32_MAX, &n_predict)) return 1; }
         else if (!strcmp(argv[i], "--no-stats")) stats = false;
+        else if (!strcmp(argv[i], "--tools")) { if (!cli_str("chat", argc, argv, &i, &tools)) return 1; }
+        else if (!strcmp(argv[i], "--functions")) { if (!cli_str("chat", argc, argv, &i, &functions)) return 1; }
+        else if (!strcmp(argv[i], "--max-steps")) { if (!cli_i64("chat", argc, argv, &i, 1, 100, &max_steps)) return 1; }
+        else if (!strcmp(argv[i], "--test-script")) { if (!cli_str("chat", argc, argv, &i, &script)) return 1; }
+        else if (!strcmp(argv[i], "--dump-prompt")) { if (!cli_str("chat", argc, argv, &i, &dump)) return 1; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: herd chat -m MODEL [--system TEXT] [-p TEXT] [-n N] [--no-stats] [sampling options]\n"
+                   "                 [--tools brave_search,wolfram_alpha,code_interpreter] [--functions FILE.json]\n"
+                   "                 [--max-steps N]\n"
                    "  Llama 3.1 chat format; one reply with -p, else an interactive loop (/exit to quit).\n"
-                   "  Sampling defaults to Meta's recommendation: --temp 0.6 --top-p 0.9.\n");
+                   "  Sampling defaults to Meta's recommendation: --temp 0.6 --top-p 0.9.\n"
+                   "  --tools: built-in tools the model may call; herd runs them (code in a sandbox, searches\n"
+                   "           with BRAVE_API_KEY / WOLFRAM_ALPHA_APP_ID) and the model continues with the result,\n"
+                   "           up to --max-steps calls per turn (default 8). See docs/TOOLS.md.\n"
+                   "  --functions: custom functions (OpenAI tools JSON); calls are printed, and in an interactive\n"
+                   "           session you type the result.\n");
             return 0;
         } else return cli_fail("chat", "unknown option '%s'", argv[i]);
     }
     if (!c.model) return cli_fail("chat", "no model given (-m MODEL)");
-    chat_state st = {.n_predict = n_predict, .stats = stats};
+    chat_state st = {.n_predict = n_predict, .stats = stats, .max_steps = (int)max_steps, .dump_prompt = dump};
+    const char *names[8];
+    char *tool_list = tools ? strdup(tools) : NULL;
     int rc = 1;
-    if (herd_model_load(c.model, &st.m) != HERD_OK) return cli_fail_lib("chat");
+    if (tools) {
+        st.builtin = names;
+        for (char *t = strtok(tool_list, ","); t; t = strtok(NULL, ",")) {
+            if (strcmp(t, "brave_search") && strcmp(t, "wolfram_alpha") && strcmp(t, "code_interpreter")) {
+                cli_fail("chat", "--tools: unknown built-in tool '%s' (brave_search, wolfram_alpha, code_interpreter)", t);
+                goto done;
+            }
+            if (!is_enabled_builtin(&st, t)) names[st.n_builtin++] = t;
+        }
+    }
+    if (functions) {
+        size_t flen;
+        if (!cli_read_text("chat", NULL, functions, &st.functions_json, &flen)) goto done;
+        json_error_t err;
+        json_t *f = json_loadb(st.functions_json, flen, 0, &err);
+        bool ok = json_is_array(f);
+        json_decref(f);
+        if (!ok) {
+            cli_fail("chat", "--functions %s: not a JSON array of OpenAI tool definitions (line %d: %s)", functions,
+                     err.line, err.text[0] ? err.text : "not an array");
+            goto done;
+        }
+    }
+    if (script) {
+        json_error_t err;
+        st.script = json_load_file(script, 0, &err);
+        if (!json_is_array(st.script)) {
+            cli_fail("chat", "--test-script %s: not a JSON array of strings", script);
+            goto done;
+        }
+    }
+    if (herd_model_load(c.model, &st.m) != HERD_OK) {
+        cli_fail_lib("chat");
+        goto done;
+    }
     if (herd_vocab_find(st.m, "<|start_header_id|>") < 0 || herd_vocab_find(st.m, "<|eot_id|>") < 0) {
         cli_fail("chat", "'%s' has no Llama 3 chat tokens (<|start_header_id|>, <|eot_id|>); use 'herd run' for "
                  "plain completion", c.model);
@@ -109,7 +296,7 @@ int cmd_chat(int argc, char **argv) {
     bool tty = isatty(STDIN_FILENO);
     char *line = NULL;
     size_t cap = 0;
-    if (system) add_msg(&st, "system", system);
+    if (system) add_msg(&st, "system", system, NULL, NULL);
     rc = 0;
     for (;;) {
         const char *msg = prompt;
@@ -122,13 +309,21 @@ int cmd_chat(int argc, char **argv) {
             if (got == 0) continue;
             msg = line;
         }
-        add_msg(&st, "user", msg);
-        rc = turn(&st);
+        add_msg(&st, "user", msg, NULL, NULL);
+        rc = turn(&st, interactive);
         if (rc || !interactive) break;
     }
     free(line);
+    if (st.dump_prompt) dump_prompt(&st);
 done:
-    for (size_t i = 0; i < st.n_msgs; i++) free((char *)st.msgs[i].content);
+    for (size_t i = 0; i < st.n_msgs; i++) {
+        free((char *)st.msgs[i].content);
+        free((char *)st.msgs[i].tool_name);
+        free((char *)st.msgs[i].tool_arguments);
+    }
+    free(tool_list);
+    free(st.functions_json);
+    json_decref(st.script);
     free(st.msgs);
     free(st.cached);
     herd_sampler_free(st.s);
