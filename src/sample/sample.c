@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../base/log.h"
+#include "../constrain/constrain.h"
 #include "herd.h"
 
 void sample_rng_seed(sample_rng *r, uint64_t seed) {
@@ -48,6 +49,7 @@ struct herd_sampler {
     int64_t n_recent, head;
     cand *c;           /* [n_vocab] candidates */
     uint8_t *seen;     /* [n_vocab] scratch for the penalty */
+    herd_constraint *con; /* not owned; NULL when unconstrained */
 };
 
 herd_sampler_params herd_sampler_default_params(void) {
@@ -120,6 +122,11 @@ static void top_k_sort(cand *c, int64_t n, int64_t k) {
 
 void herd_sampler_accept(herd_sampler *s, int32_t id) {
     herd_sampler_accept_prompt(s, id);
+    if (s->con) herd_constraint_accept(s->con, id); /* a token it did not allow leaves it as it was */
+}
+
+void herd_sampler_set_constraint(herd_sampler *s, herd_constraint *c) {
+    s->con = c;
 }
 
 int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
@@ -138,6 +145,17 @@ int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
         }
         for (int64_t i = 0; i < s->n_recent; i++)
             if (s->recent[i] >= 0 && s->recent[i] < n) s->seen[s->recent[i]] = 0;
+    }
+
+    /* the constraint: only the tokens it allows stay candidates (after the penalty, which indexes
+     * candidates by id); it always allows at least one */
+    if (s->con) {
+        const uint8_t *ok = constraint_mask(s->con, NULL);
+        int64_t keep = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (ok[i]) s->c[keep++] = s->c[i];
+        if (keep == 0) s->c[keep++] = (cand){0, 0.0f}; /* unreachable: see constrain.c */
+        n = keep;
     }
 
     if (p->temp <= 0) {

@@ -1,6 +1,8 @@
 /* Sampling (llama.cpp's chain and order): repetition penalty -> top-k -> top-p -> min-p ->
  * temperature -> draw from the softmax with a seeded RNG. temp <= 0 is greedy (argmax after the
- * penalty). Implements the herd_sampler_* functions of herd.h. */
+ * penalty). With a constraint (herd_sampler_set_constraint) only the tokens it allows stay
+ * candidates, after the penalty and before the filters, so greedy picks the best allowed token.
+ * Implements the herd_sampler_* functions of herd.h. */
 #ifndef HERD_SAMPLE_H
 #define HERD_SAMPLE_H
 

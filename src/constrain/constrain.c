@@ -1,0 +1,137 @@
+/* The herd_constraint_* functions of herd.h: a compiled schema (schema.c), its recognizer state
+ * (grammar.c) and the vocabulary's token trie (mask.c).
+ *
+ * End of generation: the model's end tokens (EOS/EOT/EOM, vocab_is_eog) are allowed exactly when
+ * the text so far is a complete document; once the document cannot go on (a closed top-level object
+ * or array), they are the only tokens allowed — no trailing whitespace. Should a state ever allow
+ * no token at all (a vocabulary without single-byte tokens), the end tokens are allowed so that
+ * generation stops instead of sampling from nothing. */
+#include "constrain.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/log.h"
+#include "../model/model.h"
+#include "mask.h"
+#include "schema.h"
+
+struct herd_constraint {
+    const herd_vocab *v;
+    tok_trie *trie;
+    grammar g;
+    gr_arena a;
+    gr_state cur;
+    int32_t n_vocab;
+    uint8_t *allowed; /* [n_vocab], valid when mask_ok */
+    bool mask_ok;
+    int64_t n_allowed;
+};
+
+int constraint_new(const herd_vocab *v, const char *schema_json, herd_constraint **out) {
+    *out = NULL;
+    herd_constraint *c = herd_xcalloc(1, sizeof *c);
+    int rc = schema_compile(schema_json, &c->g);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    c->v = v;
+    gra_init(&c->a, &c->g);
+    gr_start(&c->a, &c->cur);
+    if (c->cur.n == 0) {
+        herd_constraint_free(c);
+        return herd_err(HERD_E_FORMAT, "json schema: no document satisfies it");
+    }
+    c->trie = tok_trie_get(v);
+    c->n_vocab = tok_trie_n_vocab(c->trie);
+    c->allowed = herd_xmalloc((size_t)c->n_vocab);
+    *out = c;
+    return 0;
+}
+
+int herd_constraint_json_schema(const herd_model *m, const char *schema_json, herd_constraint **out) {
+    if (!m || !out) return herd_err(HERD_E_ARG, "herd_constraint_json_schema: NULL argument");
+    return constraint_new(m->vocab, schema_json, out);
+}
+
+void herd_constraint_free(herd_constraint *c) {
+    if (!c) return;
+    tok_trie_release(c->trie);
+    gra_free(&c->a);
+    grammar_free(&c->g);
+    free(c->allowed);
+    free(c);
+}
+
+const uint8_t *constraint_mask(herd_constraint *c, int64_t *n_allowed) {
+    if (!c->mask_ok) {
+        memset(c->allowed, 0, (size_t)c->n_vocab);
+        c->n_allowed = tok_trie_mask(c->trie, &c->a, &c->cur, c->allowed);
+        if (gr_complete(&c->cur) || c->n_allowed == 0)
+            for (int32_t i = 0; i < c->n_vocab; i++)
+                if (vocab_is_eog(c->v, i)) c->allowed[i] = 1, c->n_allowed++;
+        c->mask_ok = true;
+    }
+    if (n_allowed) *n_allowed = c->n_allowed;
+    return c->allowed;
+}
+
+void herd_constraint_apply(herd_constraint *c, float *logits) {
+    const uint8_t *ok = constraint_mask(c, NULL);
+    for (int32_t i = 0; i < c->n_vocab; i++)
+        if (!ok[i]) logits[i] = -INFINITY;
+}
+
+int herd_constraint_accept(herd_constraint *c, int32_t id) {
+    if (id < 0 || id >= c->n_vocab) return herd_err(HERD_E_ARG, "constraint: token %d out of range", (int)id);
+    if (vocab_is_eog(c->v, id)) {
+        if (gr_complete(&c->cur) || (c->mask_ok && c->allowed[id])) return 0;
+        return herd_err(HERD_E_ARG, "constraint: end of generation before the document is complete");
+    }
+    int32_t len;
+    const uint8_t *p = tok_trie_bytes(c->trie, id, &len);
+    if (!p) return herd_err(HERD_E_ARG, "constraint: token %d is not allowed in a document", (int)id);
+    int32_t mark = c->a.n_nodes;
+    gr_state s = c->cur, t;
+    for (int32_t i = 0; i < len; i++) {
+        gr_step(&c->a, &s, p[i], &t);
+        if (t.n == 0) {
+            c->a.n_nodes = mark;
+            return herd_err(HERD_E_ARG, "constraint: token %d does not continue the document", (int)id);
+        }
+        s = t;
+    }
+    c->cur = s;
+    c->mask_ok = false;
+    return 0;
+}
+
+bool herd_constraint_complete(const herd_constraint *c) {
+    return gr_complete(&c->cur);
+}
+
+bool constraint_can_continue(const herd_constraint *c) {
+    for (int32_t i = 0; i < c->cur.n; i++)
+        if (c->cur.top[i] != GR_ACCEPT) return true;
+    return false;
+}
+
+bool constraint_token_ok(herd_constraint *c, int32_t id) {
+    if (id < 0 || id >= c->n_vocab) return false;
+    if (vocab_is_eog(c->v, id)) return gr_complete(&c->cur);
+    int32_t len;
+    const uint8_t *p = tok_trie_bytes(c->trie, id, &len);
+    if (!p) return false;
+    int32_t mark = c->a.n_nodes;
+    gr_state s = c->cur, t;
+    bool ok = true;
+    for (int32_t i = 0; i < len && ok; i++) {
+        gr_step(&c->a, &s, p[i], &t);
+        ok = t.n > 0;
+        s = t;
+    }
+    c->a.n_nodes = mark;
+    return ok;
+}

@@ -1,0 +1,23 @@
+/* Constrained decoding: internals of herd_constraint shared with the sampler and tests.
+ * See schema.h (what a schema compiles to), grammar.h (the recognizer), mask.h (the token mask). */
+#ifndef HERD_CONSTRAIN_CONSTRAIN_H
+#define HERD_CONSTRAIN_CONSTRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../tokenizer/vocab.h"
+#include "herd.h"
+
+/* herd_constraint_json_schema over a vocabulary (a model is not needed). */
+int constraint_new(const herd_vocab *v, const char *schema_json, herd_constraint **out);
+/* The allowed tokens of the current state ([n_vocab] bytes, 1 = allowed; owned by c, valid until
+ * the next accept); *n_allowed gets their count when not NULL. Computed once per state. */
+const uint8_t *constraint_mask(herd_constraint *c, int64_t *n_allowed);
+/* True when some token other than end-of-generation may still follow. */
+bool constraint_can_continue(const herd_constraint *c);
+
+/* Whether token id may come next, by stepping its bytes alone (no trie; for tests). */
+bool constraint_token_ok(herd_constraint *c, int32_t id);
+
+#endif
