@@ -1,4 +1,5 @@
 /* herd run   -m MODEL (-p TEXT | -f FILE | --prompt-ids JSON) [-n N] [sampling] [--stop S]... [--json]
+ *            [--json-schema FILE | --json-object]
  * herd logits -m MODEL --prompt-ids JSON -o FILE */
 #include <jansson.h>
 #include <stdio.h>
@@ -23,13 +24,19 @@ static void run_usage(void) {
            "  --no-special       treat <|...|> in the prompt as plain text (default: special tokens)\n"
            "  --no-bos           do not add BOS to a text prompt\n"
            "  -c CTX -t THREADS -b BATCH --kv-type f32|f16\n"
-           "  --json             print one JSON object {prompt_ids, ids, text, timings} instead of streaming\n");
+           "  --json             print one JSON object {prompt_ids, ids, text, timings} instead of streaming\n"
+           "  --json-schema FILE constrain the output to JSON valid against the schema in FILE\n"
+           "  --json-object      constrain the output to a JSON object (any)\n"
+           "                     (constrained output is complete unless -n cuts it: stop_reason \"length\")\n");
 }
 
 int cmd_run(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
-    const char *text = NULL, *file = NULL, *ids_json = NULL;
+    const char *text = NULL, *file = NULL, *ids_json = NULL, *schema_file = NULL;
+    bool any_object = false;
+    char *schema = NULL;
+    herd_constraint *con = NULL;
     int64_t n_predict = -1;
     bool json = false, special = true, no_bos = false;
     const char **stops = calloc((size_t)argc, sizeof *stops);
@@ -49,6 +56,8 @@ int cmd_run(int argc, char **argv) {
             if (!stops[n_stop][0]) { cli_fail("run", "--stop needs a non-empty string"); goto out; }
             n_stop++;
         } else if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--json-schema")) { if (!cli_str("run", argc, argv, &i, &schema_file)) goto out; }
+        else if (!strcmp(a, "--json-object")) any_object = true;
         else if (!strcmp(a, "--no-special")) special = false;
         else if (!strcmp(a, "--no-bos")) no_bos = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { run_usage(); rc = 0; goto out; }
@@ -57,6 +66,11 @@ int cmd_run(int argc, char **argv) {
     if (!c.model) { cli_fail("run", "no model given (-m MODEL)"); goto out; }
     if (!text && !file && !ids_json) { cli_fail("run", "no prompt given (-p TEXT, -f FILE or --prompt-ids JSON)"); goto out; }
     if (ids_json && (text || file)) { cli_fail("run", "give a text prompt or --prompt-ids, not both"); goto out; }
+    if (schema_file && any_object) { cli_fail("run", "give --json-schema or --json-object, not both"); goto out; }
+    if (schema_file) {
+        size_t slen;
+        if (!cli_read_text("run", NULL, schema_file, &schema, &slen)) goto out;
+    }
 
     herd_model *m = NULL;
     herd_context *ctx = NULL;
@@ -79,6 +93,10 @@ int cmd_run(int argc, char **argv) {
     if (n_prompt == 0) { cli_fail("run", "the prompt is empty (no tokens)"); goto done; }
     if (herd_context_new(m, &c.ctx, &ctx) != HERD_OK) { cli_fail_lib("run"); goto done; }
     s = herd_sampler_new(&c.samp, herd_vocab_n_tokens(m));
+    if (schema || any_object) {
+        if (herd_constraint_json_schema(m, schema, &con) != HERD_OK) { cli_fail_lib("run"); goto done; }
+        herd_sampler_set_constraint(s, con);
+    }
     herd_generate_params gp = {.n_predict = n_predict, .stop = stops, .n_stop = n_stop,
                                .on_text = json ? NULL : print_piece, .user = NULL};
     herd_generate_result res;
@@ -128,10 +146,12 @@ int cmd_run(int argc, char **argv) {
     rc = 0;
 done:
     herd_sampler_free(s);
+    herd_constraint_free(con);
     herd_context_free(ctx);
     herd_model_free(m);
     free(prompt);
 out:
+    free(schema);
     free(stops);
     return rc;
 }
