@@ -383,6 +383,56 @@ typedef struct {
  * scaling, and Q/K rows permuted from HF's order to GGUF's. */
 int herd_convert(const char *in_path, const char *out_path, const herd_convert_params *p);
 
+/* ---- quantizing models (docs/FORMATS.md, src/quant/quant.h) ---------------------------------- */
+
+typedef struct {
+    int64_t tensor, n_tensors;  /* the tensor being written (0-based) of n_tensors */
+    const char *name;
+    int type_in, type_out;
+    uint64_t bytes_done, bytes_total; /* input tensor bytes processed so far / in the file */
+    double seconds;             /* since the start */
+    const char *warning;        /* non-NULL once per tensor that needs one: input already quantized
+                                 * (dequantized, then requantized) or a row length that forced a
+                                 * fallback type */
+} herd_quantize_progress;
+
+typedef struct {
+    int n_threads;  /* 0 = number of online CPUs */
+    bool pure;      /* every quantized tensor gets the base type: no mix, no Q6_K output rule */
+    /* called on the calling thread after each chunk of rows and at each tensor's end; may be NULL */
+    void (*progress)(const herd_quantize_progress *p, void *user);
+    void *user;
+} herd_quantize_params;
+
+typedef struct {
+    char *name;          /* owned by the result */
+    int type_in, type_out;
+    int64_t n_elements;
+    bool quantized;      /* false: copied unchanged (1-D, norms, or already of the target type) */
+    bool requantized;    /* the input was quantized already */
+    bool fallback;       /* the rule's type did not fit the row length */
+    double nmse;         /* sum (x - x')^2 / sum x^2 of the written tensor vs the input's values;
+                          * 0 when copied, NaN when all inputs are zero */
+} herd_quantize_tensor;
+
+typedef struct {
+    herd_quantize_tensor *tensors; /* in file order (free with herd_quantize_result_free) */
+    int64_t n_tensors;
+    uint64_t bytes_in, bytes_out;  /* file sizes */
+    double seconds;
+    int file_type;                 /* general.file_type written (llama.cpp's llama_ftype) */
+} herd_quantize_result;
+
+herd_quantize_params herd_quantize_default_params(void);
+/* Quantizes the GGUF at in_path into out_path. type: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M or Q5_K_M
+ * (case-insensitive; which tensor gets which type: docs/FORMATS.md). Input tensors may be F32, F16,
+ * BF16 or of any type herd computes with (those are dequantized first). All metadata is kept but
+ * general.file_type (set) and general.quantization_version (2). out (may be NULL) receives per-tensor
+ * statistics. HERD_E_ARG for an unknown type or out_path naming the input file. */
+int herd_quantize_model(const char *in_path, const char *out_path, const char *type, const herd_quantize_params *p,
+                        herd_quantize_result *out);
+void herd_quantize_result_free(herd_quantize_result *r);
+
 /* ---- built-in tools executed by herd (docs/TOOLS.md) ------------------------------------------ */
 
 typedef struct {

@@ -20,6 +20,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_format(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* ---- shared helpers (cli.c) ---- */

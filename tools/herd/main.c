@@ -19,6 +19,7 @@ static const struct {
     {"format", cmd_format, "--messages FILE.json [--date D]      render a Llama 3.1 prompt (BOS included)"},
     {"bench", cmd_bench, "-m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]  prompt/decode tokens/s"},
     {"convert", cmd_convert, "IN OUT.gguf [--type T]               HF directory or GGUF -> GGUF (T: f32..q4_0, fp8)"},
+    {"quantize", cmd_quantize, "IN.gguf OUT.gguf TYPE [-t N] [--pure]   Q4_K_M Q5_K_M Q6_K Q8_0 Q4_0 FP8 ..."},
     {"synth", cmd_synth, "--vocab VOCAB.gguf -o OUT.gguf [--shape S] [--type T] ...  random-weight model"},
 };
 

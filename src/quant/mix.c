@@ -1,0 +1,76 @@
+/* Which tensor gets which type: the rules are stated in quant.h. */
+#include <string.h>
+#include <strings.h>
+
+#include "../kernels/kernels.h"
+#include "herd.h"
+#include "quant.h"
+
+static const struct {
+    const char *name;
+    int base, file_type;
+    bool mix_m;
+} k_targets[] = {
+    {"Q8_0", HERD_TYPE_Q8_0, 7, false},    {"Q4_0", HERD_TYPE_Q4_0, 2, false},
+    {"Q4_K", HERD_TYPE_Q4_K, 14, false},   {"Q5_K", HERD_TYPE_Q5_K, 16, false},
+    {"Q6_K", HERD_TYPE_Q6_K, 18, false},   {"Q4_K_M", HERD_TYPE_Q4_K, 15, true},
+    {"Q5_K_M", HERD_TYPE_Q5_K, 17, true},
+};
+
+bool quant_plan_init(quant_plan *pl, const char *type_name, bool pure) {
+    memset(pl, 0, sizeof *pl);
+    for (size_t i = 0; i < sizeof k_targets / sizeof k_targets[0]; i++)
+        if (strcasecmp(type_name, k_targets[i].name) == 0) {
+            pl->base = k_targets[i].base;
+            pl->file_type = k_targets[i].file_type;
+            pl->mix_m = k_targets[i].mix_m && !pure;
+            pl->pure = pure;
+            pl->name = k_targets[i].name;
+            return true;
+        }
+    return false;
+}
+
+const char *quant_plan_names(void) {
+    return "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M";
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+void quant_plan_count(quant_plan *pl, const char *name) {
+    if (strstr(name, "attn_v.weight")) pl->n_attn_v++;
+    if (strstr(name, "ffn_down")) pl->n_ffn_down++;
+    if (strcmp(name, "output.weight") == 0) pl->has_output = true;
+}
+
+/* llama.cpp's choice of the layers that get more bits in the _M mixes */
+static bool use_more_bits(int64_t i, int64_t n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+int quant_plan_type(quant_plan *pl, const char *name, int n_dims, int64_t ne0, int type_in, bool *fallback) {
+    *fallback = false;
+    if (n_dims < 2 || !ends_with(name, "weight") || strstr(name, "_norm.weight")) return type_in;
+    bool is_output = strcmp(name, "output.weight") == 0 ||
+                     (!pl->has_output && strcmp(name, "token_embd.weight") == 0);
+    int t = pl->base;
+    if (!pl->pure && is_output) {
+        t = pl->base == HERD_TYPE_Q8_0 || ne0 % 256 != 0 ? HERD_TYPE_Q8_0 : HERD_TYPE_Q6_K;
+    } else if (strstr(name, "attn_v.weight")) {
+        if (pl->mix_m && use_more_bits(pl->i_attn_v, pl->n_attn_v)) t = HERD_TYPE_Q6_K;
+        else if (pl->mix_m && pl->n_attn_v == 80 && t == HERD_TYPE_Q4_K) t = HERD_TYPE_Q5_K; /* 70B */
+        pl->i_attn_v++;
+    } else if (strstr(name, "ffn_down")) {
+        if (pl->mix_m && use_more_bits(pl->i_ffn_down, pl->n_ffn_down)) t = HERD_TYPE_Q6_K;
+        pl->i_ffn_down++;
+    }
+    const kernel_type_ops *o = kernels_type_isa(t, KERNEL_ISA_REF);
+    if (ne0 % o->block != 0) {
+        *fallback = true;
+        t = ne0 % 32 == 0 ? HERD_TYPE_Q8_0 : HERD_TYPE_F16;
+    }
+    return t;
+}
