@@ -26,6 +26,7 @@ typedef struct {
     int n_builtin;
     char *functions_json;       /* --functions: custom function definitions (OpenAI tools JSON) */
     int max_steps;
+    herd_tool_params tool_params; /* --tool-timeout */
     herd_tool_stream *ts;       /* holds what may be a tool call while the reply streams */
     /* test-only scripted model */
     json_t *script;
@@ -170,7 +171,7 @@ static int turn(chat_state *st, bool interactive) {
         }
         char *result = NULL;
         if (call->builtin && is_enabled_builtin(st, call->name)) {
-            if (herd_builtin_tool_run(call->name, call->arguments, &result) != HERD_OK)
+            if (herd_builtin_tool_run_ex(call->name, call->arguments, &st->tool_params, &result) != HERD_OK)
                 result = strdup(herd_last_error());
             printf("[tool result] %s\n%s\n[end of tool result]\n", call->name, result);
             fflush(stdout);
@@ -216,6 +217,7 @@ int cmd_chat(int argc, char **argv) {
     c.samp.top_p = 0.9f;
     const char *system = NULL, *prompt = NULL, *tools = NULL, *functions = NULL, *script = NULL, *dump = NULL;
     int64_t n_predict = -1, max_steps = 8;
+    float tool_timeout = 0;
     bool stats = true;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("chat", &c, argc, argv, &i);
@@ -228,24 +230,28 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tools")) { if (!cli_str("chat", argc, argv, &i, &tools)) return 1; }
         else if (!strcmp(argv[i], "--functions")) { if (!cli_str("chat", argc, argv, &i, &functions)) return 1; }
         else if (!strcmp(argv[i], "--max-steps")) { if (!cli_i64("chat", argc, argv, &i, 1, 100, &max_steps)) return 1; }
+        else if (!strcmp(argv[i], "--tool-timeout")) { if (!cli_f32("chat", argc, argv, &i, 0.01f, 86400, &tool_timeout)) return 1; }
         else if (!strcmp(argv[i], "--test-script")) { if (!cli_str("chat", argc, argv, &i, &script)) return 1; }
         else if (!strcmp(argv[i], "--dump-prompt")) { if (!cli_str("chat", argc, argv, &i, &dump)) return 1; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: herd chat -m MODEL [--system TEXT] [-p TEXT] [-n N] [--no-stats] [sampling options]\n"
                    "                 [--tools brave_search,wolfram_alpha,code_interpreter] [--functions FILE.json]\n"
-                   "                 [--max-steps N]\n"
+                   "                 [--max-steps N] [--tool-timeout S]\n"
                    "  Llama 3.1 chat format; one reply with -p, else an interactive loop (/exit to quit).\n"
                    "  Sampling defaults to Meta's recommendation: --temp 0.6 --top-p 0.9.\n"
                    "  --tools: built-in tools the model may call; herd runs them (code in a sandbox, searches\n"
                    "           with BRAVE_API_KEY / WOLFRAM_ALPHA_APP_ID) and the model continues with the result,\n"
                    "           up to --max-steps calls per turn (default 8). See docs/TOOLS.md.\n"
                    "  --functions: custom functions (OpenAI tools JSON); calls are printed, and in an interactive\n"
-                   "           session you type the result.\n");
+                   "           session you type the result (with -p the call is the answer).\n"
+                   "  --tool-timeout: seconds a tool may take (default: code 10, searches 15).\n"
+                   "  Tests only: --test-script FILE.json (forced replies), --dump-prompt FILE (the final prompt).\n");
             return 0;
         } else return cli_fail("chat", "unknown option '%s'", argv[i]);
     }
     if (!c.model) return cli_fail("chat", "no model given (-m MODEL)");
-    chat_state st = {.n_predict = n_predict, .stats = stats, .max_steps = (int)max_steps, .dump_prompt = dump};
+    chat_state st = {.n_predict = n_predict, .stats = stats, .max_steps = (int)max_steps, .dump_prompt = dump,
+                     .tool_params = {.timeout_s = tool_timeout}};
     const char *names[8];
     char *tool_list = tools ? strdup(tools) : NULL;
     int rc = 1;
