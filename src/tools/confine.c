@@ -134,7 +134,8 @@ static bool is_under(const char *path, const char *dir) {
 /* Remount one mount read-only, keeping the flags a user namespace may not change (locked). */
 static bool remount_ro(const char *mp) {
     struct statvfs sv;
-    if (statvfs(mp, &sv) != 0) return errno == EACCES || errno == ENOENT || errno == ESTALE || errno == ENOTDIR;
+    if (statvfs(mp, &sv) != 0)
+        return errno == EACCES || errno == ENOENT || errno == ESTALE || errno == ENOTDIR;
     unsigned long fl = MS_BIND | MS_REMOUNT | MS_RDONLY;
     if (sv.f_flag & ST_NOSUID) fl |= MS_NOSUID;
     if (sv.f_flag & ST_NODEV) fl |= MS_NODEV;
@@ -182,20 +183,22 @@ static bool setup_mounts(const confine_plan *p) {
         if (lstat(h, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
         if (!work_done && is_under(p->workdir, h)) {
             /* an empty tmpfs with only the work directory's path in it */
-            if (mount("herd-sandbox", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=65536,mode=0755") != 0) return false;
+            if (mount("herd-sandbox", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=65536,mode=0755") != 0)
+                return false;
             if (!mkdirs(p->workdir)) return false;
-            if (mount("herd-sandbox", p->workdir, "tmpfs", MS_NOSUID | MS_NODEV, p->tmpfs_opts) != 0) return false;
+            if (mount("herd-sandbox", p->workdir, "tmpfs", MS_NOSUID | MS_NODEV, p->tmpfs_opts) != 0)
+                return false;
             if (mount(NULL, h, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
                 return false;
             work_done = true;
         } else if (!is_under(p->workdir, h)) {
-            if (mount("herd-sandbox", h, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4096,mode=0755") != 0 &&
+            if (mount("herd-sandbox", h, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4096,mode=0755") !=
+                    0 &&
                 errno != ENOENT && errno != EACCES)
                 return false;
         }
     }
-    if (!work_done &&
-        mount("herd-sandbox", p->workdir, "tmpfs", MS_NOSUID | MS_NODEV, p->tmpfs_opts) != 0)
+    if (!work_done && mount("herd-sandbox", p->workdir, "tmpfs", MS_NOSUID | MS_NODEV, p->tmpfs_opts) != 0)
         return false;
     return true;
 }
@@ -251,8 +254,8 @@ static void drop_caps(void) {
 }
 
 /* Landlock, with the constants of newer ABIs than Debian 12's headers know */
-#define LL_FS_TRUNCATE (1ULL << 14)   /* ABI 3 */
-#define LL_NET_BIND_TCP (1ULL << 0)   /* ABI 4 */
+#define LL_FS_TRUNCATE (1ULL << 14) /* ABI 3 */
+#define LL_NET_BIND_TCP (1ULL << 0) /* ABI 4 */
 #define LL_NET_CONNECT_TCP (1ULL << 1)
 #define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
 #define LL_SCOPE_SIGNAL (1ULL << 1)
@@ -273,10 +276,11 @@ static bool add_path_rule(int ruleset, const char *path, uint64_t access) {
 static bool apply_landlock(const confine_plan *p) {
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 1) return false;
-    uint64_t write = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
-                     LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
-                     LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
-                     LANDLOCK_ACCESS_FS_MAKE_SYM;
+    uint64_t write = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
+                     LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR |
+                     LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+                     LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |
+                     LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM;
     if (abi >= 2) write |= LANDLOCK_ACCESS_FS_REFER;
     if (abi >= 3) write |= LL_FS_TRUNCATE;
     struct ll_ruleset_attr attr = {.handled_access_fs = write};
@@ -391,14 +395,15 @@ unsigned confine_lock(const confine_plan *p, unsigned layers) {
     } else if (layers & LAYER_UID || geteuid() != 0) {
         layers |= LAYER_CAPS; /* a uid switch away from root drops every capability */
     }
-    rlim_t nproc = (rlim_t)p->max_procs + 3; /* + the sandbox's own two processes */
+    rlim_t nproc = (rlim_t)p->max_procs + 3;                      /* + the sandbox's own two processes */
     if (!(layers & LAYER_USERNS)) nproc += (rlim_t)p->nproc_base; /* counted per uid, not per namespace */
     bool ok = set_limit(RLIMIT_CPU, (rlim_t)p->cpu_s, (rlim_t)p->cpu_s + 1) &&
               set_limit(RLIMIT_AS, (rlim_t)p->mem_bytes, (rlim_t)p->mem_bytes) &&
               set_limit(RLIMIT_NPROC, nproc, nproc) &&
               set_limit(RLIMIT_FSIZE, (rlim_t)p->file_bytes, (rlim_t)p->file_bytes) &&
-              set_limit(RLIMIT_NOFILE, (rlim_t)p->max_files, (rlim_t)p->max_files) && set_limit(RLIMIT_CORE, 0, 0) &&
-              set_limit(RLIMIT_MEMLOCK, 0, 0) && set_limit(RLIMIT_MSGQUEUE, 0, 0);
+              set_limit(RLIMIT_NOFILE, (rlim_t)p->max_files, (rlim_t)p->max_files) &&
+              set_limit(RLIMIT_CORE, 0, 0) && set_limit(RLIMIT_MEMLOCK, 0, 0) &&
+              set_limit(RLIMIT_MSGQUEUE, 0, 0);
     if (ok) layers |= LAYER_RLIMITS;
     if (!(p->disable & CONFINE_NO_LANDLOCK) && apply_landlock(p)) layers |= LAYER_LANDLOCK;
     if (!(p->disable & CONFINE_NO_SECCOMP) && apply_seccomp()) layers |= LAYER_SECCOMP;
@@ -406,7 +411,8 @@ unsigned confine_lock(const confine_plan *p, unsigned layers) {
 }
 
 void confine_layer_names(unsigned layers, char *buf, size_t cap) {
-    static const char *names[] = {"uid", "userns", "netns", "pidns", "mountns", "landlock", "seccomp", "caps", "rlimits"};
+    static const char *names[] = {"uid",      "userns",  "netns", "pidns",  "mountns",
+                                  "landlock", "seccomp", "caps",  "rlimits"};
     size_t n = 0;
     buf[0] = 0;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {

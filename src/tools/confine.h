@@ -51,13 +51,13 @@ typedef struct {
     unsigned disable; /* CONFINE_NO_* */
     /* prepared by the parent */
     const char *workdir;
-    char *home;               /* $HOME to hide, or NULL */
-    char **mounts;            /* mount points of /proc/self/mountinfo, decoded */
+    char *home;    /* $HOME to hide, or NULL */
+    char **mounts; /* mount points of /proc/self/mountinfo, decoded */
     int n_mounts;
-    bool root;                /* started as euid 0: switch to uid/gid below */
+    bool root; /* started as euid 0: switch to uid/gid below */
     uid_t uid;
     gid_t gid;
-    long nproc_base;          /* processes the target uid already has (for RLIMIT_NPROC without userns) */
+    long nproc_base; /* processes the target uid already has (for RLIMIT_NPROC without userns) */
     char uid_map[64], gid_map[64];
     char tmpfs_opts[64];
 } confine_plan;

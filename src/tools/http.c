@@ -32,8 +32,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *user) {
     return len;
 }
 
-int http_get(const char *url, const char *const *headers, double timeout_s, size_t max_bytes, http_response *out,
-             char *err, size_t errcap) {
+int http_get(const char *url, const char *const *headers, double timeout_s, size_t max_bytes,
+             http_response *out, char *err, size_t errcap) {
     memset(out, 0, sizeof *out);
     pthread_once(&curl_once, curl_init_once);
     CURL *c = curl_easy_init();
@@ -61,9 +61,12 @@ int http_get(const char *url, const char *const *headers, double timeout_s, size
     CURLcode rc = curl_easy_perform(c);
     int ret = 0;
     if (rc != CURLE_OK) {
-        if (s.too_large) snprintf(err, errcap, "the response is larger than %zu bytes", max_bytes);
-        else if (rc == CURLE_OPERATION_TIMEDOUT) snprintf(err, errcap, "no response within %.0f s", timeout_s);
-        else snprintf(err, errcap, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
+        if (s.too_large)
+            snprintf(err, errcap, "the response is larger than %zu bytes", max_bytes);
+        else if (rc == CURLE_OPERATION_TIMEDOUT)
+            snprintf(err, errcap, "no response within %.0f s", timeout_s);
+        else
+            snprintf(err, errcap, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
         free(s.buf.p);
         ret = -1;
     } else {

@@ -6,16 +6,16 @@
 #include <stddef.h>
 
 typedef struct {
-    long status;  /* HTTP status */
-    char *body;   /* NUL-terminated (owned) */
+    long status; /* HTTP status */
+    char *body;  /* NUL-terminated (owned) */
     size_t len;
 } http_response;
 
 /* headers: NULL-terminated "Name: value" lines (may be NULL). Returns 0 when a response came (any
  * status); -1 on a transport failure (DNS, connect, timeout, TLS, too large) with a one-line reason
  * in err. */
-int http_get(const char *url, const char *const *headers, double timeout_s, size_t max_bytes, http_response *out,
-             char *err, size_t errcap);
+int http_get(const char *url, const char *const *headers, double timeout_s, size_t max_bytes,
+             http_response *out, char *err, size_t errcap);
 void http_response_free(http_response *r);
 /* The URL-encoded form of s (caller frees). */
 char *http_escape(const char *s);

@@ -23,8 +23,12 @@
 #include "confine.h"
 
 void sandbox_default_limits(sandbox_limits *l) {
-    *l = (sandbox_limits){.wall_s = 10, .cpu_s = 5, .mem_bytes = 1ll << 30, .max_procs = 32,
-                          .file_bytes = 16ll << 20, .max_output = 16 << 10};
+    *l = (sandbox_limits){.wall_s = 10,
+                          .cpu_s = 5,
+                          .mem_bytes = 1ll << 30,
+                          .max_procs = 32,
+                          .file_bytes = 16ll << 20,
+                          .max_output = 16 << 10};
     const char *d = getenv("HERD_SANDBOX_DISABLE"); /* for tests: weakens, never below the minimum */
     if (d && strstr(d, "userns")) l->disable |= CONFINE_NO_USERNS;
     if (d && strstr(d, "landlock")) l->disable |= CONFINE_NO_LANDLOCK;
@@ -138,13 +142,15 @@ static void __attribute__((noreturn)) run_code(const child_spec *cs, unsigned la
     layers = confine_lock(&cs->plan, layers);
     report("L %ld\n", (long)layers, NULL);
     if (!(layers & (LAYER_NETNS | LAYER_SECCOMP))) {
-        report("E %s\n", 0, "sandbox unavailable: neither a network namespace nor seccomp could be set up, so the code "
-                            "could reach the network; not running it");
+        report("E %s\n", 0,
+               "sandbox unavailable: neither a network namespace nor seccomp could be set up, so the code "
+               "could reach the network; not running it");
         _exit(126);
     }
     if (!(layers & (LAYER_MOUNTNS | LAYER_LANDLOCK))) {
-        report("E %s\n", 0, "sandbox unavailable: neither a read-only mount namespace nor Landlock could be set up, "
-                            "so the code could write files outside its directory; not running it");
+        report("E %s\n", 0,
+               "sandbox unavailable: neither a read-only mount namespace nor Landlock could be set up, "
+               "so the code could write files outside its directory; not running it");
         _exit(126);
     }
     if (!(layers & LAYER_RLIMITS)) {
@@ -177,16 +183,18 @@ static void __attribute__((noreturn)) run_init(const child_spec *cs, unsigned la
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) break;
         if (w != c) continue; /* an orphan of the code, reaped */
-        if (WIFEXITED(st)) report("S exit %ld\n", WEXITSTATUS(st), NULL);
-        else if (WIFSIGNALED(st)) report("S signal %ld\n", WTERMSIG(st), NULL);
+        if (WIFEXITED(st))
+            report("S exit %ld\n", WEXITSTATUS(st), NULL);
+        else if (WIFSIGNALED(st))
+            report("S signal %ld\n", WTERMSIG(st), NULL);
         break;
     }
     _exit(0);
 }
 
 /* A: new process group, clean fds and signals, namespaces, then B */
-static void __attribute__((noreturn)) run_sandbox(const child_spec *cs, int devnull, int out_w, int err_w, int rep_w,
-                                                  pid_t herd) {
+static void __attribute__((noreturn))
+run_sandbox(const child_spec *cs, int devnull, int out_w, int err_w, int rep_w, pid_t herd) {
     setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
@@ -211,7 +219,8 @@ static void __attribute__((noreturn)) run_sandbox(const child_spec *cs, int devn
     }
     if (b == 0) run_init(cs, layers);
     int st;
-    while (waitpid(b, &st, 0) < 0 && errno == EINTR) {}
+    while (waitpid(b, &st, 0) < 0 && errno == EINTR) {
+    }
     _exit(0);
 }
 
@@ -274,7 +283,8 @@ int sandbox_run_python(const char *code, size_t len, const sandbox_limits *l, sa
     if (!workdir) {
         free(python);
         if (made) rmdir(made);
-        return herd_err(HERD_E_IO, "code_interpreter: cannot create a directory in %s: %s", tmp, strerror(errno));
+        return herd_err(HERD_E_IO, "code_interpreter: cannot create a directory in %s: %s", tmp,
+                        strerror(errno));
     }
     child_spec cs = {.python = python, .code = code, .code_len = len};
     cs.plan.cpu_s = l->cpu_s;
@@ -294,8 +304,12 @@ int sandbox_run_python(const char *code, size_t len, const sandbox_limits *l, sa
     snprintf(env_home, wl + 8, "HOME=%s", workdir);
     snprintf(env_tmp, wl + 8, "TMPDIR=%s", workdir);
     char *argv[] = {"python3", "-I", "-u", script, NULL};
-    char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", env_home, env_tmp,
-                    "PYTHONDONTWRITEBYTECODE=1", NULL};
+    char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                    "LANG=C.UTF-8",
+                    env_home,
+                    env_tmp,
+                    "PYTHONDONTWRITEBYTECODE=1",
+                    NULL};
     cs.script = script;
     cs.argv = argv;
     cs.envp = envp;
@@ -320,8 +334,8 @@ int sandbox_run_python(const char *code, size_t len, const sandbox_limits *l, sa
     close(pe[1]);
     close(pr[1]);
     po[1] = pe[1] = pr[1] = -1;
-    stream ss[3] = {{.fd = po[0], .cap = l->max_output}, {.fd = pe[0], .cap = l->max_output},
-                    {.fd = pr[0], .cap = 4096}};
+    stream ss[3] = {
+        {.fd = po[0], .cap = l->max_output}, {.fd = pe[0], .cap = l->max_output}, {.fd = pr[0], .cap = 4096}};
     bool open_[3] = {true, true, true};
     for (int i = 0; i < 3; i++) fcntl(ss[i].fd, F_SETFL, O_NONBLOCK);
     bool killed = false, timed_out = false;
@@ -362,7 +376,8 @@ int sandbox_run_python(const char *code, size_t len, const sandbox_limits *l, sa
     }
     if (!killed) killpg(pid, SIGKILL);
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
     bool status_seen = false;
     parse_report(ss[2].buf.p ? ss[2].buf.p : "", r, &status_seen);
     r->timed_out = timed_out && !status_seen;

@@ -20,24 +20,24 @@
 #include <stdint.h>
 
 typedef struct {
-    double wall_s;       /* wall-clock timeout (default 10 s) */
-    int cpu_s;           /* CPU seconds per process (default 5) */
-    int64_t mem_bytes;   /* address space per process (default 1 GiB) */
-    int max_procs;       /* processes and threads (default 32) */
-    int64_t file_bytes;  /* largest file it may write (default 16 MiB); also the size of its tmpfs x4 */
-    size_t max_output;   /* bytes kept of stdout and of stderr each (default 16 KiB) */
-    unsigned disable;    /* CONFINE_NO_* (tests); HERD_SANDBOX_DISABLE=userns,landlock,seccomp sets them */
+    double wall_s;      /* wall-clock timeout (default 10 s) */
+    int cpu_s;          /* CPU seconds per process (default 5) */
+    int64_t mem_bytes;  /* address space per process (default 1 GiB) */
+    int max_procs;      /* processes and threads (default 32) */
+    int64_t file_bytes; /* largest file it may write (default 16 MiB); also the size of its tmpfs x4 */
+    size_t max_output;  /* bytes kept of stdout and of stderr each (default 16 KiB) */
+    unsigned disable;   /* CONFINE_NO_* (tests); HERD_SANDBOX_DISABLE=userns,landlock,seccomp sets them */
 } sandbox_limits;
 
 typedef struct {
-    char *out, *err;      /* captured stdout / stderr (NUL-terminated, owned) */
+    char *out, *err; /* captured stdout / stderr (NUL-terminated, owned) */
     size_t out_len, err_len;
     bool out_truncated, err_truncated;
-    int exit_code;        /* when the code exited; -1 otherwise */
-    int term_signal;      /* the signal that killed the code, or 0 */
-    bool timed_out;       /* the wall clock ran out (everything was killed) */
-    char *error;          /* the code could not be run: why (owned); NULL when it ran */
-    unsigned layers;      /* confinement layers in effect (LAYER_*, confine.h) */
+    int exit_code;   /* when the code exited; -1 otherwise */
+    int term_signal; /* the signal that killed the code, or 0 */
+    bool timed_out;  /* the wall clock ran out (everything was killed) */
+    char *error;     /* the code could not be run: why (owned); NULL when it ran */
+    unsigned layers; /* confinement layers in effect (LAYER_*, confine.h) */
     char layer_names[160];
 } sandbox_result;
 

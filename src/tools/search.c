@@ -27,7 +27,8 @@ static void put_str(json_t *dst, const char *key, json_t *src) {
 
 char *tool_brave_search(const char *query, const herd_tool_params *p) {
     const char *key = getenv("BRAVE_API_KEY");
-    if (!key || !*key) return tool_error_json("brave_search", "BRAVE_API_KEY is not set, so herd cannot search the web");
+    if (!key || !*key)
+        return tool_error_json("brave_search", "BRAVE_API_KEY is not set, so herd cannot search the web");
     const char *base = getenv("HERD_BRAVE_URL");
     if (!base || !*base) base = BRAVE_URL;
     char *q = http_escape(query);

@@ -78,13 +78,18 @@ static char *code_interpreter(const char *code, const herd_tool_params *p) {
     }
     herd_log(1, "code_interpreter: sandbox layers: %s", r.layer_names);
     char status[256];
-    if (r.error) snprintf(status, sizeof status, "error: %.200s", r.error);
-    else if (r.timed_out) snprintf(status, sizeof status, "timeout: stopped after %g s (wall-clock limit)", l.wall_s);
+    if (r.error)
+        snprintf(status, sizeof status, "error: %.200s", r.error);
+    else if (r.timed_out)
+        snprintf(status, sizeof status, "timeout: stopped after %g s (wall-clock limit)", l.wall_s);
     else if (r.term_signal == SIGXCPU)
         snprintf(status, sizeof status, "killed: CPU time limit of %d s reached", l.cpu_s);
-    else if (r.term_signal) snprintf(status, sizeof status, "killed by signal %d (%s)", r.term_signal, strsignal(r.term_signal));
-    else if (r.exit_code == 0) snprintf(status, sizeof status, "completed");
-    else snprintf(status, sizeof status, "completed with exit code %d", r.exit_code);
+    else if (r.term_signal)
+        snprintf(status, sizeof status, "killed by signal %d (%s)", r.term_signal, strsignal(r.term_signal));
+    else if (r.exit_code == 0)
+        snprintf(status, sizeof status, "completed");
+    else
+        snprintf(status, sizeof status, "completed with exit code %d", r.exit_code);
     strbuf b = {0};
     strbuf_puts(&b, status);
     put_stream(&b, "stdout", r.out, r.out_len, r.out_truncated);
@@ -93,14 +98,16 @@ static char *code_interpreter(const char *code, const herd_tool_params *p) {
     return b.p;
 }
 
-int herd_builtin_tool_run_ex(const char *name, const char *args_json, const herd_tool_params *params, char **result) {
+int herd_builtin_tool_run_ex(const char *name, const char *args_json, const herd_tool_params *params,
+                             char **result) {
     *result = NULL;
     herd_tool_params p = params ? *params : (herd_tool_params){0};
     if (p.top_k <= 0) p.top_k = 3;
     bool code = name && !strcmp(name, "code_interpreter");
     bool brave = name && !strcmp(name, "brave_search"), wolfram = name && !strcmp(name, "wolfram_alpha");
     if (!code && !brave && !wolfram)
-        return herd_err(HERD_E_ARG, "unknown built-in tool '%s' (code_interpreter, brave_search, wolfram_alpha)",
+        return herd_err(HERD_E_ARG,
+                        "unknown built-in tool '%s' (code_interpreter, brave_search, wolfram_alpha)",
                         name ? name : "(null)");
     if (!code && p.timeout_s <= 0) p.timeout_s = 15;
     const char *key = code ? "code" : "query";
@@ -109,9 +116,12 @@ int herd_builtin_tool_run_ex(const char *name, const char *args_json, const herd
     const char *val = json_string_value(json_object_get(args, key));
     if (!val) {
         json_decref(args);
-        return herd_err(HERD_E_ARG, "%s: the arguments must be a JSON object with a string \"%s\"", name, key);
+        return herd_err(HERD_E_ARG, "%s: the arguments must be a JSON object with a string \"%s\"", name,
+                        key);
     }
-    *result = code ? code_interpreter(val, &p) : brave ? tool_brave_search(val, &p) : tool_wolfram_alpha(val, &p);
+    *result = code    ? code_interpreter(val, &p)
+              : brave ? tool_brave_search(val, &p)
+                      : tool_wolfram_alpha(val, &p);
     json_decref(args);
     return HERD_OK;
 }

@@ -16,7 +16,8 @@
 char *tool_wolfram_alpha(const char *query, const herd_tool_params *p) {
     const char *appid = getenv("WOLFRAM_ALPHA_APP_ID");
     if (!appid || !*appid)
-        return tool_error_json("wolfram_alpha", "WOLFRAM_ALPHA_APP_ID is not set, so herd cannot ask Wolfram|Alpha");
+        return tool_error_json("wolfram_alpha",
+                               "WOLFRAM_ALPHA_APP_ID is not set, so herd cannot ask Wolfram|Alpha");
     const char *base = getenv("HERD_WOLFRAM_URL");
     if (!base || !*base) base = WOLFRAM_URL;
     char *q = http_escape(query), *id = http_escape(appid);
@@ -54,7 +55,9 @@ char *tool_wolfram_alpha(const char *query, const herd_tool_params *p) {
                 strbuf_puts(&text, t);
             }
             const char *title = json_string_value(json_object_get(pod, "title"));
-            if (text.n) json_array_append_new(pods, json_pack("{s:s,s:s}", "title", title ? title : "", "text", text.p));
+            if (text.n)
+                json_array_append_new(pods,
+                                      json_pack("{s:s,s:s}", "title", title ? title : "", "text", text.p));
             free(text.p);
         }
         json_t *res = json_pack("{s:s,s:o}", "query", query, "pods", pods);

@@ -31,7 +31,8 @@ static void listeners(void) {
     tcp_port = ntohs(a.sin_port);
     a.sin_port = 0;
     udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    CHECK(udp_fd >= 0 && bind(udp_fd, (struct sockaddr *)&a, sizeof a) == 0, "udp socket: %s", strerror(errno));
+    CHECK(udp_fd >= 0 && bind(udp_fd, (struct sockaddr *)&a, sizeof a) == 0, "udp socket: %s",
+          strerror(errno));
     al = sizeof a;
     getsockname(udp_fd, (struct sockaddr *)&a, &al);
     udp_port = ntohs(a.sin_port);
@@ -116,8 +117,9 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
     printf("  %-22s layers: %s\n", name, r.layer_names);
     char wd[1024];
     first_line(&r, wd, sizeof wd);
-    CHECK(!r.error && r.exit_code == 0 && strstr(r.out, "hello 42\n"), "%s: normal code: exit %d, out '%s', err '%s' %s",
-          name, r.exit_code, r.out, r.err, r.error ? r.error : "");
+    CHECK(!r.error && r.exit_code == 0 && strstr(r.out, "hello 42\n"),
+          "%s: normal code: exit %d, out '%s', err '%s' %s", name, r.exit_code, r.out, r.err,
+          r.error ? r.error : "");
     CHECK(wd[0] == '/' && !exists(wd), "%s: the work directory '%s' is removed afterwards", name, wd);
     CHECK((r.layers & (LAYER_NETNS | LAYER_SECCOMP)) && (r.layers & (LAYER_MOUNTNS | LAYER_LANDLOCK)) &&
               (r.layers & LAYER_RLIMITS),
@@ -132,17 +134,19 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
 
     /* files inside its directory work */
     r = run("import os\nos.mkdir('d')\nopen('d/f.txt', 'w').write('inside')\nprint(open('d/f.txt').read())\n"
-            "open(os.environ['HOME'] + '/h.txt', 'w').write('x')\nopen(os.environ['TMPDIR'] + '/t.txt', 'w').write('x')\n",
+            "open(os.environ['HOME'] + '/h.txt', 'w').write('x')\nopen(os.environ['TMPDIR'] + '/t.txt', "
+            "'w').write('x')\n",
             &l);
-    CHECK(r.exit_code == 0 && !strcmp(r.out, "inside\n"), "%s: files in its directory: exit %d, err '%s'", name,
-          r.exit_code, r.err);
+    CHECK(r.exit_code == 0 && !strcmp(r.out, "inside\n"), "%s: files in its directory: exit %d, err '%s'",
+          name, r.exit_code, r.err);
     sandbox_result_free(&r);
 
     /* network: TCP and UDP to loopback listeners of this test, and DNS */
     snprintf(code, sizeof code,
              "import socket\n"
              "for what, f in [('tcp', lambda: socket.create_connection(('127.0.0.1', %d), timeout=3)),\n"
-             "                ('udp', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', %d))),\n"
+             "                ('udp', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', "
+             "('127.0.0.1', %d))),\n"
              "                ('tcp6', lambda: socket.create_connection(('::1', %d), timeout=3)),\n"
              "                ('dns', lambda: socket.getaddrinfo('example.com', 80))]:\n"
              "    try:\n"
@@ -162,7 +166,8 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
     if (!getcwd(cwd, sizeof cwd)) strcpy(cwd, ".");
     const char *home = getenv("HOME");
     snprintf(targets[0], sizeof targets[0], "%s/herd-sandbox-escape-%d", cwd, (int)getpid());
-    snprintf(targets[1], sizeof targets[1], "%s/herd-sandbox-escape-%d", home ? home : "/root", (int)getpid());
+    snprintf(targets[1], sizeof targets[1], "%s/herd-sandbox-escape-%d", home ? home : "/root",
+             (int)getpid());
     snprintf(targets[2], sizeof targets[2], "/tmp/herd-sandbox-escape-%d", (int)getpid());
     snprintf(targets[3], sizeof targets[3], "../herd-sandbox-escape-%d", (int)getpid());
     snprintf(code, sizeof code,
@@ -178,8 +183,8 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
              "        print('blocked', e.errno)\n",
              "'", targets[0], "'", "'", targets[1], "'", "'", targets[2], "'", "'", targets[3], "'");
     r = run(code, &l);
-    CHECK(r.exit_code == 0 && !strstr(r.out, "WROTE") && !strstr(r.out, "MKDIR"), "%s: writes outside: out '%s' err '%s'",
-          name, r.out, r.err);
+    CHECK(r.exit_code == 0 && !strstr(r.out, "WROTE") && !strstr(r.out, "MKDIR"),
+          "%s: writes outside: out '%s' err '%s'", name, r.out, r.err);
     for (int i = 0; i < 3; i++) {
         char d[8192];
         snprintf(d, sizeof d, "%s.d", targets[i]);
@@ -191,8 +196,10 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
 
     /* the process limit: forking stops at max_procs */
     l.max_procs = 8;
-    r = run("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(60)\n"
-            "            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('fork limit after', n, e.errno)\n",
+    r = run("import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            "
+            "time.sleep(60)\n"
+            "            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('fork limit after', n, "
+            "e.errno)\n",
             &l);
     int forked = -1;
     const char *fl = strstr(r.out, "fork limit after ");
@@ -202,18 +209,20 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
     l.max_procs = 32;
 
     /* huge output: capped, reported truncated, and the program is not blocked by it */
-    r = run("import sys\nfor i in range(200000):\n    sys.stdout.write('x' * 99 + '\\n')\nprint('done', file=sys.stderr)\n",
+    r = run("import sys\nfor i in range(200000):\n    sys.stdout.write('x' * 99 + '\\n')\nprint('done', "
+            "file=sys.stderr)\n",
             &l);
     CHECK(r.exit_code == 0 && r.out_truncated && r.out_len == l.max_output && !r.err_truncated &&
               !strcmp(r.err, "done\n"),
-          "%s: huge output: exit %d, %zu bytes kept, truncated %d", name, r.exit_code, r.out_len, r.out_truncated);
+          "%s: huge output: exit %d, %zu bytes kept, truncated %d", name, r.exit_code, r.out_len,
+          r.out_truncated);
     sandbox_result_free(&r);
 
     /* memory: one allocation past the address-space limit */
     l.mem_bytes = 256ll << 20;
     r = run("x = bytearray(512 * 1024 * 1024)\n", &l);
-    CHECK(r.exit_code == 1 && strstr(r.err, "MemoryError"), "%s: memory bomb: exit %d err '%s'", name, r.exit_code,
-          r.err);
+    CHECK(r.exit_code == 1 && strstr(r.err, "MemoryError"), "%s: memory bomb: exit %d err '%s'", name,
+          r.exit_code, r.err);
     sandbox_result_free(&r);
     l.mem_bytes = 1ll << 30;
 
@@ -221,14 +230,15 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
     /* an endless loop: killed at the CPU limit */
     l.cpu_s = 1;
     r = run("while True:\n    pass\n", &l);
-    CHECK(r.term_signal == SIGXCPU && !r.timed_out, "%s: endless loop: signal %d, timed out %d", name, r.term_signal,
-          r.timed_out);
+    CHECK(r.term_signal == SIGXCPU && !r.timed_out, "%s: endless loop: signal %d, timed out %d", name,
+          r.term_signal, r.timed_out);
     sandbox_result_free(&r);
 
     /* sleeping forever: killed at the wall-clock limit, with its output so far */
     l.wall_s = 2;
     r = run("import time\nprint('before', flush=True)\ntime.sleep(3600)\n", &l);
-    CHECK(r.timed_out && !strcmp(r.out, "before\n"), "%s: sleep: timed out %d, out '%s'", name, r.timed_out, r.out);
+    CHECK(r.timed_out && !strcmp(r.out, "before\n"), "%s: sleep: timed out %d, out '%s'", name, r.timed_out,
+          r.out);
     sandbox_result_free(&r);
 
     /* a fork bomb (every process forks forever, ignoring errors): contained, then all killed */
@@ -236,15 +246,17 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
             "    except Exception:\n        pass\n",
             &l);
     first_line(&r, wd, sizeof wd);
-    CHECK(r.timed_out || r.term_signal, "%s: fork bomb: timed out %d, signal %d", name, r.timed_out, r.term_signal);
+    CHECK(r.timed_out || r.term_signal, "%s: fork bomb: timed out %d, signal %d", name, r.timed_out,
+          r.term_signal);
     CHECK(wd[0] == '/' && !process_alive_with(wd), "%s: fork bomb: processes are left running", name);
     sandbox_result_free(&r);
 
     /* processes left behind (even in a new session if it could) are killed when the code ends */
     l.wall_s = 20;
-    r = run("import os, subprocess\ntry:\n    subprocess.Popen(['sleep', '300.4242'], start_new_session=True)\n"
-            "except OSError:\n    subprocess.Popen(['sleep', '300.4242'])\nprint('started')\n",
-            &l);
+    r = run(
+        "import os, subprocess\ntry:\n    subprocess.Popen(['sleep', '300.4242'], start_new_session=True)\n"
+        "except OSError:\n    subprocess.Popen(['sleep', '300.4242'])\nprint('started')\n",
+        &l);
     CHECK(r.exit_code == 0 && !strcmp(r.out, "started\n"), "%s: background process: exit %d err '%s'", name,
           r.exit_code, r.err);
     CHECK(!process_alive_with("sleep 300.4242"), "%s: a background process outlived the sandbox", name);
@@ -257,18 +269,24 @@ static void check_tool_result(void) {
     int rc = herd_builtin_tool_run("code_interpreter", "{\"code\": \"print(6 * 7)\"}", &res);
     CHECK(rc == HERD_OK && res && !strcmp(res, "completed\n[stdout]\n42\n\n[/stdout]"), "result: '%s'", res);
     free(res);
-    rc = herd_builtin_tool_run("code_interpreter", "{\"code\": \"import sys\\nsys.stdout.buffer.write(b'a\\\\xffb')\\nraise SystemExit(3)\"}", &res);
-    CHECK(rc == HERD_OK && res && !strcmp(res, "completed with exit code 3\n[stdout]\na\xef\xbf\xbd" "b\n[/stdout]"),
+    rc = herd_builtin_tool_run(
+        "code_interpreter",
+        "{\"code\": \"import sys\\nsys.stdout.buffer.write(b'a\\\\xffb')\\nraise SystemExit(3)\"}", &res);
+    CHECK(rc == HERD_OK && res &&
+              !strcmp(res, "completed with exit code 3\n[stdout]\na\xef\xbf\xbd"
+                           "b\n[/stdout]"),
           "exit code and invalid UTF-8: '%s'", res);
     free(res);
     herd_tool_params p = {.timeout_s = 1};
-    rc = herd_builtin_tool_run_ex("code_interpreter", "{\"code\": \"import time\\ntime.sleep(60)\"}", &p, &res);
+    rc = herd_builtin_tool_run_ex("code_interpreter", "{\"code\": \"import time\\ntime.sleep(60)\"}", &p,
+                                  &res);
     CHECK(rc == HERD_OK && res && !strncmp(res, "timeout: ", 9), "timeout result: '%s'", res);
     free(res);
     res = NULL;
     CHECK(herd_builtin_tool_run("code_interpreter", "{\"query\": \"x\"}", &res) == HERD_E_ARG && !res,
           "arguments without code");
-    CHECK(herd_builtin_tool_run("code_interpreter", "not json", &res) == HERD_E_ARG && !res, "arguments not JSON");
+    CHECK(herd_builtin_tool_run("code_interpreter", "not json", &res) == HERD_E_ARG && !res,
+          "arguments not JSON");
     CHECK(herd_builtin_tool_run("rm_rf", "{}", &res) == HERD_E_ARG && !res, "unknown tool");
 }
 
