@@ -105,6 +105,7 @@ void confine_plan_init(confine_plan *p, const char *workdir) {
     snprintf(p->uid_map, sizeof p->uid_map, "0 %u 1\n", (unsigned)p->uid);
     snprintf(p->gid_map, sizeof p->gid_map, "0 %u 1\n", (unsigned)p->gid);
     snprintf(p->tmpfs_opts, sizeof p->tmpfs_opts, "size=%lld,mode=0700", (long long)p->tmpfs_bytes);
+    snprintf(p->shm_opts, sizeof p->shm_opts, "size=%lld,mode=1777", (long long)p->tmpfs_bytes);
 }
 
 void confine_plan_free(confine_plan *p) {
@@ -191,6 +192,9 @@ static bool setup_mounts(const confine_plan *p) {
             if (mount(NULL, h, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
                 return false;
             work_done = true;
+        } else if (!strcmp(h, "/dev/shm")) {
+            /* private and small, but writable: POSIX semaphores (multiprocessing) live there */
+            if (mount("herd-sandbox", h, "tmpfs", MS_NOSUID | MS_NODEV, p->shm_opts) != 0) return false;
         } else if (!is_under(p->workdir, h)) {
             if (mount("herd-sandbox", h, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4096,mode=0755") !=
                     0 &&
@@ -273,7 +277,7 @@ static bool add_path_rule(int ruleset, const char *path, uint64_t access) {
     return r == 0;
 }
 
-static bool apply_landlock(const confine_plan *p) {
+static bool apply_landlock(const confine_plan *p, unsigned layers) {
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 1) return false;
     uint64_t write = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
@@ -298,6 +302,7 @@ static bool apply_landlock(const confine_plan *p) {
     bool ok = add_path_rule(rs, p->workdir, write);
     uint64_t file_w = LANDLOCK_ACCESS_FS_WRITE_FILE | (abi >= 3 ? LL_FS_TRUNCATE : 0);
     add_path_rule(rs, "/dev/null", file_w);
+    if (layers & LAYER_MOUNTNS) add_path_rule(rs, "/dev/shm", write); /* the private tmpfs, not the host's */
     if (ok) ok = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
     if (ok) ok = syscall(SYS_landlock_restrict_self, rs, 0) == 0;
     close(rs);
@@ -405,7 +410,7 @@ unsigned confine_lock(const confine_plan *p, unsigned layers) {
               set_limit(RLIMIT_CORE, 0, 0) && set_limit(RLIMIT_MEMLOCK, 0, 0) &&
               set_limit(RLIMIT_MSGQUEUE, 0, 0);
     if (ok) layers |= LAYER_RLIMITS;
-    if (!(p->disable & CONFINE_NO_LANDLOCK) && apply_landlock(p)) layers |= LAYER_LANDLOCK;
+    if (!(p->disable & CONFINE_NO_LANDLOCK) && apply_landlock(p, layers)) layers |= LAYER_LANDLOCK;
     if (!(p->disable & CONFINE_NO_SECCOMP) && apply_seccomp()) layers |= LAYER_SECCOMP;
     return layers;
 }

@@ -6,8 +6,8 @@
  *   userns    own user namespace (uid 0 inside = that uid outside, no capabilities outside), with
  *   netns     an empty network namespace (no interface but a down loopback: no network at all),
  *   pidns     a pid namespace (its init's exit kills every process in it),
- *   mountns   a mount namespace in which every mount is read-only, /tmp /var/tmp /run /dev/shm and
- *             $HOME are empty, and the work directory is a small private tmpfs
+ *   mountns   a mount namespace in which every mount is read-only, /tmp /var/tmp /run and $HOME are
+ *             empty, and the work directory and /dev/shm are small private tmpfs
  *   landlock  writes only beneath the work directory (+ /dev/null), no TCP, no signals or abstract
  *             unix sockets outside the sandbox (as far as the kernel's Landlock ABI goes)
  *   seccomp   socket() only for AF_UNIX; no setsid/setpgid, namespaces, mount, ptrace, bpf, io_uring...
@@ -59,7 +59,7 @@ typedef struct {
     gid_t gid;
     long nproc_base; /* processes the target uid already has (for RLIMIT_NPROC without userns) */
     char uid_map[64], gid_map[64];
-    char tmpfs_opts[64];
+    char tmpfs_opts[64], shm_opts[64];
 } confine_plan;
 
 /* Fills the plan's prepared fields (mount list, target uid, ...). */

@@ -161,8 +161,9 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
     CHECK(listeners_untouched(), "%s: a packet or connection reached the loopback listeners", name);
     sandbox_result_free(&r);
 
-    /* writes outside its directory: the repository, $HOME, /tmp, its parent directory */
-    char cwd[1024], targets[4][1200];
+    /* writes outside its directory: the repository, $HOME, /tmp, its parent directory; /dev/shm may
+     * be a private tmpfs, so only the host's must stay untouched */
+    char cwd[1024], targets[5][1200];
     if (!getcwd(cwd, sizeof cwd)) strcpy(cwd, ".");
     const char *home = getenv("HOME");
     snprintf(targets[0], sizeof targets[0], "%s/herd-sandbox-escape-%d", cwd, (int)getpid());
@@ -170,6 +171,7 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
              (int)getpid());
     snprintf(targets[2], sizeof targets[2], "/tmp/herd-sandbox-escape-%d", (int)getpid());
     snprintf(targets[3], sizeof targets[3], "../herd-sandbox-escape-%d", (int)getpid());
+    snprintf(targets[4], sizeof targets[4], "/dev/shm/herd-sandbox-escape-%d", (int)getpid());
     snprintf(code, sizeof code,
              "import os\n"
              "for p in [%s%s%s, %s%s%s, %s%s%s, %s%s%s]:\n"
@@ -180,12 +182,17 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
              "    try:\n"
              "        os.mkdir(p + '.d'); print('MKDIR', p)\n"
              "    except OSError as e:\n"
-             "        print('blocked', e.errno)\n",
-             "'", targets[0], "'", "'", targets[1], "'", "'", targets[2], "'", "'", targets[3], "'");
+             "        print('blocked', e.errno)\n"
+             "try:\n"
+             "    open('%s', 'w').write('shm')\n"
+             "except OSError:\n"
+             "    pass\n",
+             "'", targets[0], "'", "'", targets[1], "'", "'", targets[2], "'", "'", targets[3], "'", targets[4]);
     r = run(code, &l);
     CHECK(r.exit_code == 0 && !strstr(r.out, "WROTE") && !strstr(r.out, "MKDIR"),
           "%s: writes outside: out '%s' err '%s'", name, r.out, r.err);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
+        if (i == 3) continue; /* relative to the work directory: /tmp, checked above */
         char d[8192];
         snprintf(d, sizeof d, "%s.d", targets[i]);
         CHECK(!exists(targets[i]) && !exists(d), "%s: %s was written from the sandbox", name, targets[i]);
