@@ -22,6 +22,8 @@ struct tok_trie {
     int32_t *end, *tok_lo, *tok_hi, *n_here, *maxrem;
 };
 
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static tok_trie *g_cached;
 static const tok_trie *g_sort_trie; /* qsort context (under g_mu) */
 
 static int cmp_tok(const void *x, const void *y) {
@@ -126,15 +128,31 @@ static tok_trie *trie_new(const herd_vocab *v, uint8_t *blob, uint64_t *off, uin
     return t;
 }
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static tok_trie *g_cached;
+
+/* A cheap fingerprint of a vocabulary: its size and a sample of its token texts (a hit needs the
+ * same vocabulary object too, so this only guards against a freed one's address being reused). */
+static uint64_t fingerprint(const herd_vocab *v) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)v->n_tokens;
+    for (int32_t id = 0; id < v->n_tokens; id += 97) {
+        for (uint64_t i = v->piece_off[id]; i < v->piece_off[id + 1]; i++) h = (h ^ (uint8_t)v->pieces[i]) * 1099511628211ull;
+        h = (h ^ v->attr[id]) * 1099511628211ull;
+    }
+    return h;
+}
 
 tok_trie *tok_trie_get(const herd_vocab *v) {
     int32_t n = v->n_tokens;
+    uint64_t h = fingerprint(v);
+    pthread_mutex_lock(&g_mu);
+    tok_trie *t = g_cached;
+    if (t && t->v == v && t->n_vocab == n && t->hash == h) {
+        t->refs++;
+        pthread_mutex_unlock(&g_mu);
+        return t;
+    }
     uint64_t *off = herd_xmalloc(((size_t)n + 1) * sizeof *off);
     size_t cap = 1 << 20, used = 0;
     uint8_t *blob = herd_xmalloc(cap);
-    uint64_t h = 1469598103934665603ull;
     char buf[512];
     for (int32_t id = 0; id < n; id++) {
         off[id] = used;
@@ -144,26 +162,14 @@ tok_trie *tok_trie_get(const herd_vocab *v) {
         if (used + (size_t)k > cap) blob = herd_xrealloc(blob, cap *= 2);
         memcpy(blob + used, buf, (size_t)k);
         used += (size_t)k;
-        for (int64_t i = 0; i < k; i++) h = (h ^ (uint8_t)buf[i]) * 1099511628211ull;
-        h = (h ^ 0xFFu) * 1099511628211ull;
     }
     off[n] = used;
-    pthread_mutex_lock(&g_mu);
-    tok_trie *t = g_cached;
-    if (t && t->v == v && t->n_vocab == n && t->hash == h) {
-        t->refs++;
-        free(blob);
-        free(off);
-    } else {
-        t = trie_new(v, blob, off, h);
-        t->refs++; /* the cache's reference */
-        tok_trie *old = g_cached;
-        g_cached = t;
-        pthread_mutex_unlock(&g_mu);
-        tok_trie_release(old);
-        return t;
-    }
+    t = trie_new(v, blob, off, h);
+    t->refs++; /* the cache's reference */
+    tok_trie *old = g_cached;
+    g_cached = t;
     pthread_mutex_unlock(&g_mu);
+    tok_trie_release(old);
     return t;
 }
 
