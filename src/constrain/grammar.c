@@ -165,6 +165,7 @@ enum {
     PH_HEX3,
     PH_HEX2,
     PH_HEX1,
+    PH_HEXD, /* \uD: 0-7 next (no surrogate escapes: each \u is one character), then 2 more */
 };
 
 void gra_init(gr_arena *a, const grammar *g) {
@@ -282,9 +283,11 @@ static uint32_t str_step(uint32_t aux, int c, int32_t min, int32_t max) {
     case PH_ESC:
         if (c == 'u') return (n << 5) | PH_HEX4;
         return strchr("\"\\/bfnrt", c) && c ? (n << 5) | PH_CHAR : UINT32_MAX;
+    case PH_HEXD: return c >= '0' && c <= '7' ? (n << 5) | PH_HEX2 : UINT32_MAX;
     default: { /* PH_HEX4..PH_HEX1 */
         bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
         if (!hex) return UINT32_MAX;
+        if (ph == PH_HEX4 && (c == 'd' || c == 'D')) return (n << 5) | PH_HEXD;
         return (n << 5) | (ph == PH_HEX1 ? PH_CHAR : ph + 1);
     }
     }

@@ -35,6 +35,7 @@ static void req_unref(engine_req *r) {
     free(r->p.forced);
     for (int i = 0; i < r->p.n_stop; i++) free(r->p.stop[i]);
     free(r->p.stop);
+    herd_constraint_free(r->p.constraint);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -208,6 +209,7 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     e->n_busy++; /* under mu: called from the admission loop */
     s->sampler = herd_sampler_new(&p->sampling, (int32_t)e->n_vocab);
     for (int64_t i = 0; i < p->n_prompt; i++) herd_sampler_accept_prompt(s->sampler, p->prompt[i]);
+    herd_sampler_set_constraint(s->sampler, p->constraint); /* NULL: unconstrained */
     text_stream_init(&s->ts, (const char **)p->stop, p->n_stop);
     e->stats.cached_tokens += (uint64_t)best;
     e->stats.prompt_tokens += (uint64_t)p->n_prompt;
@@ -526,6 +528,8 @@ static void free_params(engine_params *p) {
     p->forced = NULL;
     for (int i = 0; i < p->n_stop; i++) free(p->stop[i]);
     free(p->stop);
+    herd_constraint_free(p->constraint);
+    p->constraint = NULL;
     p->prompt = NULL;
     p->stop = NULL;
 }

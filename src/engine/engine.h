@@ -44,6 +44,7 @@ typedef struct {
     int top_logprobs;           /* < 0: no logprobs; else 0..ENGINE_MAX_TOP alternatives per token */
     bool embedding;             /* embedding request: no generation, DONE carries the vector */
     bool render_python_tag;     /* write <|python_tag|> into the text (for tool-call parsing) */
+    herd_constraint *constraint; /* moved into the engine (freed with the request); NULL: none */
     /* test-only scripted model: the generated tokens are these (moved into the engine), the model
      * still runs; after them generation ends as if the last one were end-of-turn */
     int32_t *forced;

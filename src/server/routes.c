@@ -21,9 +21,12 @@ typedef struct {
     int n_stop;
     bool stream, include_usage, echo;
     int top_logprobs;    /* -1: no logprobs */
+    herd_constraint *con; /* response_format / tool_choice constraint, or NULL */
 } gen_opts;
 
 static void gen_opts_free(gen_opts *o) {
+    herd_constraint_free(o->con);
+    o->con = NULL;
     for (int i = 0; i < o->n_stop; i++) free(o->stop[i]);
     free(o->stop);
     o->stop = NULL;
@@ -182,11 +185,31 @@ static bool parse_gen_opts(server *s, json_t *b, bool chat, gen_opts *o, char *e
         o->top_logprobs = (int)k;
     }
     if (!chat && !get_bool(b, "echo", &o->echo, err)) return *param = "echo", false;
+    /* response_format: text, json_object (any JSON object), json_schema {name, schema, strict} */
     json_t *rf = json_object_get(b, "response_format");
     if (rf && !json_is_null(rf)) {
         json_t *t = json_object_get(rf, "type");
-        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0) {
-            snprintf(err, ERRBUF, "'response_format' other than {\"type\": \"text\"} is not supported yet");
+        const char *ty = json_is_string(t) ? json_string_value(t) : "";
+        if (!strcmp(ty, "json_object")) {
+            if (herd_constraint_json_schema(engine_model(s->e), NULL, &o->con) != HERD_OK) {
+                snprintf(err, ERRBUF, "%s", herd_last_error());
+                return *param = "response_format", false;
+            }
+        } else if (!strcmp(ty, "json_schema")) {
+            json_t *js = json_object_get(rf, "json_schema"), *sch = json_object_get(js, "schema");
+            if (!json_is_object(js) || (sch && !json_is_object(sch) && !json_is_boolean(sch))) {
+                snprintf(err, ERRBUF, "'response_format' json_schema must be {\"name\": ..., \"schema\": {...}}");
+                return *param = "response_format", false;
+            }
+            char *st = sch ? json_dumps(sch, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+            int rc = herd_constraint_json_schema(engine_model(s->e), st, &o->con);
+            free(st);
+            if (rc != HERD_OK) {
+                snprintf(err, ERRBUF, "response_format: %s", herd_last_error());
+                return *param = "response_format", false;
+            }
+        } else if (strcmp(ty, "text") != 0) {
+            snprintf(err, ERRBUF, "'response_format' type must be \"text\", \"json_object\" or \"json_schema\"");
             return *param = "response_format", false;
         }
     }
@@ -446,9 +469,10 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
                                 bool tools) {
     engine_params p = {.prompt = ids, .n_prompt = n, .sampling = o->sp, .max_tokens = o->max_tokens,
                        .stop = o->stop, .n_stop = o->n_stop, .top_logprobs = o->top_logprobs,
-                       .render_python_tag = tools};
+                       .render_python_tag = tools, .constraint = o->con};
     o->stop = NULL; /* moved into the engine */
     o->n_stop = 0;
+    o->con = NULL;
     server *srv = r->srv;
     if (srv->cfg.n_script > 0) { /* test-only scripted model */
         int k = atomic_fetch_add(&srv->script_next, 1) % srv->cfg.n_script;
@@ -575,6 +599,37 @@ static bool check_tools(json_t *tools, char *err) {
     return true;
 }
 
+/* The JSON schema of a call as Llama 3.1's template asks for it, {"name": NAME, "parameters": {...}}:
+ * of the tool named `want`, or (NULL) of any of them. NULL when `want` is not among the tools. */
+static json_t *tool_call_schema(json_t *tools, const char *want) {
+    json_t *any = json_array(), *defs = json_object(), *defs_old = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        json_t *fn = json_object_get(t, "function"), *params = json_object_get(fn, "parameters");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        if (want && strcmp(want, name)) continue;
+        json_t *ps = params && json_is_object(params) ? json_deep_copy(params) : json_pack("{s:s}", "type", "object");
+        /* "#/$defs/..." references in the parameters point at the root: move the definitions there */
+        json_object_update(defs, json_object_get(ps, "$defs"));
+        json_object_update(defs_old, json_object_get(ps, "definitions"));
+        json_object_del(ps, "$defs");
+        json_object_del(ps, "definitions");
+        json_array_append_new(any, json_pack("{s:s, s:{s:{s:s}, s:o}, s:[s, s], s:b}", "type", "object", "properties",
+                                             "name", "const", name, "parameters", ps, "required", "name",
+                                             "parameters", "additionalProperties", 0));
+    }
+    json_t *out = NULL;
+    if (json_array_size(any) == 1) out = json_incref(json_array_get(any, 0));
+    else if (json_array_size(any) > 1) out = json_pack("{s:O}", "anyOf", any);
+    if (out && json_object_size(defs)) json_object_set(out, "$defs", defs);
+    if (out && json_object_size(defs_old)) json_object_set(out, "definitions", defs_old);
+    json_decref(any);
+    json_decref(defs);
+    json_decref(defs_old);
+    return out;
+}
+
 enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     bool ok;
     enum MHD_Result res = check_model(r, b, &ok);
@@ -589,13 +644,27 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     bool use_tools = tools && !json_is_null(tools) && json_array_size(tools) > 0;
     if (tools && !json_is_null(tools) && !check_tools(tools, err))
         return http_send_error(r, 400, "invalid_request_error", "tools", NULL, "%s", err);
+    json_t *forced = NULL; /* tool_choice "required" / a named function: the schema of the call */
     if (choice && !json_is_null(choice)) {
         const char *c = json_is_string(choice) ? json_string_value(choice) : NULL;
         if (c && !strcmp(c, "none")) use_tools = false;
         else if (c && !strcmp(c, "auto")) {
         } else if ((c && !strcmp(c, "required")) || json_is_object(choice)) {
-            return http_send_error(r, 400, "invalid_request_error", "tool_choice", NULL,
-                                   "tool_choice 'required' or a named function is not supported yet; use \"auto\"");
+            if (!use_tools)
+                return http_send_error(r, 400, "invalid_request_error", "tool_choice", NULL,
+                                       "tool_choice '%s' needs 'tools'", c ? c : "function");
+            const char *want = NULL;
+            if (!c) {
+                json_t *ty = json_object_get(choice, "type"), *nm = json_object_get(json_object_get(choice, "function"), "name");
+                if (!json_is_string(ty) || strcmp(json_string_value(ty), "function") || !json_is_string(nm))
+                    return http_send_error(r, 400, "invalid_request_error", "tool_choice", NULL,
+                                           "tool_choice must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+                want = json_string_value(nm);
+            }
+            forced = tool_call_schema(tools, want);
+            if (!forced)
+                return http_send_error(r, 400, "invalid_request_error", "tool_choice", NULL,
+                                       "tool_choice names '%s', which is not among 'tools'", want);
         } else {
             return http_send_error(r, 400, "invalid_request_error", "tool_choice", NULL,
                                    "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", ...}");
@@ -607,7 +676,24 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     gen_opts o;
     const char *param = NULL;
     char *tools_text = use_tools ? json_dumps(tools, JSON_COMPACT) : NULL;
-    if (!parse_gen_opts(r->srv, b, true, &o, err, &param)) {
+    bool opts_ok = parse_gen_opts(r->srv, b, true, &o, err, &param);
+    if (opts_ok && forced) {
+        if (o.con) {
+            snprintf(err, sizeof err, "'response_format' json and a forced 'tool_choice' cannot be combined");
+            param = "response_format";
+            opts_ok = false;
+        } else {
+            char *st = json_dumps(forced, JSON_COMPACT);
+            if (herd_constraint_json_schema(model_of(r), st, &o.con) != HERD_OK) {
+                snprintf(err, sizeof err, "tools: %s", herd_last_error());
+                param = "tools";
+                opts_ok = false;
+            }
+            free(st);
+        }
+    }
+    json_decref(forced);
+    if (!opts_ok) {
         gen_opts_free(&o);
     } else {
         herd_chat_params cp = {.add_generation_prompt = true, .tools_json = tools_text};

@@ -111,6 +111,8 @@ static void test_recognizer(void) {
     REJECT(obj, "{\"name\":\"\xed\xa0\x80\",\"age\":1}"); /* a UTF-8 surrogate */
     REJECT(obj, "{\"name\":\"a\tb\",\"age\":1}");         /* raw control character */
     REJECT(obj, "{\"name\":\"\\x\",\"age\":1}");
+    REJECT(obj, "{\"name\":\"\\ud83d\\ude00\",\"age\":1}"); /* no surrogate escapes: \u is one character */
+    ACCEPT(obj, "{\"name\":\"\\ud7ff\\uE000\",\"age\":1}");
     REJECT(obj, " {\"name\":\"x\",\"age\":1}"); /* nothing before the document */
     REJECT(obj, "{\"name\":\"x\",\"age\":1} "); /* nor after it */
     REJECT(obj, "{     \"name\":\"x\",\"age\":1}"); /* at most one space, or a newline and indentation */
