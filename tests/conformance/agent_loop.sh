@@ -163,6 +163,11 @@ chat notenabled "$SCRIPT" --tools brave_search -p "q"
 grep -q '^\[tool call\] code_interpreter' "$TMP/notenabled.out" && ! grep -q '^\[tool result\]' "$TMP/notenabled.out" &&
     ok "a call of a tool not in --tools is shown, not run" || fail "not enabled: $(cat "$TMP/notenabled.out")"
 
+SCRIPT='["{\"name\": \"code_interpreter\", \"parameters\": {\"code\": \"print(6 * 7)\"}}<|eom_id|>", "42.<|eot_id|>"]'
+chat jsoncall "$SCRIPT" --tools code_interpreter -p "q"
+grep -qF '[stdout]' "$TMP/jsoncall.out" && grep -q '^42$' "$TMP/jsoncall.out" &&
+    ok "an enabled built-in tool called in the JSON form is run too" || fail "JSON-form call: $(cat "$TMP/jsoncall.out")"
+
 # ---- 5. custom functions ----
 cat >"$TMP/functions.json" <<'EOF'
 [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city.",

@@ -170,7 +170,7 @@ static int turn(chat_state *st, bool interactive) {
             return 0;
         }
         char *result = NULL;
-        if (call->builtin && is_enabled_builtin(st, call->name)) {
+        if (is_enabled_builtin(st, call->name)) { /* also when written as a JSON call */
             if (herd_builtin_tool_run_ex(call->name, call->arguments, &st->tool_params, &result) != HERD_OK)
                 result = strdup(herd_last_error());
             printf("[tool result] %s\n%s\n[end of tool result]\n", call->name, result);
