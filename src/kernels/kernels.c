@@ -82,6 +82,7 @@ static void init_once(void) {
         kernels_fill_avx512(g_ops[KERNEL_ISA_AVX512], &g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_avx512_kquants(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_fp8_avx512(g_ops[KERNEL_ISA_AVX512]);
+        kernels_fill_gemm_avx512(g_ops[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)

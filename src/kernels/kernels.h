@@ -27,6 +27,17 @@ typedef void (*kernel_to_f32_fn)(const void *x, float *y, int64_t n);
  * rows, see fp8.h: scale = min(max|x|, ub) / 448). */
 typedef void (*kernel_from_f32_ub_fn)(const float *x, void *y, int64_t n, float ub);
 
+/* The batched form of dot, for prompt processing (a type may have none: then its fields are NULL).
+ * gemm_x_bytes(n): bytes of one packed activation row of n elements, 0 where the kernel does not take
+ * that width. gemm_pack_x: a row of the vec_dot type (as from_f32 makes it) into that packed layout.
+ * gemm: y[t * ldy + r] = dot(n, w + r * w_stride, x_t) for r < nr, t < nt, from nt packed rows
+ * xp_stride bytes apart; every result bit-identical to what dot returns for the same row and token (a
+ * weight block is reused from registers across several tokens, the reduction order is dot's). */
+typedef int64_t (*kernel_gemm_x_bytes_fn)(int64_t n);
+typedef void (*kernel_gemm_pack_x_fn)(int64_t n, const void *x, void *xp);
+typedef void (*kernel_gemm_fn)(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                               int64_t xp_stride, float *y, int64_t ldy);
+
 /* Internal type id of FP8 activation rows { f32 scale; e4m3 q[n] } (the vec_dot type of FP8 weights;
  * never in a file). */
 #define KERNEL_TYPE_FP8_ACT 4097
@@ -41,6 +52,9 @@ typedef struct {
     kernel_from_f32_fn from_f32; /* used for activations (vec_dot types) and to write weights */
     int64_t row_extra;    /* bytes per row after the blocks (FP8 activations: the f32 scale); else 0 */
     kernel_from_f32_ub_fn from_f32_ub; /* activation conversion with a scale bound (FP8), else NULL */
+    kernel_gemm_x_bytes_fn gemm_x_bytes; /* batched dot (see above), else NULL */
+    kernel_gemm_pack_x_fn gemm_pack_x;
+    kernel_gemm_fn gemm;
 } kernel_type_ops;
 
 /* Primitives of attention and elementwise work, all on contiguous rows. */

@@ -26,5 +26,7 @@ void kernels_fill_avx512_kquants(kernel_type_ops ops[KSLOT_COUNT]); /* x86/kquan
 void kernels_fill_fp8_ref(kernel_type_ops ops[KSLOT_COUNT]);    /* ref/fp8_ref.c */
 void kernels_fill_fp8_avx2(kernel_type_ops ops[KSLOT_COUNT]);   /* x86/fp8_avx2.c */
 void kernels_fill_fp8_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/fp8_avx512.c */
+/* The batched dots (gemm fields), likewise; the ISAs without them keep NULL. */
+void kernels_fill_gemm_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/gemm_avx512.c */
 
 #endif

@@ -3,10 +3,29 @@
 #include "../base/log.h"
 #include "../kernels/kernels.h"
 
+/* bytes of one converted row on the stack before packing */
+#define GEMM_ROW_MAX 65536
+
+/* Batches above this many tokens go through the type's gemm where it has one; decode steps (one token,
+ * or two) keep the per-row dots, which stream the weights once with no packing. Either way every
+ * output is bit-identical (kernels.h), so the choice never shows in the results. */
+#define GEMM_MIN_TOKENS 3
+
+/* The type's gemm for rows of n_in, or NULL */
+static const kernel_type_ops *gemm_ops(const weight *w, int64_t n_tok) {
+    const kernel_type_ops *o = kernels_type(w->type);
+    if (n_tok < GEMM_MIN_TOKENS || !o->gemm || w->row_scale || o->gemm_x_bytes(w->n_in) <= 0 ||
+        kernels_row_bytes(o->vec_dot_type, w->n_in) > GEMM_ROW_MAX)
+        return NULL;
+    return o;
+}
+
 int64_t matmul_scratch_bytes(int weight_type, int64_t n_in, int64_t n_tok) {
     const kernel_type_ops *o = kernels_type(weight_type);
     HERD_ASSERT(o);
-    return kernels_row_bytes(o->vec_dot_type, n_in) * n_tok;
+    int64_t b = kernels_row_bytes(o->vec_dot_type, n_in) * n_tok;
+    if (o->gemm && n_tok >= GEMM_MIN_TOKENS && o->gemm_x_bytes(n_in) * n_tok > b) b = o->gemm_x_bytes(n_in) * n_tok;
+    return b;
 }
 
 typedef struct {
@@ -19,9 +38,18 @@ typedef struct {
     int64_t ldx, n_tok, xq_row;
     void *xq;
     const uint8_t *xsrc;    /* converted rows (xq), or x itself when the vec_dot type is f32 */
+    const kernel_type_ops *g; /* the weights' gemm (xq holds packed rows), or NULL: per-row dots */
 } mm_job;
 
 static void convert_range(mm_job *j, int64_t t0, int64_t t1) {
+    if (j->g) { /* each row converted as for the dot, then packed */
+        _Alignas(64) uint8_t row[GEMM_ROW_MAX];
+        for (int64_t t = t0; t < t1; t++) {
+            j->vd->from_f32(j->x + t * j->ldx, row, j->w0->n_in);
+            j->g->gemm_pack_x(j->w0->n_in, row, (uint8_t *)j->xq + t * j->xq_row);
+        }
+        return;
+    }
     for (int64_t t = t0; t < t1; t++) {
         uint8_t *dst = (uint8_t *)j->xq + t * j->xq_row;
         if (j->vd->from_f32_ub) j->vd->from_f32_ub(j->x + t * j->ldx, dst, j->w0->n_in, j->w0->act_ub); /* FP8 rows */
@@ -43,6 +71,11 @@ static void convert_rows(void *arg, int ith, int nth) {
 /* Rows r0..r1 of one weight. */
 static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1) {
     const weight *w = o->w;
+    if (j->g) {
+        j->g->gemm(w->n_in, r1 - r0, j->n_tok, w->data + r0 * w->row_bytes, w->row_bytes, j->xsrc, j->xq_row,
+                   o->y + r0, o->ldy);
+        return;
+    }
     const kernel_type_ops *ops = kernels_type(w->type);
     for (int64_t t0 = 0; t0 < j->n_tok; t0 += TOKEN_TILE) {
         int64_t t1 = t0 + TOKEN_TILE < j->n_tok ? t0 + TOKEN_TILE : j->n_tok;
@@ -73,18 +106,25 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
     const weight *w0 = outs[0].w;
     const kernel_type_ops *ops0 = kernels_type(w0->type);
     HERD_ASSERT(ops0);
-    /* one input conversion serves every weight of the same vec_dot type, width and FP8 bound */
+    const kernel_type_ops *g0 = gemm_ops(w0, n_tok);
+    /* one input conversion serves every weight of the same vec_dot type, width and FP8 bound (and the
+     * same packed layout, for gemm) */
     for (int i = 1; i < n_outs; i++) {
-        const kernel_type_ops *o = kernels_type(outs[i].w->type);
-        if (o->vec_dot_type != ops0->vec_dot_type || outs[i].w->n_in != w0->n_in || outs[i].w->act_ub != w0->act_ub) {
+        const kernel_type_ops *o = kernels_type(outs[i].w->type), *g = gemm_ops(outs[i].w, n_tok);
+        if (o->vec_dot_type != ops0->vec_dot_type || outs[i].w->n_in != w0->n_in || outs[i].w->act_ub != w0->act_ub ||
+            (g ? g->gemm_pack_x : NULL) != (g0 ? g0->gemm_pack_x : NULL)) {
             for (int k = 0; k < n_outs; k++) matmul_multi(pool, &outs[k], 1, x, ldx, n_tok, xq);
             return;
         }
     }
     mm_job j = {.outs = outs, .n_outs = n_outs, .vd = kernels_type(ops0->vec_dot_type), .w0 = w0, .x = x,
-                .ldx = ldx, .n_tok = n_tok, .xq = xq};
+                .ldx = ldx, .n_tok = n_tok, .xq = xq, .g = g0};
     for (int i = 0; i < n_outs; i++) j.total_rows += outs[i].w->n_out;
-    if (ops0->vec_dot_type == HERD_TYPE_F32) {
+    if (g0) {
+        j.xq_row = g0->gemm_x_bytes(w0->n_in);
+        pool_run(pool, convert_rows, &j);
+        j.xsrc = xq;
+    } else if (ops0->vec_dot_type == HERD_TYPE_F32) {
         j.xsrc = (const uint8_t *)x;
         j.xq_row = ldx * (int64_t)sizeof(float);
     } else {

@@ -1,0 +1,398 @@
+/* AVX-512 batched dots (GEMM) of q8_0 and q4_0 weights with q8_0 activations, for prompt processing.
+ *
+ * Bit-identical to dot_q8_0_avx512 / dot_q4_0_avx512 (kernels_avx512.c) for every (row, token), by
+ * construction: those dots work on pairs of blocks (one 512-bit register: lanes 0-7 block i, 8-15 block
+ * i+1), FMA each pair's exact int32 lanes times fl(d_w d_x) into one of four accumulators, and finish
+ * with hsum16((acc0 + acc1) + (acc2 + acc3)). Which accumulator a pair goes to depends on n alone:
+ *     pair 4g + k of each group g of 8 blocks   -> acc k
+ *     the whole pairs after the last group      -> acc0 (after the groups)
+ *     a last odd block (upper lanes zero)       -> acc1 (after the groups)
+ * Here the pairs are visited *accumulator by accumulator* ("passes", in that order within each), so a
+ * tile of R rows x T tokens needs only R*T registers of accumulators; the four partial sums of each
+ * output are kept and combined as the dot combines them. Each FMA gets the same operands as the dot's:
+ * the int32 lanes are exact whichever way they are computed, the scale vector holds the same products.
+ *
+ *   int32 lanes   q8_0:  vpdpbusd(-128 * S, w ^ 0x80, x) = sum (w + 128) x - 128 sum x = sum w x
+ *                 q4_0:  vpdpbusd(-8 * S, nib, x)        = sum (nib - 8) x
+ *                 with S the per-lane sums of four activation bytes, computed once per token.
+ *
+ * Layouts. An activation row is packed once per matmul (gemm_pack_x), in pass order: per pair 192 bytes
+ * { x bytes [64], -bias * S [16 x int32], d_x of the two blocks [16 x f32, 8 each] }. The weights are
+ * packed per tile of R rows (on the stack) as { unsigned bytes [64], d_w [16 x f32] } per pair, then
+ * every T-token tile of a block of tokens runs over them from L1/L2.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../kernels_impl.h"
+#include "../types.h"
+
+#define GEMM_R 4       /* rows per register tile */
+#define GEMM_T 4       /* tokens per register tile */
+#define GEMM_MAX_E 256 /* pairs per row the stack pack holds: n <= 16384 */
+#define XE_BYTES 192   /* packed activation bytes per pair */
+#define X_BLOCK_BYTES (384 * 1024) /* a block of packed tokens this size stays in L2 while rows pass */
+
+/* ---- pass order ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t nb, ne;         /* blocks, pairs (a last odd block is a half pair) */
+    int64_t bound[5];       /* pass k holds entries bound[k] .. bound[k+1]-1 */
+} pass_plan;
+
+static void plan_of(int64_t n, pass_plan *p) {
+    int64_t nb = n / QK8_0, ng = nb / 8, tail_pairs = nb / 2 - 4 * ng;
+    p->nb = nb;
+    p->ne = (nb + 1) / 2;
+    p->bound[0] = 0;
+    p->bound[1] = ng + tail_pairs;
+    p->bound[2] = p->bound[1] + ng + (nb & 1);
+    p->bound[3] = p->bound[2] + ng;
+    p->bound[4] = p->bound[3] + ng;
+}
+
+/* The pair index (blocks 2p, 2p+1) of entry e of the pass order. */
+static inline int64_t pair_of(const pass_plan *p, int64_t e) {
+    int64_t ng = p->nb / 8;
+    if (e < p->bound[1]) return e < ng ? 4 * e : 4 * ng + (e - ng); /* pass 0, then the tail pairs */
+    if (e < p->bound[2]) return e - p->bound[1] < ng ? 4 * (e - p->bound[1]) + 1 : p->nb / 2; /* the odd block */
+    if (e < p->bound[3]) return 4 * (e - p->bound[2]) + 2;
+    return 4 * (e - p->bound[3]) + 3;
+}
+
+static inline float f16s(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+/* [a x 8 | b x 8] */
+static inline __m512 pair_vec(float a, float b) {
+    return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a), _mm512_set1_ps(b));
+}
+
+static inline float hsum16(__m512 v) { /* as kernels_avx512.c */
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- packing ------------------------------------------------------------------------------------- */
+
+static int64_t gemm_x_bytes_q(int64_t n) {
+    int64_t ne = (n / QK8_0 + 1) / 2;
+    return ne <= GEMM_MAX_E ? ne * XE_BYTES : 0;
+}
+
+/* x: a q8_0 row. bias_shift 7 (q8_0 weights: -128 S) or 3 (q4_0: -8 S). */
+static inline void pack_x_q(int64_t n, const void *x, void *xp, int bias_shift) {
+    const block_q8_0 *b = x;
+    pass_plan pl;
+    plan_of(n, &pl);
+    uint8_t *o = xp;
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t e = 0; e < pl.ne; e++, o += XE_BYTES) {
+        int64_t p = pair_of(&pl, e), i = 2 * p;
+        bool half = i + 1 >= pl.nb;
+        __m256i lo = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        __m512i xs = half ? _mm512_zextsi256_si512(lo)
+                          : _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+                                               _mm256_loadu_si256((const __m256i *)b[i + 1].qs), 1);
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xs);
+        __m512i nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, (unsigned)bias_shift));
+        __m512 d = half ? _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(b[i].d)))
+                        : pair_vec(f16s(b[i].d), f16s(b[i + 1].d));
+        _mm512_storeu_si512(o, xs);
+        _mm512_storeu_si512(o + 64, nc);
+        _mm512_storeu_ps(o + 128, d);
+    }
+}
+
+static void gemm_pack_x_q8_0(int64_t n, const void *x, void *xp) {
+    pack_x_q(n, x, xp, 7);
+}
+
+static void gemm_pack_x_q4_0(int64_t n, const void *x, void *xp) {
+    pack_x_q(n, x, xp, 3);
+}
+
+/* One weight row into { w ^ 0x80 [64], d_w [16] } per entry (q8_0). A half pair's upper bytes are
+ * 0x80 (w = 0), its upper scales 0; the activation's upper bytes are 0, so those lanes stay 0. */
+static void pack_w_q8_0(const pass_plan *pl, const void *row, __m512i *out) {
+    const block_q8_0 *a = row;
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    for (int64_t e = 0; e < pl->ne; e++) {
+        int64_t i = 2 * pair_of(pl, e);
+        bool half = i + 1 >= pl->nb;
+        __m256i lo = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        __m512i ws = half ? _mm512_zextsi256_si512(lo)
+                          : _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+                                               _mm256_loadu_si256((const __m256i *)a[i + 1].qs), 1);
+        out[2 * e] = _mm512_xor_si512(ws, k80);
+        out[2 * e + 1] = _mm512_castps_si512(half ? _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(a[i].d)))
+                                                  : pair_vec(f16s(a[i].d), f16s(a[i + 1].d)));
+    }
+}
+
+/* q4_0: the nibbles as unsigned bytes in element order [lo(i) | hi(i) | lo(i+1) | hi(i+1)]. */
+static void pack_w_q4_0(const pass_plan *pl, const void *row, __m512i *out) {
+    const block_q4_0 *a = row;
+    for (int64_t e = 0; e < pl->ne; e++) {
+        int64_t i = 2 * pair_of(pl, e);
+        bool half = i + 1 >= pl->nb;
+        __m512i r = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)a[i].qs));
+        if (half) r = _mm512_maskz_mov_epi32(0x00ff, r);
+        else r = _mm512_mask_broadcast_i32x4(r, 0xff00, _mm_loadu_si128((const __m128i *)a[i + 1].qs));
+        r = _mm512_mask_srli_epi16(r, 0xff00ff00u, r, 4);
+        out[2 * e] = _mm512_and_si512(r, _mm512_set1_epi8(0x0f));
+        out[2 * e + 1] = _mm512_castps_si512(half ? _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(a[i].d)))
+                                                  : pair_vec(f16s(a[i].d), f16s(a[i + 1].d)));
+    }
+}
+
+/* ---- the register tile ----------------------------------------------------------------------------- */
+
+/* R rows (packed, ne entries each) x T tokens (packed rows xp_stride apart). */
+static inline __attribute__((always_inline)) void tile(const int R, const int T, const pass_plan *pl,
+                                                       const __m512i *wp, const uint8_t *xp, int64_t xp_stride,
+                                                       float *y, int64_t ldy) {
+    __m512 part[4][GEMM_R][GEMM_T];
+    const int64_t ne = pl->ne;
+    for (int k = 0; k < 4; k++) {
+        __m512 acc[GEMM_R][GEMM_T];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+        for (int64_t e = pl->bound[k]; e < pl->bound[k + 1]; e++) {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                const uint8_t *xe = xp + t * xp_stride + e * XE_BYTES;
+                __m512i xs = _mm512_loadu_si512(xe), nc = _mm512_loadu_si512(xe + 64);
+                __m512 dx = _mm512_loadu_ps(xe + 128);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    const __m512i *we = wp + 2 * (r * ne + e);
+                    __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc, we[0], xs));
+                    acc[r][t] = _mm512_fmadd_ps(p, _mm512_mul_ps(_mm512_castsi512_ps(we[1]), dx), acc[r][t]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) part[k][r][t] = acc[r][t];
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[t * ldy + r] = hsum16(_mm512_add_ps(_mm512_add_ps(part[0][r][t], part[1][r][t]),
+                                                  _mm512_add_ps(part[2][r][t], part[3][r][t])));
+}
+
+#define TILE_CASE(R, T)                                                                                        \
+    case (R) * 8 + (T): tile(R, T, pl, wp, xp, xp_stride, y, ldy); break;
+
+static void tile_any(int R, int T, const pass_plan *pl, const __m512i *wp, const uint8_t *xp, int64_t xp_stride,
+                     float *y, int64_t ldy) {
+    switch (R * 8 + T) {
+        TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(1, 3) TILE_CASE(1, 4)
+        TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(2, 3) TILE_CASE(2, 4)
+        TILE_CASE(3, 1) TILE_CASE(3, 2) TILE_CASE(3, 3) TILE_CASE(3, 4)
+        TILE_CASE(4, 1) TILE_CASE(4, 2) TILE_CASE(4, 3) TILE_CASE(4, 4)
+    default: break;
+    }
+}
+
+typedef void (*pack_w_fn)(const pass_plan *pl, const void *row, __m512i *out);
+
+/* Tokens in blocks that stay in L2; per block, the rows in tiles of GEMM_R packed once, and every
+ * GEMM_T-token tile of the block run over them. */
+static inline void gemm_q(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                          int64_t xp_stride, float *y, int64_t ldy, pack_w_fn pack_w) {
+    pass_plan pl;
+    plan_of(n, &pl);
+    _Alignas(64) __m512i wp[GEMM_R * GEMM_MAX_E * 2];
+    int64_t xb = X_BLOCK_BYTES / (pl.ne * XE_BYTES);
+    xb = xb < GEMM_T ? GEMM_T : xb / GEMM_T * GEMM_T;
+    const uint8_t *xbase = xp;
+    for (int64_t t0 = 0; t0 < nt; t0 += xb) {
+        int64_t t1 = t0 + xb < nt ? t0 + xb : nt;
+        for (int64_t r0 = 0; r0 < nr; r0 += GEMM_R) {
+            int R = nr - r0 < GEMM_R ? (int)(nr - r0) : GEMM_R;
+            for (int r = 0; r < R; r++)
+                pack_w(&pl, (const uint8_t *)w + (r0 + r) * w_stride, wp + 2 * r * pl.ne);
+            for (int64_t t = t0; t < t1; t += GEMM_T) {
+                int T = t1 - t < GEMM_T ? (int)(t1 - t) : GEMM_T;
+                tile_any(R, T, &pl, wp, xbase + t * xp_stride, xp_stride, y + t * ldy + r0, ldy);
+            }
+        }
+    }
+}
+
+static void gemm_q8_0(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                      int64_t xp_stride, float *y, int64_t ldy) {
+    gemm_q(n, nr, nt, w, w_stride, xp, xp_stride, y, ldy, pack_w_q8_0);
+}
+
+static void gemm_q4_0(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                      int64_t xp_stride, float *y, int64_t ldy) {
+    gemm_q(n, nr, nt, w, w_stride, xp, xp_stride, y, ldy, pack_w_q4_0);
+}
+
+/* ---- f16 and bf16 ---------------------------------------------------------------------------------- */
+
+/* dot_f16_avx512 / dot_bf16_avx512 work on chunks of C elements (16 f16 converted to f32, or 32 bf16
+ * for vdpbf16ps): chunk 4g + k of each group of four into acc k, the whole chunks after the last group
+ * into acc0, a masked (zero-filled) last partial chunk into acc1, then hsum16((acc0 + acc1) + (acc2 +
+ * acc3)). The same passes as above; the rows stay in their own layout (a chunk is a plain load), the
+ * packed activation row is the row itself. Tiles of 4 rows x 6 tokens. */
+
+#define GEMM_TF 6 /* tokens per register tile (float types) */
+
+typedef struct {
+    int64_t n, c, nc, ng; /* elements, chunk size, chunks (a partial last one included), groups */
+    int64_t bound[5];
+} fplan;
+
+static void fplan_of(int64_t n, int64_t c, fplan *p) {
+    int64_t full = n / c, ng = full / 4;
+    p->n = n, p->c = c, p->nc = (n + c - 1) / c, p->ng = ng;
+    p->bound[0] = 0;
+    p->bound[1] = full - 3 * ng;                 /* ng of pass 0, then the tail chunks */
+    p->bound[2] = p->bound[1] + ng + (n % c != 0); /* ng of pass 1, then the partial chunk */
+    p->bound[3] = p->bound[2] + ng;
+    p->bound[4] = p->bound[3] + ng;
+}
+
+/* The element offset of entry e of the pass order. */
+static inline int64_t fchunk_of(const fplan *p, int64_t e) {
+    int64_t ng = p->ng, ch;
+    if (e < p->bound[1]) ch = e < ng ? 4 * e : 4 * ng + (e - ng);
+    else if (e < p->bound[2]) ch = e - p->bound[1] < ng ? 4 * (e - p->bound[1]) + 1 : p->nc - 1;
+    else if (e < p->bound[3]) ch = 4 * (e - p->bound[2]) + 2;
+    else ch = 4 * (e - p->bound[3]) + 3;
+    return ch * p->c;
+}
+
+static int64_t gemm_x_bytes_f16(int64_t n) {
+    return n <= 32768 ? n * 2 : 0;
+}
+
+static void gemm_pack_x_copy16(int64_t n, const void *x, void *xp) {
+    memcpy(xp, x, (size_t)n * 2);
+}
+
+/* f16: chunk of 16 as f32 (masked: rem elements, rest zero) */
+static inline __m512 f16_chunk(const uint16_t *p, int64_t rem) {
+    return _mm512_cvtph_ps(rem >= 16 ? _mm256_loadu_si256((const __m256i *)p)
+                                     : _mm256_maskz_loadu_epi16((__mmask16)((1u << rem) - 1), p));
+}
+
+static inline __m512i bf16_chunk(const uint16_t *p, int64_t rem) {
+    return rem >= 32 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16((__mmask32)((1ull << rem) - 1), p);
+}
+
+static inline __attribute__((always_inline)) void ftile(const int R, const int T, const int BF, const fplan *pl,
+                                                        const uint16_t *w, int64_t ws, const uint8_t *xp,
+                                                        int64_t xs, float *y, int64_t ldy) {
+    __m512 part[4][GEMM_R][GEMM_TF];
+    for (int k = 0; k < 4; k++) {
+        __m512 acc[GEMM_R][GEMM_TF];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+        for (int64_t e = pl->bound[k]; e < pl->bound[k + 1]; e++) {
+            int64_t off = fchunk_of(pl, e), rem = pl->n - off;
+            if (BF) {
+                __m512i wv[GEMM_R];
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) wv[r] = bf16_chunk(w + r * ws + off, rem);
+#pragma GCC unroll 6
+                for (int t = 0; t < T; t++) {
+                    __m512i xv = bf16_chunk((const uint16_t *)(xp + t * xs) + off, rem);
+#pragma GCC unroll 4
+                    for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], (__m512bh)wv[r], (__m512bh)xv);
+                }
+            } else {
+                __m512 wv[GEMM_R];
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) wv[r] = f16_chunk(w + r * ws + off, rem);
+#pragma GCC unroll 6
+                for (int t = 0; t < T; t++) {
+                    __m512 xv = f16_chunk((const uint16_t *)(xp + t * xs) + off, rem);
+#pragma GCC unroll 4
+                    for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) part[k][r][t] = acc[r][t];
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[t * ldy + r] = hsum16(_mm512_add_ps(_mm512_add_ps(part[0][r][t], part[1][r][t]),
+                                                  _mm512_add_ps(part[2][r][t], part[3][r][t])));
+}
+
+#define FTILE_CASE(R, T)                                                                                       \
+    case (R) * 8 + (T): ftile(R, T, BF, pl, w, ws, xp, xs, y, ldy); break;
+#define FTILE_ROW(R) FTILE_CASE(R, 1) FTILE_CASE(R, 2) FTILE_CASE(R, 3) FTILE_CASE(R, 4) FTILE_CASE(R, 5) FTILE_CASE(R, 6)
+
+static inline __attribute__((always_inline)) void ftile_any(const int BF, int R, int T, const fplan *pl,
+                                                            const uint16_t *w, int64_t ws, const uint8_t *xp,
+                                                            int64_t xs, float *y, int64_t ldy) {
+    switch (R * 8 + T) {
+        FTILE_ROW(1) FTILE_ROW(2) FTILE_ROW(3) FTILE_ROW(4)
+    default: break;
+    }
+}
+
+/* Row tiles of 4 over blocks of tokens that stay in L2 (the tile's rows stay in L1 across them). */
+static inline __attribute__((always_inline)) void gemm_f(const int BF, int64_t n, int64_t nr, int64_t nt,
+                                                         const void *w, int64_t w_stride, const void *xp,
+                                                         int64_t xp_stride, float *y, int64_t ldy) {
+    fplan pl;
+    fplan_of(n, BF ? 32 : 16, &pl);
+    int64_t xb = X_BLOCK_BYTES / (n * 2);
+    xb = xb < GEMM_TF ? GEMM_TF : xb / GEMM_TF * GEMM_TF;
+    for (int64_t t0 = 0; t0 < nt; t0 += xb) {
+        int64_t t1 = t0 + xb < nt ? t0 + xb : nt;
+        for (int64_t r0 = 0; r0 < nr; r0 += GEMM_R) {
+            int R = nr - r0 < GEMM_R ? (int)(nr - r0) : GEMM_R;
+            for (int64_t t = t0; t < t1; t += GEMM_TF) {
+                int T = t1 - t < GEMM_TF ? (int)(t1 - t) : GEMM_TF;
+                ftile_any(BF, R, T, &pl, (const uint16_t *)((const uint8_t *)w + r0 * w_stride), w_stride / 2,
+                          (const uint8_t *)xp + t * xp_stride, xp_stride, y + t * ldy + r0, ldy);
+            }
+        }
+    }
+}
+
+static void gemm_f16(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                     int64_t xp_stride, float *y, int64_t ldy) {
+    gemm_f(0, n, nr, nt, w, w_stride, xp, xp_stride, y, ldy);
+}
+
+static void gemm_bf16(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                      int64_t xp_stride, float *y, int64_t ldy) {
+    gemm_f(1, n, nr, nt, w, w_stride, xp, xp_stride, y, ldy);
+}
+
+void kernels_fill_gemm_avx512(kernel_type_ops ops[KSLOT_COUNT]) {
+    ops[KSLOT_Q8_0].gemm_x_bytes = gemm_x_bytes_q;
+    ops[KSLOT_Q8_0].gemm_pack_x = gemm_pack_x_q8_0;
+    ops[KSLOT_Q8_0].gemm = gemm_q8_0;
+    ops[KSLOT_Q4_0].gemm_x_bytes = gemm_x_bytes_q;
+    ops[KSLOT_Q4_0].gemm_pack_x = gemm_pack_x_q4_0;
+    ops[KSLOT_Q4_0].gemm = gemm_q4_0;
+    ops[KSLOT_F16].gemm_x_bytes = gemm_x_bytes_f16;
+    ops[KSLOT_F16].gemm_pack_x = gemm_pack_x_copy16;
+    ops[KSLOT_F16].gemm = gemm_f16;
+    ops[KSLOT_BF16].gemm_x_bytes = gemm_x_bytes_f16;
+    ops[KSLOT_BF16].gemm_pack_x = gemm_pack_x_copy16;
+    ops[KSLOT_BF16].gemm = gemm_bf16;
+}
