@@ -73,6 +73,16 @@ chat() {
         --dump-prompt "$TMP/$name.prompt" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
 }
 
+# ---- 0. can this machine run the code sandbox? (it refuses when it cannot contain the code) ----
+chat probe '["<|python_tag|>print(1)<|eom_id|>", "x<|eot_id|>"]' --tools code_interpreter -p "probe"
+CODE_RESULT='completed\n[stdout]\n1024\n\n[/stdout]'
+SANDBOX=yes
+if grep -q '^error: sandbox unavailable' "$TMP/probe.out"; then
+    SANDBOX=no
+    CODE_RESULT=$(sed -n 's/^\(error: sandbox unavailable.*\)$/\1/p' "$TMP/probe.out")
+    echo "note: the code sandbox is unavailable here (see test_sandbox); the loop is checked with its refusal: $CODE_RESULT"
+fi
+
 # ---- 1. the full loop: brave_search -> python -> answer ----
 Q="population of Paris"
 SCRIPT='["<|python_tag|>brave_search.call(query=\"population of Paris\")<|eom_id|>",
@@ -109,7 +119,7 @@ const c = JSON.parse(fs.readFileSync(msgsPath, "utf8"));
 process.stdout.write(new Template(src.replace(REJECT, EQUIV)).render({bos_token: "<|begin_of_text|>", ...c}));
 EOF
 BRAVE_RESULT='{"query":"population of Paris","top_k":[{"title":"Paris - Wikipedia","url":"https://en.wikipedia.org/wiki/Paris","description":"Paris has 2,102,650 inhabitants."},{"title":"Paris population","url":"https://example.org/paris","description":"About 2.1 million people."},{"title":"INSEE","url":"https://insee.fr/paris","description":"Official statistics \"quoted\"."}]}'
-python3 - "$BRAVE_RESULT" >"$TMP/expect.json" <<'EOF'
+python3 - "$BRAVE_RESULT" "$CODE_RESULT" >"$TMP/expect.json" <<'EOF'
 import json, sys
 call = lambda name, args: {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": name, "arguments": args}}]}
 print(json.dumps({"builtin_tools": ["brave_search", "code_interpreter"], "add_generation_prompt": False, "messages": [
@@ -117,7 +127,7 @@ print(json.dumps({"builtin_tools": ["brave_search", "code_interpreter"], "add_ge
     call("brave_search", {"query": "population of Paris"}),
     {"role": "ipython", "content": sys.argv[1]},
     call("code_interpreter", {"code": "x = 2**10\nprint(x)"}),
-    {"role": "ipython", "content": "completed\n[stdout]\n1024\n\n[/stdout]"},
+    {"role": "ipython", "content": sys.argv[2].replace("\\n", "\n")},
     {"role": "assistant", "content": "Paris has about 2.1 million inhabitants, and 2**10 is 1024."}]}))
 EOF
 node "$TMP/render.mjs" "$TEMPLATE" "$TMP/expect.json" >"$TMP/expect.prompt" || die "rendering the expected prompt failed"
@@ -127,7 +137,7 @@ else
     fail "the final prompt differs from the official template's:"
     diff <(cat "$TMP/expect.prompt") <(cat "$TMP/loop.prompt") | head -20
 fi
-grep -qF '[stdout]\n1024\n\n[/stdout]' "$TMP/loop.prompt" && grep -qF '\"top_k\":[{' "$TMP/loop.prompt" &&
+{ [ $SANDBOX = no ] || grep -qF '[stdout]\n1024\n\n[/stdout]' "$TMP/loop.prompt"; } && grep -qF '\"top_k\":[{' "$TMP/loop.prompt" &&
     ok "the prompt holds the search results and the sandbox's output" || fail "ipython turns missing in the prompt"
 
 # ---- 2. wolfram_alpha against the fake ----
@@ -165,7 +175,7 @@ grep -q '^\[tool call\] code_interpreter' "$TMP/notenabled.out" && ! grep -q '^\
 
 SCRIPT='["{\"name\": \"code_interpreter\", \"parameters\": {\"code\": \"print(6 * 7)\"}}<|eom_id|>", "42.<|eot_id|>"]'
 chat jsoncall "$SCRIPT" --tools code_interpreter -p "q"
-grep -qF '[stdout]' "$TMP/jsoncall.out" && grep -q '^42$' "$TMP/jsoncall.out" &&
+{ [ $SANDBOX = no ] || grep -q '^42$' "$TMP/jsoncall.out"; } && grep -q '^\[tool result\] code_interpreter' "$TMP/jsoncall.out" &&
     ok "an enabled built-in tool called in the JSON form is run too" || fail "JSON-form call: $(cat "$TMP/jsoncall.out")"
 
 # ---- 5. custom functions ----

@@ -5,6 +5,14 @@
  * refuse to run it). Also the code_interpreter result text (herd_builtin_tool_run). Prints which
  * layers were in effect. */
 #include <arpa/inet.h>
+#include <grp.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +107,37 @@ static void first_line(const sandbox_result *r, char *buf, size_t cap) {
     buf[n] = 0;
 }
 
+/* ---- what this kernel allows, probed independently of the sandbox's code ---- */
+
+static bool in_child(int (*fn)(void)) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(fn());
+    int st;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static int probe_userns(void) {
+    if (geteuid() == 0 &&
+        (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)))
+        return 1;
+    return unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID) == 0 ? 0 : 1;
+}
+
+static int probe_landlock(void) {
+    return syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) >= 1 ? 0 : 1;
+}
+
+static int probe_seccomp(void) {
+    struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {.len = 1, .filter = &allow};
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+                   syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0
+               ? 0
+               : 1;
+}
+
+static bool can_userns, can_landlock, can_seccomp;
+
 static void check_config(const char *name, unsigned disable, bool heavy) {
     sandbox_limits l;
     sandbox_default_limits(&l);
@@ -111,10 +150,30 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
     if (r.error && strstr(r.error, "sandbox unavailable")) {
         printf("  %-22s layers: %-60s -> refuses: %s\n", name, r.layer_names, r.error);
         CHECK(r.out_len == 0, "%s: refused, yet the code ran", name);
+        bool userns = can_userns && !(disable & CONFINE_NO_USERNS);
+        bool runnable = userns || (can_landlock && can_seccomp &&
+                                   !(disable & (CONFINE_NO_LANDLOCK | CONFINE_NO_SECCOMP)));
+        CHECK(!runnable, "%s: refused although this kernel allows %s", name,
+              userns ? "user namespaces" : "Landlock and seccomp");
         sandbox_result_free(&r);
         return;
     }
     printf("  %-22s layers: %s\n", name, r.layer_names);
+    bool net = (r.layers & LAYER_NETNS) || (r.layers & LAYER_SECCOMP),
+         fs = (r.layers & (LAYER_MOUNTNS | LAYER_LANDLOCK));
+    CHECK(net && fs, "%s: ran without network or write containment", name);
+    CHECK(!((disable & CONFINE_NO_USERNS) && (r.layers & LAYER_USERNS)) &&
+              !((disable & CONFINE_NO_LANDLOCK) && (r.layers & LAYER_LANDLOCK)) &&
+              !((disable & CONFINE_NO_SECCOMP) && (r.layers & LAYER_SECCOMP)),
+          "%s: a layer switched off is in effect: %s", name, r.layer_names);
+    CHECK(!can_userns || (disable & CONFINE_NO_USERNS) ||
+              ((r.layers & LAYER_USERNS) && (r.layers & LAYER_NETNS) && (r.layers & LAYER_MOUNTNS)),
+          "%s: user namespaces work here, but the sandbox has no user/net/mount namespace: %s", name,
+          r.layer_names);
+    CHECK(!can_landlock || (disable & CONFINE_NO_LANDLOCK) || (r.layers & LAYER_LANDLOCK),
+          "%s: Landlock works here, but not in the sandbox: %s", name, r.layer_names);
+    CHECK(!can_seccomp || (disable & CONFINE_NO_SECCOMP) || (r.layers & LAYER_SECCOMP),
+          "%s: seccomp works here, but not in the sandbox: %s", name, r.layer_names);
     char wd[1024];
     first_line(&r, wd, sizeof wd);
     CHECK(!r.error && r.exit_code == 0 && strstr(r.out, "hello 42\n"),
@@ -187,7 +246,8 @@ static void check_config(const char *name, unsigned disable, bool heavy) {
              "    open('%s', 'w').write('shm')\n"
              "except OSError:\n"
              "    pass\n",
-             "'", targets[0], "'", "'", targets[1], "'", "'", targets[2], "'", "'", targets[3], "'", targets[4]);
+             "'", targets[0], "'", "'", targets[1], "'", "'", targets[2], "'", "'", targets[3], "'",
+             targets[4]);
     r = run(code, &l);
     CHECK(r.exit_code == 0 && !strstr(r.out, "WROTE") && !strstr(r.out, "MKDIR"),
           "%s: writes outside: out '%s' err '%s'", name, r.out, r.err);
@@ -300,6 +360,11 @@ static void check_tool_result(void) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     listeners();
+    can_userns = in_child(probe_userns);
+    can_landlock = in_child(probe_landlock);
+    can_seccomp = in_child(probe_seccomp);
+    printf("this kernel allows: user namespaces %s, Landlock %s, seccomp %s\n", can_userns ? "yes" : "no",
+           can_landlock ? "yes" : "no", can_seccomp ? "yes" : "no");
     printf("sandbox layers by configuration (euid %d):\n", (int)geteuid());
     check_config("all layers", 0, true);
     check_config("no user namespace", CONFINE_NO_USERNS, true);
