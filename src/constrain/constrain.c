@@ -25,6 +25,7 @@ struct herd_constraint {
     gr_state cur;
     int32_t n_vocab;
     uint8_t *allowed; /* [n_vocab], valid when mask_ok */
+    int32_t *eog, n_eog; /* the end-of-generation ids */
     bool mask_ok;
     int64_t n_allowed;
 };
@@ -47,6 +48,12 @@ int constraint_new(const herd_vocab *v, const char *schema_json, herd_constraint
     c->trie = tok_trie_get(v);
     c->n_vocab = tok_trie_n_vocab(c->trie);
     c->allowed = herd_xmalloc((size_t)c->n_vocab);
+    c->eog = herd_xmalloc(16 * sizeof *c->eog);
+    for (int32_t i = 0; i < c->n_vocab; i++)
+        if (vocab_is_eog(v, i)) {
+            if (c->n_eog % 16 == 0) c->eog = herd_xrealloc(c->eog, (size_t)(c->n_eog + 16) * sizeof *c->eog);
+            c->eog[c->n_eog++] = i;
+        }
     *out = c;
     return 0;
 }
@@ -62,6 +69,7 @@ void herd_constraint_free(herd_constraint *c) {
     gra_free(&c->a);
     grammar_free(&c->g);
     free(c->allowed);
+    free(c->eog);
     free(c);
 }
 
@@ -70,8 +78,7 @@ const uint8_t *constraint_mask(herd_constraint *c, int64_t *n_allowed) {
         memset(c->allowed, 0, (size_t)c->n_vocab);
         c->n_allowed = tok_trie_mask(c->trie, &c->a, &c->cur, c->allowed);
         if (gr_complete(&c->cur) || c->n_allowed == 0)
-            for (int32_t i = 0; i < c->n_vocab; i++)
-                if (vocab_is_eog(c->v, i)) c->allowed[i] = 1, c->n_allowed++;
+            for (int32_t i = 0; i < c->n_eog; i++) c->allowed[c->eog[i]] = 1, c->n_allowed++;
         c->mask_ok = true;
     }
     if (n_allowed) *n_allowed = c->n_allowed;
