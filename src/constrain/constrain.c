@@ -17,6 +17,9 @@
 #include "mask.h"
 #include "schema.h"
 
+#define MEMO_N 2
+#define MEMO_TOPS 8
+
 struct herd_constraint {
     const herd_vocab *v;
     tok_trie *trie;
@@ -28,6 +31,16 @@ struct herd_constraint {
     int32_t *eog, n_eog; /* the end-of-generation ids */
     bool mask_ok;
     int64_t n_allowed;
+    /* masks of recent states, by exact content: inside an unbounded string every token leaves the
+     * state as it was (same element, same parent, same sub-state), so its mask is reused */
+    struct {
+        int32_t n; /* tops; -1: empty slot */
+        gr_node key[MEMO_TOPS];
+        uint8_t *mask;
+        int64_t n_allowed;
+    } memo[MEMO_N];
+    int memo_next;
+    bool no_memo;
 };
 
 int constraint_new(const herd_vocab *v, const char *schema_json, herd_constraint **out) {
@@ -54,6 +67,7 @@ int constraint_new(const herd_vocab *v, const char *schema_json, herd_constraint
             if (c->n_eog % 16 == 0) c->eog = herd_xrealloc(c->eog, (size_t)(c->n_eog + 16) * sizeof *c->eog);
             c->eog[c->n_eog++] = i;
         }
+    for (int i = 0; i < MEMO_N; i++) c->memo[i].n = -1;
     *out = c;
     return 0;
 }
@@ -70,15 +84,45 @@ void herd_constraint_free(herd_constraint *c) {
     grammar_free(&c->g);
     free(c->allowed);
     free(c->eog);
+    for (int i = 0; i < MEMO_N; i++) free(c->memo[i].mask);
     free(c);
+}
+
+/* The state's content as a memo key (ACCEPT as pos -1); false when it has too many tops. */
+static bool state_key(const herd_constraint *c, gr_node *key) {
+    if (c->cur.n > MEMO_TOPS) return false;
+    for (int32_t i = 0; i < c->cur.n; i++) {
+        int32_t t = c->cur.top[i];
+        key[i] = t == GR_ACCEPT ? (gr_node){-1, -1, 0} : c->a.nodes[t];
+    }
+    return true;
 }
 
 const uint8_t *constraint_mask(herd_constraint *c, int64_t *n_allowed) {
     if (!c->mask_ok) {
-        memset(c->allowed, 0, (size_t)c->n_vocab);
-        c->n_allowed = tok_trie_mask(c->trie, &c->a, &c->cur, c->allowed);
-        if (gr_complete(&c->cur) || c->n_allowed == 0)
-            for (int32_t i = 0; i < c->n_eog; i++) c->allowed[c->eog[i]] = 1, c->n_allowed++;
+        gr_node key[MEMO_TOPS];
+        bool keyed = !c->no_memo && state_key(c, key);
+        int hit = -1;
+        for (int i = 0; i < MEMO_N && keyed && hit < 0; i++)
+            if (c->memo[i].n == c->cur.n && !memcmp(c->memo[i].key, key, (size_t)c->cur.n * sizeof *key)) hit = i;
+        if (hit >= 0) {
+            memcpy(c->allowed, c->memo[hit].mask, (size_t)c->n_vocab);
+            c->n_allowed = c->memo[hit].n_allowed;
+        } else {
+            memset(c->allowed, 0, (size_t)c->n_vocab);
+            c->n_allowed = tok_trie_mask(c->trie, &c->a, &c->cur, c->allowed);
+            if (gr_complete(&c->cur) || c->n_allowed == 0)
+                for (int32_t i = 0; i < c->n_eog; i++) c->allowed[c->eog[i]] = 1, c->n_allowed++;
+            if (keyed) {
+                int m = c->memo_next;
+                c->memo_next = (m + 1) % MEMO_N;
+                if (!c->memo[m].mask) c->memo[m].mask = herd_xmalloc((size_t)c->n_vocab);
+                memcpy(c->memo[m].mask, c->allowed, (size_t)c->n_vocab);
+                memcpy(c->memo[m].key, key, (size_t)c->cur.n * sizeof *key);
+                c->memo[m].n = c->cur.n;
+                c->memo[m].n_allowed = c->n_allowed;
+            }
+        }
         c->mask_ok = true;
     }
     if (n_allowed) *n_allowed = c->n_allowed;
@@ -141,4 +185,9 @@ bool constraint_token_ok(herd_constraint *c, int32_t id) {
     }
     c->a.n_nodes = mark;
     return ok;
+}
+
+void constraint_set_memo(herd_constraint *c, bool on) {
+    c->no_memo = !on;
+    c->mask_ok = false;
 }

@@ -20,4 +20,7 @@ bool constraint_can_continue(const herd_constraint *c);
 /* Whether token id may come next, by stepping its bytes alone (no trie; for tests). */
 bool constraint_token_ok(herd_constraint *c, int32_t id);
 
+/* Reuse of masks of recent states (on by default; off for measuring the walk itself). */
+void constraint_set_memo(herd_constraint *c, bool on);
+
 #endif

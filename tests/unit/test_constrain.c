@@ -226,6 +226,7 @@ static void walk_vocab(const char *what, const herd_vocab *v, int walks, int ste
             int rc = constraint_new(v, SCHEMAS[si], &c);
             CHECK(rc == 0, "%s: schema %zu: %s", what, si, herd_last_error());
             if (rc) continue;
+            constraint_set_memo(c, w % 2 == 0); /* the masks with and without reuse of recent states */
             int mismatches = 0;
             for (int st = 0; st < steps; st++) {
                 int64_t na;
