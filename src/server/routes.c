@@ -479,6 +479,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
         const char *sc = srv->cfg.script[k];
         if (herd_tokenize(model_of(r), sc, strlen(sc), HERD_TOKENIZE_PARSE_SPECIAL, &p.forced, &p.n_forced) != HERD_OK) {
             free(p.prompt);
+            herd_constraint_free(p.constraint);
             return http_send_error(r, 500, "server_error", NULL, NULL, "script: %s", herd_last_error());
         }
     }
