@@ -64,7 +64,7 @@ static sandbox_result run(const char *code, const sandbox_limits *l) {
 }
 
 /* a live (not zombie) process whose command line contains s */
-static bool process_alive_with(const char *s) {
+static bool process_alive_now(const char *s) {
     DIR *d = opendir("/proc");
     bool found = false;
     struct dirent *e;
@@ -91,6 +91,15 @@ static bool process_alive_with(const char *s) {
     }
     if (d) closedir(d);
     return found;
+}
+
+/* the same, allowing killed processes a moment to finish dying (a bounded wait, not a timing check) */
+static bool process_alive_with(const char *s) {
+    for (int i = 0; i < 100; i++) {
+        if (!process_alive_now(s)) return false;
+        usleep(50 * 1000);
+    }
+    return true;
 }
 
 static bool exists(const char *p) {
