@@ -701,6 +701,27 @@ static int gen(sc *c, json_t *s, int32_t *out) {
 
 /* ---- checks on the finished rules ------------------------------------------------------------ */
 
+#define MAX_FANOUT 4096
+
+/* Stacks rule r expands to (saturating); the "starts with" graph is acyclic when this runs. */
+static int64_t fanout(gr_builder *b, const bool *null, int64_t *paths, int32_t r) {
+    if (paths[r] >= 0) return paths[r];
+    paths[r] = MAX_FANOUT + 1; /* guards against a cycle (none: left recursion is refused first) */
+    int64_t sum = 0;
+    for (int32_t a = 0; a < b->n_alts[r] && sum <= MAX_FANOUT; a++) {
+        gr_seq *q = &b->alts[r][a];
+        int32_t k = 0;
+        for (; k < q->n && sum <= MAX_FANOUT; k++) {
+            gr_elem e = q->p[k];
+            sum += e.kind == G_REF ? fanout(b, null, paths, e.arg) : 1;
+            bool nl = (e.kind == G_REF && null[e.arg]) || (e.kind == G_STR && b->str_min[e.arg] == 0);
+            if (!nl) break;
+        }
+        if (k == q->n) sum++; /* all nullable: the end of the alternative */
+    }
+    return paths[r] = sum > MAX_FANOUT ? MAX_FANOUT + 1 : sum;
+}
+
 /* Drops alternatives that can never finish (they reference rules that derive no finite text),
  * and refuses rules that reach themselves without consuming a byte (left recursion). */
 static int check(gr_builder *b, int32_t start) {
@@ -771,6 +792,17 @@ static int check(gr_builder *b, int32_t start) {
                 stack[sp++] = next, stack[sp++] = 0;
             }
         }
+    }
+    /* fan-out: the stacks a rule expands to before its first byte (nested anyOf over shared $refs
+     * can make this exponential; the recognizer would then do that work at every byte) */
+    if (rc == 0) {
+        int64_t *paths = herd_xmalloc((size_t)n * sizeof *paths);
+        for (int32_t r = 0; r < n; r++) paths[r] = -1;
+        for (int32_t r = 0; r < n && rc == 0; r++)
+            if (fanout(b, null, paths, r) > MAX_FANOUT)
+                rc = herd_err(HERD_E_UNSUPPORTED, "json schema: too many alternatives at one point (anyOf/$ref fan-out over %d)",
+                              MAX_FANOUT);
+        free(paths);
     }
     free(mark);
     free(stack);

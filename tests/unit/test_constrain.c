@@ -50,6 +50,15 @@ static void test_errors(void) {
     expect_err("false", HERD_E_FORMAT, "false");
     expect_err("{\"type\":\"array\",\"maxItems\":1000000}", HERD_E_UNSUPPORTED, "maxItems");
     expect_err("{\"anyOf\":[{\"type\":\"null\"}],\"type\":\"string\"}", HERD_E_UNSUPPORTED, "anyOf");
+    { /* 2^20 ways to the first byte through shared $refs */
+        char big[4096];
+        int o = snprintf(big, sizeof big, "{\"$defs\":{");
+        for (int i = 0; i < 20; i++)
+            o += snprintf(big + o, sizeof big - (size_t)o, "\"d%d\":{\"anyOf\":[{\"$ref\":\"#/$defs/d%d\"},{\"$ref\":\"#/$defs/d%d\"}]},", i,
+                          i + 1, i + 1);
+        snprintf(big + o, sizeof big - (size_t)o, "\"d20\":{\"type\":\"null\"}},\"$ref\":\"#/$defs/d0\"}");
+        expect_err(big, HERD_E_UNSUPPORTED, "fan-out");
+    }
     /* annotations are ignored */
     expect_err("{\"title\":\"t\",\"description\":\"d\",\"default\":1,\"examples\":[1],\"$schema\":\"x\",\"type\":\"integer\"}",
                0, NULL);
