@@ -27,7 +27,7 @@ struct herd_constraint {
     gr_arena a;
     gr_state cur;
     int32_t n_vocab;
-    uint8_t *allowed; /* [n_vocab], valid when mask_ok */
+    uint8_t *allowed;    /* [n_vocab], valid when mask_ok */
     int32_t *eog, n_eog; /* the end-of-generation ids */
     bool mask_ok;
     int64_t n_allowed;
@@ -104,7 +104,8 @@ const uint8_t *constraint_mask(herd_constraint *c, int64_t *n_allowed) {
         bool keyed = !c->no_memo && state_key(c, key);
         int hit = -1;
         for (int i = 0; i < MEMO_N && keyed && hit < 0; i++)
-            if (c->memo[i].n == c->cur.n && !memcmp(c->memo[i].key, key, (size_t)c->cur.n * sizeof *key)) hit = i;
+            if (c->memo[i].n == c->cur.n && !memcmp(c->memo[i].key, key, (size_t)c->cur.n * sizeof *key))
+                hit = i;
         if (hit >= 0) {
             memcpy(c->allowed, c->memo[hit].mask, (size_t)c->n_vocab);
             c->n_allowed = c->memo[hit].n_allowed;

@@ -231,7 +231,8 @@ static void expand(gr_arena *a, int32_t pos, int32_t parent, uint32_t aux, int32
         if (e.kind == G_STR) {
             add_top(a, out, pos, parent, aux, self);
             int32_t min = g->str_min[e.arg];
-            if ((aux & 31) == PH_CHAR && (int32_t)(aux >> 5) >= min) expand(a, pos + 1, parent, 0, -1, out, depth + 1);
+            if ((aux & 31) == PH_CHAR && (int32_t)(aux >> 5) >= min)
+                expand(a, pos + 1, parent, 0, -1, out, depth + 1);
             return;
         }
         /* G_REF: the continuation is the next element, unless the alternative ends there (so
@@ -259,31 +260,49 @@ static uint32_t str_step(uint32_t aux, int c, int32_t min, int32_t max) {
         if (max >= 0 && (int32_t)n >= max) return UINT32_MAX;
         if (c < 0x20 || c == '"') return UINT32_MAX;
         uint32_t next;
-        if (c == '\\') next = PH_ESC;
-        else if (c < 0x80) next = PH_CHAR;
-        else if (c >= 0xC2 && c <= 0xDF) next = PH_CONT1;
-        else if (c == 0xE0) next = PH_E0;
-        else if (c == 0xED) next = PH_ED;
-        else if (c >= 0xE1 && c <= 0xEF) next = PH_CONT2;
-        else if (c == 0xF0) next = PH_F0;
-        else if (c >= 0xF1 && c <= 0xF3) next = PH_CONT3;
-        else if (c == 0xF4) next = PH_F4;
-        else return UINT32_MAX;
+        if (c == '\\')
+            next = PH_ESC;
+        else if (c < 0x80)
+            next = PH_CHAR;
+        else if (c >= 0xC2 && c <= 0xDF)
+            next = PH_CONT1;
+        else if (c == 0xE0)
+            next = PH_E0;
+        else if (c == 0xED)
+            next = PH_ED;
+        else if (c >= 0xE1 && c <= 0xEF)
+            next = PH_CONT2;
+        else if (c == 0xF0)
+            next = PH_F0;
+        else if (c >= 0xF1 && c <= 0xF3)
+            next = PH_CONT3;
+        else if (c == 0xF4)
+            next = PH_F4;
+        else
+            return UINT32_MAX;
         n++;
         if (max < 0 && (int32_t)n > min) n = (uint32_t)min; /* only "reached min" matters */
         return (n << 5) | next;
     }
-    case PH_CONT1: return cont ? (n << 5) | PH_CHAR : UINT32_MAX;
-    case PH_CONT2: return cont ? (n << 5) | PH_CONT1 : UINT32_MAX;
-    case PH_CONT3: return cont ? (n << 5) | PH_CONT2 : UINT32_MAX;
-    case PH_E0: return c >= 0xA0 && c <= 0xBF ? (n << 5) | PH_CONT1 : UINT32_MAX;
-    case PH_ED: return c >= 0x80 && c <= 0x9F ? (n << 5) | PH_CONT1 : UINT32_MAX;
-    case PH_F0: return c >= 0x90 && c <= 0xBF ? (n << 5) | PH_CONT2 : UINT32_MAX;
-    case PH_F4: return c >= 0x80 && c <= 0x8F ? (n << 5) | PH_CONT2 : UINT32_MAX;
+    case PH_CONT1:
+        return cont ? (n << 5) | PH_CHAR : UINT32_MAX;
+    case PH_CONT2:
+        return cont ? (n << 5) | PH_CONT1 : UINT32_MAX;
+    case PH_CONT3:
+        return cont ? (n << 5) | PH_CONT2 : UINT32_MAX;
+    case PH_E0:
+        return c >= 0xA0 && c <= 0xBF ? (n << 5) | PH_CONT1 : UINT32_MAX;
+    case PH_ED:
+        return c >= 0x80 && c <= 0x9F ? (n << 5) | PH_CONT1 : UINT32_MAX;
+    case PH_F0:
+        return c >= 0x90 && c <= 0xBF ? (n << 5) | PH_CONT2 : UINT32_MAX;
+    case PH_F4:
+        return c >= 0x80 && c <= 0x8F ? (n << 5) | PH_CONT2 : UINT32_MAX;
     case PH_ESC:
         if (c == 'u') return (n << 5) | PH_HEX4;
         return strchr("\"\\/bfnrt", c) && c ? (n << 5) | PH_CHAR : UINT32_MAX;
-    case PH_HEXD: return c >= '0' && c <= '7' ? (n << 5) | PH_HEX2 : UINT32_MAX;
+    case PH_HEXD:
+        return c >= '0' && c <= '7' ? (n << 5) | PH_HEX2 : UINT32_MAX;
     default: { /* PH_HEX4..PH_HEX1 */
         bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
         if (!hex) return UINT32_MAX;

@@ -3,11 +3,11 @@
  * A grammar is a set of rules; a rule is a list of alternatives; an alternative is a sequence of
  * elements ending in G_END. Elements: G_SET (one byte from a 256-bit set), G_REF (a rule), G_STR
  * (the content of a JSON string between its quotes — plain characters as well-formed UTF-8, and
- * JSON escapes, escapes of surrogates (backslash-u D800-DFFF) excepted so that each escape is one character — with a
- * length in characters between min and max; native because a length bound
- * would otherwise need one rule per character). Rule 0 is the start rule. Grammars come from
- * schema.c; they must not be left-recursive (the recognizer bounds its expansion depth and drops
- * what goes deeper, so a bad grammar restricts the language instead of looping).
+ * JSON escapes, escapes of surrogates (backslash-u D800-DFFF) excepted so that each escape is one character —
+ * with a length in characters between min and max; native because a length bound would otherwise need one
+ * rule per character). Rule 0 is the start rule. Grammars come from schema.c; they must not be left-recursive
+ * (the recognizer bounds its expansion depth and drops what goes deeper, so a bad grammar restricts the
+ * language instead of looping).
  *
  * The recognizer is a pushdown automaton run on a *set* of stacks (the grammar may be ambiguous:
  * anyOf branches that share a prefix). A stack is a chain of nodes in an arena (node = position of

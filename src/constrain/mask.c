@@ -41,10 +41,14 @@ static int plain_char(const uint8_t *p, int64_t n) {
     uint8_t c = p[0];
     if (c < 0x80) return c >= 0x20 && c != '"' && c != '\\';
     int len, lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
     if (n < len || p[1] < lo || p[1] > hi) return 0;
     for (int i = 2; i < len; i++)
         if (p[i] < 0x80 || p[i] > 0xBF) return 0;
@@ -128,13 +132,13 @@ static tok_trie *trie_new(const herd_vocab *v, uint8_t *blob, uint64_t *off, uin
     return t;
 }
 
-
 /* A cheap fingerprint of a vocabulary: its size and a sample of its token texts (a hit needs the
  * same vocabulary object too, so this only guards against a freed one's address being reused). */
 static uint64_t fingerprint(const herd_vocab *v) {
     uint64_t h = 1469598103934665603ull ^ (uint64_t)v->n_tokens;
     for (int32_t id = 0; id < v->n_tokens; id += 97) {
-        for (uint64_t i = v->piece_off[id]; i < v->piece_off[id + 1]; i++) h = (h ^ (uint8_t)v->pieces[i]) * 1099511628211ull;
+        for (uint64_t i = v->piece_off[id]; i < v->piece_off[id + 1]; i++)
+            h = (h ^ (uint8_t)v->pieces[i]) * 1099511628211ull;
         h = (h ^ v->attr[id]) * 1099511628211ull;
     }
     return h;
@@ -205,7 +209,8 @@ const uint8_t *tok_trie_bytes(const tok_trie *t, int32_t id, int32_t *len) {
     return t->blob + t->off[id];
 }
 
-static void walk(const tok_trie *t, gr_arena *a, int32_t node, const gr_state *s, uint8_t *allowed, int64_t *cnt) {
+static void walk(const tok_trie *t, gr_arena *a, int32_t node, const gr_state *s, uint8_t *allowed,
+                 int64_t *cnt) {
     if (t->plain[node]) {
         int32_t room = gr_string_room(a, s);
         if (room >= t->maxrem[node]) {

@@ -6,8 +6,8 @@
 
 #include "../base/log.h"
 
-#define WS_MAX 16        /* spaces/tabs after a newline */
-#define INT_DIGITS 16    /* digits of an integer part / a fraction */
+#define WS_MAX 16     /* spaces/tabs after a newline */
+#define INT_DIGITS 16 /* digits of an integer part / a fraction */
 #define EXP_DIGITS 3
 #define MAX_REPEAT 10000 /* minItems, maxItems - minItems */
 #define MAX_NEST 256     /* schema nesting */
@@ -18,7 +18,7 @@ typedef struct {
     struct {
         json_t *s;
         int32_t rule;
-    } *memo;
+    } * memo;
     int32_t n_memo, cap_memo;
     int32_t ws, value, string, number, integer, digits[INT_DIGITS + 1];
     int depth;
@@ -224,8 +224,10 @@ static int32_t notkey_rule(sc *c, const keyset *ks, const bool *on, size_t depth
     bool ends = false, child[256] = {false};
     for (int i = 0; i < ks->n; i++) {
         if (!on[i]) continue;
-        if (ks->len[i] == depth) ends = true;
-        else child[(uint8_t)ks->keys[i][depth]] = true;
+        if (ks->len[i] == depth)
+            ends = true;
+        else
+            child[(uint8_t)ks->keys[i][depth]] = true;
     }
     /* at a character boundary: the byte before is not a lead/continuation still expecting more */
     bool mid = false;
@@ -271,7 +273,8 @@ static int32_t notkey_rule(sc *c, const keyset *ks, const bool *on, size_t depth
     bool *sub = herd_xmalloc((size_t)ks->n + 1);
     for (int ch = 0; ch < 256; ch++) {
         if (!child[ch] || (ch < 0x80 && !plain_byte(ch))) continue;
-        for (int i = 0; i < ks->n; i++) sub[i] = on[i] && ks->len[i] > depth && (uint8_t)ks->keys[i][depth] == ch;
+        for (int i = 0; i < ks->n; i++)
+            sub[i] = on[i] && ks->len[i] > depth && (uint8_t)ks->keys[i][depth] == ch;
         seq_byte(b, &s, ch);
         seq_ref(&s, notkey_rule(c, ks, sub, depth + 1, rest));
         alt_free(c, r, &s);
@@ -285,8 +288,9 @@ static int32_t notkey_rule(sc *c, const keyset *ks, const bool *on, size_t depth
 static int gen(sc *c, json_t *s, int32_t *out);
 
 static bool annotation(const char *k) {
-    static const char *const ann[] = {"title",   "description", "default",   "examples", "$schema", "$id",
-                                      "$comment", "deprecated", "readOnly", "writeOnly", "$defs",   "definitions"};
+    static const char *const ann[] = {"title",    "description", "default",  "examples",
+                                      "$schema",  "$id",         "$comment", "deprecated",
+                                      "readOnly", "writeOnly",   "$defs",    "definitions"};
     for (size_t i = 0; i < sizeof ann / sizeof ann[0]; i++)
         if (!strcmp(k, ann[i])) return true;
     return false;
@@ -302,7 +306,8 @@ static int get_count(json_t *s, const char *k, int64_t *v) {
 }
 
 static int resolve_ref(sc *c, const char *ref, json_t **out) {
-    if (ref[0] != '#') return herd_err(HERD_E_UNSUPPORTED, "json schema: '$ref' to '%s' (only local '#/...')", ref);
+    if (ref[0] != '#')
+        return herd_err(HERD_E_UNSUPPORTED, "json schema: '$ref' to '%s' (only local '#/...')", ref);
     json_t *cur = c->root;
     const char *p = ref + 1;
     while (*p) {
@@ -316,12 +321,15 @@ static int resolve_ref(sc *c, const char *ref, json_t **out) {
             if (p[i] == '~' && i + 1 < n && (p[i + 1] == '0' || p[i + 1] == '1')) {
                 key[k++] = p[i + 1] == '0' ? '~' : '/';
                 i++;
-            } else key[k++] = p[i];
+            } else
+                key[k++] = p[i];
         }
         key[k] = 0;
         json_t *next = NULL;
-        if (json_is_object(cur)) next = json_object_get(cur, key);
-        else if (json_is_array(cur)) next = json_array_get(cur, (size_t)strtoul(key, NULL, 10));
+        if (json_is_object(cur))
+            next = json_object_get(cur, key);
+        else if (json_is_array(cur))
+            next = json_array_get(cur, (size_t)strtoul(key, NULL, 10));
         if (!next) return herd_err(HERD_E_FORMAT, "json schema: '$ref' '%s' does not resolve", ref);
         cur = next;
         p += n;
@@ -332,7 +340,9 @@ static int resolve_ref(sc *c, const char *ref, json_t **out) {
 
 static bool type_matches(json_t *v, const char *t) {
     if (!strcmp(t, "string")) return json_is_string(v);
-    if (!strcmp(t, "integer")) return json_is_integer(v) || (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v));
+    if (!strcmp(t, "integer"))
+        return json_is_integer(v) ||
+               (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v));
     if (!strcmp(t, "number")) return json_is_number(v);
     if (!strcmp(t, "boolean")) return json_is_boolean(v);
     if (!strcmp(t, "null")) return json_is_null(v);
@@ -349,8 +359,10 @@ static int gen_object(sc *c, json_t *s, int32_t *out) {
     gr_builder *b = c->b;
     json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required"),
            *addl = json_object_get(s, "additionalProperties");
-    if (props && !json_is_object(props)) return herd_err(HERD_E_FORMAT, "json schema: 'properties' must be an object");
-    if (req && !json_is_array(req)) return herd_err(HERD_E_FORMAT, "json schema: 'required' must be an array");
+    if (props && !json_is_object(props))
+        return herd_err(HERD_E_FORMAT, "json schema: 'properties' must be an object");
+    if (req && !json_is_array(req))
+        return herd_err(HERD_E_FORMAT, "json schema: 'required' must be an array");
     if (addl && !json_is_boolean(addl) && !json_is_object(addl))
         return herd_err(HERD_E_FORMAT, "json schema: 'additionalProperties' must be a boolean or a schema");
     size_t n_req = req ? json_array_size(req) : 0;
@@ -376,9 +388,10 @@ static int gen_object(sc *c, json_t *s, int32_t *out) {
         if (j == n) {
             if (!extra) {
                 free(keys), free(vals), free(reqd);
-                return herd_err(HERD_E_FORMAT,
-                                "json schema: required key '%s' is not in 'properties' and additionalProperties is false",
-                                rk);
+                return herd_err(
+                    HERD_E_FORMAT,
+                    "json schema: required key '%s' is not in 'properties' and additionalProperties is false",
+                    rk);
             }
             keys[n] = rk;
             vals[n++] = json_true();
@@ -390,7 +403,8 @@ static int gen_object(sc *c, json_t *s, int32_t *out) {
     gr_seq sq = {0};
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (json_is_false(vals[i])) {
-            if (reqd[i]) rc = herd_err(HERD_E_FORMAT, "json schema: required key '%s' has schema false", keys[i]);
+            if (reqd[i])
+                rc = herd_err(HERD_E_FORMAT, "json schema: required key '%s' has schema false", keys[i]);
             kv[i] = -1;
             continue;
         }
@@ -419,8 +433,10 @@ static int gen_object(sc *c, json_t *s, int32_t *out) {
         alt_free(c, f_next, &sq);
         if (extra) {
             int32_t val;
-            if (addl && json_is_object(addl)) rc = gen(c, addl, &val);
-            else rc = any_value(c, &val);
+            if (addl && json_is_object(addl))
+                rc = gen(c, addl, &val);
+            else
+                rc = any_value(c, &val);
             if (rc == 0) {
                 keyset ks = {keys, herd_xcalloc(n + 1, sizeof(size_t)), (int)n};
                 bool *on = herd_xmalloc(n + 1);
@@ -503,9 +519,11 @@ static int gen_typed(sc *c, json_t *s, const char *t, int32_t *out) {
             max = 0, item = -1;
         } else if (items) {
             if (!json_is_object(items) && !json_is_true(items))
-                return herd_err(HERD_E_UNSUPPORTED, "json schema: 'items' must be a schema (tuple form is not supported)");
+                return herd_err(HERD_E_UNSUPPORTED,
+                                "json schema: 'items' must be a schema (tuple form is not supported)");
             if ((rc = gen(c, items, &item))) return rc;
-        } else if ((rc = any_value(c, &item))) return rc;
+        } else if ((rc = any_value(c, &item)))
+            return rc;
         *out = array_rule(c, item, min, max);
         return 0;
     }
@@ -570,10 +588,12 @@ static int gen_body(sc *c, json_t *s, int32_t r) {
         return 0;
     }
     if (json_is_false(s)) return herd_err(HERD_E_FORMAT, "json schema: schema false matches nothing");
-    if (!json_is_object(s)) return herd_err(HERD_E_FORMAT, "json schema: a schema must be an object or a boolean");
-    static const char *const known[] = {"type",     "properties", "required",  "additionalProperties", "items",
-                                        "enum",     "const",      "anyOf",     "oneOf",                "allOf",
-                                        "minItems", "maxItems",   "minLength", "maxLength",            "$ref"};
+    if (!json_is_object(s))
+        return herd_err(HERD_E_FORMAT, "json schema: a schema must be an object or a boolean");
+    static const char *const known[] = {"type",      "properties", "required", "additionalProperties",
+                                        "items",     "enum",       "const",    "anyOf",
+                                        "oneOf",     "allOf",      "minItems", "maxItems",
+                                        "minLength", "maxLength",  "$ref"};
     const char *k;
     json_t *v;
     int n_constraints = 0;
@@ -581,7 +601,8 @@ static int gen_body(sc *c, json_t *s, int32_t r) {
         if (annotation(k)) continue;
         size_t i = 0;
         while (i < sizeof known / sizeof known[0] && strcmp(k, known[i])) i++;
-        if (i == sizeof known / sizeof known[0]) return herd_err(HERD_E_UNSUPPORTED, "json schema: keyword '%s' is not supported", k);
+        if (i == sizeof known / sizeof known[0])
+            return herd_err(HERD_E_UNSUPPORTED, "json schema: keyword '%s' is not supported", k);
         n_constraints++;
     }
     /* keywords that stand alone (we cannot intersect grammars) */
@@ -591,7 +612,8 @@ static int gen_body(sc *c, json_t *s, int32_t r) {
         if (!x) continue;
         if (n_constraints > 1) {
             json_object_foreach(s, k, v) if (!annotation(k) && strcmp(k, alone[i])) break;
-            return herd_err(HERD_E_UNSUPPORTED, "json schema: '%s' combined with '%s' is not supported", alone[i], k);
+            return herd_err(HERD_E_UNSUPPORTED, "json schema: '%s' combined with '%s' is not supported",
+                            alone[i], k);
         }
         if (i == 0) {
             if (!json_is_string(x)) return herd_err(HERD_E_FORMAT, "json schema: '$ref' must be a string");
@@ -620,16 +642,19 @@ static int gen_body(sc *c, json_t *s, int32_t r) {
     const char *types[8];
     int nt = 0;
     json_t *ty = json_object_get(s, "type");
-    if (json_is_string(ty)) types[nt++] = json_string_value(ty);
+    if (json_is_string(ty))
+        types[nt++] = json_string_value(ty);
     else if (json_is_array(ty)) {
         size_t j;
         json_t *e;
         json_array_foreach(ty, j, e) {
-            if (!json_is_string(e) || nt == 8) return herd_err(HERD_E_FORMAT, "json schema: bad 'type' array");
+            if (!json_is_string(e) || nt == 8)
+                return herd_err(HERD_E_FORMAT, "json schema: bad 'type' array");
             types[nt++] = json_string_value(e);
         }
         if (nt == 0) return herd_err(HERD_E_FORMAT, "json schema: empty 'type' array");
-    } else if (ty) return herd_err(HERD_E_FORMAT, "json schema: 'type' must be a string or an array");
+    } else if (ty)
+        return herd_err(HERD_E_FORMAT, "json schema: 'type' must be a string or an array");
     for (int i = 0; i < nt; i++) {
         size_t j = 0;
         while (j < 7 && strcmp(types[i], TYPES[j])) j++;
@@ -649,13 +674,16 @@ static int gen_body(sc *c, json_t *s, int32_t r) {
             alt_free(c, r, &q);
             added++;
         }
-        if (added == 0) return herd_err(HERD_E_FORMAT, "json schema: no value of 'enum'/'const' matches the schema");
+        if (added == 0)
+            return herd_err(HERD_E_FORMAT, "json schema: no value of 'enum'/'const' matches the schema");
         return 0;
     }
     if (nt == 0) {
-        if (json_object_get(s, "properties") || json_object_get(s, "required") || json_object_get(s, "additionalProperties"))
+        if (json_object_get(s, "properties") || json_object_get(s, "required") ||
+            json_object_get(s, "additionalProperties"))
             types[nt++] = "object";
-        else if (json_object_get(s, "items") || json_object_get(s, "minItems") || json_object_get(s, "maxItems"))
+        else if (json_object_get(s, "items") || json_object_get(s, "minItems") ||
+                 json_object_get(s, "maxItems"))
             types[nt++] = "array";
         else if (json_object_get(s, "minLength") || json_object_get(s, "maxLength"))
             types[nt++] = "string";
@@ -668,7 +696,8 @@ static int gen_body(sc *c, json_t *s, int32_t r) {
         return 0;
     }
     bool has_int = false, has_num = false;
-    for (int i = 0; i < nt; i++) has_int |= !strcmp(types[i], "integer"), has_num |= !strcmp(types[i], "number");
+    for (int i = 0; i < nt; i++)
+        has_int |= !strcmp(types[i], "integer"), has_num |= !strcmp(types[i], "number");
     for (int i = 0; i < nt; i++) {
         if (has_int && has_num && !strcmp(types[i], "integer")) continue;
         int32_t tr;
@@ -683,7 +712,8 @@ static int gen_body(sc *c, json_t *s, int32_t r) {
 static int gen(sc *c, json_t *s, int32_t *out) {
     for (int32_t i = 0; i < c->n_memo; i++)
         if (c->memo[i].s == s) return *out = c->memo[i].rule, 0;
-    if (c->depth >= MAX_NEST) return herd_err(HERD_E_UNSUPPORTED, "json schema: nested deeper than %d", MAX_NEST);
+    if (c->depth >= MAX_NEST)
+        return herd_err(HERD_E_UNSUPPORTED, "json schema: nested deeper than %d", MAX_NEST);
     if (c->b->size > GR_MAX_ELEMS) return herd_err(HERD_E_UNSUPPORTED, "json schema: too large a grammar");
     int32_t r = grb_rule(c->b);
     if (c->n_memo == c->cap_memo) {
@@ -734,9 +764,12 @@ static int check(gr_builder *b, int32_t start) {
                 bool p = true, nl = true;
                 for (int32_t k = 0; k < b->alts[r][a].n; k++) {
                     gr_elem e = b->alts[r][a].p[k];
-                    if (e.kind == G_REF) p &= prod[e.arg], nl &= null[e.arg];
-                    else if (e.kind == G_STR) nl &= b->str_min[e.arg] == 0;
-                    else nl = false;
+                    if (e.kind == G_REF)
+                        p &= prod[e.arg], nl &= null[e.arg];
+                    else if (e.kind == G_STR)
+                        nl &= b->str_min[e.arg] == 0;
+                    else
+                        nl = false;
                 }
                 if (p && !prod[r]) prod[r] = changed = true;
                 if (nl && !null[r]) null[r] = changed = true;
@@ -751,8 +784,10 @@ static int check(gr_builder *b, int32_t start) {
             bool p = true;
             for (int32_t k = 0; k < b->alts[r][a].n; k++)
                 if (b->alts[r][a].p[k].kind == G_REF) p &= prod[b->alts[r][a].p[k].arg];
-            if (p) b->alts[r][w++] = b->alts[r][a];
-            else seq_free(&b->alts[r][a]);
+            if (p)
+                b->alts[r][w++] = b->alts[r][a];
+            else
+                seq_free(&b->alts[r][a]);
         }
         b->n_alts[r] = w;
     }
@@ -786,7 +821,8 @@ static int check(gr_builder *b, int32_t start) {
                 mark[r] = 2;
                 sp -= 2;
             } else if (mark[next] == 1) {
-                rc = herd_err(HERD_E_UNSUPPORTED, "json schema: a '$ref' cycle that consumes nothing (left recursion)");
+                rc = herd_err(HERD_E_UNSUPPORTED,
+                              "json schema: a '$ref' cycle that consumes nothing (left recursion)");
             } else if (mark[next] == 0) {
                 mark[next] = 1;
                 stack[sp++] = next, stack[sp++] = 0;
@@ -800,7 +836,8 @@ static int check(gr_builder *b, int32_t start) {
         for (int32_t r = 0; r < n; r++) paths[r] = -1;
         for (int32_t r = 0; r < n && rc == 0; r++)
             if (fanout(b, null, paths, r) > MAX_FANOUT)
-                rc = herd_err(HERD_E_UNSUPPORTED, "json schema: too many alternatives at one point (anyOf/$ref fan-out over %d)",
+                rc = herd_err(HERD_E_UNSUPPORTED,
+                              "json schema: too many alternatives at one point (anyOf/$ref fan-out over %d)",
                               MAX_FANOUT);
         free(paths);
     }
@@ -817,7 +854,8 @@ int schema_compile(const char *schema_json, grammar *g) {
     if (schema_json) {
         json_error_t je;
         root = json_loads(schema_json, JSON_DECODE_ANY, &je);
-        if (!root) return herd_err(HERD_E_FORMAT, "json schema: invalid JSON at line %d: %s", je.line, je.text);
+        if (!root)
+            return herd_err(HERD_E_FORMAT, "json schema: invalid JSON at line %d: %s", je.line, je.text);
     } else {
         root = json_pack("{s:s}", "type", "object");
     }
@@ -828,7 +866,8 @@ int schema_compile(const char *schema_json, grammar *g) {
     int32_t start = grb_rule(&b); /* rule 0: the document */
     int32_t top;
     int rc = gen(&c, root, &top);
-    if (rc == 0 && b.size > GR_MAX_ELEMS) rc = herd_err(HERD_E_UNSUPPORTED, "json schema: too large a grammar");
+    if (rc == 0 && b.size > GR_MAX_ELEMS)
+        rc = herd_err(HERD_E_UNSUPPORTED, "json schema: too large a grammar");
     if (rc == 0) {
         gr_seq q = {0};
         seq_ref(&q, top);

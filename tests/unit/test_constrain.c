@@ -24,29 +24,35 @@ static void expect_err(const char *schema, int code, const char *needle) {
     grammar g;
     int rc = schema_compile(schema, &g);
     CHECK(rc == code, "%s: rc %d, want %d (%s)", schema, rc, code, rc ? herd_last_error() : "ok");
-    if (rc == 0) grammar_free(&g);
-    else if (needle) CHECK(strstr(herd_last_error(), needle), "%s: message '%s' lacks '%s'", schema, herd_last_error(), needle);
+    if (rc == 0)
+        grammar_free(&g);
+    else if (needle)
+        CHECK(strstr(herd_last_error(), needle), "%s: message '%s' lacks '%s'", schema, herd_last_error(),
+              needle);
 }
 
 static void test_errors(void) {
     expect_err("{\"type\":\"string\",\"pattern\":\"^a\"}", HERD_E_UNSUPPORTED, "'pattern'");
     expect_err("{\"type\":\"string\",\"format\":\"date\"}", HERD_E_UNSUPPORTED, "'format'");
     expect_err("{\"type\":\"number\",\"minimum\":3}", HERD_E_UNSUPPORTED, "'minimum'");
-    expect_err("{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true}}}", HERD_E_UNSUPPORTED, "uniqueItems");
+    expect_err("{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true}}}", HERD_E_UNSUPPORTED,
+               "uniqueItems");
     expect_err("{\"type\":", HERD_E_FORMAT, "invalid JSON");
     expect_err("{\"type\":\"strin\"}", HERD_E_UNSUPPORTED, "strin");
     expect_err("{\"type\":3}", HERD_E_FORMAT, "'type'");
     expect_err("{\"$ref\":\"#/$defs/nope\"}", HERD_E_FORMAT, "does not resolve");
     expect_err("{\"$ref\":\"http://x/y.json\"}", HERD_E_UNSUPPORTED, "$ref");
     expect_err("{\"$ref\":\"#\"}", HERD_E_FORMAT, "finite");
-    expect_err("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"null\"}]}},\"$ref\":\"#/$defs/a\"}",
+    expect_err("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"null\"}]}},\"$ref\":\"#/"
+               "$defs/a\"}",
                HERD_E_UNSUPPORTED, "left recursion");
-    expect_err("{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#\"}},\"required\":[\"a\"]}", HERD_E_FORMAT,
-               "finite");
+    expect_err("{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#\"}},\"required\":[\"a\"]}",
+               HERD_E_FORMAT, "finite");
     expect_err("{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}", HERD_E_FORMAT, "minItems");
     expect_err("{\"type\":\"string\",\"minLength\":-1}", HERD_E_FORMAT, "minLength");
     expect_err("{\"enum\":[1,2],\"type\":\"string\"}", HERD_E_FORMAT, "enum");
-    expect_err("{\"type\":\"object\",\"required\":[\"x\"],\"additionalProperties\":false}", HERD_E_FORMAT, "'x'");
+    expect_err("{\"type\":\"object\",\"required\":[\"x\"],\"additionalProperties\":false}", HERD_E_FORMAT,
+               "'x'");
     expect_err("false", HERD_E_FORMAT, "false");
     expect_err("{\"type\":\"array\",\"maxItems\":1000000}", HERD_E_UNSUPPORTED, "maxItems");
     expect_err("{\"anyOf\":[{\"type\":\"null\"}],\"type\":\"string\"}", HERD_E_UNSUPPORTED, "anyOf");
@@ -54,13 +60,15 @@ static void test_errors(void) {
         char big[4096];
         int o = snprintf(big, sizeof big, "{\"$defs\":{");
         for (int i = 0; i < 20; i++)
-            o += snprintf(big + o, sizeof big - (size_t)o, "\"d%d\":{\"anyOf\":[{\"$ref\":\"#/$defs/d%d\"},{\"$ref\":\"#/$defs/d%d\"}]},", i,
+            o += snprintf(big + o, sizeof big - (size_t)o,
+                          "\"d%d\":{\"anyOf\":[{\"$ref\":\"#/$defs/d%d\"},{\"$ref\":\"#/$defs/d%d\"}]},", i,
                           i + 1, i + 1);
         snprintf(big + o, sizeof big - (size_t)o, "\"d20\":{\"type\":\"null\"}},\"$ref\":\"#/$defs/d0\"}");
         expect_err(big, HERD_E_UNSUPPORTED, "fan-out");
     }
     /* annotations are ignored */
-    expect_err("{\"title\":\"t\",\"description\":\"d\",\"default\":1,\"examples\":[1],\"$schema\":\"x\",\"type\":\"integer\"}",
+    expect_err("{\"title\":\"t\",\"description\":\"d\",\"default\":1,\"examples\":[1],\"$schema\":\"x\","
+               "\"type\":\"integer\"}",
                0, NULL);
     expect_err(NULL, 0, NULL);
     expect_err("true", 0, NULL);
@@ -100,9 +108,10 @@ static const char *nz(const char *s) {
 #define REJECT(schema, doc) CHECK(run(schema, doc) == -1, "should reject: %s  <-  %s", doc, nz(schema))
 
 static void test_recognizer(void) {
-    const char *obj = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":5},"
-                      "\"age\":{\"type\":\"integer\"},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\"]},"
-                      "\"minItems\":1,\"maxItems\":2}},\"required\":[\"name\",\"age\"],\"additionalProperties\":false}";
+    const char *obj =
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":5},"
+        "\"age\":{\"type\":\"integer\"},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\"]},"
+        "\"minItems\":1,\"maxItems\":2}},\"required\":[\"name\",\"age\"],\"additionalProperties\":false}";
     ACCEPT(obj, "{\"name\":\"bob\",\"age\":42}");
     ACCEPT(obj, "{ \"name\" : \"bob\" ,\n  \"age\":-7, \"tags\":[\"a\",\"b\"]}");
     ACCEPT(obj, "{\"name\":\"\\u00e9\\n\\\"x\",\"age\":0}"); /* escapes count as one character each */
@@ -116,29 +125,32 @@ static void test_recognizer(void) {
     REJECT(obj, "{\"name\":\"x\",\"age\":1,\"other\":1}");
     REJECT(obj, "{\"name\":\"x\",\"age\":01}");
     REJECT(obj, "{\"name\":\"x\",\"age\":1.5}");
-    REJECT(obj, "{\"name\":\"\xc3\",\"age\":1}"); /* broken UTF-8 */
+    REJECT(obj, "{\"name\":\"\xc3\",\"age\":1}");         /* broken UTF-8 */
     REJECT(obj, "{\"name\":\"\xed\xa0\x80\",\"age\":1}"); /* a UTF-8 surrogate */
     REJECT(obj, "{\"name\":\"a\tb\",\"age\":1}");         /* raw control character */
     REJECT(obj, "{\"name\":\"\\x\",\"age\":1}");
     REJECT(obj, "{\"name\":\"\\ud83d\\ude00\",\"age\":1}"); /* no surrogate escapes: \u is one character */
     ACCEPT(obj, "{\"name\":\"\\ud7ff\\uE000\",\"age\":1}");
-    REJECT(obj, " {\"name\":\"x\",\"age\":1}"); /* nothing before the document */
-    REJECT(obj, "{\"name\":\"x\",\"age\":1} "); /* nor after it */
+    REJECT(obj, " {\"name\":\"x\",\"age\":1}");     /* nothing before the document */
+    REJECT(obj, "{\"name\":\"x\",\"age\":1} ");     /* nor after it */
     REJECT(obj, "{     \"name\":\"x\",\"age\":1}"); /* at most one space, or a newline and indentation */
     ACCEPT(obj, "{\n                \"name\":\"x\",\"age\":1}");
     REJECT(obj, "{\n                 \"name\":\"x\",\"age\":1}");
     PREFIX(obj, "{\"name\":\"x\",\"age\":12");
 
     /* extra keys: allowed unless declared */
-    const char *open = "{\"type\":\"object\",\"properties\":{\"ab\":{\"type\":\"null\"},\"a\\\"c\":{\"type\":\"null\"}}}";
+    const char *open =
+        "{\"type\":\"object\",\"properties\":{\"ab\":{\"type\":\"null\"},\"a\\\"c\":{\"type\":\"null\"}}}";
     ACCEPT(open, "{}");
     ACCEPT(open, "{\"ab\":null,\"x\":[1,{\"y\":true}],\"abc\":\"s\",\"a\":false,\"\":0}");
-    REJECT(open, "{\"x\":1,\"ab\":2}");       /* a declared key as an extra key */
-    REJECT(open, "{\"a\\u0062\":1}");         /* no escape before the key differs */
+    REJECT(open, "{\"x\":1,\"ab\":2}"); /* a declared key as an extra key */
+    REJECT(open, "{\"a\\u0062\":1}");   /* no escape before the key differs */
     REJECT(open, "{\"x\":1,\"a\\\"c\":null}");
     ACCEPT(open, "{\"zz\\u0062\":1}");
-    ACCEPT("{\"type\":\"object\",\"properties\":{\"\xc3\xa9t\xc3\xa9\":{}}}", "{\"\xc3\xa9\":1,\"\xc3\xa9t\":2}");
-    REJECT("{\"type\":\"object\",\"properties\":{\"\xc3\xa9t\xc3\xa9\":{\"type\":\"null\"}}}", "{\"\xc3\xa9t\xc3\xa9\":1}");
+    ACCEPT("{\"type\":\"object\",\"properties\":{\"\xc3\xa9t\xc3\xa9\":{}}}",
+           "{\"\xc3\xa9\":1,\"\xc3\xa9t\":2}");
+    REJECT("{\"type\":\"object\",\"properties\":{\"\xc3\xa9t\xc3\xa9\":{\"type\":\"null\"}}}",
+           "{\"\xc3\xa9t\xc3\xa9\":1}");
 
     /* any object (NULL) */
     ACCEPT(NULL, "{}");
@@ -162,15 +174,17 @@ static void test_recognizer(void) {
     ACCEPT("{\"enum\":[\"red\",3,null,{\"k\":[1]}]}", "{\"k\":[1]}");
     REJECT("{\"enum\":[\"red\",3]}", "\"blue\"");
     ACCEPT("{\"const\":\"x\\u0001\"}", "\"x\\u0001\"");
-    const char *any = "{\"anyOf\":[{\"type\":\"object\",\"properties\":{\"k\":{\"const\":1}},\"required\":[\"k\"],"
-                      "\"additionalProperties\":false},{\"type\":\"object\",\"properties\":{\"k\":{\"type\":\"string\"}},"
-                      "\"required\":[\"k\"],\"additionalProperties\":false}]}";
+    const char *any =
+        "{\"anyOf\":[{\"type\":\"object\",\"properties\":{\"k\":{\"const\":1}},\"required\":[\"k\"],"
+        "\"additionalProperties\":false},{\"type\":\"object\",\"properties\":{\"k\":{\"type\":\"string\"}},"
+        "\"required\":[\"k\"],\"additionalProperties\":false}]}";
     ACCEPT(any, "{\"k\":1}");
     ACCEPT(any, "{\"k\":\"1\"}");
     REJECT(any, "{\"k\":2}");
-    const char *tree = "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"},\"kids\":"
-                       "{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/node\"}}},\"required\":[\"v\"],"
-                       "\"additionalProperties\":false}},\"$ref\":\"#/$defs/node\"}";
+    const char *tree =
+        "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"},\"kids\":"
+        "{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/node\"}}},\"required\":[\"v\"],"
+        "\"additionalProperties\":false}},\"$ref\":\"#/$defs/node\"}";
     ACCEPT(tree, "{\"v\":1,\"kids\":[{\"v\":2},{\"v\":3,\"kids\":[{\"v\":4,\"kids\":[]}]}]}");
     REJECT(tree, "{\"v\":1,\"kids\":[{\"w\":2}]}");
     ACCEPT("{\"type\":\"string\",\"minLength\":2,\"maxLength\":3}", "\"ab\"");
@@ -213,12 +227,16 @@ static void unload(loaded *L) {
 
 static const char *SCHEMAS[] = {
     NULL,
-    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},\"n\":{\"type\":\"number\"},"
-    "\"ok\":{\"type\":\"boolean\"},\"list\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":3}},"
+    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},\"n\":{\"type\":"
+    "\"number\"},"
+    "\"ok\":{\"type\":\"boolean\"},\"list\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},"
+    "\"maxItems\":3}},"
     "\"required\":[\"name\",\"n\"],\"additionalProperties\":false}",
-    "{\"type\":\"object\",\"properties\":{\"color\":{\"enum\":[\"red\",\"green\",\"blue\"]},\"s\":{\"type\":\"string\"}},"
+    "{\"type\":\"object\",\"properties\":{\"color\":{\"enum\":[\"red\",\"green\",\"blue\"]},\"s\":{\"type\":"
+    "\"string\"}},"
     "\"required\":[\"color\",\"s\"]}",
-    "{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"string\",\"minLength\":1,\"maxLength\":4},{\"type\":\"null\"}]},"
+    "{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"string\",\"minLength\":1,\"maxLength\":4},{"
+    "\"type\":\"null\"}]},"
     "\"minItems\":2,\"maxItems\":4}",
 };
 
@@ -246,8 +264,8 @@ static void walk_vocab(const char *what, const herd_vocab *v, int walks, int ste
                     if ((bool)ok[id] != bf && mismatches++ < 5) {
                         char piece[64] = "";
                         vocab_token_to_piece(v, id, true, piece, sizeof piece - 1);
-                        CHECK(false, "%s: schema %zu walk %d step %d: token %d '%s': mask %d, brute force %d", what, si, w,
-                              st, id, piece, ok[id], bf);
+                        CHECK(false, "%s: schema %zu walk %d step %d: token %d '%s': mask %d, brute force %d",
+                              what, si, w, st, id, piece, ok[id], bf);
                     }
                     if (ok[id]) {
                         cnt++;
@@ -269,13 +287,15 @@ static void walk_vocab(const char *what, const herd_vocab *v, int walks, int ste
                     if (strpbrk(piece, "\"]}") || (sample_rng_next(&rng) & 3) == 0) break;
                     pick = pool[sample_rng_next(&rng) % (uint64_t)np];
                 }
-                CHECK(herd_constraint_accept(c, pick) == 0, "%s: accept %d: %s", what, pick, herd_last_error());
+                CHECK(herd_constraint_accept(c, pick) == 0, "%s: accept %d: %s", what, pick,
+                      herd_last_error());
             }
             /* a token that was not allowed leaves the state as it was */
             const uint8_t *ok = constraint_mask(c, NULL);
             for (int32_t id = 0; id < n; id++) {
                 if (ok[id] || vocab_is_control(v, id)) continue;
-                CHECK(herd_constraint_accept(c, id) == HERD_E_ARG, "%s: disallowed token %d accepted", what, id);
+                CHECK(herd_constraint_accept(c, id) == HERD_E_ARG, "%s: disallowed token %d accepted", what,
+                      id);
                 const uint8_t *ok2 = constraint_mask(c, NULL);
                 CHECK(ok2[id] == 0, "%s: state changed by a refused token", what);
                 break;
