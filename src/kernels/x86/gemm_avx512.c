@@ -12,14 +12,16 @@
  * output are kept and combined as the dot combines them. Each FMA gets the same operands as the dot's:
  * the int32 lanes are exact whichever way they are computed, the scale vector holds the same products.
  *
- *   int32 lanes   q8_0:  vpdpbusd(-128 * S, w ^ 0x80, x) = sum (w + 128) x - 128 sum x = sum w x
- *                 q4_0:  vpdpbusd(-8 * S, nib, x)        = sum (nib - 8) x
- *                 with S the per-lane sums of four activation bytes, computed once per token.
+ *   int32 lanes   vpdpbusd(-128 * S, x + 128, ws) = sum (x + 128) ws - 128 sum ws = sum x ws, exactly, with
+ *                 ws the signed weight bytes (q8_0: w, q4_0: nibble - 8) and S the per-lane sums of
+ *                 four of them, computed when the weights are packed.
  *
- * Layouts. An activation row is packed once per matmul (gemm_pack_x), in pass order: per pair 192 bytes
- * { x bytes [64], -bias * S [16 x int32], d_x of the two blocks [16 x f32, 8 each] }. The weights are
- * packed per tile of R rows (on the stack) as { unsigned bytes [64], d_w [16 x f32] } per pair, then
- * every T-token tile of a block of tokens runs over them from L1/L2.
+ * Layouts. An activation row is packed once per matmul (gemm_pack_x, the same for q8_0 and q4_0), in
+ * pass order: per pair 128 bytes { x ^ 0x80 [64], d_x of the two blocks [16 x f32, 8 each] }. The
+ * weights are packed per tile of R rows (on the stack) as { ws [64], -128 S [16 x int32], d_w [16 x f32] }
+ * per pair; then every T-token tile runs over them from L1/L2 while the packed tokens stream past.
+ * Per (row, token, pair): vpdpbusd, vcvtdq2ps, vmulps (the scales), vfmadd — as the dot, less its
+ * per-row work.
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -29,10 +31,10 @@
 #include "../types.h"
 
 #define GEMM_R 4       /* rows per register tile */
-#define GEMM_T 4       /* tokens per register tile */
+#define GEMM_T 6       /* tokens per register tile (at most 6) */
 #define GEMM_MAX_E 256 /* pairs per row the stack pack holds: n <= 16384 */
-#define XE_BYTES 192   /* packed activation bytes per pair */
-#define X_BLOCK_BYTES (384 * 1024) /* a block of packed tokens this size stays in L2 while rows pass */
+#define XE_BYTES 128   /* packed activation bytes per pair */
+#define X_BLOCK_BYTES (4096 * 1024) /* tokens per pass over the rows: each weight row is packed (read) once per block */
 
 /* ---- pass order ---------------------------------------------------------------------------------- */
 
@@ -85,75 +87,69 @@ static int64_t gemm_x_bytes_q(int64_t n) {
     return ne <= GEMM_MAX_E ? ne * XE_BYTES : 0;
 }
 
-/* x: a q8_0 row. bias_shift 7 (q8_0 weights: -128 S) or 3 (q4_0: -8 S). */
-static inline void pack_x_q(int64_t n, const void *x, void *xp, int bias_shift) {
+/* x: a q8_0 row, into { x ^ 0x80 [64], d_x [16] } per entry. A half pair's upper bytes do not matter
+ * (the weights' are zero there), its upper scales are 0. */
+static void gemm_pack_x_q(int64_t n, const void *x, void *xp) {
     const block_q8_0 *b = x;
     pass_plan pl;
     plan_of(n, &pl);
     uint8_t *o = xp;
-    const __m512i ones = _mm512_set1_epi8(1);
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
     for (int64_t e = 0; e < pl.ne; e++, o += XE_BYTES) {
-        int64_t p = pair_of(&pl, e), i = 2 * p;
+        int64_t i = 2 * pair_of(&pl, e);
         bool half = i + 1 >= pl.nb;
         __m256i lo = _mm256_loadu_si256((const __m256i *)b[i].qs);
         __m512i xs = half ? _mm512_zextsi256_si512(lo)
                           : _mm512_inserti64x4(_mm512_castsi256_si512(lo),
                                                _mm256_loadu_si256((const __m256i *)b[i + 1].qs), 1);
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xs);
-        __m512i nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, (unsigned)bias_shift));
         __m512 d = half ? _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(b[i].d)))
                         : pair_vec(f16s(b[i].d), f16s(b[i + 1].d));
-        _mm512_storeu_si512(o, xs);
-        _mm512_storeu_si512(o + 64, nc);
-        _mm512_storeu_ps(o + 128, d);
+        _mm512_storeu_si512(o, _mm512_xor_si512(xs, k80));
+        _mm512_storeu_ps(o + 64, d);
     }
 }
 
-static void gemm_pack_x_q8_0(int64_t n, const void *x, void *xp) {
-    pack_x_q(n, x, xp, 7);
+/* The signed weight bytes ws of an entry (q8_0: w, q4_0: nibble - 8; a half pair's upper 32 zero) into
+ * { ws [64], -128 S [16 x int32], d_w [16] }, S the sums of four bytes per lane: then
+ * vpdpbusd(-128 S, x + 128, ws) = sum (x + 128) ws - 128 sum ws = sum x ws, exactly. */
+static inline void put_w(__m512i ws, __m512 d, __m512i *out) {
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), ws); /* 128 S */
+    out[0] = ws;
+    out[1] = _mm512_sub_epi32(_mm512_setzero_si512(), s);
+    out[2] = _mm512_castps_si512(d);
 }
 
-static void gemm_pack_x_q4_0(int64_t n, const void *x, void *xp) {
-    pack_x_q(n, x, xp, 3);
-}
-
-/* One weight row into { w ^ 0x80 [64], d_w [16] } per entry (q8_0). A half pair's upper bytes are
- * 0x80 (w = 0), its upper scales 0; the activation's upper bytes are 0, so those lanes stay 0. */
-static void pack_w_q8_0(const pass_plan *pl, const void *row, __m512i *out) {
+static void pack_w_q8_0(const pass_plan *pl, const int32_t *order, const void *row, __m512i *out) {
     const block_q8_0 *a = row;
-    const __m512i k80 = _mm512_set1_epi8((char)0x80);
-    for (int64_t e = 0; e < pl->ne; e++) {
-        int64_t i = 2 * pair_of(pl, e);
+    for (int64_t e = 0; e < pl->ne; e++, out += 3) {
+        int64_t i = 2 * order[e];
         bool half = i + 1 >= pl->nb;
         __m256i lo = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        __m512i ws = half ? _mm512_zextsi256_si512(lo)
-                          : _mm512_inserti64x4(_mm512_castsi256_si512(lo),
-                                               _mm256_loadu_si256((const __m256i *)a[i + 1].qs), 1);
-        out[2 * e] = _mm512_xor_si512(ws, k80);
-        out[2 * e + 1] = _mm512_castps_si512(half ? _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(a[i].d)))
-                                                  : pair_vec(f16s(a[i].d), f16s(a[i + 1].d)));
+        if (half) put_w(_mm512_zextsi256_si512(lo), _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(a[i].d))), out);
+        else
+            put_w(_mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)a[i + 1].qs), 1),
+                  pair_vec(f16s(a[i].d), f16s(a[i + 1].d)), out);
     }
 }
 
-/* q4_0: the nibbles as unsigned bytes in element order [lo(i) | hi(i) | lo(i+1) | hi(i+1)]. */
-static void pack_w_q4_0(const pass_plan *pl, const void *row, __m512i *out) {
+/* q4_0: nibble - 8 in element order [lo(i) | hi(i) | lo(i+1) | hi(i+1)]. */
+static void pack_w_q4_0(const pass_plan *pl, const int32_t *order, const void *row, __m512i *out) {
     const block_q4_0 *a = row;
-    for (int64_t e = 0; e < pl->ne; e++) {
-        int64_t i = 2 * pair_of(pl, e);
+    for (int64_t e = 0; e < pl->ne; e++, out += 3) {
+        int64_t i = 2 * order[e];
         bool half = i + 1 >= pl->nb;
         __m512i r = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)a[i].qs));
-        if (half) r = _mm512_maskz_mov_epi32(0x00ff, r);
-        else r = _mm512_mask_broadcast_i32x4(r, 0xff00, _mm_loadu_si128((const __m128i *)a[i + 1].qs));
+        if (!half) r = _mm512_mask_broadcast_i32x4(r, 0xff00, _mm_loadu_si128((const __m128i *)a[i + 1].qs));
         r = _mm512_mask_srli_epi16(r, 0xff00ff00u, r, 4);
-        out[2 * e] = _mm512_and_si512(r, _mm512_set1_epi8(0x0f));
-        out[2 * e + 1] = _mm512_castps_si512(half ? _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(a[i].d)))
-                                                  : pair_vec(f16s(a[i].d), f16s(a[i + 1].d)));
+        r = _mm512_sub_epi8(_mm512_and_si512(r, _mm512_set1_epi8(0x0f)), _mm512_set1_epi8(8));
+        if (half) put_w(_mm512_maskz_mov_epi32(0x00ff, r), _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(f16s(a[i].d))), out);
+        else put_w(r, pair_vec(f16s(a[i].d), f16s(a[i + 1].d)), out);
     }
 }
 
 /* ---- the register tile ----------------------------------------------------------------------------- */
 
-/* R rows (packed, ne entries each) x T tokens (packed rows xp_stride apart). */
+/* R rows (packed, ne entries of 3 vectors each) x T tokens (packed rows xp_stride apart). */
 static inline __attribute__((always_inline)) void tile(const int R, const int T, const pass_plan *pl,
                                                        const __m512i *wp, const uint8_t *xp, int64_t xp_stride,
                                                        float *y, int64_t ldy) {
@@ -163,25 +159,25 @@ static inline __attribute__((always_inline)) void tile(const int R, const int T,
         __m512 acc[GEMM_R][GEMM_T];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
         for (int64_t e = pl->bound[k]; e < pl->bound[k + 1]; e++) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const uint8_t *xe = xp + t * xp_stride + e * XE_BYTES;
-                __m512i xs = _mm512_loadu_si512(xe), nc = _mm512_loadu_si512(xe + 64);
-                __m512 dx = _mm512_loadu_ps(xe + 128);
+                __m512i xu = _mm512_loadu_si512(xe);
+                __m512 dx = _mm512_loadu_ps(xe + 64);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
-                    const __m512i *we = wp + 2 * (r * ne + e);
-                    __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc, we[0], xs));
-                    acc[r][t] = _mm512_fmadd_ps(p, _mm512_mul_ps(_mm512_castsi512_ps(we[1]), dx), acc[r][t]);
+                    const __m512i *we = wp + 3 * (r * ne + e);
+                    __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(we[1], xu, we[0]));
+                    acc[r][t] = _mm512_fmadd_ps(p, _mm512_mul_ps(_mm512_castsi512_ps(we[2]), dx), acc[r][t]);
                 }
             }
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++) part[k][r][t] = acc[r][t];
     }
     for (int r = 0; r < R; r++)
@@ -192,19 +188,17 @@ static inline __attribute__((always_inline)) void tile(const int R, const int T,
 
 #define TILE_CASE(R, T)                                                                                        \
     case (R) * 8 + (T): tile(R, T, pl, wp, xp, xp_stride, y, ldy); break;
+#define TILE_ROW(R) TILE_CASE(R, 1) TILE_CASE(R, 2) TILE_CASE(R, 3) TILE_CASE(R, 4) TILE_CASE(R, 5) TILE_CASE(R, 6)
 
 static void tile_any(int R, int T, const pass_plan *pl, const __m512i *wp, const uint8_t *xp, int64_t xp_stride,
                      float *y, int64_t ldy) {
     switch (R * 8 + T) {
-        TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(1, 3) TILE_CASE(1, 4)
-        TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(2, 3) TILE_CASE(2, 4)
-        TILE_CASE(3, 1) TILE_CASE(3, 2) TILE_CASE(3, 3) TILE_CASE(3, 4)
-        TILE_CASE(4, 1) TILE_CASE(4, 2) TILE_CASE(4, 3) TILE_CASE(4, 4)
+        TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4)
     default: break;
     }
 }
 
-typedef void (*pack_w_fn)(const pass_plan *pl, const void *row, __m512i *out);
+typedef void (*pack_w_fn)(const pass_plan *pl, const int32_t *order, const void *row, __m512i *out);
 
 /* Tokens in blocks that stay in L2; per block, the rows in tiles of GEMM_R packed once, and every
  * GEMM_T-token tile of the block run over them. */
@@ -212,7 +206,9 @@ static inline void gemm_q(int64_t n, int64_t nr, int64_t nt, const void *w, int6
                           int64_t xp_stride, float *y, int64_t ldy, pack_w_fn pack_w) {
     pass_plan pl;
     plan_of(n, &pl);
-    _Alignas(64) __m512i wp[GEMM_R * GEMM_MAX_E * 2];
+    int32_t order[GEMM_MAX_E];
+    for (int64_t e = 0; e < pl.ne; e++) order[e] = (int32_t)pair_of(&pl, e);
+    _Alignas(64) __m512i wp[GEMM_R * GEMM_MAX_E * 3];
     int64_t xb = X_BLOCK_BYTES / (pl.ne * XE_BYTES);
     xb = xb < GEMM_T ? GEMM_T : xb / GEMM_T * GEMM_T;
     const uint8_t *xbase = xp;
@@ -221,7 +217,7 @@ static inline void gemm_q(int64_t n, int64_t nr, int64_t nt, const void *w, int6
         for (int64_t r0 = 0; r0 < nr; r0 += GEMM_R) {
             int R = nr - r0 < GEMM_R ? (int)(nr - r0) : GEMM_R;
             for (int r = 0; r < R; r++)
-                pack_w(&pl, (const uint8_t *)w + (r0 + r) * w_stride, wp + 2 * r * pl.ne);
+                pack_w(&pl, order, (const uint8_t *)w + (r0 + r) * w_stride, wp + 3 * r * pl.ne);
             for (int64_t t = t0; t < t1; t += GEMM_T) {
                 int T = t1 - t < GEMM_T ? (int)(t1 - t) : GEMM_T;
                 tile_any(R, T, &pl, wp, xbase + t * xp_stride, xp_stride, y + t * ldy + r0, ldy);
@@ -384,10 +380,10 @@ static void gemm_bf16(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t 
 
 void kernels_fill_gemm_avx512(kernel_type_ops ops[KSLOT_COUNT]) {
     ops[KSLOT_Q8_0].gemm_x_bytes = gemm_x_bytes_q;
-    ops[KSLOT_Q8_0].gemm_pack_x = gemm_pack_x_q8_0;
+    ops[KSLOT_Q8_0].gemm_pack_x = gemm_pack_x_q;
     ops[KSLOT_Q8_0].gemm = gemm_q8_0;
     ops[KSLOT_Q4_0].gemm_x_bytes = gemm_x_bytes_q;
-    ops[KSLOT_Q4_0].gemm_pack_x = gemm_pack_x_q4_0;
+    ops[KSLOT_Q4_0].gemm_pack_x = gemm_pack_x_q;
     ops[KSLOT_Q4_0].gemm = gemm_q4_0;
     ops[KSLOT_F16].gemm_x_bytes = gemm_x_bytes_f16;
     ops[KSLOT_F16].gemm_pack_x = gemm_pack_x_copy16;
