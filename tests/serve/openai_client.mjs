@@ -6,9 +6,14 @@ import OpenAI from "openai";
 import {startServer, testModel, check, done, herdChatIds, herdRunGreedy} from "./lib.mjs";
 
 const model = testModel();
+const user = t => [{role: "user", content: t}];
+// the batch-invariance prompts' solo runs come first, before the server has any connection: 16
+// synchronous herd runs block Node's event loop, on a loaded machine longer than the server's 30 s idle
+// timeout, and the client would then reuse a keep-alive socket that the server had closed meanwhile
+const prompts = Array.from({length: 16}, (_, i) => user(`Prompt number ${i}: ${"abc ".repeat(i % 5)}go`));
+const solos = prompts.map(m => herdRunGreedy(model, herdChatIds(m), 20).text);
 const srv = await startServer(["-m", model, "--parallel", "4", "-c", "4096", "--alias", "tiny"]);
 const client = new OpenAI({baseURL: srv.base + "/v1", apiKey: "unused", maxRetries: 0});
-const user = t => [{role: "user", content: t}];
 
 try {
     // models
@@ -107,8 +112,7 @@ try {
     check(e1.usage.prompt_tokens > 0, "embeddings: usage");
 
     // batch invariance: 16 different greedy prompts at once == each alone
-    const prompts = Array.from({length: 16}, (_, i) => user(`Prompt number ${i}: ${"abc ".repeat(i % 5)}go`));
-    const solos = prompts.map(m => herdRunGreedy(model, herdChatIds(m), 20).text);
+    // (prompts and solos: computed at the top)
     const together = await Promise.all(prompts.map(m => client.chat.completions.create({model: "tiny", messages: m,
         temperature: 0, max_tokens: 20}).then(r => r.choices[0].message.content)));
     const same = together.filter((t, i) => t === solos[i]).length;
