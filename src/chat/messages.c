@@ -149,3 +149,13 @@ void herd_chat_messages_free(void *owner) {
     json_decref(pm->root);
     free(pm);
 }
+
+void chat_messages_push(chat_messages *m, const char *role, const char *content, const char *tool_name,
+                        const char *tool_arguments) {
+    m->msgs = herd_xrealloc(m->msgs, (m->n + 1) * sizeof *m->msgs);
+    herd_chat_message *x = &m->msgs[m->n++];
+    x->role = own(m, herd_xstrndup(role, strlen(role)));
+    x->content = content ? own(m, herd_xstrndup(content, strlen(content))) : NULL;
+    x->tool_name = tool_name ? own(m, herd_xstrndup(tool_name, strlen(tool_name))) : NULL;
+    x->tool_arguments = tool_arguments ? own(m, herd_xstrndup(tool_arguments, strlen(tool_arguments))) : NULL;
+}

@@ -23,5 +23,8 @@ typedef struct {
 /* 0 ok; HERD_E_ARG with "messages[i]..." in the message (and *param-worthy text) otherwise. */
 int chat_messages_from_json(const json_t *arr, chat_messages *out);
 void chat_messages_free(chat_messages *m);
+/* Appends a message (the strings are copied): the turns of an agent loop. */
+void chat_messages_push(chat_messages *m, const char *role, const char *content, const char *tool_name,
+                        const char *tool_arguments);
 
 #endif

@@ -342,6 +342,8 @@ typedef struct {
     char *echo;          /* completions with echo: the prompt text, sent first */
     bool tools;          /* parse tool calls out of the reply */
     tool_stream ts;
+    struct agent *ag;    /* --exec-builtin-tools: runs built-in calls and continues; NULL: off */
+    int64_t n_prompt, n_cached, n_gen; /* usage of the steps before the current one */
 } gen_stream;
 
 static void sse(strbuf *out, json_t *obj) {
@@ -385,6 +387,116 @@ static json_t *tool_calls_json(const herd_parsed_output *o, bool stream) {
         json_array_append_new(a, c);
     }
     return a;
+}
+
+/* ---- built-in tools run by the server (herd serve --exec-builtin-tools) ------------------------ */
+
+/* What a chat request needs to continue after the server ran a tool: the conversation (growing by
+ * the call and its ipython result each step), how to render it, and the generation options again
+ * (the engine took the first copies). */
+typedef struct agent {
+    chat_messages cm;
+    char *tools_text;                /* custom tools (JSON array) or NULL */
+    const char *builtin[3];          /* the request's built-in tools, rendered in the system block */
+    int n_builtin;
+    herd_sampler_params sp;
+    int64_t max_tokens;              /* for the whole reply, all steps together; -1: unbounded */
+    char **stop;
+    int n_stop;
+    int top_logprobs;
+    int steps;
+    json_t *executed;                /* [{"name", "arguments", "result"}] */
+} agent;
+
+static const char *const k_builtin_names[] = {"brave_search", "wolfram_alpha", "code_interpreter"};
+
+static bool is_builtin_name(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, k_builtin_names[i])) return true;
+    return false;
+}
+
+static void agent_free(agent *a) {
+    if (!a) return;
+    chat_messages_free(&a->cm);
+    free(a->tools_text);
+    for (int i = 0; i < a->n_stop; i++) free(a->stop[i]);
+    free(a->stop);
+    json_decref(a->executed);
+    free(a);
+}
+
+/* Submits a prompt to the engine; the test-only scripted model forces the next scripted output. */
+static int submit_prompt(server *srv, const herd_model *m, engine_params *p, engine_req **er) {
+    if (srv->cfg.n_script > 0) {
+        int k = atomic_fetch_add(&srv->script_next, 1) % srv->cfg.n_script;
+        const char *sc = srv->cfg.script[k];
+        if (herd_tokenize(m, sc, strlen(sc), HERD_TOKENIZE_PARSE_SPECIAL, &p->forced, &p->n_forced) != HERD_OK) {
+            free(p->prompt);
+            herd_constraint_free(p->constraint);
+            for (int i = 0; i < p->n_stop; i++) free(p->stop[i]);
+            free(p->stop);
+            return herd_err(HERD_E_ARG, "script: %s", herd_last_error());
+        }
+    }
+    return engine_submit(srv->e, p, er);
+}
+
+static bool server_runs(const server *srv, const char *name) {
+    for (int i = 0; i < srv->cfg.n_exec_tools; i++)
+        if (!strcmp(srv->cfg.exec_tools[i], name)) return true;
+    return false;
+}
+
+/* The generation that just ended (usage ev) produced calls po. If it is one call of a built-in tool
+ * that the request declared and the server runs, and steps and tokens are left: runs it, adds the
+ * call and its result to the conversation, and submits the continuation in place of g->er. True
+ * then; false leaves everything as it was (the calls go back to the client). */
+static bool agent_step(gen_stream *g, const herd_parsed_output *po, const engine_event *ev) {
+    agent *a = g->ag;
+    server *srv = g->srv;
+    if (!a || po->n_calls != 1 || a->steps >= srv->cfg.max_tool_steps) return false;
+    const herd_tool_call *c = &po->calls[0];
+    bool declared = false;
+    for (int i = 0; i < a->n_builtin; i++) declared |= !strcmp(a->builtin[i], c->name);
+    int64_t used = g->n_gen + ev->n_gen;
+    if (!declared || !server_runs(srv, c->name) || (a->max_tokens >= 0 && used >= a->max_tokens)) return false;
+    char *result = NULL;
+    if (herd_builtin_tool_run_ex(c->name, c->arguments, &srv->cfg.tool_params, &result) != HERD_OK) {
+        /* arguments the tool cannot use: the model is told, as it would be by a failing tool */
+        json_t *e = json_pack("{s:s}", "error", herd_last_error());
+        result = json_dumps(e, JSON_COMPACT);
+        json_decref(e);
+    }
+    a->steps++;
+    json_array_append_new(a->executed, json_pack("{s:s, s:s, s:s}", "name", c->name, "arguments", c->arguments,
+                                                 "result", result));
+    chat_messages_push(&a->cm, "assistant", NULL, c->name, c->arguments);
+    chat_messages_push(&a->cm, "ipython", result, NULL, NULL);
+    free(result);
+    herd_chat_params cp = {.add_generation_prompt = true, .tools_json = a->tools_text, .builtin_tools = a->builtin,
+                           .n_builtin_tools = a->n_builtin};
+    engine_params p = {.sampling = a->sp, .max_tokens = a->max_tokens < 0 ? -1 : a->max_tokens - used,
+                       .top_logprobs = a->top_logprobs, .render_python_tag = true};
+    if (herd_chat_tokenize(g->m, a->cm.msgs, a->cm.n, &cp, &p.prompt, &p.n_prompt) != HERD_OK) return false;
+    if (a->n_stop) {
+        p.stop = herd_xcalloc((size_t)a->n_stop, sizeof *p.stop);
+        for (int i = 0; i < a->n_stop; i++) p.stop[i] = herd_xstrndup(a->stop[i], strlen(a->stop[i]));
+        p.n_stop = a->n_stop;
+    }
+    engine_req *er;
+    if (submit_prompt(srv, g->m, &p, &er) != HERD_OK) { /* queue full or shutting down: stop here */
+        herd_log(1, "serve: a tool step could not continue: %s", herd_last_error());
+        return false;
+    }
+    engine_release(g->er);
+    g->er = er;
+    g->n_prompt += ev->n_prompt;
+    g->n_cached += ev->n_cached;
+    g->n_gen += ev->n_gen;
+    tool_stream_free(&g->ts);
+    tool_stream_init(&g->ts);
+    return true;
 }
 
 /* SSE producer: one engine event per call (plus the opening chunk). */
@@ -434,6 +546,19 @@ static int stream_fill(void *user, strbuf *out) {
         if (g->tools) {
             herd_parsed_output po;
             tool_stream_finish(&g->ts, &po);
+            if (po.content_len > 0 && g->ag && po.n_calls == 1) { /* text before a call the server may run */
+                sse(out, chunk(g, json_pack("{s:o}", "content", jstr(po.content, po.content_len)), NULL, NULL));
+                po.content_len = 0;
+            }
+            if (agent_step(g, &po, &ev)) {
+                /* the call ran: say so in a herd-specific delta field (clients ignore it), continue */
+                json_t *x = json_array_get(g->ag->executed, json_array_size(g->ag->executed) - 1);
+                sse(out, chunk(g, json_pack("{s:O}", "executed_tool_call", x), NULL, NULL));
+                herd_parsed_output_free(&po);
+                engine_event_clear(&ev);
+                g->finished = false;
+                return 0;
+            }
             if (po.n_calls > 0) {
                 sse(out, chunk(g, json_pack("{s:o}", "tool_calls", tool_calls_json(&po, true)), NULL, NULL));
                 finish = "tool_calls";
@@ -447,7 +572,8 @@ static int stream_fill(void *user, strbuf *out) {
             json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", g->id, "object",
                                   g->chat ? "chat.completion.chunk" : "text_completion", "created",
                                   (json_int_t)g->created, "model", g->srv->model_id, "system_fingerprint", "herd",
-                                  "choices", "usage", usage_json(ev.n_prompt, ev.n_cached, ev.n_gen));
+                                  "choices", "usage",
+                                  usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
             sse(out, u);
         }
     }
@@ -460,33 +586,38 @@ static void stream_done(void *user) {
     gen_stream *g = user;
     engine_release(g->er);
     tool_stream_free(&g->ts);
+    agent_free(g->ag);
     free(g->echo);
     free(g);
 }
 
 /* Submits the prompt and answers: SSE when streaming, else one JSON object when done. */
 static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *o, bool chat, const char *echo,
-                                bool tools) {
+                                bool tools, agent *ag) {
     engine_params p = {.prompt = ids, .n_prompt = n, .sampling = o->sp, .max_tokens = o->max_tokens,
                        .stop = o->stop, .n_stop = o->n_stop, .top_logprobs = o->top_logprobs,
                        .render_python_tag = tools, .constraint = o->con};
     o->stop = NULL; /* moved into the engine */
     o->n_stop = 0;
     o->con = NULL;
-    server *srv = r->srv;
-    if (srv->cfg.n_script > 0) { /* test-only scripted model */
-        int k = atomic_fetch_add(&srv->script_next, 1) % srv->cfg.n_script;
-        const char *sc = srv->cfg.script[k];
-        if (herd_tokenize(model_of(r), sc, strlen(sc), HERD_TOKENIZE_PARSE_SPECIAL, &p.forced, &p.n_forced) != HERD_OK) {
-            free(p.prompt);
-            herd_constraint_free(p.constraint);
-            return http_send_error(r, 500, "server_error", NULL, NULL, "script: %s", herd_last_error());
-        }
+    if (ag) { /* the agent keeps its own copies of what the engine takes */
+        ag->sp = p.sampling;
+        ag->max_tokens = p.max_tokens;
+        ag->top_logprobs = p.top_logprobs;
+        ag->n_stop = p.n_stop;
+        ag->stop = herd_xcalloc((size_t)(p.n_stop ? p.n_stop : 1), sizeof *ag->stop);
+        for (int i = 0; i < p.n_stop; i++) ag->stop[i] = herd_xstrndup(p.stop[i], strlen(p.stop[i]));
+        ag->executed = json_array();
     }
     engine_req *er;
     double t0 = http_now();
-    int rc = engine_submit(r->srv->e, &p, &er);
-    if (rc) return submit_error(r, rc);
+    int rc = submit_prompt(r->srv, model_of(r), &p, &er);
+    if (rc) {
+        agent_free(ag);
+        if (!strncmp(herd_last_error(), "script:", 7))
+            return http_send_error(r, 500, "server_error", NULL, NULL, "%s", herd_last_error());
+        return submit_error(r, rc);
+    }
     gen_stream *g = herd_xcalloc(1, sizeof *g);
     g->srv = r->srv;
     g->er = er;
@@ -500,6 +631,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     g->m = model_of(r);
     g->echo = echo ? herd_xstrndup(echo, strlen(echo)) : NULL;
     g->tools = tools;
+    g->ag = ag;
     tool_stream_init(&g->ts);
     if (o->stream) return http_send_stream(r, stream_fill, stream_done, g);
 
@@ -531,6 +663,19 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
             break;
         }
         metrics_tokens(&r->srv->met, ev.n_prompt, ev.n_gen);
+        if (tools && g->ag) {
+            herd_parsed_output po;
+            herd_parse_tool_calls(text.p, text.n, &po);
+            bool ran = agent_step(g, &po, &ev);
+            herd_parsed_output_free(&po);
+            if (ran) { /* the answer is what the model says after the result */
+                er = g->er;
+                text.n = 0;
+                strbuf_put(&text, "", 0);
+                engine_event_clear(&ev);
+                continue;
+            }
+        }
         json_t *lp = o->top_logprobs < 0 ? json_null() : chat ? json_pack("{s:o}", "content", lps) : lps;
         if (o->top_logprobs < 0) json_decref(lps);
         lps = NULL;
@@ -554,7 +699,9 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
         json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", g->id, "object",
                                  chat ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                                  "model", r->srv->model_id, "system_fingerprint", "herd", "choices", choice, "usage",
-                                 usage_json(ev.n_prompt, ev.n_cached, ev.n_gen));
+                                 usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
+        if (g->ag && json_array_size(g->ag->executed)) /* herd extension: what the server ran */
+            json_object_set(resp, "executed_tool_calls", g->ag->executed);
         engine_event_clear(&ev);
         res = http_send_json(r, 200, resp);
         break;
@@ -676,7 +823,41 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
         return http_send_error(r, 400, "invalid_request_error", "messages", NULL, "%s", herd_last_error());
     gen_opts o;
     const char *param = NULL;
-    char *tools_text = use_tools ? json_dumps(tools, JSON_COMPACT) : NULL;
+    /* functions named like Llama 3.1's built-in tools are those tools: rendered in the system block
+     * ("Environment: ipython", "Tools: ..."), called as <|python_tag|>name.call(...) */
+    const char *builtin[3];
+    int n_builtin = 0;
+    char *tools_text = NULL;
+    if (use_tools) {
+        json_t *custom = json_array(), *t;
+        size_t i;
+        json_array_foreach(tools, i, t) {
+            const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+            if (!is_builtin_name(name)) json_array_append(custom, t);
+            else {
+                bool dup = false;
+                for (int k = 0; k < n_builtin; k++) dup |= !strcmp(builtin[k], name);
+                if (!dup) builtin[n_builtin++] = name;
+            }
+        }
+        if (json_array_size(custom)) tools_text = json_dumps(custom, JSON_COMPACT);
+        json_decref(custom);
+    }
+    agent *ag = NULL;
+    if (use_tools && n_builtin > 0 && r->srv->cfg.n_exec_tools > 0) {
+        ag = herd_xcalloc(1, sizeof *ag);
+        /* the agent's own copy of the conversation: the messages point into the request's JSON,
+         * which is gone before a streamed reply is */
+        for (size_t k = 0; k < cm.n; k++)
+            chat_messages_push(&ag->cm, cm.msgs[k].role, cm.msgs[k].content, cm.msgs[k].tool_name,
+                               cm.msgs[k].tool_arguments);
+        ag->tools_text = tools_text ? herd_xstrndup(tools_text, strlen(tools_text)) : NULL;
+        for (int k = 0; k < n_builtin; k++)
+            for (int j = 0; j < 3; j++)
+                if (!strcmp(builtin[k], k_builtin_names[j])) ag->builtin[k] = k_builtin_names[j];
+        ag->n_builtin = n_builtin;
+    }
+    const chat_messages *conv = ag ? &ag->cm : &cm;
     bool opts_ok = parse_gen_opts(r->srv, b, true, &o, err, &param);
     if (opts_ok && forced) {
         if (o.con) {
@@ -697,18 +878,21 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     if (!opts_ok) {
         gen_opts_free(&o);
     } else {
-        herd_chat_params cp = {.add_generation_prompt = true, .tools_json = tools_text};
+        herd_chat_params cp = {.add_generation_prompt = true, .tools_json = tools_text,
+                               .builtin_tools = n_builtin ? builtin : NULL, .n_builtin_tools = n_builtin};
         int32_t *ids;
         int64_t n_ids;
-        if (herd_chat_tokenize(model_of(r), cm.msgs, cm.n, &cp, &ids, &n_ids) != HERD_OK) {
+        if (herd_chat_tokenize(model_of(r), conv->msgs, conv->n, &cp, &ids, &n_ids) != HERD_OK) {
             snprintf(err, sizeof err, "%s", herd_last_error());
             param = "messages";
         } else {
-            res = generate(r, ids, n_ids, &o, true, NULL, use_tools);
+            res = generate(r, ids, n_ids, &o, true, NULL, use_tools, ag);
+            ag = NULL; /* generate owns it */
         }
         gen_opts_free(&o);
     }
     free(tools_text);
+    agent_free(ag);
     chat_messages_free(&cm);
     if (param) return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
     return res;
@@ -774,7 +958,7 @@ enum MHD_Result route_completions(http_req *r, json_t *b) {
         free(text);
         return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
     }
-    res = generate(r, ids, n, &o, false, o.echo ? (text ? text : "") : NULL, false);
+    res = generate(r, ids, n, &o, false, o.echo ? (text ? text : "") : NULL, false, NULL);
     gen_opts_free(&o);
     free(text);
     return res;

@@ -24,6 +24,13 @@ typedef struct {
      * tokens like <|python_tag|> and <|eom_id|>), forced token by token while the model runs */
     const char *const *script;
     int n_script;
+    /* --exec-builtin-tools: built-in tools (code_interpreter, brave_search, wolfram_alpha) the server
+     * runs itself when a request declares them and the model calls them; the result goes back to the
+     * model as an ipython turn, at most max_tool_steps times per request (docs/API.md, docs/TOOLS.md) */
+    const char *const *exec_tools;
+    int n_exec_tools;
+    int max_tool_steps;
+    herd_tool_params tool_params;
 } server_config;
 
 typedef struct server server;

@@ -1,5 +1,6 @@
 /* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
  *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
+ *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
@@ -21,6 +22,12 @@ static void usage(void) {
            "  --max-body BYTES   largest request body (default 8 MiB)\n"
            "  --max-queue N      requests waiting for a slot before 429 (default 64)\n"
            "  --alias NAME       the model id clients use (default: the file name without .gguf)\n"
+           "  --exec-builtin-tools LIST   run these built-in tools in the server when a request declares\n"
+           "                     them and the model calls them (code_interpreter in a sandbox, brave_search,\n"
+           "                     wolfram_alpha with BRAVE_API_KEY / WOLFRAM_ALPHA_APP_ID; 'all' = the three);\n"
+           "                     the result goes back to the model, which continues (docs/TOOLS.md)\n"
+           "  --max-tool-steps N tool runs per request (default 4)\n"
+           "  --tool-timeout S   wall clock per tool run (default: code 10 s, searches 15 s)\n"
            "  -t THREADS -b BATCH --kv-type f32|f16\n"
            "Routes: POST /v1/chat/completions /v1/completions /v1/embeddings, GET /v1/models /v1/models/ID\n"
            "        /health /metrics, and a chat page at /. See docs/API.md.\n");
@@ -31,7 +38,9 @@ int cmd_serve(int argc, char **argv) {
     cli_common_init(&c);
     const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
     int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
-    const char *script_file = NULL;
+    const char *script_file = NULL, *exec_list = NULL;
+    int64_t max_steps = 4;
+    float tool_timeout = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("serve", &c, argc, argv, &i);
         if (r < 0) return 1;
@@ -44,11 +53,38 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-body")) { if (!cli_i64("serve", argc, argv, &i, 1024, (int64_t)1 << 32, &max_body)) return 1; }
         else if (!strcmp(a, "--max-queue")) { if (!cli_i64("serve", argc, argv, &i, 0, 1 << 20, &max_queue)) return 1; }
         else if (!strcmp(a, "--alias")) { if (!cli_str("serve", argc, argv, &i, &alias)) return 1; }
+        else if (!strcmp(a, "--exec-builtin-tools")) { if (!cli_str("serve", argc, argv, &i, &exec_list)) return 1; }
+        else if (!strcmp(a, "--max-tool-steps")) { if (!cli_i64("serve", argc, argv, &i, 1, 64, &max_steps)) return 1; }
+        else if (!strcmp(a, "--tool-timeout")) { if (!cli_f32("serve", argc, argv, &i, 0.1f, 3600, &tool_timeout)) return 1; }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else return cli_fail("serve", "unknown option '%s'", a);
     }
     if (!c.model) return cli_fail("serve", "no model given (-m MODEL)");
+    static const char *const k_all[] = {"code_interpreter", "brave_search", "wolfram_alpha"};
+    const char *exec_tools[3];
+    int n_exec = 0;
+    if (exec_list) { /* a comma list of the three names, or "all" */
+        const char *p = exec_list;
+        while (*p) {
+            size_t L = strcspn(p, ",");
+            bool known = false;
+            for (int k = 0; k < 3; k++) {
+                bool all = L == 3 && !strncmp(p, "all", 3);
+                if (all || (strlen(k_all[k]) == L && !strncmp(p, k_all[k], L))) {
+                    known = true;
+                    bool dup = false;
+                    for (int j = 0; j < n_exec; j++) dup |= exec_tools[j] == k_all[k];
+                    if (!dup) exec_tools[n_exec++] = k_all[k];
+                }
+            }
+            if (!known)
+                return cli_fail("serve", "--exec-builtin-tools: unknown tool '%.*s' (code_interpreter, brave_search, "
+                                "wolfram_alpha or all)", (int)L, p);
+            p += L + (p[L] == ',');
+        }
+        if (n_exec == 0) return cli_fail("serve", "--exec-builtin-tools: no tool named");
+    }
 
     /* every thread started from here on inherits the blocked signals; main waits for them */
     sigset_t sigs;
@@ -100,13 +136,17 @@ int cmd_serve(int argc, char **argv) {
     }
     server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
-                        .n_script = n_script};
+                        .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
+                        .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout}};
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
         herd_model_free(m);
         return cli_fail_lib("serve");
     }
+    for (int k = 0; k < n_exec; k++)
+        fprintf(stderr, "herd serve: runs the built-in tool %s when a request declares it%s\n", exec_tools[k],
+                !strcmp(exec_tools[k], "code_interpreter") ? " (python3 in a sandbox, docs/TOOLS.md)" : "");
     fprintf(stderr, "herd serve: model '%s', %lld slots x %lld tokens, listening on http://%s%s%s:%d/%s\n", id,
             (long long)parallel, (long long)per_slot, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
             server_port(s), api_key && *api_key ? " (API key required)" : "");
