@@ -7,12 +7,15 @@
  *   gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc -o build/bench_kernels bench/kernels.c build/libherd.a \
  *       -ljansson -lm -lpthread
  *   build/bench_kernels            # HERD_BENCH_FLUSH_MB=... changes the cache-flush buffer (default 1024)
+ *   build/bench_kernels prompt     # only the prompt-shape (gemm) table
  *
  * cold: before each timed pass a buffer far larger than the caches is read, so the weights come from DRAM
  *       as in real decode (a model is GBs; each layer's weights are read once per token).
  * hot:  the same matrix again right after, so whatever fits in L2/L3 is served from there.
  * Each figure is the best of several passes (the least disturbed by other work on the machine).
- * Last, the cost of converting one activation row (from_f32 of the vec_dot types) per ISA.
+ * Then the cost of converting one activation row (from_f32 of the vec_dot types) per ISA.
+ * Last, prompt shape: 1024 rows x 2048 (the 1B's n_embd) times 64 tokens, thread CPU time, GMAC/s of the
+ * type's gemm (kernels.h) next to one dot per (row, token) in 16-token tiles (matmul without gemm).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -55,7 +58,51 @@ static uint64_t read_all(const uint64_t *buf, size_t bytes) {
 
 static volatile uint64_t g_sink;
 
-int main(void) {
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* gemm vs per-(row, token) dots at prompt shape, active ISA, best of 5 (CPU time: other load on the
+ * machine does not count) */
+static void prompt_shape(const int *types, const char *const *names, int n_types, const float *src) {
+    enum { N = 2048, NR = 1024, NT = 64 };
+    printf("\nprompt shape: %d rows x %d, %d tokens, 1 thread, %s\n%-6s %12s %12s %7s\n", NR, N, NT,
+           kernels_isa_name(kernels_active_isa()), "type", "gemm GMAC/s", "dots GMAC/s", "ratio");
+    for (int ti = 0; ti < n_types; ti++) {
+        const kernel_type_ops *o = kernels_type(types[ti]);
+        if (!o || !o->gemm || o->gemm_x_bytes(N) <= 0) continue;
+        const kernel_type_ops *vd = kernels_type(o->vec_dot_type);
+        int64_t wrow = kernels_row_bytes(types[ti], N), xrow = kernels_row_bytes(o->vec_dot_type, N);
+        int64_t xpb = o->gemm_x_bytes(N);
+        unsigned char *w = malloc((size_t)(wrow * NR)), *x = malloc((size_t)(xrow * NT)), *xp = malloc((size_t)(xpb * NT));
+        float *yy = malloc(sizeof(float) * NR * NT);
+        for (int r = 0; r < NR; r++) o->from_f32(src + (size_t)r * N, w + r * wrow, N);
+        for (int t = 0; t < NT; t++) {
+            vd->from_f32(src + (size_t)(NR + t) * N, x + t * xrow, N);
+            o->gemm_pack_x(N, x + t * xrow, xp + t * xpb);
+        }
+        double bg = 1e30, bd = 1e30;
+        for (int p = 0; p < 5; p++) {
+            double t0 = cpu_s();
+            o->gemm(N, NR, NT, w, wrow, xp, xpb, yy, NR);
+            double t1 = cpu_s();
+            for (int t0k = 0; t0k < NT; t0k += 16)
+                for (int r = 0; r < NR; r++)
+                    for (int t = t0k; t < t0k + 16; t++) o->dot(N, &yy[t * NR + r], w + r * wrow, x + t * xrow);
+            double t2 = cpu_s();
+            bg = t1 - t0 < bg ? t1 - t0 : bg;
+            bd = t2 - t1 < bd ? t2 - t1 : bd;
+            g_sink += (uint64_t)(yy[0] != yy[0]);
+        }
+        double macs = (double)N * NR * NT;
+        printf("%-6s %12.1f %12.1f %6.2fx\n", names[ti], macs / bg * 1e-9, macs / bd * 1e-9, bd / bg);
+        free(w), free(x), free(xp), free(yy);
+    }
+}
+
+int main(int argc, char **argv) {
     static const int types[] = {HERD_TYPE_F32,  HERD_TYPE_F16,  HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0,
                                 HERD_TYPE_Q2_K, HERD_TYPE_Q3_K, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
     static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
@@ -69,6 +116,10 @@ int main(void) {
     }
     memset(flush, 1, flush_bytes);
     for (size_t i = 0; i < (size_t)ROWS * COLS; i++) src[i] = rnd_sym();
+    if (argc > 1 && strcmp(argv[1], "prompt") == 0) { /* only the prompt-shape table */
+        prompt_shape(types, names, (int)(sizeof types / sizeof types[0]), src);
+        return 0;
+    }
     float xf[COLS];
     for (int i = 0; i < COLS; i++) xf[i] = rnd_sym();
 
@@ -143,6 +194,7 @@ int main(void) {
             printf("%-6s %-8s %14.0f\n", act_names[t], kernels_isa_name((kernel_isa)isa), bestc * 1e9);
         }
     }
+    prompt_shape(types, names, (int)(sizeof types / sizeof types[0]), src);
     free(flush);
     free(src);
     free(y);

@@ -71,8 +71,8 @@ static void convert_rows(void *arg, int ith, int nth) {
 /* Rows r0..r1 of one weight. */
 static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1) {
     const weight *w = o->w;
-    if (j->g) {
-        j->g->gemm(w->n_in, r1 - r0, j->n_tok, w->data + r0 * w->row_bytes, w->row_bytes, j->xsrc, j->xq_row,
+    if (j->g) { /* each weight's own gemm: the weights may differ in type, sharing the packed layout */
+        kernels_type(w->type)->gemm(w->n_in, r1 - r0, j->n_tok, w->data + r0 * w->row_bytes, w->row_bytes, j->xsrc, j->xq_row,
                    o->y + r0, o->ldy);
         return;
     }

@@ -165,22 +165,27 @@ static void test_gemm_vs_dot(void) {
 
 /* matmul of a batch == matmul of each token alone, bit for bit (gemm vs per-row dots, thread splits). */
 static void test_matmul_batch_invariance(void) {
-    static const int types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_F16, HERD_TYPE_Q4_K};
+    /* the third weight (V) of another type where a model mix does that: q4_0 with q8_0 (same packed
+     * activations), q4_K with q6_K (Q4_K_M), q5_K with q8_0 (different vec_dot types: separate passes) */
+    static const int types[][2] = {{HERD_TYPE_Q8_0, HERD_TYPE_Q8_0}, {HERD_TYPE_Q4_0, HERD_TYPE_Q8_0},
+                                   {HERD_TYPE_F16, HERD_TYPE_BF16},  {HERD_TYPE_Q4_K, HERD_TYPE_Q6_K},
+                                   {HERD_TYPE_Q5_K, HERD_TYPE_Q8_0}, {HERD_TYPE_Q6_K, HERD_TYPE_Q4_K}};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (int nth = 1; nth <= 3; nth += 2) {
-            int type = types[ti];
-            const int64_t n_in = type == HERD_TYPE_Q4_K ? 512 : 352, n_tok = 11;
+            int type = types[ti][0];
+            const int64_t n_in = 512, n_tok = 11;
             const int64_t n_out[3] = {37, 8, 8}; /* Q, K, V-like: one input, three weights */
-            const kernel_type_ops *o = kernels_type(type);
-            int64_t wrow = kernels_row_bytes(type, n_in);
             weight w[3];
             uint8_t *wd[3];
             float *f = malloc(sizeof(float) * (size_t)(n_in * 37));
             for (int i = 0; i < 3; i++) {
+                int ty = i == 2 ? types[ti][1] : type;
+                const kernel_type_ops *o = kernels_type(ty);
+                int64_t wrow = kernels_row_bytes(ty, n_in);
                 wd[i] = malloc((size_t)(wrow * n_out[i]));
                 random_floats(f, n_in * n_out[i], 0.5f);
                 for (int64_t r = 0; r < n_out[i]; r++) o->from_f32(f + r * n_in, wd[i] + r * wrow, n_in);
-                w[i] = (weight){.type = type, .n_in = n_in, .n_out = n_out[i], .row_bytes = wrow, .data = wd[i],
+                w[i] = (weight){.type = ty, .n_in = n_in, .n_out = n_out[i], .row_bytes = wrow, .data = wd[i],
                                 .name = "w"};
             }
             float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
@@ -190,7 +195,8 @@ static void test_matmul_batch_invariance(void) {
                 yb[i] = malloc(sizeof(float) * (size_t)(n_out[i] * n_tok));
                 y1[i] = malloc(sizeof(float) * (size_t)(n_out[i] * n_tok));
             }
-            void *xq = malloc((size_t)matmul_scratch_bytes(type, n_in, n_tok));
+            int64_t xqb = matmul_scratch_bytes(type, n_in, n_tok), xqb2 = matmul_scratch_bytes(types[ti][1], n_in, n_tok);
+            void *xq = malloc((size_t)(xqb > xqb2 ? xqb : xqb2));
             thread_pool *pool = pool_new(nth);
             matmul_out outs[3] = {{&w[0], yb[0], n_out[0]}, {&w[1], yb[1], n_out[1]}, {&w[2], yb[2], n_out[2]}};
             matmul_multi(pool, outs, 3, x, n_in, n_tok, xq);
@@ -204,8 +210,30 @@ static void test_matmul_batch_invariance(void) {
             bad += memcmp(y3, y1[0] + 4 * n_out[0], sizeof(float) * (size_t)(n_out[0] * 3)) != 0;
             CHECK(bad == 0, "%s, %d threads: a batch of %lld tokens differs from the tokens one at a time",
                   type_name(type), nth, (long long)n_tok);
-            printf("  matmul %-5s (%s, %d threads): batch of %lld and of 3 == one token at a time (%s)\n",
-                   type_name(type), herd_cpu_backend(), nth, (long long)n_tok, bad ? "FAILED" : "ok");
+            /* and the batch against the scalar reference dots (a weight computed with another type's
+             * kernel would pass the comparisons above) */
+            double worst = 0;
+            for (int i = 0; i < 3; i++) {
+                const kernel_type_ops *ref = kernels_type_isa(w[i].type, KERNEL_ISA_REF);
+                const kernel_type_ops *rvd = kernels_type_isa(ref->vec_dot_type, KERNEL_ISA_REF);
+                uint8_t *xr = malloc((size_t)kernels_row_bytes(ref->vec_dot_type, n_in));
+                for (int64_t t = 0; t < n_tok; t++) {
+                    rvd->from_f32(x + t * n_in, xr, n_in);
+                    for (int64_t r = 0; r < n_out[i]; r++) {
+                        float want;
+                        ref->dot(n_in, &want, wd[i] + r * w[i].row_bytes, xr);
+                        double e = fabs((double)yb[i][t * n_out[i] + r] - want) / (fabs(want) + 1.0);
+                        if (e > worst) worst = e;
+                    }
+                }
+                free(xr);
+            }
+            CHECK(worst < 1e-4, "%s + %s: batch vs the scalar reference dots: %.2e", type_name(type),
+                  type_name(types[ti][1]), worst);
+            printf("  matmul %-5s + %-5s (%s, %d threads): batch of %lld and of 3 == one token at a time (%s), "
+                   "vs scalar reference %.1e\n",
+                   type_name(type), type_name(types[ti][1]), herd_cpu_backend(), nth, (long long)n_tok,
+                   bad ? "FAILED" : "ok", worst);
             pool_free(pool);
             for (int i = 0; i < 3; i++) free(wd[i]), free(yb[i]), free(y1[i]);
             free(f), free(x), free(xq), free(y3);

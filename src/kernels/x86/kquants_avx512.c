@@ -288,6 +288,198 @@ static void row_quantize_q8_K_avx512(const float *x, void *y, int64_t n) {
     }
 }
 
+/* ---- batched dots (gemm, see kernels.h) -------------------------------------------------------------- */
+
+/* Bit-identical to the dots above for every (row, token): the dots add each super-block's exact int32
+ * lanes times fl(d_w d_x) into the accumulator of the block's parity (and the mins, for q2_K/q4_K/q5_K,
+ * into a 256-bit one), then hsum16(acc0 + acc1) - hsum8(accm0 + accm1). Here the super-blocks are visited
+ * parity by parity ("passes"), so a tile of rows x tokens holds one accumulator (pair) per output. What the
+ * dot redoes for every token — unpacking the quants to bytes, the 6-bit scales to int16 lanes — is done
+ * once per row into a stack buffer; per (row, token, super-block) remain the four vpmaddubsw + vpdpwssd,
+ * the bsums terms and the FMAs. The activation rows are the q8_K rows themselves. */
+
+#define KG_R 2          /* rows per register tile */
+#define KG_T 4          /* tokens per register tile */
+#define KG_MAX_SB 64    /* super-blocks per row in the stack buffer: n <= 16384 */
+
+typedef struct {
+    __m512i q[4];   /* unsigned quant bytes of elements 64c .. 64c + 63 */
+    __m512i sc[4];  /* int16 scale lanes for chunk c */
+    __m256i m16;    /* q2_K/q4_K/q5_K: the mins as int16 lanes for bsum_lanes; q3_K/q6_K: the scales */
+    float d, dmin;
+    float pad[14];
+} kq_packed;
+
+static int64_t kq_gemm_x_bytes(int64_t n) {
+    return n / QK_K <= KG_MAX_SB ? n / QK_K * (int64_t)sizeof(block_q8_K) : 0;
+}
+
+static void kq_gemm_pack_x(int64_t n, const void *x, void *xp) {
+    memcpy(xp, x, (size_t)(n / QK_K) * sizeof(block_q8_K));
+}
+
+static void kq_pack_q4_K(const void *row, int64_t nsb, kq_packed *o, bool q5) {
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *qs, *qh, *packed;
+        uint16_t d, dmin;
+        if (q5) {
+            const block_q5_K *a = (const block_q5_K *)row + i;
+            qs = a->qs, qh = a->qh, packed = a->scales, d = a->d, dmin = a->dmin;
+        } else {
+            const block_q4_K *a = (const block_q4_K *)row + i;
+            qs = a->qs, qh = NULL, packed = a->scales, d = a->d, dmin = a->dmin;
+        }
+        __m128i sc8, m8;
+        k4_scales(packed, &sc8, &m8);
+        __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sc8));
+        __m512i hz = qh ? bcast32(qh) : _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            __m512i q = bcast32(qs + 32 * c);
+            q = _mm512_and_si512(_mm512_mask_srli_epi16(q, UPPER, q, 4), bytes(15));
+            if (qh) {
+                __m512i t = srl16(hz, 2 * c);
+                t = _mm512_and_si512(_mm512_mask_srli_epi16(t, UPPER, t, 1), bytes(1));
+                q = _mm512_or_si512(q, _mm512_slli_epi16(t, 4));
+            }
+            o[i].q[c] = q;
+            o[i].sc[c] = pair_scales16(sc16, 2 * c);
+        }
+        o[i].m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+        o[i].d = f16(d);
+        o[i].dmin = f16(dmin);
+    }
+}
+
+static void kq_pack_q4_K_row(const void *row, int64_t nsb, kq_packed *o) {
+    kq_pack_q4_K(row, nsb, o, false);
+}
+
+static void kq_pack_q5_K_row(const void *row, int64_t nsb, kq_packed *o) {
+    kq_pack_q4_K(row, nsb, o, true);
+}
+
+static void kq_pack_q6_K_row(const void *row, int64_t nsb, kq_packed *o) {
+    const block_q6_K *a = row;
+    for (int64_t i = 0; i < nsb; i++) {
+        __m256i sc16y = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
+        __m512i sc16 = _mm512_castsi256_si512(sc16y);
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = load512(a[i].ql + 64 * h), qh = bcast32(a[i].qh + 32 * h);
+            __m512i ha = _mm512_mask_slli_epi16(_mm512_slli_epi16(qh, 4), UPPER, qh, 2);
+            __m512i hb = _mm512_mask_srli_epi16(qh, UPPER, qh, 2);
+            o[i].q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, bytes(15)), _mm512_and_si512(ha, bytes(0x30)));
+            o[i].q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), bytes(15)),
+                                                _mm512_and_si512(hb, bytes(0x30)));
+            o[i].sc[2 * h] = quad_scales16(sc16, 8 * h);
+            o[i].sc[2 * h + 1] = quad_scales16(sc16, 8 * h + 4);
+        }
+        o[i].m16 = sc16y;
+        o[i].d = f16(a[i].d);
+        o[i].dmin = 0;
+    }
+}
+
+/* MINS: q4_K/q5_K (the mins into accm); else OFF_SHIFT: q6_K (isum - (bsum_lanes << 5)). */
+static inline __attribute__((always_inline)) void kq_tile(const int R, const int T, const int MINS,
+                                                          const int OFF_SHIFT, int64_t nsb, const kq_packed *wp,
+                                                          const block_q8_K *const *xr, float *y, int64_t ldy) {
+    __m512 part[2][KG_R][KG_T];
+    __m256 partm[2][KG_R][KG_T];
+    for (int par = 0; par < 2; par++) {
+        __m512 acc[KG_R][KG_T];
+        __m256 accm[KG_R][KG_T];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps(), accm[r][t] = _mm256_setzero_ps();
+        for (int64_t i = par; i < nsb; i += 2) {
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) {
+                const kq_packed *pw = wp + r * nsb + i;
+                __m512i q0 = pw->q[0], q1 = pw->q[1], q2 = pw->q[2], q3 = pw->q[3];
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const block_q8_K *b = xr[t] + i;
+                    __m512i isum = _mm512_setzero_si512();
+                    isum = qdot64(isum, q0, b->qs, pw->sc[0]);
+                    isum = qdot64(isum, q1, b->qs + 64, pw->sc[1]);
+                    isum = qdot64(isum, q2, b->qs + 128, pw->sc[2]);
+                    isum = qdot64(isum, q3, b->qs + 192, pw->sc[3]);
+                    if (!MINS) {
+                        __m256i off = _mm256_slli_epi32(bsum_lanes(b, pw->m16), OFF_SHIFT);
+                        isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(off));
+                    }
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(pw->d * b->d), acc[r][t]);
+                    if (MINS)
+                        accm[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bsum_lanes(b, pw->m16)),
+                                                     _mm256_set1_ps(pw->dmin * b->d), accm[r][t]);
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) part[par][r][t] = acc[r][t], partm[par][r][t] = accm[r][t];
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) {
+            float v = hsum16(_mm512_add_ps(part[0][r][t], part[1][r][t]));
+            if (MINS) v -= hsum8(_mm256_add_ps(partm[0][r][t], partm[1][r][t]));
+            y[t * ldy + r] = v;
+        }
+}
+
+#define KQ_CASE(R, T) case (R) * 8 + (T): kq_tile(R, T, MINS, OFF_SHIFT, nsb, wp, xr, y, ldy); break;
+
+static inline __attribute__((always_inline)) void kq_tile_any(const int MINS, const int OFF_SHIFT, int R, int T,
+                                                              int64_t nsb, const kq_packed *wp,
+                                                              const block_q8_K *const *xr, float *y, int64_t ldy) {
+    switch (R * 8 + T) {
+        KQ_CASE(1, 1) KQ_CASE(1, 2) KQ_CASE(1, 3) KQ_CASE(1, 4)
+        KQ_CASE(2, 1) KQ_CASE(2, 2) KQ_CASE(2, 3) KQ_CASE(2, 4)
+    default: break;
+    }
+}
+
+typedef void (*kq_pack_fn)(const void *row, int64_t nsb, kq_packed *o);
+
+/* Row tiles packed once per block of tokens, every token tile of the block over them. */
+static inline __attribute__((always_inline)) void kq_gemm(const int MINS, const int OFF_SHIFT, kq_pack_fn pack,
+                                                          int64_t n, int64_t nr, int64_t nt, const void *w,
+                                                          int64_t w_stride, const void *xp, int64_t xp_stride,
+                                                          float *y, int64_t ldy) {
+    const int64_t nsb = n / QK_K, xb = 256;
+    _Alignas(64) kq_packed wp[KG_R * KG_MAX_SB];
+    for (int64_t t0 = 0; t0 < nt; t0 += xb) {
+        int64_t t1 = t0 + xb < nt ? t0 + xb : nt;
+        for (int64_t r0 = 0; r0 < nr; r0 += KG_R) {
+            int R = nr - r0 < KG_R ? (int)(nr - r0) : KG_R;
+            for (int r = 0; r < R; r++) pack((const uint8_t *)w + (r0 + r) * w_stride, nsb, wp + r * nsb);
+            for (int64_t t = t0; t < t1; t += KG_T) {
+                int T = t1 - t < KG_T ? (int)(t1 - t) : KG_T;
+                const block_q8_K *xr[KG_T];
+                for (int k = 0; k < T; k++) xr[k] = (const block_q8_K *)((const uint8_t *)xp + (t + k) * xp_stride);
+                kq_tile_any(MINS, OFF_SHIFT, R, T, nsb, wp, xr, y + t * ldy + r0, ldy);
+            }
+        }
+    }
+}
+
+static void gemm_q4_K_avx512(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t ws, const void *xp,
+                             int64_t xs, float *y, int64_t ldy) {
+    kq_gemm(1, 0, kq_pack_q4_K_row, n, nr, nt, w, ws, xp, xs, y, ldy);
+}
+
+static void gemm_q5_K_avx512(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t ws, const void *xp,
+                             int64_t xs, float *y, int64_t ldy) {
+    kq_gemm(1, 0, kq_pack_q5_K_row, n, nr, nt, w, ws, xp, xs, y, ldy);
+}
+
+static void gemm_q6_K_avx512(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t ws, const void *xp,
+                             int64_t xs, float *y, int64_t ldy) {
+    kq_gemm(0, 5, kq_pack_q6_K_row, n, nr, nt, w, ws, xp, xs, y, ldy);
+}
+
 void kernels_fill_avx512_kquants(kernel_type_ops ops[KSLOT_COUNT]) {
     ops[KSLOT_Q8_K].from_f32 = row_quantize_q8_K_avx512;
     ops[KSLOT_Q2_K].dot = dot_q2_K_avx512;
@@ -295,4 +487,11 @@ void kernels_fill_avx512_kquants(kernel_type_ops ops[KSLOT_COUNT]) {
     ops[KSLOT_Q4_K].dot = dot_q4_K_avx512;
     ops[KSLOT_Q5_K].dot = dot_q5_K_avx512;
     ops[KSLOT_Q6_K].dot = dot_q6_K_avx512;
+    const int gk[3] = {KSLOT_Q4_K, KSLOT_Q5_K, KSLOT_Q6_K};
+    const kernel_gemm_fn gf[3] = {gemm_q4_K_avx512, gemm_q5_K_avx512, gemm_q6_K_avx512};
+    for (int i = 0; i < 3; i++) {
+        ops[gk[i]].gemm_x_bytes = kq_gemm_x_bytes;
+        ops[gk[i]].gemm_pack_x = kq_gemm_pack_x;
+        ops[gk[i]].gemm = gf[i];
+    }
 }
