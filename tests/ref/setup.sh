@@ -13,8 +13,10 @@ set -u
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 ref="$root/build/ref"
 stamp="$ref/.complete-v3"
-# node resolves packages upwards from a script's folder: let tests/ref/*.mjs find build/ref's
+# node resolves packages upwards from a script's folder: let tests/ref/*.mjs and bench/*.mjs find
+# build/ref's
 ln -sfn ../../build/ref/node_modules "$root/tests/ref/node_modules"
+ln -sfn ../build/ref/node_modules "$root/bench/node_modules"
 [ -f "$stamp" ] && exit 0
 mkdir -p "$ref"
 exec 9>"$ref/.lock"
