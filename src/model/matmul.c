@@ -6,15 +6,28 @@
 /* bytes of one converted row on the stack before packing */
 #define GEMM_ROW_MAX 65536
 
-/* Batches above this many tokens go through the type's gemm where it has one; decode steps (one token,
- * or two) keep the per-row dots, which stream the weights once with no packing. Either way every
- * output is bit-identical (kernels.h), so the choice never shows in the results. */
-#define GEMM_MIN_TOKENS 3
+/* Batches of at least this many tokens go through the type's gemm where it has one; smaller ones
+ * (decode steps, a server's few decoding sequences) keep the per-row dots, which stream the weights
+ * once with no packing. Either way every output is bit-identical (kernels.h), so the choice never
+ * shows in the results, only in the time. The gemm packs each tile of weight rows per call (q8_0 and
+ * q4_0 into a layout ~3x the size: more than the dots' whole cost per token), which a few tokens do not
+ * repay: a 1B-shaped model's batched decode step with B sequences (2 threads, ms) measured
+ *     q8_0  B=4: gemm 143-153, dots 98-102;  B=6: 154-173 vs 147-150;  B=7: 186-187 vs 176-183; B=8: 174 vs 205
+ *     q4_0  B=4: 97, 79-96;  B=5: 103-105 vs 107-123;  B=8: 135 vs 155
+ *     q4_K, q6_K: gemm faster from B=3 (B=4: 57-66 vs 86-90).
+ * The K-quants' packing is cheap next to their dots' unpacking, so they switch at 3. */
+static int64_t gemm_min_tokens(int type) {
+    switch (type) {
+    case HERD_TYPE_Q8_0: return 8;
+    case HERD_TYPE_Q4_0: return 5;
+    default: return 3;
+    }
+}
 
 /* The type's gemm for rows of n_in, or NULL */
 static const kernel_type_ops *gemm_ops(const weight *w, int64_t n_tok) {
     const kernel_type_ops *o = kernels_type(w->type);
-    if (n_tok < GEMM_MIN_TOKENS || !o->gemm || w->row_scale || o->gemm_x_bytes(w->n_in) <= 0 ||
+    if (n_tok < gemm_min_tokens(w->type) || !o->gemm || w->row_scale || o->gemm_x_bytes(w->n_in) <= 0 ||
         kernels_row_bytes(o->vec_dot_type, w->n_in) > GEMM_ROW_MAX)
         return NULL;
     return o;
@@ -24,7 +37,7 @@ int64_t matmul_scratch_bytes(int weight_type, int64_t n_in, int64_t n_tok) {
     const kernel_type_ops *o = kernels_type(weight_type);
     HERD_ASSERT(o);
     int64_t b = kernels_row_bytes(o->vec_dot_type, n_in) * n_tok;
-    if (o->gemm && n_tok >= GEMM_MIN_TOKENS && o->gemm_x_bytes(n_in) * n_tok > b) b = o->gemm_x_bytes(n_in) * n_tok;
+    if (o->gemm && n_tok >= gemm_min_tokens(weight_type) && o->gemm_x_bytes(n_in) * n_tok > b) b = o->gemm_x_bytes(n_in) * n_tok;
     return b;
 }
 
