@@ -239,7 +239,7 @@ static void plan_tiles(forward_state *s, int64_t n) {
     const int64_t n_seq = s->kv.n_seq;
     memset(s->seq_off, 0, (size_t)(n_seq + 1) * sizeof *s->seq_off);
     for (int64_t t = 0; t < n; t++) s->seq_off[s->seq[t] + 1]++;
-    for (int64_t q = 0; q < n_seq; q++) s->seq_off[q + 1] += s->seq_off[q];
+    for (int64_t sq = 0; sq < n_seq; sq++) s->seq_off[sq + 1] += s->seq_off[sq];
     for (int64_t t = 0; t < n; t++) s->tile_tok[s->seq_off[s->seq[t]]++] = t;
     s->n_tiles = 0;
     for (int64_t i = 0; i < n; i++)
