@@ -251,8 +251,9 @@ static void plan_tiles(forward_state *s, int64_t n) {
 
 /* Causal attention, one work item per (tile, KV head): the tile's tokens x the query heads that share
  * the KV head go through the attention kernel together, which reads each K/V row once for all of them
- * (kernels.h, kernel_attn_fn). Threads take items from a shared counter, the last tiles (the most
- * keys) first; a query's result depends neither on its tile nor on the thread. */
+ * (kernels.h, kernel_attn_fn). Threads take items from a shared counter, KV head by KV head (the threads
+ * stream the same K/V rows, which stay in cache) and within one the last tiles (the most keys) first, so
+ * the work ends on small items; a query's result depends neither on its tile nor on the thread. */
 static void job_attention(void *arg, int ith, int nth) {
     (void)nth;
     job *j = arg;
@@ -265,7 +266,7 @@ static void job_attention(void *arg, int ith, int nth) {
     float **op = s->attn_o + ith * s->tile_q, *scratch = s->attn_scratch + ith * s->attn_scratch_n;
     int64_t *nkv = s->attn_nkv + ith * s->tile_q;
     for (int64_t w; (w = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < n_items;) {
-        const int64_t tile = s->n_tiles - 1 - w / hp->n_head_kv, kvh = w % hp->n_head_kv;
+        const int64_t kvh = w / s->n_tiles, tile = s->n_tiles - 1 - w % s->n_tiles;
         const int64_t sq = s->seq[s->tile_tok[s->tile_beg[tile]]];
         int64_t nq = 0;
         for (int64_t i = s->tile_beg[tile]; i < s->tile_beg[tile + 1]; i++) {

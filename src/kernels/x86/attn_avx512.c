@@ -160,12 +160,26 @@ static inline float softmax_block(float *p, int64_t nv, float scale, float *m, f
     return c;
 }
 
+/* Loads and stores of 16 floats, masked only where a group of 64 dimensions is partial (full is a
+ * constant after inlining): o is stored at the end of one block and loaded at the start of the next, and
+ * a masked store cannot forward to that load (a stall of a few dozen cycles each). */
+static inline __m512 load_w(bool full, __mmask16 m, const float *p) {
+    return full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+static inline void store_w(bool full, __mmask16 m, float *p, __m512 x) {
+    if (full) _mm512_storeu_ps(p, x);
+    else _mm512_mask_storeu_ps(p, m, x);
+}
+
 /* o[i][dc .. dc + 16 w) = (first ? 0 : o c[i]) + sum_{j < nv[i]} p[i][j] v_j, for n queries; w <= 4
- * vectors (masked beyond: those lanes are neither loaded nor stored). Keys below every query's nv take
- * plain FMAs, the ones above the smallest masked FMAs that leave the other queries' lanes untouched. */
-static inline __attribute__((always_inline)) void pv_tile(const int n, int w, int64_t dc, const float *vb,
-                                                          int64_t vstride, float *const *p, const int64_t *nv,
-                                                          const float *c, bool first, float *const *o) {
+ * vectors (full: w = 4; else masked beyond w: those lanes are neither loaded nor stored). Keys below
+ * every query's nv take plain FMAs, the ones above the smallest masked FMAs that leave the other
+ * queries' lanes untouched. */
+static inline __attribute__((always_inline)) void pv_tile(const int n, const bool full, int w, int64_t dc,
+                                                          const float *vb, int64_t vstride, float *const *p,
+                                                          const int64_t *nv, const float *c, bool first,
+                                                          float *const *o) {
     __m512 acc[PV_TILE][4];
     __mmask16 mw[4];
     for (int v = 0; v < 4; v++) mw[v] = v < w ? 0xFFFF : 0;
@@ -178,14 +192,14 @@ static inline __attribute__((always_inline)) void pv_tile(const int n, int w, in
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++)
             acc[i][v] = first ? _mm512_setzero_ps()
-                              : _mm512_mul_ps(_mm512_maskz_loadu_ps(mw[v], o[i] + dc + 16 * v), ci);
+                              : _mm512_mul_ps(load_w(full, mw[v], o[i] + dc + 16 * v), ci);
     }
     int64_t j = 0;
     for (; j < jmin; j++) {
         const float *vr = vb + j * vstride + dc;
         __m512 vv[4];
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) vv[v] = _mm512_maskz_loadu_ps(mw[v], vr + 16 * v);
+        for (int v = 0; v < 4; v++) vv[v] = load_w(full, mw[v], vr + 16 * v);
 #pragma GCC unroll 4
         for (int i = 0; i < n; i++) {
             const __m512 pj = _mm512_set1_ps(p[i][j]);
@@ -197,7 +211,7 @@ static inline __attribute__((always_inline)) void pv_tile(const int n, int w, in
         const float *vr = vb + j * vstride + dc;
         __m512 vv[4];
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) vv[v] = _mm512_maskz_loadu_ps(mw[v], vr + 16 * v);
+        for (int v = 0; v < 4; v++) vv[v] = load_w(full, mw[v], vr + 16 * v);
 #pragma GCC unroll 4
         for (int i = 0; i < n; i++) {
             const __m512 pj = _mm512_set1_ps(p[i][j]);
@@ -209,27 +223,26 @@ static inline __attribute__((always_inline)) void pv_tile(const int n, int w, in
 #pragma GCC unroll 4
     for (int i = 0; i < n; i++)
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(o[i] + dc + 16 * v, mw[v], acc[i][v]);
+        for (int v = 0; v < 4; v++) store_w(full, mw[v], o[i] + dc + 16 * v, acc[i][v]);
 }
 
 static void pv_any(int n, int64_t hd, const float *vb, int64_t vstride, float *const *p, const int64_t *nv,
                    const float *c, bool first, float *const *o) {
     for (int64_t dc = 0; dc < hd; dc += 64) {
         const int w = hd - dc >= 64 ? 4 : (int)((hd - dc) / 16);
-        switch (n) {
-        case 1:
-            pv_tile(1, w, dc, vb, vstride, p, nv, c, first, o);
-            break;
-        case 2:
-            pv_tile(2, w, dc, vb, vstride, p, nv, c, first, o);
-            break;
-        case 3:
-            pv_tile(3, w, dc, vb, vstride, p, nv, c, first, o);
-            break;
-        default:
-            pv_tile(4, w, dc, vb, vstride, p, nv, c, first, o);
-            break;
+#define PV(nn, ff) pv_tile(nn, ff, w, dc, vb, vstride, p, nv, c, first, o)
+        if (w == 4) {
+            if (n == 1) PV(1, true);
+            else if (n == 2) PV(2, true);
+            else if (n == 3) PV(3, true);
+            else PV(4, true);
+        } else {
+            if (n == 1) PV(1, false);
+            else if (n == 2) PV(2, false);
+            else if (n == 3) PV(3, false);
+            else PV(4, false);
         }
+#undef PV
     }
 }
 
