@@ -154,7 +154,8 @@ int64_t kernels_row_bytes(int type, int64_t n) {
 
 int64_t kernels_attn_scratch_floats(int64_t head_dim, int64_t nq) {
     /* the AVX-512 tile's: a transposed K block and a V block [B][head_dim], and per query the block's
-     * weights [B] and its running max, sum and rescale factor; the reference uses less */
+     * weights [B], its running sum as 16 partial sums, its running max and rescale factor; the
+     * reference uses less */
     const int64_t B = KERNEL_ATTN_BLOCK;
-    return 2 * B * head_dim + nq * (B + 3) + B;
+    return 2 * B * head_dim + nq * (B + 18) + B;
 }

@@ -5,8 +5,8 @@
  *     head_dim FMAs in d order: s_j = fma(q[d], k_j[d], s_j), d = 0, 1, ...;
  *   - f16 V rows are converted once into a [B][head_dim] block (f32 rows are used in place).
  * Then per query: scale, mask the keys past its position to -inf, the online-softmax step (exp_ps
- * below, block sums by _mm512_reduce_add_ps: a fixed tree), and o = o c + p_j v_j with one FMA per
- * (key, dimension) in key order.
+ * below; the running sum kept as 16 partial sums, reduced by _mm512_reduce_add_ps, a fixed tree, at the
+ * end), and o = o c + p_j v_j with one FMA per (key, dimension) in key order.
  *
  * Batch invariance (kernels.h): every value a query gets is made by lanes that belong to it alone, in
  * an order fixed by head_dim and the block, never by the tile: register tiles of several queries share
@@ -140,24 +140,33 @@ static void qk_any(int n, const float *Kt, int64_t hd, const float *const *q, fl
     }
 }
 
-/* The online-softmax step of one query: p (the block's raw scores in, its weights out), nv valid keys
- * (1..B); updates the running max m and sum l, and returns the factor c that rescales o. */
-static inline float softmax_block(float *p, int64_t nv, float scale, float *m, float *l) {
+/* The online-softmax step of one query, in two halves so that the rescale factors c = exp(m - m') of
+ * 16 queries take one exp_ps (lanes never mix, so a query's c does not depend on its neighbours).
+ * softmax_max: p holds the block's raw scores, nv of them valid (1..B); scales them and sets the others
+ * to -inf (in place), moves the running max m, returns m - m' (-inf on the first block). */
+static inline float softmax_max(float *p, int64_t nv, float scale, float *m) {
     const __mmask16 k0 = nv >= 16 ? 0xFFFF : (__mmask16)((1u << nv) - 1);
     const __mmask16 k1 = nv >= 32 ? 0xFFFF : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : 0;
     const __m512 ninf = _mm512_set1_ps(-INFINITY), vs = _mm512_set1_ps(scale);
     const __m512 s0 = _mm512_mask_mul_ps(ninf, k0, _mm512_loadu_ps(p), vs);
     const __m512 s1 = _mm512_mask_mul_ps(ninf, k1, _mm512_loadu_ps(p + 16), vs);
+    _mm512_storeu_ps(p, s0);
+    _mm512_storeu_ps(p + 16, s1);
     const float bmax = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
-    const float m1 = *m > bmax ? *m : bmax;
-    const __m512 vm = _mm512_set1_ps(m1);
-    const __m512 p0 = exp_ps(_mm512_sub_ps(s0, vm)), p1 = exp_ps(_mm512_sub_ps(s1, vm));
-    const float c = _mm512_cvtss_f32(exp_ps(_mm512_set1_ps(*m - m1))); /* 0 for the first block */
+    const float m1 = *m > bmax ? *m : bmax, d = *m - m1;
+    *m = m1;
+    return d;
+}
+
+/* softmax_weights: p = exp(s - m) in place; the running sum, kept as 16 partial sums l16 (reduced once,
+ * at the end), becomes l16 c + p[0..16) + p[16..32). */
+static inline void softmax_weights(float *p, float m, float c, float *l16) {
+    const __m512 vm = _mm512_set1_ps(m);
+    const __m512 p0 = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vm));
+    const __m512 p1 = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(p + 16), vm));
     _mm512_storeu_ps(p, p0);
     _mm512_storeu_ps(p + 16, p1);
-    *l = *l * c + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
-    *m = m1;
-    return c;
+    _mm512_storeu_ps(l16, _mm512_fmadd_ps(_mm512_loadu_ps(l16), _mm512_set1_ps(c), _mm512_add_ps(p0, p1)));
 }
 
 /* Loads and stores of 16 floats, masked only where a group of 64 dimensions is partial (full is a
@@ -254,12 +263,12 @@ static void attn_avx512(const kernel_attn_kv *kv, int64_t nq, const float *const
         return;
     }
     const bool f16 = kv->type == HERD_TYPE_F16;
-    /* scratch (kernels_attn_scratch_floats): Kt [hd][B], Vb [B][hd], P [nq][B], M, L, C [nq] */
-    float *Kt = scratch, *Vb = Kt + B * hd, *P = Vb + B * hd, *M = P + nq * B, *L = M + nq, *C = L + nq;
+    /* scratch (kernels_attn_scratch_floats): Kt [hd][B], Vb [B][hd], P [nq][B], L [nq][16], M, C [nq] */
+    float *Kt = scratch, *Vb = Kt + B * hd, *P = Vb + B * hd, *L = P + nq * B, *M = L + nq * 16, *C = M + nq;
     int64_t kmax = 0;
     for (int64_t i = 0; i < nq; i++) {
         M[i] = -INFINITY;
-        L[i] = 0;
+        _mm512_storeu_ps(L + i * 16, _mm512_setzero_ps());
         kmax = n_kv[i] > kmax ? n_kv[i] : kmax;
     }
     for (int64_t b0 = 0; b0 < kmax; b0 += B) {
@@ -288,8 +297,13 @@ static void attn_avx512(const kernel_attn_kv *kv, int64_t nq, const float *const
             if (n) qk_any(n, Kt, hd, qs, ss);
         }
         for (int64_t i = 0; i < nq; i++)
-            if (n_kv[i] > b0)
-                C[i] = softmax_block(P + i * B, n_kv[i] - b0 < B ? n_kv[i] - b0 : B, kv->scale, &M[i], &L[i]);
+            if (n_kv[i] > b0) C[i] = softmax_max(P + i * B, n_kv[i] - b0 < B ? n_kv[i] - b0 : B, kv->scale, &M[i]);
+        for (int64_t i = 0; i < nq; i += 16) { /* C = exp(C); lanes of queries past this block are unused */
+            const __mmask16 k = nq - i >= 16 ? 0xFFFF : (__mmask16)((1u << (nq - i)) - 1);
+            _mm512_mask_storeu_ps(C + i, k, exp_ps(_mm512_maskz_loadu_ps(k, C + i)));
+        }
+        for (int64_t i = 0; i < nq; i++)
+            if (n_kv[i] > b0) softmax_weights(P + i * B, M[i], C[i], L + i * 16);
         /* o, PV_TILE queries at a time */
         for (int64_t i = 0; i < nq;) {
             float *ps[PV_TILE], *os[PV_TILE], cs[PV_TILE];
@@ -306,7 +320,7 @@ static void attn_avx512(const kernel_attn_kv *kv, int64_t nq, const float *const
         }
     }
     for (int64_t i = 0; i < nq; i++) {
-        const __m512 l = _mm512_set1_ps(L[i]);
+        const __m512 l = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_loadu_ps(L + i * 16)));
         for (int64_t d = 0; d < hd; d += 16)
             _mm512_storeu_ps(o[i] + d, _mm512_div_ps(_mm512_loadu_ps(o[i] + d), l));
     }
