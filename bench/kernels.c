@@ -8,6 +8,7 @@
  *       -ljansson -lm -lpthread
  *   build/bench_kernels            # HERD_BENCH_FLUSH_MB=... changes the cache-flush buffer (default 1024)
  *   build/bench_kernels prompt     # only the prompt-shape (gemm) table
+ *   build/bench_kernels attn       # only the attention table
  *
  * cold: before each timed pass a buffer far larger than the caches is read, so the weights come from DRAM
  *       as in real decode (a model is GBs; each layer's weights are read once per token).
@@ -16,6 +17,10 @@
  * Then the cost of converting one activation row (from_f32 of the vec_dot types) per ISA.
  * Last, prompt shape: 1024 rows x 2048 (the 1B's n_embd) times 64 tokens, thread CPU time, GMAC/s of the
  * type's gemm (kernels.h) next to one dot per (row, token) in 16-token tiles (matmul without gemm).
+ * Attention: the causal prefill of one KV head (1B shape: head_dim 64, 4 query heads per KV head, f16
+ * cache) at 512 and 4096 positions, in tiles of 16 tokens as the forward pass cuts them, thread CPU time:
+ * the active ISA's tiled kernel (vec->attn) next to the per-query code on the same ISA's dots and axpys
+ * (kernels_attn_generic: a dot per key and an axpy per value, as attention ran before the tiled kernel).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +30,7 @@
 
 #include "herd.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 #include "kernels/types.h"
 
 enum { ROWS = 4096, COLS = 4096, PASSES = 5 };
@@ -102,6 +108,59 @@ static void prompt_shape(const int *types, const char *const *names, int n_types
     }
 }
 
+/* Causal prefill of one KV head: n tokens x group heads, tiles of 16 tokens; seconds (thread CPU time) of
+ * the tiled kernel or of the per-query generic code. */
+static double attn_prefill(int64_t n, int64_t hd, int64_t group, const uint16_t *k, const uint16_t *v,
+                           const float *q, float *o, bool tiled) {
+    enum { TILE = 16 };
+    const kernel_vec_ops *vo = kernels_vec();
+    const float *qp[TILE * 8];
+    float *op[TILE * 8];
+    int64_t nkv[TILE * 8];
+    float *scratch = malloc(sizeof(float) * (size_t)kernels_attn_scratch_floats(hd, TILE * group));
+    kernel_attn_kv kv = {.head_dim = hd, .type = HERD_TYPE_F16, .k = k, .v = v, .stride = hd * 2,
+                         .scale = 1.0f / 8};
+    double t0 = cpu_s();
+    for (int64_t t0k = 0; t0k < n; t0k += TILE) {
+        int64_t nq = 0;
+        for (int64_t t = t0k; t < t0k + TILE && t < n; t++)
+            for (int64_t g = 0; g < group; g++, nq++) {
+                qp[nq] = q + (t * group + g) * hd;
+                op[nq] = o + (t * group + g) * hd;
+                nkv[nq] = t + 1;
+            }
+        if (tiled) vo->attn(&kv, nq, qp, nkv, op, scratch);
+        else kernels_attn_generic(vo, &kv, nq, qp, nkv, op, scratch);
+    }
+    double dt = cpu_s() - t0;
+    free(scratch);
+    return dt;
+}
+
+static void attn_table(void) {
+    const int64_t hd = 64, group = 4;
+    printf("\nattention, causal prefill of one KV head: head_dim %lld, %lld query heads, f16 cache, 1 thread, %s\n"
+           "%-9s %14s %14s %7s\n",
+           (long long)hd, (long long)group, kernels_isa_name(kernels_active_isa()), "positions", "tiled GMAC/s",
+           "per-query", "ratio");
+    for (int64_t n = 512; n <= 4096; n *= 8) {
+        uint16_t *k = malloc(sizeof(uint16_t) * (size_t)(n * hd)), *v = malloc(sizeof(uint16_t) * (size_t)(n * hd));
+        float *q = malloc(sizeof(float) * (size_t)(n * group * hd)), *o = malloc(sizeof(float) * (size_t)(n * group * hd));
+        for (int64_t i = 0; i < n * hd; i++) k[i] = fp32_to_fp16(rnd_sym()), v[i] = fp32_to_fp16(rnd_sym());
+        for (int64_t i = 0; i < n * group * hd; i++) q[i] = rnd_sym();
+        double bt = 1e30, bg = 1e30;
+        for (int p = 0; p < 3; p++) {
+            double a = attn_prefill(n, hd, group, k, v, q, o, true), b = attn_prefill(n, hd, group, k, v, q, o, false);
+            bt = a < bt ? a : bt;
+            bg = b < bg ? b : bg;
+        }
+        double macs = 2.0 * (double)hd * group * (double)n * (double)(n + 1) / 2; /* q.k and p v per (query, key) */
+        printf("%-9lld %14.1f %14.1f %6.2fx\n", (long long)n, macs / bt * 1e-9, macs / bg * 1e-9, bg / bt);
+        g_sink += (uint64_t)(o[0] != o[0]);
+        free(k), free(v), free(q), free(o);
+    }
+}
+
 int main(int argc, char **argv) {
     static const int types[] = {HERD_TYPE_F32,  HERD_TYPE_F16,  HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0,
                                 HERD_TYPE_Q2_K, HERD_TYPE_Q3_K, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
@@ -116,6 +175,10 @@ int main(int argc, char **argv) {
     }
     memset(flush, 1, flush_bytes);
     for (size_t i = 0; i < (size_t)ROWS * COLS; i++) src[i] = rnd_sym();
+    if (argc > 1 && strcmp(argv[1], "attn") == 0) { /* only the attention table */
+        attn_table();
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "prompt") == 0) { /* only the prompt-shape table */
         prompt_shape(types, names, (int)(sizeof types / sizeof types[0]), src);
         return 0;
@@ -195,6 +258,7 @@ int main(int argc, char **argv) {
         }
     }
     prompt_shape(types, names, (int)(sizeof types / sizeof types[0]), src);
+    attn_table();
     free(flush);
     free(src);
     free(y);

@@ -64,6 +64,7 @@ static void init_once(void) {
     g_supported[KERNEL_ISA_REF] = true;
     detect(&g_supported[KERNEL_ISA_AVX2], &g_supported[KERNEL_ISA_AVX512]);
     kernels_fill_ref(g_ops[KERNEL_ISA_REF], &g_vec[KERNEL_ISA_REF]);
+    kernels_fill_attn_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
@@ -74,6 +75,7 @@ static void init_once(void) {
         kernels_fill_avx2(g_ops[KERNEL_ISA_AVX2], &g_vec[KERNEL_ISA_AVX2]);
         kernels_fill_avx2_kquants(g_ops[KERNEL_ISA_AVX2]);
         kernels_fill_fp8_avx2(g_ops[KERNEL_ISA_AVX2]);
+        kernels_fill_attn_avx2(&g_vec[KERNEL_ISA_AVX2]);
     }
     if (g_supported[KERNEL_ISA_AVX512]) {
         /* AVX-512 builds on the AVX2 table for whatever it does not replace */
@@ -83,6 +85,7 @@ static void init_once(void) {
         kernels_fill_avx512_kquants(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_fp8_avx512(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_gemm_avx512(g_ops[KERNEL_ISA_AVX512]);
+        kernels_fill_attn_avx512(&g_vec[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)
@@ -147,4 +150,12 @@ int64_t kernels_row_bytes(int type, int64_t n) {
     const kernel_type_ops *o = kernels_type_isa(type, KERNEL_ISA_REF);
     HERD_ASSERT(o && n % o->block == 0);
     return n / o->block * o->block_bytes + o->row_extra;
+}
+
+int64_t kernels_attn_scratch_floats(int64_t head_dim, int64_t nq) {
+    /* the AVX-512 tile's: a transposed K block and a V block [B][head_dim], and per query the block's
+     * weights [B], its running sum as 16 partial sums, its running max and rescale factor; the
+     * reference uses less */
+    const int64_t B = KERNEL_ATTN_BLOCK;
+    return 2 * B * head_dim + nq * (B + 18) + B;
 }

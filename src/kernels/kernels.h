@@ -57,12 +57,36 @@ typedef struct {
     kernel_gemm_fn gemm;
 } kernel_type_ops;
 
+/* Causal attention of a tile of queries against one KV head, flash-style (see ref/attn_ref.c for the
+ * math, written out). The keys are walked in blocks of KERNEL_ATTN_BLOCK positions that start at
+ * multiples of the block size (never relative to the tile), with an online softmax per query: per
+ * block, scores s_j = (q . k_j) * scale, m' = max(m, max_j s_j), c = exp(m - m'), p_j = exp(s_j - m'),
+ * l = l c + sum_j p_j, o = o c + sum_j p_j v_j (j in key order); at the end o /= l.
+ *
+ * Contract: query i (q[i], head_dim floats) attends positions 0 .. n_kv[i]-1 (n_kv[i] >= 1) and its
+ * result goes to o[i] (head_dim floats; o[i] must not overlap q or another o). Each o[i] is a function
+ * of q[i], n_kv[i] and those keys/values alone: bit-identical whichever other queries share the tile,
+ * in whatever order, and whatever nq is. A tile only shares loads (each K/V row is read and converted
+ * once per tile, not once per query); that is what makes GQA heads and prompt tokens cheap together.
+ * scratch: kernels_attn_scratch_floats(head_dim, nq) floats, owned by the caller. */
+#define KERNEL_ATTN_BLOCK 32
+typedef struct {
+    int64_t head_dim;
+    int type;          /* of the cache rows: HERD_TYPE_F32 or HERD_TYPE_F16 */
+    const void *k, *v; /* this head's slice of position 0's K / V row */
+    int64_t stride;    /* bytes from one position's row to the next */
+    float scale;       /* multiplies q . k (1/sqrt(head_dim)) */
+} kernel_attn_kv;
+typedef void (*kernel_attn_fn)(const kernel_attn_kv *kv, int64_t nq, const float *const *q, const int64_t *n_kv,
+                               float *const *o, float *scratch);
+
 /* Primitives of attention and elementwise work, all on contiguous rows. */
 typedef struct {
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     float (*dot_f16_f32)(int64_t n, const uint16_t *a, const float *b);   /* a: f16 */
     void (*axpy_f32)(int64_t n, float alpha, const float *x, float *y);   /* y += alpha * x */
     void (*axpy_f16)(int64_t n, float alpha, const uint16_t *x, float *y); /* x: f16 */
+    kernel_attn_fn attn;                                                   /* see above */
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the
@@ -78,6 +102,9 @@ const kernel_vec_ops *kernels_vec(void);
 /* Ops of one specific ISA (for tests); NULL if the CPU lacks it or the type is unsupported. */
 const kernel_type_ops *kernels_type_isa(int type, kernel_isa isa);
 const kernel_vec_ops *kernels_vec_isa(kernel_isa isa);
+
+/* Scratch of one kernel_attn_fn call with up to nq queries of head_dim (every ISA's variant fits). */
+int64_t kernels_attn_scratch_floats(int64_t head_dim, int64_t nq);
 
 /* Bytes of a row of n elements of a supported type (row_extra included). */
 int64_t kernels_row_bytes(int type, int64_t n);

@@ -1,9 +1,11 @@
 /* Forward pass (see forward.h for the data flow). Numerics follow llama.cpp where it matters for
  * agreement: RMSNorm sums squares in double, RoPE angles are built by repeated float
- * multiplication of theta_scale (ggml's rope cache), softmax sums in double, attention in f32. */
+ * multiplication of theta_scale (ggml's rope cache), attention in f32 (the kernels' blocked online
+ * softmax, kernels.h). */
 #include "forward.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,11 +27,26 @@ struct forward_state {
     float *att;        /* [n_batch][n_head * head_dim] attention output */
     float *gate, *up;  /* [n_batch][n_ff] */
     float *rope_cs;    /* [n_batch][head_dim/2][2] cos, sin */
-    float *scores;     /* [n_threads][n_ctx] */
     int64_t *pos;      /* [n_batch] position of each token in its sequence */
     int32_t *seq;      /* [n_batch] sequence of each token */
     void *xq;          /* converted activations for matmul */
+    /* attention tiles (plan_tiles): tokens of one sequence, up to tile_tokens of them */
+    int64_t tile_tokens, tile_q;   /* tokens per tile; queries per tile (x the GQA group) */
+    int64_t n_tiles;
+    int64_t *tile_tok;             /* [n_batch] token indices, grouped by sequence, batch order within */
+    int64_t *tile_beg;             /* [n_batch + 1] tile i is tile_tok[tile_beg[i] .. tile_beg[i+1]) */
+    int64_t *seq_off;              /* [n_seq + 1] counting-sort offsets */
+    /* per thread: the kernel's scratch and a tile's query / output pointers and key counts */
+    int64_t attn_scratch_n;        /* floats per thread */
+    float *attn_scratch;           /* [n_threads][attn_scratch_n] */
+    const float **attn_q;          /* [n_threads][tile_q] */
+    float **attn_o;                /* [n_threads][tile_q] */
+    int64_t *attn_nkv;             /* [n_threads][tile_q] */
 };
+
+/* Queries per attention tile: enough to amortize each K/V block's conversion over many dots, few
+ * enough that a long prompt still splits into many work items for the threads. */
+#define ATTN_TILE_QUERIES 64
 
 static void *alloc_or_null(size_t bytes, bool *ok) {
     void *p = malloc(bytes ? bytes : 1);
@@ -67,7 +84,17 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
     s->gate = alloc_or_null((size_t)(n_batch * hp->n_ff) * f, &ok);
     s->up = alloc_or_null((size_t)(n_batch * hp->n_ff) * f, &ok);
     s->rope_cs = alloc_or_null((size_t)(n_batch * hp->head_dim) * f, &ok);
-    s->scores = alloc_or_null((size_t)(n_threads * n_ctx) * f, &ok);
+    int64_t nth = n_threads < 1 ? 1 : n_threads, group = hp->n_head / hp->n_head_kv;
+    s->tile_tokens = ATTN_TILE_QUERIES / group > 1 ? ATTN_TILE_QUERIES / group : 1;
+    s->tile_q = s->tile_tokens * group;
+    s->tile_tok = alloc_or_null((size_t)n_batch * sizeof *s->tile_tok, &ok);
+    s->tile_beg = alloc_or_null((size_t)(n_batch + 1) * sizeof *s->tile_beg, &ok);
+    s->seq_off = alloc_or_null((size_t)(n_seq + 1) * sizeof *s->seq_off, &ok);
+    s->attn_scratch_n = kernels_attn_scratch_floats(hp->head_dim, s->tile_q);
+    s->attn_scratch = alloc_or_null((size_t)(nth * s->attn_scratch_n) * f, &ok);
+    s->attn_q = alloc_or_null((size_t)(nth * s->tile_q) * sizeof *s->attn_q, &ok);
+    s->attn_o = alloc_or_null((size_t)(nth * s->tile_q) * sizeof *s->attn_o, &ok);
+    s->attn_nkv = alloc_or_null((size_t)(nth * s->tile_q) * sizeof *s->attn_nkv, &ok);
     s->pos = alloc_or_null((size_t)n_batch * sizeof *s->pos, &ok);
     s->seq = alloc_or_null((size_t)n_batch * sizeof *s->seq, &ok);
     /* the largest converted activation block over all matmuls of the model */
@@ -105,7 +132,13 @@ void forward_state_free(forward_state *s) {
     free(s->gate);
     free(s->up);
     free(s->rope_cs);
-    free(s->scores);
+    free(s->tile_tok);
+    free(s->tile_beg);
+    free(s->seq_off);
+    free(s->attn_scratch);
+    free(s->attn_q);
+    free(s->attn_o);
+    free(s->attn_nkv);
     free(s->pos);
     free(s->seq);
     free(s->xq);
@@ -180,6 +213,7 @@ static void rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float 
 typedef struct {
     forward_state *s;
     int64_t n, layer;
+    _Atomic int64_t next; /* job_attention: the next work item */
 } job;
 
 /* RoPE on q and k, then k and v into the cache at their positions. */
@@ -199,43 +233,57 @@ static void job_rope_store(void *arg, int ith, int nth) {
     }
 }
 
-/* Causal attention for every (token, head) pair; each thread owns a scores row of n_ctx. */
+/* Cuts the batch into attention tiles: its tokens grouped by sequence (a counting sort; batch order,
+ * hence position order, within a sequence), up to tile_tokens consecutive ones per tile. */
+static void plan_tiles(forward_state *s, int64_t n) {
+    const int64_t n_seq = s->kv.n_seq;
+    memset(s->seq_off, 0, (size_t)(n_seq + 1) * sizeof *s->seq_off);
+    for (int64_t t = 0; t < n; t++) s->seq_off[s->seq[t] + 1]++;
+    for (int64_t sq = 0; sq < n_seq; sq++) s->seq_off[sq + 1] += s->seq_off[sq];
+    for (int64_t t = 0; t < n; t++) s->tile_tok[s->seq_off[s->seq[t]]++] = t;
+    s->n_tiles = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (i == 0 || s->seq[s->tile_tok[i]] != s->seq[s->tile_tok[i - 1]] ||
+            i - s->tile_beg[s->n_tiles - 1] == s->tile_tokens)
+            s->tile_beg[s->n_tiles++] = i;
+    s->tile_beg[s->n_tiles] = n;
+}
+
+/* Causal attention, one work item per (tile, KV head): the tile's tokens x the query heads that share
+ * the KV head go through the attention kernel together, which reads each K/V row once for all of them
+ * (kernels.h, kernel_attn_fn). Threads take items from a shared counter, KV head by KV head (the threads
+ * stream the same K/V rows, which stay in cache) and within one the last tiles (the most keys) first, so
+ * the work ends on small items; a query's result depends neither on its tile nor on the thread. */
 static void job_attention(void *arg, int ith, int nth) {
+    (void)nth;
     job *j = arg;
     forward_state *s = j->s;
     const model_hparams *hp = &s->m->hp;
     const kernel_vec_ops *vo = kernels_vec();
     const int64_t hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const bool f16 = s->kv.type == HERD_TYPE_F16;
-    float *sc = s->scores + (int64_t)ith * s->kv.n_ctx;
-    int64_t w0, w1;
-    pool_range(j->n * hp->n_head, ith, nth, &w0, &w1);
-    for (int64_t w = w0; w < w1; w++) {
-        int64_t t = w / hp->n_head, h = w % hp->n_head, kvh = h / group, sq = s->seq[t];
-        int64_t n_pos = s->pos[t] + 1; /* causal: positions 0 .. pos[t] of its own sequence */
-        const float *q = s->q + t * q_dim + h * hd;
-        float *o = s->att + t * q_dim + h * hd;
-        float mx = -INFINITY;
-        for (int64_t p = 0; p < n_pos; p++) {
-            const void *kr = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
-            float d = f16 ? vo->dot_f16_f32(hd, kr, q) : vo->dot_f32(hd, kr, q);
-            sc[p] = d * scale;
-            if (sc[p] > mx) mx = sc[p];
+    const int64_t esz = s->kv.type == HERD_TYPE_F16 ? 2 : 4, n_items = s->n_tiles * hp->n_head_kv;
+    const float **qp = s->attn_q + ith * s->tile_q;
+    float **op = s->attn_o + ith * s->tile_q, *scratch = s->attn_scratch + ith * s->attn_scratch_n;
+    int64_t *nkv = s->attn_nkv + ith * s->tile_q;
+    for (int64_t w; (w = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < n_items;) {
+        const int64_t kvh = w / s->n_tiles, tile = s->n_tiles - 1 - w % s->n_tiles;
+        const int64_t sq = s->seq[s->tile_tok[s->tile_beg[tile]]];
+        int64_t nq = 0;
+        for (int64_t i = s->tile_beg[tile]; i < s->tile_beg[tile + 1]; i++) {
+            const int64_t t = s->tile_tok[i];
+            for (int64_t g = 0; g < group; g++, nq++) {
+                qp[nq] = s->q + t * q_dim + (kvh * group + g) * hd;
+                op[nq] = s->att + t * q_dim + (kvh * group + g) * hd;
+                nkv[nq] = s->pos[t] + 1; /* causal: positions 0 .. pos[t] of its own sequence */
+            }
         }
-        double sum = 0;
-        for (int64_t p = 0; p < n_pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += (double)sc[p];
-        }
-        float inv = (float)(1.0 / sum);
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int64_t p = 0; p < n_pos; p++) {
-            const void *vr = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, p) + kvh * hd * (f16 ? 2 : 4);
-            float pw = sc[p] * inv;
-            if (f16) vo->axpy_f16(hd, pw, vr, o);
-            else vo->axpy_f32(hd, pw, vr, o);
-        }
+        const kernel_attn_kv kv = {.head_dim = hd,
+                                   .type = s->kv.type,
+                                   .k = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
+                                   .v = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
+                                   .stride = s->kv.row_bytes,
+                                   .scale = 1.0f / sqrtf((float)hd)};
+        vo->attn(&kv, nq, qp, nkv, op, scratch);
     }
 }
 
@@ -274,7 +322,8 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
                    m->rope_freqs);
     }
 
-    job j = {s, n, 0};
+    plan_tiles(s, n);
+    job j = {s, n, 0, 0};
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         j.layer = l;
@@ -284,6 +333,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         /* a decode step's rope and cache writes are cheaper than a thread handoff */
         if (n <= 2) job_rope_store(&j, 0, 1);
         else pool_run(s->pool, job_rope_store, &j);
+        atomic_store_explicit(&j.next, 0, memory_order_relaxed);
         pool_run(s->pool, job_attention, &j);
         matmul(s->pool, &L->wo, s->att, q_dim, n, s->h, E, s->xq);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];

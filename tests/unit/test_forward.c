@@ -1,6 +1,7 @@
 /* Forward pass and generation invariants on small random models (every weight type):
  *  - a batch of tokens gives bit-identical logits to feeding them one by one, whatever n_batch and
- *    thread count (each output is one dot kernel call on the same bytes: batch invariance);
+ *    thread count, with an f32 and an f16 KV cache (each output is one dot kernel call on the same
+ *    bytes, attention's arithmetic per query does not depend on its tile: batch invariance);
  *  - truncating the KV cache and re-decoding reproduces the same logits;
  *  - an f16 KV cache stays close to the f32 one;
  *  - errors: context overflow, bad token ids;
@@ -132,6 +133,15 @@ static void check_invariance(herd_model *m, const char *name) {
         maxa = fmax(maxa, fabs(all[i]));
     }
     CHECK(maxd < 0.02 * maxa + 1e-3, "%s: f16 KV within 2%% (max diff %.2e, max |logit| %.2f)", name, maxd, maxa);
+    herd_context_free(c);
+    /* f16 KV (the server's default): token by token on 1 thread is bit-identical to the batch too */
+    c = make_ctx(m, 64, 512, 1, HERD_KV_F16);
+    same = 1;
+    for (int i = 0; i < NT; i++) {
+        CHECK(herd_decode(c, toks + i, 1, HERD_LOGITS_LAST, one) == 0, "single decode, f16 kv");
+        same &= memcmp(one, other + i * nv, sizeof(float) * (size_t)nv) == 0;
+    }
+    CHECK(same, "%s: f16 KV token-by-token (1 thread) is bit-identical to one batch (2 threads)", name);
     herd_context_free(c);
     free(all);
     free(one);
