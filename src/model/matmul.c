@@ -2,6 +2,7 @@
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
+#include "../kernels/packed.h"
 
 /* bytes of one converted row on the stack before packing */
 #define GEMM_ROW_MAX 65536
@@ -38,6 +39,7 @@ int64_t matmul_scratch_bytes(int weight_type, int64_t n_in, int64_t n_tok) {
     HERD_ASSERT(o);
     int64_t b = kernels_row_bytes(o->vec_dot_type, n_in) * n_tok;
     if (o->gemm && n_tok >= gemm_min_tokens(weight_type) && o->gemm_x_bytes(n_in) * n_tok > b) b = o->gemm_x_bytes(n_in) * n_tok;
+    if (pk_gemm_for(weight_type, n_in, PK_ROWS) && pk_x_bytes(n_in) * n_tok > b) b = pk_x_bytes(n_in) * n_tok;
     return b;
 }
 
@@ -52,9 +54,18 @@ typedef struct {
     void *xq;
     const uint8_t *xsrc;    /* converted rows (xq), or x itself when the vec_dot type is f32 */
     const kernel_type_ops *g; /* the weights' gemm (xq holds packed rows), or NULL: per-row dots */
+    pk_gemm_fn pk;          /* the packed kernel when the weights are packed (xq: packed activations) */
 } mm_job;
 
 static void convert_range(mm_job *j, int64_t t0, int64_t t1) {
+    if (j->pk) { /* each row converted to q8_0 as for the dot, then to the packed activation blocks */
+        _Alignas(64) uint8_t row[GEMM_ROW_MAX];
+        for (int64_t t = t0; t < t1; t++) {
+            j->vd->from_f32(j->x + t * j->ldx, row, j->w0->n_in);
+            pk_pack_x(j->w0->type, j->w0->n_in, row, (uint8_t *)j->xq + t * j->xq_row);
+        }
+        return;
+    }
     if (j->g) { /* each row converted as for the dot, then packed */
         _Alignas(64) uint8_t row[GEMM_ROW_MAX];
         for (int64_t t = t0; t < t1; t++) {
@@ -102,10 +113,23 @@ static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1
 }
 
 /* The thread's share of the rows of all the weights, taken as one concatenated range, so that one
- * pass (one barrier) covers Q, K and V, or gate and up. */
+ * pass (one barrier) covers Q, K and V, or gate and up. Packed weights are shared out in groups of
+ * PK_ROWS rows. */
 static void mm_rows(void *arg, int ith, int nth) {
     mm_job *j = arg;
     int64_t r0, r1, base = 0;
+    if (j->pk) {
+        pool_range(j->total_rows / PK_ROWS, ith, nth, &r0, &r1);
+        for (int i = 0; i < j->n_outs && base < r1; i++) {
+            const weight *w = j->outs[i].w;
+            int64_t n = w->n_out / PK_ROWS, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
+            if (a < b)
+                j->pk(w->n_in, b - a, j->n_tok, w->packed + a * pk_group_bytes(w->type, w->n_in), j->xsrc, j->xq_row,
+                      j->outs[i].y + a * PK_ROWS, j->outs[i].ldy);
+            base += n;
+        }
+        return;
+    }
     pool_range(j->total_rows, ith, nth, &r0, &r1);
     for (int i = 0; i < j->n_outs && base < r1; i++) {
         int64_t n = j->outs[i].w->n_out, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
@@ -119,21 +143,28 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
     const weight *w0 = outs[0].w;
     const kernel_type_ops *ops0 = kernels_type(w0->type);
     HERD_ASSERT(ops0);
-    const kernel_type_ops *g0 = gemm_ops(w0, n_tok);
+    pk_gemm_fn pk = w0->packed ? pk_gemm_for(w0->type, w0->n_in, w0->n_out) : NULL;
+    const kernel_type_ops *g0 = pk ? NULL : gemm_ops(w0, n_tok);
     /* one input conversion serves every weight of the same vec_dot type, width and FP8 bound (and the
-     * same packed layout, for gemm) */
+     * same packed layout, for gemm; all packed and of one type for the packed kernel) */
     for (int i = 1; i < n_outs; i++) {
         const kernel_type_ops *o = kernels_type(outs[i].w->type), *g = gemm_ops(outs[i].w, n_tok);
+        bool same_pk = pk ? outs[i].w->packed && outs[i].w->type == w0->type : !outs[i].w->packed;
         if (o->vec_dot_type != ops0->vec_dot_type || outs[i].w->n_in != w0->n_in || outs[i].w->act_ub != w0->act_ub ||
-            (g ? g->gemm_pack_x : NULL) != (g0 ? g0->gemm_pack_x : NULL)) {
+            !same_pk || (!pk && (g ? g->gemm_pack_x : NULL) != (g0 ? g0->gemm_pack_x : NULL))) {
             for (int k = 0; k < n_outs; k++) matmul_multi(pool, &outs[k], 1, x, ldx, n_tok, xq);
             return;
         }
     }
     mm_job j = {.outs = outs, .n_outs = n_outs, .vd = kernels_type(ops0->vec_dot_type), .w0 = w0, .x = x,
-                .ldx = ldx, .n_tok = n_tok, .xq = xq, .g = g0};
+                .ldx = ldx, .n_tok = n_tok, .xq = xq, .g = g0, .pk = pk};
     for (int i = 0; i < n_outs; i++) j.total_rows += outs[i].w->n_out;
-    if (g0) {
+    if (pk) {
+        j.xq_row = pk_x_bytes(w0->n_in);
+        if (n_tok <= 2) convert_range(&j, 0, n_tok);
+        else pool_run(pool, convert_rows, &j);
+        j.xsrc = xq;
+    } else if (g0) {
         j.xq_row = g0->gemm_x_bytes(w0->n_in);
         pool_run(pool, convert_rows, &j);
         j.xsrc = xq;

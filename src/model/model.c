@@ -298,6 +298,7 @@ int model_load(const char *path, int flags, herd_model **out) {
     m->vocab_only = (flags & MODEL_LOAD_VOCAB_ONLY) != 0;
     int rc = hf_is_dir(path) ? model_load_hf(m, path) : load_gguf(m, path);
     if (!rc && !m->vocab_only) rc = load_weights(m);
+    if (!rc && !m->vocab_only) rc = model_repack(m);
     if (rc) {
         model_free(m);
         return rc;
@@ -313,6 +314,8 @@ void model_free(herd_model *m) {
     free(m->f32_owned);
     for (int64_t i = 0; i < m->n_scales_owned; i++) free(m->scales_owned[i]);
     free(m->scales_owned);
+    for (int64_t i = 0; i < m->n_packed_owned; i++) free(m->packed_owned[i]);
+    free(m->packed_owned);
     free(m->chat_template);
     tensor_table_clear(&m->tensors);
     hf_vocab_free(m->hf_vocab);

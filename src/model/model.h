@@ -29,6 +29,7 @@ typedef struct {
     const char *name;       /* the GGUF tensor name (owned by the tensor table) */
     const float *row_scale; /* [n_out] scale of each row (FP8 weights), else NULL */
     float act_ub;           /* FP8: upper bound of an activation row's scale (activation_scale_ub) */
+    const uint8_t *packed;  /* the rows interleaved for the packed kernels (kernels/packed.h), or NULL */
 } weight;
 
 typedef struct {
@@ -77,6 +78,9 @@ struct herd_model {
     char *chat_template;    /* tokenizer.chat_template, NUL-terminated, or NULL */
     int weight_type;
     int64_t n_params;
+    uint8_t **packed_owned; /* the packed copies of weights (repack.c), [n_packed_owned] */
+    int64_t n_packed_owned;
+    int64_t packed_bytes;   /* their total size */
 };
 
 enum { MODEL_LOAD_VOCAB_ONLY = 1 };
@@ -87,6 +91,9 @@ enum { MODEL_LOAD_VOCAB_ONLY = 1 };
 /* path: a GGUF file or a Hugging Face directory. */
 int model_load(const char *path, int flags, herd_model **out);
 void model_free(herd_model *m);
+/* Interleaves the q8_0 / q4_0 weights for the packed kernels where this CPU has them (repack.c);
+ * HERD_REPACK=0 in the environment keeps the plain layout. */
+int model_repack(herd_model *m);
 /* Fills hp, vocab, chat template, tensors and m->hf from a HF directory (model_hf.c). */
 int model_load_hf(herd_model *m, const char *dir);
 

@@ -1,0 +1,139 @@
+/* AVX-512 VNNI kernels of the interleaved q8_0 / q4_0 layout (packed.h; reference: pk_gemm_ref).
+ *
+ * One 512-bit lane per weight row: for a group of 16 rows and one block of 32 elements, chunk c of the
+ * block (elements 4c..4c+3 of every row, 64 bytes) goes through one vpdpbusd against the broadcast 4
+ * activation bytes of that chunk. A block costs per token 8 vpdpbusd (the int32 sums, started at the
+ * activation block's offset, which makes the unsigned weight bytes signed again), vcvtdq2ps, one
+ * vmulps (d_w * d_x) and one vfmadd into the accumulator: the reference's order, lane by lane.
+ *
+ * Register tile: RG groups x T tokens of accumulators. Decode (1 token) takes 4 groups at once so that
+ * four independent accumulator chains hide the FMA latency, and splits each block's 8 vpdpbusd into two
+ * chains (integer sums: any order is exact). Prompt processing takes 1 group x up to 8 tokens: the
+ * block's weight vectors are loaded (q4_0: and split into nibbles) once for the 8 tokens. Tokens go in
+ * blocks whose activations fit in L2 while every group of the thread's rows streams past them.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../packed.h"
+
+#define ALWAYS static inline __attribute__((always_inline))
+#define X_L2_BYTES (256 * 1024) /* activation bytes per token block */
+
+/* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0: the
+ * low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword 4 + c. */
+ALWAYS void load_w(int q4, const uint8_t *blk, __m512i w[8]) {
+    if (!q4) {
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(blk + 32 + 64 * c);
+        return;
+    }
+    const __m512i m = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
+        w[c] = _mm512_and_si512(v, m);
+        w[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    }
+}
+
+static inline int32_t ld32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline float ldf(const uint8_t *p) {
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* y[t][16 g + r] for g < RG, t < T: groups gb bytes apart from w, tokens xs bytes apart from x. */
+ALWAYS void tile(int q4, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs,
+                 float *y, int64_t ldy) {
+    const int64_t bb = q4 ? 288 : 544;
+    const int split = RG * T < 4; /* few accumulators: two vpdpbusd chains per block */
+    __m512 acc[4][8]; /* RG <= 4, T <= 8: constants once inlined, the unused ones vanish */
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int g = 0; g < RG; g++) {
+            const uint8_t *blk = w + g * gb + b * bb;
+            __m512i wv[8];
+            load_w(q4, blk, wv);
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const uint8_t *xb = x + t * xs + b * PK_X_BLOCK;
+                __m512i s0 = _mm512_set1_epi32(ld32(xb + 4)), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    __m512i xk = _mm512_set1_epi32(ld32(xb + 8 + 4 * k));
+                    if (split && (k & 1)) s1 = _mm512_dpbusd_epi32(s1, wv[k], xk);
+                    else s0 = _mm512_dpbusd_epi32(s0, wv[k], xk);
+                }
+                if (split) s0 = _mm512_add_epi32(s0, s1);
+                __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(ldf(xb)));
+                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), sc, acc[g][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
+}
+
+/* One group, nt (1..8) tokens. */
+ALWAYS void tile_t(int q4, int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+                   int64_t ldy) {
+    switch (nt) {
+    case 1: tile(q4, 1, 1, nb, w, gb, x, xs, y, ldy); break;
+    case 2: tile(q4, 1, 2, nb, w, gb, x, xs, y, ldy); break;
+    case 3: tile(q4, 1, 3, nb, w, gb, x, xs, y, ldy); break;
+    case 4: tile(q4, 1, 4, nb, w, gb, x, xs, y, ldy); break;
+    case 5: tile(q4, 1, 5, nb, w, gb, x, xs, y, ldy); break;
+    case 6: tile(q4, 1, 6, nb, w, gb, x, xs, y, ldy); break;
+    case 7: tile(q4, 1, 7, nb, w, gb, x, xs, y, ldy); break;
+    default: tile(q4, 1, 8, nb, w, gb, x, xs, y, ldy); break;
+    }
+}
+
+ALWAYS void gemm(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                 int64_t ldy) {
+    const int64_t nb = n / 32, gb = nb * (q4 ? 288 : 544);
+    const uint8_t *w = wp, *x = xp;
+    if (nt <= 2) { /* decode: 4 groups x nt tokens per tile */
+        int64_t g = 0;
+        for (; g + 4 <= ng; g += 4)
+            if (nt == 1) tile(q4, 4, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+            else tile(q4, 4, 2, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        for (; g < ng; g++) tile_t(q4, (int)nt, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        return;
+    }
+    int64_t tb = X_L2_BYTES / xs / 8 * 8;
+    if (tb < 8) tb = 8;
+    for (int64_t t0 = 0; t0 < nt; t0 += tb) {
+        int64_t t1 = t0 + tb < nt ? t0 + tb : nt;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t t = t0; t < t1; t += 8) {
+                int64_t k = t1 - t < 8 ? t1 - t : 8;
+                tile_t(q4, (int)k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
+            }
+    }
+}
+
+void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                         float *y, int64_t ldy) {
+    gemm(0, n, ng, nt, wp, xp, xp_stride, y, ldy);
+}
+
+void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                         float *y, int64_t ldy) {
+    gemm(1, n, ng, nt, wp, xp, xp_stride, y, ldy);
+}

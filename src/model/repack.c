@@ -1,0 +1,86 @@
+/* Repacking at load: every q8_0 / q4_0 matmul weight that the packed kernels take (kernels/packed.h)
+ * gets an interleaved copy, made once, so that decode and prompt processing both run the packed
+ * kernel on it. The copy is the same size as the original (16 rows x 34 or 18 bytes per block); the
+ * original rows stay mapped for what reads rows directly (the token embedding, herd convert).
+ * Weights are packed by several threads (a 1B Q8_0 model is 1.3 GB of weights). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../base/log.h"
+#include "../kernels/packed.h"
+#include "model.h"
+
+typedef struct {
+    weight **w;       /* the weights to pack */
+    uint8_t **dst;    /* their packed copies */
+    int64_t n;
+    atomic_llong next; /* the next (weight, chunk) to take: chunks of 64 groups */
+    int64_t *chunk0;  /* [n + 1]: the first chunk of each weight */
+} repack_job;
+
+static void *repack_worker(void *arg) {
+    repack_job *j = arg;
+    for (;;) {
+        int64_t c = atomic_fetch_add(&j->next, 1);
+        if (c >= j->chunk0[j->n]) return NULL;
+        int64_t i = 0;
+        while (j->chunk0[i + 1] <= c) i++;
+        const weight *w = j->w[i];
+        int64_t gb = pk_group_bytes(w->type, w->n_in), ng = w->n_out / PK_ROWS;
+        int64_t g0 = (c - j->chunk0[i]) * 64, g1 = g0 + 64 < ng ? g0 + 64 : ng;
+        for (int64_t g = g0; g < g1; g++)
+            pk_pack_w(w->type, w->n_in, w->data + g * PK_ROWS * w->row_bytes, w->row_bytes, j->dst[i] + g * gb);
+    }
+}
+
+int model_repack(herd_model *m) {
+    const char *env = getenv("HERD_REPACK");
+    if (env && strcmp(env, "0") == 0) return HERD_OK;
+    int64_t nmax = m->hp.n_layer * 7 + 1, n = 0;
+    weight **ws = herd_xcalloc((size_t)nmax, sizeof *ws);
+    for (int64_t l = 0; l < m->hp.n_layer; l++) {
+        layer_weights *L = &m->layers[l];
+        weight *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < 7; k++) ws[n++] = lw[k];
+    }
+    ws[n++] = &m->output;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) /* keep those the packed kernels take */
+        if (ws[i]->data && !ws[i]->row_scale && pk_gemm_for(ws[i]->type, ws[i]->n_in, ws[i]->n_out)) ws[k++] = ws[i];
+    n = k;
+    if (n == 0) {
+        free(ws);
+        return HERD_OK;
+    }
+    repack_job j = {.w = ws, .n = n};
+    j.dst = herd_xcalloc((size_t)n, sizeof *j.dst);
+    j.chunk0 = herd_xcalloc((size_t)n + 1, sizeof *j.chunk0);
+    m->packed_owned = herd_xcalloc((size_t)n, sizeof *m->packed_owned);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t ng = ws[i]->n_out / PK_ROWS, bytes = ng * pk_group_bytes(ws[i]->type, ws[i]->n_in);
+        void *p = NULL;
+        if (posix_memalign(&p, 64, (size_t)bytes)) {
+            free(ws), free(j.dst), free(j.chunk0);
+            return herd_err(HERD_E_NOMEM, "model: %s: out of memory repacking '%s' (%lld bytes; HERD_REPACK=0 "
+                            "runs without the copy)", m->file.path, ws[i]->name, (long long)bytes);
+        }
+        j.dst[i] = m->packed_owned[m->n_packed_owned++] = p;
+        m->packed_bytes += bytes;
+        j.chunk0[i + 1] = j.chunk0[i] + (ng + 63) / 64;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nth = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu;
+    pthread_t th[16];
+    int started = 0;
+    for (int t = 1; t < nth; t++)
+        if (pthread_create(&th[started], NULL, repack_worker, &j) == 0) started++;
+    repack_worker(&j);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    /* the tied output shares tok_embd's rows but has its own packed copy; tok_embd keeps the rows */
+    for (int64_t i = 0; i < n; i++) ws[i]->packed = j.dst[i];
+    free(ws), free(j.dst), free(j.chunk0);
+    return HERD_OK;
+}
