@@ -7,6 +7,7 @@
 
 #include "herd.h"
 #include "kernels.h"
+#include "kquants.h"
 #include "types.h"
 
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
@@ -15,48 +16,92 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     switch (type) {
     case HERD_TYPE_Q8_0: return pk_gemm_q8_0_avx512;
     case HERD_TYPE_Q4_0: return pk_gemm_q4_0_avx512;
+    case HERD_TYPE_Q4_K: return n % QK_K ? NULL : pk_gemm_q4_K_avx512;
     default: return NULL;
     }
 }
 
 int64_t pk_group_bytes(int type, int64_t n) {
     int64_t nb = n / 32;
-    return type == HERD_TYPE_Q8_0 ? nb * 544 : type == HERD_TYPE_Q4_0 ? nb * 288 : 0;
+    switch (type) {
+    case HERD_TYPE_Q8_0: return nb * 544;
+    case HERD_TYPE_Q4_0: return nb * 288;
+    case HERD_TYPE_Q4_K: return n / QK_K * PK_K4_BLOCK;
+    default: return 0;
+    }
+}
+
+static void pack_w_q4_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
+    for (int r = 0; r < PK_ROWS; r++) {
+        const block_q4_K *row = (const block_q4_K *)(src + r * row_bytes);
+        for (int64_t b = 0; b < n / QK_K; b++) {
+            const block_q4_K *blk = row + b;
+            uint8_t *ob = o + b * PK_K4_BLOCK;
+            memcpy(ob + 2 * r, &blk->d, 2);
+            memcpy(ob + 32 + 2 * r, &blk->dmin, 2);
+            for (int s = 0; s < 8; s++) {
+                uint8_t sc, m;
+                kq_scale_min(blk->scales, s, &sc, &m);
+                ob[64 + 16 * s + r] = sc;
+                ob[192 + 32 * (s / 2) + 2 * r + s % 2] = m;
+            }
+            for (int c = 0; c < 4; c++)
+                for (int k = 0; k < 8; k++) memcpy(ob + 320 + c * 512 + k * 64 + r * 4, blk->qs + 32 * c + 4 * k, 4);
+        }
+    }
 }
 
 void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *out) {
     const uint8_t *src = rows;
     uint8_t *o = out;
-    int64_t nb = n / 32;
-    if (type == HERD_TYPE_Q8_0) {
-        for (int64_t b = 0; b < nb; b++, o += 544) {
-            uint16_t *d = (uint16_t *)o;
-            for (int r = 0; r < PK_ROWS; r++) {
-                const block_q8_0 *blk = (const block_q8_0 *)(src + r * row_bytes) + b;
-                memcpy(&d[r], &blk->d, 2);
-                for (int c = 0; c < 8; c++)
-                    for (int j = 0; j < 4; j++) o[32 + c * 64 + r * 4 + j] = (uint8_t)(blk->qs[4 * c + j] + 128);
-            }
-        }
-    } else {
-        for (int64_t b = 0; b < nb; b++, o += 288) {
-            uint16_t *d = (uint16_t *)o;
-            for (int r = 0; r < PK_ROWS; r++) {
-                const block_q4_0 *blk = (const block_q4_0 *)(src + r * row_bytes) + b;
-                memcpy(&d[r], &blk->d, 2);
-                for (int c = 0; c < 4; c++) memcpy(o + 32 + c * 64 + r * 4, blk->qs + 4 * c, 4);
+    if (type == HERD_TYPE_Q4_K) {
+        pack_w_q4_K(n, src, row_bytes, o);
+        return;
+    }
+    int64_t nb = n / 32, bb = pk_group_bytes(type, n) / nb;
+    /* row by row, so each source row is read sequentially; 4 bytes at a time */
+    for (int r = 0; r < PK_ROWS; r++) {
+        const uint8_t *row = src + r * row_bytes;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *ob = o + b * bb;
+            if (type == HERD_TYPE_Q8_0) {
+                const block_q8_0 *blk = (const block_q8_0 *)row + b;
+                memcpy(ob + 2 * r, &blk->d, 2);
+                for (int c = 0; c < 8; c++) {
+                    uint32_t v;
+                    memcpy(&v, blk->qs + 4 * c, 4);
+                    v ^= 0x80808080u; /* w + 128 in every byte */
+                    memcpy(ob + 32 + c * 64 + r * 4, &v, 4);
+                }
+            } else {
+                const block_q4_0 *blk = (const block_q4_0 *)row + b;
+                memcpy(ob + 2 * r, &blk->d, 2);
+                for (int c = 0; c < 4; c++) memcpy(ob + 32 + c * 64 + r * 4, blk->qs + 4 * c, 4);
             }
         }
     }
 }
 
-int64_t pk_x_bytes(int64_t n) {
-    return n / 32 * PK_X_BLOCK;
+int64_t pk_x_bytes(int type, int64_t n) {
+    return type == HERD_TYPE_Q4_K ? n / QK_K * PK_XK_BLOCK : n / 32 * PK_X_BLOCK;
 }
 
-void pk_pack_x(int type, int64_t n, const void *x_q8_0, void *xp) {
-    const block_q8_0 *b = x_q8_0;
+void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
     uint8_t *o = xp;
+    if (type == HERD_TYPE_Q4_K) {
+        const block_q8_K *k = x;
+        for (int64_t i = 0; i < n / QK_K; i++, o += PK_XK_BLOCK) {
+            memset(o, 0, 32);
+            memcpy(o, &k[i].d, 4);
+            for (int s = 0; s < 8; s++) {
+                int16_t nbs = (int16_t)-(k[i].bsums[2 * s] + k[i].bsums[2 * s + 1]);
+                memcpy(o + 16 + 2 * s, &nbs, 2);
+            }
+            memcpy(o + 32, k[i].qs, QK_K);
+        }
+        return;
+    }
+    const block_q8_0 *b = x;
     int32_t bias = type == HERD_TYPE_Q8_0 ? -128 : -8;
     for (int64_t i = 0; i < n / 32; i++, o += PK_X_BLOCK) {
         float d = fp16_to_fp32(b[i].d);
@@ -77,8 +122,45 @@ static inline int u_of(int type, const uint8_t *blk, int r, int e) {
     return lo ? byte & 15 : byte >> 4;
 }
 
+static float dot_ref_q4_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *blk = wg + b * PK_K4_BLOCK, *xb = x + b * PK_XK_BLOCK;
+        float dx;
+        uint16_t d, dmin;
+        memcpy(&dx, xb, 4);
+        memcpy(&d, blk + 2 * r, 2);
+        memcpy(&dmin, blk + 32 + 2 * r, 2);
+        int32_t sumi = 0, summ = 0;
+        for (int s = 0; s < 8; s++) {
+            int32_t isum = 0;
+            for (int e = 0; e < 32; e++) { /* element 32s + e = 64c + 32u + l */
+                int c = s / 2, u = s % 2;
+                uint8_t byte = blk[320 + c * 512 + (e / 4) * 64 + r * 4 + e % 4];
+                isum += (u ? byte >> 4 : byte & 15) * (int8_t)xb[32 + 32 * s + e];
+            }
+            int16_t nbs;
+            memcpy(&nbs, xb + 16 + 2 * s, 2);
+            sumi += blk[64 + 16 * s + r] * isum;
+            summ += blk[192 + 32 * (s / 2) + 2 * r + s % 2] * nbs;
+        }
+        acc = fmaf((float)sumi, fp16_to_fp32(d) * dx, acc);
+        acc = fmaf((float)summ, fp16_to_fp32(dmin) * dx, acc);
+    }
+    return acc;
+}
+
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                  float *y, int64_t ldy) {
+    if (type == HERD_TYPE_Q4_K) {
+        int64_t gb = pk_group_bytes(type, n);
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t t = 0; t < nt; t++)
+                for (int r = 0; r < PK_ROWS; r++)
+                    y[t * ldy + g * PK_ROWS + r] = dot_ref_q4_K(n, (const uint8_t *)wp + g * gb, r,
+                                                                (const uint8_t *)xp + t * xp_stride);
+        return;
+    }
     int64_t nb = n / 32, gb = pk_group_bytes(type, n), bb = gb / nb;
     for (int64_t g = 0; g < ng; g++)
         for (int64_t t = 0; t < nt; t++)

@@ -1,4 +1,4 @@
-/* Interleaved ("packed") q8_0 and q4_0 weights: 16 rows side by side, repacked once when a model loads,
+/* Interleaved ("packed") q8_0, q4_0 and q4_K weights: 16 rows side by side, repacked once when a model loads,
  * so that one 512-bit lane holds one row and a single kernel serves decode (1 token) and prompt
  * processing (many) with the same numerics.
  *
@@ -13,17 +13,30 @@
  *   q4_0  d[16] f16, then q[4][16][4] bytes: q[c][r][j] = byte 4c + j of row r's block (its low nibble is
  *         element 4c + j, its high nibble element 16 + 4c + j, both unsigned 0..15)
  *                                                                32 + 256 = 288 bytes = 16 rows x 18
+ *   q4_K  per super-block of 256 (nb = n / 256): d[16] f16, dmin[16] f16, sc[8][16] u8 (sub-block s's
+ *         6-bit scale of row r), mn[4][16][2] u8 (mn[i][r][j] = row r's min of sub-block 2i + j), then
+ *         q[4][8][16][4] bytes: q[c][k][r][j] = qs_r[32c + 4k + j] (low nibble: element 64c + 4k + j, in
+ *         sub-block 2c; high nibble: element 64c + 32 + 4k + j, sub-block 2c + 1)
+ *                                                     64 + 128 + 128 + 2048 = 2368 bytes = 16 rows x 148
  *   A weight of n_out rows (n_out % 16 == 0) is n_out / 16 groups back to back.
- * Activations: one row of n is nb blocks of 40 bytes { f32 d; int32 off; int8 q[32] }: q and d are the
- *   q8_0 row's (the same rounding as the plain path; d its f16 scale widened), off = -128 * sum q (for
- *   q8_0 weights) or -8 * sum q (q4_0), which turns the unsigned weight bytes back into signed ones.
+ * Activations, from the row the plain path makes (its vec_dot type):
+ *   q8_0, q4_0 weights: per block of 32, 40 bytes { f32 d; int32 off; int8 q[32] }: q and d are the q8_0
+ *     row's (d its f16 scale widened), off = -128 * sum q (q8_0) or -8 * sum q (q4_0), which turns the
+ *     unsigned weight bytes back into signed ones.
+ *   q4_K weights: per super-block, 288 bytes { f32 d; 12 zero bytes; int16 nbs[8]; int8 q[256] }: the
+ *     q8_K row's d and q, nbs[s] = -(sum of q over sub-block s).
  *
- * Numerics (the reference below; every variant bit for bit, for any number of tokens and rows):
- *     y[t][r] = 0;  for b = 0 .. nb-1:  y = fmaf((float)isum_b, fl(dw_rb * dx_tb), y)
- *     isum_b  = off_tb + sum_i u_rbi * x_tbi  = sum_i ws_rbi * x_tbi   (int32, exact)
- * with ws the signed weight (q8_0 w, q4_0 nibble - 8). A result never depends on how many tokens or rows
- * are computed with it, so batch invariance holds by construction. It differs from the plain dot's
- * result only in rounding order (both are within float rounding of the exact sum).
+ * Numerics (the reference, pk_gemm_ref; every variant bit for bit, for any number of tokens and rows),
+ * int sums exact in int32:
+ *   q8_0, q4_0:  y = 0;  for b = 0 .. nb-1:  y = fmaf((float)isum_b, fl(dw_rb * dx_tb), y)
+ *                isum_b = off_tb + sum_i u_rbi * x_tbi = sum_i ws_rbi * x_tbi
+ *                with ws the signed weight (q8_0 w, q4_0 nibble - 8)
+ *   q4_K:        y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y);
+ *                                               y = fmaf((float)summ, fl(dmin_r * dx_t), y)
+ *                sumi = sum_s sc_rs * (sum_{i in s} q_ri * x_ti),  summ = sum_s mn_rs * nbs_ts
+ * A result never depends on how many tokens or rows are computed with it, so batch invariance holds by
+ * construction. It differs from the plain dot's only in rounding order (both within float rounding of
+ * the exact sum).
  */
 #ifndef HERD_KERNELS_PACKED_H
 #define HERD_KERNELS_PACKED_H
@@ -32,14 +45,17 @@
 #include <stdint.h>
 
 #define PK_ROWS 16     /* rows per group */
-#define PK_X_BLOCK 40  /* bytes of one activation block */
+#define PK_X_BLOCK 40  /* bytes of one activation block (q8_0 / q4_0 weights) */
+#define PK_XK_BLOCK 288 /* bytes of one activation super-block (q4_K weights) */
+#define PK_K4_BLOCK 2368 /* bytes of one q4_K super-block of a group */
 
 /* y[t * ldy + 16 g + r] for g < ng (groups starting at wp), t < nt (activation rows xp_stride bytes
  * apart), r < 16. */
 typedef void (*pk_gemm_fn)(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                            float *y, int64_t ldy);
 
-/* Whether herd packs weights of this type and shape (q8_0 / q4_0, n_out % 16 == 0, n % 32 == 0), and
+/* Whether herd packs weights of this type and shape (q8_0 / q4_0 with n % 32 == 0, q4_K with n % 256 == 0;
+ * n_out % 16 == 0), and
  * the active ISA's kernel, or NULL where it has none (then the plain path is used: ISAs without
  * VNNI would run the packed layout slower than the dots). */
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out);
@@ -47,10 +63,10 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out);
 int64_t pk_group_bytes(int type, int64_t n);
 /* Packs 16 rows (row_bytes apart, llama.cpp blocks) of type into one group at out. */
 void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *out);
-/* Bytes of one packed activation row of n elements. */
-int64_t pk_x_bytes(int64_t n);
-/* A q8_0 row of n elements into one packed activation row for weights of type. */
-void pk_pack_x(int type, int64_t n, const void *x_q8_0, void *xp);
+/* Bytes of one packed activation row of n elements for weights of type. */
+int64_t pk_x_bytes(int type, int64_t n);
+/* A row of n elements of type's vec_dot type (q8_0 or q8_K) into one packed activation row. */
+void pk_pack_x(int type, int64_t n, const void *x, void *xp);
 
 /* The scalar reference of every pk_gemm_fn (q8_0 or q4_0 weights). */
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
@@ -59,6 +75,8 @@ void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, co
 void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);
 void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                         float *y, int64_t ldy);
+void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);
 
 #endif

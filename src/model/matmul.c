@@ -39,7 +39,7 @@ int64_t matmul_scratch_bytes(int weight_type, int64_t n_in, int64_t n_tok) {
     HERD_ASSERT(o);
     int64_t b = kernels_row_bytes(o->vec_dot_type, n_in) * n_tok;
     if (o->gemm && n_tok >= gemm_min_tokens(weight_type) && o->gemm_x_bytes(n_in) * n_tok > b) b = o->gemm_x_bytes(n_in) * n_tok;
-    if (pk_gemm_for(weight_type, n_in, PK_ROWS) && pk_x_bytes(n_in) * n_tok > b) b = pk_x_bytes(n_in) * n_tok;
+    if (pk_gemm_for(weight_type, n_in, PK_ROWS) && pk_x_bytes(weight_type, n_in) * n_tok > b) b = pk_x_bytes(weight_type, n_in) * n_tok;
     return b;
 }
 
@@ -58,7 +58,7 @@ typedef struct {
 } mm_job;
 
 static void convert_range(mm_job *j, int64_t t0, int64_t t1) {
-    if (j->pk) { /* each row converted to q8_0 as for the dot, then to the packed activation blocks */
+    if (j->pk) { /* each row converted as for the dot (q8_0 / q8_K), then to the packed activation blocks */
         _Alignas(64) uint8_t row[GEMM_ROW_MAX];
         for (int64_t t = t0; t < t1; t++) {
             j->vd->from_f32(j->x + t * j->ldx, row, j->w0->n_in);
@@ -160,7 +160,7 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
                 .ldx = ldx, .n_tok = n_tok, .xq = xq, .g = g0, .pk = pk};
     for (int i = 0; i < n_outs; i++) j.total_rows += outs[i].w->n_out;
     if (pk) {
-        j.xq_row = pk_x_bytes(w0->n_in);
+        j.xq_row = pk_x_bytes(w0->type, w0->n_in);
         if (n_tok <= 2) convert_range(&j, 0, n_tok);
         else pool_run(pool, convert_rows, &j);
         j.xsrc = xq;

@@ -7,11 +7,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../base/log.h"
 #include "../kernels/packed.h"
 #include "model.h"
+
+#define HUGE_PAGE (2 << 20)
 
 typedef struct {
     weight **w;       /* the weights to pack */
@@ -62,11 +65,14 @@ int model_repack(herd_model *m) {
     for (int64_t i = 0; i < n; i++) {
         int64_t ng = ws[i]->n_out / PK_ROWS, bytes = ng * pk_group_bytes(ws[i]->type, ws[i]->n_in);
         void *p = NULL;
-        if (posix_memalign(&p, 64, (size_t)bytes)) {
+        /* 2 MiB-aligned and backed by huge pages where the kernel allows (THP "madvise"): decode
+         * streams all of it every token, and 4 KiB pages would cost a TLB miss each */
+        if (posix_memalign(&p, HUGE_PAGE, (size_t)bytes)) {
             free(ws), free(j.dst), free(j.chunk0);
             return herd_err(HERD_E_NOMEM, "model: %s: out of memory repacking '%s' (%lld bytes; HERD_REPACK=0 "
                             "runs without the copy)", m->file.path, ws[i]->name, (long long)bytes);
         }
+        madvise(p, (size_t)bytes, MADV_HUGEPAGE);
         j.dst[i] = m->packed_owned[m->n_packed_owned++] = p;
         m->packed_bytes += bytes;
         j.chunk0[i + 1] = j.chunk0[i] + (ng + 63) / 64;

@@ -20,6 +20,12 @@
 
 #define ALWAYS static inline __attribute__((always_inline))
 #define X_L2_BYTES (256 * 1024) /* activation bytes per token block */
+#ifndef PF_Q
+#define PF_Q 2048 /* q8_0 / q4_0 decode: prefetch this many bytes ahead */
+#endif
+#ifndef PF_K4
+#define PF_K4 1 /* q4_K decode: prefetch this many super-blocks ahead */
+#endif
 
 /* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0: the
  * low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword 4 + c. */
@@ -64,6 +70,8 @@ ALWAYS void tile(int q4, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb
 #pragma GCC unroll 4
         for (int g = 0; g < RG; g++) {
             const uint8_t *blk = w + g * gb + b * bb;
+            if (PF_Q && T <= 2) /* decode: the hardware prefetchers alone keep too few lines in flight */
+                for (int k = 0; k < (q4 ? 5 : 9); k++) _mm_prefetch((const char *)blk + 64 * k + PF_Q, _MM_HINT_T0);
             __m512i wv[8];
             load_w(q4, blk, wv);
             __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
@@ -124,6 +132,110 @@ ALWAYS void gemm(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, cons
             for (int64_t t = t0; t < t1; t += 8) {
                 int64_t k = t1 - t < 8 ? t1 - t : 8;
                 tile_t(q4, (int)k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
+            }
+    }
+}
+
+/* ---- q4_K ----------------------------------------------------------------------------------------
+ * Per super-block and group: sub-block s's 8 nibble vectors (the low or high nibbles of c = s / 2's 8
+ * vectors) are made once for the T tokens; per token 8 vpdpbusd give the 16 rows' exact sums, one
+ * vpmulld applies the rows' 6-bit scales, and the int32 total of the 8 sub-blocks meets d * dx in one
+ * FMA; the mins' term (16-bit mins x 16-bit activation sums) is 4 vpdpwssd and one FMA with dmin * dx. */
+ALWAYS void tile_k4(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+                    int64_t ldy) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[4][8];
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int g = 0; g < RG; g++) {
+            const uint8_t *blk = w + g * gb + b * PK_K4_BLOCK;
+            if (PF_K4 && T == 1)
+                for (int k = 0; k < 5; k++) _mm_prefetch((const char *)blk + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
+            __m512i sumi[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int s = 0; s < 8; s++) {
+                const uint8_t *q = blk + 320 + (s / 2) * 512;
+                if (PF_K4 && T == 1 && !(s & 1)) /* decode: the window holds too little of this long loop */
+                    for (int k = 0; k < 8; k++) _mm_prefetch((const char *)q + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
+                __m512i wv[8];
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    __m512i v = _mm512_loadu_si512(q + 64 * k);
+                    wv[k] = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+                }
+                __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s)));
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const uint8_t *xq = x + t * xs + b * PK_XK_BLOCK + 32 + 32 * s;
+                    __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                    for (int k = 0; k < 8; k += 2) {
+                        i0 = _mm512_dpbusd_epi32(i0, wv[k], _mm512_set1_epi32(ld32(xq + 4 * k)));
+                        i1 = _mm512_dpbusd_epi32(i1, wv[k + 1], _mm512_set1_epi32(ld32(xq + 4 * k + 4)));
+                    }
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(i0, i1), sc));
+                }
+            }
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+            __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const uint8_t *xb = x + t * xs + b * PK_XK_BLOCK;
+                __m512i summ = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++)
+                    summ = _mm512_dpwssd_epi32(summ, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 192 + 32 * i))),
+                                               _mm512_set1_epi32(ld32(xb + 16 + 4 * i)));
+                __m512 dx = _mm512_set1_ps(ldf(xb));
+                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx), acc[g][t]);
+                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, dx), acc[g][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
+}
+
+ALWAYS void tile_k4_t(int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+                      int64_t ldy) {
+    switch (nt) {
+    case 1: tile_k4(1, 1, nb, w, gb, x, xs, y, ldy); break;
+    case 2: tile_k4(1, 2, nb, w, gb, x, xs, y, ldy); break;
+    case 3: tile_k4(1, 3, nb, w, gb, x, xs, y, ldy); break;
+    case 4: tile_k4(1, 4, nb, w, gb, x, xs, y, ldy); break;
+    case 5: tile_k4(1, 5, nb, w, gb, x, xs, y, ldy); break;
+    case 6: tile_k4(1, 6, nb, w, gb, x, xs, y, ldy); break;
+    case 7: tile_k4(1, 7, nb, w, gb, x, xs, y, ldy); break;
+    default: tile_k4(1, 8, nb, w, gb, x, xs, y, ldy); break;
+    }
+}
+
+void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy) {
+    const int64_t nb = n / 256, gb = nb * PK_K4_BLOCK;
+    const uint8_t *w = wp, *x = xp;
+    if (nt == 1) {
+        int64_t g = 0;
+        for (; g + 2 <= ng; g += 2) tile_k4(2, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        for (; g < ng; g++) tile_k4(1, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        return;
+    }
+    int64_t tb = X_L2_BYTES / xs / 8 * 8;
+    if (tb < 8) tb = 8;
+    for (int64_t t0 = 0; t0 < nt; t0 += tb) {
+        int64_t t1 = t0 + tb < nt ? t0 + tb : nt;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t t = t0; t < t1; t += 8) {
+                int64_t k = t1 - t < 8 ? t1 - t : 8;
+                tile_k4_t((int)k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
             }
     }
 }
