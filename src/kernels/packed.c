@@ -17,6 +17,7 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     case HERD_TYPE_Q8_0: return pk_gemm_q8_0_avx512;
     case HERD_TYPE_Q4_0: return pk_gemm_q4_0_avx512;
     case HERD_TYPE_Q4_K: return n % QK_K ? NULL : pk_gemm_q4_K_avx512;
+    case HERD_TYPE_Q6_K: return n % QK_K ? NULL : pk_gemm_q6_K_avx512;
     default: return NULL;
     }
 }
@@ -27,6 +28,7 @@ int64_t pk_group_bytes(int type, int64_t n) {
     case HERD_TYPE_Q8_0: return nb * 544;
     case HERD_TYPE_Q4_0: return nb * 288;
     case HERD_TYPE_Q4_K: return n / QK_K * PK_K4_BLOCK;
+    case HERD_TYPE_Q6_K: return n / QK_K * PK_K6_BLOCK;
     default: return 0;
     }
 }
@@ -51,11 +53,46 @@ static void pack_w_q4_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_
     }
 }
 
+/* u = q + 32 (0..63) of element e of a q6_K block (kquants.h: e = 128h + 32k + l) */
+static int q6_u(const block_q6_K *b, int e) {
+    int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    int lo = (b->ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 15;
+    int hi = (b->qh[32 * h + l] >> (2 * k)) & 3;
+    return lo | hi << 4;
+}
+
+static void pack_w_q6_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
+    for (int r = 0; r < PK_ROWS; r++) {
+        const block_q6_K *row = (const block_q6_K *)(src + r * row_bytes);
+        for (int64_t b = 0; b < n / QK_K; b++) {
+            const block_q6_K *blk = row + b;
+            uint8_t *ob = o + b * PK_K6_BLOCK;
+            memcpy(ob + 2 * r, &blk->d, 2);
+            for (int g = 0; g < 16; g++) ob[32 + 16 * g + r] = (uint8_t)blk->scales[g];
+            uint8_t u[QK_K];
+            for (int e = 0; e < QK_K; e++) u[e] = (uint8_t)q6_u(blk, e);
+            for (int c = 0; c < 32; c++)
+                for (int j = 0; j < 4; j++)
+                    ob[288 + c * 64 + r * 4 + j] = (uint8_t)((u[4 * c + j] & 15) | (u[4 * (c + 32) + j] & 15) << 4);
+            for (int c = 0; c < 16; c++)
+                for (int j = 0; j < 4; j++) {
+                    uint8_t v = 0;
+                    for (int i = 0; i < 4; i++) v |= (uint8_t)((u[4 * (c + 16 * i) + j] >> 4) << (2 * i));
+                    ob[2336 + c * 64 + r * 4 + j] = v;
+                }
+        }
+    }
+}
+
 void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *out) {
     const uint8_t *src = rows;
     uint8_t *o = out;
     if (type == HERD_TYPE_Q4_K) {
         pack_w_q4_K(n, src, row_bytes, o);
+        return;
+    }
+    if (type == HERD_TYPE_Q6_K) {
+        pack_w_q6_K(n, src, row_bytes, o);
         return;
     }
     int64_t nb = n / 32, bb = pk_group_bytes(type, n) / nb;
@@ -83,7 +120,7 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
 }
 
 int64_t pk_x_bytes(int type, int64_t n) {
-    return type == HERD_TYPE_Q4_K ? n / QK_K * PK_XK_BLOCK : n / 32 * PK_X_BLOCK;
+    return type == HERD_TYPE_Q4_K ? n / QK_K * PK_XK_BLOCK : type == HERD_TYPE_Q6_K ? n / QK_K * PK_XK6_BLOCK : n / 32 * PK_X_BLOCK;
 }
 
 void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
@@ -98,6 +135,19 @@ void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
                 memcpy(o + 16 + 2 * s, &nbs, 2);
             }
             memcpy(o + 32, k[i].qs, QK_K);
+        }
+        return;
+    }
+    if (type == HERD_TYPE_Q6_K) {
+        const block_q8_K *k = x;
+        for (int64_t i = 0; i < n / QK_K; i++, o += PK_XK6_BLOCK) {
+            memset(o, 0, 16);
+            memcpy(o, &k[i].d, 4);
+            for (int g = 0; g < 16; g++) {
+                int32_t off = -32 * k[i].bsums[g];
+                memcpy(o + 16 + 4 * g, &off, 4);
+            }
+            memcpy(o + 80, k[i].qs, QK_K);
         }
         return;
     }
@@ -150,8 +200,42 @@ static float dot_ref_q4_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
     return acc;
 }
 
+static float dot_ref_q6_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *blk = wg + b * PK_K6_BLOCK, *xb = x + b * PK_XK6_BLOCK;
+        float dx;
+        uint16_t d;
+        memcpy(&dx, xb, 4);
+        memcpy(&d, blk + 2 * r, 2);
+        int32_t sumi = 0;
+        for (int g = 0; g < 16; g++) {
+            int32_t isum;
+            memcpy(&isum, xb + 16 + 4 * g, 4);
+            for (int e = 16 * g; e < 16 * g + 16; e++) {
+                int c = e / 4, j = e % 4;
+                uint8_t lo = blk[288 + (c % 32) * 64 + r * 4 + j], hi = blk[2336 + (c % 16) * 64 + r * 4 + j];
+                int u = (c < 32 ? lo & 15 : lo >> 4) | ((hi >> (2 * (c / 16))) & 3) << 4;
+                isum += u * (int8_t)xb[80 + e];
+            }
+            sumi += (int8_t)blk[32 + 16 * g + r] * isum;
+        }
+        acc = fmaf((float)sumi, fp16_to_fp32(d) * dx, acc);
+    }
+    return acc;
+}
+
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                  float *y, int64_t ldy) {
+    if (type == HERD_TYPE_Q6_K) {
+        int64_t gb = pk_group_bytes(type, n);
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t t = 0; t < nt; t++)
+                for (int r = 0; r < PK_ROWS; r++)
+                    y[t * ldy + g * PK_ROWS + r] = dot_ref_q6_K(n, (const uint8_t *)wp + g * gb, r,
+                                                                (const uint8_t *)xp + t * xp_stride);
+        return;
+    }
     if (type == HERD_TYPE_Q4_K) {
         int64_t gb = pk_group_bytes(type, n);
         for (int64_t g = 0; g < ng; g++)

@@ -1,4 +1,4 @@
-/* Interleaved ("packed") q8_0, q4_0 and q4_K weights: 16 rows side by side, repacked once when a model loads,
+/* Interleaved ("packed") q8_0, q4_0, q4_K and q6_K weights: 16 rows side by side, repacked once when a model loads,
  * so that one 512-bit lane holds one row and a single kernel serves decode (1 token) and prompt
  * processing (many) with the same numerics.
  *
@@ -18,6 +18,11 @@
  *         q[4][8][16][4] bytes: q[c][k][r][j] = qs_r[32c + 4k + j] (low nibble: element 64c + 4k + j, in
  *         sub-block 2c; high nibble: element 64c + 32 + 4k + j, sub-block 2c + 1)
  *                                                     64 + 128 + 128 + 2048 = 2368 bytes = 16 rows x 148
+ *   q6_K  per super-block: d[16] f16, sc[16][16] i8 (group g's scale of row r; groups of 16 elements),
+ *         then the 6-bit quants u = q + 32 (0..63) of chunk ch (elements 4ch..4ch+3) split in two planes:
+ *         lo[32][16][4]: lo[c][r][j] = low 4 bits of chunk c's (low nibble) and chunk c + 32's (high nibble)
+ *         hi[16][16][4]: bits 2i..2i+1 of hi[c][r][j] = the top 2 bits of chunk c + 16i's (i < 4)
+ *                                                     32 + 256 + 2048 + 1024 = 3360 bytes = 16 rows x 210
  *   A weight of n_out rows (n_out % 16 == 0) is n_out / 16 groups back to back.
  * Activations, from the row the plain path makes (its vec_dot type):
  *   q8_0, q4_0 weights: per block of 32, 40 bytes { f32 d; int32 off; int8 q[32] }: q and d are the q8_0
@@ -25,6 +30,8 @@
  *     unsigned weight bytes back into signed ones.
  *   q4_K weights: per super-block, 288 bytes { f32 d; 12 zero bytes; int16 nbs[8]; int8 q[256] }: the
  *     q8_K row's d and q, nbs[s] = -(sum of q over sub-block s).
+ *   q6_K weights: per super-block, 336 bytes { f32 d; 12 zero bytes; int32 off[16]; int8 q[256] }:
+ *     off[g] = -32 * (sum of q over group g), which turns u back into q.
  *
  * Numerics (the reference, pk_gemm_ref; every variant bit for bit, for any number of tokens and rows),
  * int sums exact in int32:
@@ -34,6 +41,8 @@
  *   q4_K:        y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y);
  *                                               y = fmaf((float)summ, fl(dmin_r * dx_t), y)
  *                sumi = sum_s sc_rs * (sum_{i in s} q_ri * x_ti),  summ = sum_s mn_rs * nbs_ts
+ *   q6_K:        y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y)
+ *                sumi = sum_g sc_rg * (off_tg + sum_{i in g} u_ri * x_ti)
  * A result never depends on how many tokens or rows are computed with it, so batch invariance holds by
  * construction. It differs from the plain dot's only in rounding order (both within float rounding of
  * the exact sum).
@@ -48,13 +57,16 @@
 #define PK_X_BLOCK 40  /* bytes of one activation block (q8_0 / q4_0 weights) */
 #define PK_XK_BLOCK 288 /* bytes of one activation super-block (q4_K weights) */
 #define PK_K4_BLOCK 2368 /* bytes of one q4_K super-block of a group */
+#define PK_K6_BLOCK 3360 /* bytes of one q6_K super-block of a group */
+#define PK_XK6_BLOCK 336 /* bytes of one activation super-block (q6_K weights) */
 
 /* y[t * ldy + 16 g + r] for g < ng (groups starting at wp), t < nt (activation rows xp_stride bytes
  * apart), r < 16. */
 typedef void (*pk_gemm_fn)(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                            float *y, int64_t ldy);
 
-/* Whether herd packs weights of this type and shape (q8_0 / q4_0 with n % 32 == 0, q4_K with n % 256 == 0;
+/* Whether herd packs weights of this type and shape (q8_0 / q4_0 with n % 32 == 0, q4_K / q6_K with
+ * n % 256 == 0;
  * n_out % 16 == 0), and
  * the active ISA's kernel, or NULL where it has none (then the plain path is used: ISAs without
  * VNNI would run the packed layout slower than the dots). */
@@ -77,6 +89,8 @@ void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
 void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);
 void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                         float *y, int64_t ldy);
+void pk_gemm_q6_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);
 
 #endif

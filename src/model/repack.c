@@ -68,9 +68,10 @@ int model_repack(herd_model *m) {
         /* 2 MiB-aligned and backed by huge pages where the kernel allows (THP "madvise"): decode
          * streams all of it every token, and 4 KiB pages would cost a TLB miss each */
         if (posix_memalign(&p, HUGE_PAGE, (size_t)bytes)) {
+            int rc = herd_err(HERD_E_NOMEM, "model: %s: out of memory repacking '%s' (%lld bytes; HERD_REPACK=0 "
+                              "runs without the copy)", m->file.path, ws[i]->name, (long long)bytes);
             free(ws), free(j.dst), free(j.chunk0);
-            return herd_err(HERD_E_NOMEM, "model: %s: out of memory repacking '%s' (%lld bytes; HERD_REPACK=0 "
-                            "runs without the copy)", m->file.path, ws[i]->name, (long long)bytes);
+            return rc; /* the copies made so far are freed with the model */
         }
         madvise(p, (size_t)bytes, MADV_HUGEPAGE);
         j.dst[i] = m->packed_owned[m->n_packed_owned++] = p;

@@ -240,6 +240,102 @@ void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
     }
 }
 
+/* ---- q6_K ----------------------------------------------------------------------------------------
+ * Per super-block, group of 16 elements (4 chunks) by group: the chunks' u = q + 32 are assembled from
+ * the two bit planes (low nibble | top 2 bits << 4) once for the T tokens; per token 4 vpdpbusd started
+ * at the activation's -32 * (group sum), one vpmulld by the rows' signed scales, one add; one FMA with
+ * d * dx per super-block. */
+ALWAYS void tile_k6(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+                    int64_t ldy) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[4][8];
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int g = 0; g < RG; g++) {
+            const uint8_t *blk = w + g * gb + b * PK_K6_BLOCK;
+            __m512i sumi[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int q = 0; q < 16; q++) { /* group q: chunks 4q .. 4q + 3 */
+                if (PF_K4 && T == 1)
+                    for (int k = 0; k < 4; k++)
+                        _mm_prefetch((const char *)blk + 256 * q + 64 * k + PF_K4 * PK_K6_BLOCK, _MM_HINT_T0);
+                __m512i u[4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    int c = 4 * q + k, i = c / 16;
+                    __m512i lo = _mm512_loadu_si512(blk + 288 + (c % 32) * 64);
+                    __m512i hi = _mm512_loadu_si512(blk + 2336 + (c % 16) * 64);
+                    lo = _mm512_and_si512(c < 32 ? lo : _mm512_srli_epi16(lo, 4), m4);
+                    /* the 2 bits at 2i..2i+1 to bits 4..5 (16-bit shifts: what crosses a byte is masked off) */
+                    hi = i == 0 ? _mm512_slli_epi16(hi, 4) : i == 1 ? _mm512_slli_epi16(hi, 2) : i == 2 ? hi : _mm512_srli_epi16(hi, 2);
+                    u[k] = _mm512_or_si512(lo, _mm512_and_si512(hi, m30));
+                }
+                __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * q)));
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const uint8_t *xb = x + t * xs + b * PK_XK6_BLOCK;
+                    __m512i is = _mm512_set1_epi32(ld32(xb + 16 + 4 * q));
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++) is = _mm512_dpbusd_epi32(is, u[k], _mm512_set1_epi32(ld32(xb + 80 + 16 * q + 4 * k)));
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(is, sc));
+                }
+            }
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m512 dx = _mm512_set1_ps(ldf(x + t * xs + b * PK_XK6_BLOCK));
+                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx), acc[g][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
+}
+
+ALWAYS void tile_k6_t(int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+                      int64_t ldy) {
+    switch (nt) {
+    case 1: tile_k6(1, 1, nb, w, gb, x, xs, y, ldy); break;
+    case 2: tile_k6(1, 2, nb, w, gb, x, xs, y, ldy); break;
+    case 3: tile_k6(1, 3, nb, w, gb, x, xs, y, ldy); break;
+    case 4: tile_k6(1, 4, nb, w, gb, x, xs, y, ldy); break;
+    case 5: tile_k6(1, 5, nb, w, gb, x, xs, y, ldy); break;
+    case 6: tile_k6(1, 6, nb, w, gb, x, xs, y, ldy); break;
+    case 7: tile_k6(1, 7, nb, w, gb, x, xs, y, ldy); break;
+    default: tile_k6(1, 8, nb, w, gb, x, xs, y, ldy); break;
+    }
+}
+
+void pk_gemm_q6_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy) {
+    const int64_t nb = n / 256, gb = nb * PK_K6_BLOCK;
+    const uint8_t *w = wp, *x = xp;
+    if (nt == 1) {
+        int64_t g = 0;
+        for (; g + 2 <= ng; g += 2) tile_k6(2, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        for (; g < ng; g++) tile_k6(1, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        return;
+    }
+    int64_t tb = X_L2_BYTES / xs / 8 * 8;
+    if (tb < 8) tb = 8;
+    for (int64_t t0 = 0; t0 < nt; t0 += tb) {
+        int64_t t1 = t0 + tb < nt ? t0 + tb : nt;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t t = t0; t < t1; t += 8) {
+                int64_t k = t1 - t < 8 ? t1 - t : 8;
+                tile_k6_t((int)k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
+            }
+    }
+}
+
 void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy) {
     gemm(0, n, ng, nt, wp, xp, xp_stride, y, ldy);
