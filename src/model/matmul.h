@@ -5,8 +5,10 @@
  * x: n_tok rows of W.n_in floats (stride ldx floats); y: n_tok rows (stride ldy floats).
  * Each activation row is converted once to W's vec_dot type (llama.cpp does the same, which is why
  * results agree with it), into `xq`, a scratch of at least matmul_scratch_bytes() bytes.
- * Every y element is one call of the type's dot kernel on the same bytes whatever n_tok is, so a
- * token's result never depends on what else is in the batch. */
+ * Every y element is computed with the same numerics whatever n_tok is, so a token's result never
+ * depends on what else is in the batch: a weight repacked at load (W.packed, kernels/packed.h) always
+ * goes through its packed kernel; any other through its type's dot, or its gemm, which is bit-identical
+ * to the dot. */
 #ifndef HERD_MODEL_MATMUL_H
 #define HERD_MODEL_MATMUL_H
 

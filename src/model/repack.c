@@ -1,10 +1,12 @@
 /* Repacking at load: every q8_0 / q4_0 matmul weight that the packed kernels take (kernels/packed.h)
  * gets an interleaved copy, made once, so that decode and prompt processing both run the packed
  * kernel on it. The copy is the same size as the original (16 rows x 34 or 18 bytes per block); the
- * original rows stay mapped for what reads rows directly (the token embedding, herd convert).
+ * original rows stay mapped for what reads rows directly (the token embedding, herd convert), but their
+ * pages are released after packing.
  * Weights are packed by several threads (a 1B Q8_0 model is 1.3 GB of weights). */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,6 +24,8 @@ typedef struct {
     int64_t n;
     atomic_llong next; /* the next (weight, chunk) to take: chunks of 64 groups */
     int64_t *chunk0;  /* [n + 1]: the first chunk of each weight */
+    const uint8_t *keep; /* rows still read after packing (the token embedding) */
+    uintptr_t page;
 } repack_job;
 
 static void *repack_worker(void *arg) {
@@ -36,6 +40,15 @@ static void *repack_worker(void *arg) {
         int64_t g0 = (c - j->chunk0[i]) * 64, g1 = g0 + 64 < ng ? g0 + 64 : ng;
         for (int64_t g = g0; g < g1; g++)
             pk_pack_w(w->type, w->n_in, w->data + g * PK_ROWS * w->row_bytes, w->row_bytes, j->dst[i] + g * gb);
+        /* these rows are not read again (but the token embedding's, which a tied output shares): the
+         * kernel may drop their pages from the mapping, so that resident memory stays about one copy of
+         * the weights, not two (they come back from the file if ever touched) */
+        if (w->data != j->keep && j->page > 0) {
+            uintptr_t a = (uintptr_t)(w->data + g0 * PK_ROWS * w->row_bytes), e = (uintptr_t)(w->data + g1 * PK_ROWS * w->row_bytes);
+            a = (a + j->page - 1) / j->page * j->page;
+            e = e / j->page * j->page;
+            if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+        }
     }
 }
 
@@ -58,7 +71,8 @@ int model_repack(herd_model *m) {
         free(ws);
         return HERD_OK;
     }
-    repack_job j = {.w = ws, .n = n};
+    long page = sysconf(_SC_PAGESIZE);
+    repack_job j = {.w = ws, .n = n, .keep = m->tok_embd.data, .page = page > 0 ? (uintptr_t)page : 0};
     j.dst = herd_xcalloc((size_t)n, sizeof *j.dst);
     j.chunk0 = herd_xcalloc((size_t)n + 1, sizeof *j.chunk0);
     m->packed_owned = herd_xcalloc((size_t)n, sizeof *m->packed_owned);
