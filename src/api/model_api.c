@@ -53,6 +53,7 @@ void herd_model_get_info(const herd_model *m, herd_model_info *o) {
     o->weight_type = m->weight_type;
     o->n_params = m->n_params;
     o->file_bytes = m->file.size;
+    o->packed_bytes = (uint64_t)m->packed_bytes;
     snprintf(o->tokenizer, sizeof o->tokenizer, "%s", vocab_model_name(m->vocab));
     snprintf(o->tokenizer_pre, sizeof o->tokenizer_pre, "%s", vocab_pre_name(m->vocab));
     o->has_chat_template = m->chat_template != NULL;

@@ -30,7 +30,11 @@ int cmd_info(int argc, char **argv) {
         if (herd_model_load(path, &m) != HERD_OK) return cli_fail_lib("info");
     }
     herd_model_print_info(m, stdout, tensors);
-    printf("cpu kernels:     %s\n", herd_cpu_backend());
+    herd_model_get_info(m, &in);
+    if (in.packed_bytes)
+        printf("cpu kernels:     %s (%.1f MiB of weights repacked: 16 rows interleaved)\n", herd_cpu_backend(),
+               (double)in.packed_bytes / (1 << 20));
+    else printf("cpu kernels:     %s\n", herd_cpu_backend());
     herd_model_free(m);
     return 0;
 }
