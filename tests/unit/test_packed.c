@@ -184,11 +184,14 @@ static void test_kernels(void) {
                 for (int bi = 0; bi < (unit(types[ti]) == 256 ? 4 : 6); bi++)
                     if (check_kernel(k, types[ti], unit(types[ti]) * blocks[bi], groups[gi], toks[tk])) return;
     }
-    /* a long activation row: token blocks smaller than the batch (X_L2_BYTES) */
+    /* long rows: groups in several chunks of the L2 size, and (q8_0, 16384 wide: 20 KiB per token)
+     * tokens in several blocks of the L3 size (packed_avx512.c, drive) */
     for (int ti = 0; ti < N_TYPES; ti++) {
         pk_gemm_fn k = pk_gemm_for(types[ti], 256, 16);
         if (k) check_kernel(k, types[ti], 8192, 2, 75);
     }
+    pk_gemm_fn k8 = pk_gemm_for(HERD_TYPE_Q8_0, 256, 16);
+    if (k8) check_kernel(k8, HERD_TYPE_Q8_0, 16384, 1, 420);
     if (!ran) printf("  (no packed kernel on this CPU: only the reference is checked)\n");
 }
 

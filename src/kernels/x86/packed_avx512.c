@@ -10,7 +10,7 @@
  * four independent accumulator chains hide the FMA latency, and splits each block's 8 vpdpbusd into two
  * chains (integer sums: any order is exact). Prompt processing takes 1 group x up to 8 tokens: the
  * block's weight vectors are loaded (q4_0: and split into nibbles) once for the 8 tokens. Tokens go in
- * blocks whose activations fit in L2 while every group of the thread's rows streams past them.
+ * blocks whose activations stay in L3, groups in chunks that stay in L2 (drive, at the end).
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -19,7 +19,9 @@
 #include "../packed.h"
 
 #define ALWAYS static inline __attribute__((always_inline))
-#define X_L2_BYTES (256 * 1024) /* activation bytes per token block */
+#define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see drive) */
+#define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see drive) */
+enum { K_Q8, K_Q4, K_K4, K_K6 }; /* the four layouts */
 #ifndef PF_Q
 #define PF_Q 2048 /* q8_0 / q4_0 decode: prefetch this many bytes ahead */
 #endif
@@ -112,6 +114,9 @@ ALWAYS void tile_t(int q4, int nt, int64_t nb, const uint8_t *w, int64_t gb, con
     }
 }
 
+static void drive(int kind, int64_t nb, int64_t ng, int64_t nt, const uint8_t *w, int64_t gb, const uint8_t *x,
+                  int64_t xs, float *y, int64_t ldy);
+
 ALWAYS void gemm(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                  int64_t ldy) {
     const int64_t nb = n / 32, gb = nb * (q4 ? 288 : 544);
@@ -124,16 +129,7 @@ ALWAYS void gemm(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, cons
         for (; g < ng; g++) tile_t(q4, (int)nt, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
         return;
     }
-    int64_t tb = X_L2_BYTES / xs / 8 * 8;
-    if (tb < 8) tb = 8;
-    for (int64_t t0 = 0; t0 < nt; t0 += tb) {
-        int64_t t1 = t0 + tb < nt ? t0 + tb : nt;
-        for (int64_t g = 0; g < ng; g++)
-            for (int64_t t = t0; t < t1; t += 8) {
-                int64_t k = t1 - t < 8 ? t1 - t : 8;
-                tile_t(q4, (int)k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
-            }
-    }
+    drive(q4 ? K_Q4 : K_Q8, nb, ng, nt, w, gb, x, xs, y, ldy);
 }
 
 /* ---- q4_K ----------------------------------------------------------------------------------------
@@ -228,16 +224,7 @@ void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
         for (; g < ng; g++) tile_k4(1, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
         return;
     }
-    int64_t tb = X_L2_BYTES / xs / 8 * 8;
-    if (tb < 8) tb = 8;
-    for (int64_t t0 = 0; t0 < nt; t0 += tb) {
-        int64_t t1 = t0 + tb < nt ? t0 + tb : nt;
-        for (int64_t g = 0; g < ng; g++)
-            for (int64_t t = t0; t < t1; t += 8) {
-                int64_t k = t1 - t < 8 ? t1 - t : 8;
-                tile_k4_t((int)k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
-            }
-    }
+    drive(K_K4, nb, ng, nt, w, gb, x, xs, y, ldy);
 }
 
 /* ---- q6_K ----------------------------------------------------------------------------------------
@@ -324,16 +311,7 @@ void pk_gemm_q6_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
         for (; g < ng; g++) tile_k6(1, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
         return;
     }
-    int64_t tb = X_L2_BYTES / xs / 8 * 8;
-    if (tb < 8) tb = 8;
-    for (int64_t t0 = 0; t0 < nt; t0 += tb) {
-        int64_t t1 = t0 + tb < nt ? t0 + tb : nt;
-        for (int64_t g = 0; g < ng; g++)
-            for (int64_t t = t0; t < t1; t += 8) {
-                int64_t k = t1 - t < 8 ? t1 - t : 8;
-                tile_k6_t((int)k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
-            }
-    }
+    drive(K_K6, nb, ng, nt, w, gb, x, xs, y, ldy);
 }
 
 void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
@@ -344,4 +322,36 @@ void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
 void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy) {
     gemm(1, n, ng, nt, wp, xp, xp_stride, y, ldy);
+}
+
+/* ---- the loop over tiles, for prompts and batches of 3+ tokens --------------------------------------
+ * Two levels: a block of tokens whose activations stay in L3 (X_BLOCK_BYTES) while the thread's weights
+ * stream from memory once per block, and within it chunks of groups whose weights stay in L2
+ * (W_CHUNK_BYTES) while the block's tiles of 8 tokens pass over them. (One level, blocks of tokens
+ * sized for L2, re-read an 8B model's ffn_down from memory every 8 tokens.) */
+ALWAYS void tile_any(int kind, int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+                     int64_t ldy) {
+    switch (kind) {
+    case K_Q8: tile_t(0, nt, nb, w, gb, x, xs, y, ldy); break;
+    case K_Q4: tile_t(1, nt, nb, w, gb, x, xs, y, ldy); break;
+    case K_K4: tile_k4_t(nt, nb, w, gb, x, xs, y, ldy); break;
+    default: tile_k6_t(nt, nb, w, gb, x, xs, y, ldy); break;
+    }
+}
+
+static void drive(int kind, int64_t nb, int64_t ng, int64_t nt, const uint8_t *w, int64_t gb, const uint8_t *x,
+                  int64_t xs, float *y, int64_t ldy) {
+    int64_t tb = X_BLOCK_BYTES / xs / 8 * 8, gc = W_CHUNK_BYTES / gb;
+    if (tb < 8) tb = 8;
+    if (gc < 1) gc = 1;
+    for (int64_t t0 = 0; t0 < nt; t0 += tb) {
+        int64_t t1 = t0 + tb < nt ? t0 + tb : nt;
+        for (int64_t g0 = 0; g0 < ng; g0 += gc) {
+            int64_t g1 = g0 + gc < ng ? g0 + gc : ng;
+            for (int64_t t = t0; t < t1; t += 8) {
+                int k = t1 - t < 8 ? (int)(t1 - t) : 8;
+                for (int64_t g = g0; g < g1; g++) tile_any(kind, k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
+            }
+        }
+    }
 }
