@@ -125,7 +125,7 @@ int herd_convert(const char *in_path, const char *out_path, const herd_convert_p
                         "convert: cannot write weights of type %s (f32, f16, bf16, q8_0, q4_0, fp8)",
                         herd_type_name(p->type));
     herd_model *m;
-    int rc = model_load(in_path, 0, &m);
+    int rc = model_load(in_path, MODEL_LOAD_NO_REPACK, &m); /* it copies rows: no packed copy needed */
     if (rc) return rc;
     const model_hparams *hp = &m->hp;
 

@@ -298,7 +298,7 @@ int model_load(const char *path, int flags, herd_model **out) {
     m->vocab_only = (flags & MODEL_LOAD_VOCAB_ONLY) != 0;
     int rc = hf_is_dir(path) ? model_load_hf(m, path) : load_gguf(m, path);
     if (!rc && !m->vocab_only) rc = load_weights(m);
-    if (!rc && !m->vocab_only) rc = model_repack(m);
+    if (!rc && !m->vocab_only && !(flags & MODEL_LOAD_NO_REPACK)) rc = model_repack(m);
     if (rc) {
         model_free(m);
         return rc;

@@ -83,7 +83,7 @@ struct herd_model {
     int64_t packed_bytes;   /* their total size */
 };
 
-enum { MODEL_LOAD_VOCAB_ONLY = 1 };
+enum { MODEL_LOAD_VOCAB_ONLY = 1, MODEL_LOAD_NO_REPACK = 2 /* rows only, for readers that copy them (convert) */ };
 
 /* head_dim is at most this (checked at load; Llama's are 64 and 128) */
 #define MODEL_MAX_HEAD_DIM 4096
