@@ -227,22 +227,13 @@ static float dot_ref_q6_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
 
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                  float *y, int64_t ldy) {
-    if (type == HERD_TYPE_Q6_K) {
+    if (type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q6_K) { /* one row's dot at a time */
+        float (*dot)(int64_t, const uint8_t *, int, const uint8_t *) = type == HERD_TYPE_Q4_K ? dot_ref_q4_K : dot_ref_q6_K;
         int64_t gb = pk_group_bytes(type, n);
         for (int64_t g = 0; g < ng; g++)
             for (int64_t t = 0; t < nt; t++)
                 for (int r = 0; r < PK_ROWS; r++)
-                    y[t * ldy + g * PK_ROWS + r] = dot_ref_q6_K(n, (const uint8_t *)wp + g * gb, r,
-                                                                (const uint8_t *)xp + t * xp_stride);
-        return;
-    }
-    if (type == HERD_TYPE_Q4_K) {
-        int64_t gb = pk_group_bytes(type, n);
-        for (int64_t g = 0; g < ng; g++)
-            for (int64_t t = 0; t < nt; t++)
-                for (int r = 0; r < PK_ROWS; r++)
-                    y[t * ldy + g * PK_ROWS + r] = dot_ref_q4_K(n, (const uint8_t *)wp + g * gb, r,
-                                                                (const uint8_t *)xp + t * xp_stride);
+                    y[t * ldy + g * PK_ROWS + r] = dot(n, (const uint8_t *)wp + g * gb, r, (const uint8_t *)xp + t * xp_stride);
         return;
     }
     int64_t nb = n / 32, gb = pk_group_bytes(type, n), bb = gb / nb;

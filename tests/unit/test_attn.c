@@ -23,19 +23,6 @@
 #include "kernels/types.h"
 #include "testutil.h"
 
-static uint64_t g_rng = 0x243f6a8885a308d3ull;
-
-static uint64_t rnd_u64(void) { /* splitmix64 */
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rnd_sym(void) { /* [-1, 1) */
-    return (float)((double)(rnd_u64() >> 11) * 0x1p-52 - 1.0);
-}
-
 #define GUARD 8 /* sentinel floats around every output row */
 #define SENTINEL 0x7fc0beefu
 
@@ -133,13 +120,13 @@ static void check_case(kernel_isa isa, int type, int64_t hd, int64_t group, int6
     float vmax = 0;
     for (int64_t p = 0; p < c.n_ctx; p++)
         for (int64_t i = 0; i < c.n_head_kv * hd; i++) {
-            float kx = rnd_sym(), vx = rnd_sym();
+            float kx = tu_sym(), vx = tu_sym();
             if (p >= p0 + n_tok) kx = vx = NAN; /* never attended by anyone */
             put(&c, c.k + p * c.stride, i, kx);
             put(&c, c.v + p * c.stride, i, vx);
             if (fabsf(vx) > vmax) vmax = fabsf(vx);
         }
-    for (int64_t i = 0; i < c.nq * hd; i++) c.q[i] = rnd_sym() * qscale;
+    for (int64_t i = 0; i < c.nq * hd; i++) c.q[i] = tu_sym() * qscale;
     for (int64_t i = 0; i < c.nq; i++) c.n_kv[i] = p0 + i / group + 1;
     int64_t *idx = malloc(sizeof(int64_t) * (size_t)c.nq);
     for (int64_t i = 0; i < c.nq; i++) idx[i] = i;
@@ -190,13 +177,13 @@ static void check_case(kernel_isa isa, int type, int64_t hd, int64_t group, int6
 
     /* shuffled, cut into random tiles */
     for (int64_t i = c.nq - 1; i > 0; i--) {
-        int64_t j = (int64_t)(rnd_u64() % (uint64_t)(i + 1)), t = idx[i];
+        int64_t j = (int64_t)(tu_u64() % (uint64_t)(i + 1)), t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;
     }
     float *shuf = rows_new(c.nq, hd);
     for (int64_t i = 0; i < c.nq;) {
-        int64_t n = 1 + (int64_t)(rnd_u64() % 13);
+        int64_t n = 1 + (int64_t)(tu_u64() % 13);
         if (n > c.nq - i) n = c.nq - i;
         run_tile(vo, &c, c.k, c.v, idx + i, n, shuf);
         i += n;
@@ -221,6 +208,7 @@ static void check_case(kernel_isa isa, int type, int64_t hd, int64_t group, int6
 }
 
 int main(void) {
+    tu_rng = 0x243f6a8885a308d3ull; /* this test's seed */
     kernels_init();
     static const int64_t hds[] = {32, 40, 64, 80, 128}, groups[] = {1, 2, 4, 8};
     /* (first position, tokens): block boundaries (32) inside, at and across the prompt */

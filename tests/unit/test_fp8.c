@@ -21,19 +21,6 @@
 #include "model/matmul.h"
 #include "testutil.h"
 
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd_u64(void) {
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rnd_sym(void) { /* [-1, 1) */
-    return (float)((double)(rnd_u64() >> 11) * 0x1p-52 - 1.0);
-}
-
 /* ---- an independent e4m3: the value of a code from its definition, and nearest-code search -------- */
 
 static double code_value(int b) {
@@ -90,7 +77,7 @@ static void test_encode(void) {
     }
     /* random values over the whole range, and in the subnormal range */
     for (int i = 0; i < 20000; i++) {
-        float x = ldexpf(rnd_sym(), (int)(rnd_u64() % 20) - 11);
+        float x = ldexpf(tu_sym(), (int)(tu_u64() % 20) - 11);
         if (fabsf(x) > 448) continue;
         n++;
         if (fp8_e4m3_from_f32(x) != nearest_code(x)) bad++, first_bad = x;
@@ -103,8 +90,8 @@ static void test_encode(void) {
 /* random row: mostly normal-ish values, some tiny, some huge (past activation_scale_ub) */
 static void random_row(float *x, int64_t n, int kind) {
     for (int64_t i = 0; i < n; i++) {
-        float v = rnd_sym() * (kind == 0 ? 3.0f : kind == 1 ? 1e-4f : 50.0f);
-        if (kind == 2 && rnd_u64() % 17 == 0) v *= 100; /* outliers up to 5000 > ub */
+        float v = tu_sym() * (kind == 0 ? 3.0f : kind == 1 ? 1e-4f : 50.0f);
+        if (kind == 2 && tu_u64() % 17 == 0) v *= 100; /* outliers up to 5000 > ub */
         x[i] = v;
     }
     if (kind == 3) memset(x, 0, (size_t)n * sizeof *x);
@@ -182,7 +169,7 @@ static void test_matmul(void) {
     float *wf = malloc(sizeof(float) * n_in * n_out), *x = malloc(sizeof(float) * n_in * n_tok);
     uint8_t *qw = malloc((size_t)(n_in * n_out)), *qx = malloc((size_t)n_in);
     float *sw = malloc(sizeof(float) * n_out), *want = malloc(sizeof(float) * n_out * n_tok);
-    for (int64_t i = 0; i < n_in * n_out; i++) wf[i] = rnd_sym() * 0.05f;
+    for (int64_t i = 0; i < n_in * n_out; i++) wf[i] = tu_sym() * 0.05f;
     for (int64_t t = 0; t < n_tok; t++) random_row(x + t * n_in, n_in, t % 3 == 2 ? 2 : 0);
     for (int64_t r = 0; r < n_out; r++) sw[r] = plain_quantize(wf + r * n_in, qw + r * n_in, n_in, INFINITY);
     for (int64_t t = 0; t < n_tok; t++) {
@@ -229,6 +216,7 @@ static void test_matmul(void) {
 }
 
 int main(void) {
+    tu_rng = 0x9e3779b97f4a7c15ull; /* this test's seed */
     kernels_init();
     test_codes();
     test_encode();

@@ -22,19 +22,6 @@
 #include "model/matmul.h"
 #include "testutil.h"
 
-static uint64_t g_rng = 0x1234567887654321ull;
-
-static uint64_t rnd_u64(void) { /* splitmix64 */
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rnd_sym(void) { /* [-1, 1) */
-    return (float)((double)(rnd_u64() >> 11) * 0x1p-52 - 1.0);
-}
-
 static const int k_types[] = {HERD_TYPE_F32,  HERD_TYPE_F16,  HERD_TYPE_BF16, HERD_TYPE_Q8_0,
                               HERD_TYPE_Q4_0, HERD_TYPE_Q2_K, HERD_TYPE_Q3_K, HERD_TYPE_Q4_K,
                               HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
@@ -57,7 +44,7 @@ static const char *type_name(int t) {
 }
 
 static void random_floats(float *x, int64_t n, float scale) {
-    for (int64_t i = 0; i < n; i++) x[i] = rnd_sym() * scale;
+    for (int64_t i = 0; i < n; i++) x[i] = tu_sym() * scale;
 }
 
 static uint32_t bits(float f) {
@@ -241,6 +228,7 @@ static void test_matmul_batch_invariance(void) {
 }
 
 int main(void) {
+    tu_rng = 0x1234567887654321ull; /* this test's seed */
     kernels_init();
     test_gemm_vs_dot();
     test_matmul_batch_invariance();

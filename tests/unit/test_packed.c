@@ -24,19 +24,6 @@
 #include "model/matmul.h"
 #include "testutil.h"
 
-static uint64_t g_rng = 0x5eed5eed12345678ull;
-
-static uint64_t rnd_u64(void) { /* splitmix64 */
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rnd_sym(void) { /* [-1, 1) */
-    return (float)((double)(rnd_u64() >> 11) * 0x1p-52 - 1.0);
-}
-
 static uint32_t bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -64,7 +51,7 @@ static void make_case(case_data *c, int type, int64_t n, int64_t nr, int64_t nt)
     c->wp = malloc((size_t)(c->gb * (nr / PK_ROWS)) + 1);
     c->x = malloc((size_t)(c->xrow * nt));
     c->xp = malloc((size_t)(c->xp_stride * nt) + 1);
-    for (int64_t i = 0; i < n * nr; i++) f[i] = rnd_sym();
+    for (int64_t i = 0; i < n * nr; i++) f[i] = tu_sym();
     for (int64_t r = 0; r < nr; r++) {
         if (r % 5 == 4) /* a row with extreme values: q8_0 -127/127 and q4_0 0/15 in every block */
             for (int64_t i = 0; i < n; i++) f[r * n + i] = i % 2 ? 1.0f : -1.0f;
@@ -73,7 +60,7 @@ static void make_case(case_data *c, int type, int64_t n, int64_t nr, int64_t nt)
     /* odd byte offsets for the packed buffers too */
     c->wp += 1, c->xp += 1;
     for (int64_t g = 0; g < nr / PK_ROWS; g++) pk_pack_w(type, n, c->w + g * PK_ROWS * c->wrow, c->wrow, c->wp + g * c->gb);
-    for (int64_t i = 0; i < n * nt; i++) f[i] = 2.0f * rnd_sym();
+    for (int64_t i = 0; i < n * nt; i++) f[i] = 2.0f * tu_sym();
     for (int64_t t = 0; t < nt; t++) {
         if (t % 4 == 3) /* a wide range of block magnitudes */
             for (int64_t i = 0; i < n; i++) f[t * n + i] *= (float)(1 + (i / 32) % 7) * (i % 5 ? 0.01f : 3.0f);
@@ -208,7 +195,7 @@ static void test_matmul(void) {
                     .packed = c.wp};
         weight w2 = w; /* a second weight sharing the input, as K with Q */
         float *x = malloc(sizeof(float) * (size_t)(n * nt));
-        for (int64_t i = 0; i < n * nt; i++) x[i] = rnd_sym();
+        for (int64_t i = 0; i < n * nt; i++) x[i] = tu_sym();
         void *xq = malloc((size_t)matmul_scratch_bytes(type, n, nt));
         float *yb = malloc(sizeof(float) * (size_t)(nr * nt)), *y2 = malloc(sizeof(float) * (size_t)(nr * nt));
         float *y1 = malloc(sizeof(float) * (size_t)nr), *yr = malloc(sizeof(float) * (size_t)(nr * nt));
@@ -243,6 +230,7 @@ static void test_matmul(void) {
 }
 
 int main(void) {
+    tu_rng = 0x5eed5eed12345678ull; /* this test's seed */
     kernels_init();
     test_ref_vs_dot();
     test_kernels();

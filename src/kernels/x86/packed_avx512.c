@@ -58,16 +58,29 @@ static inline float ldf(const uint8_t *p) {
     return v;
 }
 
+/* The accumulators of a tile of RG groups x T tokens, and their results: token t's 16 rows of group g
+ * are contiguous in y. */
+ALWAYS void acc_zero(int RG, int T, __m512 acc[4][8]) {
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+}
+
+ALWAYS void acc_store(int RG, int T, __m512 acc[4][8], float *y, int64_t ldy) {
+#pragma GCC unroll 4
+    for (int g = 0; g < RG; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
+}
+
 /* y[t][16 g + r] for g < RG, t < T: groups gb bytes apart from w, tokens xs bytes apart from x. */
 ALWAYS void tile(int q4, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs,
                  float *y, int64_t ldy) {
     const int64_t bb = q4 ? 288 : 544;
     const int split = RG * T < 4; /* few accumulators: two vpdpbusd chains per block */
     __m512 acc[4][8]; /* RG <= 4, T <= 8: constants once inlined, the unused ones vanish */
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    acc_zero(RG, T, acc);
     for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 4
         for (int g = 0; g < RG; g++) {
@@ -93,43 +106,7 @@ ALWAYS void tile(int q4, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb
             }
         }
     }
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
-}
-
-/* One group, nt (1..8) tokens. */
-ALWAYS void tile_t(int q4, int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
-                   int64_t ldy) {
-    switch (nt) {
-    case 1: tile(q4, 1, 1, nb, w, gb, x, xs, y, ldy); break;
-    case 2: tile(q4, 1, 2, nb, w, gb, x, xs, y, ldy); break;
-    case 3: tile(q4, 1, 3, nb, w, gb, x, xs, y, ldy); break;
-    case 4: tile(q4, 1, 4, nb, w, gb, x, xs, y, ldy); break;
-    case 5: tile(q4, 1, 5, nb, w, gb, x, xs, y, ldy); break;
-    case 6: tile(q4, 1, 6, nb, w, gb, x, xs, y, ldy); break;
-    case 7: tile(q4, 1, 7, nb, w, gb, x, xs, y, ldy); break;
-    default: tile(q4, 1, 8, nb, w, gb, x, xs, y, ldy); break;
-    }
-}
-
-static void drive(int kind, int64_t nb, int64_t ng, int64_t nt, const uint8_t *w, int64_t gb, const uint8_t *x,
-                  int64_t xs, float *y, int64_t ldy);
-
-ALWAYS void gemm(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                 int64_t ldy) {
-    const int64_t nb = n / 32, gb = nb * (q4 ? 288 : 544);
-    const uint8_t *w = wp, *x = xp;
-    if (nt <= 2) { /* decode: 4 groups x nt tokens per tile */
-        int64_t g = 0;
-        for (; g + 4 <= ng; g += 4)
-            if (nt == 1) tile(q4, 4, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-            else tile(q4, 4, 2, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        for (; g < ng; g++) tile_t(q4, (int)nt, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        return;
-    }
-    drive(q4 ? K_Q4 : K_Q8, nb, ng, nt, w, gb, x, xs, y, ldy);
+    acc_store(RG, T, acc, y, ldy);
 }
 
 /* ---- q4_K ----------------------------------------------------------------------------------------
@@ -141,10 +118,7 @@ ALWAYS void tile_k4(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, con
                     int64_t ldy) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[4][8];
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    acc_zero(RG, T, acc);
     for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 4
         for (int g = 0; g < RG; g++) {
@@ -194,37 +168,7 @@ ALWAYS void tile_k4(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, con
             }
         }
     }
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
-}
-
-ALWAYS void tile_k4_t(int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
-                      int64_t ldy) {
-    switch (nt) {
-    case 1: tile_k4(1, 1, nb, w, gb, x, xs, y, ldy); break;
-    case 2: tile_k4(1, 2, nb, w, gb, x, xs, y, ldy); break;
-    case 3: tile_k4(1, 3, nb, w, gb, x, xs, y, ldy); break;
-    case 4: tile_k4(1, 4, nb, w, gb, x, xs, y, ldy); break;
-    case 5: tile_k4(1, 5, nb, w, gb, x, xs, y, ldy); break;
-    case 6: tile_k4(1, 6, nb, w, gb, x, xs, y, ldy); break;
-    case 7: tile_k4(1, 7, nb, w, gb, x, xs, y, ldy); break;
-    default: tile_k4(1, 8, nb, w, gb, x, xs, y, ldy); break;
-    }
-}
-
-void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                         int64_t ldy) {
-    const int64_t nb = n / 256, gb = nb * PK_K4_BLOCK;
-    const uint8_t *w = wp, *x = xp;
-    if (nt == 1) {
-        int64_t g = 0;
-        for (; g + 2 <= ng; g += 2) tile_k4(2, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        for (; g < ng; g++) tile_k4(1, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        return;
-    }
-    drive(K_K4, nb, ng, nt, w, gb, x, xs, y, ldy);
+    acc_store(RG, T, acc, y, ldy);
 }
 
 /* ---- q6_K ----------------------------------------------------------------------------------------
@@ -236,10 +180,7 @@ ALWAYS void tile_k6(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, con
                     int64_t ldy) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[4][8];
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    acc_zero(RG, T, acc);
     for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 4
         for (int g = 0; g < RG; g++) {
@@ -281,47 +222,7 @@ ALWAYS void tile_k6(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, con
             }
         }
     }
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
-}
-
-ALWAYS void tile_k6_t(int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
-                      int64_t ldy) {
-    switch (nt) {
-    case 1: tile_k6(1, 1, nb, w, gb, x, xs, y, ldy); break;
-    case 2: tile_k6(1, 2, nb, w, gb, x, xs, y, ldy); break;
-    case 3: tile_k6(1, 3, nb, w, gb, x, xs, y, ldy); break;
-    case 4: tile_k6(1, 4, nb, w, gb, x, xs, y, ldy); break;
-    case 5: tile_k6(1, 5, nb, w, gb, x, xs, y, ldy); break;
-    case 6: tile_k6(1, 6, nb, w, gb, x, xs, y, ldy); break;
-    case 7: tile_k6(1, 7, nb, w, gb, x, xs, y, ldy); break;
-    default: tile_k6(1, 8, nb, w, gb, x, xs, y, ldy); break;
-    }
-}
-
-void pk_gemm_q6_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                         int64_t ldy) {
-    const int64_t nb = n / 256, gb = nb * PK_K6_BLOCK;
-    const uint8_t *w = wp, *x = xp;
-    if (nt == 1) {
-        int64_t g = 0;
-        for (; g + 2 <= ng; g += 2) tile_k6(2, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        for (; g < ng; g++) tile_k6(1, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        return;
-    }
-    drive(K_K6, nb, ng, nt, w, gb, x, xs, y, ldy);
-}
-
-void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
-                         float *y, int64_t ldy) {
-    gemm(0, n, ng, nt, wp, xp, xp_stride, y, ldy);
-}
-
-void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
-                         float *y, int64_t ldy) {
-    gemm(1, n, ng, nt, wp, xp, xp_stride, y, ldy);
+    acc_store(RG, T, acc, y, ldy);
 }
 
 /* ---- the loop over tiles, for prompts and batches of 3+ tokens --------------------------------------
@@ -329,13 +230,29 @@ void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
  * stream from memory once per block, and within it chunks of groups whose weights stay in L2
  * (W_CHUNK_BYTES) while the block's tiles of 8 tokens pass over them. (One level, blocks of tokens
  * sized for L2, re-read an 8B model's ffn_down from memory every 8 tokens.) */
+/* One tile of RG groups x T tokens of layout kind. */
+ALWAYS void tile_kind(int kind, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs,
+                      float *y, int64_t ldy) {
+    switch (kind) {
+    case K_Q8: tile(0, RG, T, nb, w, gb, x, xs, y, ldy); break;
+    case K_Q4: tile(1, RG, T, nb, w, gb, x, xs, y, ldy); break;
+    case K_K4: tile_k4(RG, T, nb, w, gb, x, xs, y, ldy); break;
+    default: tile_k6(RG, T, nb, w, gb, x, xs, y, ldy); break;
+    }
+}
+
+/* One group, nt (1..8) tokens: the token count as a constant for the tile. */
 ALWAYS void tile_any(int kind, int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
                      int64_t ldy) {
-    switch (kind) {
-    case K_Q8: tile_t(0, nt, nb, w, gb, x, xs, y, ldy); break;
-    case K_Q4: tile_t(1, nt, nb, w, gb, x, xs, y, ldy); break;
-    case K_K4: tile_k4_t(nt, nb, w, gb, x, xs, y, ldy); break;
-    default: tile_k6_t(nt, nb, w, gb, x, xs, y, ldy); break;
+    switch (nt) {
+    case 1: tile_kind(kind, 1, 1, nb, w, gb, x, xs, y, ldy); break;
+    case 2: tile_kind(kind, 1, 2, nb, w, gb, x, xs, y, ldy); break;
+    case 3: tile_kind(kind, 1, 3, nb, w, gb, x, xs, y, ldy); break;
+    case 4: tile_kind(kind, 1, 4, nb, w, gb, x, xs, y, ldy); break;
+    case 5: tile_kind(kind, 1, 5, nb, w, gb, x, xs, y, ldy); break;
+    case 6: tile_kind(kind, 1, 6, nb, w, gb, x, xs, y, ldy); break;
+    case 7: tile_kind(kind, 1, 7, nb, w, gb, x, xs, y, ldy); break;
+    default: tile_kind(kind, 1, 8, nb, w, gb, x, xs, y, ldy); break;
     }
 }
 
@@ -354,4 +271,45 @@ static void drive(int kind, int64_t nb, int64_t ng, int64_t nt, const uint8_t *w
             }
         }
     }
+}
+
+/* ---- entries ---------------------------------------------------------------------------------------
+ * Decode (1 token; q8_0 / q4_0 also 2) takes several groups per tile, so that independent accumulator
+ * chains hide the FMA latency (4 for q8_0 / q4_0, 2 for the longer K-quant blocks); more tokens go
+ * through drive. */
+ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                  int64_t ldy) {
+    const int64_t nb = kind <= K_Q4 ? n / 32 : n / 256;
+    const int64_t gb = nb * (kind == K_Q8 ? 544 : kind == K_Q4 ? 288 : kind == K_K4 ? PK_K4_BLOCK : PK_K6_BLOCK);
+    const int rg = kind <= K_Q4 ? 4 : 2, dec = kind <= K_Q4 ? 2 : 1;
+    const uint8_t *w = wp, *x = xp;
+    if (nt <= dec) {
+        int64_t g = 0;
+        for (; g + rg <= ng; g += rg)
+            if (nt == 1) tile_kind(kind, rg, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+            else tile_kind(kind, rg, 2, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        for (; g < ng; g++) tile_any(kind, (int)nt, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
+        return;
+    }
+    drive(kind, nb, ng, nt, w, gb, x, xs, y, ldy);
+}
+
+void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy) {
+    entry(K_Q8, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy) {
+    entry(K_Q4, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy) {
+    entry(K_K4, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q6_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy) {
+    entry(K_K6, n, ng, nt, wp, xp, xs, y, ldy);
 }
