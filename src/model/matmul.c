@@ -143,7 +143,10 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
     const weight *w0 = outs[0].w;
     const kernel_type_ops *ops0 = kernels_type(w0->type);
     HERD_ASSERT(ops0);
-    pk_gemm_fn pk = w0->packed ? pk_gemm_for(w0->type, w0->n_in, w0->n_out) : NULL;
+    /* (a packed weight whose input row would not fit the conversion's stack row takes the plain path:
+     * decided by the width alone, so still the same for every batch) */
+    pk_gemm_fn pk = w0->packed && kernels_row_bytes(ops0->vec_dot_type, w0->n_in) <= GEMM_ROW_MAX
+                        ? pk_gemm_for(w0->type, w0->n_in, w0->n_out) : NULL;
     const kernel_type_ops *g0 = pk ? NULL : gemm_ops(w0, n_tok);
     /* one input conversion serves every weight of the same vec_dot type, width and FP8 bound (and the
      * same packed layout, for gemm; all packed and of one type for the packed kernel) */

@@ -91,7 +91,7 @@ enum { MODEL_LOAD_VOCAB_ONLY = 1, MODEL_LOAD_NO_REPACK = 2 /* rows only, for rea
 /* path: a GGUF file or a Hugging Face directory. */
 int model_load(const char *path, int flags, herd_model **out);
 void model_free(herd_model *m);
-/* Interleaves the q8_0 / q4_0 weights for the packed kernels where this CPU has them (repack.c);
+/* Interleaves the q8_0 / q4_0 / q4_K / q6_K weights for the packed kernels where this CPU has them (repack.c);
  * HERD_REPACK=0 in the environment keeps the plain layout. */
 int model_repack(herd_model *m);
 /* Fills hp, vocab, chat template, tensors and m->hf from a HF directory (model_hf.c). */

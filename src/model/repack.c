@@ -1,10 +1,9 @@
-/* Repacking at load: every q8_0 / q4_0 matmul weight that the packed kernels take (kernels/packed.h)
- * gets an interleaved copy, made once, so that decode and prompt processing both run the packed
- * kernel on it. The copy is the same size as the original (16 rows x 34 or 18 bytes per block); the
+/* Repacking at load: every q8_0 / q4_0 / q4_K / q6_K matmul weight that the packed kernels take
+ * (kernels/packed.h) gets an interleaved copy, made once, so that decode and prompt processing both run
+ * the packed kernel on it. The copy is about the size of the original (16 rows side by side); the
  * original rows stay mapped for what reads rows directly (the token embedding, herd convert), but their
  * pages are released after packing.
- * Weights are packed by several threads (a 1B Q8_0 model is 1.3 GB of weights). */
-#include <pthread.h>
+ * Weights are packed by a thread pool (a 1B Q8_0 model is 1.3 GB of weights). */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,13 +13,14 @@
 
 #include "../base/log.h"
 #include "../kernels/packed.h"
+#include "../thread/pool.h"
 #include "model.h"
 
 #define HUGE_PAGE (2 << 20)
 
 typedef struct {
     weight **w;       /* the weights to pack */
-    uint8_t **dst;    /* their packed copies */
+    uint8_t **dst;    /* their packed copies (the model's packed_owned) */
     int64_t n;
     atomic_llong next; /* the next (weight, chunk) to take: chunks of 64 groups */
     int64_t *chunk0;  /* [n + 1]: the first chunk of each weight */
@@ -28,11 +28,12 @@ typedef struct {
     uintptr_t page;
 } repack_job;
 
-static void *repack_worker(void *arg) {
+/* Each thread takes chunks from the shared counter until none is left (weights differ in size). */
+static void repack_worker(void *arg, int ith, int nth) {
     repack_job *j = arg;
     for (;;) {
         int64_t c = atomic_fetch_add(&j->next, 1);
-        if (c >= j->chunk0[j->n]) return NULL;
+        if (c >= j->chunk0[j->n]) return;
         int64_t i = 0;
         while (j->chunk0[i + 1] <= c) i++;
         const weight *w = j->w[i];
@@ -72,10 +73,10 @@ int model_repack(herd_model *m) {
         return HERD_OK;
     }
     long page = sysconf(_SC_PAGESIZE);
-    repack_job j = {.w = ws, .n = n, .keep = m->tok_embd.data, .page = page > 0 ? (uintptr_t)page : 0};
-    j.dst = herd_xcalloc((size_t)n, sizeof *j.dst);
-    j.chunk0 = herd_xcalloc((size_t)n + 1, sizeof *j.chunk0);
     m->packed_owned = herd_xcalloc((size_t)n, sizeof *m->packed_owned);
+    repack_job j = {.w = ws, .dst = m->packed_owned, .n = n, .keep = m->tok_embd.data,
+                    .page = page > 0 ? (uintptr_t)page : 0};
+    j.chunk0 = herd_xcalloc((size_t)n + 1, sizeof *j.chunk0);
     for (int64_t i = 0; i < n; i++) {
         int64_t ng = ws[i]->n_out / PK_ROWS, bytes = ng * pk_group_bytes(ws[i]->type, ws[i]->n_in);
         void *p = NULL;
@@ -84,24 +85,22 @@ int model_repack(herd_model *m) {
         if (posix_memalign(&p, HUGE_PAGE, (size_t)bytes)) {
             int rc = herd_err(HERD_E_NOMEM, "model: %s: out of memory repacking '%s' (%lld bytes; HERD_REPACK=0 "
                               "runs without the copy)", m->file.path, ws[i]->name, (long long)bytes);
-            free(ws), free(j.dst), free(j.chunk0);
+            free(ws), free(j.chunk0);
             return rc; /* the copies made so far are freed with the model */
         }
         madvise(p, (size_t)bytes, MADV_HUGEPAGE);
-        j.dst[i] = m->packed_owned[m->n_packed_owned++] = p;
+        m->packed_owned[m->n_packed_owned++] = p;
         m->packed_bytes += bytes;
         j.chunk0[i + 1] = j.chunk0[i] + (ng + 63) / 64;
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int nth = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu;
-    pthread_t th[16];
-    int started = 0;
-    for (int t = 1; t < nth; t++)
-        if (pthread_create(&th[started], NULL, repack_worker, &j) == 0) started++;
-    repack_worker(&j);
-    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    thread_pool *pool = pool_new(ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu);
+    if (pool) {
+        pool_run(pool, repack_worker, &j);
+        pool_free(pool);
+    } else repack_worker(&j, 0, 1); /* no threads: pack on this one */
     /* the tied output shares tok_embd's rows but has its own packed copy; tok_embd keeps the rows */
     for (int64_t i = 0; i < n; i++) ws[i]->packed = j.dst[i];
-    free(ws), free(j.dst), free(j.chunk0);
+    free(ws), free(j.chunk0);
     return HERD_OK;
 }

@@ -22,12 +22,8 @@
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see drive) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see drive) */
 enum { K_Q8, K_Q4, K_K4, K_K6 }; /* the four layouts */
-#ifndef PF_Q
 #define PF_Q 2048 /* q8_0 / q4_0 decode: prefetch this many bytes ahead */
-#endif
-#ifndef PF_K4
-#define PF_K4 1 /* q4_K decode: prefetch this many super-blocks ahead */
-#endif
+#define PF_K4 1    /* q4_K / q6_K decode: prefetch this many super-blocks ahead */
 
 /* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0: the
  * low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword 4 + c. */
@@ -294,22 +290,11 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
     drive(kind, nb, ng, nt, w, gb, x, xs, y, ldy);
 }
 
-void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                         int64_t ldy) {
-    entry(K_Q8, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                         int64_t ldy) {
-    entry(K_Q4, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                         int64_t ldy) {
-    entry(K_K4, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_q6_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                         int64_t ldy) {
-    entry(K_K6, n, ng, nt, wp, xp, xs, y, ldy);
-}
+#define PK_ENTRY(name, kind)                                                                                  \
+    void name(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y, int64_t ldy) { \
+        entry(kind, n, ng, nt, wp, xp, xs, y, ldy);                                                               \
+    }
+PK_ENTRY(pk_gemm_q8_0_avx512, K_Q8)
+PK_ENTRY(pk_gemm_q4_0_avx512, K_Q4)
+PK_ENTRY(pk_gemm_q4_K_avx512, K_K4)
+PK_ENTRY(pk_gemm_q6_K_avx512, K_K6)
