@@ -6,11 +6,17 @@
  * activation block's offset, which makes the unsigned weight bytes signed again), vcvtdq2ps, one
  * vmulps (d_w * d_x) and one vfmadd into the accumulator: the reference's order, lane by lane.
  *
- * Register tile: RG groups x T tokens of accumulators. Decode (1 token) takes 4 groups at once so that
- * four independent accumulator chains hide the FMA latency, and splits each block's 8 vpdpbusd into two
- * chains (integer sums: any order is exact). Prompt processing takes 1 group x up to 8 tokens: the
- * block's weight vectors are loaded (q4_0: and split into nibbles) once for the 8 tokens. Tokens go in
- * blocks whose activations stay in L3, groups in chunks that stay in L2 (drive, at the end).
+ * Register tile: one group x T tokens of accumulators (T <= 8): the block's weight vectors are loaded
+ * (q4_0: and split into nibbles) once for the T tokens. Decode (1 or 2 tokens) splits each block's 8
+ * vpdpbusd into two chains (integer sums: any order is exact). Tokens go in blocks whose activations
+ * stay in L3, groups in chunks that stay in L2 (entry, at the end).
+ *
+ * Decode reads the groups one after another, so each thread streams its share of a weight as one
+ * sequential run of memory. Four groups side by side (four streams, four independent accumulator
+ * chains) streamed 76-95 % of a plain read loop's bandwidth; one group at a time 95-103 % (bench/stream:
+ * 1 GB of 2048- and 4096-wide weights from DRAM, 2 threads, all four layouts). The memory, not the FMA
+ * latency of a single chain, is the limit: from L2 one group at a time still computes at ~96 GB/s per
+ * thread (q4_0; q6_K ~49).
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -19,11 +25,11 @@
 #include "../packed.h"
 
 #define ALWAYS static inline __attribute__((always_inline))
-#define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see drive) */
-#define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see drive) */
-enum { K_Q8, K_Q4, K_K4, K_K6 }; /* the four layouts */
-#define PF_Q 2048 /* q8_0 / q4_0 decode: prefetch this many bytes ahead */
-#define PF_K4 1    /* q4_K / q6_K decode: prefetch this many super-blocks ahead */
+#define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
+#define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
+enum { K_Q8, K_Q4, K_K4, K_K6 };   /* the four layouts */
+#define PF_Q 2048                  /* q8_0 / q4_0 decode: prefetch this many bytes ahead */
+#define PF_K4 2                    /* q4_K / q6_K decode: prefetch this many super-blocks ahead (1: 87-95 % of a read) */
 
 /* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0: the
  * low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword 4 + c. */
@@ -54,55 +60,50 @@ static inline float ldf(const uint8_t *p) {
     return v;
 }
 
-/* The accumulators of a tile of RG groups x T tokens, and their results: token t's 16 rows of group g
- * are contiguous in y. */
-ALWAYS void acc_zero(int RG, int T, __m512 acc[4][8]) {
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
+/* The accumulators of a tile of T tokens, and their results: token t's 16 rows are contiguous in y. */
+ALWAYS void acc_zero(int T, __m512 acc[8]) {
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[g][t] = _mm512_setzero_ps();
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
 }
 
-ALWAYS void acc_store(int RG, int T, __m512 acc[4][8], float *y, int64_t ldy) {
-#pragma GCC unroll 4
-    for (int g = 0; g < RG; g++)
+ALWAYS void acc_store(int T, __m512 acc[8], float *y, int64_t ldy) {
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy + 16 * g, acc[g][t]);
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
-/* y[t][16 g + r] for g < RG, t < T: groups gb bytes apart from w, tokens xs bytes apart from x. */
-ALWAYS void tile(int q4, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs,
-                 float *y, int64_t ldy) {
+/* y[t][r] for the group at w, t < T: tokens xs bytes apart from x. */
+ALWAYS void tile(int q4, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
+                 int64_t ldy) {
     const int64_t bb = q4 ? 288 : 544;
-    const int split = RG * T < 4; /* few accumulators: two vpdpbusd chains per block */
-    __m512 acc[4][8]; /* RG <= 4, T <= 8: constants once inlined, the unused ones vanish */
-    acc_zero(RG, T, acc);
+    const int split = T < 4; /* few accumulators: two vpdpbusd chains per block */
+    __m512 acc[8];           /* T <= 8: a constant once inlined, the unused ones vanish */
+    acc_zero(T, acc);
     for (int64_t b = 0; b < nb; b++) {
-#pragma GCC unroll 4
-        for (int g = 0; g < RG; g++) {
-            const uint8_t *blk = w + g * gb + b * bb;
-            if (PF_Q && T <= 2) /* decode: the hardware prefetchers alone keep too few lines in flight */
-                for (int k = 0; k < (q4 ? 5 : 9); k++) _mm_prefetch((const char *)blk + 64 * k + PF_Q, _MM_HINT_T0);
-            __m512i wv[8];
-            load_w(q4, blk, wv);
-            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const uint8_t *blk = w + b * bb;
+        if (PF_Q && T <= 2) /* decode: the hardware prefetchers alone keep too few lines in flight */
+            for (int k = 0; k < (q4 ? 5 : 9); k++)
+                _mm_prefetch((const char *)blk + 64 * k + PF_Q, _MM_HINT_T0);
+        __m512i wv[8];
+        load_w(q4, blk, wv);
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) {
-                const uint8_t *xb = x + t * xs + b * PK_X_BLOCK;
-                __m512i s0 = _mm512_set1_epi32(ld32(xb + 4)), s1 = _mm512_setzero_si512();
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = x + t * xs + b * PK_X_BLOCK;
+            __m512i s0 = _mm512_set1_epi32(ld32(xb + 4)), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    __m512i xk = _mm512_set1_epi32(ld32(xb + 8 + 4 * k));
-                    if (split && (k & 1)) s1 = _mm512_dpbusd_epi32(s1, wv[k], xk);
-                    else s0 = _mm512_dpbusd_epi32(s0, wv[k], xk);
-                }
-                if (split) s0 = _mm512_add_epi32(s0, s1);
-                __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(ldf(xb)));
-                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), sc, acc[g][t]);
+            for (int k = 0; k < 8; k++) {
+                __m512i xk = _mm512_set1_epi32(ld32(xb + 8 + 4 * k));
+                if (split && (k & 1))
+                    s1 = _mm512_dpbusd_epi32(s1, wv[k], xk);
+                else
+                    s0 = _mm512_dpbusd_epi32(s0, wv[k], xk);
             }
+            if (split) s0 = _mm512_add_epi32(s0, s1);
+            __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(ldf(xb)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), sc, acc[t]);
         }
     }
-    acc_store(RG, T, acc, y, ldy);
+    acc_store(T, acc, y, ldy);
 }
 
 /* ---- q4_K ----------------------------------------------------------------------------------------
@@ -110,61 +111,61 @@ ALWAYS void tile(int q4, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb
  * vectors) are made once for the T tokens; per token 8 vpdpbusd give the 16 rows' exact sums, one
  * vpmulld applies the rows' 6-bit scales, and the int32 total of the 8 sub-blocks meets d * dx in one
  * FMA; the mins' term (16-bit mins x 16-bit activation sums) is 4 vpdpwssd and one FMA with dmin * dx. */
-ALWAYS void tile_k4(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+ALWAYS void tile_k4(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                     int64_t ldy) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    __m512 acc[4][8];
-    acc_zero(RG, T, acc);
+    __m512 acc[8];
+    acc_zero(T, acc);
     for (int64_t b = 0; b < nb; b++) {
-#pragma GCC unroll 4
-        for (int g = 0; g < RG; g++) {
-            const uint8_t *blk = w + g * gb + b * PK_K4_BLOCK;
-            if (PF_K4 && T == 1)
-                for (int k = 0; k < 5; k++) _mm_prefetch((const char *)blk + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
-            __m512i sumi[8];
+        const uint8_t *blk = w + b * PK_K4_BLOCK;
+        if (PF_K4 && T == 1)
+            for (int k = 0; k < 5; k++)
+                _mm_prefetch((const char *)blk + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
+        __m512i sumi[8];
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
+        for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 2
-            for (int s = 0; s < 8; s++) {
-                const uint8_t *q = blk + 320 + (s / 2) * 512;
-                if (PF_K4 && T == 1 && !(s & 1)) /* decode: the window holds too little of this long loop */
-                    for (int k = 0; k < 8; k++) _mm_prefetch((const char *)q + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
-                __m512i wv[8];
+        for (int s = 0; s < 8; s++) {
+            const uint8_t *q = blk + 320 + (s / 2) * 512;
+            if (PF_K4 && T == 1 && !(s & 1)) /* decode: the window holds too little of this long loop */
+                for (int k = 0; k < 8; k++)
+                    _mm_prefetch((const char *)q + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
+            __m512i wv[8];
 #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    __m512i v = _mm512_loadu_si512(q + 64 * k);
-                    wv[k] = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
-                }
-                __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s)));
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++) {
-                    const uint8_t *xq = x + t * xs + b * PK_XK_BLOCK + 32 + 32 * s;
-                    __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                    for (int k = 0; k < 8; k += 2) {
-                        i0 = _mm512_dpbusd_epi32(i0, wv[k], _mm512_set1_epi32(ld32(xq + 4 * k)));
-                        i1 = _mm512_dpbusd_epi32(i1, wv[k + 1], _mm512_set1_epi32(ld32(xq + 4 * k + 4)));
-                    }
-                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(i0, i1), sc));
-                }
+            for (int k = 0; k < 8; k++) {
+                __m512i v = _mm512_loadu_si512(q + 64 * k);
+                wv[k] = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
             }
-            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-            __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s)));
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                const uint8_t *xb = x + t * xs + b * PK_XK_BLOCK;
-                __m512i summ = _mm512_setzero_si512();
-#pragma GCC unroll 4
-                for (int i = 0; i < 4; i++)
-                    summ = _mm512_dpwssd_epi32(summ, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 192 + 32 * i))),
-                                               _mm512_set1_epi32(ld32(xb + 16 + 4 * i)));
-                __m512 dx = _mm512_set1_ps(ldf(xb));
-                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx), acc[g][t]);
-                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, dx), acc[g][t]);
+                const uint8_t *xq = x + t * xs + b * PK_XK_BLOCK + 32 + 32 * s;
+                __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k += 2) {
+                    i0 = _mm512_dpbusd_epi32(i0, wv[k], _mm512_set1_epi32(ld32(xq + 4 * k)));
+                    i1 = _mm512_dpbusd_epi32(i1, wv[k + 1], _mm512_set1_epi32(ld32(xq + 4 * k + 4)));
+                }
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(i0, i1), sc));
             }
         }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = x + t * xs + b * PK_XK_BLOCK;
+            __m512i summ = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                summ = _mm512_dpwssd_epi32(
+                    summ, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 192 + 32 * i))),
+                    _mm512_set1_epi32(ld32(xb + 16 + 4 * i)));
+            __m512 dx = _mm512_set1_ps(ldf(xb));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, dx), acc[t]);
+        }
     }
-    acc_store(RG, T, acc, y, ldy);
+    acc_store(T, acc, y, ldy);
 }
 
 /* ---- q6_K ----------------------------------------------------------------------------------------
@@ -172,89 +173,122 @@ ALWAYS void tile_k4(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, con
  * the two bit planes (low nibble | top 2 bits << 4) once for the T tokens; per token 4 vpdpbusd started
  * at the activation's -32 * (group sum), one vpmulld by the rows' signed scales, one add; one FMA with
  * d * dx per super-block. */
-ALWAYS void tile_k6(int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+ALWAYS void tile_k6(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                     int64_t ldy) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-    __m512 acc[4][8];
-    acc_zero(RG, T, acc);
+    __m512 acc[8];
+    acc_zero(T, acc);
     for (int64_t b = 0; b < nb; b++) {
-#pragma GCC unroll 4
-        for (int g = 0; g < RG; g++) {
-            const uint8_t *blk = w + g * gb + b * PK_K6_BLOCK;
-            __m512i sumi[8];
+        const uint8_t *blk = w + b * PK_K6_BLOCK;
+        __m512i sumi[8];
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
+        for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
-            for (int q = 0; q < 16; q++) { /* group q: chunks 4q .. 4q + 3 */
-                if (PF_K4 && T == 1)
-                    for (int k = 0; k < 4; k++)
-                        _mm_prefetch((const char *)blk + 256 * q + 64 * k + PF_K4 * PK_K6_BLOCK, _MM_HINT_T0);
-                __m512i u[4];
+        for (int q = 0; q < 16; q++) { /* group q: chunks 4q .. 4q + 3 */
+            if (PF_K4 && T == 1)
+                for (int k = 0; k < 4; k++)
+                    _mm_prefetch((const char *)blk + 256 * q + 64 * k + PF_K4 * PK_K6_BLOCK, _MM_HINT_T0);
+            __m512i u[4];
 #pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) {
-                    int c = 4 * q + k, i = c / 16;
-                    __m512i lo = _mm512_loadu_si512(blk + 288 + (c % 32) * 64);
-                    __m512i hi = _mm512_loadu_si512(blk + 2336 + (c % 16) * 64);
-                    lo = _mm512_and_si512(c < 32 ? lo : _mm512_srli_epi16(lo, 4), m4);
-                    /* the 2 bits at 2i..2i+1 to bits 4..5 (16-bit shifts: what crosses a byte is masked off) */
-                    hi = i == 0 ? _mm512_slli_epi16(hi, 4) : i == 1 ? _mm512_slli_epi16(hi, 2) : i == 2 ? hi : _mm512_srli_epi16(hi, 2);
-                    u[k] = _mm512_or_si512(lo, _mm512_and_si512(hi, m30));
-                }
-                __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * q)));
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++) {
-                    const uint8_t *xb = x + t * xs + b * PK_XK6_BLOCK;
-                    __m512i is = _mm512_set1_epi32(ld32(xb + 16 + 4 * q));
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++) is = _mm512_dpbusd_epi32(is, u[k], _mm512_set1_epi32(ld32(xb + 80 + 16 * q + 4 * k)));
-                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(is, sc));
-                }
+            for (int k = 0; k < 4; k++) {
+                int c = 4 * q + k, i = c / 16;
+                __m512i lo = _mm512_loadu_si512(blk + 288 + (c % 32) * 64);
+                __m512i hi = _mm512_loadu_si512(blk + 2336 + (c % 16) * 64);
+                lo = _mm512_and_si512(c < 32 ? lo : _mm512_srli_epi16(lo, 4), m4);
+                /* the 2 bits at 2i..2i+1 to bits 4..5 (16-bit shifts: what crosses a byte is masked off) */
+                hi = i == 0   ? _mm512_slli_epi16(hi, 4)
+                     : i == 1 ? _mm512_slli_epi16(hi, 2)
+                     : i == 2 ? hi
+                              : _mm512_srli_epi16(hi, 2);
+                u[k] = _mm512_or_si512(lo, _mm512_and_si512(hi, m30));
             }
-            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+            __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * q)));
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                __m512 dx = _mm512_set1_ps(ldf(x + t * xs + b * PK_XK6_BLOCK));
-                acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx), acc[g][t]);
+                const uint8_t *xb = x + t * xs + b * PK_XK6_BLOCK;
+                __m512i is = _mm512_set1_epi32(ld32(xb + 16 + 4 * q));
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++)
+                    is = _mm512_dpbusd_epi32(is, u[k], _mm512_set1_epi32(ld32(xb + 80 + 16 * q + 4 * k)));
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(is, sc));
             }
         }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512 dx = _mm512_set1_ps(ldf(x + t * xs + b * PK_XK6_BLOCK));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx), acc[t]);
+        }
     }
-    acc_store(RG, T, acc, y, ldy);
+    acc_store(T, acc, y, ldy);
 }
 
-/* ---- the loop over tiles, for prompts and batches of 3+ tokens --------------------------------------
- * Two levels: a block of tokens whose activations stay in L3 (X_BLOCK_BYTES) while the thread's weights
- * stream from memory once per block, and within it chunks of groups whose weights stay in L2
- * (W_CHUNK_BYTES) while the block's tiles of 8 tokens pass over them. (One level, blocks of tokens
- * sized for L2, re-read an 8B model's ffn_down from memory every 8 tokens.) */
-/* One tile of RG groups x T tokens of layout kind. */
-ALWAYS void tile_kind(int kind, int RG, int T, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs,
-                      float *y, int64_t ldy) {
+/* ---- the loop over tiles ---------------------------------------------------------------------------- */
+/* One tile of T tokens of layout kind. */
+ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
+                      int64_t ldy) {
     switch (kind) {
-    case K_Q8: tile(0, RG, T, nb, w, gb, x, xs, y, ldy); break;
-    case K_Q4: tile(1, RG, T, nb, w, gb, x, xs, y, ldy); break;
-    case K_K4: tile_k4(RG, T, nb, w, gb, x, xs, y, ldy); break;
-    default: tile_k6(RG, T, nb, w, gb, x, xs, y, ldy); break;
+    case K_Q8:
+        tile(0, T, nb, w, x, xs, y, ldy);
+        break;
+    case K_Q4:
+        tile(1, T, nb, w, x, xs, y, ldy);
+        break;
+    case K_K4:
+        tile_k4(T, nb, w, x, xs, y, ldy);
+        break;
+    default:
+        tile_k6(T, nb, w, x, xs, y, ldy);
+        break;
     }
 }
 
-/* One group, nt (1..8) tokens: the token count as a constant for the tile. */
-ALWAYS void tile_any(int kind, int nt, int64_t nb, const uint8_t *w, int64_t gb, const uint8_t *x, int64_t xs, float *y,
+/* nt (1..8) tokens: the token count as a constant for the tile. */
+ALWAYS void tile_any(int kind, int nt, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                      int64_t ldy) {
     switch (nt) {
-    case 1: tile_kind(kind, 1, 1, nb, w, gb, x, xs, y, ldy); break;
-    case 2: tile_kind(kind, 1, 2, nb, w, gb, x, xs, y, ldy); break;
-    case 3: tile_kind(kind, 1, 3, nb, w, gb, x, xs, y, ldy); break;
-    case 4: tile_kind(kind, 1, 4, nb, w, gb, x, xs, y, ldy); break;
-    case 5: tile_kind(kind, 1, 5, nb, w, gb, x, xs, y, ldy); break;
-    case 6: tile_kind(kind, 1, 6, nb, w, gb, x, xs, y, ldy); break;
-    case 7: tile_kind(kind, 1, 7, nb, w, gb, x, xs, y, ldy); break;
-    default: tile_kind(kind, 1, 8, nb, w, gb, x, xs, y, ldy); break;
+    case 1:
+        tile_kind(kind, 1, nb, w, x, xs, y, ldy);
+        break;
+    case 2:
+        tile_kind(kind, 2, nb, w, x, xs, y, ldy);
+        break;
+    case 3:
+        tile_kind(kind, 3, nb, w, x, xs, y, ldy);
+        break;
+    case 4:
+        tile_kind(kind, 4, nb, w, x, xs, y, ldy);
+        break;
+    case 5:
+        tile_kind(kind, 5, nb, w, x, xs, y, ldy);
+        break;
+    case 6:
+        tile_kind(kind, 6, nb, w, x, xs, y, ldy);
+        break;
+    case 7:
+        tile_kind(kind, 7, nb, w, x, xs, y, ldy);
+        break;
+    default:
+        tile_kind(kind, 8, nb, w, x, xs, y, ldy);
+        break;
     }
 }
 
-static void drive(int kind, int64_t nb, int64_t ng, int64_t nt, const uint8_t *w, int64_t gb, const uint8_t *x,
-                  int64_t xs, float *y, int64_t ldy) {
-    int64_t tb = X_BLOCK_BYTES / xs / 8 * 8, gc = W_CHUNK_BYTES / gb;
+/* Two levels: a block of tokens whose activations stay in L3 (X_BLOCK_BYTES) while the thread's weights
+ * stream from memory once per block, and within it chunks of groups whose weights stay in L2
+ * (W_CHUNK_BYTES) while the block's tiles of 8 tokens pass over them. (One level, blocks of tokens
+ * sized for L2, re-read an 8B model's ffn_down from memory every 8 tokens.) Decode (up to 8 tokens)
+ * is one tile per group, the groups in order: one sequential stream. */
+ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs,
+                  float *y, int64_t ldy) {
+    const int64_t nb = kind <= K_Q4 ? n / 32 : n / 256;
+    const int64_t gb = nb * (kind == K_Q8   ? 544
+                             : kind == K_Q4 ? 288
+                             : kind == K_K4 ? PK_K4_BLOCK
+                                            : PK_K6_BLOCK);
+    const uint8_t *w = wp, *x = xp;
+    int64_t tb = xs > 0 ? X_BLOCK_BYTES / xs / 8 * 8 : 8,
+            gc = W_CHUNK_BYTES / gb; /* (xs may be 0 for 1 token) */
     if (tb < 8) tb = 8;
     if (gc < 1) gc = 1;
     for (int64_t t0 = 0; t0 < nt; t0 += tb) {
@@ -263,36 +297,17 @@ static void drive(int kind, int64_t nb, int64_t ng, int64_t nt, const uint8_t *w
             int64_t g1 = g0 + gc < ng ? g0 + gc : ng;
             for (int64_t t = t0; t < t1; t += 8) {
                 int k = t1 - t < 8 ? (int)(t1 - t) : 8;
-                for (int64_t g = g0; g < g1; g++) tile_any(kind, k, nb, w + g * gb, gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
+                for (int64_t g = g0; g < g1; g++)
+                    tile_any(kind, k, nb, w + g * gb, x + t * xs, xs, y + t * ldy + 16 * g, ldy);
             }
         }
     }
 }
 
-/* ---- entries ---------------------------------------------------------------------------------------
- * Decode (1 token; q8_0 / q4_0 also 2) takes several groups per tile, so that independent accumulator
- * chains hide the FMA latency (4 for q8_0 / q4_0, 2 for the longer K-quant blocks); more tokens go
- * through drive. */
-ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                  int64_t ldy) {
-    const int64_t nb = kind <= K_Q4 ? n / 32 : n / 256;
-    const int64_t gb = nb * (kind == K_Q8 ? 544 : kind == K_Q4 ? 288 : kind == K_K4 ? PK_K4_BLOCK : PK_K6_BLOCK);
-    const int rg = kind <= K_Q4 ? 4 : 2, dec = kind <= K_Q4 ? 2 : 1;
-    const uint8_t *w = wp, *x = xp;
-    if (nt <= dec) {
-        int64_t g = 0;
-        for (; g + rg <= ng; g += rg)
-            if (nt == 1) tile_kind(kind, rg, 1, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-            else tile_kind(kind, rg, 2, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        for (; g < ng; g++) tile_any(kind, (int)nt, nb, w + g * gb, gb, x, xs, y + 16 * g, ldy);
-        return;
-    }
-    drive(kind, nb, ng, nt, w, gb, x, xs, y, ldy);
-}
-
-#define PK_ENTRY(name, kind)                                                                                  \
-    void name(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y, int64_t ldy) { \
-        entry(kind, n, ng, nt, wp, xp, xs, y, ldy);                                                               \
+#define PK_ENTRY(name, kind)                                                                                 \
+    void name(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,       \
+              int64_t ldy) {                                                                                 \
+        entry(kind, n, ng, nt, wp, xp, xs, y, ldy);                                                          \
     }
 PK_ENTRY(pk_gemm_q8_0_avx512, K_Q8)
 PK_ENTRY(pk_gemm_q4_0_avx512, K_Q4)
