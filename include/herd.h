@@ -160,6 +160,12 @@ int herd_context_kv_type(const herd_context *c);
 int64_t herd_context_n_past(const herd_context *c);
 /* Forgets cached positions >= pos (pos <= n_past). */
 void herd_context_truncate(herd_context *c, int64_t pos);
+/* For benchmarks: reads every weight byte one decode step reads, once, with a plain read loop on the
+ * context's threads (one parallel pass per matrix, as decode runs them), and returns the seconds it
+ * took; *bytes (if not NULL) gets the bytes read. bytes / seconds is the bandwidth at which decode
+ * could at best stream its weights, measured on the same threads and pages: its roofline
+ * (herd bench --roofline times each decoded token against one such read). */
+double herd_context_read_weights(herd_context *c, uint64_t *bytes);
 
 enum { HERD_LOGITS_NONE = 0, HERD_LOGITS_LAST = 1, HERD_LOGITS_ALL = 2 };
 

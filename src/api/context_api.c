@@ -70,6 +70,13 @@ int herd_context_kv_type(const herd_context *c) { return c->kv_type; }
 int64_t herd_context_n_past(const herd_context *c) { return forward_kv(c->fs)->n_past[0]; }
 int32_t herd_context_n_seq(const herd_context *c) { return (int32_t)forward_kv(c->fs)->n_seq; }
 
+double herd_context_read_weights(herd_context *c, uint64_t *bytes) {
+    uint64_t b;
+    double s = forward_read_weights(c->fs, &b);
+    if (bytes) *bytes = b;
+    return s;
+}
+
 void herd_context_truncate(herd_context *c, int64_t pos) {
     herd_seq_truncate(c, 0, pos);
 }

@@ -87,6 +87,9 @@ typedef struct {
     void (*axpy_f32)(int64_t n, float alpha, const float *x, float *y);   /* y += alpha * x */
     void (*axpy_f16)(int64_t n, float alpha, const uint16_t *x, float *y); /* x: f16 */
     kernel_attn_fn attn;                                                   /* see above */
+    /* The wrapping sum of the n / 8 little-endian 64-bit words at p (n a multiple of 8): a plain read
+     * of memory, as fast as the loads go, to time against the kernels (the decode roofline). */
+    uint64_t (*read_sum)(const void *p, int64_t n);
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
@@ -353,6 +354,50 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     for (int64_t t = 0; t < n; t++)
         if (want[t]) rmsnorm(dst + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
     if (n_out > 0 && !hidden) matmul(s->pool, &m->output, s->h, E, n_out, out, hp->n_vocab, s->xq);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    const uint8_t *p;
+    int64_t n;
+    const kernel_vec_ops *vo;
+    uint64_t sum[64]; /* per thread (the first 64) */
+} read_job;
+
+static void job_read(void *arg, int ith, int nth) {
+    read_job *r = arg;
+    int64_t a, b; /* in 256-byte units, so that every share starts on a cache line; the last takes the tail */
+    pool_range(r->n / 256, ith, nth, &a, &b);
+    int64_t end = ith == nth - 1 ? r->n / 8 * 8 : b * 256;
+    uint64_t s = r->vo->read_sum(r->p + a * 256, end - a * 256);
+    if (ith < 64) r->sum[ith] += s;
+}
+
+double forward_read_weights(forward_state *s, uint64_t *bytes) {
+    const herd_model *m = s->m;
+    read_job r = {.vo = kernels_vec()};
+    uint64_t total = 0;
+    double t0 = now_s();
+    for (int64_t l = 0; l <= m->hp.n_layer; l++) {
+        const layer_weights *L = &m->layers[l < m->hp.n_layer ? l : 0];
+        const weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const weight *out[] = {&m->output};
+        const weight **ws = l < m->hp.n_layer ? w : out;
+        size_t nw = l < m->hp.n_layer ? sizeof w / sizeof w[0] : 1;
+        for (size_t i = 0; i < nw; i++) {
+            r.p = ws[i]->packed ? ws[i]->packed : ws[i]->data;
+            r.n = ws[i]->row_bytes * ws[i]->n_out;
+            pool_run(s->pool, job_read, &r);
+            total += (uint64_t)r.n;
+        }
+    }
+    *bytes = total;
+    return now_s() - t0;
 }
 
 void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,

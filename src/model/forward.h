@@ -40,4 +40,12 @@ void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, 
 void forward_batch_hidden(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
                           float *out);
 
+/* Reads every weight byte a decode step reads, once, with a plain read loop (kernel_vec_ops.read_sum)
+ * on the state's threads: each layer's seven matrices (their packed copies where the model has them)
+ * and the output matrix, in the forward pass's order, one parallel pass per matrix as decode runs
+ * them. Returns the seconds it took; *bytes gets the bytes read (herd_model_info.decode_bytes). The
+ * time a decode step would take if it did nothing but stream its weights: its bandwidth roofline,
+ * measured on the same threads, buffers and pages. */
+double forward_read_weights(forward_state *s, uint64_t *bytes);
+
 #endif

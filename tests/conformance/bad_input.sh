@@ -97,6 +97,9 @@ expect_error "out of range" -- detokenize -m "$good" --ids "[5, 40000]"
 expect_error "not valid JSON" -- detokenize -m "$good" --ids "nope"
 expect_error "is empty" -- logits -m "$good" --prompt-ids "[]" -o "$TMP/x.bin"
 expect_error "no Llama 3 chat tokens" -- chat -m "$good" -p hi
+expect_error "it needs -n > 0" -- bench -m "$good" -n 0 --roofline
+expect_error "wants an integer in [1, 1000]" -- bench -m "$good" -r 0
+expect_error "unknown option" -- bench -m "$good" --bogus
 expect_error "unknown command" -- frobnicate
 [ $fails -eq 0 ] || die "$fails bad inputs were not handled cleanly"
 echo "every bad input gave one clear error line and a non-zero exit status"

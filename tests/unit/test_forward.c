@@ -286,6 +286,23 @@ static void check_generate(herd_model *m) {
     herd_generate_result_free(&r1);
 }
 
+/* herd_context_read_weights reads exactly the bytes a decode step streams (herd_model_info.decode_bytes),
+ * whichever thread count shares them out, and takes a positive time */
+static void check_read_weights(herd_model *m, const char *name) {
+    herd_model_info in;
+    herd_model_get_info(m, &in);
+    for (int threads = 1; threads <= 3; threads++) {
+        herd_context *c = make_ctx(m, 16, 4, threads, HERD_KV_AUTO);
+        if (!c) return;
+        uint64_t bytes = 0;
+        double s = herd_context_read_weights(c, &bytes);
+        CHECK(bytes == in.decode_bytes && bytes > 0 && s > 0 && s < 60,
+              "%s, %d threads: read_weights read %llu bytes in %g s; decode reads %llu", name, threads,
+              (unsigned long long)bytes, s, (unsigned long long)in.decode_bytes);
+        herd_context_free(c);
+    }
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s/herd-test-fwd-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir)) return 1;
@@ -297,6 +314,7 @@ int main(void) {
         herd_model *m = make_model(vocab, types[i], herd_type_name(types[i]));
         if (!m) continue;
         check_invariance(m, herd_type_name(types[i]));
+        check_read_weights(m, herd_type_name(types[i]));
         if (i == 0) {
             check_errors(m);
             check_generate(m);

@@ -776,6 +776,31 @@ static void test_vec_ops(kernel_isa isa) {
     }
 }
 
+/* read_sum: the exact wrapping sum of the 64-bit words at any length (a multiple of 8), never reading
+ * past the end (each row placed at a page end, so most lengths also start it off 64-byte alignment) */
+static void test_read_sum(kernel_isa isa) {
+    const kernel_vec_ops *op = kernels_vec_isa(isa);
+    const int64_t lens[] = {0, 8, 120, 128, 136, 248, 256, 264, 1000, 4096, 4104, 65536 + 56};
+    uint8_t *buf = malloc(65536 + 64);
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int64_t n = lens[li];
+        uint64_t want = 0; /* words k + 1, every other one with its top bits set: the sum wraps */
+        for (int64_t k = 0; k < n / 8; k++) {
+            uint64_t v = (uint64_t)(k + 1) | (k & 1 ? 0xF000000000000000ull : 0);
+            memcpy(buf + 8 * k, &v, 8);
+            want += v;
+        }
+        guard_page g;
+        const void *p = guard_row(&g, buf, (size_t)n);
+        uint64_t got = op->read_sum(p, n), ref = kernels_vec_isa(KERNEL_ISA_REF)->read_sum(p, n);
+        CHECK(got == want && ref == want,
+              "%s read_sum n=%" PRId64 ": got %" PRIu64 ", reference %" PRIu64 ", expected %" PRIu64,
+              kernels_isa_name(isa), n, got, ref, want);
+        guard_free(&g);
+    }
+    free(buf);
+}
+
 int main(void) {
     float *vals;
     int64_t nvals = conversion_inputs(&vals);
@@ -791,6 +816,7 @@ int main(void) {
         test_quantize((kernel_isa)isa);
         test_dots((kernel_isa)isa);
         test_vec_ops((kernel_isa)isa);
+        test_read_sum((kernel_isa)isa);
         printf("%s: %s\n", kernels_isa_name((kernel_isa)isa), tu_failed == before ? "ok" : "FAILED");
         for (int t = 0; t < N_TYPES + 2; t++) {
             err_stat *st = &g_dot_stat[isa][t];

@@ -1,7 +1,12 @@
-/* herd bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json] [-b BATCH] [--kv-type f32|f16]
+/* herd bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json] [-b BATCH] [--kv-type f32|f16] [--roofline]
  * llama-bench's two measurements: pp = one batch of -p prompt tokens into an empty context;
  * tg = -n tokens decoded one at a time into an empty context. Token ids are fixed pseudo-random
- * ids (no sampling: only the forward pass is timed). Each repetition uses a fresh KV state. */
+ * ids (no sampling: only the forward pass is timed). Each repetition uses a fresh KV state.
+ * --roofline: each repetition then decodes the -n tokens again, each token followed by one plain
+ * read of all the weights a token reads (herd_context_read_weights), and reports the fraction
+ * sum(read times) / sum(token times): how close decode comes to streaming its weights at the
+ * bandwidth the same threads get by only reading them, measured tens of milliseconds apart (the
+ * machine's bandwidth can drift 2x within minutes, which a figure taken before the run would miss). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,7 +35,7 @@ int cmd_bench(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
     int64_t n_pp = 512, n_tg = 128, reps = 5;
-    bool json = false;
+    bool json = false, roofline = false;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("bench", &c, argc, argv, &i);
         if (r < 0) return 1;
@@ -39,13 +44,18 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "-n")) { if (!cli_i64("bench", argc, argv, &i, 0, 1 << 20, &n_tg)) return 1; }
         else if (!strcmp(argv[i], "-r")) { if (!cli_i64("bench", argc, argv, &i, 1, 1000, &reps)) return 1; }
         else if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--roofline")) roofline = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: herd bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [-b BATCH] [--kv-type f32|f16] [--json]\n"
-                   "  pp: one batch of -p tokens; tg: -n tokens one at a time; tokens/s as mean +- sd over -r runs\n");
+                   "                  [--roofline]\n"
+                   "  pp: one batch of -p tokens; tg: -n tokens one at a time; tokens/s as mean +- sd over -r runs\n"
+                   "  --roofline: also decode the -n tokens each followed by a plain read of the weights a token\n"
+                   "              reads; print the decode time's fraction of that read time (the bandwidth roofline)\n");
             return 0;
         } else return cli_fail("bench", "unknown option '%s'", argv[i]);
     }
     if (!c.model) return cli_fail("bench", "no model given (-m MODEL)");
+    if (roofline && n_tg == 0) return cli_fail("bench", "--roofline measures decode: it needs -n > 0");
     herd_model *m;
     if (herd_model_load(c.model, &m) != HERD_OK) return cli_fail_lib("bench");
     int64_t need = (n_pp > n_tg ? n_pp : n_tg) + 1;
@@ -65,6 +75,9 @@ int cmd_bench(int argc, char **argv) {
     }
     float *logits = malloc((size_t)nv * sizeof(float));
     double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
+    double *rf = calloc((size_t)reps, sizeof(double)); /* per repetition: sum(read) / sum(token) */
+    double rf_read = 0, rf_tok = 0;                     /* totals over the repetitions */
+    uint64_t rf_bytes = 0;
     int rc = 0;
     /* one warm-up of each kind: page in the weights, start the threads */
     for (int64_t r = -1; r < reps && !rc; r++) {
@@ -81,11 +94,28 @@ int cmd_bench(int argc, char **argv) {
                 if (herd_decode(ctx, toks + i, 1, HERD_LOGITS_LAST, logits) != HERD_OK) rc = cli_fail_lib("bench");
             if (r >= 0) tg[r] = (double)n_tg / (now_s() - t0);
         }
+        if (roofline && r >= 0 && !rc) {
+            herd_context_truncate(ctx, 0);
+            double st_tok = 0, st_read = 0;
+            for (int64_t i = 0; i < n_tg && !rc; i++) {
+                double t0 = now_s();
+                if (herd_decode(ctx, toks + i, 1, HERD_LOGITS_LAST, logits) != HERD_OK) rc = cli_fail_lib("bench");
+                st_tok += now_s() - t0;
+                st_read += herd_context_read_weights(ctx, &rf_bytes);
+            }
+            rf[r] = st_read / st_tok;
+            rf_read += st_read;
+            rf_tok += st_tok;
+        }
     }
     if (!rc) {
-        double ppm, pps, tgm, tgs;
+        double ppm, pps, tgm, tgs, rfm, rfs;
         mean_sd(pp, (int)reps, &ppm, &pps);
         mean_sd(tg, (int)reps, &tgm, &tgs);
+        mean_sd(rf, (int)reps, &rfm, &rfs);
+        /* the roofline's bandwidth and tokens/s, and decode's tokens/s while measured against it */
+        double rf_gbs = roofline ? (double)rf_bytes * (double)(n_tg * reps) / rf_read / 1e9 : 0,
+               rf_tps = roofline ? (double)(n_tg * reps) / rf_read : 0, rf_dec = roofline ? (double)(n_tg * reps) / rf_tok : 0;
         herd_model_info in;
         herd_model_get_info(m, &in);
         int threads = c.ctx.n_threads ? c.ctx.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -94,6 +124,10 @@ int cmd_bench(int argc, char **argv) {
                                   threads, "pp", "n_tokens", (json_int_t)n_pp, "tokens_per_s", ppm, "sd", pps, "tg",
                                   "n_tokens", (json_int_t)n_tg, "tokens_per_s", tgm, "sd", tgs, "decode_bytes",
                                   (json_int_t)in.decode_bytes);
+            if (roofline)
+                json_object_set_new(o, "roofline",
+                                    json_pack("{s:f, s:f, s:f, s:f, s:f}", "fraction", rfm, "sd", rfs, "read_gb_per_s",
+                                              rf_gbs, "read_tokens_per_s", rf_tps, "tokens_per_s", rf_dec));
             char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
             puts(s);
             free(s);
@@ -106,10 +140,16 @@ int cmd_bench(int argc, char **argv) {
             if (n_tg > 0)
                 printf("| %s | %s | %.2f B | %d | tg%lld | %.2f ± %.2f |\n", c.model, herd_type_name(in.weight_type),
                        (double)in.n_params / 1e9, threads, (long long)n_tg, tgm, tgs);
+            if (roofline)
+                printf("| %s | %s | %.2f B | %d | tg%lld / roofline | %.1f ± %.1f %% (%.2f t/s against %.2f t/s: a read "
+                       "of the weights at %.1f GB/s) |\n",
+                       c.model, herd_type_name(in.weight_type), (double)in.n_params / 1e9, threads, (long long)n_tg,
+                       100 * rfm, 100 * rfs, rf_dec, rf_tps, rf_gbs);
         }
     }
     free(pp);
     free(tg);
+    free(rf);
     free(logits);
     free(toks);
     herd_context_free(ctx);

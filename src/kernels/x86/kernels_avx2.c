@@ -446,6 +446,23 @@ static void axpy_f16_avx2(int64_t n, float alpha, const uint16_t *x, float *y) {
     }
 }
 
+/* four independent 256-bit accumulators, 128 bytes a step: the loads, not the adds, are the limit */
+static uint64_t read_sum_avx2(const void *p, int64_t n) {
+    const uint8_t *b = p;
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        s0 = _mm256_add_epi64(s0, _mm256_loadu_si256((const __m256i *)(b + i)));
+        s1 = _mm256_add_epi64(s1, _mm256_loadu_si256((const __m256i *)(b + i + 32)));
+        s2 = _mm256_add_epi64(s2, _mm256_loadu_si256((const __m256i *)(b + i + 64)));
+        s3 = _mm256_add_epi64(s3, _mm256_loadu_si256((const __m256i *)(b + i + 96)));
+    }
+    __m256i s = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+    uint64_t w[4];
+    _mm256_storeu_si256((__m256i *)w, s);
+    return w[0] + w[1] + w[2] + w[3] + kernels_read_sum_ref(b + i, n - i);
+}
+
 void kernels_fill_avx2(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
     ops[KSLOT_F32].dot = dot_f32_avx2;
     ops[KSLOT_F32].to_f32 = row_f32_copy_avx2;
@@ -465,6 +482,7 @@ void kernels_fill_avx2(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
     vec->dot_f16_f32 = vdot_f16_f32_avx2;
     vec->axpy_f32 = axpy_f32_avx2;
     vec->axpy_f16 = axpy_f16_avx2;
+    vec->read_sum = read_sum_avx2;
 }
 
 /* Attention: the reference's per-query code (ref/attn_ref.c) on this table's dots and axpys. */

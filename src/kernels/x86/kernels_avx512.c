@@ -441,6 +441,21 @@ static void axpy_f16_avx512(int64_t n, float alpha, const uint16_t *x, float *y)
     }
 }
 
+/* four independent 512-bit accumulators, 256 bytes a step */
+static uint64_t read_sum_avx512(const void *p, int64_t n) {
+    const uint8_t *b = p;
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+    for (; i + 256 <= n; i += 256) {
+        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(b + i));
+        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(b + i + 64));
+        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(b + i + 128));
+        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(b + i + 192));
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3))) +
+           kernels_read_sum_ref(b + i, n - i);
+}
+
 void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
     /* f32 to_f32 (a memcpy) and q4_0 from_f32 (offline weight writing) stay as inherited from avx2 */
     ops[KSLOT_F32].dot = dot_f32_avx512;
@@ -459,4 +474,5 @@ void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) 
     vec->dot_f16_f32 = vdot_f16_f32_avx512;
     vec->axpy_f32 = axpy_f32_avx512;
     vec->axpy_f16 = axpy_f16_avx512;
+    vec->read_sum = read_sum_avx512;
 }
