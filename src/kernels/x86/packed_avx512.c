@@ -28,8 +28,13 @@
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
 enum { K_Q8, K_Q4, K_K4, K_K6 };   /* the four layouts */
-#define PF_Q 2048                  /* q8_0 / q4_0 decode: prefetch this many bytes ahead */
-#define PF_K4 2                    /* q4_K / q6_K decode: prefetch this many super-blocks ahead (1: 87-95 % of a read) */
+/* Decode's software prefetch distance. It must cover a thread's bandwidth x the memory latency: this
+ * machine moves between ~47 and ~78 GB/s for 2 threads (other tenants), and at the high end a thread
+ * streams ~38 GB/s, i.e. ~4.5 KB per 120 ns. bench/stream, 4096-wide weights, fraction of a plain read:
+ *   q4_0  2048 B: 74-93 % at 72-81 GB/s, 99-103 % at ~47;  4096 B: 88-103 % and 95-100 %
+ *   q4_K  2 super-blocks: 79-83 % at ~77, 96-99 % at ~47;  3: 89 % and 95-96 %;  4: 88 % and 86-94 % */
+#define PF_Q 4096 /* q8_0 / q4_0: bytes ahead */
+#define PF_K4 3   /* q4_K / q6_K: super-blocks ahead (7.1 KB of q4_K, 10 KB of q6_K) */
 
 /* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0: the
  * low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword 4 + c. */
