@@ -232,51 +232,27 @@ ALWAYS void tile_k6(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64
 /* One tile of T tokens of layout kind. */
 ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                       int64_t ldy) {
+    /* clang-format off */
     switch (kind) {
-    case K_Q8:
-        tile(0, T, nb, w, x, xs, y, ldy);
-        break;
-    case K_Q4:
-        tile(1, T, nb, w, x, xs, y, ldy);
-        break;
-    case K_K4:
-        tile_k4(T, nb, w, x, xs, y, ldy);
-        break;
-    default:
-        tile_k6(T, nb, w, x, xs, y, ldy);
-        break;
+    case K_Q8: tile(0, T, nb, w, x, xs, y, ldy); break;
+    case K_Q4: tile(1, T, nb, w, x, xs, y, ldy); break;
+    case K_K4: tile_k4(T, nb, w, x, xs, y, ldy); break;
+    default: tile_k6(T, nb, w, x, xs, y, ldy); break;
     }
+    /* clang-format on */
 }
 
 /* nt (1..8) tokens: the token count as a constant for the tile. */
 ALWAYS void tile_any(int kind, int nt, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                      int64_t ldy) {
+    /* clang-format off */
     switch (nt) {
-    case 1:
-        tile_kind(kind, 1, nb, w, x, xs, y, ldy);
-        break;
-    case 2:
-        tile_kind(kind, 2, nb, w, x, xs, y, ldy);
-        break;
-    case 3:
-        tile_kind(kind, 3, nb, w, x, xs, y, ldy);
-        break;
-    case 4:
-        tile_kind(kind, 4, nb, w, x, xs, y, ldy);
-        break;
-    case 5:
-        tile_kind(kind, 5, nb, w, x, xs, y, ldy);
-        break;
-    case 6:
-        tile_kind(kind, 6, nb, w, x, xs, y, ldy);
-        break;
-    case 7:
-        tile_kind(kind, 7, nb, w, x, xs, y, ldy);
-        break;
-    default:
-        tile_kind(kind, 8, nb, w, x, xs, y, ldy);
-        break;
+#define TILE_T(n) case n: tile_kind(kind, n, nb, w, x, xs, y, ldy); break;
+    TILE_T(1) TILE_T(2) TILE_T(3) TILE_T(4) TILE_T(5) TILE_T(6) TILE_T(7)
+#undef TILE_T
+    default: tile_kind(kind, 8, nb, w, x, xs, y, ldy); break;
     }
+    /* clang-format on */
 }
 
 /* Two levels: a block of tokens whose activations stay in L3 (X_BLOCK_BYTES) while the thread's weights
