@@ -378,24 +378,25 @@ static void job_read(void *arg, int ith, int nth) {
     if (ith < 64) r->sum[ith] += s;
 }
 
+/* one parallel pass over the bytes decode reads of w (its packed copy if it has one) */
+static uint64_t read_weight(thread_pool *pool, read_job *r, const weight *w) {
+    r->p = w->packed ? w->packed : w->data;
+    r->n = w->row_bytes * w->n_out;
+    pool_run(pool, job_read, r);
+    return (uint64_t)r->n;
+}
+
 double forward_read_weights(forward_state *s, uint64_t *bytes) {
     const herd_model *m = s->m;
     read_job r = {.vo = kernels_vec()};
     uint64_t total = 0;
     double t0 = now_s();
-    for (int64_t l = 0; l <= m->hp.n_layer; l++) {
-        const layer_weights *L = &m->layers[l < m->hp.n_layer ? l : 0];
+    for (int64_t l = 0; l < m->hp.n_layer; l++) {
+        const layer_weights *L = &m->layers[l];
         const weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        const weight *out[] = {&m->output};
-        const weight **ws = l < m->hp.n_layer ? w : out;
-        size_t nw = l < m->hp.n_layer ? sizeof w / sizeof w[0] : 1;
-        for (size_t i = 0; i < nw; i++) {
-            r.p = ws[i]->packed ? ws[i]->packed : ws[i]->data;
-            r.n = ws[i]->row_bytes * ws[i]->n_out;
-            pool_run(s->pool, job_read, &r);
-            total += (uint64_t)r.n;
-        }
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) total += read_weight(s->pool, &r, w[i]);
     }
+    total += read_weight(s->pool, &r, &m->output);
     *bytes = total;
     return now_s() - t0;
 }
