@@ -43,7 +43,7 @@ typedef struct {
     pk_gemm_fn pk;
     const uint8_t *x;          /* the packed activation row */
     float *y;
-    volatile int64_t sink[64];
+    int64_t sink8[64][8];      /* each thread's lanes, kept so that the reads stay */
 } job;
 
 static void read_pass(void *arg, int ith, int nth) {
@@ -57,7 +57,7 @@ static void read_pass(void *arg, int ith, int nth) {
         s2 = _mm512_add_epi64(s2, _mm512_load_si512(j->w + i + 128));
         s3 = _mm512_add_epi64(s3, _mm512_load_si512(j->w + i + 192));
     }
-    j->sink[ith] = _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+    _mm512_storeu_si512((void *)j->sink8[ith % 64], _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
 }
 
 static void gemv_pass(void *arg, int ith, int nth) {

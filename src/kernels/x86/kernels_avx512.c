@@ -452,8 +452,11 @@ static uint64_t read_sum_avx512(const void *p, int64_t n) {
         s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(b + i + 128));
         s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(b + i + 192));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3))) +
-           kernels_read_sum_ref(b + i, n - i);
+    /* lanes summed as unsigned: _mm512_reduce_add_epi64 adds signed long longs, whose wrap is UB */
+    uint64_t w[8], t = kernels_read_sum_ref(b + i, n - i);
+    _mm512_storeu_si512(w, _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+    for (int k = 0; k < 8; k++) t += w[k];
+    return t;
 }
 
 void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
