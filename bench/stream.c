@@ -3,7 +3,7 @@
  *
  * One buffer of packed weights (q8_0, q4_0, q4_K or q6_K; rows WIDTH wide) of MB megabytes,
  * 2 MiB-aligned with MADV_HUGEPAGE as model_repack allocates them, on herd's thread pool; alternately:
- *   read:   every thread sums its share of the buffer with 512-bit loads (the roofline's read loop)
+ *   read:   every thread sums its share of the buffer (kernel_vec_ops.read_sum: the roofline's read loop)
  *   gemv:   one pool pass of the packed kernel over all rows, 1 token (a decode step's one big matmul)
  *   split:  the same rows as consecutive matmuls of 4 MB each, one pool pass (and barrier) apiece, as a
  *           forward pass cuts a token's weights into ~7 matmuls per layer
@@ -11,11 +11,10 @@
  * alike. The weights are random bytes with small valid scales (speed does not depend on the values;
  * random, not constant, pages so that nothing below the process can share them).
  *
- *   make build/libherd.a && gcc -std=c11 -O2 -mavx512f -D_GNU_SOURCE -Iinclude -Isrc -o build/bench_stream \
+ *   make build/libherd.a && gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc -o build/bench_stream \
  *       bench/stream.c build/libherd.a -lm -lpthread
  *   build/bench_stream [TYPE (q4_0)] [WIDTH (4096)] [MB (1024)] [THREADS (2)] [ROUNDS (8)]
  */
-#include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,21 +42,14 @@ typedef struct {
     pk_gemm_fn pk;
     const uint8_t *x;          /* the packed activation row */
     float *y;
-    int64_t sink8[64][8];      /* each thread's lanes, kept so that the reads stay */
+    uint64_t sink[64];
 } job;
 
 static void read_pass(void *arg, int ith, int nth) {
     job *j = arg;
-    int64_t a, b;
+    int64_t a, b; /* 256-byte units; the buffer is a multiple of 256 bytes */
     pool_range(j->bytes / 256, ith, nth, &a, &b);
-    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-    for (int64_t i = a * 256; i < b * 256; i += 256) {
-        s0 = _mm512_add_epi64(s0, _mm512_load_si512(j->w + i));
-        s1 = _mm512_add_epi64(s1, _mm512_load_si512(j->w + i + 64));
-        s2 = _mm512_add_epi64(s2, _mm512_load_si512(j->w + i + 128));
-        s3 = _mm512_add_epi64(s3, _mm512_load_si512(j->w + i + 192));
-    }
-    _mm512_storeu_si512((void *)j->sink8[ith % 64], _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+    j->sink[ith % 64] = kernels_vec()->read_sum(j->w + a * 256, (b - a) * 256); /* herd's read loop */
 }
 
 static void gemv_pass(void *arg, int ith, int nth) {

@@ -61,9 +61,9 @@ void herd_model_get_info(const herd_model *m, herd_model_info *o) {
     if (!m->vocab_only) {
         uint64_t b = (uint64_t)m->output.row_bytes * (uint64_t)m->output.n_out;
         for (int64_t l = 0; l < m->hp.n_layer; l++) {
-            const layer_weights *L = &m->layers[l];
-            const weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-            for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) b += (uint64_t)w[i]->row_bytes * (uint64_t)w[i]->n_out;
+            weight *w[MODEL_LAYER_MATRICES];
+            model_layer_matrices(&m->layers[l], w);
+            for (int i = 0; i < MODEL_LAYER_MATRICES; i++) b += (uint64_t)w[i]->row_bytes * (uint64_t)w[i]->n_out;
         }
         o->decode_bytes = b;
     }

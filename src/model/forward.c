@@ -101,9 +101,9 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
     /* the largest converted activation block over all matmuls of the model */
     int64_t xq = 0;
     for (int64_t l = 0; l < hp->n_layer; l++) {
-        const layer_weights *L = &m->layers[l];
-        const weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof lw / sizeof lw[0]; i++) {
+        weight *lw[MODEL_LAYER_MATRICES];
+        model_layer_matrices(&m->layers[l], lw);
+        for (int i = 0; i < MODEL_LAYER_MATRICES; i++) {
             int64_t b = matmul_scratch_bytes(lw[i]->type, lw[i]->n_in, n_batch);
             if (b > xq) xq = b;
         }
@@ -392,9 +392,9 @@ double forward_read_weights(forward_state *s, uint64_t *bytes) {
     uint64_t total = 0;
     double t0 = now_s();
     for (int64_t l = 0; l < m->hp.n_layer; l++) {
-        const layer_weights *L = &m->layers[l];
-        const weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) total += read_weight(s->pool, &r, w[i]);
+        weight *w[MODEL_LAYER_MATRICES];
+        model_layer_matrices(&m->layers[l], w);
+        for (int i = 0; i < MODEL_LAYER_MATRICES; i++) total += read_weight(s->pool, &r, w[i]);
     }
     total += read_weight(s->pool, &r, &m->output);
     *bytes = total;

@@ -88,6 +88,12 @@ enum { MODEL_LOAD_VOCAB_ONLY = 1, MODEL_LOAD_NO_REPACK = 2 /* rows only, for rea
 /* head_dim is at most this (checked at load; Llama's are 64 and 128) */
 #define MODEL_MAX_HEAD_DIM 4096
 
+/* A layer's seven matrices, in the forward pass's order (what decode streams, with the output). */
+enum { MODEL_LAYER_MATRICES = 7 };
+static inline void model_layer_matrices(layer_weights *L, weight *w[MODEL_LAYER_MATRICES]) {
+    w[0] = &L->wq, w[1] = &L->wk, w[2] = &L->wv, w[3] = &L->wo, w[4] = &L->w_gate, w[5] = &L->w_up, w[6] = &L->w_down;
+}
+
 /* path: a GGUF file or a Hugging Face directory. */
 int model_load(const char *path, int flags, herd_model **out);
 void model_free(herd_model *m);

@@ -56,13 +56,9 @@ static void repack_worker(void *arg, int ith, int nth) {
 int model_repack(herd_model *m) {
     const char *env = getenv("HERD_REPACK");
     if (env && strcmp(env, "0") == 0) return HERD_OK;
-    int64_t nmax = m->hp.n_layer * 7 + 1, n = 0;
+    int64_t nmax = m->hp.n_layer * MODEL_LAYER_MATRICES + 1, n = 0;
     weight **ws = herd_xcalloc((size_t)nmax, sizeof *ws);
-    for (int64_t l = 0; l < m->hp.n_layer; l++) {
-        layer_weights *L = &m->layers[l];
-        weight *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int k = 0; k < 7; k++) ws[n++] = lw[k];
-    }
+    for (int64_t l = 0; l < m->hp.n_layer; l++, n += MODEL_LAYER_MATRICES) model_layer_matrices(&m->layers[l], ws + n);
     ws[n++] = &m->output;
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) /* keep those the packed kernels take */

@@ -75,7 +75,7 @@ static void axpy_f16_ref(int64_t n, float alpha, const uint16_t *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] += alpha * fp16_to_fp32(x[i]);
 }
 
-static uint64_t read_sum_ref(const void *p, int64_t n) {
+uint64_t kernels_read_sum_ref(const void *p, int64_t n) {
     uint64_t s = 0;
     for (int64_t i = 0; i + 8 <= n; i += 8) {
         uint64_t v;
@@ -83,10 +83,6 @@ static uint64_t read_sum_ref(const void *p, int64_t n) {
         s += v;
     }
     return s;
-}
-
-uint64_t kernels_read_sum_ref(const void *p, int64_t n) {
-    return read_sum_ref(p, n);
 }
 
 void kernels_fill_ref(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
@@ -108,5 +104,5 @@ void kernels_fill_ref(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
     vec->dot_f16_f32 = vdot_f16_f32_ref;
     vec->axpy_f32 = axpy_f32_ref;
     vec->axpy_f16 = axpy_f16_ref;
-    vec->read_sum = read_sum_ref;
+    vec->read_sum = kernels_read_sum_ref;
 }

@@ -268,8 +268,8 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
                              : kind == K_K4 ? PK_K4_BLOCK
                                             : PK_K6_BLOCK);
     const uint8_t *w = wp, *x = xp;
-    int64_t tb = xs > 0 ? X_BLOCK_BYTES / xs / 8 * 8 : 8,
-            gc = W_CHUNK_BYTES / gb; /* (xs may be 0 for 1 token) */
+    int64_t tb = xs > 0 ? X_BLOCK_BYTES / xs / 8 * 8 : 8; /* (xs may be 0 for 1 token) */
+    int64_t gc = W_CHUNK_BYTES / gb;
     if (tb < 8) tb = 8;
     if (gc < 1) gc = 1;
     for (int64_t t0 = 0; t0 < nt; t0 += tb) {
