@@ -30,6 +30,7 @@ enum {
     HERD_E_NOMEM = -4,       /* an input-sized allocation failed */
     HERD_E_ARG = -5,         /* invalid argument from the caller */
     HERD_E_RANGE = -6,       /* a limit was exceeded (context full, too many tokens) */
+    /* -7: HERD_E_INTERRUPTED (training, below) */
 };
 
 /* The message of the most recent error on this thread (never NULL). */
@@ -461,6 +462,76 @@ typedef struct {
  * Blocks for at most about the timeout. Thread-safe. p may be NULL (defaults). */
 int herd_builtin_tool_run(const char *name, const char *args_json, char **result);
 int herd_builtin_tool_run_ex(const char *name, const char *args_json, const herd_tool_params *p, char **result);
+
+/* ---- training (src/train/, docs/TRAINING.md) ---------------------------------------------------- */
+
+enum { HERD_TRAIN_CPT = 0, HERD_TRAIN_SFT = 1, HERD_TRAIN_DPO = 2, HERD_TRAIN_DISTILL = 3 };
+enum { HERD_TRAIN_LORA = 0, HERD_TRAIN_FULL = 1 };
+
+/* What herd_train reports to its caller as it goes. */
+enum { HERD_TRAIN_EV_START = 0, HERD_TRAIN_EV_STEP, HERD_TRAIN_EV_VAL, HERD_TRAIN_EV_SAVE, HERD_TRAIN_EV_DONE };
+typedef struct {
+    int event;                  /* HERD_TRAIN_EV_* */
+    int64_t step, total_steps;  /* optimizer steps done / planned */
+    double loss;                /* STEP: the step's loss (mean over its predicted tokens, or the objective's) */
+    double lr, grad_norm;       /* STEP: learning rate used, gradient norm before clipping */
+    double tokens_per_s, eta_s; /* STEP: sequence tokens processed per second (forward + backward), time left */
+    double val_loss;            /* VAL: mean loss over the held-out examples */
+    int64_t n_train, n_val;     /* START: examples used for training / held out */
+    int64_t n_truncated, n_skipped; /* START: examples cut to --seq-len / dropped */
+    int64_t n_params;           /* START: trainable parameters */
+    const char *path;           /* SAVE: the checkpoint directory; DONE: the output written */
+} herd_train_progress;
+
+typedef struct {
+    const char *model;          /* base model (GGUF or HF directory) */
+    const char *data;           /* training file (text for cpt, JSONL otherwise; src/train/data.h) */
+    const char *out;            /* LoRA: an adapter .gguf (llama.cpp's format) or a PEFT directory; full: a GGUF */
+    const char *teacher;        /* distill: the teacher model (same vocabulary) */
+    const char *resume;         /* a checkpoint directory to continue from, or NULL */
+    const char *checkpoint_dir; /* where save_every writes; NULL = OUT.ckpt */
+    const char *metrics;        /* JSONL metrics log, or NULL */
+    const char *lora_init;      /* LoRA: start from this adapter (.gguf or PEFT directory) instead of B = 0 */
+    int objective;              /* HERD_TRAIN_CPT .. DISTILL */
+    int method;                 /* HERD_TRAIN_LORA or HERD_TRAIN_FULL */
+    int64_t lora_rank;          /* 8 */
+    float lora_alpha;           /* 16 */
+    float lora_dropout;         /* 0 */
+    const char *lora_targets;   /* comma-separated among q,k,v,o,gate,up,down; NULL = all seven */
+    int optimizer;              /* 0 adamw, 1 sgd */
+    double lr, weight_decay;    /* 3e-4, 0.01 */
+    int64_t warmup;             /* linear warmup steps (0) */
+    int schedule;               /* 0 cosine, 1 constant */
+    float grad_clip;            /* max global gradient norm; 0 = off (1.0) */
+    int64_t steps;              /* optimizer steps; 0 = from epochs */
+    double epochs;              /* used when steps == 0 (1) */
+    int64_t batch, grad_accum;  /* sequences per micro-batch (1), micro-batches per step (1) */
+    int64_t seq_len;            /* tokens predicted per sequence at most (512) */
+    uint64_t seed;              /* initialisation, shuffling, dropout (42) */
+    bool shuffle;               /* reshuffle the examples every epoch (true) */
+    double val_split;           /* fraction of the examples, the last ones, held out (0) */
+    int64_t val_every;          /* validation every N steps (and at the end); 0 = only at the end */
+    int64_t save_every;         /* checkpoint every N steps; 0 = never */
+    int n_threads;              /* 0 = all cores */
+    bool train_on_input;        /* sft/distill: loss on every token */
+    bool skip_overlong;         /* drop sequences longer than seq_len + 1 instead of truncating them */
+    bool checkpoint_activations; /* recompute each layer in the backward pass (true): less memory */
+    float dpo_beta;             /* 0.1 */
+    float nll_coef;             /* dpo: weight of the chosen response's NLL (0) */
+    float kd_ratio, kd_temp;    /* distill: 0.5, 1.0 */
+    int64_t teacher_top_k;      /* distill: keep the teacher's top K tokens (0 = all) */
+    void (*on_progress)(const herd_train_progress *pr, void *user);
+    void *user;
+    /* polled between steps: when it reads non-zero, a checkpoint is saved and herd_train returns
+     * HERD_E_INTERRUPTED (a SIGINT handler sets it) */
+    volatile int *stop;
+} herd_train_params;
+
+#define HERD_E_INTERRUPTED (-7)
+
+herd_train_params herd_train_default_params(void);
+/* Trains and writes p->out (atomically). HERD_E_* with one line naming the file, line, option or step. */
+int herd_train(const herd_train_params *p);
 
 #ifdef __cplusplus
 }

@@ -65,6 +65,7 @@ static void init_once(void) {
     detect(&g_supported[KERNEL_ISA_AVX2], &g_supported[KERNEL_ISA_AVX512]);
     kernels_fill_ref(g_ops[KERNEL_ISA_REF], &g_vec[KERNEL_ISA_REF]);
     kernels_fill_attn_ref(&g_vec[KERNEL_ISA_REF]);
+    kernels_fill_sgemm_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
@@ -86,6 +87,7 @@ static void init_once(void) {
         kernels_fill_fp8_avx512(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_gemm_avx512(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_attn_avx512(&g_vec[KERNEL_ISA_AVX512]);
+        kernels_fill_sgemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)

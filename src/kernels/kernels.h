@@ -90,6 +90,12 @@ typedef struct {
     /* The wrapping sum of the n / 8 little-endian 64-bit words at p (n a multiple of 8): a plain read
      * of memory, as fast as the loads go, to time against the kernels (the decode roofline). */
     uint64_t (*read_sum)(const void *p, int64_t n);
+    /* F32 matrix product block for training (src/train/gemm.c): C[M][N] += A[M][K] B[K][N], where
+     * A's element (m, k) is A[m * am + k * ak] (A or its transpose), B and C row-major with leading
+     * dimensions ldb, ldc. Each C element gets one sum over k in order, begun at 0 with fused
+     * multiply-adds, then added to C: every ISA's variant is bit-identical to the reference. */
+    void (*gemm_f32)(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
+                     int64_t ldb, float *C, int64_t ldc);
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the

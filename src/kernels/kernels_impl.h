@@ -39,4 +39,8 @@ uint64_t kernels_read_sum_ref(const void *p, int64_t n);
 /* The batched dots (gemm fields), likewise; the ISAs without them keep NULL. */
 void kernels_fill_gemm_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/gemm_avx512.c */
 
+/* vec->gemm_f32 (training's F32 products) */
+void kernels_fill_sgemm_ref(kernel_vec_ops *vec);    /* ref/sgemm_ref.c */
+void kernels_fill_sgemm_avx512(kernel_vec_ops *vec); /* x86/sgemm_avx512.c */
+
 #endif

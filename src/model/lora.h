@@ -36,4 +36,10 @@ typedef struct lora_adapter {
 /* "q", "k", "v", "o", "gate", "up", "down" */
 const char *lora_target_name(int target);
 
+/* path: llama.cpp's adapter GGUF or a PEFT directory; shapes checked against base. */
+int lora_adapter_load(const herd_model *base, const char *path, lora_adapter **out);
+void lora_adapter_free(lora_adapter *a);
+int lora_adapter_save_gguf(const lora_adapter *a, const herd_model *base, const char *path);
+int lora_adapter_save_peft(const lora_adapter *a, const herd_model *base, const char *dir);
+
 #endif

@@ -1,0 +1,160 @@
+/* See gemm.h. The products are cut into blocks of k (TRAIN_GEMM_KC) whose operands stay in cache and
+ * handed to kernel_vec_ops.gemm_f32; frozen weights are dequantized into a per-thread panel first. */
+#include "gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/log.h"
+#include "../kernels/kernels.h"
+
+/* columns of a B panel: 256 floats x TRAIN_GEMM_KC rows = 256 KiB, L2-sized */
+#define NC 256
+
+struct train_gemm {
+    thread_pool *pool;
+    int nth;
+    float *panel; /* [nth][TRAIN_GEMM_KC * NC]   a B panel (dequantized or transposed weight) */
+    float *rows;  /* [nth][NC * TRAIN_GEMM_KC]   dequantized rows before the transpose (xwt) */
+};
+
+train_gemm *train_gemm_new(thread_pool *pool, int64_t max_n_in) {
+    (void)max_n_in;
+    train_gemm *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->pool = pool;
+    g->nth = pool_size(pool);
+    g->panel = malloc((size_t)g->nth * TRAIN_GEMM_KC * NC * sizeof(float));
+    g->rows = malloc((size_t)g->nth * TRAIN_GEMM_KC * NC * sizeof(float));
+    if (!g->panel || !g->rows) {
+        train_gemm_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void train_gemm_free(train_gemm *g) {
+    if (!g) return;
+    free(g->panel);
+    free(g->rows);
+    free(g);
+}
+
+static int64_t w_block(const train_w *w) {
+    if (!w->q) return 1;
+    return kernels_type(w->q->type)->block;
+}
+
+void train_w_row(const train_w *w, int64_t r, int64_t c0, int64_t n, float *out) {
+    if (!w->q) {
+        memcpy(out, w->f + r * w->n_in + c0, (size_t)n * sizeof(float));
+        return;
+    }
+    const kernel_type_ops *t = kernels_type(w->q->type);
+    const uint8_t *row = w->q->data + r * w->q->row_bytes;
+    HERD_ASSERT(c0 % t->block == 0);
+    t->to_f32(row + c0 / t->block * t->block_bytes, out, n);
+    if (w->q->row_scale) {
+        const float s = w->q->row_scale[r];
+        for (int64_t i = 0; i < n; i++) out[i] *= s;
+    }
+}
+
+typedef struct {
+    train_gemm *g;
+    const train_w *w;
+    const float *a, *b;  /* xwt: a = x; dyw: a = dy; dytx: a = dy, b = x */
+    int64_t lda, ldb, T;
+    float *c;
+    int64_t ldc;
+    int64_t n_out, n_in; /* dytx */
+} gjob;
+
+/* y = x W^T: thread ith takes a contiguous range of W's rows (y's columns), NC at a time; per k block
+ * the rows are dequantized and transposed into a [KC][NC] panel. */
+static void job_xwt(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC, *rows = j->g->rows + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    int64_t r0, r1;
+    pool_range(w->n_out, ith, nth, &r0, &r1);
+    for (int64_t t = 0; t < j->T; t++) memset(j->c + t * j->ldc + r0, 0, (size_t)(r1 - r0) * sizeof(float));
+    for (int64_t rb = r0; rb < r1; rb += NC) {
+        const int64_t nr = r1 - rb < NC ? r1 - rb : NC;
+        for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
+            const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC;
+            for (int64_t r = 0; r < nr; r++) train_w_row(w, rb + r, k0, kc, rows + r * kc);
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t r = 0; r < nr; r++) panel[k * nr + r] = rows[r * kc + k];
+            vo->gemm_f32(j->T, nr, kc, j->a + k0, j->lda, 1, panel, nr, j->c + rb, j->ldc);
+        }
+    }
+}
+
+/* dx += dy W: thread ith takes a range of dx's columns (W's row elements), whole blocks of W's type,
+ * NC at a time; per k block (rows of W) a [KC][nc] panel of dequantized row pieces (an F32 W is used in
+ * place). */
+static void job_dyw(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    const int64_t blk = w_block(w), nb = w->n_in / blk, nc_max = blk > NC ? blk : NC / blk * blk;
+    int64_t b0, b1;
+    pool_range(nb, ith, nth, &b0, &b1);
+    const int64_t c0 = b0 * blk, c1 = b1 * blk;
+    HERD_ASSERT(nc_max <= NC || blk > NC);
+    for (int64_t cb = c0; cb < c1; cb += nc_max) {
+        const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
+        for (int64_t k0 = 0; k0 < w->n_out; k0 += TRAIN_GEMM_KC) {
+            const int64_t kc = w->n_out - k0 < TRAIN_GEMM_KC ? w->n_out - k0 : TRAIN_GEMM_KC;
+            const float *B;
+            int64_t ldb;
+            if (!w->q) {
+                B = w->f + k0 * w->n_in + cb;
+                ldb = w->n_in;
+            } else {
+                for (int64_t k = 0; k < kc; k++) train_w_row(w, k0 + k, cb, nc, panel + k * nc);
+                B = panel;
+                ldb = nc;
+            }
+            vo->gemm_f32(j->T, nc, kc, j->a + k0, j->lda, 1, B, ldb, j->c + cb, j->ldc);
+        }
+    }
+}
+
+/* dW += dy^T x: thread ith takes a range of dW's rows; A = dy^T is read with strides (am 1, ak lddy). */
+static void job_dytx(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const kernel_vec_ops *vo = kernels_vec();
+    int64_t r0, r1;
+    pool_range(j->n_out, ith, nth, &r0, &r1);
+    for (int64_t cb = 0; cb < j->n_in; cb += NC) {
+        const int64_t nc = j->n_in - cb < NC ? j->n_in - cb : NC;
+        for (int64_t k0 = 0; k0 < j->T; k0 += TRAIN_GEMM_KC) {
+            const int64_t kc = j->T - k0 < TRAIN_GEMM_KC ? j->T - k0 : TRAIN_GEMM_KC;
+            if (r1 > r0)
+                vo->gemm_f32(r1 - r0, nc, kc, j->a + k0 * j->lda + r0, 1, j->lda, j->b + k0 * j->ldb + cb, j->ldb,
+                             j->c + r0 * j->ldc + cb, j->ldc);
+        }
+    }
+}
+
+void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
+    gjob j = {.g = g, .w = w, .a = x, .lda = ldx, .T = T, .c = y, .ldc = ldy};
+    pool_run(g->pool, job_xwt, &j);
+}
+
+void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t lddy, int64_t T, float *dx,
+                    int64_t lddx) {
+    HERD_ASSERT(w->n_in % w_block(w) == 0);
+    gjob j = {.g = g, .w = w, .a = dy, .lda = lddy, .T = T, .c = dx, .ldc = lddx};
+    pool_run(g->pool, job_dyw, &j);
+}
+
+void train_gemm_dytx(train_gemm *g, const float *dy, int64_t lddy, const float *x, int64_t ldx, int64_t T,
+                     int64_t n_out, int64_t n_in, float *dw) {
+    gjob j = {.g = g, .a = dy, .lda = lddy, .b = x, .ldb = ldx, .T = T, .c = dw, .ldc = n_in, .n_out = n_out, .n_in = n_in};
+    pool_run(g->pool, job_dytx, &j);
+}
