@@ -125,11 +125,12 @@ static void check_windows(const char *text, int64_t T, const int32_t *want, int6
 /* the stream of documents: each tokenized with BOS, then <|end_of_text|> */
 static int32_t *stream(const char *const *docs, int n_docs, int64_t *n) {
     int32_t *out = NULL;
+    int64_t cap = 0;
     *n = 0;
     for (int i = 0; i < n_docs; i++) {
         int64_t k;
         int32_t *ids = tok(docs[i], &k);
-        out = realloc(out, (size_t)(*n + k + 1) * sizeof *out);
+        if (*n + k + 1 > cap) out = realloc(out, (size_t)(cap = 2 * (*n + k + 1)) * sizeof *out);
         memcpy(out + *n, ids, (size_t)k * sizeof *ids);
         *n += k;
         out[(*n)++] = g_eot_text;
@@ -174,10 +175,10 @@ static void test_cpt(void) {
     enum { N_DOCS = 20000 };
     char *big = malloc(N_DOCS * 40), *q = big;
     const char **many = malloc(N_DOCS * sizeof *many);
-    char *texts = malloc(N_DOCS * 24);
+    char *texts = malloc(N_DOCS * 32);
     for (int i = 0; i < N_DOCS; i++) {
-        many[i] = texts + i * 24;
-        snprintf(texts + i * 24, 24, "doc %d says hi.", i);
+        many[i] = texts + i * 32;
+        snprintf(texts + i * 32, 32, "doc %d says hi.", i);
         q += sprintf(q, "%s<|end_of_text|>", many[i]);
     }
     want = stream(many, N_DOCS, &n);
