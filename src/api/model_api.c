@@ -5,6 +5,7 @@
 
 #include "../base/log.h"
 #include "../chat/chat.h"
+#include "../chat/chat_tokens.h"
 #include "../model/model.h"
 #include "herd.h"
 
@@ -179,41 +180,14 @@ int herd_detokenize(const herd_model *m, const int32_t *ids, int64_t n, bool ren
 
 int herd_chat_tokenize(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_chat_params *p,
                        int32_t **ids, int64_t *n_ids) {
+    chat_tokens t;
     *ids = NULL;
     *n_ids = 0;
-    chat_rendered r;
-    int rc = chat_render(msgs, n, p, &r);
+    int rc = chat_tokenize(m->vocab, msgs, n, p, &t);
     if (rc) return rc;
-    int64_t cap = 64, k = 0;
-    int32_t *out = herd_xmalloc((size_t)cap * sizeof *out);
-    size_t at = 0;
-    for (size_t i = 0; i <= r.n_sp && rc == 0; i++) {
-        size_t end = i < r.n_sp ? r.sp_off[i] : r.text.n;
-        int32_t *part = NULL, sid = -1;
-        int64_t np = 0;
-        if (end > at) rc = vocab_tokenize(m->vocab, r.text.p + at, end - at, false, false, &part, &np);
-        if (rc == 0 && i < r.n_sp) {
-            sid = vocab_find(m->vocab, r.text.p + r.sp_off[i], r.sp_len[i]);
-            if (sid < 0)
-                rc = herd_err(HERD_E_UNSUPPORTED, "chat: the vocabulary has no token '%.*s' (not a Llama 3 chat model)",
-                              (int)r.sp_len[i], r.text.p + r.sp_off[i]);
-        }
-        if (k + np + 1 > cap) {
-            cap = (k + np + 1) * 2;
-            out = herd_xrealloc(out, (size_t)cap * sizeof *out);
-        }
-        if (np) memcpy(out + k, part, (size_t)np * sizeof *out);
-        k += np;
-        if (sid >= 0) out[k++] = sid;
-        free(part);
-        if (i < r.n_sp) at = r.sp_off[i] + r.sp_len[i];
-    }
-    chat_rendered_free(&r);
-    if (rc) {
-        free(out);
-        return rc;
-    }
-    *ids = out;
-    *n_ids = k;
+    *ids = t.ids;
+    *n_ids = t.n_ids;
+    t.ids = NULL;
+    chat_tokens_free(&t);
     return HERD_OK;
 }

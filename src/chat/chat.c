@@ -73,6 +73,15 @@ static void sp(chat_rendered *r, const char *tok) {
     strbuf_puts(&r->text, tok);
 }
 
+/* Appends "<|start_header_id|>{role}<|end_header_id|>\n\n" and returns where the body begins. */
+static size_t header(chat_rendered *r, const char *role) {
+    sp(r, "<|start_header_id|>");
+    strbuf_puts(&r->text, role);
+    sp(r, "<|end_header_id|>");
+    strbuf_puts(&r->text, "\n\n");
+    return r->text.n;
+}
+
 static bool is_builtin(const herd_chat_params *p, const char *name) {
     if (!p || !p->builtin_tools) return false;
     for (int i = 0; i < p->n_builtin_tools; i++)
@@ -80,7 +89,8 @@ static bool is_builtin(const herd_chat_params *p, const char *name) {
     return false;
 }
 
-/* An assistant tool call: built-in -> <|python_tag|>name.call(k="v", ...), custom -> the JSON form. */
+/* An assistant tool call's body (after its header): built-in -> <|python_tag|>name.call(k="v", ...),
+ * custom -> the JSON form. */
 static int render_tool_call(chat_rendered *r, const herd_chat_params *p, const herd_chat_message *m, size_t i) {
     strbuf *b = &r->text;
     json_error_t err;
@@ -89,10 +99,6 @@ static int render_tool_call(chat_rendered *r, const herd_chat_params *p, const h
         json_decref(args);
         return herd_err(HERD_E_ARG, "chat: message %zu: tool call arguments are not a JSON object", i);
     }
-    sp(r, "<|start_header_id|>");
-    strbuf_puts(b, "assistant");
-    sp(r, "<|end_header_id|>");
-    strbuf_puts(b, "\n\n");
     if (is_builtin(p, m->tool_name)) {
         sp(r, "<|python_tag|>");
         strbuf_puts(b, m->tool_name);
@@ -152,11 +158,9 @@ int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params 
     size_t first = 0;
     strbuf *b = &r->text;
     strbuf_put(b, "", 0);
+    r->msg = herd_xcalloc(n ? n : 1, sizeof *r->msg);
     sp(r, "<|begin_of_text|>");
-    sp(r, "<|start_header_id|>");
-    strbuf_puts(b, "system");
-    sp(r, "<|end_header_id|>");
-    strbuf_puts(b, "\n\n");
+    size_t sys_begin = b->n, sys_body = header(r, "system");
     if ((p && p->builtin_tools) || tools) strbuf_puts(b, "Environment: ipython\n");
     if (p && p->builtin_tools) {
         strbuf_puts(b, "Tools: ");
@@ -183,6 +187,7 @@ int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params 
         first = 1;
     }
     sp(r, "<|eot_id|>");
+    if (first) r->msg[0] = (chat_msg_place){sys_begin, sys_body, b->n, false};
     if (in_user) {
         if (first >= n) {
             json_decref(tools);
@@ -190,10 +195,8 @@ int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params 
             return herd_err(HERD_E_ARG, "chat: cannot put tools in the first user message when there is no first "
                                         "user message");
         }
-        sp(r, "<|start_header_id|>");
-        strbuf_puts(b, "user");
-        sp(r, "<|end_header_id|>");
-        strbuf_puts(b, "\n\nGiven the following functions, please respond with a JSON for a function call with its "
+        size_t begin = b->n, body = header(r, "user");
+        strbuf_puts(b, "Given the following functions, please respond with a JSON for a function call with its "
                        "proper arguments that best answers the given prompt.\n\nRespond in the format {\"name\": "
                        "function name, \"parameters\": dictionary of argument name and its value}.Do not use "
                        "variables.\n\n");
@@ -201,13 +204,16 @@ int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params 
         /* the template takes the next message's content as the first user message, whatever its role */
         if (msgs[first].content) put_trimmed(b, msgs[first].content);
         sp(r, "<|eot_id|>");
+        r->msg[first] = (chat_msg_place){begin, body, b->n, false};
         first++;
     }
     json_decref(tools);
     for (size_t i = first; i < n; i++) {
         const char *role = msgs[i].role;
         bool tool_result = !strcmp(role, "tool") || !strcmp(role, "ipython");
+        size_t begin = b->n, body;
         if (msgs[i].tool_name && !tool_result) {
+            body = header(r, "assistant");
             int rc = render_tool_call(r, p, &msgs[i], i);
             if (rc) {
                 chat_rendered_free(r);
@@ -215,30 +221,21 @@ int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params 
             }
         } else if (tool_result) {
             /* the template tojson's a string content (a string is "iterable" to Jinja): it arrives quoted */
-            sp(r, "<|start_header_id|>");
-            strbuf_puts(b, "ipython");
-            sp(r, "<|end_header_id|>");
-            strbuf_puts(b, "\n\n");
+            body = header(r, "ipython");
             json_t *str = json_string(msgs[i].content);
             if (str) chat_tojson(b, str, 0);
             else strbuf_puts(b, msgs[i].content); /* not UTF-8: as is */
             json_decref(str);
             sp(r, "<|eot_id|>");
         } else {
-            sp(r, "<|start_header_id|>");
-            strbuf_puts(b, role);
-            sp(r, "<|end_header_id|>");
-            strbuf_puts(b, "\n\n");
+            body = header(r, role);
             put_trimmed(b, msgs[i].content);
             sp(r, "<|eot_id|>");
         }
+        bool assistant = !tool_result && (msgs[i].tool_name || !strcmp(role, "assistant"));
+        r->msg[i] = (chat_msg_place){begin, body, b->n, assistant};
     }
-    if (!p || p->add_generation_prompt) {
-        sp(r, "<|start_header_id|>");
-        strbuf_puts(b, "assistant");
-        sp(r, "<|end_header_id|>");
-        strbuf_puts(b, "\n\n");
-    }
+    if (!p || p->add_generation_prompt) header(r, "assistant");
     return HERD_OK;
 }
 
@@ -246,6 +243,7 @@ void chat_rendered_free(chat_rendered *r) {
     free(r->text.p);
     free(r->sp_off);
     free(r->sp_len);
+    free(r->msg);
     memset(r, 0, sizeof *r);
 }
 

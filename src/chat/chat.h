@@ -12,6 +12,7 @@
 #ifndef HERD_CHAT_H
 #define HERD_CHAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The span of s[0..len) without leading/trailing whitespace as Jinja's `trim` filter sees it in
@@ -23,13 +24,28 @@ void chat_trim(const char *s, size_t len, size_t *begin, size_t *end);
 #include "../base/strbuf.h"
 #include "herd.h"
 
+/* Where one input message landed in the rendered text (byte offsets):
+ *   [begin, body)  its header, "<|start_header_id|>{role}<|end_header_id|>\n\n"
+ *   [body, end)    what follows the header up to and including the closing <|eot_id|> / <|eom_id|>:
+ *                  the content (trimmed), the tool call, or the quoted tool result.
+ * The template folds two messages into shared blocks, and both keep the whole block as their place:
+ * a first system message is the system block (body: from "Environment: ipython" / "Cutting Knowledge
+ * Date" on), and with tools in the user message the first non-system message is the tools user block
+ * (body: the tool instructions, the function list, then its content), under the header "user"
+ * whatever its role. `assistant`: the header rendered is "assistant" (content or tool call). */
+typedef struct {
+    size_t begin, body, end;
+    bool assistant;
+} chat_msg_place;
+
 /* A rendered prompt: the text, and where in it the special tokens are (so that a tokenizer can
  * map exactly those spans to special ids and treat everything else — message contents included —
- * as plain text). */
+ * as plain text), and where each message is. */
 typedef struct {
     strbuf text;
     size_t *sp_off, *sp_len; /* n_sp spans, in order */
     size_t n_sp, cap_sp;
+    chat_msg_place *msg;     /* [n] for the n messages rendered */
 } chat_rendered;
 
 int chat_render(const herd_chat_message *msgs, size_t n, const herd_chat_params *p, chat_rendered *out);

@@ -63,6 +63,7 @@ typedef struct {
     int64_t n_skipped;    /* examples dropped (overlong with TRAIN_OVERLONG_SKIP, or no target left) */
     int64_t n_tokens;     /* tokens over all seqs */
     int64_t n_targets;    /* targets over all seqs */
+    int64_t cap_seqs;     /* internal: seqs allocated */
 } train_data;
 
 /* Reads and tokenizes path for the objective. OUT: *out (free with train_data_free). */
