@@ -492,6 +492,7 @@ typedef struct {
     const char *checkpoint_dir; /* where save_every writes; NULL = OUT.ckpt */
     const char *metrics;        /* JSONL metrics log, or NULL */
     const char *lora_init;      /* LoRA: start from this adapter (.gguf or PEFT directory) instead of B = 0 */
+    const char *dump_data;      /* write every example's tokens and targets as JSONL here (inspect masks) */
     int objective;              /* HERD_TRAIN_CPT .. DISTILL */
     int method;                 /* HERD_TRAIN_LORA or HERD_TRAIN_FULL */
     int64_t lora_rank;          /* 8 */

@@ -36,9 +36,10 @@ void optim_free(optim *o) {
 }
 
 double optim_lr(const optim_params *p, int64_t step) {
-    if (p->warmup > 0 && step <= p->warmup) return p->lr * (double)step / (double)p->warmup;
+    const int64_t s = step - 1; /* torch's LambdaLR counts the steps taken before this one */
+    if (s < p->warmup) return p->lr * (double)s / (double)p->warmup;
     if (p->schedule == TRAIN_SCHED_CONSTANT || p->total_steps <= p->warmup) return p->lr;
-    const double progress = (double)(step - p->warmup) / (double)(p->total_steps - p->warmup);
+    const double progress = (double)(s - p->warmup) / (double)(p->total_steps - p->warmup);
     return p->lr * 0.5 * (1.0 + cos(M_PI * progress));
 }
 

@@ -31,8 +31,9 @@ typedef struct {
 
 int optim_init(optim *o, const optim_params *p, const tparam *params, int n);
 void optim_free(optim *o);
-/* The learning rate of step s (1-based): linear warmup from lr/warmup to lr over `warmup` steps, then
- * constant or cosine decay to 0 at total_steps (torchtune's get_cosine_schedule_with_warmup). */
+/* The learning rate of step `step` (1-based), as torch's LambdaLR with torchtune's
+ * get_cosine_schedule_with_warmup gives it: with s = step - 1 steps taken before, lr * s / warmup while
+ * s < warmup, then lr (constant) or lr * 0.5 (1 + cos(pi (s - warmup) / (total_steps - warmup))). */
 double optim_lr(const optim_params *p, int64_t step);
 /* The global L2 norm of all gradients; with max_norm > 0 and norm > max_norm, every gradient is scaled by
  * max_norm / (norm + 1e-6). Returns the norm before clipping. */

@@ -381,6 +381,23 @@ static void trainer_free(trainer *tr) {
     train_history_free(&tr->hist);
 }
 
+/* --dump-data: {"example": i, "seq": k, "tokens": [...], "targets": [0, 1, ...]} per sequence */
+static int dump_data(trainer *tr) {
+    strbuf b = {0};
+    for (int64_t i = 0; i < tr->data.n_seqs; i++) {
+        const train_seq *s = &tr->data.seqs[i];
+        strbuf_printf(&b, "{\"example\": %lld, \"seq\": %lld, \"tokens\": [", (long long)(i / tr->per_example),
+                      (long long)(i % tr->per_example));
+        for (int64_t t = 0; t < s->n; t++) strbuf_printf(&b, "%s%d", t ? ", " : "", s->tokens[t]);
+        strbuf_printf(&b, "], \"targets\": [");
+        for (int64_t t = 0; t < s->n; t++) strbuf_printf(&b, "%s%d", t ? ", " : "", s->target[t]);
+        strbuf_printf(&b, "]}\n");
+    }
+    int rc = train_write_atomic(tr->p->dump_data, b.p ? b.p : "", b.n);
+    strbuf_free(&b);
+    return rc;
+}
+
 static int check_params(const herd_train_params *p) {
     if (!p->model || !p->data || !p->out) return herd_err(HERD_E_ARG, "train: -m MODEL, --data FILE and --out are required");
     if (p->objective < HERD_TRAIN_CPT || p->objective > HERD_TRAIN_DISTILL) return herd_err(HERD_E_ARG, "train: unknown objective");
@@ -413,6 +430,7 @@ static int setup(trainer *tr) {
     if ((rc = train_data_load(tr->base, p->data, &dp, &tr->data))) return rc;
     tr->per_example = p->objective == HERD_TRAIN_DPO ? 2 : 1;
     const int64_t n = tr->data.n_examples;
+    if (p->dump_data && (rc = dump_data(tr))) return rc;
     tr->n_val = (int64_t)((double)n * p->val_split);
     if (p->val_split > 0 && tr->n_val == 0 && n >= 2) tr->n_val = 1;
     tr->n_train = n - tr->n_val;

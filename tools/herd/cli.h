@@ -22,6 +22,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* ---- shared helpers (cli.c) ---- */
 

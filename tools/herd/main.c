@@ -20,6 +20,7 @@ static const struct {
     {"bench", cmd_bench, "-m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json]  prompt/decode tokens/s"},
     {"convert", cmd_convert, "IN OUT.gguf [--type T]               HF directory or GGUF -> GGUF (T: f32..q4_0, fp8)"},
     {"quantize", cmd_quantize, "IN.gguf OUT.gguf TYPE [-t N] [--pure]   Q4_K_M Q5_K_M Q6_K Q8_0 Q4_0 FP8 ..."},
+    {"train", cmd_train, "-m BASE --data FILE --objective O --method lora|full --out F  fine-tune (LoRA, full, DPO, distill)"},
     {"synth", cmd_synth, "--vocab VOCAB.gguf -o OUT.gguf [--shape S] [--type T] ...  random-weight model"},
 };
 
