@@ -1,5 +1,7 @@
 /* Training data (data.h): the file, cpt's document stream and windows, the overlong policy, the
  * bookkeeping of sequences. The JSONL objectives (sft, dpo) are in data_jsonl.c. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,7 +115,11 @@ static int load_cpt(const herd_model *m, const char *path, const char *text, siz
             int32_t *ids;
             int64_t n;
             rc = herd_tokenize(m, text + at, end - at, flags, &ids, &n);
-            if (rc == 0) {
+            if (rc) {
+                char msg[768];
+                snprintf(msg, sizeof msg, "%s", herd_last_error());
+                rc = herd_err(rc, "%s: the document at byte %zu: %s", path, at, msg);
+            } else {
                 rc = stream_put(&s, ids, n);
                 if (rc == 0) rc = stream_put(&s, &eot, 1);
                 free(ids);
@@ -153,8 +159,8 @@ static bool looks_jsonl(const char *text, size_t len) {
 int train_data_load(const herd_model *m, const char *path, const train_data_params *p, train_data *out) {
     memset(out, 0, sizeof *out);
     if (!m || !path || !p) return herd_err(HERD_E_ARG, "train: data: no model, path or parameters");
-    if (p->seq_len < 1)
-        return herd_err(HERD_E_ARG, "train: seq_len must be at least 1, got %lld", (long long)p->seq_len);
+    if (p->seq_len < 1 || p->seq_len > INT32_MAX)
+        return herd_err(HERD_E_ARG, "train: seq_len must be in [1, %d], got %lld", INT32_MAX, (long long)p->seq_len);
     if (p->objective < TRAIN_OBJ_CPT || p->objective > TRAIN_OBJ_DISTILL)
         return herd_err(HERD_E_ARG, "train: unknown objective %d", p->objective);
     if (p->overlong != TRAIN_OVERLONG_TRUNCATE && p->overlong != TRAIN_OVERLONG_SKIP)

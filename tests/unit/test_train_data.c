@@ -486,6 +486,8 @@ static void test_errors(void) {
           "a missing file: HERD_E_IO naming it (%s)", herd_last_error());
     p.seq_len = 0;
     CHECK(train_data_load(g_m, put("data.jsonl", OK_LINE), &p, &d) == HERD_E_ARG, "seq_len 0");
+    p.seq_len = (int64_t)1 << 40;
+    CHECK(train_data_load(g_m, put("data.jsonl", OK_LINE), &p, &d) == HERD_E_ARG, "seq_len 2^40");
 }
 
 /* ---- --dump for tests/conformance/train_data.sh ---------------------------------------------- */
