@@ -88,9 +88,10 @@ PY
 printf 'Once upon a time, in a land far away, there lived a small herd of llamas.\nThey liked to count tokens.\n' >"$TMP/a.txt"
 { cat "$TMP/a.txt"; printf '<|end_of_text|>The second document.<|end_of_text|>\n'; } >"$TMP/b.txt"
 for f in a b; do
+    "$HERD" tokenize -m "$VOCAB31" -f "$TMP/$f.txt" >"$TMP/$f.ids" || die "herd tokenize $f.txt"
     for T in 1 7 16; do
         got=$("$DUMP" --dump cpt "$VOCAB31" "$TMP/$f.txt" $T | head -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"])')
-        want=$("$HERD" tokenize -m "$VOCAB31" -f "$TMP/$f.txt" | python3 -c "import json,sys; print(json.load(sys.stdin)[:$T + 1])")
+        want=$(python3 -c "import json,sys; print(json.load(sys.stdin)[:$T + 1])" <"$TMP/$f.ids")
         [ "$got" = "$want" ] || die "cpt $f.txt T=$T: first window $got, herd tokenize $want"
     done
 done
