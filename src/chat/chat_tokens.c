@@ -26,8 +26,10 @@ static void push(tok_list *t, int32_t id, size_t off) {
 static int64_t first_from(const tok_list *t, int64_t lo, int64_t hi, size_t at) {
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (t->off[mid] < at) lo = mid + 1;
-        else hi = mid;
+        if (t->off[mid] < at)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -57,9 +59,11 @@ int chat_tokenize(const herd_vocab *v, const herd_chat_message *msgs, size_t n, 
         if (rc == 0 && i < r.n_sp) {
             int32_t sid = vocab_find(v, r.text.p + r.sp_off[i], r.sp_len[i]);
             if (sid < 0)
-                rc = herd_err(HERD_E_UNSUPPORTED, "chat: the vocabulary has no token '%.*s' (not a Llama 3 chat model)",
+                rc = herd_err(HERD_E_UNSUPPORTED,
+                              "chat: the vocabulary has no token '%.*s' (not a Llama 3 chat model)",
                               (int)r.sp_len[i], r.text.p + r.sp_off[i]);
-            else push(&t, sid, r.sp_off[i]);
+            else
+                push(&t, sid, r.sp_off[i]);
             at = r.sp_off[i] + r.sp_len[i];
         }
     }

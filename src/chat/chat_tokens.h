@@ -27,9 +27,9 @@ typedef struct {
 } chat_msg_span;
 
 typedef struct {
-    int32_t *ids;        /* [n_ids] */
+    int32_t *ids; /* [n_ids] */
     int64_t n_ids;
-    chat_msg_span *msg;  /* [n_msg], one per input message, in order */
+    chat_msg_span *msg; /* [n_msg], one per input message, in order */
     size_t n_msg;
 } chat_tokens;
 

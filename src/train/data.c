@@ -1,5 +1,7 @@
 /* Training data (data.h): the file, cpt's document stream and windows, the overlong policy, the
  * bookkeeping of sequences. The JSONL objectives (sft, dpo) are in data_jsonl.c. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,13 +95,14 @@ static bool all_space(const char *s, size_t n) {
 /* cpt: documents between the separators, each tokenized as `herd tokenize` does, then the end token;
  * windows of seq_len + 1 tokens every seq_len tokens. Linear in the file: one memmem pass, one
  * tokenizer call per document, one copy per window. */
-static int load_cpt(const herd_model *m, const char *path, const char *text, size_t len, const train_data_params *p,
-                    train_data *d) {
+static int load_cpt(const herd_model *m, const char *path, const char *text, size_t len,
+                    const train_data_params *p, train_data *d) {
     int32_t eot = herd_vocab_find(m, CPT_SEPARATOR);
     if (eot < 0) eot = herd_vocab_eos(m);
     if (eot < 0)
-        return herd_err(HERD_E_UNSUPPORTED, "%s: the vocabulary has neither %s nor an EOS token to end documents with",
-                        path, CPT_SEPARATOR);
+        return herd_err(HERD_E_UNSUPPORTED,
+                        "%s: the vocabulary has neither %s nor an EOS token to end documents with", path,
+                        CPT_SEPARATOR);
     int flags = herd_vocab_add_bos(m) ? HERD_TOKENIZE_ADD_BOS : 0;
     const size_t sep_len = strlen(CPT_SEPARATOR);
     id_stream s = {0};
@@ -112,7 +115,11 @@ static int load_cpt(const herd_model *m, const char *path, const char *text, siz
             int32_t *ids;
             int64_t n;
             rc = herd_tokenize(m, text + at, end - at, flags, &ids, &n);
-            if (rc == 0) {
+            if (rc) {
+                char msg[768];
+                snprintf(msg, sizeof msg, "%s", herd_last_error());
+                rc = herd_err(rc, "%s: the document at byte %zu: %s", path, at, msg);
+            } else {
                 rc = stream_put(&s, ids, n);
                 if (rc == 0) rc = stream_put(&s, &eot, 1);
                 free(ids);
@@ -124,7 +131,8 @@ static int load_cpt(const herd_model *m, const char *path, const char *text, siz
     int64_t T = p->seq_len;
     for (int64_t start = 0, k = 0; rc == 0 && s.n - start >= 2; start += T, k++) {
         int64_t n = s.n - start < T + 1 ? s.n - start : T + 1;
-        train_seq w = {.tokens = malloc((size_t)n * sizeof(int32_t)), .target = malloc((size_t)n), .n = n, .line = k};
+        train_seq w = {
+            .tokens = malloc((size_t)n * sizeof(int32_t)), .target = malloc((size_t)n), .n = n, .line = k};
         if (!w.tokens || !w.target) {
             free(w.tokens);
             free(w.target);
@@ -151,7 +159,8 @@ static bool looks_jsonl(const char *text, size_t len) {
 int train_data_load(const herd_model *m, const char *path, const train_data_params *p, train_data *out) {
     memset(out, 0, sizeof *out);
     if (!m || !path || !p) return herd_err(HERD_E_ARG, "train: data: no model, path or parameters");
-    if (p->seq_len < 1) return herd_err(HERD_E_ARG, "train: seq_len must be at least 1, got %lld", (long long)p->seq_len);
+    if (p->seq_len < 1 || p->seq_len > INT32_MAX)
+        return herd_err(HERD_E_ARG, "train: seq_len must be in [1, %d], got %lld", INT32_MAX, (long long)p->seq_len);
     if (p->objective < TRAIN_OBJ_CPT || p->objective > TRAIN_OBJ_DISTILL)
         return herd_err(HERD_E_ARG, "train: unknown objective %d", p->objective);
     if (p->overlong != TRAIN_OVERLONG_TRUNCATE && p->overlong != TRAIN_OVERLONG_SKIP)
@@ -162,8 +171,10 @@ int train_data_load(const herd_model *m, const char *path, const train_data_para
     const char *text = (const char *)f.data;
     bool jsonl = p->objective == TRAIN_OBJ_SFT || p->objective == TRAIN_OBJ_DPO ||
                  (p->objective == TRAIN_OBJ_DISTILL && looks_jsonl(text, f.size));
-    if (jsonl) rc = train_data_load_jsonl(m, path, text, f.size, p, out);
-    else rc = load_cpt(m, path, text, f.size, p, out);
+    if (jsonl)
+        rc = train_data_load_jsonl(m, path, text, f.size, p, out);
+    else
+        rc = load_cpt(m, path, text, f.size, p, out);
     herd_file_unmap(&f);
     if (rc) train_data_free(out);
     return rc;

@@ -41,17 +41,26 @@ __attribute__((format(printf, 2, 3))) static int fail(const jl_ctx *c, const cha
 static int fail_wrap(const jl_ctx *c, int rc) {
     char msg[768];
     snprintf(msg, sizeof msg, "%s", herd_last_error());
-    return herd_err(rc == HERD_E_UNSUPPORTED ? rc : HERD_E_FORMAT, "%s:%lld: %s", c->path, (long long)c->line, msg);
+    return herd_err(rc == HERD_E_UNSUPPORTED ? rc : HERD_E_FORMAT, "%s:%lld: %s", c->path, (long long)c->line,
+                    msg);
 }
 
 static const char *type_name(const json_t *v) {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: case JSON_REAL: return "a number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -60,26 +69,32 @@ static const char *type_name(const json_t *v) {
 /* Checks one message object at `path` ("messages[2]", "chosen"). */
 static int check_message(const jl_ctx *c, const json_t *o, const char *path) {
     if (!json_is_object(o))
-        return fail(c, "%s: expected a message object {\"role\": ..., \"content\": ...}, got %s", path, type_name(o));
+        return fail(c, "%s: expected a message object {\"role\": ..., \"content\": ...}, got %s", path,
+                    type_name(o));
     const json_t *role = json_object_get(o, "role");
     if (!role) return fail(c, "%s.role: missing; expected one of " ROLES, path);
-    if (!json_is_string(role)) return fail(c, "%s.role: expected one of " ROLES ", got %s", path, type_name(role));
+    if (!json_is_string(role))
+        return fail(c, "%s.role: expected one of " ROLES ", got %s", path, type_name(role));
     const char *r = json_string_value(role);
     if (strcmp(r, "system") && strcmp(r, "developer") && strcmp(r, "user") && strcmp(r, "assistant") &&
         strcmp(r, "tool") && strcmp(r, "ipython"))
-        return fail(c, "%s.role: expected one of " ROLES ", got '%.40s' (Llama 3.1's template has no such role)", path,
-                    r);
+        return fail(c,
+                    "%s.role: expected one of " ROLES ", got '%.40s' (Llama 3.1's template has no such role)",
+                    path, r);
     const json_t *content = json_object_get(o, "content");
     if (content && !json_is_null(content) && !json_is_string(content)) {
         if (!json_is_array(content))
-            return fail(c, "%s.content: expected a string or an array of text parts, got %s", path, type_name(content));
+            return fail(c, "%s.content: expected a string or an array of text parts, got %s", path,
+                        type_name(content));
         size_t k;
         const json_t *part;
         json_array_foreach(content, k, part) {
             const json_t *t = json_object_get(part, "type"), *tx = json_object_get(part, "text");
             if (!json_is_object(part) || !json_is_string(t) || strcmp(json_string_value(t), "text") != 0 ||
                 !json_is_string(tx))
-                return fail(c, "%s.content[%zu]: expected a text part {\"type\": \"text\", \"text\": \"...\"}", path, k);
+                return fail(c,
+                            "%s.content[%zu]: expected a text part {\"type\": \"text\", \"text\": \"...\"}",
+                            path, k);
         }
     }
     const json_t *calls = json_object_get(o, "tool_calls");
@@ -88,10 +103,11 @@ static int check_message(const jl_ctx *c, const json_t *o, const char *path) {
         if (strcmp(r, "assistant") != 0)
             return fail(c, "%s.tool_calls: only assistant messages carry tool calls (role is '%s')", path, r);
         if (!json_is_array(calls))
-            return fail(c, "%s.tool_calls: expected an array of one tool call, got %s", path, type_name(calls));
+            return fail(c, "%s.tool_calls: expected an array of one tool call, got %s", path,
+                        type_name(calls));
         if (json_array_size(calls) != 1)
-            return fail(c, "%s.tool_calls: Llama 3.1 renders exactly one tool call per message, got %zu", path,
-                        json_array_size(calls));
+            return fail(c, "%s.tool_calls: Llama 3.1 renders exactly one tool call per message, got %zu",
+                        path, json_array_size(calls));
         const json_t *call = json_array_get(calls, 0), *fn = json_object_get(call, "function");
         if (!json_is_object(call))
             return fail(c, "%s.tool_calls[0]: expected {\"type\": \"function\", \"function\": {...}}", path);
@@ -105,10 +121,11 @@ static int check_message(const jl_ctx *c, const json_t *o, const char *path) {
             json_t *parsed = json_loads(json_string_value(args), 0, &err);
             bool obj = json_is_object(parsed);
             json_decref(parsed);
-            if (!obj) return fail(c, "%s.tool_calls[0].function.arguments: the text is not a JSON object", path);
+            if (!obj)
+                return fail(c, "%s.tool_calls[0].function.arguments: the text is not a JSON object", path);
         } else if (args && !json_is_null(args) && !json_is_object(args)) {
-            return fail(c, "%s.tool_calls[0].function.arguments: expected a JSON object or its text, got %s", path,
-                        type_name(args));
+            return fail(c, "%s.tool_calls[0].function.arguments: expected a JSON object or its text, got %s",
+                        path, type_name(args));
         }
     } else if (!content || json_is_null(content)) {
         return fail(c, "%s.content: missing; expected a string or an array of text parts", path);
@@ -140,21 +157,27 @@ static int line_params(const jl_ctx *c, const json_t *root, herd_chat_params *cp
             return fail(c, "tools: expected an array of tool definitions, got %s", type_name(tools));
         for (size_t i = 0; i < json_array_size(tools); i++)
             if (!json_is_object(json_array_get(tools, i)))
-                return fail(c, "tools[%zu]: expected a tool definition object {\"type\": \"function\", ...}", i);
+                return fail(c, "tools[%zu]: expected a tool definition object {\"type\": \"function\", ...}",
+                            i);
         *tools_json = json_dumps(tools, JSON_ENCODE_ANY);
         cp->tools_json = *tools_json;
     }
     const json_t *bt = json_object_get(root, "builtin_tools");
     if (bt && !json_is_null(bt)) {
         if (!json_is_array(bt))
-            return fail(c, "builtin_tools: expected an array of tool names (brave_search, wolfram_alpha, "
-                           "code_interpreter), got %s", type_name(bt));
+            return fail(c,
+                        "builtin_tools: expected an array of tool names (brave_search, wolfram_alpha, "
+                        "code_interpreter), got %s",
+                        type_name(bt));
         size_t n = json_array_size(bt);
         *names = herd_xcalloc(n ? n : 1, sizeof **names);
         for (size_t i = 0; i < n; i++) {
             const json_t *s = json_array_get(bt, i);
-            if (!json_is_string(s) || json_string_length(s) == 0 || strlen(json_string_value(s)) != json_string_length(s))
-                return fail(c, "builtin_tools[%zu]: expected a tool name (brave_search, wolfram_alpha, code_interpreter)",
+            if (!json_is_string(s) || json_string_length(s) == 0 ||
+                strlen(json_string_value(s)) != json_string_length(s))
+                return fail(c,
+                            "builtin_tools[%zu]: expected a tool name (brave_search, wolfram_alpha, "
+                            "code_interpreter)",
                             i);
             (*names)[i] = json_string_value(s);
         }
@@ -167,8 +190,8 @@ static int line_params(const jl_ctx *c, const json_t *root, herd_chat_params *cp
 /* Tokenizes arr (an array of checked messages) and makes the sequence: targets on the bodies of the
  * assistant messages from index `from` on (every token but the first when all_targets).
  * OUT: *s (arrays owned by the caller), *prompt_end (the first token of message `from`). */
-static int make_seq(const jl_ctx *c, const json_t *arr, const herd_chat_params *cp, size_t from, bool all_targets,
-                    train_seq *s, int64_t *prompt_end) {
+static int make_seq(const jl_ctx *c, const json_t *arr, const herd_chat_params *cp, size_t from,
+                    bool all_targets, train_seq *s, int64_t *prompt_end) {
     chat_messages cm;
     int rc = chat_messages_from_json(arr, &cm);
     if (rc) return fail_wrap(c, rc); /* the checks above should have caught it */
@@ -195,7 +218,8 @@ static int make_seq(const jl_ctx *c, const json_t *arr, const herd_chat_params *
 static int sft_line(const jl_ctx *c, const json_t *root, const herd_chat_params *cp, train_data *d) {
     const json_t *msgs = json_object_get(root, "messages");
     if (!msgs) return fail(c, "messages: missing; expected an array of messages");
-    if (!json_is_array(msgs)) return fail(c, "messages: expected an array of messages, got %s", type_name(msgs));
+    if (!json_is_array(msgs))
+        return fail(c, "messages: expected an array of messages, got %s", type_name(msgs));
     int rc = check_messages(c, msgs, "messages");
     if (rc) return rc;
     train_seq s;
@@ -218,30 +242,38 @@ static int dpo_response(const jl_ctx *c, const json_t *root, const char *name, j
         return rc;
     }
     if (json_is_array(r)) {
-        if (json_array_size(r) == 0) return fail(c, "%s: expected at least one message, got an empty array", name);
+        if (json_array_size(r) == 0)
+            return fail(c, "%s: expected at least one message, got an empty array", name);
         int rc = check_messages(c, r, name);
         if (rc == 0) json_array_extend(all, (json_t *)r);
         return rc;
     }
-    return fail(c, "%s: expected a string, a message object or an array of messages, got %s", name, type_name(r));
+    return fail(c, "%s: expected a string, a message object or an array of messages, got %s", name,
+                type_name(r));
 }
 
 static int dpo_line(const jl_ctx *c, const json_t *root, const herd_chat_params *cp, train_data *d) {
     const json_t *msgs = json_object_get(root, "messages"), *prompt = json_object_get(root, "prompt");
     if (msgs && prompt) return fail(c, "prompt: give \"messages\" or \"prompt\", not both");
-    if (!msgs && !prompt) return fail(c, "messages: missing; expected \"messages\" (an array) or \"prompt\" (a string)");
-    if (msgs && !json_is_array(msgs)) return fail(c, "messages: expected an array of messages, got %s", type_name(msgs));
-    if (prompt && !json_is_string(prompt)) return fail(c, "prompt: expected a string, got %s", type_name(prompt));
+    if (!msgs && !prompt)
+        return fail(c, "messages: missing; expected \"messages\" (an array) or \"prompt\" (a string)");
+    if (msgs && !json_is_array(msgs))
+        return fail(c, "messages: expected an array of messages, got %s", type_name(msgs));
+    if (prompt && !json_is_string(prompt))
+        return fail(c, "prompt: expected a string, got %s", type_name(prompt));
     int rc = msgs ? check_messages(c, msgs, "messages") : HERD_OK;
     if (rc) return rc;
     json_t *base = json_array();
-    if (msgs) json_array_extend(base, (json_t *)msgs);
-    else json_array_append_new(base, json_pack("{s:s,s:O}", "role", "user", "content", prompt));
+    if (msgs)
+        json_array_extend(base, (json_t *)msgs);
+    else
+        json_array_append_new(base, json_pack("{s:s,s:O}", "role", "user", "content", prompt));
     size_t n_prompt = json_array_size(base);
     json_t *chosen = json_copy(base), *rejected = json_copy(base);
     train_seq s[2] = {{0}, {0}};
     int64_t end[2];
-    if (!(rc = dpo_response(c, root, "chosen", chosen)) && !(rc = dpo_response(c, root, "rejected", rejected)) &&
+    if (!(rc = dpo_response(c, root, "chosen", chosen)) &&
+        !(rc = dpo_response(c, root, "rejected", rejected)) &&
         !(rc = make_seq(c, chosen, cp, n_prompt, false, &s[0], &end[0])) &&
         !(rc = make_seq(c, rejected, cp, n_prompt, false, &s[1], &end[1]))) {
         /* the template renders a message from itself and what precedes it, so the prompts agree;

@@ -28,12 +28,15 @@ static void check_case(const herd_model *m, const json_t *c, size_t ci) {
     char *tj = tools ? json_dumps(tools, JSON_ENCODE_ANY) : NULL;
     const char *names[8];
     int n_names = 0;
-    for (size_t i = 0; i < json_array_size(bt) && n_names < 8; i++) names[n_names++] = json_string_value(json_array_get(bt, i));
+    for (size_t i = 0; i < json_array_size(bt) && n_names < 8; i++)
+        names[n_names++] = json_string_value(json_array_get(bt, i));
     json_t *in_user = json_object_get(c, "tools_in_user_message"), *date = json_object_get(c, "date_string");
     herd_chat_params p = {.date_string = json_string_value(date),
                           .add_generation_prompt = json_is_true(json_object_get(c, "add_generation_prompt")),
-                          .tools_json = tj, .tools_in_system = in_user && json_is_false(in_user),
-                          .builtin_tools = bt ? names : NULL, .n_builtin_tools = n_names};
+                          .tools_json = tj,
+                          .tools_in_system = in_user && json_is_false(in_user),
+                          .builtin_tools = bt ? names : NULL,
+                          .n_builtin_tools = n_names};
     herd_chat_message *msgs;
     size_t n;
     void *owner;
@@ -46,7 +49,8 @@ static void check_case(const herd_model *m, const json_t *c, size_t ci) {
     int64_t n_ids = 0;
     chat_tokens t;
     chat_rendered r;
-    int rc1 = herd_chat_tokenize(m, msgs, n, &p, &ids, &n_ids), rc2 = chat_tokenize(m->vocab, msgs, n, &p, &t);
+    int rc1 = herd_chat_tokenize(m, msgs, n, &p, &ids, &n_ids),
+        rc2 = chat_tokenize(m->vocab, msgs, n, &p, &t);
     int rc3 = chat_render(msgs, n, &p, &r);
     CHECK(rc1 == 0 && rc2 == 0 && rc3 == 0, "case %zu: %s", ci, herd_last_error());
     if (rc1 == 0 && rc2 == 0 && rc3 == 0) {
@@ -55,8 +59,8 @@ static void check_case(const herd_model *m, const json_t *c, size_t ci) {
         if (!strstr(mj, "<|")) {
             int32_t *sp;
             int64_t n_sp;
-            CHECK(herd_tokenize(m, r.text.p, r.text.n, HERD_TOKENIZE_PARSE_SPECIAL, &sp, &n_sp) == 0 && n_sp == t.n_ids &&
-                      memcmp(sp, t.ids, (size_t)n_sp * sizeof *sp) == 0,
+            CHECK(herd_tokenize(m, r.text.p, r.text.n, HERD_TOKENIZE_PARSE_SPECIAL, &sp, &n_sp) == 0 &&
+                      n_sp == t.n_ids && memcmp(sp, t.ids, (size_t)n_sp * sizeof *sp) == 0,
                   "case %zu: ids differ from tokenizing the rendered text with special parsing", ci);
             free(sp);
         }
@@ -70,14 +74,17 @@ static void check_case(const herd_model *m, const json_t *c, size_t ci) {
                   (long long)s->body, (long long)s->end);
             if (!(s->begin < s->body && s->body < s->end && s->end <= t.n_ids)) continue;
             prev_end = s->end;
-            char *head = detok(m, t.ids + s->begin, s->body - s->begin), *body = detok(m, t.ids + s->body, s->end - s->body);
+            char *head = detok(m, t.ids + s->begin, s->body - s->begin),
+                 *body = detok(m, t.ids + s->body, s->end - s->body);
             char *want_head = strndup(r.text.p + pl->begin, pl->body - pl->begin);
             char *want_body = strndup(r.text.p + pl->body, pl->end - pl->body);
-            CHECK(!strcmp(head, want_head), "case %zu msg %zu: header '%s', want '%s'", ci, i, head, want_head);
+            CHECK(!strcmp(head, want_head), "case %zu msg %zu: header '%s', want '%s'", ci, i, head,
+                  want_head);
             CHECK(!strcmp(body, want_body), "case %zu msg %zu: body '%s', want '%s'", ci, i, body, want_body);
             const char *role = msgs[i].role;
             bool asst = !strcmp(role, "assistant") && !(i == 0 && p.tools_json && !p.tools_in_system);
-            CHECK(s->assistant == asst && (!asst || strstr(head, "assistant")), "case %zu msg %zu: assistant flag", ci, i);
+            CHECK(s->assistant == asst && (!asst || strstr(head, "assistant")),
+                  "case %zu msg %zu: assistant flag", ci, i);
             int32_t last = t.ids[s->end - 1];
             CHECK(last == herd_vocab_find(m, "<|eot_id|>") || last == herd_vocab_find(m, "<|eom_id|>"),
                   "case %zu msg %zu: the body does not end with <|eot_id|> / <|eom_id|>", ci, i);

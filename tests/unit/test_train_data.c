@@ -36,8 +36,8 @@ static const char *put(const char *name, const char *text) {
 }
 
 static train_data_params params(int obj, int64_t seq_len) {
-    return (train_data_params){.objective = obj, .seq_len = seq_len, .train_on_input = false,
-                               .overlong = TRAIN_OVERLONG_TRUNCATE};
+    return (train_data_params){
+        .objective = obj, .seq_len = seq_len, .train_on_input = false, .overlong = TRAIN_OVERLONG_TRUNCATE};
 }
 
 static int load(const char *text, const train_data_params *p, train_data *d) {
@@ -95,29 +95,31 @@ static void check_totals(const train_data *d, const char *what) {
 /* ---- cpt -------------------------------------------------------------------------------------- */
 
 /* The windows of `text` must be those of the stream `want` (n_want tokens). */
-static void check_windows(const char *text, int64_t T, const int32_t *want, int64_t n_want, const char *what) {
+static void check_windows(const char *text, int64_t T, const int32_t *want, int64_t n_want,
+                          const char *what) {
     train_data d;
     train_data_params p = params(TRAIN_OBJ_CPT, T);
     CHECK(load(text, &p, &d) == 0, "%s: %s", what, herd_last_error());
     int64_t n_win = 0;
     for (int64_t s = 0; n_want - s >= 2; s += T) n_win++;
-    CHECK(d.n_seqs == n_win && d.n_examples == n_win, "%s: %lld windows, want %lld", what, (long long)d.n_seqs,
-          (long long)n_win);
+    CHECK(d.n_seqs == n_win && d.n_examples == n_win, "%s: %lld windows, want %lld", what,
+          (long long)d.n_seqs, (long long)n_win);
     for (int64_t k = 0; k < d.n_seqs && k < n_win; k++) {
         const train_seq *w = &d.seqs[k];
         int64_t n = n_want - k * T < T + 1 ? n_want - k * T : T + 1;
-        CHECK(w->n == n && same(w->tokens, w->n, want + k * T, n) && w->line == k, "%s: window %lld", what, (long long)k);
+        CHECK(w->n == n && same(w->tokens, w->n, want + k * T, n) && w->line == k, "%s: window %lld", what,
+              (long long)k);
         bool targets = w->target[0] == 0;
         for (int64_t i = 1; i < w->n; i++) targets &= w->target[i] == 1;
         CHECK(targets, "%s: window %lld: every token but the first is a target", what, (long long)k);
         if (k + 1 < d.n_seqs)
-            CHECK(w->tokens[w->n - 1] == d.seqs[k + 1].tokens[0], "%s: windows %lld and %lld overlap by one token", what,
-                  (long long)k, (long long)k + 1);
+            CHECK(w->tokens[w->n - 1] == d.seqs[k + 1].tokens[0],
+                  "%s: windows %lld and %lld overlap by one token", what, (long long)k, (long long)k + 1);
     }
     int64_t nt = 0;
     for (int64_t k = 0; k < n_win; k++) nt += n_want - k * T < T + 1 ? n_want - k * T : T + 1;
-    CHECK(d.n_tokens == nt && d.n_targets == nt - n_win, "%s: %lld tokens, %lld targets; want %lld, %lld", what,
-          (long long)d.n_tokens, (long long)d.n_targets, (long long)nt, (long long)(nt - n_win));
+    CHECK(d.n_tokens == nt && d.n_targets == nt - n_win, "%s: %lld tokens, %lld targets; want %lld, %lld",
+          what, (long long)d.n_tokens, (long long)d.n_targets, (long long)nt, (long long)(nt - n_win));
     check_totals(&d, what);
     train_data_free(&d);
 }
@@ -146,17 +148,21 @@ static void test_cpt(void) {
     for (int64_t T = 1; T <= n + 1; T++) check_windows(plain, T, want, n, "no separator");
     free(want);
 
-    const char *docs[] = {"First document.", "Second one,\nwith a newline.", "\nthird (a leading newline is kept)"};
+    const char *docs[] = {"First document.", "Second one,\nwith a newline.",
+                          "\nthird (a leading newline is kept)"};
     want = stream(docs, 3, &n);
-    check_windows("First document.<|end_of_text|>Second one,\nwith a newline.<|end_of_text|>\nthird (a leading "
-                  "newline is kept)",
-                  5, want, n, "separators, no trailing one");
-    check_windows("First document.<|end_of_text|>Second one,\nwith a newline.<|end_of_text|>\nthird (a leading "
-                  "newline is kept)<|end_of_text|>\n",
-                  7, want, n, "separators, trailing one and a newline");
-    check_windows("<|end_of_text|>First document.<|end_of_text|><|end_of_text|> \n\t<|end_of_text|>Second one,\nwith "
-                  "a newline.<|end_of_text|>\nthird (a leading newline is kept)<|end_of_text|><|end_of_text|>",
-                  3, want, n, "empty and blank documents");
+    check_windows(
+        "First document.<|end_of_text|>Second one,\nwith a newline.<|end_of_text|>\nthird (a leading "
+        "newline is kept)",
+        5, want, n, "separators, no trailing one");
+    check_windows(
+        "First document.<|end_of_text|>Second one,\nwith a newline.<|end_of_text|>\nthird (a leading "
+        "newline is kept)<|end_of_text|>\n",
+        7, want, n, "separators, trailing one and a newline");
+    check_windows(
+        "<|end_of_text|>First document.<|end_of_text|><|end_of_text|> \n\t<|end_of_text|>Second one,\nwith "
+        "a newline.<|end_of_text|>\nthird (a leading newline is kept)<|end_of_text|><|end_of_text|>",
+        3, want, n, "empty and blank documents");
     free(want);
 
     /* the separator is the token, not its text; the whole stream of a two-document file */
@@ -168,7 +174,8 @@ static void test_cpt(void) {
     train_data_free(&d);
     CHECK(load("", &p, &d) == 0 && d.n_seqs == 0 && d.n_tokens == 0, "an empty file: no windows");
     train_data_free(&d);
-    CHECK(load("<|end_of_text|>\n<|end_of_text|>", &p, &d) == 0 && d.n_seqs == 0, "only empty documents: no windows");
+    CHECK(load("<|end_of_text|>\n<|end_of_text|>", &p, &d) == 0 && d.n_seqs == 0,
+          "only empty documents: no windows");
     train_data_free(&d);
 
     /* many documents (20,000): each its own tokenizer call, the stream linear in the file */
@@ -191,38 +198,42 @@ static void test_cpt(void) {
 
 /* ---- sft -------------------------------------------------------------------------------------- */
 
-#define CONV                                                                                                  \
-    "[{\"role\": \"system\", \"content\": \"You are a weather bot.\"},"                                       \
-    "{\"role\": \"user\", \"content\": \"Weather in Paris?\"},"                                               \
-    "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"type\": \"function\", \"function\": "   \
-    "{\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": \\\"Paris\\\"}\"}}]},"                        \
-    "{\"role\": \"tool\", \"content\": \"{\\\"temp\\\": 21}\"},"                                               \
-    "{\"role\": \"assistant\", \"content\": \"  It is 21 degrees.\\n\"},"                                      \
-    "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"And \"}, {\"type\": \"text\", \"text\": \"tomorrow?\"}]}," \
+#define CONV                                                                                                 \
+    "[{\"role\": \"system\", \"content\": \"You are a weather bot.\"},"                                      \
+    "{\"role\": \"user\", \"content\": \"Weather in Paris?\"},"                                              \
+    "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"type\": \"function\", \"function\": "  \
+    "{\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": \\\"Paris\\\"}\"}}]},"                      \
+    "{\"role\": \"tool\", \"content\": \"{\\\"temp\\\": 21}\"},"                                             \
+    "{\"role\": \"assistant\", \"content\": \"  It is 21 degrees.\\n\"},"                                    \
+    "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"And \"}, {\"type\": \"text\", "     \
+    "\"text\": \"tomorrow?\"}]},"                                                                            \
     "{\"role\": \"assistant\", \"content\": [{\"type\": \"text\", \"text\": \"No forecast, sorry.\"}]}]"
-#define TOOLS                                                                                                 \
-    "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather now.\", " \
+#define TOOLS                                                                                                \
+    "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather "        \
+    "now.\", "                                                                                               \
     "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}]"
-#define CONV_TARGETS                                                                                          \
-    "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|eot_id|>It is 21 degrees.<|eot_id|>"   \
+#define CONV_TARGETS                                                                                         \
+    "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|eot_id|>It is 21 "                  \
+    "degrees.<|eot_id|>"                                                                                     \
     "No forecast, sorry.<|eot_id|>"
 
 static void test_sft(void) {
     train_data d;
     train_data_params p = params(TRAIN_OBJ_SFT, 4096);
-    const char *file = "\n{\"messages\": " CONV ", \"tools\": " TOOLS ", \"id\": \"ignored\"}\n\n"
-                       "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", "
-                       "\"content\": \"Hello!\"}]}\r\n"
-                       "{\"messages\": [{\"role\": \"user\", \"content\": \"no answer\"}]}\n"
-                       "{\"messages\": [{\"role\": \"developer\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
-                       "\"content\": \"Search cats\"}, {\"role\": \"assistant\", \"tool_calls\": [{\"function\": "
-                       "{\"name\": \"brave_search\", \"arguments\": {\"query\": \"cats\"}}}]}, {\"role\": \"ipython\", "
-                       "\"content\": \"cats are mammals\"}, {\"role\": \"assistant\", \"content\": \"Cats are "
-                       "mammals.\"}], \"builtin_tools\": [\"brave_search\"]}";
+    const char *file =
+        "\n{\"messages\": " CONV ", \"tools\": " TOOLS ", \"id\": \"ignored\"}\n\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", "
+        "\"content\": \"Hello!\"}]}\r\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"no answer\"}]}\n"
+        "{\"messages\": [{\"role\": \"developer\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+        "\"content\": \"Search cats\"}, {\"role\": \"assistant\", \"tool_calls\": [{\"function\": "
+        "{\"name\": \"brave_search\", \"arguments\": {\"query\": \"cats\"}}}]}, {\"role\": \"ipython\", "
+        "\"content\": \"cats are mammals\"}, {\"role\": \"assistant\", \"content\": \"Cats are "
+        "mammals.\"}], \"builtin_tools\": [\"brave_search\"]}";
     CHECK(load(file, &p, &d) == 0, "%s", herd_last_error());
     CHECK(d.n_seqs == 3 && d.n_examples == 3 && d.n_skipped == 1 && d.n_truncated == 0,
-          "3 conversations kept, the one without an assistant message skipped (%lld, %lld)", (long long)d.n_seqs,
-          (long long)d.n_skipped);
+          "3 conversations kept, the one without an assistant message skipped (%lld, %lld)",
+          (long long)d.n_seqs, (long long)d.n_skipped);
     if (d.n_seqs == 3) {
         int64_t n;
         int32_t *want = chat_ids(CONV, TOOLS, &n);
@@ -237,7 +248,8 @@ static void test_sft(void) {
         CHECK(!strcmp(t, "Hello!<|eot_id|>"), "a CRLF line: %s", t);
         free(t);
         t = target_text(&d.seqs[2]);
-        CHECK(!strcmp(t, "<|python_tag|>brave_search.call(query=\"cats\")<|eom_id|>Cats are mammals.<|eot_id|>"),
+        CHECK(!strcmp(t,
+                      "<|python_tag|>brave_search.call(query=\"cats\")<|eom_id|>Cats are mammals.<|eot_id|>"),
               "built-in tools: the call ends with <|eom_id|>: %s", t);
         free(t);
         /* the header (its "\n\n" last) is not a target; the body and its closing token are */
@@ -246,7 +258,8 @@ static void test_sft(void) {
         while (f < s->n && !s->target[f]) f++;
         int32_t *nn;
         if (herd_tokenize(g_m, "\n\n", 2, 0, &nn, &nl) != 0) abort();
-        CHECK(f > 0 && f < s->n && s->tokens[f - 1] == nn[0] && s->tokens[s->n - 1] == g_eot && s->target[s->n - 1],
+        CHECK(f > 0 && f < s->n && s->tokens[f - 1] == nn[0] && s->tokens[s->n - 1] == g_eot &&
+                  s->target[s->n - 1],
               "the first target follows the header's \\n\\n; the eot is a target");
         free(nn);
     }
@@ -257,7 +270,8 @@ static void test_sft(void) {
     p.train_on_input = true;
     CHECK(load(file, &p, &d) == 0 && d.n_seqs == 4 && d.n_skipped == 0, "train_on_input: all 4 kept (%lld)",
           (long long)d.n_seqs);
-    CHECK(d.n_targets == d.n_tokens - d.n_seqs && d.n_targets > targets, "train_on_input: every token but the first");
+    CHECK(d.n_targets == d.n_tokens - d.n_seqs && d.n_targets > targets,
+          "train_on_input: every token but the first");
     check_totals(&d, "sft train_on_input");
     train_data_free(&d);
 
@@ -269,7 +283,8 @@ static void test_sft(void) {
     int64_t full = d.n_seqs ? d.seqs[0].n : 0;
     train_data_free(&d);
     p.seq_len = full - 2; /* keeps all but the last token: "Hello!" stays a target */
-    CHECK(load(hi, &p, &d) == 0 && d.n_seqs == 1 && d.seqs[0].n == full - 1 && d.n_truncated == 1 && d.n_skipped == 0,
+    CHECK(load(hi, &p, &d) == 0 && d.n_seqs == 1 && d.seqs[0].n == full - 1 && d.n_truncated == 1 &&
+              d.n_skipped == 0,
           "truncate: cut to seq_len + 1 and counted");
     if (d.n_seqs == 1) {
         char *t = target_text(&d.seqs[0]);
@@ -289,22 +304,24 @@ static void test_sft(void) {
     train_data_free(&d);
     p.seq_len = full - 2;
     p.overlong = TRAIN_OVERLONG_SKIP;
-    CHECK(load(hi, &p, &d) == 0 && d.n_seqs == 0 && d.n_truncated == 0 && d.n_skipped == 1, "skip: dropped, counted");
+    CHECK(load(hi, &p, &d) == 0 && d.n_seqs == 0 && d.n_truncated == 0 && d.n_skipped == 1,
+          "skip: dropped, counted");
     train_data_free(&d);
 
     /* distill reads JSONL like sft, and raw text like cpt */
     p = params(TRAIN_OBJ_DISTILL, 4096);
     CHECK(load(hi, &p, &d) == 0 && d.n_seqs == 1 && d.seqs[0].n == full, "distill on JSONL = sft");
     train_data_free(&d);
-    CHECK(train_data_load(g_m, put("data.txt", "plain text"), &p, &d) == 0 && d.n_seqs == 1 && d.seqs[0].n == 4,
+    CHECK(train_data_load(g_m, put("data.txt", "plain text"), &p, &d) == 0 && d.n_seqs == 1 &&
+              d.seqs[0].n == 4,
           "distill on text = cpt");
     train_data_free(&d);
 }
 
 /* ---- dpo -------------------------------------------------------------------------------------- */
 
-static void check_pair(const train_data *d, int64_t i, const char *prompt_msgs, const char *chosen, const char *rejected,
-                       const char *what) {
+static void check_pair(const train_data *d, int64_t i, const char *prompt_msgs, const char *chosen,
+                       const char *rejected, const char *what) {
     int64_t np;
     int32_t *prompt = chat_ids(prompt_msgs, NULL, &np);
     for (int k = 0; k < 2; k++) {
@@ -323,17 +340,22 @@ static void test_dpo(void) {
     train_data d;
     train_data_params p = params(TRAIN_OBJ_DPO, 4096);
     const char *file =
-        "{\"prompt\": \"Capital of France?\", \"chosen\": \"Paris.\", \"rejected\": {\"role\": \"assistant\", "
+        "{\"prompt\": \"Capital of France?\", \"chosen\": \"Paris.\", \"rejected\": {\"role\": "
+        "\"assistant\", "
         "\"content\": \"Lyon.\"}}\n"
         "{\"messages\": [{\"role\": \"user\", \"content\": \"Capital of France?\"}], \"chosen\": [{\"role\": "
         "\"assistant\", \"content\": \"Paris.\"}], \"rejected\": \"Lyon.\"}\n"
         "\n"
-        "{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"2^10?\"}], "
-        "\"chosen\": [{\"role\": \"assistant\", \"tool_calls\": [{\"function\": {\"name\": \"calc\", \"arguments\": "
-        "{\"x\": \"2^10\"}}}]}, {\"role\": \"tool\", \"content\": \"1024\"}, {\"role\": \"assistant\", \"content\": "
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": "
+        "\"2^10?\"}], "
+        "\"chosen\": [{\"role\": \"assistant\", \"tool_calls\": [{\"function\": {\"name\": \"calc\", "
+        "\"arguments\": "
+        "{\"x\": \"2^10\"}}}]}, {\"role\": \"tool\", \"content\": \"1024\"}, {\"role\": \"assistant\", "
+        "\"content\": "
         "\"1024\"}], \"rejected\": \"1000\"}\n";
     CHECK(load(file, &p, &d) == 0, "%s", herd_last_error());
-    CHECK(d.n_examples == 3 && d.n_seqs == 6 && d.n_skipped == 0, "3 pairs, 6 sequences (%lld)", (long long)d.n_seqs);
+    CHECK(d.n_examples == 3 && d.n_seqs == 6 && d.n_skipped == 0, "3 pairs, 6 sequences (%lld)",
+          (long long)d.n_seqs);
     if (d.n_seqs == 6) {
         const char *fr = "[{\"role\": \"user\", \"content\": \"Capital of France?\"}]";
         check_pair(&d, 0, fr, "Paris.<|eot_id|>", "Lyon.<|eot_id|>", "prompt, string / object");
@@ -341,9 +363,11 @@ static void test_dpo(void) {
         CHECK(same(d.seqs[0].tokens, d.seqs[0].n, d.seqs[2].tokens, d.seqs[2].n) &&
                   same(d.seqs[1].tokens, d.seqs[1].n, d.seqs[3].tokens, d.seqs[3].n),
               "\"prompt\" is one user message");
-        check_pair(&d, 2, "[{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"2^10?\"}]",
-                   "{\"name\": \"calc\", \"parameters\": {\"x\": \"2^10\"}}<|eot_id|>1024<|eot_id|>", "1000<|eot_id|>",
-                   "a tool round in the chosen response: the result is no target");
+        check_pair(
+            &d, 2,
+            "[{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"2^10?\"}]",
+            "{\"name\": \"calc\", \"parameters\": {\"x\": \"2^10\"}}<|eot_id|>1024<|eot_id|>",
+            "1000<|eot_id|>", "a tool round in the chosen response: the result is no target");
         CHECK(d.seqs[0].line == 1 && d.seqs[1].line == 1 && d.seqs[4].line == 4, "pair lines");
     }
     check_totals(&d, "dpo");
@@ -355,14 +379,15 @@ static void test_dpo(void) {
     int64_t nc = d.n_seqs == 2 ? d.seqs[0].n : 0, nr = d.n_seqs == 2 ? d.seqs[1].n : 0;
     train_data_free(&d);
     p.seq_len = nc - 2; /* the chosen one is 1 too long; the rejected one fits */
-    CHECK(nr <= nc - 1 && load(pair, &p, &d) == 0 && d.n_seqs == 2 && d.seqs[0].n == nc - 1 && d.seqs[1].n == nr &&
-              d.n_truncated == 1 && d.n_examples == 1,
+    CHECK(nr <= nc - 1 && load(pair, &p, &d) == 0 && d.n_seqs == 2 && d.seqs[0].n == nc - 1 &&
+              d.seqs[1].n == nr && d.n_truncated == 1 && d.n_examples == 1,
           "truncate: the long one is cut, the pair counted once");
     train_data_free(&d);
     p.overlong = TRAIN_OVERLONG_SKIP;
     CHECK(load(pair, &p, &d) == 0 && d.n_seqs == 0 && d.n_skipped == 1, "skip: both go");
     train_data_free(&d);
-    p = params(TRAIN_OBJ_DPO, nr - 3); /* the rejected response is cut before its first target: the pair goes */
+    p = params(TRAIN_OBJ_DPO,
+               nr - 3); /* the rejected response is cut before its first target: the pair goes */
     CHECK(load(pair, &p, &d) == 0 && d.n_seqs == 0 && d.n_skipped == 1 && d.n_truncated == 0,
           "a pair where one side has no target left is skipped");
     train_data_free(&d);
@@ -382,7 +407,9 @@ static void expect_err(int obj, const char *file, int line, const char *field, c
     train_data_free(&d);
 }
 
-#define OK_LINE "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Yo\"}]}\n"
+#define OK_LINE                                                                                              \
+    "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": "     \
+    "\"Yo\"}]}\n"
 #define U(c) "{\"role\": \"user\", \"content\": " c "}"
 
 static void test_errors(void) {
@@ -392,51 +419,65 @@ static void test_errors(void) {
     expect_err(S, "{\"messages\": [], \"messages\": []}", 1, "invalid JSON at column", "duplicate key");
     expect_err(S, "[" U("\"x\"") "]", 1, "expected a JSON object", "an array line");
     expect_err(S, "{\"msgs\": []}", 1, "messages: missing", "no messages");
-    expect_err(S, "{\"messages\": \"Hi\"}", 1, "messages: expected an array of messages, got a string", "messages a string");
-    expect_err(S, "{\"messages\": [\"Hi\"]}", 1, "messages[0]: expected a message object", "message a string");
+    expect_err(S, "{\"messages\": \"Hi\"}", 1, "messages: expected an array of messages, got a string",
+               "messages a string");
+    expect_err(S, "{\"messages\": [\"Hi\"]}", 1, "messages[0]: expected a message object",
+               "message a string");
     expect_err(S, "{\"messages\": [{\"content\": \"Hi\"}]}", 1, "messages[0].role: missing", "no role");
     expect_err(S, "{\"messages\": [" U("\"a\"") ", {\"role\": \"narrator\", \"content\": \"b\"}]}", 1,
                "messages[1].role: expected one of system, user, assistant, tool, ipython", "unknown role");
-    expect_err(S, "{\"messages\": [{\"role\": 3, \"content\": \"b\"}]}", 1, "messages[0].role: expected one of",
-               "role a number");
+    expect_err(S, "{\"messages\": [{\"role\": 3, \"content\": \"b\"}]}", 1,
+               "messages[0].role: expected one of", "role a number");
     expect_err(S, OK_LINE OK_LINE "{\"messages\": [" U("\"a\"") ", " U("42") "]}", 3,
-               "messages[1].content: expected a string or an array of text parts, got a number", "content a number");
-    expect_err(S, "{\"messages\": [" U("[{\"type\": \"text\", \"text\": \"a\"}, {\"type\": \"image_url\"}]") "]}", 1,
-               "messages[0].content[1]: expected a text part", "an image part");
+               "messages[1].content: expected a string or an array of text parts, got a number",
+               "content a number");
+    expect_err(
+        S, "{\"messages\": [" U("[{\"type\": \"text\", \"text\": \"a\"}, {\"type\": \"image_url\"}]") "]}", 1,
+        "messages[0].content[1]: expected a text part", "an image part");
     expect_err(S, "{\"messages\": [{\"role\": \"user\"}]}", 1, "messages[0].content: missing", "no content");
     expect_err(S, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\", \"tool_calls\": [{}]}]}", 1,
                "messages[0].tool_calls: only assistant messages", "a user's tool call");
     const char *call = "{\"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}";
     char line[1024];
-    snprintf(line, sizeof line, "{\"messages\": [" U("\"a\"") ", {\"role\": \"assistant\", \"tool_calls\": [%s, %s]}]}",
-             call, call);
-    expect_err(S, line, 1, "messages[1].tool_calls: Llama 3.1 renders exactly one tool call per message, got 2",
+    snprintf(line, sizeof line,
+             "{\"messages\": [" U("\"a\"") ", {\"role\": \"assistant\", \"tool_calls\": [%s, %s]}]}", call,
+             call);
+    expect_err(S, line, 1,
+               "messages[1].tool_calls: Llama 3.1 renders exactly one tool call per message, got 2",
                "two tool calls");
-    expect_err(S, "{\"messages\": [" U("\"a\"") ", {\"role\": \"assistant\", \"tool_calls\": [{\"function\": {\"name\": "
-                  "\"f\", \"arguments\": \"[1]\"}}]}]}",
+    expect_err(S,
+               "{\"messages\": [" U(
+                   "\"a\"") ", {\"role\": \"assistant\", \"tool_calls\": [{\"function\": {\"name\": "
+                            "\"f\", \"arguments\": \"[1]\"}}]}]}",
                1, "messages[1].tool_calls[0].function.arguments", "arguments not an object");
-    expect_err(S, "{\"messages\": [" U("\"a\"") ", {\"role\": \"assistant\", \"tool_calls\": [{\"function\": "
-                  "{\"arguments\": {}}}]}]}",
+    expect_err(S,
+               "{\"messages\": [" U("\"a\"") ", {\"role\": \"assistant\", \"tool_calls\": [{\"function\": "
+                                             "{\"arguments\": {}}}]}]}",
                1, "messages[1].tool_calls[0].function.name", "a call without a name");
     expect_err(S, "{\"messages\": [" U("\"a\"") "], \"tools\": {\"type\": \"function\"}}", 1,
                "tools: expected an array of tool definitions", "tools an object");
-    expect_err(S, "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}], \"tools\": [{\"type\": \"function\"}]}",
-               1, "chat: cannot put tools in the first user message", "tools without a user message");
+    expect_err(
+        S,
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}], \"tools\": [{\"type\": \"function\"}]}",
+        1, "chat: cannot put tools in the first user message", "tools without a user message");
     expect_err(D, "{\"prompt\": \"Q\", \"rejected\": \"b\"}", 1, "chosen: missing", "dpo without chosen");
     expect_err(D, "{\"prompt\": \"Q\", \"chosen\": \"a\", \"rejected\": 5}", 1,
-               "rejected: expected a string, a message object or an array of messages, got a number", "rejected a number");
-    expect_err(D, "{\"prompt\": \"Q\", \"chosen\": [{\"role\": \"assistant\", \"content\": \"a\"}, {\"role\": \"bot\", "
-                  "\"content\": \"b\"}], \"rejected\": \"c\"}",
-               1, "chosen[1].role: expected one of", "a bad role in a chosen array");
+               "rejected: expected a string, a message object or an array of messages, got a number",
+               "rejected a number");
+    expect_err(
+        D,
+        "{\"prompt\": \"Q\", \"chosen\": [{\"role\": \"assistant\", \"content\": \"a\"}, {\"role\": \"bot\", "
+        "\"content\": \"b\"}], \"rejected\": \"c\"}",
+        1, "chosen[1].role: expected one of", "a bad role in a chosen array");
     expect_err(D, "{\"prompt\": \"Q\", \"chosen\": {\"role\": \"assistant\"}, \"rejected\": \"c\"}", 1,
                "chosen.content: missing", "a chosen object without content");
-    expect_err(D, "{\"prompt\": [\"Q\"], \"chosen\": \"a\", \"rejected\": \"b\"}", 1, "prompt: expected a string",
-               "prompt an array");
+    expect_err(D, "{\"prompt\": [\"Q\"], \"chosen\": \"a\", \"rejected\": \"b\"}", 1,
+               "prompt: expected a string", "prompt an array");
     expect_err(D, "{\"prompt\": \"Q\", \"messages\": [], \"chosen\": \"a\", \"rejected\": \"b\"}", 1,
                "prompt: give \"messages\" or \"prompt\", not both", "both prompt and messages");
     expect_err(D, "{\"chosen\": \"a\", \"rejected\": \"b\"}", 1, "messages: missing", "no prompt");
-    expect_err(D, "{\"prompt\": \"Q\", \"chosen\": [], \"rejected\": \"b\"}", 1, "chosen: expected at least one message",
-               "an empty chosen array");
+    expect_err(D, "{\"prompt\": \"Q\", \"chosen\": [], \"rejected\": \"b\"}", 1,
+               "chosen: expected at least one message", "an empty chosen array");
 
     train_data d;
     train_data_params p = params(S, 16);
@@ -445,6 +486,8 @@ static void test_errors(void) {
           "a missing file: HERD_E_IO naming it (%s)", herd_last_error());
     p.seq_len = 0;
     CHECK(train_data_load(g_m, put("data.jsonl", OK_LINE), &p, &d) == HERD_E_ARG, "seq_len 0");
+    p.seq_len = (int64_t)1 << 40;
+    CHECK(train_data_load(g_m, put("data.jsonl", OK_LINE), &p, &d) == HERD_E_ARG, "seq_len 2^40");
 }
 
 /* ---- --dump for tests/conformance/train_data.sh ---------------------------------------------- */
