@@ -33,6 +33,12 @@ typedef struct lora_adapter {
     void *owned;     /* what load allocated (NULL when a and b point at the caller's memory) */
 } lora_adapter;
 
+/* The public handle (herd.h's herd_lora): the adapter and the base it was checked against. */
+struct herd_lora {
+    lora_adapter *ad;
+    const herd_model *base;
+};
+
 /* "q", "k", "v", "o", "gate", "up", "down" */
 const char *lora_target_name(int target);
 /* GGUF's tensor name of the target ("attn_q" .. "ffn_down"), and transformers' module name ("q_proj" ..
