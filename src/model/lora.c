@@ -215,9 +215,13 @@ static int load_gguf(const herd_model *base, const char *path, lora_adapter **ou
     const gguf_tensor **ta = NULL, **tb = NULL;
     lora_adapter *a = NULL;
     gguf_str s;
-    if (!gguf_get_str(&g, "general.type", &s) || s.len != 7 || memcmp(s.ptr, "adapter", 7)) {
+    if (!gguf_get_str(&g, "general.type", &s)) {
+        rc = herd_err(HERD_E_FORMAT, "lora: %s: no general.type = 'adapter': not a LoRA adapter (a model?)", path);
+        goto done;
+    }
+    if (s.len != 7 || memcmp(s.ptr, "adapter", 7)) {
         rc = herd_err(HERD_E_FORMAT, "lora: %s: general.type is '%.*s', expected 'adapter' (is this a LoRA adapter?)",
-                      path, gguf_get_str(&g, "general.type", &s) ? (int)s.len : 0, gguf_get_str(&g, "general.type", &s) ? s.ptr : "");
+                      path, (int)s.len, s.ptr);
         goto done;
     }
     if (!gguf_get_str(&g, "adapter.type", &s) || s.len != 4 || memcmp(s.ptr, "lora", 4)) {
