@@ -193,6 +193,49 @@ int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n);
 int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, float *out);
 int64_t herd_model_n_embd(const herd_model *m);
 
+/* ---- LoRA adapters (docs/FORMATS.md, src/model/lora.h) ------------------------------------------ */
+
+/* An adapter loaded for one base model: on each matrix it adapts, y = W x + scale * (alpha / rank) * B (A x). */
+typedef struct herd_lora herd_lora;
+
+/* path: llama.cpp's adapter GGUF (general.type = adapter, adapter.type = lora; f32/f16/bf16 tensors) or a PEFT
+ * folder (adapter_config.json + adapter_model.safetensors). Every tensor is checked against m's shapes; a
+ * misfit is refused with one line naming the file and the tensor (expected vs found). m is borrowed and must
+ * outlive the adapter. OUT: *out (free with herd_lora_free). */
+int herd_lora_load(const herd_model *m, const char *path, herd_lora **out);
+void herd_lora_free(herd_lora *a);
+
+typedef struct {
+    float alpha;          /* adapter.lora.alpha / lora_alpha; 0: the scale is the user's scale alone */
+    int64_t rank;         /* the largest rank of its matrices */
+    int64_t n_matrices;   /* matrices it adapts (of n_layer * 7) */
+    int64_t n_params;     /* floats in A and B */
+} herd_lora_info;
+void herd_lora_get_info(const herd_lora *a, herd_lora_info *out);
+
+enum { HERD_LORA_GGUF = 0, HERD_LORA_PEFT = 1 };
+/* Writes the adapter as llama.cpp's adapter GGUF (path: a file) or as a PEFT folder (path: a folder, created if
+ * missing), F32, each file atomically (temporary file + rename). */
+int herd_lora_save(const herd_lora *a, const char *path, int format);
+
+/* Sets the adapters of every sequence of the context: from the next decode on, each matrix an adapter adapts
+ * gives W x + sum_i scales[i] * (alpha_i / rank) * B_i (A_i x) (scales[i] 1: the adapter as trained). n = 0
+ * removes them (the plain model, bit for bit). The context borrows the adapters: free them after the context,
+ * or after setting n = 0. The KV cache is kept: positions already cached were computed with the previous
+ * adapters (truncate them to recompute). HERD_E_ARG for an adapter loaded for another model. */
+int herd_context_set_lora(herd_context *c, herd_lora *const *adapters, const float *scales, int n);
+/* The same for one sequence (the engine and server: each request's sequence its own adapter). A token's
+ * result depends on its own sequence's adapters only, whatever else is in the batch. */
+int herd_seq_set_lora(herd_context *c, int32_t seq, herd_lora *const *adapters, const float *scales, int n);
+
+/* herd export: writes the model at base_path (GGUF or HF folder) as a GGUF with the adapters merged,
+ * W' = W + sum_i scales[i] * (alpha_i / rank) * B_i A_i in f32, every other tensor and key copied as herd
+ * convert does. type: NULL = each tensor keeps the base's type (merged ones requantized from f32); "f32", "f16",
+ * "bf16", "q8_0", "q4_0" for every matrix; a herd quantize target (Q4_K_M, Q6_K, ...) quantizes the merged f32
+ * model. Written atomically (temporary file + rename). */
+int herd_export_lora(const char *base_path, const char *const *lora_paths, const float *scales, int n,
+                     const char *out_path, const char *type);
+
 /* ---- sampling -------------------------------------------------------------------------------- */
 
 typedef struct herd_sampler herd_sampler;

@@ -6,6 +6,7 @@
 
 #include "../base/log.h"
 #include "../model/forward.h"
+#include "../model/lora.h"
 #include "../model/model.h"
 #include "herd.h"
 
@@ -100,6 +101,22 @@ int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n) {
                         (long long)kv->n_past[src], (long long)n);
     kv_seq_copy(kv, src, dst, n);
     return HERD_OK;
+}
+
+int herd_seq_set_lora(herd_context *c, int32_t seq, herd_lora *const *adapters, const float *scales, int n) {
+    if (n < 0 || n > 1024) return herd_err(HERD_E_ARG, "lora: %d adapters is not in [0, 1024]", n);
+    if (n > 0 && (!adapters || !scales)) return herd_err(HERD_E_ARG, "lora: no adapters or scales given");
+    const lora_adapter *ad[1024];
+    for (int i = 0; i < n; i++) {
+        if (!adapters[i] || adapters[i]->base != c->m)
+            return herd_err(HERD_E_ARG, "lora: adapter %d was loaded for another model than the context's", i);
+        ad[i] = adapters[i]->ad;
+    }
+    return forward_set_lora(c->fs, seq, ad, scales, n);
+}
+
+int herd_context_set_lora(herd_context *c, herd_lora *const *adapters, const float *scales, int n) {
+    return herd_seq_set_lora(c, -1, adapters, scales, n);
 }
 
 static int check_tokens(const herd_context *c, const int32_t *tokens, int64_t n) {

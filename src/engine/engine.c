@@ -109,6 +109,7 @@ typedef struct {
     engine_req *req;
     int32_t *cache;      /* ids whose KV this slot holds: positions [0, n_cache) */
     int64_t n_cache;
+    int lora;            /* the adapter its sequence runs with and its cache was computed with (0: none) */
     herd_sampler *sampler;
     text_stream ts;
     int64_t n_gen, n_cached;
@@ -179,15 +180,20 @@ static int64_t common_prefix(const int32_t *a, int64_t na, const int32_t *b, int
     return i;
 }
 
+/* The prefix of slot s's cache that request p may reuse: none when it was computed with another adapter. */
+static int64_t reusable(const slot *s, const engine_params *p) {
+    return s->lora == p->lora ? common_prefix(s->cache, s->n_cache, p->prompt, p->n_prompt) : 0;
+}
+
 /* Puts request r into idle slot `si`, reusing the longest cached prefix of any slot. */
 static void slot_assign(engine *e, int si, engine_req *r) {
     slot *s = &e->slots[si];
     const engine_params *p = &r->p;
-    int64_t own = common_prefix(s->cache, s->n_cache, p->prompt, p->n_prompt), best = own;
+    int64_t own = reusable(s, p), best = own;
     int best_slot = si;
     for (int j = 0; j < e->cfg.n_parallel; j++) {
         if (j == si) continue;
-        int64_t l = common_prefix(e->slots[j].cache, e->slots[j].n_cache, p->prompt, p->n_prompt);
+        int64_t l = reusable(&e->slots[j], p);
         if (l > best) best = l, best_slot = j;
     }
     /* the last prompt token is always run, to get the logits that start generation */
@@ -198,6 +204,12 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     } else {
         best = own < best ? own : best;
         herd_seq_truncate(e->ctx, si, best);
+    }
+    if (s->lora != p->lora) { /* validated at submit: it can only fail for a bug */
+        int k = p->lora;
+        int rc = herd_seq_set_lora(e->ctx, si, k ? &e->cfg.loras[k - 1] : NULL, k ? &e->cfg.lora_scales[k - 1] : NULL, k ? 1 : 0);
+        HERD_ASSERT(rc == HERD_OK);
+        s->lora = k;
     }
     memcpy(s->cache, p->prompt, (size_t)best * sizeof(int32_t));
     s->n_cache = best;
@@ -330,7 +342,7 @@ static bool step(engine *e) {
         for (int i = 0; i < np; i++) {
             slot *s = &e->slots[i];
             if (s->st != SLOT_IDLE) continue;
-            int64_t l = common_prefix(s->cache, s->n_cache, e->q_head->p.prompt, e->q_head->p.n_prompt);
+            int64_t l = reusable(s, &e->q_head->p);
             if (l > pick_l || (l == pick_l && s->last_used < e->slots[pick].last_used)) pick = i, pick_l = l;
         }
         if (pick < 0) break;
@@ -539,6 +551,11 @@ int engine_submit(engine *e, engine_params *p, engine_req **out) {
     if (p->n_prompt <= 0) {
         free_params(p);
         return herd_err(HERD_E_ARG, "the prompt is empty");
+    }
+    if (p->lora < 0 || p->lora > e->cfg.n_loras) {
+        int k = p->lora;
+        free_params(p);
+        return herd_err(HERD_E_ARG, "adapter %d is not in [0, %d]", k, e->cfg.n_loras);
     }
     int64_t need = p->n_prompt + (p->embedding ? 0 : (p->max_tokens > 0 ? p->max_tokens : 1));
     if (need > e->cfg.n_ctx_slot) {

@@ -30,6 +30,11 @@ typedef struct {
     int n_threads;
     int kv_type;        /* herd_kv_type */
     int max_queue;      /* waiting requests before submit refuses (HERD_E_RANGE) */
+    /* LoRA adapters a request may pick (engine_params.lora), each at its scale; borrowed, they must outlive
+     * the engine. A slot's cached prefix is reused only by requests of the same adapter. */
+    herd_lora *const *loras;
+    const float *lora_scales;
+    int n_loras;
 } engine_config;
 
 #define ENGINE_MAX_TOP 20
@@ -45,6 +50,7 @@ typedef struct {
     bool embedding;             /* embedding request: no generation, DONE carries the vector */
     bool render_python_tag;     /* write <|python_tag|> into the text (for tool-call parsing) */
     herd_constraint *constraint; /* moved into the engine (freed with the request); NULL: none */
+    int lora;                   /* 0: the base model; i in 1..n_loras: engine_config's adapter i - 1 */
     /* test-only scripted model: the generated tokens are these (moved into the engine), the model
      * still runs; after them generation ends as if the last one were end-of-turn */
     int32_t *forced;
@@ -97,7 +103,7 @@ void engine_close(engine *e);
  * *out is the handle to read events from (release it with engine_release). Errors: HERD_E_RANGE
  * with the numbers when the prompt (+ max_tokens) exceeds a slot's context or the queue is full
  * (message starts with "queue full") or the engine is closing ("shutting down"); HERD_E_ARG for an
- * empty prompt. */
+ * empty prompt or an adapter index out of range. */
 int engine_submit(engine *e, engine_params *p, engine_req **out);
 /* Waits up to timeout_ms for the next event (-1: forever). false on timeout. After DONE/ERROR,
  * further calls return false at once. */

@@ -21,6 +21,7 @@
 #include "../kernels/kernels.h"
 #include "../kernels/types.h"
 #include "herd.h"
+#include "lora.h"
 #include "model.h"
 
 typedef struct {
@@ -30,6 +31,9 @@ typedef struct {
     int64_t perm_heads; /* > 0: permute HF Q/K rows of this many heads into GGUF order */
     float *scales;      /* FP8 output: [n_out] row scales, filled with the matrix, written after it */
     bool is_scale;      /* this item writes `scales` of the item before it */
+    const model_merge *merge; /* adapters to merge into this matrix (m_layer, m_target), or NULL */
+    int64_t m_layer;
+    int m_target;       /* LORA_Q .. LORA_DOWN; -1 for the embeddings and output */
 } conv_item;
 
 /* llama.cpp's general.file_type (llama_ftype) for the weight type; -1 for herd's own types */
@@ -67,6 +71,28 @@ static int64_t src_row(const conv_item *it, int64_t r) {
     return h * hd + j * (hd / 2) + i;
 }
 
+/* delta[0..n_in) = sum over adapters of scale * (B row sr) A, the update of base row sr (the base's row order,
+ * which the adapters' b rows follow), accumulated in f32 adapter by adapter, rank row by rank row. */
+static void merge_delta(const conv_item *it, int64_t sr, float *delta) {
+    const model_merge *mg = it->merge;
+    const kernel_vec_ops *vo = kernels_vec();
+    const int64_t n_in = it->w->n_in;
+    memset(delta, 0, (size_t)n_in * sizeof(float));
+    for (int a = 0; a < mg->n; a++) {
+        const lora_matrix *mt = &mg->ad[a]->m[it->m_layer * LORA_N_TARGETS + it->m_target];
+        if (mt->rank <= 0) continue;
+        float s = lora_matrix_scale(mg->ad[a], mt, mg->scales[a]);
+        for (int64_t k = 0; k < mt->rank; k++) vo->axpy_f32(n_in, s * mt->b[sr * mt->rank + k], mt->a + k * n_in, delta);
+    }
+}
+
+static bool merged(const conv_item *it) {
+    if (!it->merge || it->m_target < 0) return false;
+    for (int a = 0; a < it->merge->n; a++)
+        if (it->merge->ad[a]->m[it->m_layer * LORA_N_TARGETS + it->m_target].rank > 0) return true;
+    return false;
+}
+
 static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
     conv_item *it = user;
     if (it->is_scale) {
@@ -81,8 +107,8 @@ static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
         it->out_type == HERD_TYPE_FP8_E4M3 ? NULL : kernels_type_isa(it->out_type, KERNEL_ISA_REF);
     int64_t out_row = it->out_type == HERD_TYPE_FP8_E4M3 ? w->n_in : kernels_row_bytes(it->out_type, w->n_in);
     HERD_ASSERT(nbytes == (uint64_t)(out_row * w->n_out));
-    bool copy = it->out_type == w->type && !w->row_scale;
-    float *row = copy ? NULL : malloc((size_t)w->n_in * sizeof(float));
+    const bool merge = merged(it), copy = it->out_type == w->type && !w->row_scale && !merge;
+    float *row = copy ? NULL : malloc((size_t)w->n_in * 2 * sizeof(float)), *delta = row ? row + w->n_in : NULL;
     if (!copy && !row) return herd_err(HERD_E_NOMEM, "convert: out of memory for a row of '%s'", name);
     for (int64_t r = 0; r < w->n_out; r++) {
         int64_t sr = src_row(it, r);
@@ -96,6 +122,10 @@ static int fill(void *user, const char *name, uint8_t *dst, uint64_t nbytes) {
         in->to_f32(src, row, w->n_in);
         if (w->row_scale)
             for (int64_t i = 0; i < w->n_in; i++) row[i] *= w->row_scale[sr];
+        if (merge) { /* W' = W + sum scale * B A, in f32 */
+            merge_delta(it, sr, delta);
+            for (int64_t i = 0; i < w->n_in; i++) row[i] += delta[i];
+        }
         if (it->out_type == HERD_TYPE_FP8_E4M3)
             it->scales[r] = fp8_quantize_row_ref(row, d, w->n_in, INFINITY);
         else
@@ -115,17 +145,32 @@ static int out_type_of(const herd_model *m, const herd_convert_params *p, const 
     return p->type >= 0 ? p->type : w->type;
 }
 
-int herd_convert(const char *in_path, const char *out_path, const herd_convert_params *p) {
-    herd_convert_params dflt = {.type = -1};
-    if (!p) p = &dflt;
+static int check_type(const herd_convert_params *p) {
     if (p->type >= 0 && p->type != HERD_TYPE_FP8_E4M3 && p->type != HERD_TYPE_F32 &&
         p->type != HERD_TYPE_F16 && p->type != HERD_TYPE_BF16 && p->type != HERD_TYPE_Q8_0 &&
         p->type != HERD_TYPE_Q4_0)
         return herd_err(HERD_E_ARG,
                         "convert: cannot write weights of type %s (f32, f16, bf16, q8_0, q4_0, fp8)",
                         herd_type_name(p->type));
+    return HERD_OK;
+}
+
+int herd_convert(const char *in_path, const char *out_path, const herd_convert_params *p) {
+    herd_convert_params dflt = {.type = -1};
+    if (!p) p = &dflt;
+    int rc = check_type(p);
+    if (rc) return rc;
     herd_model *m;
-    int rc = model_load(in_path, MODEL_LOAD_NO_REPACK, &m); /* it copies rows: no packed copy needed */
+    rc = model_load(in_path, MODEL_LOAD_NO_REPACK, &m); /* it copies rows: no packed copy needed */
+    if (rc) return rc;
+    rc = model_convert(m, in_path, out_path, p, NULL);
+    model_free(m);
+    return rc;
+}
+
+int model_convert(const herd_model *m, const char *in_path, const char *out_path, const herd_convert_params *p,
+                  const model_merge *merge) {
+    int rc = check_type(p);
     if (rc) return rc;
     const model_hparams *hp = &m->hp;
 
@@ -143,11 +188,14 @@ int herd_convert(const char *in_path, const char *out_path, const herd_convert_p
         int64_t ne_[1] = {(len)};                                                                            \
         if (!rc) rc = gguf_writer_add_tensor(w, (nm), HERD_TYPE_F32, 1, ne_, (ptr), NULL, NULL);             \
     } while (0)
-#define MAT(nm, wt, layer, ffn, heads)                                                                       \
+#define MAT(nm, wt, layer, ffn, heads, tgt)                                                                  \
     do {                                                                                                     \
         conv_item *it_ = &items[n++];                                                                        \
         it_->m = m;                                                                                          \
         it_->w = (wt);                                                                                       \
+        it_->merge = merge;                                                                                  \
+        it_->m_layer = (layer);                                                                              \
+        it_->m_target = (tgt);                                                                               \
         it_->out_type = out_type_of(m, p, (wt), (layer), (ffn));                                             \
         it_->perm_heads = m->rope_half_split ? (heads) : 0;                                                  \
         int64_t ne_[2] = {(wt)->n_in, (wt)->n_out};                                                          \
@@ -174,22 +222,22 @@ int herd_convert(const char *in_path, const char *out_path, const herd_convert_p
         }                                                                                                    \
     } while (0)
 
-    MAT("token_embd.weight", &m->tok_embd, -1, false, 0);
+    MAT("token_embd.weight", &m->tok_embd, -1, false, 0, -1);
     VEC("output_norm.weight", m->output_norm, hp->n_embd);
-    if (!m->tied_output) MAT("output.weight", &m->output, -1, false, 0);
+    if (!m->tied_output) MAT("output.weight", &m->output, -1, false, 0, -1);
     if (m->rope_freqs) VEC("rope_freqs.weight", m->rope_freqs, hp->head_dim / 2);
     for (int64_t l = 0; l < hp->n_layer && !rc; l++) {
         const layer_weights *L = &m->layers[l];
 #define NAME(suffix) (snprintf(tn, sizeof tn, "blk.%lld." suffix, (long long)l), tn)
         VEC(NAME("attn_norm.weight"), L->attn_norm, hp->n_embd);
-        MAT(NAME("attn_q.weight"), &L->wq, l, false, hp->n_head);
-        MAT(NAME("attn_k.weight"), &L->wk, l, false, hp->n_head_kv);
-        MAT(NAME("attn_v.weight"), &L->wv, l, false, 0);
-        MAT(NAME("attn_output.weight"), &L->wo, l, false, 0);
+        MAT(NAME("attn_q.weight"), &L->wq, l, false, hp->n_head, LORA_Q);
+        MAT(NAME("attn_k.weight"), &L->wk, l, false, hp->n_head_kv, LORA_K);
+        MAT(NAME("attn_v.weight"), &L->wv, l, false, 0, LORA_V);
+        MAT(NAME("attn_output.weight"), &L->wo, l, false, 0, LORA_O);
         VEC(NAME("ffn_norm.weight"), L->ffn_norm, hp->n_embd);
-        MAT(NAME("ffn_gate.weight"), &L->w_gate, l, true, 0);
-        MAT(NAME("ffn_down.weight"), &L->w_down, l, true, 0);
-        MAT(NAME("ffn_up.weight"), &L->w_up, l, true, 0);
+        MAT(NAME("ffn_gate.weight"), &L->w_gate, l, true, 0, LORA_GATE);
+        MAT(NAME("ffn_down.weight"), &L->w_down, l, true, 0, LORA_DOWN);
+        MAT(NAME("ffn_up.weight"), &L->w_up, l, true, 0, LORA_UP);
 #undef NAME
     }
 #undef MAT
@@ -237,6 +285,5 @@ int herd_convert(const char *in_path, const char *out_path, const herd_convert_p
     gguf_writer_free(w);
     for (int64_t i = 0; i < n; i++) free(items[i].scales);
     free(items);
-    model_free(m);
     return rc;
 }

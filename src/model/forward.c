@@ -43,7 +43,17 @@ struct forward_state {
     const float **attn_q;          /* [n_threads][tile_q] */
     float **attn_o;                /* [n_threads][tile_q] */
     int64_t *attn_nkv;             /* [n_threads][tile_q] */
+    /* LoRA (forward_set_lora): each sequence's adapters and their user scales */
+    int *lora_n;                   /* [n_seq], NULL until the first set */
+    const lora_adapter ***lora_ad; /* [n_seq][lora_n[sq]] */
+    float **lora_scale;            /* [n_seq][lora_n[sq]] */
+    int64_t n_lora_seqs;           /* sequences with at least one adapter: 0 skips every LoRA step */
+    int64_t lora_rank_max;         /* the most ranks of one sequence's adapters on one matrix (summed) */
+    float *lora_u;                 /* [LORA_MAX_OUTS][n_batch][lora_rank_max]: A x of each output, token, adapter */
 };
+
+/* Matrices that share one LoRA step (Q, K and V) */
+#define LORA_MAX_OUTS 3
 
 /* Queries per attention tile: enough to amortize each K/V block's conversion over many dots, few
  * enough that a long prompt still splits into many work items for the threads. */
@@ -143,6 +153,12 @@ void forward_state_free(forward_state *s) {
     free(s->pos);
     free(s->seq);
     free(s->xq);
+    if (s->lora_n)
+        for (int64_t i = 0; i < s->kv.n_seq; i++) free(s->lora_ad[i]), free(s->lora_scale[i]);
+    free(s->lora_n);
+    free(s->lora_ad);
+    free(s->lora_scale);
+    free(s->lora_u);
     free(s);
 }
 
@@ -152,6 +168,137 @@ kv_cache *forward_kv(forward_state *s) {
 
 int64_t forward_n_batch(const forward_state *s) {
     return s->n_batch;
+}
+
+/* ---- LoRA ---------------------------------------------------------------------------------------- */
+
+int forward_set_lora(forward_state *s, int32_t seq, const lora_adapter *const *ad, const float *scales, int n) {
+    const int64_t n_seq = s->kv.n_seq;
+    if (seq < -1 || seq >= n_seq)
+        return herd_err(HERD_E_ARG, "lora: sequence %d is not in [0, %lld)", seq, (long long)n_seq);
+    if (n < 0 || (n > 0 && (!ad || !scales))) return herd_err(HERD_E_ARG, "lora: no adapters or scales given");
+    for (int i = 0; i < n; i++) {
+        if (!ad[i] || ad[i]->n_layer != s->m->hp.n_layer)
+            return herd_err(HERD_E_ARG, "lora: adapter %d has %lld layers, the model %lld", i,
+                            ad[i] ? (long long)ad[i]->n_layer : 0LL, (long long)s->m->hp.n_layer);
+        if (!isfinite(scales[i])) return herd_err(HERD_E_ARG, "lora: the scale of adapter %d is not finite", i);
+    }
+    if (!s->lora_n) {
+        s->lora_n = herd_xcalloc((size_t)n_seq, sizeof *s->lora_n);
+        s->lora_ad = herd_xcalloc((size_t)n_seq, sizeof *s->lora_ad);
+        s->lora_scale = herd_xcalloc((size_t)n_seq, sizeof *s->lora_scale);
+    }
+    for (int64_t sq = seq < 0 ? 0 : seq; sq < (seq < 0 ? n_seq : seq + 1); sq++) {
+        free(s->lora_ad[sq]);
+        free(s->lora_scale[sq]);
+        s->lora_ad[sq] = n ? herd_xmalloc((size_t)n * sizeof **s->lora_ad) : NULL;
+        s->lora_scale[sq] = n ? herd_xmalloc((size_t)n * sizeof **s->lora_scale) : NULL;
+        if (n) memcpy(s->lora_ad[sq], ad, (size_t)n * sizeof *ad), memcpy(s->lora_scale[sq], scales, (size_t)n * sizeof *scales);
+        s->lora_n[sq] = n;
+    }
+    /* the scratch for A x: the largest sum of ranks any sequence needs on one matrix */
+    int64_t rmax = 0, active = 0;
+    for (int64_t sq = 0; sq < n_seq; sq++) {
+        active += s->lora_n[sq] > 0;
+        for (int64_t k = 0; k < s->m->hp.n_layer * LORA_N_TARGETS; k++) {
+            int64_t sum = 0;
+            for (int i = 0; i < s->lora_n[sq]; i++) sum += s->lora_ad[sq][i]->m[k].rank;
+            rmax = sum > rmax ? sum : rmax;
+        }
+    }
+    if (rmax > s->lora_rank_max) {
+        float *u = malloc((size_t)(LORA_MAX_OUTS * s->n_batch * rmax) * sizeof(float));
+        if (!u) return herd_err(HERD_E_NOMEM, "lora: out of memory for a %lld-token batch of rank %lld", (long long)s->n_batch, (long long)rmax);
+        free(s->lora_u);
+        s->lora_u = u;
+        s->lora_rank_max = rmax;
+    }
+    s->n_lora_seqs = active;
+    return HERD_OK;
+}
+
+/* One LoRA step: outputs o < n_outs are y_o = W_o x (already computed) of target t_o in this layer. */
+typedef struct {
+    int target;
+    const float *x; /* [n][ldx] the matmul's input */
+    int64_t ldx;
+    float *y;       /* [n][ldy] its output, updated in place */
+    int64_t ldy;
+} lora_out;
+
+typedef struct {
+    forward_state *s;
+    const lora_out *outs;
+    int n_outs;
+    int64_t n, layer;
+} lora_job;
+
+/* u[o][t][k] = dot(A row, x_t) for the k-th rank row over the token's adapters (in order), flat over
+ * (o, t, k < lora_rank_max); rows past the token's ranks are skipped. */
+static void job_lora_a(void *arg, int ith, int nth) {
+    const lora_job *j = arg;
+    forward_state *s = j->s;
+    const kernel_vec_ops *vo = kernels_vec();
+    const int64_t R = s->lora_rank_max, total = j->n_outs * j->n * R;
+    int64_t i0, i1;
+    pool_range(total, ith, nth, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t o = i / (j->n * R), t = i / R % j->n, k = i % R;
+        const int32_t sq = s->seq[t];
+        const lora_out *lo = &j->outs[o];
+        const int64_t n_in = lora_target_weight(s->m, j->layer, lo->target)->n_in;
+        int64_t base = 0;
+        for (int a = 0; a < s->lora_n[sq]; a++) {
+            const lora_matrix *mt = &s->lora_ad[sq][a]->m[j->layer * LORA_N_TARGETS + lo->target];
+            if (k < base + mt->rank) {
+                s->lora_u[(o * s->n_batch + t) * R + k] = vo->dot_f32(n_in, mt->a + (k - base) * n_in, lo->x + t * lo->ldx);
+                break;
+            }
+            base += mt->rank;
+        }
+    }
+}
+
+/* y[t][r] += scale_a * dot(B_a row r, u_a) for each of the token's adapters in order, flat over (o, t, r). */
+static void job_lora_b(void *arg, int ith, int nth) {
+    const lora_job *j = arg;
+    forward_state *s = j->s;
+    const kernel_vec_ops *vo = kernels_vec();
+    const int64_t R = s->lora_rank_max;
+    int64_t total = 0, i0, i1, beg = 0;
+    for (int o = 0; o < j->n_outs; o++) total += j->n * lora_target_weight(s->m, j->layer, j->outs[o].target)->n_out;
+    pool_range(total, ith, nth, &i0, &i1);
+    for (int o = 0; o < j->n_outs && beg < i1; o++) {
+        const lora_out *lo = &j->outs[o];
+        const int64_t n_out = lora_target_weight(s->m, j->layer, lo->target)->n_out, end = beg + j->n * n_out;
+        for (int64_t i = i0 > beg ? i0 : beg; i < i1 && i < end; i++) {
+            const int64_t t = (i - beg) / n_out, r = (i - beg) % n_out;
+            const int32_t sq = s->seq[t];
+            const float *u = s->lora_u + (o * s->n_batch + t) * R;
+            float *y = lo->y + t * lo->ldy + r;
+            for (int a = 0; a < s->lora_n[sq]; a++) {
+                const lora_adapter *ad = s->lora_ad[sq][a];
+                const lora_matrix *mt = &ad->m[j->layer * LORA_N_TARGETS + lo->target];
+                if (mt->rank <= 0) continue;
+                *y += lora_matrix_scale(ad, mt, s->lora_scale[sq][a]) * vo->dot_f32(mt->rank, mt->b + r * mt->rank, u);
+                u += mt->rank;
+            }
+        }
+        beg = end;
+    }
+}
+
+/* Adds the adapters' B (A x) to the outputs of one matmul (or one fused Q/K/V, gate/up pass). Every value
+ * is a function of its own token, row and sequence's adapters: the same whatever else is in the batch. */
+static void lora_apply(forward_state *s, int64_t layer, const lora_out *outs, int n_outs, int64_t n) {
+    if (s->n_lora_seqs == 0 || s->lora_rank_max == 0) return;
+    bool any = false;
+    for (int64_t t = 0; t < n && !any; t++) any = s->lora_n[s->seq[t]] > 0;
+    if (!any) return;
+    HERD_ASSERT(n_outs <= LORA_MAX_OUTS);
+    lora_job j = {s, outs, n_outs, n, layer};
+    pool_run(s->pool, job_lora_a, &j);
+    pool_run(s->pool, job_lora_b, &j);
 }
 
 /* ---- elementwise pieces (reference C: small next to the matmuls) --------------------------- */
@@ -331,20 +478,28 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->attn_norm, E, hp->norm_eps);
         const matmul_out qkv[3] = {{&L->wq, s->q, q_dim}, {&L->wk, s->k, kv_dim}, {&L->wv, s->v, kv_dim}};
         matmul_multi(s->pool, qkv, 3, s->h, E, n, s->xq);
+        const lora_out lqkv[3] = {{LORA_Q, s->h, E, s->q, q_dim}, {LORA_K, s->h, E, s->k, kv_dim}, {LORA_V, s->h, E, s->v, kv_dim}};
+        lora_apply(s, l, lqkv, 3, n);
         /* a decode step's rope and cache writes are cheaper than a thread handoff */
         if (n <= 2) job_rope_store(&j, 0, 1);
         else pool_run(s->pool, job_rope_store, &j);
         atomic_store_explicit(&j.next, 0, memory_order_relaxed);
         pool_run(s->pool, job_attention, &j);
         matmul(s->pool, &L->wo, s->att, q_dim, n, s->h, E, s->xq);
+        const lora_out lo = {LORA_O, s->att, q_dim, s->h, E};
+        lora_apply(s, l, &lo, 1, n);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
 
         for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->ffn_norm, E, hp->norm_eps);
         const matmul_out gu[2] = {{&L->w_gate, s->gate, hp->n_ff}, {&L->w_up, s->up, hp->n_ff}};
         matmul_multi(s->pool, gu, 2, s->h, E, n, s->xq);
+        const lora_out lgu[2] = {{LORA_GATE, s->h, E, s->gate, hp->n_ff}, {LORA_UP, s->h, E, s->up, hp->n_ff}};
+        lora_apply(s, l, lgu, 2, n);
         if (n * hp->n_ff <= 2048) job_swiglu(&j, 0, 1);
         else pool_run(s->pool, job_swiglu, &j);
         matmul(s->pool, &L->w_down, s->gate, hp->n_ff, n, s->h, E, s->xq);
+        const lora_out ld = {LORA_DOWN, s->gate, hp->n_ff, s->h, E};
+        lora_apply(s, l, &ld, 1, n);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
     }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "../kv/kv.h"
+#include "lora.h"
 #include "model.h"
 
 typedef struct forward_state forward_state;
@@ -39,6 +40,16 @@ void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, 
  * output matrix) of each token with want[t], instead of logits. */
 void forward_batch_hidden(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
                           float *out);
+
+/* LoRA adapters of sequence seq (-1: every sequence): from the next forward pass on, each of its tokens gets
+ *     y += user_scale_i * (alpha_i / rank) * B_i (A_i x)      (lora.h; in F32, adapter by adapter in the order given)
+ * on every matrix adapter i adapts (q k v o gate up down, the fused Q/K/V and gate/up passes included). A token's
+ * result depends on its own sequence's adapters only, never on the rest of the batch. Replaces the sequence's
+ * previous set; n = 0 clears it (no adapter: the pass is exactly the plain one, same numerics and speed).
+ * The adapters are borrowed and must outlive the state or be unset first; the KV cache is not touched (positions
+ * cached before were computed with the previous set). HERD_E_ARG for an adapter of another model's shape or a
+ * scale that is not finite. */
+int forward_set_lora(forward_state *s, int32_t seq, const lora_adapter *const *ad, const float *scales, int n);
 
 /* Reads every weight byte a decode step reads, once, with a plain read loop (kernel_vec_ops.read_sum)
  * on the state's threads: each layer's seven matrices (their packed copies where the model has them)

@@ -108,6 +108,18 @@ int model_load_hf(herd_model *m, const char *dir);
 void model_llama3_rope_freqs(float *out, int64_t head_dim, float theta, float factor, float low_freq_factor,
                              float high_freq_factor, float orig_ctx);
 
+/* Adapters merged by model_convert: W' = W + sum_i scales[i] * alpha_i / rank * B_i A_i (lora.h). */
+struct lora_adapter;
+typedef struct {
+    const struct lora_adapter *const *ad;
+    const float *scales;
+    int n;
+} model_merge;
+/* herd convert of a loaded model (in_path names it in general.name when it has none), merging the adapters
+ * of `merge` (NULL: none) into the matrices they adapt (convert.c). */
+int model_convert(const herd_model *m, const char *in_path, const char *out_path, const herd_convert_params *p,
+                  const model_merge *merge);
+
 /* llama.cpp's general.file_type (llama_ftype) for a weight type; -1 for herd's own types (convert.c) */
 int model_gguf_file_type(int type);
 

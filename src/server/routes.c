@@ -22,6 +22,7 @@ typedef struct {
     bool stream, include_usage, echo;
     int top_logprobs;    /* -1: no logprobs */
     herd_constraint *con; /* response_format / tool_choice constraint, or NULL */
+    int lora;            /* the request's "model": 0 the base, i > 0 the server's adapter i - 1 */
 } gen_opts;
 
 static void gen_opts_free(gen_opts *o) {
@@ -227,19 +228,43 @@ static const herd_model *model_of(http_req *r) {
     return engine_model(r->srv->e);
 }
 
-static enum MHD_Result check_model(http_req *r, json_t *b, bool *ok) {
+/* The name clients use for model i: 0 the base, i > 0 the adapter i - 1 (herd serve --lora). */
+static const char *model_name(const server *s, int i) {
+    return i == 0 ? s->model_id : s->cfg.lora_ids[i - 1];
+}
+
+/* -1 when no model of the server has that name */
+static int model_index(const server *s, const char *name) {
+    for (int i = 0; i <= s->cfg.n_loras; i++)
+        if (!strcmp(name, model_name(s, i))) return i;
+    return -1;
+}
+
+/* The names this server has, for errors: "'base', 'adapter-a'" (truncated past ERRBUF) */
+static void model_names(const server *s, char *out, size_t cap) {
+    size_t n = 0;
+    out[0] = 0;
+    for (int i = 0; i <= s->cfg.n_loras && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s'%s'", i ? ", " : "", model_name(s, i));
+}
+
+/* OUT: *lora, the model the request names (0: the base, also when "model" is absent). */
+static enum MHD_Result check_model(http_req *r, json_t *b, bool *ok, int *lora) {
     json_t *m = json_object_get(b, "model");
     *ok = true;
+    *lora = 0;
     if (!m || json_is_null(m)) return MHD_YES;
     if (!json_is_string(m)) {
         *ok = false;
         return http_send_error(r, 400, "invalid_request_error", "model", NULL, "'model' must be a string");
     }
-    if (strcmp(json_string_value(m), r->srv->model_id) != 0) {
+    *lora = model_index(r->srv, json_string_value(m));
+    if (*lora < 0) {
+        char names[ERRBUF];
+        model_names(r->srv, names, sizeof names);
         *ok = false;
         return http_send_error(r, 404, "invalid_request_error", "model", "model_not_found",
-                               "the model '%s' does not exist; this server has '%s'", json_string_value(m),
-                               r->srv->model_id);
+                               "the model '%.200s' does not exist; this server has %s", json_string_value(m), names);
     }
     return MHD_YES;
 }
@@ -343,6 +368,7 @@ typedef struct {
     bool tools;          /* parse tool calls out of the reply */
     tool_stream ts;
     struct agent *ag;    /* --exec-builtin-tools: runs built-in calls and continues; NULL: off */
+    int lora;            /* the model the request named (gen_opts.lora) */
     int64_t n_prompt, n_cached, n_gen; /* usage of the steps before the current one */
 } gen_stream;
 
@@ -364,7 +390,7 @@ static json_t *chunk(gen_stream *g, json_t *delta_or_text, json_t *logprobs, con
                                          finish ? json_string(finish) : json_null());
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", g->id, "object",
                      g->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)g->created, "model",
-                     g->srv->model_id, "system_fingerprint", "herd", "choices", choice);
+                     model_name(g->srv, g->lora), "system_fingerprint", "herd", "choices", choice);
 }
 
 static void note_token(gen_stream *g) {
@@ -404,6 +430,7 @@ typedef struct agent {
     char **stop;
     int n_stop;
     int top_logprobs;
+    int lora;
     int steps;
     json_t *executed;                /* [{"name", "arguments", "result"}] */
 } agent;
@@ -477,7 +504,7 @@ static bool agent_step(gen_stream *g, const herd_parsed_output *po, const engine
     herd_chat_params cp = {.add_generation_prompt = true, .tools_json = a->tools_text, .builtin_tools = a->builtin,
                            .n_builtin_tools = a->n_builtin};
     engine_params p = {.sampling = a->sp, .max_tokens = a->max_tokens < 0 ? -1 : a->max_tokens - used,
-                       .top_logprobs = a->top_logprobs, .render_python_tag = true};
+                       .top_logprobs = a->top_logprobs, .render_python_tag = true, .lora = a->lora};
     if (herd_chat_tokenize(g->m, a->cm.msgs, a->cm.n, &cp, &p.prompt, &p.n_prompt) != HERD_OK) return false;
     if (a->n_stop) {
         p.stop = herd_xcalloc((size_t)a->n_stop, sizeof *p.stop);
@@ -571,7 +598,7 @@ static int stream_fill(void *user, strbuf *out) {
         if (g->include_usage) {
             json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", g->id, "object",
                                   g->chat ? "chat.completion.chunk" : "text_completion", "created",
-                                  (json_int_t)g->created, "model", g->srv->model_id, "system_fingerprint", "herd",
+                                  (json_int_t)g->created, "model", model_name(g->srv, g->lora), "system_fingerprint", "herd",
                                   "choices", "usage",
                                   usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
             sse(out, u);
@@ -596,7 +623,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
                                 bool tools, agent *ag) {
     engine_params p = {.prompt = ids, .n_prompt = n, .sampling = o->sp, .max_tokens = o->max_tokens,
                        .stop = o->stop, .n_stop = o->n_stop, .top_logprobs = o->top_logprobs,
-                       .render_python_tag = tools, .constraint = o->con};
+                       .render_python_tag = tools, .constraint = o->con, .lora = o->lora};
     o->stop = NULL; /* moved into the engine */
     o->n_stop = 0;
     o->con = NULL;
@@ -604,6 +631,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
         ag->sp = p.sampling;
         ag->max_tokens = p.max_tokens;
         ag->top_logprobs = p.top_logprobs;
+        ag->lora = o->lora;
         ag->n_stop = p.n_stop;
         ag->stop = herd_xcalloc((size_t)(p.n_stop ? p.n_stop : 1), sizeof *ag->stop);
         for (int i = 0; i < p.n_stop; i++) ag->stop[i] = herd_xstrndup(p.stop[i], strlen(p.stop[i]));
@@ -632,6 +660,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     g->echo = echo ? herd_xstrndup(echo, strlen(echo)) : NULL;
     g->tools = tools;
     g->ag = ag;
+    g->lora = o->lora;
     tool_stream_init(&g->ts);
     if (o->stream) return http_send_stream(r, stream_fill, stream_done, g);
 
@@ -698,7 +727,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
         if (!chat) json_decref(message);
         json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", g->id, "object",
                                  chat ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
-                                 "model", r->srv->model_id, "system_fingerprint", "herd", "choices", choice, "usage",
+                                 "model", model_name(r->srv, g->lora), "system_fingerprint", "herd", "choices", choice, "usage",
                                  usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
         if (g->ag && json_array_size(g->ag->executed)) /* herd extension: what the server ran */
             json_object_set(resp, "executed_tool_calls", g->ag->executed);
@@ -780,7 +809,8 @@ static json_t *tool_call_schema(json_t *tools, const char *want) {
 
 enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     bool ok;
-    enum MHD_Result res = check_model(r, b, &ok);
+    int lora;
+    enum MHD_Result res = check_model(r, b, &ok, &lora);
     if (!ok) return res;
     json_t *msgs = json_object_get(b, "messages");
     if (!json_is_array(msgs) || json_array_size(msgs) == 0)
@@ -859,6 +889,7 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     }
     const chat_messages *conv = ag ? &ag->cm : &cm;
     bool opts_ok = parse_gen_opts(r->srv, b, true, &o, err, &param);
+    o.lora = lora;
     if (opts_ok && forced) {
         if (o.con) {
             snprintf(err, sizeof err, "'response_format' json and a forced 'tool_choice' cannot be combined");
@@ -937,7 +968,8 @@ static bool parse_prompt(const herd_model *m, json_t *p, int32_t **ids, int64_t 
 
 enum MHD_Result route_completions(http_req *r, json_t *b) {
     bool ok;
-    enum MHD_Result res = check_model(r, b, &ok);
+    int lora;
+    enum MHD_Result res = check_model(r, b, &ok, &lora);
     if (!ok) return res;
     char err[ERRBUF];
     const char *param = NULL;
@@ -952,7 +984,9 @@ enum MHD_Result route_completions(http_req *r, json_t *b) {
     if (!parse_prompt(model_of(r), json_object_get(b, "prompt"), &ids, &n, &text, err))
         return http_send_error(r, 400, "invalid_request_error", "prompt", NULL, "%s", err);
     gen_opts o;
-    if (!parse_gen_opts(r->srv, b, false, &o, err, &param)) {
+    bool opts_ok = parse_gen_opts(r->srv, b, false, &o, err, &param);
+    o.lora = lora;
+    if (!opts_ok) {
         gen_opts_free(&o);
         free(ids);
         free(text);
@@ -985,7 +1019,8 @@ static json_t *base64_floats(const float *v, int64_t n) {
 
 enum MHD_Result route_embeddings(http_req *r, json_t *b) {
     bool ok;
-    enum MHD_Result res = check_model(r, b, &ok);
+    int lora;
+    enum MHD_Result res = check_model(r, b, &ok, &lora);
     if (!ok) return res;
     const herd_model *m = model_of(r);
     json_t *in = json_object_get(b, "input");
@@ -1027,7 +1062,8 @@ enum MHD_Result route_embeddings(http_req *r, json_t *b) {
             break;
         }
         free(text);
-        engine_params p = {.prompt = ids, .n_prompt = k, .max_tokens = 0, .top_logprobs = -1, .embedding = true};
+        engine_params p = {.prompt = ids, .n_prompt = k, .max_tokens = 0, .top_logprobs = -1, .embedding = true,
+                           .lora = lora};
         int rc = engine_submit(r->srv->e, &p, &reqs[i]);
         if (rc) {
             for (size_t j = 0; j < i; j++) engine_release(reqs[j]);
@@ -1088,29 +1124,39 @@ enum MHD_Result route_embeddings(http_req *r, json_t *b) {
     }
     metrics_tokens(&r->srv->met, total, 0);
     return http_send_json(r, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model",
-                                            r->srv->model_id, "usage", "prompt_tokens", (json_int_t)total,
+                                            model_name(r->srv, lora), "usage", "prompt_tokens", (json_int_t)total,
                                             "total_tokens", (json_int_t)total));
 }
 
-static json_t *model_json(server *s) {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I}}", "id", s->model_id, "object", "model",
-                     "created", (json_int_t)0, "owned_by", "herd", "identifier", s->model_id, "provider_id", "herd",
-                     "provider_resource_id", s->model_id, "model_type", "llm", "metadata", "context_length",
-                     (json_int_t)s->cfg.n_ctx_slot, "embedding_dimension",
-                     (json_int_t)herd_model_n_embd(engine_model(s->e)));
+/* Model i (0 the base, i > 0 an adapter, which names the base as its "parent" and the adapter file as "root") */
+static json_t *model_json(server *s, int i) {
+    const char *id = model_name(s, i);
+    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I}}", "id", id, "object", "model",
+                          "created", (json_int_t)0, "owned_by", "herd", "identifier", id, "provider_id", "herd",
+                          "provider_resource_id", id, "model_type", "llm", "metadata", "context_length",
+                          (json_int_t)s->cfg.n_ctx_slot, "embedding_dimension",
+                          (json_int_t)herd_model_n_embd(engine_model(s->e)));
+    if (i > 0) {
+        json_object_set_new(m, "parent", json_string(s->model_id));
+        json_object_set_new(m, "root", json_string(s->cfg.lora_paths[i - 1]));
+    }
+    json_object_set_new(m, "type", json_string("model"));
+    return m;
 }
 
 enum MHD_Result route_models(http_req *r) {
-    json_t *m = model_json(r->srv);
-    json_object_set_new(m, "type", json_string("model"));
-    return http_send_json(r, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
+    json_t *data = json_array();
+    for (int i = 0; i <= r->srv->cfg.n_loras; i++) json_array_append_new(data, model_json(r->srv, i));
+    return http_send_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 enum MHD_Result route_model(http_req *r, const char *id) {
-    if (strcmp(id, r->srv->model_id) != 0)
+    int i = model_index(r->srv, id);
+    if (i < 0) {
+        char names[ERRBUF];
+        model_names(r->srv, names, sizeof names);
         return http_send_error(r, 404, "invalid_request_error", "model", "model_not_found",
-                               "the model '%.200s' does not exist; this server has '%s'", id, r->srv->model_id);
-    json_t *m = model_json(r->srv);
-    json_object_set_new(m, "type", json_string("model"));
-    return http_send_json(r, 200, m);
+                               "the model '%.200s' does not exist; this server has %s", id, names);
+    }
+    return http_send_json(r, 200, model_json(r->srv, i));
 }

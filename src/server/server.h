@@ -18,6 +18,11 @@ typedef struct {
     const char *api_key;     /* required as "Authorization: Bearer KEY" on all routes but /health; NULL: none */
     size_t max_body;         /* largest request body in bytes */
     const char *model_id;    /* the name clients use in "model" */
+    /* herd serve --lora: adapter i answers requests whose "model" is lora_ids[i] (engine adapter i + 1;
+     * lora_paths[i] its file, listed in /v1/models as "root"); the base answers model_id or no "model" */
+    const char *const *lora_ids;
+    const char *const *lora_paths;
+    int n_loras;
     int64_t n_ctx_slot;      /* per-request context, for errors and /v1/models */
     int max_connections;
     /* test-only scripted model: generation requests get these outputs in turn (text with special

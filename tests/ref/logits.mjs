@@ -1,9 +1,10 @@
 // llama.cpp reference logits: node tests/ref/logits.mjs MODEL.gguf IDS_JSON OUT.bin [--kv f32|f16] [--threads N]
-//   [--generate N]
+//   [--generate N] [--lora FILE[:SCALE]]...
 // Writes float32 logits of every position, row-major [n][n_vocab], computed by llama.cpp (node-llama-cpp,
 // CPU, flash attention off, KV cache f32 unless --kv f16). With --generate N, greedily extends the
 // sequence by N tokens first (llama.cpp's own argmax) and prints the full id list as JSON on stdout,
-// so a caller can check both the prompt and the generated positions.
+// so a caller can check both the prompt and the generated positions. --lora (repeatable) applies llama.cpp
+// LoRA adapter GGUFs to the context with their scales (default 1).
 import {getLlama} from "node-llama-cpp";
 import fs from "node:fs";
 
@@ -13,12 +14,20 @@ const [modelPath, idsJson, outPath] = args;
 const kv = opt("--kv", "f32").toUpperCase();
 const threads = Number(opt("--threads", "2"));
 const nGen = Number(opt("--generate", "0"));
+const adapters = [];
+args.forEach((a, i) => {
+    if (a !== "--lora") return;
+    const spec = args[i + 1], c = spec.lastIndexOf(":");
+    const hasScale = c > 0 && spec.slice(c + 1) !== "" && !Number.isNaN(Number(spec.slice(c + 1)));
+    adapters.push({filePath: hasScale ? spec.slice(0, c) : spec, scale: hasScale ? Number(spec.slice(c + 1)) : 1});
+});
 
 const llama = await getLlama({build: "never", gpu: false, logLevel: "error"});
 const model = await llama.loadModel({modelPath});
 let ids = JSON.parse(idsJson);
 const ctx = await model.createContext({contextSize: Math.max(64, ids.length + nGen + 8), batchSize: 512,
-    flashAttention: false, threads, experimentalKvCacheKeyType: kv, experimentalKvCacheValueType: kv});
+    flashAttention: false, threads, experimentalKvCacheKeyType: kv, experimentalKvCacheValueType: kv,
+    ...(adapters.length ? {lora: {adapters}} : {})});
 
 if (nGen > 0) {
     const seq = ctx.getSequence();

@@ -153,11 +153,91 @@ void cli_common_init(cli_common *c) {
     c->samp = herd_sampler_default_params();
 }
 
+void cli_common_free(cli_common *c) {
+    for (int i = 0; i < c->n_lora; i++) free(c->lora[i].path), free(c->lora[i].spec_copy);
+    free(c->lora);
+    c->lora = NULL;
+    c->n_lora = 0;
+}
+
+bool cli_lora_parse(const char *cmd, const char *spec, cli_lora *l) {
+    memset(l, 0, sizeof *l);
+    l->scale = 1.0f;
+    l->spec_copy = strdup(spec);
+    char *s = l->spec_copy, *eq = strchr(s, '='), *slash = strchr(s, '/');
+    if (eq && eq > s && (!slash || eq < slash)) { /* NAME=FILE */
+        *eq = 0;
+        l->name = s;
+        s = eq + 1;
+    }
+    char *colon = strrchr(s, ':');
+    if (colon && colon[1]) { /* FILE:SCALE when what follows the last ':' is a number */
+        char *end;
+        errno = 0;
+        float v = strtof(colon + 1, &end);
+        if (!errno && !*end && isfinite(v)) {
+            l->scale = v;
+            *colon = 0;
+        }
+    }
+    if (!*s) {
+        cli_fail(cmd, "--lora '%s': no adapter file", spec);
+        return false;
+    }
+    l->path = strdup(s);
+    return true;
+}
+
+bool cli_lora_load(const char *cmd, const cli_common *c, const herd_model *m, herd_lora ***out) {
+    herd_lora **a = calloc((size_t)(c->n_lora ? c->n_lora : 1), sizeof *a);
+    for (int i = 0; i < c->n_lora; i++)
+        if (herd_lora_load(m, c->lora[i].path, &a[i]) != HERD_OK) {
+            cli_fail_lib(cmd);
+            cli_lora_free(a, i);
+            return false;
+        }
+    *out = a;
+    return true;
+}
+
+void cli_lora_free(herd_lora **a, int n) {
+    if (!a) return;
+    for (int i = 0; i < n; i++) herd_lora_free(a[i]);
+    free(a);
+}
+
+bool cli_lora_apply(const char *cmd, const cli_common *c, const herd_model *m, herd_context *ctx, herd_lora ***out) {
+    *out = NULL;
+    if (c->n_lora == 0) return true;
+    if (!cli_lora_load(cmd, c, m, out)) return false;
+    float *scales = malloc((size_t)c->n_lora * sizeof *scales);
+    for (int i = 0; i < c->n_lora; i++) scales[i] = c->lora[i].scale;
+    int rc = herd_context_set_lora(ctx, *out, scales, c->n_lora);
+    free(scales);
+    if (rc != HERD_OK) {
+        cli_fail_lib(cmd);
+        cli_lora_free(*out, c->n_lora);
+        *out = NULL;
+        return false;
+    }
+    return true;
+}
+
 int cli_common_opt(const char *cmd, cli_common *c, int argc, char **argv, int *i) {
     const char *a = argv[*i], *s;
     int64_t v;
     float f;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) return cli_str(cmd, argc, argv, i, &c->model) ? 1 : -1;
+    if (!strcmp(a, "--lora")) {
+        if (!cli_str(cmd, argc, argv, i, &s)) return -1;
+        c->lora = realloc(c->lora, (size_t)(c->n_lora + 1) * sizeof *c->lora);
+        if (!cli_lora_parse(cmd, s, &c->lora[c->n_lora])) {
+            free(c->lora[c->n_lora].spec_copy);
+            return -1;
+        }
+        c->n_lora++;
+        return 1;
+    }
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         if (!cli_i64(cmd, argc, argv, i, 1, 512, &v)) return -1;
         c->ctx.n_threads = (int)v;

@@ -23,6 +23,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* ---- shared helpers (cli.c) ---- */
 
@@ -44,16 +45,35 @@ void cli_print_ids(FILE *fp, const int32_t *ids, int64_t n);
 /* Reads the prompt from -p TEXT, -f FILE or stdin. OUT: *text (caller frees), *len. */
 bool cli_read_text(const char *cmd, const char *text_arg, const char *file_arg, char **text, size_t *len);
 
-/* Common model/context options of run, logits and chat. */
+/* One --lora [NAME=]FILE[:SCALE]: NAME (before a '=' that comes before any '/') only serve uses; SCALE a number
+ * after the last ':' (default 1). */
+typedef struct {
+    const char *name; /* NULL: none given */
+    char *path;       /* owned */
+    float scale;
+    char *spec_copy;  /* owned: holds name */
+} cli_lora;
+
+/* Common model/context options of run, logits, chat, bench, serve. */
 typedef struct {
     const char *model;
     herd_context_params ctx;
     herd_sampler_params samp;
+    cli_lora *lora;   /* --lora, in order (owned: cli_common_free) */
+    int n_lora;
 } cli_common;
 
 void cli_common_init(cli_common *c);
+void cli_common_free(cli_common *c);
 /* Consumes argv[*i] if it is one of -m -t -c --batch --kv-type --temp --top-k --top-p --min-p
- * --repeat-penalty --repeat-last-n --seed -v. Returns 1 consumed, 0 not ours, -1 error (printed). */
+ * --repeat-penalty --repeat-last-n --seed -v --lora. Returns 1 consumed, 0 not ours, -1 error (printed). */
 int cli_common_opt(const char *cmd, cli_common *c, int argc, char **argv, int *i);
+/* Parses one --lora value into l. false with an error printed. */
+bool cli_lora_parse(const char *cmd, const char *spec, cli_lora *l);
+/* Loads the --lora adapters for m. OUT: *out (n_lora handles; free with cli_lora_free). false: error printed. */
+bool cli_lora_load(const char *cmd, const cli_common *c, const herd_model *m, herd_lora ***out);
+void cli_lora_free(herd_lora **a, int n);
+/* Loads the --lora adapters and sets them on every sequence of ctx with their scales. OUT: *out as above. */
+bool cli_lora_apply(const char *cmd, const cli_common *c, const herd_model *m, herd_context *ctx, herd_lora ***out);
 
 #endif

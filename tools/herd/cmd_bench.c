@@ -47,7 +47,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--roofline")) roofline = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: herd bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [-b BATCH] [--kv-type f32|f16] [--json]\n"
-                   "                  [--roofline]\n"
+                   "                  [--roofline] [--lora FILE[:SCALE]]...\n"
                    "  pp: one batch of -p tokens; tg: -n tokens one at a time; tokens/s as mean +- sd over -r runs\n"
                    "  --roofline: also decode the -n tokens each followed by a plain read of the weights a token\n"
                    "              reads; print the decode time's fraction of that read time (the bandwidth roofline)\n");
@@ -61,10 +61,14 @@ int cmd_bench(int argc, char **argv) {
     int64_t need = (n_pp > n_tg ? n_pp : n_tg) + 1;
     if (c.ctx.n_ctx == 0) c.ctx.n_ctx = need;
     if (c.ctx.n_batch == 0) c.ctx.n_batch = n_pp > 0 ? n_pp : 1;
-    herd_context *ctx;
-    if (herd_context_new(m, &c.ctx, &ctx) != HERD_OK) {
+    herd_context *ctx = NULL;
+    herd_lora **loras = NULL;
+    if (herd_context_new(m, &c.ctx, &ctx) != HERD_OK || !cli_lora_apply("bench", &c, m, ctx, &loras)) {
+        if (!ctx) cli_fail_lib("bench");
+        herd_context_free(ctx);
         herd_model_free(m);
-        return cli_fail_lib("bench");
+        cli_common_free(&c);
+        return 1;
     }
     int64_t nv = herd_vocab_n_tokens(m), n_tok = n_pp > n_tg ? n_pp : n_tg;
     int32_t *toks = malloc((size_t)(n_tok + 1) * sizeof *toks);
@@ -153,6 +157,8 @@ int cmd_bench(int argc, char **argv) {
     free(logits);
     free(toks);
     herd_context_free(ctx);
+    cli_lora_free(loras, c.n_lora);
     herd_model_free(m);
+    cli_common_free(&c);
     return rc;
 }

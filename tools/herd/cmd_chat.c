@@ -236,7 +236,7 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: herd chat -m MODEL [--system TEXT] [-p TEXT] [-n N] [--no-stats] [sampling options]\n"
                    "                 [--tools brave_search,wolfram_alpha,code_interpreter] [--functions FILE.json]\n"
-                   "                 [--max-steps N] [--tool-timeout S]\n"
+                   "                 [--max-steps N] [--tool-timeout S] [--lora FILE[:SCALE]]...\n"
                    "  Llama 3.1 chat format; one reply with -p, else an interactive loop (/exit to quit).\n"
                    "  Sampling defaults to Meta's recommendation: --temp 0.6 --top-p 0.9.\n"
                    "  --tools: built-in tools the model may call; herd runs them (code in a sandbox, searches\n"
@@ -253,6 +253,7 @@ int cmd_chat(int argc, char **argv) {
     chat_state st = {.n_predict = n_predict, .stats = stats, .max_steps = (int)max_steps, .dump_prompt = dump,
                      .tool_params = {.timeout_s = tool_timeout}};
     const char *names[8];
+    herd_lora **loras = NULL;
     char *tool_list = tools ? strdup(tools) : NULL;
     int rc = 1;
     if (tools) {
@@ -296,6 +297,7 @@ int cmd_chat(int argc, char **argv) {
         goto done;
     }
     if (herd_context_new(st.m, &c.ctx, &st.ctx) != HERD_OK) { cli_fail_lib("chat"); goto done; }
+    if (!cli_lora_apply("chat", &c, st.m, st.ctx, &loras)) goto done;
     st.s = herd_sampler_new(&c.samp, herd_vocab_n_tokens(st.m));
 
     bool interactive = prompt == NULL;
@@ -334,6 +336,8 @@ done:
     free(st.cached);
     herd_sampler_free(st.s);
     herd_context_free(st.ctx);
+    cli_lora_free(loras, c.n_lora);
     herd_model_free(st.m);
+    cli_common_free(&c);
     return rc;
 }

@@ -24,6 +24,7 @@ static void run_usage(void) {
            "  --no-special       treat <|...|> in the prompt as plain text (default: special tokens)\n"
            "  --no-bos           do not add BOS to a text prompt\n"
            "  -c CTX -t THREADS -b BATCH --kv-type f32|f16\n"
+           "  --lora FILE[:SCALE] apply a LoRA adapter (llama.cpp GGUF or PEFT folder; repeatable; scale 1)\n"
            "  --json             print one JSON object {prompt_ids, ids, text, timings} instead of streaming\n"
            "  --json-schema FILE constrain the output to JSON valid against the schema in FILE\n"
            "  --json-object      constrain the output to a JSON object (any)\n"
@@ -75,6 +76,7 @@ int cmd_run(int argc, char **argv) {
     herd_model *m = NULL;
     herd_context *ctx = NULL;
     herd_sampler *s = NULL;
+    herd_lora **loras = NULL;
     int32_t *prompt = NULL;
     int64_t n_prompt = 0;
     if (ids_json) {
@@ -92,6 +94,7 @@ int cmd_run(int argc, char **argv) {
     }
     if (n_prompt == 0) { cli_fail("run", "the prompt is empty (no tokens)"); goto done; }
     if (herd_context_new(m, &c.ctx, &ctx) != HERD_OK) { cli_fail_lib("run"); goto done; }
+    if (!cli_lora_apply("run", &c, m, ctx, &loras)) goto done;
     s = herd_sampler_new(&c.samp, herd_vocab_n_tokens(m));
     if (schema || any_object) {
         if (herd_constraint_json_schema(m, schema, &con) != HERD_OK) { cli_fail_lib("run"); goto done; }
@@ -148,43 +151,56 @@ done:
     herd_sampler_free(s);
     herd_constraint_free(con);
     herd_context_free(ctx);
+    cli_lora_free(loras, c.n_lora);
     herd_model_free(m);
     free(prompt);
 out:
+    cli_common_free(&c);
     free(schema);
     free(stops);
     return rc;
 }
 
+static int logits_main(cli_common *cc, int argc, char **argv);
+
 int cmd_logits(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
+    int rc = logits_main(&c, argc, argv);
+    cli_common_free(&c);
+    return rc;
+}
+
+static int logits_main(cli_common *c, int argc, char **argv) {
     const char *ids_json = NULL, *out_path = NULL;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt("logits", &c, argc, argv, &i);
+        int r = cli_common_opt("logits", c, argc, argv, &i);
         if (r < 0) return 1;
         if (r > 0) continue;
         if (!strcmp(argv[i], "--prompt-ids")) { if (!cli_str("logits", argc, argv, &i, &ids_json)) return 1; }
         else if (!strcmp(argv[i], "-o")) { if (!cli_str("logits", argc, argv, &i, &out_path)) return 1; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: herd logits -m MODEL --prompt-ids JSON -o FILE [-c CTX] [-t N] [-b BATCH] [--kv-type f32|f16]\n"
+                   "                   [--lora FILE[:SCALE]]...\n"
                    "  writes raw float32 logits of every prompt position, row-major [n_prompt][n_vocab]\n");
             return 0;
         } else return cli_fail("logits", "unknown option '%s'", argv[i]);
     }
-    if (!c.model || !ids_json || !out_path) return cli_fail("logits", "need -m MODEL, --prompt-ids JSON and -o FILE");
+    if (!c->model || !ids_json || !out_path) return cli_fail("logits", "need -m MODEL, --prompt-ids JSON and -o FILE");
     int32_t *ids;
     int64_t n;
     if (!cli_parse_ids("logits", ids_json, strlen(ids_json), &ids, &n)) return 1;
     if (n == 0) { free(ids); return cli_fail("logits", "--prompt-ids is empty"); }
     herd_model *m = NULL;
     herd_context *ctx = NULL;
+    herd_lora **loras = NULL;
     float *lg = NULL;
     FILE *fp = NULL;
     int rc = 1;
-    if (herd_model_load(c.model, &m) != HERD_OK) { cli_fail_lib("logits"); goto done; }
-    if (c.ctx.n_ctx == 0) c.ctx.n_ctx = n; /* just what the prompt needs */
-    if (herd_context_new(m, &c.ctx, &ctx) != HERD_OK) { cli_fail_lib("logits"); goto done; }
+    if (herd_model_load(c->model, &m) != HERD_OK) { cli_fail_lib("logits"); goto done; }
+    if (c->ctx.n_ctx == 0) c->ctx.n_ctx = n; /* just what the prompt needs */
+    if (herd_context_new(m, &c->ctx, &ctx) != HERD_OK) { cli_fail_lib("logits"); goto done; }
+    if (!cli_lora_apply("logits", c, m, ctx, &loras)) goto done;
     int64_t nv = herd_vocab_n_tokens(m), chunk = 64;
     lg = malloc((size_t)(chunk * nv) * sizeof(float));
     fp = fopen(out_path, "wb");
@@ -205,6 +221,7 @@ done:
     free(lg);
     free(ids);
     herd_context_free(ctx);
+    cli_lora_free(loras, c->n_lora);
     herd_model_free(m);
     return rc;
 }

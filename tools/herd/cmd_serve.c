@@ -1,6 +1,7 @@
 /* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
  *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
+ *            [--lora [NAME=]FILE[:SCALE]]...
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
@@ -22,6 +23,9 @@ static void usage(void) {
            "  --max-body BYTES   largest request body (default 8 MiB)\n"
            "  --max-queue N      requests waiting for a slot before 429 (default 64)\n"
            "  --alias NAME       the model id clients use (default: the file name without .gguf)\n"
+           "  --lora [NAME=]FILE[:SCALE]  a LoRA adapter (llama.cpp GGUF or PEFT folder; repeatable) served as the\n"
+           "                     model NAME (default: the file or folder name without its extension) beside the\n"
+           "                     base: a request's \"model\" picks it; the base name or no \"model\": no adapter\n"
            "  --exec-builtin-tools LIST   run these built-in tools in the server when a request declares\n"
            "                     them and the model calls them (code_interpreter in a sandbox, brave_search,\n"
            "                     wolfram_alpha with BRAVE_API_KEY / WOLFRAM_ALPHA_APP_ID; 'all' = the three);\n"
@@ -127,17 +131,52 @@ int cmd_serve(int argc, char **argv) {
         size_t L = strlen(id);
         if (L > 5 && !strcmp(id + L - 5, ".gguf")) id[L - 5] = 0;
     }
+    /* adapters: each a model of its own name */
+    herd_lora **loras = NULL;
+    int nl = c.n_lora;
+    char **lora_ids = calloc((size_t)(nl ? nl : 1), sizeof *lora_ids);
+    const char **lora_paths = calloc((size_t)(nl ? nl : 1), sizeof *lora_paths);
+    float *lora_scales = calloc((size_t)(nl ? nl : 1), sizeof *lora_scales);
+    bool lora_ok = cli_lora_load("serve", &c, m, &loras);
+    for (int i = 0; i < nl && lora_ok; i++) {
+        const cli_lora *l = &c.lora[i];
+        if (l->name) lora_ids[i] = strdup(l->name);
+        else { /* the file (or PEFT folder) name without its extension */
+            size_t L = strlen(l->path);
+            while (L > 1 && l->path[L - 1] == '/') L--;
+            const char *b = l->path + L;
+            while (b > l->path && b[-1] != '/') b--;
+            lora_ids[i] = strndup(b, (size_t)(l->path + L - b));
+            char *dot = strrchr(lora_ids[i], '.');
+            if (dot && dot != lora_ids[i]) *dot = 0;
+        }
+        lora_paths[i] = l->path;
+        lora_scales[i] = l->scale;
+        bool dup = !strcmp(lora_ids[i], id);
+        for (int j = 0; j < i; j++) dup |= !strcmp(lora_ids[i], lora_ids[j]);
+        if (dup) {
+            cli_fail("serve", "--lora %s: the model name '%s' is taken (name it: --lora NAME=FILE)", l->path, lora_ids[i]);
+            lora_ok = false;
+        }
+    }
     engine_config ec = {.n_parallel = (int)parallel, .n_ctx_slot = per_slot, .n_batch = c.ctx.n_batch,
-                        .n_threads = c.ctx.n_threads, .kv_type = c.ctx.kv_type, .max_queue = (int)max_queue};
-    engine *e;
-    if (engine_new(m, &ec, &e) != HERD_OK) {
+                        .n_threads = c.ctx.n_threads, .kv_type = c.ctx.kv_type, .max_queue = (int)max_queue,
+                        .loras = loras, .lora_scales = lora_scales, .n_loras = nl};
+    engine *e = NULL;
+    if (!lora_ok || engine_new(m, &ec, &e) != HERD_OK) {
+        if (lora_ok) cli_fail_lib("serve");
+        for (int i = 0; i < nl; i++) free(lora_ids[i]);
+        free(lora_ids), free(lora_paths), free(lora_scales);
+        cli_lora_free(loras, nl);
         herd_model_free(m);
-        return cli_fail_lib("serve");
+        cli_common_free(&c);
+        return 1;
     }
     server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
-                        .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout}};
+                        .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
+                        .lora_ids = (const char *const *)lora_ids, .lora_paths = lora_paths, .n_loras = nl};
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
@@ -147,6 +186,9 @@ int cmd_serve(int argc, char **argv) {
     for (int k = 0; k < n_exec; k++)
         fprintf(stderr, "herd serve: runs the built-in tool %s when a request declares it%s\n", exec_tools[k],
                 !strcmp(exec_tools[k], "code_interpreter") ? " (python3 in a sandbox, docs/TOOLS.md)" : "");
+    for (int k = 0; k < nl; k++)
+        fprintf(stderr, "herd serve: model '%s': '%s' with the adapter %s (scale %g)\n", lora_ids[k], id, lora_paths[k],
+                (double)lora_scales[k]);
     fprintf(stderr, "herd serve: model '%s', %lld slots x %lld tokens, listening on http://%s%s%s:%d/%s\n", id,
             (long long)parallel, (long long)per_slot, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
             server_port(s), api_key && *api_key ? " (API key required)" : "");
@@ -158,7 +200,11 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "herd serve: %s: finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     server_shutdown(s);
     engine_free(e, true);
+    cli_lora_free(loras, nl);
+    for (int i = 0; i < nl; i++) free(lora_ids[i]);
+    free(lora_ids), free(lora_paths), free(lora_scales);
     herd_model_free(m);
+    cli_common_free(&c);
     free(script);
     json_decref(script_json);
     fprintf(stderr, "herd serve: stopped\n");

@@ -21,6 +21,7 @@ static const struct {
     {"convert", cmd_convert, "IN OUT.gguf [--type T]               HF directory or GGUF -> GGUF (T: f32..q4_0, fp8)"},
     {"quantize", cmd_quantize, "IN.gguf OUT.gguf TYPE [-t N] [--pure]   Q4_K_M Q5_K_M Q6_K Q8_0 Q4_0 FP8 ..."},
     {"train", cmd_train, "-m BASE --data FILE --objective O --method lora|full --out F  fine-tune (LoRA, full, DPO, distill)"},
+    {"export", cmd_export, "-m BASE --lora A[:SCALE]... --out OUT.gguf [--type T]  merge LoRA adapters into the weights"},
     {"synth", cmd_synth, "--vocab VOCAB.gguf -o OUT.gguf [--shape S] [--type T] ...  random-weight model"},
 };
 
@@ -30,6 +31,7 @@ static void usage(FILE *fp) {
         fprintf(fp, "  herd %-11s %s\n", k_cmds[i].name, k_cmds[i].help);
     fprintf(fp, "\nSampling options: --temp T (0 = greedy) --top-k K --top-p P --min-p P --repeat-penalty R\n"
                 "  --repeat-last-n N --seed S.  Context: -c CTX -t THREADS -b BATCH --kv-type f32|f16.\n"
+                "LoRA (run, chat, logits, bench, serve): --lora FILE[:SCALE], repeatable (serve: [NAME=]FILE).\n"
                 "Run 'herd COMMAND --help' for a command's options. CPU kernels: %s.\n",
             herd_cpu_backend());
 }
