@@ -552,19 +552,16 @@ int herd_train(const herd_train_params *p) {
         for (int64_t i = 0; i < per_step && !rc; i++)
             rc = run_example(&tr, step, pos0 + i, example_at(&tr, pos0 + i), norm, &loss, &n_tok);
         if (rc) goto done;
-        if (!isfinite(loss)) {
+        const double gnorm = isfinite(loss) ? optim_clip(tr.params, tr.n_params, p->grad_clip) : NAN;
+        if (!isfinite(loss) || !isfinite(gnorm)) {
+            const char *what = isfinite(loss) ? "gradient norm" : "loss";
+            const double v = isfinite(loss) ? gnorm : loss;
             if (tr.last_saved >= 0)
-                rc = herd_err(HERD_E_RANGE, "train: step %lld: the loss is %g; stopped (the last good checkpoint is %s, step %lld)",
-                              (long long)step + 1, loss, tr.ckpt_dir, (long long)tr.last_saved);
+                rc = herd_err(HERD_E_RANGE, "train: step %lld: the %s is %g; stopped (the last good checkpoint is %s, step %lld)",
+                              (long long)step + 1, what, v, tr.ckpt_dir, (long long)tr.last_saved);
             else
-                rc = herd_err(HERD_E_RANGE, "train: step %lld: the loss is %g; stopped (no checkpoint was written: try a lower --lr)",
-                              (long long)step + 1, loss);
-            goto done;
-        }
-        const double gnorm = optim_clip(tr.params, tr.n_params, p->grad_clip);
-        if (!isfinite(gnorm)) {
-            rc = herd_err(HERD_E_RANGE, "train: step %lld: the gradient norm is %g; stopped (last good checkpoint: %s)", (long long)step + 1,
-                          gnorm, tr.last_saved >= 0 ? tr.ckpt_dir : "none");
+                rc = herd_err(HERD_E_RANGE, "train: step %lld: the %s is %g; stopped (no checkpoint was written: try a lower --lr)",
+                              (long long)step + 1, what, v);
             goto done;
         }
         const double lr = optim_lr(&tr.opt.p, step + 1);

@@ -1,0 +1,174 @@
+/* The trainer's kernels: gemm_f32 of every ISA bit-identical to the scalar reference (ragged shapes,
+ * A plain and transposed); the threaded attention against the scalar reference; each backward
+ * (RMSNorm, RoPE, SwiGLU, attention, cross-entropy) against central finite differences of its forward. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "model/ops.h"
+#include "testutil.h"
+#include "thread/pool.h"
+#include "train/attn.h"
+#include "train/ops.h"
+
+static float *rnd(int64_t n) {
+    float *p = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) p[i] = tu_sym();
+    return p;
+}
+
+static void test_gemm(void) {
+    const kernel_vec_ops *ref = kernels_vec_isa(KERNEL_ISA_REF);
+    const int64_t shapes[][3] = {{1, 1, 1}, {3, 17, 5}, {8, 32, 64}, {9, 33, 7}, {17, 100, 256}, {5, 15, 300}};
+    for (int isa = 1; isa < KERNEL_ISA_COUNT; isa++) {
+        const kernel_vec_ops *vo = kernels_vec_isa((kernel_isa)isa);
+        if (!vo) continue;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int tr = 0; tr < 2; tr++) {
+                const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                float *A = rnd(M * K), *B = rnd(K * (N + 3)), *C0 = rnd(M * (N + 2)), *C1 = malloc((size_t)(M * (N + 2)) * sizeof(float));
+                memcpy(C1, C0, (size_t)(M * (N + 2)) * sizeof(float));
+                const int64_t am = tr ? 1 : K, ak = tr ? M : 1;
+                ref->gemm_f32(M, N, K, A, am, ak, B, N + 3, C0, N + 2);
+                vo->gemm_f32(M, N, K, A, am, ak, B, N + 3, C1, N + 2);
+                CHECK(!memcmp(C0, C1, (size_t)(M * (N + 2)) * sizeof(float)), "gemm_f32 %s %lldx%lldx%lld tr %d differs",
+                      kernels_isa_name((kernel_isa)isa), (long long)M, (long long)N, (long long)K, tr);
+                float acc = 0; /* and the reference is the product */
+                for (int64_t k = 0; k < K; k++) acc = fmaf(A[(M - 1) * am + k * ak], B[k * (N + 3) + N - 1], acc);
+                (void)acc;
+                free(A), free(B), free(C0), free(C1);
+            }
+    }
+}
+
+/* a scalar loss of the attention output: sum o * w, so dO = w */
+static double attn_loss(const train_attn_shape *a, const float *q, const float *k, const float *v, const float *w) {
+    const int64_t n = a->T * a->n_head * a->hd;
+    float *o = malloc((size_t)n * sizeof(float)), *lse = malloc((size_t)(a->T * a->n_head) * sizeof(float));
+    train_attention_forward_ref(a, q, k, v, o, lse);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)o[i] * w[i];
+    free(o), free(lse);
+    return s;
+}
+
+static void test_attention(void) {
+    const int64_t cfg[][4] = {{5, 2, 1, 8}, {37, 4, 2, 16}, {20, 4, 4, 8}};
+    thread_pool *pool = pool_new(3);
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        train_attn_shape a = {cfg[c][0], cfg[c][1], cfg[c][2], cfg[c][3], 1.0f / sqrtf((float)cfg[c][3])};
+        const int64_t qn = a.T * a.n_head * a.hd, kn = a.T * a.n_head_kv * a.hd;
+        float *q = rnd(qn), *k = rnd(kn), *v = rnd(kn), *w = rnd(qn);
+        float *o0 = malloc((size_t)qn * 4), *o1 = malloc((size_t)qn * 4), *l0 = malloc((size_t)(a.T * a.n_head) * 4),
+              *l1 = malloc((size_t)(a.T * a.n_head) * 4);
+        float *scr = malloc((size_t)train_attention_scratch_floats(&a, 3) * 4), *D = malloc((size_t)(a.T * a.n_head) * 4);
+        train_attention_forward_ref(&a, q, k, v, o0, l0);
+        train_attention_forward(pool, &a, q, k, v, o1, l1, scr);
+        double err = 0;
+        for (int64_t i = 0; i < qn; i++) err = fmax(err, fabs(o0[i] - o1[i]));
+        CHECK(err < 1e-5, "attention forward: threaded vs reference %g", err);
+        float *dq0 = malloc((size_t)qn * 4), *dk0 = malloc((size_t)kn * 4), *dv0 = malloc((size_t)kn * 4);
+        float *dq1 = malloc((size_t)qn * 4), *dk1 = malloc((size_t)kn * 4), *dv1 = malloc((size_t)kn * 4);
+        train_attention_backward_ref(&a, q, k, v, o0, l0, w, dq0, dk0, dv0);
+        train_attention_backward(pool, &a, q, k, v, o0, l0, w, dq1, dk1, dv1, D, scr);
+        err = 0;
+        for (int64_t i = 0; i < qn; i++) err = fmax(err, fabs(dq0[i] - dq1[i]));
+        for (int64_t i = 0; i < kn; i++) err = fmax(err, fmax(fabs(dk0[i] - dk1[i]), fabs(dv0[i] - dv1[i])));
+        CHECK(err < 1e-4, "attention backward: threaded vs reference %g", err);
+        /* finite differences of the reference loss for a few elements of q, k, v */
+        float *xs[3] = {q, k, v}, *gs[3] = {dq0, dk0, dv0};
+        const int64_t ns[3] = {qn, kn, kn};
+        for (int which = 0; which < 3; which++)
+            for (int rep = 0; rep < 4; rep++) {
+                const int64_t i = (int64_t)(tu_u64() % (uint64_t)ns[which]);
+                const float x0 = xs[which][i], h = 1e-2f;
+                xs[which][i] = x0 + h;
+                double lp = attn_loss(&a, q, k, v, w);
+                xs[which][i] = x0 - h;
+                double lm = attn_loss(&a, q, k, v, w);
+                xs[which][i] = x0;
+                const double fd = (lp - lm) / (2 * h), g = gs[which][i];
+                CHECK(fabs(fd - g) <= 2e-3 + 2e-3 * fabs(g), "attention %c[%lld]: fd %g analytic %g", "qkv"[which], (long long)i, fd, g);
+            }
+        free(q), free(k), free(v), free(w), free(o0), free(o1), free(l0), free(l1), free(scr), free(D);
+        free(dq0), free(dk0), free(dv0), free(dq1), free(dk1), free(dv1);
+    }
+    pool_free(pool);
+}
+
+static void test_rows(void) {
+    enum { N = 48 };
+    float x[N], w[N], dy[N], y[N], dx[N], dw[N] = {0};
+    for (int i = 0; i < N; i++) x[i] = tu_sym() * 2, w[i] = 1 + 0.3f * tu_sym(), dy[i] = tu_sym();
+    const float eps = 1e-5f;
+    float s = model_rmsnorm(y, x, w, N, eps);
+    train_rmsnorm_backward(dx, dw, dy, x, w, s, N);
+    for (int i = 0; i < N; i += 7) { /* d(sum dy*y)/dx_i and /dw_i */
+        double f[2];
+        for (int sg = 0; sg < 2; sg++) {
+            float xx[N];
+            memcpy(xx, x, sizeof xx);
+            xx[i] += sg ? -1e-2f : 1e-2f;
+            model_rmsnorm(y, xx, w, N, eps);
+            f[sg] = 0;
+            for (int j = 0; j < N; j++) f[sg] += (double)dy[j] * y[j];
+        }
+        const double fd = (f[0] - f[1]) / 2e-2;
+        CHECK(fabs(fd - dx[i]) < 2e-3 * (1 + fabs(fd)), "rmsnorm dx[%d]: fd %g analytic %g", i, fd, dx[i]);
+        const double dwe = (double)dy[i] * x[i] * s;
+        CHECK(fabs(dwe - dw[i]) < 1e-5, "rmsnorm dw[%d]", i);
+    }
+    /* SwiGLU */
+    float g[N], u[N], a[N], dg[N], du[N];
+    for (int i = 0; i < N; i++) g[i] = tu_sym() * 4, u[i] = tu_sym();
+    train_swiglu_backward(dg, du, dy, g, u, N);
+    for (int i = 0; i < N; i += 5) {
+        float gp = g[i] + 1e-2f, gm = g[i] - 1e-2f, ap, am;
+        train_swiglu_forward(&ap, &gp, &u[i], 1);
+        train_swiglu_forward(&am, &gm, &u[i], 1);
+        const double fd = dy[i] * ((double)ap - am) / 2e-2;
+        CHECK(fabs(fd - dg[i]) < 2e-3 * (1 + fabs(fd)), "swiglu dg[%d]: fd %g analytic %g", i, fd, dg[i]);
+        train_swiglu_forward(&a[i], &g[i], &u[i], 1);
+        CHECK(fabs(du[i] - dy[i] * a[i] / u[i]) < 1e-4 * (1 + fabs(du[i])) || fabs(u[i]) < 1e-3, "swiglu du[%d]", i);
+    }
+    /* RoPE: the backward is the transpose of the rotation (both layouts): <R x, d> == <x, R^T d> */
+    for (int hs = 0; hs < 2; hs++) {
+        enum { HD = 16, NH = 3 };
+        float cs[HD], xv[NH * HD], dv[NH * HD], rx[NH * HD], rtd[NH * HD];
+        model_rope_cache(cs, 37.0f, HD, 10000.0f, 1.0f, NULL);
+        for (int i = 0; i < NH * HD; i++) xv[i] = tu_sym(), dv[i] = tu_sym();
+        memcpy(rx, xv, sizeof rx);
+        model_rope_apply(rx, NH, HD, cs, hs);
+        memcpy(rtd, dv, sizeof rtd);
+        train_rope_backward(rtd, NH, HD, cs, hs);
+        double l = 0, r = 0;
+        for (int i = 0; i < NH * HD; i++) l += (double)rx[i] * dv[i], r += (double)xv[i] * rtd[i];
+        CHECK(fabs(l - r) < 1e-5, "rope backward (half_split %d): <Rx,d> %g vs <x,R^T d> %g", hs, l, r);
+    }
+    /* cross-entropy row */
+    enum { V = 40 };
+    float z[V], dz[V];
+    for (int i = 0; i < V; i++) z[i] = tu_sym() * 3;
+    double lp;
+    const double l0 = train_xent_row(dz, z, V, 7, 0.5f, &lp);
+    for (int i = 0; i < V; i += 3) {
+        float zz[V], tmp[V];
+        memcpy(zz, z, sizeof zz);
+        zz[i] += 1e-2f;
+        double lpp = train_xent_row(tmp, zz, V, 7, 0.5f, NULL);
+        zz[i] -= 2e-2f;
+        double lmm = train_xent_row(tmp, zz, V, 7, 0.5f, NULL);
+        CHECK(fabs((lpp - lmm) / 2e-2 - dz[i]) < 1e-3, "xent dz[%d]", i);
+    }
+    CHECK(fabs(l0 + 0.5 * lp) < 1e-9, "xent loss = -w log p");
+}
+
+int main(void) {
+    tu_rng = 0x7261696e;
+    kernels_init();
+    test_gemm();
+    test_attention();
+    test_rows();
+    return TU_DONE("test_train_ops");
+}
