@@ -40,7 +40,7 @@ check() { # name, model, method, objective, data, batch, extra herd args..., the
         echo "FAIL $name: herd train failed"; cat "$TMP/$name.log"; fails=$((fails + 1)); return
     fi
     if $PY grads --model "$TMP/$model.gguf" --data "$TMP/$name.data.jsonl" --objective "$obj" --method "$method" \
-        --out "$TMP/$name.gguf" --metrics "$TMP/$name.metrics.jsonl" --sgd-lr 1000 "${pargs[@]}" >"$TMP/$name.py.log" 2>&1; then
+        --out "$TMP/$name.gguf" --metrics "$TMP/$name.metrics.jsonl" --sgd-lr 1000 --examples "$batch" "${pargs[@]}" >"$TMP/$name.py.log" 2>&1; then
         echo "ok   $name: $(tail -n 1 "$TMP/$name.py.log"); $(head -n 1 "$TMP/$name.py.log")"
     else
         echo "FAIL $name:"; sed 's/^/  /' "$TMP/$name.py.log"; fails=$((fails + 1))

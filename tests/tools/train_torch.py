@@ -176,6 +176,7 @@ def main():
     ap.add_argument("--sgd"); ap.add_argument("--lr", type=float); ap.add_argument("--wd", type=float)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--sgd-lr", type=float, default=1.0)
+    ap.add_argument("--examples", type=int, default=1 << 30)  # the step's examples: the first N (--no-shuffle)
     a = ap.parse_args()
     model = Llama(a.model)
     if a.mode == "adamw":
@@ -187,7 +188,7 @@ def main():
         lora = {k: (A.clone().requires_grad_(True), B.clone().requires_grad_(True)) for k, (A, B) in lora.items()}
         rank = next(iter(lora.values()))[0].shape[0]
         scale = kv.get("adapter.lora.alpha", a.alpha) / rank
-    ex = [json.loads(l) for l in open(a.data)]
+    ex = [e for e in (json.loads(l) for l in open(a.data)) if e["example"] < a.examples]
     if a.objective == "dpo":
         pairs = {}
         for e in ex:
