@@ -96,11 +96,16 @@ static int read_config(const char *cfg_path, json_t **root, int64_t *r, double *
     return HERD_OK;
 }
 
+/* peft matches a target_modules entry against a module's name or its last components ("q_proj",
+ * "self_attn.q_proj", "model.layers.0.self_attn.q_proj" all name a q_proj) */
 static bool listed(const json_t *targets, int t) {
     if (!targets) return true;
+    const char *hf = lora_target_hf(t);
+    size_t n = strlen(hf);
     for (size_t i = 0; i < json_array_size(targets); i++) {
         const char *s = json_string_value(json_array_get(targets, i));
-        if (s && !strcmp(s, lora_target_hf(t))) return true;
+        size_t k = s ? strlen(s) : 0;
+        if (s && k >= n && !strcmp(s + k - n, hf) && (k == n || s[k - n - 1] == '.')) return true;
     }
     return false;
 }
