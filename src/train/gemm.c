@@ -14,8 +14,11 @@
 struct train_gemm {
     thread_pool *pool;
     int nth;
-    float *panel; /* [nth][TRAIN_GEMM_KC * NC]   a B panel (dequantized or transposed weight) */
-    float *rows;  /* [nth][NC * TRAIN_GEMM_KC]   dequantized rows before the transpose (xwt) */
+    float *panel; /* [nth][TRAIN_GEMM_KC * NC]   dequantized weight pieces */
+    float *xt;    /* [n_in][T] the input transposed (xwt), grown as needed */
+    int64_t xt_cap;
+    float *ct;    /* [nth][NC * T] a tile of y transposed (xwt), grown as needed */
+    int64_t ct_cap; /* floats per thread */
 };
 
 train_gemm *train_gemm_new(thread_pool *pool, int64_t max_n_in) {
@@ -25,8 +28,7 @@ train_gemm *train_gemm_new(thread_pool *pool, int64_t max_n_in) {
     g->pool = pool;
     g->nth = pool_size(pool);
     g->panel = malloc((size_t)g->nth * TRAIN_GEMM_KC * NC * sizeof(float));
-    g->rows = malloc((size_t)g->nth * TRAIN_GEMM_KC * NC * sizeof(float));
-    if (!g->panel || !g->rows) {
+    if (!g->panel) {
         train_gemm_free(g);
         return NULL;
     }
@@ -36,7 +38,8 @@ train_gemm *train_gemm_new(thread_pool *pool, int64_t max_n_in) {
 void train_gemm_free(train_gemm *g) {
     if (!g) return;
     free(g->panel);
-    free(g->rows);
+    free(g->xt);
+    free(g->ct);
     free(g);
 }
 
@@ -70,25 +73,37 @@ typedef struct {
     int64_t n_out, n_in; /* dytx */
 } gjob;
 
-/* y = x W^T: thread ith takes a contiguous range of W's rows (y's columns), NC at a time; per k block
- * the rows are dequantized and transposed into a [KC][NC] panel. */
+/* y = x W^T, computed as its transpose y^T[r][t] = sum_k W[r][k] x^T[k][t]: W's rows are the A operand
+ * as they are (F32) or dequantized (a [NC][KC] piece), x^T (transposed once, shared) the B operand, so
+ * the weight is never transposed; thread ith takes a contiguous range of W's rows and scatters its
+ * tile of y^T into y. Per element the same fma chain over k as x . W_r. */
 static void job_xwt(void *arg, int ith, int nth) {
     gjob *j = arg;
     const train_w *w = j->w;
     const kernel_vec_ops *vo = kernels_vec();
-    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC, *rows = j->g->rows + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    const int64_t T = j->T;
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC, *ct = j->g->ct + (int64_t)ith * j->g->ct_cap;
     int64_t r0, r1;
     pool_range(w->n_out, ith, nth, &r0, &r1);
-    for (int64_t t = 0; t < j->T; t++) memset(j->c + t * j->ldc + r0, 0, (size_t)(r1 - r0) * sizeof(float));
     for (int64_t rb = r0; rb < r1; rb += NC) {
         const int64_t nr = r1 - rb < NC ? r1 - rb : NC;
+        memset(ct, 0, (size_t)(nr * T) * sizeof(float));
         for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
             const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC;
-            for (int64_t r = 0; r < nr; r++) train_w_row(w, rb + r, k0, kc, rows + r * kc);
-            for (int64_t k = 0; k < kc; k++)
-                for (int64_t r = 0; r < nr; r++) panel[k * nr + r] = rows[r * kc + k];
-            vo->gemm_f32(j->T, nr, kc, j->a + k0, j->lda, 1, panel, nr, j->c + rb, j->ldc);
+            const float *A;
+            int64_t am;
+            if (!w->q) {
+                A = w->f + rb * w->n_in + k0;
+                am = w->n_in;
+            } else {
+                for (int64_t r = 0; r < nr; r++) train_w_row(w, rb + r, k0, kc, panel + r * kc);
+                A = panel;
+                am = kc;
+            }
+            vo->gemm_f32(nr, T, kc, A, am, 1, j->g->xt + k0 * T, T, ct, T);
         }
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t t = 0; t < T; t++) j->c[t * j->ldc + rb + r] = ct[r * T + t];
     }
 }
 
@@ -141,8 +156,28 @@ static void job_dytx(void *arg, int ith, int nth) {
     }
 }
 
+/* x^T [n_in][T], rows of x split across threads */
+static void job_transpose(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    int64_t k0, k1;
+    pool_range(j->w->n_in, ith, nth, &k0, &k1);
+    for (int64_t t = 0; t < j->T; t++)
+        for (int64_t k = k0; k < k1; k++) j->g->xt[k * j->T + t] = j->a[t * j->lda + k];
+}
+
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
+    if (w->n_in * T > g->xt_cap) {
+        free(g->xt);
+        g->xt_cap = w->n_in * T;
+        g->xt = herd_xmalloc((size_t)g->xt_cap * sizeof(float));
+    }
+    if (NC * T > g->ct_cap) {
+        free(g->ct);
+        g->ct_cap = NC * T;
+        g->ct = herd_xmalloc((size_t)(g->nth * g->ct_cap) * sizeof(float));
+    }
     gjob j = {.g = g, .w = w, .a = x, .lda = ldx, .T = T, .c = y, .ldc = ldy};
+    pool_run(g->pool, job_transpose, &j);
     pool_run(g->pool, job_xwt, &j);
 }
 

@@ -43,6 +43,7 @@ struct tmodel {
     float *cs;           /* [T][hd] rope cos, sin */
     float *dx, *dxm, *dh, *dq, *dk, *dv, *dO, *da, *dg, *du, *dxa, *tmp, *D; /* backward scratch */
     float *hN, *sN, *logits, *logits_t, *dlogits; /* loss head: [T][E], [T], [CHUNK][V] x 3 */
+    float *hg, *hg_grad; /* [CHUNK][E]: the gathered positions' hidden states and their gradient */
     float *attn_scratch;
     /* current sequence (dropout mask) */
     int64_t cur_step, cur_seq;
@@ -204,7 +205,7 @@ static void free_tapes(tmodel *tm) {
     free(tm->tapes);
     tm->tapes = NULL, tm->n_tapes = 0;
     float **bufs[] = {&tm->xs, &tm->cs, &tm->dx, &tm->dxm, &tm->dh, &tm->dq, &tm->dk, &tm->dv, &tm->dO, &tm->da,
-                      &tm->dg, &tm->du, &tm->dxa, &tm->tmp, &tm->D, &tm->hN, &tm->sN, &tm->logits, &tm->logits_t, &tm->dlogits,
+                      &tm->dg, &tm->du, &tm->dxa, &tm->tmp, &tm->D, &tm->hN, &tm->sN, &tm->logits, &tm->logits_t, &tm->dlogits, &tm->hg, &tm->hg_grad,
                       &tm->attn_scratch};
     for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++) free(*bufs[j]), *bufs[j] = NULL;
     tm->max_T = 0;
@@ -287,6 +288,7 @@ int tmodel_reserve(tmodel *tm, int64_t T) {
     tm->hN = falloc(T * E, &ok), tm->sN = falloc(T, &ok);
     tm->logits = falloc(TRAIN_HEAD_CHUNK * tm->V, &ok), tm->logits_t = falloc(TRAIN_HEAD_CHUNK * tm->V, &ok);
     tm->dlogits = falloc(TRAIN_HEAD_CHUNK * tm->V, &ok);
+    tm->hg = falloc(TRAIN_HEAD_CHUNK * E, &ok), tm->hg_grad = falloc(TRAIN_HEAD_CHUNK * E, &ok);
     train_attn_shape as = {T, tm->H, tm->Hkv, tm->hd, 0};
     tm->attn_scratch = falloc(train_attention_scratch_floats(&as, pool_size(tm->pool)), &ok);
     if (!ok) {
@@ -528,38 +530,46 @@ static double kl_row(float *dz, const float *z, const float *lt, int64_t V, floa
     return (double)wt * kl;
 }
 
-/* The loss head over chunks of positions: logits, loss, d logits, and from them dhN (and the output
- * matrix's gradient). With want_grad false only the cross-entropy terms are computed (no teacher). */
+/* The loss head: the positions that carry a loss term (weight or distillation weight non-zero) are
+ * gathered, TRAIN_HEAD_CHUNK at a time, into hg; logits = hg Wout^T, the loss and d logits, then
+ * dhN (scattered back) and the output matrix's gradient. Positions without a loss cost nothing: the
+ * prompt of an sft example needs no output-matrix product. With want_grad false only the
+ * cross-entropy terms are computed (no teacher). */
 static void head(tmodel *tm, int64_t T, const tmodel_loss *ls, bool want_grad, tmodel_result *res, float *dhN) {
-    const int64_t E = tm->E, V = tm->V;
+    const int64_t E = tm->E, V = tm->V, C = TRAIN_HEAD_CHUNK;
     if (want_grad) memset(dhN, 0, (size_t)(T * E) * sizeof(float));
-    for (int64_t t0 = 0; t0 < T; t0 += TRAIN_HEAD_CHUNK) {
-        const int64_t n = T - t0 < TRAIN_HEAD_CHUNK ? T - t0 : TRAIN_HEAD_CHUNK;
-        bool any = false, any_kd = false;
-        for (int64_t i = 0; i < n; i++) {
-            if (ls->weight[t0 + i] != 0) any = true;
-            if (want_grad && ls->kd_weight && ls->kd_weight[t0 + i] != 0) any_kd = true;
+    int64_t pos[TRAIN_HEAD_CHUNK];
+    for (int64_t t = 0; t < T;) {
+        int64_t n = 0;
+        bool any_kd = false;
+        for (; t < T && n < C; t++) {
+            const bool kd = want_grad && ls->kd_weight && ls->kd_weight[t] != 0;
+            if (ls->weight[t] != 0 || kd) pos[n++] = t;
+            any_kd |= kd;
         }
-        if (!any && !any_kd) continue; /* prompt tokens of sft: no output matrix product at all */
-        train_gemm_xwt(tm->gemm, &tm->out, tm->hN + t0 * E, E, n, tm->logits, V);
-        if (any_kd) ls->teacher(ls->teacher_user, t0, n, tm->logits_t);
+        if (n == 0) break;
+        for (int64_t i = 0; i < n; i++) memcpy(tm->hg + i * E, tm->hN + pos[i] * E, (size_t)E * sizeof(float));
+        train_gemm_xwt(tm->gemm, &tm->out, tm->hg, E, n, tm->logits, V);
+        if (any_kd) ls->teacher(ls->teacher_user, pos, n, tm->logits_t);
         for (int64_t i = 0; i < n; i++) {
-            const int64_t t = t0 + i;
+            const int64_t p = pos[i];
             const float *z = tm->logits + i * V;
             float *dz = tm->dlogits + i * V;
-            const float w = ls->weight[t], kw = any_kd ? ls->kd_weight[t] : 0;
+            const float w = ls->weight[p], kw = any_kd ? ls->kd_weight[p] : 0;
             memset(dz, 0, (size_t)V * sizeof(float));
             if (w != 0) {
                 double logp;
-                res->loss += train_xent_row(dz, z, V, ls->tokens[t + 1], w, &logp);
+                res->loss += train_xent_row(dz, z, V, ls->tokens[p + 1], w, &logp);
                 res->sum_logp += logp;
                 res->n_pos++;
             }
             if (kw != 0) res->loss += kl_row(dz, z, tm->logits_t + i * V, V, ls->kd_temp, kw);
         }
         if (!want_grad) continue;
-        train_gemm_dyw(tm->gemm, &tm->out, tm->dlogits, V, n, dhN + t0 * E, E);
-        if (tm->g_out) train_gemm_dytx(tm->gemm, tm->dlogits, V, tm->hN + t0 * E, E, n, V, E, tm->g_out);
+        memset(tm->hg_grad, 0, (size_t)(n * E) * sizeof(float));
+        train_gemm_dyw(tm->gemm, &tm->out, tm->dlogits, V, n, tm->hg_grad, E);
+        for (int64_t i = 0; i < n; i++) memcpy(dhN + pos[i] * E, tm->hg_grad + i * E, (size_t)E * sizeof(float));
+        if (tm->g_out) train_gemm_dytx(tm->gemm, tm->dlogits, V, tm->hg, E, n, V, E, tm->g_out);
     }
 }
 
@@ -598,9 +608,10 @@ int tmodel_forward_hidden(tmodel *tm, int64_t T, const int32_t *tokens) {
     return HERD_OK;
 }
 
-void tmodel_head_logits(tmodel *tm, int64_t t0, int64_t n, float *out) {
+void tmodel_head_logits(tmodel *tm, const int64_t *pos, int64_t n, float *out) {
     HERD_ASSERT(n <= TRAIN_HEAD_CHUNK);
-    train_gemm_xwt(tm->gemm, &tm->out, tm->hN + t0 * tm->E, tm->E, n, out, tm->V);
+    for (int64_t i = 0; i < n; i++) memcpy(tm->hg + i * tm->E, tm->hN + pos[i] * tm->E, (size_t)tm->E * sizeof(float));
+    train_gemm_xwt(tm->gemm, &tm->out, tm->hg, tm->E, n, out, tm->V);
 }
 
 int64_t tmodel_n_vocab(const tmodel *tm) {

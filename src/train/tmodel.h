@@ -92,8 +92,9 @@ void tmodel_lora_view(tmodel *tm, lora_adapter *out);
 typedef struct {
     const int32_t *tokens;   /* [T + 1] */
     const float *weight;     /* [T] weight of position t's cross-entropy against tokens[t + 1] (0: none) */
-    /* distillation: the teacher's log-probabilities are computed by the caller's callback per chunk */
-    void (*teacher)(void *user, int64_t t0, int64_t n, float *logp_teacher /* [n][n_vocab] */);
+    /* distillation: the teacher's log-probabilities at positions pos[0..n) (n <= TRAIN_HEAD_CHUNK),
+     * computed by the caller's callback */
+    void (*teacher)(void *user, const int64_t *pos, int64_t n, float *logp_teacher /* [n][n_vocab] */);
     void *teacher_user;
     float kd_ratio, kd_temp;  /* loss = (1 - kd_ratio) CE + kd_ratio KL(teacher || student at T) */
     const float *kd_weight;   /* [T] weight of position t's KL term */
@@ -113,9 +114,9 @@ int tmodel_forward_backward(tmodel *tm, int64_t T, const tmodel_loss *loss, tmod
  * weight[t] > 0 (DPO's reference log-probabilities, validation loss). */
 int tmodel_forward_logp(tmodel *tm, int64_t T, const int32_t *tokens, const float *weight, tmodel_result *res);
 /* Forward only, keeping the final normed hidden states; then tmodel_head_logits gives the logits of
- * positions [t0, t0 + n) (n <= TRAIN_HEAD_CHUNK) into out [n][n_vocab] (a distillation teacher). */
+ * positions pos[0..n) (n <= TRAIN_HEAD_CHUNK) into out [n][n_vocab] (a distillation teacher). */
 int tmodel_forward_hidden(tmodel *tm, int64_t T, const int32_t *tokens);
-void tmodel_head_logits(tmodel *tm, int64_t t0, int64_t n, float *out);
+void tmodel_head_logits(tmodel *tm, const int64_t *pos, int64_t n, float *out);
 int64_t tmodel_n_vocab(const tmodel *tm);
 /* Reserves buffers for sequences up to T input tokens (called once before training). */
 int tmodel_reserve(tmodel *tm, int64_t T);

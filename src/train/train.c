@@ -129,12 +129,12 @@ static int cmp_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static void teacher_chunk(void *user, int64_t t0, int64_t n, float *out) {
+static void teacher_chunk(void *user, const int64_t *pos, int64_t n, float *out) {
     teach_ctx *c = user;
     trainer *tr = c->tr;
     const int64_t V = tmodel_n_vocab(tr->teacher), K = tr->p->teacher_top_k;
     const float T = tr->p->kd_temp;
-    tmodel_head_logits(tr->teacher, t0, n, out);
+    tmodel_head_logits(tr->teacher, pos, n, out);
     for (int64_t i = 0; i < n; i++) {
         float *z = out + i * V;
         float cut = -INFINITY;
