@@ -20,6 +20,24 @@
 extern "C" {
 #endif
 
+/* Everything declared in this header is libherd.so's exported API, and nothing else is: the library
+ * is compiled with -fvisibility=hidden, and this pragma gives the declarations below default
+ * visibility (so a function added here is exported without further marking). The list of exported
+ * symbols is checked by tests/conformance/abi.sh against tests/data/abi/libherd.symbols; after
+ * changing the API run `make abi-update` and bump VERSION (semantic versioning). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* ---- version --------------------------------------------------------------------------------- */
+
+/* The library's semantic version, "MAJOR.MINOR.PATCH" (the VERSION file; the soname is
+ * libherd.so.MAJOR). Static storage, never NULL. */
+const char *herd_version(void);
+/* `git describe --always --dirty --tags` of the source tree it was built from ("8d8a447",
+ * "v0.9.0-3-g8d8a447-dirty"), or "" when it was not built from a git checkout. Never NULL. */
+const char *herd_version_git(void);
+
 /* ---- status ---------------------------------------------------------------------------------- */
 
 enum {
@@ -461,6 +479,10 @@ typedef struct {
  * Blocks for at most about the timeout. Thread-safe. p may be NULL (defaults). */
 int herd_builtin_tool_run(const char *name, const char *args_json, char **result);
 int herd_builtin_tool_run_ex(const char *name, const char *args_json, const herd_tool_params *p, char **result);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -12,8 +12,7 @@ int cmd_info(int argc, char **argv) {
         else if (!strcmp(argv[i], "-m")) {
             if (!cli_str("info", argc, argv, &i, &path)) return 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: herd info MODEL [--tensors]\n");
-            return 0;
+            return cli_help("info");
         } else if (argv[i][0] == '-') return cli_fail("info", "unknown option '%s'", argv[i]);
         else if (!path) path = argv[i];
         else return cli_fail("info", "unexpected argument '%s'", argv[i]);
