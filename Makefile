@@ -243,7 +243,7 @@ abi-update: $(BUILD)/libherd.so
 	@mkdir -p tests/data/abi
 	tools/abi_symbols.sh $(BUILD)/libherd.so >tests/data/abi/libherd.symbols
 	@echo "wrote tests/data/abi/libherd.symbols ($$(wc -l <tests/data/abi/libherd.symbols) symbols);" \
-	      "bump VERSION: MINOR for additions, MAJOR for removals or changed signatures (PATCH while 0.x)"
+	      "now bump VERSION: while 0.x MINOR for any API change, from 1.0 MINOR for additions and MAJOR (a new soname) for removals or changed signatures"
 
 format:
 	clang-format -i $$(find src include tools tests/unit fuzz -name '*.[ch]')
