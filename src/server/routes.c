@@ -1092,12 +1092,17 @@ enum MHD_Result route_embeddings(http_req *r, json_t *b) {
                                             "total_tokens", (json_int_t)total));
 }
 
+/* metadata.herd_version / herd_git: the server's build (Llama Stack's free-form metadata object; OpenAI
+ * clients ignore fields they do not know) */
 static json_t *model_json(server *s) {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I}}", "id", s->model_id, "object", "model",
-                     "created", (json_int_t)0, "owned_by", "herd", "identifier", s->model_id, "provider_id", "herd",
-                     "provider_resource_id", s->model_id, "model_type", "llm", "metadata", "context_length",
-                     (json_int_t)s->cfg.n_ctx_slot, "embedding_dimension",
-                     (json_int_t)herd_model_n_embd(engine_model(s->e)));
+    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:s}}", "id", s->model_id, "object",
+                          "model", "created", (json_int_t)0, "owned_by", "herd", "identifier", s->model_id,
+                          "provider_id", "herd", "provider_resource_id", s->model_id, "model_type", "llm", "metadata",
+                          "context_length", (json_int_t)s->cfg.n_ctx_slot, "embedding_dimension",
+                          (json_int_t)herd_model_n_embd(engine_model(s->e)), "herd_version", herd_version());
+    if (*herd_version_git())
+        json_object_set_new(json_object_get(m, "metadata"), "herd_git", json_string(herd_version_git()));
+    return m;
 }
 
 enum MHD_Result route_models(http_req *r) {

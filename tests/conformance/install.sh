@@ -83,6 +83,9 @@ for kind in shared static; do
         [ "$(tail -n 1 <<<"$out")" = "$ids" ] || die "hello_$kind tokenized to $(tail -n 1 <<<"$out"), herd tokenize to $ids"
     fi
 done
+if [ -n "$vocab" ]; then
+    "$D$P/bin/herd" info "$vocab" | grep -qx "herd: *${got#herd }" || die "herd info does not print the version '${got#herd }'"
+fi
 [ -n "$vocab" ] || echo "(no vocabulary GGUF at hand: tokenizing not checked)"
 cd "$HERD_ROOT" || die "cd back"
 
