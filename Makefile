@@ -1,5 +1,5 @@
 # herd — build, test, demo. See README.md.
-#   make          build build/herd, build/libherd.a, build/libherd.so
+#   make          build build/herd, build/libherd.a, build/libherd.so, the man pages, bash completion
 #   make test     install what is missing, build, run every test (summary line last)
 #   make test-e2e the server load test and the browser test (installs Debian's chromium)
 #   make demo     install what is missing, build, run the demo on a random-weight model
