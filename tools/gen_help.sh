@@ -73,7 +73,7 @@ gen_c() {
     echo
     echo 'const cli_help_entry cli_help_table[] = {'
     n=0
-    for c in $(commands | sort); do
+    for c in $(commands | LC_ALL=C sort); do
         f=$HELP/$c.txt
         printf '    {"%s", "%s", "%s",\n' "$c" "$(c_str "$(field "$f" summary)")" "$(c_str "$(field "$f" list)")"
         body "$f" | c_lines

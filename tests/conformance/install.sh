@@ -8,6 +8,7 @@ command -v pkg-config >/dev/null || die "pkg-config is missing (scripts/setup.sh
 VERSION=$(cat VERSION)
 MAJOR=${VERSION%%.*}
 CC=${CC:-cc}
+ROOT=$PWD
 mk() { make -s --no-print-directory "$@"; }
 
 # ---- install with PREFIX=/usr/local ------------------------------------------------------------
@@ -87,7 +88,7 @@ if [ -n "$vocab" ]; then
     "$D$P/bin/herd" info "$vocab" | grep -qx "herd: *${got#herd }" || die "herd info does not print the version '${got#herd }'"
 fi
 [ -n "$vocab" ] || echo "(no vocabulary GGUF at hand: tokenizing not checked)"
-cd "$HERD_ROOT" || die "cd back"
+cd "$ROOT" || die "cd back"
 
 # ---- make uninstall removes every file ----------------------------------------------------------
 mk uninstall DESTDIR="$D" PREFIX=$P >/dev/null || die "make uninstall failed"
