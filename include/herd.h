@@ -480,6 +480,7 @@ typedef struct {
 int herd_builtin_tool_run(const char *name, const char *args_json, char **result);
 int herd_builtin_tool_run_ex(const char *name, const char *args_json, const herd_tool_params *p, char **result);
 
+/* New declarations go above this line: what follows the pop is not exported from libherd.so. */
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -29,8 +29,9 @@ if [ -n "$extra" ]; then
     fail=1
 fi
 if [ -n "$missing" ]; then
-    echo "FAIL: include/herd.h declares functions $LIB does not export (not defined in the library, or"
-    echo "      defined in a file that does not include herd.h, so it kept hidden visibility):"
+    echo "FAIL: include/herd.h declares functions $LIB does not export: not defined in the library,"
+    echo "      declared below herd.h's closing '#pragma GCC visibility pop', or defined in a file that does"
+    echo "      not include herd.h (so it kept -fvisibility=hidden):"
     sed 's/^/        /' <<<"$missing"
     fail=1
 fi
