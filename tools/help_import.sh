@@ -20,7 +20,7 @@ while IFS=$tab read -r c list; do
     "$OLD" "$c" --help >"$TMP/body" || { echo "help_import: $OLD $c --help failed" >&2; exit 1; }
     f=$HELP/$c.txt
     summary=$(sed -n '/^$/q; s/^summary: //p' "$f" 2>/dev/null || true)
-    [ -n "$summary" ] || summary=$(printf '%s\n' "$list" | sed 's/.*[^ ]  *  \([^ ].*\)$/\1/')
+    [ -n "$summary" ] || summary=$(printf '%s\n' "$list" | sed 's/.*[^ ]   *\([^ ].*\)$/\1/')
     { printf 'summary: %s\nlist: %s\n\n' "$summary" "$list"; cat "$TMP/body"; } >"$f"
     echo "wrote $f"
 done <"$TMP/list"
