@@ -128,6 +128,7 @@ $(BUILD)/man/libherd.3: docs/man/libherd.3.in include/herd.h tools/gen_help.sh V
 	@echo '  GEN  $@'
 	@tools/gen_help.sh libherd $(VERSION) >$@.tmp && mv -f $@.tmp $@
 $(BUILD)/herd.bash: $(HELP_TXT) tools/gen_help.sh tools/herd/main.c
+	@mkdir -p $(dir $@)
 	@echo '  GEN  $@'
 	@tools/gen_help.sh completion >$@.tmp && mv -f $@.tmp $@
 
