@@ -20,6 +20,24 @@
 extern "C" {
 #endif
 
+/* Everything declared in this header is libherd.so's exported API, and nothing else is: the library
+ * is compiled with -fvisibility=hidden, and this pragma gives the declarations below default
+ * visibility (so a function added here is exported without further marking). The list of exported
+ * symbols is checked by tests/conformance/abi.sh against tests/data/abi/libherd.symbols; after
+ * changing the API run `make abi-update` and bump VERSION (semantic versioning). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* ---- version --------------------------------------------------------------------------------- */
+
+/* The library's semantic version, "MAJOR.MINOR.PATCH" (the VERSION file; the soname is
+ * libherd.so.MAJOR). Static storage, never NULL. */
+const char *herd_version(void);
+/* `git describe --always --dirty --tags` of the source tree it was built from ("8d8a447",
+ * "v0.9.0-3-g8d8a447-dirty"), or "" when it was not built from a git checkout. Never NULL. */
+const char *herd_version_git(void);
+
 /* ---- status ---------------------------------------------------------------------------------- */
 
 enum {
@@ -576,6 +594,10 @@ typedef struct {
 herd_train_params herd_train_default_params(void);
 /* Trains and writes p->out (atomically). HERD_E_* with one line naming the file, line, option or step. */
 int herd_train(const herd_train_params *p);
+/* New declarations go above this line: what follows the pop is not exported from libherd.so. */
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

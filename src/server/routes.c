@@ -1128,14 +1128,18 @@ enum MHD_Result route_embeddings(http_req *r, json_t *b) {
                                             "total_tokens", (json_int_t)total));
 }
 
-/* Model i (0 the base, i > 0 an adapter, which names the base as its "parent" and the adapter file as "root") */
+/* Model i (0 the base, i > 0 an adapter, which names the base as its "parent" and the adapter file as "root");
+ * metadata.herd_version / herd_git: the server's build (Llama Stack's free-form metadata object; OpenAI
+ * clients ignore fields they do not know) */
 static json_t *model_json(server *s, int i) {
     const char *id = model_name(s, i);
-    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I}}", "id", id, "object", "model",
+    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:s}}", "id", id, "object", "model",
                           "created", (json_int_t)0, "owned_by", "herd", "identifier", id, "provider_id", "herd",
                           "provider_resource_id", id, "model_type", "llm", "metadata", "context_length",
                           (json_int_t)s->cfg.n_ctx_slot, "embedding_dimension",
-                          (json_int_t)herd_model_n_embd(engine_model(s->e)));
+                          (json_int_t)herd_model_n_embd(engine_model(s->e)), "herd_version", herd_version());
+    if (*herd_version_git())
+        json_object_set_new(json_object_get(m, "metadata"), "herd_git", json_string(herd_version_git()));
     if (i > 0) {
         json_object_set_new(m, "parent", json_string(s->model_id));
         json_object_set_new(m, "root", json_string(s->cfg.lora_paths[i - 1]));

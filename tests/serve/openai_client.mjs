@@ -3,7 +3,8 @@
 // (float and base64), concurrency, greedy == `herd run --temp 0`, and batch invariance: 16 concurrent
 // greedy requests with different prompts each give exactly their solo output.
 import OpenAI from "openai";
-import {startServer, testModel, check, done, herdChatIds, herdRunGreedy} from "./lib.mjs";
+import {execFileSync} from "node:child_process";
+import {startServer, testModel, check, done, herdChatIds, herdRunGreedy, HERD} from "./lib.mjs";
 
 const model = testModel();
 const user = t => [{role: "user", content: t}];
@@ -21,6 +22,10 @@ try {
     check(models.data.length === 1 && models.data[0].id === "tiny", "models.list returns the served model");
     const one = await client.models.retrieve("tiny");
     check(one.id === "tiny" && one.object === "model", "models.retrieve");
+    const version = execFileSync(HERD, ["--version"]).toString().trim(); // "herd 0.9.0 (git 8d8a447)"
+    const md = one.metadata || {};
+    check(`herd ${md.herd_version}${md.herd_git ? ` (git ${md.herd_git})` : ""}` === version,
+        "models: metadata.herd_version (and herd_git) as herd --version says", JSON.stringify([md, version]));
 
     // plain chat, greedy: equals herd run --temp 0 on the same prompt ids
     const msgs = [{role: "system", content: "You are terse."}, {role: "user", content: "Name three colors."}];

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -9,6 +10,19 @@
 #include <string.h>
 
 #define MAX_INPUT_BYTES ((size_t)1 << 30)
+
+const cli_help_entry *cli_help_find(const char *cmd) {
+    for (size_t i = 0; i < cli_help_n; i++)
+        if (!strcmp(cli_help_table[i].name, cmd)) return &cli_help_table[i];
+    return NULL;
+}
+
+int cli_help(const char *cmd) {
+    const cli_help_entry *h = cli_help_find(cmd);
+    assert(h && "tools/gen_help.sh makes an entry for every command of main.c's table");
+    fputs(h->text, stdout);
+    return 0;
+}
 
 int cli_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;

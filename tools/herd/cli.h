@@ -25,6 +25,26 @@ int cmd_serve(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
+/* ---- help texts ---- */
+
+/* One command's help, generated at build time from tools/herd/help/NAME.txt by tools/gen_help.sh
+ * (see there for the file format and how to add a command); the man pages come from the same files. */
+typedef struct {
+    const char *name;
+    const char *summary; /* the man page's NAME line */
+    const char *list;    /* the line `herd --help` prints after "herd NAME" */
+    const char *text;    /* what `herd NAME --help` prints */
+} cli_help_entry;
+
+extern const cli_help_entry cli_help_table[]; /* sorted by name */
+extern const size_t cli_help_n;
+extern const char cli_help_main[]; /* `herd --help`, with the placeholders @COMMANDS@ and @CPU@ */
+
+/* The entry of a command, or NULL. */
+const cli_help_entry *cli_help_find(const char *cmd);
+/* Prints the command's help text to stdout (its answer to -h / --help) and returns 0. */
+int cli_help(const char *cmd);
+
 /* ---- shared helpers (cli.c) ---- */
 
 /* Prints "herd <cmd>: error: <fmt>" and returns 1. */

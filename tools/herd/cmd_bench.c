@@ -46,12 +46,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--roofline")) roofline = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: herd bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [-b BATCH] [--kv-type f32|f16] [--json]\n"
-                   "                  [--roofline] [--lora FILE[:SCALE]]...\n"
-                   "  pp: one batch of -p tokens; tg: -n tokens one at a time; tokens/s as mean +- sd over -r runs\n"
-                   "  --roofline: also decode the -n tokens each followed by a plain read of the weights a token\n"
-                   "              reads; print the decode time's fraction of that read time (the bandwidth roofline)\n");
-            return 0;
+            return cli_help("bench");
         } else return cli_fail("bench", "unknown option '%s'", argv[i]);
     }
     if (!c.model) return cli_fail("bench", "no model given (-m MODEL)");

@@ -234,19 +234,7 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(argv[i], "--test-script")) { if (!cli_str("chat", argc, argv, &i, &script)) return 1; }
         else if (!strcmp(argv[i], "--dump-prompt")) { if (!cli_str("chat", argc, argv, &i, &dump)) return 1; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: herd chat -m MODEL [--system TEXT] [-p TEXT] [-n N] [--no-stats] [sampling options]\n"
-                   "                 [--tools brave_search,wolfram_alpha,code_interpreter] [--functions FILE.json]\n"
-                   "                 [--max-steps N] [--tool-timeout S] [--lora FILE[:SCALE]]...\n"
-                   "  Llama 3.1 chat format; one reply with -p, else an interactive loop (/exit to quit).\n"
-                   "  Sampling defaults to Meta's recommendation: --temp 0.6 --top-p 0.9.\n"
-                   "  --tools: built-in tools the model may call; herd runs them (code in a sandbox, searches\n"
-                   "           with BRAVE_API_KEY / WOLFRAM_ALPHA_APP_ID) and the model continues with the result,\n"
-                   "           up to --max-steps calls per turn (default 8). See docs/TOOLS.md.\n"
-                   "  --functions: custom functions (OpenAI tools JSON); calls are printed, and in an interactive\n"
-                   "           session you type the result (with -p the call is the answer).\n"
-                   "  --tool-timeout: seconds a tool may take (default: code 10, searches 15).\n"
-                   "  Tests only: --test-script FILE.json (forced replies), --dump-prompt FILE (the final prompt).\n");
-            return 0;
+            return cli_help("chat");
         } else return cli_fail("chat", "unknown option '%s'", argv[i]);
     }
     if (!c.model) return cli_fail("chat", "no model given (-m MODEL)");

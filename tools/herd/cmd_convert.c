@@ -17,13 +17,7 @@ int cmd_convert(int argc, char **argv) {
         } else if (!strcmp(a, "--fp8-ub")) {
             if (!cli_f32("convert", argc, argv, &i, 1e-3f, 1e9f, &p.fp8_act_ub)) return 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: herd convert IN OUT.gguf [--type f32|f16|bf16|q8_0|q4_0|fp8] [--fp8-ub UB]\n"
-                   "  IN: a Hugging Face model directory (config.json, *.safetensors, tokenizer.json or\n"
-                   "      original/tokenizer.model) or a GGUF. Default type: the source's.\n"
-                   "  fp8: Meta's rowwise FP8 for the FFN weights of all but the first and last layer (herd\n"
-                   "       extension: herd reads the file, llama.cpp refuses it); --fp8-ub sets\n"
-                   "       activation_scale_ub (default: the source's, else 1200).\n");
-            return 0;
+            return cli_help("convert");
         } else if (a[0] == '-' && a[1]) {
             return cli_fail("convert", "unknown option '%s'", a);
         } else if (!in) {

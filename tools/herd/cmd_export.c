@@ -6,14 +6,6 @@
 
 #include "cli.h"
 
-static void usage(void) {
-    printf("usage: herd export -m BASE --lora ADAPTER[:SCALE] [--lora ...] --out MERGED.gguf [--type T]\n"
-           "  writes BASE with W' = W + SCALE * (alpha / rank) * B A merged into every matrix an adapter adapts\n"
-           "  BASE: a GGUF or Hugging Face folder; ADAPTER: llama.cpp's LoRA GGUF or a PEFT folder\n"
-           "  --type: f32 f16 bf16 q8_0 q4_0 (every matrix), or a quantize target (Q4_K_M, Q5_K_M, Q4_K, Q5_K,\n"
-           "          Q6_K: the merged model quantized from f32); default: each tensor keeps the base's type\n");
-}
-
 int cmd_export(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
@@ -28,8 +20,7 @@ int cmd_export(int argc, char **argv) {
         } else if (!strcmp(a, "--type")) {
             if (!cli_str("export", argc, argv, &i, &type)) goto done;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            rc = 0;
+            rc = cli_help("export");
             goto done;
         } else {
             cli_fail("export", "unknown option '%s'", a);

@@ -8,19 +8,6 @@
 
 #include "cli.h"
 
-static void usage(void) {
-    printf("usage: herd format [-m MODEL] --messages FILE.json [options]   ('-' reads stdin)\n"
-           "  FILE.json: OpenAI chat messages, e.g. [{\"role\": \"user\", \"content\": \"Hi\"}]; assistant messages\n"
-           "             may carry \"tool_calls\" (arguments as JSON text), tool results use role \"tool\"\n"
-           "  --tools FILE.json          OpenAI tool definitions [{\"type\": \"function\", \"function\": {...}}]\n"
-           "  --builtin-tools LIST       e.g. brave_search,wolfram_alpha,code_interpreter (\"\" for none)\n"
-           "  --date \"26 Jul 2024\"       the Today Date line (the template's default shown)\n"
-           "  --no-generation-prompt     do not end with the assistant header\n"
-           "  --tools-in-system          custom tools in the system message (tools_in_user_message = false)\n"
-           "  --tokens                   print the token ids instead (needs -m): template tokens are special,\n"
-           "                             message contents always plain text\n");
-}
-
 int cmd_format(int argc, char **argv) {
     const char *model = NULL, *messages = NULL, *date = NULL, *tools = NULL, *builtin = NULL;
     bool gen = true, tokens = false, in_system = false;
@@ -34,7 +21,7 @@ int cmd_format(int argc, char **argv) {
         else if (!strcmp(a, "--no-generation-prompt")) gen = false;
         else if (!strcmp(a, "--tools-in-system")) in_system = true;
         else if (!strcmp(a, "--tokens")) tokens = true;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("format");
         else return cli_fail("format", "unknown option '%s'", a);
     }
     if (!messages) return cli_fail("format", "need --messages FILE.json");

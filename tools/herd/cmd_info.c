@@ -12,8 +12,7 @@ int cmd_info(int argc, char **argv) {
         else if (!strcmp(argv[i], "-m")) {
             if (!cli_str("info", argc, argv, &i, &path)) return 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: herd info MODEL [--tensors]\n");
-            return 0;
+            return cli_help("info");
         } else if (argv[i][0] == '-') return cli_fail("info", "unknown option '%s'", argv[i]);
         else if (!path) path = argv[i];
         else return cli_fail("info", "unexpected argument '%s'", argv[i]);
@@ -35,6 +34,8 @@ int cmd_info(int argc, char **argv) {
         printf("cpu kernels:     %s (%.1f MiB of weights repacked: 16 rows interleaved)\n", herd_cpu_backend(),
                (double)in.packed_bytes / (1 << 20));
     else printf("cpu kernels:     %s\n", herd_cpu_backend());
+    const char *git = herd_version_git();
+    printf("herd:            %s%s%s%s\n", herd_version(), *git ? " (git " : "", git, *git ? ")" : "");
     herd_model_free(m);
     return 0;
 }

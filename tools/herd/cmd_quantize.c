@@ -99,24 +99,7 @@ int cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "--pure")) p.pure = true;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: herd quantize IN.gguf OUT.gguf TYPE [-t THREADS] [--pure] [-q]\n"
-                   "  TYPE (case-insensitive): Q8_0 Q4_0 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M FP8\n"
-                   "  FP8: Meta's rowwise FP8 scheme (same as herd convert --type fp8; a herd extension)\n"
-                   "  Input tensors: F32, F16, BF16, or any type herd computes (dequantized first, with a warning).\n"
-                   "  Which tensor gets which type (llama.cpp's rules, no importance matrix):\n"
-                   "    - 1-D tensors, norms and anything not named *weight: copied unchanged\n"
-                   "    - output.weight (token_embd.weight when tied): Q6_K; Q8_0 for Q8_0 files\n"
-                   "    - Q4_K_M / Q5_K_M: attn_v and ffn_down of layer i of n get Q6_K when i < n/8,\n"
-                   "      i >= 7n/8 or (i - n/8) %% 3 == 2; with 80 layers the other attn_v get Q5_K;\n"
-                   "      all else Q4_K / Q5_K\n"
-                   "    - Q8_0 Q4_0 Q4_K Q5_K Q6_K: that type for all else\n"
-                   "    - rows that are not a multiple of the block: Q8_0 (F16 if not a multiple of 32)\n"
-                   "  --pure     the type for every quantized tensor, output included (no mix)\n"
-                   "  -t N       threads (default: all cores)\n"
-                   "  -q         only the summary, not every tensor's error\n"
-                   "  Progress goes to stderr; the error table (NMSE = sum (x - x')^2 / sum x^2 per tensor) to\n"
-                   "  stdout. See docs/FORMATS.md.\n");
-            return 0;
+            return cli_help("quantize");
         } else if (a[0] == '-' && a[1]) return cli_fail("quantize", "unknown option '%s'", a);
         else if (npos < 3) pos[npos++] = a;
         else return cli_fail("quantize", "unexpected argument '%s'", a);

@@ -15,22 +15,6 @@ static bool print_piece(const char *s, size_t n, void *user) {
     return true;
 }
 
-static void run_usage(void) {
-    printf("usage: herd run -m MODEL (-p TEXT | -f FILE | --prompt-ids JSON) [options]\n"
-           "  -n N               tokens to generate (default -1: until end of generation or context)\n"
-           "  --temp T           temperature, 0 = greedy (default 0.8)\n"
-           "  --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
-           "  --stop TEXT        stop when TEXT is generated (repeatable; TEXT is not printed)\n"
-           "  --no-special       treat <|...|> in the prompt as plain text (default: special tokens)\n"
-           "  --no-bos           do not add BOS to a text prompt\n"
-           "  -c CTX -t THREADS -b BATCH --kv-type f32|f16\n"
-           "  --lora FILE[:SCALE] apply a LoRA adapter (llama.cpp GGUF or PEFT folder; repeatable; scale 1)\n"
-           "  --json             print one JSON object {prompt_ids, ids, text, timings} instead of streaming\n"
-           "  --json-schema FILE constrain the output to JSON valid against the schema in FILE\n"
-           "  --json-object      constrain the output to a JSON object (any)\n"
-           "                     (constrained output is complete unless -n cuts it: stop_reason \"length\")\n");
-}
-
 int cmd_run(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
@@ -61,7 +45,7 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--json-object")) any_object = true;
         else if (!strcmp(a, "--no-special")) special = false;
         else if (!strcmp(a, "--no-bos")) no_bos = true;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { run_usage(); rc = 0; goto out; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { rc = cli_help("run"); goto out; }
         else { cli_fail("run", "unknown option '%s'", a); goto out; }
     }
     if (!c.model) { cli_fail("run", "no model given (-m MODEL)"); goto out; }
@@ -180,10 +164,7 @@ static int logits_main(cli_common *c, int argc, char **argv) {
         if (!strcmp(argv[i], "--prompt-ids")) { if (!cli_str("logits", argc, argv, &i, &ids_json)) return 1; }
         else if (!strcmp(argv[i], "-o")) { if (!cli_str("logits", argc, argv, &i, &out_path)) return 1; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: herd logits -m MODEL --prompt-ids JSON -o FILE [-c CTX] [-t N] [-b BATCH] [--kv-type f32|f16]\n"
-                   "                   [--lora FILE[:SCALE]]...\n"
-                   "  writes raw float32 logits of every prompt position, row-major [n_prompt][n_vocab]\n");
-            return 0;
+            return cli_help("logits");
         } else return cli_fail("logits", "unknown option '%s'", argv[i]);
     }
     if (!c->model || !ids_json || !out_path) return cli_fail("logits", "need -m MODEL, --prompt-ids JSON and -o FILE");

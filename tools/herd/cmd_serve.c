@@ -12,31 +12,6 @@
 #include "../../src/server/server.h"
 #include "cli.h"
 
-static void usage(void) {
-    printf("usage: herd serve -m MODEL [options]\n"
-           "  --host ADDR        bind address (default 127.0.0.1: loopback only)\n"
-           "  --port N           port (default 8080; 0 = any free port, printed at start)\n"
-           "  -c CTX             total KV context, split between the slots (default 4096 per slot)\n"
-           "  --parallel N       requests decoded together, continuous batching (default 4)\n"
-           "  --api-key KEY      require 'Authorization: Bearer KEY' on every route but /health\n"
-           "                     (default: $HERD_API_KEY if set)\n"
-           "  --max-body BYTES   largest request body (default 8 MiB)\n"
-           "  --max-queue N      requests waiting for a slot before 429 (default 64)\n"
-           "  --alias NAME       the model id clients use (default: the file name without .gguf)\n"
-           "  --lora [NAME=]FILE[:SCALE]  a LoRA adapter (llama.cpp GGUF or PEFT folder; repeatable) served as the\n"
-           "                     model NAME (default: the file or folder name without its extension) beside the\n"
-           "                     base: a request's \"model\" picks it; the base name or no \"model\": no adapter\n"
-           "  --exec-builtin-tools LIST   run these built-in tools in the server when a request declares\n"
-           "                     them and the model calls them (code_interpreter in a sandbox, brave_search,\n"
-           "                     wolfram_alpha with BRAVE_API_KEY / WOLFRAM_ALPHA_APP_ID; 'all' = the three);\n"
-           "                     the result goes back to the model, which continues (docs/TOOLS.md)\n"
-           "  --max-tool-steps N tool runs per request (default 4)\n"
-           "  --tool-timeout S   wall clock per tool run (default: code 10 s, searches 15 s)\n"
-           "  -t THREADS -b BATCH --kv-type f32|f16\n"
-           "Routes: POST /v1/chat/completions /v1/completions /v1/embeddings, GET /v1/models /v1/models/ID\n"
-           "        /health /metrics, and a chat page at /. See docs/API.md.\n");
-}
-
 int cmd_serve(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
@@ -61,7 +36,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-tool-steps")) { if (!cli_i64("serve", argc, argv, &i, 1, 64, &max_steps)) return 1; }
         else if (!strcmp(a, "--tool-timeout")) { if (!cli_f32("serve", argc, argv, &i, 0.1f, 3600, &tool_timeout)) return 1; }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("serve");
         else return cli_fail("serve", "unknown option '%s'", a);
     }
     if (!c.model) return cli_fail("serve", "no model given (-m MODEL)");

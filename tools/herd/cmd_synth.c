@@ -58,18 +58,7 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(a, "--ctx")) { if (!cli_i64("synth", argc, argv, &i, 1, 1 << 24, &p.n_ctx_train)) return 1; }
         else if (!strcmp(a, "--seed")) { if (!cli_i64("synth", argc, argv, &i, 0, INT64_MAX, &v)) return 1; p.seed = (uint64_t)v; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: herd synth --vocab VOCAB.gguf -o OUT.gguf [options]\n"
-                   "  --shape tiny|1b|3b|8b|70b   Llama 3.x shapes (tiny: 256 wide, 4 layers); default tiny\n"
-                   "  --type f32|f16|bf16|q8_0|q4_0|q2_k|q3_k|q4_k|q5_k|q6_k   2-D weights (default f16;\n"
-                   "                              K-quants via herd's quantizer); --output-type T for\n"
-                   "                              token_embd/output (default: --type)\n"
-                   "  --random-blocks             K-quant types: random valid blocks instead of quantized\n"
-                   "                              weights (tests a reader's layout, not a quantizer)\n"
-                   "  --n-embd N --n-layer N --n-head N --n-head-kv N --head-dim N --n-ff N   override the shape\n"
-                   "  --tied | --untied           output tied to token_embd (shape default)\n"
-                   "  --rope-scale F              Llama 3 rope scaling factor written as rope_freqs (0: none)\n"
-                   "  --rope-theta F --ctx N --scale STD --seed S --name NAME\n");
-            return 0;
+            return cli_help("synth");
         } else return cli_fail("synth", "unknown option '%s'", a);
     }
     if (!p.vocab_path || !out) return cli_fail("synth", "need --vocab VOCAB.gguf and -o OUT.gguf");

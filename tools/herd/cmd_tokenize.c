@@ -57,10 +57,7 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--special")) special = true;
         else if (!strcmp(a, "--jsonl")) jsonl = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: herd tokenize -m MODEL [-p TEXT | -f FILE | stdin] [--no-bos] [--special] [--jsonl]\n"
-                   "  prints the token ids as a JSON array. BOS is added when the model asks for it\n"
-                   "  (--no-bos: never); special-token text like <|eot_id|> is plain text unless --special.\n");
-            return 0;
+            return cli_help("tokenize");
         } else return cli_fail("tokenize", "unknown option '%s'", a);
     }
     if (!model) return cli_fail("tokenize", "no model given (-m MODEL)");
@@ -92,9 +89,7 @@ int cmd_detokenize(int argc, char **argv) {
         else if (!strcmp(a, "--ids")) { if (!cli_str("detokenize", argc, argv, &i, &ids_arg)) return 1; }
         else if (!strcmp(a, "--no-special")) special = false;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: herd detokenize -m MODEL [--ids JSON | stdin] [--no-special]\n"
-                   "  prints the text of the ids; control tokens (<|eot_id|>) are shown unless --no-special.\n");
-            return 0;
+            return cli_help("detokenize");
         } else return cli_fail("detokenize", "unknown option '%s'", a);
     }
     if (!model) return cli_fail("detokenize", "no model given (-m MODEL)");

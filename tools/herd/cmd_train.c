@@ -8,19 +8,6 @@
 
 #include "cli.h"
 
-static const char *k_usage =
-    "usage: herd train -m BASE --data FILE --objective cpt|sft|dpo|distill [--teacher M] --method lora|full\n"
-    "                  [--lora-rank 8] [--lora-alpha 16] [--lora-dropout 0] [--lora-targets q,k,v,o,gate,up,down]\n"
-    "                  [--lora-init ADAPTER] [--optimizer adamw|sgd] [--lr 3e-4] [--weight-decay 0.01] [--warmup N]\n"
-    "                  [--schedule cosine|constant] [--grad-clip 1.0] [--steps N | --epochs E] [--batch B]\n"
-    "                  [--grad-accum A] [--seq-len T] [--seed S] [--no-shuffle] [--val-split F] [--val-every N]\n"
-    "                  [--save-every N] [--checkpoint-dir DIR] [--resume DIR] [--metrics FILE.jsonl] [-t N]\n"
-    "                  [--train-on-input] [--skip-overlong] [--no-checkpointing] [--dpo-beta 0.1] [--nll-coef 0]\n"
-    "                  [--kd-ratio 0.5] [--kd-temp 1.0] [--teacher-top-k K] [--dump-data FILE.jsonl] --out FILE|DIR\n"
-    "  --out: LoRA: an adapter .gguf (llama.cpp's --lora format) or a PEFT directory; full: a GGUF.\n"
-    "  cpt: raw text (documents separated by <|end_of_text|>); sft/distill: JSONL {\"messages\": [...]};\n"
-    "  dpo: JSONL {\"messages\"|\"prompt\", \"chosen\", \"rejected\"}. See docs/TRAINING.md.\n";
-
 static volatile int g_stop;
 
 static void on_sigint(int sig) {
@@ -77,8 +64,7 @@ int cmd_train(int argc, char **argv) {
         int64_t n;
         float f;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(k_usage, stdout);
-            return 0;
+            return cli_help("train");
         }
 #define STR(opt, field) else if (!strcmp(a, opt)) { if (!cli_str(C, argc, argv, &i, &v)) return 1; p.field = v; }
 #define I64(opt, field, lo, hi) else if (!strcmp(a, opt)) { if (!cli_i64(C, argc, argv, &i, lo, hi, &n)) return 1; p.field = n; }
