@@ -14,6 +14,7 @@
 #include "../kernels/kernels.h"
 #include "../thread/pool.h"
 #include "matmul.h"
+#include "ops.h"
 
 struct forward_state {
     const herd_model *m;
@@ -301,60 +302,8 @@ static void lora_apply(forward_state *s, int64_t layer, const lora_out *outs, in
     pool_run(s->pool, job_lora_b, &j);
 }
 
-/* ---- elementwise pieces (reference C: small next to the matmuls) --------------------------- */
-
-/* out = x / sqrt(mean(x^2) + eps) * w, exactly in ggml's order: the sum of squares in double, the
- * scale as a float, then the two multiplications. */
-static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
-    float mean = (float)(sum / (double)n);
-    float scale = 1.0f / sqrtf(mean + eps);
-    for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
-}
-
-/* cos/sin of every rotated pair for one position: angle_i = pos * theta_scale^i / freq_factor_i *
- * freq_scale, with theta_scale = base^(-2/head_dim). The power is accumulated by repeated float
- * multiplication, as ggml's rope cache does, so angles agree with llama.cpp to the last bit. */
-static void rope_cache(float *cs, float pos, int64_t head_dim, float base, float freq_scale, const float *freqs) {
-    float theta_scale = powf(base, -2.0f / (float)head_dim);
-    float theta = pos;
-    for (int64_t i = 0; i < head_dim / 2; i++) {
-        float ff = freqs ? freqs[i] : 1.0f;
-        float a = freq_scale * (theta / ff);
-        cs[2 * i] = cosf(a);
-        cs[2 * i + 1] = sinf(a);
-        theta *= theta_scale;
-    }
-}
-
-/* Rotates adjacent pairs (x[2i], x[2i+1]) of each of n_heads heads (Meta's and GGUF's layout).
- * half_split: the head is in HF's row order, whose pairs are (x[i], x[i + head_dim/2]) (LLAMA31.md,
- * RoPE); the rotated pair is stored at (2i, 2i+1). That is exactly what the GGUF layout gives (its
- * rows are HF's, permuted), so q, k, the KV cache and every later value are bit-identical between a
- * HF directory and the GGUF converted from it. */
-static void rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float *cs, bool half_split) {
-    float tmp[MODEL_MAX_HEAD_DIM];
-    const int64_t half = head_dim / 2;
-    HERD_ASSERT(head_dim <= MODEL_MAX_HEAD_DIM);
-    for (int64_t h = 0; h < n_heads; h++) {
-        float *v = x + h * head_dim;
-        if (half_split) {
-            memcpy(tmp, v, (size_t)head_dim * sizeof(float));
-            for (int64_t i = 0; i < half; i++) {
-                float c = cs[2 * i], s = cs[2 * i + 1], x0 = tmp[i], x1 = tmp[i + half];
-                v[2 * i] = x0 * c - x1 * s;
-                v[2 * i + 1] = x0 * s + x1 * c;
-            }
-            continue;
-        }
-        for (int64_t i = 0; i < half; i++) {
-            float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[2 * i], x1 = v[2 * i + 1];
-            v[2 * i] = x0 * c - x1 * s;
-            v[2 * i + 1] = x0 * s + x1 * c;
-        }
-    }
-}
+/* The elementwise pieces (rmsnorm, the rope cache and rotation) are model/ops.h's, shared with the
+ * trainer. */
 
 /* ---- parallel jobs ---------------------------------------------------------------------------- */
 
@@ -374,8 +323,8 @@ static void job_rope_store(void *arg, int ith, int nth) {
     pool_range(j->n, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
         const float *cs = s->rope_cs + t * hp->head_dim;
-        rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs, s->m->rope_half_split);
-        rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs, s->m->rope_half_split);
+        model_rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs, s->m->rope_half_split);
+        model_rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs, s->m->rope_half_split);
         kvt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
         kvt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
     }
@@ -466,7 +415,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     }
     for (int64_t t = 0; t < n; t++) {
         emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
-        rope_cache(s->rope_cs + t * hp->head_dim, (float)s->pos[t], hp->head_dim, hp->rope_theta, hp->rope_freq_scale,
+        model_rope_cache(s->rope_cs + t * hp->head_dim, (float)s->pos[t], hp->head_dim, hp->rope_theta, hp->rope_freq_scale,
                    m->rope_freqs);
     }
 
@@ -475,7 +424,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         j.layer = l;
-        for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->attn_norm, E, hp->norm_eps);
+        for (int64_t t = 0; t < n; t++) model_rmsnorm(s->h + t * E, s->x + t * E, L->attn_norm, E, hp->norm_eps);
         const matmul_out qkv[3] = {{&L->wq, s->q, q_dim}, {&L->wk, s->k, kv_dim}, {&L->wv, s->v, kv_dim}};
         matmul_multi(s->pool, qkv, 3, s->h, E, n, s->xq);
         const lora_out lqkv[3] = {{LORA_Q, s->h, E, s->q, q_dim}, {LORA_K, s->h, E, s->k, kv_dim}, {LORA_V, s->h, E, s->v, kv_dim}};
@@ -490,7 +439,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         lora_apply(s, l, &lo, 1, n);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
 
-        for (int64_t t = 0; t < n; t++) rmsnorm(s->h + t * E, s->x + t * E, L->ffn_norm, E, hp->norm_eps);
+        for (int64_t t = 0; t < n; t++) model_rmsnorm(s->h + t * E, s->x + t * E, L->ffn_norm, E, hp->norm_eps);
         const matmul_out gu[2] = {{&L->w_gate, s->gate, hp->n_ff}, {&L->w_up, s->up, hp->n_ff}};
         matmul_multi(s->pool, gu, 2, s->h, E, n, s->xq);
         const lora_out lgu[2] = {{LORA_GATE, s->h, E, s->gate, hp->n_ff}, {LORA_UP, s->h, E, s->up, hp->n_ff}};
@@ -507,7 +456,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     int64_t n_out = 0;
     float *dst = hidden ? out : s->h;
     for (int64_t t = 0; t < n; t++)
-        if (want[t]) rmsnorm(dst + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
+        if (want[t]) model_rmsnorm(dst + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
     if (n_out > 0 && !hidden) matmul(s->pool, &m->output, s->h, E, n_out, out, hp->n_vocab, s->xq);
 }
 
