@@ -8,8 +8,10 @@
 # own loss confirms a directional derivative (a second oracle, independent of PyTorch).
 . tests/lib.sh
 need_ref
-/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || {
-    apt-get install -y -qq python3-torch python3-numpy >/dev/null 2>&1 || true
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { # Debian's PyTorch 1.13 and numpy, installed at test time
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-torch python3-numpy) \
+        >/dev/null 2>&1 || true
     /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || {
         [ "${CI:-}" = "true" ] && die "python3-torch could not be installed"
         skip "python3-torch is not installed"
