@@ -110,8 +110,8 @@ class Llama:
         i = torch.arange(hd // 2, dtype=torch.float64)
         inv = self.theta ** (-2.0 * i / hd)
         if self.freqs is not None:
-            inv = inv / self.freqs
-        ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]  # [T][hd/2]
+            inv = inv / self.freqs.double()
+        ang = (torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]).to(x.dtype)  # [T][hd/2]
         c, s = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
         x = x.view(T, n_heads, hd // 2, 2)
         x0, x1 = x[..., 0], x[..., 1]
