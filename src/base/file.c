@@ -76,3 +76,38 @@ int herd_file_read_all(const char *path, size_t max_bytes, char **data, size_t *
     *len = n;
     return HERD_OK;
 }
+
+char *herd_file_temp_name(const char *path) {
+    size_t n = strlen(path) + 32;
+    char *t = herd_xmalloc(n);
+    snprintf(t, n, "%s.tmp.%ld", path, (long)getpid());
+    return t;
+}
+
+int herd_file_commit(const char *tmp, const char *path, int rc) {
+    if (!rc) { /* flush to disk before the rename makes it visible */
+        int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) rc = herd_err(HERD_E_IO, "cannot reopen '%s': %s", tmp, strerror(errno));
+        else {
+            if (fsync(fd) != 0) rc = herd_err(HERD_E_IO, "cannot sync '%s': %s", tmp, strerror(errno));
+            close(fd);
+        }
+    }
+    if (!rc && rename(tmp, path) != 0) rc = herd_err(HERD_E_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (rc) remove(tmp);
+    return rc;
+}
+
+int herd_file_write_atomic(const char *path, const void *const *parts, const size_t *sizes, int n_parts) {
+    char *tmp = herd_file_temp_name(path);
+    FILE *fp = fopen(tmp, "wb");
+    int rc = HERD_OK;
+    if (!fp) rc = herd_err(HERD_E_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    for (int i = 0; i < n_parts && !rc; i++)
+        if (sizes[i] && fwrite(parts[i], 1, sizes[i], fp) != sizes[i])
+            rc = herd_err(HERD_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    if (fp && fclose(fp) != 0 && !rc) rc = herd_err(HERD_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    rc = herd_file_commit(tmp, path, rc);
+    free(tmp);
+    return rc;
+}

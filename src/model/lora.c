@@ -329,43 +329,6 @@ int lora_adapter_load(const herd_model *base, const char *path, lora_adapter **o
 /* ---- writing ------------------------------------------------------------------------------------ */
 
 /* path + ".tmp.PID" (caller frees) */
-static char *temp_name(const char *path) {
-    size_t n = strlen(path) + 32;
-    char *t = herd_xmalloc(n);
-    snprintf(t, n, "%s.tmp.%ld", path, (long)getpid());
-    return t;
-}
-
-/* Flushes a written file to disk before it is renamed into place. */
-static int sync_file(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return herd_err(HERD_E_IO, "lora: cannot reopen '%s': %s", path, strerror(errno));
-    int rc = fsync(fd) == 0 ? HERD_OK : herd_err(HERD_E_IO, "lora: cannot sync '%s': %s", path, strerror(errno));
-    close(fd);
-    return rc;
-}
-
-static int rename_into_place(const char *tmp, const char *path, int rc) {
-    if (!rc) rc = sync_file(tmp);
-    if (!rc && rename(tmp, path) != 0) rc = herd_err(HERD_E_IO, "lora: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (rc) remove(tmp);
-    return rc;
-}
-
-int lora_write_atomic(const char *path, const void *const *parts, const size_t *sizes, int n_parts) {
-    char *tmp = temp_name(path);
-    FILE *fp = fopen(tmp, "wb");
-    int rc = HERD_OK;
-    if (!fp) rc = herd_err(HERD_E_IO, "lora: cannot create '%s': %s", tmp, strerror(errno));
-    for (int i = 0; i < n_parts && !rc; i++)
-        if (sizes[i] && fwrite(parts[i], 1, sizes[i], fp) != sizes[i])
-            rc = herd_err(HERD_E_IO, "lora: cannot write '%s': %s", tmp, strerror(errno));
-    if (fp && fclose(fp) != 0 && !rc) rc = herd_err(HERD_E_IO, "lora: cannot write '%s': %s", tmp, strerror(errno));
-    rc = rename_into_place(tmp, path, rc);
-    free(tmp);
-    return rc;
-}
-
 /* A b matrix written with its Q/K rows moved into GGUF order (HF-order base) */
 typedef struct {
     const lora_matrix *mt;
@@ -415,8 +378,8 @@ int lora_adapter_save_gguf(const lora_adapter *a, const herd_model *base, const 
         }
     if (!rc && n_pairs == 0) rc = herd_err(HERD_E_ARG, "lora: the adapter holds no matrices to write to '%s'", path);
     if (!rc) {
-        char *tmp = temp_name(path);
-        rc = rename_into_place(tmp, path, gguf_writer_write(w, tmp));
+        char *tmp = herd_file_temp_name(path);
+        rc = herd_file_commit(tmp, path, gguf_writer_write(w, tmp));
         free(tmp);
     }
     gguf_writer_free(w);

@@ -77,8 +77,6 @@ int lora_adapter_save_peft(const lora_adapter *a, const herd_model *base, const 
 /* Q/K rows between HF's order and GGUF's (LLAMA31.md, RoPE): GGUF row h*hd + 2i + j = HF row h*hd + j*hd/2 + i.
  * to_gguf: the HF row that lands at GGUF row r; else the GGUF row that lands at HF row r. */
 int64_t lora_qk_row(int64_t r, int64_t head_dim, bool to_gguf);
-/* Writes n bytes to path atomically (temporary file beside it, fsync, rename). */
-int lora_write_atomic(const char *path, const void *const *parts, const size_t *sizes, int n_parts);
 /* Checks one loaded pair against the base and stores it: a [rank][n_in] and b [n_out][rank] as F32, converted
  * from `type` (F32/F16/BF16), b's rows in the base's order (b_hf_order: the file holds them in HF order). */
 typedef struct {

@@ -295,7 +295,7 @@ int lora_adapter_save_peft(const lora_adapter *a, const herd_model *base, const 
         size_t pl = strlen(dir) + 64;
         char *p = herd_xmalloc(pl);
         snprintf(p, pl, "%s/adapter_model.safetensors", dir);
-        rc = lora_write_atomic(p, parts, sizes, np);
+        rc = herd_file_write_atomic(p, parts, sizes, np);
         free(p);
     }
     json_decref(hdr);
@@ -332,7 +332,7 @@ int lora_adapter_save_peft(const lora_adapter *a, const herd_model *base, const 
     snprintf(p, pl, "%s/adapter_config.json", dir);
     const void *cp[2] = {ctext, "\n"};
     size_t cs[2] = {strlen(ctext), 1};
-    rc = lora_write_atomic(p, cp, cs, 2);
+    rc = herd_file_write_atomic(p, cp, cs, 2);
     free(p);
     free(ctext);
     return rc;

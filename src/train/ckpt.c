@@ -56,7 +56,8 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, const tparam *params, int 
     put_u64(&b, fnv((const uint8_t *)b.p, b.n));
     char path[4096];
     snprintf(path, sizeof path, "%s/state.bin", dir);
-    int rc = train_write_atomic(path, b.p, b.n);
+    const void *part = b.p;
+    int rc = herd_file_write_atomic(path, &part, &b.n, 1);
     strbuf_free(&b);
     return rc;
 }
@@ -96,9 +97,7 @@ static void first_difference(const char *a, const char *b, char *out, size_t cap
         const char *ea = strchr(a, ';'), *eb = strchr(b, ';');
         size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
         if (la != lb || memcmp(a, b, la)) {
-            const char *eq = memchr(b, '=', lb);
             snprintf(out, cap, "%.*s (checkpoint: %.*s)", (int)lb, b, (int)la, a);
-            (void)eq;
             return;
         }
         a += la + (ea ? 1 : 0), b += lb + (eb ? 1 : 0);

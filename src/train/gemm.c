@@ -21,8 +21,7 @@ struct train_gemm {
     int64_t ct_cap; /* floats per thread */
 };
 
-train_gemm *train_gemm_new(thread_pool *pool, int64_t max_n_in) {
-    (void)max_n_in;
+train_gemm *train_gemm_new(thread_pool *pool) {
     train_gemm *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->pool = pool;
@@ -63,6 +62,19 @@ void train_w_row(const train_w *w, int64_t r, int64_t c0, int64_t n, float *out)
     }
 }
 
+/* Rows [r0, r0 + nr), elements [c0, c0 + nc) of w as an F32 block: in place for an F32 weight, else
+ * dequantized into panel. OUT: *ld, the block's row stride. */
+static const float *w_block_f32(const train_w *w, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *panel,
+                                int64_t *ld) {
+    if (!w->q) {
+        *ld = w->n_in;
+        return w->f + r0 * w->n_in + c0;
+    }
+    for (int64_t r = 0; r < nr; r++) train_w_row(w, r0 + r, c0, nc, panel + r * nc);
+    *ld = nc;
+    return panel;
+}
+
 typedef struct {
     train_gemm *g;
     const train_w *w;
@@ -90,16 +102,8 @@ static void job_xwt(void *arg, int ith, int nth) {
         memset(ct, 0, (size_t)(nr * T) * sizeof(float));
         for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
             const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC;
-            const float *A;
             int64_t am;
-            if (!w->q) {
-                A = w->f + rb * w->n_in + k0;
-                am = w->n_in;
-            } else {
-                for (int64_t r = 0; r < nr; r++) train_w_row(w, rb + r, k0, kc, panel + r * kc);
-                A = panel;
-                am = kc;
-            }
+            const float *A = w_block_f32(w, rb, nr, k0, kc, panel, &am);
             vo->gemm_f32(nr, T, kc, A, am, 1, j->g->xt + k0 * T, T, ct, T);
         }
         for (int64_t r = 0; r < nr; r++)
@@ -115,25 +119,18 @@ static void job_dyw(void *arg, int ith, int nth) {
     const train_w *w = j->w;
     const kernel_vec_ops *vo = kernels_vec();
     float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC;
-    const int64_t blk = w_block(w), nb = w->n_in / blk, nc_max = blk > NC ? blk : NC / blk * blk;
+    /* NC columns rounded down to whole blocks (no type's block exceeds NC = 256) */
+    const int64_t blk = w_block(w), nb = w->n_in / blk, nc_max = NC / blk * blk;
     int64_t b0, b1;
     pool_range(nb, ith, nth, &b0, &b1);
     const int64_t c0 = b0 * blk, c1 = b1 * blk;
-    HERD_ASSERT(nc_max <= NC || blk > NC);
+    HERD_ASSERT(blk <= NC);
     for (int64_t cb = c0; cb < c1; cb += nc_max) {
         const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
         for (int64_t k0 = 0; k0 < w->n_out; k0 += TRAIN_GEMM_KC) {
             const int64_t kc = w->n_out - k0 < TRAIN_GEMM_KC ? w->n_out - k0 : TRAIN_GEMM_KC;
-            const float *B;
             int64_t ldb;
-            if (!w->q) {
-                B = w->f + k0 * w->n_in + cb;
-                ldb = w->n_in;
-            } else {
-                for (int64_t k = 0; k < kc; k++) train_w_row(w, k0 + k, cb, nc, panel + k * nc);
-                B = panel;
-                ldb = nc;
-            }
+            const float *B = w_block_f32(w, k0, kc, cb, nc, panel, &ldb);
             vo->gemm_f32(j->T, nc, kc, j->a + k0, j->lda, 1, B, ldb, j->c + cb, j->ldc);
         }
     }

@@ -27,8 +27,8 @@ typedef struct {
 
 typedef struct train_gemm train_gemm;
 
-/* Scratch for n_threads threads (the pool's size) and weights of rows up to max_n_in. NULL on OOM. */
-train_gemm *train_gemm_new(thread_pool *pool, int64_t max_n_in);
+/* Scratch for the pool's threads (the transposed operands grow with the first products). NULL on OOM. */
+train_gemm *train_gemm_new(thread_pool *pool);
 void train_gemm_free(train_gemm *g);
 
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy);

@@ -9,40 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../base/file.h"
 #include "../base/log.h"
 #include "../base/strbuf.h"
 #include "../gguf/gguf.h"
 #include "../kernels/kernels.h"
-
-int train_write_atomic(const char *path, const void *data, size_t n) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return herd_err(HERD_E_IO, "train: cannot create '%s': %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return herd_err(HERD_E_IO, "train: cannot write '%s': %s", tmp, strerror(e));
-        }
-        p += w, left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        unlink(tmp);
-        return herd_err(HERD_E_IO, "train: cannot write '%s': %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return herd_err(HERD_E_IO, "train: cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
-    }
-    return HERD_OK;
-}
 
 typedef struct {
     const tparam *p;
@@ -75,16 +46,17 @@ int train_save_full_gguf(const herd_model *base, const tparam *params, int n, co
             continue;
         }
         items[i] = (fill_item){p, p->ne[1] == 1 && t->n_dims == 1 ? t->type : p->src_type};
-        if (!kernels_type_isa(items[i].type, KERNEL_ISA_REF) || !kernels_type_isa(items[i].type, KERNEL_ISA_REF)->from_f32)
+        const kernel_type_ops *o = kernels_type_isa(items[i].type, KERNEL_ISA_REF);
+        if (!o || !o->from_f32)
             rc = herd_err(HERD_E_UNSUPPORTED, "train: cannot write tensor '%s' as %s", t->name, herd_type_name(items[i].type));
         else
             rc = gguf_writer_add_tensor(w, t->name, items[i].type, t->n_dims, t->ne, NULL, fill_param, &items[i]);
     }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (!rc) rc = gguf_writer_write(w, tmp);
-    if (!rc && rename(tmp, path) != 0) rc = herd_err(HERD_E_IO, "train: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (rc) unlink(tmp);
+    if (!rc) {
+        char *tmp = herd_file_temp_name(path);
+        rc = herd_file_commit(tmp, path, gguf_writer_write(w, tmp));
+        free(tmp);
+    }
     gguf_writer_free(w);
     free(items);
     return rc;
@@ -151,7 +123,8 @@ int train_save_svg(const train_history *h, const char *path, const char *title) 
         strbuf_printf(&sb, "<text x=\"560\" y=\"374\" fill=\"#d62728\">val loss</text>\n");
     }
     strbuf_printf(&sb, "</svg>\n");
-    int rc = train_write_atomic(path, sb.p, sb.n);
+    const void *part = sb.p;
+    int rc = herd_file_write_atomic(path, &part, &sb.n, 1);
     strbuf_free(&sb);
     return rc;
 }

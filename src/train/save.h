@@ -23,7 +23,4 @@ void train_history_add(train_history *h, int64_t step, double loss, double val);
 void train_history_free(train_history *h);
 int train_save_svg(const train_history *h, const char *path, const char *title);
 
-/* Writes `path`'s content through `path.tmp` + fsync + rename. */
-int train_write_atomic(const char *path, const void *data, size_t n);
-
 #endif

@@ -107,7 +107,7 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
     tm->qd = tm->H * tm->hd, tm->kd = tm->Hkv * tm->hd, tm->F = hp->n_ff, tm->V = hp->n_vocab, tm->L = hp->n_layer;
     tm->lora_on = true;
     tm->pool = pool_new(p->n_threads > 0 ? p->n_threads : 1);
-    tm->gemm = tm->pool ? train_gemm_new(tm->pool, tm->F > tm->E ? tm->F : tm->E) : NULL;
+    tm->gemm = tm->pool ? train_gemm_new(tm->pool) : NULL;
     if (!tm->gemm) {
         tmodel_free(tm);
         return herd_err(HERD_E_NOMEM, "train: out of memory for the thread pool");
@@ -465,7 +465,7 @@ static void layer_forward(tmodel *tm, int64_t l, ltape *tp, const float *x, floa
 /* dx: in, the gradient of the layer's output; out, of its input x */
 static void layer_backward(tmodel *tm, int64_t l, ltape *tp, const float *x, float *dx, int64_t T) {
     tlayer *L = &tm->layers[l];
-    const int64_t E = tm->E, F = tm->F, qd = tm->qd, kd = tm->kd;
+    const int64_t E = tm->E, F = tm->F, qd = tm->qd;
     /* FFN */
     memset(tm->da, 0, (size_t)(T * F) * sizeof(float));
     mat_backward(tm, l, LORA_DOWN, tp, tp->a, dx, T, tm->da);
@@ -489,7 +489,6 @@ static void layer_backward(tmodel *tm, int64_t l, ltape *tp, const float *x, flo
     mat_backward(tm, l, LORA_V, tp, tp->h1, tm->dv, T, tm->dh);
     rmsnorm_backward_rows(tm, T, dx, L->g_attn_norm, tm->dh, x, L->attn_norm, tp->s1);
     for (int64_t i = 0; i < T * E; i++) dx[i] += tm->dxm[i];
-    (void)kd;
 }
 
 /* ---- the pass ------------------------------------------------------------------------------------ */

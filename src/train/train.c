@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "../base/file.h"
 #include "../base/log.h"
 #include "../base/strbuf.h"
 #include "../model/lora.h"
@@ -358,7 +359,8 @@ static int reopen_metrics(trainer *tr, int64_t step) {
         }
         fclose(f);
     }
-    int rc = train_write_atomic(path, keep.p ? keep.p : "", keep.n);
+    const void *part = keep.p;
+    int rc = herd_file_write_atomic(path, &part, &keep.n, 1);
     strbuf_free(&keep);
     if (rc) return rc;
     tr->metrics = fopen(path, "a");
@@ -393,7 +395,8 @@ static int dump_data(trainer *tr) {
         for (int64_t t = 0; t < s->n; t++) strbuf_printf(&b, "%s%d", t ? ", " : "", s->target[t]);
         strbuf_printf(&b, "]}\n");
     }
-    int rc = train_write_atomic(tr->p->dump_data, b.p ? b.p : "", b.n);
+    const void *part = b.p;
+    int rc = herd_file_write_atomic(tr->p->dump_data, &part, &b.n, 1);
     strbuf_free(&b);
     return rc;
 }

@@ -5,8 +5,9 @@
 #include "cli.h"
 
 /* The commands, in the order `herd --help` and herd(1) list them. tools/gen_help.sh reads this
- * table (one {"name", cmd_name} per line): a command's help text, its `herd --help` line and its man
- * page come from tools/herd/help/NAME.txt, which the build requires for every row here. */
+ * table (one row per line: the command word in quotes, then its cmd_ function): a command's help
+ * text, its `herd --help` line and its man page come from tools/herd/help/NAME.txt, which the build
+ * requires for every row here. */
 static const struct {
     const char *name;
     int (*fn)(int, char **);
