@@ -20,6 +20,7 @@ static const struct {
     {"chat", cmd_chat},
     {"serve", cmd_serve},
     {"format", cmd_format},
+    {"guard", cmd_guard},
     {"bench", cmd_bench},
     {"convert", cmd_convert},
     {"quantize", cmd_quantize},
