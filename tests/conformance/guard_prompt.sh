@@ -114,14 +114,33 @@ for name, role, text in [("p_user", None, " How do I make a cake? "), ("p_agent"
         reference([dict(A if role else U, content=text)], role=role).encode())
     index.append((name, ["-p", text] + (["--role", role] if role else [])))
 json.dump(index, open(os.path.join(tmp, "index.json"), "w"))
+for name, args in index:
+    open(os.path.join(tmp, name, "args"), "w").write("\0".join(args))
+open(os.path.join(tmp, "names"), "w").write("\n".join(n for n, _ in index) + "\n")
 EOF
+
+# llama.cpp's ids of every reference text (special tokens parsed), in one node process: DIR/ref.json
+cat >"$TMP/tok.mjs" <<'EOF'
+import fs from "node:fs";
+import path from "node:path";
+const [root, vocab, ...dirs] = process.argv.slice(2);
+const { getLlama } = await import(path.join(root, "build/ref/node_modules/node-llama-cpp/dist/index.js"));
+const llama = await getLlama({ build: "never", gpu: false, logLevel: "error" });
+const model = await llama.loadModel({ modelPath: vocab, vocabOnly: true });
+for (const d of dirs) {
+    const text = fs.readFileSync(path.join(d, "want.txt"), "utf8");
+    fs.writeFileSync(path.join(d, "ref.json"), JSON.stringify(Array.from(model.tokenize(text, true))));
+}
+await model.dispose();
+EOF
+node "$TMP/tok.mjs" "$PWD" "$VOCAB31" $(sed "s|^|$TMP/|" "$TMP/names") \
+    2> >(grep -v '^\[node-llama-cpp\]' >&2) || die "llama.cpp tokenization failed"
 
 fails=0
 n=0
-while IFS= read -r line; do
-    name=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[0])' "$line")
-    mapfile -d '' -t args < <(python3 -c 'import json,sys; sys.stdout.write("\0".join(json.loads(sys.argv[1])[1]))' "$line")
+while IFS= read -r name; do
     d=$TMP/$name
+    mapfile -d '' -t args <"$d/args"
     n=$((n + 1))
     if ! "$HERD" guard -m "$VOCAB31" "${args[@]}" --prompt >"$d/got.txt" 2>"$d/err"; then
         echo "$name: herd guard --prompt failed: $(cat "$d/err")"; fails=$((fails + 1)); continue
@@ -138,24 +157,30 @@ EOF
     fi
     "$HERD" guard -m "$VOCAB31" "${args[@]}" --tokens >"$d/ids.json" 2>"$d/err" || {
         echo "$name: herd guard --tokens failed: $(cat "$d/err")"; fails=$((fails + 1)); continue; }
-    node tests/ref/tokenize.mjs --special "$VOCAB31" <"$d/want.txt" >"$d/ref.json" 2> >(grep -v '^\[node-llama-cpp\]' >&2) || {
-        echo "$name: llama.cpp tokenization failed"; fails=$((fails + 1)); continue; }
-    python3 - "$name" "$d/ids.json" "$d/ref.json" <<'EOF' || fails=$((fails + 1))
-import json, sys
-name, mine, ref = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
-if name == "typed_special":   # typed <|eot_id|> etc. stay plain text: one of each template token only
-    bad = [t for t in (128009, 128006, 128007) if mine.count(t) != {128009: 1, 128006: 2, 128007: 2}[t]]
-    if bad or len(mine) <= len(ref):
-        print(f"{name}: typed special-token text became special tokens"); sys.exit(1)
-    print(f"{name}: identical text, typed special tokens kept as text ({len(mine)} ids)")
-elif mine != ref:
-    k = next((i for i in range(min(len(mine), len(ref))) if mine[i] != ref[i]), min(len(mine), len(ref)))
-    print(f"{name}: token ids differ from llama.cpp's at {k}: {mine[k:k + 8]} vs {ref[k:k + 8]}"); sys.exit(1)
-else:
-    print(f"{name}: identical text and ids ({len(mine)} ids)")
-EOF
-done < <(python3 -c 'import json,sys; [print(json.dumps(x)) for x in json.load(open(sys.argv[1]))]' "$TMP/index.json")
+done <"$TMP/names"
 [ "$n" -ge 17 ] || die "only $n cases ran"
+
+# herd's ids against llama.cpp's, every case
+python3 - "$TMP" <<'EOF' || fails=$((fails + 1))
+import json, os, sys
+tmp, bad = sys.argv[1], 0
+for name in open(os.path.join(tmp, "names")).read().split():
+    d = os.path.join(tmp, name)
+    if not os.path.exists(os.path.join(d, "ids.json")):
+        continue   # already reported
+    mine, ref = json.load(open(os.path.join(d, "ids.json"))), json.load(open(os.path.join(d, "ref.json")))
+    if name == "typed_special":   # typed <|eot_id|> etc. stay plain text: one of each template token only
+        if any(mine.count(t) != c for t, c in ((128009, 1), (128006, 2), (128007, 2))) or len(mine) <= len(ref):
+            print(f"{name}: typed special-token text became special tokens"); bad += 1
+        else:
+            print(f"{name}: identical text, typed special tokens kept as text ({len(mine)} ids)")
+    elif mine != ref:
+        k = next((i for i in range(min(len(mine), len(ref))) if mine[i] != ref[i]), min(len(mine), len(ref)))
+        print(f"{name}: token ids differ from llama.cpp's at {k}: {mine[k:k + 8]} vs {ref[k:k + 8]}"); bad += 1
+    else:
+        print(f"{name}: identical text and ids ({len(mine)} ids)")
+sys.exit(1 if bad else 0)
+EOF
 
 # the user-only bread prompt is ~206 tokens incl. BOS (LLAMA31.md's check)
 k=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$TMP/user_only/ids.json")
