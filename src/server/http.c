@@ -202,6 +202,14 @@ static enum MHD_Result dispatch(http_req *r) {
         r->route = "/v1/models";
         return route_models(r);
     }
+    if (get && !strcmp(u, "/v1/shields")) {
+        r->route = "/v1/shields";
+        return route_shields(r);
+    }
+    if (get && !strncmp(u, "/v1/shields/", 12)) {
+        r->route = "/v1/shields/{id}";
+        return route_shield(r, u + 12);
+    }
     if (get && !strncmp(u, "/v1/models/", 11)) {
         r->route = "/v1/models/{id}";
         return route_model(r, u + 11);
@@ -211,7 +219,9 @@ static enum MHD_Result dispatch(http_req *r) {
         enum MHD_Result (*fn)(http_req *, json_t *);
     } posts[] = {{"/v1/chat/completions", route_chat_completions},
                  {"/v1/completions", route_completions},
-                 {"/v1/embeddings", route_embeddings}};
+                 {"/v1/embeddings", route_embeddings},
+                 {"/v1/safety/run-shield", route_run_shield},
+                 {"/v1/moderations", route_moderations}};
     for (size_t i = 0; i < sizeof posts / sizeof posts[0]; i++) {
         if (strcmp(u, posts[i].path) != 0) continue;
         r->route = posts[i].path;
@@ -326,6 +336,7 @@ int server_start(engine *e, const server_config *cfg, server **out) {
     s->model_id = herd_xstrndup(cfg->model_id, strlen(cfg->model_id));
     s->api_key = cfg->api_key && *cfg->api_key ? herd_xstrndup(cfg->api_key, strlen(cfg->api_key)) : NULL;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->guard_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     metrics_init(&s->met);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
@@ -374,6 +385,7 @@ void server_shutdown(server *s) {
     free(s->model_id);
     free(s->api_key);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->guard_mu);
     pthread_cond_destroy(&s->cv);
     free(s);
 }

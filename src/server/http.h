@@ -24,6 +24,7 @@ struct server {
     pthread_cond_t cv;
     int in_flight;           /* requests being handled (guarded by mu) */
     _Atomic int script_next; /* next scripted output (test-only) */
+    pthread_mutex_t guard_mu; /* the guard model's context (cfg.guard_ctx), one request at a time */
     bool closing;
 };
 
@@ -70,6 +71,11 @@ enum MHD_Result route_completions(http_req *r, json_t *body);
 enum MHD_Result route_embeddings(http_req *r, json_t *body);
 enum MHD_Result route_models(http_req *r);
 enum MHD_Result route_model(http_req *r, const char *id);
+/* Safety (shields.c): Llama Stack shields, OpenAI moderations, answered by the guard model. */
+enum MHD_Result route_shields(http_req *r);
+enum MHD_Result route_shield(http_req *r, const char *id);
+enum MHD_Result route_run_shield(http_req *r, json_t *body);
+enum MHD_Result route_moderations(http_req *r, json_t *body);
 /* The chat page (page.c). */
 extern const char k_chat_page_html[];
 

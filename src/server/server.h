@@ -36,6 +36,10 @@ typedef struct {
     int n_exec_tools;
     int max_tool_steps;
     herd_tool_params tool_params;
+    /* --guard-model: a Llama Guard 3 context (borrowed; one sequence) answering /v1/shields,
+     * /v1/safety/run-shield and /v1/moderations under the shield id guard_id; NULL: none */
+    herd_context *guard_ctx;
+    const char *guard_id;
 } server_config;
 
 typedef struct server server;

@@ -1,7 +1,7 @@
 /* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
  *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
- *            [--lora [NAME=]FILE[:SCALE]]...
+ *            [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
@@ -17,7 +17,7 @@ int cmd_serve(int argc, char **argv) {
     cli_common_init(&c);
     const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
     int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
-    const char *script_file = NULL, *exec_list = NULL;
+    const char *script_file = NULL, *exec_list = NULL, *guard_path = NULL;
     int64_t max_steps = 4;
     float tool_timeout = 0;
     for (int i = 1; i < argc; i++) {
@@ -35,6 +35,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--exec-builtin-tools")) { if (!cli_str("serve", argc, argv, &i, &exec_list)) return 1; }
         else if (!strcmp(a, "--max-tool-steps")) { if (!cli_i64("serve", argc, argv, &i, 1, 64, &max_steps)) return 1; }
         else if (!strcmp(a, "--tool-timeout")) { if (!cli_f32("serve", argc, argv, &i, 0.1f, 3600, &tool_timeout)) return 1; }
+        else if (!strcmp(a, "--guard-model")) { if (!cli_str("serve", argc, argv, &i, &guard_path)) return 1; }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("serve");
         else return cli_fail("serve", "unknown option '%s'", a);
@@ -147,7 +148,31 @@ int cmd_serve(int argc, char **argv) {
         cli_common_free(&c);
         return 1;
     }
-    server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
+    /* the guard model: its own context of one sequence (docs/LLAMA_GUARD.md) */
+    herd_model *gm = NULL;
+    herd_context *gctx = NULL;
+    char gid[256] = "";
+    if (guard_path) {
+        herd_context_params gp = herd_context_default_params();
+        gp.n_threads = c.ctx.n_threads;
+        gp.kv_type = c.ctx.kv_type;
+        if (herd_model_load(guard_path, &gm) != HERD_OK || herd_context_new(gm, &gp, &gctx) != HERD_OK) {
+            cli_fail("serve", "--guard-model %s: %s", guard_path, herd_last_error());
+            herd_model_free(gm);
+            engine_free(e, false);
+            cli_lora_free(loras, nl);
+            for (int i = 0; i < nl; i++) free(lora_ids[i]);
+            free(lora_ids), free(lora_paths), free(lora_scales);
+            herd_model_free(m);
+            cli_common_free(&c);
+            return 1;
+        }
+        const char *base = strrchr(guard_path, '/');
+        snprintf(gid, sizeof gid, "%s", base && base[1] ? base + 1 : guard_path);
+        size_t L = strlen(gid);
+        if (L > 5 && !strcmp(gid + L - 5, ".gguf")) gid[L - 5] = 0;
+    }
+    server_config sc = {.guard_ctx = gctx, .guard_id = gid,.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
@@ -155,9 +180,12 @@ int cmd_serve(int argc, char **argv) {
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
+        herd_context_free(gctx);
+        herd_model_free(gm);
         herd_model_free(m);
         return cli_fail_lib("serve");
     }
+    if (gctx) fprintf(stderr, "herd serve: shield '%s' (Llama Guard 3, %s)\n", gid, guard_path);
     for (int k = 0; k < n_exec; k++)
         fprintf(stderr, "herd serve: runs the built-in tool %s when a request declares it%s\n", exec_tools[k],
                 !strcmp(exec_tools[k], "code_interpreter") ? " (python3 in a sandbox, docs/TOOLS.md)" : "");
@@ -175,6 +203,8 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "herd serve: %s: finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     server_shutdown(s);
     engine_free(e, true);
+    herd_context_free(gctx);
+    herd_model_free(gm);
     cli_lora_free(loras, nl);
     for (int i = 0; i < nl; i++) free(lora_ids[i]);
     free(lora_ids), free(lora_paths), free(lora_scales);
