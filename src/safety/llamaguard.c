@@ -253,7 +253,7 @@ static int tokenize_prompt(const herd_vocab *v, const guard_prompt *gp, int32_t 
                 cap = (n + np + 1) * 2;
                 all = herd_xrealloc(all, (size_t)cap * sizeof *all);
             }
-            memcpy(all + n, part, (size_t)np * sizeof *part);
+            if (np) memcpy(all + n, part, (size_t)np * sizeof *part);
             n += np;
             if (sid >= 0) all[n++] = sid;
         }
