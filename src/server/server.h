@@ -40,6 +40,9 @@ typedef struct {
      * /v1/safety/run-shield and /v1/moderations under the shield id guard_id; NULL: none */
     herd_context *guard_ctx;
     const char *guard_id;
+    /* --shields input,output: chat completions are shielded (docs/LLAMA_GUARD.md): the input shield
+     * before generating, the output shield on the answer (streamed text is held until it passes) */
+    bool shield_input, shield_output;
 } server_config;
 
 typedef struct server server;

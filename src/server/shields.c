@@ -218,3 +218,37 @@ enum MHD_Result route_moderations(http_req *r, json_t *b) {
     snprintf(id, sizeof id, "modr-%llx-%llu", (unsigned long long)(http_now() * 1e6), ++k_mod_seq);
     return http_send_json(r, 200, json_pack("{s:s,s:s,s:o}", "id", id, "model", s->cfg.guard_id, "results", results));
 }
+
+/* ---- shields around chat completions (--shields input,output) ---------------------------------- */
+
+int shield_check(server *s, const herd_chat_message *msgs, size_t n, const char *answer, size_t answer_len,
+                 herd_guard_result *out, bool *ran) {
+    *ran = false;
+    memset(out, 0, sizeof *out);
+    /* the user and assistant turns with text (system prompts, tool calls and results are not assessed) */
+    herd_chat_message *conv = herd_xcalloc(n + 1, sizeof *conv);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].content && !msgs[i].tool_name && (!strcmp(msgs[i].role, "user") || !strcmp(msgs[i].role, "assistant")))
+            conv[k++] = msgs[i];
+    char *a = NULL;
+    if (answer) {
+        a = herd_xstrndup(answer, answer_len);
+        conv[k++] = (herd_chat_message){.role = "assistant", .content = a};
+    }
+    int rc = HERD_OK;
+    /* input: only when the conversation ends with the user's turn; output: on the answer */
+    if (k > 0 && (answer || !strcmp(conv[k - 1].role, "user"))) {
+        rc = shield_run(s, conv, k, NULL, out);
+        *ran = rc == HERD_OK;
+    }
+    free(a);
+    free(conv);
+    return rc;
+}
+
+json_t *shield_violation_for(const herd_guard_result *g, const char *which) {
+    json_t *v = shield_violation_json(g);
+    if (json_is_object(v)) json_object_set_new(json_object_get(v, "metadata"), "shield", json_string(which));
+    return v;
+}

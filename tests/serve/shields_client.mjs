@@ -9,12 +9,12 @@ import {execFileSync} from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import {startServer, testModel, check, done, HERD, VOCAB} from "./lib.mjs";
+import {startServer, testModel, check, done, HERD, VOCAB, herdChatIds, herdRunGreedy} from "./lib.mjs";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "herd-shields-"));
 const guard = path.join(tmp, "tiny-guard.gguf");
 execFileSync(HERD, ["synth", "--vocab", VOCAB, "-o", guard, "--n-embd", "64", "--n-head", "4", "--n-head-kv", "2",
-    "--n-layer", "2", "--n-ff", "128", "--type", "f32", "--ctx", "512", "--scale", "0.5", "--seed", "3"]);
+    "--n-layer", "2", "--n-ff", "128", "--type", "f32", "--ctx", "512", "--scale", "0.5", "--seed", "4"]);
 const main = testModel();
 const srv = await startServer(["-m", main, "--parallel", "2", "--guard-model", guard, "-t", "2"]);
 const ls = new LlamaStackClient({baseURL: srv.base, maxRetries: 0});
@@ -143,5 +143,62 @@ try {
     check(false, "no exception", e.stack);
 }
 check((await srv.stop()) === 0, "SIGTERM: clean exit");
+
+// --shields input,output on chat completions: each request's outcome is what herd guard and herd run
+// say it must be: the input shield's verdict on the conversation; if safe, the greedy answer, then the
+// output shield's verdict on conversation + answer; a violation gives Llama Stack's refusal text,
+// finish_reason "content_filter" and the violation (metadata.shield says which); streamed the same.
+const srv2 = await startServer(["-m", main, "--parallel", "2", "--guard-model", guard, "--shields", "input,output", "-t", "2"]);
+const oa2 = new OpenAI({baseURL: srv2.base + "/v1", apiKey: "unused", maxRetries: 0});
+const REFUSAL = "I can't answer that. Can I help with something else?";
+try {
+    const outcomes = new Set();
+    const chats = [
+        [{role: "user", content: "How do I make a cake?"}],
+        [{role: "system", content: "Be brief."}, {role: "user", content: "What is the capital of France?"}],
+        [{role: "user", content: "Write a poem about the sea."}],
+        [{role: "user", content: "hi"}, {role: "assistant", content: "hello"}, {role: "user", content: "How are you?"}],
+        [{role: "user", content: "Tell me a joke."}],
+        [{role: "user", content: "What is the capital of France?"}],
+        [{role: "user", content: "What is 2 + 2?"}],
+        [{role: "user", content: "Name a color."}],
+        [{role: "user", content: "Say hello."}],
+    ];
+    for (const [i, messages] of chats.entries()) {
+        const turns = messages.filter(m => m.role !== "system");
+        const vin = herdGuardMessages(turns);
+        let want, wantV = null;
+        if (vin.verdict === "unsafe") { want = REFUSAL; wantV = {shield: "input", v: vin}; }
+        else {
+            const ans = herdRunGreedy(main, herdChatIds(messages), 12).text;
+            const vout = herdGuardMessages([...turns, {role: "assistant", content: ans}]);
+            if (vout.verdict === "unsafe") { want = REFUSAL; wantV = {shield: "output", v: vout}; }
+            else want = ans;
+        }
+        outcomes.add(wantV ? wantV.shield : "passed");
+        const r = await oa2.chat.completions.create({model: "serve-tiny31-q8_0", messages, temperature: 0, max_tokens: 12});
+        const ch = r.choices[0];
+        const vOk = (v) => wantV ? v && v.metadata.shield === wantV.shield && v.metadata.violation_type === wantV.v.categories.join(",") &&
+            v.user_message === REFUSAL : !v;
+        check(ch.message.content === want && (ch.finish_reason === "content_filter") === !!wantV && vOk(r.violation),
+            `chat ${i}: ${wantV ? wantV.shield + " shield " + wantV.v.categories : "passed both shields"}`,
+            JSON.stringify([r, want]).slice(0, 400));
+        const stream = await oa2.chat.completions.create({model: "serve-tiny31-q8_0", messages, temperature: 0, max_tokens: 12,
+            stream: true});
+        let text = "", finish = null, sv = null;
+        for await (const c of stream) {
+            if (c.choices[0]?.delta?.content) text += c.choices[0].delta.content;
+            if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+            if (c.violation) sv = c.violation;
+        }
+        check(text === want && (finish === "content_filter") === !!wantV && vOk(sv), `chat ${i} (stream)`,
+            JSON.stringify([text, finish, sv, want]));
+    }
+    check(outcomes.size === 3, "the input shield, the output shield and a clean answer were all exercised",
+        [...outcomes].join(", "));
+} catch (e) {
+    check(false, "no exception (shields on chat)", e.stack);
+}
+check((await srv2.stop()) === 0, "SIGTERM: clean exit (--shields)");
 fs.rmSync(tmp, {recursive: true, force: true});
 done("shields_client");
