@@ -24,7 +24,6 @@ struct server {
     pthread_cond_t cv;
     int in_flight;           /* requests being handled (guarded by mu) */
     _Atomic int script_next; /* next scripted output (test-only) */
-    pthread_mutex_t guard_mu; /* the guard model's context (cfg.guard_ctx), one request at a time */
     bool closing;
 };
 

@@ -7,8 +7,9 @@
  *   POST /v1/moderations          {input: string | [string], model?} -> {id, model, results: [{flagged,
  *                                 categories, category_scores, category_applied_input_types, ...}]}
  *
- * The guard model has one context (one sequence) behind a mutex: guard requests run one at a time on
- * the HTTP thread that received them, beside the main model's engine (not through it). */
+ * The guard model runs in an engine of its own (src/engine: continuous batching, the same code as the main
+ * model's): concurrent guard requests share its forward passes; HTTP threads only submit and wait. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,17 +60,78 @@ static bool list_has(const char *list, const char *code) {
     return false;
 }
 
+/* The longest verdict asked of the engine: "unsafe\n" and a dozen codes, each at worst a few tokens (a
+ * verdict cut here is trimmed back to its last complete code). */
+#define SHIELD_MAX_TOKENS 96
+
 int shield_run(server *s, const herd_chat_message *msgs, size_t n, const herd_guard_params *p,
                herd_guard_result *out) {
-    if (!s->cfg.guard_ctx) return herd_err(HERD_E_ARG, "no guard model is loaded (herd serve --guard-model)");
-    pthread_mutex_lock(&s->guard_mu);
-    int rc = herd_guard_run(s->cfg.guard_ctx, msgs, n, p, out);
-    pthread_mutex_unlock(&s->guard_mu);
-    if (rc == HERD_OK) {
-        metrics_shield(&s->met, out->unsafe ? "unsafe" : "safe", NULL);
-        for (int i = 0; i < out->n_categories; i++) metrics_shield(&s->met, NULL, out->categories[i]);
+    memset(out, 0, sizeof *out);
+    if (!s->cfg.guard) return herd_err(HERD_E_ARG, "no guard model is loaded (herd serve --guard-model)");
+    const herd_model *m = engine_model(s->cfg.guard);
+    int32_t *ids = NULL, *u = NULL;
+    int64_t n_ids = 0, nu = 0;
+    int rc = herd_guard_tokenize(m, msgs, n, p, &ids, &n_ids);
+    if (rc) return rc;
+    if (herd_tokenize(m, "unsafe", 6, 0, &u, &nu) != HERD_OK || nu != 1) {
+        free(ids);
+        free(u);
+        return herd_err(HERD_E_UNSUPPORTED, "llama guard: 'unsafe' is not one token of the guard's vocabulary");
     }
-    return rc;
+    herd_constraint *con;
+    if ((rc = herd_guard_constraint(m, p, &con))) {
+        free(ids);
+        free(u);
+        return rc;
+    }
+    /* greedy under the verdict grammar, through the guard's engine (batched with other guard requests) */
+    engine_params ep = {.prompt = ids, .n_prompt = n_ids, .sampling = herd_sampler_default_params(), .top_logprobs = -1,
+                        .constraint = con, .watch = true, .watch_token = u[0]};
+    free(u);
+    ep.sampling.temp = 0;
+    ep.sampling.repeat_penalty = 1;
+    int64_t room = s->cfg.guard_ctx_slot - n_ids - 1;
+    ep.max_tokens = room < SHIELD_MAX_TOKENS ? (room > 1 ? room : 1) : SHIELD_MAX_TOKENS;
+    engine_req *er;
+    if ((rc = engine_submit(s->cfg.guard, &ep, &er))) return rc;
+    strbuf text = {0};
+    strbuf_put(&text, "", 0);
+    engine_event ev;
+    bool first = true;
+    double p_unsafe = 0;
+    int64_t n_prompt = 0, n_gen = 0;
+    while (engine_next_event(er, &ev, -1)) {
+        if (ev.kind == ENGINE_EV_TOKEN) {
+            if (first) p_unsafe = exp(ev.watch_logprob);
+            first = false;
+            strbuf_put(&text, ev.text ? ev.text : "", ev.text_len);
+        } else if (ev.kind == ENGINE_EV_ERROR) {
+            rc = herd_err(HERD_E_RANGE, "llama guard: %s", ev.error);
+        } else {
+            n_prompt = ev.n_prompt;
+            n_gen = ev.n_gen;
+        }
+        int kind = ev.kind;
+        engine_event_clear(&ev);
+        if (kind != ENGINE_EV_TOKEN) break;
+    }
+    engine_release(er);
+    if (rc == HERD_OK) {
+        /* cut at max_tokens: back to the last complete code ("unsafe\nS1,S" -> "unsafe\nS1") */
+        while ((rc = herd_guard_parse(text.p, text.n, out)) != HERD_OK) {
+            char *comma = memrchr(text.p, ',', text.n);
+            if (!comma) break;
+            text.n = (size_t)(comma - text.p);
+        }
+    }
+    strbuf_free(&text);
+    if (rc) return rc;
+    out->p_unsafe = p_unsafe;
+    out->n_prompt = n_prompt;
+    out->n_generated = n_gen;
+    metrics_shield(&s->met, out->unsafe ? "unsafe" : "safe", NULL);
+    for (int i = 0; i < out->n_categories; i++) metrics_shield(&s->met, NULL, out->categories[i]);
+    return HERD_OK;
 }
 
 static json_t *shield_json(const server *s) {
@@ -80,13 +142,13 @@ static json_t *shield_json(const server *s) {
 enum MHD_Result route_shields(http_req *r) {
     server *s = r->srv;
     json_t *data = json_array();
-    if (s->cfg.guard_ctx) json_array_append_new(data, shield_json(s));
+    if (s->cfg.guard) json_array_append_new(data, shield_json(s));
     return http_send_json(r, 200, json_pack("{s:o}", "data", data));
 }
 
 enum MHD_Result route_shield(http_req *r, const char *id) {
     server *s = r->srv;
-    if (!s->cfg.guard_ctx || strcmp(id, s->cfg.guard_id))
+    if (!s->cfg.guard || strcmp(id, s->cfg.guard_id))
         return http_send_error(r, 404, "invalid_request_error", NULL, "shield_not_found", "no shield '%.100s'", id);
     return http_send_json(r, 200, shield_json(s));
 }
@@ -132,10 +194,10 @@ enum MHD_Result route_run_shield(http_req *r, json_t *b) {
     json_t *id = json_object_get(b, "shield_id"), *msgs = json_object_get(b, "messages"), *params = json_object_get(b, "params");
     if (!json_is_string(id))
         return http_send_error(r, 400, "invalid_request_error", "shield_id", NULL, "'shield_id' must be a string");
-    if (!s->cfg.guard_ctx || strcmp(json_string_value(id), s->cfg.guard_id))
+    if (!s->cfg.guard || strcmp(json_string_value(id), s->cfg.guard_id))
         return http_send_error(r, 404, "invalid_request_error", "shield_id", "shield_not_found", "no shield '%.100s'%s%s",
-                               json_string_value(id), s->cfg.guard_ctx ? "; this server has " : " (no --guard-model)",
-                               s->cfg.guard_ctx ? s->cfg.guard_id : "");
+                               json_string_value(id), s->cfg.guard ? "; this server has " : " (no --guard-model)",
+                               s->cfg.guard ? s->cfg.guard_id : "");
     if (params && !json_is_null(params) && !json_is_object(params))
         return http_send_error(r, 400, "invalid_request_error", "params", NULL, "'params' must be an object");
     if (!json_is_array(msgs) || json_array_size(msgs) == 0)
@@ -169,7 +231,7 @@ enum MHD_Result route_run_shield(http_req *r, json_t *b) {
 enum MHD_Result route_moderations(http_req *r, json_t *b) {
     server *s = r->srv;
     json_t *input = json_object_get(b, "input"), *model = json_object_get(b, "model");
-    if (!s->cfg.guard_ctx)
+    if (!s->cfg.guard)
         return http_send_error(r, 404, "invalid_request_error", "model", "model_not_found",
                                "this server has no moderation model (herd serve --guard-model)");
     if (model && !json_is_null(model) && (!json_is_string(model) || strcmp(json_string_value(model), s->cfg.guard_id)))

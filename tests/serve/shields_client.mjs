@@ -64,6 +64,19 @@ try {
             close(r.violation.metadata.p_unsafe, want.p_unsafe), `runShield ${i}: unsafe ${want.categories} as herd guard`,
             JSON.stringify([r, want]));
     }
+    // concurrent requests share the guard's engine (continuous batching): the same verdicts and P(unsafe)
+    {
+        const seq = [];
+        for (const messages of convs) seq.push(await ls.safety.runShield({shield_id: "tiny-guard", messages}));
+        const par = await Promise.all([...convs, ...convs].map(messages => ls.safety.runShield({shield_id: "tiny-guard", messages})));
+        for (const m of [...convs, ...convs]) tally(herdGuardMessages(m.map(x => ({role: x.role, content:
+            typeof x.content === "string" ? x.content : x.content.map(q => q.text).join("")}))));
+        const same = par.every((r, i) => JSON.stringify(r) === JSON.stringify(seq[i % convs.length]));
+        check(same, "8 concurrent runShield requests == the same requests one at a time",
+            JSON.stringify([par, seq]).slice(0, 400));
+        for (const m of convs) tally(herdGuardMessages(m.map(x => ({role: x.role, content:
+            typeof x.content === "string" ? x.content : x.content.map(q => q.text).join("")}))));
+    }
     // params.excluded_categories == --exclude (raw request: this client version sends no params)
     {
         const messages = convs[0];

@@ -160,15 +160,22 @@ int cmd_serve(int argc, char **argv) {
         cli_common_free(&c);
         return 1;
     }
-    /* the guard model: its own context of one sequence (docs/LLAMA_GUARD.md) */
+    /* the guard model: an engine of its own, as many slots as the main one (docs/LLAMA_GUARD.md) */
     herd_model *gm = NULL;
-    herd_context *gctx = NULL;
+    engine *gctx = NULL;
     char gid[256] = "";
+    int64_t g_slot = 0;
     if (guard_path) {
-        herd_context_params gp = herd_context_default_params();
-        gp.n_threads = c.ctx.n_threads;
-        gp.kv_type = c.ctx.kv_type;
-        if (herd_model_load(guard_path, &gm) != HERD_OK || herd_context_new(gm, &gp, &gctx) != HERD_OK) {
+        herd_model_info gi;
+        int grc = herd_model_load(guard_path, &gm);
+        if (grc == HERD_OK) {
+            herd_model_get_info(gm, &gi);
+            g_slot = gi.n_ctx_train < 4096 ? gi.n_ctx_train : 4096;
+            engine_config gc = {.n_parallel = (int)parallel, .n_ctx_slot = g_slot, .n_batch = c.ctx.n_batch,
+                                .n_threads = c.ctx.n_threads, .kv_type = c.ctx.kv_type, .max_queue = (int)max_queue};
+            grc = engine_new(gm, &gc, &gctx);
+        }
+        if (grc != HERD_OK) {
             cli_fail("serve", "--guard-model %s: %s", guard_path, herd_last_error());
             herd_model_free(gm);
             engine_free(e, false);
@@ -184,7 +191,7 @@ int cmd_serve(int argc, char **argv) {
         size_t L = strlen(gid);
         if (L > 5 && !strcmp(gid + L - 5, ".gguf")) gid[L - 5] = 0;
     }
-    server_config sc = {.guard_ctx = gctx, .guard_id = gid, .shield_input = shield_in, .shield_output = shield_out,.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
+    server_config sc = {.guard = gctx, .guard_ctx_slot = g_slot, .guard_id = gid, .shield_input = shield_in, .shield_output = shield_out,.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
@@ -192,7 +199,7 @@ int cmd_serve(int argc, char **argv) {
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
-        herd_context_free(gctx);
+        if (gctx) engine_free(gctx, false);
         herd_model_free(gm);
         herd_model_free(m);
         return cli_fail_lib("serve");
@@ -217,7 +224,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "herd serve: %s: finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     server_shutdown(s);
     engine_free(e, true);
-    herd_context_free(gctx);
+    if (gctx) engine_free(gctx, true);
     herd_model_free(gm);
     cli_lora_free(loras, nl);
     for (int i = 0; i < nl; i++) free(lora_ids[i]);
