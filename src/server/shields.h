@@ -11,8 +11,9 @@ typedef struct server server;
 
 extern const char k_shield_refusal[];
 
-/* Runs the guard model on a conversation (serialized on the guard's one context); counts the
- * verdict in /metrics. HERD_E_ARG when the server has no guard model. */
+/* Runs the guard model on a conversation through the guard's engine (greedy under the verdict grammar,
+ * P(unsafe) from the first position); counts the verdict in /metrics. Blocks until the verdict. HERD_E_ARG
+ * when the server has no guard model, HERD_E_RANGE when the prompt does not fit a guard slot. */
 int shield_run(server *s, const herd_chat_message *msgs, size_t n, const herd_guard_params *p, herd_guard_result *out);
 /* Llama Stack's violation object for a verdict: null when safe. */
 json_t *shield_violation_json(const herd_guard_result *g);
