@@ -429,6 +429,8 @@ int unigram_encode(const unigram_model *m, const char *text, size_t len, int64_t
         int32_t id = best[end].id;
         if (id == m->unk && m->byte_fallback) {
             for (size_t b = prev; b < end; b++) out[k++] = m->byte_id[s[b]];
+        } else if (id == m->unk && k > 0 && out[k - 1] == m->unk && best[prev].id == m->unk) {
+            /* consecutive unknown characters are one unknown piece (as sentencepiece returns them) */
         } else {
             out[k++] = id;
         }
