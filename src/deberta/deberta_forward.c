@@ -205,6 +205,7 @@ typedef struct {
     deberta_ctx *c;
     const deberta_layer *L;
     int64_t T;
+    int64_t nq; /* attention: query rows computed (T, or 1 in the last layer: only [CLS] is pooled) */
     float *buf; /* rows to transform */
     const float *bias, *ln_w, *ln_b, *resid;
     int64_t n;  /* row length */
@@ -258,7 +259,7 @@ static void attn_job(void *arg, int ith, int nth) {
     deberta_ctx *c = j->c;
     const deberta_model *m = c->m;
     const hf_deberta_config *cf = &m->cfg;
-    const int64_t T = j->T, H = cf->n_embd, d = cf->head_dim, S = cf->att_span, R = 2 * S, P = cf->n_pos;
+    const int64_t T = j->T, nq = j->nq, H = cf->n_embd, d = cf->head_dim, S = cf->att_span, R = 2 * S, P = cf->n_pos;
     const kernel_vec_ops *vo = kernels_vec();
     float *sc = c->ws + (int64_t)ith * c->ws_per;
     float *c2p = sc + P * P, *p2c = c2p + P * R, *kT = p2c + P * R, *pkT = kT + d * P, *pqT = pkT + d * R;
@@ -267,19 +268,19 @@ static void attn_job(void *arg, int ith, int nth) {
     for (int64_t h = ith; h < cf->n_head; h += nth) {
         const float *q = c->q + h * d, *k = c->k + h * d;
         transpose(k, H, T, d, kT);
-        memset(sc, 0, (size_t)(T * T) * sizeof *sc);
-        vo->gemm_f32(T, T, d, q, H, 1, kT, T, sc, T); /* q k^T */
+        memset(sc, 0, (size_t)(nq * T) * sizeof *sc);
+        vo->gemm_f32(nq, T, d, q, H, 1, kT, T, sc, T); /* q k^T */
         if (rel && cf->c2p) {
             transpose(j->L->pos_k + h * d, H, R, d, pkT);
-            memset(c2p, 0, (size_t)(T * R) * sizeof *c2p);
-            vo->gemm_f32(T, R, d, q, H, 1, pkT, R, c2p, R);
+            memset(c2p, 0, (size_t)(nq * R) * sizeof *c2p);
+            vo->gemm_f32(nq, R, d, q, H, 1, pkT, R, c2p, R);
         }
         if (rel && cf->p2c) {
             transpose(j->L->pos_q + h * d, H, R, d, pqT);
             memset(p2c, 0, (size_t)(T * R) * sizeof *p2c);
             vo->gemm_f32(T, R, d, k, H, 1, pqT, R, p2c, R);
         }
-        for (int64_t i = 0; i < T; i++) {
+        for (int64_t i = 0; i < nq; i++) {
             float *s = sc + i * T, mx = -INFINITY;
             for (int64_t jj = 0; jj < T; jj++) {
                 float v = s[jj] * inv;
@@ -297,8 +298,8 @@ static void attn_job(void *arg, int ith, int nth) {
             for (int64_t jj = 0; jj < T; jj++) s[jj] *= is;
         }
         float *out = c->a + h * d;
-        for (int64_t i = 0; i < T; i++) memset(out + i * H, 0, (size_t)d * sizeof *out);
-        vo->gemm_f32(T, d, T, sc, T, 1, c->v + h * d, H, out, H); /* P v */
+        for (int64_t i = 0; i < nq; i++) memset(out + i * H, 0, (size_t)d * sizeof *out);
+        vo->gemm_f32(nq, d, T, sc, T, 1, c->v + h * d, H, out, H); /* P v */
     }
 }
 
@@ -317,8 +318,9 @@ int deberta_forward(deberta_ctx *c, const int32_t *ids, int64_t T, float *logits
         train_gemm_xwt(c->g, &wq, c->x, H, T, c->q, H);
         train_gemm_xwt(c->g, &wk, c->x, H, T, c->k, H);
         train_gemm_xwt(c->g, &wv, c->x, H, T, c->v, H);
-        row_job j = {.c = c, .L = L, .T = T};
+        row_job j = {.c = c, .L = L, .T = T, .nq = T};
         pool_run(c->pool, qkv_bias_job, &j);
+        if (l == cf->n_layer - 1) j.nq = T = 1; /* from here on only the [CLS] row matters (the pooler's) */
         pool_run(c->pool, attn_job, &j);
         train_gemm_xwt(c->g, &wo, c->a, H, T, c->h1, H);
         j = (row_job){.c = c, .L = L, .T = T, .buf = c->h1, .bias = L->bo, .ln_w = L->ln1_w, .ln_b = L->ln1_b,
