@@ -324,7 +324,12 @@ int hf_deberta_config_parse(const char *text, size_t len, const char *what, hf_d
     }
     const char *nre = json_string_value(json_object_get(root, "norm_rel_ebd"));
     c->norm_rel_ebd = nre && strstr(nre, "layer_norm");
-    if (c->n_head * c->head_dim > lim || c->pooler_size != c->n_embd) {
+    if (c->n_head * c->head_dim != c->n_embd) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: %lld heads of %lld differ from hidden_size %lld", what,
+                      (long long)c->n_head, (long long)c->head_dim, (long long)c->n_embd);
+        goto done;
+    }
+    if (c->pooler_size != c->n_embd) {
         rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: pooler_hidden_size %lld differs from hidden_size %lld", what,
                       (long long)c->pooler_size, (long long)c->n_embd);
         goto done;
