@@ -37,6 +37,9 @@ bool herd_classifier_dir(const char *path) {
 }
 
 static int load_tok(herd_classifier *c, const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return herd_err(HERD_E_IO, "classifier: '%s' is not a directory (a Prompt Guard model is a Hugging Face directory)", dir);
     int rc = unigram_load_dir(dir, &c->tok);
     if (rc) return rc;
     c->cls = unigram_find(c->tok, "[CLS]");
