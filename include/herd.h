@@ -661,6 +661,40 @@ int herd_guard_constraint(const herd_model *m, const herd_guard_params *p, herd_
  * and categories (p_unsafe 0, text copied). HERD_E_FORMAT when it is neither. */
 int herd_guard_parse(const char *text, size_t len, herd_guard_result *out);
 /* New declarations go above this line: what follows the pop is not exported from libherd.so. */
+/* ---- Prompt Guard: DeBERTa-v2 classifier (src/deberta/, docs/PROMPT_GUARD.md) ------------------ */
+
+typedef struct herd_classifier herd_classifier;
+
+/* true when path is a directory whose config.json says model_type "deberta-v2". */
+bool herd_classifier_dir(const char *path);
+/* Loads a Hugging Face directory (config.json, model.safetensors, tokenizer.json or spm.model) and
+ * runs on n_threads (>= 1). herd_classifier_load_tokenizer reads the tokenizer alone (no weights:
+ * herd_classifier_logits / herd_classify then fail with HERD_E_ARG). OUT: *out. */
+int herd_classifier_load(const char *dir, int n_threads, herd_classifier **out);
+int herd_classifier_load_tokenizer(const char *dir, herd_classifier **out);
+void herd_classifier_free(herd_classifier *c);
+int herd_classifier_n_labels(const herd_classifier *c);        /* 0 without weights */
+const char *herd_classifier_label(const herd_classifier *c, int i); /* id2label; NULL out of range */
+/* [CLS] + the unigram ids of text + [SEP], the pieces cut to fit one window (512 ids).
+ * OUT: *ids (caller frees), *n_ids. */
+int herd_classifier_tokenize(const herd_classifier *c, const char *text, size_t len, int32_t **ids, int64_t *n_ids);
+/* The classifier's raw logits (n_labels floats) for one window of ids. Not thread-safe per classifier. */
+int herd_classifier_logits(herd_classifier *c, const int32_t *ids, int64_t n_ids, float *logits);
+
+#define HERD_CLASSIFY_MAX_LABELS 16
+typedef struct {
+    int64_t n_windows;  /* 512-character chunks of the text (0 for an empty text) */
+    int n_labels;
+    float *logits;      /* [n_windows][n_labels] raw logits (malloc'd; herd_classify_result_free) */
+    float probs[HERD_CLASSIFY_MAX_LABELS]; /* softmax of the window with the highest injection score */
+    double jailbreak_score; /* max over windows of p[last] (3 labels: JAILBREAK) */
+    double injection_score; /* max over windows of 1 - p[0] (3 labels: INJECTION + JAILBREAK) */
+} herd_classify_result;
+/* Meta's scoring (LLAMA31.md, Prompt Guard): the text cut into 512-character chunks, each a window of
+ * [CLS] + at most 510 pieces + [SEP], softmax at temperature 1, the maximum over windows. */
+int herd_classify(herd_classifier *c, const char *text, size_t len, herd_classify_result *out);
+void herd_classify_result_free(herd_classify_result *r);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

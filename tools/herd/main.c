@@ -15,6 +15,7 @@ static const struct {
     {"info", cmd_info},
     {"tokenize", cmd_tokenize},
     {"detokenize", cmd_detokenize},
+    {"classify", cmd_classify},
     {"run", cmd_run},
     {"logits", cmd_logits},
     {"chat", cmd_chat},
