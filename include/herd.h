@@ -594,6 +594,28 @@ typedef struct {
 herd_train_params herd_train_default_params(void);
 /* Trains and writes p->out (atomically). HERD_E_* with one line naming the file, line, option or step. */
 int herd_train(const herd_train_params *p);
+/* ---- evaluation: perplexity and KL divergence (src/eval/, docs/EVAL.md) ------------------------ */
+
+/* llama.cpp's llama-perplexity, number for number and line for line (see src/eval/perplexity.c). */
+typedef struct {
+    int64_t n_ctx;        /* window length in tokens (llama-perplexity -c); the context must hold it. 512 */
+    int64_t n_chunks;     /* windows to score (--chunks); < 0: all the text gives */
+    const char *kld_base; /* --kl-divergence-base: without kl_divergence, the base file to write (llama.cpp's
+                           * layout, atomically); with it, the base file to compare against */
+    bool kl_divergence;   /* compare against kld_base (its tokens and window length; text is unused) */
+    int output_type;      /* --ppl-output-type: 0 "[i]ppl," values; 1 one line per window: "tokens ppl mean sd" */
+} herd_perplexity_params;
+
+herd_perplexity_params herd_perplexity_default_params(void);
+/* Runs the measurement on sequence 0 of c (its cache is cleared window by window). The lines llama.cpp prints
+ * to stdout (the "[i]ppl," values, the KL table and statistics) go to out, those it prints to stderr
+ * (progress, "Final estimate: PPL = x +/- y") to log (NULL: stdout / stderr). OUT: *ppl (if not NULL): the
+ * final perplexity. HERD_E_RANGE when the text has fewer than 2 windows of tokens; HERD_E_FORMAT for a base
+ * file that is corrupt or made with another vocabulary. */
+int herd_perplexity(herd_context *c, const char *text, size_t len, const herd_perplexity_params *p, FILE *out,
+                    FILE *log, double *ppl);
+/* Reads a KL base file's header (validating the whole file). OUT: window length, vocabulary, windows. */
+int herd_kld_base_info(const char *path, int64_t *n_ctx, int64_t *n_vocab, int64_t *n_chunk);
 /* New declarations go above this line: what follows the pop is not exported from libherd.so. */
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -21,6 +21,7 @@ static const struct {
     {"serve", cmd_serve},
     {"format", cmd_format},
     {"bench", cmd_bench},
+    {"perplexity", cmd_perplexity},
     {"convert", cmd_convert},
     {"quantize", cmd_quantize},
     {"train", cmd_train},
