@@ -1,0 +1,111 @@
+#!/bin/bash
+# herd perplexity against llama.cpp's llama-perplexity (built once from node-llama-cpp's source bundle by
+# tests/ref/build_llama_tools.sh into build/ref/llama-tools/, shared by every worktree):
+#  - stories260K (real weights, SentencePiece) on English and a random-weight F32 Llama 3 model (BPE) on a
+#    multilingual text: every running "[i]" perplexity (window by window) and the Final estimate within 1e-4
+#    relative (KV cache f32 and flash attention off in llama.cpp, as herd computes);
+#  - KL divergence, Q8_0 against F32: base files written by herd and by llama.cpp have the same header and
+#    tokens and rows that agree, and each program reads the other's file: the statistics agree;
+#  - bad input: missing text, too short a text, corrupt / truncated / foreign base files -> one error line,
+#    exit 1.
+source tests/lib.sh
+need_ref
+[ -x "$HERD" ] || die "$HERD is not built"
+BIN=$(tests/ref/build_llama_tools.sh) || { rc=$?; [ $rc = 77 ] && skip "llama.cpp tools cannot be built here"; die "building llama-perplexity failed (build/ref/llama-tools/*.log)"; }
+LP=$BIN/llama-perplexity
+T=2
+lp() { "$LP" -t $T -fa off -ctk f32 -ctv f32 --no-warmup "$@"; }
+hp() { "$HERD" perplexity -t $T --kv-type f32 "$@"; }
+fails=0
+check_ppl() { # name model text ctx chunks
+    local name=$1 m=$2 f=$3 c=$4 n=$5
+    lp -m "$m" -f "$f" -c "$c" -b "$c" --chunks "$n" >"$TMP/l.out" 2>"$TMP/l.err" || { tail -5 "$TMP/l.err"; die "llama-perplexity failed on $name"; }
+    hp -m "$m" -f "$f" -c "$c" --chunks "$n" >"$TMP/h.out" 2>"$TMP/h.err" || { cat "$TMP/h.err"; die "herd perplexity failed on $name"; }
+    printf '%-22s ' "$name"
+    python3 tests/ref/compare_ppl.py ppl "$TMP/h.out" "$TMP/h.err" "$TMP/l.out" "$TMP/l.err" 1e-4 || fails=$((fails + 1))
+}
+
+# ---- texts ----
+python3 - "$TMP" <<'PY'
+import random, sys
+r = random.Random(7)
+names = ["Lily", "Tom", "Ben", "Sue", "Max", "Anna"]; verbs = ["played", "ran", "jumped", "laughed", "looked", "sang"]
+things = ["ball", "park", "cat", "tree", "box", "cake", "dog", "car"]
+en = " ".join(f"{r.choice(names)} {r.choice(verbs)} with the {r.choice(things)}. " +
+              r.choice(["She was happy.", "He was sad.", "They had fun.", "It was big.", ""]) for _ in range(160))
+open(f"{sys.argv[1]}/en.txt", "w").write(en + "\n")
+parts = ["The quick brown fox jumps over the lazy dog.", "Le cœur a ses raisons que la raison ne connaît point.",
+         "Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich.", "Съешь же ещё этих мягких французских булок.",
+         "我能吞下玻璃而不伤身体。", "いろはにほへと ちりぬるを", "الحمد لله رب العالمين", "Ελληνικά: ξεσκεπάζω την ψυχοφθόρα βδελυγμία.",
+         "नमस्ते दुनिया", "🦙🐑 llamas & sheep 12345 + 67890 = 80235", "\tcode: for (int i = 0; i < n; i++) { s += a[i]; }\n"]
+ml = "".join(r.choice(parts) + r.choice([" ", "\n", "  "]) for _ in range(70))
+open(f"{sys.argv[1]}/ml.txt", "w").write(ml + "\n")
+PY
+
+# ---- perplexity: stories260K ----
+if [ -f "$STORIES" ]; then
+    check_ppl "stories260K c=128" "$STORIES" "$TMP/en.txt" 128 12
+    check_ppl "stories260K c=64" "$STORIES" "$TMP/en.txt" 64 6
+else
+    echo "stories260K part skipped: $STORIES absent"
+fi
+
+# ---- perplexity: random F32 Llama 3 model, multilingual text ----
+F32=$TMP/r-f32.gguf Q8=$TMP/r-q8.gguf
+"$HERD" synth --vocab "$VOCAB_BPE" -o "$F32" --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 64 --n-ff 768 \
+    --n-layer 2 --untied --rope-scale 8 --type f32 --scale 0.08 --seed 11 >/dev/null || die "synth"
+"$HERD" quantize "$F32" "$Q8" Q8_0 -q >/dev/null 2>&1 || die "quantize"
+check_ppl "random f32 c=128" "$F32" "$TMP/ml.txt" 128 4
+check_ppl "random q8_0 c=128" "$Q8" "$TMP/ml.txt" 128 4
+
+# ---- KL divergence, both directions of the base-file exchange ----
+lp -m "$F32" -f "$TMP/ml.txt" -c 128 -b 128 --chunks 4 --kl-divergence-base "$TMP/base-l.bin" >/dev/null 2>&1 || die "llama base"
+hp -m "$F32" -f "$TMP/ml.txt" -c 128 --chunks 4 --kl-divergence-base "$TMP/base-h.bin" >"$TMP/hb.out" 2>&1 || { cat "$TMP/hb.out"; die "herd base"; }
+python3 - "$TMP/base-h.bin" "$TMP/base-l.bin" <<'PY' || fails=$((fails + 1))
+import struct, sys, numpy as np
+a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+ctx, nv_, nch = struct.unpack_from("<Iii", a, 8)
+hdr = 20 + 4 * ctx * nch
+assert len(a) == len(b), f"base files differ in size: {len(a)} vs {len(b)}"
+assert a[:hdr] == b[:hdr], "base files differ in header or tokens"
+nv = 2 * ((nv_ + 1) // 2) + 4
+ra = np.frombuffer(a[hdr:], dtype=np.uint16).reshape(-1, nv); rb = np.frombuffer(b[hdr:], dtype=np.uint16).reshape(-1, nv)
+sa = ra[:, :4].copy().view(np.float32); sb = rb[:, :4].copy().view(np.float32)
+la = sa[:, :1] * ra[:, 4:4 + nv_] + sa[:, 1:2]; lb = sb[:, :1] * rb[:, 4:4 + nv_] + sb[:, 1:2]
+d = np.abs(la - lb).max()
+print(f"base files: same header and {ctx * nch} tokens; {ra.shape[0]} rows, log-prob max |diff| {d:.2e}")
+assert d < 2e-3, "base rows differ"
+PY
+# each program against each base file, the quantized model as Q
+for base in l h; do
+    lp -m "$Q8" --kl-divergence-base "$TMP/base-$base.bin" --kl-divergence -c 128 -b 128 >"$TMP/kl-l-$base.out" 2>"$TMP/kl-l.err" || { tail -3 "$TMP/kl-l.err"; die "llama kld ($base base)"; }
+    hp -m "$Q8" --kl-divergence-base "$TMP/base-$base.bin" --kl-divergence >"$TMP/kl-h-$base.out" 2>"$TMP/kl-h.err" || { cat "$TMP/kl-h.err"; die "herd kld ($base base)"; }
+done
+grep -q "Mean    KLD" "$TMP/kl-h-l.out" || die "herd printed no KLD statistics"
+TOLS='{"*": 2e-3}'
+for base in l h; do
+    echo "KL divergence on the base file written by $([ $base = l ] && echo llama.cpp || echo herd): herd vs llama.cpp"
+    python3 tests/ref/compare_ppl.py kld "$TMP/kl-h-$base.out" "$TMP/kl-l-$base.out" "$TOLS" || fails=$((fails + 1))
+done
+
+# ---- bad input ----
+bad() { # expected-substring, command...
+    local want=$1; shift
+    "$@" >"$TMP/bad.out" 2>"$TMP/bad.err"; local rc=$?
+    local last; last=$(tail -n 1 "$TMP/bad.err")
+    if [ $rc -ne 1 ] || [ "$(grep -c 'error:' "$TMP/bad.err")" != 1 ] || [[ "$last" != *"$want"* ]]; then
+        echo "bad input not refused as expected (rc $rc, want '$want'):"; cat "$TMP/bad.err"; fails=$((fails + 1))
+    else echo "refused: $last"; fi
+}
+bad "cannot" hp -m "$F32" -f "$TMP/nonexistent.txt"
+head -c 300 "$TMP/ml.txt" >"$TMP/short.txt"
+bad "you need at least 256 tokens" hp -m "$F32" -f "$TMP/short.txt" -c 128
+printf 'not a logits file at all' >"$TMP/junk.bin"
+bad "does not look like" hp -m "$Q8" --kl-divergence-base "$TMP/junk.bin" --kl-divergence
+head -c 100000 "$TMP/base-h.bin" >"$TMP/trunc.bin"
+bad "needs" hp -m "$Q8" --kl-divergence-base "$TMP/trunc.bin" --kl-divergence
+if [ -f "$STORIES" ]; then bad "inconsistent vocabulary" hp -m "$STORIES" --kl-divergence-base "$TMP/base-h.bin" --kl-divergence; fi
+bad "kl-divergence-base" hp -m "$Q8" --kl-divergence
+
+[ $fails -eq 0 ] || die "$fails comparison(s) failed"
+echo "perplexity and KL divergence agree with llama-perplexity"
