@@ -604,6 +604,9 @@ typedef struct {
                            * layout, atomically); with it, the base file to compare against */
     bool kl_divergence;   /* compare against kld_base (its tokens and window length; text is unused) */
     int output_type;      /* --ppl-output-type: 0 "[i]ppl," values; 1 one line per window: "tokens ppl mean sd" */
+    bool hellaswag;       /* --hellaswag: text is llama.cpp's HellaSwag file (6 lines per task); the context
+                           * needs 4 sequences of 4 * n_ctx (llama.cpp's unified cache of 4 sequences) */
+    int64_t hellaswag_tasks; /* --hellaswag-tasks: tasks drawn (llama.cpp's draw); default 400 */
 } herd_perplexity_params;
 
 herd_perplexity_params herd_perplexity_default_params(void);

@@ -22,10 +22,11 @@
 #include "../base/file.h"
 #include "../base/log.h"
 #include "kld_file.h"
+#include "tasks.h"
 #include "herd.h"
 
 herd_perplexity_params herd_perplexity_default_params(void) {
-    herd_perplexity_params p = {.n_ctx = 512, .n_chunks = -1, .kld_base = NULL, .kl_divergence = false, .output_type = 0};
+    herd_perplexity_params p = {.n_ctx = 512, .n_chunks = -1, .kld_base = NULL, .kl_divergence = false, .output_type = 0, .hellaswag = false, .hellaswag_tasks = 400};
     return p;
 }
 
@@ -450,6 +451,10 @@ int herd_perplexity(herd_context *c, const char *text, size_t len, const herd_pe
                     FILE *log, double *ppl) {
     if (!out) out = stdout;
     if (!log) log = stderr;
-    if (p->kl_divergence) return kld_run(c, p, out, log, ppl);
-    return perplexity_run(c, text, len, p, out, log, ppl);
+    int rc = p->hellaswag       ? eval_hellaswag(c, text, len, p->hellaswag_tasks, out, log)
+             : p->kl_divergence ? kld_run(c, p, out, log, ppl)
+                                : perplexity_run(c, text, len, p, out, log, ppl);
+    if (rc == HERD_OK) fprintf(out, "\n"); /* llama-perplexity's main() ends every mode with an empty line */
+    fflush(out);
+    return rc;
 }

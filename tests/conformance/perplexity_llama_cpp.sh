@@ -6,6 +6,7 @@
 #    relative (KV cache f32 and flash attention off in llama.cpp, as herd computes);
 #  - KL divergence, Q8_0 against F32: base files written by herd and by llama.cpp have the same header and
 #    tokens and rows that agree, and each program reads the other's file: the statistics agree;
+#  - HellaSwag: llama.cpp's draw of tasks and scoring, every running acc_norm line identical;
 #  - bad input: missing text, too short a text, corrupt / truncated / foreign base files -> one error line,
 #    exit 1.
 source tests/lib.sh
@@ -17,12 +18,12 @@ T=2
 lp() { "$LP" -t $T -fa off -ctk f32 -ctv f32 --no-warmup "$@"; }
 hp() { "$HERD" perplexity -t $T --kv-type f32 "$@"; }
 fails=0
-check_ppl() { # name model text ctx chunks
+check_ppl() { # name model text ctx chunks tolerance
     local name=$1 m=$2 f=$3 c=$4 n=$5
     lp -m "$m" -f "$f" -c "$c" -b "$c" --chunks "$n" >"$TMP/l.out" 2>"$TMP/l.err" || { tail -5 "$TMP/l.err"; die "llama-perplexity failed on $name"; }
     hp -m "$m" -f "$f" -c "$c" --chunks "$n" >"$TMP/h.out" 2>"$TMP/h.err" || { cat "$TMP/h.err"; die "herd perplexity failed on $name"; }
     printf '%-22s ' "$name"
-    python3 tests/ref/compare_ppl.py ppl "$TMP/h.out" "$TMP/h.err" "$TMP/l.out" "$TMP/l.err" 1e-4 || fails=$((fails + 1))
+    python3 tests/ref/compare_ppl.py ppl "$TMP/h.out" "$TMP/h.err" "$TMP/l.out" "$TMP/l.err" "$6" || { fails=$((fails + 1)); head -c 600 "$TMP/h.out" "$TMP/l.out"; }
 }
 
 # ---- texts ----
@@ -44,8 +45,8 @@ PY
 
 # ---- perplexity: stories260K ----
 if [ -f "$STORIES" ]; then
-    check_ppl "stories260K c=128" "$STORIES" "$TMP/en.txt" 128 12
-    check_ppl "stories260K c=64" "$STORIES" "$TMP/en.txt" 64 6
+    check_ppl "stories260K c=128" "$STORIES" "$TMP/en.txt" 128 12 1e-4
+    check_ppl "stories260K c=64" "$STORIES" "$TMP/en.txt" 64 6 1e-4
 else
     echo "stories260K part skipped: $STORIES absent"
 fi
@@ -55,13 +56,18 @@ F32=$TMP/r-f32.gguf Q8=$TMP/r-q8.gguf
 "$HERD" synth --vocab "$VOCAB_BPE" -o "$F32" --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 64 --n-ff 768 \
     --n-layer 2 --untied --rope-scale 8 --type f32 --scale 0.08 --seed 11 >/dev/null || die "synth"
 "$HERD" quantize "$F32" "$Q8" Q8_0 -q >/dev/null 2>&1 || die "quantize"
-check_ppl "random f32 c=128" "$F32" "$TMP/ml.txt" 128 4
-check_ppl "random q8_0 c=128" "$Q8" "$TMP/ml.txt" 128 4
+check_ppl "random f32 c=128" "$F32" "$TMP/ml.txt" 128 4 1e-4
+# Q8_0: herd and llama.cpp quantize the activations with different rounding (forward_llama_cpp.sh), which
+# moves this random model's PPL by ~1e-3; the test only guards against gross errors here
+check_ppl "random q8_0 c=128" "$Q8" "$TMP/ml.txt" 128 4 5e-3
 
 # ---- KL divergence, both directions of the base-file exchange ----
-lp -m "$F32" -f "$TMP/ml.txt" -c 128 -b 128 --chunks 4 --kl-divergence-base "$TMP/base-l.bin" >/dev/null 2>&1 || die "llama base"
-hp -m "$F32" -f "$TMP/ml.txt" -c 128 --chunks 4 --kl-divergence-base "$TMP/base-h.bin" >"$TMP/hb.out" 2>&1 || { cat "$TMP/hb.out"; die "herd base"; }
-python3 - "$TMP/base-h.bin" "$TMP/base-l.bin" <<'PY' || fails=$((fails + 1))
+# The base is the Q8_0 model (each program writes its own base file from it), Q is the F32 model, on
+# which herd and llama.cpp agree to ~1e-7: each program reads both base files, and on the same file
+# their statistics agree (the base files themselves differ only by the two programs' Q8_0 rounding).
+lp -m "$Q8" -f "$TMP/ml.txt" -c 128 -b 128 --chunks 4 --kl-divergence-base "$TMP/base-l.bin" >/dev/null 2>&1 || die "llama base"
+hp -m "$Q8" -f "$TMP/ml.txt" -c 128 --chunks 4 --kl-divergence-base "$TMP/base-h.bin" >"$TMP/hb.out" 2>&1 || { cat "$TMP/hb.out"; die "herd base"; }
+/usr/bin/python3 - "$TMP/base-h.bin" "$TMP/base-l.bin" <<'PY' || fails=$((fails + 1))
 import struct, sys, numpy as np
 a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
 ctx, nv_, nch = struct.unpack_from("<Iii", a, 8)
@@ -72,20 +78,51 @@ nv = 2 * ((nv_ + 1) // 2) + 4
 ra = np.frombuffer(a[hdr:], dtype=np.uint16).reshape(-1, nv); rb = np.frombuffer(b[hdr:], dtype=np.uint16).reshape(-1, nv)
 sa = ra[:, :4].copy().view(np.float32); sb = rb[:, :4].copy().view(np.float32)
 la = sa[:, :1] * ra[:, 4:4 + nv_] + sa[:, 1:2]; lb = sb[:, :1] * rb[:, 4:4 + nv_] + sb[:, 1:2]
-d = np.abs(la - lb).max()
-print(f"base files: same header and {ctx * nch} tokens; {ra.shape[0]} rows, log-prob max |diff| {d:.2e}")
-assert d < 2e-3, "base rows differ"
+d = np.abs(la - lb)
+print(f"base files: same header and {ctx * nch} tokens; {ra.shape[0]} rows of log-probs, |diff| max {d.max():.2e} mean {d.mean():.2e}")
+assert d.mean() < 1e-2 and d.max() < 0.2, "base rows differ"
 PY
-# each program against each base file, the quantized model as Q
 for base in l h; do
-    lp -m "$Q8" --kl-divergence-base "$TMP/base-$base.bin" --kl-divergence -c 128 -b 128 >"$TMP/kl-l-$base.out" 2>"$TMP/kl-l.err" || { tail -3 "$TMP/kl-l.err"; die "llama kld ($base base)"; }
-    hp -m "$Q8" --kl-divergence-base "$TMP/base-$base.bin" --kl-divergence >"$TMP/kl-h-$base.out" 2>"$TMP/kl-h.err" || { cat "$TMP/kl-h.err"; die "herd kld ($base base)"; }
+    lp -m "$F32" --kl-divergence-base "$TMP/base-$base.bin" --kl-divergence -c 128 -b 128 >"$TMP/kl-l-$base.out" 2>"$TMP/kl-l.err" || { tail -3 "$TMP/kl-l.err"; die "llama kld ($base base)"; }
+    hp -m "$F32" --kl-divergence-base "$TMP/base-$base.bin" --kl-divergence >"$TMP/kl-h-$base.out" 2>"$TMP/kl-h.err" || { cat "$TMP/kl-h.err"; die "herd kld ($base base)"; }
 done
 grep -q "Mean    KLD" "$TMP/kl-h-l.out" || die "herd printed no KLD statistics"
-TOLS='{"*": 2e-3}'
 for base in l h; do
     echo "KL divergence on the base file written by $([ $base = l ] && echo llama.cpp || echo herd): herd vs llama.cpp"
-    python3 tests/ref/compare_ppl.py kld "$TMP/kl-h-$base.out" "$TMP/kl-l-$base.out" "$TOLS" || fails=$((fails + 1))
+    # every number to 1e-4 relative, but the error of PPL(Q)-PPL(base), sqrt(uQ^2 + uB^2 - 2 cov) of nearly equal
+    # terms, which amplifies the 1e-7 logit differences ~1000x
+    python3 tests/ref/compare_ppl.py kld "$TMP/kl-h-$base.out" "$TMP/kl-l-$base.out" \
+        '{"abs": 2e-6, "rel": 1e-4, "Mean PPL(Q)-PPL(base)": {"abs": 2e-6, "rel": 1e-3}}' || fails=$((fails + 1))
+done
+
+# ---- HellaSwag: llama.cpp's data layout, its random draw of tasks, its scoring ----
+/usr/bin/python3 - "$TMP" <<'PY'
+import random, sys
+r = random.Random(5)
+names = ["Lily", "Tom", "Ben", "Sue", "Max", "Anna"]
+acts = ["played with a ball", "went to the park", "saw a big dog", "ate a red apple", "found a little box", "made a cake"]
+ends = ["She was very happy and smiled.", "He ran home to his mom.", "The sun was hot and bright.", "They laughed and played all day.",
+        "It was a sad day.", "The cat jumped on the bed.", "Then they went to sleep.", "Un oiseau chantait dans l'arbre."]
+lines = []
+for i in range(30):
+    n = r.choice(names)
+    lines += [f"Story: {n} {r.choice(acts)}. Then {n}", str(r.randrange(4))] + r.sample(ends, 4)
+open(f"{sys.argv[1]}/hs.txt", "w").write("\n".join(lines) + "\n")
+PY
+for m in "$STORIES" "$F32"; do
+    [ -f "$m" ] || continue
+    lp -m "$m" -f "$TMP/hs.txt" --hellaswag --hellaswag-tasks 24 -c 128 >"$TMP/hs-l.out" 2>"$TMP/hs-l.err" || { tail -3 "$TMP/hs-l.err"; die "llama hellaswag"; }
+    hp -m "$m" -f "$TMP/hs.txt" --hellaswag --hellaswag-tasks 24 -c 128 >"$TMP/hs-h.out" 2>"$TMP/hs-h.err" || { cat "$TMP/hs-h.err"; die "herd hellaswag"; }
+    # llama.cpp may lose the tail of its output at exit (compare_ppl.py says why): its lines, trailing empty
+    # ones dropped, must be herd's, all but at most the last
+    sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/hs-h.out" >"$TMP/hs-h.trim"
+    sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/hs-l.out" >"$TMP/hs-l.trim"
+    nh=$(wc -l <"$TMP/hs-h.trim") nl=$(wc -l <"$TMP/hs-l.trim")
+    if [ "$nl" -ge $((nh - 1)) ] && cmp -s <(head -n "$nl" "$TMP/hs-h.trim") "$TMP/hs-l.trim"; then
+        echo "hellaswag $(basename "$m"): 24 of 30 tasks drawn, every running acc_norm line identical ($(grep -c % "$TMP/hs-h.out") lines, final: $(grep '^24' "$TMP/hs-h.out"))"
+    else
+        echo "hellaswag $(basename "$m"): output differs from llama.cpp:"; diff "$TMP/hs-h.out" "$TMP/hs-l.out" | head; fails=$((fails + 1))
+    fi
 done
 
 # ---- bad input ----
@@ -106,6 +143,8 @@ head -c 100000 "$TMP/base-h.bin" >"$TMP/trunc.bin"
 bad "needs" hp -m "$Q8" --kl-divergence-base "$TMP/trunc.bin" --kl-divergence
 if [ -f "$STORIES" ]; then bad "inconsistent vocabulary" hp -m "$STORIES" --kl-divergence-base "$TMP/base-h.bin" --kl-divergence; fi
 bad "kl-divergence-base" hp -m "$Q8" --kl-divergence
+head -n 7 "$TMP/hs.txt" >"$TMP/hs-bad.txt"
+bad "multiple of 6" hp -m "$F32" -f "$TMP/hs-bad.txt" --hellaswag
 
 [ $fails -eq 0 ] || die "$fails comparison(s) failed"
 echo "perplexity and KL divergence agree with llama-perplexity"

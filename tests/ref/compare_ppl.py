@@ -4,7 +4,8 @@
   compare_ppl.py ppl  A.out A.err B.out B.err TOL   "[i]x," running values (window by window) and the
                                                     Final estimate (PPL and its error), relative TOL
   compare_ppl.py kld  A.out B.out TOL_JSON          the KL table's last row and every statistic line;
-                                                    TOL_JSON maps a line's label to its absolute tolerance
+                                                    TOL_JSON {"abs": A, "rel": R}: |a - b| <= A + R |b|
+                                                    for every number (beyond the printed digits: A)
 Prints one line per compared quantity; exit 1 on the first mismatch beyond tolerance (all are printed)."""
 import json, re, sys
 
@@ -21,15 +22,22 @@ def rel(a, b):
 def cmp_ppl(a_out, a_err, b_out, b_err, tol):
     a, b = ppl_values(open(a_out).read()), ppl_values(open(b_out).read())
     ok = True
-    if len(a) != len(b) or not a:
+    # llama.cpp's logger runs on a thread of its own that the program does not join at exit (its
+    # common_log_main() comment, llama.cpp issue 22142): the tail of its output is sometimes lost. A
+    # reference that lost its last value is compared on what it printed.
+    if not a or not (len(b) == len(a) or len(b) == len(a) - 1):
         print(f"window counts differ or none: {len(a)} vs {len(b)}"); return False
+    if len(b) < len(a):
+        print(f"(llama.cpp's output lost its last value at exit: comparing {len(b)} of {len(a)})")
     worst = max(rel(x, y) for x, y in zip(a, b))
     print(f"{len(a)} windows, running PPL max relative difference {worst:.2e} (tolerance {tol:g}); "
           f"last {a[-1]} vs {b[-1]}")
     ok &= worst <= tol
     fa, fb = final(open(a_err).read()), final(open(b_err).read())
-    if not fa or not fb:
-        print(f"Final estimate missing: {fa} {fb}"); return False
+    if not fa:
+        print("herd printed no Final estimate"); return False
+    if not fb:
+        print("(llama.cpp's output lost its Final estimate at exit)"); return ok
     print(f"Final estimate: PPL {fa[0]} +/- {fa[1]} vs {fb[0]} +/- {fb[1]}")
     ok &= rel(fa[0], fb[0]) <= tol and rel(fa[1], fb[1]) <= max(tol, 2e-5 / fb[1] if fb[1] else 1)
     return ok
@@ -55,9 +63,10 @@ def cmp_kld(a_out, b_out, tols):
     if set(a) != set(b) or not a:
         print(f"statistic lines differ: {sorted(set(a) ^ set(b))}"); return False
     for k in sorted(a):
-        tol = tols.get(k, tols.get("*", 1e-4))
+        t = tols.get(k, tols)  # a per-line override {"abs", "rel"}
+        tol = max(t["abs"] + t["rel"] * abs(y) for y in b[k])
         d = max(abs(x - y) for x, y in zip(a[k], b[k]))
-        good = d <= tol and len(a[k]) == len(b[k])
+        good = len(a[k]) == len(b[k]) and all(abs(x - y) <= t["abs"] + t["rel"] * abs(y) for x, y in zip(a[k], b[k]))
         ok &= good
         print(f"{'ok  ' if good else 'DIFF'} {k:32s} {a[k]} vs {b[k]} (|d| {d:.2e}, tol {tol:g})")
     return ok

@@ -1,0 +1,236 @@
+/* herd eval: llama-perplexity's --hellaswag, as tools/perplexity/perplexity.cpp's hellaswag_score():
+ *
+ * Data (llama.cpp's hellaswag_val_full.txt layout): 6 lines per task — context, gold ending index (0..3),
+ * four endings. min(n_tasks, tasks in the file) tasks are drawn at random without replacement with
+ * std::mt19937(1) (the same draws as llama.cpp). Each ending s is scored on the tokens of
+ * context + " " + ending[s] (BOS first): the tokens all four share are run once (sequence 0, copied to
+ * sequences 1..3), then the four endings side by side; the score of an ending is the mean log-probability
+ * of its tokens after the shared prefix (the first one from the prefix's last logits, through a float
+ * softmax; the rest with a float sum of exps, as llama.cpp's compute_logprobs). The highest mean wins
+ * (the first on ties); acc_norm is the running fraction of tasks whose gold ending wins, printed after each
+ * task with its 95 % Wilson score interval, on stdout. */
+#include "tasks.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/log.h"
+
+void eval_mt19937_seed(eval_mt19937 *r, uint32_t seed) {
+    r->mt[0] = seed;
+    for (int i = 1; i < 624; i++) r->mt[i] = 1812433253u * (r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) + (uint32_t)i;
+    r->idx = 624;
+}
+
+uint32_t eval_mt19937_next(eval_mt19937 *r) {
+    if (r->idx >= 624) {
+        for (int i = 0; i < 624; i++) {
+            uint32_t y = (r->mt[i] & 0x80000000u) | (r->mt[(i + 1) % 624] & 0x7fffffffu);
+            r->mt[i] = r->mt[(i + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+        }
+        r->idx = 0;
+    }
+    uint32_t y = r->mt[r->idx++];
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    y ^= y >> 18;
+    return y;
+}
+
+uint64_t eval_uniform(eval_mt19937 *r, uint64_t n) {
+    uint32_t range = (uint32_t)n;
+    uint64_t product = (uint64_t)eval_mt19937_next(r) * range;
+    uint32_t low = (uint32_t)product;
+    if (low < range) {
+        uint32_t threshold = (uint32_t)(-range) % range;
+        while (low < threshold) {
+            product = (uint64_t)eval_mt19937_next(r) * range;
+            low = (uint32_t)product;
+        }
+    }
+    return product >> 32;
+}
+
+/* llama.cpp's softmax(logits)[tok] (float probabilities normalized by a double sum) */
+static float softmax_prob(int64_t n_vocab, const float *logits, int32_t tok) {
+    float max_logit = logits[0];
+    for (int64_t i = 0; i < n_vocab; i++) max_logit = fmaxf(max_logit, logits[i]);
+    double sum_exp = 0.0;
+    float p_tok = 0;
+    for (int64_t i = 0; i < n_vocab; i++) {
+        const float e = expf(logits[i] - max_logit);
+        sum_exp += e;
+        if (i == tok) p_tok = e;
+    }
+    return (float)(p_tok / sum_exp);
+}
+
+/* llama.cpp's compute_logprobs for one row: float sum of exps */
+static float logprob_f(int64_t n_vocab, const float *logits, int32_t tok) {
+    float max_logit = logits[0];
+    for (int64_t j = 1; j < n_vocab; j++) max_logit = fmaxf(max_logit, logits[j]);
+    float sum_p = 0.f;
+    for (int64_t j = 0; j < n_vocab; j++) sum_p += expf(logits[j] - max_logit);
+    return logits[tok] - max_logit - logf(sum_p);
+}
+
+/* Splits text into lines as std::getline does (a final empty line after a trailing '\n' does not count).
+ * OUT: *lines (pointers into text, which is modified: '\n' -> 0), *n. */
+static void split_lines(char *text, size_t len, char ***lines, int64_t *n) {
+    int64_t cap = 16, k = 0;
+    char **v = herd_xmalloc((size_t)cap * sizeof *v);
+    size_t i = 0;
+    while (i < len) {
+        if (k == cap) v = herd_xrealloc(v, (size_t)(cap *= 2) * sizeof *v);
+        v[k++] = text + i;
+        char *nl = memchr(text + i, '\n', len - i);
+        if (!nl) break;
+        *nl = 0;
+        i = (size_t)(nl - text) + 1;
+    }
+    *lines = v;
+    *n = k;
+}
+
+typedef struct {
+    int64_t gold;
+    int32_t *tok[4];
+    int64_t n[4];
+    int64_t prefix;
+} hs_task;
+
+int eval_hellaswag(herd_context *c, const char *text_in, size_t len, int64_t n_tasks, FILE *out, FILE *err) {
+    const herd_model *m = herd_context_model(c);
+    const int64_t n_vocab = herd_vocab_n_tokens(m);
+    const bool add_bos = herd_vocab_add_bos(m);
+    if (herd_context_n_seq(c) < 4) return herd_err(HERD_E_ARG, "hellaswag: the context needs 4 sequences");
+    char *text = herd_xmalloc(len + 1);
+    memcpy(text, text_in, len);
+    text[len] = 0;
+    char **lines;
+    int64_t n_lines;
+    split_lines(text, len, &lines, &n_lines);
+    int rc = HERD_OK;
+    hs_task *hs = NULL;
+    int64_t count = 0;
+    float *lg = NULL;
+    int32_t *btok = NULL, *bseq = NULL;
+    bool *bwant = NULL;
+    if (n_lines % 6 != 0 || n_lines == 0) {
+        rc = herd_err(HERD_E_FORMAT, "hellaswag: the data has %lld lines, not a (non-zero) multiple of 6 "
+                      "(context, gold index, 4 endings per task)", (long long)n_lines);
+        goto done;
+    }
+    int64_t n_avail = n_lines / 6;
+    count = n_tasks < n_avail ? n_tasks : n_avail;
+    fprintf(err, "hellaswag_score : loaded %lld tasks from prompt.\n", (long long)n_avail);
+    fprintf(err, "hellaswag_score : selecting %lld randomized tasks.\n", (long long)count);
+    hs = herd_xcalloc((size_t)count, sizeof *hs);
+    eval_mt19937 rng;
+    eval_mt19937_seed(&rng, 1);
+    /* task indices, erased from as llama.cpp erases the lines of a drawn task */
+    int64_t *left = herd_xmalloc((size_t)n_avail * sizeof *left);
+    for (int64_t i = 0; i < n_avail; i++) left[i] = i;
+    int64_t n_left = n_avail;
+    int64_t max_len = 0;
+    for (int64_t i = 0; i < count; i++) {
+        int64_t pick = (int64_t)eval_uniform(&rng, (uint64_t)n_left);
+        int64_t idx = left[pick];
+        memmove(left + pick, left + pick + 1, (size_t)(n_left - pick - 1) * sizeof *left);
+        n_left--;
+        hs_task *t = &hs[i];
+        char *end;
+        const char *g = lines[idx * 6 + 1];
+        long gold = strtol(g, &end, 10);
+        if (end == g || gold < 0 || gold > 3) {
+            rc = herd_err(HERD_E_FORMAT, "hellaswag: line %lld: the gold ending index must be 0..3, not '%.40s'",
+                          (long long)(idx * 6 + 2), g);
+            break;
+        }
+        t->gold = gold;
+        for (int s = 0; s < 4 && !rc; s++) {
+            size_t lc = strlen(lines[idx * 6]), le = strlen(lines[idx * 6 + 2 + s]);
+            char *q = herd_xmalloc(lc + le + 2);
+            memcpy(q, lines[idx * 6], lc);
+            q[lc] = ' ';
+            memcpy(q + lc + 1, lines[idx * 6 + 2 + s], le + 1);
+            rc = herd_tokenize(m, q, lc + 1 + le, add_bos ? HERD_TOKENIZE_ADD_BOS : 0, &t->tok[s], &t->n[s]);
+            free(q);
+        }
+        if (rc) break;
+        int64_t mn = t->n[0];
+        for (int s = 1; s < 4; s++) mn = t->n[s] < mn ? t->n[s] : mn;
+        while (t->prefix < mn && t->tok[0][t->prefix] == t->tok[1][t->prefix] &&
+               t->tok[0][t->prefix] == t->tok[2][t->prefix] && t->tok[0][t->prefix] == t->tok[3][t->prefix])
+            t->prefix++;
+        if (t->prefix == 0 || t->prefix == mn) {
+            rc = herd_err(HERD_E_FORMAT, "hellaswag: task at line %lld: %s", (long long)(idx * 6 + 1),
+                          t->prefix == 0 ? "the endings share no token (no BOS)" : "an ending adds no token");
+            break;
+        }
+        int64_t req = t->prefix;
+        for (int s = 0; s < 4; s++) req += t->n[s] - t->prefix;
+        if (req > herd_context_n_ctx(c)) { /* llama.cpp: 4 * c in its unified cache */
+            rc = herd_err(HERD_E_RANGE, "hellaswag: task %lld does not fit in the context window (requires %lld "
+                          "tokens)", (long long)i, (long long)req);
+            break;
+        }
+        if (req > max_len) max_len = req;
+    }
+    free(left);
+    if (rc) goto done;
+    fprintf(err, "hellaswag_score : calculating hellaswag score over selected tasks.\n");
+    fprintf(out, "\ntask\tacc_norm\t95%% confidence interval\n");
+    lg = malloc((size_t)(max_len + 1) * (size_t)n_vocab * sizeof(float));
+    btok = malloc((size_t)max_len * sizeof *btok);
+    bseq = malloc((size_t)max_len * sizeof *bseq);
+    bwant = malloc((size_t)max_len * sizeof *bwant);
+    if (!lg || !btok || !bseq || !bwant) { rc = herd_err(HERD_E_NOMEM, "hellaswag: out of memory"); goto done; }
+    double acc = 0.0;
+    for (int64_t i = 0; i < count; i++) {
+        hs_task *t = &hs[i];
+        for (int s = 0; s < 4; s++) herd_seq_truncate(c, s, 0);
+        /* the shared prefix once, in sequence 0: the logits of its last token */
+        for (int64_t k = 0; k < t->prefix; k++) bseq[k] = 0, bwant[k] = k == t->prefix - 1;
+        rc = herd_decode_batch(c, t->tok[0], bseq, t->prefix, bwant, lg);
+        if (rc) goto done;
+        for (int s = 1; s < 4; s++)
+            if ((rc = herd_seq_copy(c, 0, s, t->prefix))) goto done;
+        /* the four endings side by side: logits of every ending token but the last */
+        int64_t nb = 0;
+        for (int s = 0; s < 4; s++)
+            for (int64_t k = t->prefix; k < t->n[s]; k++) btok[nb] = t->tok[s][k], bseq[nb] = s, bwant[nb++] = k < t->n[s] - 1;
+        rc = herd_decode_batch(c, btok, bseq, nb, bwant, lg + n_vocab);
+        if (rc) goto done;
+        double lp[4];
+        int64_t row = 1;
+        for (int s = 0; s < 4; s++) {
+            int64_t cnt = 1;
+            lp[s] = log(softmax_prob(n_vocab, lg, t->tok[s][t->prefix]));
+            for (int64_t k = t->prefix; k < t->n[s] - 1; k++, cnt++)
+                lp[s] += logprob_f(n_vocab, lg + (size_t)row++ * (size_t)n_vocab, t->tok[s][k + 1]);
+            lp[s] /= (double)cnt;
+        }
+        int64_t best = 0;
+        for (int s = 1; s < 4; s++)
+            if (lp[s] > lp[best]) best = s;
+        if (best == t->gold) acc += 1.0;
+        double freq = acc / (double)(i + 1);
+        const double za = 1.95996398454;
+        double z = za * za / (double)(i + 1);
+        double cnf = z * sqrt((double)(i + 1) * (4.0 * freq * (1 - freq) + z)) / (za + za);
+        double a = (freq + z * 0.5 - cnf) / (1.0 + z), b = (freq + z * 0.5 + cnf) / (1.0 + z);
+        fprintf(out, "%lld\t%3.8lf%%\t[%3.4lf%%, %3.4lf%%]\n", (long long)(i + 1), freq * 100.0, a * 100.0,
+                b * 100.0);
+        fflush(out);
+    }
+    fprintf(out, "\n");
+done:
+    for (int64_t i = 0; i < count && hs; i++)
+        for (int s = 0; s < 4; s++) free(hs[i].tok[s]);
+    free(hs), free(lines), free(text), free(lg), free(btok), free(bseq), free(bwant);
+    return rc;
+}
