@@ -607,6 +607,8 @@ typedef struct {
     bool hellaswag;       /* --hellaswag: text is llama.cpp's HellaSwag file (6 lines per task); the context
                            * needs 4 sequences of 4 * n_ctx (llama.cpp's unified cache of 4 sequences) */
     int64_t hellaswag_tasks; /* --hellaswag-tasks: tasks drawn (llama.cpp's draw); default 400 */
+    bool winogrande;      /* --winogrande: text is llama.cpp's Winogrande CSV; context as for hellaswag */
+    int64_t winogrande_tasks; /* --winogrande-tasks: 0 all, in order; else that many drawn as llama.cpp does */
 } herd_perplexity_params;
 
 herd_perplexity_params herd_perplexity_default_params(void);

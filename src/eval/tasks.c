@@ -234,3 +234,204 @@ done:
     free(hs), free(lines), free(text), free(lg), free(btok), free(bseq), free(bwant);
     return rc;
 }
+
+/* ---- Winogrande ---------------------------------------------------------------------------------- */
+/* llama-perplexity's --winogrande, as winogrande_score(): CSV lines "index,sentence,choice1,choice2,answer"
+ * (the sentence may be quoted; its '_' is where a choice goes). A line counts only when a '\n' ends it
+ * (std::getline stops at EOF: llama.cpp drops an unterminated last line); lines without 4 separators, a '_'
+ * or an answer 1/2 (a header) are skipped with a note. Each choice's sentence is tokenized (BOS first); the
+ * score of a choice is the mean log-probability of the tokens after the choice word (of the whole choice when
+ * either continuation is 3 tokens or fewer), the last token excluded when more than one is scored — with
+ * llama.cpp's row indexing, including its FIXME (the second sentence's first scored row when the choice word
+ * is scored). With winogrande_tasks in (0, tasks) that many are drawn with mt19937(1) as llama.cpp draws. */
+
+typedef struct {
+    char *first, *second, *choice[2];
+    int answer;
+    int32_t *tok[2];
+    int64_t n[2], n_base[2], prefix;
+} wg_task;
+
+static int64_t tokenize_len(const herd_model *m, const char *a, const char *b, const char *c, int32_t **out) {
+    size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0;
+    char *q = herd_xmalloc(la + lb + lc + 1);
+    memcpy(q, a, la), memcpy(q + la, b, lb);
+    if (c) memcpy(q + la + lb, c, lc);
+    q[la + lb + lc] = 0;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    int rc = herd_tokenize(m, q, la + lb + lc, herd_vocab_add_bos(m) ? HERD_TOKENIZE_ADD_BOS : 0, &ids, &n);
+    free(q);
+    if (rc) return rc;
+    if (out) *out = ids;
+    else free(ids);
+    return n;
+}
+
+static void wg_free(wg_task *t) {
+    free(t->first), free(t->second), free(t->choice[0]), free(t->choice[1]), free(t->tok[0]), free(t->tok[1]);
+}
+
+/* one CSV line -> task; false (with a note on err) when llama.cpp skips the line */
+static bool wg_parse(const char *line, wg_task *t, FILE *err) {
+    size_t len = strlen(line), cp[4];
+    int ip = 0;
+    bool quote = false;
+    for (size_t i = 0; i < len && ip < 4; i++) {
+        if (!quote) {
+            if (line[i] == ',') cp[ip++] = i;
+            else if (line[i] == '"') quote = true;
+        } else if (line[i] == '"') quote = false;
+    }
+    if (ip != 4) {
+        fprintf(err, "load_winogrande_from_csv: failed to find comma separators in <%s>\n", line);
+        return false;
+    }
+    size_t s0, sl;
+    if (line[cp[0] + 1] == '"') s0 = cp[0] + 2, sl = cp[1] - cp[0] >= 3 ? cp[1] - cp[0] - 3 : 0;
+    else s0 = cp[0] + 1, sl = cp[1] - cp[0] - 1;
+    const char *us = memchr(line + s0, '_', sl);
+    if (!us) {
+        fprintf(err, "load_winogrande_from_csv: no _ in <%.*s>\n", (int)sl, line + s0);
+        return false;
+    }
+    const char *ans = line + cp[3] + 1;
+    char *end;
+    long a = strtol(ans, &end, 10);
+    if (end == ans || a < 1 || a > 2) {
+        fprintf(err, "load_winogrande_from_csv: failed to parse answer <%s>\n", ans);
+        return false;
+    }
+    memset(t, 0, sizeof *t);
+    t->answer = (int)a;
+    t->first = herd_xstrndup(line + s0, (size_t)(us - (line + s0)));
+    t->second = herd_xstrndup(us + 1, sl - (size_t)(us - (line + s0)) - 1);
+    t->choice[0] = herd_xstrndup(line + cp[1] + 1, cp[2] - cp[1] - 1);
+    t->choice[1] = herd_xstrndup(line + cp[2] + 1, cp[3] - cp[2] - 1);
+    return true;
+}
+
+int eval_winogrande(herd_context *c, const char *text_in, size_t len, int64_t n_select, FILE *out, FILE *err) {
+    const herd_model *m = herd_context_model(c);
+    const int64_t n_vocab = herd_vocab_n_tokens(m);
+    const int64_t k_min_trailing_ctx = 3;
+    if (herd_context_n_seq(c) < 2) return herd_err(HERD_E_ARG, "winogrande: the context needs 2 sequences");
+    char *text = herd_xmalloc(len + 1);
+    memcpy(text, text_in, len);
+    text[len] = 0;
+    char **lines;
+    int64_t n_lines;
+    split_lines(text, len, &lines, &n_lines);
+    if (n_lines > 0 && (len == 0 || text_in[len - 1] != '\n')) n_lines--; /* unterminated last line */
+    wg_task *data = herd_xcalloc((size_t)(n_lines > 0 ? n_lines : 1), sizeof *data);
+    int64_t n = 0;
+    for (int64_t i = 0; i < n_lines; i++)
+        if (wg_parse(lines[i], &data[n], err)) n++;
+    int rc = HERD_OK;
+    float *lg = NULL;
+    int32_t *btok = NULL, *bseq = NULL;
+    bool *bwant = NULL;
+    if (n == 0) {
+        rc = herd_err(HERD_E_FORMAT, "winogrande: no tasks (lines \"index,sentence with _,choice1,choice2,1|2\")");
+        goto done;
+    }
+    fprintf(err, "winogrande_score : loaded %lld tasks from prompt.\n", (long long)n);
+    if (n_select > 0 && n_select < n) {
+        fprintf(err, "winogrande_score : selecting %lld random tasks\n", (long long)n_select);
+        eval_mt19937 rng;
+        eval_mt19937_seed(&rng, 1);
+        int64_t *aux = herd_xmalloc((size_t)n * sizeof *aux), n_aux = n;
+        for (int64_t i = 0; i < n; i++) aux[i] = i;
+        wg_task *sel = herd_xcalloc((size_t)n_select, sizeof *sel);
+        const float scale = 1 / (1.f + (float)4294967295u);
+        for (int64_t i = 0; i < n_select; i++) {
+            float r = (float)eval_mt19937_next(&rng);
+            int64_t j = (int64_t)(scale * r * (float)n_aux);
+            if (j >= n_aux) j = n_aux - 1; /* a float product rounded up to 1 (undefined in llama.cpp) */
+            sel[i] = data[aux[j]];
+            memset(&data[aux[j]], 0, sizeof data[0]);
+            aux[j] = aux[--n_aux];
+        }
+        for (int64_t i = 0; i < n; i++) wg_free(&data[i]);
+        free(data), free(aux);
+        data = sel;
+        n = n_select;
+    }
+    int64_t max_len = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        wg_task *t = &data[i];
+        for (int s = 0; s < 2 && !rc; s++) {
+            int64_t k = tokenize_len(m, t->first, t->choice[s], t->second, &t->tok[s]);
+            if (k < 0) rc = (int)k;
+            else t->n[s] = k;
+            k = tokenize_len(m, t->first, t->choice[s], NULL, NULL);
+            if (k < 0) rc = (int)k;
+            else t->n_base[s] = k;
+        }
+        if (rc) break;
+        int64_t mn = t->n[0] < t->n[1] ? t->n[0] : t->n[1];
+        while (t->prefix < mn && t->tok[0][t->prefix] == t->tok[1][t->prefix]) t->prefix++;
+        bool skip_choice = t->n[0] - t->prefix > k_min_trailing_ctx && t->n[1] - t->prefix > k_min_trailing_ctx;
+        for (int s = 0; s < 2; s++) {
+            int64_t nb = skip_choice ? t->n_base[s] : t->prefix;
+            int64_t last = t->n[s] - nb > 1 ? 1 : 0;
+            /* llama.cpp's size_t arithmetic wraps (and reads out of bounds) outside these bounds */
+            if (t->prefix < 1 || t->prefix >= mn || nb < t->prefix || t->n[s] - nb - last < 1)
+                rc = herd_err(HERD_E_FORMAT, "winogrande: task %lld ('%s_%s'): the choices do not tokenize to a "
+                              "shared prefix and scorable continuations", (long long)i + 1, t->first, t->second);
+        }
+        int64_t req = t->n[0] + t->n[1] - t->prefix;
+        if (!rc && req > herd_context_n_ctx(c))
+            rc = herd_err(HERD_E_RANGE, "winogrande: task %lld does not fit in the context window (requires %lld "
+                          "tokens)", (long long)i, (long long)req);
+        if (req > max_len) max_len = req;
+    }
+    if (rc) goto done;
+    fprintf(err, "winogrande_score : calculating winogrande score over selected tasks.\n");
+    lg = malloc((size_t)(max_len + 1) * (size_t)n_vocab * sizeof(float));
+    btok = malloc((size_t)max_len * sizeof *btok);
+    bseq = malloc((size_t)max_len * sizeof *bseq);
+    bwant = malloc((size_t)max_len * sizeof *bwant);
+    if (!lg || !btok || !bseq || !bwant) { rc = herd_err(HERD_E_NOMEM, "winogrande: out of memory"); goto done; }
+    int n_correct = 0, n_done = 0;
+    for (int64_t i = 0; i < n; i++) {
+        wg_task *t = &data[i];
+        herd_seq_truncate(c, 0, 0), herd_seq_truncate(c, 1, 0);
+        /* rows as llama.cpp lays them out: the prefix's last token, then every token of sentence 1 after the
+         * prefix, then every token of sentence 2 after it */
+        for (int64_t k = 0; k < t->prefix; k++) bseq[k] = 0, bwant[k] = k == t->prefix - 1;
+        if ((rc = herd_decode_batch(c, t->tok[0], bseq, t->prefix, bwant, lg))) goto done;
+        if ((rc = herd_seq_copy(c, 0, 1, t->prefix))) goto done;
+        int64_t nb = 0;
+        for (int s = 0; s < 2; s++)
+            for (int64_t k = t->prefix; k < t->n[s]; k++) btok[nb] = t->tok[s][k], bseq[nb] = s, bwant[nb++] = true;
+        if ((rc = herd_decode_batch(c, btok, bseq, nb, bwant, lg + n_vocab))) goto done;
+        bool skip_choice = t->n[0] - t->prefix > k_min_trailing_ctx && t->n[1] - t->prefix > k_min_trailing_ctx;
+        float score[2];
+        for (int s = 0; s < 2; s++) {
+            int64_t n_base = skip_choice ? t->n_base[s] : t->prefix;
+            int64_t last = t->n[s] - n_base > 1 ? 1 : 0;
+            int64_t li = s == 0 ? n_base - t->prefix : t->n[0] - t->prefix + n_base - t->prefix;
+            float sc = 0;
+            for (int64_t j = n_base - 1; j < t->n[s] - 1 - last; j++)
+                sc += logprob_f(n_vocab, lg + (size_t)li++ * (size_t)n_vocab, t->tok[s][j + 1]);
+            score[s] = sc / (float)(t->n[s] - n_base - last);
+        }
+        int result = score[0] > score[1] ? 1 : 2;
+        if (result == t->answer) ++n_correct;
+        ++n_done;
+        fprintf(out, "%lld\t%.4lf\t%10.6f  %10.6f  %d  %d\n", (long long)i + 1, 100.0 * n_correct / n_done, score[0],
+                score[1], result, t->answer);
+        fflush(out);
+    }
+    fprintf(out, "\n");
+    if (n_done >= 100) {
+        const float p = 1.f * (float)n_correct / (float)n_done;
+        const float sigma = 100.f * sqrtf(p * (1 - p) / (float)(n_done - 1));
+        fprintf(err, "Final Winogrande score(%d tasks): %.4lf +/- %.4lf\n", n_done, 100 * p, sigma);
+    }
+done:
+    for (int64_t i = 0; i < n; i++) wg_free(&data[i]);
+    free(data), free(lines), free(text), free(lg), free(btok), free(bseq), free(bwant);
+    return rc;
+}

@@ -21,4 +21,7 @@ uint64_t eval_uniform(eval_mt19937 *r, uint64_t n);
 /* --hellaswag over text (6 lines per task); c needs 4 sequences. */
 int eval_hellaswag(herd_context *c, const char *text, size_t len, int64_t n_tasks, FILE *out, FILE *err);
 
+/* --winogrande over text (llama.cpp's CSV); n_tasks > 0: draw that many; c needs 2 sequences. */
+int eval_winogrande(herd_context *c, const char *text, size_t len, int64_t n_tasks, FILE *out, FILE *err);
+
 #endif

@@ -26,6 +26,10 @@ static int perplexity_main(cli_common *c, int argc, char **argv) {
             p.hellaswag = true;
         } else if (!strcmp(argv[i], "--hellaswag-tasks")) {
             if (!cli_i64("perplexity", argc, argv, &i, 1, INT32_MAX, &p.hellaswag_tasks)) return 1;
+        } else if (!strcmp(argv[i], "--winogrande")) {
+            p.winogrande = true;
+        } else if (!strcmp(argv[i], "--winogrande-tasks")) {
+            if (!cli_i64("perplexity", argc, argv, &i, 0, INT32_MAX, &p.winogrande_tasks)) return 1;
         } else if (!strcmp(argv[i], "--kl-divergence")) {
             p.kl_divergence = true;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -35,7 +39,9 @@ static int perplexity_main(cli_common *c, int argc, char **argv) {
     if (!c->model) return cli_fail("perplexity", "need -m MODEL");
     if (p.kl_divergence && !p.kld_base) return cli_fail("perplexity", "--kl-divergence needs --kl-divergence-base FILE");
     if (!p.kl_divergence && !file) return cli_fail("perplexity", "need -f TEXT (the text or task file)");
-    if (p.hellaswag && p.kl_divergence) return cli_fail("perplexity", "--hellaswag and --kl-divergence exclude each other");
+    if (p.hellaswag + p.winogrande + p.kl_divergence > 1)
+        return cli_fail("perplexity", "--hellaswag, --winogrande and --kl-divergence exclude each other");
+    const bool task = p.hellaswag || p.winogrande; /* llama.cpp: 4 sequences in a cache of 4 * c */
     if (c->ctx.n_ctx) p.n_ctx = c->ctx.n_ctx;
     if (p.n_ctx < 4) return cli_fail("perplexity", "-c must be at least 4 tokens, not %lld", (long long)p.n_ctx);
     char *text = NULL;
@@ -52,9 +58,9 @@ static int perplexity_main(cli_common *c, int argc, char **argv) {
     herd_lora **loras = NULL;
     int rc = 1;
     if (herd_model_load(c->model, &m) != HERD_OK) { cli_fail_lib("perplexity"); goto done; }
-    c->ctx.n_ctx = p.hellaswag ? 4 * p.n_ctx : p.n_ctx;
-    c->ctx.n_seq = p.hellaswag ? 4 : 1;
-    if (!p.hellaswag && c->ctx.n_batch > p.n_ctx) c->ctx.n_batch = p.n_ctx;
+    c->ctx.n_ctx = task ? 4 * p.n_ctx : p.n_ctx;
+    c->ctx.n_seq = task ? 4 : 1;
+    if (!task && c->ctx.n_batch > p.n_ctx) c->ctx.n_batch = p.n_ctx;
     if (herd_context_new(m, &c->ctx, &ctx) != HERD_OK) { cli_fail_lib("perplexity"); goto done; }
     if (!cli_lora_apply("perplexity", c, m, ctx, &loras)) goto done;
     if (herd_perplexity(ctx, text, len, &p, stdout, stderr, NULL) != HERD_OK) { cli_fail_lib("perplexity"); goto done; }
