@@ -609,6 +609,8 @@ typedef struct {
     int64_t hellaswag_tasks; /* --hellaswag-tasks: tasks drawn (llama.cpp's draw); default 400 */
     bool winogrande;      /* --winogrande: text is llama.cpp's Winogrande CSV; context as for hellaswag */
     int64_t winogrande_tasks; /* --winogrande-tasks: 0 all, in order; else that many drawn as llama.cpp does */
+    bool multiple_choice; /* --multiple-choice: text is llama.cpp's binary task file; context as for hellaswag */
+    int64_t multiple_choice_tasks; /* --multiple-choice-tasks: as winogrande_tasks */
 } herd_perplexity_params;
 
 herd_perplexity_params herd_perplexity_default_params(void);

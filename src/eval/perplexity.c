@@ -26,7 +26,8 @@
 #include "herd.h"
 
 herd_perplexity_params herd_perplexity_default_params(void) {
-    herd_perplexity_params p = {.n_ctx = 512, .n_chunks = -1, .kld_base = NULL, .kl_divergence = false, .output_type = 0, .hellaswag = false, .hellaswag_tasks = 400, .winogrande = false, .winogrande_tasks = 0};
+    herd_perplexity_params p = {.n_ctx = 512, .n_chunks = -1, .kld_base = NULL, .kl_divergence = false, .output_type = 0, .hellaswag = false, .hellaswag_tasks = 400, .winogrande = false, .winogrande_tasks = 0,
+                                .multiple_choice = false, .multiple_choice_tasks = 0};
     return p;
 }
 
@@ -453,6 +454,7 @@ int herd_perplexity(herd_context *c, const char *text, size_t len, const herd_pe
     if (!log) log = stderr;
     int rc = p->hellaswag       ? eval_hellaswag(c, text, len, p->hellaswag_tasks, out, log)
              : p->winogrande    ? eval_winogrande(c, text, len, p->winogrande_tasks, out, log)
+             : p->multiple_choice ? eval_multiple_choice(c, text, len, p->multiple_choice_tasks, out, log)
              : p->kl_divergence ? kld_run(c, p, out, log, ppl)
                                 : perplexity_run(c, text, len, p, out, log, ppl);
     if (rc == HERD_OK) fprintf(out, "\n"); /* llama-perplexity's main() ends every mode with an empty line */

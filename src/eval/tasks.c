@@ -435,3 +435,218 @@ done:
     free(data), free(lines), free(text), free(lg), free(btok), free(bseq), free(bwant);
     return rc;
 }
+
+/* ---- multiple choice ----------------------------------------------------------------------------- */
+/* llama-perplexity's --multiple-choice, as multiple_choice_score(): llama.cpp's binary task file
+ * (little-endian): uint32 n_task, uint32 pos[n_task] (each task's byte offset), then per task: string
+ * question, answers mc1, answers mc2, where string = uint32 size + bytes and answers = uint32 n (<= 100),
+ * n strings, int32 labels[n]. Only mc1 is scored: answer s on the tokens of question + " " + answer (BOS
+ * first), its score the mean log-probability (in float, as there) of its tokens after the shared prefix; the
+ * highest wins, correct when its label is 1. Every task is read in order, or --multiple-choice-tasks N are
+ * drawn as for Winogrande (then read at their offsets). A task with more answers than the context has
+ * sequences (4, llama.cpp's default -np) is refused, as llama.cpp refuses it. Every length is checked
+ * against the file. */
+
+typedef struct {
+    int64_t n;
+    int32_t **tok;
+    int64_t *ntok;
+    int32_t *labels;
+    int64_t prefix;
+} mc_task;
+
+typedef struct {
+    const uint8_t *d;
+    size_t len, pos;
+    bool bad;
+} mc_reader;
+
+static uint32_t mc_u32(mc_reader *r) {
+    uint32_t v = 0;
+    if (r->len - r->pos < 4 || r->pos > r->len) r->bad = true;
+    else memcpy(&v, r->d + r->pos, 4), r->pos += 4;
+    return v;
+}
+
+/* a string: returns a pointer into the data and its size, or NULL when it overruns */
+static const char *mc_str(mc_reader *r, uint32_t *size) {
+    *size = mc_u32(r);
+    if (r->bad || *size > r->len - r->pos) { r->bad = true; return NULL; }
+    const char *s = (const char *)r->d + r->pos;
+    r->pos += *size;
+    return s;
+}
+
+static void mc_free(mc_task *t) {
+    for (int64_t s = 0; s < t->n; s++) free(t->tok[s]);
+    free(t->tok), free(t->ntok), free(t->labels);
+    memset(t, 0, sizeof *t);
+}
+
+/* reads the task at r->pos and tokenizes its mc1 answers (skipping mc2) */
+static int mc_read(const herd_model *m, mc_reader *r, mc_task *t, int64_t index) {
+    uint32_t qn;
+    const char *q = mc_str(r, &qn);
+    uint32_t n = mc_u32(r);
+    if (r->bad || n > 100)
+        return herd_err(HERD_E_FORMAT, "multiple-choice: failed to read task %lld", (long long)index + 1);
+    memset(t, 0, sizeof *t);
+    t->n = n;
+    t->tok = herd_xcalloc(n ? n : 1, sizeof *t->tok);
+    t->ntok = herd_xcalloc(n ? n : 1, sizeof *t->ntok);
+    t->labels = herd_xcalloc(n ? n : 1, sizeof *t->labels);
+    const char **a = herd_xcalloc(n ? n : 1, sizeof *a);
+    uint32_t *an = herd_xcalloc(n ? n : 1, sizeof *an);
+    for (uint32_t s = 0; s < n; s++) a[s] = mc_str(r, &an[s]);
+    for (uint32_t s = 0; s < n; s++) t->labels[s] = (int32_t)mc_u32(r);
+    uint32_t n2 = mc_u32(r); /* mc2: read past it, as deserialize() does */
+    if (!r->bad && n2 > 100) r->bad = true;
+    for (uint32_t s = 0; s < n2 && !r->bad; s++) mc_str(r, &(uint32_t){0});
+    for (uint32_t s = 0; s < n2 && !r->bad; s++) mc_u32(r);
+    int rc = HERD_OK;
+    if (r->bad) rc = herd_err(HERD_E_FORMAT, "multiple-choice: failed to read task %lld", (long long)index + 1);
+    else if (qn == 0 || n == 0)
+        rc = herd_err(HERD_E_FORMAT, "multiple-choice: task %lld: found bad task with empty question and/or answers",
+                      (long long)index + 1);
+    for (uint32_t s = 0; s < n && !rc; s++) {
+        if (an[s] == 0) {
+            rc = herd_err(HERD_E_FORMAT, "multiple-choice: task %lld: found empty answer", (long long)index + 1);
+            break;
+        }
+        char *qa = herd_xmalloc((size_t)qn + an[s] + 2);
+        memcpy(qa, q, qn), qa[qn] = ' ', memcpy(qa + qn + 1, a[s], an[s]);
+        rc = herd_tokenize(m, qa, (size_t)qn + 1 + an[s], herd_vocab_add_bos(m) ? HERD_TOKENIZE_ADD_BOS : 0,
+                           &t->tok[s], &t->ntok[s]);
+        free(qa);
+    }
+    free(a), free(an);
+    if (rc) return rc;
+    int64_t mn = t->ntok[0];
+    for (int64_t s = 1; s < t->n; s++) mn = t->ntok[s] < mn ? t->ntok[s] : mn;
+    for (bool same = true; same && t->prefix < mn;) {
+        for (int64_t s = 1; s < t->n; s++) same = same && t->tok[s][t->prefix] == t->tok[0][t->prefix];
+        if (same) t->prefix++;
+    }
+    if (t->prefix == 0 || t->prefix == mn)
+        return herd_err(HERD_E_FORMAT, "multiple-choice: task %lld: %s", (long long)index + 1,
+                        t->prefix == 0 ? "the answers share no token (no BOS)" : "an answer adds no token");
+    return HERD_OK;
+}
+
+int eval_multiple_choice(herd_context *c, const char *text, size_t len, int64_t n_select, FILE *out, FILE *err) {
+    const herd_model *m = herd_context_model(c);
+    const int64_t n_vocab = herd_vocab_n_tokens(m);
+    mc_reader r = {.d = (const uint8_t *)text, .len = len};
+    uint32_t n_task = mc_u32(&r);
+    if (r.bad || n_task == 0) return herd_err(HERD_E_FORMAT, "multiple-choice: no tasks");
+    fprintf(err, "multiple_choice_score: there are %u tasks in prompt\n", n_task);
+    if ((size_t)n_task > (len - r.pos) / 4)
+        return herd_err(HERD_E_FORMAT, "multiple-choice: failed to read task positions from prompt");
+    const uint8_t *pos_at = r.d + r.pos;
+    r.pos += (size_t)n_task * 4;
+    bool all = n_select == 0 || n_select >= (int64_t)n_task;
+    int64_t n = all ? (int64_t)n_task : n_select;
+    mc_task *tasks = herd_xcalloc((size_t)n, sizeof *tasks);
+    int rc = HERD_OK;
+    int64_t n_dot = n / 100 > 1 ? n / 100 : 1;
+    if (all) {
+        fprintf(err, "multiple_choice_score: reading tasks");
+        for (int64_t i = 0; i < n && !rc; i++) {
+            rc = mc_read(m, &r, &tasks[i], i);
+            if (!rc && (i + 1) % n_dot == 0) fprintf(out, ".");
+        }
+        if (!rc) fprintf(out, "done\n");
+    } else {
+        fprintf(err, "multiple_choice_score: selecting %lld random tasks from %u tasks available\n", (long long)n,
+                n_task);
+        eval_mt19937 rng;
+        eval_mt19937_seed(&rng, 1);
+        int64_t *aux = herd_xmalloc((size_t)n_task * sizeof *aux), n_aux = n_task;
+        for (int64_t i = 0; i < n_aux; i++) aux[i] = i;
+        const float scale = 1.f / (1.f + (float)4294967295u);
+        for (int64_t i = 0; i < n && !rc; i++) {
+            float rv = (float)eval_mt19937_next(&rng);
+            int64_t j = (int64_t)(scale * rv * (float)n_aux);
+            if (j >= n_aux) j = n_aux - 1;
+            int64_t idx = aux[j];
+            aux[j] = aux[--n_aux];
+            uint32_t p;
+            memcpy(&p, pos_at + 4 * idx, 4);
+            r.pos = p, r.bad = p > len;
+            rc = mc_read(m, &r, &tasks[i], idx);
+        }
+        free(aux);
+    }
+    if (rc) goto done;
+    fprintf(err, "multiple_choice_score: preparing task data");
+    if (n > 500) fprintf(out, "...");
+    else
+        for (int64_t i = 1; i <= n; i++)
+            if (i % n_dot == 0) fprintf(out, ".");
+    fprintf(out, "done\n");
+    int64_t max_len = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        mc_task *t = &tasks[i];
+        if (t->n > herd_context_n_seq(c))
+            rc = herd_err(HERD_E_RANGE, "multiple-choice: task %lld requires a higher -np|--parallel value (at least "
+                          "%lld)", (long long)i, (long long)t->n);
+        int64_t req = t->prefix;
+        for (int64_t s = 0; s < t->n; s++) req += t->ntok[s] - t->prefix;
+        if (!rc && req > herd_context_n_ctx(c))
+            rc = herd_err(HERD_E_RANGE, "multiple-choice: task %lld does not fit in the context window (requires "
+                          "%lld tokens)", (long long)i, (long long)req);
+        if (req > max_len) max_len = req;
+    }
+    if (rc) goto done;
+    fprintf(err, "multiple_choice_score : calculating TruthfulQA score over %lld tasks.\n", (long long)n);
+    fprintf(out, "\ntask\tacc_norm\n");
+    float *lg = malloc((size_t)(max_len + 1) * (size_t)n_vocab * sizeof(float));
+    int32_t *btok = malloc((size_t)max_len * sizeof *btok), *bseq = malloc((size_t)max_len * sizeof *bseq);
+    bool *bwant = malloc((size_t)max_len * sizeof *bwant);
+    float *lp = malloc(100 * sizeof *lp);
+    int n_done = 0, n_correct = 0, n_tot_answers = 0;
+    if (!lg || !btok || !bseq || !bwant || !lp) rc = herd_err(HERD_E_NOMEM, "multiple-choice: out of memory");
+    for (int64_t i = 0; i < n && !rc; i++) {
+        mc_task *t = &tasks[i];
+        for (int64_t s = 0; s < t->n; s++) herd_seq_truncate(c, (int32_t)s, 0);
+        for (int64_t k = 0; k < t->prefix; k++) bseq[k] = 0, bwant[k] = k == t->prefix - 1;
+        if ((rc = herd_decode_batch(c, t->tok[0], bseq, t->prefix, bwant, lg))) break;
+        for (int64_t s = 1; s < t->n && !rc; s++) rc = herd_seq_copy(c, 0, (int32_t)s, t->prefix);
+        if (rc) break;
+        int64_t nb = 0;
+        for (int64_t s = 0; s < t->n; s++)
+            for (int64_t k = t->prefix; k < t->ntok[s]; k++)
+                btok[nb] = t->tok[s][k], bseq[nb] = (int32_t)s, bwant[nb++] = k < t->ntok[s] - 1;
+        if ((rc = herd_decode_batch(c, btok, bseq, nb, bwant, lg + n_vocab))) break;
+        int64_t row = 1;
+        for (int64_t s = 0; s < t->n; s++) {
+            size_t count = 1;
+            float log_prob = logf(softmax_prob(n_vocab, lg, t->tok[s][t->prefix]));
+            for (int64_t j = t->prefix; j < t->ntok[s] - 1; j++, count++)
+                log_prob += logprob_f(n_vocab, lg + (size_t)row++ * (size_t)n_vocab, t->tok[s][j + 1]);
+            lp[s] = log_prob / (float)count;
+        }
+        int64_t best = 0;
+        for (int64_t s = 1; s < t->n; s++)
+            if (lp[s] > lp[best]) best = s;
+        n_tot_answers += (int)t->n;
+        if (t->labels[best] == 1) ++n_correct;
+        ++n_done;
+        fprintf(out, "%d\t%.8lf\n", n_done, 100. * n_correct / n_done);
+        fflush(out);
+    }
+    free(lg), free(btok), free(bseq), free(bwant), free(lp);
+    if (rc || (n_done < 100 && !all)) goto done;
+    float p = 1.f * (float)n_correct / (float)n_done, sigma = sqrtf(p * (1 - p) / (float)(n_done - 1));
+    fprintf(out, "\n");
+    fflush(out);
+    fprintf(err, "Final result: %.4f +/- %.4f\n", 100.f * p, 100.f * sigma);
+    p = 1.f * (float)n_done / (float)n_tot_answers;
+    sigma = sqrtf(p * (1 - p) / (float)(n_done - 1));
+    fprintf(err, "Random chance: %.4f +/- %.4f\n", 100.f * p, 100.f * sigma);
+    fprintf(err, "\n");
+done:
+    for (int64_t i = 0; i < n; i++) mc_free(&tasks[i]);
+    free(tasks);
+    return rc;
+}

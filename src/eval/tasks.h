@@ -23,5 +23,8 @@ int eval_hellaswag(herd_context *c, const char *text, size_t len, int64_t n_task
 
 /* --winogrande over text (llama.cpp's CSV); n_tasks > 0: draw that many; c needs 2 sequences. */
 int eval_winogrande(herd_context *c, const char *text, size_t len, int64_t n_tasks, FILE *out, FILE *err);
+/* --multiple-choice over text (llama.cpp's binary task file); n_tasks > 0: draw that many; c needs as many
+ * sequences as a task has answers. */
+int eval_multiple_choice(herd_context *c, const char *text, size_t len, int64_t n_tasks, FILE *out, FILE *err);
 
 #endif

@@ -8,6 +8,7 @@
 #    tokens and rows that agree, and each program reads the other's file: the statistics agree;
 #  - HellaSwag: llama.cpp's draw of tasks and scoring, every running acc_norm line identical;
 #  - Winogrande: its CSV parsing, draw and scoring: the same choices and accuracies, scores to 1e-5;
+#  - multiple choice: its binary task file, draw and scoring: the same running accuracy lines;
 #  - bad input: missing text, too short a text, corrupt / truncated / foreign base files -> one error line,
 #    exit 1.
 source tests/lib.sh
@@ -172,6 +173,41 @@ for m in "$STORIES" "$F32"; do
     done
 done
 
+# ---- multiple choice: llama.cpp's binary task file (2-4 answers, mc2 read past), its draw, its scoring ----
+/usr/bin/python3 - "$TMP" <<'PY'
+import random, struct, sys
+r = random.Random(4)
+def s(x): b = x.encode(); return struct.pack("<I", len(b)) + b
+qs = ["Lily went to the park. What did she see?", "Tom had a red ball. Where did it go?", "The cat was hungry. What did it eat?",
+      "Ben and Sue played all day. How did they feel?", "Quelle est la couleur du ciel ?"]
+ans = ["a big dog", "the ball rolled away", "some fish", "happy and tired", "bleu", "a tree with a bird", "mom"]
+tasks = []
+for i in range(24):
+    n = r.choice([2, 3, 4])
+    a = r.sample(ans, n); lab = [0] * n; lab[r.randrange(n)] = 1
+    tasks.append(s(r.choice(qs)) + struct.pack("<I", n) + b"".join(s(x) for x in a) + struct.pack(f"<{n}i", *lab)
+                 + struct.pack("<I", 2) + b"".join(s(x) for x in r.sample(ans, 2)) + struct.pack("<2i", 1, 0))
+pos = []; off = 4 + 4 * len(tasks)
+for t in tasks: pos.append(off); off += len(t)
+open(f"{sys.argv[1]}/mc.bin", "wb").write(struct.pack("<I", len(tasks)) + struct.pack(f"<{len(tasks)}I", *pos) + b"".join(tasks))
+PY
+for m in "$STORIES" "$F32"; do
+    [ -f "$m" ] || continue
+    for sel in 0 10; do
+        lp -m "$m" -f "$TMP/mc.bin" --multiple-choice --multiple-choice-tasks $sel -c 128 >"$TMP/mc-l.out" 2>"$TMP/mc-l.err" || { tail -3 "$TMP/mc-l.err"; die "llama multiple-choice"; }
+        hp -m "$m" -f "$TMP/mc.bin" --multiple-choice --multiple-choice-tasks $sel -c 128 >"$TMP/mc-h.out" 2>"$TMP/mc-h.err" || { cat "$TMP/mc-h.err"; die "herd multiple-choice"; }
+        # llama.cpp's output may lose its tail at exit: its lines must be herd's first lines, at least half
+        sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/mc-h.out" >"$TMP/mc-h.trim"
+        sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/mc-l.out" >"$TMP/mc-l.trim"
+        nh=$(wc -l <"$TMP/mc-h.trim") nl=$(wc -l <"$TMP/mc-l.trim")
+        if [ "$nl" -ge $((nh / 2)) ] && cmp -s <(head -n "$nl" "$TMP/mc-h.trim") "$TMP/mc-l.trim"; then
+            echo "multiple-choice $(basename "$m") tasks=$sel: lines identical ($nl of $nh kept by llama.cpp; herd's last: $(tail -n 1 "$TMP/mc-h.trim" | tr '\t' ' '))"
+        else
+            echo "multiple-choice $(basename "$m") tasks=$sel: output differs from llama.cpp:"; diff "$TMP/mc-h.out" "$TMP/mc-l.out" | head; fails=$((fails + 1))
+        fi
+    done
+done
+
 # ---- bad input ----
 bad() { # expected-substring, command...
     local want=$1; shift
@@ -193,6 +229,8 @@ bad "kl-divergence-base" hp -m "$Q8" --kl-divergence
 head -n 7 "$TMP/hs.txt" >"$TMP/hs-bad.txt"
 bad "multiple of 6" hp -m "$F32" -f "$TMP/hs-bad.txt" --hellaswag
 bad "no tasks" hp -m "$F32" -f "$TMP/hs-bad.txt" --winogrande
+head -c 300 "$TMP/mc.bin" >"$TMP/mc-trunc.bin"
+bad "failed to read task" hp -m "$F32" -f "$TMP/mc-trunc.bin" --multiple-choice
 
 [ $fails -eq 0 ] || die "$fails comparison(s) failed"
 echo "perplexity and KL divergence agree with llama-perplexity"

@@ -30,6 +30,10 @@ static int perplexity_main(cli_common *c, int argc, char **argv) {
             p.winogrande = true;
         } else if (!strcmp(argv[i], "--winogrande-tasks")) {
             if (!cli_i64("perplexity", argc, argv, &i, 0, INT32_MAX, &p.winogrande_tasks)) return 1;
+        } else if (!strcmp(argv[i], "--multiple-choice")) {
+            p.multiple_choice = true;
+        } else if (!strcmp(argv[i], "--multiple-choice-tasks")) {
+            if (!cli_i64("perplexity", argc, argv, &i, 0, INT32_MAX, &p.multiple_choice_tasks)) return 1;
         } else if (!strcmp(argv[i], "--kl-divergence")) {
             p.kl_divergence = true;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -39,9 +43,9 @@ static int perplexity_main(cli_common *c, int argc, char **argv) {
     if (!c->model) return cli_fail("perplexity", "need -m MODEL");
     if (p.kl_divergence && !p.kld_base) return cli_fail("perplexity", "--kl-divergence needs --kl-divergence-base FILE");
     if (!p.kl_divergence && !file) return cli_fail("perplexity", "need -f TEXT (the text or task file)");
-    if (p.hellaswag + p.winogrande + p.kl_divergence > 1)
-        return cli_fail("perplexity", "--hellaswag, --winogrande and --kl-divergence exclude each other");
-    const bool task = p.hellaswag || p.winogrande; /* llama.cpp: 4 sequences in a cache of 4 * c */
+    if (p.hellaswag + p.winogrande + p.multiple_choice + p.kl_divergence > 1)
+        return cli_fail("perplexity", "--hellaswag, --winogrande, --multiple-choice and --kl-divergence exclude each other");
+    const bool task = p.hellaswag || p.winogrande || p.multiple_choice; /* llama.cpp: 4 sequences in a cache of 4 * c */
     if (c->ctx.n_ctx) p.n_ctx = c->ctx.n_ctx;
     if (p.n_ctx < 4) return cli_fail("perplexity", "-c must be at least 4 tokens, not %lld", (long long)p.n_ctx);
     char *text = NULL;
