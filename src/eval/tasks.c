@@ -550,7 +550,7 @@ int eval_multiple_choice(herd_context *c, const char *text, size_t len, int64_t 
     int rc = HERD_OK;
     int64_t n_dot = n / 100 > 1 ? n / 100 : 1;
     if (all) {
-        fprintf(err, "multiple_choice_score: reading tasks");
+        fprintf(err, "multiple_choice_score: reading tasks\n"); /* llama.cpp: no newline (its dots go to stdout) */
         for (int64_t i = 0; i < n && !rc; i++) {
             rc = mc_read(m, &r, &tasks[i], i);
             if (!rc && (i + 1) % n_dot == 0) fprintf(out, ".");
@@ -578,7 +578,7 @@ int eval_multiple_choice(herd_context *c, const char *text, size_t len, int64_t 
         free(aux);
     }
     if (rc) goto done;
-    fprintf(err, "multiple_choice_score: preparing task data");
+    fprintf(err, "multiple_choice_score: preparing task data\n");
     if (n > 500) fprintf(out, "...");
     else
         for (int64_t i = 1; i <= n; i++)
