@@ -660,6 +660,35 @@ int herd_guard_constraint(const herd_model *m, const herd_guard_params *p, herd_
 /* Parses a verdict text ("safe", "unsafe\nS1,S10"; surrounding whitespace ignored) into out's verdict
  * and categories (p_unsafe 0, text copied). HERD_E_FORMAT when it is neither. */
 int herd_guard_parse(const char *text, size_t len, herd_guard_result *out);
+/* ---- evaluation: perplexity and KL divergence (src/eval/, docs/EVAL.md) ------------------------ */
+
+/* llama.cpp's llama-perplexity, number for number and line for line (see src/eval/perplexity.c). */
+typedef struct {
+    int64_t n_ctx;        /* window length in tokens (llama-perplexity -c); the context must hold it. 512 */
+    int64_t n_chunks;     /* windows to score (--chunks); < 0: all the text gives */
+    const char *kld_base; /* --kl-divergence-base: without kl_divergence, the base file to write (llama.cpp's
+                           * layout, atomically); with it, the base file to compare against */
+    bool kl_divergence;   /* compare against kld_base (its tokens and window length; text is unused) */
+    int output_type;      /* --ppl-output-type: 0 "[i]ppl," values; 1 one line per window: "tokens ppl mean sd" */
+    bool hellaswag;       /* --hellaswag: text is llama.cpp's HellaSwag file (6 lines per task); the context
+                           * needs 4 sequences of 4 * n_ctx (llama.cpp's unified cache of 4 sequences) */
+    int64_t hellaswag_tasks; /* --hellaswag-tasks: tasks drawn (llama.cpp's draw); default 400 */
+    bool winogrande;      /* --winogrande: text is llama.cpp's Winogrande CSV; context as for hellaswag */
+    int64_t winogrande_tasks; /* --winogrande-tasks: 0 all, in order; else that many drawn as llama.cpp does */
+    bool multiple_choice; /* --multiple-choice: text is llama.cpp's binary task file; context as for hellaswag */
+    int64_t multiple_choice_tasks; /* --multiple-choice-tasks: as winogrande_tasks */
+} herd_perplexity_params;
+
+herd_perplexity_params herd_perplexity_default_params(void);
+/* Runs the measurement on sequence 0 of c (its cache is cleared window by window). The lines llama.cpp prints
+ * to stdout (the "[i]ppl," values, the KL table and statistics) go to out, those it prints to stderr
+ * (progress, "Final estimate: PPL = x +/- y") to log (NULL: stdout / stderr). OUT: *ppl (if not NULL): the
+ * final perplexity. HERD_E_RANGE when the text has fewer than 2 windows of tokens; HERD_E_FORMAT for a base
+ * file that is corrupt or made with another vocabulary. */
+int herd_perplexity(herd_context *c, const char *text, size_t len, const herd_perplexity_params *p, FILE *out,
+                    FILE *log, double *ppl);
+/* Reads a KL base file's header (validating the whole file). OUT: window length, vocabulary, windows. */
+int herd_kld_base_info(const char *path, int64_t *n_ctx, int64_t *n_vocab, int64_t *n_chunk);
 /* New declarations go above this line: what follows the pop is not exported from libherd.so. */
 /* ---- Prompt Guard: DeBERTa-v2 classifier (src/deberta/, docs/PROMPT_GUARD.md) ------------------ */
 

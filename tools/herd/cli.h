@@ -26,6 +26,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_guard(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 /* ---- help texts ---- */
 

@@ -23,6 +23,7 @@ static const struct {
     {"format", cmd_format},
     {"guard", cmd_guard},
     {"bench", cmd_bench},
+    {"perplexity", cmd_perplexity},
     {"convert", cmd_convert},
     {"quantize", cmd_quantize},
     {"train", cmd_train},

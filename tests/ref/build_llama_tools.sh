@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build llama.cpp's native tools (llama-perplexity, llama-quantize) from the source bundle that
+# node-llama-cpp ships, once, into build/ref/llama-tools/bin. CPU only. Guarded by flock so two
+# worktrees sharing build/ref never build at the same time; later callers reuse the binaries.
+# Usage: tests/ref/build_llama_tools.sh   -> prints the bin dir on success.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+REF="$ROOT/build/ref"
+BUNDLE="$REF/node_modules/node-llama-cpp/llama/gitRelease.bundle"
+OUTD="$REF/llama-tools"
+TARGETS="llama-perplexity llama-quantize"
+[ -f "$BUNDLE" ] || { echo "no llama.cpp bundle at $BUNDLE (run tests/ref/setup.sh)" >&2; exit 77; }
+mkdir -p "$OUTD"
+exec 9>"$OUTD/.lock"
+flock 9
+have_all() { for t in $TARGETS; do [ -x "$OUTD/bin/$t" ] || return 1; done; }
+if ! have_all; then
+    command -v cmake >/dev/null || { echo "cmake missing" >&2; exit 77; }
+    rm -rf "$OUTD/src" "$OUTD/build"
+    git clone -q "$BUNDLE" "$OUTD/src" 2>/dev/null
+    cmake -S "$OUTD/src" -B "$OUTD/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+        -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+        -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
+        > "$OUTD/cmake.log" 2>&1
+    cmake --build "$OUTD/build" -j2 --target $TARGETS > "$OUTD/build.log" 2>&1
+    mkdir -p "$OUTD/bin"
+    for t in $TARGETS; do cp "$OUTD/build/bin/$t" "$OUTD/bin/$t"; done
+fi
+echo "$OUTD/bin"
