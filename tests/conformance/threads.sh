@@ -5,7 +5,7 @@
 # next to a busy-loop process that takes cores away from them at random moments. Models: q8_0 (the
 # packed kernels), q4_k (packed K-quant) and f16 (per-row dots in decode, the gemm in the prompt), wide
 # enough that every matmul is cut into many chunks. Also: the default thread count honours the
-# affinity mask (`taskset -c 0 herd info` says 1).
+# affinity mask (`taskset -c 0 herd info` says 1), and an idle server uses no CPU (its pool sleeps).
 source tests/lib.sh
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
@@ -45,3 +45,20 @@ if command -v taskset >/dev/null; then
 else
     echo "note: taskset not installed, affinity part not checked"
 fi
+
+# An idle server costs no CPU: after a request, its threads (HTTP, engine, the pool's workers) sleep.
+"$HERD" serve -m "$TMP/m-q8_0.gguf" --port 0 -t 2 >"$TMP/port" 2>"$TMP/serve.err" &
+srv=$!
+trap '[ -n "$busy" ] && kill "$busy" 2>/dev/null; kill "$srv" 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+port=$(head -n 1 "$TMP/port")
+[ -n "$port" ] || die "server did not start: $(cat "$TMP/serve.err")"
+curl -sf "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
+    -d '{"prompt": "Hello", "max_tokens": 8, "temperature": 0}' >/dev/null || die "completion request failed"
+sleep 0.5
+ticks() { awk '{print $14 + $15}' "/proc/$srv/stat"; }
+t0=$(ticks); sleep 2; t1=$(ticks)
+hz=$(getconf CLK_TCK)
+[ $((t1 - t0)) -le $((hz / 20)) ] || die "idle server used $((t1 - t0)) ticks of CPU in 2 s (at most $((hz / 20)))"
+echo "ok   idle server: $((t1 - t0)) CPU ticks in 2 s"
+kill "$srv"; wait "$srv" 2>/dev/null
