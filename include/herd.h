@@ -598,7 +598,107 @@ typedef struct {
 herd_train_params herd_train_default_params(void);
 /* Trains and writes p->out (atomically). HERD_E_* with one line naming the file, line, option or step. */
 int herd_train(const herd_train_params *p);
+/* ---- safety: Llama Guard 3 (src/safety/llamaguard.h; LLAMA31.md, Llama Guard 3) ------------------ */
+
+/* One hazard category of the prompt: the line "{code}: {name}." and, when description is not NULL,
+ * the description on the lines after it. */
+typedef struct {
+    const char *code;        /* "S1"; letters, digits, '_', '-', '.' (at most 32 bytes) */
+    const char *name;        /* "Violent Crimes"; one line */
+    const char *description; /* NULL: none */
+} herd_guard_category;
+
+enum { HERD_GUARD_ROLE_AUTO = 0, HERD_GUARD_ROLE_USER = 1, HERD_GUARD_ROLE_AGENT = 2 };
+
+typedef struct {
+    /* NULL: Meta's default list, S1 Violent Crimes .. S14 Code Interpreter Abuse (short names) */
+    const herd_guard_category *categories;
+    int n_categories;
+    /* length of the default list: 13 or 14; 0 = from the model: 13 for the Llama 3.2-1B shape
+     * (n_embd 2048, 16 layers: Llama Guard 3 1B), else 14 (8B); 14 without a model */
+    int n_default;
+    const char *const *exclude; /* codes whose lines are dropped; the others keep their codes */
+    int n_exclude;
+    /* whose message is assessed ($agent_type: "User" or "Agent"); AUTO = the last message's role */
+    int role;
+} herd_guard_params;
+
+herd_guard_params herd_guard_default_params(void);
+
+/* Llama Guard's prompt for a conversation of user and assistant messages (content text; no system,
+ * tool or tool-call messages), exactly as Meta's reference builds it: one user turn holding the task,
+ * the category list, the conversation ("User: ..." / "Agent: ..." turns, contents stripped, joined by
+ * blank lines) and the instructions, wrapped in the Llama 3 chat format with the generation prompt.
+ * m may be NULL (then the default list has 14 categories unless p->n_default says 13). HERD_E_ARG
+ * naming the message, category or code for bad input (no messages, a role other than user/assistant,
+ * an unknown or duplicate code, every category excluded). OUT: *text (caller frees), special tokens
+ * as their text. */
+int herd_guard_prompt(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_guard_params *p,
+                      char **text);
+/* Its token ids: the template's special tokens become their ids, the rest (contents included) is plain
+ * text. OUT: *ids (caller frees), *n_ids. */
+int herd_guard_tokenize(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_guard_params *p,
+                        int32_t **ids, int64_t *n_ids);
+
+typedef struct {
+    bool unsafe;       /* the verdict */
+    char **categories; /* unsafe: the violated codes, as generated (repeats dropped); caller frees */
+    int n_categories;
+    double p_unsafe;   /* softmax of the first generated position's logits at the token "unsafe" */
+    char *text;        /* the verdict as generated, "safe" or "unsafe\nS1,S10" (caller frees) */
+    int64_t n_prompt, n_generated;
+    double prompt_seconds, gen_seconds;
+} herd_guard_result;
+
+/* Classifies with the context's model (a Llama Guard 3 model; any Llama 3 vocabulary works): the prompt
+ * is decoded in sequence 0 (cleared first), then the verdict greedily under a grammar that admits
+ * only "safe" or "unsafe\n" followed by comma-separated known (not excluded) codes, then <|eot_id|>,
+ * so every verdict parses. HERD_E_RANGE when the prompt does not fit the context. OUT: *out (free
+ * with herd_guard_result_free). */
+int herd_guard_run(herd_context *c, const herd_chat_message *msgs, size_t n, const herd_guard_params *p,
+                   herd_guard_result *out);
+void herd_guard_result_free(herd_guard_result *r);
+/* The verdict grammar alone, as a constraint over m's vocabulary (for tests and servers): end token
+ * <|eot_id|>. */
+int herd_guard_constraint(const herd_model *m, const herd_guard_params *p, herd_constraint **out);
+/* Parses a verdict text ("safe", "unsafe\nS1,S10"; surrounding whitespace ignored) into out's verdict
+ * and categories (p_unsafe 0, text copied). HERD_E_FORMAT when it is neither. */
+int herd_guard_parse(const char *text, size_t len, herd_guard_result *out);
 /* New declarations go above this line: what follows the pop is not exported from libherd.so. */
+/* ---- Prompt Guard: DeBERTa-v2 classifier (src/deberta/, docs/PROMPT_GUARD.md) ------------------ */
+
+typedef struct herd_classifier herd_classifier;
+
+/* true when path is a directory whose config.json says model_type "deberta-v2". */
+bool herd_classifier_dir(const char *path);
+/* Loads a Hugging Face directory (config.json, model.safetensors, tokenizer.json or spm.model) and
+ * runs on n_threads (>= 1). herd_classifier_load_tokenizer reads the tokenizer alone (no weights:
+ * herd_classifier_logits / herd_classify then fail with HERD_E_ARG). OUT: *out. */
+int herd_classifier_load(const char *dir, int n_threads, herd_classifier **out);
+int herd_classifier_load_tokenizer(const char *dir, herd_classifier **out);
+void herd_classifier_free(herd_classifier *c);
+int herd_classifier_n_labels(const herd_classifier *c);        /* 0 without weights */
+const char *herd_classifier_label(const herd_classifier *c, int i); /* id2label; NULL out of range */
+/* [CLS] + the unigram ids of text + [SEP], the pieces cut to fit one window (512 ids).
+ * OUT: *ids (caller frees), *n_ids. */
+int herd_classifier_tokenize(const herd_classifier *c, const char *text, size_t len, int32_t **ids, int64_t *n_ids);
+/* The classifier's raw logits (n_labels floats) for one window of ids. Not thread-safe per classifier. */
+int herd_classifier_logits(herd_classifier *c, const int32_t *ids, int64_t n_ids, float *logits);
+
+#define HERD_CLASSIFY_MAX_LABELS 16
+typedef struct {
+    int64_t n_windows;  /* 512-character chunks of the text (0 for an empty text) */
+    int n_labels;
+    float *logits;      /* [n_windows][n_labels] raw logits (malloc'd; herd_classify_result_free) */
+    float probs[HERD_CLASSIFY_MAX_LABELS]; /* softmax of the window with the highest injection score */
+    double jailbreak_score; /* max over windows of p[last] (3 labels: JAILBREAK) */
+    double injection_score; /* max over windows of 1 - p[0] (3 labels: INJECTION + JAILBREAK) */
+} herd_classify_result;
+/* Meta's scoring (LLAMA31.md, Prompt Guard): the text cut into 512-character chunks, each a window of
+ * [CLS] + at most 510 pieces + [SEP], softmax at temperature 1, the maximum over windows. */
+int herd_classify(herd_classifier *c, const char *text, size_t len, herd_classify_result *out);
+void herd_classify_result_free(herd_classify_result *r);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -45,12 +45,17 @@ struct herd_constraint {
 
 int constraint_new(const herd_vocab *v, const char *schema_json, herd_constraint **out) {
     *out = NULL;
+    grammar g;
+    int rc = schema_compile(schema_json, &g);
+    if (rc) return rc;
+    return constraint_new_grammar(v, &g, out);
+}
+
+int constraint_new_grammar(const herd_vocab *v, grammar *g, herd_constraint **out) {
+    *out = NULL;
     herd_constraint *c = herd_xcalloc(1, sizeof *c);
-    int rc = schema_compile(schema_json, &c->g);
-    if (rc) {
-        free(c);
-        return rc;
-    }
+    c->g = *g;
+    memset(g, 0, sizeof *g);
     c->v = v;
     gra_init(&c->a, &c->g);
     gr_start(&c->a, &c->cur);
@@ -130,6 +135,14 @@ const uint8_t *constraint_mask(herd_constraint *c, int64_t *n_allowed) {
     return c->allowed;
 }
 
+/* One of the end tokens this constraint allows (the vocabulary's end-of-generation set unless
+ * constraint_set_end_tokens narrowed it). */
+static bool is_end(const herd_constraint *c, int32_t id) {
+    for (int32_t i = 0; i < c->n_eog; i++)
+        if (c->eog[i] == id) return true;
+    return false;
+}
+
 void herd_constraint_apply(herd_constraint *c, float *logits) {
     const uint8_t *ok = constraint_mask(c, NULL);
     for (int32_t i = 0; i < c->n_vocab; i++)
@@ -138,7 +151,7 @@ void herd_constraint_apply(herd_constraint *c, float *logits) {
 
 int herd_constraint_accept(herd_constraint *c, int32_t id) {
     if (id < 0 || id >= c->n_vocab) return herd_err(HERD_E_ARG, "constraint: token %d out of range", (int)id);
-    if (vocab_is_eog(c->v, id)) {
+    if (is_end(c, id)) {
         if (gr_complete(&c->cur) || (c->mask_ok && c->allowed[id])) return 0;
         return herd_err(HERD_E_ARG, "constraint: end of generation before the document is complete");
     }
@@ -172,7 +185,7 @@ bool constraint_can_continue(const herd_constraint *c) {
 
 bool constraint_token_ok(herd_constraint *c, int32_t id) {
     if (id < 0 || id >= c->n_vocab) return false;
-    if (vocab_is_eog(c->v, id)) return gr_complete(&c->cur);
+    if (is_end(c, id)) return gr_complete(&c->cur);
     int32_t len;
     const uint8_t *p = tok_trie_bytes(c->trie, id, &len);
     if (!p) return false;
@@ -186,6 +199,14 @@ bool constraint_token_ok(herd_constraint *c, int32_t id) {
     }
     c->a.n_nodes = mark;
     return ok;
+}
+
+void constraint_set_end_tokens(herd_constraint *c, const int32_t *ids, int32_t n) {
+    c->eog = herd_xrealloc(c->eog, (size_t)(n > 0 ? n : 1) * sizeof *c->eog);
+    memcpy(c->eog, ids, (size_t)n * sizeof *ids);
+    c->n_eog = n;
+    c->mask_ok = false;
+    for (int i = 0; i < MEMO_N; i++) c->memo[i].n = -1;
 }
 
 void constraint_set_memo(herd_constraint *c, bool on) {

@@ -285,6 +285,13 @@ static void slot_sample(engine *e, slot *s, const float *lg) {
                        .text_len = k};
     if (r->p.top_logprobs >= 0)
         logprobs(lg, e->n_vocab, id, r->p.top_logprobs < ENGINE_MAX_TOP ? r->p.top_logprobs : ENGINE_MAX_TOP, &ev);
+    if (r->p.watch && r->p.watch_token >= 0 && r->p.watch_token < e->n_vocab) { /* in double throughout */
+        float mx = lg[0];
+        for (int64_t i = 1; i < e->n_vocab; i++) mx = lg[i] > mx ? lg[i] : mx;
+        double sum = 0;
+        for (int64_t i = 0; i < e->n_vocab; i++) sum += exp((double)lg[i] - (double)mx);
+        ev.watch_logprob = (double)lg[r->p.watch_token] - (double)mx - log(sum);
+    }
     req_push(r, &ev);
     if (s->ts.stopped) {
         slot_finish(e, s, ENGINE_FINISH_STOP);

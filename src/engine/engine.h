@@ -55,6 +55,10 @@ typedef struct {
      * still runs; after them generation ends as if the last one were end-of-turn */
     int32_t *forced;
     int64_t n_forced;
+    /* watch: every TOKEN event carries watch_logprob, the log-softmax of the raw logits at watch_token
+     * (Llama Guard's P(unsafe) at the first generated position) */
+    bool watch;
+    int32_t watch_token;
 } engine_params;
 
 enum { ENGINE_EV_TOKEN = 1, ENGINE_EV_DONE = 2, ENGINE_EV_ERROR = 3 };
@@ -75,6 +79,7 @@ typedef struct {
     float logprob;              /* log-softmax of the raw logits, when logprobs were asked for */
     int n_top;
     engine_top top[ENGINE_MAX_TOP];
+    double watch_logprob;       /* engine_params.watch: log-softmax of the raw logits at watch_token */
     /* ENGINE_EV_DONE */
     int finish;                 /* ENGINE_FINISH_* */
     int32_t stop_token;         /* the end-of-generation token that ended it (<|eot_id|>, <|eom_id|>), or -1 */

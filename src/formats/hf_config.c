@@ -228,3 +228,149 @@ int hf_config_load(const char *dir, hf_config *out) {
     free(text);
     return rc;
 }
+
+/* ---- DeBERTa-v2 (Prompt Guard) ------------------------------------------------------------------ */
+
+static int deberta_pos_att(const json_t *root, const char *what, hf_deberta_config *c) {
+    const json_t *v = json_object_get(root, "pos_att_type");
+    if (!v || json_is_null(v)) return 0;
+    char buf[64];
+    size_t i;
+    const json_t *e;
+    if (json_is_string(v)) { /* "p2c|c2p" */
+        snprintf(buf, sizeof buf, "%s", json_string_value(v));
+        for (char *tok = strtok(buf, "|"); tok; tok = strtok(NULL, "|")) {
+            while (*tok == ' ') tok++;
+            if (!strncmp(tok, "c2p", 3)) c->c2p = true;
+            else if (!strncmp(tok, "p2c", 3)) c->p2c = true;
+            else if (*tok) return herd_err(HERD_E_UNSUPPORTED, "config: %s: pos_att_type '%s' is not supported", what, tok);
+        }
+        return 0;
+    }
+    if (!json_is_array(v)) return herd_err(HERD_E_FORMAT, "config: %s: 'pos_att_type' must be a list", what);
+    json_array_foreach(v, i, e) {
+        const char *s = json_string_value(e);
+        if (s && !strcmp(s, "c2p")) c->c2p = true;
+        else if (s && !strcmp(s, "p2c")) c->p2c = true;
+        else return herd_err(HERD_E_UNSUPPORTED, "config: %s: pos_att_type '%s' is not supported", what, s ? s : "?");
+    }
+    return 0;
+}
+
+static bool is_gelu(const char *act) { return act && (!strcmp(act, "gelu") || !strcmp(act, "gelu_python")); }
+
+int hf_deberta_config_parse(const char *text, size_t len, const char *what, hf_deberta_config *c) {
+    memset(c, 0, sizeof *c);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return herd_err(HERD_E_FORMAT, "config: %s is not valid JSON (line %d, column %d): %s", what,
+                        jerr.line, jerr.column, jerr.text);
+    int rc = HERD_OK;
+    const int64_t lim = (int64_t)1 << 20;
+    const char *mt = json_string_value(json_object_get(root, "model_type"));
+    if (!json_is_object(root) || !mt || strcmp(mt, "deberta-v2")) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: model_type is '%s', not deberta-v2", what, mt ? mt : "missing");
+        goto done;
+    }
+    const json_t *arch = json_array_get(json_object_get(root, "architectures"), 0);
+    if (arch && (!json_is_string(arch) || strcmp(json_string_value(arch), "DebertaV2ForSequenceClassification"))) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: architecture '%s' is not DebertaV2ForSequenceClassification",
+                      what, json_is_string(arch) ? json_string_value(arch) : "?");
+        goto done;
+    }
+    if ((rc = req_int(root, what, "hidden_size", lim, &c->n_embd)) ||
+        (rc = req_int(root, what, "num_hidden_layers", 1024, &c->n_layer)) ||
+        (rc = req_int(root, what, "num_attention_heads", 1024, &c->n_head)) ||
+        (rc = req_int(root, what, "intermediate_size", lim, &c->n_ff)) ||
+        (rc = req_int(root, what, "vocab_size", (int64_t)1 << 24, &c->n_vocab)))
+        goto done;
+    c->head_dim = c->n_embd / c->n_head;
+    c->n_embd_in = c->n_embd;
+    c->n_pos = 512;
+    c->norm_eps = 1e-7;
+    c->max_relative_positions = -1;
+    c->position_buckets = -1;
+    c->position_biased_input = true;
+    c->pooler_size = c->n_embd;
+    int64_t conv = 0;
+    if ((rc = get_int(root, what, "attention_head_size", 1, 4096, &c->head_dim)) < 0 ||
+        (rc = get_int(root, what, "embedding_size", 1, lim, &c->n_embd_in)) < 0 ||
+        (rc = get_int(root, what, "max_position_embeddings", 1, 1 << 16, &c->n_pos)) < 0 ||
+        (rc = get_int(root, what, "type_vocab_size", 0, 1 << 16, &c->n_type)) < 0 ||
+        (rc = get_int(root, what, "max_relative_positions", -1, 1 << 16, &c->max_relative_positions)) < 0 ||
+        (rc = get_int(root, what, "position_buckets", -1, 1 << 16, &c->position_buckets)) < 0 ||
+        (rc = get_int(root, what, "pooler_hidden_size", 1, lim, &c->pooler_size)) < 0 ||
+        (rc = get_int(root, what, "conv_kernel_size", 0, 1 << 10, &conv)) < 0 ||
+        (rc = get_num(root, what, "layer_norm_eps", 0, 1, &c->norm_eps)) < 0 ||
+        (rc = get_bool(root, what, "relative_attention", &c->relative_attention)) < 0 ||
+        (rc = get_bool(root, what, "share_att_key", &c->share_att_key)) < 0 ||
+        (rc = get_bool(root, what, "position_biased_input", &c->position_biased_input)) < 0 ||
+        (rc = deberta_pos_att(root, what, c)) < 0)
+        goto done;
+    rc = HERD_OK;
+    const char *act = json_string_value(json_object_get(root, "hidden_act"));
+    const char *pact = json_string_value(json_object_get(root, "pooler_hidden_act"));
+    if ((json_object_get(root, "hidden_act") && !is_gelu(act)) ||
+        (json_object_get(root, "pooler_hidden_act") && !is_gelu(pact))) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: activation '%s' is not supported (gelu only)", what,
+                      !is_gelu(act) && act ? act : pact ? pact : "?");
+        goto done;
+    }
+    if (conv > 0) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: conv_kernel_size %lld: the convolution layer is not supported",
+                      what, (long long)conv);
+        goto done;
+    }
+    const char *nre = json_string_value(json_object_get(root, "norm_rel_ebd"));
+    c->norm_rel_ebd = nre && strstr(nre, "layer_norm");
+    if (c->n_head * c->head_dim != c->n_embd) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: %lld heads of %lld differ from hidden_size %lld", what,
+                      (long long)c->n_head, (long long)c->head_dim, (long long)c->n_embd);
+        goto done;
+    }
+    if (c->pooler_size != c->n_embd) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: pooler_hidden_size %lld differs from hidden_size %lld", what,
+                      (long long)c->pooler_size, (long long)c->n_embd);
+        goto done;
+    }
+    if (c->max_relative_positions < 1) c->max_relative_positions = c->n_pos;
+    c->att_span = c->position_buckets > 0 ? c->position_buckets : c->max_relative_positions;
+    /* labels: id2label {"0": "BENIGN", ...}, else num_labels (default 2) as LABEL_i */
+    const json_t *id2 = json_object_get(root, "id2label");
+    int64_t nl = 2;
+    if (json_is_object(id2)) nl = (int64_t)json_object_size(id2);
+    else if ((rc = get_int(root, what, "num_labels", 1, HF_MAX_LABELS, &nl)) < 0) goto done;
+    rc = HERD_OK;
+    if (nl < 1 || nl > HF_MAX_LABELS) {
+        rc = herd_err(HERD_E_UNSUPPORTED, "config: %s: %lld labels (1..%d supported)", what, (long long)nl, HF_MAX_LABELS);
+        goto done;
+    }
+    c->n_labels = nl;
+    for (int64_t i = 0; i < nl; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "%lld", (long long)i);
+        const char *name = json_string_value(json_object_get(id2, key));
+        if (json_is_object(id2) && !name) {
+            rc = herd_err(HERD_E_FORMAT, "config: %s: id2label has no label \"%s\"", what, key);
+            goto done;
+        }
+        if (name) snprintf(c->labels[i], sizeof c->labels[i], "%s", name);
+        else snprintf(c->labels[i], sizeof c->labels[i], "LABEL_%lld", (long long)i);
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+int hf_deberta_config_load(const char *dir, hf_deberta_config *out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text;
+    size_t len;
+    int rc = herd_file_read_all(path, CONFIG_MAX_BYTES, &text, &len);
+    if (rc) return rc;
+    rc = hf_deberta_config_parse(text, len, path, out);
+    free(text);
+    return rc;
+}

@@ -43,4 +43,26 @@ int hf_config_parse(const char *json, size_t len, const char *what, hf_config *o
 /* Reads and parses DIR/config.json. */
 int hf_config_load(const char *dir, hf_config *out);
 
+/* config.json of a DeBERTa-v2 sequence classifier (Prompt Guard; transformers' DebertaV2Config):
+ *   model_type "deberta-v2", architectures [DebertaV2ForSequenceClassification], hidden_size,
+ *   num_hidden_layers, num_attention_heads, attention_head_size (= hidden / heads), intermediate_size,
+ *   vocab_size, embedding_size (= hidden), max_position_embeddings (512), type_vocab_size (0),
+ *   layer_norm_eps (1e-7), relative_attention, max_relative_positions (< 1: max_position_embeddings),
+ *   position_buckets (-1), pos_att_type (list or "p2c|c2p"), share_att_key, position_biased_input
+ *   (true), norm_rel_ebd ("layer_norm"), hidden_act / pooler_hidden_act (gelu only),
+ *   pooler_hidden_size (= hidden), id2label (else num_labels). conv_kernel_size > 0 is refused. */
+#define HF_MAX_LABELS 16
+
+typedef struct {
+    int64_t n_embd, n_layer, n_head, head_dim, n_ff, n_vocab, n_embd_in, n_pos, n_type;
+    int64_t max_relative_positions, position_buckets, att_span, pooler_size;
+    double norm_eps;
+    bool relative_attention, c2p, p2c, share_att_key, position_biased_input, norm_rel_ebd;
+    int64_t n_labels;
+    char labels[HF_MAX_LABELS][64];
+} hf_deberta_config;
+
+int hf_deberta_config_parse(const char *json, size_t len, const char *what, hf_deberta_config *out);
+int hf_deberta_config_load(const char *dir, hf_deberta_config *out);
+
 #endif

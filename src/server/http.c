@@ -202,6 +202,14 @@ static enum MHD_Result dispatch(http_req *r) {
         r->route = "/v1/models";
         return route_models(r);
     }
+    if (get && !strcmp(u, "/v1/shields")) {
+        r->route = "/v1/shields";
+        return route_shields(r);
+    }
+    if (get && !strncmp(u, "/v1/shields/", 12)) {
+        r->route = "/v1/shields/{id}";
+        return route_shield(r, u + 12);
+    }
     if (get && !strncmp(u, "/v1/models/", 11)) {
         r->route = "/v1/models/{id}";
         return route_model(r, u + 11);
@@ -211,7 +219,9 @@ static enum MHD_Result dispatch(http_req *r) {
         enum MHD_Result (*fn)(http_req *, json_t *);
     } posts[] = {{"/v1/chat/completions", route_chat_completions},
                  {"/v1/completions", route_completions},
-                 {"/v1/embeddings", route_embeddings}};
+                 {"/v1/embeddings", route_embeddings},
+                 {"/v1/safety/run-shield", route_run_shield},
+                 {"/v1/moderations", route_moderations}};
     for (size_t i = 0; i < sizeof posts / sizeof posts[0]; i++) {
         if (strcmp(u, posts[i].path) != 0) continue;
         r->route = posts[i].path;

@@ -70,6 +70,11 @@ enum MHD_Result route_completions(http_req *r, json_t *body);
 enum MHD_Result route_embeddings(http_req *r, json_t *body);
 enum MHD_Result route_models(http_req *r);
 enum MHD_Result route_model(http_req *r, const char *id);
+/* Safety (shields.c): Llama Stack shields, OpenAI moderations, answered by the guard model. */
+enum MHD_Result route_shields(http_req *r);
+enum MHD_Result route_shield(http_req *r, const char *id);
+enum MHD_Result route_run_shield(http_req *r, json_t *body);
+enum MHD_Result route_moderations(http_req *r, json_t *body);
 /* The chat page (page.c). */
 extern const char k_chat_page_html[];
 

@@ -62,6 +62,20 @@ void metrics_tokens(metrics *m, int64_t prompt, int64_t generated) {
     pthread_mutex_unlock(&m->mu);
 }
 
+void metrics_shield(metrics *m, const char *verdict, const char *category) {
+    const char *key = verdict ? verdict : category;
+    pthread_mutex_lock(&m->mu);
+    int i = 0;
+    while (i < m->n_shield && (m->shield[i].category != !verdict || strcmp(m->shield[i].key, key))) i++;
+    if (i == m->n_shield && i < METRICS_MAX_SERIES) {
+        snprintf(m->shield[i].key, sizeof m->shield[i].key, "%s", key);
+        m->shield[i].category = !verdict;
+        m->n_shield++;
+    }
+    if (i < m->n_shield) m->shield[i].n++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void line(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(strbuf *b, const char *fmt, ...) {
     char tmp[512];
@@ -96,6 +110,19 @@ char *metrics_render(metrics *m, const engine_stats *es) {
     line(&b, "# HELP herd_generated_tokens_total Generated tokens of finished requests.\n"
              "# TYPE herd_generated_tokens_total counter\nherd_generated_tokens_total %llu\n",
          (unsigned long long)m->generated_tokens);
+    if (m->n_shield) {
+        line(&b, "# HELP herd_shield_verdicts_total Llama Guard verdicts.\n# TYPE herd_shield_verdicts_total counter\n");
+        for (int i = 0; i < m->n_shield; i++)
+            if (!m->shield[i].category)
+                line(&b, "herd_shield_verdicts_total{verdict=\"%s\"} %llu\n", m->shield[i].key,
+                     (unsigned long long)m->shield[i].n);
+        line(&b, "# HELP herd_shield_violations_total Violated categories in unsafe Llama Guard verdicts.\n"
+                 "# TYPE herd_shield_violations_total counter\n");
+        for (int i = 0; i < m->n_shield; i++)
+            if (m->shield[i].category)
+                line(&b, "herd_shield_violations_total{category=\"%s\"} %llu\n", m->shield[i].key,
+                     (unsigned long long)m->shield[i].n);
+    }
     render_hist(&b, "herd_time_to_first_token_seconds", "Time from request to its first generated token.", &m->ttft);
     render_hist(&b, "herd_time_per_output_token_seconds", "Time between consecutive generated tokens.",
                 &m->token_latency);

@@ -4,6 +4,7 @@
 #define HERD_SERVER_METRICS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../engine/engine.h"
@@ -28,6 +29,13 @@ typedef struct {
     int n_req;
     uint64_t prompt_tokens, generated_tokens;
     histogram ttft, token_latency;
+    /* Llama Guard verdicts (safe / unsafe) and the categories of unsafe ones */
+    struct {
+        char key[40];
+        bool category;
+        uint64_t n;
+    } shield[METRICS_MAX_SERIES];
+    int n_shield;
 } metrics;
 
 void metrics_init(metrics *m);
@@ -36,6 +44,8 @@ void metrics_request(metrics *m, const char *route, int status);
 void metrics_ttft(metrics *m, double seconds);
 void metrics_token_latency(metrics *m, double seconds);
 void metrics_tokens(metrics *m, int64_t prompt, int64_t generated);
+/* One guard verdict ("safe" / "unsafe"), or one violated category of one (pass the other NULL). */
+void metrics_shield(metrics *m, const char *verdict, const char *category);
 /* The Prometheus text exposition (malloc'd). */
 char *metrics_render(metrics *m, const engine_stats *es);
 

@@ -11,6 +11,7 @@
 #include "../chat/messages.h"
 #include "../chat/toolcall.h"
 #include "http.h"
+#include "shields.h"
 
 /* ---- request options ----------------------------------------------------------------------- */
 
@@ -23,9 +24,13 @@ typedef struct {
     int top_logprobs;    /* -1: no logprobs */
     herd_constraint *con; /* response_format / tool_choice constraint, or NULL */
     int lora;            /* the request's "model": 0 the base, i > 0 the server's adapter i - 1 */
+    chat_messages *shield_conv; /* --shields output: the conversation the answer is assessed in (owned) */
 } gen_opts;
 
 static void gen_opts_free(gen_opts *o) {
+    if (o->shield_conv) chat_messages_free(o->shield_conv);
+    free(o->shield_conv);
+    o->shield_conv = NULL;
     herd_constraint_free(o->con);
     o->con = NULL;
     for (int i = 0; i < o->n_stop; i++) free(o->stop[i]);
@@ -370,6 +375,8 @@ typedef struct {
     struct agent *ag;    /* --exec-builtin-tools: runs built-in calls and continues; NULL: off */
     int lora;            /* the model the request named (gen_opts.lora) */
     int64_t n_prompt, n_cached, n_gen; /* usage of the steps before the current one */
+    chat_messages *shield_conv; /* --shields output: held text is released once the answer passes */
+    strbuf held;
 } gen_stream;
 
 static void sse(strbuf *out, json_t *obj) {
@@ -556,6 +563,12 @@ static int stream_fill(void *user, strbuf *out) {
             tlen = tool_stream_feed(&g->ts, txt, tlen, &from);
             txt = g->ts.buf.p + from;
         }
+        if (g->shield_conv) { /* the output shield: nothing goes out before the verdict */
+            strbuf_put(&g->held, txt, tlen);
+            json_decref(lp);
+            lp = NULL;
+            tlen = 0;
+        }
         if (tlen > 0 || lp) {
             json_t *content = jstr(txt, tlen);
             sse(out, chunk(g, g->chat ? json_pack("{s:o}", "content", content) : content, lp, NULL));
@@ -594,7 +607,29 @@ static int stream_fill(void *user, strbuf *out) {
             }
             herd_parsed_output_free(&po);
         }
-        sse(out, chunk(g, g->chat ? json_object() : json_string(""), NULL, finish));
+        json_t *violation = NULL;
+        if (g->shield_conv) {
+            herd_guard_result gr;
+            bool ran;
+            if (shield_check(g->srv, g->shield_conv->msgs, g->shield_conv->n, g->held.p ? g->held.p : "", g->held.n,
+                             &gr, &ran) != HERD_OK) {
+                sse(out, json_pack("{s:{s:s, s:s}}", "error", "message", herd_last_error(), "type", "server_error"));
+                strbuf_puts(out, "data: [DONE]\n\n");
+                engine_event_clear(&ev);
+                return 0;
+            }
+            bool bad = ran && gr.unsafe;
+            const char *txt = bad ? k_shield_refusal : g->held.p ? g->held.p : "";
+            sse(out, chunk(g, json_pack("{s:o}", "content", jstr(txt, bad ? strlen(txt) : g->held.n)), NULL, NULL));
+            if (bad) {
+                finish = "content_filter";
+                violation = shield_violation_for(&gr, "output");
+            }
+            if (ran) herd_guard_result_free(&gr);
+        }
+        json_t *last = chunk(g, g->chat ? json_object() : json_string(""), NULL, finish);
+        if (violation) json_object_set_new(last, "violation", violation);
+        sse(out, last);
         if (g->include_usage) {
             json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", g->id, "object",
                                   g->chat ? "chat.completion.chunk" : "text_completion", "created",
@@ -615,6 +650,9 @@ static void stream_done(void *user) {
     tool_stream_free(&g->ts);
     agent_free(g->ag);
     free(g->echo);
+    if (g->shield_conv) chat_messages_free(g->shield_conv);
+    free(g->shield_conv);
+    strbuf_free(&g->held);
     free(g);
 }
 
@@ -661,6 +699,8 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     g->tools = tools;
     g->ag = ag;
     g->lora = o->lora;
+    g->shield_conv = o->shield_conv;
+    o->shield_conv = NULL;
     tool_stream_init(&g->ts);
     if (o->stream) return http_send_stream(r, stream_fill, stream_done, g);
 
@@ -708,8 +748,26 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
         json_t *lp = o->top_logprobs < 0 ? json_null() : chat ? json_pack("{s:o}", "content", lps) : lps;
         if (o->top_logprobs < 0) json_decref(lps);
         lps = NULL;
-        json_t *message = json_pack("{s:s, s:o}", "role", "assistant", "content", jstr(text.p, text.n));
         const char *finish = finish_name(ev.finish);
+        json_t *violation = NULL;
+        if (g->shield_conv) {
+            herd_guard_result gr;
+            bool ran;
+            if (shield_check(r->srv, g->shield_conv->msgs, g->shield_conv->n, text.p, text.n, &gr, &ran) != HERD_OK) {
+                json_decref(lp);
+                engine_event_clear(&ev);
+                res = http_send_error(r, 500, "server_error", NULL, NULL, "output shield: %s", herd_last_error());
+                break;
+            }
+            if (ran && gr.unsafe) {
+                text.n = 0;
+                strbuf_puts(&text, k_shield_refusal);
+                finish = "content_filter";
+                violation = shield_violation_for(&gr, "output");
+            }
+            if (ran) herd_guard_result_free(&gr);
+        }
+        json_t *message = json_pack("{s:s, s:o}", "role", "assistant", "content", jstr(text.p, text.n));
         if (tools) {
             herd_parsed_output po;
             herd_parse_tool_calls(text.p, text.n, &po);
@@ -729,6 +787,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
                                  chat ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                                  "model", model_name(r->srv, g->lora), "system_fingerprint", "herd", "choices", choice, "usage",
                                  usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
+        if (violation) json_object_set_new(resp, "violation", violation);
         if (g->ag && json_array_size(g->ag->executed)) /* herd extension: what the server ran */
             json_object_set(resp, "executed_tool_calls", g->ag->executed);
         engine_event_clear(&ev);
@@ -807,6 +866,36 @@ static json_t *tool_call_schema(json_t *tools, const char *want) {
     return out;
 }
 
+/* A request an input shield stopped: the refusal as the assistant's answer (Llama Stack's canned text),
+ * finish_reason "content_filter", and the violation (herd extension field), streamed or not. */
+static enum MHD_Result refuse(http_req *r, bool stream, int lora, json_t *violation) {
+    char id[48];
+    random_id(id, sizeof id, "chatcmpl-");
+    json_int_t created = (json_int_t)time(NULL);
+    const char *model = model_name(r->srv, lora);
+    if (!stream) {
+        json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:{s:s, s:s}, s:n, s:s}], s:o, s:o}", "id", id,
+                                 "object", "chat.completion", "created", created, "model", model, "system_fingerprint",
+                                 "herd", "choices", "index", 0, "message", "role", "assistant", "content",
+                                 k_shield_refusal, "logprobs", "finish_reason", "content_filter", "usage",
+                                 usage_json(0, 0, 0), "violation", violation);
+        return http_send_json(r, 200, resp);
+    }
+    strbuf out = {0};
+    sse(&out, json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:{s:s, s:s}, s:n, s:n}]}", "id", id, "object",
+                        "chat.completion.chunk", "created", created, "model", model, "system_fingerprint", "herd",
+                        "choices", "index", 0, "delta", "role", "assistant", "content", k_shield_refusal, "logprobs",
+                        "finish_reason"));
+    sse(&out, json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:{}, s:n, s:s}], s:o}", "id", id, "object",
+                        "chat.completion.chunk", "created", created, "model", model, "system_fingerprint", "herd",
+                        "choices", "index", 0, "delta", "logprobs", "finish_reason", "content_filter", "violation",
+                        violation));
+    strbuf_puts(&out, "data: [DONE]\n\n");
+    enum MHD_Result ok = http_send_text(r, 200, "text/event-stream", out.p, out.n);
+    strbuf_free(&out);
+    return ok;
+}
+
 enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     bool ok;
     int lora;
@@ -849,8 +938,27 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
         }
     }
     chat_messages cm;
-    if (chat_messages_from_json(msgs, &cm) != HERD_OK)
+    if (chat_messages_from_json(msgs, &cm) != HERD_OK) {
+        json_decref(forced);
         return http_send_error(r, 400, "invalid_request_error", "messages", NULL, "%s", herd_last_error());
+    }
+    if (r->srv->cfg.shield_input) { /* before anything is generated (docs/LLAMA_GUARD.md) */
+        herd_guard_result gr;
+        bool ran;
+        if (shield_check(r->srv, cm.msgs, cm.n, NULL, 0, &gr, &ran) != HERD_OK) {
+            json_decref(forced);
+            chat_messages_free(&cm);
+            return http_send_error(r, 400, "invalid_request_error", "messages", NULL, "input shield: %s", herd_last_error());
+        }
+        if (ran && gr.unsafe) {
+            json_decref(forced);
+            chat_messages_free(&cm);
+            res = refuse(r, json_is_true(json_object_get(b, "stream")), lora, shield_violation_for(&gr, "input"));
+            herd_guard_result_free(&gr);
+            return res;
+        }
+        if (ran) herd_guard_result_free(&gr);
+    }
     gen_opts o;
     const char *param = NULL;
     /* functions named like Llama 3.1's built-in tools are those tools: rendered in the system block
@@ -890,6 +998,13 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     const chat_messages *conv = ag ? &ag->cm : &cm;
     bool opts_ok = parse_gen_opts(r->srv, b, true, &o, err, &param);
     o.lora = lora;
+    o.shield_conv = NULL;
+    if (opts_ok && r->srv->cfg.shield_output && !use_tools) { /* answers with tool calls are not assessed */
+        o.shield_conv = herd_xcalloc(1, sizeof *o.shield_conv);
+        for (size_t k = 0; k < cm.n; k++)
+            chat_messages_push(o.shield_conv, cm.msgs[k].role, cm.msgs[k].content, cm.msgs[k].tool_name,
+                               cm.msgs[k].tool_arguments);
+    }
     if (opts_ok && forced) {
         if (o.con) {
             snprintf(err, sizeof err, "'response_format' json and a forced 'tool_choice' cannot be combined");

@@ -36,6 +36,15 @@ typedef struct {
     int n_exec_tools;
     int max_tool_steps;
     herd_tool_params tool_params;
+    /* --guard-model: an engine (continuous batching, its own slots) over a Llama Guard 3 model,
+     * borrowed, answering /v1/shields, /v1/safety/run-shield and /v1/moderations under the shield id
+     * guard_id; NULL: none. guard_ctx_slot: its slots' context. */
+    engine *guard;
+    int64_t guard_ctx_slot;
+    const char *guard_id;
+    /* --shields input,output: chat completions are shielded (docs/LLAMA_GUARD.md): the input shield
+     * before generating, the output shield on the answer (streamed text is held until it passes) */
+    bool shield_input, shield_output;
 } server_config;
 
 typedef struct server server;

@@ -1,7 +1,7 @@
 /* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
  *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
- *            [--lora [NAME=]FILE[:SCALE]]...
+ *            [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD [--shields input,output]]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
@@ -17,7 +17,7 @@ int cmd_serve(int argc, char **argv) {
     cli_common_init(&c);
     const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
     int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
-    const char *script_file = NULL, *exec_list = NULL;
+    const char *script_file = NULL, *exec_list = NULL, *guard_path = NULL, *shields = NULL;
     int64_t max_steps = 4;
     float tool_timeout = 0;
     for (int i = 1; i < argc; i++) {
@@ -35,11 +35,24 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--exec-builtin-tools")) { if (!cli_str("serve", argc, argv, &i, &exec_list)) return 1; }
         else if (!strcmp(a, "--max-tool-steps")) { if (!cli_i64("serve", argc, argv, &i, 1, 64, &max_steps)) return 1; }
         else if (!strcmp(a, "--tool-timeout")) { if (!cli_f32("serve", argc, argv, &i, 0.1f, 3600, &tool_timeout)) return 1; }
+        else if (!strcmp(a, "--guard-model")) { if (!cli_str("serve", argc, argv, &i, &guard_path)) return 1; }
+        else if (!strcmp(a, "--shields")) { if (!cli_str("serve", argc, argv, &i, &shields)) return 1; }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("serve");
         else return cli_fail("serve", "unknown option '%s'", a);
     }
     if (!c.model) return cli_fail("serve", "no model given (-m MODEL)");
+    bool shield_in = false, shield_out = false;
+    if (shields) { /* input, output or input,output */
+        if (!guard_path) return cli_fail("serve", "--shields needs --guard-model LLAMA_GUARD");
+        for (const char *p = shields; *p;) {
+            size_t L = strcspn(p, ",");
+            if (L == 5 && !strncmp(p, "input", 5)) shield_in = true;
+            else if (L == 6 && !strncmp(p, "output", 6)) shield_out = true;
+            else return cli_fail("serve", "--shields: '%.*s' is not input or output", (int)L, p);
+            p += L + (p[L] == ',');
+        }
+    }
     static const char *const k_all[] = {"code_interpreter", "brave_search", "wolfram_alpha"};
     const char *exec_tools[3];
     int n_exec = 0;
@@ -147,7 +160,38 @@ int cmd_serve(int argc, char **argv) {
         cli_common_free(&c);
         return 1;
     }
-    server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
+    /* the guard model: an engine of its own, as many slots as the main one (docs/LLAMA_GUARD.md) */
+    herd_model *gm = NULL;
+    engine *gctx = NULL;
+    char gid[256] = "";
+    int64_t g_slot = 0;
+    if (guard_path) {
+        herd_model_info gi;
+        int grc = herd_model_load(guard_path, &gm);
+        if (grc == HERD_OK) {
+            herd_model_get_info(gm, &gi);
+            g_slot = gi.n_ctx_train < 4096 ? gi.n_ctx_train : 4096;
+            engine_config gc = {.n_parallel = (int)parallel, .n_ctx_slot = g_slot, .n_batch = c.ctx.n_batch,
+                                .n_threads = c.ctx.n_threads, .kv_type = c.ctx.kv_type, .max_queue = (int)max_queue};
+            grc = engine_new(gm, &gc, &gctx);
+        }
+        if (grc != HERD_OK) {
+            cli_fail("serve", "--guard-model %s: %s", guard_path, herd_last_error());
+            herd_model_free(gm);
+            engine_free(e, false);
+            cli_lora_free(loras, nl);
+            for (int i = 0; i < nl; i++) free(lora_ids[i]);
+            free(lora_ids), free(lora_paths), free(lora_scales);
+            herd_model_free(m);
+            cli_common_free(&c);
+            return 1;
+        }
+        const char *base = strrchr(guard_path, '/');
+        snprintf(gid, sizeof gid, "%s", base && base[1] ? base + 1 : guard_path);
+        size_t L = strlen(gid);
+        if (L > 5 && !strcmp(gid + L - 5, ".gguf")) gid[L - 5] = 0;
+    }
+    server_config sc = {.guard = gctx, .guard_ctx_slot = g_slot, .guard_id = gid, .shield_input = shield_in, .shield_output = shield_out,.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
@@ -155,9 +199,14 @@ int cmd_serve(int argc, char **argv) {
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
+        if (gctx) engine_free(gctx, false);
+        herd_model_free(gm);
         herd_model_free(m);
         return cli_fail_lib("serve");
     }
+    if (gctx)
+        fprintf(stderr, "herd serve: shield '%s' (Llama Guard 3, %s)%s%s%s\n", gid, guard_path,
+                shield_in || shield_out ? " on chat completions:" : "", shield_in ? " input" : "", shield_out ? " output" : "");
     for (int k = 0; k < n_exec; k++)
         fprintf(stderr, "herd serve: runs the built-in tool %s when a request declares it%s\n", exec_tools[k],
                 !strcmp(exec_tools[k], "code_interpreter") ? " (python3 in a sandbox, docs/TOOLS.md)" : "");
@@ -175,6 +224,8 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "herd serve: %s: finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     server_shutdown(s);
     engine_free(e, true);
+    if (gctx) engine_free(gctx, true);
+    herd_model_free(gm);
     cli_lora_free(loras, nl);
     for (int i = 0; i < nl; i++) free(lora_ids[i]);
     free(lora_ids), free(lora_paths), free(lora_scales);

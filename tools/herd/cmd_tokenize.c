@@ -45,6 +45,49 @@ static int tokenize_jsonl(const herd_model *m, int flags) {
     return 0;
 }
 
+/* A Prompt Guard directory: [CLS] + the SentencePiece unigram ids + [SEP], one window at most. */
+static int tokenize_classifier(const char *dir, const char *text, const char *file, bool jsonl) {
+    herd_classifier *c;
+    if (herd_classifier_load_tokenizer(dir, &c) != HERD_OK) return cli_fail_lib("tokenize");
+    int rc = 1;
+    char *line = NULL, *buf;
+    size_t cap = 0, len;
+    ssize_t got;
+    int64_t lineno = 0;
+    if (jsonl) {
+        rc = 0;
+        while (!rc && (got = getline(&line, &cap, stdin)) >= 0) {
+            json_error_t err;
+            json_t *s = json_loadb(line, (size_t)got, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+            lineno++;
+            int32_t *ids;
+            int64_t n;
+            if (!s || !json_is_string(s)) rc = cli_fail("tokenize", "--jsonl: line %lld is not a JSON string", (long long)lineno);
+            else if (herd_classifier_tokenize(c, json_string_value(s), json_string_length(s), &ids, &n) != HERD_OK) rc = cli_fail_lib("tokenize");
+            else {
+                cli_print_ids(stdout, ids, n);
+                fputc('\n', stdout);
+                free(ids);
+            }
+            json_decref(s);
+        }
+        free(line);
+    } else if (cli_read_text("tokenize", text, file, &buf, &len)) {
+        int32_t *ids;
+        int64_t n;
+        if (herd_classifier_tokenize(c, buf, len, &ids, &n) != HERD_OK) rc = cli_fail_lib("tokenize");
+        else {
+            cli_print_ids(stdout, ids, n);
+            fputc('\n', stdout);
+            free(ids);
+            rc = 0;
+        }
+        free(buf);
+    }
+    herd_classifier_free(c);
+    return rc;
+}
+
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *file = NULL;
     bool no_bos = false, special = false, jsonl = false;
@@ -61,6 +104,7 @@ int cmd_tokenize(int argc, char **argv) {
         } else return cli_fail("tokenize", "unknown option '%s'", a);
     }
     if (!model) return cli_fail("tokenize", "no model given (-m MODEL)");
+    if (herd_classifier_dir(model)) return tokenize_classifier(model, text, file, jsonl);
     herd_model *m;
     if (herd_model_load_vocab(model, &m) != HERD_OK) return cli_fail_lib("tokenize");
     int flags = (special ? HERD_TOKENIZE_PARSE_SPECIAL : 0) | (!no_bos && herd_vocab_add_bos(m) ? HERD_TOKENIZE_ADD_BOS : 0);
