@@ -57,6 +57,10 @@ const char *herd_last_error(void);
 void herd_set_verbosity(int level);
 /* The CPU kernel set picked at start-up: "avx512", "avx2" or "scalar". */
 const char *herd_cpu_backend(void);
+/* The thread count used when none is given (n_threads = 0 below): the CPUs this process may use, from
+ * its affinity mask and its cgroup CPU quota (cpu.max, v1 cpu.cfs_quota_us; rounded up), >= 1. Writes
+ * why (e.g. "affinity mask 1 of 2 online CPUs, no cgroup CPU quota") into why[cap] when why is not NULL. */
+int herd_default_threads(char *why, size_t cap);
 
 /* ---- tensor types (numbering is GGUF's / ggml's) --------------------------------------------- */
 
@@ -165,7 +169,7 @@ typedef struct {
     int64_t n_ctx;    /* KV cache length in tokens, per sequence; 0 = min(4096, the model's n_ctx_train) */
     int64_t n_seq;    /* independent sequences (each its own KV cache of n_ctx); 0 = 1 */
     int64_t n_batch;  /* most tokens per forward pass; 0 = 512 */
-    int n_threads;    /* 0 = number of online CPUs */
+    int n_threads;    /* 0 = herd_default_threads() */
     int kv_type;      /* herd_kv_type; AUTO = F32 when the weights are F32, else F16 */
 } herd_context_params;
 
@@ -467,7 +471,7 @@ typedef struct {
 } herd_quantize_progress;
 
 typedef struct {
-    int n_threads;  /* 0 = number of online CPUs */
+    int n_threads;  /* 0 = herd_default_threads() */
     bool pure;      /* every quantized tensor gets the base type: no mix, no Q6_K output rule */
     /* called on the calling thread after each chunk of rows and at each tensor's end; may be NULL */
     void (*progress)(const herd_quantize_progress *p, void *user);

@@ -1,5 +1,6 @@
 /* Public API: inference contexts (KV cache + scratch + threads) and decoding. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include "../model/forward.h"
 #include "../model/lora.h"
 #include "../model/model.h"
+#include "../thread/cpus.h"
 #include "herd.h"
 
 struct herd_context {
@@ -16,6 +18,13 @@ struct herd_context {
     int64_t n_ctx;
     int kv_type;
 };
+
+int herd_default_threads(char *why, size_t cap) {
+    cpu_share s;
+    cpus_share_read(NULL, NULL, &s);
+    if (why && cap) snprintf(why, cap, "%s", s.why);
+    return s.n_threads;
+}
 
 herd_context_params herd_context_default_params(void) {
     return (herd_context_params){.n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = HERD_KV_AUTO};
@@ -37,10 +46,7 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
     int64_t n_batch = p.n_batch ? p.n_batch : 512;
     if (n_batch > n_ctx * (p.n_seq ? p.n_seq : 1)) n_batch = n_ctx * (p.n_seq ? p.n_seq : 1);
     int n_threads = p.n_threads;
-    if (n_threads == 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = c > 0 ? (int)c : 1;
-    }
+    if (n_threads == 0) n_threads = cpus_default_threads();
     if (n_threads > 512) return herd_err(HERD_E_ARG, "context: %d threads is too many", n_threads);
     int kv = p.kv_type;
     if (kv == HERD_KV_AUTO) kv = m->weight_type == HERD_TYPE_F32 ? HERD_TYPE_F32 : HERD_TYPE_F16;

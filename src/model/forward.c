@@ -5,7 +5,6 @@
 #include "forward.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -310,7 +309,6 @@ static void lora_apply(forward_state *s, int64_t layer, const lora_out *outs, in
 typedef struct {
     forward_state *s;
     int64_t n, layer;
-    _Atomic int64_t next; /* job_attention: the next work item */
 } job;
 
 /* RoPE on q and k, then k and v into the cache at their positions. */
@@ -346,42 +344,40 @@ static void plan_tiles(forward_state *s, int64_t n) {
     s->tile_beg[s->n_tiles] = n;
 }
 
-/* Causal attention, one work item per (tile, KV head): the tile's tokens x the query heads that share
- * the KV head go through the attention kernel together, which reads each K/V row once for all of them
- * (kernels.h, kernel_attn_fn). Threads take items from a shared counter, KV head by KV head (the threads
- * stream the same K/V rows, which stay in cache) and within one the last tiles (the most keys) first, so
- * the work ends on small items; a query's result depends neither on its tile nor on the thread. */
-static void job_attention(void *arg, int ith, int nth) {
-    (void)nth;
+/* Causal attention, one work item (pool chunk) per (tile, KV head): the tile's tokens x the query heads
+ * that share the KV head go through the attention kernel together, which reads each K/V row once for all
+ * of them (kernels.h, kernel_attn_fn). Threads claim items in order (pool.h), KV head by KV head (the
+ * threads stream the same K/V rows, which stay in cache) and within one the last tiles (the most keys)
+ * first, so the work ends on small items; a query's result depends neither on its tile nor on the
+ * thread. ith picks the thread's scratch. */
+static void job_attention(void *arg, int64_t w, int ith) {
     job *j = arg;
     forward_state *s = j->s;
     const model_hparams *hp = &s->m->hp;
     const kernel_vec_ops *vo = kernels_vec();
     const int64_t hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    const int64_t esz = s->kv.type == HERD_TYPE_F16 ? 2 : 4, n_items = s->n_tiles * hp->n_head_kv;
+    const int64_t esz = s->kv.type == HERD_TYPE_F16 ? 2 : 4;
     const float **qp = s->attn_q + ith * s->tile_q;
     float **op = s->attn_o + ith * s->tile_q, *scratch = s->attn_scratch + ith * s->attn_scratch_n;
     int64_t *nkv = s->attn_nkv + ith * s->tile_q;
-    for (int64_t w; (w = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < n_items;) {
-        const int64_t kvh = w / s->n_tiles, tile = s->n_tiles - 1 - w % s->n_tiles;
-        const int64_t sq = s->seq[s->tile_tok[s->tile_beg[tile]]];
-        int64_t nq = 0;
-        for (int64_t i = s->tile_beg[tile]; i < s->tile_beg[tile + 1]; i++) {
-            const int64_t t = s->tile_tok[i];
-            for (int64_t g = 0; g < group; g++, nq++) {
-                qp[nq] = s->q + t * q_dim + (kvh * group + g) * hd;
-                op[nq] = s->att + t * q_dim + (kvh * group + g) * hd;
-                nkv[nq] = s->pos[t] + 1; /* causal: positions 0 .. pos[t] of its own sequence */
-            }
+    const int64_t kvh = w / s->n_tiles, tile = s->n_tiles - 1 - w % s->n_tiles;
+    const int64_t sq = s->seq[s->tile_tok[s->tile_beg[tile]]];
+    int64_t nq = 0;
+    for (int64_t i = s->tile_beg[tile]; i < s->tile_beg[tile + 1]; i++) {
+        const int64_t t = s->tile_tok[i];
+        for (int64_t g = 0; g < group; g++, nq++) {
+            qp[nq] = s->q + t * q_dim + (kvh * group + g) * hd;
+            op[nq] = s->att + t * q_dim + (kvh * group + g) * hd;
+            nkv[nq] = s->pos[t] + 1; /* causal: positions 0 .. pos[t] of its own sequence */
         }
-        const kernel_attn_kv kv = {.head_dim = hd,
-                                   .type = s->kv.type,
-                                   .k = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
-                                   .v = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
-                                   .stride = s->kv.row_bytes,
-                                   .scale = 1.0f / sqrtf((float)hd)};
-        vo->attn(&kv, nq, qp, nkv, op, scratch);
     }
+    const kernel_attn_kv kv = {.head_dim = hd,
+                               .type = s->kv.type,
+                               .k = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
+                               .v = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
+                               .stride = s->kv.row_bytes,
+                               .scale = 1.0f / sqrtf((float)hd)};
+    vo->attn(&kv, nq, qp, nkv, op, scratch);
 }
 
 static void job_swiglu(void *arg, int ith, int nth) {
@@ -420,7 +416,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     }
 
     plan_tiles(s, n);
-    job j = {s, n, 0, 0};
+    job j = {s, n, 0};
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layers[l];
         j.layer = l;
@@ -432,8 +428,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         /* a decode step's rope and cache writes are cheaper than a thread handoff */
         if (n <= 2) job_rope_store(&j, 0, 1);
         else pool_run(s->pool, job_rope_store, &j);
-        atomic_store_explicit(&j.next, 0, memory_order_relaxed);
-        pool_run(s->pool, job_attention, &j);
+        pool_for(s->pool, s->n_tiles * hp->n_head_kv, job_attention, &j);
         matmul(s->pool, &L->wo, s->att, q_dim, n, s->h, E, s->xq);
         const lora_out lo = {LORA_O, s->att, q_dim, s->h, E};
         lora_apply(s, l, &lo, 1, n);

@@ -55,6 +55,7 @@ typedef struct {
     const uint8_t *xsrc;    /* converted rows (xq), or x itself when the vec_dot type is f32 */
     const kernel_type_ops *g; /* the weights' gemm (xq holds packed rows), or NULL: per-row dots */
     pk_gemm_fn pk;          /* the packed kernel when the weights are packed (xq: packed activations) */
+    int64_t n_units, chunk; /* rows (groups of PK_ROWS when packed) in all, and per chunk (mm_plan) */
 } mm_job;
 
 static void convert_range(mm_job *j, int64_t t0, int64_t t1) {
@@ -112,14 +113,22 @@ static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1
     }
 }
 
-/* The thread's share of the rows of all the weights, taken as one concatenated range, so that one
- * pass (one barrier) covers Q, K and V, or gate and up. Packed weights are shared out in groups of
- * PK_ROWS rows. */
-static void mm_rows(void *arg, int ith, int nth) {
+/* Work is shared out in chunks of consecutive rows of all the weights, taken as one concatenated range,
+ * so that one pass covers Q, K and V, or gate and up; packed weights in chunks of whole groups of
+ * PK_ROWS rows. Threads claim chunks as they go (pool.h), about MM_CHUNKS_PER_THREAD each, so a thread
+ * the scheduler parks holds up one chunk rather than its whole share; a chunk is at least
+ * MM_MIN_CHUNK_BYTES of weights, one sequential stream for the prefetchers (and rows a multiple of 16,
+ * the gemm's and packed kernels' row tiles), so an uncontended pass runs as fast as with one range per
+ * thread. Each output is computed by one thread in one order whatever the chunking: results do not
+ * depend on the thread count or on which thread took which chunk. */
+#define MM_CHUNKS_PER_THREAD 8
+#define MM_MIN_CHUNK_BYTES (64 * 1024)
+
+static void mm_chunk(void *arg, int64_t c, int ith) {
+    (void)ith;
     mm_job *j = arg;
-    int64_t r0, r1, base = 0;
+    int64_t r0 = c * j->chunk, r1 = r0 + j->chunk < j->n_units ? r0 + j->chunk : j->n_units, base = 0;
     if (j->pk) {
-        pool_range(j->total_rows / PK_ROWS, ith, nth, &r0, &r1);
         for (int i = 0; i < j->n_outs && base < r1; i++) {
             const weight *w = j->outs[i].w;
             int64_t n = w->n_out / PK_ROWS, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
@@ -130,12 +139,24 @@ static void mm_rows(void *arg, int ith, int nth) {
         }
         return;
     }
-    pool_range(j->total_rows, ith, nth, &r0, &r1);
     for (int i = 0; i < j->n_outs && base < r1; i++) {
         int64_t n = j->outs[i].w->n_out, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
         if (a < b) rows_of(j, &j->outs[i], a, b);
         base += n;
     }
+}
+
+/* Cuts the job's rows (or groups) into chunks: sets j->n_units, j->chunk; returns the chunk count. */
+static int64_t mm_plan(mm_job *j, int nth) {
+    const weight *w0 = j->w0;
+    int64_t unit_bytes = j->pk ? pk_group_bytes(w0->type, w0->n_in) : w0->row_bytes, align = j->pk ? 1 : 16;
+    j->n_units = j->pk ? j->total_rows / PK_ROWS : j->total_rows;
+    int64_t min_units = (MM_MIN_CHUNK_BYTES + unit_bytes - 1) / unit_bytes;
+    min_units = (min_units + align - 1) / align * align;
+    int64_t n = pool_chunks(j->n_units, nth, MM_CHUNKS_PER_THREAD, min_units);
+    j->chunk = (j->n_units + n - 1) / n;
+    j->chunk = (j->chunk + align - 1) / align * align;
+    return (j->n_units + j->chunk - 1) / j->chunk;
 }
 
 void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const float *x, int64_t ldx, int64_t n_tok,
@@ -181,7 +202,7 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
         else pool_run(pool, convert_rows, &j);
         j.xsrc = xq;
     }
-    pool_run(pool, mm_rows, &j);
+    pool_for(pool, mm_plan(&j, pool_size(pool)), mm_chunk, &j);
 }
 
 void matmul(thread_pool *pool, const weight *w, const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy,

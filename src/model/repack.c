@@ -13,6 +13,7 @@
 
 #include "../base/log.h"
 #include "../kernels/packed.h"
+#include "../thread/cpus.h"
 #include "../thread/pool.h"
 #include "model.h"
 
@@ -89,8 +90,8 @@ int model_repack(herd_model *m) {
         m->packed_bytes += bytes;
         j.chunk0[i + 1] = j.chunk0[i] + (ng + 63) / 64;
     }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    thread_pool *pool = pool_new(ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu);
+    int ncpu = cpus_default_threads();
+    thread_pool *pool = pool_new(ncpu > 16 ? 16 : ncpu);
     if (pool) {
         pool_run(pool, repack_worker, &j);
         pool_free(pool);

@@ -17,6 +17,7 @@
 #include "../base/log.h"
 #include "../gguf/gguf.h"
 #include "../kernels/kernels.h"
+#include "../thread/cpus.h"
 #include "../thread/pool.h"
 #include "herd.h"
 #include "quant.h"
@@ -209,7 +210,7 @@ int herd_quantize_model(const char *in_path, const char *out_path, const char *t
     rc = plan_items(&pl, &g, in_path, items, stats);
 
     if (!rc) {
-        int nth = params.n_threads > 0 ? params.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        int nth = params.n_threads > 0 ? params.n_threads : cpus_default_threads();
         c.nth = nth > 0 ? nth : 1;
         for (int64_t i = 0; i < g.n_tensors; i++) {
             items[i].c = &c;

@@ -1,10 +1,15 @@
+/* The pool of pool.h: chunks claimed from one counter, brief adaptive spins, futex sleeps (Linux). */
 #include "pool.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../base/log.h"
 
@@ -15,12 +20,17 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* spins ~ tens of microseconds before sleeping: long enough to bridge the gap between the jobs of
- * one forward pass, short enough not to burn a core between requests. Every YIELD_EVERY spins the
- * thread yields: when the machine has more runnable threads than cores, the peer we wait for may
- * be waiting for our core, and pure spinning would stall both for a whole scheduler slice. */
-#define SPIN_ITERS 20000
-#define YIELD_EVERY 64
+/* Spin budget of one wait, in ns: it doubles after a wait that ended while spinning and halves after
+ * one that had to sleep, between these bounds. The top bridges the gaps between the jobs of a forward
+ * pass (a few us of serial work on the caller); the bottom is what a wait costs when the thread we
+ * wait for is off its core (2 threads on 1 core, or busy neighbours): spinning cannot help then. */
+#define SPIN_MAX_NS 50000
+#define SPIN_MIN_NS 500
+
+/* The claim word: the job's generation in the high 32 bits, the next unclaimed chunk in the low 32;
+ * CLOSED once the last chunk is claimed. A late worker holding an old generation fails its CAS, so it
+ * never touches a later job's chunks, and the caller never waits for it. */
+#define CLOSED 0xffffffffu
 
 typedef struct {
     thread_pool *pool;
@@ -31,38 +41,88 @@ typedef struct {
 struct thread_pool {
     int n;
     worker *w;
-    pool_fn fn;
-    void *arg;
-    _Atomic uint64_t gen;     /* bumped for each job */
-    _Atomic int pending;      /* workers still running the current job */
+    /* the current job; written by the caller before it opens the claim word, read by any thread
+     * before its claim (a successful claim proves they were this job's: the next job's are written
+     * only after every chunk of this one is done) */
+    _Atomic(pool_chunk_fn) fn;
+    _Atomic(pool_fn) run_fn; /* pool_run's form, or NULL */
+    _Atomic(void *) arg;
+    _Atomic uint32_t n_chunks;
+    _Atomic uint64_t claim;   /* gen << 32 | next chunk, or gen << 32 | CLOSED */
+    _Atomic uint32_t done;    /* chunks finished (futex word of the caller's wait) */
+    _Atomic int caller_sleeps;
+    _Atomic uint32_t gen;     /* the job's generation (futex word of the workers' wait) */
+    _Atomic int sleepers;     /* workers asleep or about to be */
     _Atomic bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int sleepers;             /* guarded by mu */
 };
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
+    return syscall(SYS_futex, (uint32_t *)addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins until *word != val or *budget ns pass; true if it changed. Adapts *budget (see SPIN_*). */
+static bool spin_while_eq(_Atomic uint32_t *word, uint32_t val, int64_t *budget) {
+    int64_t t0 = 0;
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != val) {
+            *budget = *budget * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : *budget * 2;
+            return true;
+        }
+        if (i % 32 == 0) {
+            int64_t t = now_ns();
+            if (i == 0) t0 = t;
+            else if (t - t0 > *budget) break;
+        }
+        CPU_RELAX();
+    }
+    *budget = *budget / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : *budget / 2;
+    return false;
+}
+
+/* Claims the next chunk of generation g: its index, or -1 when none is left (or g is over). */
+static int64_t claim(thread_pool *p, uint32_t g) {
+    uint64_t w = atomic_load(&p->claim);
+    for (;;) {
+        uint32_t idx = (uint32_t)w;
+        if ((uint32_t)(w >> 32) != g || idx == CLOSED) return -1;
+        uint32_t n = atomic_load(&p->n_chunks);
+        uint64_t next = (uint64_t)g << 32 | (idx + 1 >= n ? CLOSED : idx + 1);
+        if (atomic_compare_exchange_weak(&p->claim, &w, next)) return idx;
+    }
+}
+
+/* Runs chunks of generation g until none is left. */
+static void work(thread_pool *p, uint32_t g, int ith) {
+    for (int64_t c; (c = claim(p, g)) >= 0;) {
+        pool_fn rf = atomic_load(&p->run_fn);
+        void *arg = atomic_load(&p->arg);
+        if (rf) rf(arg, (int)c, p->n);
+        else atomic_load(&p->fn)(arg, c, ith);
+        uint32_t n = atomic_load(&p->n_chunks);
+        if (atomic_fetch_add(&p->done, 1) + 1 == n && atomic_load(&p->caller_sleeps)) futex(&p->done, FUTEX_WAKE, 1);
+    }
+}
 
 static void *worker_main(void *arg) {
     worker *self = arg;
     thread_pool *p = self->pool;
-    uint64_t seen = 0;
+    uint32_t seen = 0;
+    int64_t budget = SPIN_MAX_NS;
     for (;;) {
-        uint64_t g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && spins < SPIN_ITERS) {
-            if (++spins % YIELD_EVERY == 0) sched_yield();
-            else CPU_RELAX();
+        if (!spin_while_eq(&p->gen, seen, &budget)) {
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->gen) == seen) futex(&p->gen, FUTEX_WAIT, seen);
+            atomic_fetch_sub(&p->sleepers, 1);
         }
-        if (g == seen) {
-            pthread_mutex_lock(&p->mu);
-            p->sleepers++;
-            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) pthread_cond_wait(&p->cv, &p->mu);
-            p->sleepers--;
-            pthread_mutex_unlock(&p->mu);
-        }
-        seen = g;
-        if (atomic_load_explicit(&p->stop, memory_order_acquire)) return NULL;
-        p->fn(p->arg, self->ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        seen = atomic_load(&p->gen);
+        if (atomic_load(&p->stop)) return NULL;
+        work(p, seen, self->ith);
     }
 }
 
@@ -71,8 +131,7 @@ thread_pool *pool_new(int n_threads) {
     thread_pool *p = herd_xcalloc(1, sizeof *p);
     p->n = n_threads;
     p->w = herd_xcalloc((size_t)n_threads, sizeof *p->w);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    atomic_store(&p->claim, CLOSED);
     for (int i = 1; i < n_threads; i++) {
         p->w[i].pool = p;
         p->w[i].ith = i;
@@ -86,20 +145,22 @@ thread_pool *pool_new(int n_threads) {
     return p;
 }
 
-static void publish(thread_pool *p) {
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
-    if (p->sleepers) pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+/* Opens generation gen+1 (its job already written) and wakes the sleeping workers. */
+static uint32_t publish(thread_pool *p) {
+    uint32_t g = atomic_load(&p->gen) + 1;
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, (uint64_t)g << 32);
+    atomic_store(&p->gen, g);
+    if (atomic_load(&p->sleepers) > 0) futex(&p->gen, FUTEX_WAKE, INT_MAX);
+    return g;
 }
 
 void pool_free(thread_pool *p) {
     if (!p) return;
     atomic_store(&p->stop, true);
+    atomic_store(&p->n_chunks, 0);
     publish(p);
     for (int i = 1; i < p->n; i++) pthread_join(p->w[i].th, NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
     free(p->w);
     free(p);
 }
@@ -108,24 +169,47 @@ int pool_size(const thread_pool *p) {
     return p->n;
 }
 
-void pool_run(thread_pool *p, pool_fn fn, void *arg) {
-    if (p->n == 1) {
-        fn(arg, 0, 1);
+static void run_job(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, pool_fn rf, void *arg) {
+    HERD_ASSERT(n_chunks >= 0 && n_chunks < INT_MAX);
+    if (n_chunks == 0) return;
+    if (p->n == 1 || n_chunks == 1) {
+        for (int64_t c = 0; c < n_chunks; c++) rf ? rf(arg, (int)c, p->n) : fn(arg, c, 0);
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
-    publish(p);
-    fn(arg, 0, p->n);
-    for (unsigned spins = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
-        if (spins % YIELD_EVERY == 0) sched_yield();
-        else CPU_RELAX();
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->run_fn, rf);
+    atomic_store(&p->arg, arg);
+    atomic_store(&p->n_chunks, (uint32_t)n_chunks);
+    uint32_t g = publish(p);
+    work(p, g, 0);
+    /* every chunk is claimed; wait for the ones other threads still hold */
+    static _Thread_local int64_t budget = SPIN_MAX_NS;
+    uint32_t d, n = (uint32_t)n_chunks;
+    while ((d = atomic_load(&p->done)) != n) {
+        if (spin_while_eq(&p->done, d, &budget)) continue;
+        atomic_store(&p->caller_sleeps, 1);
+        if ((d = atomic_load(&p->done)) != n) futex(&p->done, FUTEX_WAIT, d);
+        atomic_store(&p->caller_sleeps, 0);
     }
+}
+
+void pool_for(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, void *arg) {
+    run_job(p, n_chunks, fn, NULL, arg);
+}
+
+void pool_run(thread_pool *p, pool_fn fn, void *arg) {
+    run_job(p, p->n, NULL, fn, arg);
 }
 
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {
     int64_t q = n / nth, r = n % nth;
     *begin = ith * q + (ith < r ? ith : r);
     *end = *begin + q + (ith < r ? 1 : 0);
+}
+
+int64_t pool_chunks(int64_t n, int nth, int64_t per_thread, int64_t min_items) {
+    if (n <= 0) return 0;
+    int64_t c = (int64_t)nth * per_thread, most = min_items > 0 ? n / min_items : n;
+    if (c > most) c = most;
+    return c < 1 ? 1 : c;
 }

@@ -1,9 +1,20 @@
-/* A persistent worker pool: threads are created once and run parallel-for jobs on demand.
+/* A persistent worker pool: threads are created once and run parallel jobs on demand.
  *
- * pool_run(p, fn, arg) calls fn(arg, ith, nth) on every thread (the caller is thread 0) and
- * returns when all have finished. Workers spin briefly for the next job (decode issues hundreds of
- * small jobs per token, so waking through the kernel each time would dominate), then sleep on a
- * condition variable. Jobs split work by (ith, nth) row ranges: see pool_range(). */
+ * A job is n_chunks independent pieces of work. pool_for(p, n, fn, arg) calls fn(arg, chunk, ith) once
+ * for every chunk < n, on whichever thread claims it (ith: that thread, 0 = the caller, < pool_size),
+ * and returns when all are done. Threads claim chunks one at a time from a shared counter, so a thread
+ * the scheduler takes off its core (a busy machine, a CPU quota, more threads than cores) delays only
+ * the chunk it holds: the others take the rest. The caller waits only for chunks that were claimed,
+ * never for a worker that has not woken up yet. Results must not depend on which thread runs a chunk:
+ * a chunk's outputs are computed by one thread, in one order, whatever the thread count or timing.
+ *
+ * Waiting: a thread with nothing to do spins briefly (decode issues ~130 small jobs per token, and a
+ * kernel wake-up costs microseconds), then sleeps on a futex. The spin adapts per thread: it grows
+ * while waits end during it and shrinks when they do not (a peer that is not running will not finish
+ * while we spin on its core), so an idle pool costs no CPU and a contended one wastes little.
+ *
+ * pool_run(p, fn, arg) is the (ith, nth) form: fn(arg, i, nth) for i < nth = pool_size, each i once,
+ * on any thread (use i, not the calling thread, to pick per-share scratch); see pool_range(). */
 #ifndef HERD_THREAD_POOL_H
 #define HERD_THREAD_POOL_H
 
@@ -11,14 +22,22 @@
 
 typedef struct thread_pool thread_pool;
 typedef void (*pool_fn)(void *arg, int ith, int nth);
+typedef void (*pool_chunk_fn)(void *arg, int64_t chunk, int ith);
 
 /* n_threads >= 1 (1 means: run everything on the caller). NULL with a message on failure. */
 thread_pool *pool_new(int n_threads);
 void pool_free(thread_pool *p);
 int pool_size(const thread_pool *p);
+/* n_chunks < 2^31; 0 does nothing; 1, or a pool of one thread, runs on the caller. Not reentrant: one
+ * job at a time per pool, issued from one thread. */
+void pool_for(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, void *arg);
 void pool_run(thread_pool *p, pool_fn fn, void *arg);
 
 /* The [*begin, *end) share of n items for thread ith of nth (contiguous, sizes differ by <= 1). */
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);
+
+/* How many chunks of at least min_items items to cut n items into for a pool of nth threads: about
+ * per_thread chunks per thread, so that a thread that stalls holds up only a small part (>= 1). */
+int64_t pool_chunks(int64_t n, int nth, int64_t per_thread, int64_t min_items);
 
 #endif

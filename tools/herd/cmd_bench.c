@@ -117,7 +117,7 @@ int cmd_bench(int argc, char **argv) {
                rf_tps = roofline ? (double)(n_tg * reps) / rf_read : 0, rf_dec = roofline ? (double)(n_tg * reps) / rf_tok : 0;
         herd_model_info in;
         herd_model_get_info(m, &in);
-        int threads = c.ctx.n_threads ? c.ctx.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        int threads = c.ctx.n_threads ? c.ctx.n_threads : herd_default_threads(NULL, 0);
         if (json) {
             json_t *o = json_pack("{s:s, s:i, s:{s:I, s:f, s:f}, s:{s:I, s:f, s:f}, s:I}", "model", c.model, "threads",
                                   threads, "pp", "n_tokens", (json_int_t)n_pp, "tokens_per_s", ppm, "sd", pps, "tg",

@@ -34,6 +34,9 @@ int cmd_info(int argc, char **argv) {
         printf("cpu kernels:     %s (%.1f MiB of weights repacked: 16 rows interleaved)\n", herd_cpu_backend(),
                (double)in.packed_bytes / (1 << 20));
     else printf("cpu kernels:     %s\n", herd_cpu_backend());
+    char why[256];
+    int nth = herd_default_threads(why, sizeof why);
+    printf("threads:         %d (default; %s)\n", nth, why);
     const char *git = herd_version_git();
     printf("herd:            %s%s%s%s\n", herd_version(), *git ? " (git " : "", git, *git ? ")" : "");
     herd_model_free(m);

@@ -1,0 +1,212 @@
+/* The thread pool (src/thread/pool.h) and the default thread count (src/thread/cpus.h):
+ *   - pool_for runs every chunk exactly once, on a valid ith, for any chunk count and pool size, also
+ *     when a thread stalls in the middle of a job (another takes the rest);
+ *   - pool_run gives each share i < nth once;
+ *   - idle workers sleep: their CPU time barely grows over a second with no job (read from
+ *     /proc/self/task/TID/stat; a spinning thread would gain ~100 ticks);
+ *   - the thread count honours the affinity mask and a cgroup CPU quota, read from a fake cgroup tree
+ *     (v2 cpu.max along the path, v1 cfs_quota_us / cfs_period_us, hybrid unified/, no limit). */
+#include <dirent.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "thread/cpus.h"
+#include "thread/pool.h"
+
+typedef struct {
+    _Atomic int hits[512];
+    _Atomic int bad_ith;
+    int nth;
+    int64_t stall_chunk; /* this chunk sleeps 20 ms (a descheduled thread); -1 none */
+} count_job;
+
+static void count_chunk(void *arg, int64_t c, int ith) {
+    count_job *j = arg;
+    if (ith < 0 || ith >= j->nth) atomic_fetch_add(&j->bad_ith, 1);
+    if (c == j->stall_chunk) nanosleep(&(struct timespec){0, 20000000}, NULL);
+    atomic_fetch_add(&j->hits[c], 1);
+}
+
+static void count_share(void *arg, int ith, int nth) {
+    count_job *j = arg;
+    if (nth != j->nth || ith < 0 || ith >= nth) atomic_fetch_add(&j->bad_ith, 1);
+    atomic_fetch_add(&j->hits[ith], 1);
+}
+
+static void test_chunks(void) {
+    for (int nth = 1; nth <= 4; nth++) {
+        thread_pool *p = pool_new(nth);
+        CHECK(p && pool_size(p) == nth, "pool of %d", nth);
+        bool ok = true;
+        for (int rep = 0; rep < 200; rep++) {
+            int64_t n = rep % 67 + (rep % 3 == 0 ? 400 : 0);
+            count_job j = {.nth = nth, .stall_chunk = rep % 50 == 7 ? n / 2 : -1};
+            pool_for(p, n, count_chunk, &j);
+            for (int64_t c = 0; c < 512; c++) ok &= atomic_load(&j.hits[c]) == (c < n ? 1 : 0);
+            ok &= atomic_load(&j.bad_ith) == 0;
+        }
+        CHECK(ok, "%d threads: every chunk of every job ran exactly once on a valid thread", nth);
+        count_job j = {.nth = nth};
+        pool_run(p, count_share, &j);
+        bool once = atomic_load(&j.bad_ith) == 0;
+        for (int i = 0; i < 512; i++) once &= atomic_load(&j.hits[i]) == (i < nth ? 1 : 0);
+        CHECK(once, "%d threads: pool_run gives each share once", nth);
+        pool_free(p);
+    }
+    CHECK(pool_chunks(1000, 2, 8, 10) == 16 && pool_chunks(100, 2, 8, 10) == 10 && pool_chunks(5, 4, 8, 10) == 1 &&
+              pool_chunks(0, 2, 8, 1) == 0,
+          "pool_chunks: %lld %lld %lld", (long long)pool_chunks(1000, 2, 8, 10), (long long)pool_chunks(100, 2, 8, 10),
+          (long long)pool_chunks(5, 4, 8, 10));
+}
+
+/* utime + stime of every thread of this process but the calling one, in clock ticks */
+static long long others_cpu_ticks(int *n_threads) {
+    long long sum = 0;
+    *n_threads = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    pid_t self = (pid_t)gettid();
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == self) continue;
+        char path[300], buf[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        char *s = strrchr(buf, ')'); /* fields after the command name: state is field 3, utime 14, stime 15 */
+        unsigned long long ut = 0, st = 0;
+        if (s && sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
+            sum += (long long)(ut + st);
+            (*n_threads)++;
+        }
+    }
+    closedir(d);
+    return sum;
+}
+
+static void test_idle_sleeps(void) {
+    thread_pool *p = pool_new(4);
+    for (int rep = 0; rep < 50; rep++) { /* some work first, so that the workers' spin budgets are at their top */
+        count_job j = {.nth = 4, .stall_chunk = -1};
+        pool_for(p, 64, count_chunk, &j);
+    }
+    nanosleep(&(struct timespec){0, 50000000}, NULL);
+    int nt0, nt1;
+    long long t0 = others_cpu_ticks(&nt0);
+    nanosleep(&(struct timespec){1, 0}, NULL);
+    long long t1 = others_cpu_ticks(&nt1);
+    long hz = sysconf(_SC_CLK_TCK);
+    CHECK(nt0 == 3 && nt1 == 3, "3 worker threads seen (%d, %d)", nt0, nt1);
+    /* a worker that spun through the second would gain hz ticks; allow a few for wake-ups */
+    CHECK(t0 >= 0 && t1 - t0 <= hz / 20, "idle workers used %lld ticks in 1 s (at most %ld allowed)", t1 - t0, hz / 20);
+    printf("idle: 3 workers used %lld of %ld ticks per thread-second\n", t1 - t0, hz);
+    pool_free(p);
+}
+
+static void put(const char *dir, const char *file, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
+static void mkdirs(const char *path) {
+    char b[512];
+    snprintf(b, sizeof b, "%s", path);
+    for (char *s = b + 1; *s; s++)
+        if (*s == '/') *s = 0, mkdir(b, 0755), *s = '/';
+    mkdir(b, 0755);
+}
+
+static void test_cgroup(void) {
+    char root[] = "/tmp/herd-test-cg.XXXXXX";
+    CHECK(mkdtemp(root), "mkdtemp");
+    char d[512], pc[512];
+    snprintf(pc, sizeof pc, "%s/proc-cgroup", root);
+    cpu_share s;
+    cpu_set_t all;
+    sched_getaffinity(0, sizeof all, &all);
+    const int aff = CPU_COUNT(&all);
+
+    /* v2: the path's own cpu.max is "max", its parent's 1.5 CPUs, the grandparent's 3: 1.5 -> 2 threads */
+    put(root, "proc-cgroup", "0::/a/b/c\n");
+    snprintf(d, sizeof d, "%s/v2/a/b/c", root), mkdirs(d), put(d, "cpu.max", "max 100000\n");
+    snprintf(d, sizeof d, "%s/v2/a/b", root), put(d, "cpu.max", "150000 100000\n");
+    snprintf(d, sizeof d, "%s/v2/a", root), put(d, "cpu.max", "300000 100000\n");
+    snprintf(d, sizeof d, "%s/v2", root);
+    cpus_share_read(pc, d, &s);
+    CHECK(fabs(s.quota_cpus - 1.5) < 1e-9 && s.n_threads == (aff < 2 ? aff : 2), "v2 quota 1.5 along the path: %g, %d threads (%s)",
+          s.quota_cpus, s.n_threads, s.why);
+    CHECK(strstr(s.why, "cpu.max") != NULL, "why names cpu.max: %s", s.why);
+
+    /* v2 at the mount's root (a container: /proc/self/cgroup says "/"): 0.5 CPUs -> 1 thread */
+    put(root, "proc-cgroup", "0::/\n");
+    snprintf(d, sizeof d, "%s/v2c", root), mkdirs(d), put(d, "cpu.max", "50000 100000\n");
+    cpus_share_read(pc, d, &s);
+    CHECK(fabs(s.quota_cpus - 0.5) < 1e-9 && s.n_threads == 1, "v2 container root quota 0.5: %g, %d", s.quota_cpus, s.n_threads);
+
+    /* v2 path missing under the mount: the root's quota still applies */
+    put(root, "proc-cgroup", "0::/not/here\n");
+    cpus_share_read(pc, d, &s);
+    CHECK(s.n_threads == 1, "v2 missing path, root quota: %d (%s)", s.n_threads, s.why);
+
+    /* v1: cpu,cpuacct mount, quota 1 CPU (100 ms per 100 ms) on the process's cgroup; v2 line without limits */
+    put(root, "proc-cgroup", "12:memory:/x\n3:cpu,cpuacct:/docker/abc\n0::/\n");
+    snprintf(d, sizeof d, "%s/v1/cpu,cpuacct/docker/abc", root), mkdirs(d);
+    put(d, "cpu.cfs_quota_us", "100000\n"), put(d, "cpu.cfs_period_us", "100000\n");
+    snprintf(d, sizeof d, "%s/v1/cpu,cpuacct/docker", root), put(d, "cpu.cfs_quota_us", "-1\n"), put(d, "cpu.cfs_period_us", "100000\n");
+    snprintf(d, sizeof d, "%s/v1", root);
+    cpus_share_read(pc, d, &s);
+    CHECK(fabs(s.quota_cpus - 1.0) < 1e-9 && s.n_threads == 1 && strstr(s.why, "cfs_quota_us"), "v1 quota 1: %g, %d (%s)",
+          s.quota_cpus, s.n_threads, s.why);
+
+    /* hybrid: v2 mounted at unified/ with a limit of 1 CPU */
+    put(root, "proc-cgroup", "1:cpu:/\n0::/svc\n");
+    snprintf(d, sizeof d, "%s/hy/unified/svc", root), mkdirs(d), put(d, "cpu.max", "100000 100000\n");
+    snprintf(d, sizeof d, "%s/hy", root);
+    cpus_share_read(pc, d, &s);
+    CHECK(s.n_threads == 1, "hybrid unified/ quota 1: %d (%s)", s.n_threads, s.why);
+
+    /* no limits anywhere, or no cgroup file: the affinity mask decides */
+    put(root, "proc-cgroup", "0::/a/b/c\n");
+    snprintf(d, sizeof d, "%s/none", root), mkdirs(d);
+    cpus_share_read(pc, d, &s);
+    CHECK(s.quota_cpus == 0 && s.n_threads == aff && s.n_affinity == aff, "no quota: %d threads of affinity %d", s.n_threads, aff);
+    snprintf(pc, sizeof pc, "%s/absent", root);
+    cpus_share_read(pc, d, &s);
+    CHECK(s.n_threads == aff, "no cgroup file: %d", s.n_threads);
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+static void test_affinity(void) {
+    cpu_set_t old, one;
+    sched_getaffinity(0, sizeof old, &old);
+    int first = -1;
+    for (int i = 0; i < CPU_SETSIZE && first < 0; i++)
+        if (CPU_ISSET(i, &old)) first = i;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "pin to CPU %d", first);
+    cpu_share s;
+    cpus_share_read("/nonexistent", "/nonexistent", &s);
+    CHECK(s.n_affinity == 1 && s.n_threads == 1, "pinned to one CPU: %d threads (%s)", s.n_threads, s.why);
+    sched_setaffinity(0, sizeof old, &old);
+}
+
+int main(void) {
+    test_chunks();
+    test_idle_sleeps();
+    test_cgroup();
+    test_affinity();
+    return TU_DONE("test_pool");
+}
