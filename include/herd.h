@@ -578,7 +578,7 @@ typedef struct {
     double val_split;           /* fraction of the examples, the last ones, held out (0) */
     int64_t val_every;          /* validation every N steps (and at the end); 0 = only at the end */
     int64_t save_every;         /* checkpoint every N steps; 0 = never */
-    int n_threads;              /* 0 = all cores */
+    int n_threads;              /* 0 = herd_default_threads() */
     bool train_on_input;        /* sft/distill: loss on every token */
     bool skip_overlong;         /* drop sequences longer than seq_len + 1 instead of truncating them */
     bool checkpoint_activations; /* recompute each layer in the backward pass (true): less memory */

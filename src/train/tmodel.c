@@ -9,6 +9,7 @@
 #include "../base/log.h"
 #include "../kernels/kernels.h"
 #include "../model/ops.h"
+#include "../thread/cpus.h"
 #include "attn.h"
 #include "ops.h"
 
@@ -106,7 +107,7 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
     tm->E = hp->n_embd, tm->H = hp->n_head, tm->Hkv = hp->n_head_kv, tm->hd = hp->head_dim;
     tm->qd = tm->H * tm->hd, tm->kd = tm->Hkv * tm->hd, tm->F = hp->n_ff, tm->V = hp->n_vocab, tm->L = hp->n_layer;
     tm->lora_on = true;
-    tm->pool = pool_new(p->n_threads > 0 ? p->n_threads : 1);
+    tm->pool = pool_new(p->n_threads > 0 ? p->n_threads : cpus_default_threads());
     tm->gemm = tm->pool ? train_gemm_new(tm->pool) : NULL;
     if (!tm->gemm) {
         tmodel_free(tm);

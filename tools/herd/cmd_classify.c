@@ -54,7 +54,7 @@ static int classify_one(herd_classifier *c, const char *text, size_t len, bool j
 int cmd_classify(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *file = NULL;
     bool jsonl = false, json = false, logits = false;
-    int64_t threads = 2;
+    int64_t threads = 0; /* 0: herd_default_threads() */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-m")) { if (!cli_str("classify", argc, argv, &i, &model)) return 1; }
@@ -70,7 +70,7 @@ int cmd_classify(int argc, char **argv) {
     if (!model) return cli_fail("classify", "no model given (-m PROMPT_GUARD_DIR)");
     if ((text != NULL) + (file != NULL) + jsonl != 1) return cli_fail("classify", "give exactly one of -p TEXT, -f FILE, --jsonl");
     herd_classifier *c;
-    if (herd_classifier_load(model, (int)threads, &c) != HERD_OK) return cli_fail_lib("classify");
+    if (herd_classifier_load(model, threads ? (int)threads : herd_default_threads(NULL, 0), &c) != HERD_OK) return cli_fail_lib("classify");
     int rc = 0;
     if (jsonl) {
         char *line = NULL;
