@@ -2,9 +2,10 @@
 # Installs what herd needs on Debian 12 when it is missing (idempotent, quick when all is there).
 # Build: gcc, make, libjansson-dev (JSON), libmicrohttpd-dev (HTTP server), libcurl (HTTP client). Tests: clang + libclang-rt (fuzz, sanitizers), nodejs + npm
 # (llama.cpp reference via node-llama-cpp), git (reads llama.cpp's source bundle), curl, man-db + groff-base
-# (the man pages render in tests/conformance/manpages.sh).
+# (the man pages render in tests/conformance/manpages.sh), cmake + g++ (llama.cpp's native tools, built once from the
+# bundle by tests/ref/build_llama_tools.sh for the perplexity comparison).
 set -e
-pkgs="gcc make libc6-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev pkg-config python3 clang libclang-rt-14-dev git ca-certificates curl man-db groff-base"
+pkgs="gcc make libc6-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev pkg-config python3 clang libclang-rt-14-dev git ca-certificates curl man-db groff-base cmake g++"
 [ "${1:-}" = e2e ] && pkgs="chromium curl"   # make test-e2e: the browser test
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
