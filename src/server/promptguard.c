@@ -73,7 +73,7 @@ int pg_run(server *s, const char *text, size_t len, bool jailbreak, pg_verdict *
         out->n_windows = r.n_windows;
     }
     if (jailbreak) {
-        out->malicious = r.n_windows > 0 ? r.jailbreak_score : 0;
+        out->malicious = r.n_windows > 0 ? (double)(float)r.jailbreak_score : 0; /* a float32 probability, as PyTorch's */
         out->violation = out->malicious > PG_THRESHOLD;
     } else {
         out->violation = out->embedded + out->malicious > PG_THRESHOLD;
