@@ -8,7 +8,8 @@
  *                                 categories, category_scores, category_applied_input_types, ...}]}
  *
  * The guard model runs in an engine of its own (src/engine: continuous batching, the same code as the main
- * model's): concurrent guard requests share its forward passes; HTTP threads only submit and wait. */
+ * model's): concurrent guard requests share its forward passes; HTTP threads only submit and wait.
+ * A Prompt Guard shield (--prompt-guard) is listed and dispatched here, answered in promptguard.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

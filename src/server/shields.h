@@ -1,4 +1,4 @@
-/* Internal to src/server: Llama Guard behind herd serve (shields.c). */
+/* Internal to src/server: Llama Guard (shields.c) and Prompt Guard (promptguard.c) behind herd serve. */
 #ifndef HERD_SERVER_SHIELDS_H
 #define HERD_SERVER_SHIELDS_H
 
