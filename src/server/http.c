@@ -336,6 +336,7 @@ int server_start(engine *e, const server_config *cfg, server **out) {
     s->model_id = herd_xstrndup(cfg->model_id, strlen(cfg->model_id));
     s->api_key = cfg->api_key && *cfg->api_key ? herd_xstrndup(cfg->api_key, strlen(cfg->api_key)) : NULL;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->pg_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     metrics_init(&s->met);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
@@ -384,6 +385,7 @@ void server_shutdown(server *s) {
     free(s->model_id);
     free(s->api_key);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->pg_mu);
     pthread_cond_destroy(&s->cv);
     free(s);
 }

@@ -25,6 +25,7 @@ struct server {
     int in_flight;           /* requests being handled (guarded by mu) */
     _Atomic int script_next; /* next scripted output (test-only) */
     bool closing;
+    pthread_mutex_t pg_mu;   /* Prompt Guard: one classification at a time (promptguard.c) */
 };
 
 typedef struct {

@@ -76,6 +76,12 @@ void metrics_shield(metrics *m, const char *verdict, const char *category) {
     pthread_mutex_unlock(&m->mu);
 }
 
+void metrics_prompt_guard(metrics *m, bool jailbreak, bool violation) {
+    pthread_mutex_lock(&m->mu);
+    m->prompt_guard[jailbreak][violation]++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void line(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(strbuf *b, const char *fmt, ...) {
     char tmp[512];
@@ -122,6 +128,15 @@ char *metrics_render(metrics *m, const engine_stats *es) {
             if (m->shield[i].category)
                 line(&b, "herd_shield_violations_total{category=\"%s\"} %llu\n", m->shield[i].key,
                      (unsigned long long)m->shield[i].n);
+    }
+    uint64_t pg = m->prompt_guard[0][0] + m->prompt_guard[0][1] + m->prompt_guard[1][0] + m->prompt_guard[1][1];
+    if (pg) {
+        line(&b, "# HELP herd_prompt_guard_verdicts_total Prompt Guard verdicts by guard type.\n"
+                 "# TYPE herd_prompt_guard_verdicts_total counter\n");
+        for (int t = 0; t < 2; t++)
+            for (int v = 0; v < 2; v++)
+                line(&b, "herd_prompt_guard_verdicts_total{guard_type=\"%s\",verdict=\"%s\"} %llu\n",
+                     t ? "jailbreak" : "injection", v ? "violation" : "safe", (unsigned long long)m->prompt_guard[t][v]);
     }
     render_hist(&b, "herd_time_to_first_token_seconds", "Time from request to its first generated token.", &m->ttft);
     render_hist(&b, "herd_time_per_output_token_seconds", "Time between consecutive generated tokens.",

@@ -36,6 +36,8 @@ typedef struct {
         uint64_t n;
     } shield[METRICS_MAX_SERIES];
     int n_shield;
+    /* Prompt Guard verdicts: [guard type: 0 injection, 1 jailbreak][0 safe, 1 violation] */
+    uint64_t prompt_guard[2][2];
 } metrics;
 
 void metrics_init(metrics *m);
@@ -46,6 +48,8 @@ void metrics_token_latency(metrics *m, double seconds);
 void metrics_tokens(metrics *m, int64_t prompt, int64_t generated);
 /* One guard verdict ("safe" / "unsafe"), or one violated category of one (pass the other NULL). */
 void metrics_shield(metrics *m, const char *verdict, const char *category);
+/* One Prompt Guard verdict under its guard type. */
+void metrics_prompt_guard(metrics *m, bool jailbreak, bool violation);
 /* The Prometheus text exposition (malloc'd). */
 char *metrics_render(metrics *m, const engine_stats *es);
 

@@ -869,6 +869,9 @@ static json_t *tool_call_schema(json_t *tools, const char *want) {
 /* A request an input shield stopped: the refusal as the assistant's answer (Llama Stack's canned text),
  * finish_reason "content_filter", and the violation (herd extension field), streamed or not. */
 static enum MHD_Result refuse(http_req *r, bool stream, int lora, json_t *violation) {
+    /* the shield's own words: Llama Guard's canned text, or Prompt Guard's */
+    json_t *um = json_object_get(violation, "user_message");
+    const char *refusal = json_is_string(um) ? json_string_value(um) : k_shield_refusal;
     char id[48];
     random_id(id, sizeof id, "chatcmpl-");
     json_int_t created = (json_int_t)time(NULL);
@@ -877,14 +880,14 @@ static enum MHD_Result refuse(http_req *r, bool stream, int lora, json_t *violat
         json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:{s:s, s:s}, s:n, s:s}], s:o, s:o}", "id", id,
                                  "object", "chat.completion", "created", created, "model", model, "system_fingerprint",
                                  "herd", "choices", "index", 0, "message", "role", "assistant", "content",
-                                 k_shield_refusal, "logprobs", "finish_reason", "content_filter", "usage",
+                                 refusal, "logprobs", "finish_reason", "content_filter", "usage",
                                  usage_json(0, 0, 0), "violation", violation);
         return http_send_json(r, 200, resp);
     }
     strbuf out = {0};
     sse(&out, json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:{s:s, s:s}, s:n, s:n}]}", "id", id, "object",
                         "chat.completion.chunk", "created", created, "model", model, "system_fingerprint", "herd",
-                        "choices", "index", 0, "delta", "role", "assistant", "content", k_shield_refusal, "logprobs",
+                        "choices", "index", 0, "delta", "role", "assistant", "content", refusal, "logprobs",
                         "finish_reason"));
     sse(&out, json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:{}, s:n, s:s}], s:o}", "id", id, "object",
                         "chat.completion.chunk", "created", created, "model", model, "system_fingerprint", "herd",
@@ -941,6 +944,18 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     if (chat_messages_from_json(msgs, &cm) != HERD_OK) {
         json_decref(forced);
         return http_send_error(r, 400, "invalid_request_error", "messages", NULL, "%s", herd_last_error());
+    }
+    if (r->srv->cfg.shield_prompt_guard) { /* Prompt Guard on the last message, before Llama Guard (cheaper) */
+        json_t *v;
+        int prc = pg_check_chat(r->srv, cm.msgs, cm.n, &v);
+        if (prc != HERD_OK || v) {
+            json_decref(forced);
+            chat_messages_free(&cm);
+            if (prc != HERD_OK) return pg_error(r, prc, "messages", "input shield: ");
+            json_object_set_new(json_object_get(v, "metadata"), "shield", json_string("input"));
+            json_object_set_new(json_object_get(v, "metadata"), "shield_id", json_string(r->srv->cfg.prompt_guard_id));
+            return refuse(r, json_is_true(json_object_get(b, "stream")), lora, v);
+        }
     }
     if (r->srv->cfg.shield_input) { /* before anything is generated (docs/LLAMA_GUARD.md) */
         herd_guard_result gr;

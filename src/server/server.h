@@ -45,6 +45,13 @@ typedef struct {
     /* --shields input,output: chat completions are shielded (docs/LLAMA_GUARD.md): the input shield
      * before generating, the output shield on the answer (streamed text is held until it passes) */
     bool shield_input, shield_output;
+    /* --prompt-guard: a Prompt Guard classifier (borrowed) answering /v1/safety/run-shield as the shield
+     * prompt_guard_id (promptguard.c; one classification at a time, under a lock waited on for a bounded
+     * time); shield_prompt_guard (--shields prompt-guard): it assesses the last message of chat
+     * completions before generating, with guard type prompt_guard_jailbreak ? jailbreak : injection */
+    herd_classifier *prompt_guard;
+    const char *prompt_guard_id;
+    bool shield_prompt_guard, prompt_guard_jailbreak;
 } server_config;
 
 typedef struct server server;

@@ -8,7 +8,8 @@
  *                                 categories, category_scores, category_applied_input_types, ...}]}
  *
  * The guard model runs in an engine of its own (src/engine: continuous batching, the same code as the main
- * model's): concurrent guard requests share its forward passes; HTTP threads only submit and wait. */
+ * model's): concurrent guard requests share its forward passes; HTTP threads only submit and wait.
+ * A Prompt Guard shield (--prompt-guard) is listed and dispatched here, answered in promptguard.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,11 +144,13 @@ enum MHD_Result route_shields(http_req *r) {
     server *s = r->srv;
     json_t *data = json_array();
     if (s->cfg.guard) json_array_append_new(data, shield_json(s));
+    if (s->cfg.prompt_guard) json_array_append_new(data, pg_shield_json(s));
     return http_send_json(r, 200, json_pack("{s:o}", "data", data));
 }
 
 enum MHD_Result route_shield(http_req *r, const char *id) {
     server *s = r->srv;
+    if (pg_is(s, id)) return http_send_json(r, 200, pg_shield_json(s));
     if (!s->cfg.guard || strcmp(id, s->cfg.guard_id))
         return http_send_error(r, 404, "invalid_request_error", NULL, "shield_not_found", "no shield '%.100s'", id);
     return http_send_json(r, 200, shield_json(s));
@@ -194,10 +197,13 @@ enum MHD_Result route_run_shield(http_req *r, json_t *b) {
     json_t *id = json_object_get(b, "shield_id"), *msgs = json_object_get(b, "messages"), *params = json_object_get(b, "params");
     if (!json_is_string(id))
         return http_send_error(r, 400, "invalid_request_error", "shield_id", NULL, "'shield_id' must be a string");
-    if (!s->cfg.guard || strcmp(json_string_value(id), s->cfg.guard_id))
-        return http_send_error(r, 404, "invalid_request_error", "shield_id", "shield_not_found", "no shield '%.100s'%s%s",
-                               json_string_value(id), s->cfg.guard ? "; this server has " : " (no --guard-model)",
-                               s->cfg.guard ? s->cfg.guard_id : "");
+    bool pg = pg_is(s, json_string_value(id));
+    if (!pg && (!s->cfg.guard || strcmp(json_string_value(id), s->cfg.guard_id)))
+        return http_send_error(r, 404, "invalid_request_error", "shield_id", "shield_not_found",
+                               "no shield '%.100s'%s%s%s%s", json_string_value(id),
+                               s->cfg.guard || s->cfg.prompt_guard ? "; this server has " : " (no --guard-model or --prompt-guard)",
+                               s->cfg.guard ? s->cfg.guard_id : "", s->cfg.guard && s->cfg.prompt_guard ? ", " : "",
+                               s->cfg.prompt_guard ? s->cfg.prompt_guard_id : "");
     if (params && !json_is_null(params) && !json_is_object(params))
         return http_send_error(r, 400, "invalid_request_error", "params", NULL, "'params' must be an object");
     if (!json_is_array(msgs) || json_array_size(msgs) == 0)
@@ -206,6 +212,11 @@ enum MHD_Result route_run_shield(http_req *r, json_t *b) {
     chat_messages cm;
     if (chat_messages_from_json(msgs, &cm) != HERD_OK)
         return http_send_error(r, 400, "invalid_request_error", "messages", NULL, "%s", herd_last_error());
+    if (pg) {
+        enum MHD_Result res = pg_route_run_shield(r, &cm, params);
+        chat_messages_free(&cm);
+        return res;
+    }
     char err[256];
     herd_guard_params gp = herd_guard_default_params();
     const char **ex;

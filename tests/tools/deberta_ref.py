@@ -24,11 +24,14 @@ def make(d, seed, kv):
            "position_biased_input": False, "type_vocab_size": 0, "vocab_size": 1000,
            "pooler_hidden_size": 64, "pooler_hidden_act": "gelu", "pooler_dropout": 0,
            "id2label": {"0": "BENIGN", "1": "INJECTION", "2": "JAILBREAK"}}
-    dtype = "F32"
+    dtype, cls_scale = "F32", 1.0
     for item in kv:
         k, v = item.split("=", 1)
         if k == "dtype":
             dtype = v
+            continue
+        if k == "classifier_scale":  # wider logits: texts on both sides of a threshold (serve_prompt_guard.sh)
+            cls_scale = float(v)
             continue
         cfg[k] = json.loads(v)
     cfg["pooler_hidden_size"] = cfg["hidden_size"]
@@ -78,6 +81,8 @@ def make(d, seed, kv):
         ln(p + "output.LayerNorm", H)
     lin("pooler.dense", H, H)
     lin("classifier", len(cfg["id2label"]), H)
+    W["classifier.weight"] *= cls_scale
+    W["classifier.bias"] *= cls_scale
     # the file: 8-byte header length, JSON header, raw little-endian data
     header, blobs, off = {}, [], 0
     for name, t in W.items():

@@ -1,13 +1,15 @@
 /* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
  *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
- *            [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD [--shields input,output]]
+ *            [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD] [--prompt-guard DIR
+ *            [--prompt-guard-type injection|jailbreak]] [--shields input,output,prompt-guard]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../src/server/server.h"
 #include "cli.h"
@@ -18,6 +20,7 @@ int cmd_serve(int argc, char **argv) {
     const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
     int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
     const char *script_file = NULL, *exec_list = NULL, *guard_path = NULL, *shields = NULL;
+    const char *pg_path = NULL, *pg_type = "injection";
     int64_t max_steps = 4;
     float tool_timeout = 0;
     for (int i = 1; i < argc; i++) {
@@ -36,22 +39,29 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-tool-steps")) { if (!cli_i64("serve", argc, argv, &i, 1, 64, &max_steps)) return 1; }
         else if (!strcmp(a, "--tool-timeout")) { if (!cli_f32("serve", argc, argv, &i, 0.1f, 3600, &tool_timeout)) return 1; }
         else if (!strcmp(a, "--guard-model")) { if (!cli_str("serve", argc, argv, &i, &guard_path)) return 1; }
+        else if (!strcmp(a, "--prompt-guard")) { if (!cli_str("serve", argc, argv, &i, &pg_path)) return 1; }
+        else if (!strcmp(a, "--prompt-guard-type")) { if (!cli_str("serve", argc, argv, &i, &pg_type)) return 1; }
         else if (!strcmp(a, "--shields")) { if (!cli_str("serve", argc, argv, &i, &shields)) return 1; }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("serve");
         else return cli_fail("serve", "unknown option '%s'", a);
     }
     if (!c.model) return cli_fail("serve", "no model given (-m MODEL)");
-    bool shield_in = false, shield_out = false;
-    if (shields) { /* input, output or input,output */
-        if (!guard_path) return cli_fail("serve", "--shields needs --guard-model LLAMA_GUARD");
+    bool shield_in = false, shield_out = false, shield_pg = false;
+    if (strcmp(pg_type, "injection") && strcmp(pg_type, "jailbreak"))
+        return cli_fail("serve", "--prompt-guard-type: '%s' is not injection or jailbreak", pg_type);
+    if (shields) { /* input / output: Llama Guard on the user's turn / the answer; prompt-guard: Prompt Guard */
         for (const char *p = shields; *p;) {
             size_t L = strcspn(p, ",");
             if (L == 5 && !strncmp(p, "input", 5)) shield_in = true;
             else if (L == 6 && !strncmp(p, "output", 6)) shield_out = true;
-            else return cli_fail("serve", "--shields: '%.*s' is not input or output", (int)L, p);
+            else if (L == 12 && !strncmp(p, "prompt-guard", 12)) shield_pg = true;
+            else return cli_fail("serve", "--shields: '%.*s' is not input, output or prompt-guard", (int)L, p);
             p += L + (p[L] == ',');
         }
+        if ((shield_in || shield_out) && !guard_path)
+            return cli_fail("serve", "--shields input/output need --guard-model LLAMA_GUARD");
+        if (shield_pg && !pg_path) return cli_fail("serve", "--shields prompt-guard needs --prompt-guard DIR");
     }
     static const char *const k_all[] = {"code_interpreter", "brave_search", "wolfram_alpha"};
     const char *exec_tools[3];
@@ -191,7 +201,30 @@ int cmd_serve(int argc, char **argv) {
         size_t L = strlen(gid);
         if (L > 5 && !strcmp(gid + L - 5, ".gguf")) gid[L - 5] = 0;
     }
-    server_config sc = {.guard = gctx, .guard_ctx_slot = g_slot, .guard_id = gid, .shield_input = shield_in, .shield_output = shield_out,.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
+    /* Prompt Guard: a classifier of its own threads, one classification at a time (docs/PROMPT_GUARD.md) */
+    herd_classifier *pg = NULL;
+    char pgid[256] = "";
+    if (pg_path) {
+        if (herd_classifier_load(pg_path, c.ctx.n_threads > 0 ? c.ctx.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN), &pg) != HERD_OK) {
+            cli_fail("serve", "--prompt-guard %s: %s", pg_path, herd_last_error());
+            if (gctx) engine_free(gctx, false);
+            herd_model_free(gm);
+            engine_free(e, false);
+            cli_lora_free(loras, nl);
+            for (int i = 0; i < nl; i++) free(lora_ids[i]);
+            free(lora_ids), free(lora_paths), free(lora_scales);
+            herd_model_free(m);
+            cli_common_free(&c);
+            return 1;
+        }
+        snprintf(pgid, sizeof pgid, "%s", pg_path);
+        size_t L = strlen(pgid);
+        while (L > 1 && pgid[L - 1] == '/') pgid[--L] = 0;
+        const char *base = strrchr(pgid, '/');
+        if (base) memmove(pgid, base + 1, strlen(base + 1) + 1);
+    }
+    server_config sc = {.prompt_guard = pg, .prompt_guard_id = pgid, .shield_prompt_guard = shield_pg,
+                        .prompt_guard_jailbreak = !strcmp(pg_type, "jailbreak"), .guard = gctx, .guard_ctx_slot = g_slot, .guard_id = gid, .shield_input = shield_in, .shield_output = shield_out,.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
@@ -201,12 +234,16 @@ int cmd_serve(int argc, char **argv) {
         engine_free(e, false);
         if (gctx) engine_free(gctx, false);
         herd_model_free(gm);
+        herd_classifier_free(pg);
         herd_model_free(m);
         return cli_fail_lib("serve");
     }
     if (gctx)
         fprintf(stderr, "herd serve: shield '%s' (Llama Guard 3, %s)%s%s%s\n", gid, guard_path,
                 shield_in || shield_out ? " on chat completions:" : "", shield_in ? " input" : "", shield_out ? " output" : "");
+    if (pg)
+        fprintf(stderr, "herd serve: shield '%s' (Prompt Guard, %s, guard type %s)%s\n", pgid, pg_path, pg_type,
+                shield_pg ? " on chat completions: input" : "");
     for (int k = 0; k < n_exec; k++)
         fprintf(stderr, "herd serve: runs the built-in tool %s when a request declares it%s\n", exec_tools[k],
                 !strcmp(exec_tools[k], "code_interpreter") ? " (python3 in a sandbox, docs/TOOLS.md)" : "");
@@ -226,6 +263,7 @@ int cmd_serve(int argc, char **argv) {
     engine_free(e, true);
     if (gctx) engine_free(gctx, true);
     herd_model_free(gm);
+    herd_classifier_free(pg);
     cli_lora_free(loras, nl);
     for (int i = 0; i < nl; i++) free(lora_ids[i]);
     free(lora_ids), free(lora_paths), free(lora_scales);
