@@ -112,6 +112,9 @@ int cmd_bench(int argc, char **argv) {
         mean_sd(pp, (int)reps, &ppm, &pps);
         mean_sd(tg, (int)reps, &tgm, &tgs);
         mean_sd(rf, (int)reps, &rfm, &rfs);
+        /* the fraction is the pooled sum(read) / sum(token) (one slow repetition on a busy machine must not
+         * dominate it, as it would a mean of ratios); the sd is the repetitions' spread */
+        if (roofline && rf_tok > 0) rfm = rf_read / rf_tok;
         /* the roofline's bandwidth and tokens/s, and decode's tokens/s while measured against it */
         double rf_gbs = roofline ? (double)rf_bytes * (double)(n_tg * reps) / rf_read / 1e9 : 0,
                rf_tps = roofline ? (double)(n_tg * reps) / rf_read : 0, rf_dec = roofline ? (double)(n_tg * reps) / rf_tok : 0;
