@@ -23,13 +23,16 @@ static const char *const k_urls[] = {"/v1/chat/completions", "/v1/completions", 
 int batch_parse_line(const char *line, size_t len, size_t max_body, char **custom_id, const char **url,
                      char **body, const char **code, char *msg, size_t msg_cap) {
     *custom_id = NULL, *url = NULL, *body = NULL, *code = NULL;
-    if (len > max_body) {
-        *code = "request_too_large";
-        snprintf(msg, msg_cap, "the line (%zu bytes) exceeds the limit of %zu bytes", len, max_body);
-        return -1;
-    }
     json_error_t je;
     json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (len > max_body) { /* the line was read whole; it is parsed only to name its custom_id */
+        json_t *cid = json_object_get(j, "custom_id");
+        if (json_is_string(cid)) *custom_id = strdup(json_string_value(cid));
+        json_decref(j);
+        *code = "request_too_large";
+        snprintf(msg, msg_cap, "the line (%zu bytes) exceeds the limit of %zu bytes (--max-body)", len, max_body);
+        return -1;
+    }
     if (!j) {
         *code = "invalid_json";
         snprintf(msg, msg_cap, "the line is not JSON: %s (column %d)", je.text, je.column);
