@@ -47,9 +47,10 @@ typedef struct {
  * path), HERD_OK otherwise (bad lines are error lines, not failures). */
 int batch_run(engine *e, const batch_config *cfg, batch_stats *st);
 
-/* One input line, checked (exposed for the fuzz target). On success *url is one of the three routes
- * (static string), *custom_id and *body are owned by the caller (free / json_decref) and the result is 0;
- * else the result is -1 and code/msg say why (*custom_id is still set when the line had one). */
+/* One input line of len bytes (no newline), checked (exposed for the fuzz target). On success the result is
+ * 0, *url is one of the three routes (a static string), *body the body re-serialized (compact JSON) and
+ * *custom_id the custom_id, both malloc'd for the caller to free. Else the result is -1, *code (a static
+ * string) and msg say why, *url and *body are NULL and *custom_id is set when the line had one. */
 int batch_parse_line(const char *line, size_t len, size_t max_body, char **custom_id, const char **url,
                      char **body, const char **code, char *msg, size_t msg_cap);
 

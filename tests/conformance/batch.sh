@@ -166,7 +166,7 @@ for _ in 1 2 3; do
     rm -f "$TMP/k.jsonl"
     "${B[@]}" --output "$TMP/k.jsonl" --parallel 2 --fsync-interval 0 2>/dev/null &
     KPID=$!
-    for _ in $(seq 400); do
+    for _ in $(seq 3000); do
         [ "$( (wc -l <"$TMP/k.jsonl") 2>/dev/null || echo 0)" -ge 12 ] && break
         kill -0 $KPID 2>/dev/null || break
         sleep 0.01
