@@ -1,6 +1,6 @@
-/* libFuzzer target: herd batch's input-line parser (src/batch/batch.c, batch_parse_line) over arbitrary bytes.
- * A line that parses must give one of the three routes and a body that is a JSON object; one that does not
- * must name an error code and a message. Any outcome but a crash, a leak or a sanitizer report is fine.
+/* libFuzzer target: herd batch's input-line parser (src/batch/batch.c, batch_parse_line) over arbitrary
+ * bytes. A line that parses must give one of the three routes and a body that is a JSON object; one that does
+ * not must name an error code and a message. Any outcome but a crash, a leak or a sanitizer report is fine.
  * Seeds: fuzz/seeds/fuzz_batch_line/ (a chat, a completion, an embedding line, a few bad ones). Built by
  * `make fuzz`. */
 #include <jansson.h>
@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_t *b = json_loads(body, 0, NULL);
         if (!json_is_object(b)) abort();
         json_decref(b);
-    } else if (!code || !*msg || url || body) abort();
+    } else if (!code || !*msg || url || body)
+        abort();
     free(cid);
     free(body);
     return 0;

@@ -30,7 +30,8 @@ int batch_parse_line(const char *line, size_t len, size_t max_body, char **custo
         if (json_is_string(cid)) *custom_id = strdup(json_string_value(cid));
         json_decref(j);
         *code = "request_too_large";
-        snprintf(msg, msg_cap, "the line (%zu bytes) exceeds the limit of %zu bytes (--max-body)", len, max_body);
+        snprintf(msg, msg_cap, "the line (%zu bytes) exceeds the limit of %zu bytes (--max-body)", len,
+                 max_body);
         return -1;
     }
     if (!j) {
@@ -39,8 +40,8 @@ int batch_parse_line(const char *line, size_t len, size_t max_body, char **custo
         return -1;
     }
     int rc = -1;
-    json_t *cid = json_object_get(j, "custom_id"), *m = json_object_get(j, "method"), *u = json_object_get(j, "url"),
-           *b = json_object_get(j, "body");
+    json_t *cid = json_object_get(j, "custom_id"), *m = json_object_get(j, "method"),
+           *u = json_object_get(j, "url"), *b = json_object_get(j, "body");
     if (!json_is_object(j)) {
         *code = "invalid_request";
         snprintf(msg, msg_cap, "the line is not a JSON object");
@@ -66,8 +67,10 @@ int batch_parse_line(const char *line, size_t len, size_t max_body, char **custo
         if (!strcmp(json_string_value(u), k_urls[i])) *url = k_urls[i];
     if (!*url) {
         *code = "invalid_url";
-        snprintf(msg, msg_cap, "url '%.200s' is not supported (use /v1/chat/completions, /v1/completions or /v1/embeddings)",
-                 json_string_value(u));
+        snprintf(
+            msg, msg_cap,
+            "url '%.200s' is not supported (use /v1/chat/completions, /v1/completions or /v1/embeddings)",
+            json_string_value(u));
         goto out;
     }
     if (!json_is_object(b)) {
@@ -95,12 +98,12 @@ out:
 /* ---- the job ---- */
 
 typedef struct {
-    char *custom_id;        /* NULL: none */
-    const char *url;        /* NULL: an error line */
+    char *custom_id; /* NULL: none */
+    const char *url; /* NULL: an error line */
     char *body;
     const char *code;
     char *msg;
-    bool skip;              /* done in an earlier run */
+    bool skip; /* done in an earlier run */
 } job_line;
 
 typedef struct {
@@ -110,9 +113,9 @@ typedef struct {
     int port;
     char api_key[40];
     pthread_mutex_t mu;
-    int64_t next;           /* next line to take (mu) */
-    int fd;                 /* output, O_APPEND */
-    int io_error;           /* errno of a failed write (mu) */
+    int64_t next; /* next line to take (mu) */
+    int fd;       /* output, O_APPEND */
+    int io_error; /* errno of a failed write (mu) */
     double t0, last_sync, last_progress;
     int64_t todo, done;
     batch_stats *st;
@@ -132,9 +135,11 @@ static void random_hex(char *out, size_t nhex) {
     if (f) fclose(f);
     if (got < sizeof b) { /* no /dev/urandom: time and address */
         uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out ^ (uint64_t)(now_s() * 1e9);
-        for (size_t i = 0; i < sizeof b; i++) x = x * 6364136223846793005ull + 1442695040888963407ull, b[i] ^= (unsigned char)(x >> 56);
+        for (size_t i = 0; i < sizeof b; i++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull, b[i] ^= (unsigned char)(x >> 56);
     }
-    for (size_t i = 0; i < nhex; i++) out[i] = "0123456789abcdef"[(b[i / 2 % sizeof b] >> (i % 2 ? 0 : 4)) & 15];
+    for (size_t i = 0; i < nhex; i++)
+        out[i] = "0123456789abcdef"[(b[i / 2 % sizeof b] >> (i % 2 ? 0 : 4)) & 15];
     out[nhex] = 0;
 }
 
@@ -162,12 +167,16 @@ static void emit(job *jb, json_t *obj, bool ok) {
     while (off < n + 1 && !jb->io_error) {
         ssize_t w = write(jb->fd, s + off, n + 1 - off);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) jb->io_error = errno ? errno : EIO;
-        else off += (size_t)w;
+        if (w <= 0)
+            jb->io_error = errno ? errno : EIO;
+        else
+            off += (size_t)w;
     }
     free(s);
-    if (ok) jb->st->ok++;
-    else jb->st->failed++;
+    if (ok)
+        jb->st->ok++;
+    else
+        jb->st->failed++;
     jb->done++;
     double t = now_s();
     if (t - jb->last_sync >= jb->cfg->fsync_interval_s) {
@@ -185,7 +194,8 @@ static json_t *line_head(job *jb, int64_t i) {
     snprintf(id, sizeof id, "batch_req_%010lld_%s", (long long)i, r);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "custom_id", jb->lines[i].custom_id ? json_string(jb->lines[i].custom_id) : json_null());
+    json_object_set_new(o, "custom_id",
+                        jb->lines[i].custom_id ? json_string(jb->lines[i].custom_id) : json_null());
     return o;
 }
 
@@ -240,14 +250,17 @@ static void *worker(void *arg) {
             json_t *body = cr == CURLE_OK && s.buf.p ? json_loadb(s.buf.p, s.buf.n, 0, &je) : NULL;
             if (!body) {
                 json_object_set_new(o, "response", json_null());
-                json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code", "server_error", "message",
-                                                          cr != CURLE_OK ? curl_easy_strerror(cr) : "the answer is not JSON"));
+                json_object_set_new(
+                    o, "error",
+                    json_pack("{s:s,s:s}", "code", "server_error", "message",
+                              cr != CURLE_OK ? curl_easy_strerror(cr) : "the answer is not JSON"));
             } else {
                 json_t *u = json_object_get(body, "usage");
                 int64_t pt = json_integer_value(json_object_get(u, "prompt_tokens"));
                 int64_t ct = json_integer_value(json_object_get(u, "completion_tokens"));
-                json_object_set_new(o, "response", json_pack("{s:i,s:s,s:o}", "status_code", (json_int_t)status,
-                                                             "request_id", rid, "body", body));
+                json_object_set_new(o, "response",
+                                    json_pack("{s:i,s:s,s:o}", "status_code", (json_int_t)status,
+                                              "request_id", rid, "body", body));
                 json_object_set_new(o, "error", json_null());
                 ok = status >= 200 && status < 300;
                 pthread_mutex_lock(&jb->mu);
@@ -268,8 +281,8 @@ static void *worker(void *arg) {
 /* ---- resuming: what the output already holds ---- */
 
 typedef struct {
-    json_t *by_line;  /* {"<line>": custom_id or null} from our ids */
-    json_t *ids;      /* {custom_id: true} of lines whose id is not ours */
+    json_t *by_line; /* {"<line>": custom_id or null} from our ids */
+    json_t *ids;     /* {custom_id: true} of lines whose id is not ours */
 } done_set;
 
 /* Reads the output's complete lines; cuts a torn tail. HERD_E_IO on failure. */
@@ -277,7 +290,8 @@ static int read_done(const char *path, done_set *d, int64_t *n_done, int64_t *to
     d->by_line = json_object(), d->ids = json_object();
     *n_done = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return errno == ENOENT ? HERD_OK : herd_err(HERD_E_IO, "cannot read %s: %s", path, strerror(errno));
+    if (!f)
+        return errno == ENOENT ? HERD_OK : herd_err(HERD_E_IO, "cannot read %s: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -298,7 +312,8 @@ static int read_done(const char *path, done_set *d, int64_t *n_done, int64_t *to
         if (id && sscanf(id, "batch_req_%lld_", &ln) == 1 && ln >= 0) {
             snprintf(key, sizeof key, "%lld", ln);
             json_object_set(d->by_line, key, json_is_string(cid) ? cid : json_null());
-        } else if (json_is_string(cid)) json_object_set_new(d->ids, json_string_value(cid), json_true());
+        } else if (json_is_string(cid))
+            json_object_set_new(d->ids, json_string_value(cid), json_true());
         (*n_done)++;
         json_decref(j);
     }
@@ -307,7 +322,8 @@ static int read_done(const char *path, done_set *d, int64_t *n_done, int64_t *to
     struct stat sb;
     if (stat(path, &sb) == 0 && sb.st_size != good) torn = true;
     if (torn) {
-        if (truncate(path, good) != 0) return herd_err(HERD_E_IO, "cannot cut the torn last line of %s: %s", path, strerror(errno));
+        if (truncate(path, good) != 0)
+            return herd_err(HERD_E_IO, "cannot cut the torn last line of %s: %s", path, strerror(errno));
         *torn_bytes = (int64_t)(sb.st_size - good);
     }
     return HERD_OK;
@@ -355,7 +371,8 @@ int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
         job_line *jl = &jb.lines[jb.n];
         memset(jl, 0, sizeof *jl);
         char msg[512] = "";
-        if (batch_parse_line(line, L, cfg->max_body, &jl->custom_id, &jl->url, &jl->body, &jl->code, msg, sizeof msg) != 0)
+        if (batch_parse_line(line, L, cfg->max_body, &jl->custom_id, &jl->url, &jl->body, &jl->code, msg,
+                             sizeof msg) != 0)
             jl->url = NULL;
         if (jl->custom_id) {
             if (json_object_get(seen, jl->custom_id) && jl->url) {
@@ -385,8 +402,12 @@ int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
     server *srv = NULL;
     if (rc == HERD_OK && jb.todo > 0) {
         random_hex(jb.api_key, 32);
-        server_config sc = {.host = "127.0.0.1", .port = 0, .api_key = jb.api_key, .max_body = cfg->max_body + 1024,
-                            .model_id = cfg->model_id, .n_ctx_slot = cfg->n_ctx_slot,
+        server_config sc = {.host = "127.0.0.1",
+                            .port = 0,
+                            .api_key = jb.api_key,
+                            .max_body = cfg->max_body + 1024,
+                            .model_id = cfg->model_id,
+                            .n_ctx_slot = cfg->n_ctx_slot,
                             .max_connections = cfg->parallel + 8};
         rc = server_start(e, &sc, &srv);
     }
@@ -407,10 +428,12 @@ int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
     }
     if (srv) server_shutdown(srv);
     if (jb.fd >= 0) {
-        if (fdatasync(jb.fd) != 0 && rc == HERD_OK) rc = herd_err(HERD_E_IO, "cannot sync %s: %s", cfg->output, strerror(errno));
+        if (fdatasync(jb.fd) != 0 && rc == HERD_OK)
+            rc = herd_err(HERD_E_IO, "cannot sync %s: %s", cfg->output, strerror(errno));
         close(jb.fd);
     }
-    for (int64_t i = 0; i < jb.n; i++) free(jb.lines[i].custom_id), free(jb.lines[i].body), free(jb.lines[i].msg);
+    for (int64_t i = 0; i < jb.n; i++)
+        free(jb.lines[i].custom_id), free(jb.lines[i].body), free(jb.lines[i].msg);
     free(jb.lines);
     pthread_mutex_destroy(&jb.mu);
     return rc;

@@ -28,11 +28,11 @@
 
 typedef struct {
     const char *input, *output;
-    int parallel;           /* requests in flight (the engine's slots) */
-    const char *model_id;   /* the name a body's "model" may give */
+    int parallel;         /* requests in flight (the engine's slots) */
+    const char *model_id; /* the name a body's "model" may give */
     int64_t n_ctx_slot;
-    size_t max_body;        /* largest request body in bytes (a longer line is an error line) */
-    bool progress;          /* a progress line on stderr (done/total, tokens/s, ETA) */
+    size_t max_body;         /* largest request body in bytes (a longer line is an error line) */
+    bool progress;           /* a progress line on stderr (done/total, tokens/s, ETA) */
     double fsync_interval_s; /* fdatasync the output at most this often (and at the end) */
 } batch_config;
 
@@ -40,7 +40,7 @@ typedef struct {
     int64_t lines, skipped, ok, failed; /* input lines; already done; answered 2xx; error lines or non-2xx */
     int64_t prompt_tokens, completion_tokens;
     double seconds;
-    int64_t torn_bytes;                 /* a torn last line cut from the output (redone) */
+    int64_t torn_bytes; /* a torn last line cut from the output (redone) */
 } batch_stats;
 
 /* Runs the job over engine e (borrowed). HERD_E_IO for unreadable input / unwritable output (with the
