@@ -24,6 +24,7 @@ static const struct {
     {"guard", cmd_guard},
     {"bench", cmd_bench},
     {"perplexity", cmd_perplexity},
+    {"batch", cmd_batch},
     {"convert", cmd_convert},
     {"quantize", cmd_quantize},
     {"train", cmd_train},
