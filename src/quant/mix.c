@@ -15,6 +15,9 @@ static const struct {
     {"Q4_K", HERD_TYPE_Q4_K, 14, false},   {"Q5_K", HERD_TYPE_Q5_K, 16, false},
     {"Q6_K", HERD_TYPE_Q6_K, 18, false},   {"Q4_K_M", HERD_TYPE_Q4_K, 15, true},
     {"Q5_K_M", HERD_TYPE_Q5_K, 17, true},
+    {"Q4_1", HERD_TYPE_Q4_1, 3, false},    {"Q5_0", HERD_TYPE_Q5_0, 8, false},
+    {"Q5_1", HERD_TYPE_Q5_1, 9, false},    {"IQ4_NL", HERD_TYPE_IQ4_NL, 25, false},
+    {"IQ4_XS", HERD_TYPE_IQ4_XS, 30, false},
 };
 
 bool quant_plan_init(quant_plan *pl, const char *type_name, bool pure) {
@@ -32,7 +35,7 @@ bool quant_plan_init(quant_plan *pl, const char *type_name, bool pure) {
 }
 
 const char *quant_plan_names(void) {
-    return "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M";
+    return "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS";
 }
 
 static bool ends_with(const char *s, const char *suffix) {
