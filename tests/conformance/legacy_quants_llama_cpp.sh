@@ -1,6 +1,7 @@
 #!/bin/bash
 # The legacy block types and 4-bit i-quants (Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS; src/kernels/legacy.h) against
-# llama.cpp, on one small random-weight model (1 layer, n_embd 256, the Llama 3 vocabulary):
+# llama.cpp, on one small random-weight model (2 layers, n_embd 256, untied; stories260K's 512-token vocabulary, so
+# that gguf-py and llama.cpp load it in a moment):
 # (a) llama-quantize (built from node-llama-cpp's bundled source under build/ref/llama-tools) writes each type
 #     (--pure: every matrix that type); herd dequantizes every tensor (`herd convert --type f32`) bit for bit
 #     as llama.cpp's gguf-py (gguf/quants.py, numpy) does;
@@ -11,19 +12,20 @@
 source tests/lib.sh
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
+[ -f "$STORIES" ] || skip "the stories260K fixture ($STORIES) is missing"
 QUANTIZE=$REF/llama-tools/bin/llama-quantize
 GGUF_PY=$REF/llama-tools/src/gguf-py
 [ -x "$QUANTIZE" ] && [ -f "$GGUF_PY/gguf/quants.py" ] ||
     skip "llama-quantize / gguf-py are not built under build/ref/llama-tools"
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || skip "python3-numpy is not installed"
 TOL=0.2
-PROMPT='[128000, 9906, 11, 1917, 0, 2028, 374, 264, 1296, 315, 279, 11914, 13, 578, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13, 220, 16, 17, 18, 19, 20, 21, 22, 23]'
+PROMPT='[1, 403, 261, 378, 275, 300, 17, 460, 349, 281, 45, 270, 395, 510, 300, 291, 44, 327, 371, 260, 98, 301, 19, 499, 376, 288, 303, 342, 430, 308, 265, 411]'
 TYPES="Q4_1 Q5_0 Q5_1 IQ4_NL IQ4_XS"
 fails=0
 
 f32=$TMP/f32.gguf
-"$HERD" synth --vocab "$VOCAB_BPE" -o "$f32" --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 64 --n-ff 512 \
-    --n-layer 1 --tied --rope-scale 0 --type f32 --scale 0.05 --seed 11 || die "synth"
+"$HERD" synth --vocab "$STORIES" -o "$f32" --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 64 --n-ff 512 \
+    --n-layer 2 --untied --rope-scale 0 --type f32 --scale 0.05 --seed 11 || die "synth"
 
 echo "== (a) dequantization vs gguf-py, (b) herd quantize vs llama-quantize"
 for t in $TYPES; do
@@ -46,7 +48,7 @@ for t in Q5_1 IQ4_NL IQ4_XS; do
     "$HERD" logits -m "$m" --prompt-ids "$PROMPT" -o "$TMP/herd.bin" --kv-type f32 ||
         { echo "FAIL herd could not run $t"; fails=$((fails + 1)); continue; }
     printf '%-8s ' "$t"
-    node tests/ref/compare_logits.mjs "$TMP/ref.bin" "$TMP/herd.bin" 128256 "$TOL" || fails=$((fails + 1))
+    node tests/ref/compare_logits.mjs "$TMP/ref.bin" "$TMP/herd.bin" 512 "$TOL" || fails=$((fails + 1))
 done
 
 echo "== (d) bad input: one error line"
