@@ -42,7 +42,7 @@ for name, ta in a.items():
     else:
         same = ta.tensor_type == tb.tensor_type and np.array_equal(
             np.asarray(ta.data[:ROWS]).view(np.uint8), np.asarray(tb.data[:ROWS]).view(np.uint8))
-        n = int(np.prod(ta.data[:ROWS].shape)) if mode == "dequant" else ta.data[:ROWS].size
+        n = ta.n_elements if ROWS is None else ta.data[:ROWS].size  # (bytes when limited)
     s = stats.setdefault(tname, [0, 0, 0])
     s[0] += 1
     s[1] += n
