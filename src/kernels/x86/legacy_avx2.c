@@ -173,6 +173,108 @@ static void row_dequantize_iq4_xs_avx2(const void *x, float *y, int64_t n) {
     }
 }
 
+/* ---- batched dots (gemm, kernels.h) ----------------------------------------------------------------
+ * The activation rows are used as they come (the vec_dot type's row, copied); per weight row, each block
+ * is unpacked once and dotted with up to 8 tokens' blocks, each token's sum taking the very operations
+ * of the dot above in the same order, so every result is bit-identical to dot's. */
+#define GEMM_NT 8
+
+static void gemm_pack_copy_q8_0(int64_t n, const void *x, void *xp) {
+    memcpy(xp, x, (size_t)(n / QK8_0) * sizeof(block_q8_0));
+}
+static int64_t gemm_x_bytes_q8_0(int64_t n) {
+    return n % QK8_0 ? 0 : n / QK8_0 * (int64_t)sizeof(block_q8_0);
+}
+static void gemm_pack_copy_q8_1(int64_t n, const void *x, void *xp) {
+    memcpy(xp, x, (size_t)(n / QK8_1) * sizeof(block_q8_1));
+}
+static int64_t gemm_x_bytes_q8_1(int64_t n) {
+    return n % QK8_1 ? 0 : n / QK8_1 * (int64_t)sizeof(block_q8_1);
+}
+static void gemm_pack_copy_q8_K(int64_t n, const void *x, void *xp) {
+    memcpy(xp, x, (size_t)(n / QK_K) * sizeof(block_q8_K));
+}
+static int64_t gemm_x_bytes_q8_K(int64_t n) {
+    return n % QK_K ? 0 : n / QK_K * (int64_t)sizeof(block_q8_K);
+}
+
+/* WT: weight block type, XT: activation block type, UNPACK(blk) -> __m256i, DOT: dot_i8_i8 / dot_u8_i8,
+ * MIN: whether the block adds m_w * s_x (q4_1, q5_1) */
+#define DEFINE_GEMM(name, WT, XT, UNPACK, DOT, MIN)                                                               \
+    static void name(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,      \
+                     int64_t xp_stride, float *y, int64_t ldy) {                                               \
+        const int64_t nb = n / 32;                                                                             \
+        for (int64_t r = 0; r < nr; r++) {                                                                     \
+            const WT *a = (const WT *)((const uint8_t *)w + r * w_stride);                                     \
+            for (int64_t t0 = 0; t0 < nt; t0 += GEMM_NT) {                                                     \
+                int tn = nt - t0 < GEMM_NT ? (int)(nt - t0) : GEMM_NT;                                         \
+                float acc[GEMM_NT] = {0};                                                                      \
+                const XT *xb[GEMM_NT];                                                                         \
+                for (int t = 0; t < tn; t++) xb[t] = (const XT *)((const uint8_t *)xp + (t0 + t) * xp_stride); \
+                for (int64_t i = 0; i < nb; i++) {                                                             \
+                    __m256i q = UNPACK(&a[i]);                                                                 \
+                    float dw = f16s(a[i].d);                                                                   \
+                    for (int t = 0; t < tn; t++) {                                                             \
+                        int32_t si = DOT(q, xb[t][i].qs);                                                      \
+                        if (MIN) acc[t] += (float)si * (dw * f16s(xb[t][i].d)) + MINTERM(a[i], xb[t][i]);       \
+                        else acc[t] += (float)si * (dw * f16s(xb[t][i].d));                                     \
+                    }                                                                                          \
+                }                                                                                              \
+                for (int t = 0; t < tn; t++) y[(t0 + t) * ldy + r] = acc[t];                                   \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+static inline __m256i unpack_q4_1(const block_q4_1 *b) {
+    return nibbles(b->qs);
+}
+static inline __m256i unpack_q5_0(const block_q5_0 *b) {
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles(b->qs), q5_high(b->qh)), _mm256_set1_epi8(16));
+}
+static inline __m256i unpack_q5_1(const block_q5_1 *b) {
+    return _mm256_or_si256(nibbles(b->qs), q5_high(b->qh));
+}
+static inline __m256i unpack_iq4_nl(const block_iq4_nl *b) {
+    return iq4_levels(b->qs);
+}
+#define MINTERM(wb, xb_) (f16s((wb).m) * f16s((xb_).s))
+DEFINE_GEMM(gemm_q4_1_avx2, block_q4_1, block_q8_1, unpack_q4_1, dot_u8_i8, 1)
+DEFINE_GEMM(gemm_q5_1_avx2, block_q5_1, block_q8_1, unpack_q5_1, dot_u8_i8, 1)
+#undef MINTERM
+#define MINTERM(wb, xb_) 0.0f
+DEFINE_GEMM(gemm_q5_0_avx2, block_q5_0, block_q8_0, unpack_q5_0, dot_i8_i8, 0)
+DEFINE_GEMM(gemm_iq4_nl_avx2, block_iq4_nl, block_q8_0, unpack_iq4_nl, dot_i8_i8, 0)
+#undef MINTERM
+
+static void gemm_iq4_xs_avx2(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                             int64_t xp_stride, float *y, int64_t ldy) {
+    const int64_t nb = n / QK_K;
+    for (int64_t r = 0; r < nr; r++) {
+        const block_iq4_xs *a = (const block_iq4_xs *)((const uint8_t *)w + r * w_stride);
+        for (int64_t t0 = 0; t0 < nt; t0 += GEMM_NT) {
+            int tn = nt - t0 < GEMM_NT ? (int)(nt - t0) : GEMM_NT;
+            float acc[GEMM_NT] = {0};
+            const block_q8_K *xb[GEMM_NT];
+            for (int t = 0; t < tn; t++) xb[t] = (const block_q8_K *)((const uint8_t *)xp + (t0 + t) * xp_stride);
+            for (int64_t i = 0; i < nb; i++) {
+                __m256i q[8];
+                int ls[8];
+                for (int ib = 0; ib < 8; ib++) {
+                    q[ib] = iq4_levels(a[i].qs + 16 * ib);
+                    ls[ib] = (((a[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 15) | (((a[i].scales_h >> 2 * ib) & 3) << 4)) - 32;
+                }
+                float dw = f16s(a[i].d);
+                for (int t = 0; t < tn; t++) {
+                    int32_t sum = 0;
+                    for (int ib = 0; ib < 8; ib++) sum += ls[ib] * dot_i8_i8(q[ib], xb[t][i].qs + 32 * ib);
+                    acc[t] += (float)sum * (dw * xb[t][i].d);
+                }
+            }
+            for (int t = 0; t < tn; t++) y[(t0 + t) * ldy + r] = acc[t];
+        }
+    }
+}
+
 void kernels_fill_avx2_legacy(kernel_type_ops ops[KSLOT_COUNT]) {
     /* from_f32 stays the reference: these types are written offline (weights); q8_1 activations are
      * converted once per row, next to the dots' cost */
@@ -186,4 +288,12 @@ void kernels_fill_avx2_legacy(kernel_type_ops ops[KSLOT_COUNT]) {
     ops[KSLOT_IQ4_NL].to_f32 = row_dequantize_iq4_nl_avx2;
     ops[KSLOT_IQ4_XS].dot = dot_iq4_xs_avx2;
     ops[KSLOT_IQ4_XS].to_f32 = row_dequantize_iq4_xs_avx2;
+#define SET_GEMM(slot, fn, X)                                                                                   \
+    ops[slot].gemm = fn, ops[slot].gemm_x_bytes = gemm_x_bytes_##X, ops[slot].gemm_pack_x = gemm_pack_copy_##X
+    SET_GEMM(KSLOT_Q4_1, gemm_q4_1_avx2, q8_1);
+    SET_GEMM(KSLOT_Q5_0, gemm_q5_0_avx2, q8_0);
+    SET_GEMM(KSLOT_Q5_1, gemm_q5_1_avx2, q8_1);
+    SET_GEMM(KSLOT_IQ4_NL, gemm_iq4_nl_avx2, q8_0);
+    SET_GEMM(KSLOT_IQ4_XS, gemm_iq4_xs_avx2, q8_K);
+#undef SET_GEMM
 }
