@@ -63,11 +63,17 @@ int quant_plan_type(quant_plan *pl, const char *name, int n_dims, int64_t ne0, i
     if (!pl->pure && is_output) {
         t = pl->base == HERD_TYPE_Q8_0 || ne0 % 256 != 0 ? HERD_TYPE_Q8_0 : HERD_TYPE_Q6_K;
     } else if (strstr(name, "attn_v.weight")) {
-        if (pl->mix_m && use_more_bits(pl->i_attn_v, pl->n_attn_v)) t = HERD_TYPE_Q6_K;
+        bool iq4 = pl->base == HERD_TYPE_IQ4_NL || pl->base == HERD_TYPE_IQ4_XS;
+        if (!pl->pure && iq4 && pl->n_gqa >= 4) t = HERD_TYPE_Q5_K; /* llama.cpp's IQ4_NL / IQ4_XS rule */
+        else if (pl->mix_m && use_more_bits(pl->i_attn_v, pl->n_attn_v)) t = HERD_TYPE_Q6_K;
         else if (pl->mix_m && pl->n_attn_v == 80 && t == HERD_TYPE_Q4_K) t = HERD_TYPE_Q5_K; /* 70B */
         pl->i_attn_v++;
     } else if (strstr(name, "ffn_down")) {
         if (pl->mix_m && use_more_bits(pl->i_ffn_down, pl->n_ffn_down)) t = HERD_TYPE_Q6_K;
+        /* IQ4_NL / IQ4_XS without an importance matrix: the first eighth of the layers' ffn_down Q5_K */
+        if (!pl->pure && (pl->base == HERD_TYPE_IQ4_NL || pl->base == HERD_TYPE_IQ4_XS) &&
+            pl->i_ffn_down < pl->n_ffn_down / 8)
+            t = HERD_TYPE_Q5_K;
         pl->i_ffn_down++;
     }
     const kernel_type_ops *o = kernels_type_isa(t, KERNEL_ISA_REF);

@@ -8,8 +8,11 @@
 # (b) `herd quantize --pure` writes the same bytes as llama-quantize (no importance matrix);
 # (c) llama.cpp and herd give the same logits (32 positions, F32 KV cache) on llama.cpp's files of one type
 #     per dot partner: Q5_1 (q8_1 activations), IQ4_NL (q8_0), IQ4_XS (q8_K). TOL as kquants_llama_cpp.sh;
-# (d) a truncated file of these types gives one error line.
+# (d) a truncated file of these types gives one error line;
+# (e) without --pure, herd quantize gives every tensor the type llama-quantize gives it (IQ4_NL / IQ4_XS on
+#     an 8-layer model with 4 query heads per KV head: output Q6_K, attn_v Q5_K, layer 0's ffn_down Q5_K).
 source tests/lib.sh
+set -o pipefail # the checkers exit 1 on a difference; their output is filtered through grep
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
 [ -f "$STORIES" ] || skip "the stories260K fixture ($STORIES) is missing"
@@ -61,6 +64,16 @@ for t in Q5_1 IQ4_XS; do
     else
         echo "ok   truncated $t: $(cat "$TMP/err.txt")"
     fi
+done
+
+echo "== (e) the mix without --pure: types as llama-quantize's"
+"$HERD" synth --vocab "$STORIES" -o "$f32" --n-embd 256 --n-head 8 --n-head-kv 2 --head-dim 32 --n-ff 512 \
+    --n-layer 8 --untied --rope-scale 0 --type f32 --scale 0.05 --seed 5 || die "synth (gqa 4)"
+for t in IQ4_NL IQ4_XS; do
+    "$QUANTIZE" "$f32" "$TMP/ref-mix.gguf" "$t" 2 >"$TMP/lq.log" 2>&1 || { tail -3 "$TMP/lq.log"; die "llama-quantize $t"; }
+    "$HERD" quantize "$f32" "$TMP/herd-mix.gguf" "$t" -t 2 -q >/dev/null 2>"$TMP/q.log" || { cat "$TMP/q.log"; die "herd quantize $t"; }
+    /usr/bin/python3 tests/ref/gguf_dequant.py "$GGUF_PY" types "$TMP/ref-mix.gguf" "$TMP/herd-mix.gguf" | grep -v ' F32:' ||
+        fails=$((fails + 1))
 done
 
 [ $fails -eq 0 ] || die "$fails check(s) failed"

@@ -6,6 +6,8 @@ usage: gguf_dequant.py GGUF_PY_DIR dequant QUANT.gguf F32.gguf
            in F32.gguf (what `herd convert --type f32` wrote from QUANT.gguf) bit for bit
        gguf_dequant.py GGUF_PY_DIR same A.gguf B.gguf
            every tensor of A has the same type and the same bytes in B (prints the mismatches)
+       gguf_dequant.py GGUF_PY_DIR types A.gguf B.gguf
+           every tensor of A has the same type in B (the K-quant bytes of herd's own quantizers differ)
 Only the first ROWS rows of each tensor are compared (default all; env GGUF_CHECK_ROWS): a 128K-row
 embedding costs numpy seconds per type and adds no case the other rows lack.
 Prints one line per tensor type; exit 1 on any difference."""
@@ -39,6 +41,11 @@ for name, ta in a.items():
         got = np.asarray(tb.data, dtype=np.float32)[:ROWS].reshape(-1)
         same = want.shape == got.shape and np.array_equal(want.view(np.uint32), got.view(np.uint32))
         n = want.size
+    elif mode == "types":
+        same = ta.tensor_type == tb.tensor_type
+        n = ta.n_elements
+        if not same:
+            print(f"FAIL {name}: {tname} in A, {T(tb.tensor_type).name} in B")
     else:
         same = ta.tensor_type == tb.tensor_type and np.array_equal(
             np.asarray(ta.data[:ROWS]).view(np.uint8), np.asarray(tb.data[:ROWS]).view(np.uint8))
