@@ -68,13 +68,19 @@ typedef enum {
     HERD_TYPE_F32 = 0,
     HERD_TYPE_F16 = 1,
     HERD_TYPE_Q4_0 = 2,
+    HERD_TYPE_Q4_1 = 3, /* legacy and i-quant types: src/kernels/legacy.h */
+    HERD_TYPE_Q5_0 = 6,
+    HERD_TYPE_Q5_1 = 7,
     HERD_TYPE_Q8_0 = 8,
+    HERD_TYPE_Q8_1 = 9, /* activations only: the dot partner of q4_1 and q5_1 */
     HERD_TYPE_Q2_K = 10, /* K-quants: super-blocks of 256 (see src/kernels/kquants.h) */
     HERD_TYPE_Q3_K = 11,
     HERD_TYPE_Q4_K = 12,
     HERD_TYPE_Q5_K = 13,
     HERD_TYPE_Q6_K = 14,
     HERD_TYPE_Q8_K = 15, /* activations only: the K-quants' dot partner */
+    HERD_TYPE_IQ4_NL = 20,
+    HERD_TYPE_IQ4_XS = 23,
     HERD_TYPE_BF16 = 30,
     /* herd extension (docs/FORMATS.md): FP8 E4M3 rows with one f32 scale per row in a companion
      * tensor NAME_scale (Meta's fbgemm rowwise FP8). Ids >= 4096 are herd's; ggml's readers refuse them. */

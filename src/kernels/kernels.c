@@ -33,6 +33,12 @@ int kernels_type_slot(int type) {
     case HERD_TYPE_Q6_K: return KSLOT_Q6_K;
     case HERD_TYPE_FP8_E4M3: return KSLOT_FP8;
     case KERNEL_TYPE_FP8_ACT: return KSLOT_FP8_ACT;
+    case HERD_TYPE_Q4_1: return KSLOT_Q4_1;
+    case HERD_TYPE_Q5_0: return KSLOT_Q5_0;
+    case HERD_TYPE_Q5_1: return KSLOT_Q5_1;
+    case HERD_TYPE_Q8_1: return KSLOT_Q8_1;
+    case HERD_TYPE_IQ4_NL: return KSLOT_IQ4_NL;
+    case HERD_TYPE_IQ4_XS: return KSLOT_IQ4_XS;
     default: return -1;
     }
 }
@@ -68,6 +74,7 @@ static void init_once(void) {
     kernels_fill_sgemm_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
+    kernels_fill_ref_legacy(g_ops[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
         memcpy(g_ops[isa], g_ops[KERNEL_ISA_REF], sizeof g_ops[isa]);
         g_vec[isa] = g_vec[KERNEL_ISA_REF];
@@ -76,6 +83,7 @@ static void init_once(void) {
         kernels_fill_avx2(g_ops[KERNEL_ISA_AVX2], &g_vec[KERNEL_ISA_AVX2]);
         kernels_fill_avx2_kquants(g_ops[KERNEL_ISA_AVX2]);
         kernels_fill_fp8_avx2(g_ops[KERNEL_ISA_AVX2]);
+        kernels_fill_avx2_legacy(g_ops[KERNEL_ISA_AVX2]); /* AVX-512 keeps these (no wider variant yet) */
         kernels_fill_attn_avx2(&g_vec[KERNEL_ISA_AVX2]);
     }
     if (g_supported[KERNEL_ISA_AVX512]) {

@@ -10,6 +10,7 @@ enum {
     KSLOT_F32, KSLOT_F16, KSLOT_BF16, KSLOT_Q8_0, KSLOT_Q4_0,
     KSLOT_Q8_K, KSLOT_Q2_K, KSLOT_Q3_K, KSLOT_Q4_K, KSLOT_Q5_K, KSLOT_Q6_K, /* kquants.h */
     KSLOT_FP8, KSLOT_FP8_ACT, /* fp8.h (herd extension) */
+    KSLOT_Q4_1, KSLOT_Q5_0, KSLOT_Q5_1, KSLOT_Q8_1, KSLOT_IQ4_NL, KSLOT_IQ4_XS, /* legacy.h */
     KSLOT_COUNT
 };
 
@@ -26,6 +27,9 @@ void kernels_fill_avx512_kquants(kernel_type_ops ops[KSLOT_COUNT]); /* x86/kquan
 void kernels_fill_fp8_ref(kernel_type_ops ops[KSLOT_COUNT]);    /* ref/fp8_ref.c */
 void kernels_fill_fp8_avx2(kernel_type_ops ops[KSLOT_COUNT]);   /* x86/fp8_avx2.c */
 void kernels_fill_fp8_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/fp8_avx512.c */
+/* The legacy and i-quant slots (legacy.h), likewise. */
+void kernels_fill_ref_legacy(kernel_type_ops ops[KSLOT_COUNT]);  /* ref/legacy_ref.c */
+void kernels_fill_avx2_legacy(kernel_type_ops ops[KSLOT_COUNT]); /* x86/legacy_avx2.c */
 /* Attention (vec->attn) as the reference writes it, on the per-row primitives of vo: one query at a
  * time, a dot per key and an axpy per value. With the reference's primitives it is the scalar truth;
  * with an ISA's it is that ISA's variant (ref/attn_ref.c). */

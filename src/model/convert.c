@@ -47,6 +47,16 @@ int model_gguf_file_type(int type) {
         return 2;
     case HERD_TYPE_Q8_0:
         return 7;
+    case HERD_TYPE_Q4_1:
+        return 3;
+    case HERD_TYPE_Q5_0:
+        return 8;
+    case HERD_TYPE_Q5_1:
+        return 9;
+    case HERD_TYPE_IQ4_NL:
+        return 25;
+    case HERD_TYPE_IQ4_XS:
+        return 30;
     case HERD_TYPE_Q2_K:
         return 10;
     case HERD_TYPE_Q3_K:

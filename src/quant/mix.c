@@ -15,6 +15,9 @@ static const struct {
     {"Q4_K", HERD_TYPE_Q4_K, 14, false},   {"Q5_K", HERD_TYPE_Q5_K, 16, false},
     {"Q6_K", HERD_TYPE_Q6_K, 18, false},   {"Q4_K_M", HERD_TYPE_Q4_K, 15, true},
     {"Q5_K_M", HERD_TYPE_Q5_K, 17, true},
+    {"Q4_1", HERD_TYPE_Q4_1, 3, false},    {"Q5_0", HERD_TYPE_Q5_0, 8, false},
+    {"Q5_1", HERD_TYPE_Q5_1, 9, false},    {"IQ4_NL", HERD_TYPE_IQ4_NL, 25, false},
+    {"IQ4_XS", HERD_TYPE_IQ4_XS, 30, false},
 };
 
 bool quant_plan_init(quant_plan *pl, const char *type_name, bool pure) {
@@ -32,7 +35,7 @@ bool quant_plan_init(quant_plan *pl, const char *type_name, bool pure) {
 }
 
 const char *quant_plan_names(void) {
-    return "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M";
+    return "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS";
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -60,11 +63,17 @@ int quant_plan_type(quant_plan *pl, const char *name, int n_dims, int64_t ne0, i
     if (!pl->pure && is_output) {
         t = pl->base == HERD_TYPE_Q8_0 || ne0 % 256 != 0 ? HERD_TYPE_Q8_0 : HERD_TYPE_Q6_K;
     } else if (strstr(name, "attn_v.weight")) {
-        if (pl->mix_m && use_more_bits(pl->i_attn_v, pl->n_attn_v)) t = HERD_TYPE_Q6_K;
+        bool iq4 = pl->base == HERD_TYPE_IQ4_NL || pl->base == HERD_TYPE_IQ4_XS;
+        if (!pl->pure && iq4 && pl->n_gqa >= 4) t = HERD_TYPE_Q5_K; /* llama.cpp's IQ4_NL / IQ4_XS rule */
+        else if (pl->mix_m && use_more_bits(pl->i_attn_v, pl->n_attn_v)) t = HERD_TYPE_Q6_K;
         else if (pl->mix_m && pl->n_attn_v == 80 && t == HERD_TYPE_Q4_K) t = HERD_TYPE_Q5_K; /* 70B */
         pl->i_attn_v++;
     } else if (strstr(name, "ffn_down")) {
         if (pl->mix_m && use_more_bits(pl->i_ffn_down, pl->n_ffn_down)) t = HERD_TYPE_Q6_K;
+        /* IQ4_NL / IQ4_XS without an importance matrix: the first eighth of the layers' ffn_down Q5_K */
+        if (!pl->pure && (pl->base == HERD_TYPE_IQ4_NL || pl->base == HERD_TYPE_IQ4_XS) &&
+            pl->i_ffn_down < pl->n_ffn_down / 8)
+            t = HERD_TYPE_Q5_K;
         pl->i_ffn_down++;
     }
     const kernel_type_ops *o = kernels_type_isa(t, KERNEL_ISA_REF);

@@ -31,6 +31,7 @@ typedef struct {
     /* counts over the file (quant_plan_count) and running positions (advanced by quant_plan_type) */
     int64_t n_attn_v, n_ffn_down, i_attn_v, i_ffn_down;
     bool has_output;
+    int64_t n_gqa;      /* query heads per KV head (llama.attention.head_count / head_count_kv), 0 unknown */
 } quant_plan;
 
 /* Parses a target ("Q4_K_M", case-insensitive). false for an unknown name. */

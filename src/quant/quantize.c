@@ -153,6 +153,10 @@ static bool same_file(const char *a, const char *b) {
 static int plan_items(quant_plan *pl, const gguf_file *g, const char *path, q_item *items,
                       herd_quantize_tensor *stats) {
     for (int64_t i = 0; i < g->n_tensors; i++) quant_plan_count(pl, g->tensors[i].name);
+    int64_t nh = 0, nkv = 0;
+    if (gguf_get_int(g, "llama.attention.head_count", &nh) && gguf_get_int(g, "llama.attention.head_count_kv", &nkv) &&
+        nh > 0 && nkv > 0)
+        pl->n_gqa = nh / nkv;
     for (int64_t i = 0; i < g->n_tensors; i++) {
         const gguf_tensor *t = &g->tensors[i];
         q_item *it = &items[i];

@@ -21,7 +21,7 @@ edit "$good" "$TMP/trunc-tensors.gguf" truncate $(((kv_end + hdr_end) / 2))
 edit "$good" "$TMP/trunc-data.gguf" truncate $((size - 1000))
 printf 'GGUG' | cat - <(tail -c +5 "$good") >"$TMP/magic.gguf"
 edit "$good" "$TMP/unknown-type.gguf" tensor-type blk.0.attn_q.weight 1234
-edit "$good" "$TMP/iq4nl.gguf" tensor-type blk.1.ffn_up.weight 20     # same block size as q4_0, no kernels
+edit "$good" "$TMP/iq4nl.gguf" tensor-type blk.1.ffn_up.weight 39     # mxfp4: 32-blocks of 17 bytes (fits), no kernels
 edit "$good" "$TMP/missing.gguf" tensor-rename blk.1.attn_k.weight blk.1.attn_x.weight
 edit "$good" "$TMP/offset.gguf" tensor-offset blk.0.ffn_down.weight 99999999968
 edit "$good" "$TMP/misaligned.gguf" tensor-offset blk.0.ffn_down.weight 3
@@ -68,7 +68,7 @@ for cmd in info run; do
     expect_error "not a GGUF file" -- $cmd $(m "$TMP/empty.gguf") "${args[@]}"
     expect_error "not a GGUF file" -- $cmd $(m "$TMP/random.gguf") "${args[@]}"
     expect_error "'blk.0.attn_q.weight' has unknown tensor type 1234" -- $cmd $(m "$TMP/unknown-type.gguf") "${args[@]}"
-    expect_error "'blk.1.ffn_up.weight' has type iq4_nl, which herd does not support" -- $cmd $(m "$TMP/iq4nl.gguf") "${args[@]}"
+    expect_error "'blk.1.ffn_up.weight' has type mxfp4, which herd does not support" -- $cmd $(m "$TMP/iq4nl.gguf") "${args[@]}"
     expect_error "tensor 'blk.1.attn_k.weight' is missing" -- $cmd $(m "$TMP/missing.gguf") "${args[@]}"
     expect_error "beyond the end of the file" -- $cmd $(m "$TMP/offset.gguf") "${args[@]}"
     expect_error "not aligned" -- $cmd $(m "$TMP/misaligned.gguf") "${args[@]}"
