@@ -56,6 +56,8 @@ grep -q "|acc_norm " "$TMP/mc.out" || { cat "$TMP/mc.out"; die "no summary table
     >"$TMP/mmlu.out" 2>&1 || { cat "$TMP/mmlu.out"; die "herd eval mmlu failed"; }
 "${E[@]}" --task "$TMP/gen.jsonl" --type gen --max-tokens 24 --stop "Question:" --json "$TMP/gen.json" \
     >"$TMP/gen.out" 2>&1 || { cat "$TMP/gen.out"; die "herd eval gen failed"; }
+"${E[@]}" --task "$TMP/gen.jsonl" --type gen --chat --limit 2 --max-tokens 24 --json "$TMP/chat.json" \
+    >"$TMP/chat.out" 2>&1 || { cat "$TMP/chat.out"; die "herd eval gen --chat failed"; }
 "${E[@]}" --task "$TMP/mc.jsonl" --limit 2 --json "$TMP/lim.json" >/dev/null 2>&1 || die "herd eval --limit failed"
 
 HERD="$HERD" MODEL="$MODEL" /usr/bin/python3 - "$TMP" <<'EOF' || die "scores differ"
@@ -146,6 +148,17 @@ for i, x in enumerate(gen):
     ems.append(em)
 if abs(res["metrics"]["exact_match"] - np.mean(ems)) > 1e-12: print("gen exact_match", res["metrics"]["exact_match"]); fails += 1
 print(f"gen: {len(gen)} items, outputs equal herd run's, exact_match {np.mean(ems):.3f} recomputed")
+# --chat: the prompt is the chat template's (herd format --tokens), the output herd run's on those ids
+res = json.load(open(f"{d}/chat.json"))
+for i, x in enumerate(gen[:2]):
+    msgs = f"{d}/msgs.json"
+    json.dump([{"role": "user", "content": x.get("question", x.get("prompt"))}], open(msgs, "w"))
+    ids = subprocess.check_output([herd, "format", "-m", model, "--messages", msgs, "--tokens"]).decode().strip()
+    out = json.loads(subprocess.check_output([herd, "run", "-m", model, "--prompt-ids", ids, "--temp", "0", "-n", "24", "--json",
+                                              "-t", "2", "-c", "512"], stderr=subprocess.DEVNULL))["text"]
+    if out != res["items"][i]["output"]: print(f"chat item {i}: {res['items'][i]['output']!r} != {out!r}"); fails += 1
+if res["n"] != 2: print("chat --limit 2 scored", res["n"]); fails += 1
+print("gen --chat: outputs equal herd run's on the chat template's ids")
 sys.exit(1 if fails else 0)
 EOF
 
