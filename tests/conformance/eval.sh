@@ -10,10 +10,11 @@ source tests/lib.sh
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
 /usr/bin/python3 -c "import numpy" 2>/dev/null || die "python3-numpy is needed (scripts/setup.sh installs it)"
-MODEL=$PWD/build/test-models/eval-tiny31-f32.gguf
+MODEL=$PWD/build/test-models/eval-small31-f32.gguf
 if [ ! -f "$MODEL" ]; then
     mkdir -p build/test-models
-    "$HERD" synth --vocab "$VOCAB31" -o "$MODEL.tmp.$$" --shape tiny --type f32 --output-type f32 --seed 7 \
+    "$HERD" synth --vocab "$VOCAB31" -o "$MODEL.tmp.$$" --shape tiny --n-embd 128 --n-head 4 --n-head-kv 2 --head-dim 32 --n-ff 384 --n-layer 2 --tied \
+        --type f32 --output-type f32 --seed 7 \
         --name eval-tiny >/dev/null || die "herd synth failed"
     mv "$MODEL.tmp.$$" "$MODEL"
 fi
