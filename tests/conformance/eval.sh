@@ -176,4 +176,6 @@ bad empty mc '{"question": "a", "choices": [], "answer": 0}' '1: "choices" is em
 bad noans mc '{"question": "a", "choices": ["x"]}' '1: needs "answer"'
 bad noq gen '{"answer": "1"}' '1: needs "question" or "prompt"'
 bad mmlu3 mmlu '{"question": "a", "choices": ["x", "y", "z"], "answer": 0}' '1: mmlu needs 4 choices'
+bad long mc "{\"question\": \"$(printf 'word %.0s' {1..600})\", \"choices\": [\"x\"], \"answer\": 0}" "1: context of"
+bad longgen gen "{\"question\": \"$(printf 'word %.0s' {1..600})\", \"answer\": 1}" "1: prompt of"
 echo "ok: herd eval mc / mmlu / gen scores recomputed; bad task files rejected by line"
