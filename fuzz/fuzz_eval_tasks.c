@@ -17,8 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (n < 1 || !items) abort();
         for (int64_t i = 0; i < n; i++) {
             if (!items[i].context) abort();
-            if (type == HERD_EVAL_GEN ? !items[i].target
-                                      : items[i].n_choices < 1 || items[i].answer < 0 || items[i].answer >= items[i].n_choices)
+            if (type == HERD_EVAL_GEN
+                    ? !items[i].target
+                    : items[i].n_choices < 1 || items[i].answer < 0 || items[i].answer >= items[i].n_choices)
                 abort();
         }
     } else if (!*herd_last_error() || items || n)

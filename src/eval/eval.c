@@ -28,7 +28,8 @@
 
 #include "../base/log.h"
 
-/* ---- parsing --------------------------------------------------------------------------------------------- */
+/* ---- parsing ---------------------------------------------------------------------------------------------
+ */
 
 static char *dupstr(const char *s) {
     size_t n = strlen(s) + 1;
@@ -50,30 +51,37 @@ void eval_items_free(eval_item *items, int64_t n) {
 }
 
 static int parse_item(json_t *o, int type, const char *name, int64_t line, eval_item *it) {
-    if (!json_is_object(o)) return herd_err(HERD_E_FORMAT, "%s:%lld: not a JSON object", name, (long long)line);
+    if (!json_is_object(o))
+        return herd_err(HERD_E_FORMAT, "%s:%lld: not a JSON object", name, (long long)line);
     const char *ck = type == HERD_EVAL_GEN ? "prompt" : "context";
     json_t *ctx = json_object_get(o, "question");
     if (!ctx) ctx = json_object_get(o, ck);
     if (!json_is_string(ctx))
-        return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"question\" or \"%s\" (a string)", name, (long long)line, ck);
+        return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"question\" or \"%s\" (a string)", name,
+                        (long long)line, ck);
     it->context = dupstr(json_string_value(ctx));
     if (!it->context) return herd_err(HERD_E_NOMEM, "eval: out of memory");
     json_t *ans = json_object_get(o, "answer");
     if (type == HERD_EVAL_GEN) {
         char buf[64];
-        if (json_is_string(ans)) it->target = dupstr(json_string_value(ans));
+        if (json_is_string(ans))
+            it->target = dupstr(json_string_value(ans));
         else if (json_is_integer(ans)) {
             snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(ans));
             it->target = dupstr(buf);
         } else if (json_is_real(ans)) {
             snprintf(buf, sizeof buf, "%.17g", json_real_value(ans));
             it->target = dupstr(buf);
-        } else return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"answer\" (a string or number)", name, (long long)line);
+        } else
+            return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"answer\" (a string or number)", name,
+                            (long long)line);
         if (!it->target) return herd_err(HERD_E_NOMEM, "eval: out of memory");
         return HERD_OK;
     }
     json_t *ch = json_object_get(o, "choices");
-    if (!json_is_array(ch)) return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"choices\" (an array of strings)", name, (long long)line);
+    if (!json_is_array(ch))
+        return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"choices\" (an array of strings)", name,
+                        (long long)line);
     size_t nc = json_array_size(ch);
     if (nc == 0) return herd_err(HERD_E_FORMAT, "%s:%lld: \"choices\" is empty", name, (long long)line);
     if (nc > 1024) return herd_err(HERD_E_FORMAT, "%s:%lld: more than 1024 choices", name, (long long)line);
@@ -83,24 +91,29 @@ static int parse_item(json_t *o, int type, const char *name, int64_t line, eval_
     if (!it->choices) return herd_err(HERD_E_NOMEM, "eval: out of memory");
     for (size_t k = 0; k < nc; k++) {
         json_t *c = json_array_get(ch, k);
-        if (!json_is_string(c)) return herd_err(HERD_E_FORMAT, "%s:%lld: choices[%zu] is not a string", name, (long long)line, k);
+        if (!json_is_string(c))
+            return herd_err(HERD_E_FORMAT, "%s:%lld: choices[%zu] is not a string", name, (long long)line, k);
         it->choices[k] = dupstr(json_string_value(c));
         if (!it->choices[k]) return herd_err(HERD_E_NOMEM, "eval: out of memory");
         it->n_choices = (int)k + 1;
     }
-    if (!json_is_integer(ans)) return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"answer\" (an integer index)", name, (long long)line);
+    if (!json_is_integer(ans))
+        return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"answer\" (an integer index)", name, (long long)line);
     json_int_t a = json_integer_value(ans);
     if (a < 0 || a >= (json_int_t)nc)
-        return herd_err(HERD_E_FORMAT, "%s:%lld: answer %lld out of range (%zu choices)", name, (long long)line,
-                        (long long)a, nc);
+        return herd_err(HERD_E_FORMAT, "%s:%lld: answer %lld out of range (%zu choices)", name,
+                        (long long)line, (long long)a, nc);
     it->answer = (int)a;
     json_t *subj = json_object_get(o, "subject");
-    if (subj && !json_is_string(subj)) return herd_err(HERD_E_FORMAT, "%s:%lld: \"subject\" is not a string", name, (long long)line);
-    if (subj && !(it->subject = dupstr(json_string_value(subj)))) return herd_err(HERD_E_NOMEM, "eval: out of memory");
+    if (subj && !json_is_string(subj))
+        return herd_err(HERD_E_FORMAT, "%s:%lld: \"subject\" is not a string", name, (long long)line);
+    if (subj && !(it->subject = dupstr(json_string_value(subj))))
+        return herd_err(HERD_E_NOMEM, "eval: out of memory");
     return HERD_OK;
 }
 
-int eval_parse_tasks(const char *text, size_t len, int type, const char *name, eval_item **items, int64_t *n) {
+int eval_parse_tasks(const char *text, size_t len, int type, const char *name, eval_item **items,
+                     int64_t *n) {
     *items = NULL;
     *n = 0;
     eval_item *v = NULL;
@@ -148,7 +161,8 @@ int eval_parse_tasks(const char *text, size_t len, int type, const char *name, e
     return HERD_OK;
 }
 
-/* ---- answer extraction (gen) ------------------------------------------------------------------------------ */
+/* ---- answer extraction (gen) ------------------------------------------------------------------------------
+ */
 
 char *eval_extract_number(const char *text) {
     regex_t re;
@@ -191,13 +205,16 @@ char *eval_normalize_answer(const char *text) {
     if (last) memmove(a, last + 5, strlen(last + 5) + 1);
     k = strlen(a);
     /* \.$ : a final "." (Python's $ also matches before a final newline) */
-    if (k >= 1 && a[k - 1] == '.') a[--k] = 0;
-    else if (k >= 2 && a[k - 1] == '\n' && a[k - 2] == '.') memmove(a + k - 2, a + k - 1, 2), k--;
+    if (k >= 1 && a[k - 1] == '.')
+        a[--k] = 0;
+    else if (k >= 2 && a[k - 1] == '\n' && a[k - 2] == '.')
+        memmove(a + k - 2, a + k - 1, 2), k--;
     for (size_t i = 0; i < k; i++) a[i] = (char)tolower((unsigned char)a[i]);
     return a;
 }
 
-/* ---- scoring ----------------------------------------------------------------------------------------------- */
+/* ---- scoring
+ * ----------------------------------------------------------------------------------------------- */
 
 /* log softmax(row)[tok] in double */
 static double logprob(const float *row, int64_t n_vocab, int32_t tok) {
@@ -236,8 +253,8 @@ static int ensure_rows(scorer *s, int64_t n) {
 
 /* Log-likelihoods of the choices after context (the harness's _encode_pair and loglikelihood).
  * OUT: ll[k], ntok[k]. */
-static int score_choices(scorer *s, const char *context, char *const *choices, int n_choices, const char *name,
-                         int64_t line, double *ll, int64_t *ntok) {
+static int score_choices(scorer *s, const char *context, char *const *choices, int n_choices,
+                         const char *name, int64_t line, double *ll, int64_t *ntok) {
     size_t clen = strlen(context), nsp = 0;
     while (nsp < clen && isspace((unsigned char)context[clen - 1 - nsp])) nsp++;
     const size_t cbase = clen - nsp;
@@ -253,8 +270,8 @@ static int score_choices(scorer *s, const char *context, char *const *choices, i
     herd_context_truncate(s->c, 0);
     if (ncids > n_ctx) {
         free(cids);
-        return herd_err(HERD_E_RANGE, "%s:%lld: context of %lld tokens exceeds -c %lld", name, (long long)line,
-                        (long long)ncids, (long long)n_ctx);
+        return herd_err(HERD_E_RANGE, "%s:%lld: context of %lld tokens exceeds -c %lld", name,
+                        (long long)line, (long long)ncids, (long long)n_ctx);
     }
     float *last = malloc((size_t)s->n_vocab * sizeof(float));
     if (!last) {
@@ -266,7 +283,10 @@ static int score_choices(scorer *s, const char *context, char *const *choices, i
         /* whole = context + (trailing whitespace + " " + choice) */
         size_t chl = strlen(choices[k]);
         char *whole = malloc(clen + 1 + chl + 1);
-        if (!whole) { rc = herd_err(HERD_E_NOMEM, "eval: out of memory"); break; }
+        if (!whole) {
+            rc = herd_err(HERD_E_NOMEM, "eval: out of memory");
+            break;
+        }
         memcpy(whole, context, clen);
         whole[clen] = ' ';
         memcpy(whole + clen + 1, choices[k], chl + 1);
@@ -281,8 +301,8 @@ static int score_choices(scorer *s, const char *context, char *const *choices, i
         ll[k] = 0;
         if (ncont == 0) continue;
         if (ncids + ncont - 1 > n_ctx) {
-            rc = herd_err(HERD_E_RANGE, "%s:%lld: context + choice %d (%lld tokens) exceeds -c %lld", name, (long long)line,
-                          k, (long long)(ncids + ncont), (long long)n_ctx);
+            rc = herd_err(HERD_E_RANGE, "%s:%lld: context + choice %d (%lld tokens) exceeds -c %lld", name,
+                          (long long)line, k, (long long)(ncids + ncont), (long long)n_ctx);
             break;
         }
         ll[k] = logprob(last, s->n_vocab, cont[0]);
@@ -290,7 +310,8 @@ static int score_choices(scorer *s, const char *context, char *const *choices, i
             herd_context_truncate(s->c, ncids);
             if ((rc = ensure_rows(s, ncont - 1)) != HERD_OK) break;
             if ((rc = herd_decode(s->c, cont, ncont - 1, HERD_LOGITS_ALL, s->rows)) != HERD_OK) break;
-            for (int64_t j = 1; j < ncont; j++) ll[k] += logprob(s->rows + (size_t)(j - 1) * (size_t)s->n_vocab, s->n_vocab, cont[j]);
+            for (int64_t j = 1; j < ncont; j++)
+                ll[k] += logprob(s->rows + (size_t)(j - 1) * (size_t)s->n_vocab, s->n_vocab, cont[j]);
         }
     }
     free(last);
@@ -360,7 +381,11 @@ static int read_file(const char *path, char **text, size_t *len) {
         if (cap - n < 65536) {
             cap = cap ? 2 * cap : 65536;
             char *nb = realloc(b, cap + 1);
-            if (!nb) { free(b); fclose(f); return herd_err(HERD_E_NOMEM, "eval: out of memory"); }
+            if (!nb) {
+                free(b);
+                fclose(f);
+                return herd_err(HERD_E_NOMEM, "eval: out of memory");
+            }
             b = nb;
         }
         size_t r = fread(b + n, 1, cap - n, f);
@@ -369,7 +394,10 @@ static int read_file(const char *path, char **text, size_t *len) {
     }
     bool err = ferror(f);
     fclose(f);
-    if (err) { free(b); return herd_err(HERD_E_IO, "eval: cannot read %s", path); }
+    if (err) {
+        free(b);
+        return herd_err(HERD_E_IO, "eval: cannot read %s", path);
+    }
     b[n] = 0;
     *text = b;
     *len = n;
@@ -385,11 +413,12 @@ herd_eval_params herd_eval_default_params(void) {
     return p;
 }
 
-int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p, const char *json_path, FILE *out,
-              FILE *log) {
+int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p, const char *json_path,
+              FILE *out, FILE *log) {
     if (!out) out = stdout;
     if (!log) log = stderr;
-    if (p->type < HERD_EVAL_MC || p->type > HERD_EVAL_MMLU) return herd_err(HERD_E_ARG, "eval: unknown task type %d", p->type);
+    if (p->type < HERD_EVAL_MC || p->type > HERD_EVAL_MMLU)
+        return herd_err(HERD_E_ARG, "eval: unknown task type %d", p->type);
     char *text = NULL, *ftext = NULL;
     size_t len = 0, flen = 0;
     eval_item *items = NULL, *shots = NULL;
@@ -398,7 +427,8 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
     if (rc == HERD_OK) rc = eval_parse_tasks(text, len, p->type, task_path, &items, &n);
     if (rc == HERD_OK && p->type == HERD_EVAL_MMLU && p->fewshot_path && p->n_shot > 0) {
         rc = read_file(p->fewshot_path, &ftext, &flen);
-        if (rc == HERD_OK) rc = eval_parse_tasks(ftext, flen, HERD_EVAL_MMLU, p->fewshot_path, &shots, &n_shots);
+        if (rc == HERD_OK)
+            rc = eval_parse_tasks(ftext, flen, HERD_EVAL_MMLU, p->fewshot_path, &shots, &n_shots);
     }
     free(text);
     free(ftext);
@@ -434,10 +464,11 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
                 herd_chat_params cp = {0};
                 cp.add_generation_prompt = true;
                 rc = herd_chat_tokenize(m, &msg, 1, &cp, &ids, &nids);
-            } else rc = herd_tokenize(m, it->context, strlen(it->context), s.tok_flags, &ids, &nids);
+            } else
+                rc = herd_tokenize(m, it->context, strlen(it->context), s.tok_flags, &ids, &nids);
             if (rc == HERD_OK && nids >= herd_context_n_ctx(c))
-                rc = herd_err(HERD_E_RANGE, "%s:%lld: prompt of %lld tokens fills -c %lld", task_path, (long long)it->line,
-                              (long long)nids, (long long)herd_context_n_ctx(c));
+                rc = herd_err(HERD_E_RANGE, "%s:%lld: prompt of %lld tokens fills -c %lld", task_path,
+                              (long long)it->line, (long long)nids, (long long)herd_context_n_ctx(c));
             herd_generate_result g;
             memset(&g, 0, sizeof g);
             if (rc == HERD_OK) {
@@ -454,7 +485,8 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
                 char *ex = eval_extract_number(g.text);
                 char *np = ex ? eval_normalize_answer(ex) : NULL;
                 char *nt = eval_normalize_answer(it->target);
-                if (!ex || !np || !nt) rc = herd_err(HERD_E_NOMEM, "eval: out of memory");
+                if (!ex || !np || !nt)
+                    rc = herd_err(HERD_E_NOMEM, "eval: out of memory");
                 else {
                     const bool em = !strcmp(np, nt);
                     sum_em += em;
@@ -473,7 +505,8 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
             double *ll = calloc((size_t)nc * 2, sizeof(double));
             int64_t *nt = calloc((size_t)nc, sizeof(int64_t));
             char *prompt = p->type == HERD_EVAL_MMLU ? mmlu_prompt(it, shots, n_shots, p->n_shot) : NULL;
-            if (!ll || !nt || (p->type == HERD_EVAL_MMLU && !prompt)) rc = herd_err(HERD_E_NOMEM, "eval: out of memory");
+            if (!ll || !nt || (p->type == HERD_EVAL_MMLU && !prompt))
+                rc = herd_err(HERD_E_NOMEM, "eval: out of memory");
             else {
                 char *const *chs = p->type == HERD_EVAL_MMLU ? letters : it->choices;
                 rc = score_choices(&s, prompt ? prompt : it->context, chs, nc, task_path, it->line, ll, nt);
@@ -502,7 +535,9 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
             free(nt);
         }
         json_array_append_new(records, rec);
-        if (p->progress) fprintf(log, "\reval: %lld/%lld items%s", (long long)(i + 1), (long long)n, i + 1 == n ? "\n" : "");
+        if (p->progress)
+            fprintf(log, "\reval: %lld/%lld items%s", (long long)(i + 1), (long long)n,
+                    i + 1 == n ? "\n" : "");
     }
     herd_sampler_free(smp);
     free(s.rows);
@@ -510,8 +545,8 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
         static const char *const tn[] = {"mc", "gen", "mmlu"};
         json_t *metrics = json_object();
         fprintf(out, "|%-24s|%-6s|%-11s|%8s|%8s|%6s|\n", "task", "type", "metric", "value", "stderr", "n");
-        fprintf(out, "|%s|%s|%s|%s|%s|%s|\n", "------------------------", "------", "-----------", "-------:", "-------:",
-                "-----:");
+        fprintf(out, "|%s|%s|%s|%s|%s|%s|\n", "------------------------", "------", "-----------",
+                "-------:", "-------:", "-----:");
         const char *base = strrchr(task_path, '/');
         base = base ? base + 1 : task_path;
         const char *names[2] = {"acc", "acc_norm"};
@@ -520,7 +555,8 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
         if (p->type == HERD_EVAL_GEN) names[0] = "exact_match", sums[0] = sum_em, nm = 1;
         for (int k = 0; k < nm; k++) {
             const double v = sums[k] / (double)n, se = stderr_of(sums[k], n);
-            fprintf(out, "|%-24.24s|%-6s|%-11s|%8.4f|%8.4f|%6lld|\n", base, tn[p->type], names[k], v, se, (long long)n);
+            fprintf(out, "|%-24.24s|%-6s|%-11s|%8.4f|%8.4f|%6lld|\n", base, tn[p->type], names[k], v, se,
+                    (long long)n);
             json_object_set_new(metrics, names[k], json_real(v));
             char key[32];
             snprintf(key, sizeof key, "%s_stderr", names[k]);

@@ -9,13 +9,13 @@
 
 /* One task item, validated for its type. Strings are NUL-terminated copies. */
 typedef struct {
-    int64_t line;      /* 1-based line in the file */
-    char *context;     /* mc/mmlu: question or context; gen: question or prompt */
-    char **choices;    /* mc/mmlu */
+    int64_t line;   /* 1-based line in the file */
+    char *context;  /* mc/mmlu: question or context; gen: question or prompt */
+    char **choices; /* mc/mmlu */
     int n_choices;
-    int answer;        /* mc/mmlu: index of the right choice */
-    char *target;      /* gen: the reference answer as text */
-    char *subject;     /* mmlu: may be NULL */
+    int answer;    /* mc/mmlu: index of the right choice */
+    char *target;  /* gen: the reference answer as text */
+    char *subject; /* mmlu: may be NULL */
 } eval_item;
 
 /* Parses JSONL text (blank lines skipped) into items of type (HERD_EVAL_*). name labels errors:

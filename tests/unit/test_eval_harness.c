@@ -36,15 +36,19 @@ int main(void) {
 
     eval_item *it = NULL;
     int64_t n = 0;
-    const char *mc = "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 1}\n\n  \n{\"context\": \"c\", "
-                     "\"choices\": [\"x\"], \"answer\": 0, \"subject\": \"s\"}";
-    CHECK(eval_parse_tasks(mc, strlen(mc), HERD_EVAL_MC, "t.jsonl", &it, &n) == HERD_OK && n == 2, "mc: %s", herd_last_error());
+    const char *mc =
+        "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 1}\n\n  \n{\"context\": \"c\", "
+        "\"choices\": [\"x\"], \"answer\": 0, \"subject\": \"s\"}";
+    CHECK(eval_parse_tasks(mc, strlen(mc), HERD_EVAL_MC, "t.jsonl", &it, &n) == HERD_OK && n == 2, "mc: %s",
+          herd_last_error());
     if (n == 2) {
-        CHECK(it[0].n_choices == 2 && it[0].answer == 1 && it[1].line == 4 && !strcmp(it[1].subject, "s"), "mc fields");
+        CHECK(it[0].n_choices == 2 && it[0].answer == 1 && it[1].line == 4 && !strcmp(it[1].subject, "s"),
+              "mc fields");
     }
     eval_items_free(it, n);
     const char *gen = "{\"prompt\": \"p\", \"answer\": 12}\n{\"question\": \"q\", \"answer\": \"#### 3\"}\n";
-    CHECK(eval_parse_tasks(gen, strlen(gen), HERD_EVAL_GEN, "g.jsonl", &it, &n) == HERD_OK && n == 2, "gen: %s", herd_last_error());
+    CHECK(eval_parse_tasks(gen, strlen(gen), HERD_EVAL_GEN, "g.jsonl", &it, &n) == HERD_OK && n == 2,
+          "gen: %s", herd_last_error());
     if (n == 2) CHECK(!strcmp(it[0].target, "12") && !strcmp(it[1].context, "q"), "gen fields");
     eval_items_free(it, n);
 
@@ -52,14 +56,20 @@ int main(void) {
         int type;
         const char *text, *want;
     } bad[] = {
-        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": 0}\n{\"question\":", "b.jsonl:2: malformed JSON"},
-        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": 1}", "b.jsonl:1: answer 1 out of range"},
-        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": -1}", "b.jsonl:1: answer -1 out of range"},
-        {HERD_EVAL_MC, "\n{\"question\": \"q\", \"choices\": [], \"answer\": 0}", "b.jsonl:2: \"choices\" is empty"},
-        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [1], \"answer\": 0}", "b.jsonl:1: choices[0] is not a string"},
+        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": 0}\n{\"question\":",
+         "b.jsonl:2: malformed JSON"},
+        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": 1}",
+         "b.jsonl:1: answer 1 out of range"},
+        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": -1}",
+         "b.jsonl:1: answer -1 out of range"},
+        {HERD_EVAL_MC, "\n{\"question\": \"q\", \"choices\": [], \"answer\": 0}",
+         "b.jsonl:2: \"choices\" is empty"},
+        {HERD_EVAL_MC, "{\"question\": \"q\", \"choices\": [1], \"answer\": 0}",
+         "b.jsonl:1: choices[0] is not a string"},
         {HERD_EVAL_MC, "[1]", "b.jsonl:1: not a JSON object"},
         {HERD_EVAL_MC, "\n\n", "b.jsonl: no items"},
-        {HERD_EVAL_MMLU, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": 0}", "b.jsonl:1: mmlu needs 4 choices"},
+        {HERD_EVAL_MMLU, "{\"question\": \"q\", \"choices\": [\"a\"], \"answer\": 0}",
+         "b.jsonl:1: mmlu needs 4 choices"},
         {HERD_EVAL_GEN, "{\"question\": \"q\", \"answer\": null}", "b.jsonl:1: needs \"answer\""},
         {HERD_EVAL_GEN, "{\"question\": 5, \"answer\": 1}", "b.jsonl:1: needs \"question\" or \"prompt\""},
     };
@@ -68,7 +78,8 @@ int main(void) {
         n = 0;
         int rc = eval_parse_tasks(bad[i].text, strlen(bad[i].text), bad[i].type, "b.jsonl", &it, &n);
         CHECK(rc == HERD_E_FORMAT && !it && n == 0, "bad %zu accepted", i);
-        CHECK(strstr(herd_last_error(), bad[i].want), "bad %zu: '%s' lacks '%s'", i, herd_last_error(), bad[i].want);
+        CHECK(strstr(herd_last_error(), bad[i].want), "bad %zu: '%s' lacks '%s'", i, herd_last_error(),
+              bad[i].want);
     }
     return TU_DONE("test_eval_harness");
 }

@@ -1,5 +1,5 @@
-/* herd eval: benchmark tasks from local JSONL files (multiple choice by log-likelihood, MMLU 5-shot, generative
- * with the final number extracted), through herd_eval() (src/eval/eval.c). */
+/* herd eval: benchmark tasks from local JSONL files (multiple choice by log-likelihood, MMLU 5-shot,
+ * generative with the final number extracted), through herd_eval() (src/eval/eval.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,7 +34,10 @@ static int eval_main(cli_common *c, int argc, char **argv) {
             const char *s;
             if (!cli_str("eval", argc, argv, &i, &s)) goto out;
             const char **ns = realloc(stop, (size_t)(n_stop + 1) * sizeof *stop);
-            if (!ns) { cli_fail("eval", "out of memory"); goto out; }
+            if (!ns) {
+                cli_fail("eval", "out of memory");
+                goto out;
+            }
             stop = ns;
             stop[n_stop++] = s;
         } else if (!strcmp(argv[i], "--chat")) {
@@ -51,22 +54,38 @@ static int eval_main(cli_common *c, int argc, char **argv) {
             goto out;
         }
     }
-    if (!strcmp(type, "mc")) p.type = HERD_EVAL_MC;
-    else if (!strcmp(type, "gen")) p.type = HERD_EVAL_GEN;
-    else if (!strcmp(type, "mmlu")) p.type = HERD_EVAL_MMLU;
-    else { cli_fail("eval", "--type must be mc, gen or mmlu, not '%s'", type); goto out; }
-    if (!c->model) { cli_fail("eval", "need -m MODEL"); goto out; }
-    if (!task) { cli_fail("eval", "need --task FILE.jsonl"); goto out; }
+    if (!strcmp(type, "mc"))
+        p.type = HERD_EVAL_MC;
+    else if (!strcmp(type, "gen"))
+        p.type = HERD_EVAL_GEN;
+    else if (!strcmp(type, "mmlu"))
+        p.type = HERD_EVAL_MMLU;
+    else {
+        cli_fail("eval", "--type must be mc, gen or mmlu, not '%s'", type);
+        goto out;
+    }
+    if (!c->model) {
+        cli_fail("eval", "need -m MODEL");
+        goto out;
+    }
+    if (!task) {
+        cli_fail("eval", "need --task FILE.jsonl");
+        goto out;
+    }
     p.stop = stop;
     p.n_stop = n_stop;
     herd_model *m = NULL;
     herd_context *ctx = NULL;
     herd_lora **loras = NULL;
-    if (herd_model_load(c->model, &m) != HERD_OK) cli_fail_lib("eval");
-    else if (herd_context_new(m, &c->ctx, &ctx) != HERD_OK) cli_fail_lib("eval");
+    if (herd_model_load(c->model, &m) != HERD_OK)
+        cli_fail_lib("eval");
+    else if (herd_context_new(m, &c->ctx, &ctx) != HERD_OK)
+        cli_fail_lib("eval");
     else if (!cli_lora_apply("eval", c, m, ctx, &loras)) {
-    } else if (herd_eval(ctx, task, &p, json, stdout, stderr) != HERD_OK) cli_fail_lib("eval");
-    else rc = 0;
+    } else if (herd_eval(ctx, task, &p, json, stdout, stderr) != HERD_OK)
+        cli_fail_lib("eval");
+    else
+        rc = 0;
     herd_context_free(ctx);
     cli_lora_free(loras, c->n_lora);
     herd_model_free(m);
