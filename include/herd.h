@@ -734,6 +734,32 @@ typedef struct {
 int herd_classify(herd_classifier *c, const char *text, size_t len, herd_classify_result *out);
 void herd_classify_result_free(herd_classify_result *r);
 
+/* ---- evaluation: benchmark tasks from local JSONL files (src/eval/eval.c, docs/EVAL.md) ---------- */
+
+enum { HERD_EVAL_MC = 0, HERD_EVAL_GEN = 1, HERD_EVAL_MMLU = 2 };
+
+typedef struct {
+    int type;                 /* HERD_EVAL_*: mc {question|context, choices, answer}; mmlu {question, choices[4],
+                               * answer, subject?}; gen {question|prompt, answer} */
+    int64_t limit;            /* items scored at most (the first ones); <= 0: all */
+    const char *fewshot_path; /* mmlu: JSONL the shots come from (the first n_shot of the item's subject) */
+    int64_t n_shot;           /* mmlu: 5 */
+    bool chat;                /* gen: the prompt as one user message in the chat template (else raw text + BOS) */
+    int64_t max_tokens;       /* gen: tokens generated at most (256) */
+    const char **stop;        /* gen: stop strings */
+    int n_stop;
+    bool progress;            /* "eval: i/n" on the log stream */
+} herd_eval_params;
+
+herd_eval_params herd_eval_default_params(void);
+/* Scores every item of the task file on sequence 0 of c (cleared per item): mc/mmlu by the log-likelihood
+ * of each choice as lm-evaluation-harness computes it (acc, acc_norm), gen by greedy generation and the
+ * final number of the text (exact_match). A summary table goes to out, progress to log; with json_path the
+ * metrics and every item's record are written there as JSON. HERD_E_FORMAT naming the file and line for
+ * a malformed item; HERD_E_RANGE for an item longer than the context. */
+int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p, const char *json_path, FILE *out,
+              FILE *log);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -1,0 +1,103 @@
+/* herd eval: benchmark tasks from local JSONL files (multiple choice by log-likelihood, MMLU 5-shot,
+ * generative with the final number extracted), through herd_eval() (src/eval/eval.c). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int eval_main(cli_common *c, int argc, char **argv) {
+    const char *task = NULL, *type = "mc", *json = NULL;
+    const char **stop = NULL;
+    int n_stop = 0, rc = 1;
+    herd_eval_params p = herd_eval_default_params();
+    p.progress = isatty(2);
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt("eval", c, argc, argv, &i);
+        if (r < 0) goto out;
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "--task")) {
+            if (!cli_str("eval", argc, argv, &i, &task)) goto out;
+        } else if (!strcmp(argv[i], "--type")) {
+            if (!cli_str("eval", argc, argv, &i, &type)) goto out;
+        } else if (!strcmp(argv[i], "--json")) {
+            if (!cli_str("eval", argc, argv, &i, &json)) goto out;
+        } else if (!strcmp(argv[i], "--limit")) {
+            if (!cli_i64("eval", argc, argv, &i, 1, INT64_MAX, &p.limit)) goto out;
+        } else if (!strcmp(argv[i], "--fewshot")) {
+            if (!cli_str("eval", argc, argv, &i, &p.fewshot_path)) goto out;
+        } else if (!strcmp(argv[i], "--num-fewshot")) {
+            if (!cli_i64("eval", argc, argv, &i, 0, 1000, &p.n_shot)) goto out;
+        } else if (!strcmp(argv[i], "--max-tokens") || !strcmp(argv[i], "-n")) {
+            if (!cli_i64("eval", argc, argv, &i, 1, INT32_MAX, &p.max_tokens)) goto out;
+        } else if (!strcmp(argv[i], "--stop")) {
+            const char *s;
+            if (!cli_str("eval", argc, argv, &i, &s)) goto out;
+            const char **ns = realloc(stop, (size_t)(n_stop + 1) * sizeof *stop);
+            if (!ns) {
+                cli_fail("eval", "out of memory");
+                goto out;
+            }
+            stop = ns;
+            stop[n_stop++] = s;
+        } else if (!strcmp(argv[i], "--chat")) {
+            p.chat = true;
+        } else if (!strcmp(argv[i], "--progress")) {
+            p.progress = true;
+        } else if (!strcmp(argv[i], "--no-progress")) {
+            p.progress = false;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            rc = cli_help("eval");
+            goto out;
+        } else {
+            cli_fail("eval", "unknown option '%s'", argv[i]);
+            goto out;
+        }
+    }
+    if (!strcmp(type, "mc"))
+        p.type = HERD_EVAL_MC;
+    else if (!strcmp(type, "gen"))
+        p.type = HERD_EVAL_GEN;
+    else if (!strcmp(type, "mmlu"))
+        p.type = HERD_EVAL_MMLU;
+    else {
+        cli_fail("eval", "--type must be mc, gen or mmlu, not '%s'", type);
+        goto out;
+    }
+    if (!c->model) {
+        cli_fail("eval", "need -m MODEL");
+        goto out;
+    }
+    if (!task) {
+        cli_fail("eval", "need --task FILE.jsonl");
+        goto out;
+    }
+    p.stop = stop;
+    p.n_stop = n_stop;
+    herd_model *m = NULL;
+    herd_context *ctx = NULL;
+    herd_lora **loras = NULL;
+    if (herd_model_load(c->model, &m) != HERD_OK)
+        cli_fail_lib("eval");
+    else if (herd_context_new(m, &c->ctx, &ctx) != HERD_OK)
+        cli_fail_lib("eval");
+    else if (!cli_lora_apply("eval", c, m, ctx, &loras)) {
+    } else if (herd_eval(ctx, task, &p, json, stdout, stderr) != HERD_OK)
+        cli_fail_lib("eval");
+    else
+        rc = 0;
+    herd_context_free(ctx);
+    cli_lora_free(loras, c->n_lora);
+    herd_model_free(m);
+out:
+    free(stop);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    cli_common c;
+    cli_common_init(&c);
+    int rc = eval_main(&c, argc, argv);
+    cli_common_free(&c);
+    return rc;
+}
