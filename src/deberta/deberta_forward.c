@@ -8,6 +8,8 @@
 #include "deberta.h"
 
 static float gelu(float x) { return (float)(0.5 * (double)x * (1.0 + erf((double)x * M_SQRT1_2))); }
+/* the threaded forward's: erff, as PyTorch's float gelu (within an ulp or two of the double form) */
+static float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2)); }
 
 static void layer_norm(const float *x, int64_t H, const float *w, const float *b, double eps, float *y) {
     double mean = 0, var = 0;
@@ -208,10 +210,37 @@ struct deberta_ctx {
     thread_pool *pool;
     int nth;
     float *panel;                              /* per thread: a packed B block [MM_KC][MM_NR], see mm_nt */
+    float *wpack;                              /* the layers' weights packed for linear_job, see pack_w */
+    const float **wp;                          /* [n_layer][6]: wq wk wv wo wi wo2 in wpack */
     float *x, *tmp, *q, *k, *v, *a, *h1, *ff; /* [n_pos][H] ([n_pos][F] for ff) */
     float *ws;                                 /* per thread: attention scratch, see attn_job */
     int64_t ws_per;
 };
+
+/* A weight W [n_out][n_in] as strips of MM_NR rows, each stored transposed: dst[s][k][j] = W[s MM_NR + j][k]
+ * (zero past n_out), so that every k block of a strip is a ready B block of mm_nt (laid out once, here,
+ * instead of packed per product: the packing was a seventh of the forward's time) */
+static int64_t packed_size(int64_t n_out, int64_t n_in) { return (n_out + MM_NR - 1) / MM_NR * MM_NR * n_in; }
+
+static void pack_w(const float *W, int64_t n_out, int64_t n_in, float *dst) {
+    for (int64_t n0 = 0; n0 < n_out; n0 += MM_NR, dst += MM_NR * n_in)
+        for (int64_t j = 0; j < MM_NR; j++)
+            for (int64_t k = 0; k < n_in; k++) dst[k * MM_NR + j] = n0 + j < n_out ? W[(n0 + j) * n_in + k] : 0;
+}
+
+static void pack_job(void *arg, int ith, int nth) {
+    deberta_ctx *c = arg;
+    const hf_deberta_config *cf = &c->m->cfg;
+    const int64_t H = cf->n_embd, F = cf->n_ff;
+    int64_t i0, i1;
+    pool_range(cf->n_layer * 6, ith, nth, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        const deberta_layer *L = &c->m->layers[i / 6];
+        const float *w[6] = {L->wq, L->wk, L->wv, L->wo, L->wi, L->wo2};
+        const int64_t n_out = i % 6 == 4 ? F : H, n_in = i % 6 == 5 ? F : H;
+        pack_w(w[i % 6], n_out, n_in, (float *)c->wp[i]);
+    }
+}
 
 deberta_ctx *deberta_ctx_new(const deberta_model *m, thread_pool *pool) {
     const hf_deberta_config *c = &m->cfg;
@@ -229,16 +258,27 @@ deberta_ctx *deberta_ctx_new(const deberta_model *m, thread_pool *pool) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) ok = ok && (*bufs[i] = malloc((size_t)(P * H) * sizeof(float)));
     ok = ok && (x->ff = malloc((size_t)(P * F) * sizeof(float)));
     ok = ok && (x->ws = malloc((size_t)(x->nth * x->ws_per) * sizeof(float)));
+    const int64_t Hn = c->n_embd, per_layer = 4 * packed_size(Hn, Hn) + packed_size(F, Hn) + packed_size(Hn, F);
+    ok = ok && (x->wpack = malloc((size_t)(c->n_layer * per_layer) * sizeof(float)));
+    ok = ok && (x->wp = malloc((size_t)(c->n_layer * 6) * sizeof *x->wp));
     if (!ok) {
         deberta_ctx_free(x);
         return NULL;
     }
+    float *w = x->wpack;
+    for (int64_t i = 0; i < c->n_layer * 6; i++) {
+        x->wp[i] = w;
+        w += i % 6 == 4 ? packed_size(F, Hn) : i % 6 == 5 ? packed_size(Hn, F) : packed_size(Hn, Hn);
+    }
+    pool_run(pool, pack_job, x);
     return x;
 }
 
 void deberta_ctx_free(deberta_ctx *c) {
     if (!c) return;
     free(c->panel);
+    free(c->wpack);
+    free(c->wp);
     free(c->x), free(c->tmp), free(c->q), free(c->k), free(c->v), free(c->a), free(c->h1), free(c->ff), free(c->ws);
     free(c);
 }
@@ -312,20 +352,20 @@ static void attn_job(void *arg, int ith, int nth) {
     }
 }
 
-/* Up to three products y_i[T][n_out] = x[T][n_in] W_i^T + b_i (then gelu if act), in one pool job: the
+/* Up to three products y_i[T][n_out] = x[T][n_in] W_i^T + b_i (then gelu if act), W_i packed (pack_w), in one pool job: the
  * column strips of MM_NR of all outputs are split across threads; each strip starts from its bias. */
 typedef struct {
     deberta_ctx *c;
     const float *x;
     int64_t T, n_in, n_out, nw;
-    const float *w[3], *b[3];
+    const float *w[3], *b[3]; /* w: packed (pack_w) */
     float *y[3];
     bool act;
 } lin_job;
 
 static void linear_job(void *arg, int ith, int nth) {
     lin_job *j = arg;
-    float *panel = j->c->panel + (int64_t)ith * MM_KC * MM_NR;
+    const kernel_vec_ops *vo = kernels_vec();
     const int64_t ns = (j->n_out + MM_NR - 1) / MM_NR;
     int64_t s0, s1;
     pool_range(j->nw * ns, ith, nth, &s0, &s1);
@@ -333,10 +373,13 @@ static void linear_job(void *arg, int ith, int nth) {
         const int64_t wi = s / ns, n0 = s % ns * MM_NR, nr = j->n_out - n0 < MM_NR ? j->n_out - n0 : MM_NR;
         float *y = j->y[wi];
         for (int64_t t = 0; t < j->T; t++) memcpy(y + t * j->n_out + n0, j->b[wi] + n0, (size_t)nr * sizeof *y);
-        mm_nt(j->T, n0, nr, j->n_in, j->x, j->n_in, j->w[wi], j->n_in, y, j->n_out, panel);
+        const float *wps = j->w[wi] + n0 * j->n_in; /* the packed strip [n_in][MM_NR] */
+        for (int64_t k0 = 0; k0 < j->n_in; k0 += MM_KC)
+            vo->gemm_f32(j->T, nr, j->n_in - k0 < MM_KC ? j->n_in - k0 : MM_KC, j->x + k0, j->n_in, 1, wps + k0 * MM_NR,
+                         MM_NR, y + n0, j->n_out);
         if (j->act)
             for (int64_t t = 0; t < j->T; t++)
-                for (int64_t i = n0; i < n0 + nr; i++) y[t * j->n_out + i] = gelu(y[t * j->n_out + i]);
+                for (int64_t i = n0; i < n0 + nr; i++) y[t * j->n_out + i] = gelu_f(y[t * j->n_out + i]);
     }
 }
 
@@ -349,20 +392,20 @@ int deberta_forward(deberta_ctx *c, const int32_t *ids, int64_t T, float *logits
     embed(m, ids, T, c->tmp, c->x);
     for (int64_t l = 0; l < cf->n_layer; l++) {
         const deberta_layer *L = &m->layers[l];
-        lin_job lj = {.c = c, .x = c->x, .T = T, .n_in = H, .n_out = H, .nw = 3, .w = {L->wq, L->wk, L->wv},
+        lin_job lj = {.c = c, .x = c->x, .T = T, .n_in = H, .n_out = H, .nw = 3, .w = {c->wp[l * 6], c->wp[l * 6 + 1], c->wp[l * 6 + 2]},
                       .b = {L->bq, L->bk, L->bv}, .y = {c->q, c->k, c->v}};
         pool_run(c->pool, linear_job, &lj);
         row_job j = {.c = c, .L = L, .T = T, .nq = T};
         if (l == cf->n_layer - 1) j.nq = T = 1; /* from here on only the [CLS] row matters (the pooler's) */
         pool_run(c->pool, attn_job, &j);
-        lj = (lin_job){.c = c, .x = c->a, .T = T, .n_in = H, .n_out = H, .nw = 1, .w = {L->wo}, .b = {L->bo}, .y = {c->h1}};
+        lj = (lin_job){.c = c, .x = c->a, .T = T, .n_in = H, .n_out = H, .nw = 1, .w = {c->wp[l * 6 + 3]}, .b = {L->bo}, .y = {c->h1}};
         pool_run(c->pool, linear_job, &lj);
         j = (row_job){.c = c, .L = L, .T = T, .buf = c->h1, .ln_w = L->ln1_w, .ln_b = L->ln1_b, .resid = c->x, .n = H};
         pool_run(c->pool, resid_ln_job, &j);
-        lj = (lin_job){.c = c, .x = c->h1, .T = T, .n_in = H, .n_out = F, .nw = 1, .w = {L->wi}, .b = {L->bi},
+        lj = (lin_job){.c = c, .x = c->h1, .T = T, .n_in = H, .n_out = F, .nw = 1, .w = {c->wp[l * 6 + 4]}, .b = {L->bi},
                        .y = {c->ff}, .act = true};
         pool_run(c->pool, linear_job, &lj);
-        lj = (lin_job){.c = c, .x = c->ff, .T = T, .n_in = F, .n_out = H, .nw = 1, .w = {L->wo2}, .b = {L->bo2},
+        lj = (lin_job){.c = c, .x = c->ff, .T = T, .n_in = F, .n_out = H, .nw = 1, .w = {c->wp[l * 6 + 5]}, .b = {L->bo2},
                        .y = {c->x}};
         pool_run(c->pool, linear_job, &lj);
         j = (row_job){.c = c, .L = L, .T = T, .buf = c->x, .ln_w = L->ln2_w, .ln_b = L->ln2_b, .resid = c->h1, .n = H};
