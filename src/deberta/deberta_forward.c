@@ -329,18 +329,29 @@ static void attn_job(void *arg, int ith, int nth) {
             memset(p2c, 0, (size_t)(T * R) * sizeof *p2c);
             mm_nt_all(T, R, d, k, H, j->L->pos_q + h * d, H, p2c, R, panel);
         }
+        /* s = (q k^T + c2p gathered) / c, row by row (c2p[i] read along its row) */
+        for (int64_t i = 0; i < nq; i++) {
+            float *s = sc + i * T;
+            const int32_t *ri = m->rel_idx + i + P - 1; /* ri[-jj] = r(i, jj) */
+            if (rel && cf->c2p)
+                for (int64_t jj = 0; jj < T; jj++) s[jj] = s[jj] * inv + c2p[i * R + ri[-jj]] * inv;
+            else
+                for (int64_t jj = 0; jj < T; jj++) s[jj] *= inv;
+        }
+        /* + p2c gathered / c, by blocks of 16 rows: for one key jj the block's r(i, jj) are neighbours in
+         * p2c's row jj (read by column, p2c[jj][r] thrashed the cache: a line per element) */
+        if (rel && cf->p2c)
+            for (int64_t i0 = 0; i0 < nq; i0 += 16) {
+                const int64_t i1 = nq - i0 < 16 ? nq : i0 + 16;
+                for (int64_t jj = 0; jj < T; jj++) {
+                    const float *pj = p2c + jj * R;
+                    const int32_t *rj = m->rel_idx - jj + P - 1; /* rj[i] = r(i, jj) */
+                    for (int64_t i = i0; i < i1; i++) sc[i * T + jj] += pj[rj[i]] * inv;
+                }
+            }
         for (int64_t i = 0; i < nq; i++) {
             float *s = sc + i * T, mx = -INFINITY;
-            for (int64_t jj = 0; jj < T; jj++) {
-                float v = s[jj] * inv;
-                if (rel) {
-                    int32_t r = m->rel_idx[i - jj + P - 1];
-                    if (cf->c2p) v += c2p[i * R + r] * inv;
-                    if (cf->p2c) v += p2c[jj * R + r] * inv;
-                }
-                s[jj] = v;
-                if (v > mx) mx = v;
-            }
+            for (int64_t jj = 0; jj < T; jj++) mx = s[jj] > mx ? s[jj] : mx;
             float sum = 0;
             for (int64_t jj = 0; jj < T; jj++) sum += (s[jj] = expf(s[jj] - mx));
             float is = 1.0f / sum;
