@@ -345,7 +345,7 @@ static void attn_job(void *arg, int ith, int nth) {
                 const int64_t i1 = nq - i0 < 16 ? nq : i0 + 16;
                 for (int64_t jj = 0; jj < T; jj++) {
                     const float *pj = p2c + jj * R;
-                    const int32_t *rj = m->rel_idx - jj + P - 1; /* rj[i] = r(i, jj) */
+                    const int32_t *rj = m->rel_idx + (P - 1 - jj); /* rj[i] = r(i, jj) */
                     for (int64_t i = i0; i < i1; i++) sc[i * T + jj] += pj[rj[i]] * inv;
                 }
             }
