@@ -5,10 +5,11 @@
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
-#include "../train/gemm.h"
 #include "deberta.h"
 
 static float gelu(float x) { return (float)(0.5 * (double)x * (1.0 + erf((double)x * M_SQRT1_2))); }
+/* the threaded forward's: erff, as PyTorch's float gelu (within an ulp or two of the double form) */
+static float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2)); }
 
 static void layer_norm(const float *x, int64_t H, const float *w, const float *b, double eps, float *y) {
     double mean = 0, var = 0;
@@ -160,43 +161,124 @@ int deberta_forward_ref(const deberta_model *m, const int32_t *ids, int64_t T, f
 
 /* ---- threaded ---------------------------------------------------------------------------------------- */
 
+/* The products of the threaded forward go through kernels.h gemm_f32 (C += A B, A read with strides, B
+ * row-major), with B packed first into a contiguous [kc][MM_NR] block: B operands with a row stride of
+ * 2 KiB or 3 KiB (x^T or W^T in place, k^T, v) map every row of a column strip to the same few L1 sets
+ * and thrash it; a packed 32 KiB block stays in L1 while all M rows of A stream past it. Packing reads
+ * kc * MM_NR floats per kc * MM_NR * M multiply-adds (M = 512 rows: 1/512 of the work). */
+#define MM_KC 256
+#define MM_NR 32
+
+/* C[M][n0, n0 + nr) += A[M][K] . Bt[n0, n0 + nr)[K]^T, Bt row-major [N][K] (a weight W [n_out][n_in],
+ * or keys / positions [T][d]); panel holds MM_KC * MM_NR floats. */
+static void mm_nt(int64_t M, int64_t n0, int64_t nr, int64_t K, const float *A, int64_t lda, const float *Bt,
+                  int64_t ldbt, float *C, int64_t ldc, float *panel) {
+    const kernel_vec_ops *vo = kernels_vec();
+    for (int64_t k0 = 0; k0 < K; k0 += MM_KC) {
+        const int64_t kc = K - k0 < MM_KC ? K - k0 : MM_KC;
+        for (int64_t j = 0; j < nr; j++) {
+            const float *b = Bt + (n0 + j) * ldbt + k0;
+            for (int64_t k = 0; k < kc; k++) panel[k * MM_NR + j] = b[k];
+        }
+        vo->gemm_f32(M, nr, kc, A + k0, lda, 1, panel, MM_NR, C + n0, ldc);
+    }
+}
+
+/* C[M][N] += A[M][K] . Bt^T, all column strips of MM_NR */
+static void mm_nt_all(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *Bt, int64_t ldbt,
+                      float *C, int64_t ldc, float *panel) {
+    for (int64_t n0 = 0; n0 < N; n0 += MM_NR)
+        mm_nt(M, n0, N - n0 < MM_NR ? N - n0 : MM_NR, K, A, lda, Bt, ldbt, C, ldc, panel);
+}
+
+/* C[M][N] += A[M][K] . B[K][N] (B row-major with stride ldb, packed by strips of MM_NR columns) */
+static void mm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                  float *C, int64_t ldc, float *panel) {
+    const kernel_vec_ops *vo = kernels_vec();
+    for (int64_t n0 = 0; n0 < N; n0 += MM_NR) {
+        const int64_t nr = N - n0 < MM_NR ? N - n0 : MM_NR;
+        for (int64_t k0 = 0; k0 < K; k0 += MM_KC) {
+            const int64_t kc = K - k0 < MM_KC ? K - k0 : MM_KC;
+            for (int64_t k = 0; k < kc; k++) memcpy(panel + k * MM_NR, B + (k0 + k) * ldb + n0, (size_t)nr * sizeof(float));
+            vo->gemm_f32(M, nr, kc, A + k0, lda, 1, panel, MM_NR, C + n0, ldc);
+        }
+    }
+}
+
 struct deberta_ctx {
     const deberta_model *m;
     thread_pool *pool;
-    train_gemm *g;
     int nth;
+    float *panel;                              /* per thread: a packed B block [MM_KC][MM_NR], see mm_nt */
+    float *wpack;                              /* the layers' weights packed for linear_job, see pack_w */
+    const float **wp;                          /* [n_layer][6]: wq wk wv wo wi wo2 in wpack */
     float *x, *tmp, *q, *k, *v, *a, *h1, *ff; /* [n_pos][H] ([n_pos][F] for ff) */
     float *ws;                                 /* per thread: attention scratch, see attn_job */
     int64_t ws_per;
 };
 
+/* A weight W [n_out][n_in] as strips of MM_NR rows, each stored transposed: dst[s][k][j] = W[s MM_NR + j][k]
+ * (zero past n_out), so that every k block of a strip is a ready B block of mm_nt (laid out once, here,
+ * instead of packed per product: the packing was a seventh of the forward's time) */
+static int64_t packed_size(int64_t n_out, int64_t n_in) { return (n_out + MM_NR - 1) / MM_NR * MM_NR * n_in; }
+
+static void pack_w(const float *W, int64_t n_out, int64_t n_in, float *dst) {
+    for (int64_t n0 = 0; n0 < n_out; n0 += MM_NR, dst += MM_NR * n_in)
+        for (int64_t j = 0; j < MM_NR; j++)
+            for (int64_t k = 0; k < n_in; k++) dst[k * MM_NR + j] = n0 + j < n_out ? W[(n0 + j) * n_in + k] : 0;
+}
+
+static void pack_job(void *arg, int ith, int nth) {
+    deberta_ctx *c = arg;
+    const hf_deberta_config *cf = &c->m->cfg;
+    const int64_t H = cf->n_embd, F = cf->n_ff;
+    int64_t i0, i1;
+    pool_range(cf->n_layer * 6, ith, nth, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        const deberta_layer *L = &c->m->layers[i / 6];
+        const float *w[6] = {L->wq, L->wk, L->wv, L->wo, L->wi, L->wo2};
+        const int64_t n_out = i % 6 == 4 ? F : H, n_in = i % 6 == 5 ? F : H;
+        pack_w(w[i % 6], n_out, n_in, (float *)c->wp[i]);
+    }
+}
+
 deberta_ctx *deberta_ctx_new(const deberta_model *m, thread_pool *pool) {
     const hf_deberta_config *c = &m->cfg;
     const int64_t P = c->n_pos, H = c->n_embd > c->n_embd_in ? c->n_embd : c->n_embd_in, F = c->n_ff;
-    const int64_t R = 2 * c->att_span, d = c->head_dim;
+    const int64_t R = 2 * c->att_span;
     deberta_ctx *x = calloc(1, sizeof *x);
     if (!x) return NULL;
     x->m = m;
     x->pool = pool;
     x->nth = pool_size(pool);
-    x->g = train_gemm_new(pool);
-    /* scores [P][P], c2p [P][R], p2c [P][R], kT [d][P], pkT [d][R], pqT [d][R] */
-    x->ws_per = P * P + 2 * P * R + d * P + 2 * d * R;
+    /* scores [P][P], c2p [P][R], p2c [P][R] */
+    x->ws_per = P * P + 2 * P * R;
     float **bufs[] = {&x->x, &x->tmp, &x->q, &x->k, &x->v, &x->a, &x->h1};
-    bool ok = x->g != NULL;
+    bool ok = (x->panel = malloc((size_t)(x->nth * MM_KC * MM_NR) * sizeof(float))) != NULL;
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) ok = ok && (*bufs[i] = malloc((size_t)(P * H) * sizeof(float)));
     ok = ok && (x->ff = malloc((size_t)(P * F) * sizeof(float)));
     ok = ok && (x->ws = malloc((size_t)(x->nth * x->ws_per) * sizeof(float)));
+    const int64_t Hn = c->n_embd, per_layer = 4 * packed_size(Hn, Hn) + packed_size(F, Hn) + packed_size(Hn, F);
+    ok = ok && (x->wpack = malloc((size_t)(c->n_layer * per_layer) * sizeof(float)));
+    ok = ok && (x->wp = malloc((size_t)(c->n_layer * 6) * sizeof *x->wp));
     if (!ok) {
         deberta_ctx_free(x);
         return NULL;
     }
+    float *w = x->wpack;
+    for (int64_t i = 0; i < c->n_layer * 6; i++) {
+        x->wp[i] = w;
+        w += i % 6 == 4 ? packed_size(F, Hn) : i % 6 == 5 ? packed_size(Hn, F) : packed_size(Hn, Hn);
+    }
+    pool_run(pool, pack_job, x);
     return x;
 }
 
 void deberta_ctx_free(deberta_ctx *c) {
     if (!c) return;
-    train_gemm_free(c->g);
+    free(c->panel);
+    free(c->wpack);
+    free(c->wp);
     free(c->x), free(c->tmp), free(c->q), free(c->k), free(c->v), free(c->a), free(c->h1), free(c->ff), free(c->ws);
     free(c);
 }
@@ -207,50 +289,21 @@ typedef struct {
     int64_t T;
     int64_t nq; /* attention: query rows computed (T, or 1 in the last layer: only [CLS] is pooled) */
     float *buf; /* rows to transform */
-    const float *bias, *ln_w, *ln_b, *resid;
+    const float *ln_w, *ln_b, *resid;
     int64_t n;  /* row length */
 } row_job;
 
-/* rows [T][n] += bias, then gelu (act) — one pool job */
-static void bias_gelu_job(void *arg, int ith, int nth) {
-    row_job *j = arg;
-    int64_t r0, r1;
-    pool_range(j->T, ith, nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t i = 0; i < j->n; i++) j->buf[r * j->n + i] = gelu(j->buf[r * j->n + i] + j->bias[i]);
-}
-
-/* rows [T][n] = LayerNorm(rows + bias + resid) */
-static void bias_resid_ln_job(void *arg, int ith, int nth) {
+/* rows [T][n] = LayerNorm(rows + resid) (the bias is in the rows already, see linear_job) */
+static void resid_ln_job(void *arg, int ith, int nth) {
     row_job *j = arg;
     const hf_deberta_config *c = &j->c->m->cfg;
     int64_t r0, r1;
     pool_range(j->T, ith, nth, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         float *y = j->buf + r * j->n;
-        for (int64_t i = 0; i < j->n; i++) y[i] += j->bias[i] + j->resid[r * j->n + i];
+        for (int64_t i = 0; i < j->n; i++) y[i] += j->resid[r * j->n + i];
         layer_norm(y, j->n, j->ln_w, j->ln_b, c->norm_eps, y);
     }
-}
-
-/* q, k, v get their biases */
-static void qkv_bias_job(void *arg, int ith, int nth) {
-    row_job *j = arg;
-    deberta_ctx *c = j->c;
-    const int64_t H = c->m->cfg.n_embd;
-    int64_t r0, r1;
-    pool_range(j->T, ith, nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t i = 0; i < H; i++) {
-            c->q[r * H + i] += j->L->bq[i];
-            c->k[r * H + i] += j->L->bk[i];
-            c->v[r * H + i] += j->L->bv[i];
-        }
-}
-
-static void transpose(const float *src, int64_t ld, int64_t rows, int64_t cols, float *dst) { /* dst[cols][rows] */
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t e = 0; e < cols; e++) dst[e * rows + r] = src[r * ld + e];
 }
 
 /* One head per task: scores, softmax, a[:, head] = P v. */
@@ -260,38 +313,45 @@ static void attn_job(void *arg, int ith, int nth) {
     const deberta_model *m = c->m;
     const hf_deberta_config *cf = &m->cfg;
     const int64_t T = j->T, nq = j->nq, H = cf->n_embd, d = cf->head_dim, S = cf->att_span, R = 2 * S, P = cf->n_pos;
-    const kernel_vec_ops *vo = kernels_vec();
-    float *sc = c->ws + (int64_t)ith * c->ws_per;
-    float *c2p = sc + P * P, *p2c = c2p + P * R, *kT = p2c + P * R, *pkT = kT + d * P, *pqT = pkT + d * R;
+    float *sc = c->ws + (int64_t)ith * c->ws_per, *panel = c->panel + (int64_t)ith * MM_KC * MM_NR;
+    float *c2p = sc + P * P, *p2c = c2p + P * R;
     const float inv = (float)(1.0 / sqrt((double)(float)d * (double)(1 + cf->c2p + cf->p2c)));
     const bool rel = cf->relative_attention;
     for (int64_t h = ith; h < cf->n_head; h += nth) {
         const float *q = c->q + h * d, *k = c->k + h * d;
-        transpose(k, H, T, d, kT);
         memset(sc, 0, (size_t)(nq * T) * sizeof *sc);
-        vo->gemm_f32(nq, T, d, q, H, 1, kT, T, sc, T); /* q k^T */
+        mm_nt_all(nq, T, d, q, H, k, H, sc, T, panel); /* q k^T */
         if (rel && cf->c2p) {
-            transpose(j->L->pos_k + h * d, H, R, d, pkT);
             memset(c2p, 0, (size_t)(nq * R) * sizeof *c2p);
-            vo->gemm_f32(nq, R, d, q, H, 1, pkT, R, c2p, R);
+            mm_nt_all(nq, R, d, q, H, j->L->pos_k + h * d, H, c2p, R, panel);
         }
         if (rel && cf->p2c) {
-            transpose(j->L->pos_q + h * d, H, R, d, pqT);
             memset(p2c, 0, (size_t)(T * R) * sizeof *p2c);
-            vo->gemm_f32(T, R, d, k, H, 1, pqT, R, p2c, R);
+            mm_nt_all(T, R, d, k, H, j->L->pos_q + h * d, H, p2c, R, panel);
         }
+        /* s = (q k^T + c2p gathered) / c, row by row (c2p[i] read along its row) */
+        for (int64_t i = 0; i < nq; i++) {
+            float *s = sc + i * T;
+            const int32_t *ri = m->rel_idx + i + P - 1; /* ri[-jj] = r(i, jj) */
+            if (rel && cf->c2p)
+                for (int64_t jj = 0; jj < T; jj++) s[jj] = s[jj] * inv + c2p[i * R + ri[-jj]] * inv;
+            else
+                for (int64_t jj = 0; jj < T; jj++) s[jj] *= inv;
+        }
+        /* + p2c gathered / c, by blocks of 16 rows: for one key jj the block's r(i, jj) are neighbours in
+         * p2c's row jj (read by column, p2c[jj][r] thrashed the cache: a line per element) */
+        if (rel && cf->p2c)
+            for (int64_t i0 = 0; i0 < nq; i0 += 16) {
+                const int64_t i1 = nq - i0 < 16 ? nq : i0 + 16;
+                for (int64_t jj = 0; jj < T; jj++) {
+                    const float *pj = p2c + jj * R;
+                    const int32_t *rj = m->rel_idx + (P - 1 - jj); /* rj[i] = r(i, jj) */
+                    for (int64_t i = i0; i < i1; i++) sc[i * T + jj] += pj[rj[i]] * inv;
+                }
+            }
         for (int64_t i = 0; i < nq; i++) {
             float *s = sc + i * T, mx = -INFINITY;
-            for (int64_t jj = 0; jj < T; jj++) {
-                float v = s[jj] * inv;
-                if (rel) {
-                    int32_t r = m->rel_idx[i - jj + P - 1];
-                    if (cf->c2p) v += c2p[i * R + r] * inv;
-                    if (cf->p2c) v += p2c[jj * R + r] * inv;
-                }
-                s[jj] = v;
-                if (v > mx) mx = v;
-            }
+            for (int64_t jj = 0; jj < T; jj++) mx = s[jj] > mx ? s[jj] : mx;
             float sum = 0;
             for (int64_t jj = 0; jj < T; jj++) sum += (s[jj] = expf(s[jj] - mx));
             float is = 1.0f / sum;
@@ -299,7 +359,38 @@ static void attn_job(void *arg, int ith, int nth) {
         }
         float *out = c->a + h * d;
         for (int64_t i = 0; i < nq; i++) memset(out + i * H, 0, (size_t)d * sizeof *out);
-        vo->gemm_f32(nq, d, T, sc, T, 1, c->v + h * d, H, out, H); /* P v */
+        mm_nn(nq, d, T, sc, T, c->v + h * d, H, out, H, panel); /* P v */
+    }
+}
+
+/* Up to three products y_i[T][n_out] = x[T][n_in] W_i^T + b_i (then gelu if act), W_i packed (pack_w), in one pool job: the
+ * column strips of MM_NR of all outputs are split across threads; each strip starts from its bias. */
+typedef struct {
+    deberta_ctx *c;
+    const float *x;
+    int64_t T, n_in, n_out, nw;
+    const float *w[3], *b[3]; /* w: packed (pack_w) */
+    float *y[3];
+    bool act;
+} lin_job;
+
+static void linear_job(void *arg, int ith, int nth) {
+    lin_job *j = arg;
+    const kernel_vec_ops *vo = kernels_vec();
+    const int64_t ns = (j->n_out + MM_NR - 1) / MM_NR;
+    int64_t s0, s1;
+    pool_range(j->nw * ns, ith, nth, &s0, &s1);
+    for (int64_t s = s0; s < s1; s++) {
+        const int64_t wi = s / ns, n0 = s % ns * MM_NR, nr = j->n_out - n0 < MM_NR ? j->n_out - n0 : MM_NR;
+        float *y = j->y[wi];
+        for (int64_t t = 0; t < j->T; t++) memcpy(y + t * j->n_out + n0, j->b[wi] + n0, (size_t)nr * sizeof *y);
+        const float *wps = j->w[wi] + n0 * j->n_in; /* the packed strip [n_in][MM_NR] */
+        for (int64_t k0 = 0; k0 < j->n_in; k0 += MM_KC)
+            vo->gemm_f32(j->T, nr, j->n_in - k0 < MM_KC ? j->n_in - k0 : MM_KC, j->x + k0, j->n_in, 1, wps + k0 * MM_NR,
+                         MM_NR, y + n0, j->n_out);
+        if (j->act)
+            for (int64_t t = 0; t < j->T; t++)
+                for (int64_t i = n0; i < n0 + nr; i++) y[t * j->n_out + i] = gelu_f(y[t * j->n_out + i]);
     }
 }
 
@@ -312,27 +403,24 @@ int deberta_forward(deberta_ctx *c, const int32_t *ids, int64_t T, float *logits
     embed(m, ids, T, c->tmp, c->x);
     for (int64_t l = 0; l < cf->n_layer; l++) {
         const deberta_layer *L = &m->layers[l];
-        train_w wq = {.f = L->wq, .n_in = H, .n_out = H}, wk = {.f = L->wk, .n_in = H, .n_out = H},
-                wv = {.f = L->wv, .n_in = H, .n_out = H}, wo = {.f = L->wo, .n_in = H, .n_out = H},
-                wi = {.f = L->wi, .n_in = H, .n_out = F}, wo2 = {.f = L->wo2, .n_in = F, .n_out = H};
-        train_gemm_xwt(c->g, &wq, c->x, H, T, c->q, H);
-        train_gemm_xwt(c->g, &wk, c->x, H, T, c->k, H);
-        train_gemm_xwt(c->g, &wv, c->x, H, T, c->v, H);
+        lin_job lj = {.c = c, .x = c->x, .T = T, .n_in = H, .n_out = H, .nw = 3, .w = {c->wp[l * 6], c->wp[l * 6 + 1], c->wp[l * 6 + 2]},
+                      .b = {L->bq, L->bk, L->bv}, .y = {c->q, c->k, c->v}};
+        pool_run(c->pool, linear_job, &lj);
         row_job j = {.c = c, .L = L, .T = T, .nq = T};
-        pool_run(c->pool, qkv_bias_job, &j);
         if (l == cf->n_layer - 1) j.nq = T = 1; /* from here on only the [CLS] row matters (the pooler's) */
         pool_run(c->pool, attn_job, &j);
-        train_gemm_xwt(c->g, &wo, c->a, H, T, c->h1, H);
-        j = (row_job){.c = c, .L = L, .T = T, .buf = c->h1, .bias = L->bo, .ln_w = L->ln1_w, .ln_b = L->ln1_b,
-                      .resid = c->x, .n = H};
-        pool_run(c->pool, bias_resid_ln_job, &j);
-        train_gemm_xwt(c->g, &wi, c->h1, H, T, c->ff, F);
-        j = (row_job){.c = c, .T = T, .buf = c->ff, .bias = L->bi, .n = F};
-        pool_run(c->pool, bias_gelu_job, &j);
-        train_gemm_xwt(c->g, &wo2, c->ff, F, T, c->x, H);
-        j = (row_job){.c = c, .L = L, .T = T, .buf = c->x, .bias = L->bo2, .ln_w = L->ln2_w, .ln_b = L->ln2_b,
-                      .resid = c->h1, .n = H};
-        pool_run(c->pool, bias_resid_ln_job, &j);
+        lj = (lin_job){.c = c, .x = c->a, .T = T, .n_in = H, .n_out = H, .nw = 1, .w = {c->wp[l * 6 + 3]}, .b = {L->bo}, .y = {c->h1}};
+        pool_run(c->pool, linear_job, &lj);
+        j = (row_job){.c = c, .L = L, .T = T, .buf = c->h1, .ln_w = L->ln1_w, .ln_b = L->ln1_b, .resid = c->x, .n = H};
+        pool_run(c->pool, resid_ln_job, &j);
+        lj = (lin_job){.c = c, .x = c->h1, .T = T, .n_in = H, .n_out = F, .nw = 1, .w = {c->wp[l * 6 + 4]}, .b = {L->bi},
+                       .y = {c->ff}, .act = true};
+        pool_run(c->pool, linear_job, &lj);
+        lj = (lin_job){.c = c, .x = c->ff, .T = T, .n_in = F, .n_out = H, .nw = 1, .w = {c->wp[l * 6 + 5]}, .b = {L->bo2},
+                       .y = {c->x}};
+        pool_run(c->pool, linear_job, &lj);
+        j = (row_job){.c = c, .L = L, .T = T, .buf = c->x, .ln_w = L->ln2_w, .ln_b = L->ln2_b, .resid = c->h1, .n = H};
+        pool_run(c->pool, resid_ln_job, &j);
     }
     pool_classify(m, c->x, logits);
     return 0;

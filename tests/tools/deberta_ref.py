@@ -156,7 +156,7 @@ def forward(cfg, W, ids):
     LN = lambda x, p: torch.nn.functional.layer_norm(x, (H,), W[p + ".weight"], W[p + ".bias"], eps)
     lin = lambda x, p: torch.nn.functional.linear(x, W[p + ".weight"], W.get(p + ".bias"))
     gelu = torch.nn.functional.gelu
-    idx = torch.tensor(ids)
+    idx = ids if torch.is_tensor(ids) else torch.tensor(ids)  # a tensor when traced (bench/classify_onnx.py)
     x = W["deberta.embeddings.word_embeddings.weight"][idx]
     if cfg["position_biased_input"]:
         x = x + W["deberta.embeddings.position_embeddings.weight"][:T]
