@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 [ -n "$secs" ] || secs=20
 status=0
+failed=""
 for t in build/fuzz/fuzz_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
@@ -27,8 +28,14 @@ for t in build/fuzz/fuzz_*; do
         echo "fuzz: $name FAILED (see build/fuzz/$name.log)"
         tail -n 30 "build/fuzz/$name.log"
         status=1
+        failed="$failed $name"
     else
         grep -E "stat::number_of_executed_units|Done" "build/fuzz/$name.log" | tail -n 2 | sed 's/^/  /'
     fi
+done
+# repeated at the end, where a truncated log (CI shows its tail) still has it
+for name in $failed; do
+    echo "fuzz: FAILED $name: $(grep -m1 -E 'runtime error|ERROR: (Address|Leak|libFuzzer)|SUMMARY' build/fuzz/$name.log)"
+    echo "fuzz:   reproducer: $(grep -o 'Test unit written to .*' build/fuzz/$name.log | head -1)"
 done
 exit $status

@@ -2,6 +2,7 @@
 #include "unigram.h"
 
 #include <float.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +150,9 @@ int unigram_build(unigram_spec *s, const char *what, unigram_model **out) {
         unsigned b;
         char tail;
         if (t == UNI_BYTE) {
-            if (len != 6 || sscanf(p, "<0x%2X%c", &b, &tail) != 2 || tail != '>') {
+            /* the two digits are checked first: %X alone would take "-1" or " F" */
+            if (len != 6 || !isxdigit((unsigned char)p[3]) || !isxdigit((unsigned char)p[4]) ||
+                sscanf(p, "<0x%2X%c", &b, &tail) != 2 || tail != '>' || b > 255) {
                 rc = herd_err(HERD_E_FORMAT, "tokenizer: %s: byte piece %d is '%s', not <0xXX>", what, i, p);
                 goto done;
             }

@@ -16,10 +16,11 @@ set -o pipefail # the checkers exit 1 on a difference; their output is filtered 
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
 [ -f "$STORIES" ] || skip "the stories260K fixture ($STORIES) is missing"
-QUANTIZE=$REF/llama-tools/bin/llama-quantize
+# llama-quantize and gguf-py: built once from the bundle (shared with perplexity_llama_cpp.sh)
+BIN=$(tests/ref/build_llama_tools.sh) || { rc=$?; [ $rc = 77 ] && skip "llama.cpp tools cannot be built here"; die "building llama-quantize failed (build/ref/llama-tools/*.log)"; }
+QUANTIZE=$BIN/llama-quantize
 GGUF_PY=$REF/llama-tools/src/gguf-py
-[ -x "$QUANTIZE" ] && [ -f "$GGUF_PY/gguf/quants.py" ] ||
-    skip "llama-quantize / gguf-py are not built under build/ref/llama-tools"
+[ -x "$QUANTIZE" ] && [ -f "$GGUF_PY/gguf/quants.py" ] || die "llama-quantize / gguf-py missing under build/ref/llama-tools"
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || skip "python3-numpy is not installed"
 TOL=0.2
 PROMPT='[1, 403, 261, 378, 275, 300, 17, 460, 349, 281, 45, 270, 395, 510, 300, 291, 44, 327, 371, 260, 98, 301, 19, 499, 376, 288, 303, 342, 430, 308, 265, 411]'
