@@ -110,8 +110,8 @@ typedef struct {
     const batch_config *cfg;
     job_line *lines;
     int64_t n;
-    int port;
-    char api_key[40];
+    const char *base_url;
+    const char *api_key; /* NULL: none */
     pthread_mutex_t mu;
     int64_t next; /* next line to take (mu) */
     int fd;       /* output, O_APPEND */
@@ -184,6 +184,7 @@ static void emit(job *jb, json_t *obj, bool ok) {
         jb->last_sync = t;
     }
     progress(jb, false);
+    if (jb->cfg->on_line) jb->cfg->on_line(jb->cfg->on_line_user, ok);
 }
 
 static json_t *line_head(job *jb, int64_t i) {
@@ -211,9 +212,9 @@ static size_t on_data(char *p, size_t size, size_t n, void *user) {
 static void *worker(void *arg) {
     job *jb = arg;
     CURL *c = curl_easy_init();
-    char auth[80];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jb->api_key);
-    struct curl_slist *h = curl_slist_append(NULL, auth);
+    char auth[512];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", jb->api_key ? jb->api_key : "");
+    struct curl_slist *h = jb->api_key ? curl_slist_append(NULL, auth) : NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "Expect:");
     for (;;) {
@@ -221,7 +222,7 @@ static void *worker(void *arg) {
         int64_t i = jb->next;
         while (i < jb->n && jb->lines[i].skip) i++;
         jb->next = i + 1;
-        bool stop = i >= jb->n || jb->io_error;
+        bool stop = i >= jb->n || jb->io_error || (jb->cfg->stop && *jb->cfg->stop);
         pthread_mutex_unlock(&jb->mu);
         if (stop) break;
         job_line *L = &jb->lines[i];
@@ -231,8 +232,8 @@ static void *worker(void *arg) {
             json_object_set_new(o, "response", json_null());
             json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code", L->code, "message", L->msg));
         } else {
-            char url[128], rid[40] = "req_";
-            snprintf(url, sizeof url, "http://127.0.0.1:%d%s", jb->port, L->url);
+            char url[600], rid[40] = "req_";
+            snprintf(url, sizeof url, "%s%s", jb->base_url, L->url);
             random_hex(rid + 4, 24);
             sink s = {{0}};
             curl_easy_reset(c);
@@ -340,7 +341,9 @@ static bool is_done(const done_set *d, int64_t i, const char *cid) {
     return cid && json_object_get(d->ids, cid);
 }
 
-int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
+/* The job over a running server (see batch.h). */
+static int run_job(engine *e, const batch_config *cfg, const char *base_url, const char *api_key,
+                   batch_stats *st) {
     memset(st, 0, sizeof *st);
     FILE *in = fopen(cfg->input, "rb");
     if (!in) return herd_err(HERD_E_IO, "cannot read %s: %s", cfg->input, strerror(errno));
@@ -400,20 +403,25 @@ int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
         if (jb.fd < 0) rc = herd_err(HERD_E_IO, "cannot write %s: %s", cfg->output, strerror(errno));
     }
     server *srv = NULL;
-    if (rc == HERD_OK && jb.todo > 0) {
-        random_hex(jb.api_key, 32);
+    char key[40], url[64];
+    jb.base_url = base_url, jb.api_key = api_key;
+    if (rc == HERD_OK && jb.todo > 0 && e) { /* herd batch: our own server on a loopback port */
+        random_hex(key, 32);
         server_config sc = {.host = "127.0.0.1",
                             .port = 0,
-                            .api_key = jb.api_key,
+                            .api_key = key,
                             .max_body = cfg->max_body + 1024,
                             .model_id = cfg->model_id,
                             .n_ctx_slot = cfg->n_ctx_slot,
                             .max_connections = cfg->parallel + 8};
         rc = server_start(e, &sc, &srv);
+        if (rc == HERD_OK) {
+            snprintf(url, sizeof url, "http://127.0.0.1:%d", server_port(srv));
+            jb.base_url = url, jb.api_key = key;
+        }
     }
     if (rc == HERD_OK && jb.todo > 0) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        jb.port = server_port(srv);
         jb.t0 = jb.last_sync = now_s();
         int nt = cfg->parallel < 1 ? 1 : cfg->parallel;
         pthread_t *th = calloc((size_t)nt, sizeof *th);
@@ -437,4 +445,12 @@ int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
     free(jb.lines);
     pthread_mutex_destroy(&jb.mu);
     return rc;
+}
+
+int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
+    return run_job(e, cfg, NULL, NULL, st);
+}
+
+int batch_run_client(const batch_config *cfg, const char *base_url, const char *api_key, batch_stats *st) {
+    return run_job(NULL, cfg, base_url, api_key, st);
 }

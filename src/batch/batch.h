@@ -34,6 +34,11 @@ typedef struct {
     size_t max_body;         /* largest request body in bytes (a longer line is an error line) */
     bool progress;           /* a progress line on stderr (done/total, tokens/s, ETA) */
     double fsync_interval_s; /* fdatasync the output at most this often (and at the end) */
+    /* optional (zero: none): while *stop is nonzero no further line is started (those in flight finish and
+     * are written), so a later run resumes there; on_line(user, ok) is called after each line is written */
+    const volatile int *stop;
+    void (*on_line)(void *user, bool ok);
+    void *on_line_user;
 } batch_config;
 
 typedef struct {
@@ -46,6 +51,10 @@ typedef struct {
 /* Runs the job over engine e (borrowed). HERD_E_IO for unreadable input / unwritable output (with the
  * path), HERD_OK otherwise (bad lines are error lines, not failures). */
 int batch_run(engine *e, const batch_config *cfg, batch_stats *st);
+
+/* The same job against a server already running at base_url ("http://127.0.0.1:8080", no slash at the end)
+ * with api_key (NULL: none), e.g. herd serve's own /v1/batches (src/server/batch_routes.c). */
+int batch_run_client(const batch_config *cfg, const char *base_url, const char *api_key, batch_stats *st);
 
 /* One input line of len bytes (no newline), checked (exposed for the fuzz target). On success the result is
  * 0, *url is one of the three routes (a static string), *body the body re-serialized (compact JSON) and

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../base/log.h"
+#include "files.h"
 #include "http.h"
 
 double http_now(void) {
@@ -24,7 +25,7 @@ double http_now(void) {
 static void add_common_headers(struct MHD_Response *resp) {
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
     MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
 }
 
 static enum MHD_Result queue(http_req *r, int status, struct MHD_Response *resp) {
@@ -214,6 +215,8 @@ static enum MHD_Result dispatch(http_req *r) {
         r->route = "/v1/models/{id}";
         return route_model(r, u + 11);
     }
+    if (!strcmp(u, "/v1/files") || !strncmp(u, "/v1/files/", 10)) return route_files(r);
+    if (!strcmp(u, "/v1/batches") || !strncmp(u, "/v1/batches/", 12)) return route_batches(r);
     static const struct {
         const char *path;
         enum MHD_Result (*fn)(http_req *, json_t *);
@@ -246,6 +249,13 @@ static enum MHD_Result dispatch(http_req *r) {
     return http_send_error(r, 404, "invalid_request_error", NULL, "not_found", "no route %s %s", m, u);
 }
 
+/* The largest body a request may send: --max-body, or for an upload to /v1/files the file limit plus
+ * room for the multipart framing. */
+static size_t body_limit(const server *s, const char *method, const char *url) {
+    if (s->files && !strcmp(method, "POST") && !strcmp(url, "/v1/files")) return s->cfg.max_file_bytes + 65536;
+    return s->cfg.max_body;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
     (void)version;
@@ -269,10 +279,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&s->mu);
         if (closing) return http_send_error(r, 503, "unavailable", NULL, "shutting_down", "the server is shutting down");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
+        size_t limit = body_limit(s, method, url);
+        if (cl && strtoull(cl, NULL, 10) > limit) {
             r->route = "too_large";
             return http_send_error(r, 413, "invalid_request_error", NULL, "request_too_large",
-                                   "the request body (%s bytes) exceeds the limit of %zu bytes", cl, s->cfg.max_body);
+                                   "the request body (%s bytes) exceeds the limit of %zu bytes", cl, limit);
         }
         return MHD_YES;
     }
@@ -281,7 +292,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        if (r->body.n + *upload_size > s->cfg.max_body) r->too_large = true;
+        if (r->body.n + *upload_size > body_limit(s, r->method, r->url)) r->too_large = true;
         else strbuf_put(&r->body, upload_data, *upload_size);
         *upload_size = 0;
         return MHD_YES;
@@ -360,6 +371,19 @@ int server_start(engine *e, const server_config *cfg, server **out) {
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
+    if (cfg->data_dir) { /* files and batches: opened once the port is known (the runner posts to it) */
+        int rc = files_store_open(cfg->data_dir, cfg->max_file_bytes, &s->files);
+        if (rc == HERD_OK) rc = batch_routes_start(s);
+        if (rc != HERD_OK) {
+            MHD_stop_daemon(s->d);
+            files_store_close(s->files);
+            metrics_free(&s->met);
+            free(s->model_id);
+            free(s->api_key);
+            free(s);
+            return rc;
+        }
+    }
     *out = s;
     return HERD_OK;
 }
@@ -370,6 +394,7 @@ int server_port(const server *s) {
 
 void server_shutdown(server *s) {
     if (!s) return;
+    batch_routes_stop(s); /* before closing: the runner's requests in flight finish normally */
     pthread_mutex_lock(&s->mu);
     s->closing = true;
     pthread_mutex_unlock(&s->mu);
@@ -381,6 +406,7 @@ void server_shutdown(server *s) {
     while (s->in_flight > 0) pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d);
+    files_store_close(s->files);
     metrics_free(&s->met);
     free(s->model_id);
     free(s->api_key);

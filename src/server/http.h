@@ -26,6 +26,8 @@ struct server {
     _Atomic int script_next; /* next scripted output (test-only) */
     bool closing;
     pthread_mutex_t pg_mu;   /* Prompt Guard: one classification at a time (promptguard.c) */
+    struct files_store *files;     /* --data-dir: the file store (files.h); NULL: off */
+    struct batch_state *batches;   /* --data-dir: the batch runner (batch_routes.c) */
 };
 
 typedef struct {
@@ -76,6 +78,17 @@ enum MHD_Result route_shields(http_req *r);
 enum MHD_Result route_shield(http_req *r, const char *id);
 enum MHD_Result route_run_shield(http_req *r, json_t *body);
 enum MHD_Result route_moderations(http_req *r, json_t *body);
+/* Files and batches (files.c, batch_routes.c; with --data-dir): each route parses its own path and
+ * method below /v1/files and /v1/batches. */
+enum MHD_Result route_files(http_req *r);
+enum MHD_Result route_batches(http_req *r);
+/* A cursor page of a list (newest first) by the query's limit, after and order:
+ * {"object":"list","data","first_id","last_id","has_more"}. Steals all. */
+json_t *http_list_page(http_req *r, json_t *all, int default_limit);
+/* The batch runner: started at the end of server_start (resuming unfinished batches), stopped first
+ * thing in server_shutdown (lines in flight finish; the batch resumes at the next start). */
+int batch_routes_start(server *s);
+void batch_routes_stop(server *s);
 /* The chat page (page.c). */
 extern const char k_chat_page_html[];
 

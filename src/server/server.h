@@ -52,6 +52,12 @@ typedef struct {
     herd_classifier *prompt_guard;
     const char *prompt_guard_id;
     bool shield_prompt_guard, prompt_guard_jailbreak;
+    /* --data-dir: /v1/files (files.c, kept under DIR/files, uploads up to max_file_bytes) and /v1/batches
+     * (batch_routes.c, DIR/batches: run in the background, batch_parallel requests at a time, resumed
+     * after a restart); NULL: both routes answer 404 */
+    const char *data_dir;
+    size_t max_file_bytes;
+    int batch_parallel;
 } server_config;
 
 typedef struct server server;

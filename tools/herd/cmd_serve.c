@@ -1,7 +1,7 @@
 /* herd serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N] [--api-key KEY]
  *            [-t THREADS] [--max-body BYTES] [--max-queue N] [--alias NAME] [-b BATCH] [--kv-type T]
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
- *            [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD] [--prompt-guard DIR
+ *            [--data-dir DIR [--max-file-size BYTES]] [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD] [--prompt-guard DIR
  *            [--prompt-guard-type injection|jailbreak]] [--shields input,output,prompt-guard]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
@@ -20,7 +20,8 @@ int cmd_serve(int argc, char **argv) {
     const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
     int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
     const char *script_file = NULL, *exec_list = NULL, *guard_path = NULL, *shields = NULL;
-    const char *pg_path = NULL, *pg_type = "injection";
+    const char *pg_path = NULL, *pg_type = "injection", *data_dir = NULL;
+    int64_t max_file = (int64_t)200 << 20;
     int64_t max_steps = 4;
     float tool_timeout = 0;
     for (int i = 1; i < argc; i++) {
@@ -34,6 +35,8 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--api-key")) { if (!cli_str("serve", argc, argv, &i, &api_key)) return 1; }
         else if (!strcmp(a, "--max-body")) { if (!cli_i64("serve", argc, argv, &i, 1024, (int64_t)1 << 32, &max_body)) return 1; }
         else if (!strcmp(a, "--max-queue")) { if (!cli_i64("serve", argc, argv, &i, 0, 1 << 20, &max_queue)) return 1; }
+        else if (!strcmp(a, "--data-dir")) { if (!cli_str("serve", argc, argv, &i, &data_dir)) return 1; }
+        else if (!strcmp(a, "--max-file-size")) { if (!cli_i64("serve", argc, argv, &i, 1, (int64_t)1 << 40, &max_file)) return 1; }
         else if (!strcmp(a, "--alias")) { if (!cli_str("serve", argc, argv, &i, &alias)) return 1; }
         else if (!strcmp(a, "--exec-builtin-tools")) { if (!cli_str("serve", argc, argv, &i, &exec_list)) return 1; }
         else if (!strcmp(a, "--max-tool-steps")) { if (!cli_i64("serve", argc, argv, &i, 1, 64, &max_steps)) return 1; }
@@ -228,7 +231,8 @@ int cmd_serve(int argc, char **argv) {
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
-                        .lora_ids = (const char *const *)lora_ids, .lora_paths = lora_paths, .n_loras = nl};
+                        .lora_ids = (const char *const *)lora_ids, .lora_paths = lora_paths, .n_loras = nl,
+                        .data_dir = data_dir, .max_file_bytes = (size_t)max_file, .batch_parallel = (int)parallel};
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
