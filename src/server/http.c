@@ -348,6 +348,7 @@ int server_start(engine *e, const server_config *cfg, server **out) {
     s->api_key = cfg->api_key && *cfg->api_key ? herd_xstrndup(cfg->api_key, strlen(cfg->api_key)) : NULL;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->pg_mu, NULL);
+    pthread_mutex_init(&s->score_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     metrics_init(&s->met);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
@@ -407,6 +408,8 @@ void server_shutdown(server *s) {
     pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d);
     files_store_close(s->files);
+    if (s->score_ctx) herd_context_free(s->score_ctx);
+    pthread_mutex_destroy(&s->score_mu);
     metrics_free(&s->met);
     free(s->model_id);
     free(s->api_key);

@@ -28,6 +28,8 @@ struct server {
     pthread_mutex_t pg_mu;   /* Prompt Guard: one classification at a time (promptguard.c) */
     struct files_store *files;     /* --data-dir: the file store (files.h); NULL: off */
     struct batch_state *batches;   /* --data-dir: the batch runner (batch_routes.c) */
+    pthread_mutex_t score_mu;      /* prompt_logprobs.c: one prompt scored at a time on score_ctx */
+    herd_context *score_ctx;       /* created on first use; NULL: not yet */
 };
 
 typedef struct {
@@ -89,6 +91,11 @@ json_t *http_list_page(http_req *r, json_t *all, int default_limit);
  * thing in server_shutdown (lines in flight finish; the batch resumes at the next start). */
 int batch_routes_start(server *s);
 void batch_routes_stop(server *s);
+/* echo + logprobs (prompt_logprobs.c): the legacy logprobs object of the prompt's n tokens (the first
+ * with null logprob and top_logprobs; top alternatives per position) and the prompt's text as the pieces
+ * give it (the echo, so that text_offset indexes it). OUT (on success): *lp, *echo (caller frees).
+ * HERD_E_RANGE when the prompt exceeds the context. */
+int server_prompt_logprobs(server *s, const int32_t *ids, int64_t n, int top, json_t **lp, char **echo);
 /* The chat page (page.c). */
 extern const char k_chat_page_html[];
 

@@ -25,9 +25,12 @@ typedef struct {
     herd_constraint *con; /* response_format / tool_choice constraint, or NULL */
     int lora;            /* the request's "model": 0 the base, i > 0 the server's adapter i - 1 */
     chat_messages *shield_conv; /* --shields output: the conversation the answer is assessed in (owned) */
+    json_t *echo_lps;    /* completions, echo + logprobs: the prompt's logprobs (prompt_logprobs.c), owned */
 } gen_opts;
 
 static void gen_opts_free(gen_opts *o) {
+    json_decref(o->echo_lps);
+    o->echo_lps = NULL;
     if (o->shield_conv) chat_messages_free(o->shield_conv);
     free(o->shield_conv);
     o->shield_conv = NULL;
@@ -370,6 +373,7 @@ typedef struct {
     size_t text_offset;  /* bytes of text sent so far (legacy logprobs offsets) */
     const herd_model *m;
     char *echo;          /* completions with echo: the prompt text, sent first */
+    json_t *echo_lps;    /* and its logprobs (echo + logprobs), sent with it */
     bool tools;          /* parse tool calls out of the reply */
     tool_stream ts;
     struct agent *ag;    /* --exec-builtin-tools: runs built-in calls and continues; NULL: off */
@@ -540,7 +544,11 @@ static int stream_fill(void *user, strbuf *out) {
     if (!g->started) {
         g->started = true;
         if (g->chat) sse(out, chunk(g, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL, NULL));
-        else if (g->echo) sse(out, chunk(g, jstr(g->echo, strlen(g->echo)), NULL, NULL));
+        else if (g->echo) {
+            sse(out, chunk(g, jstr(g->echo, strlen(g->echo)), g->echo_lps, NULL));
+            g->echo_lps = NULL;
+            g->text_offset = strlen(g->echo);
+        }
         if (out->n) return 0;
     }
     engine_event ev;
@@ -650,6 +658,7 @@ static void stream_done(void *user) {
     tool_stream_free(&g->ts);
     agent_free(g->ag);
     free(g->echo);
+    json_decref(g->echo_lps);
     if (g->shield_conv) chat_messages_free(g->shield_conv);
     free(g->shield_conv);
     strbuf_free(&g->held);
@@ -696,6 +705,8 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     g->t_submit = t0;
     g->m = model_of(r);
     g->echo = echo ? herd_xstrndup(echo, strlen(echo)) : NULL;
+    g->echo_lps = o->echo_lps;
+    o->echo_lps = NULL;
     g->tools = tools;
     g->ag = ag;
     g->lora = o->lora;
@@ -708,7 +719,8 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     strbuf text = {0};
     strbuf_put(&text, "", 0);
     if (echo) strbuf_puts(&text, echo);
-    json_t *lps = chat ? json_array() : legacy_logprobs_new();
+    json_t *lps = chat ? json_array() : g->echo_lps ? g->echo_lps : legacy_logprobs_new();
+    g->echo_lps = NULL;
     engine_event ev;
     enum MHD_Result res;
     for (;;) {
@@ -1122,8 +1134,26 @@ enum MHD_Result route_completions(http_req *r, json_t *b) {
         free(text);
         return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
     }
-    res = generate(r, ids, n, &o, false, o.echo ? (text ? text : "") : NULL, false, NULL);
+    char *echo_text = NULL;
+    if (o.echo && o.top_logprobs >= 0) { /* the prompt's own logprobs (lm-evaluation-harness loglikelihood) */
+        if (lora) {
+            gen_opts_free(&o);
+            free(ids), free(text);
+            return http_send_error(r, 400, "invalid_request_error", "echo", NULL,
+                                   "'echo' with 'logprobs' is not supported for LoRA adapter models yet");
+        }
+        int rc = server_prompt_logprobs(r->srv, ids, n, o.top_logprobs, &o.echo_lps, &echo_text);
+        if (rc != HERD_OK) {
+            gen_opts_free(&o);
+            free(ids), free(text);
+            return http_send_error(r, rc == HERD_E_RANGE ? 400 : 500,
+                                   rc == HERD_E_RANGE ? "invalid_request_error" : "server_error", "prompt", NULL,
+                                   "%s", herd_last_error());
+        }
+    }
+    res = generate(r, ids, n, &o, false, o.echo ? (echo_text ? echo_text : text ? text : "") : NULL, false, NULL);
     gen_opts_free(&o);
+    free(echo_text);
     free(text);
     return res;
 }
