@@ -9,7 +9,7 @@
 #include "eval/eval.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const int type = size ? data[0] % 3 : 0;
+    const int type = size ? data[0] % 4 : 0;
     eval_item *items = NULL;
     int64_t n = 0;
     int rc = eval_parse_tasks((const char *)data, size, type, "fuzz.jsonl", &items, &n);
@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (n < 1 || !items) abort();
         for (int64_t i = 0; i < n; i++) {
             if (!items[i].context) abort();
-            if (type == HERD_EVAL_GEN
+            if (type == HERD_EVAL_GEN || type == HERD_EVAL_CODE
                     ? !items[i].target
                     : items[i].n_choices < 1 || items[i].answer < 0 || items[i].answer >= items[i].n_choices)
                 abort();

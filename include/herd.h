@@ -736,17 +736,19 @@ void herd_classify_result_free(herd_classify_result *r);
 
 /* ---- evaluation: benchmark tasks from local JSONL files (src/eval/eval.c, docs/EVAL.md) ---------- */
 
-enum { HERD_EVAL_MC = 0, HERD_EVAL_GEN = 1, HERD_EVAL_MMLU = 2 };
+enum { HERD_EVAL_MC = 0, HERD_EVAL_GEN = 1, HERD_EVAL_MMLU = 2, HERD_EVAL_CODE = 3 };
 
 typedef struct {
     int type;                 /* HERD_EVAL_*: mc {question|context, choices, answer}; mmlu {question, choices[4],
-                               * answer, subject?}; gen {question|prompt, answer} */
+                               * answer, subject?}; gen {question|prompt, answer}; code {prompt, test,
+                               * entry_point?} (HumanEval: the completion + test run in herd's sandbox) */
     int64_t limit;            /* items scored at most (the first ones); <= 0: all */
     const char *fewshot_path; /* mmlu: JSONL the shots come from (the first n_shot of the item's subject) */
     int64_t n_shot;           /* mmlu: 5 */
     bool chat;                /* gen: the prompt as one user message in the chat template (else raw text + BOS) */
-    int64_t max_tokens;       /* gen: tokens generated at most (256) */
-    const char **stop;        /* gen: stop strings */
+    int64_t max_tokens;       /* gen, code: tokens generated at most (256) */
+    const char **stop;        /* gen, code: stop strings (code, none given: HumanEval's \nclass \ndef \n#
+                               * \nif \nprint) */
     int n_stop;
     bool progress;            /* "eval: i/n" on the log stream */
 } herd_eval_params;
@@ -754,7 +756,8 @@ typedef struct {
 herd_eval_params herd_eval_default_params(void);
 /* Scores every item of the task file on sequence 0 of c (cleared per item): mc/mmlu by the log-likelihood
  * of each choice as lm-evaluation-harness computes it (acc, acc_norm), gen by greedy generation and the
- * final number of the text (exact_match). A summary table goes to out, progress to log; with json_path the
+ * final number of the text (exact_match), code by greedy completion of the prompt run with the item's test
+ * in herd's python sandbox (src/tools/sandbox.h; pass@1: the program exits 0). A summary table goes to out, progress to log; with json_path the
  * metrics and every item's record are written there as JSON. HERD_E_FORMAT naming the file and line for
  * a malformed item; HERD_E_RANGE for an item longer than the context. */
 int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p, const char *json_path, FILE *out,

@@ -27,6 +27,8 @@
 #include <string.h>
 
 #include "../base/log.h"
+#include "../base/strbuf.h"
+#include "../tools/sandbox.h"
 
 /* ---- parsing ---------------------------------------------------------------------------------------------
  */
@@ -53,7 +55,7 @@ void eval_items_free(eval_item *items, int64_t n) {
 static int parse_item(json_t *o, int type, const char *name, int64_t line, eval_item *it) {
     if (!json_is_object(o))
         return herd_err(HERD_E_FORMAT, "%s:%lld: not a JSON object", name, (long long)line);
-    const char *ck = type == HERD_EVAL_GEN ? "prompt" : "context";
+    const char *ck = type == HERD_EVAL_GEN || type == HERD_EVAL_CODE ? "prompt" : "context";
     json_t *ctx = json_object_get(o, "question");
     if (!ctx) ctx = json_object_get(o, ck);
     if (!json_is_string(ctx))
@@ -62,6 +64,17 @@ static int parse_item(json_t *o, int type, const char *name, int64_t line, eval_
     it->context = dupstr(json_string_value(ctx));
     if (!it->context) return herd_err(HERD_E_NOMEM, "eval: out of memory");
     json_t *ans = json_object_get(o, "answer");
+    if (type == HERD_EVAL_CODE) { /* HumanEval: prompt, test, entry_point (the test defines check(candidate)) */
+        json_t *test = json_object_get(o, "test"), *ep = json_object_get(o, "entry_point");
+        if (!json_is_string(test))
+            return herd_err(HERD_E_FORMAT, "%s:%lld: needs \"test\" (python code, a string)", name, (long long)line);
+        if (ep && !json_is_string(ep))
+            return herd_err(HERD_E_FORMAT, "%s:%lld: \"entry_point\" is not a string", name, (long long)line);
+        it->target = dupstr(json_string_value(test));
+        if (ep) it->subject = dupstr(json_string_value(ep));
+        if (!it->target || (ep && !it->subject)) return herd_err(HERD_E_NOMEM, "eval: out of memory");
+        return HERD_OK;
+    }
     if (type == HERD_EVAL_GEN) {
         char buf[64];
         if (json_is_string(ans))
@@ -404,6 +417,41 @@ static int read_file(const char *path, char **text, size_t *len) {
     return HERD_OK;
 }
 
+/* A code item (HumanEval): the program prompt + completion + "\n" + test + "\ncheck(entry_point)\n" runs in
+ * herd's python sandbox with its default limits (10 s wall, 5 CPU s, 1 GiB); it passes when it exits 0.
+ * The record gets the completion, passed, exit_code, timed_out and the start of stderr. HERD_E_IO when the
+ * sandbox cannot run code at all (it fails closed: the reason is in the message). */
+static int run_code_item(const eval_item *it, const char *completion, size_t clen, json_t *rec, bool *passed) {
+    strbuf prog = {0};
+    strbuf_puts(&prog, it->context);
+    strbuf_put(&prog, completion, clen);
+    strbuf_puts(&prog, "\n");
+    strbuf_puts(&prog, it->target);
+    if (it->subject) strbuf_printf(&prog, "\ncheck(%s)\n", it->subject);
+    sandbox_limits lim;
+    sandbox_default_limits(&lim);
+    sandbox_result r;
+    memset(&r, 0, sizeof r);
+    int rc = sandbox_run_python(prog.p, prog.n, &lim, &r);
+    strbuf_free(&prog);
+    if (rc != 0) return rc;
+    if (r.error) {
+        rc = herd_err(HERD_E_IO, "eval: the sandbox cannot run code: %s", r.error);
+        sandbox_result_free(&r);
+        return rc;
+    }
+    *passed = r.exit_code == 0 && !r.timed_out;
+    json_t *out = json_stringn(completion, clen);
+    json_object_set_new(rec, "output", out ? out : json_string("\xef\xbf\xbd"));
+    json_object_set_new(rec, "passed", json_integer(*passed));
+    json_object_set_new(rec, "exit_code", json_integer(r.exit_code));
+    json_object_set_new(rec, "timed_out", json_boolean(r.timed_out));
+    json_t *e = json_stringn(r.err ? r.err : "", r.err_len < 400 ? r.err_len : 400);
+    json_object_set_new(rec, "stderr", e ? e : json_string(""));
+    sandbox_result_free(&r);
+    return HERD_OK;
+}
+
 herd_eval_params herd_eval_default_params(void) {
     herd_eval_params p;
     memset(&p, 0, sizeof p);
@@ -417,7 +465,7 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
               FILE *out, FILE *log) {
     if (!out) out = stdout;
     if (!log) log = stderr;
-    if (p->type < HERD_EVAL_MC || p->type > HERD_EVAL_MMLU)
+    if (p->type < HERD_EVAL_MC || p->type > HERD_EVAL_CODE)
         return herd_err(HERD_E_ARG, "eval: unknown task type %d", p->type);
     char *text = NULL, *ftext = NULL;
     size_t len = 0, flen = 0;
@@ -445,7 +493,13 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
     json_t *records = json_array();
     double sum_acc = 0, sum_norm = 0, sum_em = 0;
     herd_sampler *smp = NULL;
-    if (p->type == HERD_EVAL_GEN) {
+    const bool gen = p->type == HERD_EVAL_GEN || p->type == HERD_EVAL_CODE;
+    /* lm-evaluation-harness's humaneval `until` */
+    static const char *k_code_stop[] = {"\nclass", "\ndef", "\n#", "\nif", "\nprint"};
+    const char **stop = p->stop;
+    int n_stop = p->n_stop;
+    if (p->type == HERD_EVAL_CODE && n_stop == 0) stop = k_code_stop, n_stop = 5;
+    if (gen) {
         herd_sampler_params sp = herd_sampler_default_params();
         sp.temp = 0;
         smp = herd_sampler_new(&sp, (int32_t)s.n_vocab);
@@ -456,10 +510,10 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
         eval_item *it = &items[i];
         json_t *rec = json_object();
         json_object_set_new(rec, "line", json_integer(it->line));
-        if (p->type == HERD_EVAL_GEN) {
+        if (gen) {
             int32_t *ids = NULL;
             int64_t nids = 0;
-            if (p->chat) {
+            if (p->chat && p->type == HERD_EVAL_GEN) {
                 herd_chat_message msg = {"user", it->context, NULL, NULL};
                 herd_chat_params cp = {0};
                 cp.add_generation_prompt = true;
@@ -475,13 +529,17 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
                 herd_context_truncate(c, 0);
                 herd_generate_params gp = {0};
                 gp.n_predict = p->max_tokens;
-                gp.stop = p->stop;
-                gp.n_stop = p->n_stop;
+                gp.stop = stop;
+                gp.n_stop = n_stop;
                 gp.on_text = on_text_nop;
                 rc = herd_generate(c, smp, ids, nids, &gp, &g);
             }
             free(ids);
-            if (rc == HERD_OK) {
+            if (rc == HERD_OK && p->type == HERD_EVAL_CODE) {
+                bool passed = false;
+                rc = run_code_item(it, g.text, g.text_len, rec, &passed);
+                sum_em += passed;
+            } else if (rc == HERD_OK) {
                 char *ex = eval_extract_number(g.text);
                 char *np = ex ? eval_normalize_answer(ex) : NULL;
                 char *nt = eval_normalize_answer(it->target);
@@ -542,7 +600,7 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
     herd_sampler_free(smp);
     free(s.rows);
     if (rc == HERD_OK) {
-        static const char *const tn[] = {"mc", "gen", "mmlu"};
+        static const char *const tn[] = {"mc", "gen", "mmlu", "code"};
         json_t *metrics = json_object();
         fprintf(out, "|%-24s|%-6s|%-11s|%8s|%8s|%6s|\n", "task", "type", "metric", "value", "stderr", "n");
         fprintf(out, "|%s|%s|%s|%s|%s|%s|\n", "------------------------", "------", "-----------",
@@ -553,6 +611,7 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
         double sums[2] = {sum_acc, sum_norm};
         int nm = 2;
         if (p->type == HERD_EVAL_GEN) names[0] = "exact_match", sums[0] = sum_em, nm = 1;
+        if (p->type == HERD_EVAL_CODE) names[0] = "pass@1", sums[0] = sum_em, nm = 1;
         for (int k = 0; k < nm; k++) {
             const double v = sums[k] / (double)n, se = stderr_of(sums[k], n);
             fprintf(out, "|%-24.24s|%-6s|%-11s|%8.4f|%8.4f|%6lld|\n", base, tn[p->type], names[k], v, se,

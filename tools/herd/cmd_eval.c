@@ -60,8 +60,10 @@ static int eval_main(cli_common *c, int argc, char **argv) {
         p.type = HERD_EVAL_GEN;
     else if (!strcmp(type, "mmlu"))
         p.type = HERD_EVAL_MMLU;
+    else if (!strcmp(type, "code"))
+        p.type = HERD_EVAL_CODE;
     else {
-        cli_fail("eval", "--type must be mc, gen or mmlu, not '%s'", type);
+        cli_fail("eval", "--type must be mc, gen, mmlu or code, not '%s'", type);
         goto out;
     }
     if (!c->model) {
