@@ -751,6 +751,11 @@ typedef struct {
                                * \nif \nprint) */
     int n_stop;
     bool progress;            /* "eval: i/n" on the log stream */
+    /* gen: LLM-as-judge. judge: a context over the judge model (may be another model; NULL: no judge);
+     * each answer is graded with rubric (NULL: a default) in the chat template, the judge's reply greedy and
+     * constrained to the JSON schema {"score": 1..10} (src/constrain); metric judge_score (mean). */
+    herd_context *judge;
+    const char *rubric;
 } herd_eval_params;
 
 herd_eval_params herd_eval_default_params(void);

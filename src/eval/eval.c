@@ -452,6 +452,80 @@ static int run_code_item(const eval_item *it, const char *completion, size_t cle
     return HERD_OK;
 }
 
+/* ---- LLM-as-judge (gen) ---- */
+
+static const char k_judge_schema[] =
+    "{\"type\":\"object\",\"properties\":{\"score\":{\"type\":\"integer\",\"enum\":[1,2,3,4,5,6,7,8,9,10]}},"
+    "\"required\":[\"score\"],\"additionalProperties\":false}";
+static const char k_default_rubric[] =
+    "Score how well the response answers the question, judged against the reference answer: 10 = correct and "
+    "complete, 5 = partly correct, 1 = wrong or unrelated.";
+
+/* Grades one answer with the judge: a system turn with the rubric, a user turn with the question, the
+ * reference and the response; the reply greedy under k_judge_schema. The record gets judge_output,
+ * judge_prompt_ids and judge_score (null when the reply did not complete within 64 tokens). */
+static int judge_item(const herd_eval_params *p, const eval_item *it, const char *resp, size_t rlen, json_t *rec,
+                      double *score, bool *valid) {
+    herd_context *jc = p->judge;
+    const herd_model *jm = herd_context_model(jc);
+    *valid = false;
+    strbuf sys = {0}, user = {0};
+    strbuf_printf(&sys, "You are a strict grader. %s\nReply with a JSON object {\"score\": N}, N an integer from 1 to 10.",
+                  p->rubric ? p->rubric : k_default_rubric);
+    strbuf_printf(&user, "Question:\n%s\n\nReference answer:\n%s\n\nResponse:\n", it->context, it->target);
+    strbuf_put(&user, resp, rlen);
+    herd_chat_message msgs[2] = {{"system", sys.p, NULL, NULL}, {"user", user.p, NULL, NULL}};
+    herd_chat_params cp = {0};
+    cp.add_generation_prompt = true;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    int rc = herd_chat_tokenize(jm, msgs, 2, &cp, &ids, &n);
+    strbuf_free(&sys), strbuf_free(&user);
+    if (rc == HERD_OK && n + 64 > herd_context_n_ctx(jc))
+        rc = herd_err(HERD_E_RANGE, "eval: the judge's prompt (%lld tokens) does not fit its context of %lld",
+                      (long long)n, (long long)herd_context_n_ctx(jc));
+    herd_constraint *con = NULL;
+    herd_sampler *smp = NULL;
+    if (rc == HERD_OK) rc = herd_constraint_json_schema(jm, k_judge_schema, &con);
+    if (rc == HERD_OK) {
+        herd_sampler_params sp = herd_sampler_default_params();
+        sp.temp = 0;
+        smp = herd_sampler_new(&sp, (int32_t)herd_vocab_n_tokens(jm));
+        if (!smp) rc = herd_err(HERD_E_NOMEM, "eval: out of memory");
+    }
+    herd_generate_result g;
+    memset(&g, 0, sizeof g);
+    if (rc == HERD_OK) {
+        herd_sampler_set_constraint(smp, con);
+        herd_context_truncate(jc, 0);
+        herd_generate_params gp = {0};
+        gp.n_predict = 64;
+        gp.on_text = on_text_nop;
+        rc = herd_generate(jc, smp, ids, n, &gp, &g);
+    }
+    if (rc == HERD_OK) {
+        json_t *ja = json_array();
+        for (int64_t i = 0; i < n; i++) json_array_append_new(ja, json_integer(ids[i]));
+        json_object_set_new(rec, "judge_prompt_ids", ja);
+        json_t *o = json_stringn(g.text, g.text_len);
+        json_object_set_new(rec, "judge_output", o ? o : json_string(""));
+        json_t *doc = herd_constraint_complete(con) ? json_loadb(g.text, g.text_len, 0, NULL) : NULL;
+        json_t *sc = json_object_get(doc, "score");
+        if (json_is_integer(sc)) {
+            *score = (double)json_integer_value(sc);
+            *valid = true;
+            json_object_set_new(rec, "judge_score", json_integer(json_integer_value(sc)));
+        } else
+            json_object_set_new(rec, "judge_score", json_null());
+        json_decref(doc);
+    }
+    herd_generate_result_free(&g);
+    herd_sampler_free(smp);
+    herd_constraint_free(con);
+    free(ids);
+    return rc;
+}
+
 herd_eval_params herd_eval_default_params(void) {
     herd_eval_params p;
     memset(&p, 0, sizeof p);
@@ -491,7 +565,8 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
     const herd_model *m = herd_context_model(c);
     scorer s = {c, m, herd_vocab_n_tokens(m), herd_vocab_add_bos(m) ? HERD_TOKENIZE_ADD_BOS : 0, NULL, 0};
     json_t *records = json_array();
-    double sum_acc = 0, sum_norm = 0, sum_em = 0;
+    double sum_acc = 0, sum_norm = 0, sum_em = 0, sum_judge = 0;
+    int64_t n_judged = 0;
     herd_sampler *smp = NULL;
     const bool gen = p->type == HERD_EVAL_GEN || p->type == HERD_EVAL_CODE;
     /* lm-evaluation-harness's humaneval `until` */
@@ -552,6 +627,12 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
                     json_object_set_new(rec, "extracted", json_string(ex));
                     json_object_set_new(rec, "target", json_string(nt));
                     json_object_set_new(rec, "exact_match", json_integer(em));
+                }
+                if (rc == HERD_OK && p->judge) {
+                    double sc = 0;
+                    bool valid = false;
+                    rc = judge_item(p, it, g.text, g.text_len, rec, &sc, &valid);
+                    sum_judge += sc, n_judged += valid;
                 }
                 free(ex);
                 free(np);
@@ -620,6 +701,13 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
             char key[32];
             snprintf(key, sizeof key, "%s_stderr", names[k]);
             json_object_set_new(metrics, key, json_real(se));
+        }
+        if (p->type == HERD_EVAL_GEN && p->judge) { /* mean over the items the judge scored */
+            const double v = n_judged ? sum_judge / (double)n_judged : 0;
+            fprintf(out, "|%-24.24s|%-6s|%-11s|%8.4f|%8s|%6lld|\n", base, tn[p->type], "judge_score", v, "-",
+                    (long long)n_judged);
+            json_object_set_new(metrics, "judge_score", json_real(v));
+            json_object_set_new(metrics, "judge_scored", json_integer(n_judged));
         }
         if (json_path) {
             json_t *doc = json_object();

@@ -7,7 +7,8 @@
 #include "cli.h"
 
 static int eval_main(cli_common *c, int argc, char **argv) {
-    const char *task = NULL, *type = "mc", *json = NULL;
+    const char *task = NULL, *type = "mc", *json = NULL, *judge_path = NULL, *rubric_path = NULL;
+    char *rubric = NULL;
     const char **stop = NULL;
     int n_stop = 0, rc = 1;
     herd_eval_params p = herd_eval_default_params();
@@ -40,6 +41,10 @@ static int eval_main(cli_common *c, int argc, char **argv) {
             }
             stop = ns;
             stop[n_stop++] = s;
+        } else if (!strcmp(argv[i], "--judge")) {
+            if (!cli_str("eval", argc, argv, &i, &judge_path)) goto out;
+        } else if (!strcmp(argv[i], "--rubric")) {
+            if (!cli_str("eval", argc, argv, &i, &rubric_path)) goto out;
         } else if (!strcmp(argv[i], "--chat")) {
             p.chat = true;
         } else if (!strcmp(argv[i], "--progress")) {
@@ -74,24 +79,58 @@ static int eval_main(cli_common *c, int argc, char **argv) {
         cli_fail("eval", "need --task FILE.jsonl");
         goto out;
     }
+    if (judge_path && p.type != HERD_EVAL_GEN) {
+        cli_fail("eval", "--judge grades generated answers: it needs --type gen");
+        goto out;
+    }
+    if (rubric_path) { /* the rubric: a text file */
+        FILE *f = fopen(rubric_path, "rb");
+        size_t cap = 0, len = 0;
+        if (f) {
+            char buf[4096];
+            size_t k;
+            while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
+                char *nr = realloc(rubric, cap = len + k + 1);
+                if (!nr) break;
+                rubric = nr;
+                memcpy(rubric + len, buf, k);
+                len += k;
+                rubric[len] = 0;
+            }
+            fclose(f);
+        }
+        if (!f || !rubric || !len) {
+            cli_fail("eval", "--rubric: cannot read %s (or it is empty)", rubric_path);
+            goto out;
+        }
+        (void)cap;
+        p.rubric = rubric;
+    }
     p.stop = stop;
     p.n_stop = n_stop;
-    herd_model *m = NULL;
-    herd_context *ctx = NULL;
+    herd_model *m = NULL, *jm = NULL;
+    herd_context *ctx = NULL, *jctx = NULL;
     herd_lora **loras = NULL;
     if (herd_model_load(c->model, &m) != HERD_OK)
         cli_fail_lib("eval");
     else if (herd_context_new(m, &c->ctx, &ctx) != HERD_OK)
         cli_fail_lib("eval");
     else if (!cli_lora_apply("eval", c, m, ctx, &loras)) {
-    } else if (herd_eval(ctx, task, &p, json, stdout, stderr) != HERD_OK)
+    } else if (judge_path && herd_model_load(judge_path, &jm) != HERD_OK)
+        cli_fail_lib("eval");
+    else if (judge_path && herd_context_new(jm, &c->ctx, &jctx) != HERD_OK)
+        cli_fail_lib("eval");
+    else if ((p.judge = jctx), herd_eval(ctx, task, &p, json, stdout, stderr) != HERD_OK)
         cli_fail_lib("eval");
     else
         rc = 0;
     herd_context_free(ctx);
+    herd_context_free(jctx);
     cli_lora_free(loras, c->n_lora);
     herd_model_free(m);
+    herd_model_free(jm);
 out:
+    free(rubric);
     free(stop);
     return rc;
 }
