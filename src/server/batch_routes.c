@@ -264,7 +264,7 @@ int batch_routes_start(server *s) {
     DIR *d = opendir(b->dir);
     struct dirent *de;
     while (d && (de = readdir(d))) { /* the batches of earlier runs */
-        char id[64], path[4200];
+        char id[64], path[4400]; /* dir (< 4096) + '/' + a name (<= 255) */
         size_t L = strlen(de->d_name);
         if (L != 35 || strcmp(de->d_name + 30, ".json")) continue;
         snprintf(id, sizeof id, "%.30s", de->d_name);

@@ -107,7 +107,7 @@ int files_store_open(const char *dir, size_t max_bytes, files_store **out) {
     while ((de = readdir(d))) {
         const char *n = de->d_name;
         if (n[0] == '.') continue;
-        char id[64], meta[4200], p[4200];
+        char id[64], meta[4200], p[4400]; /* path (< 4096) + '/' + a name (<= 255) */
         size_t L = strcspn(n, ".");
         bool tmp = strstr(n, ".tmp") != NULL;
         if (!tmp && (L >= sizeof id || strcmp(n + L, ".data"))) continue;
