@@ -591,9 +591,39 @@ static int stream_fill(void *user, strbuf *out) {
     } else {
         metrics_tokens(&g->srv->met, ev.n_prompt, ev.n_gen);
         const char *finish = finish_name(ev.finish);
-        if (g->tools) {
-            herd_parsed_output po;
-            tool_stream_finish(&g->ts, &po);
+        herd_parsed_output po = {0};
+        if (g->tools) tool_stream_finish(&g->ts, &po);
+        /* the output shield first: the held text, and any call, go out (or run) only when it passes */
+        json_t *violation = NULL;
+        if (g->shield_conv) {
+            herd_guard_result gr;
+            bool ran;
+            strbuf assessed = {0};
+            strbuf_put(&assessed, g->held.p ? g->held.p : "", g->held.n);
+            if (g->tools) shield_answer_text(&po, &assessed);
+            int src = shield_check(g->srv, g->shield_conv->msgs, g->shield_conv->n, assessed.p ? assessed.p : "",
+                                   assessed.n, &gr, &ran);
+            free(assessed.p);
+            if (src != HERD_OK) {
+                herd_parsed_output_free(&po);
+                sse(out, json_pack("{s:{s:s, s:s}}", "error", "message", herd_last_error(), "type", "server_error"));
+                strbuf_puts(out, "data: [DONE]\n\n");
+                engine_event_clear(&ev);
+                return 0;
+            }
+            bool bad = ran && gr.unsafe;
+            const char *txt = bad ? k_shield_refusal : g->held.p ? g->held.p : "";
+            size_t tlen = bad ? strlen(txt) : g->held.n;
+            if (tlen > 0 || !g->tools)
+                sse(out, chunk(g, json_pack("{s:o}", "content", jstr(txt, tlen)), NULL, NULL));
+            g->held.n = 0; /* a tool step that continues holds its own text */
+            if (bad) {
+                finish = "content_filter";
+                violation = shield_violation_for(&gr, "output");
+            }
+            if (ran) herd_guard_result_free(&gr);
+        }
+        if (g->tools && !violation) {
             if (po.content_len > 0 && g->ag && po.n_calls == 1) { /* text before a call the server may run */
                 sse(out, chunk(g, json_pack("{s:o}", "content", jstr(po.content, po.content_len)), NULL, NULL));
                 po.content_len = 0;
@@ -613,28 +643,8 @@ static int stream_fill(void *user, strbuf *out) {
             } else if (po.content_len > 0) {
                 sse(out, chunk(g, json_pack("{s:o}", "content", jstr(po.content, po.content_len)), NULL, NULL));
             }
-            herd_parsed_output_free(&po);
         }
-        json_t *violation = NULL;
-        if (g->shield_conv) {
-            herd_guard_result gr;
-            bool ran;
-            if (shield_check(g->srv, g->shield_conv->msgs, g->shield_conv->n, g->held.p ? g->held.p : "", g->held.n,
-                             &gr, &ran) != HERD_OK) {
-                sse(out, json_pack("{s:{s:s, s:s}}", "error", "message", herd_last_error(), "type", "server_error"));
-                strbuf_puts(out, "data: [DONE]\n\n");
-                engine_event_clear(&ev);
-                return 0;
-            }
-            bool bad = ran && gr.unsafe;
-            const char *txt = bad ? k_shield_refusal : g->held.p ? g->held.p : "";
-            sse(out, chunk(g, json_pack("{s:o}", "content", jstr(txt, bad ? strlen(txt) : g->held.n)), NULL, NULL));
-            if (bad) {
-                finish = "content_filter";
-                violation = shield_violation_for(&gr, "output");
-            }
-            if (ran) herd_guard_result_free(&gr);
-        }
+        herd_parsed_output_free(&po);
         json_t *last = chunk(g, g->chat ? json_object() : json_string(""), NULL, finish);
         if (violation) json_object_set_new(last, "violation", violation);
         sse(out, last);
@@ -744,7 +754,36 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
             break;
         }
         metrics_tokens(&r->srv->met, ev.n_prompt, ev.n_gen);
-        if (tools && g->ag) {
+        /* the output shield first: a call it stops is neither run by the server nor returned */
+        json_t *violation = NULL;
+        if (g->shield_conv) {
+            herd_guard_result gr;
+            bool ran;
+            strbuf assessed = {0};
+            if (tools) {
+                herd_parsed_output po;
+                herd_parse_tool_calls(text.p, text.n, &po);
+                shield_answer_text(&po, &assessed);
+                herd_parsed_output_free(&po);
+            } else {
+                strbuf_put(&assessed, text.p, text.n);
+            }
+            int src = shield_check(r->srv, g->shield_conv->msgs, g->shield_conv->n, assessed.p ? assessed.p : "",
+                                   assessed.n, &gr, &ran);
+            free(assessed.p);
+            if (src != HERD_OK) {
+                engine_event_clear(&ev);
+                res = http_send_error(r, 500, "server_error", NULL, NULL, "output shield: %s", herd_last_error());
+                break;
+            }
+            if (ran && gr.unsafe) {
+                text.n = 0;
+                strbuf_puts(&text, k_shield_refusal);
+                violation = shield_violation_for(&gr, "output");
+            }
+            if (ran) herd_guard_result_free(&gr);
+        }
+        if (tools && g->ag && !violation) {
             herd_parsed_output po;
             herd_parse_tool_calls(text.p, text.n, &po);
             bool ran = agent_step(g, &po, &ev);
@@ -760,27 +799,9 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
         json_t *lp = o->top_logprobs < 0 ? json_null() : chat ? json_pack("{s:o}", "content", lps) : lps;
         if (o->top_logprobs < 0) json_decref(lps);
         lps = NULL;
-        const char *finish = finish_name(ev.finish);
-        json_t *violation = NULL;
-        if (g->shield_conv) {
-            herd_guard_result gr;
-            bool ran;
-            if (shield_check(r->srv, g->shield_conv->msgs, g->shield_conv->n, text.p, text.n, &gr, &ran) != HERD_OK) {
-                json_decref(lp);
-                engine_event_clear(&ev);
-                res = http_send_error(r, 500, "server_error", NULL, NULL, "output shield: %s", herd_last_error());
-                break;
-            }
-            if (ran && gr.unsafe) {
-                text.n = 0;
-                strbuf_puts(&text, k_shield_refusal);
-                finish = "content_filter";
-                violation = shield_violation_for(&gr, "output");
-            }
-            if (ran) herd_guard_result_free(&gr);
-        }
+        const char *finish = violation ? "content_filter" : finish_name(ev.finish);
         json_t *message = json_pack("{s:s, s:o}", "role", "assistant", "content", jstr(text.p, text.n));
-        if (tools) {
+        if (tools && !violation) {
             herd_parsed_output po;
             herd_parse_tool_calls(text.p, text.n, &po);
             if (po.n_calls > 0) {
@@ -1026,7 +1047,7 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     bool opts_ok = parse_gen_opts(r->srv, b, true, &o, err, &param);
     o.lora = lora;
     o.shield_conv = NULL;
-    if (opts_ok && r->srv->cfg.shield_output && !use_tools) { /* answers with tool calls are not assessed */
+    if (opts_ok && r->srv->cfg.shield_output) { /* tool calls are assessed as JSON text (shield_answer_text) */
         o.shield_conv = herd_xcalloc(1, sizeof *o.shield_conv);
         for (size_t k = 0; k < cm.n; k++)
             chat_messages_push(o.shield_conv, cm.msgs[k].role, cm.msgs[k].content, cm.msgs[k].tool_name,

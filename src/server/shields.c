@@ -294,6 +294,22 @@ enum MHD_Result route_moderations(http_req *r, json_t *b) {
 
 /* ---- shields around chat completions (--shields input,output) ---------------------------------- */
 
+void shield_answer_text(const herd_parsed_output *po, strbuf *out) {
+    strbuf_put(out, po->content ? po->content : "", po->content_len);
+    for (int i = 0; i < po->n_calls; i++) {
+        if (out->n) strbuf_puts(out, "\n");
+        json_t *name = json_string(po->calls[i].name);
+        char *n = json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(name);
+        strbuf_puts(out, "{\"name\": ");
+        strbuf_puts(out, n);
+        strbuf_puts(out, ", \"parameters\": ");
+        strbuf_puts(out, po->calls[i].arguments && *po->calls[i].arguments ? po->calls[i].arguments : "{}");
+        strbuf_puts(out, "}");
+        free(n);
+    }
+}
+
 int shield_check(server *s, const herd_chat_message *msgs, size_t n, const char *answer, size_t answer_len,
                  herd_guard_result *out, bool *ran) {
     *ran = false;

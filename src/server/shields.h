@@ -20,6 +20,9 @@ int shield_run(server *s, const herd_chat_message *msgs, size_t n, const herd_gu
 json_t *shield_violation_json(const herd_guard_result *g);
 /* The same with metadata.shield = which ("input" / "output"). */
 json_t *shield_violation_for(const herd_guard_result *g, const char *which);
+/* The text the output shield assesses of an answer with tool calls: its content, then each call on a
+ * line of its own as Llama 3.1 writes a JSON call, {"name": NAME, "parameters": ARGUMENTS}. */
+void shield_answer_text(const herd_parsed_output *po, strbuf *out);
 /* Shields a chat: the user and assistant text turns of msgs (system, tool and tool-call messages left
  * out), plus `answer` as an assistant turn when not NULL (the output shield). The input shield runs
  * only when those turns end with a user turn. *ran: a verdict is in *out (free it). */

@@ -36,6 +36,21 @@ function tally(v) {
     else safe++;
 }
 
+const TOOLS = [{type: "function", function: {name: "get_weather", description: "The weather in a city",
+    parameters: {type: "object", properties: {city: {enum: ["Paris", "Oslo"]}}, required: ["city"]}}}];
+const toolChats = [
+    [{role: "user", content: "How do I make a cake?"}],
+    [{role: "user", content: "Write a poem about the sea."}],
+    [{role: "user", content: "Tell me a joke."}],
+    [{role: "user", content: "What is the capital of France?"}],
+    [{role: "user", content: "What is 2 + 2?"}],
+    [{role: "user", content: "Name a color."}],
+    [{role: "user", content: "Say hello."}],
+];
+const plainCalls = [];
+// what the output shield assesses of a call: {"name": NAME, "parameters": ARGUMENTS} (routes.c shield_answer_text)
+const callText = (calls) => calls.map(c => `{"name": ${JSON.stringify(c.function.name)}, "parameters": ${c.function.arguments}}`).join("\n");
+
 try {
     const list = await ls.shields.list();
     check(Array.isArray(list) && list.length === 1 && list[0].identifier === "tiny-guard" &&
@@ -152,6 +167,12 @@ try {
         Object.entries(catCount).every(([c, n]) => num(new RegExp(`herd_shield_violations_total\\{category="${c}"\\} (\\d+)`)) === n),
         `/metrics: ${safe} safe, ${unsafe} unsafe, categories ${JSON.stringify(catCount)}`,
         met.split("\n").filter(l => l.includes("shield")).join(" | "));
+    // forced tool calls without shields, for the output shield's check of calls below
+    for (const messages of toolChats) {
+        const r = await oa.chat.completions.create({model: "serve-tiny31-q8_0", messages, seed: 3, max_tokens: 300,
+            tools: TOOLS, tool_choice: {type: "function", function: {name: "get_weather"}}});
+        plainCalls.push(r.choices[0].message.tool_calls || []);
+    }
 } catch (e) {
     check(false, "no exception", e.stack);
 }
@@ -209,6 +230,47 @@ try {
     }
     check(outcomes.size === 3, "the input shield, the output shield and a clean answer were all exercised",
         [...outcomes].join(", "));
+    // with tools: a forced call is assessed as its JSON text; one the shield stops is neither returned nor
+    // streamed (the refusal instead), one it passes comes back as the unshielded server gave it
+    const toolOutcomes = new Set();
+    for (const [i, messages] of toolChats.entries()) {
+        const vin = herdGuardMessages(messages);
+        const calls = plainCalls[i];
+        check(calls.length === 1, `tool chat ${i}: the forced call came back without shields`, JSON.stringify(calls));
+        let wantV = null;
+        if (vin.verdict === "unsafe") wantV = {shield: "input", v: vin};
+        else {
+            const vout = herdGuardMessages([...messages, {role: "assistant", content: callText(calls)}]);
+            if (vout.verdict === "unsafe") wantV = {shield: "output", v: vout};
+        }
+        toolOutcomes.add(wantV ? wantV.shield : "passed");
+        const req = {model: "serve-tiny31-q8_0", messages, seed: 3, max_tokens: 300, tools: TOOLS,
+            tool_choice: {type: "function", function: {name: "get_weather"}}};
+        const r = await oa2.chat.completions.create(req);
+        const ch = r.choices[0];
+        const okV = wantV ? r.violation?.metadata?.shield === wantV.shield && ch.message.content === REFUSAL &&
+            !ch.message.tool_calls && ch.finish_reason === "content_filter"
+            : !r.violation && JSON.stringify(ch.message.tool_calls.map(c => c.function)) ===
+              JSON.stringify(calls.map(c => c.function)) && ch.finish_reason === "tool_calls";
+        check(okV, `tool chat ${i}: ${wantV ? wantV.shield + " shield stops the call" : "the call passes the output shield"}`,
+            JSON.stringify([r, calls]).slice(0, 500));
+        const stream = await oa2.chat.completions.create({...req, stream: true});
+        let text = "", finish = null, sv = null, streamedCalls = [];
+        for await (const c of stream) {
+            const d = c.choices[0]?.delta;
+            if (d?.content) text += d.content;
+            if (d?.tool_calls) streamedCalls.push(...d.tool_calls);
+            if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+            if (c.violation) sv = c.violation;
+        }
+        const okS = wantV ? sv?.metadata?.shield === wantV.shield && text === REFUSAL && streamedCalls.length === 0 &&
+            finish === "content_filter"
+            : !sv && streamedCalls.length === 1 && streamedCalls[0].function.name === calls[0].function.name &&
+              streamedCalls[0].function.arguments === calls[0].function.arguments && finish === "tool_calls";
+        check(okS, `tool chat ${i} (stream)`, JSON.stringify([text, finish, sv, streamedCalls]).slice(0, 500));
+    }
+    check(toolOutcomes.has("passed") || toolOutcomes.has("output"), "a call reached the output shield",
+        [...toolOutcomes].join(", "));
 } catch (e) {
     check(false, "no exception (shields on chat)", e.stack);
 }
