@@ -76,6 +76,8 @@ enum MHD_Result route_shields(http_req *r);
 enum MHD_Result route_shield(http_req *r, const char *id);
 enum MHD_Result route_run_shield(http_req *r, json_t *body);
 enum MHD_Result route_moderations(http_req *r, json_t *body);
+/* Slot KV save / restore / erase (slots.c): POST /slots/{id}?action=... */
+enum MHD_Result route_slots(http_req *r, const char *id, json_t *body);
 /* The chat page (page.c). */
 extern const char k_chat_page_html[];
 

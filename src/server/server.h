@@ -52,6 +52,9 @@ typedef struct {
     herd_classifier *prompt_guard;
     const char *prompt_guard_id;
     bool shield_prompt_guard, prompt_guard_jailbreak;
+    /* --slot-save-path: POST /slots/{id}?action=save|restore|erase reads and writes files in this folder
+     * only (slots.c); NULL: those routes answer 501 */
+    const char *slot_save_path;
 } server_config;
 
 typedef struct server server;
