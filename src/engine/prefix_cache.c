@@ -9,22 +9,22 @@
 
 typedef struct pc_node pc_node;
 struct pc_node {
-    pc_node *parent;                 /* NULL for a namespace's root (no block, not in the LRU list) */
+    pc_node *parent; /* NULL for a namespace's root (no block, not in the LRU list) */
     pc_node *child, *prev_sib, *next_sib;
-    pc_node *lru_prev, *lru_next;    /* lru_prev: more recent; the list's head is the most recent */
+    pc_node *lru_prev, *lru_next; /* lru_prev: more recent; the list's head is the most recent */
     int64_t n_child;
-    uint64_t hash;                   /* of tok[0..B) */
-    bool pinned;                     /* on the path an insert is extending: not evictable */
-    int64_t ord;                     /* prefix_cache_check's scratch: position in the LRU list */
-    int32_t *tok;                    /* [B] */
-    void *data;                      /* [block_bytes] */
+    uint64_t hash; /* of tok[0..B) */
+    bool pinned;   /* on the path an insert is extending: not evictable */
+    int64_t ord;   /* prefix_cache_check's scratch: position in the LRU list */
+    int32_t *tok;  /* [B] */
+    void *data;    /* [block_bytes] */
 };
 
 struct prefix_cache {
     int64_t B;
     size_t block_bytes;
     uint64_t budget;
-    pc_node **roots;                 /* [n_roots], per namespace, created on first use */
+    pc_node **roots; /* [n_roots], per namespace, created on first use */
     int n_roots;
     pc_node *lru_head, *lru_tail;
     prefix_cache_stats st;
@@ -66,7 +66,9 @@ void prefix_cache_free(prefix_cache *pc) {
     free(pc);
 }
 
-int64_t prefix_cache_block_tokens(const prefix_cache *pc) { return pc->B; }
+int64_t prefix_cache_block_tokens(const prefix_cache *pc) {
+    return pc->B;
+}
 
 static pc_node *root_of(prefix_cache *pc, int ns, bool create) {
     if (ns < 0) return NULL;
@@ -88,10 +90,14 @@ static pc_node *find_child(const prefix_cache *pc, const pc_node *n, const int32
 }
 
 static void lru_unlink(prefix_cache *pc, pc_node *n) {
-    if (n->lru_prev) n->lru_prev->lru_next = n->lru_next;
-    else pc->lru_head = n->lru_next;
-    if (n->lru_next) n->lru_next->lru_prev = n->lru_prev;
-    else pc->lru_tail = n->lru_prev;
+    if (n->lru_prev)
+        n->lru_prev->lru_next = n->lru_next;
+    else
+        pc->lru_head = n->lru_next;
+    if (n->lru_next)
+        n->lru_next->lru_prev = n->lru_prev;
+    else
+        pc->lru_tail = n->lru_prev;
     n->lru_prev = n->lru_next = NULL;
 }
 
@@ -99,10 +105,14 @@ static void lru_unlink(prefix_cache *pc, pc_node *n) {
 static void lru_insert_after(prefix_cache *pc, pc_node *after, pc_node *n) {
     n->lru_prev = after;
     n->lru_next = after ? after->lru_next : pc->lru_head;
-    if (n->lru_next) n->lru_next->lru_prev = n;
-    else pc->lru_tail = n;
-    if (after) after->lru_next = n;
-    else pc->lru_head = n;
+    if (n->lru_next)
+        n->lru_next->lru_prev = n;
+    else
+        pc->lru_tail = n;
+    if (after)
+        after->lru_next = n;
+    else
+        pc->lru_head = n;
 }
 
 /* Makes path[0..k) (root-most first) the most recent, each ahead of its descendants. */
@@ -118,8 +128,10 @@ static void evict_one(prefix_cache *pc) {
     HERD_ASSERT(n && n->n_child == 0 && n->parent);
     lru_unlink(pc, n);
     pc_node *p = n->parent;
-    if (n->prev_sib) n->prev_sib->next_sib = n->next_sib;
-    else p->child = n->next_sib;
+    if (n->prev_sib)
+        n->prev_sib->next_sib = n->next_sib;
+    else
+        p->child = n->next_sib;
     if (n->next_sib) n->next_sib->prev_sib = n->prev_sib;
     p->n_child--;
     free(n->tok);
@@ -166,7 +178,8 @@ int64_t prefix_cache_insert(prefix_cache *pc, int ns, const int32_t *tokens, int
     touch_path(pc, path, k);
     for (int64_t i = 0; i < k; i++) path[i]->pinned = true;
     while (k < nb) {
-        while (pc->st.bytes + pc->block_bytes > pc->budget && pc->lru_tail && !pc->lru_tail->pinned) evict_one(pc);
+        while (pc->st.bytes + pc->block_bytes > pc->budget && pc->lru_tail && !pc->lru_tail->pinned)
+            evict_one(pc);
         if (pc->st.bytes + pc->block_bytes > pc->budget) break; /* only this path is left: it cannot grow */
         pc_node *c = herd_xcalloc(1, sizeof *c);
         c->tok = herd_xmalloc((size_t)pc->B * sizeof *c->tok);
@@ -192,7 +205,9 @@ int64_t prefix_cache_insert(prefix_cache *pc, int ns, const int32_t *tokens, int
     return k;
 }
 
-void prefix_cache_get_stats(const prefix_cache *pc, prefix_cache_stats *out) { *out = pc->st; }
+void prefix_cache_get_stats(const prefix_cache *pc, prefix_cache_stats *out) {
+    *out = pc->st;
+}
 
 /* ---- invariants (tests) ------------------------------------------------------------------------- */
 

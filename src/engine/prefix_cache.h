@@ -24,10 +24,10 @@
 typedef struct prefix_cache prefix_cache;
 
 typedef struct {
-    int64_t n_blocks;      /* blocks held now */
-    uint64_t bytes;        /* their data bytes (n_blocks * block_bytes) */
-    uint64_t evictions;    /* blocks evicted since creation */
-    uint64_t inserted;     /* blocks inserted since creation */
+    int64_t n_blocks;   /* blocks held now */
+    uint64_t bytes;     /* their data bytes (n_blocks * block_bytes) */
+    uint64_t evictions; /* blocks evicted since creation */
+    uint64_t inserted;  /* blocks inserted since creation */
 } prefix_cache_stats;
 
 /* budget: most bytes of block data; 0 caches nothing. Returns NULL only if block_tokens < 1 or

@@ -46,7 +46,8 @@ int slot_file_write(const char *path, const slot_file_header *h, const int32_t *
     uint64_t kvb = (uint64_t)h->n_tokens * h->bytes_per_pos;
     bool ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr &&
               fwrite(tokens, sizeof *tokens, (size_t)h->n_tokens, f) == (size_t)h->n_tokens &&
-              (kvb == 0 || fwrite(kv, 1, (size_t)kvb, f) == (size_t)kvb) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+              (kvb == 0 || fwrite(kv, 1, (size_t)kvb, f) == (size_t)kvb) && fflush(f) == 0 &&
+              fsync(fileno(f)) == 0;
     int err = errno;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -86,8 +87,11 @@ int slot_file_read(const char *path, int64_t max_tokens, slot_file_header *h, in
     memcpy(&h->bytes_per_pos, p, 8), p += 8;
     memcpy(&h->n_tokens, p, 8);
     int rc = HERD_OK;
-    if (memcmp(hdr, k_magic, 8) != 0) rc = herd_err(HERD_E_FORMAT, "slot restore: '%s' is not a herd slot file", path);
-    else if (ver != k_version) rc = herd_err(HERD_E_FORMAT, "slot restore: '%s' has version %u, herd reads %d", path, ver, k_version);
+    if (memcmp(hdr, k_magic, 8) != 0)
+        rc = herd_err(HERD_E_FORMAT, "slot restore: '%s' is not a herd slot file", path);
+    else if (ver != k_version)
+        rc =
+            herd_err(HERD_E_FORMAT, "slot restore: '%s' has version %u, herd reads %d", path, ver, k_version);
     else if (h->n_tokens < 0 || h->n_tokens > max_tokens)
         rc = herd_err(HERD_E_FORMAT, "slot restore: '%s' holds %lld tokens; a slot holds 0..%lld", path,
                       (long long)h->n_tokens, (long long)max_tokens);
@@ -101,13 +105,17 @@ int slot_file_read(const char *path, int64_t max_tokens, slot_file_header *h, in
         if ((uint64_t)st.st_size != want)
             rc = herd_err(HERD_E_FORMAT, "slot restore: '%s' has %llu bytes but its header says %llu", path,
                           (unsigned long long)st.st_size, (unsigned long long)want);
-        else if (n_bytes) *n_bytes = want;
+        else if (n_bytes)
+            *n_bytes = want;
     }
     if (rc == HERD_OK) {
         *tokens = malloc((size_t)h->n_tokens * 4 + 4);
         *kv = malloc((size_t)kvb + 1);
-        if (!*tokens || !*kv) rc = herd_err(HERD_E_NOMEM, "slot restore: no memory for %llu bytes of KV", (unsigned long long)kvb);
-        else if (fread(*tokens, 4, (size_t)h->n_tokens, f) != (size_t)h->n_tokens || fread(*kv, 1, (size_t)kvb, f) != (size_t)kvb)
+        if (!*tokens || !*kv)
+            rc = herd_err(HERD_E_NOMEM, "slot restore: no memory for %llu bytes of KV",
+                          (unsigned long long)kvb);
+        else if (fread(*tokens, 4, (size_t)h->n_tokens, f) != (size_t)h->n_tokens ||
+                 fread(*kv, 1, (size_t)kvb, f) != (size_t)kvb)
             rc = herd_err(HERD_E_IO, "slot restore: cannot read '%s'", path);
     }
     fclose(f);

@@ -108,17 +108,23 @@ static void run(uint64_t budget_blocks, int iters) {
     }
     prefix_cache_stats st;
     prefix_cache_get_stats(pc, &st);
-    CHECK(bad_inv == 0, "budget %llu blocks: invariants broken %d times (first code %d)", (unsigned long long)budget_blocks,
-          bad_inv, prefix_cache_check(pc));
-    CHECK(over == 0, "budget %llu: match claimed more than was ever inserted %d times", (unsigned long long)budget_blocks, over);
-    CHECK(bad_data == 0, "budget %llu: %d blocks held another prefix's data", (unsigned long long)budget_blocks, bad_data);
+    CHECK(bad_inv == 0, "budget %llu blocks: invariants broken %d times (first code %d)",
+          (unsigned long long)budget_blocks, bad_inv, prefix_cache_check(pc));
+    CHECK(over == 0, "budget %llu: match claimed more than was ever inserted %d times",
+          (unsigned long long)budget_blocks, over);
+    CHECK(bad_data == 0, "budget %llu: %d blocks held another prefix's data",
+          (unsigned long long)budget_blocks, bad_data);
     CHECK(unbounded_mismatch == 0, "unbounded: %d matches differ from the naive model", unbounded_mismatch);
-    CHECK(fills_wrong == 0, "budget %llu: fill called for present blocks %d times", (unsigned long long)budget_blocks, fills_wrong);
-    CHECK(lru_lost == 0, "budget %llu: the most recent sequence was evicted %d times", (unsigned long long)budget_blocks, lru_lost);
+    CHECK(fills_wrong == 0, "budget %llu: fill called for present blocks %d times",
+          (unsigned long long)budget_blocks, fills_wrong);
+    CHECK(lru_lost == 0, "budget %llu: the most recent sequence was evicted %d times",
+          (unsigned long long)budget_blocks, lru_lost);
     CHECK(st.bytes <= budget_blocks * BB, "bytes %llu over the budget", (unsigned long long)st.bytes);
-    if (budget_blocks > 0 && budget_blocks < 1000) CHECK(st.evictions > 0, "budget %llu: nothing was evicted", (unsigned long long)budget_blocks);
-    printf("  budget %llu blocks: %lld held, %llu inserted, %llu evicted\n", (unsigned long long)budget_blocks,
-           (long long)st.n_blocks, (unsigned long long)st.inserted, (unsigned long long)st.evictions);
+    if (budget_blocks > 0 && budget_blocks < 1000)
+        CHECK(st.evictions > 0, "budget %llu: nothing was evicted", (unsigned long long)budget_blocks);
+    printf("  budget %llu blocks: %lld held, %llu inserted, %llu evicted\n",
+           (unsigned long long)budget_blocks, (long long)st.n_blocks, (unsigned long long)st.inserted,
+           (unsigned long long)st.evictions);
     prefix_cache_free(pc);
     free(all);
 }
