@@ -605,6 +605,12 @@ static void *engine_main(void *arg) {
          * cancelled request's cleanup, which the next step does) */
         while (!e->q_head && !e->stopping && e->n_busy == 0 && !(e->op && !e->op->done)) pthread_cond_wait(&e->cv, &e->mu);
         bool quit = e->stopping && !e->q_head && e->n_busy == 0;
+        if (quit && e->op && !e->op->done) { /* a slot action that came while stopping: refused, not left waiting */
+            e->op->rc = HERD_E_RANGE;
+            snprintf(e->op->err, sizeof e->op->err, "shutting down: the server is not taking new requests");
+            e->op->done = true;
+            pthread_cond_broadcast(&e->op_cv);
+        }
         if (e->stopping && !e->drain) {
             /* cancel whatever is left */
             for (engine_req *r = e->q_head; r; r = r->next) atomic_store(&r->cancelled, true);
