@@ -768,6 +768,18 @@ herd_eval_params herd_eval_default_params(void);
 int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p, const char *json_path, FILE *out,
               FILE *log);
 
+/* ---- a sequence's KV as bytes (prefix cache, slot save/restore) -------------------------------- */
+
+/* Bytes of one position's KV: every layer's K row and V row (the cache's own type and row format). */
+uint64_t herd_seq_kv_bytes_per_pos(const herd_context *c);
+/* Copies positions [pos, pos + n) of sequence seq (all < its n_past) into buf, laid out
+ * [layer][K rows n][V rows n], n * herd_seq_kv_bytes_per_pos bytes. HERD_E_ARG when out of range. */
+int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n, void *buf);
+/* The inverse: writes buf (as herd_seq_kv_read lays it out) into positions [pos, pos + n) of seq, which
+ * needs pos <= n_past and pos + n <= n_ctx; n_past becomes pos + n. The bytes must come from a context
+ * of the same model and KV type (the caller's contract; KV rows are not checked). */
+int herd_seq_kv_write(herd_context *c, int32_t seq, int64_t pos, int64_t n, const void *buf);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

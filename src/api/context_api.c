@@ -223,3 +223,40 @@ int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, f
     free(acc), free(h), free(want), free(seqs);
     return HERD_OK;
 }
+
+/* ---- a sequence's KV as bytes -------------------------------------------------------------------- */
+
+uint64_t herd_seq_kv_bytes_per_pos(const herd_context *c) {
+    const kv_cache *kv = forward_kv(c->fs);
+    return 2ull * (uint64_t)kv->n_layer * (uint64_t)kv->row_bytes;
+}
+
+int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n, void *buf) {
+    const kv_cache *kv = forward_kv(c->fs);
+    if (seq < 0 || seq >= kv->n_seq || pos < 0 || n < 0 || pos + n > kv->n_past[seq])
+        return herd_err(HERD_E_ARG, "kv read: positions [%lld, %lld) of sequence %d are not cached", (long long)pos,
+                        (long long)(pos + n), seq);
+    uint8_t *o = buf;
+    size_t rb = (size_t)kv->row_bytes; /* rows of one sequence and layer are contiguous (kv.h) */
+    for (int64_t l = 0; l < kv->n_layer; l++) {
+        for (int64_t i = 0; i < n; i++, o += rb) memcpy(o, kv_k_row(kv, seq, l, pos + i), rb);
+        for (int64_t i = 0; i < n; i++, o += rb) memcpy(o, kv_v_row(kv, seq, l, pos + i), rb);
+    }
+    return HERD_OK;
+}
+
+int herd_seq_kv_write(herd_context *c, int32_t seq, int64_t pos, int64_t n, const void *buf) {
+    kv_cache *kv = forward_kv(c->fs);
+    if (seq < 0 || seq >= kv->n_seq || pos < 0 || n < 0 || pos > kv->n_past[seq] || pos + n > kv->n_ctx)
+        return herd_err(HERD_E_ARG, "kv write: positions [%lld, %lld) do not fit sequence %d (%lld cached of %lld)",
+                        (long long)pos, (long long)(pos + n), seq, seq >= 0 && seq < kv->n_seq ? (long long)kv->n_past[seq] : 0LL,
+                        (long long)kv->n_ctx);
+    const uint8_t *in = buf;
+    size_t rb = (size_t)kv->row_bytes;
+    for (int64_t l = 0; l < kv->n_layer; l++) {
+        for (int64_t i = 0; i < n; i++, in += rb) memcpy(kv_k_row(kv, seq, l, pos + i), in, rb);
+        for (int64_t i = 0; i < n; i++, in += rb) memcpy(kv_v_row(kv, seq, l, pos + i), in, rb);
+    }
+    kv->n_past[seq] = pos + n;
+    return HERD_OK;
+}

@@ -11,6 +11,8 @@
 
 #include "../base/log.h"
 #include "../sample/stop.h"
+#include "prefix_cache.h"
+#include "slot_file.h"
 
 /* ---- requests and their event queues ------------------------------------------------------- */
 
@@ -140,7 +142,49 @@ struct engine {
     bool *b_want;
     int *b_slot_of_row;  /* logits row -> slot */
     float *logits;       /* [n_parallel][n_vocab] */
+    /* prefix cache (NULL: off); blocks of PC_BLOCK tokens, each every layer's K and V rows of them */
+    prefix_cache *pc;
+    const void **pc_blocks; /* match results, [n_ctx_slot / PC_BLOCK + 1] */
+    /* a slot action (engine_slot_action) waiting for the engine thread: guarded by mu, one at a time
+     * (op_mu serializes the callers); the engine sets op_done and broadcasts op_cv */
+    pthread_mutex_t op_mu;
+    pthread_cond_t op_cv;
+    struct slot_op *op;
 };
+
+/* Tokens per prefix-cache block: fine enough that a prompt sharing a system prompt reuses all but < 16
+ * of its tokens, coarse enough that a 2K prompt is a 128-node path. */
+#define PC_BLOCK 16
+
+typedef struct slot_op {
+    int slot, action;
+    const char *path;
+    int rc;
+    char err[512];
+    int64_t n_tokens;
+    uint64_t n_bytes;
+    bool done;
+} slot_op;
+
+typedef struct {
+    engine *e;
+    int seq;
+} pc_fill_ctx;
+
+/* Fills a new prefix-cache block with positions [block * B, (block + 1) * B) of a slot's sequence. */
+static void pc_fill(void *user, int64_t block, void *dst) {
+    pc_fill_ctx *f = user;
+    int rc = herd_seq_kv_read(f->e->ctx, f->seq, block * PC_BLOCK, PC_BLOCK, dst);
+    HERD_ASSERT(rc == HERD_OK); /* the slot holds those positions: a bug otherwise */
+}
+
+/* Offers slot si's cached tokens (all computed) to the prefix cache. */
+static void pc_offer(engine *e, int si) {
+    slot *s = &e->slots[si];
+    if (!e->pc || s->n_cache < PC_BLOCK) return;
+    pc_fill_ctx f = {e, si};
+    prefix_cache_insert(e->pc, s->lora, s->cache, s->n_cache, pc_fill, &f);
+}
 
 static void emit_error(engine_req *r, const char *msg) {
     engine_event ev = {.kind = ENGINE_EV_ERROR, .error = herd_xstrndup(msg, strlen(msg))};
@@ -149,6 +193,7 @@ static void emit_error(engine_req *r, const char *msg) {
 
 static void slot_finish(engine *e, slot *s, int finish) {
     engine_req *r = s->req;
+    pc_offer(e, (int)(s - e->slots));
     if (r) {
         size_t from, k = text_stream_flush(&s->ts, &from);
         if (k > 0 && finish != ENGINE_FINISH_CANCELLED) {
@@ -199,7 +244,23 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     /* the last prompt token is always run, to get the logits that start generation */
     if (best >= p->n_prompt) best = p->n_prompt - 1;
     if (p->embedding) best = 0;
-    if (best_slot != si && best > own) {
+    /* the prefix cache, when it holds more than any slot: its blocks are copied in after the slot's own
+     * reusable positions (the positions before are the same bytes) */
+    int64_t pc_m = 0, pc_best = 0;
+    if (e->pc && !p->embedding) {
+        pc_m = prefix_cache_match(e->pc, p->lora, p->prompt, p->n_prompt, e->pc_blocks, p->n_prompt / PC_BLOCK + 1);
+        pc_best = pc_m * PC_BLOCK < p->n_prompt ? pc_m * PC_BLOCK : p->n_prompt - 1;
+    }
+    if (pc_best > best && pc_best > own) {
+        int64_t from = (own < pc_best ? own : pc_best) / PC_BLOCK;
+        herd_seq_truncate(e->ctx, si, from * PC_BLOCK);
+        for (int64_t b = from; b < pc_m; b++) {
+            int rc = herd_seq_kv_write(e->ctx, si, b * PC_BLOCK, PC_BLOCK, e->pc_blocks[b]);
+            HERD_ASSERT(rc == HERD_OK); /* m * B <= n_prompt <= n_ctx_slot */
+        }
+        best = pc_best;
+        herd_seq_truncate(e->ctx, si, best);
+    } else if (best_slot != si && best > own) {
         herd_seq_copy(e->ctx, best_slot, si, best);
     } else {
         best = own < best ? own : best;
@@ -334,7 +395,103 @@ static void publish_stats(engine *e) {
     pthread_mutex_lock(&e->mu);
     e->stats.kv_used = used;
     e->stats.generated_tokens = e->gen_tokens;
+    if (e->pc) {
+        prefix_cache_stats ps;
+        prefix_cache_get_stats(e->pc, &ps);
+        e->stats.pc_blocks = ps.n_blocks;
+        e->stats.pc_bytes = ps.bytes;
+        e->stats.pc_evictions = ps.evictions;
+    }
     pthread_mutex_unlock(&e->mu);
+}
+
+/* ---- slot save / restore / erase (on the engine thread) ------------------------------------------ */
+
+static void slot_op_run(engine *e, slot_op *op) {
+    op->rc = HERD_OK;
+    if (op->slot < 0 || op->slot >= e->cfg.n_parallel) {
+        op->rc = herd_err(HERD_E_RANGE, "slot %d does not exist (the server has %d)", op->slot, e->cfg.n_parallel);
+    } else if (e->slots[op->slot].st != SLOT_IDLE) {
+        op->rc = herd_err(HERD_E_RANGE, "slot %d is busy with a request", op->slot);
+    } else {
+        slot *s = &e->slots[op->slot];
+        herd_model_info mi;
+        herd_model_get_info(e->m, &mi);
+        uint64_t bpp = herd_seq_kv_bytes_per_pos(e->ctx);
+        if (op->action == ENGINE_SLOT_ERASE) {
+            op->n_tokens = s->n_cache;
+            s->n_cache = 0;
+            herd_seq_truncate(e->ctx, op->slot, 0);
+        } else if (op->action == ENGINE_SLOT_SAVE) {
+            slot_file_header h = {.kv_type = herd_context_kv_type(e->ctx), .lora = s->lora, .n_layer = mi.n_layer,
+                                  .n_embd = mi.n_embd, .n_vocab = mi.n_vocab, .bytes_per_pos = bpp, .n_tokens = s->n_cache};
+            void *kv = malloc((size_t)(bpp * (uint64_t)s->n_cache) + 1);
+            if (!kv) op->rc = herd_err(HERD_E_NOMEM, "slot save: no memory for the KV of %lld tokens", (long long)s->n_cache);
+            else if ((op->rc = herd_seq_kv_read(e->ctx, op->slot, 0, s->n_cache, kv)) == HERD_OK)
+                op->rc = slot_file_write(op->path, &h, s->cache, kv, &op->n_bytes);
+            free(kv);
+            op->n_tokens = s->n_cache;
+        } else {
+            slot_file_header h;
+            int32_t *tok;
+            void *kv;
+            op->rc = slot_file_read(op->path, e->cfg.n_ctx_slot, &h, &tok, &kv, &op->n_bytes);
+            if (op->rc == HERD_OK) {
+                if (h.n_layer != mi.n_layer || h.n_embd != mi.n_embd || h.n_vocab != mi.n_vocab || h.bytes_per_pos != bpp ||
+                    h.kv_type != herd_context_kv_type(e->ctx))
+                    op->rc = herd_err(HERD_E_FORMAT,
+                                      "slot restore: the file was saved from another model or KV type (%lld layers, "
+                                      "n_embd %lld, %llu bytes per position; this server: %lld, %lld, %llu)",
+                                      (long long)h.n_layer, (long long)h.n_embd, (unsigned long long)h.bytes_per_pos,
+                                      (long long)mi.n_layer, (long long)mi.n_embd, (unsigned long long)bpp);
+                else if (h.lora < 0 || h.lora > e->cfg.n_loras)
+                    op->rc = herd_err(HERD_E_FORMAT, "slot restore: the file's adapter %d is not loaded here", h.lora);
+                for (int64_t i = 0; op->rc == HERD_OK && i < h.n_tokens; i++)
+                    if (tok[i] < 0 || tok[i] >= e->n_vocab)
+                        op->rc = herd_err(HERD_E_FORMAT, "slot restore: token %d is outside the vocabulary", tok[i]);
+            }
+            if (op->rc == HERD_OK) {
+                herd_seq_truncate(e->ctx, op->slot, 0);
+                int rc = herd_seq_kv_write(e->ctx, op->slot, 0, h.n_tokens, kv);
+                HERD_ASSERT(rc == HERD_OK); /* n_tokens <= n_ctx_slot was checked */
+                if (s->lora != h.lora) {
+                    int k = h.lora;
+                    rc = herd_seq_set_lora(e->ctx, op->slot, k ? &e->cfg.loras[k - 1] : NULL,
+                                           k ? &e->cfg.lora_scales[k - 1] : NULL, k ? 1 : 0);
+                    HERD_ASSERT(rc == HERD_OK);
+                    s->lora = k;
+                }
+                memcpy(s->cache, tok, (size_t)h.n_tokens * sizeof *tok);
+                s->n_cache = h.n_tokens;
+                s->last_used = ++e->tick;
+                op->n_tokens = h.n_tokens;
+            }
+            free(tok);
+            free(kv);
+        }
+    }
+    if (op->rc != HERD_OK) snprintf(op->err, sizeof op->err, "%s", herd_last_error());
+}
+
+int engine_slot_action(engine *e, int slot_id, int action, const char *path, int64_t *n_tokens, uint64_t *n_bytes) {
+    slot_op op = {.slot = slot_id, .action = action, .path = path};
+    pthread_mutex_lock(&e->op_mu); /* one action at a time */
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->mu);
+        pthread_mutex_unlock(&e->op_mu);
+        return herd_err(HERD_E_RANGE, "shutting down: the server is not taking new requests");
+    }
+    e->op = &op;
+    pthread_cond_signal(&e->cv);
+    while (!op.done) pthread_cond_wait(&e->op_cv, &e->mu);
+    e->op = NULL;
+    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->op_mu);
+    if (n_tokens) *n_tokens = op.n_tokens;
+    if (n_bytes) *n_bytes = op.n_bytes;
+    if (op.rc != HERD_OK) return herd_err(op.rc, "%s", op.err);
+    return HERD_OK;
 }
 
 /* One step: admit queued requests, drop cancelled ones, run one batch, sample. Returns false when
@@ -342,6 +499,14 @@ static void publish_stats(engine *e) {
 static bool step(engine *e) {
     int np = e->cfg.n_parallel;
     pthread_mutex_lock(&e->mu);
+    if (e->op && !e->op->done) { /* a slot action, before admission can hand the slot out */
+        slot_op *op = e->op;
+        pthread_mutex_unlock(&e->mu);
+        slot_op_run(e, op);
+        pthread_mutex_lock(&e->mu);
+        op->done = true;
+        pthread_cond_broadcast(&e->op_cv);
+    }
     /* admit: each queued request takes the idle slot sharing the longest prefix (else the LRU one) */
     while (e->q_head) {
         int pick = -1;
@@ -422,6 +587,9 @@ static bool step(engine *e) {
             }
         return true;
     }
+    /* prompts that just finished prefilling go to the prefix cache now, for requests that come meanwhile */
+    for (int i = 0; i < np && e->pc; i++)
+        if (e->slots[i].st == SLOT_PREFILL && e->slots[i].n_cache == e->slots[i].req->p.n_prompt) pc_offer(e, i);
     for (int row = 0; row < rows; row++) slot_sample(e, &e->slots[e->b_slot_of_row[row]], e->logits + row * e->n_vocab);
     publish_stats(e);
     return true;
@@ -435,8 +603,14 @@ static void *engine_main(void *arg) {
         pthread_mutex_lock(&e->mu);
         /* idle: sleep until a request comes (a busy slot that got nothing to run is waiting for a
          * cancelled request's cleanup, which the next step does) */
-        while (!e->q_head && !e->stopping && e->n_busy == 0) pthread_cond_wait(&e->cv, &e->mu);
+        while (!e->q_head && !e->stopping && e->n_busy == 0 && !(e->op && !e->op->done)) pthread_cond_wait(&e->cv, &e->mu);
         bool quit = e->stopping && !e->q_head && e->n_busy == 0;
+        if (quit && e->op && !e->op->done) { /* a slot action that came while stopping: refused, not left waiting */
+            e->op->rc = HERD_E_RANGE;
+            snprintf(e->op->err, sizeof e->op->err, "shutting down: the server is not taking new requests");
+            e->op->done = true;
+            pthread_cond_broadcast(&e->op_cv);
+        }
         if (e->stopping && !e->drain) {
             /* cancel whatever is left */
             for (engine_req *r = e->q_head; r; r = r->next) atomic_store(&r->cancelled, true);
@@ -488,6 +662,13 @@ int engine_new(herd_model *m, const engine_config *cfg, engine **out) {
     }
     e->n_vocab = herd_vocab_n_tokens(m);
     e->python_tag = herd_vocab_find(m, "<|python_tag|>");
+    pthread_mutex_init(&e->op_mu, NULL);
+    pthread_cond_init(&e->op_cv, NULL);
+    if (cfg->cache_ram > 0) {
+        e->pc = prefix_cache_new(PC_BLOCK, (size_t)(PC_BLOCK * herd_seq_kv_bytes_per_pos(e->ctx)), cfg->cache_ram);
+        e->pc_blocks = herd_xmalloc((size_t)(cfg->n_ctx_slot / PC_BLOCK + 2) * sizeof *e->pc_blocks);
+        e->stats.pc_budget = cfg->cache_ram;
+    }
     e->slots = herd_xcalloc((size_t)cfg->n_parallel, sizeof *e->slots);
     for (int i = 0; i < cfg->n_parallel; i++) e->slots[i].cache = herd_xmalloc((size_t)cfg->n_ctx_slot * sizeof(int32_t));
     int64_t nb = e->cfg.n_batch;
@@ -536,6 +717,12 @@ void engine_free(engine *e, bool drain) {
     free(e->b_want);
     free(e->b_slot_of_row);
     free(e->logits);
+    prefix_cache_free(e->pc);
+    free(e->pc_blocks);
+    if (e->n_vocab) { /* initialized together with the vocabulary size */
+        pthread_mutex_destroy(&e->op_mu);
+        pthread_cond_destroy(&e->op_cv);
+    }
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);

@@ -35,6 +35,9 @@ typedef struct {
     herd_lora *const *loras;
     const float *lora_scales;
     int n_loras;
+    /* prefix cache (prefix_cache.h): up to cache_ram bytes of KV blocks of every computed prefix, reused by
+     * any later request with the same leading tokens and adapter; 0: off (only the slots' own caches) */
+    uint64_t cache_ram;
 } engine_config;
 
 #define ENGINE_MAX_TOP 20
@@ -94,6 +97,9 @@ typedef struct {
     int active, queued, n_parallel;
     int64_t kv_used, kv_total;  /* positions held in slots / all slots' positions */
     uint64_t prompt_tokens, cached_tokens, generated_tokens;
+    /* the prefix cache: blocks and bytes held, its budget, blocks evicted */
+    int64_t pc_blocks;
+    uint64_t pc_bytes, pc_budget, pc_evictions;
 } engine_stats;
 
 /* Starts the engine thread over model m (borrowed; outlives the engine). */
@@ -120,6 +126,14 @@ void engine_cancel(engine_req *r);
 void engine_release(engine_req *r);
 
 void engine_get_stats(engine *e, engine_stats *s);
+
+/* Slot KV on disk (llama.cpp's /slots/{id}?action=save|restore|erase): save writes slot `slot`'s cached
+ * tokens and their KV to path (slot_file.h, atomically); restore loads such a file into the slot (its next
+ * request sharing the prefix reuses it); erase forgets the slot's cache. Runs on the engine thread between
+ * steps; blocks until done. HERD_E_RANGE for a slot out of range ("slot N does not exist") or busy
+ * ("slot N is busy"); HERD_E_IO / HERD_E_FORMAT from the file. OUT: *n_tokens, *n_bytes (file bytes). */
+enum { ENGINE_SLOT_SAVE = 0, ENGINE_SLOT_RESTORE = 1, ENGINE_SLOT_ERASE = 2 };
+int engine_slot_action(engine *e, int slot, int action, const char *path, int64_t *n_tokens, uint64_t *n_bytes);
 const herd_model *engine_model(const engine *e);
 
 #endif

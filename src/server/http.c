@@ -217,6 +217,19 @@ static enum MHD_Result dispatch(http_req *r) {
     }
     if (!strcmp(u, "/v1/files") || !strncmp(u, "/v1/files/", 10)) return route_files(r);
     if (!strcmp(u, "/v1/batches") || !strncmp(u, "/v1/batches/", 12)) return route_batches(r);
+    if (!strncmp(u, "/slots/", 7)) {
+        r->route = "/slots/{id}";
+        if (!post) return http_send_error(r, 405, "invalid_request_error", NULL, "method_not_allowed", "use POST on %s", u);
+        json_error_t err;
+        json_t *body = r->body.n ? json_loadb(r->body.p, r->body.n, JSON_REJECT_DUPLICATES, &err) : json_object();
+        if (!json_is_object(body)) {
+            json_decref(body);
+            return http_send_error(r, 400, "invalid_request_error", NULL, "invalid_json", "the body must be a JSON object");
+        }
+        enum MHD_Result ok = route_slots(r, u + 7, body);
+        json_decref(body);
+        return ok;
+    }
     static const struct {
         const char *path;
         enum MHD_Result (*fn)(http_req *, json_t *);

@@ -96,6 +96,8 @@ void batch_routes_stop(server *s);
  * give it (the echo, so that text_offset indexes it). OUT (on success): *lp, *echo (caller frees).
  * HERD_E_RANGE when the prompt exceeds the context. */
 int server_prompt_logprobs(server *s, const int32_t *ids, int64_t n, int top, json_t **lp, char **echo);
+/* Slot KV save / restore / erase (slots.c): POST /slots/{id}?action=... */
+enum MHD_Result route_slots(http_req *r, const char *id, json_t *body);
 /* The chat page (page.c). */
 extern const char k_chat_page_html[];
 

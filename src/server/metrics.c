@@ -158,5 +158,18 @@ char *metrics_render(metrics *m, const engine_stats *es) {
     line(&b, "# HELP herd_prompt_cache_hit_tokens_total Prompt tokens reused from cached prefixes.\n"
              "# TYPE herd_prompt_cache_hit_tokens_total counter\nherd_prompt_cache_hit_tokens_total %llu\n",
          (unsigned long long)es->cached_tokens);
+    line(&b, "# HELP herd_prompt_cache_hit_ratio Cached prompt tokens / prompt tokens of admitted requests.\n"
+             "# TYPE herd_prompt_cache_hit_ratio gauge\nherd_prompt_cache_hit_ratio %.6f\n",
+         es->prompt_tokens ? (double)es->cached_tokens / (double)es->prompt_tokens : 0.0);
+    line(&b, "# HELP herd_prefix_cache_bytes KV bytes held by the prefix cache (--cache-ram).\n"
+             "# TYPE herd_prefix_cache_bytes gauge\nherd_prefix_cache_bytes %llu\n", (unsigned long long)es->pc_bytes);
+    line(&b, "# HELP herd_prefix_cache_budget_bytes The prefix cache's budget.\n"
+             "# TYPE herd_prefix_cache_budget_bytes gauge\nherd_prefix_cache_budget_bytes %llu\n",
+         (unsigned long long)es->pc_budget);
+    line(&b, "# HELP herd_prefix_cache_blocks KV blocks (16 tokens each) held by the prefix cache.\n"
+             "# TYPE herd_prefix_cache_blocks gauge\nherd_prefix_cache_blocks %lld\n", (long long)es->pc_blocks);
+    line(&b, "# HELP herd_prefix_cache_evictions_total Blocks evicted from the prefix cache (LRU).\n"
+             "# TYPE herd_prefix_cache_evictions_total counter\nherd_prefix_cache_evictions_total %llu\n",
+         (unsigned long long)es->pc_evictions);
     return b.p;
 }

@@ -58,6 +58,9 @@ typedef struct {
     const char *data_dir;
     size_t max_file_bytes;
     int batch_parallel;
+    /* --slot-save-path: POST /slots/{id}?action=save|restore|erase reads and writes files in this folder
+     * only (slots.c); NULL: those routes answer 501 */
+    const char *slot_save_path;
 } server_config;
 
 typedef struct server server;

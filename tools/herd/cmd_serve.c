@@ -3,6 +3,7 @@
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
  *            [--data-dir DIR [--max-file-size BYTES]] [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD] [--prompt-guard DIR
  *            [--prompt-guard-type injection|jailbreak]] [--shields input,output,prompt-guard]
+ *            [--cache-ram MiB] [--slot-save-path DIR]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
@@ -22,7 +23,8 @@ int cmd_serve(int argc, char **argv) {
     const char *script_file = NULL, *exec_list = NULL, *guard_path = NULL, *shields = NULL;
     const char *pg_path = NULL, *pg_type = "injection", *data_dir = NULL;
     int64_t max_file = (int64_t)200 << 20;
-    int64_t max_steps = 4;
+    int64_t max_steps = 4, cache_ram = 1024;
+    const char *slot_save_path = NULL;
     float tool_timeout = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("serve", &c, argc, argv, &i);
@@ -45,6 +47,8 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--prompt-guard")) { if (!cli_str("serve", argc, argv, &i, &pg_path)) return 1; }
         else if (!strcmp(a, "--prompt-guard-type")) { if (!cli_str("serve", argc, argv, &i, &pg_type)) return 1; }
         else if (!strcmp(a, "--shields")) { if (!cli_str("serve", argc, argv, &i, &shields)) return 1; }
+        else if (!strcmp(a, "--cache-ram")) { if (!cli_i64("serve", argc, argv, &i, 0, (int64_t)1 << 30, &cache_ram)) return 1; }
+        else if (!strcmp(a, "--slot-save-path")) { if (!cli_str("serve", argc, argv, &i, &slot_save_path)) return 1; }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("serve");
         else return cli_fail("serve", "unknown option '%s'", a);
@@ -162,7 +166,8 @@ int cmd_serve(int argc, char **argv) {
     }
     engine_config ec = {.n_parallel = (int)parallel, .n_ctx_slot = per_slot, .n_batch = c.ctx.n_batch,
                         .n_threads = c.ctx.n_threads, .kv_type = c.ctx.kv_type, .max_queue = (int)max_queue,
-                        .loras = loras, .lora_scales = lora_scales, .n_loras = nl};
+                        .loras = loras, .lora_scales = lora_scales, .n_loras = nl,
+                        .cache_ram = (uint64_t)cache_ram << 20};
     engine *e = NULL;
     if (!lora_ok || engine_new(m, &ec, &e) != HERD_OK) {
         if (lora_ok) cli_fail_lib("serve");
@@ -232,7 +237,8 @@ int cmd_serve(int argc, char **argv) {
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
                         .lora_ids = (const char *const *)lora_ids, .lora_paths = lora_paths, .n_loras = nl,
-                        .data_dir = data_dir, .max_file_bytes = (size_t)max_file, .batch_parallel = (int)parallel};
+                        .data_dir = data_dir, .max_file_bytes = (size_t)max_file, .batch_parallel = (int)parallel,
+                        .slot_save_path = slot_save_path};
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
