@@ -219,6 +219,15 @@ int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n);
  * holding the tokens): the mean over tokens of the final normed hidden state (the input of the
  * output matrix), scaled to unit L2 norm. out: n_embd floats. */
 int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, float *out);
+/* Pooling of the final normed hidden states, as llama.cpp's pooling types (the same meaning, not the same
+ * numbers: mean is 0 so that zeroed parameters pool by mean; none = one row per token). */
+enum { HERD_POOLING_MEAN = 0, HERD_POOLING_CLS = 1, HERD_POOLING_LAST = 2, HERD_POOLING_NONE = 3 };
+/* herd_embed with a pooling: out receives n_embd floats, or n * n_embd (row per token) for NONE; normalize:
+ * each row scaled to unit L2 norm (llama.cpp's --embd-normalize 2), else the raw pooled state. */
+int herd_embed_pooled(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, int pooling, bool normalize,
+                      float *out);
+/* "mean", "cls", "last", "none" -> HERD_POOLING_*, else -1. */
+int herd_pooling_parse(const char *name);
 int64_t herd_model_n_embd(const herd_model *m);
 
 /* ---- LoRA adapters (docs/FORMATS.md, src/model/lora.h) ------------------------------------------ */

@@ -29,6 +29,7 @@ int cmd_guard(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 
 /* ---- help texts ---- */
 
