@@ -30,6 +30,10 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_rag(int argc, char **argv);
+/* cmd_rag.c: embeds query (BOS + its tokens) with pooling on sequence 0 of ctx and searches the store. */
+int rag_query_context(herd_store *s, const herd_model *m, herd_context *ctx, int pooling, const char *collection,
+                      const char *query, int64_t k, const char *filter, int ef, herd_store_hit **hits, int64_t *n);
 
 /* ---- help texts ---- */
 

@@ -32,6 +32,7 @@ static const struct {
     {"export", cmd_export},
     {"synth", cmd_synth},
     {"embed", cmd_embed},
+    {"rag", cmd_rag},
 };
 
 /* cli_help_main (tools/herd/help/herd.txt) with its line @COMMANDS@ and its @CPU@ filled in */
