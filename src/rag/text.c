@@ -152,7 +152,7 @@ void rag_html_to_text(const char *h, size_t len, char **out, size_t *out_len) {
             if (!used) ob_put(&raw, "&", 1), used = 1;
             i += used;
         } else {
-            ob_put(&raw, ch == '\n' || ch == '\r' ? " " : h + i, 1); /* line breaks come from block tags */
+            if (ch) ob_put(&raw, ch == '\n' || ch == '\r' ? " " : h + i, 1); /* breaks come from block tags; NULs dropped */
             i++;
         }
     }

@@ -15,7 +15,7 @@ int rag_text_kind_of(const char *path);
 /* The text of an HTML document: tags removed (block tags such as <p>, <br>, <li>, <h1> become line
  * breaks), <script>, <style>, <head>'s <title> kept, comments and <!...> dropped, entities decoded
  * (&amp; &lt; &gt; &quot; &apos; &nbsp; and numeric &#N; &#xH; as UTF-8; an unknown entity stays as
- * written), runs of blank space folded to one space and of blank lines to one empty line. Never reads
+ * written, NUL bytes dropped), runs of blank space folded to one space and of blank lines to one empty line. Never reads
  * past len; any input gives a result. OUT: *out (caller frees, NUL-terminated), *out_len. */
 void rag_html_to_text(const char *html, size_t len, char **out, size_t *out_len);
 
