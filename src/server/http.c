@@ -214,6 +214,8 @@ static enum MHD_Result dispatch(http_req *r) {
         r->route = "/v1/models/{id}";
         return route_model(r, u + 11);
     }
+    enum MHD_Result vres;
+    if (vector_routes_dispatch(r, &vres)) return vres;
     static const struct {
         const char *path;
         enum MHD_Result (*fn)(http_req *, json_t *);

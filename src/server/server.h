@@ -52,6 +52,8 @@ typedef struct {
     herd_classifier *prompt_guard;
     const char *prompt_guard_id;
     bool shield_prompt_guard, prompt_guard_jailbreak;
+    /* --store DIR: the vector stores of vector_routes.c (a herd_store in DIR); NULL: none */
+    const char *store_dir;
 } server_config;
 
 typedef struct server server;
