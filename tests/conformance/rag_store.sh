@@ -6,6 +6,7 @@
 #   - metadata filters keep only matching chunks; deleting a document removes its chunks from file and results
 #   - kill -9 in the middle of a document's transaction: reopened, the store passes integrity_check,
 #     every document has all its chunks, the killed file is absent; indexing it again works
+#   - herd chat --store puts the retrieved chunks, numbered with their sources, into the prompt
 #   - bad input (unknown type, missing file, empty file, PDF without pdftotext, bad filter) fails clearly
 source tests/lib.sh
 need_ref
@@ -120,4 +121,12 @@ if ! command -v pdftotext >/dev/null; then
     expect_err "pdftotext is not installed" "$TMP/a.pdf"
 fi
 "$HERD" rag query --store $TMP/none -q x 2>&1 | grep -q "need -m MODEL" || die "a store without a model not refused"
+# herd chat --store: the retrieved chunk goes into the prompt with its source and the request to cite
+echo '["See [1]."]' >"$TMP/script.json"
+"$HERD" chat -m "$m" --store $S -p "Fish and chips, the quick brown fox" --rag-k 2 --test-script "$TMP/script.json" \
+    --dump-prompt "$TMP/prompt.txt" --no-stats >/dev/null || die "chat --store"
+grep -q "^\[1\] (source: $TMP/p.html, tokens 0-" "$TMP/prompt.txt" && grep -q "The quick brown fox jumps over the lazy dog." "$TMP/prompt.txt" &&
+    grep -q "Cite the documents you use" "$TMP/prompt.txt" && grep -q "Question: Fish and chips, the quick brown fox" "$TMP/prompt.txt" ||
+    die "chat --store prompt lacks the retrieved chunk: $(cat "$TMP/prompt.txt")"
+echo "  chat --store: the top chunk and its source are in the prompt"
 echo "vector store: top hits, brute force, filters, delete, crash safety and bad input all ok"

@@ -161,3 +161,58 @@ done:
     cli_common_free(&c);
     return rc;
 }
+
+/* ---- herd chat --store: retrieval for each user turn ------------------------------------------------ */
+
+struct rag_session {
+    herd_store *s;
+    herd_model *m;
+    rag_embedder em;
+    int64_t k;
+};
+
+rag_session *rag_session_open(const char *dir, int64_t k, int n_threads) {
+    cli_common c;
+    cli_common_init(&c);
+    c.ctx.n_threads = n_threads;
+    rag_session *rs = calloc(1, sizeof *rs);
+    rs->k = k;
+    if (open_all("chat", &c, dir, NULL, &rs->s, &rs->m, &rs->em)) {
+        rag_session_close(rs);
+        rs = NULL;
+    }
+    cli_common_free(&c);
+    return rs;
+}
+
+void rag_session_close(rag_session *rs) {
+    if (!rs) return;
+    herd_context_free(rs->em.ctx);
+    herd_model_free(rs->m);
+    herd_store_close(rs->s);
+    free(rs);
+}
+
+/* The user's message with the k retrieved chunks before it, each numbered with its source, and the
+ * request to cite them by number. NULL (error printed) on failure. */
+char *rag_session_augment(rag_session *rs, const char *question) {
+    herd_store_hit *h;
+    int64_t n;
+    if (rag_query_context(rs->s, rs->m, rs->em.ctx, rs->em.pooling, "default", question, rs->k, NULL, 0, &h, &n) !=
+        HERD_OK) {
+        cli_fail_lib("chat");
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    fputs("Answer the question using the documents below. Cite the documents you use by their number in "
+          "brackets, like [1], and say so if they do not contain the answer.\n\n", fp);
+    for (int64_t i = 0; i < n; i++)
+        fprintf(fp, "[%lld] (source: %s, tokens %lld-%lld)\n%s\n\n", (long long)(i + 1), h[i].source,
+                (long long)h[i].tok_start, (long long)h[i].tok_end, h[i].text);
+    fprintf(fp, "Question: %s", question);
+    fclose(fp);
+    herd_store_hits_free(h, n);
+    return buf;
+}
