@@ -6,7 +6,8 @@ import LlamaStackClient from "llama-stack-client";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import {startServer, testModel, check, done} from "./lib.mjs";
+import {execFileSync} from "node:child_process";
+import {startServer, testModel, check, done, HERD} from "./lib.mjs";
 
 const model = testModel();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "herd-vs-"));
@@ -27,6 +28,18 @@ const docs = [
     "A binary heap keeps its smallest element at the root, so popping the minimum costs log n.",
 ];
 try {
+    // /v1/embeddings and herd embed share herd_embed_pooled: a batch of a string and token ids
+    const ids = JSON.parse(execFileSync(HERD, ["tokenize", "-m", model, "-p", "bonjour le monde"]).toString());
+    const e = await openai.embeddings.create({model: "tiny", input: [ids, ids.slice(0, 2)], encoding_format: "float"});
+    const want = [ids, ids.slice(0, 2)].map(x =>
+        JSON.parse(execFileSync(HERD, ["embed", "-m", model, "--prompt-ids", JSON.stringify(x)]).toString()));
+    const md = (a, b) => a.length === b.length ? Math.max(...a.map((x, i) => Math.abs(x - b[i]))) : Infinity;
+    check(e.data.length === 2 && md(e.data[0].embedding, want[0]) < 1e-6 && md(e.data[1].embedding, want[1]) < 1e-6,
+        "/v1/embeddings (token-id batch) == herd embed", JSON.stringify(e.data.map((d, i) => md(d.embedding, want[i]))));
+    const dr = await post("/v1/embeddings", {input: "a", dimensions: 64});
+    check(dr.status === 400 && /not supported/.test(dr.body.error.message), "dimensions refused clearly",
+        JSON.stringify(dr.body));
+
     const vs = await openai.vectorStores.create({name: "notes", metadata: {team: "a"}});
     check(vs.id.startsWith("vs_") && vs.object === "vector_store" && vs.name === "notes" && vs.metadata.team === "a",
         "vectorStores.create", JSON.stringify(vs));
