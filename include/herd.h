@@ -825,7 +825,8 @@ int herd_store_delete_doc(herd_store *s, int64_t doc_id);
 /* Top k chunks of the collection by cosine with q (n_embd floats). filter_json: NULL, an object of
  * key: value pairs every one of which a chunk's metadata (plus "source") must equal, or an OpenAI
  * comparison / compound filter ({"type":"eq|ne|gt|gte|lt|lte","key","value"}, {"type":"and|or",
- * "filters":[...]}). ef 0: exact search (AVX-512, all rows); ef > 0: the HNSW index with ef candidates.
+ * "filters":[...]}). ef 0: exact search (AVX-512, all rows); ef > 0: the HNSW index with ef candidates
+ * (a filtered search is always exact, over the matching rows).
  * Vectors are read from the file once and kept in memory until the collection changes. OUT: *hits
  * (herd_store_hits_free), *n_hits. */
 int herd_store_search(herd_store *s, const char *collection, const float *q, int64_t k, const char *filter_json,
