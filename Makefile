@@ -17,7 +17,7 @@ SAN     ?=
 # -fvisibility=hidden: libherd.so exports exactly what include/herd.h declares (its visibility pragma)
 CFLAGS_BASE = -std=c11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
               -fPIC -pthread -fvisibility=hidden -Iinclude -D_GNU_SOURCE $(SAN)
-LDLIBS  = -lmicrohttpd -lcurl -ljansson -lm -lpthread
+LDLIBS  = -lmicrohttpd -lcurl -ljansson $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) -lm -lpthread
 
 # The version lives in VERSION (semantic versioning; the soname carries MAJOR). A build from a git
 # checkout also records `git describe` (herd --version, herd_version_git()); outside one — a tarball,
@@ -215,7 +215,7 @@ DEB_ARCH  = $(shell dpkg --print-architecture)
 DEB_MULTI = $(shell $(CC) -print-multiarch)
 DEB_ROOT  = build/deb/root
 DEB_FILE  = build/deb/herd_$(VERSION)_$(DEB_ARCH).deb
-DEB_DEPS  = libjansson4, libcurl4, libmicrohttpd12
+DEB_DEPS  = libjansson4, libcurl4, libmicrohttpd12, libsqlite3-0
 deb:
 	@[ "$(BUILD)" = build ] || { echo "make deb builds from build/, not BUILD=$(BUILD)"; exit 1; }
 	@$(MAKE) --no-print-directory all

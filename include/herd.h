@@ -219,6 +219,15 @@ int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n);
  * holding the tokens): the mean over tokens of the final normed hidden state (the input of the
  * output matrix), scaled to unit L2 norm. out: n_embd floats. */
 int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, float *out);
+/* Pooling of the final normed hidden states, as llama.cpp's pooling types (the same meaning, not the same
+ * numbers: mean is 0 so that zeroed parameters pool by mean; none = one row per token). */
+enum { HERD_POOLING_MEAN = 0, HERD_POOLING_CLS = 1, HERD_POOLING_LAST = 2, HERD_POOLING_NONE = 3 };
+/* herd_embed with a pooling: out receives n_embd floats, or n * n_embd (row per token) for NONE; normalize:
+ * each row scaled to unit L2 norm (llama.cpp's --embd-normalize 2), else the raw pooled state. */
+int herd_embed_pooled(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, int pooling, bool normalize,
+                      float *out);
+/* "mean", "cls", "last", "none" -> HERD_POOLING_*, else -1. */
+int herd_pooling_parse(const char *name);
 int64_t herd_model_n_embd(const herd_model *m);
 
 /* ---- LoRA adapters (docs/FORMATS.md, src/model/lora.h) ------------------------------------------ */
@@ -779,6 +788,69 @@ int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n,
  * needs pos <= n_past and pos + n <= n_ctx; n_past becomes pos + n. The bytes must come from a context
  * of the same model and KV type (the caller's contract; KV rows are not checked). */
 int herd_seq_kv_write(herd_context *c, int32_t seq, int64_t pos, int64_t n, const void *buf);
+/* ---- retrieval: vector stores in SQLite (src/rag/, docs/RAG.md) ------------------------------- */
+
+/* One store = one SQLite file DIR/store.sqlite (WAL) holding collections ("vector stores"), documents,
+ * their chunks (text, token range, metadata JSON) and each chunk's F32 vector. A document is written in
+ * one transaction: after a crash (kill -9 included) it is either wholly in the store or absent. */
+typedef struct herd_store herd_store;
+
+/* Embeds tokens[0..n) into out (n_embd floats, unit L2 norm); HERD_OK or an error (herd_err). */
+typedef int (*herd_embed_fn)(void *user, const int32_t *tokens, int64_t n, float *out);
+
+typedef struct {
+    int64_t chunk_tokens; /* Llama 3 tokens per chunk; 0 = 512 */
+    int64_t overlap;      /* tokens shared by neighbouring chunks; -1 = chunk_tokens / 4 */
+} herd_chunk_params;
+
+typedef struct {
+    int64_t chunk_id, doc_id, tok_start, tok_end; /* [tok_start, tok_end) in the document's tokens */
+    float score;                                  /* cosine similarity */
+    char *text, *source, *metadata;               /* owned (herd_store_hits_free); metadata: JSON object */
+} herd_store_hit;
+
+/* Opens (creating DIR and the file if needed) the store in dir. OUT: *out (herd_store_close). */
+int herd_store_open(const char *dir, herd_store **out);
+void herd_store_close(herd_store *s);
+/* The key/value settings the store remembers (the embedding model, n_embd, pooling); value: owned, NULL if
+ * unset. */
+char *herd_store_meta_get(herd_store *s, const char *key);
+int herd_store_meta_set(herd_store *s, const char *key, const char *value);
+/* Collections: id of a new one (owned) with a name and a metadata JSON object (NULL: {}). */
+int herd_store_collection_create(herd_store *s, const char *name, const char *metadata_json, char **id);
+/* JSON array of {id, name, created_at, metadata, n_documents, n_chunks}, oldest first (owned string). */
+char *herd_store_collection_list(herd_store *s);
+/* HERD_E_ARG naming it if the collection does not exist. */
+int herd_store_collection_check(herd_store *s, const char *id);
+int herd_store_collection_delete(herd_store *s, const char *id);
+/* Cuts text into token windows (tokenized with m, no BOS), embeds BOS + each window with fn and writes
+ * the document and its chunks in one transaction. source: a name (file path); metadata_json: an object or
+ * NULL. HERD_E_FORMAT for empty text. OUT: *doc_id (may be NULL). */
+int herd_store_add_text(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                        const char *source, const char *text, size_t len, const char *metadata_json,
+                        const herd_chunk_params *p, int64_t *doc_id);
+/* The same for a file: .txt/.md as text, .html/.htm with tags, scripts and styles removed and entities
+ * decoded, .pdf through pdftotext (poppler-utils; a clear error if absent). HERD_E_UNSUPPORTED for
+ * another extension. */
+int herd_store_add_file(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                        const char *path, const char *metadata_json, const herd_chunk_params *p, int64_t *doc_id);
+/* Pre-cut chunks (Llama Stack vector-io insert): one document of n chunks, texts[i] embedded as BOS +
+ * its tokens, metadata_json[i] an object or NULL. */
+int herd_store_add_chunks(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                          const char *source, const char *const *texts, const char *const *metadata_json, int64_t n,
+                          int64_t *doc_id);
+/* Removes a document and its chunks; HERD_E_ARG if there is none with that id. */
+int herd_store_delete_doc(herd_store *s, int64_t doc_id);
+/* Top k chunks of the collection by cosine with q (n_embd floats). filter_json: NULL, an object of
+ * key: value pairs every one of which a chunk's metadata (plus "source") must equal, or an OpenAI
+ * comparison / compound filter ({"type":"eq|ne|gt|gte|lt|lte","key","value"}, {"type":"and|or",
+ * "filters":[...]}). ef 0: exact search (AVX-512, all rows); ef > 0: the HNSW index with ef candidates
+ * (a filtered search is always exact, over the matching rows).
+ * Vectors are read from the file once and kept in memory until the collection changes. OUT: *hits
+ * (herd_store_hits_free), *n_hits. */
+int herd_store_search(herd_store *s, const char *collection, const float *q, int64_t k, const char *filter_json,
+                      int ef, herd_store_hit **hits, int64_t *n_hits);
+void herd_store_hits_free(herd_store_hit *hits, int64_t n);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -5,7 +5,7 @@
 # (the man pages render in tests/conformance/manpages.sh), cmake + g++ (llama.cpp's native tools, built once from the
 # bundle by tests/ref/build_llama_tools.sh for the perplexity comparison).
 set -e
-pkgs="gcc make libc6-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev pkg-config python3 clang libclang-rt-14-dev git ca-certificates curl man-db groff-base cmake g++"
+pkgs="gcc make libc6-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev pkg-config python3 clang libclang-rt-14-dev git ca-certificates curl man-db groff-base cmake g++"
 [ "${1:-}" = e2e ] && pkgs="chromium curl"   # make test-e2e: the browser test
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"

@@ -190,12 +190,18 @@ int64_t herd_model_n_embd(const herd_model *m) {
     return m->hp.n_embd;
 }
 
-int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, float *out) {
+/* Pooling as llama.cpp's build_pooling does it over result_norm (the input of the output matrix):
+ * MEAN averages the n rows, CLS takes the first, LAST the last, NONE keeps all n rows. Normalising is
+ * common_embd_normalize(.., 2): each output row divided by its Euclidean norm, summed in double. */
+int herd_embed_pooled(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, int pooling, bool normalize,
+                      float *out) {
     kv_cache *kv = forward_kv(c->fs);
     int rc = check_tokens(c, tokens, n);
     if (rc) return rc;
     if (seq < 0 || seq >= kv->n_seq)
         return herd_err(HERD_E_ARG, "embed: sequence %d is not in [0, %lld)", seq, (long long)kv->n_seq);
+    if (pooling < HERD_POOLING_MEAN || pooling > HERD_POOLING_NONE)
+        return herd_err(HERD_E_ARG, "embed: unknown pooling %d", pooling);
     if (n > c->n_ctx)
         return herd_err(HERD_E_RANGE, "embed: %lld tokens exceed the context of %lld", (long long)n,
                         (long long)c->n_ctx);
@@ -213,13 +219,31 @@ int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, f
     for (int64_t i = 0; i < n; i += nb) {
         int64_t k = n - i < nb ? n - i : nb;
         forward_batch_hidden(c->fs, tokens + i, seqs, k, want, h);
-        for (int64_t t = 0; t < k; t++)
-            for (int64_t e = 0; e < E; e++) acc[e] += h[t * E + e];
+        for (int64_t t = 0; t < k; t++) {
+            const float *row = h + t * E;
+            if (pooling == HERD_POOLING_MEAN)
+                for (int64_t e = 0; e < E; e++) acc[e] += row[e];
+            else if (pooling == HERD_POOLING_NONE)
+                memcpy(out + (i + t) * E, row, (size_t)E * sizeof(float));
+            else if ((pooling == HERD_POOLING_CLS && i + t == 0) || (pooling == HERD_POOLING_LAST && i + t == n - 1))
+                for (int64_t e = 0; e < E; e++) acc[e] = row[e];
+        }
     }
-    double norm = 0;
-    for (int64_t e = 0; e < E; e++) norm += (acc[e] / (double)n) * (acc[e] / (double)n);
-    norm = sqrt(norm);
-    for (int64_t e = 0; e < E; e++) out[e] = norm > 0 ? (float)(acc[e] / (double)n / norm) : 0.0f;
+    int64_t rows = pooling == HERD_POOLING_NONE ? n : 1;
+    if (pooling != HERD_POOLING_NONE) {
+        /* llama.cpp's mean is a matmul by a column of 1/n (float): sum x_t * (1/n) */
+        float inv = pooling == HERD_POOLING_MEAN ? 1.0f / (float)n : 1.0f;
+        for (int64_t e = 0; e < E; e++) out[e] = (float)(acc[e] * (double)inv);
+    }
+    if (normalize)
+        for (int64_t r = 0; r < rows; r++) {
+            float *v = out + r * E;
+            double sum = 0;
+            for (int64_t e = 0; e < E; e++) sum += (double)v[e] * (double)v[e];
+            sum = sqrt(sum);
+            float s = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+            for (int64_t e = 0; e < E; e++) v[e] *= s;
+        }
     free(acc), free(h), free(want), free(seqs);
     return HERD_OK;
 }
@@ -259,4 +283,15 @@ int herd_seq_kv_write(herd_context *c, int32_t seq, int64_t pos, int64_t n, cons
     }
     kv->n_past[seq] = pos + n;
     return HERD_OK;
+}
+
+int herd_embed(herd_context *c, int32_t seq, const int32_t *tokens, int64_t n, float *out) {
+    return herd_embed_pooled(c, seq, tokens, n, HERD_POOLING_MEAN, true, out);
+}
+
+int herd_pooling_parse(const char *name) {
+    static const char *names[] = {"mean", "cls", "last", "none"};
+    for (int i = 0; i < 4; i++)
+        if (name && !strcmp(name, names[i])) return i;
+    return -1;
 }

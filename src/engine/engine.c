@@ -368,8 +368,9 @@ static void run_embedding(engine *e, int si) {
     slot *s = &e->slots[si];
     engine_req *r = s->req;
     int64_t E = herd_model_n_embd(e->m);
-    float *v = herd_xmalloc((size_t)E * sizeof(float));
-    if (herd_embed(e->ctx, si, r->p.prompt, r->p.n_prompt, v) != HERD_OK) {
+    int64_t rows = r->p.pooling == HERD_POOLING_NONE ? r->p.n_prompt : 1;
+    float *v = herd_xmalloc((size_t)(rows * E) * sizeof(float));
+    if (herd_embed_pooled(e->ctx, si, r->p.prompt, r->p.n_prompt, r->p.pooling, !r->p.no_normalize, v) != HERD_OK) {
         free(v);
         emit_error(r, herd_last_error());
         s->n_cache = 0;

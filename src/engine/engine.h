@@ -51,6 +51,8 @@ typedef struct {
     int n_stop;
     int top_logprobs;           /* < 0: no logprobs; else 0..ENGINE_MAX_TOP alternatives per token */
     bool embedding;             /* embedding request: no generation, DONE carries the vector */
+    int pooling;                /* embedding: HERD_POOLING_* (0: mean); NONE: DONE carries n_prompt rows */
+    bool no_normalize;          /* embedding: the raw pooled state, not scaled to unit L2 norm */
     bool render_python_tag;     /* write <|python_tag|> into the text (for tool-call parsing) */
     herd_constraint *constraint; /* moved into the engine (freed with the request); NULL: none */
     int lora;                   /* 0: the base model; i in 1..n_loras: engine_config's adapter i - 1 */

@@ -230,6 +230,8 @@ static enum MHD_Result dispatch(http_req *r) {
         json_decref(body);
         return ok;
     }
+    enum MHD_Result vres;
+    if (vector_routes_dispatch(r, &vres)) return vres;
     static const struct {
         const char *path;
         enum MHD_Result (*fn)(http_req *, json_t *);

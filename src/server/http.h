@@ -73,6 +73,9 @@ int http_wait_event(int fd, engine_req *er, engine_event *ev);
 enum MHD_Result route_chat_completions(http_req *r, json_t *body);
 enum MHD_Result route_completions(http_req *r, json_t *body);
 enum MHD_Result route_embeddings(http_req *r, json_t *body);
+/* vector_routes.c: answers /v1/vector_stores..., /v1/vector-io/... and /v1/tool-runtime/rag-tool/...
+ * (true, *res set); false for any other URL. */
+bool vector_routes_dispatch(http_req *r, enum MHD_Result *res);
 enum MHD_Result route_models(http_req *r);
 enum MHD_Result route_model(http_req *r, const char *id);
 /* Safety (shields.c): Llama Stack shields, OpenAI moderations, answered by the guard model. */

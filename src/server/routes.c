@@ -1215,8 +1215,10 @@ enum MHD_Result route_embeddings(http_req *r, json_t *b) {
     }
     json_t *dims = json_object_get(b, "dimensions");
     if (dims && !json_is_null(dims) && !(json_is_integer(dims) && json_integer_value(dims) == herd_model_n_embd(m)))
-        return http_send_error(r, 400, "invalid_request_error", "dimensions", NULL, "'dimensions' must be %lld",
-                               (long long)herd_model_n_embd(m));
+        return http_send_error(r, 400, "invalid_request_error", "dimensions", NULL,
+                               "'dimensions' is not supported: this model's embeddings have exactly %lld dimensions "
+                               "(leave it out or give %lld)",
+                               (long long)herd_model_n_embd(m), (long long)herd_model_n_embd(m));
     /* inputs: a string, an array of strings, an array of ids, or an array of id arrays */
     json_t *list = json_array();
     if (json_is_string(in) || (json_is_array(in) && json_array_size(in) > 0 && json_is_integer(json_array_get(in, 0))))

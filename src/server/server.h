@@ -61,6 +61,8 @@ typedef struct {
     /* --slot-save-path: POST /slots/{id}?action=save|restore|erase reads and writes files in this folder
      * only (slots.c); NULL: those routes answer 501 */
     const char *slot_save_path;
+    /* --store DIR: the vector stores of vector_routes.c (a herd_store in DIR); NULL: none */
+    const char *store_dir;
 } server_config;
 
 typedef struct server server;

@@ -29,6 +29,17 @@ int cmd_guard(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_rag(int argc, char **argv);
+/* cmd_rag.c: embeds query (BOS + its tokens) with pooling on sequence 0 of ctx and searches the store. */
+/* herd chat --store: the store's embedding model, and the retrieved chunks (k, with their sources) put before
+ * each user message (owned result; NULL: error printed). */
+typedef struct rag_session rag_session;
+rag_session *rag_session_open(const char *dir, int64_t k, int n_threads);
+void rag_session_close(rag_session *rs);
+char *rag_session_augment(rag_session *rs, const char *question);
+int rag_query_context(herd_store *s, const herd_model *m, herd_context *ctx, int pooling, const char *collection,
+                      const char *query, int64_t k, const char *filter, int ef, herd_store_hit **hits, int64_t *n);
 
 /* ---- help texts ---- */
 

@@ -216,7 +216,9 @@ int cmd_chat(int argc, char **argv) {
     c.samp.temp = 0.6f; /* Meta's recommendation for Llama 3.1 chat (LLAMA31.md) */
     c.samp.top_p = 0.9f;
     const char *system = NULL, *prompt = NULL, *tools = NULL, *functions = NULL, *script = NULL, *dump = NULL;
-    int64_t n_predict = -1, max_steps = 8;
+    const char *store = NULL;
+    int64_t n_predict = -1, max_steps = 8, rag_k = 5;
+    rag_session *rs = NULL;
     float tool_timeout = 0;
     bool stats = true;
     for (int i = 1; i < argc; i++) {
@@ -227,6 +229,8 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p")) { if (!cli_str("chat", argc, argv, &i, &prompt)) return 1; }
         else if (!strcmp(argv[i], "-n")) { if (!cli_i64("chat", argc, argv, &i, -1, INT32_MAX, &n_predict)) return 1; }
         else if (!strcmp(argv[i], "--no-stats")) stats = false;
+        else if (!strcmp(argv[i], "--store")) { if (!cli_str("chat", argc, argv, &i, &store)) return 1; }
+        else if (!strcmp(argv[i], "--rag-k")) { if (!cli_i64("chat", argc, argv, &i, 1, 100, &rag_k)) return 1; }
         else if (!strcmp(argv[i], "--tools")) { if (!cli_str("chat", argc, argv, &i, &tools)) return 1; }
         else if (!strcmp(argv[i], "--functions")) { if (!cli_str("chat", argc, argv, &i, &functions)) return 1; }
         else if (!strcmp(argv[i], "--max-steps")) { if (!cli_i64("chat", argc, argv, &i, 1, 100, &max_steps)) return 1; }
@@ -287,6 +291,7 @@ int cmd_chat(int argc, char **argv) {
     if (herd_context_new(st.m, &c.ctx, &st.ctx) != HERD_OK) { cli_fail_lib("chat"); goto done; }
     if (!cli_lora_apply("chat", &c, st.m, st.ctx, &loras)) goto done;
     st.s = herd_sampler_new(&c.samp, herd_vocab_n_tokens(st.m));
+    if (store && !(rs = rag_session_open(store, rag_k, c.ctx.n_threads))) goto done;
 
     bool interactive = prompt == NULL;
     bool tty = isatty(STDIN_FILENO);
@@ -305,7 +310,12 @@ int cmd_chat(int argc, char **argv) {
             if (got == 0) continue;
             msg = line;
         }
-        add_msg(&st, "user", msg, NULL, NULL);
+        if (rs) {
+            char *aug = rag_session_augment(rs, msg);
+            if (!aug) { rc = 1; break; }
+            add_msg(&st, "user", aug, NULL, NULL);
+            free(aug);
+        } else add_msg(&st, "user", msg, NULL, NULL);
         rc = turn(&st, interactive);
         if (rc || !interactive) break;
     }
@@ -317,6 +327,7 @@ done:
         free((char *)st.msgs[i].tool_name);
         free((char *)st.msgs[i].tool_arguments);
     }
+    rag_session_close(rs);
     free(tool_list);
     free(st.functions_json);
     json_decref(st.script);

@@ -18,7 +18,7 @@
 int cmd_serve(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
-    const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL;
+    const char *host = "127.0.0.1", *api_key = getenv("HERD_API_KEY"), *alias = NULL, *store_dir = NULL;
     int64_t port = 8080, parallel = 4, max_body = 8 << 20, max_queue = 64;
     const char *script_file = NULL, *exec_list = NULL, *guard_path = NULL, *shields = NULL;
     const char *pg_path = NULL, *pg_type = "injection", *data_dir = NULL;
@@ -35,6 +35,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--port")) { if (!cli_i64("serve", argc, argv, &i, 0, 65535, &port)) return 1; }
         else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) { if (!cli_i64("serve", argc, argv, &i, 1, 256, &parallel)) return 1; }
         else if (!strcmp(a, "--api-key")) { if (!cli_str("serve", argc, argv, &i, &api_key)) return 1; }
+        else if (!strcmp(a, "--store")) { if (!cli_str("serve", argc, argv, &i, &store_dir)) return 1; }
         else if (!strcmp(a, "--max-body")) { if (!cli_i64("serve", argc, argv, &i, 1024, (int64_t)1 << 32, &max_body)) return 1; }
         else if (!strcmp(a, "--max-queue")) { if (!cli_i64("serve", argc, argv, &i, 0, 1 << 20, &max_queue)) return 1; }
         else if (!strcmp(a, "--data-dir")) { if (!cli_str("serve", argc, argv, &i, &data_dir)) return 1; }
@@ -232,7 +233,7 @@ int cmd_serve(int argc, char **argv) {
         if (base) memmove(pgid, base + 1, strlen(base + 1) + 1);
     }
     server_config sc = {.prompt_guard = pg, .prompt_guard_id = pgid, .shield_prompt_guard = shield_pg,
-                        .prompt_guard_jailbreak = !strcmp(pg_type, "jailbreak"), .guard = gctx, .guard_ctx_slot = g_slot, .guard_id = gid, .shield_input = shield_in, .shield_output = shield_out,.host = host, .port = (int)port, .api_key = api_key, .max_body = (size_t)max_body,
+                        .prompt_guard_jailbreak = !strcmp(pg_type, "jailbreak"), .guard = gctx, .guard_ctx_slot = g_slot, .guard_id = gid, .shield_input = shield_in, .shield_output = shield_out,.host = host, .port = (int)port, .api_key = api_key, .store_dir = store_dir, .max_body = (size_t)max_body,
                         .model_id = id, .n_ctx_slot = per_slot, .max_connections = 512, .script = script,
                         .n_script = n_script, .exec_tools = exec_tools, .n_exec_tools = n_exec,
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},

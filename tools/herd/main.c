@@ -31,6 +31,8 @@ static const struct {
     {"train", cmd_train},
     {"export", cmd_export},
     {"synth", cmd_synth},
+    {"embed", cmd_embed},
+    {"rag", cmd_rag},
 };
 
 /* cli_help_main (tools/herd/help/herd.txt) with its line @COMMANDS@ and its @CPU@ filled in */

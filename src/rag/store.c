@@ -1,0 +1,586 @@
+/* Vector stores in SQLite (see include/herd.h, "retrieval"). This module owns the file format:
+ *
+ *   DIR/store.sqlite, WAL journal, synchronous=NORMAL (a process crash loses nothing committed)
+ *   meta(key PRIMARY KEY, value)                      embedding model, n_embd, pooling
+ *   collections(id PRIMARY KEY, name, created_at, metadata JSON)
+ *   documents(id INTEGER PRIMARY KEY, collection, source, metadata JSON, n_tokens, n_chunks, created_at)
+ *   chunks(id INTEGER PRIMARY KEY, doc_id, seq, tok_start, tok_end, text, metadata JSON, vector BLOB)
+ *       vector: n_embd little-endian float32, unit L2 norm
+ *
+ * What survives a crash: each document is inserted (documents row + all its chunks) in one transaction,
+ * after every chunk has been embedded, so a kill at any point leaves it wholly in or absent; n_chunks
+ * in its row equals the number of its chunk rows. Search keeps each collection's vectors in memory
+ * (one matrix, rows in chunk id order) and drops them when the collection changes. */
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/log.h"
+#include "herd.h"
+#include "search.h"
+#include "text.h"
+
+typedef struct {
+    char *collection;
+    int64_t rows, n;
+    float *v;           /* [rows][n] */
+    int64_t *chunk_id;  /* [rows] */
+    json_t **meta;      /* [rows] chunk metadata + "source" (owned refs) */
+    rag_hnsw *hnsw;     /* built on the first approximate search */
+} vec_cache;
+
+struct herd_store {
+    sqlite3 *db;
+    char *path;
+    vec_cache cache;
+    int n_threads;
+};
+
+static int db_err(herd_store *s, const char *what) {
+    return herd_err(HERD_E_IO, "store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static void cache_drop(herd_store *s) {
+    vec_cache *c = &s->cache;
+    for (int64_t i = 0; i < c->rows; i++) json_decref(c->meta[i]);
+    rag_hnsw_free(c->hnsw);
+    free(c->collection), free(c->v), free(c->chunk_id), free(c->meta);
+    memset(c, 0, sizeof *c);
+}
+
+static int exec(herd_store *s, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = herd_err(HERD_E_IO, "store %s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return HERD_OK;
+}
+
+int herd_store_open(const char *dir, herd_store **out) {
+    *out = NULL;
+    if (mkdir(dir, 0777) != 0) {
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return herd_err(HERD_E_IO, "store: cannot create the directory '%s'", dir);
+    }
+    herd_store *s = herd_xcalloc(1, sizeof *s);
+    size_t n = strlen(dir) + 16;
+    s->path = herd_xmalloc(n);
+    snprintf(s->path, n, "%s/store.sqlite", dir);
+    long nc = sysconf(_SC_NPROCESSORS_ONLN);
+    s->n_threads = nc > 0 ? (int)nc : 1;
+    if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+        SQLITE_OK) {
+        int rc = herd_err(HERD_E_IO, "store: cannot open '%s': %s", s->path, s->db ? sqlite3_errmsg(s->db) : "?");
+        herd_store_close(s);
+        return rc;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    int rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+                     "CREATE TABLE IF NOT EXISTS collections(id TEXT PRIMARY KEY, name TEXT, created_at INTEGER,"
+                     " metadata TEXT);"
+                     "CREATE TABLE IF NOT EXISTS documents(id INTEGER PRIMARY KEY, collection TEXT NOT NULL"
+                     " REFERENCES collections(id) ON DELETE CASCADE, source TEXT, metadata TEXT, n_tokens INTEGER,"
+                     " n_chunks INTEGER, created_at INTEGER);"
+                     "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL"
+                     " REFERENCES documents(id) ON DELETE CASCADE, seq INTEGER, tok_start INTEGER, tok_end INTEGER,"
+                     " text TEXT, metadata TEXT, vector BLOB);"
+                     "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);"
+                     "CREATE INDEX IF NOT EXISTS documents_collection ON documents(collection);"
+                     "INSERT OR IGNORE INTO collections VALUES('default', 'default', strftime('%s','now'), '{}');");
+    if (rc) {
+        herd_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return HERD_OK;
+}
+
+void herd_store_close(herd_store *s) {
+    if (!s) return;
+    cache_drop(s);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+char *herd_store_meta_get(herd_store *s, const char *key) {
+    sqlite3_stmt *st;
+    char *v = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) != SQLITE_OK) return NULL;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) v = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+}
+
+int herd_store_meta_set(herd_store *s, const char *key, const char *value) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta VALUES(?, ?)", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? HERD_OK : db_err(s, "meta");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* metadata_json must be NULL or a JSON object; OUT: *canon (owned, compact). */
+static int check_meta(const char *metadata_json, char **canon) {
+    json_error_t e;
+    json_t *j = metadata_json ? json_loads(metadata_json, 0, &e) : json_object();
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return herd_err(HERD_E_FORMAT, "store: metadata must be a JSON object");
+    }
+    *canon = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    return HERD_OK;
+}
+
+int herd_store_collection_create(herd_store *s, const char *name, const char *metadata_json, char **id) {
+    char *meta;
+    int rc = check_meta(metadata_json, &meta);
+    if (rc) return rc;
+    char buf[40];
+    FILE *ur = fopen("/dev/urandom", "rb");
+    unsigned char r[12] = {0};
+    if (!ur || fread(r, 1, sizeof r, ur) != sizeof r) {
+        uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)clock() << 20 ^ (uint64_t)getpid();
+        memcpy(r, &t, 8);
+    }
+    if (ur) fclose(ur);
+    int o = snprintf(buf, sizeof buf, "vs_");
+    for (int i = 0; i < 12; i++) o += snprintf(buf + o, sizeof buf - (size_t)o, "%02x", r[i]);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO collections VALUES(?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+        free(meta);
+        return db_err(s, "create");
+    }
+    sqlite3_bind_text(st, 1, buf, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name ? name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+    sqlite3_bind_text(st, 4, meta, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? HERD_OK : db_err(s, "create");
+    sqlite3_finalize(st);
+    free(meta);
+    if (!rc) *id = strdup(buf);
+    return rc;
+}
+
+char *herd_store_collection_list(herd_store *s) {
+    sqlite3_stmt *st;
+    json_t *a = json_array();
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT c.id, c.name, c.created_at, c.metadata,"
+                           " (SELECT count(*) FROM documents d WHERE d.collection = c.id),"
+                           " (SELECT count(*) FROM chunks k JOIN documents d ON k.doc_id = d.id WHERE d.collection = c.id)"
+                           " FROM collections c ORDER BY c.created_at, c.rowid",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_error_t e;
+            json_t *meta = json_loads((const char *)sqlite3_column_text(st, 3), 0, &e);
+            json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:o, s:I, s:I}", "id", sqlite3_column_text(st, 0),
+                                               "name", sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "",
+                                               "created_at", (json_int_t)sqlite3_column_int64(st, 2), "metadata",
+                                               meta ? meta : json_object(), "n_documents",
+                                               (json_int_t)sqlite3_column_int64(st, 4), "n_chunks",
+                                               (json_int_t)sqlite3_column_int64(st, 5)));
+        }
+        sqlite3_finalize(st);
+    }
+    char *out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return out;
+}
+
+int herd_store_collection_check(herd_store *s, const char *id) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM collections WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "collection");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found ? HERD_OK : herd_err(HERD_E_ARG, "store: no vector store '%s'", id);
+}
+
+int herd_store_collection_delete(herd_store *s, const char *id) {
+    int rc = herd_store_collection_check(s, id);
+    if (rc) return rc;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM collections WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "delete");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? HERD_OK : db_err(s, "delete");
+    sqlite3_finalize(st);
+    cache_drop(s);
+    return rc;
+}
+
+/* ---- ingestion ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t tok_start, tok_end;
+    char *text, *meta;
+    float *vec;
+} pending_chunk;
+
+/* Writes one document and its chunks in one transaction. */
+static int write_doc(herd_store *s, const char *collection, const char *source, const char *doc_meta, int64_t n_tokens,
+                     pending_chunk *ch, int64_t n, int64_t n_embd, int64_t *doc_id) {
+    int rc = exec(s, "BEGIN IMMEDIATE");
+    if (rc) return rc;
+    sqlite3_stmt *d = NULL, *c = NULL;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO documents(collection, source, metadata, n_tokens, n_chunks, created_at)"
+                                  " VALUES(?, ?, ?, ?, ?, ?)", -1, &d, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO chunks(doc_id, seq, tok_start, tok_end, text, metadata, vector)"
+                                  " VALUES(?, ?, ?, ?, ?, ?, ?)", -1, &c, NULL) != SQLITE_OK) {
+        rc = db_err(s, "insert");
+        goto fail;
+    }
+    sqlite3_bind_text(d, 1, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text(d, 2, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(d, 3, doc_meta, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(d, 4, n_tokens);
+    sqlite3_bind_int64(d, 5, n);
+    sqlite3_bind_int64(d, 6, (sqlite3_int64)time(NULL));
+    if (sqlite3_step(d) != SQLITE_DONE) {
+        rc = db_err(s, "insert document");
+        goto fail;
+    }
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    /* a test hook: HERD_RAG_TEST_PAUSE_MS sleeps between chunk rows inside the transaction, so that a
+     * test's kill -9 lands in the middle of one (tests/conformance/rag_store.sh) */
+    const char *pause = getenv("HERD_RAG_TEST_PAUSE_MS");
+    long pause_ms = pause ? atol(pause) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        sqlite3_reset(c);
+        sqlite3_bind_int64(c, 1, id);
+        sqlite3_bind_int64(c, 2, i);
+        sqlite3_bind_int64(c, 3, ch[i].tok_start);
+        sqlite3_bind_int64(c, 4, ch[i].tok_end);
+        sqlite3_bind_text(c, 5, ch[i].text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(c, 6, ch[i].meta ? ch[i].meta : doc_meta, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(c, 7, ch[i].vec, (int)(n_embd * (int64_t)sizeof(float)), SQLITE_STATIC);
+        if (sqlite3_step(c) != SQLITE_DONE) {
+            rc = db_err(s, "insert chunk");
+            goto fail;
+        }
+        if (pause_ms > 0) usleep((useconds_t)pause_ms * 1000);
+    }
+    sqlite3_finalize(d), sqlite3_finalize(c);
+    rc = exec(s, "COMMIT");
+    if (rc) {
+        exec(s, "ROLLBACK");
+        return rc;
+    }
+    if (s->cache.collection && !strcmp(s->cache.collection, collection)) cache_drop(s);
+    if (doc_id) *doc_id = id;
+    return HERD_OK;
+fail:
+    sqlite3_finalize(d), sqlite3_finalize(c);
+    exec(s, "ROLLBACK");
+    return rc;
+}
+
+/* Embeds BOS + tokens of each pending chunk; checks n_embd against the store's. */
+static int embed_chunks(herd_store *s, const herd_model *m, herd_embed_fn fn, void *user, pending_chunk *ch, int64_t n,
+                        const int32_t *const *toks, const int64_t *ntok) {
+    int64_t E = herd_model_n_embd(m);
+    char *have = herd_store_meta_get(s, "n_embd");
+    if (have && atoll(have) != E) {
+        int rc = herd_err(HERD_E_ARG, "store %s: holds %s-dimensional vectors; this model's are %lld", s->path, have,
+                          (long long)E);
+        free(have);
+        return rc;
+    }
+    if (!have) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld", (long long)E);
+        herd_store_meta_set(s, "n_embd", b);
+    }
+    free(have);
+    int32_t bos = herd_vocab_bos(m);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = ntok[i] + (bos >= 0);
+        int32_t *ids = herd_xmalloc((size_t)(k ? k : 1) * sizeof(int32_t));
+        if (bos >= 0) ids[0] = bos;
+        memcpy(ids + (bos >= 0), toks[i], (size_t)ntok[i] * sizeof(int32_t));
+        ch[i].vec = herd_xmalloc((size_t)E * sizeof(float));
+        int rc = fn(user, ids, k, ch[i].vec);
+        free(ids);
+        if (rc) return rc;
+    }
+    return HERD_OK;
+}
+
+static void free_pending(pending_chunk *ch, int64_t n) {
+    for (int64_t i = 0; i < n; i++) free(ch[i].text), free(ch[i].vec), free(ch[i].meta);
+    free(ch);
+}
+
+int herd_store_add_text(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                        const char *source, const char *text, size_t len, const char *metadata_json,
+                        const herd_chunk_params *p, int64_t *doc_id) {
+    int64_t size = p && p->chunk_tokens > 0 ? p->chunk_tokens : 512;
+    int64_t overlap = p && p->overlap >= 0 ? p->overlap : size / 4;
+    if (overlap >= size)
+        return herd_err(HERD_E_ARG, "store: the overlap (%lld) must be smaller than the chunk (%lld tokens)",
+                        (long long)overlap, (long long)size);
+    int rc = herd_store_collection_check(s, collection);
+    if (rc) return rc;
+    char *meta;
+    if ((rc = check_meta(metadata_json, &meta))) return rc;
+    int32_t *ids = NULL;
+    int64_t n = 0, *st = NULL, *en = NULL;
+    pending_chunk *ch = NULL;
+    int64_t nc = 0;
+    if ((rc = herd_tokenize(m, text, len, 0, &ids, &n))) goto done;
+    if (n == 0) {
+        rc = herd_err(HERD_E_FORMAT, "store: '%s' has no text", source);
+        goto done;
+    }
+    nc = rag_chunk_windows(n, size, overlap, &st, &en);
+    ch = herd_xcalloc((size_t)nc, sizeof *ch);
+    const int32_t **toks = herd_xmalloc((size_t)nc * sizeof *toks);
+    int64_t *ntok = herd_xmalloc((size_t)nc * sizeof *ntok);
+    for (int64_t i = 0; i < nc; i++) {
+        size_t tl;
+        ch[i].tok_start = st[i], ch[i].tok_end = en[i];
+        toks[i] = ids + st[i], ntok[i] = en[i] - st[i];
+        if ((rc = herd_detokenize(m, ids + st[i], en[i] - st[i], false, &ch[i].text, &tl))) break;
+    }
+    if (!rc) rc = embed_chunks(s, m, fn, user, ch, nc, toks, ntok);
+    free(toks), free(ntok);
+    if (!rc) rc = write_doc(s, collection, source, meta, n, ch, nc, herd_model_n_embd(m), doc_id);
+done:
+    free_pending(ch, nc);
+    free(ids), free(st), free(en), free(meta);
+    return rc;
+}
+
+int herd_store_add_file(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                        const char *path, const char *metadata_json, const herd_chunk_params *p, int64_t *doc_id) {
+    int kind = rag_text_kind_of(path);
+    if (kind < 0)
+        return herd_err(HERD_E_UNSUPPORTED, "store: '%s': unsupported file type (herd reads .txt, .md, .html, .htm, .pdf)",
+                        path);
+    char *text;
+    size_t len;
+    int rc = rag_text_load(path, kind, &text, &len);
+    if (rc) return rc;
+    rc = herd_store_add_text(s, collection, m, fn, user, path, text, len, metadata_json, p, doc_id);
+    free(text);
+    return rc;
+}
+
+int herd_store_add_chunks(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                          const char *source, const char *const *texts, const char *const *metadata_json, int64_t n,
+                          int64_t *doc_id) {
+    int rc = herd_store_collection_check(s, collection);
+    if (rc) return rc;
+    if (n <= 0) return herd_err(HERD_E_FORMAT, "store: no chunks to insert");
+    pending_chunk *ch = herd_xcalloc((size_t)n, sizeof *ch);
+    int32_t **ids = herd_xcalloc((size_t)n, sizeof *ids);
+    int64_t *ntok = herd_xcalloc((size_t)n, sizeof *ntok), total = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        if ((rc = check_meta(metadata_json ? metadata_json[i] : NULL, &ch[i].meta))) break;
+        if ((rc = herd_tokenize(m, texts[i], strlen(texts[i]), 0, &ids[i], &ntok[i]))) break;
+        if (ntok[i] == 0) rc = herd_err(HERD_E_FORMAT, "store: chunk %lld has no text", (long long)i);
+        ch[i].text = strdup(texts[i]);
+        ch[i].tok_start = total, ch[i].tok_end = total + ntok[i];
+        total += ntok[i];
+    }
+    if (!rc) rc = embed_chunks(s, m, fn, user, ch, n, (const int32_t *const *)ids, ntok);
+    if (!rc) rc = write_doc(s, collection, source ? source : "", "{}", total, ch, n, herd_model_n_embd(m), doc_id);
+    for (int64_t i = 0; i < n; i++) free(ids[i]);
+    free(ids), free(ntok);
+    free_pending(ch, n);
+    return rc;
+}
+
+int herd_store_delete_doc(herd_store *s, int64_t doc_id) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM documents WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "delete");
+    sqlite3_bind_int64(st, 1, doc_id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? HERD_OK : db_err(s, "delete");
+    sqlite3_finalize(st);
+    if (!rc && sqlite3_changes(s->db) == 0) rc = herd_err(HERD_E_ARG, "store: no document %lld", (long long)doc_id);
+    cache_drop(s);
+    return rc;
+}
+
+/* ---- search --------------------------------------------------------------------------------------- */
+
+static int cache_load(herd_store *s, const char *collection) {
+    if (s->cache.collection && !strcmp(s->cache.collection, collection)) return HERD_OK;
+    cache_drop(s);
+    vec_cache *c = &s->cache;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT k.id, k.vector, k.metadata, d.source FROM chunks k JOIN documents d ON"
+                                  " k.doc_id = d.id WHERE d.collection = ? ORDER BY k.id", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "search");
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    int64_t cap = 0;
+    int rc = HERD_OK, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int bytes = sqlite3_column_bytes(st, 1);
+        if (c->rows == 0) c->n = bytes / (int)sizeof(float);
+        if (bytes != c->n * (int64_t)sizeof(float) || c->n == 0) {
+            rc = herd_err(HERD_E_FORMAT, "store %s: chunk %lld has a vector of %d bytes, not %lld", s->path,
+                          (long long)sqlite3_column_int64(st, 0), bytes, (long long)(c->n * 4));
+            break;
+        }
+        if (c->rows == cap) {
+            cap = cap ? cap * 2 : 1024;
+            float *nv = realloc(c->v, (size_t)(cap * c->n) * sizeof(float));
+            if (!nv) {
+                rc = herd_err(HERD_E_NOMEM, "store: out of memory loading vectors");
+                break;
+            }
+            c->v = nv;
+            c->chunk_id = herd_xrealloc(c->chunk_id, (size_t)cap * sizeof(int64_t));
+            c->meta = herd_xrealloc(c->meta, (size_t)cap * sizeof(json_t *));
+        }
+        float *row = c->v + c->rows * c->n;
+        memcpy(row, sqlite3_column_blob(st, 1), (size_t)bytes);
+        double norm = 0;
+        for (int64_t e = 0; e < c->n; e++) norm += (double)row[e] * row[e];
+        if (norm > 0)
+            for (int64_t e = 0; e < c->n; e++) row[e] = (float)(row[e] / sqrt(norm));
+        json_error_t e;
+        const char *mt = (const char *)sqlite3_column_text(st, 2);
+        json_t *meta = mt ? json_loads(mt, 0, &e) : NULL;
+        if (!json_is_object(meta)) json_decref(meta), meta = json_object();
+        const char *src = (const char *)sqlite3_column_text(st, 3);
+        if (!json_object_get(meta, "source")) json_object_set_new(meta, "source", json_string(src ? src : ""));
+        c->meta[c->rows] = meta;
+        c->chunk_id[c->rows++] = sqlite3_column_int64(st, 0);
+    }
+    if (!rc && step != SQLITE_DONE) rc = db_err(s, "search");
+    sqlite3_finalize(st);
+    if (rc) {
+        cache_drop(s);
+        return rc;
+    }
+    c->collection = strdup(collection);
+    return HERD_OK;
+}
+
+/* OpenAI comparison/compound filters, or a plain object of key: value equalities. -1: malformed. */
+static int filter_match(json_t *f, json_t *meta) {
+    json_t *type = json_object_get(f, "type");
+    if (!json_is_string(type)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(f, k, v) if (!json_equal(json_object_get(meta, k), v)) return 0;
+        return 1;
+    }
+    const char *t = json_string_value(type);
+    if (!strcmp(t, "and") || !strcmp(t, "or")) {
+        json_t *fs = json_object_get(f, "filters");
+        if (!json_is_array(fs)) return -1;
+        bool any = false, all = true;
+        size_t i;
+        json_t *x;
+        json_array_foreach(fs, i, x) {
+            int r = filter_match(x, meta);
+            if (r < 0) return -1;
+            any |= r, all &= r;
+        }
+        return !strcmp(t, "and") ? all : any;
+    }
+    json_t *key = json_object_get(f, "key"), *val = json_object_get(f, "value");
+    if (!json_is_string(key) || !val) return -1;
+    json_t *have = json_object_get(meta, json_string_value(key));
+    if (!strcmp(t, "eq")) return have && json_equal(have, val);
+    if (!strcmp(t, "ne")) return !have || !json_equal(have, val);
+    bool gt = !strcmp(t, "gt"), ge = !strcmp(t, "gte"), lt = !strcmp(t, "lt"), le = !strcmp(t, "lte");
+    if (!gt && !ge && !lt && !le) return -1;
+    if (!json_is_number(val)) return -1;
+    if (!json_is_number(have)) return 0;
+    double a = json_number_value(have), b = json_number_value(val);
+    return gt ? a > b : ge ? a >= b : lt ? a < b : a <= b;
+}
+
+int herd_store_search(herd_store *s, const char *collection, const float *q, int64_t k, const char *filter_json,
+                      int ef, herd_store_hit **hits, int64_t *n_hits) {
+    *hits = NULL, *n_hits = 0;
+    int rc = herd_store_collection_check(s, collection);
+    if (rc) return rc;
+    if (k <= 0) return herd_err(HERD_E_ARG, "store: k must be at least 1");
+    if ((rc = cache_load(s, collection))) return rc;
+    vec_cache *c = &s->cache;
+    if (c->rows == 0) return HERD_OK;
+    uint8_t *allow = NULL;
+    if (filter_json) {
+        json_error_t e;
+        json_t *f = json_loads(filter_json, 0, &e);
+        if (!json_is_object(f)) {
+            json_decref(f);
+            return herd_err(HERD_E_FORMAT, "store: the filter must be a JSON object");
+        }
+        allow = herd_xmalloc((size_t)c->rows);
+        for (int64_t r = 0; r < c->rows && !rc; r++) {
+            int m = filter_match(f, c->meta[r]);
+            if (m < 0) rc = herd_err(HERD_E_FORMAT, "store: malformed filter (want {\"key\": value, ...}, "
+                                                    "{\"type\":\"eq|ne|gt|gte|lt|lte\",\"key\":..,\"value\":..} or "
+                                                    "{\"type\":\"and|or\",\"filters\":[...]})");
+            allow[r] = (uint8_t)(m > 0);
+        }
+        json_decref(f);
+        if (rc) {
+            free(allow);
+            return rc;
+        }
+    }
+    rag_hit *h = herd_xmalloc((size_t)k * sizeof *h);
+    int64_t got;
+    if (ef > 0 && !allow) {
+        if (!c->hnsw) c->hnsw = rag_hnsw_build(c->v, c->rows, c->n, 16, 200, 42);
+        got = rag_hnsw_search(c->hnsw, q, k, ef, h);
+    } else got = rag_topk(q, c->v, c->rows, c->n, allow, k, s->n_threads, h);
+    free(allow);
+    herd_store_hit *out = herd_xcalloc((size_t)(got ? got : 1), sizeof *out);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT k.doc_id, k.tok_start, k.tok_end, k.text, d.source, k.metadata FROM chunks k"
+                                  " JOIN documents d ON k.doc_id = d.id WHERE k.id = ?", -1, &st, NULL) != SQLITE_OK) {
+        free(h), free(out);
+        return db_err(s, "search");
+    }
+    for (int64_t i = 0; i < got; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, c->chunk_id[h[i].row]);
+        out[i].chunk_id = c->chunk_id[h[i].row];
+        out[i].score = h[i].score;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            out[i].doc_id = sqlite3_column_int64(st, 0);
+            out[i].tok_start = sqlite3_column_int64(st, 1);
+            out[i].tok_end = sqlite3_column_int64(st, 2);
+            out[i].text = strdup(sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "");
+            out[i].source = strdup(sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "");
+            out[i].metadata = strdup(sqlite3_column_text(st, 5) ? (const char *)sqlite3_column_text(st, 5) : "{}");
+        } else {
+            out[i].text = strdup(""), out[i].source = strdup(""), out[i].metadata = strdup("{}");
+        }
+    }
+    sqlite3_finalize(st);
+    free(h);
+    *hits = out, *n_hits = got;
+    return HERD_OK;
+}
+
+void herd_store_hits_free(herd_store_hit *hits, int64_t n) {
+    for (int64_t i = 0; i < (hits ? n : 0); i++) free(hits[i].text), free(hits[i].source), free(hits[i].metadata);
+    free(hits);
+}
