@@ -241,9 +241,10 @@ static char *judge_body(const run *r, const sdg_seed *sd, const cand *c) {
                                "score", "type", "integer", "enum", en, "reason", "type", "string", "maxLength",
                                (int)(cfg->judge_max_tokens / 2 > 8 ? cfg->judge_max_tokens / 2 : 8), "required",
                                "score", "reason", "additionalProperties", 0);
-    json_t *b = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s%}],s:i,s:I,s:{s:s,s:{s:s,s:o}}}", "model", cfg->judge_id,
-                          "messages", "role", "system", "content", k_judge_system, "role", "user", "content", u.p, u.n,
-                          "temperature", 0, "max_tokens", (json_int_t)cfg->judge_max_tokens, "response_format",
+    json_t *b = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s%}],s:f,s:I,s:I,s:{s:s,s:{s:s,s:o}}}", "model",
+                          cfg->judge_id, "messages", "role", "system", "content", k_judge_system, "role", "user",
+                          "content", u.p, u.n, "temperature", (double)cfg->judge_temp, "seed",
+                          (json_int_t)(mix(c->seed) & 0x7fffffffffffffffull), "max_tokens", (json_int_t)cfg->judge_max_tokens, "response_format",
                           "type", "json_schema", "json_schema", "name", "judgment", "schema", schema);
     strbuf_free(&u);
     char *s = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -6,7 +6,7 @@
  * model) and posts /v1/chat/completions requests from `parallel` worker threads, so the chat template,
  * sampling, response_format json_schema and continuous batching are the server's own. A worker takes one
  * seed at a time: K generations (sampling seed derived from --seed, the seed's id and k), then K
- * judgments (greedy, constrained to {"score": 1..10, "reason": string}, score first so that even an
+ * judgments (greedy unless judge_temp, constrained to {"score": 1..10, "reason": string}, score first so that even an
  * answer cut by max_tokens names its score), then the selection under the run's lock.
  *
  * Selection: a candidate is kept when its score >= threshold (best_of: only the highest-scoring one,
@@ -42,6 +42,7 @@ typedef struct {
     int32_t top_k;
     uint64_t seed;
     int64_t max_tokens, judge_max_tokens;
+    float judge_temp; /* 0: the judge is greedy (default); else it samples, seeded per candidate */
     int threshold; /* 1..10 */
     bool best_of;
     double dedupe;        /* near-duplicate Jaccard threshold; > 1: exact duplicates only */

@@ -74,7 +74,7 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
     const char **docs = calloc((size_t)argc, sizeof *docs);
     int n_docs = 0;
     int64_t k = 4, parallel = 8, max_tokens = 256, judge_max = 96, threshold = -1, chunk = 512, overlap = -1;
-    float dedupe = 0.8f, sync_s = 1;
+    float dedupe = 0.8f, sync_s = 1, judge_temp = 0;
     bool best_of = false, progress = isatty(2), no_dedupe = false;
     int rc = 1;
     for (int i = 1; i < argc; i++) {
@@ -110,6 +110,8 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
             ok = cli_i64("sdg", argc, argv, &i, 1, 1 << 20, &max_tokens);
         else if (!strcmp(a, "--judge-max-tokens"))
             ok = cli_i64("sdg", argc, argv, &i, 16, 1 << 20, &judge_max);
+        else if (!strcmp(a, "--judge-temp"))
+            ok = cli_f32("sdg", argc, argv, &i, 0, 2, &judge_temp);
         else if (!strcmp(a, "--threshold"))
             ok = cli_i64("sdg", argc, argv, &i, 1, 10, &threshold);
         else if (!strcmp(a, "--best-of"))
@@ -229,6 +231,7 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
                       .seed = c->samp.seed,
                       .max_tokens = max_tokens,
                       .judge_max_tokens = judge_max,
+                      .judge_temp = judge_temp,
                       .threshold = threshold > 0 ? (int)threshold : best_of ? 1 : 7,
                       .best_of = best_of,
                       .dedupe = no_dedupe ? 2.0 : dedupe,
