@@ -193,12 +193,13 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
     }
     loaded gen = {0}, jud = {0};
     sdg_seeds seeds = {0};
-    if (!load(c->model, c, (int)parallel, &gen)) goto done;
-    if (judge_path && strcmp(judge_path, c->model) && !load(judge_path, c, (int)parallel, &jud)) goto done;
+    /* the seed file first: a bad line is reported before minutes of model loading */
     if (seeds_path && sdg_seeds_read_file(&seeds, seeds_path, ends_with(seeds_path, ".jsonl")) != HERD_OK) {
         cli_fail_lib("sdg");
         goto done;
     }
+    if (!load(c->model, c, (int)parallel, &gen)) goto done;
+    if (judge_path && strcmp(judge_path, c->model) && !load(judge_path, c, (int)parallel, &jud)) goto done;
     for (int i = 0; i < n_docs; i++)
         if (sdg_seeds_read_document(&seeds, gen.m, docs[i], chunk, overlap) != HERD_OK) {
             cli_fail_lib("sdg");
