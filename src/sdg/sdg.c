@@ -119,6 +119,7 @@ typedef struct {
     int io_error;      /* errno of a failed write (mu) */
     char *fatal;       /* the server stopped answering (mu) */
     sdg_minhash_index ix;
+    json_t *ids; /* seed id -> index, while reading the files back (before the workers start) */
     double t0, last_sync, last_progress;
     int64_t todo;
     sdg_stats *st;
@@ -648,10 +649,8 @@ static int read_back(const char *path, void (*each)(run *, json_t *), run *r, in
     return HERD_OK;
 }
 
-static json_t *g_ids; /* seed id -> index, while reading back (single-threaded, before the workers) */
-
 static void mark_done(run *r, const char *id) {
-    json_t *v = id ? json_object_get(g_ids, id) : NULL;
+    json_t *v = id ? json_object_get(r->ids, id) : NULL;
     if (v && !r->done[json_integer_value(v)]) r->done[json_integer_value(v)] = true, r->st->skipped++;
 }
 
@@ -682,12 +681,12 @@ int sdg_run(engine *gen, engine *judge, const sdg_seeds *seeds, const sdg_config
     r.done = herd_xcalloc((size_t)(seeds->n ? seeds->n : 1), sizeof *r.done);
     pthread_mutex_init(&r.mu, NULL);
     sdg_minhash_index_init(&r.ix, cfg->dedupe);
-    g_ids = json_object();
-    for (int64_t i = 0; i < seeds->n; i++) json_object_set_new(g_ids, seeds->v[i].id, json_integer(i));
+    r.ids = json_object();
+    for (int64_t i = 0; i < seeds->n; i++) json_object_set_new(r.ids, seeds->v[i].id, json_integer(i));
     int rc = read_back(cfg->output, each_output, &r, &st->torn_bytes);
     if (rc == HERD_OK) rc = read_back(cfg->journal, each_journal, &r, &st->torn_bytes);
-    json_decref(g_ids);
-    g_ids = NULL;
+    json_decref(r.ids);
+    r.ids = NULL;
     r.todo = seeds->n - st->skipped;
     if (rc == HERD_OK) {
         r.out_fd = open(cfg->output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
