@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (s.messages) {
             json_t *m = json_loads(s.messages, 0, NULL);
             json_t *last = json_array_get(m, json_array_size(m) - 1);
-            if (!json_is_array(m) || strcmp(json_string_value(json_object_get(last, "role")), "user")) abort();
+            if (!json_is_array(m) || strcmp(json_string_value(json_object_get(last, "role")), "user"))
+                abort();
             json_decref(m);
         }
         free(s.id), free(s.messages), free(s.document);

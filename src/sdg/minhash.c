@@ -14,7 +14,9 @@ static uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+static bool is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 /* FNV-1a of one word, lowercased (ASCII) */
 static uint64_t word_hash(const char *s, size_t n) {

@@ -21,8 +21,8 @@
 #define SDG_SHINGLE_WORDS 3
 
 typedef struct {
-    uint64_t exact;               /* hash of the normalized text */
-    uint64_t min[SDG_MINHASH_N];  /* per hash function, the minimum over the shingles (all ones: no words) */
+    uint64_t exact;              /* hash of the normalized text */
+    uint64_t min[SDG_MINHASH_N]; /* per hash function, the minimum over the shingles (all ones: no words) */
 } sdg_minhash;
 
 /* Signature of len bytes of text. */

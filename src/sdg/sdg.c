@@ -38,7 +38,8 @@ static const char *default_rubric(sdg_task t) {
                "- Grounded: the answer is stated in or follows from the document.\n"
                "- Useful: the question is one a reader would ask, and it stands alone.\n"
                "- Correct and complete: the answer answers the question fully, without padding.\n"
-               "1 = wrong or unrelated to the document, 5 = partly right or vague, 10 = correct, grounded and "
+               "1 = wrong or unrelated to the document, 5 = partly right or vague, 10 = correct, grounded "
+               "and "
                "clear.";
     case SDG_TASK_COT:
         return "Rate the response to the prompt, from 1 to 10.\n"
@@ -97,13 +98,13 @@ static bool post(CURL *c, struct curl_slist *h, int port, const char *body, long
 typedef struct {
     int64_t k;
     uint64_t seed;
-    char *text;            /* the answer (sft/dpo/cot) or the raw JSON (qa); NULL: generation failed */
+    char *text;              /* the answer (sft/dpo/cot) or the raw JSON (qa); NULL: generation failed */
     char *question, *answer; /* qa */
     const char *finish;
-    char *error;           /* why it has no text / no score */
-    int score;             /* 1..10; 0: not judged */
+    char *error; /* why it has no text / no score */
+    int score;   /* 1..10; 0: not judged */
     char *reason;
-    const char *fate;      /* kept, below_threshold, not_best, duplicate, near_duplicate, empty, ... */
+    const char *fate; /* kept, below_threshold, not_best, duplicate, near_duplicate, empty, ... */
     double similar;
 } cand;
 
@@ -116,8 +117,8 @@ typedef struct {
     pthread_mutex_t mu;
     int64_t next;
     int out_fd, jr_fd;
-    int io_error;      /* errno of a failed write (mu) */
-    char *fatal;       /* the server stopped answering (mu) */
+    int io_error; /* errno of a failed write (mu) */
+    char *fatal;  /* the server stopped answering (mu) */
     sdg_minhash_index ix;
     json_t *ids; /* seed id -> index, while reading the files back (before the workers start) */
     double t0, last_sync, last_progress;
@@ -152,7 +153,8 @@ static void random_hex(char *out, size_t nhex) {
     uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out ^ (uint64_t)(now_s() * 1e9);
     if (got < sizeof b)
         for (size_t i = 0; i < sizeof b; i++) x = mix(x), b[i] ^= (unsigned char)(x >> 56);
-    for (size_t i = 0; i < nhex; i++) out[i] = "0123456789abcdef"[(b[i / 2 % sizeof b] >> (i % 2 ? 0 : 4)) & 15];
+    for (size_t i = 0; i < nhex; i++)
+        out[i] = "0123456789abcdef"[(b[i / 2 % sizeof b] >> (i % 2 ? 0 : 4)) & 15];
     out[nhex] = 0;
 }
 
@@ -181,35 +183,37 @@ static json_t *seed_messages(const sdg_config *cfg, const sdg_seed *sd, bool for
 
 static json_t *qa_messages(const sdg_config *cfg, const sdg_seed *sd) {
     strbuf u = {0};
-    strbuf_printf(&u,
-                  "Document:\n<<<\n%s\n>>>\n\nWrite one question a reader could ask about this document, and its "
-                  "answer, using only what the document says. Reply as JSON: {\"question\": \"...\", "
-                  "\"answer\": \"...\"}.",
-                  sd->document);
+    strbuf_printf(
+        &u,
+        "Document:\n<<<\n%s\n>>>\n\nWrite one question a reader could ask about this document, and its "
+        "answer, using only what the document says. Reply as JSON: {\"question\": \"...\", "
+        "\"answer\": \"...\"}.",
+        sd->document);
     const char *sys = cfg->system ? cfg->system : k_qa_system;
-    json_t *m = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", sys, "role", "user", "content",
-                          u.p, u.n);
+    json_t *m = json_pack("[{s:s,s:s},{s:s,s:s%}]", "role", "system", "content", sys, "role", "user",
+                          "content", u.p, u.n);
     strbuf_free(&u);
     return m;
 }
 
 static char *request_body(const run *r, json_t *messages, const cand *c) {
     const sdg_config *cfg = r->cfg;
-    json_t *b = json_pack("{s:s,s:o,s:f,s:f,s:f,s:i,s:I,s:I}", "model", cfg->gen_id, "messages", messages,
-                          "temperature", (double)cfg->temperature, "top_p", (double)cfg->top_p, "min_p",
-                          (double)cfg->min_p, "top_k", (int)cfg->top_k, "seed",
-                          (json_int_t)(c->seed & 0x7fffffffffffffffull), "max_tokens",
-                          (json_int_t)cfg->max_tokens);
+    json_t *b =
+        json_pack("{s:s,s:o,s:f,s:f,s:f,s:i,s:I,s:I}", "model", cfg->gen_id, "messages", messages,
+                  "temperature", (double)cfg->temperature, "top_p", (double)cfg->top_p, "min_p",
+                  (double)cfg->min_p, "top_k", (int)cfg->top_k, "seed",
+                  (json_int_t)(c->seed & 0x7fffffffffffffffull), "max_tokens", (json_int_t)cfg->max_tokens);
     if (cfg->task == SDG_TASK_QA) {
         /* lengths in characters, bounded by the token budget so the object can close before max_tokens */
-        json_int_t q = cfg->max_tokens / 4 > 8 ? cfg->max_tokens / 4 : 8, a = cfg->max_tokens / 2 > 8 ? cfg->max_tokens / 2 : 8;
-        json_t *schema = json_pack(
-            "{s:s,s:{s:{s:s,s:i,s:I},s:{s:s,s:i,s:I}},s:[s,s],s:b}", "type", "object", "properties", "question",
-            "type", "string", "minLength", 1, "maxLength", q, "answer", "type", "string", "minLength", 1,
-            "maxLength", a, "required", "question", "answer", "additionalProperties", 0);
+        json_int_t q = cfg->max_tokens / 4 > 8 ? cfg->max_tokens / 4 : 8,
+                   a = cfg->max_tokens / 2 > 8 ? cfg->max_tokens / 2 : 8;
+        json_t *schema = json_pack("{s:s,s:{s:{s:s,s:i,s:I},s:{s:s,s:i,s:I}},s:[s,s],s:b}", "type", "object",
+                                   "properties", "question", "type", "string", "minLength", 1, "maxLength", q,
+                                   "answer", "type", "string", "minLength", 1, "maxLength", a, "required",
+                                   "question", "answer", "additionalProperties", 0);
         json_object_set_new(b, "response_format",
-                            json_pack("{s:s,s:{s:s,s:o}}", "type", "json_schema", "json_schema", "name", "qa_pair",
-                                      "schema", schema));
+                            json_pack("{s:s,s:{s:s,s:o}}", "type", "json_schema", "json_schema", "name",
+                                      "qa_pair", "schema", schema));
     }
     char *s = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(b);
@@ -223,7 +227,8 @@ static char *judge_body(const run *r, const sdg_seed *sd, const cand *c) {
     strbuf_printf(&u, "%s\n\nReply with JSON: {\"score\": <1-10>, \"reason\": \"<one sentence>\"}.\n\n",
                   cfg->rubric ? cfg->rubric : default_rubric(cfg->task));
     if (cfg->task == SDG_TASK_QA) {
-        strbuf_printf(&u, "[Document]\n%s\n\n[Question]\n%s\n\n[Answer]\n%s\n", sd->document, c->question, c->answer);
+        strbuf_printf(&u, "[Document]\n%s\n\n[Question]\n%s\n\n[Answer]\n%s\n", sd->document, c->question,
+                      c->answer);
     } else {
         json_t *m = json_loads(sd->messages, 0, NULL);
         size_t i;
@@ -238,15 +243,17 @@ static char *judge_body(const run *r, const sdg_seed *sd, const cand *c) {
     }
     json_t *en = json_array();
     for (int i = 1; i <= 10; i++) json_array_append_new(en, json_integer(i));
-    json_t *schema = json_pack("{s:s,s:{s:{s:s,s:o},s:{s:s,s:i}},s:[s,s],s:b}", "type", "object", "properties",
-                               "score", "type", "integer", "enum", en, "reason", "type", "string", "maxLength",
-                               (int)(cfg->judge_max_tokens / 2 > 8 ? cfg->judge_max_tokens / 2 : 8), "required",
-                               "score", "reason", "additionalProperties", 0);
+    json_t *schema =
+        json_pack("{s:s,s:{s:{s:s,s:o},s:{s:s,s:i}},s:[s,s],s:b}", "type", "object", "properties", "score",
+                  "type", "integer", "enum", en, "reason", "type", "string", "maxLength",
+                  (int)(cfg->judge_max_tokens / 2 > 8 ? cfg->judge_max_tokens / 2 : 8), "required", "score",
+                  "reason", "additionalProperties", 0);
     json_t *b = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s%}],s:f,s:I,s:I,s:{s:s,s:{s:s,s:o}}}", "model",
-                          cfg->judge_id, "messages", "role", "system", "content", k_judge_system, "role", "user",
-                          "content", u.p, u.n, "temperature", (double)cfg->judge_temp, "seed",
-                          (json_int_t)(mix(c->seed) & 0x7fffffffffffffffull), "max_tokens", (json_int_t)cfg->judge_max_tokens, "response_format",
-                          "type", "json_schema", "json_schema", "name", "judgment", "schema", schema);
+                          cfg->judge_id, "messages", "role", "system", "content", k_judge_system, "role",
+                          "user", "content", u.p, u.n, "temperature", (double)cfg->judge_temp, "seed",
+                          (json_int_t)(mix(c->seed) & 0x7fffffffffffffffull), "max_tokens",
+                          (json_int_t)cfg->judge_max_tokens, "response_format", "type", "json_schema",
+                          "json_schema", "name", "judgment", "schema", schema);
     strbuf_free(&u);
     char *s = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(b);
@@ -267,7 +274,8 @@ int sdg_judge_score(const char *a, size_t n, char **reason) {
     }
     /* a prefix cut short: {ws "score" ws : ws digits, then something that ends the number */
     size_t i = 0;
-#define WS while (i < n && (a[i] == ' ' || a[i] == '\n' || a[i] == '\t' || a[i] == '\r')) i++
+#define WS                                                                                                   \
+    while (i < n && (a[i] == ' ' || a[i] == '\n' || a[i] == '\t' || a[i] == '\r')) i++
     WS;
     if (i >= n || a[i++] != '{') return 0;
     WS;
@@ -280,7 +288,8 @@ int sdg_judge_score(const char *a, size_t n, char **reason) {
     size_t d = i;
     while (i < n && a[i] >= '0' && a[i] <= '9' && i - d < 3) v = v * 10 + (a[i++] - '0');
 #undef WS
-    if (i == d || i >= n || (a[i] != ',' && a[i] != '}' && a[i] != ' ' && a[i] != '\n' && a[i] != '\t' && a[i] != '\r'))
+    if (i == d || i >= n ||
+        (a[i] != ',' && a[i] != '}' && a[i] != ' ' && a[i] != '\n' && a[i] != '\t' && a[i] != '\r'))
         return 0; /* no digits, or the number may go on */
     return v >= 1 && v <= 10 ? v : 0;
 }
@@ -393,7 +402,9 @@ static void example_text(json_t *line, strbuf *t) {
     json_t *m = json_object_get(line, "messages"), *o;
     size_t i;
     json_array_foreach(m, i, o) {
-        strbuf_puts(t, json_string_value(json_object_get(o, "content")) ? json_string_value(json_object_get(o, "content")) : "");
+        strbuf_puts(t, json_string_value(json_object_get(o, "content"))
+                           ? json_string_value(json_object_get(o, "content"))
+                           : "");
         strbuf_puts(t, "\n");
     }
     const char *p = json_string_value(json_object_get(line, "prompt")),
@@ -412,7 +423,8 @@ static int dedupe(run *r, json_t *line, double *similar) {
 }
 
 static json_t *meta(const sdg_seed *sd, const cand *c) {
-    json_t *o = json_pack("{s:s,s:I,s:i}", "seed_id", sd->id, "candidate", (json_int_t)c->k, "score", c->score);
+    json_t *o =
+        json_pack("{s:s,s:I,s:i}", "seed_id", sd->id, "candidate", (json_int_t)c->k, "score", c->score);
     if (sd->document) json_object_set_new(o, "source", json_string(sd->id));
     return o;
 }
@@ -488,16 +500,18 @@ static void finish_seed(run *r, const sdg_seed *sd, cand *cs) {
         for (int i = 0; i < n; i++) ord[i]->fate = "unpaired";
         if (best && best->score >= cfg->threshold && best->score > worst->score && !is_empty(best)) {
             json_t *m = seed_messages(cfg, sd, false);
-            json_t *line = json_array_size(m) == 1
-                               ? json_pack("{s:O}", "prompt", json_object_get(json_array_get(m, 0), "content"))
-                               : json_pack("{s:O}", "messages", m);
+            json_t *line =
+                json_array_size(m) == 1
+                    ? json_pack("{s:O}", "prompt", json_object_get(json_array_get(m, 0), "content"))
+                    : json_pack("{s:O}", "messages", m);
             json_decref(m);
             json_object_set_new(line, "chosen", json_string(best->text));
             json_object_set_new(line, "rejected", json_string(worst->text));
             json_object_set_new(line, "sdg",
                                 json_pack("{s:s,s:I,s:i,s:I,s:i}", "seed_id", sd->id, "chosen_candidate",
-                                          (json_int_t)best->k, "chosen_score", best->score, "rejected_candidate",
-                                          (json_int_t)worst->k, "rejected_score", worst->score));
+                                          (json_int_t)best->k, "chosen_score", best->score,
+                                          "rejected_candidate", (json_int_t)worst->k, "rejected_score",
+                                          worst->score));
             int v = dedupe(r, line, &best->similar);
             if (v) {
                 best->fate = v == 1 ? "duplicate" : "near_duplicate";
@@ -550,8 +564,9 @@ static void finish_seed(run *r, const sdg_seed *sd, cand *cs) {
     json_t *jc = json_array();
     for (int k = 0; k < K; k++) {
         cand *c = &cs[k];
-        json_t *o = json_pack("{s:I,s:I,s:s}", "candidate", (json_int_t)c->k, "seed",
-                              (json_int_t)(c->seed & 0x7fffffffffffffffull), "fate", c->fate ? c->fate : "unjudged");
+        json_t *o =
+            json_pack("{s:I,s:I,s:s}", "candidate", (json_int_t)c->k, "seed",
+                      (json_int_t)(c->seed & 0x7fffffffffffffffull), "fate", c->fate ? c->fate : "unjudged");
         if (c->text) json_object_set_new(o, "text", json_string(c->text));
         if (c->question) json_object_set_new(o, "question", json_string(c->question));
         if (c->answer) json_object_set_new(o, "answer", json_string(c->answer));
@@ -581,7 +596,9 @@ static void finish_seed(run *r, const sdg_seed *sd, cand *cs) {
     progress(r, false);
 }
 
-static void cand_free(cand *c) { free(c->text), free(c->question), free(c->answer), free(c->error), free(c->reason); }
+static void cand_free(cand *c) {
+    free(c->text), free(c->question), free(c->answer), free(c->error), free(c->reason);
+}
 
 static void *worker(void *arg) {
     run *r = arg;
@@ -620,7 +637,8 @@ static void *worker(void *arg) {
 /* Reads path's complete lines, calling each(line) on every JSON object line; cuts a torn tail. */
 static int read_back(const char *path, void (*each)(run *, json_t *), run *r, int64_t *torn) {
     FILE *f = fopen(path, "rb");
-    if (!f) return errno == ENOENT ? HERD_OK : herd_err(HERD_E_IO, "cannot read %s: %s", path, strerror(errno));
+    if (!f)
+        return errno == ENOENT ? HERD_OK : herd_err(HERD_E_IO, "cannot read %s: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -659,7 +677,9 @@ static void each_output(run *r, json_t *line) {
     dedupe(r, line, NULL);
 }
 
-static void each_journal(run *r, json_t *line) { mark_done(r, json_string_value(json_object_get(line, "seed_id"))); }
+static void each_journal(run *r, json_t *line) {
+    mark_done(r, json_string_value(json_object_get(line, "seed_id")));
+}
 
 static int start_server(engine *e, run *r, const char *id, int64_t n_ctx, endpoint *ep) {
     server_config sc = {.host = "127.0.0.1",
@@ -720,7 +740,8 @@ int sdg_run(engine *gen, engine *judge, const sdg_seeds *seeds, const sdg_config
         st->seconds = now_s() - r.t0;
         progress(&r, true);
         if (r.io_error)
-            rc = herd_err(HERD_E_IO, "cannot write %s / %s: %s", cfg->output, cfg->journal, strerror(r.io_error));
+            rc = herd_err(HERD_E_IO, "cannot write %s / %s: %s", cfg->output, cfg->journal,
+                          strerror(r.io_error));
         else if (r.fatal)
             rc = herd_err(HERD_E_IO, "the loopback server stopped answering: %s", r.fatal);
     }

@@ -6,8 +6,8 @@
  * model) and posts /v1/chat/completions requests from `parallel` worker threads, so the chat template,
  * sampling, response_format json_schema and continuous batching are the server's own. A worker takes one
  * seed at a time: K generations (sampling seed derived from --seed, the seed's id and k), then K
- * judgments (greedy unless judge_temp, constrained to {"score": 1..10, "reason": string}, score first so that even an
- * answer cut by max_tokens names its score), then the selection under the run's lock.
+ * judgments (greedy unless judge_temp, constrained to {"score": 1..10, "reason": string}, score first so that
+ * even an answer cut by max_tokens names its score), then the selection under the run's lock.
  *
  * Selection: a candidate is kept when its score >= threshold (best_of: only the highest-scoring one,
  * ties to the lowest k), it is not empty, and its example text (the conversation's contents plus the
@@ -43,11 +43,11 @@ typedef struct {
     uint64_t seed;
     int64_t max_tokens, judge_max_tokens;
     float judge_temp; /* 0: the judge is greedy (default); else it samples, seeded per candidate */
-    int threshold; /* 1..10 */
+    int threshold;    /* 1..10 */
     bool best_of;
-    double dedupe;        /* near-duplicate Jaccard threshold; > 1: exact duplicates only */
-    const char *system;   /* a system prompt for generation (kept in the output), or NULL */
-    const char *rubric;   /* the judge's rubric, or NULL: the task's default */
+    double dedupe;                 /* near-duplicate Jaccard threshold; > 1: exact duplicates only */
+    const char *system;            /* a system prompt for generation (kept in the output), or NULL */
+    const char *rubric;            /* the judge's rubric, or NULL: the task's default */
     const char *gen_id, *judge_id; /* the model names the servers answer to */
     int64_t n_ctx_slot, judge_ctx_slot;
     bool progress;
@@ -55,10 +55,11 @@ typedef struct {
 } sdg_config;
 
 typedef struct {
-    int64_t seeds, skipped;                 /* all seeds; done in an earlier run */
-    int64_t done, candidates, gen_failed;   /* this run */
-    int64_t judged, judge_failed;           /* judge answers with a score / without */
-    int64_t kept, below, duplicates, lines; /* candidates kept, under the threshold, duplicates; lines written */
+    int64_t seeds, skipped;               /* all seeds; done in an earlier run */
+    int64_t done, candidates, gen_failed; /* this run */
+    int64_t judged, judge_failed;         /* judge answers with a score / without */
+    int64_t kept, below, duplicates,
+        lines; /* candidates kept, under the threshold, duplicates; lines written */
     int64_t gen_prompt_tokens, gen_tokens, judge_prompt_tokens, judge_tokens;
     double seconds;
     int64_t torn_bytes;

@@ -17,14 +17,21 @@ void sdg_seeds_free(sdg_seeds *s) {
 
 static const char *type_name(const json_t *j) {
     switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -37,7 +44,8 @@ static char *one_user_turn(const char *text) {
 
 /* messages: an array of {role, content: string} objects, roles system/user/assistant, ending in user */
 static int check_messages(const json_t *m, char *msg, size_t cap) {
-    if (!json_is_array(m)) return snprintf(msg, cap, "\"messages\" must be an array, got %s", type_name(m)), -1;
+    if (!json_is_array(m))
+        return snprintf(msg, cap, "\"messages\" must be an array, got %s", type_name(m)), -1;
     size_t n = json_array_size(m);
     if (!n) return snprintf(msg, cap, "\"messages\" is empty"), -1;
     for (size_t i = 0; i < n; i++) {
@@ -45,9 +53,9 @@ static int check_messages(const json_t *m, char *msg, size_t cap) {
         if (!json_is_object(o)) return snprintf(msg, cap, "messages[%zu] must be an object", i), -1;
         const char *rs = json_string_value(r);
         if (!rs || (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant")))
-            return snprintf(msg, cap, "messages[%zu].role must be \"system\", \"user\" or \"assistant\"", i), -1;
-        if (!json_is_string(c))
-            return snprintf(msg, cap, "messages[%zu].content must be a string", i), -1;
+            return snprintf(msg, cap, "messages[%zu].role must be \"system\", \"user\" or \"assistant\"", i),
+                   -1;
+        if (!json_is_string(c)) return snprintf(msg, cap, "messages[%zu].content must be a string", i), -1;
         if (json_object_size(o) != 2)
             return snprintf(msg, cap, "messages[%zu] may only have \"role\" and \"content\"", i), -1;
         if (i + 1 == n && strcmp(rs, "user"))
@@ -78,20 +86,23 @@ int sdg_seed_parse_line(const char *line, size_t len, sdg_seed *out, char *msg, 
     const char *key;
     json_t *v;
     json_object_foreach(j, key, v) {
-        if (strcmp(key, "id") && strcmp(key, "prompt") && strcmp(key, "messages") && strcmp(key, "document")) {
-            snprintf(msg, cap, "unknown key \"%.64s\" (expected \"prompt\", \"messages\" or \"document\", and \"id\")",
+        if (strcmp(key, "id") && strcmp(key, "prompt") && strcmp(key, "messages") &&
+            strcmp(key, "document")) {
+            snprintf(msg, cap,
+                     "unknown key \"%.64s\" (expected \"prompt\", \"messages\" or \"document\", and \"id\")",
                      key);
             goto out;
         }
     }
-    json_t *id = json_object_get(j, "id"), *p = json_object_get(j, "prompt"), *m = json_object_get(j, "messages"),
-           *d = json_object_get(j, "document");
+    json_t *id = json_object_get(j, "id"), *p = json_object_get(j, "prompt"),
+           *m = json_object_get(j, "messages"), *d = json_object_get(j, "document");
     if (id) {
         if (json_is_integer(id)) {
             char b[32];
             snprintf(b, sizeof b, "%lld", (long long)json_integer_value(id));
             out->id = strdup(b);
-        } else if (json_is_string(id) && json_string_length(id) && strlen(json_string_value(id)) == json_string_length(id))
+        } else if (json_is_string(id) && json_string_length(id) &&
+                   strlen(json_string_value(id)) == json_string_length(id))
             out->id = strdup(json_string_value(id));
         else {
             snprintf(msg, cap, "\"id\" must be a non-empty string or an integer");
@@ -254,7 +265,8 @@ int sdg_seeds_read_document(sdg_seeds *s, const herd_model *m, const char *path,
     size_t k = 0;
     while (k < n && (buf[k] == ' ' || buf[k] == '\n' || buf[k] == '\r' || buf[k] == '\t')) k++;
     if (k == n) return free(buf), herd_err(HERD_E_FORMAT, "%s: the document is empty", path);
-    if (memchr(buf, 0, n)) return free(buf), herd_err(HERD_E_FORMAT, "%s: a NUL byte; documents are text or Markdown", path);
+    if (memchr(buf, 0, n))
+        return free(buf), herd_err(HERD_E_FORMAT, "%s: a NUL byte; documents are text or Markdown", path);
     char **ch;
     int64_t nc;
     int rc = sdg_chunk_text(m, buf, n, n_chunk, n_overlap, &ch, &nc);

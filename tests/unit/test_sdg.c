@@ -70,7 +70,8 @@ int main(void) {
         int n = 40 + (int)(tu_u64() % 120);
         for (int i = 0; i < n; i++) a[i] = (int)(tu_u64() % NW);
         /* b: a with a fraction of its words replaced (0 .. all) */
-        int changes = (int)(tu_u64() % (unsigned)(n + 1)) * (trial % 4 == 0 ? 1 : 0) + (trial % 4 ? trial % 13 : 0);
+        int changes =
+            (int)(tu_u64() % (unsigned)(n + 1)) * (trial % 4 == 0 ? 1 : 0) + (trial % 4 ? trial % 13 : 0);
         memcpy(b, a, sizeof(int) * (size_t)n);
         for (int c = 0; c < changes; c++) b[tu_u64() % (unsigned)n] = (int)(tu_u64() % NW);
         render(a, n, ta, false), render(b, n, tb, trial % 2);
@@ -78,9 +79,11 @@ int main(void) {
         sdg_minhash_compute(ta, strlen(ta), &ha), sdg_minhash_compute(tb, strlen(tb), &hb);
         double J = true_jaccard(a, n, b, n), est = sdg_minhash_jaccard(&ha, &hb);
         double tol = 4 * sqrt(J * (1 - J) / SDG_MINHASH_N) + 0.02;
-        CHECK(fabs(est - J) <= tol, "trial %d: estimate %.3f, true Jaccard %.3f (tolerance %.3f)", trial, est, J, tol);
+        CHECK(fabs(est - J) <= tol, "trial %d: estimate %.3f, true Jaccard %.3f (tolerance %.3f)", trial, est,
+              J, tol);
         if (fabs(est - J) > worst) worst = fabs(est - J);
-        if (changes == 0) CHECK(ha.exact == hb.exact, "trial %d: case and whitespace changed the exact hash", trial);
+        if (changes == 0)
+            CHECK(ha.exact == hb.exact, "trial %d: case and whitespace changed the exact hash", trial);
     }
     printf("minhash: worst |estimate - Jaccard| over 200 pairs %.3f\n", worst);
 
@@ -92,17 +95,21 @@ int main(void) {
     render(a, n, ta, false);
     double sim;
     CHECK(sdg_minhash_index_add(&ix, ta, strlen(ta), &sim) == 0, "a first text is new");
-    CHECK(sdg_minhash_index_add(&ix, ta, strlen(ta), &sim) == 1 && sim == 1, "the same text is an exact duplicate");
+    CHECK(sdg_minhash_index_add(&ix, ta, strlen(ta), &sim) == 1 && sim == 1,
+          "the same text is an exact duplicate");
     render(a, n, tb, true);
-    CHECK(sdg_minhash_index_add(&ix, tb, strlen(tb), NULL) == 1, "case and spacing changes are exact duplicates");
+    CHECK(sdg_minhash_index_add(&ix, tb, strlen(tb), NULL) == 1,
+          "case and spacing changes are exact duplicates");
     memcpy(b, a, sizeof(int) * (size_t)n);
     b[75] = (b[75] + 1) % NW; /* one word: 3 of 148 shingles differ, J ~ 0.96 */
     render(b, n, tb, false);
-    CHECK(sdg_minhash_index_add(&ix, tb, strlen(tb), &sim) == 2, "one word changed is a near duplicate (est %.3f)", sim);
+    CHECK(sdg_minhash_index_add(&ix, tb, strlen(tb), &sim) == 2,
+          "one word changed is a near duplicate (est %.3f)", sim);
     memcpy(b, a, sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i += 3) b[i] = (b[i] + 1) % NW; /* every third word: no shingle survives */
     render(b, n, tb, false);
-    CHECK(sdg_minhash_index_add(&ix, tb, strlen(tb), &sim) == 0, "a third of the words changed is new (est %.3f)", sim);
+    CHECK(sdg_minhash_index_add(&ix, tb, strlen(tb), &sim) == 0,
+          "a third of the words changed is new (est %.3f)", sim);
     CHECK(ix.n == 2, "the index holds the 2 new texts, has %lld", (long long)ix.n);
     CHECK(sdg_minhash_index_add(&ix, "hello world", 11, NULL) == 0, "a short text is new");
     CHECK(sdg_minhash_index_add(&ix, "  HELLO\nworld ", 14, NULL) == 1, "and its variant an exact duplicate");
@@ -117,7 +124,8 @@ int main(void) {
     memcpy(b, a, sizeof(int) * (size_t)n);
     b[75] = (b[75] + 1) % NW;
     render(b, n, tb, false);
-    CHECK(sdg_minhash_index_add(&ix, ta, strlen(ta), NULL) == 0 && sdg_minhash_index_add(&ix, tb, strlen(tb), NULL) == 0,
+    CHECK(sdg_minhash_index_add(&ix, ta, strlen(ta), NULL) == 0 &&
+              sdg_minhash_index_add(&ix, tb, strlen(tb), NULL) == 0,
           "threshold > 1: near duplicates are kept");
     sdg_minhash_index_free(&ix);
 
@@ -130,19 +138,28 @@ int main(void) {
     const char *cut[] = {"{\"score\": 10, \"reas", "{\n  \"score\":3 ", "{\"score\":9,"};
     int want[] = {10, 3, 9};
     for (int i = 0; i < 3; i++) {
-        CHECK(sdg_judge_score(cut[i], strlen(cut[i]), &reason) == want[i] && !reason, "cut answer '%s'", cut[i]);
+        CHECK(sdg_judge_score(cut[i], strlen(cut[i]), &reason) == want[i] && !reason, "cut answer '%s'",
+              cut[i]);
         free(reason);
     }
-    const char *none[] = {"", "{", "{\"score\": 1", "{\"score\": 11}", "{\"reason\": \"x\", \"score\": 0}", "[7]",
-                          "{\"score\": \"7\"}", "{\"scor"};
-    for (int i = 0; i < 8; i++) CHECK(sdg_judge_score(none[i], strlen(none[i]), NULL) == 0, "no score in '%s'", none[i]);
+    const char *none[] = {"",
+                          "{",
+                          "{\"score\": 1",
+                          "{\"score\": 11}",
+                          "{\"reason\": \"x\", \"score\": 0}",
+                          "[7]",
+                          "{\"score\": \"7\"}",
+                          "{\"scor"};
+    for (int i = 0; i < 8; i++)
+        CHECK(sdg_judge_score(none[i], strlen(none[i]), NULL) == 0, "no score in '%s'", none[i]);
 
     /* seed lines */
     sdg_seed s;
     char msg[256];
-    const char *okl[] = {"\"What is 2+2?\"", "{\"prompt\": \"hi\", \"id\": \"q1\"}", "{\"id\": 7, \"document\": \"text\"}",
-                         "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"}, {\"role\": \"user\", "
-                         "\"content\": \"hi\"}]}"};
+    const char *okl[] = {
+        "\"What is 2+2?\"", "{\"prompt\": \"hi\", \"id\": \"q1\"}", "{\"id\": 7, \"document\": \"text\"}",
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"}, {\"role\": \"user\", "
+        "\"content\": \"hi\"}]}"};
     for (int i = 0; i < 4; i++) {
         CHECK(sdg_seed_parse_line(okl[i], strlen(okl[i]), &s, msg, sizeof msg) == 0, "'%s': %s", okl[i], msg);
         CHECK((s.messages != NULL) != (s.document != NULL), "'%s': one of messages / document", okl[i]);
@@ -150,14 +167,25 @@ int main(void) {
         if (i == 2) CHECK(s.id && !strcmp(s.id, "7"), "integer id");
         free(s.id), free(s.messages), free(s.document);
     }
-    const char *bad[] = {"", "{", "[1]", "\"\"", "{\"prompt\": \"\"}", "{\"prompt\": 3}", "{\"promt\": \"x\"}",
-                         "{\"prompt\": \"a\", \"document\": \"b\"}", "{\"id\": \"\", \"prompt\": \"x\"}",
-                         "{\"messages\": []}", "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}",
-                         "{\"messages\": [{\"role\": \"user\", \"content\": 1}]}", "{\"prompt\": \"a\", \"prompt\": \"b\"}",
-                         "{\"id\": {}, \"prompt\": \"x\"}", "{}"};
+    const char *bad[] = {"",
+                         "{",
+                         "[1]",
+                         "\"\"",
+                         "{\"prompt\": \"\"}",
+                         "{\"prompt\": 3}",
+                         "{\"promt\": \"x\"}",
+                         "{\"prompt\": \"a\", \"document\": \"b\"}",
+                         "{\"id\": \"\", \"prompt\": \"x\"}",
+                         "{\"messages\": []}",
+                         "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}",
+                         "{\"messages\": [{\"role\": \"user\", \"content\": 1}]}",
+                         "{\"prompt\": \"a\", \"prompt\": \"b\"}",
+                         "{\"id\": {}, \"prompt\": \"x\"}",
+                         "{}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         msg[0] = 0;
-        CHECK(sdg_seed_parse_line(bad[i], strlen(bad[i]), &s, msg, sizeof msg) == -1 && msg[0] && !s.id && !s.messages,
+        CHECK(sdg_seed_parse_line(bad[i], strlen(bad[i]), &s, msg, sizeof msg) == -1 && msg[0] && !s.id &&
+                  !s.messages,
               "'%s' refused", bad[i]);
     }
     return TU_DONE("test_sdg");

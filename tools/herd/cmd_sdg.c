@@ -47,10 +47,11 @@ static bool load(const char *path, const cli_common *c, int parallel, loaded *L)
     if (herd_model_load(path, &L->m) != HERD_OK) return cli_fail_lib("sdg"), false;
     herd_model_info info;
     herd_model_get_info(L->m, &info);
-    L->per_slot = c->ctx.n_ctx ? c->ctx.n_ctx / parallel : (info.n_ctx_train < 4096 ? info.n_ctx_train : 4096);
+    L->per_slot =
+        c->ctx.n_ctx ? c->ctx.n_ctx / parallel : (info.n_ctx_train < 4096 ? info.n_ctx_train : 4096);
     if (L->per_slot < 1 || L->per_slot > info.n_ctx_train) {
-        cli_fail("sdg", "-c %lld over %d slots gives %lld positions per slot; need 1..%lld", (long long)c->ctx.n_ctx,
-                 parallel, (long long)L->per_slot, (long long)info.n_ctx_train);
+        cli_fail("sdg", "-c %lld over %d slots gives %lld positions per slot; need 1..%lld",
+                 (long long)c->ctx.n_ctx, parallel, (long long)L->per_slot, (long long)info.n_ctx_train);
         return false;
     }
     engine_config ec = {.n_parallel = parallel,
@@ -89,7 +90,8 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
         else if (!strcmp(a, "--docs")) {
             ok = cli_str("sdg", argc, argv, &i, &docs[n_docs]);
             n_docs += ok;
-            while (ok && i + 1 < argc && argv[i + 1][0] != '-') docs[n_docs++] = argv[++i]; /* --docs a.md b.md */
+            while (ok && i + 1 < argc && argv[i + 1][0] != '-')
+                docs[n_docs++] = argv[++i]; /* --docs a.md b.md */
         } else if (!strcmp(a, "--output") || !strcmp(a, "-o"))
             ok = cli_str("sdg", argc, argv, &i, &out);
         else if (!strcmp(a, "--journal"))
@@ -212,8 +214,9 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
     for (int64_t i = 0; i < seeds.n; i++) {
         bool doc = seeds.v[i].document != NULL;
         if (doc != (t == SDG_TASK_QA)) {
-            cli_fail("sdg", "seed '%s' is a %s, but --task %s needs %s", seeds.v[i].id, doc ? "document" : "prompt",
-                     task, t == SDG_TASK_QA ? "documents (--docs, or \"document\" seeds)" : "prompts");
+            cli_fail("sdg", "seed '%s' is a %s, but --task %s needs %s", seeds.v[i].id,
+                     doc ? "document" : "prompt", task,
+                     t == SDG_TASK_QA ? "documents (--docs, or \"document\" seeds)" : "prompts");
             goto done;
         }
     }
@@ -233,7 +236,9 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
                       .max_tokens = max_tokens,
                       .judge_max_tokens = judge_max,
                       .judge_temp = judge_temp,
-                      .threshold = threshold > 0 ? (int)threshold : best_of ? 1 : 7,
+                      .threshold = threshold > 0 ? (int)threshold
+                                   : best_of     ? 1
+                                                 : 7,
                       .best_of = best_of,
                       .dedupe = no_dedupe ? 2.0 : dedupe,
                       .system = system,
@@ -254,14 +259,15 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
                 (long long)st.torn_bytes);
     double gs = st.seconds > 0 ? (double)st.gen_tokens / st.seconds : 0;
     double ts = st.seconds > 0 ? (double)(st.gen_tokens + st.judge_tokens) / st.seconds : 0;
-    fprintf(stderr,
-            "herd sdg: %lld seeds: %lld skipped (already done), %lld done; %lld candidates (%lld failed), %lld "
-            "judged (%lld unscored); %lld kept, %lld under the threshold, %lld duplicates; %lld lines to %s\n"
-            "herd sdg: %lld generated + %lld judge tokens in %.2f s: generation %.1f tok/s, all %.1f tok/s\n",
-            (long long)st.seeds, (long long)st.skipped, (long long)st.done, (long long)st.candidates,
-            (long long)st.gen_failed, (long long)st.judged, (long long)st.judge_failed, (long long)st.kept,
-            (long long)st.below, (long long)st.duplicates, (long long)st.lines, out, (long long)st.gen_tokens,
-            (long long)st.judge_tokens, st.seconds, gs, ts);
+    fprintf(
+        stderr,
+        "herd sdg: %lld seeds: %lld skipped (already done), %lld done; %lld candidates (%lld failed), %lld "
+        "judged (%lld unscored); %lld kept, %lld under the threshold, %lld duplicates; %lld lines to %s\n"
+        "herd sdg: %lld generated + %lld judge tokens in %.2f s: generation %.1f tok/s, all %.1f tok/s\n",
+        (long long)st.seeds, (long long)st.skipped, (long long)st.done, (long long)st.candidates,
+        (long long)st.gen_failed, (long long)st.judged, (long long)st.judge_failed, (long long)st.kept,
+        (long long)st.below, (long long)st.duplicates, (long long)st.lines, out, (long long)st.gen_tokens,
+        (long long)st.judge_tokens, st.seconds, gs, ts);
     rc = 0;
 done:
     sdg_seeds_free(&seeds);
