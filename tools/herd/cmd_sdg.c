@@ -262,11 +262,14 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
     fprintf(
         stderr,
         "herd sdg: %lld seeds: %lld skipped (already done), %lld done; %lld candidates (%lld failed), %lld "
-        "judged (%lld unscored); %lld kept, %lld under the threshold, %lld duplicates; %lld lines to %s\n"
+        "judged (%lld unscored); %lld kept, %lld under the threshold, %lld duplicates; %lld lines to %s; "
+        "prompts: "
+        "%lld generator + %lld judge tokens\n"
         "herd sdg: %lld generated + %lld judge tokens in %.2f s: generation %.1f tok/s, all %.1f tok/s\n",
         (long long)st.seeds, (long long)st.skipped, (long long)st.done, (long long)st.candidates,
         (long long)st.gen_failed, (long long)st.judged, (long long)st.judge_failed, (long long)st.kept,
-        (long long)st.below, (long long)st.duplicates, (long long)st.lines, out, (long long)st.gen_tokens,
+        (long long)st.below, (long long)st.duplicates, (long long)st.lines, out,
+        (long long)st.gen_prompt_tokens, (long long)st.judge_prompt_tokens, (long long)st.gen_tokens,
         (long long)st.judge_tokens, st.seconds, gs, ts);
     rc = 0;
 done:
