@@ -1,7 +1,7 @@
 #!/bin/bash
 # herd sdg (docs/SDG.md) on a small synthesized Llama 3.1 model (random weights): the SFT output is JSONL
 # `herd train --objective sft` accepts (a 1-step run), the DPO pairs are JSONL `--objective dpo` accepts;
-# the judge's answer gives a score 1..10 for every candidate (journal), the fates follow the threshold /
+# the judge's answer gives a score 1..10 for every candidate (journal; also with a separate --judge model), the fates follow the threshold /
 # --best-of, the output holds exactly the kept candidates; greedy duplicates are dropped (exact) and
 # identical prompts give one example; documents are chunked by tokens (count checked against herd
 # tokenize) into QA seeds; kill -9 mid-run plus a torn last line, then a rerun, give every seed once; a
@@ -111,6 +111,18 @@ check dpo "$TMP/dpo.jsonl" "$TMP/dpo.judged.jsonl" 1 0 12 || die "dpo output / j
 [ -s "$TMP/dpo.jsonl" ] || die "dpo paired nothing"
 "$HERD" train -m "$MODEL" --data "$TMP/dpo.jsonl" --objective dpo --method lora --steps 1 -t 2 --out "$TMP/dpo.gguf" \
     >"$TMP/t.log" 2>&1 || { cat "$TMP/t.log"; die "herd train --objective dpo refused sdg's pairs"; }
+
+# ---- a separate judge model (its own engine and loopback server) ----
+JUDGE=$PWD/build/test-models/sdg-judge-tiny31-q8_0.gguf
+if [ ! -f "$JUDGE" ]; then
+    "$HERD" synth --vocab "$VOCAB31" -o "$JUDGE.tmp.$$" --shape tiny --type q8_0 --output-type q8_0 --seed 6 \
+        --name sdg-judge >/dev/null || die "herd synth (judge) failed"
+    mv "$JUDGE.tmp.$$" "$JUDGE"
+fi
+head -4 "$TMP/seeds.jsonl" >"$TMP/four.jsonl"
+"${S[@]}" --seeds "$TMP/four.jsonl" --judge "$JUDGE" -o "$TMP/j.jsonl" -k 2 --threshold 1 --parallel 2 2>"$TMP/j.err" ||
+    { cat "$TMP/j.err"; die "herd sdg --judge failed"; }
+check sft "$TMP/j.jsonl" "$TMP/j.judged.jsonl" 1 0 4 || die "--judge output / journal"
 
 # ---- cot --best-of with the default (greedy) judge ----
 "${S[@]}" --seeds "$TMP/seeds.jsonl" -o "$TMP/cot.jsonl" --task cot -k 2 --best-of --parallel 4 2>"$TMP/cot.err" ||
