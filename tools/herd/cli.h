@@ -28,6 +28,7 @@ int cmd_export(int argc, char **argv);
 int cmd_guard(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_sdg(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_rag(int argc, char **argv);

@@ -25,6 +25,7 @@ static const struct {
     {"bench", cmd_bench},
     {"perplexity", cmd_perplexity},
     {"batch", cmd_batch},
+    {"sdg", cmd_sdg},
     {"eval", cmd_eval},
     {"convert", cmd_convert},
     {"quantize", cmd_quantize},
