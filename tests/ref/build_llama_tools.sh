@@ -20,16 +20,28 @@ flock 9
 have_all() { for t in $TARGETS; do [ -x "$OUTD/bin/$t" ] || return 1; done; }
 if ! have_all; then
     command -v cmake >/dev/null || { echo "cmake missing" >&2; exit 77; }
-    if [ ! -f "$OUTD/build/CMakeCache.txt" ]; then
+    # build/ref is shared through symlinks: an existing build is reused through the path its cache was
+    # made with (CMake refuses another) when that still leads to the same folder; else it starts afresh
+    SRC="$OUTD/src" BLD="$OUTD/build"
+    if [ -f "$BLD/CMakeCache.txt" ]; then
+        cdir=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$BLD/CMakeCache.txt")
+        hdir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BLD/CMakeCache.txt")
+        if [ -d "$cdir" ] && [ -d "$hdir" ] && [ "$(cd -P "$cdir" && pwd)" = "$(cd -P "$BLD" && pwd)" ]; then
+            SRC=$hdir BLD=$cdir
+        else
+            rm -rf "$OUTD/build"
+        fi
+    fi
+    if [ ! -f "$BLD/CMakeCache.txt" ]; then
         rm -rf "$OUTD/src" "$OUTD/build"
         git clone -q "$BUNDLE" "$OUTD/src" 2>/dev/null
     fi
-    cmake -S "$OUTD/src" -B "$OUTD/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=$EXAMPLES \
         -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
         > "$OUTD/cmake.log" 2>&1
-    cmake --build "$OUTD/build" -j2 --target $TARGETS > "$OUTD/build.log" 2>&1
+    cmake --build "$BLD" -j2 --target $TARGETS > "$OUTD/build.log" 2>&1
     mkdir -p "$OUTD/bin"
-    for t in $TARGETS; do cp "$OUTD/build/bin/$t" "$OUTD/bin/$t"; done
+    for t in $TARGETS; do cp "$BLD/bin/$t" "$OUTD/bin/$t"; done
 fi
 echo "$OUTD/bin"
