@@ -338,6 +338,15 @@ typedef struct {
      * sampler is not consulted); when they run out generation ends as at end of turn */
     const int32_t *forced;
     int64_t n_forced;
+    /* Speculative decoding (src/spec/spec.h, docs/SPECULATIVE.md). Greedy output is the same token for
+     * token; sampled output has the same distribution (not the same tokens for a seed). */
+    herd_context *draft;     /* a context of a draft model with the same vocabulary (herd_vocab_compatible),
+                              * holding the same first n_past tokens as c (herd_generate leaves it so); NULL: none */
+    int lookup_ngram;        /* > 0 (without draft): prompt-lookup drafting, n-grams of up to this many tokens */
+    int64_t draft_max;       /* most tokens drafted per step; 0 = 16 */
+    int64_t draft_min;       /* a proposal shorter than this is not verified (plain step); 0 = any */
+    float draft_p_min;       /* greedy draft model: stop drafting when its softmax probability of its argmax is below
+                              * this; sampled: of the drawn token (0 = never) */
 } herd_generate_params;
 
 typedef struct {
@@ -349,6 +358,8 @@ typedef struct {
     int32_t stop_token;      /* the end-of-generation token, when stop_reason == HERD_STOP_EOG */
     int64_t n_prompt;
     double prompt_seconds, gen_seconds;
+    /* speculative decoding: verification passes, tokens drafted (and verified), drafts accepted */
+    int64_t n_spec_steps, n_drafted, n_accepted;
 } herd_generate_result;
 
 enum { HERD_STOP_EOG = 1, HERD_STOP_LENGTH = 2, HERD_STOP_STRING = 3, HERD_STOP_CONTEXT = 4, HERD_STOP_USER = 5 };
@@ -357,6 +368,9 @@ enum { HERD_STOP_EOG = 1, HERD_STOP_LENGTH = 2, HERD_STOP_STRING = 3, HERD_STOP_
 int herd_generate(herd_context *c, herd_sampler *s, const int32_t *prompt, int64_t n_prompt,
                   const herd_generate_params *p, herd_generate_result *out);
 void herd_generate_result_free(herd_generate_result *r);
+/* HERD_OK when draft can draft for target: the same vocabulary (size, every token's text with special
+ * tokens rendered, which tokens end generation, BOS and EOS); else HERD_E_ARG naming the first difference. */
+int herd_vocab_compatible(const herd_model *target, const herd_model *draft);
 
 /* ---- chat (Llama 3.1 prompt format, see docs and LLAMA31.md) --------------------------------- */
 

@@ -129,7 +129,10 @@ void herd_sampler_set_constraint(herd_sampler *s, herd_constraint *c) {
     s->con = c;
 }
 
-int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
+/* The chain up to the draw: leaves the candidates in s->c[0..n) and returns n. Greedy (temp <= 0):
+ * the argmax alone (n = 1). Shared by herd_sampler_sample and sampler_dist, so the speculative
+ * verifier (src/spec/) sees exactly the distribution plain sampling draws from. */
+static int64_t sampler_filter(herd_sampler *s, const float *logits) {
     const herd_sampler_params *p = &s->p;
     int64_t n = s->n_vocab;
     for (int64_t i = 0; i < n; i++) s->c[i] = (cand){(int32_t)i, logits[i]};
@@ -162,7 +165,8 @@ int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
         int64_t best = 0;
         for (int64_t i = 1; i < n; i++)
             if (s->c[i].logit > s->c[best].logit) best = i;
-        return s->c[best].id;
+        s->c[0] = s->c[best];
+        return 1;
     }
 
     /* The filters need the candidates in descending order, but only as far as they look: sort the
@@ -210,6 +214,13 @@ int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
         while (keep < n && s->c[keep].logit >= thr) keep++;
         n = keep;
     }
+    return n;
+}
+
+int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
+    const herd_sampler_params *p = &s->p;
+    int64_t n = sampler_filter(s, logits);
+    if (p->temp <= 0) return s->c[0].id;
     /* temperature, then draw (over the candidates in whatever order they are) */
     float mx = s->c[0].logit;
     for (int64_t i = 1; i < n; i++) mx = s->c[i].logit > mx ? s->c[i].logit : mx;
@@ -221,4 +232,38 @@ int32_t herd_sampler_sample(herd_sampler *s, const float *logits) {
         if (u < acc) return s->c[i].id;
     }
     return s->c[n - 1].id;
+}
+
+int64_t sampler_dist(herd_sampler *s, const float *logits, float *probs) {
+    const herd_sampler_params *p = &s->p;
+    int64_t n = sampler_filter(s, logits);
+    memset(probs, 0, (size_t)s->n_vocab * sizeof *probs);
+    if (p->temp <= 0) {
+        probs[s->c[0].id] = 1.0f;
+        return 1;
+    }
+    /* the same arithmetic as the draw in herd_sampler_sample */
+    float mx = s->c[0].logit;
+    for (int64_t i = 1; i < n; i++) mx = s->c[i].logit > mx ? s->c[i].logit : mx;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += exp(((double)s->c[i].logit - mx) / p->temp);
+    for (int64_t i = 0; i < n; i++) probs[s->c[i].id] = (float)(exp(((double)s->c[i].logit - mx) / p->temp) / sum);
+    return n;
+}
+
+double sampler_uniform(herd_sampler *s) {
+    return sample_rng_uniform(&s->rng);
+}
+
+bool sampler_greedy(const herd_sampler *s) {
+    return s->p.temp <= 0;
+}
+
+const herd_sampler_params *sampler_params(const herd_sampler *s) {
+    return &s->p;
+}
+
+void sampler_clear_recent(herd_sampler *s) {
+    s->n_recent = 0;
+    s->head = 0;
 }

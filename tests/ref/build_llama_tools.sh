@@ -2,13 +2,17 @@
 # Build llama.cpp's native tools (llama-perplexity, llama-quantize) from the source bundle that
 # node-llama-cpp ships, once, into build/ref/llama-tools/bin. CPU only. Guarded by flock so two
 # worktrees sharing build/ref never build at the same time; later callers reuse the binaries.
-# Usage: tests/ref/build_llama_tools.sh   -> prints the bin dir on success.
+# Usage: tests/ref/build_llama_tools.sh [TARGET...]  -> prints the bin dir on success.
+#   With no TARGET: llama-perplexity llama-quantize. Example programs (llama-speculative, llama-lookup)
+#   switch LLAMA_BUILD_EXAMPLES on; an existing build is reconfigured and built incrementally.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REF="$ROOT/build/ref"
 BUNDLE="$REF/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 OUTD="$REF/llama-tools"
-TARGETS="llama-perplexity llama-quantize"
+TARGETS="${*:-llama-perplexity llama-quantize}"
+EXAMPLES=OFF
+for t in $TARGETS; do case $t in llama-speculative*|llama-lookup*) EXAMPLES=ON ;; esac; done
 [ -f "$BUNDLE" ] || { echo "no llama.cpp bundle at $BUNDLE (run tests/ref/setup.sh)" >&2; exit 77; }
 mkdir -p "$OUTD"
 exec 9>"$OUTD/.lock"
@@ -16,14 +20,28 @@ flock 9
 have_all() { for t in $TARGETS; do [ -x "$OUTD/bin/$t" ] || return 1; done; }
 if ! have_all; then
     command -v cmake >/dev/null || { echo "cmake missing" >&2; exit 77; }
-    rm -rf "$OUTD/src" "$OUTD/build"
-    git clone -q "$BUNDLE" "$OUTD/src" 2>/dev/null
-    cmake -S "$OUTD/src" -B "$OUTD/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-        -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    # build/ref is shared through symlinks: an existing build is reused through the path its cache was
+    # made with (CMake refuses another) when that still leads to the same folder; else it starts afresh
+    SRC="$OUTD/src" BLD="$OUTD/build"
+    if [ -f "$BLD/CMakeCache.txt" ]; then
+        cdir=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$BLD/CMakeCache.txt")
+        hdir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BLD/CMakeCache.txt")
+        if [ -d "$cdir" ] && [ -d "$hdir" ] && [ "$(cd -P "$cdir" && pwd)" = "$(cd -P "$BLD" && pwd)" ]; then
+            SRC=$hdir BLD=$cdir
+        else
+            rm -rf "$OUTD/build"
+        fi
+    fi
+    if [ ! -f "$BLD/CMakeCache.txt" ]; then
+        rm -rf "$OUTD/src" "$OUTD/build"
+        git clone -q "$BUNDLE" "$OUTD/src" 2>/dev/null
+    fi
+    cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+        -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=$EXAMPLES \
         -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
         > "$OUTD/cmake.log" 2>&1
-    cmake --build "$OUTD/build" -j2 --target $TARGETS > "$OUTD/build.log" 2>&1
+    cmake --build "$BLD" -j2 --target $TARGETS > "$OUTD/build.log" 2>&1
     mkdir -p "$OUTD/bin"
-    for t in $TARGETS; do cp "$OUTD/build/bin/$t" "$OUTD/bin/$t"; done
+    for t in $TARGETS; do cp "$BLD/bin/$t" "$OUTD/bin/$t"; done
 fi
 echo "$OUTD/bin"

@@ -113,4 +113,28 @@ void cli_lora_free(herd_lora **a, int n);
 /* Loads the --lora adapters and sets them on every sequence of ctx with their scales. OUT: *out as above. */
 bool cli_lora_apply(const char *cmd, const cli_common *c, const herd_model *m, herd_context *ctx, herd_lora ***out);
 
+/* ---- speculative decoding options of run and chat (spec_opts.c) ---- */
+
+typedef struct {
+    const char *draft_path; /* --draft MODEL */
+    int64_t draft_max;      /* --draft-max (16) */
+    int64_t draft_min;      /* --draft-min (0) */
+    float p_min;            /* --draft-p-min (0) */
+    int lookup;             /* --lookup N: prompt-lookup n-grams up to N (0: off) */
+    herd_model *model;      /* the loaded draft (owned) */
+    herd_context *ctx;      /* its context (owned) */
+} cli_spec;
+
+void cli_spec_init(cli_spec *sp);
+/* Consumes argv[*i] if it is a speculative option. Returns 1 consumed, 0 not ours, -1 error (printed). */
+int cli_spec_opt(const char *cmd, cli_spec *sp, int argc, char **argv, int *i);
+/* Checks the options, loads the draft model, refuses one whose vocabulary differs from target's, and makes
+ * its context (tctx's length, cp's threads). false: error printed. */
+bool cli_spec_load(const char *cmd, cli_spec *sp, const herd_model *target, herd_context *tctx,
+                   const herd_context_params *cp);
+void cli_spec_params(const cli_spec *sp, herd_generate_params *gp);
+/* ", drafted N, accepted M (x%) in S steps" when r was speculative, else "". */
+void cli_spec_stats(const herd_generate_result *r, char *buf, size_t cap);
+void cli_spec_free(cli_spec *sp);
+
 #endif

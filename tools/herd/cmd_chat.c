@@ -17,6 +17,7 @@ typedef struct {
     herd_sampler *s;
     int64_t n_predict;
     bool stats;
+    cli_spec spec; /* --draft / --lookup */
     herd_chat_message *msgs; /* the conversation so far (strings owned) */
     size_t n_msgs;
     int32_t *cached;         /* ids whose KV the context holds */
@@ -78,6 +79,7 @@ static int generate_reply(chat_state *st, herd_generate_result *r) {
     herd_context_truncate(st->ctx, keep);
     herd_generate_params gp = {.n_predict = st->n_predict, .on_text = print_piece, .user = st,
                                .render_python_tag = tools_on(st)};
+    cli_spec_params(&st->spec, &gp);
     int32_t *forced = NULL;
     if (st->script) { /* test-only: the next scripted reply */
         const char *sc = json_string_value(json_array_get(st->script, st->script_next++));
@@ -100,11 +102,14 @@ static int generate_reply(chat_state *st, herd_generate_result *r) {
         st->ts = NULL;
         return cli_fail_lib("chat");
     }
-    if (st->stats)
-        fprintf(stderr, "%s[%lld prompt tokens (%lld cached) at %.1f t/s, %lld generated at %.1f t/s]\n",
+    if (st->stats) {
+        char sps[160];
+        cli_spec_stats(r, sps, sizeof sps);
+        fprintf(stderr, "%s[%lld prompt tokens (%lld cached) at %.1f t/s, %lld generated at %.1f t/s%s]\n",
                 tools_on(st) ? "" : "\n", (long long)n, (long long)keep,
                 r->prompt_seconds > 0 ? (double)(n - keep) / r->prompt_seconds : 0, (long long)r->n_ids,
-                r->gen_seconds > 0 ? (double)r->n_ids / r->gen_seconds : 0);
+                r->gen_seconds > 0 ? (double)r->n_ids / r->gen_seconds : 0, sps);
+    }
     /* the context now holds the prompt and every generated id but the last */
     free(st->cached);
     st->cached = realloc(ids, (size_t)(n + r->n_ids) * sizeof *ids);
@@ -221,9 +226,13 @@ int cmd_chat(int argc, char **argv) {
     rag_session *rs = NULL;
     float tool_timeout = 0;
     bool stats = true;
+    cli_spec spec;
+    cli_spec_init(&spec);
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("chat", &c, argc, argv, &i);
         if (r < 0) return 1;
+        if (r > 0) continue;
+        if ((r = cli_spec_opt("chat", &spec, argc, argv, &i)) < 0) return 1;
         if (r > 0) continue;
         if (!strcmp(argv[i], "--system")) { if (!cli_str("chat", argc, argv, &i, &system)) return 1; }
         else if (!strcmp(argv[i], "-p")) { if (!cli_str("chat", argc, argv, &i, &prompt)) return 1; }
@@ -243,7 +252,7 @@ int cmd_chat(int argc, char **argv) {
     }
     if (!c.model) return cli_fail("chat", "no model given (-m MODEL)");
     chat_state st = {.n_predict = n_predict, .stats = stats, .max_steps = (int)max_steps, .dump_prompt = dump,
-                     .tool_params = {.timeout_s = tool_timeout}};
+                     .tool_params = {.timeout_s = tool_timeout}, .spec = spec};
     const char *names[8];
     herd_lora **loras = NULL;
     char *tool_list = tools ? strdup(tools) : NULL;
@@ -290,6 +299,7 @@ int cmd_chat(int argc, char **argv) {
     }
     if (herd_context_new(st.m, &c.ctx, &st.ctx) != HERD_OK) { cli_fail_lib("chat"); goto done; }
     if (!cli_lora_apply("chat", &c, st.m, st.ctx, &loras)) goto done;
+    if (!cli_spec_load("chat", &st.spec, st.m, st.ctx, &c.ctx)) goto done;
     st.s = herd_sampler_new(&c.samp, herd_vocab_n_tokens(st.m));
     if (store && !(rs = rag_session_open(store, rag_k, c.ctx.n_threads))) goto done;
 
@@ -335,6 +345,7 @@ done:
     free(st.cached);
     herd_sampler_free(st.s);
     herd_context_free(st.ctx);
+    cli_spec_free(&st.spec);
     cli_lora_free(loras, c.n_lora);
     herd_model_free(st.m);
     cli_common_free(&c);

@@ -18,6 +18,8 @@ static bool print_piece(const char *s, size_t n, void *user) {
 int cmd_run(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
+    cli_spec sp;
+    cli_spec_init(&sp);
     const char *text = NULL, *file = NULL, *ids_json = NULL, *schema_file = NULL;
     bool any_object = false;
     char *schema = NULL;
@@ -29,6 +31,8 @@ int cmd_run(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("run", &c, argc, argv, &i);
         if (r < 0) goto out;
+        if (r > 0) continue;
+        if ((r = cli_spec_opt("run", &sp, argc, argv, &i)) < 0) goto out;
         if (r > 0) continue;
         const char *a = argv[i];
         if (!strcmp(a, "-p")) { if (!cli_str("run", argc, argv, &i, &text)) goto out; }
@@ -79,6 +83,7 @@ int cmd_run(int argc, char **argv) {
     if (n_prompt == 0) { cli_fail("run", "the prompt is empty (no tokens)"); goto done; }
     if (herd_context_new(m, &c.ctx, &ctx) != HERD_OK) { cli_fail_lib("run"); goto done; }
     if (!cli_lora_apply("run", &c, m, ctx, &loras)) goto done;
+    if (!cli_spec_load("run", &sp, m, ctx, &c.ctx)) goto done;
     s = herd_sampler_new(&c.samp, herd_vocab_n_tokens(m));
     if (schema || any_object) {
         if (herd_constraint_json_schema(m, schema, &con) != HERD_OK) { cli_fail_lib("run"); goto done; }
@@ -86,6 +91,7 @@ int cmd_run(int argc, char **argv) {
     }
     herd_generate_params gp = {.n_predict = n_predict, .stop = stops, .n_stop = n_stop,
                                .on_text = json ? NULL : print_piece, .user = NULL};
+    cli_spec_params(&sp, &gp);
     herd_generate_result res;
     if (herd_generate(ctx, s, prompt, n_prompt, &gp, &res) != HERD_OK) {
         if (!json) fputc('\n', stdout);
@@ -117,6 +123,11 @@ int cmd_run(int argc, char **argv) {
         json_object_set_new(o, "text", txt);
         json_object_set_new(t, "prompt_tokens_per_s", json_real(pps));
         json_object_set_new(t, "gen_tokens_per_s", json_real(gps));
+        if (sp.ctx || sp.lookup > 0) {
+            json_object_set_new(t, "drafted", json_integer(res.n_drafted));
+            json_object_set_new(t, "accepted", json_integer(res.n_accepted));
+            json_object_set_new(t, "spec_steps", json_integer(res.n_spec_steps));
+        }
         json_object_set_new(o, "timings", t);
         static const char *reasons[] = {"", "eog", "length", "stop", "context", "user"};
         json_object_set_new(o, "stop_reason", json_string(reasons[res.stop_reason]));
@@ -126,8 +137,10 @@ int cmd_run(int argc, char **argv) {
         json_decref(o);
     } else {
         fputc('\n', stdout);
-        fprintf(stderr, "herd run: prompt %lld tokens at %.1f t/s, generated %lld tokens at %.1f t/s\n",
-                (long long)n_prompt, pps, (long long)res.n_ids, gps);
+        char st[160];
+        cli_spec_stats(&res, st, sizeof st);
+        fprintf(stderr, "herd run: prompt %lld tokens at %.1f t/s, generated %lld tokens at %.1f t/s%s\n",
+                (long long)n_prompt, pps, (long long)res.n_ids, gps, st);
     }
     herd_generate_result_free(&res);
     rc = 0;
@@ -135,6 +148,7 @@ done:
     herd_sampler_free(s);
     herd_constraint_free(con);
     herd_context_free(ctx);
+    cli_spec_free(&sp);
     cli_lora_free(loras, c.n_lora);
     herd_model_free(m);
     free(prompt);
