@@ -49,9 +49,22 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
     if (n_threads == 0) n_threads = cpus_default_threads();
     if (n_threads > 512) return herd_err(HERD_E_ARG, "context: %d threads is too many", n_threads);
     int kv = p.kv_type;
-    if (kv == HERD_KV_AUTO) kv = m->weight_type == HERD_TYPE_F32 ? HERD_TYPE_F32 : HERD_TYPE_F16;
-    if (kv != HERD_TYPE_F32 && kv != HERD_TYPE_F16)
-        return herd_err(HERD_E_ARG, "context: KV cache type must be f32 or f16, not %s", herd_type_name(kv));
+    const int kv_auto = m->weight_type == HERD_TYPE_F32 ? HERD_TYPE_F32 : HERD_TYPE_F16;
+    if (kv == HERD_KV_AUTO) kv = kv_auto;
+    if (kv >= 0x10000) { /* a pair; a half of 0xff (HERD_KV_AUTO's low byte) is the default */
+        const int tk = HERD_KV_TYPE_K(kv), tv = HERD_KV_TYPE_V(kv);
+        kv = HERD_KV_PAIR(tk == 0xff ? kv_auto : tk, tv == 0xff ? kv_auto : tv);
+        if (HERD_KV_TYPE_K(kv) == HERD_KV_TYPE_V(kv)) kv = HERD_KV_TYPE_K(kv);
+    }
+    for (int i = 0; i < 2; i++) {
+        const int t = i ? HERD_KV_TYPE_V(kv) : HERD_KV_TYPE_K(kv);
+        if (!kv_type_supported(t))
+            return herd_err(HERD_E_ARG, "context: the KV cache type of %s must be f32, f16, bf16, q8_0 or q4_0, not %s",
+                            i ? "V" : "K", herd_type_name(t));
+        if ((t == HERD_TYPE_Q8_0 || t == HERD_TYPE_Q4_0) && m->hp.head_dim % 32)
+            return herd_err(HERD_E_ARG, "context: a %s KV cache needs head_dim a multiple of 32; this model's is %lld",
+                            herd_type_name(t), (long long)m->hp.head_dim);
+    }
     herd_context *c = herd_xcalloc(1, sizeof *c);
     c->m = m;
     c->n_ctx = n_ctx;

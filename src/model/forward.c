@@ -74,7 +74,7 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
     s->m = m;
     s->n_batch = n_batch;
     int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
-    int rc = kv_cache_init(&s->kv, kv_type, n_seq, hp->n_layer, n_ctx, kv_dim);
+    int rc = kv_cache_init(&s->kv, HERD_KV_TYPE_K(kv_type), HERD_KV_TYPE_V(kv_type), n_seq, hp->n_layer, n_ctx, kv_dim);
     if (rc) {
         free(s);
         return rc;
@@ -316,15 +316,15 @@ static void job_rope_store(void *arg, int ith, int nth) {
     job *j = arg;
     forward_state *s = j->s;
     const model_hparams *hp = &s->m->hp;
-    const kernel_type_ops *kvt = kernels_type(s->kv.type);
+    const kernel_type_ops *kt = kernels_type(s->kv.type_k), *vt = kernels_type(s->kv.type_v);
     int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim, t0, t1;
     pool_range(j->n, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
         const float *cs = s->rope_cs + t * hp->head_dim;
         model_rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs, s->m->rope_half_split);
         model_rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs, s->m->rope_half_split);
-        kvt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
-        kvt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
+        kt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
+        vt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
     }
 }
 
@@ -356,7 +356,6 @@ static void job_attention(void *arg, int64_t w, int ith) {
     const model_hparams *hp = &s->m->hp;
     const kernel_vec_ops *vo = kernels_vec();
     const int64_t hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    const int64_t esz = s->kv.type == HERD_TYPE_F16 ? 2 : 4;
     const float **qp = s->attn_q + ith * s->tile_q;
     float **op = s->attn_o + ith * s->tile_q, *scratch = s->attn_scratch + ith * s->attn_scratch_n;
     int64_t *nkv = s->attn_nkv + ith * s->tile_q;
@@ -372,10 +371,12 @@ static void job_attention(void *arg, int64_t w, int ith) {
         }
     }
     const kernel_attn_kv kv = {.head_dim = hd,
-                               .type = s->kv.type,
-                               .k = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
-                               .v = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
-                               .stride = s->kv.row_bytes,
+                               .type_k = s->kv.type_k,
+                               .type_v = s->kv.type_v,
+                               .k = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, 0) + kv_offset_k(&s->kv, kvh * hd),
+                               .v = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, 0) + kv_offset_v(&s->kv, kvh * hd),
+                               .stride_k = s->kv.row_bytes_k,
+                               .stride_v = s->kv.row_bytes_v,
                                .scale = 1.0f / sqrtf((float)hd)};
     vo->attn(&kv, nq, qp, nkv, op, scratch);
 }
