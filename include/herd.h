@@ -194,7 +194,21 @@ typedef struct {
 } herd_context_params;
 
 herd_context_params herd_context_default_params(void);
+/* herd_context_new refuses (HERD_E_NOMEM, with the numbers) a context whose KV cache and scratch exceed
+ * MemAvailable; HERD_MEMCHECK=0 in the environment turns that check off. */
 int herd_context_new(herd_model *m, const herd_context_params *p, herd_context **out);
+
+/* The memory a context with these parameters takes (nothing allocated): herd info -c N prints it. */
+typedef struct {
+    int64_t n_ctx, n_seq, n_batch; /* the parameters as resolved (defaults filled in) */
+    int n_threads, kv_type_k, kv_type_v;
+    uint64_t weights;   /* the model file, mapped (resident as it is read) */
+    uint64_t packed;    /* weights repacked at load (allocated) */
+    uint64_t kv;        /* the KV cache: n_seq x n_ctx positions of K and V */
+    uint64_t scratch;   /* activations and kernel scratch: n_batch tokens, n_threads threads (not n_ctx) */
+    uint64_t available; /* MemAvailable of /proc/meminfo now, 0 when unknown */
+} herd_context_memory;
+int herd_context_memory_estimate(const herd_model *m, const herd_context_params *p, herd_context_memory *out);
 void herd_context_free(herd_context *c);
 int64_t herd_context_n_ctx(const herd_context *c);
 const herd_model *herd_context_model(const herd_context *c);

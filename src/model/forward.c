@@ -65,6 +65,37 @@ static void *alloc_or_null(size_t bytes, bool *ok) {
     return p;
 }
 
+/* Bytes of the activation matmul scratch (s->xq): the largest converted activation block over all matmuls. */
+static int64_t xq_bytes(const herd_model *m, int64_t n_batch) {
+    const model_hparams *hp = &m->hp;
+    int64_t xq = 0;
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        weight *lw[MODEL_LAYER_MATRICES];
+        model_layer_matrices(&m->layers[l], lw);
+        for (int i = 0; i < MODEL_LAYER_MATRICES; i++) {
+            int64_t b = matmul_scratch_bytes(lw[i]->type, lw[i]->n_in, n_batch);
+            if (b > xq) xq = b;
+        }
+    }
+    int64_t bo = matmul_scratch_bytes(m->output.type, m->output.n_in, n_batch);
+    return bo > xq ? bo : xq;
+}
+
+uint64_t forward_scratch_bytes(const herd_model *m, int64_t n_seq, int64_t n_batch, int n_threads) {
+    /* what forward_state_new allocates besides the KV cache: every term scales with the batch, the
+     * threads or the sequences, none with n_ctx (attention is flash-style: no n_ctx x n_ctx anything) */
+    const model_hparams *hp = &m->hp;
+    const int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    const int64_t nth = n_threads < 1 ? 1 : n_threads, group = hp->n_head / hp->n_head_kv;
+    const int64_t tile_tokens = ATTN_TILE_QUERIES / group > 1 ? ATTN_TILE_QUERIES / group : 1, tile_q = tile_tokens * group;
+    uint64_t f = (uint64_t)n_batch * (uint64_t)(2 * hp->n_embd + 2 * q_dim + 2 * kv_dim + 2 * hp->n_ff + hp->head_dim);
+    f += (uint64_t)(nth * kernels_attn_scratch_floats(hp->head_dim, tile_q));
+    uint64_t b = f * sizeof(float);
+    b += (uint64_t)nth * (uint64_t)tile_q * (2 * sizeof(void *) + sizeof(int64_t));
+    b += (uint64_t)n_batch * (2 * sizeof(int64_t) + sizeof(int64_t) + sizeof(int32_t)) + (uint64_t)(n_seq + 2) * 8;
+    return b + (uint64_t)xq_bytes(m, n_batch);
+}
+
 int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
                       forward_state **out) {
     *out = NULL;
@@ -109,18 +140,7 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
     s->pos = alloc_or_null((size_t)n_batch * sizeof *s->pos, &ok);
     s->seq = alloc_or_null((size_t)n_batch * sizeof *s->seq, &ok);
     /* the largest converted activation block over all matmuls of the model */
-    int64_t xq = 0;
-    for (int64_t l = 0; l < hp->n_layer; l++) {
-        weight *lw[MODEL_LAYER_MATRICES];
-        model_layer_matrices(&m->layers[l], lw);
-        for (int i = 0; i < MODEL_LAYER_MATRICES; i++) {
-            int64_t b = matmul_scratch_bytes(lw[i]->type, lw[i]->n_in, n_batch);
-            if (b > xq) xq = b;
-        }
-    }
-    int64_t bo = matmul_scratch_bytes(m->output.type, m->output.n_in, n_batch);
-    if (bo > xq) xq = bo;
-    s->xq = alloc_or_null((size_t)xq, &ok);
+    s->xq = alloc_or_null((size_t)xq_bytes(m, n_batch), &ok);
     if (!ok) {
         forward_state_free(s);
         return herd_err(HERD_E_NOMEM, "forward: out of memory for scratch buffers of a %lld-token batch",
