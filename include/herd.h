@@ -169,22 +169,50 @@ int herd_detokenize(const herd_model *m, const int32_t *ids, int64_t n, bool ren
 
 typedef struct herd_context herd_context;
 
-typedef enum { HERD_KV_AUTO = -1, HERD_KV_F32 = HERD_TYPE_F32, HERD_KV_F16 = HERD_TYPE_F16 } herd_kv_type;
+/* KV cache element types. q8_0 and q4_0 are llama.cpp's blocks of 32 (see docs/KVCACHE.md): attention
+ * converts the query to q8_0 blocks for their dots, as ggml does. head_dim must be a multiple of 32 for
+ * them. K and V may differ: kv_type = HERD_KV_PAIR(k, v) (a half of 0xff: the default type); a plain
+ * herd_kv_type means both. */
+typedef enum {
+    HERD_KV_AUTO = -1,
+    HERD_KV_F32 = HERD_TYPE_F32,
+    HERD_KV_F16 = HERD_TYPE_F16,
+    HERD_KV_BF16 = HERD_TYPE_BF16,
+    HERD_KV_Q8_0 = HERD_TYPE_Q8_0,
+    HERD_KV_Q4_0 = HERD_TYPE_Q4_0
+} herd_kv_type;
+#define HERD_KV_PAIR(k, v) (0x10000 | (((k) & 0xff) << 8) | ((v) & 0xff))
+#define HERD_KV_TYPE_K(t) ((t) >= 0x10000 ? ((t) >> 8) & 0xff : (t))
+#define HERD_KV_TYPE_V(t) ((t) >= 0x10000 ? (t) & 0xff : (t))
 
 typedef struct {
     int64_t n_ctx;    /* KV cache length in tokens, per sequence; 0 = min(4096, the model's n_ctx_train) */
     int64_t n_seq;    /* independent sequences (each its own KV cache of n_ctx); 0 = 1 */
     int64_t n_batch;  /* most tokens per forward pass; 0 = 512 */
     int n_threads;    /* 0 = herd_default_threads() */
-    int kv_type;      /* herd_kv_type; AUTO = F32 when the weights are F32, else F16 */
+    int kv_type;      /* herd_kv_type or HERD_KV_PAIR(k, v); AUTO = F32 when the weights are F32, else F16 */
 } herd_context_params;
 
 herd_context_params herd_context_default_params(void);
+/* herd_context_new refuses (HERD_E_NOMEM, with the numbers) a context whose KV cache and scratch exceed
+ * MemAvailable; HERD_MEMCHECK=0 in the environment turns that check off. */
 int herd_context_new(herd_model *m, const herd_context_params *p, herd_context **out);
+
+/* The memory a context with these parameters takes (nothing allocated): herd info -c N prints it. */
+typedef struct {
+    int64_t n_ctx, n_seq, n_batch; /* the parameters as resolved (defaults filled in) */
+    int n_threads, kv_type_k, kv_type_v;
+    uint64_t weights;   /* the model file, mapped (resident as it is read) */
+    uint64_t packed;    /* weights repacked at load (allocated) */
+    uint64_t kv;        /* the KV cache: n_seq x n_ctx positions of K and V */
+    uint64_t scratch;   /* activations and kernel scratch: n_batch tokens, n_threads threads (not n_ctx) */
+    uint64_t available; /* MemAvailable of /proc/meminfo now, 0 when unknown */
+} herd_context_memory;
+int herd_context_memory_estimate(const herd_model *m, const herd_context_params *p, herd_context_memory *out);
 void herd_context_free(herd_context *c);
 int64_t herd_context_n_ctx(const herd_context *c);
 const herd_model *herd_context_model(const herd_context *c);
-int herd_context_kv_type(const herd_context *c);
+int herd_context_kv_type(const herd_context *c); /* as given: a type or HERD_KV_PAIR(k, v) */
 /* Number of positions held in the KV cache (the next token's position). */
 int64_t herd_context_n_past(const herd_context *c);
 /* Forgets cached positions >= pos (pos <= n_past). */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../base/log.h"
+#include "../kv/kv.h"
 #include "../model/forward.h"
 #include "../model/lora.h"
 #include "../model/model.h"
@@ -30,8 +31,13 @@ herd_context_params herd_context_default_params(void) {
     return (herd_context_params){.n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = HERD_KV_AUTO};
 }
 
-int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context **out) {
-    *out = NULL;
+/* The parameters with the defaults filled in and checked (HERD_E_ARG with a message). */
+typedef struct {
+    int64_t n_seq, n_ctx, n_batch;
+    int n_threads, kv;
+} resolved_params;
+
+static int resolve_params(const herd_model *m, const herd_context_params *pp, resolved_params *r) {
     herd_context_params p = pp ? *pp : herd_context_default_params();
     if (m->vocab_only)
         return herd_err(HERD_E_ARG, "context: '%s' holds only a vocabulary, no weights to run", m->file.path);
@@ -49,14 +55,89 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
     if (n_threads == 0) n_threads = cpus_default_threads();
     if (n_threads > 512) return herd_err(HERD_E_ARG, "context: %d threads is too many", n_threads);
     int kv = p.kv_type;
-    if (kv == HERD_KV_AUTO) kv = m->weight_type == HERD_TYPE_F32 ? HERD_TYPE_F32 : HERD_TYPE_F16;
-    if (kv != HERD_TYPE_F32 && kv != HERD_TYPE_F16)
-        return herd_err(HERD_E_ARG, "context: KV cache type must be f32 or f16, not %s", herd_type_name(kv));
+    const int kv_auto = m->weight_type == HERD_TYPE_F32 ? HERD_TYPE_F32 : HERD_TYPE_F16;
+    if (kv == HERD_KV_AUTO) kv = kv_auto;
+    if (kv >= 0x10000) { /* a pair; a half of 0xff (HERD_KV_AUTO's low byte) is the default */
+        const int tk = HERD_KV_TYPE_K(kv), tv = HERD_KV_TYPE_V(kv);
+        kv = HERD_KV_PAIR(tk == 0xff ? kv_auto : tk, tv == 0xff ? kv_auto : tv);
+        if (HERD_KV_TYPE_K(kv) == HERD_KV_TYPE_V(kv)) kv = HERD_KV_TYPE_K(kv);
+    }
+    for (int i = 0; i < 2; i++) {
+        const int t = i ? HERD_KV_TYPE_V(kv) : HERD_KV_TYPE_K(kv);
+        if (!kv_type_supported(t))
+            return herd_err(HERD_E_ARG, "context: the KV cache type of %s must be f32, f16, bf16, q8_0 or q4_0, not %s",
+                            i ? "V" : "K", herd_type_name(t));
+        if ((t == HERD_TYPE_Q8_0 || t == HERD_TYPE_Q4_0) && m->hp.head_dim % 32)
+            return herd_err(HERD_E_ARG, "context: a %s KV cache needs head_dim a multiple of 32; this model's is %lld",
+                            herd_type_name(t), (long long)m->hp.head_dim);
+    }
+    *r = (resolved_params){n_seq, n_ctx, n_batch, n_threads, kv};
+    return HERD_OK;
+}
+
+/* MemAvailable of /proc/meminfo in bytes, 0 when unknown */
+static uint64_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+int herd_context_memory_estimate(const herd_model *m, const herd_context_params *p, herd_context_memory *out) {
+    memset(out, 0, sizeof *out);
+    resolved_params r;
+    int rc = resolve_params(m, p, &r);
+    if (rc) return rc;
+    const model_hparams *hp = &m->hp;
+    out->n_ctx = r.n_ctx;
+    out->n_seq = r.n_seq;
+    out->n_batch = r.n_batch;
+    out->n_threads = r.n_threads;
+    out->kv_type_k = HERD_KV_TYPE_K(r.kv);
+    out->kv_type_v = HERD_KV_TYPE_V(r.kv);
+    out->weights = m->file.size;
+    out->packed = (uint64_t)m->packed_bytes;
+    out->kv = kv_cache_bytes_for(out->kv_type_k, out->kv_type_v, r.n_seq, hp->n_layer, r.n_ctx, hp->n_head_kv * hp->head_dim);
+    out->scratch = forward_scratch_bytes(m, r.n_seq, r.n_batch, r.n_threads);
+    out->available = mem_available();
+    return HERD_OK;
+}
+
+int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context **out) {
+    *out = NULL;
+    resolved_params r;
+    int rc = resolve_params(m, pp, &r);
+    if (rc) return rc;
+    const int64_t n_seq = r.n_seq, n_ctx = r.n_ctx, n_batch = r.n_batch;
+    const int n_threads = r.n_threads, kv = r.kv;
+    /* refuse up front what will not fit: the cache and scratch are allocated now, but their pages are
+     * faulted in only as the context fills, so a context larger than the free memory would fail late,
+     * in the kernel's OOM killer, not here (HERD_MEMCHECK=0 turns the check off) */
+    const char *mc = getenv("HERD_MEMCHECK");
+    if (!mc || strcmp(mc, "0")) {
+        herd_context_memory mem;
+        rc = herd_context_memory_estimate(m, pp, &mem);
+        if (rc) return rc;
+        const uint64_t need = mem.kv + mem.scratch;
+        if (mem.available && need > mem.available)
+            return herd_err(HERD_E_NOMEM,
+                            "context: %lld positions x %lld sequences need %.2f GiB (KV cache %.2f GiB as K %s / V %s, "
+                            "scratch %.1f MiB) but %.2f GiB is available (MemAvailable; the weights, %.2f GiB, come "
+                            "on top): use a smaller -c or --kv-type q8_0/q4_0",
+                            (long long)n_ctx, (long long)n_seq, (double)need / (1ull << 30),
+                            (double)mem.kv / (1ull << 30), herd_type_name(mem.kv_type_k), herd_type_name(mem.kv_type_v),
+                            (double)mem.scratch / (1 << 20), (double)mem.available / (1ull << 30),
+                            (double)(mem.weights + mem.packed) / (1ull << 30));
+    }
     herd_context *c = herd_xcalloc(1, sizeof *c);
     c->m = m;
     c->n_ctx = n_ctx;
     c->kv_type = kv;
-    int rc = forward_state_new(m, n_seq, n_ctx, n_batch, kv, n_threads, &c->fs);
+    rc = forward_state_new(m, n_seq, n_ctx, n_batch, kv, n_threads, &c->fs);
     if (rc) {
         free(c);
         return rc;

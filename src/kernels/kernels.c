@@ -167,5 +167,8 @@ int64_t kernels_attn_scratch_floats(int64_t head_dim, int64_t nq) {
      * weights [B], its running sum as 16 partial sums, its running max and rescale factor; the
      * reference uses less */
     const int64_t B = KERNEL_ATTN_BLOCK;
-    return 2 * B * head_dim + nq * (B + 18) + B;
+    return 2 * B * head_dim + nq * (B + 18) + B +
+           /* quantized/bf16 K: each query as K's vec_dot type (q8_0 or bf16 rows fit in head_dim floats);
+            * the generic code's V row */
+           nq * head_dim + head_dim;
 }

@@ -70,12 +70,19 @@ typedef struct {
  * once per tile, not once per query); that is what makes GQA heads and prompt tokens cheap together.
  * scratch: kernels_attn_scratch_floats(head_dim, nq) floats, owned by the caller. */
 #define KERNEL_ATTN_BLOCK 32
+/*
+ * Quantized caches (and bf16) follow ggml's flash attention on the CPU: for a K type other than f32/f16
+ * the query is converted once per call to K's vec_dot type (q8_0 blocks for q8_0 and q4_0 keys, bf16 for
+ * bf16) and each score is that type's dot (the matmul's, q . k in the type's arithmetic); for a V type
+ * other than f32/f16 each V row of a block is converted to f32 (to_f32 of its head_dim elements) and
+ * accumulated in f32. The cache is read in place, block by block: never a dequantized copy of it.
+ * head_dim must be a multiple of 32 for the block types. */
 typedef struct {
     int64_t head_dim;
-    int type;          /* of the cache rows: HERD_TYPE_F32 or HERD_TYPE_F16 */
-    const void *k, *v; /* this head's slice of position 0's K / V row */
-    int64_t stride;    /* bytes from one position's row to the next */
-    float scale;       /* multiplies q . k (1/sqrt(head_dim)) */
+    int type_k, type_v;          /* of the cache rows: HERD_TYPE_F32, F16, BF16, Q8_0 or Q4_0 */
+    const void *k, *v;           /* this head's slice of position 0's K / V row */
+    int64_t stride_k, stride_v;  /* bytes from one position's K / V row to the next */
+    float scale;                 /* multiplies q . k (1/sqrt(head_dim)) */
 } kernel_attn_kv;
 typedef void (*kernel_attn_fn)(const kernel_attn_kv *kv, int64_t nq, const float *const *q, const int64_t *n_kv,
                                float *const *o, float *scratch);

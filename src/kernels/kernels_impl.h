@@ -30,10 +30,10 @@ void kernels_fill_fp8_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/fp8_avx51
 /* The legacy and i-quant slots (legacy.h), likewise. */
 void kernels_fill_ref_legacy(kernel_type_ops ops[KSLOT_COUNT]);  /* ref/legacy_ref.c */
 void kernels_fill_avx2_legacy(kernel_type_ops ops[KSLOT_COUNT]); /* x86/legacy_avx2.c */
-/* Attention (vec->attn) as the reference writes it, on the per-row primitives of vo: one query at a
+/* Attention (vec->attn) as the reference writes it, on the per-row primitives of isa's table: one query at a
  * time, a dot per key and an axpy per value. With the reference's primitives it is the scalar truth;
  * with an ISA's it is that ISA's variant (ref/attn_ref.c). */
-void kernels_attn_generic(const kernel_vec_ops *vo, const kernel_attn_kv *kv, int64_t nq, const float *const *q,
+void kernels_attn_generic(kernel_isa isa, const kernel_attn_kv *kv, int64_t nq, const float *const *q,
                           const int64_t *n_kv, float *const *o, float *scratch);
 void kernels_fill_attn_ref(kernel_vec_ops *vec);    /* ref/attn_ref.c */
 void kernels_fill_attn_avx2(kernel_vec_ops *vec);   /* x86/kernels_avx2.c */

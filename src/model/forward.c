@@ -65,6 +65,37 @@ static void *alloc_or_null(size_t bytes, bool *ok) {
     return p;
 }
 
+/* Bytes of the activation matmul scratch (s->xq): the largest converted activation block over all matmuls. */
+static int64_t xq_bytes(const herd_model *m, int64_t n_batch) {
+    const model_hparams *hp = &m->hp;
+    int64_t xq = 0;
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        weight *lw[MODEL_LAYER_MATRICES];
+        model_layer_matrices(&m->layers[l], lw);
+        for (int i = 0; i < MODEL_LAYER_MATRICES; i++) {
+            int64_t b = matmul_scratch_bytes(lw[i]->type, lw[i]->n_in, n_batch);
+            if (b > xq) xq = b;
+        }
+    }
+    int64_t bo = matmul_scratch_bytes(m->output.type, m->output.n_in, n_batch);
+    return bo > xq ? bo : xq;
+}
+
+uint64_t forward_scratch_bytes(const herd_model *m, int64_t n_seq, int64_t n_batch, int n_threads) {
+    /* what forward_state_new allocates besides the KV cache: every term scales with the batch, the
+     * threads or the sequences, none with n_ctx (attention is flash-style: no n_ctx x n_ctx anything) */
+    const model_hparams *hp = &m->hp;
+    const int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    const int64_t nth = n_threads < 1 ? 1 : n_threads, group = hp->n_head / hp->n_head_kv;
+    const int64_t tile_tokens = ATTN_TILE_QUERIES / group > 1 ? ATTN_TILE_QUERIES / group : 1, tile_q = tile_tokens * group;
+    uint64_t f = (uint64_t)n_batch * (uint64_t)(2 * hp->n_embd + 2 * q_dim + 2 * kv_dim + 2 * hp->n_ff + hp->head_dim);
+    f += (uint64_t)(nth * kernels_attn_scratch_floats(hp->head_dim, tile_q));
+    uint64_t b = f * sizeof(float);
+    b += (uint64_t)nth * (uint64_t)tile_q * (2 * sizeof(void *) + sizeof(int64_t));
+    b += (uint64_t)n_batch * (2 * sizeof(int64_t) + sizeof(int64_t) + sizeof(int32_t)) + (uint64_t)(n_seq + 2) * 8;
+    return b + (uint64_t)xq_bytes(m, n_batch);
+}
+
 int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
                       forward_state **out) {
     *out = NULL;
@@ -74,7 +105,7 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
     s->m = m;
     s->n_batch = n_batch;
     int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
-    int rc = kv_cache_init(&s->kv, kv_type, n_seq, hp->n_layer, n_ctx, kv_dim);
+    int rc = kv_cache_init(&s->kv, HERD_KV_TYPE_K(kv_type), HERD_KV_TYPE_V(kv_type), n_seq, hp->n_layer, n_ctx, kv_dim);
     if (rc) {
         free(s);
         return rc;
@@ -109,18 +140,7 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
     s->pos = alloc_or_null((size_t)n_batch * sizeof *s->pos, &ok);
     s->seq = alloc_or_null((size_t)n_batch * sizeof *s->seq, &ok);
     /* the largest converted activation block over all matmuls of the model */
-    int64_t xq = 0;
-    for (int64_t l = 0; l < hp->n_layer; l++) {
-        weight *lw[MODEL_LAYER_MATRICES];
-        model_layer_matrices(&m->layers[l], lw);
-        for (int i = 0; i < MODEL_LAYER_MATRICES; i++) {
-            int64_t b = matmul_scratch_bytes(lw[i]->type, lw[i]->n_in, n_batch);
-            if (b > xq) xq = b;
-        }
-    }
-    int64_t bo = matmul_scratch_bytes(m->output.type, m->output.n_in, n_batch);
-    if (bo > xq) xq = bo;
-    s->xq = alloc_or_null((size_t)xq, &ok);
+    s->xq = alloc_or_null((size_t)xq_bytes(m, n_batch), &ok);
     if (!ok) {
         forward_state_free(s);
         return herd_err(HERD_E_NOMEM, "forward: out of memory for scratch buffers of a %lld-token batch",
@@ -316,15 +336,15 @@ static void job_rope_store(void *arg, int ith, int nth) {
     job *j = arg;
     forward_state *s = j->s;
     const model_hparams *hp = &s->m->hp;
-    const kernel_type_ops *kvt = kernels_type(s->kv.type);
+    const kernel_type_ops *kt = kernels_type(s->kv.type_k), *vt = kernels_type(s->kv.type_v);
     int64_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim, t0, t1;
     pool_range(j->n, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
         const float *cs = s->rope_cs + t * hp->head_dim;
         model_rope_apply(s->q + t * q_dim, hp->n_head, hp->head_dim, cs, s->m->rope_half_split);
         model_rope_apply(s->k + t * kv_dim, hp->n_head_kv, hp->head_dim, cs, s->m->rope_half_split);
-        kvt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
-        kvt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
+        kt->from_f32(s->k + t * kv_dim, kv_k_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
+        vt->from_f32(s->v + t * kv_dim, kv_v_row(&s->kv, s->seq[t], j->layer, s->pos[t]), kv_dim);
     }
 }
 
@@ -356,7 +376,6 @@ static void job_attention(void *arg, int64_t w, int ith) {
     const model_hparams *hp = &s->m->hp;
     const kernel_vec_ops *vo = kernels_vec();
     const int64_t hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    const int64_t esz = s->kv.type == HERD_TYPE_F16 ? 2 : 4;
     const float **qp = s->attn_q + ith * s->tile_q;
     float **op = s->attn_o + ith * s->tile_q, *scratch = s->attn_scratch + ith * s->attn_scratch_n;
     int64_t *nkv = s->attn_nkv + ith * s->tile_q;
@@ -372,10 +391,12 @@ static void job_attention(void *arg, int64_t w, int ith) {
         }
     }
     const kernel_attn_kv kv = {.head_dim = hd,
-                               .type = s->kv.type,
-                               .k = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
-                               .v = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, 0) + kvh * hd * esz,
-                               .stride = s->kv.row_bytes,
+                               .type_k = s->kv.type_k,
+                               .type_v = s->kv.type_v,
+                               .k = (const uint8_t *)kv_k_row(&s->kv, sq, j->layer, 0) + kv_offset_k(&s->kv, kvh * hd),
+                               .v = (const uint8_t *)kv_v_row(&s->kv, sq, j->layer, 0) + kv_offset_v(&s->kv, kvh * hd),
+                               .stride_k = s->kv.row_bytes_k,
+                               .stride_v = s->kv.row_bytes_v,
                                .scale = 1.0f / sqrtf((float)hd)};
     vo->attn(&kv, nq, qp, nkv, op, scratch);
 }

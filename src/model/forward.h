@@ -25,6 +25,9 @@ typedef struct forward_state forward_state;
  * tokens, and starts n_threads workers. HERD_E_NOMEM with a message. */
 int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
                       forward_state **out);
+/* Bytes forward_state_new allocates besides the KV cache (kv_cache_bytes_for): activations of n_batch
+ * tokens, the attention and matmul scratch of n_threads threads. Independent of n_ctx. */
+uint64_t forward_scratch_bytes(const herd_model *m, int64_t n_seq, int64_t n_batch, int n_threads);
 void forward_state_free(forward_state *s);
 kv_cache *forward_kv(forward_state *s);
 int64_t forward_n_batch(const forward_state *s);

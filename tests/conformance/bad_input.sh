@@ -92,7 +92,7 @@ expect_error "wants a number" -- run -m "$good" -p hi --top-p 2
 expect_error "wants an integer" -- run -m "$good" -p hi -n 1.5
 expect_error "unknown option" -- run -m "$good" -p hi --bogus
 expect_error "no prompt given" -- run -m "$good"
-expect_error "--kv-type must be" -- run -m "$good" -p hi --kv-type q8_0
+expect_error "--kv-type must be" -- run -m "$good" -p hi --kv-type q5_0
 expect_error "out of range" -- detokenize -m "$good" --ids "[5, 40000]"
 expect_error "not valid JSON" -- detokenize -m "$good" --ids "nope"
 expect_error "is empty" -- logits -m "$good" --prompt-ids "[]" -o "$TMP/x.bin"

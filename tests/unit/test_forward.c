@@ -60,11 +60,11 @@ static void write_vocab(const char *path) {
     free(types);
 }
 
-static herd_model *make_model(const char *vocab, int type, const char *name) {
+static herd_model *make_model_hd(const char *vocab, int type, const char *name, int64_t head_dim) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s.gguf", g_dir, name);
     herd_synth_params p = {.vocab_path = vocab, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
-                           .head_dim = 16, .n_ff = 96, .n_ctx_train = 256, .rope_theta = 10000, .norm_eps = 1e-5f,
+                           .head_dim = head_dim, .n_ff = 96, .n_ctx_train = 256, .rope_theta = 10000, .norm_eps = 1e-5f,
                            .rope_scale = 8, .tied_output = false, .type = type, .output_type = -1,
                            .weight_scale = 0.08f, .seed = 3};
     CHECK(herd_synth_model(&p, path) == 0, "synth %s: %s", name, herd_last_error());
@@ -72,6 +72,10 @@ static herd_model *make_model(const char *vocab, int type, const char *name) {
     CHECK(herd_model_load(path, &m) == 0, "load %s: %s", name, herd_last_error());
     unlink(path); /* the mapping stays valid */
     return m;
+}
+
+static herd_model *make_model(const char *vocab, int type, const char *name) {
+    return make_model_hd(vocab, type, name, 16);
 }
 
 static herd_context *make_ctx(herd_model *m, int n_ctx, int n_batch, int threads, int kv) {
@@ -166,6 +170,54 @@ static void check_errors(herd_model *m) {
     cp.n_ctx = 1 << 20;
     CHECK(herd_context_new(m, &cp, &c) == HERD_E_ARG, "context beyond the model's maximum rejected");
     free(lg);
+}
+
+/* Quantized KV caches (head_dim 32: one block per head): batch invariance as for f32/f16 (one batch on 2
+ * threads, token by token on 1, ragged batches of 7: bit-identical), close to the f32 cache, and not equal
+ * to it (the cache really is quantized). */
+static void check_quant_kv(herd_model *m) {
+    int nv = herd_vocab_n_tokens(m);
+    int32_t toks[NT];
+    for (int i = 0; i < NT; i++) toks[i] = (int32_t)((i * 53 + 7) % nv);
+    float *ref = malloc(sizeof(float) * NT * (size_t)nv), *all = malloc(sizeof(float) * NT * (size_t)nv);
+    float *other = malloc(sizeof(float) * NT * (size_t)nv), *one = malloc(sizeof(float) * (size_t)nv);
+    herd_context *c = make_ctx(m, 64, 512, 2, HERD_KV_F32);
+    CHECK(herd_decode(c, toks, NT, HERD_LOGITS_ALL, ref) == 0, "f32 kv decode");
+    herd_context_free(c);
+    const int kvs[] = {HERD_KV_Q8_0, HERD_KV_Q4_0, HERD_KV_PAIR(HERD_KV_Q8_0, HERD_KV_BF16), HERD_KV_PAIR(HERD_KV_F16, HERD_KV_Q4_0)};
+    for (size_t k = 0; k < sizeof kvs / sizeof kvs[0]; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "K %s V %s", herd_type_name(HERD_KV_TYPE_K(kvs[k])), herd_type_name(HERD_KV_TYPE_V(kvs[k])));
+        c = make_ctx(m, 64, 512, 2, kvs[k]);
+        if (!c) continue;
+        CHECK(herd_decode(c, toks, NT, HERD_LOGITS_ALL, all) == 0, "%s batch decode", name);
+        herd_context_free(c);
+        c = make_ctx(m, 64, 512, 1, kvs[k]);
+        int same = 1;
+        for (int i = 0; i < NT; i++) {
+            CHECK(herd_decode(c, toks + i, 1, HERD_LOGITS_LAST, one) == 0, "%s single decode", name);
+            same &= memcmp(one, all + i * nv, sizeof(float) * (size_t)nv) == 0;
+        }
+        CHECK(same, "%s: token-by-token (1 thread) is bit-identical to one batch (2 threads)", name);
+        herd_context_free(c);
+        c = make_ctx(m, 64, 7, 2, kvs[k]);
+        CHECK(herd_decode(c, toks, NT, HERD_LOGITS_ALL, other) == 0, "%s n_batch 7 decode", name);
+        CHECK(memcmp(other, all, sizeof(float) * NT * (size_t)nv) == 0, "%s: n_batch 7 is bit-identical", name);
+        herd_context_free(c);
+        double maxd = 0, maxa = 0;
+        for (int i = 0; i < NT * nv; i++) {
+            maxd = fmax(maxd, fabs(all[i] - ref[i]));
+            maxa = fmax(maxa, fabs(ref[i]));
+        }
+        /* q4_0 steps are 1/8 of a block's largest value (q8_0: 1/127): a coarser bound */
+        const double bound = HERD_KV_TYPE_K(kvs[k]) == HERD_KV_Q4_0 || HERD_KV_TYPE_V(kvs[k]) == HERD_KV_Q4_0 ? 0.3 : 0.05;
+        CHECK(maxd > 0 && maxd < bound * maxa, "%s: within %g of the f32 cache x max |logit| and not equal (max diff %.2e, max |logit| %.2f)",
+              name, bound, maxd, maxa);
+    }
+    free(ref);
+    free(all);
+    free(other);
+    free(one);
 }
 
 /* Three sequences decoded together (interleaved, ragged) give bit-identical logits to each alone;
@@ -322,6 +374,9 @@ int main(void) {
         }
         herd_model_free(m);
     }
+    herd_model *m = make_model_hd(vocab, HERD_TYPE_F32, "hd32", 32);
+    if (m) check_quant_kv(m);
+    herd_model_free(m);
     unlink(vocab);
     rmdir(g_dir);
     return TU_DONE("test_forward");

@@ -267,14 +267,21 @@ int cli_common_opt(const char *cmd, cli_common *c, int argc, char **argv, int *i
         c->ctx.n_batch = v;
         return 1;
     }
-    if (!strcmp(a, "--kv-type")) {
+    if (!strcmp(a, "--kv-type") || !strcmp(a, "--kv-type-k") || !strcmp(a, "--kv-type-v")) {
         if (!cli_str(cmd, argc, argv, i, &s)) return -1;
-        if (!strcmp(s, "f32")) c->ctx.kv_type = HERD_KV_F32;
-        else if (!strcmp(s, "f16")) c->ctx.kv_type = HERD_KV_F16;
-        else {
-            cli_fail(cmd, "--kv-type must be f32 or f16, not '%s'", s);
+        static const struct { const char *name; int type; } kvt[] = {
+            {"f32", HERD_KV_F32}, {"f16", HERD_KV_F16}, {"bf16", HERD_KV_BF16}, {"q8_0", HERD_KV_Q8_0}, {"q4_0", HERD_KV_Q4_0}};
+        int t = -1;
+        for (size_t k = 0; k < sizeof kvt / sizeof kvt[0]; k++)
+            if (!strcmp(s, kvt[k].name)) t = kvt[k].type;
+        if (t < 0) {
+            cli_fail(cmd, "%s must be f32, f16, bf16, q8_0 or q4_0, not '%s'", a, s);
             return -1;
         }
+        const int cur = c->ctx.kv_type, ck = HERD_KV_TYPE_K(cur), cv = HERD_KV_TYPE_V(cur);
+        if (!strcmp(a, "--kv-type")) c->ctx.kv_type = t;
+        else if (!strcmp(a, "--kv-type-k")) c->ctx.kv_type = HERD_KV_PAIR(t, cv); /* AUTO's -1 becomes 0xff */
+        else c->ctx.kv_type = HERD_KV_PAIR(ck, t);
         return 1;
     }
     if (!strcmp(a, "--temp")) {

@@ -1,4 +1,4 @@
-/* herd bench -m MODEL [-p 512] [-n 128] [-t N] [-r REPS] [--json] [-b BATCH] [--kv-type f32|f16] [--roofline]
+/* herd bench -m MODEL [-p 512] [-n 128] [-d DEPTH] [-t N] [-r REPS] [--json] [-b BATCH] [--kv-type T] [--roofline]
  * llama-bench's two measurements: pp = one batch of -p prompt tokens into an empty context;
  * tg = -n tokens decoded one at a time into an empty context. Token ids are fixed pseudo-random
  * ids (no sampling: only the forward pass is timed). Each repetition uses a fresh KV state.
@@ -34,7 +34,7 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
 int cmd_bench(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
-    int64_t n_pp = 512, n_tg = 128, reps = 5;
+    int64_t n_pp = 512, n_tg = 128, reps = 5, depth = 0;
     bool json = false, roofline = false;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("bench", &c, argc, argv, &i);
@@ -43,6 +43,7 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(argv[i], "-p")) { if (!cli_i64("bench", argc, argv, &i, 0, 1 << 20, &n_pp)) return 1; }
         else if (!strcmp(argv[i], "-n")) { if (!cli_i64("bench", argc, argv, &i, 0, 1 << 20, &n_tg)) return 1; }
         else if (!strcmp(argv[i], "-r")) { if (!cli_i64("bench", argc, argv, &i, 1, 1000, &reps)) return 1; }
+        else if (!strcmp(argv[i], "-d")) { if (!cli_i64("bench", argc, argv, &i, 0, 1 << 24, &depth)) return 1; }
         else if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--roofline")) roofline = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -53,9 +54,9 @@ int cmd_bench(int argc, char **argv) {
     if (roofline && n_tg == 0) return cli_fail("bench", "--roofline measures decode: it needs -n > 0");
     herd_model *m;
     if (herd_model_load(c.model, &m) != HERD_OK) return cli_fail_lib("bench");
-    int64_t need = (n_pp > n_tg ? n_pp : n_tg) + 1;
+    int64_t need = (n_pp > depth + n_tg ? n_pp : depth + n_tg) + 1;
     if (c.ctx.n_ctx == 0) c.ctx.n_ctx = need;
-    if (c.ctx.n_batch == 0) c.ctx.n_batch = n_pp > 0 ? n_pp : 1;
+    if (c.ctx.n_batch == 0) c.ctx.n_batch = n_pp > 0 ? n_pp : depth > 0 ? 512 : 1;
     herd_context *ctx = NULL;
     herd_lora **loras = NULL;
     if (herd_context_new(m, &c.ctx, &ctx) != HERD_OK || !cli_lora_apply("bench", &c, m, ctx, &loras)) {
@@ -65,7 +66,7 @@ int cmd_bench(int argc, char **argv) {
         cli_common_free(&c);
         return 1;
     }
-    int64_t nv = herd_vocab_n_tokens(m), n_tok = n_pp > n_tg ? n_pp : n_tg;
+    int64_t nv = herd_vocab_n_tokens(m), n_tok = n_pp > depth + n_tg ? n_pp : depth + n_tg;
     int32_t *toks = malloc((size_t)(n_tok + 1) * sizeof *toks);
     uint64_t st = 12345;
     for (int64_t i = 0; i < n_tok; i++) {
@@ -88,9 +89,13 @@ int cmd_bench(int argc, char **argv) {
         }
         if (n_tg > 0 && !rc) {
             herd_context_truncate(ctx, 0);
+            /* -d: decode after depth filled positions (untimed prompt; llama-bench's -d), in batches */
+            for (int64_t i = 0; i < depth && !rc; i += c.ctx.n_batch)
+                if (herd_decode(ctx, toks + i, depth - i < c.ctx.n_batch ? depth - i : c.ctx.n_batch, HERD_LOGITS_NONE, NULL) != HERD_OK)
+                    rc = cli_fail_lib("bench");
             double t0 = now_s();
             for (int64_t i = 0; i < n_tg && !rc; i++)
-                if (herd_decode(ctx, toks + i, 1, HERD_LOGITS_LAST, logits) != HERD_OK) rc = cli_fail_lib("bench");
+                if (herd_decode(ctx, toks + depth + i, 1, HERD_LOGITS_LAST, logits) != HERD_OK) rc = cli_fail_lib("bench");
             if (r >= 0) tg[r] = (double)n_tg / (now_s() - t0);
         }
         if (roofline && r >= 0 && !rc) {

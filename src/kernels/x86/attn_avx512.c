@@ -3,7 +3,10 @@
  *   - the K rows are converted to f32 and transposed into Kt[d][j] (16x16 register transposes), so
  *     the scores of one query against the block's 32 keys are two vectors, each lane a chain of
  *     head_dim FMAs in d order: s_j = fma(q[d], k_j[d], s_j), d = 0, 1, ...;
- *   - f16 V rows are converted once into a [B][head_dim] block (f32 rows are used in place).
+ *   - f16 V rows are converted once into a [B][head_dim] block (f32 rows are used in place);
+ *   - quantized (or bf16) K rows are not converted: each score is the type's dot of the key with the
+ *     query converted once per call to K's vec_dot type (ggml's arithmetic, kernels.h); quantized V
+ *     rows are converted to f32 into the [B][head_dim] block like f16 ones.
  * Then per query: scale, mask the keys past its position to -inf, the online-softmax step (exp_ps
  * below; the running sum kept as 16 partial sums, reduced by _mm512_reduce_add_ps, a fixed tree, at the
  * end), and o = o c + p_j v_j with one FMA per (key, dimension) in key order.
@@ -78,8 +81,8 @@ static inline __m512 load_row16(const uint8_t *row, bool f16, int64_t d) {
 /* Kt[d][j] = K row b0 + j, element d, as f32, for j < nb; 0 for nb <= j < B. */
 static void load_k_block(const kernel_attn_kv *kv, int64_t b0, int64_t nb, float *Kt) {
     const int64_t hd = kv->head_dim;
-    const bool f16 = kv->type == HERD_TYPE_F16;
-    const uint8_t *K = (const uint8_t *)kv->k + b0 * kv->stride;
+    const bool f16 = kv->type_k == HERD_TYPE_F16;
+    const uint8_t *K = (const uint8_t *)kv->k + b0 * kv->stride_k;
     for (int64_t jg = 0; jg < B; jg += 16)
         for (int64_t dc = 0; dc < hd; dc += 16) {
             __m512 r[16];
@@ -88,7 +91,7 @@ static void load_k_block(const kernel_attn_kv *kv, int64_t b0, int64_t nb, float
                 continue;
             }
             for (int64_t j = 0; j < 16; j++)
-                r[j] = jg + j < nb ? load_row16(K + (jg + j) * kv->stride, f16, dc) : _mm512_setzero_ps();
+                r[j] = jg + j < nb ? load_row16(K + (jg + j) * kv->stride_k, f16, dc) : _mm512_setzero_ps();
             transpose16(r);
             for (int c = 0; c < 16; c++) _mm512_storeu_ps(Kt + (dc + c) * B + jg, r[c]);
         }
@@ -259,33 +262,49 @@ static void attn_avx512(const kernel_attn_kv *kv, int64_t nq, const float *const
                         float *const *o, float *scratch) {
     const int64_t hd = kv->head_dim;
     if (hd % 16 != 0) {
-        kernels_attn_generic(kernels_vec_isa(KERNEL_ISA_AVX512), kv, nq, q, n_kv, o, scratch);
+        kernels_attn_generic(KERNEL_ISA_AVX512, kv, nq, q, n_kv, o, scratch);
         return;
     }
-    const bool f16 = kv->type == HERD_TYPE_F16;
-    /* scratch (kernels_attn_scratch_floats): Kt [hd][B], Vb [B][hd], P [nq][B], L [nq][16], M, C [nq] */
+    const int tk = kv->type_k, tv = kv->type_v;
+    /* K types other than f32/f16 (kernels.h): the query as K's vec_dot type, a dot per (query, key) */
+    const kernel_type_ops *kt = tk == HERD_TYPE_F32 || tk == HERD_TYPE_F16 ? NULL : kernels_type_isa(tk, KERNEL_ISA_AVX512);
+    const kernel_type_ops *qt = kt ? kernels_type_isa(kt->vec_dot_type, KERNEL_ISA_AVX512) : NULL;
+    const kernel_type_ops *vt = tv == HERD_TYPE_F32 || tv == HERD_TYPE_F16 ? NULL : kernels_type_isa(tv, KERNEL_ISA_AVX512);
+    /* scratch (kernels_attn_scratch_floats): Kt [hd][B], Vb [B][hd], P [nq][B], L [nq][16], M, C [nq],
+     * Qq [nq][hd floats] (quantized K only) */
     float *Kt = scratch, *Vb = Kt + B * hd, *P = Vb + B * hd, *L = P + nq * B, *M = L + nq * 16, *C = M + nq;
+    float *Qq = C + nq;
     int64_t kmax = 0;
     for (int64_t i = 0; i < nq; i++) {
+        if (qt) qt->from_f32(q[i], Qq + i * hd, hd);
         M[i] = -INFINITY;
         _mm512_storeu_ps(L + i * 16, _mm512_setzero_ps());
         kmax = n_kv[i] > kmax ? n_kv[i] : kmax;
     }
     for (int64_t b0 = 0; b0 < kmax; b0 += B) {
         const int64_t nb = kmax - b0 < B ? kmax - b0 : B;
-        load_k_block(kv, b0, nb, Kt);
-        const uint8_t *V = (const uint8_t *)kv->v + b0 * kv->stride;
+        if (!kt) load_k_block(kv, b0, nb, Kt);
+        const uint8_t *V = (const uint8_t *)kv->v + b0 * kv->stride_v;
         const float *vb = (const float *)V;
-        int64_t vstride = kv->stride / (int64_t)sizeof(float);
-        if (f16) {
+        int64_t vstride = kv->stride_v / (int64_t)sizeof(float);
+        if (tv == HERD_TYPE_F16) {
             for (int64_t j = 0; j < nb; j++)
                 for (int64_t d = 0; d < hd; d += 16)
-                    _mm512_storeu_ps(Vb + j * hd + d, load_row16(V + j * kv->stride, true, d));
+                    _mm512_storeu_ps(Vb + j * hd + d, load_row16(V + j * kv->stride_v, true, d));
+            vb = Vb;
+            vstride = hd;
+        } else if (vt) {
+            for (int64_t j = 0; j < nb; j++) vt->to_f32(V + j * kv->stride_v, Vb + j * hd, hd);
             vb = Vb;
             vstride = hd;
         }
+        if (kt) { /* scores by the type's dot, each query's own keys only (the rest are masked below) */
+            const uint8_t *K = (const uint8_t *)kv->k + b0 * kv->stride_k;
+            for (int64_t i = 0; i < nq; i++)
+                for (int64_t j = 0; j < nb && b0 + j < n_kv[i]; j++) kt->dot(hd, P + i * B + j, K + j * kv->stride_k, Qq + i * hd);
+        }
         /* scores of the queries that reach this block, QK_TILE at a time, then their softmax step */
-        for (int64_t i = 0; i < nq;) {
+        for (int64_t i = 0; i < nq && !kt;) {
             const float *qs[QK_TILE];
             float *ss[QK_TILE];
             int n = 0;

@@ -488,7 +488,7 @@ void kernels_fill_avx2(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
 /* Attention: the reference's per-query code (ref/attn_ref.c) on this table's dots and axpys. */
 static void attn_avx2(const kernel_attn_kv *kv, int64_t nq, const float *const *q, const int64_t *n_kv,
                       float *const *o, float *scratch) {
-    kernels_attn_generic(kernels_vec_isa(KERNEL_ISA_AVX2), kv, nq, q, n_kv, o, scratch);
+    kernels_attn_generic(KERNEL_ISA_AVX2, kv, nq, q, n_kv, o, scratch);
 }
 
 void kernels_fill_attn_avx2(kernel_vec_ops *vec) {
