@@ -17,7 +17,7 @@ struct train_gemm {
     float *panel; /* [nth][TRAIN_GEMM_KC * NC]   dequantized weight pieces */
     float *xt;    /* [n_in][T] the input transposed (xwt), grown as needed */
     int64_t xt_cap;
-    float *ct;    /* [nth][NC * T] a tile of y transposed (xwt), grown as needed */
+    float *ct;    /* [nth][NC * T] a tile of y transposed (xwt), or [KC][NC] a piece of a small W transposed */
     int64_t ct_cap; /* floats per thread */
 };
 
@@ -75,6 +75,17 @@ static const float *w_block_f32(const train_w *w, int64_t r0, int64_t nr, int64_
     return panel;
 }
 
+/* dst[c][r] = src[r][c] for r < rows, c < cols, in 16 x 16 tiles (each tile's source and destination
+ * lines stay in L1, where a whole-row walk strides through a cache line per element) */
+static void transpose_tiled(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 16)
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            const int64_t r1 = r0 + 16 < rows ? r0 + 16 : rows, c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
+        }
+}
+
 typedef struct {
     train_gemm *g;
     const train_w *w;
@@ -106,8 +117,32 @@ static void job_xwt(void *arg, int ith, int nth) {
             const float *A = w_block_f32(w, rb, nr, k0, kc, panel, &am);
             vo->gemm_f32(nr, T, kc, A, am, 1, j->g->xt + k0 * T, T, ct, T);
         }
-        for (int64_t r = 0; r < nr; r++)
-            for (int64_t t = 0; t < T; t++) j->c[t * j->ldc + rb + r] = ct[r * T + t];
+        transpose_tiled(j->c + rb, j->ldc, ct, T, nr, T);
+    }
+}
+
+/* y = x W^T for a small W (LoRA's A and B): thread ith takes a range of tokens and all of W's rows, NC
+ * at a time; per k block the [nr][kc] piece of W is transposed into a [kc][nr] B operand (every thread
+ * its own copy: W is small), so that x is the A operand as it is and the tiles go straight into y.
+ * Per element the same fma chain over k as job_xwt's, so either job gives the same bits. */
+static void job_xwt_small(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC, *pt = j->g->ct + (int64_t)ith * j->g->ct_cap;
+    int64_t t0, t1;
+    pool_range(j->T, ith, nth, &t0, &t1);
+    if (t1 <= t0) return;
+    for (int64_t rb = 0; rb < w->n_out; rb += NC) {
+        const int64_t nr = w->n_out - rb < NC ? w->n_out - rb : NC;
+        for (int64_t t = t0; t < t1; t++) memset(j->c + t * j->ldc + rb, 0, (size_t)nr * sizeof(float));
+        for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
+            const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC;
+            int64_t am;
+            const float *A = w_block_f32(w, rb, nr, k0, kc, panel, &am);
+            transpose_tiled(pt, nr, A, am, nr, kc);
+            vo->gemm_f32(t1 - t0, nr, kc, j->a + t0 * j->lda + k0, j->lda, 1, pt, nr, j->c + t0 * j->ldc + rb, j->ldc);
+        }
     }
 }
 
@@ -158,22 +193,27 @@ static void job_transpose(void *arg, int ith, int nth) {
     gjob *j = arg;
     int64_t k0, k1;
     pool_range(j->w->n_in, ith, nth, &k0, &k1);
-    for (int64_t t = 0; t < j->T; t++)
-        for (int64_t k = k0; k < k1; k++) j->g->xt[k * j->T + t] = j->a[t * j->lda + k];
+    transpose_tiled(j->g->xt + k0 * j->T, j->T, j->a + k0, j->lda, j->T, k1 - k0);
 }
 
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
+    /* transposing W costs n_out n_in copies, transposing x and y T (n_in + n_out): the cheaper one */
+    const bool small = w->n_out * w->n_in <= T * (w->n_in + w->n_out);
+    if (small ? TRAIN_GEMM_KC * NC > g->ct_cap : NC * T > g->ct_cap) {
+        free(g->ct);
+        g->ct_cap = small ? TRAIN_GEMM_KC * NC : NC * T;
+        g->ct = herd_xmalloc((size_t)(g->nth * g->ct_cap) * sizeof(float));
+    }
+    gjob j = {.g = g, .w = w, .a = x, .lda = ldx, .T = T, .c = y, .ldc = ldy};
+    if (small) {
+        pool_run(g->pool, job_xwt_small, &j);
+        return;
+    }
     if (w->n_in * T > g->xt_cap) {
         free(g->xt);
         g->xt_cap = w->n_in * T;
         g->xt = herd_xmalloc((size_t)g->xt_cap * sizeof(float));
     }
-    if (NC * T > g->ct_cap) {
-        free(g->ct);
-        g->ct_cap = NC * T;
-        g->ct = herd_xmalloc((size_t)(g->nth * g->ct_cap) * sizeof(float));
-    }
-    gjob j = {.g = g, .w = w, .a = x, .lda = ldx, .T = T, .c = y, .ldc = ldy};
     pool_run(g->pool, job_transpose, &j);
     pool_run(g->pool, job_xwt, &j);
 }
