@@ -15,9 +15,9 @@ struct train_gemm {
     thread_pool *pool;
     int nth;
     float *panel; /* [nth][TRAIN_GEMM_KC * NC]   dequantized weight pieces */
-    float *xt;    /* [n_in][T] the input transposed (xwt), grown as needed */
+    float *xt;    /* [T / SW][n_in][SW] the input transposed in strips (xwt), grown as needed */
     int64_t xt_cap;
-    float *ct;    /* [nth][NC * T] a tile of y transposed (xwt), grown as needed */
+    float *ct;    /* [nth][NC * T] a tile of y transposed (xwt), or [KC][NC] a piece of a small W transposed */
     int64_t ct_cap; /* floats per thread */
 };
 
@@ -75,6 +75,35 @@ static const float *w_block_f32(const train_w *w, int64_t r0, int64_t nr, int64_
     return panel;
 }
 
+/* dst[c][r] = src[r][c] for r < rows, c < cols, in 16 x 16 tiles (each tile's source and destination
+ * lines stay in L1, where a whole-row walk strides through a cache line per element) */
+static void transpose_tiled(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 16)
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            const int64_t r1 = r0 + 16 < rows ? r0 + 16 : rows, c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
+        }
+}
+
+/* B operands are laid out in strips of SW columns, [n / SW][k][SW] (the last strip ragged, its padding
+ * never read): the kernel's 8 x 32 tiles then stream one contiguous strip (kc x 128 bytes) instead of
+ * 128 bytes every row stride, whose lines (strides of 1 KiB and more) collide in a few L1 sets. */
+#define SW 32
+
+/* dst[s][r][SW] = src[r][s * SW ...] for rows r < rows, columns < cols */
+static void pack_strips(float *dst, const float *src, int64_t lds, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c += SW)
+            memcpy(dst + c * rows + r * SW, src + r * lds + c, (size_t)(cols - c < SW ? cols - c : SW) * sizeof(float));
+}
+
+/* C[M][N] += A B with B packed by pack_strips (K rows): one kernel call per strip */
+static void gemm_strips(const kernel_vec_ops *vo, int64_t M, int64_t N, int64_t K, const float *A, int64_t am,
+                        int64_t ak, const float *Bp, float *C, int64_t ldc) {
+    for (int64_t c = 0; c < N; c += SW) vo->gemm_f32(M, N - c < SW ? N - c : SW, K, A, am, ak, Bp + c * K, SW, C + c, ldc);
+}
+
 typedef struct {
     train_gemm *g;
     const train_w *w;
@@ -86,7 +115,7 @@ typedef struct {
 } gjob;
 
 /* y = x W^T, computed as its transpose y^T[r][t] = sum_k W[r][k] x^T[k][t]: W's rows are the A operand
- * as they are (F32) or dequantized (a [NC][KC] piece), x^T (transposed once, shared) the B operand, so
+ * as they are (F32) or dequantized (a [NC][KC] piece), x^T (transposed once into strips, shared) the B operand, so
  * the weight is never transposed; thread ith takes a contiguous range of W's rows and scatters its
  * tile of y^T into y. Per element the same fma chain over k as x . W_r. */
 static void job_xwt(void *arg, int ith, int nth) {
@@ -104,10 +133,35 @@ static void job_xwt(void *arg, int ith, int nth) {
             const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC;
             int64_t am;
             const float *A = w_block_f32(w, rb, nr, k0, kc, panel, &am);
-            vo->gemm_f32(nr, T, kc, A, am, 1, j->g->xt + k0 * T, T, ct, T);
+            for (int64_t t = 0; t < T; t += SW) /* strip t / SW of x^T, rows k0.. */
+                vo->gemm_f32(nr, T - t < SW ? T - t : SW, kc, A, am, 1, j->g->xt + t * w->n_in + k0 * SW, SW, ct + t, T);
         }
-        for (int64_t r = 0; r < nr; r++)
-            for (int64_t t = 0; t < T; t++) j->c[t * j->ldc + rb + r] = ct[r * T + t];
+        transpose_tiled(j->c + rb, j->ldc, ct, T, nr, T);
+    }
+}
+
+/* y = x W^T for a small W (LoRA's A and B): thread ith takes a range of tokens and all of W's rows, NC
+ * at a time; per k block the [nr][kc] piece of W is transposed into a [kc][nr] B operand (every thread
+ * its own copy: W is small), so that x is the A operand as it is and the tiles go straight into y.
+ * Per element the same fma chain over k as job_xwt's, so either job gives the same bits. */
+static void job_xwt_small(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC, *pt = j->g->ct + (int64_t)ith * j->g->ct_cap;
+    int64_t t0, t1;
+    pool_range(j->T, ith, nth, &t0, &t1);
+    if (t1 <= t0) return;
+    for (int64_t rb = 0; rb < w->n_out; rb += NC) {
+        const int64_t nr = w->n_out - rb < NC ? w->n_out - rb : NC;
+        for (int64_t t = t0; t < t1; t++) memset(j->c + t * j->ldc + rb, 0, (size_t)nr * sizeof(float));
+        for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
+            const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC;
+            int64_t am;
+            const float *A = w_block_f32(w, rb, nr, k0, kc, panel, &am);
+            transpose_tiled(pt, nr, A, am, nr, kc);
+            vo->gemm_f32(t1 - t0, nr, kc, j->a + t0 * j->lda + k0, j->lda, 1, pt, nr, j->c + t0 * j->ldc + rb, j->ldc);
+        }
     }
 }
 
@@ -129,51 +183,64 @@ static void job_dyw(void *arg, int ith, int nth) {
         const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
         for (int64_t k0 = 0; k0 < w->n_out; k0 += TRAIN_GEMM_KC) {
             const int64_t kc = w->n_out - k0 < TRAIN_GEMM_KC ? w->n_out - k0 : TRAIN_GEMM_KC;
-            int64_t ldb;
-            const float *B = w_block_f32(w, k0, kc, cb, nc, panel, &ldb);
-            vo->gemm_f32(j->T, nc, kc, j->a + k0, j->lda, 1, B, ldb, j->c + cb, j->ldc);
+            float row[NC];
+            for (int64_t r = 0; r < kc; r++) { /* W's rows k0.., columns cb.. (dequantized) into strips */
+                train_w_row(w, k0 + r, cb, nc, row);
+                for (int64_t c = 0; c < nc; c += SW)
+                    memcpy(panel + c * kc + r * SW, row + c, (size_t)(nc - c < SW ? nc - c : SW) * sizeof(float));
+            }
+            gemm_strips(vo, j->T, nc, kc, j->a + k0, j->lda, 1, panel, j->c + cb, j->ldc);
         }
     }
 }
 
-/* dW += dy^T x: thread ith takes a range of dW's rows; A = dy^T is read with strides (am 1, ak lddy). */
+/* dW += dy^T x: thread ith takes a range of dW's rows; A = dy^T is read with strides (am 1, ak lddy);
+ * per (column block, k block) the [kc][nc] block of x packed into strips (each thread its own copy). */
 static void job_dytx(void *arg, int ith, int nth) {
     gjob *j = arg;
     const kernel_vec_ops *vo = kernels_vec();
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC;
     int64_t r0, r1;
     pool_range(j->n_out, ith, nth, &r0, &r1);
     for (int64_t cb = 0; cb < j->n_in; cb += NC) {
         const int64_t nc = j->n_in - cb < NC ? j->n_in - cb : NC;
         for (int64_t k0 = 0; k0 < j->T; k0 += TRAIN_GEMM_KC) {
             const int64_t kc = j->T - k0 < TRAIN_GEMM_KC ? j->T - k0 : TRAIN_GEMM_KC;
-            if (r1 > r0)
-                vo->gemm_f32(r1 - r0, nc, kc, j->a + k0 * j->lda + r0, 1, j->lda, j->b + k0 * j->ldb + cb, j->ldb,
-                             j->c + r0 * j->ldc + cb, j->ldc);
+            if (r1 <= r0) continue;
+            pack_strips(panel, j->b + k0 * j->ldb + cb, j->ldb, kc, nc);
+            gemm_strips(vo, r1 - r0, nc, kc, j->a + k0 * j->lda + r0, 1, j->lda, panel, j->c + r0 * j->ldc + cb, j->ldc);
         }
     }
 }
 
-/* x^T [n_in][T], rows of x split across threads */
+/* x^T in strips of SW tokens, [T / SW][n_in][SW]; x's columns split across threads */
 static void job_transpose(void *arg, int ith, int nth) {
     gjob *j = arg;
     int64_t k0, k1;
     pool_range(j->w->n_in, ith, nth, &k0, &k1);
-    for (int64_t t = 0; t < j->T; t++)
-        for (int64_t k = k0; k < k1; k++) j->g->xt[k * j->T + t] = j->a[t * j->lda + k];
+    for (int64_t t = 0; t < j->T; t += SW) /* strip t / SW: xt[t * n_in + k * SW + (t' - t)] = x[t'][k] */
+        transpose_tiled(j->g->xt + t * j->w->n_in + k0 * SW, SW, j->a + t * j->lda + k0, j->lda, j->T - t < SW ? j->T - t : SW,
+                        k1 - k0);
 }
 
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
-    if (w->n_in * T > g->xt_cap) {
-        free(g->xt);
-        g->xt_cap = w->n_in * T;
-        g->xt = herd_xmalloc((size_t)g->xt_cap * sizeof(float));
-    }
-    if (NC * T > g->ct_cap) {
+    /* transposing W costs n_out n_in copies, transposing x and y T (n_in + n_out): the cheaper one */
+    const bool small = w->n_out * w->n_in <= T * (w->n_in + w->n_out);
+    if (small ? TRAIN_GEMM_KC * NC > g->ct_cap : NC * T > g->ct_cap) {
         free(g->ct);
-        g->ct_cap = NC * T;
+        g->ct_cap = small ? TRAIN_GEMM_KC * NC : NC * T;
         g->ct = herd_xmalloc((size_t)(g->nth * g->ct_cap) * sizeof(float));
     }
     gjob j = {.g = g, .w = w, .a = x, .lda = ldx, .T = T, .c = y, .ldc = ldy};
+    if (small) {
+        pool_run(g->pool, job_xwt_small, &j);
+        return;
+    }
+    if (w->n_in * ((T + SW - 1) / SW * SW) > g->xt_cap) {
+        free(g->xt);
+        g->xt_cap = w->n_in * ((T + SW - 1) / SW * SW);
+        g->xt = herd_xmalloc((size_t)g->xt_cap * sizeof(float));
+    }
     pool_run(g->pool, job_transpose, &j);
     pool_run(g->pool, job_xwt, &j);
 }

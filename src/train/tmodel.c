@@ -40,10 +40,12 @@ struct tmodel {
     int64_t max_T;
     float *xs;           /* [L + 1][T][E] */
     ltape *tapes;        /* [1] when checkpointing, else [L] */
+    bool ckpt_asked;     /* p.checkpoint as given: p.checkpoint is what tmodel_reserve chose */
     int n_tapes;
     float *cs;           /* [T][hd] rope cos, sin */
     float *dx, *dxm, *dh, *dq, *dk, *dv, *dO, *da, *dg, *du, *dxa, *tmp, *D; /* backward scratch */
-    float *hN, *sN, *logits, *logits_t, *dlogits; /* loss head: [T][E], [T], [CHUNK][V] x 3 */
+    float *hN, *sN, *logits, *logits_t, *dlogits; /* loss head: [T][E], [T], [head_rows][V] x 3 */
+    int64_t head_rows;   /* min(max_T, TRAIN_HEAD_CHUNK) */
     float *hg, *hg_grad; /* [CHUNK][E]: the gathered positions' hidden states and their gradient */
     float *attn_scratch;
     /* current sequence (dropout mask) */
@@ -107,6 +109,7 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
     tm->E = hp->n_embd, tm->H = hp->n_head, tm->Hkv = hp->n_head_kv, tm->hd = hp->head_dim;
     tm->qd = tm->H * tm->hd, tm->kd = tm->Hkv * tm->hd, tm->F = hp->n_ff, tm->V = hp->n_vocab, tm->L = hp->n_layer;
     tm->lora_on = true;
+    tm->ckpt_asked = p->checkpoint;
     tm->pool = pool_new(p->n_threads > 0 ? p->n_threads : cpus_default_threads());
     tm->gemm = tm->pool ? train_gemm_new(tm->pool) : NULL;
     if (!tm->gemm) {
@@ -259,6 +262,14 @@ int tmodel_reserve(tmodel *tm, int64_t T) {
     free_tapes(tm);
     bool ok = true;
     const int64_t E = tm->E, qd = tm->qd, kd = tm->kd, F = tm->F, H = tm->H;
+    /* one layer's tape in floats; checkpointing (recomputing each layer in the backward pass: a third
+     * more products) only where the tapes of all layers would not fit in TRAIN_TAPE_BUDGET */
+    int64_t tape = T * (3 * E + 2 + 2 * qd + 2 * kd + H + 3 * F);
+    for (int j = 0; j < LORA_N_TARGETS; j++) {
+        const tlora *lo = &tm->layers[0].m[j].lora;
+        if (lo->rank) tape += T * lo->rank + (tm->p.dropout > 0 ? T * tm->layers[0].m[j].w.n_in : 0);
+    }
+    tm->p.checkpoint = tm->ckpt_asked && (double)tape * sizeof(float) * (double)tm->L > (double)TRAIN_TAPE_BUDGET;
     tm->n_tapes = tm->p.checkpoint ? 1 : (int)tm->L;
     tm->tapes = herd_xcalloc((size_t)tm->n_tapes, sizeof *tm->tapes);
     int64_t max_r = 0, max_in = E > F ? E : F;
@@ -287,8 +298,9 @@ int tmodel_reserve(tmodel *tm, int64_t T) {
     tm->tmp = falloc(T * max_out, &ok);
     tm->D = falloc(T * H, &ok);
     tm->hN = falloc(T * E, &ok), tm->sN = falloc(T, &ok);
-    tm->logits = falloc(TRAIN_HEAD_CHUNK * tm->V, &ok), tm->logits_t = falloc(TRAIN_HEAD_CHUNK * tm->V, &ok);
-    tm->dlogits = falloc(TRAIN_HEAD_CHUNK * tm->V, &ok);
+    /* a chunk never holds more positions than a sequence; logits_t: with the first teacher chunk (head) */
+    tm->head_rows = T < TRAIN_HEAD_CHUNK ? T : TRAIN_HEAD_CHUNK;
+    tm->logits = falloc(tm->head_rows * tm->V, &ok), tm->dlogits = falloc(tm->head_rows * tm->V, &ok);
     tm->hg = falloc(TRAIN_HEAD_CHUNK * E, &ok), tm->hg_grad = falloc(TRAIN_HEAD_CHUNK * E, &ok);
     train_attn_shape as = {T, tm->H, tm->Hkv, tm->hd, 0};
     tm->attn_scratch = falloc(train_attention_scratch_floats(&as, pool_size(tm->pool)), &ok);
@@ -530,6 +542,29 @@ static double kl_row(float *dz, const float *z, const float *lt, int64_t V, floa
     return (double)wt * kl;
 }
 
+/* one row of the loss head: d logits (written) and the row's cross-entropy and KL terms */
+typedef struct {
+    tmodel *tm;
+    const tmodel_loss *ls;
+    const int64_t *pos;
+    bool any_kd;
+    double xl[TRAIN_HEAD_CHUNK], logp[TRAIN_HEAD_CHUNK], kl[TRAIN_HEAD_CHUNK];
+} hjob;
+
+static void job_head_row(void *arg, int64_t i, int ith) {
+    hjob *j = arg;
+    tmodel *tm = j->tm;
+    const tmodel_loss *ls = j->ls;
+    const int64_t p = j->pos[i], V = tm->V;
+    const float *z = tm->logits + i * V;
+    float *dz = tm->dlogits + i * V;
+    const float w = ls->weight[p], kw = j->any_kd ? ls->kd_weight[p] : 0;
+    memset(dz, 0, (size_t)V * sizeof(float));
+    j->xl[i] = j->logp[i] = j->kl[i] = 0;
+    if (w != 0) j->xl[i] = train_xent_row(dz, z, V, ls->tokens[p + 1], w, &j->logp[i]);
+    if (kw != 0) j->kl[i] = kl_row(dz, z, tm->logits_t + i * V, V, ls->kd_temp, kw);
+}
+
 /* The loss head: the positions that carry a loss term (weight or distillation weight non-zero) are
  * gathered, TRAIN_HEAD_CHUNK at a time, into hg; logits = hg Wout^T, the loss and d logits, then
  * dhN (scattered back) and the output matrix's gradient. Positions without a loss cost nothing: the
@@ -550,20 +585,18 @@ static void head(tmodel *tm, int64_t T, const tmodel_loss *ls, bool want_grad, t
         if (n == 0) break;
         for (int64_t i = 0; i < n; i++) memcpy(tm->hg + i * E, tm->hN + pos[i] * E, (size_t)E * sizeof(float));
         train_gemm_xwt(tm->gemm, &tm->out, tm->hg, E, n, tm->logits, V);
+        if (any_kd && !tm->logits_t) tm->logits_t = herd_xmalloc((size_t)(tm->head_rows * V) * sizeof(float));
         if (any_kd) ls->teacher(ls->teacher_user, pos, n, tm->logits_t);
+        /* the rows' losses and d logits on the pool, their sums in position order below (as one loop) */
+        hjob hj = {.tm = tm, .ls = ls, .pos = pos, .any_kd = any_kd};
+        pool_for(tm->pool, n, job_head_row, &hj);
         for (int64_t i = 0; i < n; i++) {
-            const int64_t p = pos[i];
-            const float *z = tm->logits + i * V;
-            float *dz = tm->dlogits + i * V;
-            const float w = ls->weight[p], kw = any_kd ? ls->kd_weight[p] : 0;
-            memset(dz, 0, (size_t)V * sizeof(float));
-            if (w != 0) {
-                double logp;
-                res->loss += train_xent_row(dz, z, V, ls->tokens[p + 1], w, &logp);
-                res->sum_logp += logp;
+            if (ls->weight[pos[i]] != 0) {
+                res->loss += hj.xl[i];
+                res->sum_logp += hj.logp[i];
                 res->n_pos++;
             }
-            if (kw != 0) res->loss += kl_row(dz, z, tm->logits_t + i * V, V, ls->kd_temp, kw);
+            if (any_kd && ls->kd_weight[pos[i]] != 0) res->loss += hj.kl[i];
         }
         if (!want_grad) continue;
         memset(tm->hg_grad, 0, (size_t)(n * E) * sizeof(float));

@@ -1,5 +1,6 @@
 /* The trainer's kernels: gemm_f32 of every ISA bit-identical to the scalar reference (ragged shapes,
- * A plain and transposed); the threaded attention against the scalar reference; each backward
+ * A plain and transposed); the threaded products of train/gemm.c (F32 and Q8_0 weights, both ways of
+ * computing x W^T) against sums in double and bit-identical for 1 and 3 threads; the threaded attention against the scalar reference; each backward
  * (RMSNorm, RoPE, SwiGLU, attention, cross-entropy) against central finite differences of its forward. */
 #include <math.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "testutil.h"
 #include "thread/pool.h"
 #include "train/attn.h"
+#include "train/gemm.h"
 #include "train/ops.h"
 
 static float *rnd(int64_t n) {
@@ -179,10 +181,80 @@ static void test_rows(void) {
     CHECK(fabs(l0 + 0.5 * lp) < 1e-9, "xent loss = -w log p");
 }
 
+
+/* train_gemm_xwt / dyw / dytx against sums in double over the (dequantized) weight, for shapes that take
+ * each path of xwt (W transposed for a small W, x and y transposed otherwise) and ragged k blocks; the
+ * results for 1 and 3 threads bit-identical (each element one sum in one order). */
+static void test_train_gemm(void) {
+    const int64_t shapes[][3] = {{300, 40, 8}, {8, 300, 40}, {520, 70, 37}, {64, 96, 200}}; /* n_in, n_out, T */
+    thread_pool *pools[2] = {pool_new(1), pool_new(3)};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int quant = 0; quant < 2; quant++) {
+            const int64_t n_in = shapes[si][0], n_out = shapes[si][1], T = shapes[si][2];
+            if (quant && n_in % 32) continue;
+            float *wf = rnd(n_in * n_out), *x = rnd(T * n_in), *dy = rnd(T * n_out);
+            uint8_t *wq = NULL;
+            weight qw = {.type = HERD_TYPE_Q8_0, .n_in = n_in, .n_out = n_out};
+            train_w w = {.f = wf, .n_in = n_in, .n_out = n_out};
+            if (quant) { /* the weight quantized; the reference uses its dequantized values */
+                const kernel_type_ops *t = kernels_type(HERD_TYPE_Q8_0);
+                qw.row_bytes = kernels_row_bytes(HERD_TYPE_Q8_0, n_in);
+                wq = malloc((size_t)(qw.row_bytes * n_out));
+                for (int64_t r = 0; r < n_out; r++) {
+                    t->from_f32(wf + r * n_in, wq + r * qw.row_bytes, n_in);
+                    t->to_f32(wq + r * qw.row_bytes, wf + r * n_in, n_in);
+                }
+                qw.data = wq;
+                w = (train_w){.q = &qw, .n_in = n_in, .n_out = n_out};
+            }
+            float *y[2], *dx[2], *dw[2];
+            for (int pi = 0; pi < 2; pi++) {
+                train_gemm *g = train_gemm_new(pools[pi]);
+                y[pi] = malloc(sizeof(float) * (size_t)(T * n_out));
+                dx[pi] = calloc((size_t)(T * n_in), sizeof(float));
+                dw[pi] = calloc((size_t)(n_out * n_in), sizeof(float));
+                train_gemm_xwt(g, &w, x, n_in, T, y[pi], n_out);
+                train_gemm_dyw(g, &w, dy, n_out, T, dx[pi], n_in);
+                train_gemm_dytx(g, dy, n_out, x, n_in, T, n_out, n_in, dw[pi]);
+                train_gemm_free(g);
+            }
+            double ey = 0, ex = 0, ew = 0;
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t r = 0; r < n_out; r++) {
+                    double s = 0;
+                    for (int64_t k = 0; k < n_in; k++) s += (double)x[t * n_in + k] * wf[r * n_in + k];
+                    ey = fmax(ey, fabs(s - y[0][t * n_out + r]));
+                }
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t k = 0; k < n_in; k++) {
+                    double s = 0;
+                    for (int64_t r = 0; r < n_out; r++) s += (double)dy[t * n_out + r] * wf[r * n_in + k];
+                    ex = fmax(ex, fabs(s - dx[0][t * n_in + k]));
+                }
+            for (int64_t r = 0; r < n_out; r++)
+                for (int64_t k = 0; k < n_in; k++) {
+                    double s = 0;
+                    for (int64_t t = 0; t < T; t++) s += (double)dy[t * n_out + r] * x[t * n_in + k];
+                    ew = fmax(ew, fabs(s - dw[0][r * n_in + k]));
+                }
+            CHECK(ey < 1e-4 && ex < 1e-4 && ew < 1e-4, "train_gemm %lldx%lldx%lld (q8_0 %d): errors y %g dx %g dw %g",
+                  (long long)n_in, (long long)n_out, (long long)T, quant, ey, ex, ew);
+            CHECK(!memcmp(y[0], y[1], sizeof(float) * (size_t)(T * n_out)) &&
+                      !memcmp(dx[0], dx[1], sizeof(float) * (size_t)(T * n_in)) &&
+                      !memcmp(dw[0], dw[1], sizeof(float) * (size_t)(n_out * n_in)),
+                  "train_gemm %lldx%lldx%lld (q8_0 %d): 1 and 3 threads differ", (long long)n_in, (long long)n_out,
+                  (long long)T, quant);
+            for (int pi = 0; pi < 2; pi++) free(y[pi]), free(dx[pi]), free(dw[pi]);
+            free(wf), free(x), free(dy), free(wq);
+        }
+    pool_free(pools[0]), pool_free(pools[1]);
+}
+
 int main(void) {
     tu_rng = 0x7261696e;
     kernels_init();
     test_gemm();
+    test_train_gemm();
     test_attention();
     test_rows();
     return TU_DONE("test_train_ops");
