@@ -10,7 +10,10 @@
 #include "../model/lora.h"
 #include "../model/model.h"
 #include "../thread/cpus.h"
+#include "api_tp.h"
 #include "herd.h"
+
+const api_tp_hooks *api_tp = NULL;
 
 struct herd_context {
     herd_model *m;
@@ -57,6 +60,8 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
     c->n_ctx = n_ctx;
     c->kv_type = kv;
     int rc = forward_state_new(m, n_seq, n_ctx, n_batch, kv, n_threads, &c->fs);
+    if (!rc && api_tp && (rc = api_tp->context_new(m, c->fs, n_seq, n_ctx, n_batch, kv, n_threads)))
+        forward_state_free(c->fs);
     if (rc) {
         free(c);
         return rc;
@@ -67,6 +72,7 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
 
 void herd_context_free(herd_context *c) {
     if (!c) return;
+    if (api_tp) api_tp->context_free(c->fs);
     forward_state_free(c->fs);
     free(c);
 }
