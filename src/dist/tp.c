@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../api/api_tp.h"
 #include "../base/log.h"
@@ -43,8 +44,13 @@ typedef struct {
 
 static tp_state g_tp;
 static bool g_exit_sent;
-static char g_model_path[4096];
-static double g_idle_s; /* followers: seconds spent waiting for rank 0 */
+static double g_idle_s, g_idle_cpu; /* followers: wall and CPU seconds spent waiting for rank 0 */
+
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
 
 static void tp_gather(void *ctx, float *buf, int64_t n, int what) {
     tp_state *t = ctx;
@@ -155,39 +161,44 @@ static api_tp_hooks g_lead = {.context_new = lead_context_new, .context_free = l
 
 /* ---- what every rank reports at the end (HERD_TP_DEBUG=1) -------------------------------------------- */
 
-/* Rss of the mappings of the model file (/proc/self/smaps): the weight pages this rank touched */
-static uint64_t file_rss(const char *path) {
-    char real[4096];
-    if (!realpath(path, real)) return 0;
-    FILE *fp = fopen("/proc/self/smaps", "r");
-    if (!fp) return 0;
-    char line[4352];
-    bool in = false;
-    uint64_t sum = 0;
-    while (fgets(line, sizeof line, fp)) {
-        unsigned long long kb;
-        char *sl = strchr(line, '/');
-        if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') && strchr(line, ' ')) { /* a mapping's header */
-            size_t n = strlen(real);
-            in = sl && strncmp(sl, real, n) == 0 && (sl[n] == '\n' || sl[n] == 0);
-        } else if (in && sscanf(line, "Rss: %llu kB", &kb) == 1) {
-            sum += (uint64_t)kb * 1024;
-        }
+/* Bytes of [p, p + n) this process has resident: the present bit of each page in /proc/self/pagemap
+ * (the pages it touched, not the page cache that the ranks share) */
+static uint64_t resident_bytes(const uint8_t *p, uint64_t n) {
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *fp = fopen("/proc/self/pagemap", "rb");
+    if (!fp || page <= 0) {
+        if (fp) fclose(fp);
+        return 0;
     }
+    uint64_t first = (uintptr_t)p / (uint64_t)page, last = ((uintptr_t)p + n + (uint64_t)page - 1) / (uint64_t)page, sum = 0;
+    uint64_t buf[4096];
+    if (fseeko(fp, (off_t)(first * 8), SEEK_SET) == 0)
+        for (uint64_t pg = first; pg < last;) {
+            size_t want = last - pg < 4096 ? (size_t)(last - pg) : 4096, got = fread(buf, 8, want, fp);
+            for (size_t i = 0; i < got; i++) sum += (buf[i] >> 63) & 1;
+            if (got < want) break;
+            pg += got;
+        }
     fclose(fp);
-    return sum;
+    return sum * (uint64_t)page;
 }
 
 static void report(const herd_model *m) {
     const char *dbg = getenv("HERD_TP_DEBUG");
     if (!dbg || strcmp(dbg, "1") != 0 || !m) return;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
-    uint64_t rss = file_rss(g_model_path), packed = (uint64_t)m->packed_bytes;
-    fprintf(stderr, "tp: rank %d of %d: weights resident %llu bytes (file pages %llu + packed copies %llu) of a %llu-byte "
-            "file; cpu %.3f s; idle %.3f s\n", g_tp.rank, g_tp.n, (unsigned long long)(rss + packed), (unsigned long long)rss,
-            (unsigned long long)packed, (unsigned long long)m->file.size, cpu, g_idle_s);
+    double cpu = cpu_s();
+    /* every tensor but the token embedding (its rows are read by token, on every rank alike) */
+    uint64_t rss = 0, total = 0, emb_rss = 0, emb = 0, packed = (uint64_t)m->packed_bytes;
+    for (int64_t i = 0; i < m->tensors.n; i++) {
+        const tensor_ref *t = &m->tensors.t[i];
+        uint64_t r = resident_bytes(t->data, t->nbytes);
+        if (strcmp(t->name, "token_embd.weight") == 0) emb_rss += r, emb += t->nbytes;
+        else rss += r, total += t->nbytes;
+    }
+    fprintf(stderr, "tp: rank %d of %d: weights resident %llu bytes (mapped %llu + packed copies %llu) of %llu in the "
+            "file; token embedding %llu of %llu; cpu %.3f s; idle %.3f s using %.3f s cpu\n", g_tp.rank, g_tp.n,
+            (unsigned long long)(rss + packed), (unsigned long long)rss, (unsigned long long)packed, (unsigned long long)total,
+            (unsigned long long)emb_rss, (unsigned long long)emb, cpu, g_idle_s, g_idle_cpu);
 }
 
 /* ---- the followers ------------------------------------------------------------------------------- */
@@ -197,7 +208,9 @@ static int follow(herd_model *m) {
     float *out = NULL;
     for (;;) {
         int64_t len;
+        double c0 = cpu_s();
         uint8_t *msg = comm_recv_ctrl(&len, &g_idle_s);
+        g_idle_cpu += cpu_s() - c0;
         int64_t h[6] = {0};
         memcpy(h, msg, (size_t)(len < (int64_t)sizeof h ? len : (int64_t)sizeof h));
         switch (h[0]) {
@@ -309,7 +322,6 @@ int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
         free(args);
         return rc;
     }
-    snprintf(g_model_path, sizeof g_model_path, "%s", model);
     g_tp.rank = rank;
     g_tp.n = n;
     if (rank == 0) {
