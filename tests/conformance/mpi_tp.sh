@@ -50,26 +50,20 @@ for m in "$F32" "$Q8" "$Q4" "$QK"; do
     done
 done
 
-# ---- greedy generation ----
+# ---- greedy generation; on Q8_0 also the resident weights per rank: about 1/N of the file's matrices ----
 for m in "$Q8" "$QK"; do
     "$HERD" run -m "$m" -p "The quick brown fox" -n 24 --temp 0 --json -t 1 >"$TMP/one.json" || die "single-process run failed"
     for n in 2 4; do
-        timeout 120 "${MPIRUN[@]}" -np $n "$HMPI" run -m "$m" -p "The quick brown fox" -n 24 --temp 0 --json -t 1 --tp $n \
-            >"$TMP/tp.json" 2>"$TMP/log" || { cat "$TMP/log"; die "--tp $n run failed on $m"; }
+        HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np $n "$HMPI" run -m "$m" -p "The quick brown fox" -n 24 --temp 0 --json \
+            -t 1 --tp $n >"$TMP/tp.json" 2>"$TMP/log" || { cat "$TMP/log"; die "--tp $n run failed on $m"; }
         python3 - "$TMP/one.json" "$TMP/tp.json" <<'PY' || die "--tp $n greedy ids differ on $(basename "$m")"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 assert len(a["ids"]) == 24 and a["ids"] == b["ids"] and a["prompt_ids"] == b["prompt_ids"], (a["ids"], b["ids"])
 PY
         echo "ok: $(basename "$m") --tp $n greedy ids identical"
-    done
-done
-
-# ---- resident weights per rank: about 1/N of the file's matrices ----
-for n in 2 4; do
-    HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np $n "$HMPI" run -m "$Q8" -p "Hello" -n 4 --temp 0 -t 1 --tp $n \
-        >/dev/null 2>"$TMP/log" || { cat "$TMP/log"; die "--tp $n debug run failed"; }
-    python3 - "$TMP/log" $n <<'PY' || { cat "$TMP/log"; die "--tp $n: a rank holds more than about 1/$n of the weights"; }
+        [ "$m" = "$Q8" ] || continue
+        python3 - "$TMP/log" $n <<'PY' || { cat "$TMP/log"; die "--tp $n: a rank holds more than about 1/$n of the weights"; }
 import re, sys
 n = int(sys.argv[2])
 rows = re.findall(r"tp: rank (\d+) of \d+: weights resident (\d+) bytes .* of (\d+) in the file", open(sys.argv[1]).read())
@@ -80,17 +74,18 @@ for r, res, tot in rows:
     print(f"rank {r}: {res} bytes resident, {res / tot:.3f} of the weights (1/{n} = {1 / n:.3f})")
     assert 0.8 * share < res < 1.15 * share + (2 << 20), (r, res, share)
 PY
+    done
 done
 
-# ---- an idle follower sleeps: rank 0 waits 7 s for its prompt on stdin ----
-(sleep 7; echo "Hello there") | HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -f /dev/stdin -n 2 \
+# ---- an idle follower sleeps: rank 0 waits 8 s for its prompt on stdin ----
+(sleep 8; echo "Hello there") | HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -f /dev/stdin -n 2 \
     --temp 0 -t 1 --tp 2 >/dev/null 2>"$TMP/log" || { cat "$TMP/log"; die "the idle run failed"; }
 python3 - "$TMP/log" <<'PY' || { cat "$TMP/log"; die "an idle follower burns CPU"; }
 import re, sys
 m = re.search(r"tp: rank 1 of 2: .* idle ([\d.]+) s using ([\d.]+) s cpu", open(sys.argv[1]).read())
 idle, cpu = float(m[1]), float(m[2])
 print(f"idle follower: {idle:.2f} s waiting, {cpu:.3f} s cpu ({100 * cpu / idle:.1f} %)")
-assert idle > 3 and cpu < 0.05 * idle, (idle, cpu)
+assert idle > 2 and cpu < 0.05 * idle, (idle, cpu)
 PY
 
 # ---- faults ----
@@ -101,15 +96,14 @@ rank_pid() {
         tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
     done
 }
-start_long() { # a generation of 3000 tokens, in the background; sets MPID
+start_long() { # a generation of 3000 tokens, in the background, until it is under way; sets MPID and R1
     "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -p "Once upon a time" -n 3000 -c 4096 --temp 0 -t 1 --tp 2 \
-        >/dev/null 2>"$TMP/fault.log" &
+        >"$TMP/fault.out" 2>"$TMP/fault.log" &
     MPID=$!
-    for _ in $(seq 100); do
-        [ -n "$(rank_pid $MPID 1)" ] && break
+    for _ in $(seq 300); do # until it has printed some of the generation
+        [ "$(stat -c %s "$TMP/fault.out" 2>/dev/null || echo 0)" -gt 40 ] && break
         sleep 0.1
     done
-    sleep 2 # mid-generation
     R1=$(rank_pid $MPID 1)
     [ -n "$R1" ] || die "rank 1 of the long run not found"
 }
