@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "../base/log.h"
@@ -53,12 +54,15 @@ static void mpi_fail(int err, int peer, const char *what) {
     comm_fail("%s with rank %d failed: %.*s", what, peer, len, es);
 }
 
-/* The backoff: a few polls back to back (a step's exchange usually completes within microseconds), then
- * sleeps doubling from 2 us to max_sleep_us, so a rank that waits long costs a wake-up per max_sleep_us. */
+/* The backoff: polls back to back for COMM_SPIN_S (a step's exchange usually completes within
+ * microseconds of the slowest rank's matmul, and a sleep costs ~50 us of timer slack), then polls after
+ * sched_yield up to 1 ms, then sleeps doubling from 2 us to max_sleep_us, so a rank that waits long
+ * costs one wake-up per max_sleep_us. */
+#define COMM_SPIN_S 100e-6
+#define COMM_YIELD_S 1e-3
 void comm_wait(MPI_Request *req, int n, const int *peer, const char *what, double timeout_s, int max_sleep_us) {
     double t0 = now_s();
     long sleep_ns = 0;
-    int spins = 0;
     for (;;) {
         int left = 0;
         for (int i = 0; i < n; i++) {
@@ -75,8 +79,10 @@ void comm_wait(MPI_Request *req, int n, const int *peer, const char *what, doubl
                 if (req[i] != MPI_REQUEST_NULL)
                     comm_fail("rank %d did not answer within %.0f s (%s; HERD_TP_TIMEOUT)", peer[i], timeout_s, what);
         }
-        if (spins < 64) {
-            spins++;
+        double waited = now_s() - t0;
+        if (waited < COMM_SPIN_S) continue;
+        if (waited < COMM_YIELD_S) {
+            sched_yield();
             continue;
         }
         sleep_ns = sleep_ns ? sleep_ns * 2 : 2000;
@@ -95,6 +101,7 @@ void *comm_recv_ctrl(int64_t *len, double *idle_s) {
         int rc = MPI_Iprobe(0, COMM_TAG_CTRL, MPI_COMM_WORLD, &flag, &st);
         if (rc != MPI_SUCCESS) mpi_fail(rc, 0, "waiting for rank 0's next step");
         if (flag) break;
+        if (now_s() - t0 < COMM_SPIN_S) continue; /* the next step usually follows at once */
         /* idle: up to 2 ms between polls (about 500 cheap wake-ups a second) */
         sleep_ns = sleep_ns ? sleep_ns * 2 : 2000;
         if (sleep_ns > 2000000) sleep_ns = 2000000;

@@ -52,8 +52,18 @@ static double cpu_s(void) {
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
+static double g_gather_s, g_gather_bytes; /* time in the exchanges (copies and waits), bytes this rank received */
+static int64_t g_n_gather;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void tp_gather(void *ctx, float *buf, int64_t n, int what) {
     tp_state *t = ctx;
+    const double t0 = now_s();
     const int64_t *off = t->off[what], full = off[t->n];
     const int me = t->rank;
     const int64_t wl = off[me + 1] - off[me];
@@ -77,7 +87,12 @@ static void tp_gather(void *ctx, float *buf, int64_t n, int what) {
     char what_s[160];
     snprintf(what_s, sizeof what_s, "%s, step %lld", k_what[what], (long long)t->step);
     comm_wait(t->req, k, t->peer, what_s, comm_timeout(), 200);
-    if (to_root && me != 0) return;
+    g_n_gather++;
+    if (to_root && me != 0) {
+        g_gather_s += now_s() - t0;
+        return;
+    }
+    g_gather_bytes += (double)(n * (full - wl)) * sizeof(float);
     /* [rank p's block of n rows of its width] -> [n][full], p's columns at off[p] */
     for (int64_t r = 0; r < n; r++)
         for (int p = 0; p < t->n; p++) {
@@ -85,6 +100,7 @@ static void tp_gather(void *ctx, float *buf, int64_t n, int what) {
             const float *src = p == me ? t->send + r * wp : t->recv + n * off[p] + r * wp;
             memcpy(buf + r * full + off[p], src, (size_t)wp * sizeof(float));
         }
+    g_gather_s += now_s() - t0;
 }
 
 /* rank 0: the pass it is about to run, for the followers */
@@ -196,9 +212,11 @@ static void report(const herd_model *m) {
         else rss += r, total += t->nbytes;
     }
     fprintf(stderr, "tp: rank %d of %d: weights resident %llu bytes (mapped %llu + packed copies %llu) of %llu in the "
-            "file; token embedding %llu of %llu; cpu %.3f s; idle %.3f s using %.3f s cpu\n", g_tp.rank, g_tp.n,
+            "file; token embedding %llu of %llu; cpu %.3f s; idle %.3f s using %.3f s cpu; %lld steps, %lld exchanges "
+            "took %.3f s, received %.0f bytes\n", g_tp.rank, g_tp.n,
             (unsigned long long)(rss + packed), (unsigned long long)rss, (unsigned long long)packed, (unsigned long long)total,
-            (unsigned long long)emb_rss, (unsigned long long)emb, cpu, g_idle_s, g_idle_cpu);
+            (unsigned long long)emb_rss, (unsigned long long)emb, cpu, g_idle_s, g_idle_cpu, (long long)g_tp.step,
+            (long long)g_n_gather, g_gather_s, g_gather_bytes);
 }
 
 /* ---- the followers ------------------------------------------------------------------------------- */
