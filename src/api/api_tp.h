@@ -14,6 +14,8 @@ typedef struct {
     int (*context_new)(const herd_model *m, forward_state *fs, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads);
     /* before forward_state_free on rank 0 */
     void (*context_free)(forward_state *fs);
+    /* after kv_seq_copy on rank 0 (herd_seq_copy): the followers copy their heads' cache too */
+    void (*seq_copy)(int32_t src, int32_t dst, int64_t n);
 } api_tp_hooks;
 
 extern const api_tp_hooks *api_tp;

@@ -112,6 +112,7 @@ int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n) {
         return herd_err(HERD_E_ARG, "seq copy: sequence %d holds %lld positions, not %lld", src,
                         (long long)kv->n_past[src], (long long)n);
     kv_seq_copy(kv, src, dst, n);
+    if (api_tp) api_tp->seq_copy(src, dst, n);
     return HERD_OK;
 }
 

@@ -4,6 +4,7 @@
  *   CTX_NEW  n_seq n_ctx n_batch kv_type n_threads       a context was made: make the same forward state
  *   STEP     n hidden has_seq has_want n_seq | n_past[n_seq] (int64) tokens[n] seq[n] (int32) want[n] (u8)
  *            one forward pass; n_past are rank 0's positions before it (they carry truncations along)
+ *   SEQ_COPY src dst n                                    herd_seq_copy: copy the cache's first n positions
  *   CTX_FREE                                              the context went away
  *   EXIT     rc                                           the command ended
  * Gathers (tag GATHER): every rank sends its slice to every other (to rank 0 only for the logits) and
@@ -25,7 +26,7 @@
 #include "dist.h"
 #include "herd.h"
 
-enum { MSG_CTX_NEW = 1, MSG_STEP, MSG_CTX_FREE, MSG_EXIT };
+enum { MSG_CTX_NEW = 1, MSG_STEP, MSG_CTX_FREE, MSG_EXIT, MSG_SEQ_COPY };
 enum { N_WHAT = 4 };
 static const char *k_what[N_WHAT] = {"all-gather of the attention output", "all-gather of a layer's output",
                                      "all-gather of the feed-forward activations", "gather of the logits"};
@@ -173,7 +174,12 @@ static void lead_context_free(forward_state *fs) {
     g_ctx_live = false;
 }
 
-static api_tp_hooks g_lead = {.context_new = lead_context_new, .context_free = lead_context_free};
+static void lead_seq_copy(int32_t src, int32_t dst, int64_t n) {
+    int64_t msg[4] = {MSG_SEQ_COPY, src, dst, n};
+    comm_send_ctrl(msg, sizeof msg, "sending a cache copy");
+}
+
+static api_tp_hooks g_lead = {.context_new = lead_context_new, .context_free = lead_context_free, .seq_copy = lead_seq_copy};
 
 /* ---- what every rank reports at the end (HERD_TP_DEBUG=1) -------------------------------------------- */
 
@@ -259,6 +265,13 @@ static int follow(herd_model *m) {
             if (h[2]) forward_batch_hidden(fs, tokens, seq, n, want, out);
             else forward_batch(fs, tokens, seq, n, want, out);
             free(want);
+            break;
+        }
+        case MSG_SEQ_COPY: {
+            if (!fs) comm_fail("a cache copy came before a context");
+            kv_cache *kv = forward_kv(fs);
+            HERD_ASSERT(h[1] >= 0 && h[1] < kv->n_seq && h[2] >= 0 && h[2] < kv->n_seq && h[3] >= 0 && h[3] <= kv->n_ctx);
+            kv_seq_copy(kv, h[1], h[2], h[3]);
             break;
         }
         case MSG_CTX_FREE:
