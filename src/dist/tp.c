@@ -333,7 +333,15 @@ int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
     }
     /* a bad split is refused on every rank before any weight is read; rank 0 says why */
     int rc = 0;
-    if (n != tp) {
+    static const char *k_tp_cmds[] = {"run", "logits", "chat", "perplexity", "bench"};
+    bool cmd_ok = false;
+    for (size_t i = 0; i < sizeof k_tp_cmds / sizeof *k_tp_cmds; i++) cmd_ok |= argc > 1 && !strcmp(argv[1], k_tp_cmds[i]);
+    if (!cmd_ok) { /* the others would see one rank's shard as the model (convert, export, info) or need more (serve) */
+        if (rank == 0)
+            fprintf(stderr, "herd: error: --tp works with run, logits, chat, perplexity and bench, not '%s'\n",
+                    argc > 1 ? argv[1] : "");
+        rc = 1;
+    } else if (n != tp) {
         if (rank == 0)
             fprintf(stderr, "herd: error: --tp %d but mpirun started %d rank%s (run mpirun -np %d)\n", tp, n, n == 1 ? "" : "s", tp);
         rc = 1;

@@ -152,5 +152,8 @@ timeout 60 "${MPIRUN[@]}" -np 3 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "
 timeout 60 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "$TMP/x.bin" --tp 2 >"$TMP/log" 2>&1 &&
     die "--tp 2 on 4 ranks was accepted"
 [ "$(grep -c '^herd: error: --tp 2 but mpirun started 4 ranks' "$TMP/log")" = 1 ] || die "bad ranks message: $(cat "$TMP/log")"
-echo "ok: wrong splits refused with one line"
+timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" info "$Q8" --tp 2 >"$TMP/log" 2>&1 && die "info --tp 2 was accepted"
+[ "$(grep -c "^herd: error: --tp works with run, logits, chat, perplexity and bench, not 'info'" "$TMP/log")" = 1 ] ||
+    die "bad command message: $(cat "$TMP/log")"
+echo "ok: wrong splits and commands refused with one line"
 echo "PASS"
