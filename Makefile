@@ -43,7 +43,7 @@ INSTALL      ?= install
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 
-LIB_SRC  := $(shell find src -name '*.c' | sort)
+LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/dist/*' | sort)
 CLI_SRC  := $(shell find tools/herd -name '*.c' | sort)
 TEST_SRC := $(shell find tests/unit -name 'test_*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -146,6 +146,22 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libherd.a
 	@mkdir -p $(dir $@)
 	@echo '  TEST $@'
 	@$(CC) $(CFLAGS_BASE) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libherd.a $(LDLIBS)
+
+# build/herd-mpi: herd with tensor parallelism over MPI (src/dist/, docs/SCALING.md), built when Open MPI's
+# mpicc is installed (libopenmpi-dev); build/herd and libherd never link MPI
+MPICC    ?= $(shell command -v mpicc 2>/dev/null)
+DIST_OBJ := $(patsubst %.c,$(BUILD)/obj-mpi/%.o,$(shell find src/dist -name '*.c' | sort)) $(BUILD)/obj-mpi/tools/herd/main.o
+ifneq ($(MPICC),)
+all: $(BUILD)/herd-mpi
+endif
+$(BUILD)/obj-mpi/%.o: %.c $(BUILD)/cflags
+	@mkdir -p $(dir $@)
+	@echo '  MPICC $<'
+	@$(MPICC) $(CFLAGS_BASE) $(CFLAGS) -DHERD_MPI -MMD -MP -c $< -o $@
+$(BUILD)/herd-mpi: $(DIST_OBJ) $(filter-out $(BUILD)/obj/tools/herd/main.o,$(CLI_OBJ)) $(BUILD)/libherd.a
+	@echo '  LD   $@'
+	@$(MPICC) $(SAN) -o $@ $^ $(LDLIBS)
+-include $(DIST_OBJ:.o=.d)
 
 setup:
 	@scripts/setup.sh

@@ -11,7 +11,10 @@
 #include "../model/lora.h"
 #include "../model/model.h"
 #include "../thread/cpus.h"
+#include "api_tp.h"
 #include "herd.h"
+
+const api_tp_hooks *api_tp = NULL;
 
 struct herd_context {
     herd_model *m;
@@ -138,6 +141,8 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
     c->n_ctx = n_ctx;
     c->kv_type = kv;
     rc = forward_state_new(m, n_seq, n_ctx, n_batch, kv, n_threads, &c->fs);
+    if (!rc && api_tp && (rc = api_tp->context_new(m, c->fs, n_seq, n_ctx, n_batch, kv, n_threads)))
+        forward_state_free(c->fs);
     if (rc) {
         free(c);
         return rc;
@@ -148,6 +153,7 @@ int herd_context_new(herd_model *m, const herd_context_params *pp, herd_context 
 
 void herd_context_free(herd_context *c) {
     if (!c) return;
+    if (api_tp) api_tp->context_free(c->fs);
     forward_state_free(c->fs);
     free(c);
 }
@@ -187,6 +193,7 @@ int herd_seq_copy(herd_context *c, int32_t src, int32_t dst, int64_t n) {
         return herd_err(HERD_E_ARG, "seq copy: sequence %d holds %lld positions, not %lld", src,
                         (long long)kv->n_past[src], (long long)n);
     kv_seq_copy(kv, src, dst, n);
+    if (api_tp) api_tp->seq_copy(src, dst, n);
     return HERD_OK;
 }
 
@@ -333,7 +340,7 @@ int herd_embed_pooled(herd_context *c, int32_t seq, const int32_t *tokens, int64
 
 uint64_t herd_seq_kv_bytes_per_pos(const herd_context *c) {
     const kv_cache *kv = forward_kv(c->fs);
-    return 2ull * (uint64_t)kv->n_layer * (uint64_t)kv->row_bytes;
+    return (uint64_t)kv->n_layer * (uint64_t)(kv->row_bytes_k + kv->row_bytes_v);
 }
 
 int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n, void *buf) {
@@ -342,10 +349,10 @@ int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n,
         return herd_err(HERD_E_ARG, "kv read: positions [%lld, %lld) of sequence %d are not cached", (long long)pos,
                         (long long)(pos + n), seq);
     uint8_t *o = buf;
-    size_t rb = (size_t)kv->row_bytes; /* rows of one sequence and layer are contiguous (kv.h) */
+    size_t rk = (size_t)kv->row_bytes_k, rv = (size_t)kv->row_bytes_v; /* K and V types may differ */
     for (int64_t l = 0; l < kv->n_layer; l++) {
-        for (int64_t i = 0; i < n; i++, o += rb) memcpy(o, kv_k_row(kv, seq, l, pos + i), rb);
-        for (int64_t i = 0; i < n; i++, o += rb) memcpy(o, kv_v_row(kv, seq, l, pos + i), rb);
+        for (int64_t i = 0; i < n; i++, o += rk) memcpy(o, kv_k_row(kv, seq, l, pos + i), rk);
+        for (int64_t i = 0; i < n; i++, o += rv) memcpy(o, kv_v_row(kv, seq, l, pos + i), rv);
     }
     return HERD_OK;
 }
@@ -357,10 +364,10 @@ int herd_seq_kv_write(herd_context *c, int32_t seq, int64_t pos, int64_t n, cons
                         (long long)pos, (long long)(pos + n), seq, seq >= 0 && seq < kv->n_seq ? (long long)kv->n_past[seq] : 0LL,
                         (long long)kv->n_ctx);
     const uint8_t *in = buf;
-    size_t rb = (size_t)kv->row_bytes;
+    size_t rk = (size_t)kv->row_bytes_k, rv = (size_t)kv->row_bytes_v;
     for (int64_t l = 0; l < kv->n_layer; l++) {
-        for (int64_t i = 0; i < n; i++, in += rb) memcpy(kv_k_row(kv, seq, l, pos + i), in, rb);
-        for (int64_t i = 0; i < n; i++, in += rb) memcpy(kv_v_row(kv, seq, l, pos + i), in, rb);
+        for (int64_t i = 0; i < n; i++, in += rk) memcpy(kv_k_row(kv, seq, l, pos + i), in, rk);
+        for (int64_t i = 0; i < n; i++, in += rv) memcpy(kv_v_row(kv, seq, l, pos + i), in, rv);
     }
     kv->n_past[seq] = pos + n;
     return HERD_OK;

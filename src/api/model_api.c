@@ -7,9 +7,11 @@
 #include "../chat/chat.h"
 #include "../chat/chat_tokens.h"
 #include "../model/model.h"
+#include "api_tp.h"
 #include "herd.h"
 
 int herd_model_load(const char *path, herd_model **out) {
+    if (api_tp) return model_load_shard(path, 0, api_tp->rank, api_tp->n, out); /* rank 0's shard (api_tp.h) */
     return model_load(path, 0, out);
 }
 

@@ -50,6 +50,7 @@ struct forward_state {
     int64_t n_lora_seqs;           /* sequences with at least one adapter: 0 skips every LoRA step */
     int64_t lora_rank_max;         /* the most ranks of one sequence's adapters on one matrix (summed) */
     float *lora_u;                 /* [LORA_MAX_OUTS][n_batch][lora_rank_max]: A x of each output, token, adapter */
+    const forward_tp *tp;          /* tensor parallelism (forward_set_tp), or NULL in a single process */
 };
 
 /* Matrices that share one LoRA step (Q, K and V) */
@@ -122,8 +123,9 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
     s->q = alloc_or_null((size_t)(n_batch * q_dim) * f, &ok);
     s->k = alloc_or_null((size_t)(n_batch * kv_dim) * f, &ok);
     s->v = alloc_or_null((size_t)(n_batch * kv_dim) * f, &ok);
-    s->att = alloc_or_null((size_t)(n_batch * q_dim) * f, &ok);
-    s->gate = alloc_or_null((size_t)(n_batch * hp->n_ff) * f, &ok);
+    /* att and gate also receive a tensor-parallel shard's gathered rows: the widths of wo's and w_down's input */
+    s->att = alloc_or_null((size_t)(n_batch * m->layers[0].wo.n_in) * f, &ok);
+    s->gate = alloc_or_null((size_t)(n_batch * m->layers[0].w_down.n_in) * f, &ok);
     s->up = alloc_or_null((size_t)(n_batch * hp->n_ff) * f, &ok);
     s->rope_cs = alloc_or_null((size_t)(n_batch * hp->head_dim) * f, &ok);
     int64_t nth = n_threads < 1 ? 1 : n_threads, group = hp->n_head / hp->n_head_kv;
@@ -182,6 +184,15 @@ void forward_state_free(forward_state *s) {
     free(s);
 }
 
+void forward_set_tp(forward_state *s, const forward_tp *tp) {
+    s->tp = tp;
+}
+
+/* a shard's rows of an activation [n][its width] become [n][the whole width] (forward_tp) */
+static void tp_gather(forward_state *s, float *buf, int64_t n, int what) {
+    if (s->tp) s->tp->gather(s->tp->ctx, buf, n, what);
+}
+
 kv_cache *forward_kv(forward_state *s) {
     return &s->kv;
 }
@@ -203,6 +214,7 @@ int forward_set_lora(forward_state *s, int32_t seq, const lora_adapter *const *a
                             ad[i] ? (long long)ad[i]->n_layer : 0LL, (long long)s->m->hp.n_layer);
         if (!isfinite(scales[i])) return herd_err(HERD_E_ARG, "lora: the scale of adapter %d is not finite", i);
     }
+    if (n > 0 && s->m->shard_n > 1) return herd_err(HERD_E_UNSUPPORTED, "lora: adapters are not supported with --tp yet");
     if (!s->lora_n) {
         s->lora_n = herd_xcalloc((size_t)n_seq, sizeof *s->lora_n);
         s->lora_ad = herd_xcalloc((size_t)n_seq, sizeof *s->lora_ad);
@@ -419,6 +431,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     const herd_model *m = s->m;
     const model_hparams *hp = &m->hp;
     HERD_ASSERT(n > 0 && n <= s->n_batch);
+    if (s->tp && s->tp->begin) s->tp->begin(s->tp->ctx, s, tokens, seq, n, want, hidden);
     const int64_t E = hp->n_embd, q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
     const kernel_type_ops *emb = kernels_type(m->tok_embd.type);
 
@@ -450,7 +463,9 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         if (n <= 2) job_rope_store(&j, 0, 1);
         else pool_run(s->pool, job_rope_store, &j);
         pool_for(s->pool, s->n_tiles * hp->n_head_kv, job_attention, &j);
-        matmul(s->pool, &L->wo, s->att, q_dim, n, s->h, E, s->xq);
+        tp_gather(s, s->att, n, FORWARD_TP_ATT);
+        matmul(s->pool, &L->wo, s->att, L->wo.n_in, n, s->h, L->wo.n_out, s->xq);
+        tp_gather(s, s->h, n, FORWARD_TP_EMBD);
         const lora_out lo = {LORA_O, s->att, q_dim, s->h, E};
         lora_apply(s, l, &lo, 1, n);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
@@ -462,7 +477,9 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         lora_apply(s, l, lgu, 2, n);
         if (n * hp->n_ff <= 2048) job_swiglu(&j, 0, 1);
         else pool_run(s->pool, job_swiglu, &j);
-        matmul(s->pool, &L->w_down, s->gate, hp->n_ff, n, s->h, E, s->xq);
+        tp_gather(s, s->gate, n, FORWARD_TP_FF);
+        matmul(s->pool, &L->w_down, s->gate, L->w_down.n_in, n, s->h, L->w_down.n_out, s->xq);
+        tp_gather(s, s->h, n, FORWARD_TP_EMBD);
         const lora_out ld = {LORA_DOWN, s->gate, hp->n_ff, s->h, E};
         lora_apply(s, l, &ld, 1, n);
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
@@ -473,7 +490,10 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     float *dst = hidden ? out : s->h;
     for (int64_t t = 0; t < n; t++)
         if (want[t]) model_rmsnorm(dst + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
-    if (n_out > 0 && !hidden) matmul(s->pool, &m->output, s->h, E, n_out, out, hp->n_vocab, s->xq);
+    if (n_out > 0 && !hidden) {
+        matmul(s->pool, &m->output, s->h, E, n_out, out, m->output.n_out, s->xq);
+        tp_gather(s, out, n_out, FORWARD_TP_VOCAB);
+    }
 }
 
 static double now_s(void) {

@@ -44,6 +44,22 @@ void forward_batch(forward_state *s, const int32_t *tokens, const int32_t *seq, 
 void forward_batch_hidden(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
                           float *out);
 
+/* Tensor parallelism (model_shard; src/dist/ implements it over MPI). On a shard, the pass computes its
+ * own heads and rows and calls gather(ctx, buf, n, what) where it needs whole activations: buf holds
+ * [n][the shard's width] contiguous and must come back as [n][the whole width], the ranks' slices side by
+ * side in rank order (FORWARD_TP_ATT: attention output, width n_head * head_dim; EMBD: the output of wo and
+ * of w_down, n_embd; FF: swiglu's, n_ff; VOCAB: the logits, n_vocab, needed on rank 0 only). buf has room
+ * for the whole width. begin (rank 0, else NULL) is called first with the pass's arguments, so the
+ * followers can run the same pass. tp is borrowed; NULL: a single process. */
+enum { FORWARD_TP_ATT, FORWARD_TP_EMBD, FORWARD_TP_FF, FORWARD_TP_VOCAB };
+typedef struct {
+    void *ctx;
+    void (*begin)(void *ctx, forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                  bool hidden);
+    void (*gather)(void *ctx, float *buf, int64_t n, int what);
+} forward_tp;
+void forward_set_tp(forward_state *s, const forward_tp *tp);
+
 /* LoRA adapters of sequence seq (-1: every sequence): from the next forward pass on, each of its tokens gets
  *     y += user_scale_i * (alpha_i / rank) * B_i (A_i x)      (lora.h; in F32, adapter by adapter in the order given)
  * on every matrix adapter i adapts (q k v o gate up down, the fused Q/K/V and gate/up passes included). A token's

@@ -81,6 +81,7 @@ struct herd_model {
     uint8_t **packed_owned; /* the packed copies of weights (repack.c), [n_packed_owned] */
     int64_t n_packed_owned;
     int64_t packed_bytes;   /* their total size */
+    int shard_rank, shard_n; /* tensor-parallel shard (model_shard): rank of n; 0 of 1 for a whole model */
 };
 
 enum { MODEL_LOAD_VOCAB_ONLY = 1, MODEL_LOAD_NO_REPACK = 2 /* rows only, for readers that copy them (convert) */ };
@@ -96,6 +97,16 @@ static inline void model_layer_matrices(layer_weights *L, weight *w[MODEL_LAYER_
 
 /* path: a GGUF file or a Hugging Face directory. */
 int model_load(const char *path, int flags, herd_model **out);
+/* The same, keeping only rank's shard of n (shard.c; n = 1: the whole model): the split is checked
+ * (model_shard_check) before any weight is touched. */
+int model_load_shard(const char *path, int flags, int rank, int n, herd_model **out);
+
+/* Tensor parallelism (shard.c): rows [*r0, *r1) of n_rows that rank of n keeps (balanced, cut at
+ * multiples of PK_ROWS when n_rows is one); HERD_E_ARG naming the problem when a model cannot be split n
+ * ways (n not dividing n_head_kv); model_shard turns a loaded model into rank's shard (before repacking). */
+void model_shard_range(int64_t n_rows, int rank, int n, int64_t *r0, int64_t *r1);
+int model_shard_check(const model_hparams *hp, int n, const char *path);
+int model_shard(herd_model *m, int rank, int n);
 void model_free(herd_model *m);
 /* Interleaves the q8_0 / q4_0 / q4_K / q6_K weights for the packed kernels where this CPU has them (repack.c);
  * HERD_REPACK=0 in the environment keeps the plain layout. */

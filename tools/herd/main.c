@@ -3,6 +3,9 @@
 #include <string.h>
 
 #include "cli.h"
+#ifdef HERD_MPI
+#include "../../src/dist/dist.h"
+#endif
 
 /* The commands, in the order `herd --help` and herd(1) list them. tools/gen_help.sh reads this
  * table (one row per line: the command word in quotes, then its cmd_ function): a command's help
@@ -58,7 +61,7 @@ static void usage(FILE *fp) {
     fputs(s, fp);
 }
 
-int main(int argc, char **argv) {
+static int herd_main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -73,4 +76,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], k_cmds[i].name)) return k_cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "herd: error: unknown command '%s' (try 'herd --help')\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+#ifdef HERD_MPI
+    return dist_main(argc, argv, herd_main); /* build/herd-mpi: --tp N under mpirun (src/dist/dist.h) */
+#else
+    return herd_main(argc, argv);
+#endif
 }

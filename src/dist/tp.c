@@ -1,0 +1,385 @@
+/* Tensor parallelism: the forward_tp hooks over MPI, rank 0's side (api_tp.h) and the followers' loop.
+ *
+ * Messages from rank 0 (comm.h, tag CTRL), int64 words then bytes:
+ *   CTX_NEW  n_seq n_ctx n_batch kv_type n_threads       a context was made: make the same forward state
+ *   STEP     n hidden has_seq has_want n_seq | n_past[n_seq] (int64) tokens[n] seq[n] (int32) want[n] (u8)
+ *            one forward pass; n_past are rank 0's positions before it (they carry truncations along)
+ *   SEQ_COPY src dst n                                    herd_seq_copy: copy the cache's first n positions
+ *   CTX_FREE                                              the context went away
+ *   EXIT     rc                                           the command ended
+ * Gathers (tag GATHER): every rank sends its slice to every other (to rank 0 only for the logits) and
+ * receives theirs: a linear all-gather of point-to-point messages, so that a wait knows which rank it
+ * waits for. Only copies: the values do not depend on the exchange (no reduction). */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../api/api_tp.h"
+#include "../base/log.h"
+#include "../model/forward.h"
+#include "../model/model.h"
+#include "comm.h"
+#include "dist.h"
+#include "herd.h"
+
+enum { MSG_CTX_NEW = 1, MSG_STEP, MSG_CTX_FREE, MSG_EXIT, MSG_SEQ_COPY };
+enum { N_WHAT = 4 };
+static const char *k_what[N_WHAT] = {"all-gather of the attention output", "all-gather of a layer's output",
+                                     "all-gather of the feed-forward activations", "gather of the logits"};
+
+typedef struct {
+    int rank, n;
+    const herd_model *m;
+    int64_t *off[N_WHAT]; /* [n + 1] column offsets of each rank's slice, per FORWARD_TP_* */
+    int64_t n_batch;
+    float *send, *recv;   /* [n_batch * widest] */
+    MPI_Request *req;     /* [2n] */
+    int *peer;            /* [2n] */
+    int64_t step;
+    forward_tp hooks;
+} tp_state;
+
+static tp_state g_tp;
+static bool g_exit_sent;
+static double g_idle_s, g_idle_cpu; /* followers: wall and CPU seconds spent waiting for rank 0 */
+
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+static double g_gather_s, g_gather_bytes; /* time in the exchanges (copies and waits), bytes this rank received */
+static int64_t g_n_gather;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void tp_gather(void *ctx, float *buf, int64_t n, int what) {
+    tp_state *t = ctx;
+    const double t0 = now_s();
+    const int64_t *off = t->off[what], full = off[t->n];
+    const int me = t->rank;
+    const int64_t wl = off[me + 1] - off[me];
+    const bool to_root = what == FORWARD_TP_VOCAB;
+    memcpy(t->send, buf, (size_t)(n * wl) * sizeof(float));
+    int k = 0;
+    for (int p = 0; p < t->n; p++) {
+        if (p == me) continue;
+        const int64_t wp = off[p + 1] - off[p];
+        if (!to_root || me == 0) {
+            if (MPI_Irecv(t->recv + n * off[p], (int)(n * wp), MPI_FLOAT, p, COMM_TAG_GATHER, MPI_COMM_WORLD, &t->req[k]) != MPI_SUCCESS)
+                comm_fail("%s: cannot receive from rank %d", k_what[what], p);
+            t->peer[k++] = p;
+        }
+        if (!to_root || p == 0) {
+            if (MPI_Isend(t->send, (int)(n * wl), MPI_FLOAT, p, COMM_TAG_GATHER, MPI_COMM_WORLD, &t->req[k]) != MPI_SUCCESS)
+                comm_fail("%s: cannot send to rank %d", k_what[what], p);
+            t->peer[k++] = p;
+        }
+    }
+    char what_s[160];
+    snprintf(what_s, sizeof what_s, "%s, step %lld", k_what[what], (long long)t->step);
+    comm_wait(t->req, k, t->peer, what_s, comm_timeout(), 200);
+    g_n_gather++;
+    if (to_root && me != 0) {
+        g_gather_s += now_s() - t0;
+        return;
+    }
+    g_gather_bytes += (double)(n * (full - wl)) * sizeof(float);
+    /* [rank p's block of n rows of its width] -> [n][full], p's columns at off[p] */
+    for (int64_t r = 0; r < n; r++)
+        for (int p = 0; p < t->n; p++) {
+            const int64_t wp = off[p + 1] - off[p];
+            const float *src = p == me ? t->send + r * wp : t->recv + n * off[p] + r * wp;
+            memcpy(buf + r * full + off[p], src, (size_t)wp * sizeof(float));
+        }
+    g_gather_s += now_s() - t0;
+}
+
+/* rank 0: the pass it is about to run, for the followers */
+static void tp_begin(void *ctx, forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                     bool hidden) {
+    tp_state *t = ctx;
+    const kv_cache *kv = forward_kv(s);
+    int64_t hdr[6] = {MSG_STEP, n, hidden, seq != NULL, want != NULL, kv->n_seq};
+    size_t bytes = sizeof hdr + (size_t)kv->n_seq * 8 + (size_t)n * 9;
+    uint8_t *msg = herd_xmalloc(bytes), *p = msg;
+    memcpy(p, hdr, sizeof hdr), p += sizeof hdr;
+    memcpy(p, kv->n_past, (size_t)kv->n_seq * 8), p += kv->n_seq * 8;
+    memcpy(p, tokens, (size_t)n * 4), p += n * 4;
+    if (seq) memcpy(p, seq, (size_t)n * 4);
+    p += n * 4;
+    for (int64_t i = 0; i < n; i++) p[i] = want ? want[i] : 0;
+    t->step++;
+    comm_send_ctrl(msg, (int64_t)bytes, "sending a step");
+    free(msg);
+}
+
+/* the slices of every exchanged width, and buffers for n_batch rows of the widest */
+static void tp_setup(tp_state *t, const herd_model *m, int64_t n_batch) {
+    const int64_t full[N_WHAT] = {m->layers[0].wo.n_in, m->hp.n_embd, m->layers[0].w_down.n_in, m->hp.n_vocab};
+    int64_t widest = 0;
+    for (int w = 0; w < N_WHAT; w++) {
+        free(t->off[w]);
+        t->off[w] = herd_xcalloc((size_t)t->n + 1, sizeof(int64_t));
+        for (int r = 0; r < t->n; r++) {
+            int64_t r0, r1;
+            if (w == FORWARD_TP_ATT) r0 = full[w] / t->n * r, r1 = full[w] / t->n * (r + 1); /* whole heads, n | n_head_kv */
+            else model_shard_range(full[w], r, t->n, &r0, &r1);
+            t->off[w][r + 1] = r1;
+        }
+        if (full[w] > widest) widest = full[w];
+    }
+    free(t->send);
+    free(t->recv);
+    t->send = herd_xmalloc((size_t)(n_batch * widest) * sizeof(float));
+    t->recv = herd_xmalloc((size_t)(n_batch * widest) * sizeof(float));
+    t->req = herd_xrealloc(t->req, (size_t)(2 * t->n) * sizeof *t->req);
+    t->peer = herd_xrealloc(t->peer, (size_t)(2 * t->n) * sizeof *t->peer);
+    t->n_batch = n_batch;
+    t->m = m;
+    t->hooks = (forward_tp){.ctx = t, .begin = t->rank == 0 ? tp_begin : NULL, .gather = tp_gather};
+}
+
+/* ---- rank 0: the API's side (api_tp.h) -------------------------------------------------------------- */
+
+static bool g_ctx_live;
+
+static int lead_context_new(const herd_model *m, forward_state *fs, int64_t n_seq, int64_t n_ctx, int64_t n_batch,
+                            int kv_type, int n_threads) {
+    if (g_ctx_live) return herd_err(HERD_E_UNSUPPORTED, "tp: one context at a time under --tp");
+    int64_t msg[6] = {MSG_CTX_NEW, n_seq, n_ctx, n_batch, kv_type, n_threads};
+    comm_send_ctrl(msg, sizeof msg, "announcing a context");
+    tp_setup(&g_tp, m, n_batch);
+    forward_set_tp(fs, &g_tp.hooks);
+    g_ctx_live = true;
+    return HERD_OK;
+}
+
+static void report(const herd_model *m);
+
+static void lead_context_free(forward_state *fs) {
+    forward_set_tp(fs, NULL);
+    report(g_tp.m); /* the model is still loaded: rank 0's resident shard */
+    int64_t msg[1] = {MSG_CTX_FREE};
+    comm_send_ctrl(msg, sizeof msg, "ending a context");
+    g_ctx_live = false;
+}
+
+static void lead_seq_copy(int32_t src, int32_t dst, int64_t n) {
+    int64_t msg[4] = {MSG_SEQ_COPY, src, dst, n};
+    comm_send_ctrl(msg, sizeof msg, "sending a cache copy");
+}
+
+static api_tp_hooks g_lead = {.context_new = lead_context_new, .context_free = lead_context_free, .seq_copy = lead_seq_copy};
+
+/* ---- what every rank reports at the end (HERD_TP_DEBUG=1) -------------------------------------------- */
+
+/* Bytes of [p, p + n) this process has resident: the present bit of each page in /proc/self/pagemap
+ * (the pages it touched, not the page cache that the ranks share) */
+static uint64_t resident_bytes(const uint8_t *p, uint64_t n) {
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *fp = fopen("/proc/self/pagemap", "rb");
+    if (!fp || page <= 0) {
+        if (fp) fclose(fp);
+        return 0;
+    }
+    uint64_t first = (uintptr_t)p / (uint64_t)page, last = ((uintptr_t)p + n + (uint64_t)page - 1) / (uint64_t)page, sum = 0;
+    uint64_t buf[4096];
+    if (fseeko(fp, (off_t)(first * 8), SEEK_SET) == 0)
+        for (uint64_t pg = first; pg < last;) {
+            size_t want = last - pg < 4096 ? (size_t)(last - pg) : 4096, got = fread(buf, 8, want, fp);
+            for (size_t i = 0; i < got; i++) sum += (buf[i] >> 63) & 1;
+            if (got < want) break;
+            pg += got;
+        }
+    fclose(fp);
+    return sum * (uint64_t)page;
+}
+
+static void report(const herd_model *m) {
+    const char *dbg = getenv("HERD_TP_DEBUG");
+    if (!dbg || strcmp(dbg, "1") != 0 || !m) return;
+    double cpu = cpu_s();
+    /* every tensor but the token embedding (its rows are read by token, on every rank alike) */
+    uint64_t rss = 0, total = 0, emb_rss = 0, emb = 0, packed = (uint64_t)m->packed_bytes;
+    for (int64_t i = 0; i < m->tensors.n; i++) {
+        const tensor_ref *t = &m->tensors.t[i];
+        uint64_t r = resident_bytes(t->data, t->nbytes);
+        if (strcmp(t->name, "token_embd.weight") == 0) emb_rss += r, emb += t->nbytes;
+        else rss += r, total += t->nbytes;
+    }
+    fprintf(stderr, "tp: rank %d of %d: weights resident %llu bytes (mapped %llu + packed copies %llu) of %llu in the "
+            "file; token embedding %llu of %llu; cpu %.3f s; idle %.3f s using %.3f s cpu; %lld steps, %lld exchanges "
+            "took %.3f s, received %.0f bytes\n", g_tp.rank, g_tp.n,
+            (unsigned long long)(rss + packed), (unsigned long long)rss, (unsigned long long)packed, (unsigned long long)total,
+            (unsigned long long)emb_rss, (unsigned long long)emb, cpu, g_idle_s, g_idle_cpu, (long long)g_tp.step,
+            (long long)g_n_gather, g_gather_s, g_gather_bytes);
+}
+
+/* ---- the followers ------------------------------------------------------------------------------- */
+
+static int follow(herd_model *m) {
+    forward_state *fs = NULL;
+    float *out = NULL;
+    for (;;) {
+        int64_t len;
+        double c0 = cpu_s();
+        uint8_t *msg = comm_recv_ctrl(&len, &g_idle_s);
+        g_idle_cpu += cpu_s() - c0;
+        int64_t h[6] = {0};
+        memcpy(h, msg, (size_t)(len < (int64_t)sizeof h ? len : (int64_t)sizeof h));
+        switch (h[0]) {
+        case MSG_CTX_NEW: {
+            int rc = forward_state_new(m, h[1], h[2], h[3], (int)h[4], (int)h[5], &fs);
+            if (rc) comm_fail("cannot make the context: %s", herd_last_error());
+            tp_setup(&g_tp, m, h[3]);
+            forward_set_tp(fs, &g_tp.hooks);
+            int64_t w = m->output.n_out > m->hp.n_embd ? m->output.n_out : m->hp.n_embd;
+            out = herd_xmalloc((size_t)(h[3] * w) * sizeof(float));
+            break;
+        }
+        case MSG_STEP: {
+            if (!fs) comm_fail("a step came before a context");
+            const int64_t n = h[1], n_seq = h[5];
+            const uint8_t *p = msg + sizeof h;
+            kv_cache *kv = forward_kv(fs);
+            HERD_ASSERT(n_seq == kv->n_seq && len == (int64_t)sizeof h + n_seq * 8 + n * 9);
+            memcpy(kv->n_past, p, (size_t)n_seq * 8), p += n_seq * 8;
+            const int32_t *tokens = (const int32_t *)p;
+            const int32_t *seq = h[3] ? (const int32_t *)(p + n * 4) : NULL;
+            bool *want = NULL;
+            if (h[4]) {
+                want = herd_xmalloc((size_t)n);
+                for (int64_t i = 0; i < n; i++) want[i] = p[n * 8 + i] != 0;
+            }
+            g_tp.step++;
+            if (h[2]) forward_batch_hidden(fs, tokens, seq, n, want, out);
+            else forward_batch(fs, tokens, seq, n, want, out);
+            free(want);
+            break;
+        }
+        case MSG_SEQ_COPY: {
+            if (!fs) comm_fail("a cache copy came before a context");
+            kv_cache *kv = forward_kv(fs);
+            HERD_ASSERT(h[1] >= 0 && h[1] < kv->n_seq && h[2] >= 0 && h[2] < kv->n_seq && h[3] >= 0 && h[3] <= kv->n_ctx);
+            kv_seq_copy(kv, h[1], h[2], h[3]);
+            break;
+        }
+        case MSG_CTX_FREE:
+            forward_state_free(fs);
+            fs = NULL;
+            free(out);
+            out = NULL;
+            break;
+        case MSG_EXIT:
+            free(msg);
+            forward_state_free(fs);
+            free(out);
+            return 0;
+        default: comm_fail("unknown message %lld from rank 0", (long long)h[0]);
+        }
+        free(msg);
+    }
+}
+
+/* ---- the entry point ------------------------------------------------------------------------------- */
+
+static void lead_exit(void) {
+    if (g_exit_sent) return;
+    g_exit_sent = true;
+    int64_t msg[2] = {MSG_EXIT, 0};
+    comm_send_ctrl(msg, sizeof msg, "ending the run");
+    MPI_Finalize();
+}
+
+int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
+    int tp = 0;
+    const char *model = NULL;
+    char **args = herd_xcalloc((size_t)argc + 1, sizeof *args);
+    int n_args = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--tp") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[i + 1], &end, 10);
+            if (*end || v < 1 || v > 4096) {
+                fprintf(stderr, "herd: error: --tp needs a rank count, not '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            tp = (int)v;
+            i++;
+            continue;
+        }
+        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) model = argv[i + 1];
+        args[n_args++] = argv[i];
+    }
+    if (tp == 0) { /* a single process: no MPI at all */
+        int rc = cli_main(argc, argv);
+        free(args);
+        return rc;
+    }
+    int rank, n;
+    if (comm_init(&argc, &argv, &rank, &n) != 0) {
+        fprintf(stderr, "herd: error: --tp %d: MPI_Init failed (start herd-mpi with mpirun -np %d)\n", tp, tp);
+        return 1;
+    }
+    /* a bad split is refused on every rank before any weight is read; rank 0 says why */
+    int rc = 0;
+    static const char *k_tp_cmds[] = {"run", "logits", "chat", "perplexity", "bench"};
+    bool cmd_ok = false;
+    for (size_t i = 0; i < sizeof k_tp_cmds / sizeof *k_tp_cmds; i++) cmd_ok |= argc > 1 && !strcmp(argv[1], k_tp_cmds[i]);
+    if (!cmd_ok) { /* the others would see one rank's shard as the model (convert, export, info) or need more (serve) */
+        if (rank == 0)
+            fprintf(stderr, "herd: error: --tp works with run, logits, chat, perplexity and bench, not '%s'\n",
+                    argc > 1 ? argv[1] : "");
+        rc = 1;
+    } else if (n != tp) {
+        if (rank == 0)
+            fprintf(stderr, "herd: error: --tp %d but mpirun started %d rank%s (run mpirun -np %d)\n", tp, n, n == 1 ? "" : "s", tp);
+        rc = 1;
+    } else if (!model) {
+        if (rank == 0) fprintf(stderr, "herd: error: --tp needs the model (-m MODEL) on the command line\n");
+        rc = 1;
+    } else {
+        herd_model *probe = NULL;
+        if (model_load_shard(model, MODEL_LOAD_VOCAB_ONLY, rank, n, &probe) != HERD_OK) {
+            if (rank == 0) fprintf(stderr, "herd: error: %s\n", herd_last_error());
+            rc = 1;
+        }
+        model_free(probe);
+    }
+    if (rc) {
+        MPI_Finalize();
+        free(args);
+        return rc;
+    }
+    g_tp.rank = rank;
+    g_tp.n = n;
+    if (rank == 0) {
+        g_lead.rank = rank;
+        g_lead.n = n;
+        api_tp = &g_lead;
+        atexit(lead_exit); /* followers are told to end however the command ends */
+        rc = cli_main(n_args, args);
+        api_tp = NULL;
+        free(args);
+        lead_exit();
+        return rc;
+    }
+    herd_model *m = NULL;
+    if (model_load_shard(model, 0, rank, n, &m) != HERD_OK) comm_fail("cannot load %s: %s", model, herd_last_error());
+    rc = follow(m);
+    report(m);
+    model_free(m);
+    free(args);
+    MPI_Finalize();
+    return rc;
+}

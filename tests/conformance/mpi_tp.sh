@@ -1,0 +1,159 @@
+#!/bin/bash
+# Tensor parallelism over MPI (build/herd-mpi --tp N, docs/SCALING.md) on small random-weight models:
+#   - logits of a 12-token prompt (herd logits, byte for byte) at --tp 2 and --tp 4 equal the single process's,
+#     for F32, Q8_0, Q4_0 and Q4_K weights with GQA ratios 1, 2 and 4;
+#   - greedy generation gives the same ids (prompt processing and decode steps); chat and perplexity the same output;
+#   - each rank holds ~1/N of the weights resident (HERD_TP_DEBUG=1: pages from /proc/self/pagemap);
+#   - a follower waiting for rank 0 (which waits on stdin) uses little CPU;
+#   - a follower killed mid-generation ends every rank; one stopped past HERD_TP_TIMEOUT is named in one
+#     error line and every rank ends; a wrong split (--tp not dividing the KV heads, ranks != tp) is refused
+#     with one line before any weight is read.
+# Launch: --oversubscribe (4 ranks on 2 cores), --bind-to none (else each rank's threads share one core), and
+# root in CI needs OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.
+source tests/lib.sh
+need_ref
+[ -x "$HERD" ] || die "$HERD is not built"
+HMPI=${HERD_MPI:-$(dirname "$HERD")/herd-mpi}
+if ! command -v mpirun >/dev/null || [ ! -x "$HMPI" ]; then
+    [ -n "${CI:-}" ] && die "mpirun or $HMPI is missing (scripts/setup.sh installs openmpi-bin libopenmpi-dev)"
+    skip "no mpirun or $HMPI (apt-get install openmpi-bin libopenmpi-dev, then make)"
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPIRUN=(mpirun --oversubscribe --bind-to none)
+export HERD_TP_TIMEOUT=60
+
+mkdir -p build/test-models
+# name type extra-synth-args: GQA 1 (8 KV heads), 2 (4) and 4 (16 query heads of 16 dims over 4 KV heads)
+model() {
+    local f=$PWD/build/test-models/tp-$1.gguf
+    if [ ! -f "$f" ]; then
+        "$HERD" synth --vocab "$VOCAB31" -o "$f.tmp.$$" --shape tiny --type "$2" --seed 11 "${@:3}" >/dev/null ||
+            die "herd synth $1 failed"
+        mv "$f.tmp.$$" "$f"
+    fi
+    echo "$f"
+}
+F32=$(model f32-gqa1 f32 --n-head-kv 8)
+Q8=$(model q8_0-gqa2 q8_0 --n-head-kv 4)
+Q4=$(model q4_0-gqa4 q4_0 --n-head 16 --n-head-kv 4 --head-dim 16)
+QK=$(model q4_k-gqa1 q4_k --n-head-kv 8)
+IDS='[128000,791,4062,14198,39935,35308,927,279,16053,5679,13,578]'
+
+# ---- logits, byte for byte ----
+for m in "$F32" "$Q8" "$Q4" "$QK"; do
+    "$HERD" logits -m "$m" --prompt-ids "$IDS" -t 1 -o "$TMP/one.bin" || die "single-process logits failed on $m"
+    for n in 2 4; do
+        timeout 120 "${MPIRUN[@]}" -np $n "$HMPI" logits -m "$m" --prompt-ids "$IDS" -t 1 -o "$TMP/tp.bin" --tp $n \
+            >"$TMP/log" 2>&1 || { cat "$TMP/log"; die "--tp $n logits failed on $m"; }
+        cmp -s "$TMP/one.bin" "$TMP/tp.bin" || die "--tp $n logits differ from the single process on $(basename "$m")"
+        echo "ok: $(basename "$m") --tp $n logits bit-identical ($(stat -c %s "$TMP/tp.bin") bytes)"
+    done
+done
+
+# ---- greedy generation (Q8_0; the other types' decode steps are in the logits above, token by token is
+# bit-identical to a batch: test_forward); also the resident weights per rank: about 1/N of the file's matrices ----
+for m in "$Q8"; do
+    "$HERD" run -m "$m" -p "The quick brown fox" -n 24 --temp 0 --json -t 1 >"$TMP/one.json" || die "single-process run failed"
+    for n in 2 4; do
+        HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np $n "$HMPI" run -m "$m" -p "The quick brown fox" -n 24 --temp 0 --json \
+            -t 1 --tp $n >"$TMP/tp.json" 2>"$TMP/log" || { cat "$TMP/log"; die "--tp $n run failed on $m"; }
+        python3 - "$TMP/one.json" "$TMP/tp.json" <<'PY' || die "--tp $n greedy ids differ on $(basename "$m")"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert len(a["ids"]) == 24 and a["ids"] == b["ids"] and a["prompt_ids"] == b["prompt_ids"], (a["ids"], b["ids"])
+PY
+        echo "ok: $(basename "$m") --tp $n greedy ids identical"
+        [ "$m" = "$Q8" ] || continue
+        python3 - "$TMP/log" $n <<'PY' || { cat "$TMP/log"; die "--tp $n: a rank holds more than about 1/$n of the weights"; }
+import re, sys
+n = int(sys.argv[2])
+rows = re.findall(r"tp: rank (\d+) of \d+: weights resident (\d+) bytes .* of (\d+) in the file", open(sys.argv[1]).read())
+assert len(rows) == n, rows
+for r, res, tot in rows:
+    res, tot = int(res), int(tot)
+    share = tot / n
+    print(f"rank {r}: {res} bytes resident, {res / tot:.3f} of the weights (1/{n} = {1 / n:.3f})")
+    assert 0.8 * share < res < 1.15 * share + (2 << 20), (r, res, share)
+PY
+    done
+done
+
+# ---- chat and perplexity at --tp 2: the same output as one process ----
+printf 'the cat walks over the river and the moon sings quickly under the storm %.0s' $(seq 60) >"$TMP/text.txt"
+"$HERD" chat -m "$Q8" -p "Hello, who are you?" -n 16 --temp 0 -t 1 >"$TMP/one.txt" 2>/dev/null || die "chat failed"
+timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" chat -m "$Q8" -p "Hello, who are you?" -n 16 --temp 0 -t 1 --tp 2 \
+    >"$TMP/tp.txt" 2>"$TMP/log" || { cat "$TMP/log"; die "--tp 2 chat failed"; }
+cmp -s "$TMP/one.txt" "$TMP/tp.txt" || die "--tp 2 chat differs"
+"$HERD" perplexity -m "$Q8" -f "$TMP/text.txt" -c 128 --chunks 3 -t 1 2>/dev/null | grep -v 'minutes' >"$TMP/one.txt" ||
+    die "perplexity failed"
+timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" perplexity -m "$Q8" -f "$TMP/text.txt" -c 128 --chunks 3 -t 1 --tp 2 2>"$TMP/log" |
+    grep -v 'minutes' >"$TMP/tp.txt" || { cat "$TMP/log"; die "--tp 2 perplexity failed"; }
+grep -q '\[3\]' "$TMP/one.txt" && cmp -s "$TMP/one.txt" "$TMP/tp.txt" ||
+    die "--tp 2 perplexity differs: $(cat "$TMP/one.txt") vs $(cat "$TMP/tp.txt")"
+echo "ok: chat and perplexity at --tp 2 equal one process ($(cat "$TMP/tp.txt"))"
+
+# ---- an idle follower sleeps: rank 0 waits 8 s for its prompt on stdin ----
+(sleep 8; echo "Hello there") | HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -f /dev/stdin -n 2 \
+    --temp 0 -t 1 --tp 2 >/dev/null 2>"$TMP/log" || { cat "$TMP/log"; die "the idle run failed"; }
+python3 - "$TMP/log" <<'PY' || { cat "$TMP/log"; die "an idle follower burns CPU"; }
+import re, sys
+m = re.search(r"tp: rank 1 of 2: .* idle ([\d.]+) s using ([\d.]+) s cpu", open(sys.argv[1]).read())
+idle, cpu = float(m[1]), float(m[2])
+print(f"idle follower: {idle:.2f} s waiting, {cpu:.3f} s cpu ({100 * cpu / idle:.1f} %)")
+assert idle > 2 and cpu < 0.05 * idle, (idle, cpu)
+PY
+
+# ---- faults ----
+# the pid of rank R among mpirun's children (Open MPI gives each its rank in the environment)
+rank_pid() {
+    local p
+    for p in $(pgrep -P "$1"); do
+        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
+    done
+}
+start_long() { # a generation of 3000 tokens, in the background, until it is under way; sets MPID and R1
+    "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -p "Once upon a time" -n 3000 -c 4096 --temp 0 -t 1 --tp 2 \
+        >"$TMP/fault.out" 2>"$TMP/fault.log" &
+    MPID=$!
+    for _ in $(seq 300); do # until it has printed some of the generation
+        [ "$(stat -c %s "$TMP/fault.out" 2>/dev/null || echo 0)" -gt 40 ] && break
+        sleep 0.1
+    done
+    R1=$(rank_pid $MPID 1)
+    [ -n "$R1" ] || die "rank 1 of the long run not found"
+}
+wait_end() { # waits up to $1 s for mpirun; its status in RC
+    local t0=$SECONDS
+    while kill -0 $MPID 2>/dev/null; do
+        [ $((SECONDS - t0)) -gt "$1" ] && { kill -9 $MPID; die "the ranks did not all exit within $1 s: $(cat "$TMP/fault.log")"; }
+        sleep 0.2
+    done
+    wait $MPID; RC=$?
+}
+start_long
+kill -9 "$R1"
+wait_end 30
+[ $RC -ne 0 ] || die "mpirun exited 0 after rank 1 was killed"
+grep -q "rank 1" "$TMP/fault.log" || die "no line names rank 1: $(cat "$TMP/fault.log")"
+echo "ok: a killed follower ends every rank ($(grep -m1 'rank 1' "$TMP/fault.log"))"
+
+HERD_TP_TIMEOUT=3 start_long
+kill -STOP "$R1"
+wait_end 30
+kill -9 "$R1" 2>/dev/null
+[ $RC -ne 0 ] || die "mpirun exited 0 with rank 1 stopped"
+grep -q "herd: tp: rank 0: rank 1 did not answer within 3 s" "$TMP/fault.log" || die "no timeout line: $(cat "$TMP/fault.log")"
+echo "ok: a hung follower is named: $(grep -m1 'did not answer' "$TMP/fault.log")"
+
+# ---- wrong splits, refused before loading ----
+timeout 60 "${MPIRUN[@]}" -np 3 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "$TMP/x.bin" --tp 3 >"$TMP/log" 2>&1 &&
+    die "--tp 3 on 4 KV heads was accepted"
+[ "$(grep -c '^herd: error: tp: --tp 3 does not divide the 4 KV heads' "$TMP/log")" = 1 ] || die "bad --tp 3 message: $(cat "$TMP/log")"
+timeout 60 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "$TMP/x.bin" --tp 2 >"$TMP/log" 2>&1 &&
+    die "--tp 2 on 4 ranks was accepted"
+[ "$(grep -c '^herd: error: --tp 2 but mpirun started 4 ranks' "$TMP/log")" = 1 ] || die "bad ranks message: $(cat "$TMP/log")"
+timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" info "$Q8" --tp 2 >"$TMP/log" 2>&1 && die "info --tp 2 was accepted"
+[ "$(grep -c "^herd: error: --tp works with run, logits, chat, perplexity and bench, not 'info'" "$TMP/log")" = 1 ] ||
+    die "bad command message: $(cat "$TMP/log")"
+echo "ok: wrong splits and commands refused with one line"
+echo "PASS"
