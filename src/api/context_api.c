@@ -339,11 +339,13 @@ int herd_embed_pooled(herd_context *c, int32_t seq, const int32_t *tokens, int64
 /* ---- a sequence's KV as bytes -------------------------------------------------------------------- */
 
 uint64_t herd_seq_kv_bytes_per_pos(const herd_context *c) {
+    if (api_tp) return 0; /* each rank holds its heads' rows only: the cache cannot be read out whole */
     const kv_cache *kv = forward_kv(c->fs);
     return (uint64_t)kv->n_layer * (uint64_t)(kv->row_bytes_k + kv->row_bytes_v);
 }
 
 int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n, void *buf) {
+    if (api_tp) return herd_err(HERD_E_UNSUPPORTED, "the KV cache cannot be read out under --tp (each rank holds its heads)");
     const kv_cache *kv = forward_kv(c->fs);
     if (seq < 0 || seq >= kv->n_seq || pos < 0 || n < 0 || pos + n > kv->n_past[seq])
         return herd_err(HERD_E_ARG, "kv read: positions [%lld, %lld) of sequence %d are not cached", (long long)pos,
@@ -358,6 +360,7 @@ int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n,
 }
 
 int herd_seq_kv_write(herd_context *c, int32_t seq, int64_t pos, int64_t n, const void *buf) {
+    if (api_tp) return herd_err(HERD_E_UNSUPPORTED, "the KV cache cannot be written in under --tp (each rank holds its heads)");
     kv_cache *kv = forward_kv(c->fs);
     if (seq < 0 || seq >= kv->n_seq || pos < 0 || n < 0 || pos > kv->n_past[seq] || pos + n > kv->n_ctx)
         return herd_err(HERD_E_ARG, "kv write: positions [%lld, %lld) do not fit sequence %d (%lld cached of %lld)",

@@ -333,13 +333,22 @@ int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
     }
     /* a bad split is refused on every rank before any weight is read; rank 0 says why */
     int rc = 0;
-    static const char *k_tp_cmds[] = {"run", "logits", "chat", "perplexity", "bench"};
+    static const char *k_tp_cmds[] = {"run", "logits", "chat", "perplexity", "bench", "serve"};
+    /* options that bring a second model or an adapter: the followers load and follow -m alone */
+    static const char *k_tp_refused[] = {"--lora", "--draft", "--guard-model", "--prompt-guard"};
     bool cmd_ok = false;
+    const char *refused = NULL;
     for (size_t i = 0; i < sizeof k_tp_cmds / sizeof *k_tp_cmds; i++) cmd_ok |= argc > 1 && !strcmp(argv[1], k_tp_cmds[i]);
-    if (!cmd_ok) { /* the others would see one rank's shard as the model (convert, export, info) or need more (serve) */
+    for (int i = 2; i < n_args && !refused; i++)
+        for (size_t k = 0; k < sizeof k_tp_refused / sizeof *k_tp_refused; k++)
+            if (!strcmp(args[i], k_tp_refused[k])) refused = k_tp_refused[k];
+    if (!cmd_ok) { /* the others would see one rank's shard as the model (convert, export, info) */
         if (rank == 0)
-            fprintf(stderr, "herd: error: --tp works with run, logits, chat, perplexity and bench, not '%s'\n",
+            fprintf(stderr, "herd: error: --tp works with run, logits, chat, perplexity, bench and serve, not '%s'\n",
                     argc > 1 ? argv[1] : "");
+        rc = 1;
+    } else if (refused) {
+        if (rank == 0) fprintf(stderr, "herd: error: %s does not work with --tp yet (the ranks follow -m alone)\n", refused);
         rc = 1;
     } else if (n != tp) {
         if (rank == 0)

@@ -3,6 +3,7 @@
 #   - logits of a 12-token prompt (herd logits, byte for byte) at --tp 2 and --tp 4 equal the single process's,
 #     for F32, Q8_0, Q4_0 and Q4_K weights with GQA ratios 1, 2 and 4;
 #   - greedy generation gives the same ids (prompt processing and decode steps); chat and perplexity the same output;
+#   - serve answers parallel chat and completion requests as one process does; SIGTERM ends every rank;
 #   - each rank holds ~1/N of the weights resident (HERD_TP_DEBUG=1: pages from /proc/self/pagemap);
 #   - a follower waiting for rank 0 (which waits on stdin) uses little CPU;
 #   - a follower killed mid-generation ends every rank; one stopped past HERD_TP_TIMEOUT is named in one
@@ -92,6 +93,50 @@ grep -q '\[3\]' "$TMP/one.txt" && cmp -s "$TMP/one.txt" "$TMP/tp.txt" ||
     die "--tp 2 perplexity differs: $(cat "$TMP/one.txt") vs $(cat "$TMP/tp.txt")"
 echo "ok: chat and perplexity at --tp 2 equal one process ($(cat "$TMP/tp.txt"))"
 
+# ---- serve at --tp 2: the same answers as one process (2 slots, requests in parallel), then SIGTERM ends
+# every rank; what needs the whole KV cache (a second context for echo's prompt log-probs) is refused ----
+serve_answers() { # out-file cmd... (TP_ARGS after serve's): starts the server, asks, stops it
+    local out=$1; shift
+    "$@" serve -m "$Q8" --port 0 --parallel 2 -t 1 ${TP_ARGS:-} >"$TMP/srv.port" 2>"$TMP/srv.log" &
+    local pid=$! port=""
+    for _ in $(seq 300); do port=$(head -1 "$TMP/srv.port" 2>/dev/null); [ -n "$port" ] && break; sleep 0.1; done
+    [ -n "$port" ] || { kill $pid; cat "$TMP/srv.log"; die "the server did not start: $*"; }
+    local u=http://127.0.0.1:$port
+    local q cpids=()
+    for q in "Hello, who are you?" "Tell me about the moon."; do
+        curl -s -m 60 $u/v1/chat/completions -H 'Content-Type: application/json' \
+            -d "{\"messages\":[{\"role\":\"user\",\"content\":\"$q\"}],\"max_tokens\":16,\"temperature\":0}" >"$TMP/c-$q.json" &
+        cpids+=($!)
+    done
+    wait "${cpids[@]}"
+    for q in "Hello, who are you?" "Tell me about the moon."; do
+        python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["message"]["content"])' "$TMP/c-$q.json" >>"$out" ||
+            die "bad answer from $*: $(cat "$TMP/c-$q.json")"
+    done
+    curl -s -m 60 $u/v1/completions -H 'Content-Type: application/json' \
+        -d '{"prompt":"The quick brown fox","max_tokens":8,"temperature":0}' >"$TMP/cmp.json"
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"])' "$TMP/cmp.json" >>"$out" ||
+        die "bad completion from $*: $(cat "$TMP/cmp.json")"
+    curl -s -m 60 $u/v1/completions -H 'Content-Type: application/json' \
+        -d '{"prompt":"The quick brown fox","max_tokens":2,"temperature":0,"echo":true,"logprobs":1}' >"$TMP/echo.json"
+    kill -TERM $pid
+    local t0=$SECONDS
+    while kill -0 $pid 2>/dev/null; do [ $((SECONDS - t0)) -gt 30 ] && { kill -9 $pid; die "the server did not stop: $*"; }; sleep 0.2; done
+    wait $pid 2>/dev/null || true
+}
+rm -f "$TMP"/c-*.json
+serve_answers "$TMP/one.srv" "$HERD"
+rm -f "$TMP"/c-*.json
+TP_ARGS="--tp 2" serve_answers "$TMP/tp.srv" timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI"
+[ "$(wc -l <"$TMP/one.srv")" -ge 3 ] && cmp -s "$TMP/one.srv" "$TMP/tp.srv" ||
+    die "serve at --tp 2 answers differently: $(cat "$TMP/one.srv") vs $(cat "$TMP/tp.srv")"
+grep -q 'one context at a time under --tp' "$TMP/echo.json" || die "echo at --tp 2: $(cat "$TMP/echo.json")"
+pgrep -f "herd-mpi.*serve" >/dev/null && die "a rank of the server is still running after SIGTERM"
+timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" serve -m "$Q8" --port 0 --tp 2 --guard-model "$Q8" >"$TMP/log" 2>&1 &&
+    die "serve --guard-model at --tp 2 was accepted"
+[ "$(grep -c '^herd: error: --guard-model does not work with --tp yet' "$TMP/log")" = 1 ] || die "bad --guard-model message: $(cat "$TMP/log")"
+echo "ok: serve at --tp 2 answers as one process (2 slots in parallel; chat and completions); echo's second context and --guard-model refused"
+
 # ---- an idle follower sleeps: rank 0 waits 8 s for its prompt on stdin ----
 (sleep 8; echo "Hello there") | HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -f /dev/stdin -n 2 \
     --temp 0 -t 1 --tp 2 >/dev/null 2>"$TMP/log" || { cat "$TMP/log"; die "the idle run failed"; }
@@ -153,7 +198,7 @@ timeout 60 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "
     die "--tp 2 on 4 ranks was accepted"
 [ "$(grep -c '^herd: error: --tp 2 but mpirun started 4 ranks' "$TMP/log")" = 1 ] || die "bad ranks message: $(cat "$TMP/log")"
 timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" info "$Q8" --tp 2 >"$TMP/log" 2>&1 && die "info --tp 2 was accepted"
-[ "$(grep -c "^herd: error: --tp works with run, logits, chat, perplexity and bench, not 'info'" "$TMP/log")" = 1 ] ||
+[ "$(grep -c "^herd: error: --tp works with run, logits, chat, perplexity, bench and serve, not 'info'" "$TMP/log")" = 1 ] ||
     die "bad command message: $(cat "$TMP/log")"
 echo "ok: wrong splits and commands refused with one line"
 echo "PASS"
