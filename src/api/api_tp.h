@@ -9,7 +9,8 @@
 #include "../model/forward.h"
 
 typedef struct {
-    int rank, n;
+    int rank, n;  /* rank 0 of n = tp * pp */
+    int tp, pp;   /* tensor-parallel ranks per pipeline stage, stages (--pp) */
     /* after forward_state_new on rank 0: tell the followers, and install the forward_tp hooks on fs */
     int (*context_new)(const herd_model *m, forward_state *fs, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads);
     /* before forward_state_free on rank 0 */

@@ -11,7 +11,7 @@
 #include "herd.h"
 
 int herd_model_load(const char *path, herd_model **out) {
-    if (api_tp) return model_load_shard(path, 0, api_tp->rank, api_tp->n, out); /* rank 0's shard (api_tp.h) */
+    if (api_tp) return model_load_part(path, 0, 0, api_tp->tp, 0, api_tp->pp, out); /* rank 0's part (api_tp.h) */
     return model_load(path, 0, out);
 }
 

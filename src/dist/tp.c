@@ -32,7 +32,8 @@ static const char *k_what[N_WHAT] = {"all-gather of the attention output", "all-
                                      "all-gather of the feed-forward activations", "gather of the logits"};
 
 typedef struct {
-    int rank, n;
+    int rank, n;          /* this rank of n (all of them) */
+    int tp, pp, stage;    /* tensor-parallel ranks per stage, pipeline stages, this rank's stage */
     const herd_model *m;
     int64_t *off[N_WHAT]; /* [n + 1] column offsets of each rank's slice, per FORWARD_TP_* */
     int64_t n_batch;
@@ -123,6 +124,37 @@ static void tp_begin(void *ctx, forward_state *s, const int32_t *tokens, const i
     free(msg);
 }
 
+/* ---- pipeline stages (--pp; one rank per stage): point-to-point hand-offs of whole rows ---- */
+
+static void pipe_xfer(tp_state *t, float *buf, int64_t count, int peer, bool send, const char *what) {
+    MPI_Request r;
+    int rc = send ? MPI_Isend(buf, (int)count, MPI_FLOAT, peer, COMM_TAG_PIPE, MPI_COMM_WORLD, &r)
+                  : MPI_Irecv(buf, (int)count, MPI_FLOAT, peer, COMM_TAG_PIPE, MPI_COMM_WORLD, &r);
+    if (rc != MPI_SUCCESS) comm_fail("%s: cannot %s rank %d", what, send ? "send to" : "receive from", peer);
+    char what_s[160];
+    snprintf(what_s, sizeof what_s, "%s, step %lld", what, (long long)t->step);
+    const double t0 = now_s();
+    comm_wait(&r, 1, &peer, what_s, comm_timeout(), 200);
+    g_gather_s += now_s() - t0;
+    if (!send) g_gather_bytes += (double)count * sizeof(float);
+}
+
+static void pp_recv_x(void *ctx, float *x, int64_t n) {
+    tp_state *t = ctx;
+    pipe_xfer(t, x, n * t->m->hp.n_embd, t->rank - 1, false, "the residual stream from the previous stage");
+}
+
+static void pp_send_x(void *ctx, const float *x, int64_t n) {
+    tp_state *t = ctx;
+    pipe_xfer(t, (float *)x, n * t->m->hp.n_embd, t->rank + 1, true, "the residual stream to the next stage");
+}
+
+static void pp_out_rows(void *ctx, float *out, int64_t n_rows, int64_t width) {
+    tp_state *t = ctx;
+    if (t->rank == 0) pipe_xfer(t, out, n_rows * width, t->n - 1, false, "the outputs from the last stage");
+    else pipe_xfer(t, out, n_rows * width, 0, true, "the outputs to rank 0");
+}
+
 /* the slices of every exchanged width, and buffers for n_batch rows of the widest */
 static void tp_setup(tp_state *t, const herd_model *m, int64_t n_batch) {
     const int64_t full[N_WHAT] = {m->layers[0].wo.n_in, m->hp.n_embd, m->layers[0].w_down.n_in, m->hp.n_vocab};
@@ -146,7 +178,9 @@ static void tp_setup(tp_state *t, const herd_model *m, int64_t n_batch) {
     t->peer = herd_xrealloc(t->peer, (size_t)(2 * t->n) * sizeof *t->peer);
     t->n_batch = n_batch;
     t->m = m;
-    t->hooks = (forward_tp){.ctx = t, .begin = t->rank == 0 ? tp_begin : NULL, .gather = tp_gather};
+    t->hooks = (forward_tp){.ctx = t, .begin = t->rank == 0 ? tp_begin : NULL, .gather = t->tp > 1 ? tp_gather : NULL,
+                            .first_stage = t->stage == 0, .last_stage = t->stage == t->pp - 1, .lead = t->rank == 0,
+                            .recv_x = pp_recv_x, .send_x = pp_send_x, .out_rows = pp_out_rows};
 }
 
 /* ---- rank 0: the API's side (api_tp.h) -------------------------------------------------------------- */
@@ -302,33 +336,36 @@ static void lead_exit(void) {
 }
 
 int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
-    int tp = 0;
+    int tp = 0, pp = 0;
     const char *model = NULL;
     char **args = herd_xcalloc((size_t)argc + 1, sizeof *args);
     int n_args = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--tp") && i + 1 < argc) {
+        if ((!strcmp(argv[i], "--tp") || !strcmp(argv[i], "--pp")) && i + 1 < argc) {
             char *end;
             long v = strtol(argv[i + 1], &end, 10);
             if (*end || v < 1 || v > 4096) {
-                fprintf(stderr, "herd: error: --tp needs a rank count, not '%s'\n", argv[i + 1]);
+                fprintf(stderr, "herd: error: %s needs a rank count, not '%s'\n", argv[i], argv[i + 1]);
+                free(args);
                 return 2;
             }
-            tp = (int)v;
+            *(argv[i][2] == 't' ? &tp : &pp) = (int)v;
             i++;
             continue;
         }
         if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) model = argv[i + 1];
         args[n_args++] = argv[i];
     }
-    if (tp == 0) { /* a single process: no MPI at all */
+    if (tp == 0 && pp == 0) { /* a single process: no MPI at all */
         int rc = cli_main(argc, argv);
         free(args);
         return rc;
     }
     int rank, n;
+    tp = tp ? tp : 1, pp = pp ? pp : 1;
     if (comm_init(&argc, &argv, &rank, &n) != 0) {
-        fprintf(stderr, "herd: error: --tp %d: MPI_Init failed (start herd-mpi with mpirun -np %d)\n", tp, tp);
+        fprintf(stderr, "herd: error: --tp %d --pp %d: MPI_Init failed (start herd-mpi with mpirun -np %d)\n", tp, pp, tp * pp);
+        free(args);
         return 1;
     }
     /* a bad split is refused on every rank before any weight is read; rank 0 says why */
@@ -350,16 +387,23 @@ int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
     } else if (refused) {
         if (rank == 0) fprintf(stderr, "herd: error: %s does not work with --tp yet (the ranks follow -m alone)\n", refused);
         rc = 1;
-    } else if (n != tp) {
-        if (rank == 0)
-            fprintf(stderr, "herd: error: --tp %d but mpirun started %d rank%s (run mpirun -np %d)\n", tp, n, n == 1 ? "" : "s", tp);
+    } else if (tp > 1 && pp > 1) {
+        if (rank == 0) fprintf(stderr, "herd: error: --tp with --pp is not done yet: use one of them\n");
+        rc = 1;
+    } else if (n != tp * pp) {
+        if (rank == 0) {
+            if (pp == 1)
+                fprintf(stderr, "herd: error: --tp %d but mpirun started %d rank%s (run mpirun -np %d)\n", tp, n, n == 1 ? "" : "s", tp);
+            else
+                fprintf(stderr, "herd: error: --pp %d but mpirun started %d rank%s (run mpirun -np %d)\n", pp, n, n == 1 ? "" : "s", pp);
+        }
         rc = 1;
     } else if (!model) {
-        if (rank == 0) fprintf(stderr, "herd: error: --tp needs the model (-m MODEL) on the command line\n");
+        if (rank == 0) fprintf(stderr, "herd: error: %s needs the model (-m MODEL) on the command line\n", pp > 1 ? "--pp" : "--tp");
         rc = 1;
     } else {
         herd_model *probe = NULL;
-        if (model_load_shard(model, MODEL_LOAD_VOCAB_ONLY, rank, n, &probe) != HERD_OK) {
+        if (model_load_part(model, MODEL_LOAD_VOCAB_ONLY, rank % tp, tp, rank / tp, pp, &probe) != HERD_OK) {
             if (rank == 0) fprintf(stderr, "herd: error: %s\n", herd_last_error());
             rc = 1;
         }
@@ -372,9 +416,12 @@ int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
     }
     g_tp.rank = rank;
     g_tp.n = n;
+    g_tp.tp = tp, g_tp.pp = pp, g_tp.stage = rank / tp;
     if (rank == 0) {
         g_lead.rank = rank;
         g_lead.n = n;
+        g_lead.tp = tp;
+        g_lead.pp = pp;
         api_tp = &g_lead;
         atexit(lead_exit); /* followers are told to end however the command ends */
         rc = cli_main(n_args, args);
@@ -384,7 +431,7 @@ int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
         return rc;
     }
     herd_model *m = NULL;
-    if (model_load_shard(model, 0, rank, n, &m) != HERD_OK) comm_fail("cannot load %s: %s", model, herd_last_error());
+    if (model_load_part(model, 0, rank % tp, tp, rank / tp, pp, &m) != HERD_OK) comm_fail("cannot load %s: %s", model, herd_last_error());
     rc = follow(m);
     report(m);
     model_free(m);

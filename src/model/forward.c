@@ -190,7 +190,7 @@ void forward_set_tp(forward_state *s, const forward_tp *tp) {
 
 /* a shard's rows of an activation [n][its width] become [n][the whole width] (forward_tp) */
 static void tp_gather(forward_state *s, float *buf, int64_t n, int what) {
-    if (s->tp) s->tp->gather(s->tp->ctx, buf, n, what);
+    if (s->tp && s->tp->gather) s->tp->gather(s->tp->ctx, buf, n, what);
 }
 
 kv_cache *forward_kv(forward_state *s) {
@@ -214,7 +214,8 @@ int forward_set_lora(forward_state *s, int32_t seq, const lora_adapter *const *a
                             ad[i] ? (long long)ad[i]->n_layer : 0LL, (long long)s->m->hp.n_layer);
         if (!isfinite(scales[i])) return herd_err(HERD_E_ARG, "lora: the scale of adapter %d is not finite", i);
     }
-    if (n > 0 && s->m->shard_n > 1) return herd_err(HERD_E_UNSUPPORTED, "lora: adapters are not supported with --tp yet");
+    if (n > 0 && (s->m->shard_n > 1 || s->m->n_stages > 1))
+        return herd_err(HERD_E_UNSUPPORTED, "lora: adapters are not supported with --tp or --pp yet");
     if (!s->lora_n) {
         s->lora_n = herd_xcalloc((size_t)n_seq, sizeof *s->lora_n);
         s->lora_ad = herd_xcalloc((size_t)n_seq, sizeof *s->lora_ad);
@@ -443,8 +444,11 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         s->pos[t] = s->kv.n_past[sq]++;
         HERD_ASSERT(s->pos[t] < s->kv.n_ctx);
     }
+    const forward_tp *tp = s->tp;
+    const bool first = !tp || tp->first_stage, last = !tp || tp->last_stage;
+    if (!first) tp->recv_x(tp->ctx, s->x, n); /* pipeline: the previous stage's residual stream */
     for (int64_t t = 0; t < n; t++) {
-        emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
+        if (first) emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
         model_rope_cache(s->rope_cs + t * hp->head_dim, (float)s->pos[t], hp->head_dim, hp->rope_theta, hp->rope_freq_scale,
                    m->rope_freqs);
     }
@@ -485,6 +489,13 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
     }
 
+    int64_t n_want = 0;
+    for (int64_t t = 0; want && t < n; t++) n_want += want[t];
+    if (!last) { /* pipeline: on to the next stage; rank 0 then gets the outputs from the last one */
+        tp->send_x(tp->ctx, s->x, n);
+        if (tp->lead && n_want > 0) tp->out_rows(tp->ctx, out, n_want, hidden ? E : hp->n_vocab);
+        return;
+    }
     if (!want) return;
     int64_t n_out = 0;
     float *dst = hidden ? out : s->h;
@@ -494,6 +505,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         matmul(s->pool, &m->output, s->h, E, n_out, out, m->output.n_out, s->xq);
         tp_gather(s, out, n_out, FORWARD_TP_VOCAB);
     }
+    if (!first && n_out > 0) tp->out_rows(tp->ctx, out, n_out, hidden ? E : hp->n_vocab); /* to rank 0 */
 }
 
 static double now_s(void) {

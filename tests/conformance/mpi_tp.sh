@@ -4,6 +4,8 @@
 #     for F32, Q8_0, Q4_0 and Q4_K weights with GQA ratios 1, 2 and 4;
 #   - greedy generation gives the same ids (prompt processing and decode steps); chat and perplexity the same output;
 #   - serve answers parallel chat and completion requests as one process does; SIGTERM ends every rank;
+#   - pipeline stages (--pp 2, --pp 4): the same logits, greedy ids and server answers; each stage holds
+#     only its layers (the last one also the output matrix);
 #   - each rank holds ~1/N of the weights resident (HERD_TP_DEBUG=1: pages from /proc/self/pagemap);
 #   - a follower waiting for rank 0 (which waits on stdin) uses little CPU;
 #   - a follower killed mid-generation ends every rank; one stopped past HERD_TP_TIMEOUT is named in one
@@ -49,6 +51,14 @@ for m in "$F32" "$Q8" "$Q4" "$QK"; do
         cmp -s "$TMP/one.bin" "$TMP/tp.bin" || die "--tp $n logits differ from the single process on $(basename "$m")"
         echo "ok: $(basename "$m") --tp $n logits bit-identical ($(stat -c %s "$TMP/tp.bin") bytes)"
     done
+    # pipeline stages do not depend on the weight type: 2 and 4 stages on F32, 2 on Q8_0, 4 on Q4_0
+    case $m in "$F32") pps="2 4" ;; "$Q8") pps=2 ;; "$Q4") pps=4 ;; *) pps="" ;; esac
+    for n in $pps; do
+        timeout 120 "${MPIRUN[@]}" -np $n "$HMPI" logits -m "$m" --prompt-ids "$IDS" -t 1 -o "$TMP/pp.bin" --pp $n \
+            >"$TMP/log" 2>&1 || { cat "$TMP/log"; die "--pp $n logits failed on $m"; }
+        cmp -s "$TMP/one.bin" "$TMP/pp.bin" || die "--pp $n logits differ from the single process on $(basename "$m")"
+        echo "ok: $(basename "$m") --pp $n logits bit-identical"
+    done
 done
 
 # ---- greedy generation (Q8_0; the other types' decode steps are in the logits above, token by token is
@@ -78,6 +88,25 @@ for r, res, tot in rows:
 PY
     done
 done
+
+# pipeline stages: the same greedy ids; each stage holds its layers (and the last one the output matrix)
+"$HERD" run -m "$Q8" -p "The quick brown fox" -n 24 --temp 0 --json -t 1 >"$TMP/one.json" || die "single-process run failed"
+HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -p "The quick brown fox" -n 24 --temp 0 --json \
+    -t 1 --pp 2 >"$TMP/pp.json" 2>"$TMP/log" || { cat "$TMP/log"; die "--pp 2 run failed"; }
+python3 - "$TMP/one.json" "$TMP/pp.json" "$TMP/log" <<'PY' || { cat "$TMP/log"; die "--pp 2: greedy ids or resident weights wrong"; }
+import json, re, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert len(a["ids"]) == 24 and a["ids"] == b["ids"], (a["ids"], b["ids"])
+rows = {int(r): (int(res), int(tot), int(emb)) for r, res, tot, emb in re.findall(
+    r"tp: rank (\d+) of 2: weights resident (\d+) bytes .* of (\d+) in the file; token embedding \d+ of (\d+)", open(sys.argv[3]).read())}
+assert sorted(rows) == [0, 1], rows
+tot, out = rows[0][1], rows[0][2]  # the output matrix has the token embedding's shape here
+layers = tot - out
+print(f"--pp 2: stage 0 holds {rows[0][0]} bytes, stage 1 {rows[1][0]} (layers {layers}, output {out})")
+assert rows[0][0] < 0.65 * layers + (1 << 20), rows        # half the layers, no output matrix
+assert out < rows[1][0] < out + 0.65 * layers + (1 << 20), rows  # the other half and the output
+PY
+echo "ok: --pp 2 greedy ids identical; each stage holds its layers"
 
 # ---- chat and perplexity at --tp 2: the same output as one process ----
 printf 'the cat walks over the river and the moon sings quickly under the storm %.0s' $(seq 60) >"$TMP/text.txt"
@@ -131,11 +160,14 @@ TP_ARGS="--tp 2" serve_answers "$TMP/tp.srv" timeout 120 "${MPIRUN[@]}" -np 2 "$
 [ "$(wc -l <"$TMP/one.srv")" -ge 3 ] && cmp -s "$TMP/one.srv" "$TMP/tp.srv" ||
     die "serve at --tp 2 answers differently: $(cat "$TMP/one.srv") vs $(cat "$TMP/tp.srv")"
 grep -q 'one context at a time under --tp' "$TMP/echo.json" || die "echo at --tp 2: $(cat "$TMP/echo.json")"
+rm -f "$TMP"/c-*.json
+TP_ARGS="--pp 2" serve_answers "$TMP/pp.srv" timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI"
+cmp -s "$TMP/one.srv" "$TMP/pp.srv" || die "serve at --pp 2 answers differently: $(cat "$TMP/one.srv") vs $(cat "$TMP/pp.srv")"
 pgrep -f "herd-mpi.*serve" >/dev/null && die "a rank of the server is still running after SIGTERM"
 timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" serve -m "$Q8" --port 0 --tp 2 --guard-model "$Q8" >"$TMP/log" 2>&1 &&
     die "serve --guard-model at --tp 2 was accepted"
 [ "$(grep -c '^herd: error: --guard-model does not work with --tp yet' "$TMP/log")" = 1 ] || die "bad --guard-model message: $(cat "$TMP/log")"
-echo "ok: serve at --tp 2 answers as one process (2 slots in parallel; chat and completions); echo's second context and --guard-model refused"
+echo "ok: serve at --tp 2 and --pp 2 answers as one process (2 slots in parallel; chat and completions); echo's second context and --guard-model refused"
 
 # ---- an idle follower sleeps: rank 0 waits 8 s for its prompt on stdin ----
 (sleep 8; echo "Hello there") | HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -f /dev/stdin -n 2 \
@@ -200,5 +232,12 @@ timeout 60 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "
 timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" info "$Q8" --tp 2 >"$TMP/log" 2>&1 && die "info --tp 2 was accepted"
 [ "$(grep -c "^herd: error: --tp works with run, logits, chat, perplexity, bench and serve, not 'info'" "$TMP/log")" = 1 ] ||
     die "bad command message: $(cat "$TMP/log")"
+timeout 60 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "$TMP/x.bin" --tp 2 --pp 2 >"$TMP/log" 2>&1 &&
+    die "--tp 2 --pp 2 was accepted"
+[ "$(grep -c '^herd: error: --tp with --pp is not done yet' "$TMP/log")" = 1 ] || die "bad tp x pp message: $(cat "$TMP/log")"
+HM=$(model q8_0-2layers q8_0 --n-layer 2)
+timeout 60 "${MPIRUN[@]}" -np 3 "$HMPI" logits -m "$HM" --prompt-ids "$IDS" -o "$TMP/x.bin" --pp 3 >"$TMP/log" 2>&1 &&
+    die "--pp 3 on 2 layers was accepted"
+[ "$(grep -c '^herd: error: pp: --pp 3 needs at least 3 layers' "$TMP/log")" = 1 ] || die "bad --pp 3 message: $(cat "$TMP/log")"
 echo "ok: wrong splits and commands refused with one line"
 echo "PASS"
