@@ -40,6 +40,8 @@ typedef struct {
     float *send, *recv;   /* [n_batch * widest] */
     MPI_Request *req;     /* [2n] */
     int *peer;            /* [2n] */
+    MPI_Request *pipe_req; /* rank 0 of a pipeline: the receives of a pass's outputs */
+    int *pipe_peer, n_pipe_req;
     int64_t step;
     forward_tp hooks;
 } tp_state;
@@ -149,10 +151,33 @@ static void pp_send_x(void *ctx, const float *x, int64_t n) {
     pipe_xfer(t, (float *)x, n * t->m->hp.n_embd, t->rank + 1, true, "the residual stream to the next stage");
 }
 
-static void pp_out_rows(void *ctx, float *out, int64_t n_rows, int64_t width) {
+static void pp_out_send(void *ctx, const float *out, int64_t n_rows, int64_t width) {
     tp_state *t = ctx;
-    if (t->rank == 0) pipe_xfer(t, out, n_rows * width, t->n - 1, false, "the outputs from the last stage");
-    else pipe_xfer(t, out, n_rows * width, 0, true, "the outputs to rank 0");
+    pipe_xfer(t, (float *)out, n_rows * width, 0, true, "the outputs to rank 0");
+}
+
+/* rank 0: the outputs of the micro-batches of one pass, received in order (MPI keeps the order of
+ * messages between two ranks with one tag) */
+static void pp_out_post(void *ctx, float *out, int64_t n_rows, int64_t width) {
+    tp_state *t = ctx;
+    t->pipe_req = herd_xrealloc(t->pipe_req, (size_t)(t->n_pipe_req + 1) * sizeof *t->pipe_req);
+    t->pipe_peer = herd_xrealloc(t->pipe_peer, (size_t)(t->n_pipe_req + 1) * sizeof *t->pipe_peer);
+    t->pipe_peer[t->n_pipe_req] = t->n - 1;
+    if (MPI_Irecv(out, (int)(n_rows * width), MPI_FLOAT, t->n - 1, COMM_TAG_PIPE, MPI_COMM_WORLD,
+                  &t->pipe_req[t->n_pipe_req]) != MPI_SUCCESS)
+        comm_fail("the outputs from the last stage: cannot receive from rank %d", t->n - 1);
+    t->n_pipe_req++;
+    g_gather_bytes += (double)(n_rows * width) * sizeof(float);
+}
+
+static void pp_out_wait(void *ctx) {
+    tp_state *t = ctx;
+    char what_s[160];
+    snprintf(what_s, sizeof what_s, "the outputs from the last stage, step %lld", (long long)t->step);
+    const double t0 = now_s();
+    comm_wait(t->pipe_req, t->n_pipe_req, t->pipe_peer, what_s, comm_timeout(), 200);
+    g_gather_s += now_s() - t0;
+    t->n_pipe_req = 0;
 }
 
 /* the slices of every exchanged width, and buffers for n_batch rows of the widest */
@@ -180,7 +205,8 @@ static void tp_setup(tp_state *t, const herd_model *m, int64_t n_batch) {
     t->m = m;
     t->hooks = (forward_tp){.ctx = t, .begin = t->rank == 0 ? tp_begin : NULL, .gather = t->tp > 1 ? tp_gather : NULL,
                             .first_stage = t->stage == 0, .last_stage = t->stage == t->pp - 1, .lead = t->rank == 0,
-                            .recv_x = pp_recv_x, .send_x = pp_send_x, .out_rows = pp_out_rows};
+                            .n_stages = t->pp, .recv_x = pp_recv_x, .send_x = pp_send_x, .out_send = pp_out_send,
+                            .out_post = pp_out_post, .out_wait = pp_out_wait};
 }
 
 /* ---- rank 0: the API's side (api_tp.h) -------------------------------------------------------------- */

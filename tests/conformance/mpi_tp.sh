@@ -4,8 +4,8 @@
 #     for F32, Q8_0, Q4_0 and Q4_K weights with GQA ratios 1, 2 and 4;
 #   - greedy generation gives the same ids (prompt processing and decode steps); chat and perplexity the same output;
 #   - serve answers parallel chat and completion requests as one process does; SIGTERM ends every rank;
-#   - pipeline stages (--pp 2, --pp 4): the same logits, greedy ids and server answers; each stage holds
-#     only its layers (the last one also the output matrix);
+#   - pipeline stages (--pp 2, --pp 4): the same logits, greedy ids, perplexity (batches cut into
+#     micro-batches) and server answers; each stage holds only its layers (the last one also the output);
 #   - each rank holds ~1/N of the weights resident (HERD_TP_DEBUG=1: pages from /proc/self/pagemap);
 #   - a follower waiting for rank 0 (which waits on stdin) uses little CPU;
 #   - a follower killed mid-generation ends every rank; one stopped past HERD_TP_TIMEOUT is named in one
@@ -121,6 +121,11 @@ timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" perplexity -m "$Q8" -f "$TMP/text.txt" 
 grep -q '\[3\]' "$TMP/one.txt" && cmp -s "$TMP/one.txt" "$TMP/tp.txt" ||
     die "--tp 2 perplexity differs: $(cat "$TMP/one.txt") vs $(cat "$TMP/tp.txt")"
 echo "ok: chat and perplexity at --tp 2 equal one process ($(cat "$TMP/tp.txt"))"
+# windows of 128 tokens: 4 micro-batches per pass at --pp 2, stages working on different ones at once
+timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" perplexity -m "$Q8" -f "$TMP/text.txt" -c 128 --chunks 3 -t 1 --pp 2 2>"$TMP/log" |
+    grep -v 'minutes' >"$TMP/pp.txt" || { cat "$TMP/log"; die "--pp 2 perplexity failed"; }
+cmp -s "$TMP/one.txt" "$TMP/pp.txt" || die "--pp 2 perplexity differs: $(cat "$TMP/one.txt") vs $(cat "$TMP/pp.txt")"
+echo "ok: perplexity at --pp 2 (micro-batches in flight) equals one process"
 
 # ---- serve at --tp 2: the same answers as one process (2 slots, requests in parallel), then SIGTERM ends
 # every rank; what needs the whole KV cache (a second context for echo's prompt log-probs) is refused ----
