@@ -65,27 +65,28 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Among the tp ranks of this rank's pipeline stage: local rank p is world rank stage * tp + p. */
 static void tp_gather(void *ctx, float *buf, int64_t n, int what) {
     tp_state *t = ctx;
     const double t0 = now_s();
-    const int64_t *off = t->off[what], full = off[t->n];
-    const int me = t->rank;
+    const int64_t *off = t->off[what], full = off[t->tp];
+    const int me = t->rank % t->tp, base = t->stage * t->tp;
     const int64_t wl = off[me + 1] - off[me];
-    const bool to_root = what == FORWARD_TP_VOCAB;
+    const bool to_root = what == FORWARD_TP_VOCAB; /* to the stage's local rank 0 */
     memcpy(t->send, buf, (size_t)(n * wl) * sizeof(float));
     int k = 0;
-    for (int p = 0; p < t->n; p++) {
+    for (int p = 0; p < t->tp; p++) {
         if (p == me) continue;
         const int64_t wp = off[p + 1] - off[p];
         if (!to_root || me == 0) {
-            if (MPI_Irecv(t->recv + n * off[p], (int)(n * wp), MPI_FLOAT, p, COMM_TAG_GATHER, MPI_COMM_WORLD, &t->req[k]) != MPI_SUCCESS)
-                comm_fail("%s: cannot receive from rank %d", k_what[what], p);
-            t->peer[k++] = p;
+            if (MPI_Irecv(t->recv + n * off[p], (int)(n * wp), MPI_FLOAT, base + p, COMM_TAG_GATHER, MPI_COMM_WORLD, &t->req[k]) != MPI_SUCCESS)
+                comm_fail("%s: cannot receive from rank %d", k_what[what], base + p);
+            t->peer[k++] = base + p;
         }
         if (!to_root || p == 0) {
-            if (MPI_Isend(t->send, (int)(n * wl), MPI_FLOAT, p, COMM_TAG_GATHER, MPI_COMM_WORLD, &t->req[k]) != MPI_SUCCESS)
-                comm_fail("%s: cannot send to rank %d", k_what[what], p);
-            t->peer[k++] = p;
+            if (MPI_Isend(t->send, (int)(n * wl), MPI_FLOAT, base + p, COMM_TAG_GATHER, MPI_COMM_WORLD, &t->req[k]) != MPI_SUCCESS)
+                comm_fail("%s: cannot send to rank %d", k_what[what], base + p);
+            t->peer[k++] = base + p;
         }
     }
     char what_s[160];
@@ -99,7 +100,7 @@ static void tp_gather(void *ctx, float *buf, int64_t n, int what) {
     g_gather_bytes += (double)(n * (full - wl)) * sizeof(float);
     /* [rank p's block of n rows of its width] -> [n][full], p's columns at off[p] */
     for (int64_t r = 0; r < n; r++)
-        for (int p = 0; p < t->n; p++) {
+        for (int p = 0; p < t->tp; p++) {
             const int64_t wp = off[p + 1] - off[p];
             const float *src = p == me ? t->send + r * wp : t->recv + n * off[p] + r * wp;
             memcpy(buf + r * full + off[p], src, (size_t)wp * sizeof(float));
@@ -143,16 +144,17 @@ static void pipe_xfer(tp_state *t, float *buf, int64_t count, int peer, bool sen
 
 static void pp_recv_x(void *ctx, float *x, int64_t n) {
     tp_state *t = ctx;
-    pipe_xfer(t, x, n * t->m->hp.n_embd, t->rank - 1, false, "the residual stream from the previous stage");
+    pipe_xfer(t, x, n * t->m->hp.n_embd, t->rank - t->tp, false, "the residual stream from the previous stage");
 }
 
 static void pp_send_x(void *ctx, const float *x, int64_t n) {
     tp_state *t = ctx;
-    pipe_xfer(t, (float *)x, n * t->m->hp.n_embd, t->rank + 1, true, "the residual stream to the next stage");
+    pipe_xfer(t, (float *)x, n * t->m->hp.n_embd, t->rank + t->tp, true, "the residual stream to the next stage");
 }
 
 static void pp_out_send(void *ctx, const float *out, int64_t n_rows, int64_t width) {
     tp_state *t = ctx;
+    if (t->rank % t->tp != 0) return; /* the stage's logits were gathered to its local rank 0 */
     pipe_xfer(t, (float *)out, n_rows * width, 0, true, "the outputs to rank 0");
 }
 
@@ -162,10 +164,11 @@ static void pp_out_post(void *ctx, float *out, int64_t n_rows, int64_t width) {
     tp_state *t = ctx;
     t->pipe_req = herd_xrealloc(t->pipe_req, (size_t)(t->n_pipe_req + 1) * sizeof *t->pipe_req);
     t->pipe_peer = herd_xrealloc(t->pipe_peer, (size_t)(t->n_pipe_req + 1) * sizeof *t->pipe_peer);
-    t->pipe_peer[t->n_pipe_req] = t->n - 1;
-    if (MPI_Irecv(out, (int)(n_rows * width), MPI_FLOAT, t->n - 1, COMM_TAG_PIPE, MPI_COMM_WORLD,
+    const int last = (t->pp - 1) * t->tp; /* the last stage's local rank 0 */
+    t->pipe_peer[t->n_pipe_req] = last;
+    if (MPI_Irecv(out, (int)(n_rows * width), MPI_FLOAT, last, COMM_TAG_PIPE, MPI_COMM_WORLD,
                   &t->pipe_req[t->n_pipe_req]) != MPI_SUCCESS)
-        comm_fail("the outputs from the last stage: cannot receive from rank %d", t->n - 1);
+        comm_fail("the outputs from the last stage: cannot receive from rank %d", last);
     t->n_pipe_req++;
     g_gather_bytes += (double)(n_rows * width) * sizeof(float);
 }
@@ -186,11 +189,11 @@ static void tp_setup(tp_state *t, const herd_model *m, int64_t n_batch) {
     int64_t widest = 0;
     for (int w = 0; w < N_WHAT; w++) {
         free(t->off[w]);
-        t->off[w] = herd_xcalloc((size_t)t->n + 1, sizeof(int64_t));
-        for (int r = 0; r < t->n; r++) {
+        t->off[w] = herd_xcalloc((size_t)t->tp + 1, sizeof(int64_t));
+        for (int r = 0; r < t->tp; r++) {
             int64_t r0, r1;
-            if (w == FORWARD_TP_ATT) r0 = full[w] / t->n * r, r1 = full[w] / t->n * (r + 1); /* whole heads, n | n_head_kv */
-            else model_shard_range(full[w], r, t->n, &r0, &r1);
+            if (w == FORWARD_TP_ATT) r0 = full[w] / t->tp * r, r1 = full[w] / t->tp * (r + 1); /* whole heads, tp | n_head_kv */
+            else model_shard_range(full[w], r, t->tp, &r0, &r1);
             t->off[w][r + 1] = r1;
         }
         if (full[w] > widest) widest = full[w];
@@ -199,8 +202,8 @@ static void tp_setup(tp_state *t, const herd_model *m, int64_t n_batch) {
     free(t->recv);
     t->send = herd_xmalloc((size_t)(n_batch * widest) * sizeof(float));
     t->recv = herd_xmalloc((size_t)(n_batch * widest) * sizeof(float));
-    t->req = herd_xrealloc(t->req, (size_t)(2 * t->n) * sizeof *t->req);
-    t->peer = herd_xrealloc(t->peer, (size_t)(2 * t->n) * sizeof *t->peer);
+    t->req = herd_xrealloc(t->req, (size_t)(2 * t->tp) * sizeof *t->req);
+    t->peer = herd_xrealloc(t->peer, (size_t)(2 * t->tp) * sizeof *t->peer);
     t->n_batch = n_batch;
     t->m = m;
     t->hooks = (forward_tp){.ctx = t, .begin = t->rank == 0 ? tp_begin : NULL, .gather = t->tp > 1 ? tp_gather : NULL,
@@ -303,7 +306,9 @@ static int follow(herd_model *m) {
             if (rc) comm_fail("cannot make the context: %s", herd_last_error());
             tp_setup(&g_tp, m, h[3]);
             forward_set_tp(fs, &g_tp.hooks);
-            int64_t w = m->output.n_out > m->hp.n_embd ? m->output.n_out : m->hp.n_embd;
+            /* the last stage's first rank gathers whole logits rows; the others hold their shard's */
+            int64_t w = g_tp.stage == g_tp.pp - 1 && g_tp.rank % g_tp.tp == 0 ? m->hp.n_vocab : m->output.n_out;
+            if (w < m->hp.n_embd) w = m->hp.n_embd;
             out = herd_xmalloc((size_t)(h[3] * w) * sizeof(float));
             break;
         }
@@ -413,15 +418,15 @@ int dist_main(int argc, char **argv, int (*cli_main)(int, char **)) {
     } else if (refused) {
         if (rank == 0) fprintf(stderr, "herd: error: %s does not work with --tp yet (the ranks follow -m alone)\n", refused);
         rc = 1;
-    } else if (tp > 1 && pp > 1) {
-        if (rank == 0) fprintf(stderr, "herd: error: --tp with --pp is not done yet: use one of them\n");
-        rc = 1;
     } else if (n != tp * pp) {
         if (rank == 0) {
             if (pp == 1)
                 fprintf(stderr, "herd: error: --tp %d but mpirun started %d rank%s (run mpirun -np %d)\n", tp, n, n == 1 ? "" : "s", tp);
-            else
+            else if (tp == 1)
                 fprintf(stderr, "herd: error: --pp %d but mpirun started %d rank%s (run mpirun -np %d)\n", pp, n, n == 1 ? "" : "s", pp);
+            else
+                fprintf(stderr, "herd: error: --tp %d --pp %d but mpirun started %d rank%s (run mpirun -np %d)\n", tp, pp, n,
+                        n == 1 ? "" : "s", tp * pp);
         }
         rc = 1;
     } else if (!model) {

@@ -4,8 +4,8 @@
 #     for F32, Q8_0, Q4_0 and Q4_K weights with GQA ratios 1, 2 and 4;
 #   - greedy generation gives the same ids (prompt processing and decode steps); chat and perplexity the same output;
 #   - serve answers parallel chat and completion requests as one process does; SIGTERM ends every rank;
-#   - pipeline stages (--pp 2, --pp 4): the same logits, greedy ids, perplexity (batches cut into
-#     micro-batches) and server answers; each stage holds only its layers (the last one also the output);
+#   - pipeline stages (--pp 2, --pp 4, and --tp 2 x --pp 2): the same logits, greedy ids, perplexity (batches
+#     cut into micro-batches) and server answers; each stage holds only its layers (the last one also the output);
 #   - each rank holds ~1/N of the weights resident (HERD_TP_DEBUG=1: pages from /proc/self/pagemap);
 #   - a follower waiting for rank 0 (which waits on stdin) uses little CPU;
 #   - a follower killed mid-generation ends every rank; one stopped past HERD_TP_TIMEOUT is named in one
@@ -126,6 +126,15 @@ timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" perplexity -m "$Q8" -f "$TMP/text.txt" 
     grep -v 'minutes' >"$TMP/pp.txt" || { cat "$TMP/log"; die "--pp 2 perplexity failed"; }
 cmp -s "$TMP/one.txt" "$TMP/pp.txt" || die "--pp 2 perplexity differs: $(cat "$TMP/one.txt") vs $(cat "$TMP/pp.txt")"
 echo "ok: perplexity at --pp 2 (micro-batches in flight) equals one process"
+# tensor x pipeline: 2 stages of 2 ranks each
+timeout 120 "${MPIRUN[@]}" -np 4 "$HMPI" perplexity -m "$Q8" -f "$TMP/text.txt" -c 128 --chunks 3 -t 1 --tp 2 --pp 2 2>"$TMP/log" |
+    grep -v 'minutes' >"$TMP/pp.txt" || { cat "$TMP/log"; die "--tp 2 --pp 2 perplexity failed"; }
+cmp -s "$TMP/one.txt" "$TMP/pp.txt" || die "--tp 2 --pp 2 perplexity differs: $(cat "$TMP/one.txt") vs $(cat "$TMP/pp.txt")"
+"$HERD" logits -m "$Q4" --prompt-ids "$IDS" -t 1 -o "$TMP/one.bin" || die "single-process logits failed"
+timeout 120 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q4" --prompt-ids "$IDS" -t 1 -o "$TMP/pp.bin" --tp 2 --pp 2 >"$TMP/log" 2>&1 ||
+    { cat "$TMP/log"; die "--tp 2 --pp 2 logits failed"; }
+cmp -s "$TMP/one.bin" "$TMP/pp.bin" || die "--tp 2 --pp 2 logits differ from the single process"
+echo "ok: --tp 2 --pp 2 (4 ranks): perplexity and logits equal one process"
 
 # ---- serve at --tp 2: the same answers as one process (2 slots, requests in parallel), then SIGTERM ends
 # every rank; what needs the whole KV cache (a second context for echo's prompt log-probs) is refused ----
@@ -237,9 +246,10 @@ timeout 60 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "
 timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" info "$Q8" --tp 2 >"$TMP/log" 2>&1 && die "info --tp 2 was accepted"
 [ "$(grep -c "^herd: error: --tp works with run, logits, chat, perplexity, bench and serve, not 'info'" "$TMP/log")" = 1 ] ||
     die "bad command message: $(cat "$TMP/log")"
-timeout 60 "${MPIRUN[@]}" -np 4 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "$TMP/x.bin" --tp 2 --pp 2 >"$TMP/log" 2>&1 &&
-    die "--tp 2 --pp 2 was accepted"
-[ "$(grep -c '^herd: error: --tp with --pp is not done yet' "$TMP/log")" = 1 ] || die "bad tp x pp message: $(cat "$TMP/log")"
+timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "$TMP/x.bin" --tp 2 --pp 2 >"$TMP/log" 2>&1 &&
+    die "--tp 2 --pp 2 on 2 ranks was accepted"
+[ "$(grep -c '^herd: error: --tp 2 --pp 2 but mpirun started 2 ranks (run mpirun -np 4)' "$TMP/log")" = 1 ] ||
+    die "bad tp x pp ranks message: $(cat "$TMP/log")"
 HM=$(model q8_0-2layers q8_0 --n-layer 2)
 timeout 60 "${MPIRUN[@]}" -np 3 "$HMPI" logits -m "$HM" --prompt-ids "$IDS" -o "$TMP/x.bin" --pp 3 >"$TMP/log" 2>&1 &&
     die "--pp 3 on 2 layers was accepted"
