@@ -821,9 +821,9 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
 
 /* ---- a sequence's KV as bytes (prefix cache, slot save/restore) -------------------------------- */
 
-/* Bytes of one position's KV: every layer's K row and V row (the cache's own type and row format); 0
- * when the cache cannot be read out whole (tensor parallelism: each rank holds its heads, and the
- * read/write calls below fail with HERD_E_UNSUPPORTED). */
+/* Bytes of one position's KV: every layer's K row and V row (the cache's own type and row format). Under
+ * tensor or pipeline parallelism (herd-mpi) the same bytes, gathered from the ranks; 0 (and the calls
+ * below fail) in the one split where a rank's part of a quantized row is not whole blocks. */
 uint64_t herd_seq_kv_bytes_per_pos(const herd_context *c);
 /* Copies positions [pos, pos + n) of sequence seq (all < its n_past) into buf, laid out
  * [layer][K rows n][V rows n], n * herd_seq_kv_bytes_per_pos bytes. HERD_E_ARG when out of range. */

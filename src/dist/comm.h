@@ -8,7 +8,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
-enum { COMM_TAG_CTRL = 1, COMM_TAG_GATHER = 2, COMM_TAG_PIPE = 3 };
+enum { COMM_TAG_CTRL = 1, COMM_TAG_GATHER = 2, COMM_TAG_PIPE = 3, COMM_TAG_KV = 4 };
 
 /* MPI_Init_thread, MPI_ERRORS_RETURN on MPI_COMM_WORLD, the step timeout from HERD_TP_TIMEOUT (seconds,
  * default 60). 0 or a negative MPI error. */

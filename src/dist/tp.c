@@ -5,11 +5,14 @@
  *   STEP     n hidden has_seq has_want n_seq | n_past[n_seq] (int64) tokens[n] seq[n] (int32) want[n] (u8)
  *            one forward pass; n_past are rank 0's positions before it (they carry truncations along)
  *   SEQ_COPY src dst n                                    herd_seq_copy: copy the cache's first n positions
+ *   KV_READ  seq pos n                                    herd_seq_kv_read: send rank 0 these positions' bytes
+ *   KV_WRITE seq pos n                                    herd_seq_kv_write: receive them from rank 0 (tag KV)
  *   CTX_FREE                                              the context went away
  *   EXIT     rc                                           the command ended
  * Gathers (tag GATHER): every rank sends its slice to every other (to rank 0 only for the logits) and
  * receives theirs: a linear all-gather of point-to-point messages, so that a wait knows which rank it
  * waits for. Only copies: the values do not depend on the exchange (no reduction). */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +23,14 @@
 
 #include "../api/api_tp.h"
 #include "../base/log.h"
+#include "../kernels/kernels.h"
 #include "../model/forward.h"
 #include "../model/model.h"
 #include "comm.h"
 #include "dist.h"
 #include "herd.h"
 
-enum { MSG_CTX_NEW = 1, MSG_STEP, MSG_CTX_FREE, MSG_EXIT, MSG_SEQ_COPY };
+enum { MSG_CTX_NEW = 1, MSG_STEP, MSG_CTX_FREE, MSG_EXIT, MSG_SEQ_COPY, MSG_KV_READ, MSG_KV_WRITE };
 enum { N_WHAT = 4 };
 static const char *k_what[N_WHAT] = {"all-gather of the attention output", "all-gather of a layer's output",
                                      "all-gather of the feed-forward activations", "gather of the logits"};
@@ -242,7 +246,94 @@ static void lead_seq_copy(int32_t src, int32_t dst, int64_t n) {
     comm_send_ctrl(msg, sizeof msg, "sending a cache copy");
 }
 
-static api_tp_hooks g_lead = {.context_new = lead_context_new, .context_free = lead_context_free, .seq_copy = lead_seq_copy};
+/* ---- a sequence's KV as bytes (prefix cache, slot files) -------------------------------------------
+ * In one process's layout, so that prefix-cache blocks and slot files are the same bytes whatever the
+ * split: [layer][K rows n][V rows n] with whole rows. Rank r (stage r / tp, local rank r % tp) holds its
+ * stage's layers and, of each row, its heads' part: rows of every format herd's cache has are runs of
+ * heads (f32/f16/bf16 elements, or q8_0/q4_0 blocks of 32 when a rank's part is whole blocks), so a
+ * whole row is the stage's parts side by side in local-rank order. Rank 0 gathers or scatters them. */
+
+/* the first layer of stage s of the file's n_layer (model_stage) */
+static int64_t stage_l0(int64_t nl, int s) {
+    return nl * s / g_tp.pp;
+}
+
+/* 0 when a rank's part of a row is not whole blocks (the layout above would not hold) */
+static uint64_t lead_kv_bytes_per_pos(const forward_state *fs) {
+    const kv_cache *kv = forward_kv((forward_state *)fs);
+    const int64_t kv_dim = g_tp.m->hp.n_head_kv * g_tp.m->hp.head_dim; /* rank 0's part */
+    if (kernels_row_bytes(kv->type_k, kv_dim) != kv->row_bytes_k || kernels_row_bytes(kv->type_v, kv_dim) != kv->row_bytes_v)
+        return 0;
+    return (uint64_t)g_tp.m->n_layer_file * (uint64_t)g_tp.tp * (uint64_t)(kv->row_bytes_k + kv->row_bytes_v);
+}
+
+/* Rank r's block [its layers][K rows n][V rows n] <-> its parts of buf (one process's layout). */
+static void kv_relayout(const kv_cache *kv, int r, int64_t n, uint8_t *buf, uint8_t *blk, bool to_buf) {
+    const int64_t nl = g_tp.m->n_layer_file, s = r / g_tp.tp, t = r % g_tp.tp;
+    const int64_t rk = kv->row_bytes_k, rv = kv->row_bytes_v, RK = rk * g_tp.tp, RV = rv * g_tp.tp;
+    for (int64_t l = stage_l0(nl, (int)s); l < stage_l0(nl, (int)s + 1); l++) {
+        uint8_t *L = buf + l * n * (RK + RV);
+        for (int64_t i = 0; i < n; i++, blk += rk)
+            to_buf ? memcpy(L + i * RK + t * rk, blk, (size_t)rk) : memcpy(blk, L + i * RK + t * rk, (size_t)rk);
+        for (int64_t i = 0; i < n; i++, blk += rv)
+            to_buf ? memcpy(L + n * RK + i * RV + t * rv, blk, (size_t)rv) : memcpy(blk, L + n * RK + i * RV + t * rv, (size_t)rv);
+    }
+}
+
+/* rank 0: the KV_READ / KV_WRITE message, then each rank's block from or to the followers */
+static int lead_kv_io(forward_state *fs, int32_t seq, int64_t pos, int64_t n, uint8_t *buf, bool write) {
+    kv_cache *kv = forward_kv(fs);
+    if (lead_kv_bytes_per_pos(fs) == 0)
+        return herd_err(HERD_E_UNSUPPORTED, "kv %s: a rank's part of a cache row is not whole blocks under --tp",
+                        write ? "write" : "read");
+    /* rank r's block: its stage's layers x its parts of the K and V rows */
+    const int64_t nl = g_tp.m->n_layer_file;
+    int64_t most = 0; /* layers of the largest stage */
+    for (int st = 0; st < g_tp.pp; st++)
+        if (stage_l0(nl, st + 1) - stage_l0(nl, st) > most) most = stage_l0(nl, st + 1) - stage_l0(nl, st);
+    if ((uint64_t)n * (uint64_t)most * (uint64_t)(kv->row_bytes_k + kv->row_bytes_v) > INT_MAX) /* one MPI message per rank */
+        return herd_err(HERD_E_UNSUPPORTED, "kv %s: %lld positions are more than one message takes under --tp/--pp",
+                        write ? "write" : "read", (long long)n);
+    int64_t msg[4] = {write ? MSG_KV_WRITE : MSG_KV_READ, seq, pos, n};
+    comm_send_ctrl(msg, sizeof msg, write ? "announcing a KV write" : "announcing a KV read");
+    const int nr = g_tp.n;
+    MPI_Request *req = herd_xmalloc((size_t)nr * sizeof *req);
+    int *peer = herd_xmalloc((size_t)nr * sizeof *peer), k = 0;
+    uint8_t **blk = herd_xcalloc((size_t)nr, sizeof *blk);
+    for (int r = 0; r < nr; r++) {
+        const int64_t s = r / g_tp.tp, layers = stage_l0(nl, (int)s + 1) - stage_l0(nl, (int)s);
+        const uint64_t bytes = (uint64_t)n * (uint64_t)layers * (uint64_t)(kv->row_bytes_k + kv->row_bytes_v);
+        blk[r] = herd_xmalloc((size_t)(bytes > 0 ? bytes : 1));
+        if (write) kv_relayout(kv, r, n, buf, blk[r], false);
+        if (r == 0) continue;
+        int rc = write ? MPI_Isend(blk[r], (int)bytes, MPI_BYTE, r, COMM_TAG_KV, MPI_COMM_WORLD, &req[k])
+                       : MPI_Irecv(blk[r], (int)bytes, MPI_BYTE, r, COMM_TAG_KV, MPI_COMM_WORLD, &req[k]);
+        if (rc != MPI_SUCCESS) comm_fail("KV bytes: cannot %s rank %d", write ? "send to" : "receive from", r);
+        peer[k++] = r;
+    }
+    if (write) kv_seq_write(kv, seq, pos, n, blk[0]);
+    else kv_seq_read(kv, seq, pos, n, blk[0]);
+    comm_wait(req, k, peer, write ? "the KV bytes to the followers" : "the KV bytes from the followers", comm_timeout(), 200);
+    for (int r = 0; r < nr; r++) {
+        if (!write) kv_relayout(kv, r, n, buf, blk[r], true);
+        free(blk[r]);
+    }
+    free(blk);
+    free(req);
+    free(peer);
+    return HERD_OK;
+}
+
+static int lead_kv_read(forward_state *fs, int32_t seq, int64_t pos, int64_t n, void *buf) {
+    return lead_kv_io(fs, seq, pos, n, buf, false);
+}
+
+static int lead_kv_write(forward_state *fs, int32_t seq, int64_t pos, int64_t n, const void *buf) {
+    return lead_kv_io(fs, seq, pos, n, (uint8_t *)buf, true);
+}
+
+static api_tp_hooks g_lead = {.context_new = lead_context_new, .context_free = lead_context_free, .seq_copy = lead_seq_copy,
+                              .kv_bytes_per_pos = lead_kv_bytes_per_pos, .kv_read = lead_kv_read, .kv_write = lead_kv_write};
 
 /* ---- what every rank reports at the end (HERD_TP_DEBUG=1) -------------------------------------------- */
 
@@ -337,6 +428,25 @@ static int follow(herd_model *m) {
             kv_cache *kv = forward_kv(fs);
             HERD_ASSERT(h[1] >= 0 && h[1] < kv->n_seq && h[2] >= 0 && h[2] < kv->n_seq && h[3] >= 0 && h[3] <= kv->n_ctx);
             kv_seq_copy(kv, h[1], h[2], h[3]);
+            break;
+        }
+        case MSG_KV_READ:
+        case MSG_KV_WRITE: {
+            if (!fs) comm_fail("a KV transfer came before a context");
+            kv_cache *kv = forward_kv(fs);
+            const bool write = h[0] == MSG_KV_WRITE;
+            HERD_ASSERT(h[1] >= 0 && h[1] < kv->n_seq && h[2] >= 0 && h[3] >= 0 && h[2] + h[3] <= kv->n_ctx);
+            const int64_t bytes = h[3] * (int64_t)kv_seq_bytes_per_pos(kv);
+            uint8_t *b = herd_xmalloc((size_t)(bytes > 0 ? bytes : 1));
+            if (!write) kv_seq_read(kv, h[1], h[2], h[3], b);
+            MPI_Request r;
+            int peer = 0;
+            int rc = write ? MPI_Irecv(b, (int)bytes, MPI_BYTE, 0, COMM_TAG_KV, MPI_COMM_WORLD, &r)
+                           : MPI_Isend(b, (int)bytes, MPI_BYTE, 0, COMM_TAG_KV, MPI_COMM_WORLD, &r);
+            if (rc != MPI_SUCCESS) comm_fail("KV bytes: cannot %s rank 0", write ? "receive from" : "send to");
+            comm_wait(&r, 1, &peer, write ? "the KV bytes from rank 0" : "the KV bytes to rank 0", comm_timeout(), 200);
+            if (write) kv_seq_write(kv, h[1], h[2], h[3], b);
+            free(b);
             break;
         }
         case MSG_CTX_FREE:

@@ -447,7 +447,7 @@ static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *se
         HERD_ASSERT(s->pos[t] < s->kv.n_ctx);
     }
     const forward_tp *tp = s->tp;
-    const bool first = !tp || tp->first_stage, last = !tp || tp->last_stage;
+    const bool piped = tp && tp->n_stages > 1, first = !piped || tp->first_stage, last = !piped || tp->last_stage;
     if (!first) tp->recv_x(tp->ctx, s->x, n); /* pipeline: the previous stage's residual stream */
     for (int64_t t = 0; t < n; t++) {
         if (first) emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
@@ -513,7 +513,7 @@ static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *se
  * the parts give the batch's result bit for bit. Every stage cuts the same way (a function of n). */
 static int64_t micro_batches(const forward_state *s, int64_t n) {
     const forward_tp *tp = s->tp;
-    if (!tp || (tp->first_stage && tp->last_stage)) return 1;
+    if (!tp || tp->n_stages <= 1) return 1;
     int64_t k = n / PP_MIN_MICRO, most = 2 * (int64_t)tp->n_stages;
     return k < 1 ? 1 : k > most ? most : k;
 }
@@ -527,7 +527,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
     const int64_t width = hidden ? s->m->hp.n_embd : s->m->hp.n_vocab;
     /* rank 0 of a pipeline: the last stage's outputs of every part, received in place, posted before the
      * parts run (so that the last stage never waits for rank 0 to be free) */
-    const bool collect = tp && tp->lead && !tp->last_stage && want;
+    const bool collect = tp && tp->n_stages > 1 && tp->lead && !tp->last_stage && want;
     for (int64_t i = 0, rows = 0; collect && i < n_micro; i++) {
         int64_t a, b, k = 0;
         pool_range(n, (int)i, (int)n_micro, &a, &b);

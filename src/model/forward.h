@@ -64,8 +64,8 @@ typedef struct {
     void (*begin)(void *ctx, forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
                   bool hidden);
     void (*gather)(void *ctx, float *buf, int64_t n, int what);
+    int n_stages;                       /* 0 or 1: no pipeline (the fields below are not used) */
     bool first_stage, last_stage, lead; /* lead: rank 0 (its stage gets the outputs) */
-    int n_stages;
     void (*recv_x)(void *ctx, float *x, int64_t n);
     void (*send_x)(void *ctx, const float *x, int64_t n);
     void (*out_send)(void *ctx, const float *out, int64_t n_rows, int64_t width);

@@ -307,6 +307,8 @@ int model_load_part(const char *path, int flags, int rank, int n, int stage, int
     m->shard_n = 1;
     m->n_stages = 1;
     int rc = hf_is_dir(path) ? model_load_hf(m, path) : load_gguf(m, path);
+    m->n_layer_file = m->hp.n_layer;
+    m->hp_file = m->hp;
     if (!rc && n > 1) rc = model_shard_check(&m->hp, n, path); /* refused before any weight is read */
     if (!rc && n_stages > 1) rc = model_stage_check(&m->hp, n_stages, path);
     if (!rc && !m->vocab_only) rc = load_weights(m);

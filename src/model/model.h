@@ -84,6 +84,8 @@ struct herd_model {
     int shard_rank, shard_n; /* tensor-parallel shard (model_shard): rank of n; 0 of 1 for a whole model */
     int stage, n_stages;     /* pipeline stage (model_stage): its layers only; 0 of 1 for a whole model */
     int64_t stage_l0;        /* the first of its layers in the file (layers[0] is that one) */
+    int64_t n_layer_file;    /* layers in the file (hp.n_layer is the stage's) */
+    model_hparams hp_file;   /* the file's hyperparameters (hp becomes a shard's or a stage's) */
 };
 
 enum { MODEL_LOAD_VOCAB_ONLY = 1, MODEL_LOAD_NO_REPACK = 2 /* rows only, for readers that copy them (convert) */ };

@@ -4,6 +4,7 @@
 #     for F32, Q8_0, Q4_0 and Q4_K weights with GQA ratios 1, 2 and 4;
 #   - greedy generation gives the same ids (prompt processing and decode steps); chat and perplexity the same output;
 #   - serve answers parallel chat and completion requests as one process does; SIGTERM ends every rank;
+#     its prefix cache and slot files hold one process's KV bytes (gathered from the ranks);
 #   - pipeline stages (--pp 2, --pp 4, and --tp 2 x --pp 2): the same logits, greedy ids, perplexity (batches
 #     cut into micro-batches) and server answers; each stage holds only its layers (the last one also the output);
 #   - each rank holds ~1/N of the weights resident (HERD_TP_DEBUG=1: pages from /proc/self/pagemap);
@@ -182,6 +183,44 @@ timeout 60 "${MPIRUN[@]}" -np 2 "$HMPI" serve -m "$Q8" --port 0 --tp 2 --guard-m
     die "serve --guard-model at --tp 2 was accepted"
 [ "$(grep -c '^herd: error: --guard-model does not work with --tp yet' "$TMP/log")" = 1 ] || die "bad --guard-model message: $(cat "$TMP/log")"
 echo "ok: serve at --tp 2 and --pp 2 answers as one process (2 slots in parallel; chat and completions); echo's second context and --guard-model refused"
+
+# ---- the prefix cache and slot files under --tp / --pp: the KV bytes are gathered from the ranks in one
+# process's layout, so a repeated prompt is reused from the cache with the same answers, and the slot file
+# saved after the same requests is byte-identical to one process's ----
+SYS_A=$(printf 'You are a careful assistant who answers in full sentences and checks every fact twice. %.0s' 1 2 3)
+SYS_B=$(printf 'You are a terse pirate who keeps every reply short and salty, matey. %.0s' 1 2 3)
+prefix_run() { # tag cmd... (TP_ARGS after serve's)
+    local tag=$1; shift
+    mkdir -p "$TMP/slots"
+    "$@" serve -m "$Q8" --port 0 --parallel 1 -t 1 --cache-ram 64 --slot-save-path "$TMP/slots" ${TP_ARGS:-} \
+        >"$TMP/srv.port" 2>"$TMP/srv.log" &
+    local pid=$! port="" sys
+    for _ in $(seq 300); do port=$(head -1 "$TMP/srv.port" 2>/dev/null); [ -n "$port" ] && break; sleep 0.1; done
+    [ -n "$port" ] || { kill $pid; cat "$TMP/srv.log"; die "the server did not start: $*"; }
+    local u=http://127.0.0.1:$port
+    : >"$TMP/pc-$tag.txt"
+    for sys in "$SYS_A" "$SYS_B" "$SYS_A"; do # one slot: the third finds its prompt in the cache only
+        curl -s -m 60 $u/v1/chat/completions -H 'Content-Type: application/json' -d "{\"messages\":[{\"role\":\"system\",
+            \"content\":\"$sys\"},{\"role\":\"user\",\"content\":\"Hello?\"}],\"max_tokens\":8,\"temperature\":0}" >"$TMP/pc.json"
+        python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["choices"][0]["message"]["content"]); print("cached", j["usage"]["prompt_tokens_details"]["cached_tokens"])' \
+            "$TMP/pc.json" >>"$TMP/pc-$tag.txt" || die "bad answer from $*: $(cat "$TMP/pc.json")"
+    done
+    curl -s -m 60 "$u/slots/0?action=save" -H 'Content-Type: application/json' -d "{\"filename\":\"$tag.bin\"}" >"$TMP/save.json"
+    grep -q '"n_saved"' "$TMP/save.json" || die "slot save failed under $*: $(cat "$TMP/save.json")"
+    kill -TERM $pid
+    wait $pid 2>/dev/null || true
+}
+prefix_run one "$HERD"
+[ "$(tail -1 "$TMP/pc-one.txt" | cut -d' ' -f2)" -ge 48 ] || die "the prefix cache did not serve the repeated prompt: $(cat "$TMP/pc-one.txt")"
+for split in "2 --tp 2" "2 --pp 2" "4 --tp 2 --pp 2"; do
+    set -- $split
+    np=$1; shift
+    TP_ARGS="$*" prefix_run "np$np$1" timeout 120 "${MPIRUN[@]}" -np $np "$HMPI"
+    cmp -s "$TMP/pc-one.txt" "$TMP/pc-np$np$1.txt" ||
+        die "prefix cache at $*: $(cat "$TMP/pc-np$np$1.txt") vs one process $(cat "$TMP/pc-one.txt")"
+    cmp -s "$TMP/slots/one.bin" "$TMP/slots/np$np$1.bin" || die "the slot file saved at $* differs from one process's"
+done
+echo "ok: prefix cache at --tp 2, --pp 2 and --tp 2 --pp 2: same answers and cached tokens ($(tail -1 "$TMP/pc-one.txt")), slot files byte-identical"
 
 # ---- an idle follower sleeps: rank 0 waits 8 s for its prompt on stdin ----
 (sleep 8; echo "Hello there") | HERD_TP_DEBUG=1 timeout 120 "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -f /dev/stdin -n 2 \
