@@ -141,6 +141,10 @@ int cmd_rag(int argc, char **argv) {
     }
     if (!strcmp(sub, "index") && nf == 0) { cli_fail("rag", "index: no files given"); goto done; }
     if (!strcmp(sub, "query") && !q) { cli_fail("rag", "query: need -q TEXT"); goto done; }
+    /* each chunk is embedded as BOS + its tokens: with the context's default batch of 512 a 512-token
+     * chunk took a second forward pass for its last token, which cost 10-20 % of the ingestion time
+     * (docs/BENCHMARKS.md, Retrieval); so the batch holds a whole chunk unless -b says otherwise */
+    if (!strcmp(sub, "index") && c.ctx.n_batch == 0) c.ctx.n_batch = (chunk ? chunk : 512) + 1;
     if (open_all("rag", &c, dir, pool, &s, &m, &em)) goto done;
     if (!strcmp(sub, "index")) {
         herd_chunk_params cp = {.chunk_tokens = chunk, .overlap = overlap};
