@@ -907,6 +907,9 @@ int herd_store_file_add(herd_store *s, const char *collection, const herd_model 
 char *herd_store_file_list(herd_store *s, const char *collection, const char *file_id);
 /* Removes the file's document and its chunks; HERD_E_ARG naming it when it is not in the collection. */
 int herd_store_file_delete(herd_store *s, const char *collection, const char *file_id);
+/* Replaces the file's attributes (a JSON object or NULL: {}) on it and all its chunks, in one
+ * transaction; HERD_E_ARG naming it when it is not in the collection. */
+int herd_store_file_update(herd_store *s, const char *collection, const char *file_id, const char *attributes_json);
 /* The file id a document was added under (owned), or NULL for a document added otherwise. */
 char *herd_store_doc_file_id(herd_store *s, int64_t doc_id);
 

@@ -545,6 +545,42 @@ int herd_store_file_delete(herd_store *s, const char *collection, const char *fi
     return rc;
 }
 
+int herd_store_file_update(herd_store *s, const char *collection, const char *file_id, const char *attributes_json) {
+    int rc = herd_store_collection_check(s, collection);
+    if (rc) return rc;
+    char *meta;
+    if ((rc = check_meta(attributes_json, &meta))) return rc;
+    if ((rc = exec(s, "BEGIN IMMEDIATE"))) {
+        free(meta);
+        return rc;
+    }
+    /* the file's row, its document and every chunk of it carry the attributes (chunks: for filters) */
+    static const char *const k_sql[] = {
+        "UPDATE files SET attributes = ?1 WHERE collection = ?2 AND file_id = ?3",
+        "UPDATE documents SET metadata = ?1 WHERE id = (SELECT doc_id FROM files WHERE collection = ?2 AND file_id = ?3)",
+        "UPDATE chunks SET metadata = ?1 WHERE doc_id = (SELECT doc_id FROM files WHERE collection = ?2 AND file_id = ?3)",
+    };
+    for (int i = 0; i < 3 && !rc; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->db, k_sql[i], -1, &st, NULL) != SQLITE_OK) {
+            rc = db_err(s, "update file");
+            break;
+        }
+        sqlite3_bind_text(st, 1, meta, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, file_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? HERD_OK : db_err(s, "update file");
+        if (!rc && i == 0 && sqlite3_changes(s->db) == 0)
+            rc = herd_err(HERD_E_ARG, "store: no file '%s' in vector store '%s'", file_id, collection);
+        sqlite3_finalize(st);
+    }
+    free(meta);
+    if (!rc) rc = exec(s, "COMMIT");
+    if (rc) exec(s, "ROLLBACK");
+    cache_drop(s);
+    return rc;
+}
+
 char *herd_store_doc_file_id(herd_store *s, int64_t doc_id) {
     sqlite3_stmt *st;
     char *v = NULL;

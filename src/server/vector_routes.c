@@ -509,10 +509,17 @@ static enum MHD_Result vs_files_route(http_req *r, const char *vs, const char *t
                           : http_send_json(r, 200, json_pack("{s:s, s:s, s:b}", "id", fid, "object",
                                                              "vector_store.file.deleted", "deleted", 1));
             }
-            if (post)
-                return http_send_error(r, 400, "invalid_request_error", "attributes", NULL,
-                                       "changing a vector store file's attributes is not supported: delete it and "
-                                       "attach it again");
+            if (post) { /* update: the attributes, the only field OpenAI lets one change */
+                json_t *attr = json_object_get(b, "attributes");
+                char msg[512];
+                if (!attr || json_is_null(attr) || !check_attributes(attr, msg, sizeof msg))
+                    return http_send_error(r, 400, "invalid_request_error", "attributes", NULL, "%s",
+                                           attr && !json_is_null(attr) ? msg : "'attributes' must be an object");
+                char *as = json_dumps(attr, JSON_COMPACT);
+                rc = herd_store_file_update(g_store, vs, fid, as);
+                free(as);
+                return rc ? store_error(r, rc) : http_send_json(r, 200, vs_file_get(vs, fid));
+            }
         }
     }
     return http_send_error(r, 405, "invalid_request_error", NULL, "method_not_allowed", "%s %s is not a route",

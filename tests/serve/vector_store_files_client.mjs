@@ -66,8 +66,19 @@ try {
     const fl = await openai.vectorStores.search(vs.id, {query: goatsText, filters: {type: "eq", key: "lang", value: "en"}});
     check(fl.data.length === 1 && fl.data[0].file_id === a.id, "search with an attribute filter", JSON.stringify(fl.data));
 
+    // update: new attributes on the file and its chunks (filters see them)
+    const u = await openai.vectorStores.files.update(c.id, {vector_store_id: vs.id, attributes: {lang: "en", kind: "html"}});
+    check(u.id === c.id && u.attributes.kind === "html", "files.update (attributes)", JSON.stringify(u));
+    const fu = await openai.vectorStores.search(vs.id, {query: goatsText, filters: {type: "eq", key: "kind", value: "html"}});
+    check(fu.data.length === 1 && fu.data[0].file_id === c.id && fu.data[0].attributes.kind === "html",
+        "search filters on the updated attributes", JSON.stringify(fu.data));
+    await openai.vectorStores.files.update(c.id, {vector_store_id: vs.id, attributes: {}});
+
     // bad input
     const bads = [
+        [() => openai.vectorStores.files.update(c.id, {vector_store_id: vs.id, attributes: {x: [1]}}), 400, /attributes\.x/],
+        [() => openai.vectorStores.files.update("file-000000000000000000000000", {vector_store_id: vs.id,
+            attributes: {}}), 404, /no file/],
         [() => openai.vectorStores.files.create(vs.id, {file_id: "file-000000000000000000000000"}), 404, /no file/],
         [() => openai.vectorStores.files.create("vs_nope", {file_id: a.id}), 404, /no vector store/],
         [() => openai.vectorStores.files.create(vs.id, {file_id: empty.id}), 400, /no text/],
