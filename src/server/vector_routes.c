@@ -90,11 +90,16 @@ static json_t *store_object(const char *id) {
     json_array_foreach(all, i, x) if (!strcmp(json_string_value(json_object_get(x, "id")), id)) found = x;
     json_t *o = NULL;
     if (found) {
-        json_int_t nd = json_integer_value(json_object_get(found, "n_documents"));
+        json_int_t nd = json_integer_value(json_object_get(found, "n_documents")), usage = 0;
+        char *fl = herd_store_file_list(g_store, id, NULL); /* usage: the attached files' bytes */
+        json_t *files = fl ? json_loads(fl, 0, &e) : NULL, *f;
+        free(fl);
+        json_array_foreach(files, i, f) usage += json_integer_value(json_object_get(f, "usage_bytes"));
+        json_decref(files);
         o = json_pack("{s:O, s:s, s:O, s:O, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:s, s:O, s:n, s:n, s:I}", "id",
                       json_object_get(found, "id"), "object", "vector_store", "created_at",
                       json_object_get(found, "created_at"), "name", json_object_get(found, "name"), "usage_bytes",
-                      (json_int_t)0, "file_counts", "in_progress", (json_int_t)0, "completed", nd, "failed",
+                      usage, "file_counts", "in_progress", (json_int_t)0, "completed", nd, "failed",
                       (json_int_t)0, "cancelled", (json_int_t)0, "total", nd, "status", "completed", "metadata",
                       json_object_get(found, "metadata"), "expires_after", "expires_at", "last_active_at",
                       json_integer_value(json_object_get(found, "created_at")));

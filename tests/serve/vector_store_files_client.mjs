@@ -53,7 +53,8 @@ try {
     const r = await openai.vectorStores.files.retrieve(a.id, {vector_store_id: vs.id});
     check(r.id === a.id && r.attributes.year === 2024, "files.retrieve", JSON.stringify(r));
     const st = await openai.vectorStores.retrieve(vs.id);
-    check(st.file_counts.completed === 3 && st.file_counts.total === 3, "file_counts", JSON.stringify(st.file_counts));
+    check(st.file_counts.completed === 3 && st.file_counts.total === 3 && st.usage_bytes === a.usage_bytes + b.usage_bytes +
+        c.usage_bytes, "file_counts and usage_bytes", JSON.stringify(st));
 
     // search: each file's text is its own top hit, named by file id and filename
     const want = {"lighthouse.txt": texts["lighthouse.txt"], "goats.html": goatsText};
