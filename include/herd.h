@@ -910,6 +910,9 @@ int herd_store_file_delete(herd_store *s, const char *collection, const char *fi
 /* Replaces the file's attributes (a JSON object or NULL: {}) on it and all its chunks, in one
  * transaction; HERD_E_ARG naming it when it is not in the collection. */
 int herd_store_file_update(herd_store *s, const char *collection, const char *file_id, const char *attributes_json);
+/* A document's chunks in order: JSON array of {chunk_id, seq, tok_start, tok_end, text} (owned string;
+ * [] for no such document; NULL on a database error). */
+char *herd_store_doc_chunks(herd_store *s, int64_t doc_id);
 /* The file id a document was added under (owned), or NULL for a document added otherwise. */
 char *herd_store_doc_file_id(herd_store *s, int64_t doc_id);
 

@@ -581,6 +581,28 @@ int herd_store_file_update(herd_store *s, const char *collection, const char *fi
     return rc;
 }
 
+char *herd_store_doc_chunks(herd_store *s, int64_t doc_id) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, seq, tok_start, tok_end, text FROM chunks WHERE doc_id = ? ORDER BY seq", -1,
+                           &st, NULL) != SQLITE_OK) {
+        db_err(s, "chunks");
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, doc_id);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 4);
+        json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:I, s:s}", "chunk_id", (json_int_t)sqlite3_column_int64(st, 0),
+                                           "seq", (json_int_t)sqlite3_column_int64(st, 1), "tok_start",
+                                           (json_int_t)sqlite3_column_int64(st, 2), "tok_end",
+                                           (json_int_t)sqlite3_column_int64(st, 3), "text", t ? t : ""));
+    }
+    sqlite3_finalize(st);
+    char *out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return out;
+}
+
 char *herd_store_doc_file_id(herd_store *s, int64_t doc_id) {
     sqlite3_stmt *st;
     char *v = NULL;

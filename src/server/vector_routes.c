@@ -498,6 +498,40 @@ static enum MHD_Result vs_files_route(http_req *r, const char *vs, const char *t
         const char *rest = tail + 6;
         if (!*rest && post) return vsf_create(r, vs, b);
         if (!*rest && get) return vsf_list(r, vs, NULL);
+        const char *slash = *rest == '/' ? strchr(rest + 1, '/') : NULL;
+        if (slash && !strcmp(slash, "/content") && get) { /* the parsed text: its chunks, in order */
+            char fid[64];
+            snprintf(fid, sizeof fid, "%.*s", (int)(slash - rest - 1 < 63 ? slash - rest - 1 : 63), rest + 1);
+            int rc = herd_store_collection_check(g_store, vs);
+            if (rc) return store_error(r, rc);
+            json_t *o = vs_file_get(vs, fid);
+            if (!o)
+                return http_send_error(r, 404, "invalid_request_error", "file_id", "not_found",
+                                       "no file '%s' in vector store '%s'", fid, vs);
+            char *l = herd_store_file_list(g_store, vs, fid), *cl = NULL;
+            json_error_t e;
+            json_t *row = json_loads(l ? l : "[]", 0, &e);
+            free(l);
+            cl = herd_store_doc_chunks(g_store, json_integer_value(json_object_get(json_array_get(row, 0), "doc_id")));
+            json_t *chunks = json_loads(cl ? cl : "[]", 0, &e), *data = json_array(), *c;
+            free(cl);
+            size_t i;
+            json_array_foreach(chunks, i, c) { /* Llama Stack's shape: the text with its chunk metadata */
+                char cid[32];
+                snprintf(cid, sizeof cid, "%lld", (long long)json_integer_value(json_object_get(c, "chunk_id")));
+                json_int_t ntok = json_integer_value(json_object_get(c, "tok_end")) -
+                                  json_integer_value(json_object_get(c, "tok_start"));
+                json_array_append_new(data, json_pack("{s:s, s:O, s:O, s:{s:s, s:O, s:O, s:I}}", "type", "text", "text",
+                                                      json_object_get(c, "text"), "metadata",
+                                                      json_object_get(o, "attributes"), "chunk_metadata", "chunk_id", cid,
+                                                      "document_id", json_object_get(o, "id"), "source",
+                                                      json_object_get(json_array_get(row, 0), "filename"),
+                                                      "content_token_count", ntok));
+            }
+            json_decref(chunks), json_decref(row), json_decref(o);
+            return http_send_json(r, 200, json_pack("{s:s, s:o, s:b, s:n}", "object", "vector_store.file_content.page",
+                                                    "data", data, "has_more", 0, "next_page"));
+        }
         if (*rest == '/' && rest[1] && !strchr(rest + 1, '/')) {
             const char *fid = rest + 1;
             int rc = herd_store_collection_check(g_store, vs);

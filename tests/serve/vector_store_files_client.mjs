@@ -1,10 +1,12 @@
-// herd serve --store DIR --data-dir DIR with the official OpenAI client (npm `openai`): vector store files
-// (upload through /v1/files, attach, list, retrieve, search finds the file's own text, delete, gone), file
+// herd serve --store DIR --data-dir DIR with the official OpenAI client (npm `openai`; content and retrieve
+// with llama-stack-client too): vector store files (upload through /v1/files, attach, list, retrieve,
+// content, update, search finds the file's own text, delete, gone), file
 // batches, vectorStores.create with file_ids, bad input (unknown file or store, empty file, unsupported
 // type, a second attach, bad chunking) -> 4xx with a message; then the file_search tool in chat completions:
 // the answer names what it retrieved, and the prompt the model saw is the user's message rewritten with
 // those results (its token count equals herd format's count of that exact message), streamed and not.
 import OpenAI, {toFile} from "openai";
+import LlamaStackClient from "llama-stack-client";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -66,6 +68,19 @@ try {
     }
     const fl = await openai.vectorStores.search(vs.id, {query: goatsText, filters: {type: "eq", key: "lang", value: "en"}});
     check(fl.data.length === 1 && fl.data[0].file_id === a.id, "search with an attribute filter", JSON.stringify(fl.data));
+
+    // content: the parsed text, chunk by chunk (kettles.md: one chunk of 512 holds it all)
+    const cont = [];
+    for await (const x of openai.vectorStores.files.content(b.id, {vector_store_id: vs.id})) cont.push(x);
+    check(cont.length === 1 && cont[0].type === "text" && cont[0].text === texts["kettles.md"], "files.content",
+        JSON.stringify(cont));
+    const ls = new LlamaStackClient({baseURL: srv.base, maxRetries: 0});
+    const lc = await ls.vectorStores.files.content(vs.id, c.id);
+    check(lc.object === "vector_store.file_content.page" && lc.data.length === 1 && lc.data[0].text.trim() === goatsText &&
+        lc.data[0].chunk_metadata.document_id === c.id && lc.data[0].chunk_metadata.source === "goats.html",
+        "llama-stack-client vectorStores.files.content", JSON.stringify(lc));
+    const lf = await ls.vectorStores.files.retrieve(vs.id, c.id);
+    check(lf.id === c.id && lf.status === "completed", "llama-stack-client vectorStores.files.retrieve");
 
     // update: new attributes on the file and its chunks (filters see them)
     const u = await openai.vectorStores.files.update(c.id, {vector_store_id: vs.id, attributes: {lang: "en", kind: "html"}});

@@ -1,6 +1,6 @@
 /* src/rag vector store files (herd_store_file_*, the OpenAI /v1/vector_stores/{id}/files store): add a file
  * under an id (its chunks found by search, named by it), refusals (a second add, an unsupported type, no
- * text, an unknown collection), list / one file, attribute updates reaching the chunks' filters, delete,
+ * text, an unknown collection), list / one file, a document's chunks, attribute updates reaching the chunks' filters, delete,
  * the row going with its collection, and all of it persisting across a reopen. The embedder is a fake:
  * a token histogram (hashed into n_embd bins, unit norm), so equal texts give equal vectors without a
  * forward pass; the model (for its vocabulary and n_embd) is a tiny random one. */
@@ -137,6 +137,15 @@ int main(void) {
     l = list(s, vs, "file-zz");
     CHECK(json_array_size(l) == 0, "an absent file: []");
     json_decref(l);
+    char *cj = herd_store_doc_chunks(s, da);
+    json_error_t je;
+    l = cj ? json_loads(cj, 0, &je) : NULL;
+    CHECK(json_array_size(l) == 1 && strstr(json_string_value(json_object_get(json_array_get(l, 0), "text")), "looked"),
+          "document a's chunks: %s", cj ? cj : "NULL");
+    json_decref(l), free(cj);
+    cj = herd_store_doc_chunks(s, 987654);
+    CHECK(cj && !strcmp(cj, "[]"), "no such document: []");
+    free(cj);
     char *f = herd_store_doc_file_id(s, da);
     CHECK(f && !strcmp(f, "file-a"), "document a's file id");
     free(f);
