@@ -118,8 +118,8 @@ static double attn_prefill(int64_t n, int64_t hd, int64_t group, const uint16_t 
     float *op[TILE * 8];
     int64_t nkv[TILE * 8];
     float *scratch = malloc(sizeof(float) * (size_t)kernels_attn_scratch_floats(hd, TILE * group));
-    kernel_attn_kv kv = {.head_dim = hd, .type = HERD_TYPE_F16, .k = k, .v = v, .stride = hd * 2,
-                         .scale = 1.0f / 8};
+    kernel_attn_kv kv = {.head_dim = hd, .type_k = HERD_TYPE_F16, .type_v = HERD_TYPE_F16, .k = k, .v = v,
+                         .stride_k = hd * 2, .stride_v = hd * 2, .scale = 1.0f / 8};
     double t0 = cpu_s();
     for (int64_t t0k = 0; t0k < n; t0k += TILE) {
         int64_t nq = 0;
@@ -130,7 +130,7 @@ static double attn_prefill(int64_t n, int64_t hd, int64_t group, const uint16_t 
                 nkv[nq] = t + 1;
             }
         if (tiled) vo->attn(&kv, nq, qp, nkv, op, scratch);
-        else kernels_attn_generic(vo, &kv, nq, qp, nkv, op, scratch);
+        else kernels_attn_generic(kernels_active_isa(), &kv, nq, qp, nkv, op, scratch);
     }
     double dt = cpu_s() - t0;
     free(scratch);
