@@ -356,8 +356,10 @@ static void slot_sample(engine *e, slot *s, const float *lg) {
     req_push(r, &ev);
     if (s->ts.stopped) {
         slot_finish(e, s, ENGINE_FINISH_STOP);
-    } else if ((r->p.max_tokens >= 0 && s->n_gen >= r->p.max_tokens) || s->n_cache >= e->cfg.n_ctx_slot) {
+    } else if (r->p.max_tokens >= 0 && s->n_gen >= r->p.max_tokens) {
         slot_finish(e, s, ENGINE_FINISH_LENGTH);
+    } else if (s->n_cache >= e->cfg.n_ctx_slot) {
+        slot_finish(e, s, ENGINE_FINISH_CONTEXT);
     } else {
         s->next = id;
         s->st = SLOT_DECODE;

@@ -67,7 +67,8 @@ typedef struct {
 } engine_params;
 
 enum { ENGINE_EV_TOKEN = 1, ENGINE_EV_DONE = 2, ENGINE_EV_ERROR = 3 };
-enum { ENGINE_FINISH_STOP = 1, ENGINE_FINISH_LENGTH = 2, ENGINE_FINISH_CANCELLED = 3 };
+/* ENGINE_FINISH_CONTEXT: the slot's context filled before max_tokens or a stop (docs/CONTEXT.md) */
+enum { ENGINE_FINISH_STOP = 1, ENGINE_FINISH_LENGTH = 2, ENGINE_FINISH_CANCELLED = 3, ENGINE_FINISH_CONTEXT = 4 };
 
 typedef struct {
     int32_t id;

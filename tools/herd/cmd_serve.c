@@ -3,7 +3,7 @@
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
  *            [--data-dir DIR [--max-file-size BYTES]] [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD] [--prompt-guard DIR
  *            [--prompt-guard-type injection|jailbreak]] [--shields input,output,prompt-guard]
- *            [--cache-ram MiB] [--slot-save-path DIR]
+ *            [--cache-ram MiB] [--slot-save-path DIR] [--context-policy stop|shift]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
@@ -24,7 +24,7 @@ int cmd_serve(int argc, char **argv) {
     const char *pg_path = NULL, *pg_type = "injection", *data_dir = NULL;
     int64_t max_file = (int64_t)200 << 20;
     int64_t max_steps = 4, cache_ram = 1024;
-    const char *slot_save_path = NULL;
+    const char *slot_save_path = NULL, *ctx_policy = "stop";
     float tool_timeout = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("serve", &c, argc, argv, &i);
@@ -50,6 +50,11 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--shields")) { if (!cli_str("serve", argc, argv, &i, &shields)) return 1; }
         else if (!strcmp(a, "--cache-ram")) { if (!cli_i64("serve", argc, argv, &i, 0, (int64_t)1 << 30, &cache_ram)) return 1; }
         else if (!strcmp(a, "--slot-save-path")) { if (!cli_str("serve", argc, argv, &i, &slot_save_path)) return 1; }
+        else if (!strcmp(a, "--context-policy")) {
+            if (!cli_str("serve", argc, argv, &i, &ctx_policy)) return 1;
+            if (strcmp(ctx_policy, "stop") && strcmp(ctx_policy, "shift"))
+                return cli_fail("serve", "--context-policy: '%s' is not stop or shift", ctx_policy);
+        }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("serve");
         else return cli_fail("serve", "unknown option '%s'", a);
@@ -239,7 +244,7 @@ int cmd_serve(int argc, char **argv) {
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
                         .lora_ids = (const char *const *)lora_ids, .lora_paths = lora_paths, .n_loras = nl,
                         .data_dir = data_dir, .max_file_bytes = (size_t)max_file, .batch_parallel = (int)parallel,
-                        .slot_save_path = slot_save_path};
+                        .slot_save_path = slot_save_path, .context_shift = !strcmp(ctx_policy, "shift")};
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
