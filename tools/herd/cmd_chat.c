@@ -99,10 +99,10 @@ static int conversation_ids(chat_state *st, int64_t reserve, int32_t **ids, int6
 /* Appends b (a continuation of the same reply) to a. */
 static void result_append(herd_generate_result *a, herd_generate_result *b) {
     a->ids = realloc(a->ids, (size_t)(a->n_ids + b->n_ids + 1) * sizeof *a->ids);
-    memcpy(a->ids + a->n_ids, b->ids, (size_t)b->n_ids * sizeof *a->ids);
+    if (b->n_ids) memcpy(a->ids + a->n_ids, b->ids, (size_t)b->n_ids * sizeof *a->ids);
     a->n_ids += b->n_ids;
     a->text = realloc(a->text, a->text_len + b->text_len + 1);
-    memcpy(a->text + a->text_len, b->text, b->text_len);
+    if (b->text_len) memcpy(a->text + a->text_len, b->text, b->text_len);
     a->text_len += b->text_len;
     a->text[a->text_len] = 0;
     a->stop_reason = b->stop_reason;
@@ -171,7 +171,7 @@ static int generate_reply(chat_state *st, herd_generate_result *r) {
         /* the context now holds the prompt and every generated id but the last */
         free(st->cached);
         st->cached = realloc(ids, (size_t)(n + g.n_ids + 1) * sizeof *ids);
-        memcpy(st->cached + n, g.ids, (size_t)g.n_ids * sizeof *ids);
+        if (g.n_ids) memcpy(st->cached + n, g.ids, (size_t)g.n_ids * sizeof *ids);
         st->n_cached = herd_context_n_past(st->ctx);
         result_append(r, &g);
         if (r->stop_reason != HERD_STOP_CONTEXT) break;
