@@ -33,7 +33,8 @@ U=("What is the capital of France, and what river runs through it?"
    "How long does the train from there to London take these days?"
    "Thank you. Now please summarise everything we talked about so far in a few words, covering the capital, its river, the museums and the train ride.")
 R=("Paris, on the Seine." "The Louvre, the Orsay and the Pompidou; the Louvre is the largest." "About two hours and fifteen minutes." "Paris, the Seine, three museums, a short train ride.")
-LONG="This reply is deliberately long so that it fills the small context while it is being written: one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty."
+L1="This reply is deliberately long so that it fills the small context while it is being written: one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty."
+LONG="$L1 And again, to be sure: $L1 And a third time: $L1"
 printf '%s\n' "${U[@]}" >"$TMP/lines"
 
 # msgs FILE K [LAST_REPLY]: the JSON conversation of the system prompt and turns K..4 (1-based), the
@@ -102,10 +103,11 @@ msgs "$TMP/long.json" 1 "$LONG"
 python3 -c 'import json; m = json.load(open("'"$TMP/long.json"'")); json.dump(m[:-1], open("'"$TMP/long4.json"'", "w"))'
 TL=$(ntok "$TMP/long4.json")                       # the fourth prompt
 LL=$(ntok "$TMP/long.json" --no-generation-prompt) # ... with the long reply and its <|eot_id|>
-CTX2=$(( (TL + LL) / 2 ))                          # the reply fills the context halfway through
+CTX2=$(( (TL * 4 + 2) / 3 + 1 ))                   # the fourth prompt + a quarter of -c fit: no shift before it
+[ "$LL" -gt $((CTX2 + 8)) ] || die "test setup: the long reply ($((LL - TL)) tokens) does not overflow -c $CTX2"
 chat midstop --system "$SYS" -c $CTX2 --temp 0; rc=$?
 if [ $rc -eq 1 ] && grep -q "stopped: the context of $CTX2 tokens is full (reason: context" "$TMP/midstop.err" &&
-    grep -qF "This reply is deliberately" "$TMP/midstop.out" && ! grep -qF "nineteen twenty." "$TMP/midstop.out"; then
+    grep -qF "This reply is deliberately" "$TMP/midstop.out" && ! grep -qF "a third time" "$TMP/midstop.out"; then
     ok "stop: a reply that fills the context ends there, the chat too (reason: context)"
 else
     fail "stop mid-reply: rc=$rc: $(cat "$TMP/midstop.err")"
@@ -117,7 +119,7 @@ for j in 2 3 4; do
     "$HERD" format --messages "$TMP/expl$j.json" --no-generation-prompt >"$TMP/expl$j.prompt" || die "herd format"
     cmp -s "$TMP/expl$j.prompt" "$TMP/midshift.prompt" && k=$j && break
 done
-if [ $rc -eq 0 ] && [ $k -ge 2 ] && grep -qF "$LONG" "$TMP/midshift.out"; then
+if [ $rc -eq 0 ] && [ $k -ge 2 ] && grep -qF "$LONG" "$TMP/midshift.out" && grep -q "^\[context shift" "$TMP/midshift.err"; then
     ok "shift: a reply that fills the context goes on after the oldest turns go (first kept: turn $k), whole"
 else
     fail "shift mid-reply: rc=$rc, k=$k: $(cat "$TMP/midshift.err") / $(cat "$TMP/midshift.out")"
@@ -145,7 +147,7 @@ C3=$((P2 + 40))
 timeout 120 "$HERD" chat -m "$MODEL" --no-stats --temp 0 -t 2 --system "$SYS" -c $C3 --context-policy shift \
     --test-script "$TMP/script2.json" <"$TMP/lines2" >"$TMP/greedy.out" 2>"$TMP/greedy.err"; rc=$?
 M=$((C3 - P2 + 1)) # tokens of the first part: emitted until the context is full
-"$HERD" run -m "$MODEL" -c 4096 -t 2 --temp 0 -n $M --json --prompt-ids "$(cat "$TMP/p2.ids")" >"$TMP/run1.json" || die "herd run 1"
+"$HERD" run -m "$MODEL" -t 2 --temp 0 -n $M --json --prompt-ids "$(cat "$TMP/p2.ids")" >"$TMP/run1.json" || die "herd run 1"
 python3 - "$TMP" "$C3" <<'EOF2' || die "building the second prompt"
 import json, sys
 t, c = sys.argv[1], int(sys.argv[2])
@@ -154,7 +156,7 @@ q = json.load(open(t + "/q.ids"))
 json.dump(q + g, open(t + "/p3.ids", "w"))
 open(t + "/m2", "w").write(str(c - (len(q) + len(g)) + 1))
 EOF2
-"$HERD" run -m "$MODEL" -c 4096 -t 2 --temp 0 -n "$(cat "$TMP/m2")" --json --prompt-ids "$(cat "$TMP/p3.ids")" \
+"$HERD" run -m "$MODEL" -t 2 --temp 0 -n "$(cat "$TMP/m2")" --json --prompt-ids "$(cat "$TMP/p3.ids")" \
     >"$TMP/run2.json" || die "herd run 2"
 python3 - "$TMP" <<'EOF2' >"$TMP/all.ids"
 import json, sys
