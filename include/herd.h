@@ -444,7 +444,7 @@ void herd_chat_messages_free(void *owner);
 int herd_chat_tokenize(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_chat_params *p,
                        int32_t **ids, int64_t *n_ids);
 /* The context-full policy "shift" (docs/CONTEXT.md): the ids of the conversation with its oldest turns
- * left out, so that they and `reserve` more tokens fit n_ctx. A turn is a user message and everything
+ * left out, so that they and `reserve` (at least 1) more tokens fit n_ctx. A turn is a user message and everything
  * after it up to the next user message (replies, tool calls, tool results); the leading system messages
  * and the last turn are always kept, and the rest is re-templated whole (custom tools move to the first
  * user message that is left). Turns go oldest first, one at a time, while n_ids + reserve > n_ctx and

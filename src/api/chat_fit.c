@@ -26,7 +26,7 @@ int herd_chat_tokenize_fit(const herd_model *m, const herd_chat_message *msgs, s
     size_t k0 = 0; /* the leading system messages stay */
     while (k0 < n && msgs[k0].role && !strcmp(msgs[k0].role, "system")) k0++;
     *drop_from = k0;
-    if (reserve < 0) reserve = 0;
+    if (reserve < 1) reserve = 1; /* at least one position to generate in */
     /* view: the system messages, then msgs[k0 + dropped ..) */
     herd_chat_message *view = herd_xmalloc((n ? n : 1) * sizeof *view);
     memcpy(view, msgs, k0 * sizeof *view);

@@ -46,7 +46,7 @@ static void expect(const char *what, const herd_chat_message *msgs, size_t n, co
     CHECK(herd_chat_tokenize(m, kept, nk, p, &want, &nw) == HERD_OK && nw == k &&
               memcmp(want, ids, (size_t)k * sizeof *ids) == 0,
           "%s: ids are not herd_chat_tokenize's over the kept messages", what);
-    CHECK(k + reserve <= n_ctx, "%s: %lld + %lld does not fit %lld", what, (long long)k, (long long)reserve,
+    CHECK(k + (reserve > 0 ? reserve : 1) <= n_ctx, "%s: %lld + %lld does not fit %lld", what, (long long)k, (long long)reserve,
           (long long)n_ctx);
     free(want);
     free(ids);
@@ -70,11 +70,12 @@ int main(void) {
     int64_t n1 = count(t1, 4, &p), n2 = count(t2, 2, &p);
     CHECK(full > n1 && n1 > n2 && n2 > 0, "token counts %lld %lld %lld", (long long)full, (long long)n1, (long long)n2);
 
-    expect("fits", c, 6, &p, full, 0, 1, 0);
-    expect("one over: the first turn goes", c, 6, &p, full - 1, 0, 1, 2);
-    expect("exactly the first turn out", c, 6, &p, n1, 0, 1, 2);
-    expect("one less: both earlier turns go", c, 6, &p, n1 - 1, 0, 1, 4);
-    expect("reserve counts", c, 6, &p, full, 5, 1, 2);
+    /* reserve 0 counts as 1: a position to generate in */
+    expect("fits", c, 6, &p, full + 1, 0, 1, 0);
+    expect("one over: the first turn goes", c, 6, &p, full, 0, 1, 2);
+    expect("exactly the first turn out", c, 6, &p, n1 + 1, 0, 1, 2);
+    expect("one less: both earlier turns go", c, 6, &p, n1, 0, 1, 4);
+    expect("reserve counts", c, 6, &p, full + 1, 5, 1, 2);
     expect("only the system prompt and the last turn fit", c, 6, &p, n2 + 1, 0, 1, 4);
     expect("not even those: E_RANGE", c, 6, &p, n2, 0, 1, -1);
 
