@@ -57,8 +57,8 @@ script() { python3 -c 'import json,sys; print(json.dumps([s + "<|eot_id|>" for s
 msgs "$TMP/all.json" 1
 python3 -c 'import json; m = json.load(open("'"$TMP/all.json"'")); json.dump(m[:-1], open("'"$TMP/t4.json"'", "w")); json.dump(m[:-3], open("'"$TMP/t3.json"'", "w"))'
 T4=$(ntok "$TMP/t4.json") T3=$(ntok "$TMP/t3.json")
-CTX=$((T4 - 4)) # the fourth turn does not fit; the third (+ its reply + -n 16) does
-[ $((T3 + 16)) -le $CTX ] || die "test setup: the third turn ($T3 tokens + 16) does not fit -c $CTX"
+CTX=$((T4 - 4)) # the fourth turn does not fit; the third (+ its reply + -n 24) does
+[ $((T3 + 24)) -le $CTX ] || die "test setup: the third turn ($T3 tokens + 24) does not fit -c $CTX"
 echo "turn 3 prompt $T3 tokens, turn 4 prompt $T4 tokens, -c $CTX"
 
 chat() { # chat NAME [options]: the four lines through herd chat, scripted
@@ -68,7 +68,7 @@ chat() { # chat NAME [options]: the four lines through herd chat, scripted
 
 # ---- 1. stop: the fourth turn does not fit -> the chat ends with the reason ----
 script "${R[@]}"
-chat stop --system "$SYS" -c $CTX -n 16 --temp 0; rc=$?
+chat stop --system "$SYS" -c $CTX -n 24 --temp 0; rc=$?
 if [ $rc -eq 1 ] && grep -q "stopped: the conversation ($T4 tokens) no longer fits the context of $CTX tokens" "$TMP/stop.err" &&
     grep -qF "${R[2]}" "$TMP/stop.out" && ! grep -qF "${R[3]}" "$TMP/stop.out"; then
     ok "stop: the turn that does not fit ends the chat (exit 1, the reason on stderr)"
@@ -77,7 +77,7 @@ else
 fi
 
 # ---- 2. shift: the oldest turns go, the system prompt stays, re-templated exactly ----
-chat shift --system "$SYS" -c $CTX -n 16 --temp 0 --context-policy shift; rc=$?
+chat shift --system "$SYS" -c $CTX -n 24 --temp 0 --context-policy shift; rc=$?
 k=0
 for j in 2 3 4; do # the first turn kept: j; the official template over those messages
     msgs "$TMP/exp$j.json" $j
@@ -85,10 +85,10 @@ for j in 2 3 4; do # the first turn kept: j; the official template over those me
     cmp -s "$TMP/exp$j.prompt" "$TMP/shift.prompt" && k=$j && break
 done
 if [ $rc -eq 0 ] && [ $k -ge 2 ] && grep -qF "${R[3]}" "$TMP/shift.out" && grep -q "^\[context shift: the" "$TMP/shift.err"; then
-    # the fewest turns went: with one more turn kept, the fourth prompt + 16 would not fit
+    # the fewest turns went: with one more turn kept, the fourth prompt + 24 would not fit
     msgs "$TMP/more.json" $((k - 1))
     python3 -c 'import json; m = json.load(open("'"$TMP/more.json"'")); json.dump(m[:-1], open("'"$TMP/more4.json"'", "w"))'
-    if [ $(($(ntok "$TMP/more4.json") + 16)) -gt $CTX ]; then
+    if [ $(($(ntok "$TMP/more4.json") + 24)) -gt $CTX ]; then
         ok "shift: turns 1..$((k - 1)) left out, system prompt kept; the final prompt is the template over the rest"
     else
         fail "shift: more turns were left out than needed (first kept: $k)"
