@@ -3,7 +3,7 @@
 // three at once so several slots verify drafts in one batch — give exactly the responses of the server
 // without a draft, for --draft-max 1, 4 and 16 with a draft that agrees often (the same model quantized
 // to q8_0), one that never agrees (another random model) and prompt lookup; /metrics counts the drafts
-// (the q8_0 twin's mostly accepted). A draft with another vocabulary, or --draft with --lookup: one line.
+// (the twin's are accepted, the unrelated model's hardly ever). A draft with another vocabulary, or --draft with --lookup: one line.
 // usage: node spec_client.mjs TARGET TWIN OTHER SPM_MODEL
 import {spawnSync} from "node:child_process";
 import {startServer, check, done, HERD} from "./lib.mjs";
@@ -18,6 +18,7 @@ const reqs = [
     ["/v1/completions", {prompt: P, max_tokens: 24, temperature: 1.0, seed: 11}],
     ["/v1/chat/completions", {messages: [{role: "user", content: "Give me JSON."}], max_tokens: 24, temperature: 0,
         response_format: {type: "json_object"}}],
+    ["/v1/completions", {prompt: "a b c d a b c d a b c d a b c", max_tokens: 160, temperature: 0}], // loops: lookup drafts
 ];
 const text = j => j?.choices?.[0]?.message?.content ?? j?.choices?.[0]?.text ?? `ERROR ${JSON.stringify(j)}`;
 async function post(srv, p, b) {
@@ -63,8 +64,12 @@ for (const [name, args] of runs) {
     const same = r.out.map((t, i) => t === plain.out[i]);
     check(r.rc === 0 && same.every(Boolean), `${name}: every response identical to the plain server's`,
         JSON.stringify(r.out.map((t, i) => same[i] ? "=" : [t, plain.out[i]])));
-    check(r.drafted > 0, `${name}: drafted ${r.drafted}, accepted ${r.accepted}`);
-    if (name.startsWith("twin")) check(r.accepted * 2 > r.drafted, `${name}: the q8_0 twin agrees mostly`);
+    console.log(`     ${name}: drafted ${r.drafted}, accepted ${r.accepted}`);
+    // a draft model always drafts: the twin's are accepted, the unrelated model's hardly ever; lookup drafts
+    // once a greedy reply starts repeating itself (the long one does)
+    if (name.startsWith("--lookup")) check(r.drafted > 0, `${name}: drafts from repeated n-grams`);
+    if (name.startsWith("twin")) check(r.drafted > 0 && r.accepted >= 50, `${name}: the q8_0 twin's drafts are accepted`);
+    if (name.startsWith("unrelated")) check(r.drafted > 0 && r.accepted < r.drafted / 10, `${name}: drafted, hardly accepted`);
 }
 let bad = spawnSync(HERD, ["serve", "-m", target, "--draft", spm, "--port", "0"]);
 check(bad.status === 1 && /--draft .*vocabulary|token/.test(bad.stderr.toString()) && bad.stderr.toString().trim().split("\n").length === 1,
