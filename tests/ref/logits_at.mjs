@@ -1,8 +1,9 @@
 // llama.cpp reference logits at chosen positions of a long prompt:
-//   node tests/ref/logits_at.mjs MODEL.gguf IDS.json POSITIONS_JSON OUT.bin [--threads N] [--batch N]
+//   node tests/ref/logits_at.mjs MODEL.gguf IDS.json POSITIONS_JSON OUT.bin [--threads N] [--batch N] [--flash]
 // IDS.json is a file (a long prompt does not fit a command line). Writes float32 rows [n_positions][n_vocab]
-// computed by llama.cpp (node-llama-cpp, CPU, flash attention off, f32 KV cache), the whole prompt evaluated
-// once with logits asked only at those positions.
+// computed by llama.cpp (node-llama-cpp, CPU, f32 KV cache; flash attention off unless --flash: on, ggml's CPU
+// kernel still works in f32 for an f32 cache and never forms the T x T score matrix), the whole prompt
+// evaluated once with logits asked only at those positions.
 import {getLlama} from "node-llama-cpp";
 import fs from "node:fs";
 
@@ -14,7 +15,7 @@ const want = new Set(at);
 const llama = await getLlama({build: "never", gpu: false, logLevel: "error"});
 const model = await llama.loadModel({modelPath});
 const ctx = await model.createContext({contextSize: ids.length + 8, batchSize: Number(opt("--batch", "256")),
-    flashAttention: false, threads: Number(opt("--threads", "2")), experimentalKvCacheKeyType: "F32",
+    flashAttention: args.includes("--flash"), threads: Number(opt("--threads", "2")), experimentalKvCacheKeyType: "F32",
     experimentalKvCacheValueType: "F32"});
 const seq = ctx.getSequence();
 const res = await seq.controlledEvaluate(ids.map((t, i) => want.has(i) ? [t, {generateNext: {logits: true}}] : t));
