@@ -832,7 +832,9 @@ int herd_eval(herd_context *c, const char *task_path, const herd_eval_params *p,
 
 /* ---- a sequence's KV as bytes (prefix cache, slot save/restore) -------------------------------- */
 
-/* Bytes of one position's KV: every layer's K row and V row (the cache's own type and row format). */
+/* Bytes of one position's KV: every layer's K row and V row (the cache's own type and row format). Under
+ * tensor or pipeline parallelism (herd-mpi) the same bytes, gathered from the ranks; 0 (and the calls
+ * below fail) in the one split where a rank's part of a quantized row is not whole blocks. */
 uint64_t herd_seq_kv_bytes_per_pos(const herd_context *c);
 /* Copies positions [pos, pos + n) of sequence seq (all < its n_past) into buf, laid out
  * [layer][K rows n][V rows n], n * herd_seq_kv_bytes_per_pos bytes. HERD_E_ARG when out of range. */
@@ -904,6 +906,28 @@ int herd_store_delete_doc(herd_store *s, int64_t doc_id);
 int herd_store_search(herd_store *s, const char *collection, const float *q, int64_t k, const char *filter_json,
                       int ef, herd_store_hit **hits, int64_t *n_hits);
 void herd_store_hits_free(herd_store_hit *hits, int64_t n);
+/* Vector store files (OpenAI /v1/vector_stores/{id}/files): the file at path, read by the type of
+ * filename's extension as herd_store_add_file reads it, becomes one document (source: filename;
+ * attributes_json: an object or NULL, the metadata of its chunks) recorded under file_id, in the same
+ * transaction. HERD_E_ARG if file_id is already in the collection, HERD_E_UNSUPPORTED for another
+ * extension, HERD_E_FORMAT for a file without text. OUT: *doc_id (may be NULL). */
+int herd_store_file_add(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                        const char *file_id, const char *filename, const char *path, const char *attributes_json,
+                        const herd_chunk_params *p, int64_t *doc_id);
+/* JSON array of the collection's files, oldest first: {file_id, doc_id, filename, created_at, usage_bytes
+ * (chunk text + vector bytes), n_chunks, chunk_tokens, overlap, attributes}; file_id non-NULL: that file
+ * only ([] if absent). Owned string; NULL (error logged) when the collection does not exist. */
+char *herd_store_file_list(herd_store *s, const char *collection, const char *file_id);
+/* Removes the file's document and its chunks; HERD_E_ARG naming it when it is not in the collection. */
+int herd_store_file_delete(herd_store *s, const char *collection, const char *file_id);
+/* Replaces the file's attributes (a JSON object or NULL: {}) on it and all its chunks, in one
+ * transaction; HERD_E_ARG naming it when it is not in the collection. */
+int herd_store_file_update(herd_store *s, const char *collection, const char *file_id, const char *attributes_json);
+/* A document's chunks in order: JSON array of {chunk_id, seq, tok_start, tok_end, text} (owned string;
+ * [] for no such document; NULL on a database error). */
+char *herd_store_doc_chunks(herd_store *s, int64_t doc_id);
+/* The file id a document was added under (owned), or NULL for a document added otherwise. */
+char *herd_store_doc_file_id(herd_store *s, int64_t doc_id);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

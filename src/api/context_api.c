@@ -339,8 +339,8 @@ int herd_embed_pooled(herd_context *c, int32_t seq, const int32_t *tokens, int64
 /* ---- a sequence's KV as bytes -------------------------------------------------------------------- */
 
 uint64_t herd_seq_kv_bytes_per_pos(const herd_context *c) {
-    const kv_cache *kv = forward_kv(c->fs);
-    return (uint64_t)kv->n_layer * (uint64_t)(kv->row_bytes_k + kv->row_bytes_v);
+    if (api_tp) return api_tp->kv_bytes_per_pos(c->fs); /* every rank's rows, side by side (api_tp.h) */
+    return kv_seq_bytes_per_pos(forward_kv(c->fs));
 }
 
 int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n, void *buf) {
@@ -348,12 +348,8 @@ int herd_seq_kv_read(const herd_context *c, int32_t seq, int64_t pos, int64_t n,
     if (seq < 0 || seq >= kv->n_seq || pos < 0 || n < 0 || pos + n > kv->n_past[seq])
         return herd_err(HERD_E_ARG, "kv read: positions [%lld, %lld) of sequence %d are not cached", (long long)pos,
                         (long long)(pos + n), seq);
-    uint8_t *o = buf;
-    size_t rk = (size_t)kv->row_bytes_k, rv = (size_t)kv->row_bytes_v; /* K and V types may differ */
-    for (int64_t l = 0; l < kv->n_layer; l++) {
-        for (int64_t i = 0; i < n; i++, o += rk) memcpy(o, kv_k_row(kv, seq, l, pos + i), rk);
-        for (int64_t i = 0; i < n; i++, o += rv) memcpy(o, kv_v_row(kv, seq, l, pos + i), rv);
-    }
+    if (api_tp) return api_tp->kv_read(c->fs, seq, pos, n, buf);
+    kv_seq_read(kv, seq, pos, n, buf);
     return HERD_OK;
 }
 
@@ -363,13 +359,8 @@ int herd_seq_kv_write(herd_context *c, int32_t seq, int64_t pos, int64_t n, cons
         return herd_err(HERD_E_ARG, "kv write: positions [%lld, %lld) do not fit sequence %d (%lld cached of %lld)",
                         (long long)pos, (long long)(pos + n), seq, seq >= 0 && seq < kv->n_seq ? (long long)kv->n_past[seq] : 0LL,
                         (long long)kv->n_ctx);
-    const uint8_t *in = buf;
-    size_t rk = (size_t)kv->row_bytes_k, rv = (size_t)kv->row_bytes_v;
-    for (int64_t l = 0; l < kv->n_layer; l++) {
-        for (int64_t i = 0; i < n; i++, in += rk) memcpy(kv_k_row(kv, seq, l, pos + i), in, rk);
-        for (int64_t i = 0; i < n; i++, in += rv) memcpy(kv_v_row(kv, seq, l, pos + i), in, rv);
-    }
-    kv->n_past[seq] = pos + n;
+    if (api_tp) return api_tp->kv_write(c->fs, seq, pos, n, buf);
+    kv_seq_write(kv, seq, pos, n, buf);
     return HERD_OK;
 }
 

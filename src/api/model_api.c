@@ -11,7 +11,7 @@
 #include "herd.h"
 
 int herd_model_load(const char *path, herd_model **out) {
-    if (api_tp) return model_load_shard(path, 0, api_tp->rank, api_tp->n, out); /* rank 0's shard (api_tp.h) */
+    if (api_tp) return model_load_part(path, 0, 0, api_tp->tp, 0, api_tp->pp, out); /* rank 0's part (api_tp.h) */
     return model_load(path, 0, out);
 }
 
@@ -44,11 +44,12 @@ void herd_model_get_info(const herd_model *m, herd_model_info *o) {
     o->n_vocab = hp->n_vocab;
     o->n_ctx_train = hp->n_ctx_train;
     o->n_embd = hp->n_embd;
-    o->n_layer = hp->n_layer;
-    o->n_head = hp->n_head;
-    o->n_head_kv = hp->n_head_kv;
-    o->head_dim = hp->head_dim;
-    o->n_ff = hp->n_ff;
+    const model_hparams *hf = &m->hp_file; /* the model's, not a tensor-parallel shard's or a pipeline stage's */
+    o->n_layer = hf->n_layer;
+    o->n_head = hf->n_head;
+    o->n_head_kv = hf->n_head_kv;
+    o->head_dim = hf->head_dim;
+    o->n_ff = hf->n_ff;
     o->rope_theta = hp->rope_theta;
     o->norm_eps = hp->norm_eps;
     o->tied_output = m->tied_output;

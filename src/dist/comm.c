@@ -20,8 +20,14 @@ static double now_s(void) {
 }
 
 int comm_init(int *argc, char ***argv, int *rank, int *n) {
-    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    /* serialized: serve makes its passes on the engine's thread, never two MPI calls at once */
+    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return -1;
+    if (provided < MPI_THREAD_SERIALIZED) {
+        fprintf(stderr, "herd: error: tp: this MPI library gives thread level %d, herd needs MPI_THREAD_SERIALIZED\n", provided);
+        MPI_Finalize();
+        return -1;
+    }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_n);

@@ -1,14 +1,14 @@
 /* Point-to-point messaging for tensor parallelism over MPI: every wait polls non-blocking requests with
  * a backoff (Open MPI's blocking calls spin a core; a waiting rank here sleeps) and a deadline, and a
  * peer that errs or stays silent past it ends every rank with one line naming it (MPI_Abort).
- * Only the main thread of a rank calls these (MPI_THREAD_FUNNELED). */
+ * One thread of a rank at a time calls these (MPI_THREAD_SERIALIZED: serve's passes run on its engine thread). */
 #ifndef HERD_DIST_COMM_H
 #define HERD_DIST_COMM_H
 
 #include <mpi.h>
 #include <stdint.h>
 
-enum { COMM_TAG_CTRL = 1, COMM_TAG_GATHER = 2 };
+enum { COMM_TAG_CTRL = 1, COMM_TAG_GATHER = 2, COMM_TAG_PIPE = 3, COMM_TAG_KV = 4 };
 
 /* MPI_Init_thread, MPI_ERRORS_RETURN on MPI_COMM_WORLD, the step timeout from HERD_TP_TIMEOUT (seconds,
  * default 60). 0 or a negative MPI error. */

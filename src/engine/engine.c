@@ -768,7 +768,7 @@ int engine_new(herd_model *m, const engine_config *cfg, engine **out) {
     e->python_tag = herd_vocab_find(m, "<|python_tag|>");
     pthread_mutex_init(&e->op_mu, NULL);
     pthread_cond_init(&e->op_cv, NULL);
-    if (cfg->cache_ram > 0) {
+    if (cfg->cache_ram > 0 && herd_seq_kv_bytes_per_pos(e->ctx) > 0) { /* 0: not readable (herd.h) */
         e->pc = prefix_cache_new(PC_BLOCK, (size_t)(PC_BLOCK * herd_seq_kv_bytes_per_pos(e->ctx)), cfg->cache_ram);
         e->pc_blocks = herd_xmalloc((size_t)(cfg->n_ctx_slot / PC_BLOCK + 2) * sizeof *e->pc_blocks);
         e->stats.pc_budget = cfg->cache_ram;

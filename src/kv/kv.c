@@ -103,3 +103,26 @@ void kv_seq_copy(kv_cache *kv, int64_t src, int64_t dst, int64_t n) {
         }
     kv->n_past[dst] = n;
 }
+
+uint64_t kv_seq_bytes_per_pos(const kv_cache *kv) {
+    return (uint64_t)kv->n_layer * (uint64_t)(kv->row_bytes_k + kv->row_bytes_v);
+}
+
+void kv_seq_read(const kv_cache *kv, int64_t seq, int64_t pos, int64_t n, void *buf) {
+    uint8_t *o = buf;
+    size_t rk = (size_t)kv->row_bytes_k, rv = (size_t)kv->row_bytes_v; /* K and V types may differ */
+    for (int64_t l = 0; l < kv->n_layer; l++) {
+        for (int64_t i = 0; i < n; i++, o += rk) memcpy(o, kv_k_row(kv, seq, l, pos + i), rk);
+        for (int64_t i = 0; i < n; i++, o += rv) memcpy(o, kv_v_row(kv, seq, l, pos + i), rv);
+    }
+}
+
+void kv_seq_write(kv_cache *kv, int64_t seq, int64_t pos, int64_t n, const void *buf) {
+    const uint8_t *in = buf;
+    size_t rk = (size_t)kv->row_bytes_k, rv = (size_t)kv->row_bytes_v;
+    for (int64_t l = 0; l < kv->n_layer; l++) {
+        for (int64_t i = 0; i < n; i++, in += rk) memcpy(kv_k_row(kv, seq, l, pos + i), in, rk);
+        for (int64_t i = 0; i < n; i++, in += rv) memcpy(kv_v_row(kv, seq, l, pos + i), in, rv);
+    }
+    kv->n_past[seq] = pos + n;
+}

@@ -40,5 +40,11 @@ int64_t kv_offset_k(const kv_cache *kv, int64_t e);
 int64_t kv_offset_v(const kv_cache *kv, int64_t e);
 /* Copies positions [0, n) of sequence src into dst (all layers) and sets dst's n_past to n. */
 void kv_seq_copy(kv_cache *kv, int64_t src, int64_t dst, int64_t n);
+/* Positions [pos, pos + n) of sequence seq as bytes, [layer][K rows n][V rows n] (kv_seq_bytes_per_pos(kv)
+ * per position), out of and into the cache; the write sets n_past[seq] = pos + n. Ranges checked by the
+ * caller. */
+uint64_t kv_seq_bytes_per_pos(const kv_cache *kv);
+void kv_seq_read(const kv_cache *kv, int64_t seq, int64_t pos, int64_t n, void *buf);
+void kv_seq_write(kv_cache *kv, int64_t seq, int64_t pos, int64_t n, const void *buf);
 
 #endif

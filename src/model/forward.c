@@ -190,7 +190,7 @@ void forward_set_tp(forward_state *s, const forward_tp *tp) {
 
 /* a shard's rows of an activation [n][its width] become [n][the whole width] (forward_tp) */
 static void tp_gather(forward_state *s, float *buf, int64_t n, int what) {
-    if (s->tp) s->tp->gather(s->tp->ctx, buf, n, what);
+    if (s->tp && s->tp->gather) s->tp->gather(s->tp->ctx, buf, n, what);
 }
 
 kv_cache *forward_kv(forward_state *s) {
@@ -214,7 +214,8 @@ int forward_set_lora(forward_state *s, int32_t seq, const lora_adapter *const *a
                             ad[i] ? (long long)ad[i]->n_layer : 0LL, (long long)s->m->hp.n_layer);
         if (!isfinite(scales[i])) return herd_err(HERD_E_ARG, "lora: the scale of adapter %d is not finite", i);
     }
-    if (n > 0 && s->m->shard_n > 1) return herd_err(HERD_E_UNSUPPORTED, "lora: adapters are not supported with --tp yet");
+    if (n > 0 && (s->m->shard_n > 1 || s->m->n_stages > 1))
+        return herd_err(HERD_E_UNSUPPORTED, "lora: adapters are not supported with --tp or --pp yet");
     if (!s->lora_n) {
         s->lora_n = herd_xcalloc((size_t)n_seq, sizeof *s->lora_n);
         s->lora_ad = herd_xcalloc((size_t)n_seq, sizeof *s->lora_ad);
@@ -426,12 +427,14 @@ static void job_swiglu(void *arg, int ith, int nth) {
 
 /* ---- the pass ---------------------------------------------------------------------------------- */
 
-static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
-                         float *out, bool hidden) {
+#define PP_MIN_MICRO 32 /* tokens per pipeline micro-batch, at least (a smaller batch is one part) */
+
+/* The pass over n tokens on this rank's layers (all of them but in a pipeline stage); out gets the rows
+ * asked for, on the last stage. */
+static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                      float *out, bool hidden) {
     const herd_model *m = s->m;
     const model_hparams *hp = &m->hp;
-    HERD_ASSERT(n > 0 && n <= s->n_batch);
-    if (s->tp && s->tp->begin) s->tp->begin(s->tp->ctx, s, tokens, seq, n, want, hidden);
     const int64_t E = hp->n_embd, q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
     const kernel_type_ops *emb = kernels_type(m->tok_embd.type);
 
@@ -443,8 +446,11 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         s->pos[t] = s->kv.n_past[sq]++;
         HERD_ASSERT(s->pos[t] < s->kv.n_ctx);
     }
+    const forward_tp *tp = s->tp;
+    const bool piped = tp && tp->n_stages > 1, first = !piped || tp->first_stage, last = !piped || tp->last_stage;
+    if (!first) tp->recv_x(tp->ctx, s->x, n); /* pipeline: the previous stage's residual stream */
     for (int64_t t = 0; t < n; t++) {
-        emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
+        if (first) emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
         model_rope_cache(s->rope_cs + t * hp->head_dim, (float)s->pos[t], hp->head_dim, hp->rope_theta, hp->rope_freq_scale,
                    m->rope_freqs);
     }
@@ -485,6 +491,10 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->h[i];
     }
 
+    if (!last) { /* pipeline: on to the next stage (rank 0 gets the outputs from the last: forward_pass) */
+        tp->send_x(tp->ctx, s->x, n);
+        return;
+    }
     if (!want) return;
     int64_t n_out = 0;
     float *dst = hidden ? out : s->h;
@@ -494,6 +504,44 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         matmul(s->pool, &m->output, s->h, E, n_out, out, m->output.n_out, s->xq);
         tp_gather(s, out, n_out, FORWARD_TP_VOCAB);
     }
+    if (!first && n_out > 0) tp->out_send(tp->ctx, out, n_out, hidden ? E : hp->n_vocab); /* to rank 0 */
+}
+
+/* Pipeline micro-batches: a batch of n tokens runs as n_micro consecutive parts (pool_range), each a pass of
+ * its own, so that stage k works on part i + 1 while stage k + 1 works on part i. A token's result does not
+ * depend on the other tokens of its pass (forward_batch), and each sequence's tokens keep their order, so
+ * the parts give the batch's result bit for bit. Every stage cuts the same way (a function of n). */
+static int64_t micro_batches(const forward_state *s, int64_t n) {
+    const forward_tp *tp = s->tp;
+    if (!tp || tp->n_stages <= 1) return 1;
+    int64_t k = n / PP_MIN_MICRO, most = 2 * (int64_t)tp->n_stages;
+    return k < 1 ? 1 : k > most ? most : k;
+}
+
+static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
+                         float *out, bool hidden) {
+    HERD_ASSERT(n > 0 && n <= s->n_batch);
+    const forward_tp *tp = s->tp;
+    if (tp && tp->begin) tp->begin(tp->ctx, s, tokens, seq, n, want, hidden);
+    const int64_t n_micro = micro_batches(s, n);
+    const int64_t width = hidden ? s->m->hp.n_embd : s->m->hp.n_vocab;
+    /* rank 0 of a pipeline: the last stage's outputs of every part, received in place, posted before the
+     * parts run (so that the last stage never waits for rank 0 to be free) */
+    const bool collect = tp && tp->n_stages > 1 && tp->lead && !tp->last_stage && want;
+    for (int64_t i = 0, rows = 0; collect && i < n_micro; i++) {
+        int64_t a, b, k = 0;
+        pool_range(n, (int)i, (int)n_micro, &a, &b);
+        for (int64_t t = a; t < b; t++) k += want[t];
+        if (k > 0) tp->out_post(tp->ctx, out + rows * width, k, width);
+        rows += k;
+    }
+    for (int64_t i = 0, rows = 0; i < n_micro; i++) {
+        int64_t a, b;
+        pool_range(n, (int)i, (int)n_micro, &a, &b);
+        pass_part(s, tokens + a, seq ? seq + a : NULL, b - a, want ? want + a : NULL, out ? out + rows * width : NULL, hidden);
+        for (int64_t t = a; want && t < b; t++) rows += want[t];
+    }
+    if (collect) tp->out_wait(tp->ctx);
 }
 
 static double now_s(void) {

@@ -52,11 +52,25 @@ void forward_batch_hidden(forward_state *s, const int32_t *tokens, const int32_t
  * for the whole width. begin (rank 0, else NULL) is called first with the pass's arguments, so the
  * followers can run the same pass. tp is borrowed; NULL: a single process. */
 enum { FORWARD_TP_ATT, FORWARD_TP_EMBD, FORWARD_TP_FF, FORWARD_TP_VOCAB };
+/* Pipeline parallelism (model_stage): a stage runs its own layers, over a batch cut into micro-batches
+ * (forward.c). A stage other than the first gets the residual stream x ([n][n_embd]) from recv_x instead
+ * of the embeddings; one other than the last hands it on with send_x after its last layer. The last stage
+ * computes the outputs of the rows asked for and, when it is not rank 0's stage, sends them with out_send
+ * ([n_rows][width]: logits, or hidden states); rank 0 posts a receive per micro-batch with out_post
+ * before its first one runs, and waits for them all with out_wait. gather may be NULL (one rank per
+ * stage). */
 typedef struct {
     void *ctx;
     void (*begin)(void *ctx, forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
                   bool hidden);
     void (*gather)(void *ctx, float *buf, int64_t n, int what);
+    int n_stages;                       /* 0 or 1: no pipeline (the fields below are not used) */
+    bool first_stage, last_stage, lead; /* lead: rank 0 (its stage gets the outputs) */
+    void (*recv_x)(void *ctx, float *x, int64_t n);
+    void (*send_x)(void *ctx, const float *x, int64_t n);
+    void (*out_send)(void *ctx, const float *out, int64_t n_rows, int64_t width);
+    void (*out_post)(void *ctx, float *out, int64_t n_rows, int64_t width);
+    void (*out_wait)(void *ctx);
 } forward_tp;
 void forward_set_tp(forward_state *s, const forward_tp *tp);
 

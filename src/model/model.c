@@ -296,15 +296,24 @@ int model_load(const char *path, int flags, herd_model **out) {
 }
 
 int model_load_shard(const char *path, int flags, int rank, int n, herd_model **out) {
+    return model_load_part(path, flags, rank, n, 0, 1, out);
+}
+
+int model_load_part(const char *path, int flags, int rank, int n, int stage, int n_stages, herd_model **out) {
     *out = NULL;
     kernels_init();
     herd_model *m = herd_xcalloc(1, sizeof *m);
     m->vocab_only = (flags & MODEL_LOAD_VOCAB_ONLY) != 0;
     m->shard_n = 1;
+    m->n_stages = 1;
     int rc = hf_is_dir(path) ? model_load_hf(m, path) : load_gguf(m, path);
+    m->n_layer_file = m->hp.n_layer;
+    m->hp_file = m->hp;
     if (!rc && n > 1) rc = model_shard_check(&m->hp, n, path); /* refused before any weight is read */
+    if (!rc && n_stages > 1) rc = model_stage_check(&m->hp, n_stages, path);
     if (!rc && !m->vocab_only) rc = load_weights(m);
     if (!rc && !m->vocab_only && n > 1) rc = model_shard(m, rank, n);
+    if (!rc && !m->vocab_only && n_stages > 1) rc = model_stage(m, stage, n_stages);
     if (!rc && !m->vocab_only && !(flags & MODEL_LOAD_NO_REPACK)) rc = model_repack(m);
     if (rc) {
         model_free(m);

@@ -82,6 +82,10 @@ struct herd_model {
     int64_t n_packed_owned;
     int64_t packed_bytes;   /* their total size */
     int shard_rank, shard_n; /* tensor-parallel shard (model_shard): rank of n; 0 of 1 for a whole model */
+    int stage, n_stages;     /* pipeline stage (model_stage): its layers only; 0 of 1 for a whole model */
+    int64_t stage_l0;        /* the first of its layers in the file (layers[0] is that one) */
+    int64_t n_layer_file;    /* layers in the file (hp.n_layer is the stage's) */
+    model_hparams hp_file;   /* the file's hyperparameters (hp becomes a shard's or a stage's) */
 };
 
 enum { MODEL_LOAD_VOCAB_ONLY = 1, MODEL_LOAD_NO_REPACK = 2 /* rows only, for readers that copy them (convert) */ };
@@ -100,6 +104,8 @@ int model_load(const char *path, int flags, herd_model **out);
 /* The same, keeping only rank's shard of n (shard.c; n = 1: the whole model): the split is checked
  * (model_shard_check) before any weight is touched. */
 int model_load_shard(const char *path, int flags, int rank, int n, herd_model **out);
+/* The same, also keeping only pipeline stage `stage` of n_stages (its layers; model_stage). */
+int model_load_part(const char *path, int flags, int rank, int n, int stage, int n_stages, herd_model **out);
 
 /* Tensor parallelism (shard.c): rows [*r0, *r1) of n_rows that rank of n keeps (balanced, cut at
  * multiples of PK_ROWS when n_rows is one); HERD_E_ARG naming the problem when a model cannot be split n
@@ -107,6 +113,11 @@ int model_load_shard(const char *path, int flags, int rank, int n, herd_model **
 void model_shard_range(int64_t n_rows, int rank, int n, int64_t *r0, int64_t *r1);
 int model_shard_check(const model_hparams *hp, int n, const char *path);
 int model_shard(herd_model *m, int rank, int n);
+/* Pipeline parallelism (shard.c): stage s of n keeps layers [n_layer s / n, n_layer (s + 1) / n) (hp.n_layer
+ * becomes their count, layers[0] the first of them; the embeddings and the output stay as views, used by
+ * the first and the last stage). HERD_E_ARG when there are fewer layers than stages. Before repacking. */
+int model_stage_check(const model_hparams *hp, int n_stages, const char *path);
+int model_stage(herd_model *m, int stage, int n_stages);
 void model_free(herd_model *m);
 /* Interleaves the q8_0 / q4_0 / q4_K / q6_K weights for the packed kernels where this CPU has them (repack.c);
  * HERD_REPACK=0 in the environment keeps the plain layout. */

@@ -60,7 +60,7 @@ int model_repack(herd_model *m) {
     int64_t nmax = m->hp.n_layer * MODEL_LAYER_MATRICES + 1, n = 0;
     weight **ws = herd_xcalloc((size_t)nmax, sizeof *ws);
     for (int64_t l = 0; l < m->hp.n_layer; l++, n += MODEL_LAYER_MATRICES) model_layer_matrices(&m->layers[l], ws + n);
-    ws[n++] = &m->output;
+    if (m->stage == m->n_stages - 1) ws[n++] = &m->output; /* a pipeline stage before the last never reads it */
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) /* keep those the packed kernels take */
         if (ws[i]->data && !ws[i]->row_scale && pk_gemm_for(ws[i]->type, ws[i]->n_in, ws[i]->n_out)) ws[k++] = ws[i];

@@ -1,4 +1,4 @@
-/* Tensor-parallel shards of a loaded model (src/dist/ runs them over MPI; docs/SCALING.md).
+/* Tensor-parallel shards and pipeline stages of a loaded model (src/dist/ runs them over MPI; docs/SCALING.md).
  *
  * Rank r of n keeps only its rows of every matrix, as views into the same mapping (so it touches, and
  * holds resident, only those pages):
@@ -71,5 +71,27 @@ int model_shard(herd_model *m, int rank, int n) {
     hp->n_ff = f1 - f0;
     m->shard_rank = rank;
     m->shard_n = n;
+    return HERD_OK;
+}
+
+/* ---- pipeline stages ------------------------------------------------------------------------------ */
+
+int model_stage_check(const model_hparams *hp, int n_stages, const char *path) {
+    if (n_stages < 1 || n_stages > hp->n_layer)
+        return herd_err(HERD_E_ARG, "pp: --pp %d needs at least %d layers; %s has %lld", n_stages, n_stages, path,
+                        (long long)hp->n_layer);
+    return HERD_OK;
+}
+
+int model_stage(herd_model *m, int stage, int n_stages) {
+    int rc = model_stage_check(&m->hp, n_stages, m->file.path);
+    if (rc || n_stages == 1) return rc;
+    const int64_t nl = m->hp.n_layer, l0 = nl * stage / n_stages, l1 = nl * (stage + 1) / n_stages;
+    /* the structs are views into the mapping: moving them moves no weight, and the others are never touched */
+    memmove(m->layers, m->layers + l0, (size_t)(l1 - l0) * sizeof *m->layers);
+    m->hp.n_layer = l1 - l0;
+    m->stage = stage;
+    m->n_stages = n_stages;
+    m->stage_l0 = l0;
     return HERD_OK;
 }

@@ -6,10 +6,14 @@
  *   documents(id INTEGER PRIMARY KEY, collection, source, metadata JSON, n_tokens, n_chunks, created_at)
  *   chunks(id INTEGER PRIMARY KEY, doc_id, seq, tok_start, tok_end, text, metadata JSON, vector BLOB)
  *       vector: n_embd little-endian float32, unit L2 norm
+ *   files(collection, file_id, doc_id, filename, created_at, usage_bytes, chunk_tokens, overlap, attributes JSON)
+ *       OpenAI vector store files: the uploaded file (by its /v1/files id) a document was made from;
+ *       PRIMARY KEY(collection, file_id); the row goes with its document (ON DELETE CASCADE). A store
+ *       made before this table existed gets it (empty) when opened.
  *
  * What survives a crash: each document is inserted (documents row + all its chunks) in one transaction,
  * after every chunk has been embedded, so a kill at any point leaves it wholly in or absent; n_chunks
- * in its row equals the number of its chunk rows. Search keeps each collection's vectors in memory
+ * in its row equals the number of its chunk rows; a file's row is written in the same transaction. Search keeps each collection's vectors in memory
  * (one matrix, rows in chunk id order) and drops them when the collection changes. */
 #include <jansson.h>
 #include <math.h>
@@ -95,6 +99,11 @@ int herd_store_open(const char *dir, herd_store **out) {
                      " REFERENCES documents(id) ON DELETE CASCADE, seq INTEGER, tok_start INTEGER, tok_end INTEGER,"
                      " text TEXT, metadata TEXT, vector BLOB);"
                      "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);"
+                     "CREATE TABLE IF NOT EXISTS files(collection TEXT NOT NULL, file_id TEXT NOT NULL, doc_id INTEGER"
+                     " NOT NULL REFERENCES documents(id) ON DELETE CASCADE, filename TEXT, created_at INTEGER,"
+                     " usage_bytes INTEGER, chunk_tokens INTEGER, overlap INTEGER, attributes TEXT,"
+                     " PRIMARY KEY(collection, file_id));"
+                     "CREATE INDEX IF NOT EXISTS files_doc ON files(doc_id);"
                      "CREATE INDEX IF NOT EXISTS documents_collection ON documents(collection);"
                      "INSERT OR IGNORE INTO collections VALUES('default', 'default', strftime('%s','now'), '{}');");
     if (rc) {
@@ -234,12 +243,18 @@ typedef struct {
     float *vec;
 } pending_chunk;
 
-/* Writes one document and its chunks in one transaction. */
+/* What a vector store file adds to its document (herd_store_file_add); NULL for other documents. */
+typedef struct {
+    const char *file_id, *filename;
+    int64_t chunk_tokens, overlap;
+} file_link;
+
+/* Writes one document and its chunks (and fl's files row, if any) in one transaction. */
 static int write_doc(herd_store *s, const char *collection, const char *source, const char *doc_meta, int64_t n_tokens,
-                     pending_chunk *ch, int64_t n, int64_t n_embd, int64_t *doc_id) {
+                     pending_chunk *ch, int64_t n, int64_t n_embd, const file_link *fl, int64_t *doc_id) {
     int rc = exec(s, "BEGIN IMMEDIATE");
     if (rc) return rc;
-    sqlite3_stmt *d = NULL, *c = NULL;
+    sqlite3_stmt *d = NULL, *c = NULL, *f = NULL;
     if (sqlite3_prepare_v2(s->db, "INSERT INTO documents(collection, source, metadata, n_tokens, n_chunks, created_at)"
                                   " VALUES(?, ?, ?, ?, ?, ?)", -1, &d, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "INSERT INTO chunks(doc_id, seq, tok_start, tok_end, text, metadata, vector)"
@@ -277,7 +292,32 @@ static int write_doc(herd_store *s, const char *collection, const char *source, 
         }
         if (pause_ms > 0) usleep((useconds_t)pause_ms * 1000);
     }
-    sqlite3_finalize(d), sqlite3_finalize(c);
+    if (fl) {
+        /* usage: the chunks' text and vectors, as OpenAI counts a file's share of a store */
+        int64_t bytes = n * n_embd * (int64_t)sizeof(float);
+        for (int64_t i = 0; i < n; i++) bytes += (int64_t)strlen(ch[i].text);
+        if (sqlite3_prepare_v2(s->db, "INSERT INTO files VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &f, NULL) != SQLITE_OK) {
+            rc = db_err(s, "insert file");
+            goto fail;
+        }
+        sqlite3_bind_text(f, 1, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(f, 2, fl->file_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(f, 3, id);
+        sqlite3_bind_text(f, 4, fl->filename, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(f, 5, (sqlite3_int64)time(NULL));
+        sqlite3_bind_int64(f, 6, bytes);
+        sqlite3_bind_int64(f, 7, fl->chunk_tokens);
+        sqlite3_bind_int64(f, 8, fl->overlap);
+        sqlite3_bind_text(f, 9, doc_meta, -1, SQLITE_STATIC);
+        int st = sqlite3_step(f);
+        if (st != SQLITE_DONE) {
+            rc = sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY
+                     ? herd_err(HERD_E_ARG, "store: the file '%s' is already in vector store '%s'", fl->file_id, collection)
+                     : db_err(s, "insert file");
+            goto fail;
+        }
+    }
+    sqlite3_finalize(d), sqlite3_finalize(c), sqlite3_finalize(f);
     rc = exec(s, "COMMIT");
     if (rc) {
         exec(s, "ROLLBACK");
@@ -287,7 +327,7 @@ static int write_doc(herd_store *s, const char *collection, const char *source, 
     if (doc_id) *doc_id = id;
     return HERD_OK;
 fail:
-    sqlite3_finalize(d), sqlite3_finalize(c);
+    sqlite3_finalize(d), sqlite3_finalize(c), sqlite3_finalize(f);
     exec(s, "ROLLBACK");
     return rc;
 }
@@ -328,9 +368,9 @@ static void free_pending(pending_chunk *ch, int64_t n) {
     free(ch);
 }
 
-int herd_store_add_text(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
-                        const char *source, const char *text, size_t len, const char *metadata_json,
-                        const herd_chunk_params *p, int64_t *doc_id) {
+static int add_text(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                    const char *source, const char *text, size_t len, const char *metadata_json,
+                    const herd_chunk_params *p, file_link *fl, int64_t *doc_id) {
     int64_t size = p && p->chunk_tokens > 0 ? p->chunk_tokens : 512;
     int64_t overlap = p && p->overlap >= 0 ? p->overlap : size / 4;
     if (overlap >= size)
@@ -361,11 +401,18 @@ int herd_store_add_text(herd_store *s, const char *collection, const herd_model 
     }
     if (!rc) rc = embed_chunks(s, m, fn, user, ch, nc, toks, ntok);
     free(toks), free(ntok);
-    if (!rc) rc = write_doc(s, collection, source, meta, n, ch, nc, herd_model_n_embd(m), doc_id);
+    if (fl) fl->chunk_tokens = size, fl->overlap = overlap;
+    if (!rc) rc = write_doc(s, collection, source, meta, n, ch, nc, herd_model_n_embd(m), fl, doc_id);
 done:
     free_pending(ch, nc);
     free(ids), free(st), free(en), free(meta);
     return rc;
+}
+
+int herd_store_add_text(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                        const char *source, const char *text, size_t len, const char *metadata_json,
+                        const herd_chunk_params *p, int64_t *doc_id) {
+    return add_text(s, collection, m, fn, user, source, text, len, metadata_json, p, NULL, doc_id);
 }
 
 int herd_store_add_file(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
@@ -401,7 +448,7 @@ int herd_store_add_chunks(herd_store *s, const char *collection, const herd_mode
         total += ntok[i];
     }
     if (!rc) rc = embed_chunks(s, m, fn, user, ch, n, (const int32_t *const *)ids, ntok);
-    if (!rc) rc = write_doc(s, collection, source ? source : "", "{}", total, ch, n, herd_model_n_embd(m), doc_id);
+    if (!rc) rc = write_doc(s, collection, source ? source : "", "{}", total, ch, n, herd_model_n_embd(m), NULL, doc_id);
     for (int64_t i = 0; i < n; i++) free(ids[i]);
     free(ids), free(ntok);
     free_pending(ch, n);
@@ -418,6 +465,152 @@ int herd_store_delete_doc(herd_store *s, int64_t doc_id) {
     if (!rc && sqlite3_changes(s->db) == 0) rc = herd_err(HERD_E_ARG, "store: no document %lld", (long long)doc_id);
     cache_drop(s);
     return rc;
+}
+
+/* ---- vector store files ----------------------------------------------------------------------------- */
+
+int herd_store_file_add(herd_store *s, const char *collection, const herd_model *m, herd_embed_fn fn, void *user,
+                        const char *file_id, const char *filename, const char *path, const char *attributes_json,
+                        const herd_chunk_params *p, int64_t *doc_id) {
+    int rc = herd_store_collection_check(s, collection);
+    if (rc) return rc;
+    if (!file_id || !file_id[0]) return herd_err(HERD_E_ARG, "store: a file needs an id");
+    int kind = rag_text_kind_of(filename);
+    if (kind < 0)
+        return herd_err(HERD_E_UNSUPPORTED,
+                        "store: '%s' (file %s): unsupported file type (herd reads .txt, .md, .html, .htm, .pdf)",
+                        filename, file_id);
+    char *have = herd_store_file_list(s, collection, file_id);
+    bool dup = have && strcmp(have, "[]");
+    free(have);
+    if (dup) return herd_err(HERD_E_ARG, "store: the file '%s' is already in vector store '%s'", file_id, collection);
+    char *text;
+    size_t len;
+    if ((rc = rag_text_load(path, kind, &text, &len))) return rc;
+    file_link fl = {.file_id = file_id, .filename = filename};
+    rc = add_text(s, collection, m, fn, user, filename, text, len, attributes_json, p, &fl, doc_id);
+    free(text);
+    return rc;
+}
+
+char *herd_store_file_list(herd_store *s, const char *collection, const char *file_id) {
+    if (herd_store_collection_check(s, collection)) return NULL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT f.file_id, f.doc_id, f.filename, f.created_at, f.usage_bytes, d.n_chunks,"
+                           " f.chunk_tokens, f.overlap, f.attributes FROM files f JOIN documents d ON f.doc_id = d.id"
+                           " WHERE f.collection = ?1 AND (?2 IS NULL OR f.file_id = ?2) ORDER BY f.created_at, f.rowid",
+                           -1, &st, NULL) != SQLITE_OK) {
+        db_err(s, "files");
+        return NULL;
+    }
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    if (file_id) sqlite3_bind_text(st, 2, file_id, -1, SQLITE_STATIC);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_error_t e;
+        const char *at = (const char *)sqlite3_column_text(st, 8);
+        json_t *attr = at ? json_loads(at, 0, &e) : NULL;
+        if (!json_is_object(attr)) json_decref(attr), attr = json_object();
+        const char *fn = (const char *)sqlite3_column_text(st, 2);
+        json_array_append_new(a, json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "file_id",
+                                           (const char *)sqlite3_column_text(st, 0), "doc_id",
+                                           (json_int_t)sqlite3_column_int64(st, 1), "filename", fn ? fn : "",
+                                           "created_at", (json_int_t)sqlite3_column_int64(st, 3), "usage_bytes",
+                                           (json_int_t)sqlite3_column_int64(st, 4), "n_chunks",
+                                           (json_int_t)sqlite3_column_int64(st, 5), "chunk_tokens",
+                                           (json_int_t)sqlite3_column_int64(st, 6), "overlap",
+                                           (json_int_t)sqlite3_column_int64(st, 7), "attributes", attr));
+    }
+    sqlite3_finalize(st);
+    char *out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return out;
+}
+
+int herd_store_file_delete(herd_store *s, const char *collection, const char *file_id) {
+    int rc = herd_store_collection_check(s, collection);
+    if (rc) return rc;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM documents WHERE id IN (SELECT doc_id FROM files WHERE collection = ?"
+                                  " AND file_id = ?)", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "delete file");
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, file_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? HERD_OK : db_err(s, "delete file");
+    sqlite3_finalize(st);
+    if (!rc && sqlite3_changes(s->db) == 0)
+        rc = herd_err(HERD_E_ARG, "store: no file '%s' in vector store '%s'", file_id, collection);
+    cache_drop(s);
+    return rc;
+}
+
+int herd_store_file_update(herd_store *s, const char *collection, const char *file_id, const char *attributes_json) {
+    int rc = herd_store_collection_check(s, collection);
+    if (rc) return rc;
+    char *meta;
+    if ((rc = check_meta(attributes_json, &meta))) return rc;
+    if ((rc = exec(s, "BEGIN IMMEDIATE"))) {
+        free(meta);
+        return rc;
+    }
+    /* the file's row, its document and every chunk of it carry the attributes (chunks: for filters) */
+    static const char *const k_sql[] = {
+        "UPDATE files SET attributes = ?1 WHERE collection = ?2 AND file_id = ?3",
+        "UPDATE documents SET metadata = ?1 WHERE id = (SELECT doc_id FROM files WHERE collection = ?2 AND file_id = ?3)",
+        "UPDATE chunks SET metadata = ?1 WHERE doc_id = (SELECT doc_id FROM files WHERE collection = ?2 AND file_id = ?3)",
+    };
+    for (int i = 0; i < 3 && !rc; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->db, k_sql[i], -1, &st, NULL) != SQLITE_OK) {
+            rc = db_err(s, "update file");
+            break;
+        }
+        sqlite3_bind_text(st, 1, meta, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, file_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? HERD_OK : db_err(s, "update file");
+        if (!rc && i == 0 && sqlite3_changes(s->db) == 0)
+            rc = herd_err(HERD_E_ARG, "store: no file '%s' in vector store '%s'", file_id, collection);
+        sqlite3_finalize(st);
+    }
+    free(meta);
+    if (!rc) rc = exec(s, "COMMIT");
+    if (rc) exec(s, "ROLLBACK");
+    cache_drop(s);
+    return rc;
+}
+
+char *herd_store_doc_chunks(herd_store *s, int64_t doc_id) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, seq, tok_start, tok_end, text FROM chunks WHERE doc_id = ? ORDER BY seq", -1,
+                           &st, NULL) != SQLITE_OK) {
+        db_err(s, "chunks");
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, doc_id);
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 4);
+        json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:I, s:s}", "chunk_id", (json_int_t)sqlite3_column_int64(st, 0),
+                                           "seq", (json_int_t)sqlite3_column_int64(st, 1), "tok_start",
+                                           (json_int_t)sqlite3_column_int64(st, 2), "tok_end",
+                                           (json_int_t)sqlite3_column_int64(st, 3), "text", t ? t : ""));
+    }
+    sqlite3_finalize(st);
+    char *out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return out;
+}
+
+char *herd_store_doc_file_id(herd_store *s, int64_t doc_id) {
+    sqlite3_stmt *st;
+    char *v = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT file_id FROM files WHERE doc_id = ?", -1, &st, NULL) != SQLITE_OK) return NULL;
+    sqlite3_bind_int64(st, 1, doc_id);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) v = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
 }
 
 /* ---- search --------------------------------------------------------------------------------------- */

@@ -76,6 +76,16 @@ enum MHD_Result route_embeddings(http_req *r, json_t *body);
 /* vector_routes.c: answers /v1/vector_stores..., /v1/vector-io/... and /v1/tool-runtime/rag-tool/...
  * (true, *res set); false for any other URL. */
 bool vector_routes_dispatch(http_req *r, enum MHD_Result *res);
+/* The best k chunks over the vector stores ids (a JSON array of strings) for query (filters: an OpenAI
+ * filter object or NULL), best first: OUT *results, a new array of {file_id, filename, score, attributes,
+ * text, vector_store_id, chunk_id}. HERD_E_ARG naming an unknown store (or a server without --store). */
+int vector_stores_retrieve(http_req *r, json_t *ids, const char *query, int64_t k, json_t *filters, json_t **results);
+/* file_search.c: OpenAI's file_search tool in chat completions. Takes the {"type": "file_search", ...}
+ * entries out of b's tools, retrieves for the last user message and rewrites it with the results, and
+ * puts the report (a file_search_call object) under FILE_SEARCH_KEY in b, a key no client can set (it is
+ * removed first). true (*res set) when it answered with an error. */
+#define FILE_SEARCH_KEY "\x01file_search_call"
+bool file_search_apply(http_req *r, json_t *b, enum MHD_Result *res);
 enum MHD_Result route_models(http_req *r);
 enum MHD_Result route_model(http_req *r, const char *id);
 /* Safety (shields.c): Llama Stack shields, OpenAI moderations, answered by the guard model. */

@@ -28,9 +28,12 @@ typedef struct {
     chat_messages *shield_conv; /* --shields output: the conversation the answer is assessed in (owned) */
     json_t *echo_lps;    /* completions, echo + logprobs: the prompt's logprobs (prompt_logprobs.c), owned */
     int64_t n_dropped;   /* context policy shift: messages left out (ctx_policy.h) */
+    json_t *extra;       /* herd's fields of the answer (file_search_call: file_search.c), owned, or NULL */
 } gen_opts;
 
 static void gen_opts_free(gen_opts *o) {
+    json_decref(o->extra);
+    o->extra = NULL;
     json_decref(o->echo_lps);
     o->echo_lps = NULL;
     if (o->shield_conv) chat_messages_free(o->shield_conv);
@@ -384,6 +387,7 @@ typedef struct {
     chat_messages *shield_conv; /* --shields output: held text is released once the answer passes */
     strbuf held;
     int64_t n_dropped;   /* gen_opts.n_dropped */
+    json_t *extra;       /* gen_opts.extra: on the answer, or on the first chunk */
 } gen_stream;
 
 static void sse(strbuf *out, json_t *obj) {
@@ -546,7 +550,11 @@ static int stream_fill(void *user, strbuf *out) {
     if (g->finished) return -1;
     if (!g->started) {
         g->started = true;
-        if (g->chat) sse(out, chunk(g, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL, NULL));
+        if (g->chat) {
+            json_t *first = chunk(g, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL, NULL);
+            if (g->extra) json_object_update(first, g->extra);
+            sse(out, first);
+        }
         else if (g->echo) {
             sse(out, chunk(g, jstr(g->echo, strlen(g->echo)), g->echo_lps, NULL));
             g->echo_lps = NULL;
@@ -674,6 +682,7 @@ static void stream_done(void *user) {
     agent_free(g->ag);
     free(g->echo);
     json_decref(g->echo_lps);
+    json_decref(g->extra);
     if (g->shield_conv) chat_messages_free(g->shield_conv);
     free(g->shield_conv);
     strbuf_free(&g->held);
@@ -728,6 +737,8 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     g->shield_conv = o->shield_conv;
     o->shield_conv = NULL;
     g->n_dropped = o->n_dropped;
+    g->extra = o->extra;
+    o->extra = NULL;
     tool_stream_init(&g->ts);
     if (o->stream) return http_send_stream(r, stream_fill, stream_done, g);
 
@@ -829,6 +840,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
                                  usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
         if (violation) json_object_set_new(resp, "violation", violation);
         if (g->n_dropped) json_object_set_new(resp, "dropped_messages", json_integer((json_int_t)g->n_dropped));
+        if (g->extra) json_object_update(resp, g->extra);
         if (g->ag && json_array_size(g->ag->executed)) /* herd extension: what the server ran */
             json_object_set(resp, "executed_tool_calls", g->ag->executed);
         engine_event_clear(&ev);
@@ -950,6 +962,7 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
         return http_send_error(r, 400, "invalid_request_error", "messages", NULL,
                                "'messages' must be a non-empty array of {role, content}");
     char err[ERRBUF] = "";
+    if (file_search_apply(r, b, &res)) return res; /* retrieval first: file_search.c */
     /* tools and tool_choice: "none" hides the tools, "auto" (the default) lets the model call them */
     json_t *tools = json_object_get(b, "tools"), *choice = json_object_get(b, "tool_choice");
     bool use_tools = tools && !json_is_null(tools) && json_array_size(tools) > 0;
@@ -1054,6 +1067,8 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     chat_messages *conv = ag ? &ag->cm : &cm;
     bool opts_ok = parse_gen_opts(r->srv, b, true, &o, err, &param);
     o.lora = lora;
+    json_t *fsc = json_object_get(b, FILE_SEARCH_KEY);
+    o.extra = fsc ? json_pack("{s:O}", "file_search_call", fsc) : NULL;
     o.shield_conv = NULL;
     if (opts_ok && r->srv->cfg.shield_output) { /* tool calls are assessed as JSON text (shield_answer_text) */
         o.shield_conv = herd_xcalloc(1, sizeof *o.shield_conv);

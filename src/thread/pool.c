@@ -1,4 +1,5 @@
-/* The pool of pool.h: chunks claimed from one counter, brief adaptive spins, futex sleeps (Linux). */
+/* The pool of pool.h: chunks claimed from per-thread ranges (stolen when a thread lags), adaptive spins,
+ * futex sleeps (Linux). */
 #include "pool.h"
 
 #include <limits.h>
@@ -7,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,17 +22,31 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* Spin budget of one wait, in ns: it doubles after a wait that ended while spinning and halves after
- * one that had to sleep, between these bounds. The top bridges the gaps between the jobs of a forward
- * pass (a few us of serial work on the caller); the bottom is what a wait costs when the thread we
- * wait for is off its core (2 threads on 1 core, or busy neighbours): spinning cannot help then. */
-#define SPIN_MAX_NS 50000
+/* Spin budget of one wait, in ns, adapted per thread from how long its waits that had to sleep
+ * turned out to be. A wait that slept but ended within SPIN_MAX_NS would have been cheaper spun: the
+ * budget grows to cover it (1.5x its length, at least double). One that lasted longer (the peer we wait
+ * for is off its core: busy neighbours, a CPU quota; or there is simply no work) halves it. On a machine
+ * we have to ourselves the waits inside a forward pass (a peer's last chunk: up to ~0.5 ms on an 8B
+ * layer; a few us of serial work on the caller) are then spun, without a futex wake-up per job (~190
+ * jobs per decoded token; a wake-up costs 10-50 us on a VM), while a contended thread spins little and
+ * sleeps. A pool with more threads than the CPUs it may run on (taskset, cpuset) never spins longer than
+ * SPIN_MIN_NS: the peer cannot run while we spin on its core. */
+#define SPIN_MAX_NS 1000000
 #define SPIN_MIN_NS 500
 
-/* The claim word: the job's generation in the high 32 bits, the next unclaimed chunk in the low 32;
- * CLOSED once the last chunk is claimed. A late worker holding an old generation fails its CAS, so it
- * never touches a later job's chunks, and the caller never waits for it. */
+/* A job's chunks are cut into one contiguous range per thread (pool_range), each with its claim word:
+ * the job's generation in the high 32 bits, the next unclaimed chunk of the range in the low 32;
+ * CLOSED once the range's last chunk is claimed. Thread i claims from range i first, in order, so on a
+ * machine we have to ourselves every thread streams through the same rows in every pass, as a static
+ * split would (one sequential stream, and the same data in the same core's caches token after token);
+ * then it takes chunks from the others' ranges, so a thread the scheduler parks holds up only the
+ * chunk it is in. A late worker holding an old generation fails its CAS, so it never touches a later
+ * job's chunks, and the caller never waits for it. */
 #define CLOSED 0xffffffffu
+
+typedef struct {
+    _Alignas(64) _Atomic uint64_t w; /* gen << 32 | next chunk of the range, or gen << 32 | CLOSED */
+} claim_word;
 
 typedef struct {
     thread_pool *pool;
@@ -48,12 +64,15 @@ struct thread_pool {
     _Atomic(pool_fn) run_fn; /* pool_run's form, or NULL */
     _Atomic(void *) arg;
     _Atomic uint32_t n_chunks;
-    _Atomic uint64_t claim;   /* gen << 32 | next chunk, or gen << 32 | CLOSED */
+    claim_word *claim;        /* [n]: thread i's range of the current job (64-byte aligned) */
+    void *claim_mem;
     _Atomic uint32_t done;    /* chunks finished (futex word of the caller's wait) */
     _Atomic int caller_sleeps;
     _Atomic uint32_t gen;     /* the job's generation (futex word of the workers' wait) */
     _Atomic int sleepers;     /* workers asleep or about to be */
     _Atomic bool stop;
+    int64_t spin_max;      /* SPIN_MAX_NS, or SPIN_MIN_NS with fewer CPUs than threads */
+    int64_t caller_budget; /* the caller's spin budget (one caller at a time) */
 };
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
@@ -66,40 +85,57 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spins until *word != val or *budget ns pass; true if it changed. Adapts *budget (see SPIN_*). */
-static bool spin_while_eq(_Atomic uint32_t *word, uint32_t val, int64_t *budget) {
+/* Spins until *word != val or budget ns pass; true if it changed. */
+static bool spin_while_eq(_Atomic uint32_t *word, uint32_t val, int64_t budget) {
     int64_t t0 = 0;
     for (unsigned i = 0;; i++) {
-        if (atomic_load_explicit(word, memory_order_acquire) != val) {
-            *budget = *budget * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : *budget * 2;
-            return true;
-        }
+        if (atomic_load_explicit(word, memory_order_acquire) != val) return true;
         if (i % 32 == 0) {
             int64_t t = now_ns();
             if (i == 0) t0 = t;
-            else if (t - t0 > *budget) break;
+            else if (t - t0 > budget) return false;
         }
         CPU_RELAX();
     }
-    *budget = *budget / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : *budget / 2;
-    return false;
 }
 
-/* Claims the next chunk of generation g: its index, or -1 when none is left (or g is over). */
-static int64_t claim(thread_pool *p, uint32_t g) {
-    uint64_t w = atomic_load(&p->claim);
+/* Adapts *budget after a wait that began at t0 and had to sleep (see SPIN_MAX_NS). */
+static void spin_adapt(int64_t *budget, int64_t t0, int64_t max) {
+    int64_t w = now_ns() - t0, b = *budget;
+    if (w <= max) {
+        b = b * 2 > w + w / 2 ? b * 2 : w + w / 2;
+        *budget = b > max ? max : b;
+    } else {
+        *budget = b / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : b / 2;
+    }
+}
+
+/* Claims the next chunk of range r of generation g: its index, or -1 when none is left (or g is over). */
+static int64_t claim_in(thread_pool *p, int r, uint32_t g) {
+    _Atomic uint64_t *cw = &p->claim[r].w;
+    uint64_t w = atomic_load(cw);
     for (;;) {
         uint32_t idx = (uint32_t)w;
         if ((uint32_t)(w >> 32) != g || idx == CLOSED) return -1;
-        uint32_t n = atomic_load(&p->n_chunks);
-        uint64_t next = (uint64_t)g << 32 | (idx + 1 >= n ? CLOSED : idx + 1);
-        if (atomic_compare_exchange_weak(&p->claim, &w, next)) return idx;
+        int64_t b, e;
+        pool_range(atomic_load(&p->n_chunks), r, p->n, &b, &e);
+        uint64_t next = (uint64_t)g << 32 | (idx + 1 >= e ? CLOSED : idx + 1);
+        if (atomic_compare_exchange_weak(cw, &w, next)) return idx;
     }
+}
+
+/* Claims the next chunk of generation g for thread ith: from its own range, then from the others'. */
+static int64_t claim(thread_pool *p, uint32_t g, int ith) {
+    for (int k = 0; k < p->n; k++) {
+        int64_t c = claim_in(p, (ith + k) % p->n, g);
+        if (c >= 0) return c;
+    }
+    return -1;
 }
 
 /* Runs chunks of generation g until none is left. */
 static void work(thread_pool *p, uint32_t g, int ith) {
-    for (int64_t c; (c = claim(p, g)) >= 0;) {
+    for (int64_t c; (c = claim(p, g, ith)) >= 0;) {
         pool_fn rf = atomic_load(&p->run_fn);
         void *arg = atomic_load(&p->arg);
         if (rf) rf(arg, (int)c, p->n);
@@ -113,12 +149,14 @@ static void *worker_main(void *arg) {
     worker *self = arg;
     thread_pool *p = self->pool;
     uint32_t seen = 0;
-    int64_t budget = SPIN_MAX_NS;
+    int64_t budget = p->spin_max;
     for (;;) {
-        if (!spin_while_eq(&p->gen, seen, &budget)) {
+        int64_t t0 = now_ns();
+        if (!spin_while_eq(&p->gen, seen, budget)) {
             atomic_fetch_add(&p->sleepers, 1);
             while (atomic_load(&p->gen) == seen) futex(&p->gen, FUTEX_WAIT, seen);
             atomic_fetch_sub(&p->sleepers, 1);
+            spin_adapt(&budget, t0, p->spin_max);
         }
         seen = atomic_load(&p->gen);
         if (atomic_load(&p->stop)) return NULL;
@@ -131,7 +169,12 @@ thread_pool *pool_new(int n_threads) {
     thread_pool *p = herd_xcalloc(1, sizeof *p);
     p->n = n_threads;
     p->w = herd_xcalloc((size_t)n_threads, sizeof *p->w);
-    atomic_store(&p->claim, CLOSED);
+    cpu_set_t set;
+    p->spin_max = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < n_threads ? SPIN_MIN_NS : SPIN_MAX_NS;
+    p->caller_budget = p->spin_max;
+    p->claim_mem = herd_xcalloc((size_t)n_threads + 1, sizeof *p->claim); /* + 1: room to align */
+    p->claim = (claim_word *)(((uintptr_t)p->claim_mem + 63) & ~(uintptr_t)63);
+    for (int i = 0; i < n_threads; i++) atomic_store(&p->claim[i].w, CLOSED);
     for (int i = 1; i < n_threads; i++) {
         p->w[i].pool = p;
         p->w[i].ith = i;
@@ -149,7 +192,12 @@ thread_pool *pool_new(int n_threads) {
 static uint32_t publish(thread_pool *p) {
     uint32_t g = atomic_load(&p->gen) + 1;
     atomic_store(&p->done, 0);
-    atomic_store(&p->claim, (uint64_t)g << 32);
+    uint32_t n = atomic_load(&p->n_chunks);
+    for (int i = 0; i < p->n; i++) {
+        int64_t b, e;
+        pool_range(n, i, p->n, &b, &e);
+        atomic_store(&p->claim[i].w, (uint64_t)g << 32 | (b < e ? (uint32_t)b : CLOSED));
+    }
     atomic_store(&p->gen, g);
     if (atomic_load(&p->sleepers) > 0) futex(&p->gen, FUTEX_WAKE, INT_MAX);
     return g;
@@ -162,6 +210,7 @@ void pool_free(thread_pool *p) {
     publish(p);
     for (int i = 1; i < p->n; i++) pthread_join(p->w[i].th, NULL);
     free(p->w);
+    free(p->claim_mem);
     free(p);
 }
 
@@ -183,14 +232,17 @@ static void run_job(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, pool_fn 
     uint32_t g = publish(p);
     work(p, g, 0);
     /* every chunk is claimed; wait for the ones other threads still hold */
-    static _Thread_local int64_t budget = SPIN_MAX_NS;
     uint32_t d, n = (uint32_t)n_chunks;
+    int64_t t0 = now_ns();
+    bool slept = false;
     while ((d = atomic_load(&p->done)) != n) {
-        if (spin_while_eq(&p->done, d, &budget)) continue;
+        if (spin_while_eq(&p->done, d, p->caller_budget)) continue;
         atomic_store(&p->caller_sleeps, 1);
         if ((d = atomic_load(&p->done)) != n) futex(&p->done, FUTEX_WAIT, d);
         atomic_store(&p->caller_sleeps, 0);
+        slept = true;
     }
+    if (slept) spin_adapt(&p->caller_budget, t0, p->spin_max);
 }
 
 void pool_for(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, void *arg) {
@@ -211,5 +263,8 @@ int64_t pool_chunks(int64_t n, int nth, int64_t per_thread, int64_t min_items) {
     if (n <= 0) return 0;
     int64_t c = (int64_t)nth * per_thread, most = min_items > 0 ? n / min_items : n;
     if (c > most) c = most;
-    return c < 1 ? 1 : c;
+    /* never fewer chunks than threads while there are items for each: a small pass still uses every
+     * thread, as a static split would */
+    if (c < nth) c = nth < n ? nth : n;
+    return c;
 }

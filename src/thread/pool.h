@@ -8,10 +8,10 @@
  * never for a worker that has not woken up yet. Results must not depend on which thread runs a chunk:
  * a chunk's outputs are computed by one thread, in one order, whatever the thread count or timing.
  *
- * Waiting: a thread with nothing to do spins briefly (decode issues ~130 small jobs per token, and a
- * kernel wake-up costs microseconds), then sleeps on a futex. The spin adapts per thread: it grows
- * while waits end during it and shrinks when they do not (a peer that is not running will not finish
- * while we spin on its core), so an idle pool costs no CPU and a contended one wastes little.
+ * Waiting: a thread with nothing to do spins, then sleeps on a futex. It spins up to 1 ms while it has
+ * not been preempted for a while (decode issues ~190 small jobs per token, and a kernel wake-up costs
+ * 10-50 us), and only 0.5 us once the scheduler has taken its core (a peer that is not running will not
+ * finish while we spin on its core), so an idle pool costs no CPU and a contended one wastes little.
  *
  * pool_run(p, fn, arg) is the (ith, nth) form: fn(arg, i, nth) for i < nth = pool_size, each i once,
  * on any thread (use i, not the calling thread, to pick per-share scratch); see pool_range(). */
@@ -37,7 +37,8 @@ void pool_run(thread_pool *p, pool_fn fn, void *arg);
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);
 
 /* How many chunks of at least min_items items to cut n items into for a pool of nth threads: about
- * per_thread chunks per thread, so that a thread that stalls holds up only a small part (>= 1). */
+ * per_thread chunks per thread, so that a thread that stalls holds up only a small part; never fewer
+ * than min(nth, n), whatever min_items. */
 int64_t pool_chunks(int64_t n, int nth, int64_t per_thread, int64_t min_items);
 
 #endif

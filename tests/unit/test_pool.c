@@ -58,7 +58,7 @@ static void test_chunks(void) {
         CHECK(once, "%d threads: pool_run gives each share once", nth);
         pool_free(p);
     }
-    CHECK(pool_chunks(1000, 2, 8, 10) == 16 && pool_chunks(100, 2, 8, 10) == 10 && pool_chunks(5, 4, 8, 10) == 1 &&
+    CHECK(pool_chunks(1000, 2, 8, 10) == 16 && pool_chunks(100, 2, 8, 10) == 10 && pool_chunks(5, 4, 8, 10) == 4 && pool_chunks(3, 4, 8, 10) == 3 &&
               pool_chunks(0, 2, 8, 1) == 0,
           "pool_chunks: %lld %lld %lld", (long long)pool_chunks(1000, 2, 8, 10), (long long)pool_chunks(100, 2, 8, 10),
           (long long)pool_chunks(5, 4, 8, 10));

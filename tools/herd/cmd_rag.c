@@ -9,17 +9,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
 typedef struct {
     herd_context *ctx;
     int pooling;
+    int64_t n_tokens; /* embedded so far (BOS included) */
+    double embed_s;   /* seconds spent embedding them */
+    double best_tps;  /* the fastest single chunk, tokens/s (on a shared machine: the least disturbed) */
 } rag_embedder;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int rag_embed(void *user, const int32_t *tokens, int64_t n, float *out) {
     rag_embedder *e = user;
-    return herd_embed_pooled(e->ctx, 0, tokens, n, e->pooling, true, out);
+    double t0 = now_s();
+    int rc = herd_embed_pooled(e->ctx, 0, tokens, n, e->pooling, true, out);
+    double dt = now_s() - t0;
+    e->embed_s += dt;
+    e->n_tokens += n;
+    if (dt > 0 && (double)n / dt > e->best_tps) e->best_tps = (double)n / dt;
+    return rc;
 }
 
 /* Opens the store and the model (-m, else the one the store records; recorded on first use). */
@@ -128,16 +144,28 @@ int cmd_rag(int argc, char **argv) {
     }
     if (!strcmp(sub, "index") && nf == 0) { cli_fail("rag", "index: no files given"); goto done; }
     if (!strcmp(sub, "query") && !q) { cli_fail("rag", "query: need -q TEXT"); goto done; }
+    /* each chunk is embedded as BOS + its tokens: with the context's default batch of 512 a 512-token
+     * chunk took a second forward pass for its last token, which cost 10-20 % of the ingestion time
+     * (docs/BENCHMARKS.md, Retrieval); so the batch holds a whole chunk unless -b says otherwise */
+    if (!strcmp(sub, "index") && c.ctx.n_batch == 0) c.ctx.n_batch = (chunk ? chunk : 512) + 1;
     if (open_all("rag", &c, dir, pool, &s, &m, &em)) goto done;
     if (!strcmp(sub, "index")) {
         herd_chunk_params cp = {.chunk_tokens = chunk, .overlap = overlap};
         rc = 0;
+        double t0 = now_s();
         for (int i = 0; i < nf && !rc; i++) {
             int64_t id;
             if (herd_store_add_file(s, coll, m, rag_embed, &em, files[i], meta, &cp, &id) != HERD_OK) rc = cli_fail_lib("rag");
             else printf("%s: document %lld\n", files[i], (long long)id);
             fflush(stdout);
         }
+        /* ingestion speed (bench/rag/ingest.sh reads it): the embedding itself against all the rest
+         * (reading, tokenizing, cutting, SQLite) */
+        double wall = now_s() - t0;
+        if (!rc && wall > 0)
+            fprintf(stderr, "rag: %lld tokens embedded in %.3f s: %.1f tokens/s (embedding %.3f s, the rest %.3f s;"
+                            " fastest chunk %.1f tokens/s)\n", (long long)em.n_tokens, wall, (double)em.n_tokens / wall,
+                    em.embed_s, wall - em.embed_s, em.best_tps);
     } else {
         herd_store_hit *h;
         int64_t n;

@@ -84,6 +84,9 @@ int cmd_serve(int argc, char **argv) {
             return cli_fail("serve", "--shields input/output need --guard-model LLAMA_GUARD");
         if (shield_pg && !pg_path) return cli_fail("serve", "--shields prompt-guard needs --prompt-guard DIR");
     }
+    /* --store: a default 512-token chunk is embedded as BOS + 512 tokens, one forward pass if the batch
+     * holds 513 (herd rag index does the same) */
+    if (store_dir && c.ctx.n_batch == 0) c.ctx.n_batch = 513;
     static const char *const k_all[] = {"code_interpreter", "brave_search", "wolfram_alpha"};
     const char *exec_tools[3];
     int n_exec = 0;

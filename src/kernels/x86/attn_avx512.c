@@ -5,8 +5,9 @@
  *     head_dim FMAs in d order: s_j = fma(q[d], k_j[d], s_j), d = 0, 1, ...;
  *   - f16 V rows are converted once into a [B][head_dim] block (f32 rows are used in place);
  *   - quantized (or bf16) K rows are not converted: each score is the type's dot of the key with the
- *     query converted once per call to K's vec_dot type (ggml's arithmetic, kernels.h); quantized V
- *     rows are converted to f32 into the [B][head_dim] block like f16 ones.
+ *     query converted once per call to K's vec_dot type (ggml's arithmetic, kernels.h), computed for
+ *     the whole tile by the type's gemm (gemm_avx512.c: the same sums as the dot, bit for bit) over the
+ *     block's 32 keys; quantized V rows are converted to f32 into the [B][head_dim] block like f16 ones.
  * Then per query: scale, mask the keys past its position to -inf, the online-softmax step (exp_ps
  * below; the running sum kept as 16 partial sums, reduced by _mm512_reduce_add_ps, a fixed tree, at the
  * end), and o = o c + p_j v_j with one FMA per (key, dimension) in key order.
@@ -274,9 +275,21 @@ static void attn_avx512(const kernel_attn_kv *kv, int64_t nq, const float *const
      * Qq [nq][hd floats] (quantized K only) */
     float *Kt = scratch, *Vb = Kt + B * hd, *P = Vb + B * hd, *L = P + nq * B, *M = L + nq * 16, *C = M + nq;
     float *Qq = C + nq;
+    /* With K's batched dot (gemm, bit-identical to its dot: kernels.h) the queries are packed once and
+     * each block's scores are one gemm of the block's keys x the tile's queries, in place of a dot call
+     * per (query, key). The packed row (<= 2 head_dim + 64 bytes) fits the query's head_dim floats; the
+     * converted row goes through qrow first. */
+    _Alignas(64) uint8_t qrow[4096];
+    const int64_t xb = kt && kt->gemm && kt->gemm_pack_x ? kt->gemm_x_bytes(hd) : 0;
+    const bool tiled = xb > 0 && xb <= hd * (int64_t)sizeof(float) && kernels_row_bytes(kt->vec_dot_type, hd) <= (int64_t)sizeof qrow;
     int64_t kmax = 0;
     for (int64_t i = 0; i < nq; i++) {
-        if (qt) qt->from_f32(q[i], Qq + i * hd, hd);
+        if (tiled) {
+            qt->from_f32(q[i], qrow, hd);
+            kt->gemm_pack_x(hd, qrow, (uint8_t *)Qq + i * xb);
+        } else if (qt) {
+            qt->from_f32(q[i], Qq + i * hd, hd);
+        }
         M[i] = -INFINITY;
         _mm512_storeu_ps(L + i * 16, _mm512_setzero_ps());
         kmax = n_kv[i] > kmax ? n_kv[i] : kmax;
@@ -298,7 +311,9 @@ static void attn_avx512(const kernel_attn_kv *kv, int64_t nq, const float *const
             vb = Vb;
             vstride = hd;
         }
-        if (kt) { /* scores by the type's dot, each query's own keys only (the rest are masked below) */
+        if (tiled) { /* every query x the block's keys; what a query does not reach is masked below */
+            kt->gemm(hd, nb, nq, (const uint8_t *)kv->k + b0 * kv->stride_k, kv->stride_k, Qq, xb, P, B);
+        } else if (kt) { /* scores by the type's dot, each query's own keys only (the rest are masked below) */
             const uint8_t *K = (const uint8_t *)kv->k + b0 * kv->stride_k;
             for (int64_t i = 0; i < nq; i++)
                 for (int64_t j = 0; j < nb && b0 + j < n_kv[i]; j++) kt->dot(hd, P + i * B + j, K + j * kv->stride_k, Qq + i * hd);
