@@ -443,6 +443,17 @@ void herd_chat_messages_free(void *owner);
  * hold no special-token text. OUT: *ids (caller frees), *n_ids. */
 int herd_chat_tokenize(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_chat_params *p,
                        int32_t **ids, int64_t *n_ids);
+/* The context-full policy "shift" (docs/CONTEXT.md): the ids of the conversation with its oldest turns
+ * left out, so that they and `reserve` (at least 1) more tokens fit n_ctx. A turn is a user message and everything
+ * after it up to the next user message (replies, tool calls, tool results); the leading system messages
+ * and the last turn are always kept, and the rest is re-templated whole (custom tools move to the first
+ * user message that is left). Turns go oldest first, one at a time, while n_ids + reserve > n_ctx and
+ * more than the last turn is left. OUT: *ids, *n_ids as herd_chat_tokenize; messages [*drop_from,
+ * *drop_from + *n_dropped) were left out (*n_dropped 0: none). HERD_E_RANGE, with the numbers, when even
+ * the system messages and the last turn leave no position free (n_ids >= n_ctx); *n_dropped is set then. */
+int herd_chat_tokenize_fit(const herd_model *m, const herd_chat_message *msgs, size_t n, const herd_chat_params *p,
+                           int64_t n_ctx, int64_t reserve, size_t *drop_from, size_t *n_dropped, int32_t **ids,
+                           int64_t *n_ids);
 
 /* ---- tool calls in model output --------------------------------------------------------------- */
 

@@ -12,6 +12,7 @@
 #include "../base/log.h"
 #include "../sample/stop.h"
 #include "prefix_cache.h"
+#include "../spec/spec.h"
 #include "slot_file.h"
 
 /* ---- requests and their event queues ------------------------------------------------------- */
@@ -118,6 +119,12 @@ typedef struct {
     int32_t next;        /* sampled token to feed in the next step (DECODE) */
     int32_t stop_token;  /* the EOG token that ended the request, or -1 */
     uint64_t last_used;
+    /* speculative decoding: this step's drafts (verified in the same pass as next); the draft context's
+     * tokens of this slot's sequence there */
+    int32_t *drafts;
+    int64_t n_draft;
+    int32_t *dcache;
+    int64_t n_dcache;
 } slot;
 
 struct engine {
@@ -141,7 +148,15 @@ struct engine {
     int32_t *b_tok, *b_seq;
     bool *b_want;
     int *b_slot_of_row;  /* logits row -> slot */
-    float *logits;       /* [n_parallel][n_vocab] */
+    float *logits;       /* [rows_cap][n_vocab]: a row per decoding slot and draft, per finished prompt */
+    int64_t rows_cap;
+    /* speculative decoding (engine_config.lookup_ngram / draft): draft_max > 0 when on */
+    int64_t draft_max;
+    herd_context *dctx;  /* the draft model's context, a sequence per slot (NULL: lookup or off) */
+    int32_t *d_tok, *d_seq;
+    bool *d_want;
+    float *dlogits;      /* [n_vocab] */
+    uint64_t spec_drafted, spec_accepted;
     /* prefix cache (NULL: off); blocks of PC_BLOCK tokens, each every layer's K and V rows of them */
     prefix_cache *pc;
     const void **pc_blocks; /* match results, [n_ctx_slot / PC_BLOCK + 1] */
@@ -277,6 +292,7 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     s->n_cached = best;
     s->req = r;
     s->n_gen = 0;
+    s->n_draft = 0;
     s->stop_token = -1;
     s->st = SLOT_PREFILL;
     e->n_busy++; /* under mu: called from the admission loop */
@@ -356,8 +372,10 @@ static void slot_sample(engine *e, slot *s, const float *lg) {
     req_push(r, &ev);
     if (s->ts.stopped) {
         slot_finish(e, s, ENGINE_FINISH_STOP);
-    } else if ((r->p.max_tokens >= 0 && s->n_gen >= r->p.max_tokens) || s->n_cache >= e->cfg.n_ctx_slot) {
+    } else if (r->p.max_tokens >= 0 && s->n_gen >= r->p.max_tokens) {
         slot_finish(e, s, ENGINE_FINISH_LENGTH);
+    } else if (s->n_cache >= e->cfg.n_ctx_slot) {
+        slot_finish(e, s, ENGINE_FINISH_CONTEXT);
     } else {
         s->next = id;
         s->st = SLOT_DECODE;
@@ -396,6 +414,8 @@ static void publish_stats(engine *e) {
     pthread_mutex_lock(&e->mu);
     e->stats.kv_used = used;
     e->stats.generated_tokens = e->gen_tokens;
+    e->stats.spec_drafted = e->spec_drafted;
+    e->stats.spec_accepted = e->spec_accepted;
     if (e->pc) {
         prefix_cache_stats ps;
         prefix_cache_get_stats(e->pc, &ps);
@@ -495,6 +515,50 @@ int engine_slot_action(engine *e, int slot_id, int action, const char *path, int
     return HERD_OK;
 }
 
+/* ---- speculative decoding ---------------------------------------------------------------------------- */
+
+/* Drafts up to kmax tokens continuing slot si's cache (which ends with the pending token) into s->drafts:
+ * prompt lookup over the slot's tokens, or the draft model's greedy continuation (its sequence is first
+ * brought to the slot's tokens: cut back to the common prefix, the rest run in n_batch chunks). Returns
+ * how many; 0 when there is nothing to propose or the draft's pass failed (plain decoding then). */
+static int64_t slot_propose(engine *e, int si, int64_t kmax) {
+    slot *s = &e->slots[si];
+    if (kmax <= 0) return 0;
+    if (!e->dctx) return spec_lookup(s->cache, s->n_cache, e->cfg.lookup_ngram, kmax, s->drafts);
+    int64_t c = common_prefix(s->dcache, s->n_dcache, s->cache, s->n_cache);
+    if (c >= s->n_cache) c = s->n_cache - 1; /* the last token runs again: its row starts the draft */
+    herd_seq_truncate(e->dctx, si, c);
+    s->n_dcache = c;
+    while (s->n_dcache < s->n_cache) {
+        int64_t k = s->n_cache - s->n_dcache < e->cfg.n_batch ? s->n_cache - s->n_dcache : e->cfg.n_batch;
+        for (int64_t j = 0; j < k; j++) {
+            e->d_tok[j] = s->cache[s->n_dcache + j];
+            e->d_seq[j] = si;
+            e->d_want[j] = s->n_dcache + j == s->n_cache - 1;
+        }
+        if (herd_decode_batch(e->dctx, e->d_tok, e->d_seq, k, e->d_want, e->dlogits) != HERD_OK) {
+            herd_seq_truncate(e->dctx, si, 0);
+            s->n_dcache = 0;
+            return 0;
+        }
+        memcpy(s->dcache + s->n_dcache, e->d_tok, (size_t)k * sizeof *e->d_tok);
+        s->n_dcache += k;
+    }
+    int64_t k = 0;
+    for (;;) { /* greedy: the draft's argmax (q one-hot) */
+        int32_t t = 0;
+        for (int64_t i = 1; i < e->n_vocab; i++)
+            if (e->dlogits[i] > e->dlogits[t]) t = (int32_t)i;
+        s->drafts[k++] = t;
+        if (k == kmax || s->n_dcache >= e->cfg.n_ctx_slot) break;
+        int32_t seq = si;
+        bool want = true;
+        if (herd_decode_batch(e->dctx, &t, &seq, 1, &want, e->dlogits) != HERD_OK) break;
+        s->dcache[s->n_dcache++] = t;
+    }
+    return k;
+}
+
 /* One step: admit queued requests, drop cancelled ones, run one batch, sample. Returns false when
  * there was nothing to do. */
 static bool step(engine *e) {
@@ -543,9 +607,16 @@ static bool step(engine *e) {
     }
     if (n_active == 0) return false;
 
-    /* batch: decode tokens first (one per slot), then prompt chunks, up to n_batch tokens */
+    /* batch: decode tokens first (one per slot, then its drafts), then prompt chunks, up to n_batch tokens */
     int64_t n = 0, budget = e->cfg.n_batch;
     int rows = 0;
+    int64_t per = 0; /* drafts per decoding slot: an equal share of what the pending tokens leave */
+    if (e->draft_max > 0) {
+        int n_dec = 0;
+        for (int i = 0; i < np; i++) n_dec += e->slots[i].st == SLOT_DECODE;
+        per = n_dec ? (budget - n_dec) / n_dec : 0;
+        if (per > e->draft_max) per = e->draft_max;
+    }
     for (int i = 0; i < np && n < budget; i++) {
         slot *s = &e->slots[i];
         if (s->st != SLOT_DECODE) continue;
@@ -555,6 +626,21 @@ static bool step(engine *e) {
         e->b_slot_of_row[rows++] = i;
         s->cache[s->n_cache++] = s->next;
         n++;
+        s->n_draft = 0;
+        if (per > 0 && !s->req->p.forced) {
+            /* drafts take positions n_cache..; every token they let out must be one plain decoding gives */
+            int64_t kmax = per < e->cfg.n_ctx_slot - s->n_cache ? per : e->cfg.n_ctx_slot - s->n_cache;
+            if (s->req->p.max_tokens >= 0 && kmax > s->req->p.max_tokens - s->n_gen - 1)
+                kmax = s->req->p.max_tokens - s->n_gen - 1;
+            s->n_draft = slot_propose(e, i, kmax);
+            for (int64_t j = 0; j < s->n_draft; j++) {
+                e->b_tok[n] = s->drafts[j];
+                e->b_seq[n] = i;
+                e->b_want[n] = true;
+                e->b_slot_of_row[rows++] = i;
+                n++;
+            }
+        }
     }
     for (int i = 0; i < np && n < budget; i++) {
         slot *s = &e->slots[i];
@@ -591,7 +677,24 @@ static bool step(engine *e) {
     /* prompts that just finished prefilling go to the prefix cache now, for requests that come meanwhile */
     for (int i = 0; i < np && e->pc; i++)
         if (e->slots[i].st == SLOT_PREFILL && e->slots[i].n_cache == e->slots[i].req->p.n_prompt) pc_offer(e, i);
-    for (int row = 0; row < rows; row++) slot_sample(e, &e->slots[e->b_slot_of_row[row]], e->logits + row * e->n_vocab);
+    /* sample: a decoding slot's rows in order, keeping each draft while it is the token sampled before it */
+    for (int row = 0; row < rows;) {
+        int si = e->b_slot_of_row[row];
+        slot *s = &e->slots[si];
+        int64_t k = s->n_draft;
+        for (int64_t j = 0; j <= k; j++) {
+            slot_sample(e, s, e->logits + (row + j) * e->n_vocab);
+            if (j == k || s->st != SLOT_DECODE || s->next != s->drafts[j]) break;
+            s->cache[s->n_cache++] = s->drafts[j]; /* accepted: its KV is in place, its row comes next */
+            e->spec_accepted++;
+        }
+        if (k > 0) { /* drop the rejected drafts' positions */
+            e->spec_drafted += (uint64_t)k;
+            herd_seq_truncate(e->ctx, si, s->n_cache);
+        }
+        s->n_draft = 0;
+        row += (int)(1 + k);
+    }
     publish_stats(e);
     return true;
 }
@@ -676,8 +779,33 @@ int engine_new(herd_model *m, const engine_config *cfg, engine **out) {
     e->b_tok = herd_xmalloc((size_t)nb * sizeof *e->b_tok);
     e->b_seq = herd_xmalloc((size_t)nb * sizeof *e->b_seq);
     e->b_want = herd_xmalloc((size_t)nb * sizeof *e->b_want);
-    e->b_slot_of_row = herd_xmalloc((size_t)cfg->n_parallel * sizeof *e->b_slot_of_row);
-    e->logits = malloc((size_t)cfg->n_parallel * (size_t)e->n_vocab * sizeof(float));
+    if (cfg->lookup_ngram > 0 || cfg->draft) {
+        e->draft_max = cfg->draft_max > 0 ? cfg->draft_max : 16;
+        for (int i = 0; i < cfg->n_parallel; i++) {
+            e->slots[i].drafts = herd_xmalloc((size_t)e->draft_max * sizeof(int32_t));
+            if (cfg->draft) e->slots[i].dcache = herd_xmalloc((size_t)cfg->n_ctx_slot * sizeof(int32_t));
+        }
+    }
+    if (cfg->draft) {
+        herd_context_params dp = herd_context_default_params();
+        dp.n_ctx = cfg->n_ctx_slot;
+        dp.n_seq = cfg->n_parallel;
+        dp.n_batch = e->cfg.n_batch;
+        dp.n_threads = cfg->n_threads;
+        if ((rc = herd_context_new(cfg->draft, &dp, &e->dctx)) != HERD_OK) {
+            engine_free(e, false);
+            return rc;
+        }
+        e->d_tok = herd_xmalloc((size_t)nb * sizeof *e->d_tok);
+        e->d_seq = herd_xmalloc((size_t)nb * sizeof *e->d_seq);
+        e->d_want = herd_xmalloc((size_t)nb * sizeof *e->d_want);
+        e->dlogits = herd_xmalloc((size_t)herd_vocab_n_tokens(cfg->draft) * sizeof(float));
+    }
+    /* logits rows: one per decoding slot and its drafts, or per prompt ending in the step */
+    e->rows_cap = (int64_t)cfg->n_parallel * (1 + e->draft_max);
+    if (e->rows_cap > nb + cfg->n_parallel) e->rows_cap = nb + cfg->n_parallel;
+    e->b_slot_of_row = herd_xmalloc((size_t)e->rows_cap * sizeof *e->b_slot_of_row);
+    e->logits = malloc((size_t)e->rows_cap * (size_t)e->n_vocab * sizeof(float));
     if (!e->logits) {
         engine_free(e, false);
         return herd_err(HERD_E_NOMEM, "engine: out of memory for logits");
@@ -710,7 +838,14 @@ void engine_free(engine *e, bool drain) {
     for (int i = 0; e->slots && i < e->cfg.n_parallel; i++) {
         if (e->slots[i].req) slot_finish(e, &e->slots[i], ENGINE_FINISH_CANCELLED);
         free(e->slots[i].cache);
+        free(e->slots[i].drafts);
+        free(e->slots[i].dcache);
     }
+    herd_context_free(e->dctx);
+    free(e->d_tok);
+    free(e->d_seq);
+    free(e->d_want);
+    free(e->dlogits);
     free(e->slots);
     herd_context_free(e->ctx);
     free(e->b_tok);

@@ -38,6 +38,16 @@ typedef struct {
     /* prefix cache (prefix_cache.h): up to cache_ram bytes of KV blocks of every computed prefix, reused by
      * any later request with the same leading tokens and adapter; 0: off (only the slots' own caches) */
     uint64_t cache_ram;
+    /* speculative decoding in every decoding slot (docs/SPECULATIVE.md): lookup_ngram > 0: prompt lookup with
+     * n-grams up to that long; draft: a draft model (borrowed, outlives the engine; the caller checked its
+     * vocabulary, herd_vocab_compatible) run greedily in its own context, one sequence per slot. draft_max:
+     * most drafted tokens per slot and step (0: 16; the batch's n_batch is shared between the slots). The
+     * pending token and the drafts run in the one batched pass; each row is sampled as in plain decoding
+     * and a draft is kept while it equals the target's own choice, so greedy output is the plain output
+     * and sampled output keeps its distribution (a one-hot draft: accept iff the target's draw equals it). */
+    int lookup_ngram;
+    herd_model *draft;
+    int draft_max;
 } engine_config;
 
 #define ENGINE_MAX_TOP 20
@@ -67,7 +77,8 @@ typedef struct {
 } engine_params;
 
 enum { ENGINE_EV_TOKEN = 1, ENGINE_EV_DONE = 2, ENGINE_EV_ERROR = 3 };
-enum { ENGINE_FINISH_STOP = 1, ENGINE_FINISH_LENGTH = 2, ENGINE_FINISH_CANCELLED = 3 };
+/* ENGINE_FINISH_CONTEXT: the slot's context filled before max_tokens or a stop (docs/CONTEXT.md) */
+enum { ENGINE_FINISH_STOP = 1, ENGINE_FINISH_LENGTH = 2, ENGINE_FINISH_CANCELLED = 3, ENGINE_FINISH_CONTEXT = 4 };
 
 typedef struct {
     int32_t id;
@@ -102,6 +113,7 @@ typedef struct {
     /* the prefix cache: blocks and bytes held, its budget, blocks evicted */
     int64_t pc_blocks;
     uint64_t pc_bytes, pc_budget, pc_evictions;
+    uint64_t spec_drafted, spec_accepted; /* speculative decoding: tokens drafted and verified, accepted */
 } engine_stats;
 
 /* Starts the engine thread over model m (borrowed; outlives the engine). */

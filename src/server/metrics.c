@@ -171,5 +171,11 @@ char *metrics_render(metrics *m, const engine_stats *es) {
     line(&b, "# HELP herd_prefix_cache_evictions_total Blocks evicted from the prefix cache (LRU).\n"
              "# TYPE herd_prefix_cache_evictions_total counter\nherd_prefix_cache_evictions_total %llu\n",
          (unsigned long long)es->pc_evictions);
+    line(&b, "# HELP herd_spec_drafted_tokens_total Tokens drafted and verified (serve --draft / --lookup).\n"
+             "# TYPE herd_spec_drafted_tokens_total counter\nherd_spec_drafted_tokens_total %llu\n",
+         (unsigned long long)es->spec_drafted);
+    line(&b, "# HELP herd_spec_accepted_tokens_total Drafted tokens the model accepted.\n"
+             "# TYPE herd_spec_accepted_tokens_total counter\nherd_spec_accepted_tokens_total %llu\n",
+         (unsigned long long)es->spec_accepted);
     return b.p;
 }

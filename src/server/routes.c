@@ -10,6 +10,7 @@
 #include "../base/log.h"
 #include "../chat/messages.h"
 #include "../chat/toolcall.h"
+#include "ctx_policy.h"
 #include "http.h"
 #include "shields.h"
 
@@ -26,6 +27,7 @@ typedef struct {
     int lora;            /* the request's "model": 0 the base, i > 0 the server's adapter i - 1 */
     chat_messages *shield_conv; /* --shields output: the conversation the answer is assessed in (owned) */
     json_t *echo_lps;    /* completions, echo + logprobs: the prompt's logprobs (prompt_logprobs.c), owned */
+    int64_t n_dropped;   /* context policy shift: messages left out (ctx_policy.h) */
     json_t *extra;       /* herd's fields of the answer (file_search_call: file_search.c), owned, or NULL */
 } gen_opts;
 
@@ -330,7 +332,7 @@ static json_t *chat_logprob_entry(const herd_model *m, const engine_event *ev) {
 }
 
 static const char *finish_name(int f) {
-    return f == ENGINE_FINISH_LENGTH ? "length" : "stop";
+    return f == ENGINE_FINISH_LENGTH || f == ENGINE_FINISH_CONTEXT ? "length" : "stop"; /* see ctx_policy.h */
 }
 
 static json_t *usage_json(int64_t prompt, int64_t cached, int64_t gen) {
@@ -384,6 +386,7 @@ typedef struct {
     int64_t n_prompt, n_cached, n_gen; /* usage of the steps before the current one */
     chat_messages *shield_conv; /* --shields output: held text is released once the answer passes */
     strbuf held;
+    int64_t n_dropped;   /* gen_opts.n_dropped */
     json_t *extra;       /* gen_opts.extra: on the answer, or on the first chunk */
 } gen_stream;
 
@@ -655,6 +658,8 @@ static int stream_fill(void *user, strbuf *out) {
         herd_parsed_output_free(&po);
         json_t *last = chunk(g, g->chat ? json_object() : json_string(""), NULL, finish);
         if (violation) json_object_set_new(last, "violation", violation);
+        ctx_policy_mark(json_array_get(json_object_get(last, "choices"), 0), ev.finish);
+        if (g->n_dropped) json_object_set_new(last, "dropped_messages", json_integer((json_int_t)g->n_dropped));
         sse(out, last);
         if (g->include_usage) {
             json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", g->id, "object",
@@ -731,6 +736,7 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
     g->lora = o->lora;
     g->shield_conv = o->shield_conv;
     o->shield_conv = NULL;
+    g->n_dropped = o->n_dropped;
     g->extra = o->extra;
     o->extra = NULL;
     tool_stream_init(&g->ts);
@@ -827,11 +833,13 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
                               : json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "text", jstr(text.p, text.n), "logprobs",
                                           lp, "finish_reason", finish_name(ev.finish));
         if (!chat) json_decref(message);
+        ctx_policy_mark(choice, ev.finish);
         json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", g->id, "object",
                                  chat ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                                  "model", model_name(r->srv, g->lora), "system_fingerprint", "herd", "choices", choice, "usage",
                                  usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
         if (violation) json_object_set_new(resp, "violation", violation);
+        if (g->n_dropped) json_object_set_new(resp, "dropped_messages", json_integer((json_int_t)g->n_dropped));
         if (g->extra) json_object_update(resp, g->extra);
         if (g->ag && json_array_size(g->ag->executed)) /* herd extension: what the server ran */
             json_object_set(resp, "executed_tool_calls", g->ag->executed);
@@ -1021,7 +1029,7 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
         if (ran) herd_guard_result_free(&gr);
     }
     gen_opts o;
-    const char *param = NULL;
+    const char *param = NULL, *ecode = NULL;
     /* functions named like Llama 3.1's built-in tools are those tools: rendered in the system block
      * ("Environment: ipython", "Tools: ..."), called as <|python_tag|>name.call(...) */
     const char *builtin[3];
@@ -1056,7 +1064,7 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
                 if (!strcmp(builtin[k], k_builtin_names[j])) ag->builtin[k] = k_builtin_names[j];
         ag->n_builtin = n_builtin;
     }
-    const chat_messages *conv = ag ? &ag->cm : &cm;
+    chat_messages *conv = ag ? &ag->cm : &cm;
     bool opts_ok = parse_gen_opts(r->srv, b, true, &o, err, &param);
     o.lora = lora;
     json_t *fsc = json_object_get(b, FILE_SEARCH_KEY);
@@ -1091,9 +1099,14 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
                                .builtin_tools = n_builtin ? builtin : NULL, .n_builtin_tools = n_builtin};
         int32_t *ids;
         int64_t n_ids;
-        if (herd_chat_tokenize(model_of(r), conv->msgs, conv->n, &cp, &ids, &n_ids) != HERD_OK) {
+        int policy, trc;
+        if (!ctx_policy_parse(b, r->srv->cfg.context_shift, &policy, err, sizeof err)) {
+            param = "context_policy";
+        } else if ((trc = ctx_policy_tokenize(policy, model_of(r), conv, &cp, r->srv->cfg.n_ctx_slot, o.max_tokens, &ids,
+                                              &n_ids, &o.n_dropped)) != HERD_OK) {
             snprintf(err, sizeof err, "%s", herd_last_error());
             param = "messages";
+            ecode = trc == HERD_E_RANGE ? "context_length_exceeded" : NULL;
         } else {
             res = generate(r, ids, n_ids, &o, true, NULL, use_tools, ag);
             ag = NULL; /* generate owns it */
@@ -1103,7 +1116,7 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
     free(tools_text);
     agent_free(ag);
     chat_messages_free(&cm);
-    if (param) return http_send_error(r, 400, "invalid_request_error", param, NULL, "%s", err);
+    if (param) return http_send_error(r, 400, "invalid_request_error", param, ecode, "%s", err);
     return res;
 }
 

@@ -63,6 +63,9 @@ typedef struct {
     const char *slot_save_path;
     /* --store DIR: the vector stores of vector_routes.c (a herd_store in DIR); NULL: none */
     const char *store_dir;
+    /* --context-policy shift: chat completions leave out their oldest turns to fit (ctx_policy.h); false:
+     * stop. A request's "context_policy" overrides it. */
+    bool context_shift;
 } server_config;
 
 typedef struct server server;

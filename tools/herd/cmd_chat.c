@@ -18,6 +18,7 @@ typedef struct {
     int64_t n_predict;
     bool stats;
     cli_spec spec; /* --draft / --lookup */
+    bool shift;    /* --context-policy shift: leave out the oldest turns when the context is full */
     herd_chat_message *msgs; /* the conversation so far (strings owned) */
     size_t n_msgs;
     int32_t *cached;         /* ids whose KV the context holds */
@@ -62,60 +63,153 @@ static herd_chat_params chat_params(const chat_state *st) {
                               .builtin_tools = st->builtin, .n_builtin_tools = st->n_builtin};
 }
 
-/* One generation: render + tokenize the whole conversation, keep the cached prefix it shares with
- * what the context holds, run only the rest, generate. OUT: the reply (text and stop token). */
-static int generate_reply(chat_state *st, herd_generate_result *r) {
-    int32_t *ids;
-    int64_t n;
-    herd_chat_params p = chat_params(st);
-    if (herd_chat_tokenize(st->m, st->msgs, st->n_msgs, &p, &ids, &n) != HERD_OK) return cli_fail_lib("chat");
-    int64_t keep = 0;
-    while (keep < n - 1 && keep < st->n_cached && ids[keep] == st->cached[keep]) keep++;
-    if (n >= herd_context_n_ctx(st->ctx)) {
-        free(ids);
-        return cli_fail("chat", "the conversation (%lld tokens) no longer fits the context of %lld tokens (use -c)",
-                        (long long)n, (long long)herd_context_n_ctx(st->ctx));
+/* Leaves out messages [from, from + k) (the oldest turns, context policy shift). */
+static void drop_msgs(chat_state *st, size_t from, size_t k) {
+    for (size_t i = from; i < from + k; i++) {
+        free((char *)st->msgs[i].content);
+        free((char *)st->msgs[i].tool_name);
+        free((char *)st->msgs[i].tool_arguments);
     }
-    herd_context_truncate(st->ctx, keep);
-    herd_generate_params gp = {.n_predict = st->n_predict, .on_text = print_piece, .user = st,
-                               .render_python_tag = tools_on(st)};
-    cli_spec_params(&st->spec, &gp);
-    int32_t *forced = NULL;
-    if (st->script) { /* test-only: the next scripted reply */
-        const char *sc = json_string_value(json_array_get(st->script, st->script_next++));
+    memmove(st->msgs + from, st->msgs + from + k, (st->n_msgs - from - k) * sizeof *st->msgs);
+    st->n_msgs -= k;
+    fprintf(stderr, "[context shift: the %zu oldest message%s left out; %zu kept]\n", k, k == 1 ? "" : "s", st->n_msgs);
+}
+
+/* The prompt of the conversation so far (ending with the assistant header). Under the context policy
+ * shift its oldest turns are left out (herd_chat_tokenize_fit) so that it and `reserve` more tokens fit;
+ * under stop it must leave `reserve` (at least one) positions free. OUT: *ids, *n. */
+static int conversation_ids(chat_state *st, int64_t reserve, int32_t **ids, int64_t *n) {
+    herd_chat_params p = chat_params(st);
+    int64_t n_ctx = herd_context_n_ctx(st->ctx);
+    if (st->shift) {
+        size_t from, k;
+        int rc = herd_chat_tokenize_fit(st->m, st->msgs, st->n_msgs, &p, n_ctx, reserve, &from, &k, ids, n);
+        if (rc == HERD_OK && k) drop_msgs(st, from, k);
+        return rc == HERD_OK ? 0 : cli_fail_lib("chat");
+    }
+    if (herd_chat_tokenize(st->m, st->msgs, st->n_msgs, &p, ids, n) != HERD_OK) return cli_fail_lib("chat");
+    if (*n >= n_ctx) {
+        free(*ids);
+        return cli_fail("chat", "stopped: the conversation (%lld tokens) no longer fits the context of %lld tokens "
+                        "(use -c, or --context-policy shift)", (long long)*n, (long long)n_ctx);
+    }
+    return 0;
+}
+
+/* Appends b (a continuation of the same reply) to a. */
+static void result_append(herd_generate_result *a, herd_generate_result *b) {
+    a->ids = realloc(a->ids, (size_t)(a->n_ids + b->n_ids + 1) * sizeof *a->ids);
+    if (b->n_ids) memcpy(a->ids + a->n_ids, b->ids, (size_t)b->n_ids * sizeof *a->ids);
+    a->n_ids += b->n_ids;
+    a->text = realloc(a->text, a->text_len + b->text_len + 1);
+    if (b->text_len) memcpy(a->text + a->text_len, b->text, b->text_len);
+    a->text_len += b->text_len;
+    a->text[a->text_len] = 0;
+    a->stop_reason = b->stop_reason;
+    a->stop_token = b->stop_token;
+    a->prompt_seconds += b->prompt_seconds;
+    a->gen_seconds += b->gen_seconds;
+    a->n_spec_steps += b->n_spec_steps;
+    a->n_drafted += b->n_drafted;
+    a->n_accepted += b->n_accepted;
+    herd_generate_result_free(b);
+}
+
+/* One generation: render + tokenize the whole conversation, keep the cached prefix it shares with
+ * what the context holds, run only the rest, generate. When the context fills mid-reply: under the
+ * policy stop, the reply ends there and so does the chat (exit 1, the reason on stderr); under shift,
+ * the oldest turns are left out, the conversation is re-templated with the reply so far (its exact
+ * ids) after the assistant header, re-prefilled past the shared prefix, and the reply goes on.
+ * OUT: the reply (text and stop token). */
+static int generate_reply(chat_state *st, herd_generate_result *r) {
+    int64_t n_ctx = herd_context_n_ctx(st->ctx);
+    int64_t want = st->n_predict > 0 ? st->n_predict : n_ctx / 4; /* room for the reply when shifting */
+    int32_t *ids, *forced = NULL;
+    int64_t n, n_forced = 0;
+    if (conversation_ids(st, want, &ids, &n)) return 1;
+    json_t *entry = st->script ? json_array_get(st->script, st->script_next++) : NULL;
+    if (st->script && !json_is_null(entry)) { /* test-only: the next scripted reply (null: the model's own) */
+        const char *sc = json_string_value(entry);
         if (!sc) {
             free(ids);
             return cli_fail("chat", "--test-script ran out of replies");
         }
-        if (herd_tokenize(st->m, sc, strlen(sc), HERD_TOKENIZE_PARSE_SPECIAL, &forced, &gp.n_forced) != HERD_OK) {
+        if (herd_tokenize(st->m, sc, strlen(sc), HERD_TOKENIZE_PARSE_SPECIAL, &forced, &n_forced) != HERD_OK) {
             free(ids);
             return cli_fail_lib("chat");
         }
-        gp.forced = forced;
     }
     if (tools_on(st)) st->ts = herd_tool_stream_new();
-    int rc = herd_generate(st->ctx, st->s, ids + keep, n - keep, &gp, r);
+    memset(r, 0, sizeof *r);
+    int rc = 0;
+    for (int part = 0;; part++) {
+        /* ids: the prompt of this part (after a shift: the conversation + the reply so far) */
+        int64_t keep = 0;
+        while (keep < n - 1 && keep < st->n_cached && ids[keep] == st->cached[keep]) keep++;
+        herd_context_truncate(st->ctx, keep);
+        herd_generate_params gp = {.n_predict = st->n_predict < 0 ? -1 : st->n_predict - r->n_ids,
+                                   .on_text = print_piece, .user = st, .render_python_tag = tools_on(st)};
+        cli_spec_params(&st->spec, &gp);
+        if (forced) {
+            gp.forced = forced + r->n_ids;
+            gp.n_forced = n_forced - r->n_ids;
+        }
+        herd_generate_result g;
+        if (herd_generate(st->ctx, st->s, ids + keep, n - keep, &gp, &g) != HERD_OK) {
+            rc = cli_fail_lib("chat");
+            free(ids);
+            break;
+        }
+        if (st->stats) {
+            char sps[160];
+            cli_spec_stats(&g, sps, sizeof sps);
+            fprintf(stderr, "%s[%lld prompt tokens (%lld cached) at %.1f t/s, %lld generated at %.1f t/s%s]\n",
+                    tools_on(st) ? "" : "\n", (long long)n, (long long)keep,
+                    g.prompt_seconds > 0 ? (double)(n - keep) / g.prompt_seconds : 0, (long long)g.n_ids,
+                    g.gen_seconds > 0 ? (double)g.n_ids / g.gen_seconds : 0, sps);
+        }
+        /* the context now holds the prompt and every generated id but the last */
+        free(st->cached);
+        st->cached = realloc(ids, (size_t)(n + g.n_ids + 1) * sizeof *ids);
+        if (g.n_ids) memcpy(st->cached + n, g.ids, (size_t)g.n_ids * sizeof *ids);
+        st->n_cached = herd_context_n_past(st->ctx);
+        result_append(r, &g);
+        if (r->stop_reason != HERD_STOP_CONTEXT) break;
+        if (!st->shift) {
+            fputc('\n', stdout);
+            fflush(stdout);
+            rc = cli_fail("chat", "stopped: the context of %lld tokens is full (reason: context; use -c, or "
+                          "--context-policy shift)", (long long)n_ctx);
+            break;
+        }
+        /* shift: the conversation without its oldest turns, then the reply so far */
+        int32_t *conv;
+        int64_t nc;
+        int64_t reserve = st->n_predict > 0 ? st->n_predict : r->n_ids + want;
+        size_t before = st->n_msgs;
+        if (conversation_ids(st, reserve, &conv, &nc)) {
+            rc = 1;
+            break;
+        }
+        if (st->n_msgs == before || nc + r->n_ids >= n_ctx) {
+            free(conv);
+            fputc('\n', stdout);
+            fflush(stdout);
+            rc = cli_fail("chat", "stopped: the context of %lld tokens is full and only the system prompt and this "
+                          "turn are left (reason: context; use -c)", (long long)n_ctx);
+            break;
+        }
+        n = nc + r->n_ids;
+        ids = realloc(conv, (size_t)n * sizeof *ids);
+        memcpy(ids + nc, r->ids, (size_t)r->n_ids * sizeof *ids);
+    }
     free(forced);
-    if (rc != HERD_OK) {
-        free(ids);
+    if (rc) {
         herd_tool_stream_free(st->ts);
         st->ts = NULL;
-        return cli_fail_lib("chat");
+        herd_generate_result_free(r);
     }
-    if (st->stats) {
-        char sps[160];
-        cli_spec_stats(r, sps, sizeof sps);
-        fprintf(stderr, "%s[%lld prompt tokens (%lld cached) at %.1f t/s, %lld generated at %.1f t/s%s]\n",
-                tools_on(st) ? "" : "\n", (long long)n, (long long)keep,
-                r->prompt_seconds > 0 ? (double)(n - keep) / r->prompt_seconds : 0, (long long)r->n_ids,
-                r->gen_seconds > 0 ? (double)r->n_ids / r->gen_seconds : 0, sps);
-    }
-    /* the context now holds the prompt and every generated id but the last */
-    free(st->cached);
-    st->cached = realloc(ids, (size_t)(n + r->n_ids) * sizeof *ids);
-    memcpy(st->cached + n, r->ids, (size_t)r->n_ids * sizeof *ids);
-    st->n_cached = herd_context_n_past(st->ctx);
-    return 0;
+    return rc;
 }
 
 static bool is_enabled_builtin(const chat_state *st, const char *name) {
@@ -225,7 +319,7 @@ int cmd_chat(int argc, char **argv) {
     int64_t n_predict = -1, max_steps = 8, rag_k = 5;
     rag_session *rs = NULL;
     float tool_timeout = 0;
-    bool stats = true;
+    bool stats = true, shift = false;
     cli_spec spec;
     cli_spec_init(&spec);
     for (int i = 1; i < argc; i++) {
@@ -238,6 +332,13 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p")) { if (!cli_str("chat", argc, argv, &i, &prompt)) return 1; }
         else if (!strcmp(argv[i], "-n")) { if (!cli_i64("chat", argc, argv, &i, -1, INT32_MAX, &n_predict)) return 1; }
         else if (!strcmp(argv[i], "--no-stats")) stats = false;
+        else if (!strcmp(argv[i], "--context-policy")) {
+            const char *pol;
+            if (!cli_str("chat", argc, argv, &i, &pol)) return 1;
+            if (strcmp(pol, "stop") && strcmp(pol, "shift"))
+                return cli_fail("chat", "--context-policy: '%s' is not stop or shift", pol);
+            shift = !strcmp(pol, "shift");
+        }
         else if (!strcmp(argv[i], "--store")) { if (!cli_str("chat", argc, argv, &i, &store)) return 1; }
         else if (!strcmp(argv[i], "--rag-k")) { if (!cli_i64("chat", argc, argv, &i, 1, 100, &rag_k)) return 1; }
         else if (!strcmp(argv[i], "--tools")) { if (!cli_str("chat", argc, argv, &i, &tools)) return 1; }
@@ -252,7 +353,7 @@ int cmd_chat(int argc, char **argv) {
     }
     if (!c.model) return cli_fail("chat", "no model given (-m MODEL)");
     chat_state st = {.n_predict = n_predict, .stats = stats, .max_steps = (int)max_steps, .dump_prompt = dump,
-                     .tool_params = {.timeout_s = tool_timeout}, .spec = spec};
+                     .tool_params = {.timeout_s = tool_timeout}, .spec = spec, .shift = shift};
     const char *names[8];
     herd_lora **loras = NULL;
     char *tool_list = tools ? strdup(tools) : NULL;

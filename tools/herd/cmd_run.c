@@ -170,22 +170,43 @@ int cmd_logits(int argc, char **argv) {
 }
 
 static int logits_main(cli_common *c, int argc, char **argv) {
-    const char *ids_json = NULL, *out_path = NULL;
+    const char *ids_json = NULL, *out_path = NULL, *at_json = NULL, *ids_file = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("logits", c, argc, argv, &i);
         if (r < 0) return 1;
         if (r > 0) continue;
         if (!strcmp(argv[i], "--prompt-ids")) { if (!cli_str("logits", argc, argv, &i, &ids_json)) return 1; }
         else if (!strcmp(argv[i], "-o")) { if (!cli_str("logits", argc, argv, &i, &out_path)) return 1; }
+        else if (!strcmp(argv[i], "--at")) { if (!cli_str("logits", argc, argv, &i, &at_json)) return 1; }
+        else if (!strcmp(argv[i], "--prompt-ids-file")) { if (!cli_str("logits", argc, argv, &i, &ids_file)) return 1; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             return cli_help("logits");
         } else return cli_fail("logits", "unknown option '%s'", argv[i]);
     }
-    if (!c->model || !ids_json || !out_path) return cli_fail("logits", "need -m MODEL, --prompt-ids JSON and -o FILE");
+    if (!c->model || !(ids_json || ids_file) || !out_path)
+        return cli_fail("logits", "need -m MODEL, --prompt-ids JSON (or --prompt-ids-file FILE) and -o FILE");
     int32_t *ids;
     int64_t n;
-    if (!cli_parse_ids("logits", ids_json, strlen(ids_json), &ids, &n)) return 1;
+    char *ids_buf = NULL; /* a long prompt's ids come from a file: a command line holds ~128 KiB per argument */
+    size_t ids_len = ids_json ? strlen(ids_json) : 0;
+    if (ids_file && !cli_read_text("logits", NULL, ids_file, &ids_buf, &ids_len)) return 1;
+    bool parsed = cli_parse_ids("logits", ids_buf ? ids_buf : ids_json, ids_len, &ids, &n);
+    free(ids_buf);
+    if (!parsed) return 1;
     if (n == 0) { free(ids); return cli_fail("logits", "--prompt-ids is empty"); }
+    /* --at: only these positions' rows (ascending), for long prompts: the prompt runs in passes that end at
+     * each of them (HERD_LOGITS_LAST), so no row but theirs is computed */
+    int32_t *at = NULL;
+    int64_t n_at = 0;
+    if (at_json) {
+        if (!cli_parse_ids("logits", at_json, strlen(at_json), &at, &n_at)) { free(ids); return 1; }
+        for (int64_t j = 0; j < n_at; j++)
+            if (at[j] < 0 || at[j] >= n || (j > 0 && at[j] <= at[j - 1])) {
+                int32_t bad = at[j];
+                free(ids), free(at);
+                return cli_fail("logits", "--at: position %d is not in [0, %lld) or not ascending", bad, (long long)n);
+            }
+    }
     herd_model *m = NULL;
     herd_context *ctx = NULL;
     herd_lora **loras = NULL;
@@ -200,7 +221,16 @@ static int logits_main(cli_common *c, int argc, char **argv) {
     lg = malloc((size_t)(chunk * nv) * sizeof(float));
     fp = fopen(out_path, "wb");
     if (!fp) { cli_fail("logits", "cannot create '%s'", out_path); goto done; }
-    for (int64_t i = 0; i < n; i += chunk) {
+    for (int64_t j = 0, i = 0; j < n_at; j++) { /* --at: [i, at[j]] in one call (split by n_batch inside) */
+        int64_t k = at[j] + 1 - i;
+        if (herd_decode(ctx, ids + i, k, HERD_LOGITS_LAST, lg) != HERD_OK) { cli_fail_lib("logits"); goto done; }
+        if (fwrite(lg, sizeof(float), (size_t)nv, fp) != (size_t)nv) {
+            cli_fail("logits", "cannot write '%s'", out_path);
+            goto done;
+        }
+        i = at[j] + 1;
+    }
+    for (int64_t i = 0; i < n && !at; i += chunk) {
         int64_t k = n - i < chunk ? n - i : chunk;
         if (herd_decode(ctx, ids + i, k, HERD_LOGITS_ALL, lg) != HERD_OK) { cli_fail_lib("logits"); goto done; }
         if (fwrite(lg, sizeof(float), (size_t)(k * nv), fp) != (size_t)(k * nv)) {
@@ -215,6 +245,7 @@ done:
     if (fp) fclose(fp);
     free(lg);
     free(ids);
+    free(at);
     herd_context_free(ctx);
     cli_lora_free(loras, c->n_lora);
     herd_model_free(m);

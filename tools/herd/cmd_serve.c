@@ -3,7 +3,8 @@
  *            [--exec-builtin-tools LIST] [--max-tool-steps N] [--tool-timeout S]
  *            [--data-dir DIR [--max-file-size BYTES]] [--lora [NAME=]FILE[:SCALE]]... [--guard-model LLAMA_GUARD] [--prompt-guard DIR
  *            [--prompt-guard-type injection|jailbreak]] [--shields input,output,prompt-guard]
- *            [--cache-ram MiB] [--slot-save-path DIR]
+ *            [--cache-ram MiB] [--slot-save-path DIR] [--context-policy stop|shift]
+ *            [--draft MODEL [--draft-max N] | --lookup N]
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests, exit 0. */
 #include <jansson.h>
 #include <signal.h>
@@ -24,11 +25,15 @@ int cmd_serve(int argc, char **argv) {
     const char *pg_path = NULL, *pg_type = "injection", *data_dir = NULL;
     int64_t max_file = (int64_t)200 << 20;
     int64_t max_steps = 4, cache_ram = 1024;
-    const char *slot_save_path = NULL;
+    const char *slot_save_path = NULL, *ctx_policy = "stop";
     float tool_timeout = 0;
+    cli_spec spec; /* --draft MODEL [--draft-max N] | --lookup N: speculative decoding in every slot */
+    cli_spec_init(&spec);
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt("serve", &c, argc, argv, &i);
         if (r < 0) return 1;
+        if (r > 0) continue;
+        if ((r = cli_spec_opt("serve", &spec, argc, argv, &i)) < 0) return 1;
         if (r > 0) continue;
         const char *a = argv[i];
         if (!strcmp(a, "--host")) { if (!cli_str("serve", argc, argv, &i, &host)) return 1; }
@@ -50,11 +55,19 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--shields")) { if (!cli_str("serve", argc, argv, &i, &shields)) return 1; }
         else if (!strcmp(a, "--cache-ram")) { if (!cli_i64("serve", argc, argv, &i, 0, (int64_t)1 << 30, &cache_ram)) return 1; }
         else if (!strcmp(a, "--slot-save-path")) { if (!cli_str("serve", argc, argv, &i, &slot_save_path)) return 1; }
+        else if (!strcmp(a, "--context-policy")) {
+            if (!cli_str("serve", argc, argv, &i, &ctx_policy)) return 1;
+            if (strcmp(ctx_policy, "stop") && strcmp(ctx_policy, "shift"))
+                return cli_fail("serve", "--context-policy: '%s' is not stop or shift", ctx_policy);
+        }
         else if (!strcmp(a, "--test-script")) { if (!cli_str("serve", argc, argv, &i, &script_file)) return 1; }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return cli_help("serve");
         else return cli_fail("serve", "unknown option '%s'", a);
     }
     if (!c.model) return cli_fail("serve", "no model given (-m MODEL)");
+    if (spec.draft_path && spec.lookup > 0) return cli_fail("serve", "give --draft MODEL or --lookup N, not both");
+    if (spec.draft_min > 0 || spec.p_min > 0)
+        return cli_fail("serve", "--draft-min and --draft-p-min are not supported by serve (every draft is verified)");
     bool shield_in = false, shield_out = false, shield_pg = false;
     if (strcmp(pg_type, "injection") && strcmp(pg_type, "jailbreak"))
         return cli_fail("serve", "--prompt-guard-type: '%s' is not injection or jailbreak", pg_type);
@@ -124,6 +137,18 @@ int cmd_serve(int argc, char **argv) {
     }
     herd_model *m;
     if (herd_model_load(c.model, &m) != HERD_OK) return cli_fail_lib("serve");
+    if (spec.draft_path) { /* the draft: the same vocabulary, checked before anything else starts */
+        if (herd_model_load(spec.draft_path, &spec.model) != HERD_OK) {
+            herd_model_free(m);
+            return cli_fail("serve", "draft model: %s", herd_last_error());
+        }
+        if (herd_vocab_compatible(m, spec.model) != HERD_OK) {
+            herd_model_free(m);
+            cli_fail("serve", "--draft %s: %s", spec.draft_path, herd_last_error());
+            cli_spec_free(&spec);
+            return 1;
+        }
+    }
     herd_model_info info;
     herd_model_get_info(m, &info);
     int64_t per_slot = c.ctx.n_ctx ? c.ctx.n_ctx / parallel : (info.n_ctx_train < 4096 ? info.n_ctx_train : 4096);
@@ -171,7 +196,8 @@ int cmd_serve(int argc, char **argv) {
     engine_config ec = {.n_parallel = (int)parallel, .n_ctx_slot = per_slot, .n_batch = c.ctx.n_batch,
                         .n_threads = c.ctx.n_threads, .kv_type = c.ctx.kv_type, .max_queue = (int)max_queue,
                         .loras = loras, .lora_scales = lora_scales, .n_loras = nl,
-                        .cache_ram = (uint64_t)cache_ram << 20};
+                        .cache_ram = (uint64_t)cache_ram << 20, .lookup_ngram = spec.lookup, .draft = spec.model,
+                        .draft_max = (int)spec.draft_max};
     engine *e = NULL;
     if (!lora_ok || engine_new(m, &ec, &e) != HERD_OK) {
         if (lora_ok) cli_fail_lib("serve");
@@ -179,6 +205,7 @@ int cmd_serve(int argc, char **argv) {
         free(lora_ids), free(lora_paths), free(lora_scales);
         cli_lora_free(loras, nl);
         herd_model_free(m);
+        cli_spec_free(&spec);
         cli_common_free(&c);
         return 1;
     }
@@ -242,7 +269,7 @@ int cmd_serve(int argc, char **argv) {
                         .max_tool_steps = (int)max_steps, .tool_params = {.timeout_s = tool_timeout},
                         .lora_ids = (const char *const *)lora_ids, .lora_paths = lora_paths, .n_loras = nl,
                         .data_dir = data_dir, .max_file_bytes = (size_t)max_file, .batch_parallel = (int)parallel,
-                        .slot_save_path = slot_save_path};
+                        .slot_save_path = slot_save_path, .context_shift = !strcmp(ctx_policy, "shift")};
     server *s;
     if (server_start(e, &sc, &s) != HERD_OK) {
         engine_free(e, false);
@@ -264,6 +291,10 @@ int cmd_serve(int argc, char **argv) {
     for (int k = 0; k < nl; k++)
         fprintf(stderr, "herd serve: model '%s': '%s' with the adapter %s (scale %g)\n", lora_ids[k], id, lora_paths[k],
                 (double)lora_scales[k]);
+    if (spec.model || spec.lookup > 0)
+        fprintf(stderr, "herd serve: speculative decoding in every slot: %s%s, up to %lld drafted tokens per step\n",
+                spec.model ? "draft model " : "prompt lookup", spec.model ? spec.draft_path : "",
+                (long long)spec.draft_max);
     fprintf(stderr, "herd serve: model '%s', %lld slots x %lld tokens, listening on http://%s%s%s:%d/%s\n", id,
             (long long)parallel, (long long)per_slot, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
             server_port(s), api_key && *api_key ? " (API key required)" : "");
@@ -282,6 +313,7 @@ int cmd_serve(int argc, char **argv) {
     for (int i = 0; i < nl; i++) free(lora_ids[i]);
     free(lora_ids), free(lora_paths), free(lora_scales);
     herd_model_free(m);
+    cli_spec_free(&spec); /* after the engine, which borrowed the draft */
     cli_common_free(&c);
     free(script);
     json_decref(script_json);
