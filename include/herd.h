@@ -79,9 +79,18 @@ typedef enum {
     HERD_TYPE_Q5_K = 13,
     HERD_TYPE_Q6_K = 14,
     HERD_TYPE_Q8_K = 15, /* activations only: the K-quants' dot partner */
+    HERD_TYPE_IQ2_XXS = 16, /* low-bit i-quants and ternary types (read only): src/kernels/iquants.h */
+    HERD_TYPE_IQ2_XS = 17,
+    HERD_TYPE_IQ3_XXS = 18,
+    HERD_TYPE_IQ1_S = 19,
     HERD_TYPE_IQ4_NL = 20,
+    HERD_TYPE_IQ3_S = 21,
+    HERD_TYPE_IQ2_S = 22,
     HERD_TYPE_IQ4_XS = 23,
+    HERD_TYPE_IQ1_M = 29,
     HERD_TYPE_BF16 = 30,
+    HERD_TYPE_TQ1_0 = 34,
+    HERD_TYPE_TQ2_0 = 35,
     /* herd extension (docs/FORMATS.md): FP8 E4M3 rows with one f32 scale per row in a companion
      * tensor NAME_scale (Meta's fbgemm rowwise FP8). Ids >= 4096 are herd's; ggml's readers refuse them. */
     HERD_TYPE_FP8_E4M3 = 4096,

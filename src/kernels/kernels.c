@@ -39,6 +39,15 @@ int kernels_type_slot(int type) {
     case HERD_TYPE_Q8_1: return KSLOT_Q8_1;
     case HERD_TYPE_IQ4_NL: return KSLOT_IQ4_NL;
     case HERD_TYPE_IQ4_XS: return KSLOT_IQ4_XS;
+    case HERD_TYPE_IQ2_XXS: return KSLOT_IQ2_XXS;
+    case HERD_TYPE_IQ2_XS: return KSLOT_IQ2_XS;
+    case HERD_TYPE_IQ2_S: return KSLOT_IQ2_S;
+    case HERD_TYPE_IQ3_XXS: return KSLOT_IQ3_XXS;
+    case HERD_TYPE_IQ3_S: return KSLOT_IQ3_S;
+    case HERD_TYPE_IQ1_S: return KSLOT_IQ1_S;
+    case HERD_TYPE_IQ1_M: return KSLOT_IQ1_M;
+    case HERD_TYPE_TQ1_0: return KSLOT_TQ1_0;
+    case HERD_TYPE_TQ2_0: return KSLOT_TQ2_0;
     default: return -1;
     }
 }
@@ -75,6 +84,7 @@ static void init_once(void) {
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     kernels_fill_ref_legacy(g_ops[KERNEL_ISA_REF]);
+    kernels_fill_ref_iquants(g_ops[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
         memcpy(g_ops[isa], g_ops[KERNEL_ISA_REF], sizeof g_ops[isa]);
         g_vec[isa] = g_vec[KERNEL_ISA_REF];
@@ -84,6 +94,7 @@ static void init_once(void) {
         kernels_fill_avx2_kquants(g_ops[KERNEL_ISA_AVX2]);
         kernels_fill_fp8_avx2(g_ops[KERNEL_ISA_AVX2]);
         kernels_fill_avx2_legacy(g_ops[KERNEL_ISA_AVX2]); /* AVX-512 keeps these (no wider variant yet) */
+        kernels_fill_avx2_iquants(g_ops[KERNEL_ISA_AVX2]);
         kernels_fill_attn_avx2(&g_vec[KERNEL_ISA_AVX2]);
     }
     if (g_supported[KERNEL_ISA_AVX512]) {
@@ -94,6 +105,7 @@ static void init_once(void) {
         kernels_fill_avx512_kquants(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_fp8_avx512(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_gemm_avx512(g_ops[KERNEL_ISA_AVX512]);
+        kernels_fill_avx512_iquants(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_attn_avx512(&g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_sgemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
     }

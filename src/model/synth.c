@@ -90,7 +90,7 @@ int herd_synth_model(const herd_synth_params *p, const char *out_path) {
     const int types[2] = {p->type, out_type};
     for (int i = 0; i < 2; i++) {
         const kernel_type_ops *o = kernels_type_isa(types[i], KERNEL_ISA_REF);
-        if (!o || types[i] == HERD_TYPE_Q8_K)
+        if (!o || !o->from_f32 || types[i] == HERD_TYPE_Q8_K)
             return herd_err(HERD_E_ARG, "synth: cannot write weights of type %s", herd_type_name(types[i]));
         if (p->random_blocks && !synth_random_blocks_type(types[i]))
             return herd_err(HERD_E_ARG, "synth: random blocks need a K-quant type (q2_k .. q6_k), not %s",
