@@ -9,12 +9,12 @@
 static inline __mmask16 tail(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
 /* Three passes over the row (it stays in L1: T <= a few thousand floats): the scores with both
- * gathers (c2p from its row, p2c from rows j, j + 1, ... of p2c at index j * R + r[j]) and their
+ * gathers (c2p from its row, p2c from rows j, j + 1, ... of p2c at index j * ldp + r[j]) and their
  * maximum; e^(s - max) and its sum; the scaling. Masked lanes past T are never stored. */
-void deberta_row_avx512(int64_t T, float *s, const float *c2p, const float *p2c, int64_t R, const int32_t *r, float inv) {
+void deberta_row_avx512(int64_t T, float *s, const float *c2p, const float *p2c, int64_t ldp, const int32_t *r, float inv) {
     const __m512 vinv = _mm512_set1_ps(inv);
     const __m512i lane_r = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                              _mm512_set1_epi32((int)R));
+                                              _mm512_set1_epi32((int)ldp));
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     for (int64_t j = 0; j < T; j += 16) {
         const __mmask16 k = tail(T - j);
@@ -23,7 +23,7 @@ void deberta_row_avx512(int64_t T, float *s, const float *c2p, const float *p2c,
             const __m512i ri = _mm512_maskz_loadu_epi32(k, r + j);
             if (c2p) v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, ri, c2p, 4));
             if (p2c) {
-                const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(ri, lane_r), _mm512_set1_epi32((int)(j * R)));
+                const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(ri, lane_r), _mm512_set1_epi32((int)(j * ldp)));
                 v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, p2c, 4));
             }
         }

@@ -30,8 +30,8 @@ static int check_input(const deberta_model *m, const int32_t *ids, int64_t T) {
     return 0;
 }
 
-/* x[T][H] = the embeddings of ids after their LayerNorm. tmp holds T * E floats. */
-static void embed(const deberta_model *m, const int32_t *ids, int64_t T, float *tmp, float *x) {
+/* x[T][H] (row stride ldx) = the embeddings of ids after their LayerNorm. tmp holds T * E floats. */
+static void embed(const deberta_model *m, const int32_t *ids, int64_t T, float *tmp, float *x, int64_t ldx) {
     const hf_deberta_config *c = &m->cfg;
     const int64_t H = c->n_embd, E = c->n_embd_in;
     for (int64_t t = 0; t < T; t++) {
@@ -53,7 +53,7 @@ static void embed(const deberta_model *m, const int32_t *ids, int64_t T, float *
             }
             e = proj;
         }
-        layer_norm(e, H, m->emb_ln_w, m->emb_ln_b, c->norm_eps, x + t * H);
+        layer_norm(e, H, m->emb_ln_w, m->emb_ln_b, c->norm_eps, x + t * ldx);
     }
 }
 
@@ -97,7 +97,7 @@ int deberta_forward_ref(const deberta_model *m, const int32_t *ids, int64_t T, f
     float *pk = herd_xmalloc((size_t)(R * H + 1) * sizeof *pk), *pq = herd_xmalloc((size_t)(R * H + 1) * sizeof *pq);
     float *s = herd_xmalloc((size_t)T * sizeof *s), *h1 = herd_xmalloc((size_t)H * sizeof *h1);
     float *ff = herd_xmalloc((size_t)F * sizeof *ff);
-    embed(m, ids, T, tmp, x);
+    embed(m, ids, T, tmp, x, H);
     const double scale = sqrt((double)(float)d * (double)(1 + c->c2p + c->p2c));
     for (int64_t l = 0; l < c->n_layer; l++) {
         const deberta_layer *L = &m->layers[l];
@@ -197,6 +197,11 @@ static void mm_packed(const kernel_vec_ops *vo, int64_t M, int64_t N, int64_t K,
     }
 }
 
+/* A row stride of n floats plus one cache line: rows of 2, 3 or 12 KiB (512, 768, 3072 floats) start
+ * in the same few of L1's 64 sets, so the 8 rows a GEMM tile reads at once (or the 512 rows of p2c a
+ * score row gathers from) evict each other; one more line per row spreads them over all sets. */
+static int64_t ld_pad(int64_t n) { return n + 16; }
+
 /* queries per attention block: its scores [QB][T] and c2p rows [QB][R] stay in L2 */
 #define QB 64
 
@@ -209,7 +214,8 @@ struct deberta_ctx {
     float *wpack;                              /* the layers' weights packed for linear_job (pack_nt) */
     const float **wp;                          /* [n_layer][6]: wq wk wv wo wi wo2 in wpack */
     int32_t *rr;                               /* [2 n_pos - 1]: r(i, j) at rr[n_pos - 1 - i + j] (rel_idx reversed) */
-    float *x, *tmp, *q, *k, *v, *a, *h1, *ff; /* [n_pos][H] ([n_pos][F] for ff) */
+    float *x, *tmp, *q, *k, *v, *a, *h1, *ff; /* [n_pos][ldh] ([n_pos][ldf] for ff; tmp [n_pos][max(H, E)]) */
+    int64_t ldh, ldf, ldp;                     /* row strides of the activations and of p2c, see ld_pad */
     float *ws;                                 /* per thread: attention scratch, see attn_job */
     int64_t ws_per;
 };
@@ -247,14 +253,15 @@ deberta_ctx *deberta_ctx_new(const deberta_model *m, thread_pool *pool) {
     x->pool = pool;
     x->nth = pool_size(pool);
     const bool avx512 = kernels_active_isa() == KERNEL_ISA_AVX512;
-    x->row = avx512 && P * R <= INT32_MAX ? deberta_row_avx512 : deberta_row_ref; /* its gathers index j R + r in int32 */
+    x->row = avx512 && P * ld_pad(R) <= INT32_MAX ? deberta_row_avx512 : deberta_row_ref; /* its gathers index j R + r in int32 */
     x->gelu = avx512 ? deberta_gelu_avx512 : deberta_gelu_ref;
-    /* packed k, pos_k, pos_q, v of one head; p2c [P][R]; scores [QB][P]; c2p [QB][R] */
-    x->ws_per = pad_nr(P) * d + 2 * pad_nr(R) * d + pad_nr(d) * P + P * R + QB * P + QB * R;
-    float **bufs[] = {&x->x, &x->tmp, &x->q, &x->k, &x->v, &x->a, &x->h1};
-    bool ok = true;
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) ok = ok && (*bufs[i] = malloc((size_t)(P * H) * sizeof(float)));
-    ok = ok && (x->ff = malloc((size_t)(P * F) * sizeof(float)));
+    x->ldh = ld_pad(c->n_embd), x->ldf = ld_pad(F), x->ldp = ld_pad(R);
+    /* packed k, pos_k, pos_q, v of one head; p2c [P][ldp]; scores [QB][P]; c2p [QB][R] */
+    x->ws_per = pad_nr(P) * d + 2 * pad_nr(R) * d + pad_nr(d) * P + P * x->ldp + QB * P + QB * R;
+    float **bufs[] = {&x->x, &x->q, &x->k, &x->v, &x->a, &x->h1};
+    bool ok = (x->tmp = malloc((size_t)(P * H) * sizeof(float))) != NULL;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) ok = ok && (*bufs[i] = malloc((size_t)(P * x->ldh) * sizeof(float)));
+    ok = ok && (x->ff = malloc((size_t)(P * x->ldf) * sizeof(float)));
     ok = ok && (x->ws = malloc((size_t)(x->nth * x->ws_per) * sizeof(float)));
     const int64_t Hn = c->n_embd, per_layer = 4 * pad_nr(Hn) * Hn + pad_nr(F) * Hn + pad_nr(Hn) * F;
     ok = ok && (x->wpack = malloc((size_t)(c->n_layer * per_layer) * sizeof(float)));
@@ -281,7 +288,7 @@ typedef struct {
     int64_t nq; /* attention: query rows computed (T, or 1 in the last layer: only [CLS] is pooled) */
     float *buf; /* rows to transform */
     const float *ln_w, *ln_b, *resid;
-    int64_t n;  /* row length */
+    int64_t n, ld; /* row length, row stride */
 } row_job;
 
 /* rows [T][n] = LayerNorm(rows + resid) (the bias is in the rows already, see linear_job) */
@@ -291,8 +298,8 @@ static void resid_ln_job(void *arg, int ith, int nth) {
     int64_t r0, r1;
     pool_range(j->T, ith, nth, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
-        float *y = j->buf + r * j->n;
-        for (int64_t i = 0; i < j->n; i++) y[i] += j->resid[r * j->n + i];
+        float *y = j->buf + r * j->ld;
+        for (int64_t i = 0; i < j->n; i++) y[i] += j->resid[r * j->ld + i];
         layer_norm(y, j->n, j->ln_w, j->ln_b, c->norm_eps, y);
     }
 }
@@ -307,41 +314,41 @@ static void attn_job(void *arg, int ith, int nth) {
     const deberta_model *m = c->m;
     const hf_deberta_config *cf = &m->cfg;
     const kernel_vec_ops *vo = kernels_vec();
-    const int64_t T = j->T, nq = j->nq, H = cf->n_embd, d = cf->head_dim, P = cf->n_pos;
+    const int64_t T = j->T, nq = j->nq, H = cf->n_embd, ldh = c->ldh, ldp = c->ldp, d = cf->head_dim, P = cf->n_pos;
     const bool rel = cf->relative_attention, c2p_on = rel && cf->c2p, p2c_on = rel && cf->p2c;
     const int64_t R = rel ? 2 * cf->att_span : 0;
     float *kp = c->ws + (int64_t)ith * c->ws_per, *pkp = kp + pad_nr(P) * d, *pqp = pkp + pad_nr(R) * d;
-    float *vp = pqp + pad_nr(R) * d, *p2c = vp + pad_nr(d) * P, *sc = p2c + P * R, *c2p = sc + QB * P;
+    float *vp = pqp + pad_nr(R) * d, *p2c = vp + pad_nr(d) * P, *sc = p2c + P * ldp, *c2p = sc + QB * P;
     const float inv = (float)(1.0 / sqrt((double)(float)d * (double)(1 + cf->c2p + cf->p2c)));
     for (int64_t h = ith; h < cf->n_head; h += nth) {
         const float *q = c->q + h * d, *k = c->k + h * d;
-        pack_nt(k, H, T, d, kp);
-        pack_nn(c->v + h * d, H, T, d, vp);
+        pack_nt(k, ldh, T, d, kp);
+        pack_nn(c->v + h * d, ldh, T, d, vp);
         if (c2p_on) pack_nt(j->L->pos_k + h * d, H, R, d, pkp);
         if (p2c_on && nq * 8 <= R) { /* p2c[jj][r(i, jj)] for the few rows i < nq */
             for (int64_t i = 0; i < nq; i++)
                 for (int64_t jj = 0; jj < T; jj++) {
                     const int32_t r = c->rr[P - 1 - i + jj];
-                    p2c[jj * R + r] = vo->dot_f32(d, k + jj * H, j->L->pos_q + r * H + h * d);
+                    p2c[jj * ldp + r] = vo->dot_f32(d, k + jj * ldh, j->L->pos_q + r * H + h * d);
                 }
         } else if (p2c_on) {
             pack_nt(j->L->pos_q + h * d, H, R, d, pqp);
-            memset(p2c, 0, (size_t)(T * R) * sizeof *p2c);
-            mm_packed(vo, T, R, d, k, H, pqp, p2c, R);
+            memset(p2c, 0, (size_t)(T * ldp) * sizeof *p2c);
+            mm_packed(vo, T, R, d, k, ldh, pqp, p2c, ldp);
         }
         for (int64_t i0 = 0; i0 < nq; i0 += QB) {
             const int64_t nb = nq - i0 < QB ? nq - i0 : QB;
             memset(sc, 0, (size_t)(nb * T) * sizeof *sc);
-            mm_packed(vo, nb, T, d, q + i0 * H, H, kp, sc, T); /* q k^T */
+            mm_packed(vo, nb, T, d, q + i0 * ldh, ldh, kp, sc, T); /* q k^T */
             if (c2p_on) {
                 memset(c2p, 0, (size_t)(nb * R) * sizeof *c2p);
-                mm_packed(vo, nb, R, d, q + i0 * H, H, pkp, c2p, R);
+                mm_packed(vo, nb, R, d, q + i0 * ldh, ldh, pkp, c2p, R);
             }
             for (int64_t i = 0; i < nb; i++)
-                c->row(T, sc + i * T, c2p_on ? c2p + i * R : NULL, p2c_on ? p2c : NULL, R, c->rr + P - 1 - (i0 + i), inv);
-            float *out = c->a + i0 * H + h * d;
-            for (int64_t i = 0; i < nb; i++) memset(out + i * H, 0, (size_t)d * sizeof *out);
-            mm_packed(vo, nb, d, T, sc, T, vp, out, H); /* P v */
+                c->row(T, sc + i * T, c2p_on ? c2p + i * R : NULL, p2c_on ? p2c : NULL, ldp, c->rr + P - 1 - (i0 + i), inv);
+            float *out = c->a + i0 * ldh + h * d;
+            for (int64_t i = 0; i < nb; i++) memset(out + i * ldh, 0, (size_t)d * sizeof *out);
+            mm_packed(vo, nb, d, T, sc, T, vp, out, ldh); /* P v */
         }
     }
 }
@@ -352,6 +359,7 @@ typedef struct {
     deberta_ctx *c;
     const float *x;
     int64_t T, n_in, n_out, nw;
+    int64_t ldx, ldy;         /* row strides of x and the y_i */
     const float *w[3], *b[3]; /* w: packed (pack_nt) */
     float *y[3];
     bool act;
@@ -366,13 +374,13 @@ static void linear_job(void *arg, int ith, int nth) {
     for (int64_t s = s0; s < s1; s++) {
         const int64_t wi = s / ns, n0 = s % ns * MM_NR, nr = j->n_out - n0 < MM_NR ? j->n_out - n0 : MM_NR;
         float *y = j->y[wi];
-        for (int64_t t = 0; t < j->T; t++) memcpy(y + t * j->n_out + n0, j->b[wi] + n0, (size_t)nr * sizeof *y);
+        for (int64_t t = 0; t < j->T; t++) memcpy(y + t * j->ldy + n0, j->b[wi] + n0, (size_t)nr * sizeof *y);
         const float *wps = j->w[wi] + n0 * j->n_in; /* the packed strip [n_in][MM_NR] */
         for (int64_t k0 = 0; k0 < j->n_in; k0 += MM_KC)
-            vo->gemm_f32(j->T, nr, j->n_in - k0 < MM_KC ? j->n_in - k0 : MM_KC, j->x + k0, j->n_in, 1, wps + k0 * MM_NR,
-                         MM_NR, y + n0, j->n_out);
+            vo->gemm_f32(j->T, nr, j->n_in - k0 < MM_KC ? j->n_in - k0 : MM_KC, j->x + k0, j->ldx, 1, wps + k0 * MM_NR,
+                         MM_NR, y + n0, j->ldy);
         if (j->act)
-            for (int64_t t = 0; t < j->T; t++) j->c->gelu(nr, y + t * j->n_out + n0);
+            for (int64_t t = 0; t < j->T; t++) j->c->gelu(nr, y + t * j->ldy + n0);
     }
 }
 
@@ -381,27 +389,27 @@ int deberta_forward(deberta_ctx *c, const int32_t *ids, int64_t T, float *logits
     int rc = check_input(m, ids, T);
     if (rc) return rc;
     const hf_deberta_config *cf = &m->cfg;
-    const int64_t H = cf->n_embd, F = cf->n_ff;
-    embed(m, ids, T, c->tmp, c->x);
+    const int64_t H = cf->n_embd, F = cf->n_ff, ldh = c->ldh, ldf = c->ldf;
+    embed(m, ids, T, c->tmp, c->x, ldh);
     for (int64_t l = 0; l < cf->n_layer; l++) {
         const deberta_layer *L = &m->layers[l];
-        lin_job lj = {.c = c, .x = c->x, .T = T, .n_in = H, .n_out = H, .nw = 3, .w = {c->wp[l * 6], c->wp[l * 6 + 1], c->wp[l * 6 + 2]},
+        lin_job lj = {.c = c, .x = c->x, .T = T, .n_in = H, .n_out = H, .ldx = ldh, .ldy = ldh, .nw = 3, .w = {c->wp[l * 6], c->wp[l * 6 + 1], c->wp[l * 6 + 2]},
                       .b = {L->bq, L->bk, L->bv}, .y = {c->q, c->k, c->v}};
         pool_run(c->pool, linear_job, &lj);
         row_job j = {.c = c, .L = L, .T = T, .nq = T};
         if (l == cf->n_layer - 1) j.nq = T = 1; /* from here on only the [CLS] row matters (the pooler's) */
         pool_run(c->pool, attn_job, &j);
-        lj = (lin_job){.c = c, .x = c->a, .T = T, .n_in = H, .n_out = H, .nw = 1, .w = {c->wp[l * 6 + 3]}, .b = {L->bo}, .y = {c->h1}};
+        lj = (lin_job){.c = c, .x = c->a, .T = T, .n_in = H, .n_out = H, .ldx = ldh, .ldy = ldh, .nw = 1, .w = {c->wp[l * 6 + 3]}, .b = {L->bo}, .y = {c->h1}};
         pool_run(c->pool, linear_job, &lj);
-        j = (row_job){.c = c, .L = L, .T = T, .buf = c->h1, .ln_w = L->ln1_w, .ln_b = L->ln1_b, .resid = c->x, .n = H};
+        j = (row_job){.c = c, .L = L, .T = T, .buf = c->h1, .ln_w = L->ln1_w, .ln_b = L->ln1_b, .resid = c->x, .n = H, .ld = ldh};
         pool_run(c->pool, resid_ln_job, &j);
-        lj = (lin_job){.c = c, .x = c->h1, .T = T, .n_in = H, .n_out = F, .nw = 1, .w = {c->wp[l * 6 + 4]}, .b = {L->bi},
+        lj = (lin_job){.c = c, .x = c->h1, .T = T, .n_in = H, .n_out = F, .ldx = ldh, .ldy = ldf, .nw = 1, .w = {c->wp[l * 6 + 4]}, .b = {L->bi},
                        .y = {c->ff}, .act = true};
         pool_run(c->pool, linear_job, &lj);
-        lj = (lin_job){.c = c, .x = c->ff, .T = T, .n_in = F, .n_out = H, .nw = 1, .w = {c->wp[l * 6 + 5]}, .b = {L->bo2},
+        lj = (lin_job){.c = c, .x = c->ff, .T = T, .n_in = F, .n_out = H, .ldx = ldf, .ldy = ldh, .nw = 1, .w = {c->wp[l * 6 + 5]}, .b = {L->bo2},
                        .y = {c->x}};
         pool_run(c->pool, linear_job, &lj);
-        j = (row_job){.c = c, .L = L, .T = T, .buf = c->x, .ln_w = L->ln2_w, .ln_b = L->ln2_b, .resid = c->h1, .n = H};
+        j = (row_job){.c = c, .L = L, .T = T, .buf = c->x, .ln_w = L->ln2_w, .ln_b = L->ln2_b, .resid = c->h1, .n = H, .ld = ldh};
         pool_run(c->pool, resid_ln_job, &j);
     }
     pool_classify(m, c->x, logits);

@@ -3,12 +3,12 @@
 
 #include <math.h>
 
-void deberta_row_ref(int64_t T, float *s, const float *c2p, const float *p2c, int64_t R, const int32_t *r, float inv) {
+void deberta_row_ref(int64_t T, float *s, const float *c2p, const float *p2c, int64_t ldp, const int32_t *r, float inv) {
     float mx = -INFINITY;
     for (int64_t j = 0; j < T; j++) {
         float v = s[j];
         if (c2p) v += c2p[r[j]];
-        if (p2c) v += p2c[j * R + r[j]];
+        if (p2c) v += p2c[j * ldp + r[j]];
         s[j] = v * inv;
         mx = s[j] > mx ? s[j] : mx;
     }

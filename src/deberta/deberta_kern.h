@@ -9,11 +9,12 @@
 #include <stdint.h>
 
 /* One attention row of query i over T keys, in place:
- *   s[j] = softmax_j((s[j] + c2p[r[j]] + p2c[j * R + r[j]]) * inv)     for j < T
- * s: q_i . k_j (the content term), c2p: the row q_i . pos_k[0..R) (NULL without c2p), p2c: [T][R],
- * k_j . pos_q[r] (NULL without p2c; only the entries r[j] of row j are read), r[j] = r(i, j) in [0, R)
- * (unused when both are NULL). j * R + r must fit an int32 (deberta_ctx_new checks). */
-typedef void (*deberta_row_fn)(int64_t T, float *s, const float *c2p, const float *p2c, int64_t R, const int32_t *r,
+ *   s[j] = softmax_j((s[j] + c2p[r[j]] + p2c[j * ldp + r[j]]) * inv)     for j < T
+ * s: q_i . k_j (the content term), c2p: the row q_i . pos_k[0..R) (NULL without c2p), p2c: [T][R] with
+ * row stride ldp, k_j . pos_q[r] (NULL without p2c; only the entries r[j] of row j are read),
+ * r[j] = r(i, j) in [0, R) (unused when both are NULL). j * ldp + r must fit an int32
+ * (deberta_ctx_new checks). */
+typedef void (*deberta_row_fn)(int64_t T, float *s, const float *c2p, const float *p2c, int64_t ldp, const int32_t *r,
                                float inv);
 /* x[0..n) = gelu(x) = 0.5 x (1 + erf(x / sqrt 2)), in place */
 typedef void (*deberta_gelu_fn)(int64_t n, float *x);
@@ -24,9 +25,9 @@ typedef void (*deberta_gelu_fn)(int64_t n, float *x);
 typedef void (*deberta_gemm_fn)(int64_t M, int64_t nr, int64_t K, const float *A, int64_t lda, const float *B, float *C,
                                 int64_t ldc);
 
-void deberta_row_ref(int64_t T, float *s, const float *c2p, const float *p2c, int64_t R, const int32_t *r, float inv);
+void deberta_row_ref(int64_t T, float *s, const float *c2p, const float *p2c, int64_t ldp, const int32_t *r, float inv);
 void deberta_gelu_ref(int64_t n, float *x);
-void deberta_row_avx512(int64_t T, float *s, const float *c2p, const float *p2c, int64_t R, const int32_t *r, float inv);
+void deberta_row_avx512(int64_t T, float *s, const float *c2p, const float *p2c, int64_t ldp, const int32_t *r, float inv);
 void deberta_gelu_avx512(int64_t n, float *x);
 void deberta_gemm_avx512(int64_t M, int64_t nr, int64_t K, const float *A, int64_t lda, const float *B, float *C, int64_t ldc);
 
