@@ -291,12 +291,15 @@ typedef struct {
     int64_t n, ld; /* row length, row stride */
 } row_job;
 
-/* rows [T][n] = LayerNorm(rows + resid) (the bias is in the rows already, see linear_job) */
-static void resid_ln_job(void *arg, int ith, int nth) {
+/* The jobs below are pool_for chunks (pool.h): threads claim them one at a time, so a thread the
+ * scheduler takes off its core (a busy machine) holds up only the chunk it has; ith picks the scratch. */
+#define LN_ROWS 16 /* rows per chunk of resid_ln_job */
+
+/* rows [T][n] = LayerNorm(rows + resid) (the bias is in the rows already, see linear_job); chunk: LN_ROWS rows */
+static void resid_ln_job(void *arg, int64_t chunk, int ith) {
     row_job *j = arg;
     const hf_deberta_config *c = &j->c->m->cfg;
-    int64_t r0, r1;
-    pool_range(j->T, ith, nth, &r0, &r1);
+    const int64_t r0 = chunk * LN_ROWS, r1 = r0 + LN_ROWS < j->T ? r0 + LN_ROWS : j->T;
     for (int64_t r = r0; r < r1; r++) {
         float *y = j->buf + r * j->ld;
         for (int64_t i = 0; i < j->n; i++) y[i] += j->resid[r * j->ld + i];
@@ -304,11 +307,11 @@ static void resid_ln_job(void *arg, int ith, int nth) {
     }
 }
 
-/* One head per task. Its keys, position keys / queries and values are packed once; p2c [T][R] =
+/* One head per chunk. Its keys, position keys / queries and values are packed once; p2c [T][R] =
  * k pos_q^T (in the last layer, nq = 1, only the T entries the row reads: dots); then per block of QB
  * queries: scores q k^T and c2p q pos_k^T, each row finished in one call of c->row (both gathers, the
  * scale and the softmax while the row is in L1), and a[block, head] = P v. */
-static void attn_job(void *arg, int ith, int nth) {
+static void attn_job(void *arg, int64_t h, int ith) {
     row_job *j = arg;
     deberta_ctx *c = j->c;
     const deberta_model *m = c->m;
@@ -320,41 +323,39 @@ static void attn_job(void *arg, int ith, int nth) {
     float *kp = c->ws + (int64_t)ith * c->ws_per, *pkp = kp + pad_nr(P) * d, *pqp = pkp + pad_nr(R) * d;
     float *vp = pqp + pad_nr(R) * d, *p2c = vp + pad_nr(d) * P, *sc = p2c + P * ldp, *c2p = sc + QB * P;
     const float inv = (float)(1.0 / sqrt((double)(float)d * (double)(1 + cf->c2p + cf->p2c)));
-    for (int64_t h = ith; h < cf->n_head; h += nth) {
-        const float *q = c->q + h * d, *k = c->k + h * d;
-        pack_nt(k, ldh, T, d, kp);
-        pack_nn(c->v + h * d, ldh, T, d, vp);
-        if (c2p_on) pack_nt(j->L->pos_k + h * d, H, R, d, pkp);
-        if (p2c_on && nq * 8 <= R) { /* p2c[jj][r(i, jj)] for the few rows i < nq */
-            for (int64_t i = 0; i < nq; i++)
-                for (int64_t jj = 0; jj < T; jj++) {
-                    const int32_t r = c->rr[P - 1 - i + jj];
-                    p2c[jj * ldp + r] = vo->dot_f32(d, k + jj * ldh, j->L->pos_q + r * H + h * d);
-                }
-        } else if (p2c_on) {
-            pack_nt(j->L->pos_q + h * d, H, R, d, pqp);
-            memset(p2c, 0, (size_t)(T * ldp) * sizeof *p2c);
-            mm_packed(vo, T, R, d, k, ldh, pqp, p2c, ldp);
-        }
-        for (int64_t i0 = 0; i0 < nq; i0 += QB) {
-            const int64_t nb = nq - i0 < QB ? nq - i0 : QB;
-            memset(sc, 0, (size_t)(nb * T) * sizeof *sc);
-            mm_packed(vo, nb, T, d, q + i0 * ldh, ldh, kp, sc, T); /* q k^T */
-            if (c2p_on) {
-                memset(c2p, 0, (size_t)(nb * R) * sizeof *c2p);
-                mm_packed(vo, nb, R, d, q + i0 * ldh, ldh, pkp, c2p, R);
+    const float *q = c->q + h * d, *k = c->k + h * d;
+    pack_nt(k, ldh, T, d, kp);
+    pack_nn(c->v + h * d, ldh, T, d, vp);
+    if (c2p_on) pack_nt(j->L->pos_k + h * d, H, R, d, pkp);
+    if (p2c_on && nq * 8 <= R) { /* p2c[jj][r(i, jj)] for the few rows i < nq */
+        for (int64_t i = 0; i < nq; i++)
+            for (int64_t jj = 0; jj < T; jj++) {
+                const int32_t r = c->rr[P - 1 - i + jj];
+                p2c[jj * ldp + r] = vo->dot_f32(d, k + jj * ldh, j->L->pos_q + r * H + h * d);
             }
-            for (int64_t i = 0; i < nb; i++)
-                c->row(T, sc + i * T, c2p_on ? c2p + i * R : NULL, p2c_on ? p2c : NULL, ldp, c->rr + P - 1 - (i0 + i), inv);
-            float *out = c->a + i0 * ldh + h * d;
-            for (int64_t i = 0; i < nb; i++) memset(out + i * ldh, 0, (size_t)d * sizeof *out);
-            mm_packed(vo, nb, d, T, sc, T, vp, out, ldh); /* P v */
+    } else if (p2c_on) {
+        pack_nt(j->L->pos_q + h * d, H, R, d, pqp);
+        memset(p2c, 0, (size_t)(T * ldp) * sizeof *p2c);
+        mm_packed(vo, T, R, d, k, ldh, pqp, p2c, ldp);
+    }
+    for (int64_t i0 = 0; i0 < nq; i0 += QB) {
+        const int64_t nb = nq - i0 < QB ? nq - i0 : QB;
+        memset(sc, 0, (size_t)(nb * T) * sizeof *sc);
+        mm_packed(vo, nb, T, d, q + i0 * ldh, ldh, kp, sc, T); /* q k^T */
+        if (c2p_on) {
+            memset(c2p, 0, (size_t)(nb * R) * sizeof *c2p);
+            mm_packed(vo, nb, R, d, q + i0 * ldh, ldh, pkp, c2p, R);
         }
+        for (int64_t i = 0; i < nb; i++)
+            c->row(T, sc + i * T, c2p_on ? c2p + i * R : NULL, p2c_on ? p2c : NULL, ldp, c->rr + P - 1 - (i0 + i), inv);
+        float *out = c->a + i0 * ldh + h * d;
+        for (int64_t i = 0; i < nb; i++) memset(out + i * ldh, 0, (size_t)d * sizeof *out);
+        mm_packed(vo, nb, d, T, sc, T, vp, out, ldh); /* P v */
     }
 }
 
 /* Up to three products y_i[T][n_out] = x[T][n_in] W_i^T + b_i (then gelu if act), W_i packed (pack_nt), in one pool job: the
- * column strips of MM_NR of all outputs are split across threads; each strip starts from its bias. */
+ * column strips of MM_NR of all outputs are its chunks; each strip starts from its bias. */
 typedef struct {
     deberta_ctx *c;
     const float *x;
@@ -365,23 +366,19 @@ typedef struct {
     bool act;
 } lin_job;
 
-static void linear_job(void *arg, int ith, int nth) {
+static void linear_job(void *arg, int64_t s, int ith) { /* chunk s: one strip of one output */
     lin_job *j = arg;
     const kernel_vec_ops *vo = kernels_vec();
     const int64_t ns = (j->n_out + MM_NR - 1) / MM_NR;
-    int64_t s0, s1;
-    pool_range(j->nw * ns, ith, nth, &s0, &s1);
-    for (int64_t s = s0; s < s1; s++) {
-        const int64_t wi = s / ns, n0 = s % ns * MM_NR, nr = j->n_out - n0 < MM_NR ? j->n_out - n0 : MM_NR;
-        float *y = j->y[wi];
-        for (int64_t t = 0; t < j->T; t++) memcpy(y + t * j->ldy + n0, j->b[wi] + n0, (size_t)nr * sizeof *y);
-        const float *wps = j->w[wi] + n0 * j->n_in; /* the packed strip [n_in][MM_NR] */
-        for (int64_t k0 = 0; k0 < j->n_in; k0 += MM_KC)
-            vo->gemm_f32(j->T, nr, j->n_in - k0 < MM_KC ? j->n_in - k0 : MM_KC, j->x + k0, j->ldx, 1, wps + k0 * MM_NR,
-                         MM_NR, y + n0, j->ldy);
-        if (j->act)
-            for (int64_t t = 0; t < j->T; t++) j->c->gelu(nr, y + t * j->ldy + n0);
-    }
+    const int64_t wi = s / ns, n0 = s % ns * MM_NR, nr = j->n_out - n0 < MM_NR ? j->n_out - n0 : MM_NR;
+    float *y = j->y[wi];
+    for (int64_t t = 0; t < j->T; t++) memcpy(y + t * j->ldy + n0, j->b[wi] + n0, (size_t)nr * sizeof *y);
+    const float *wps = j->w[wi] + n0 * j->n_in; /* the packed strip [n_in][MM_NR] */
+    for (int64_t k0 = 0; k0 < j->n_in; k0 += MM_KC)
+        vo->gemm_f32(j->T, nr, j->n_in - k0 < MM_KC ? j->n_in - k0 : MM_KC, j->x + k0, j->ldx, 1, wps + k0 * MM_NR,
+                     MM_NR, y + n0, j->ldy);
+    if (j->act)
+        for (int64_t t = 0; t < j->T; t++) j->c->gelu(nr, y + t * j->ldy + n0);
 }
 
 int deberta_forward(deberta_ctx *c, const int32_t *ids, int64_t T, float *logits) {
@@ -395,22 +392,22 @@ int deberta_forward(deberta_ctx *c, const int32_t *ids, int64_t T, float *logits
         const deberta_layer *L = &m->layers[l];
         lin_job lj = {.c = c, .x = c->x, .T = T, .n_in = H, .n_out = H, .ldx = ldh, .ldy = ldh, .nw = 3, .w = {c->wp[l * 6], c->wp[l * 6 + 1], c->wp[l * 6 + 2]},
                       .b = {L->bq, L->bk, L->bv}, .y = {c->q, c->k, c->v}};
-        pool_run(c->pool, linear_job, &lj);
+        pool_for(c->pool, lj.nw * ((lj.n_out + MM_NR - 1) / MM_NR), linear_job, &lj);
         row_job j = {.c = c, .L = L, .T = T, .nq = T};
         if (l == cf->n_layer - 1) j.nq = T = 1; /* from here on only the [CLS] row matters (the pooler's) */
-        pool_run(c->pool, attn_job, &j);
+        pool_for(c->pool, cf->n_head, attn_job, &j);
         lj = (lin_job){.c = c, .x = c->a, .T = T, .n_in = H, .n_out = H, .ldx = ldh, .ldy = ldh, .nw = 1, .w = {c->wp[l * 6 + 3]}, .b = {L->bo}, .y = {c->h1}};
-        pool_run(c->pool, linear_job, &lj);
+        pool_for(c->pool, lj.nw * ((lj.n_out + MM_NR - 1) / MM_NR), linear_job, &lj);
         j = (row_job){.c = c, .L = L, .T = T, .buf = c->h1, .ln_w = L->ln1_w, .ln_b = L->ln1_b, .resid = c->x, .n = H, .ld = ldh};
-        pool_run(c->pool, resid_ln_job, &j);
+        pool_for(c->pool, (T + LN_ROWS - 1) / LN_ROWS, resid_ln_job, &j);
         lj = (lin_job){.c = c, .x = c->h1, .T = T, .n_in = H, .n_out = F, .ldx = ldh, .ldy = ldf, .nw = 1, .w = {c->wp[l * 6 + 4]}, .b = {L->bi},
                        .y = {c->ff}, .act = true};
-        pool_run(c->pool, linear_job, &lj);
+        pool_for(c->pool, lj.nw * ((lj.n_out + MM_NR - 1) / MM_NR), linear_job, &lj);
         lj = (lin_job){.c = c, .x = c->ff, .T = T, .n_in = F, .n_out = H, .ldx = ldf, .ldy = ldh, .nw = 1, .w = {c->wp[l * 6 + 5]}, .b = {L->bo2},
                        .y = {c->x}};
-        pool_run(c->pool, linear_job, &lj);
+        pool_for(c->pool, lj.nw * ((lj.n_out + MM_NR - 1) / MM_NR), linear_job, &lj);
         j = (row_job){.c = c, .L = L, .T = T, .buf = c->x, .ln_w = L->ln2_w, .ln_b = L->ln2_b, .resid = c->h1, .n = H, .ld = ldh};
-        pool_run(c->pool, resid_ln_job, &j);
+        pool_for(c->pool, (T + LN_ROWS - 1) / LN_ROWS, resid_ln_job, &j);
     }
     pool_classify(m, c->x, logits);
     return 0;
