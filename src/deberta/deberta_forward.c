@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
@@ -211,7 +212,8 @@ struct deberta_ctx {
     int nth;
     deberta_row_fn row;                        /* deberta_kern.h: AVX-512 when active, else the reference */
     deberta_gelu_fn gelu;
-    float *wpack;                              /* the layers' weights packed for linear_job (pack_nt) */
+    float *wpack;                              /* the layers' weights packed for linear_job (pack_nt), mmap'd */
+    size_t wpack_bytes;
     const float **wp;                          /* [n_layer][6]: wq wk wv wo wi wo2 in wpack */
     int32_t *rr;                               /* [2 n_pos - 1]: r(i, j) at rr[n_pos - 1 - i + j] (rel_idx reversed) */
     float *x, *tmp, *q, *k, *v, *a, *h1, *ff; /* [n_pos][ldh] ([n_pos][ldf] for ff; tmp [n_pos][max(H, E)]) */
@@ -222,7 +224,7 @@ struct deberta_ctx {
 
 void deberta_ctx_free(deberta_ctx *c) {
     if (!c) return;
-    free(c->wpack);
+    if (c->wpack) munmap(c->wpack, c->wpack_bytes);
     free(c->wp);
     free(c->rr);
     free(c->x), free(c->tmp), free(c->q), free(c->k), free(c->v), free(c->a), free(c->h1), free(c->ff), free(c->ws);
@@ -264,7 +266,18 @@ deberta_ctx *deberta_ctx_new(const deberta_model *m, thread_pool *pool) {
     ok = ok && (x->ff = malloc((size_t)(P * x->ldf) * sizeof(float)));
     ok = ok && (x->ws = malloc((size_t)(x->nth * x->ws_per) * sizeof(float)));
     const int64_t Hn = c->n_embd, per_layer = 4 * pad_nr(Hn) * Hn + pad_nr(F) * Hn + pad_nr(Hn) * F;
-    ok = ok && (x->wpack = malloc((size_t)(c->n_layer * per_layer) * sizeof(float)));
+    /* the packed weights (the model's F32 size) in transparent huge pages where the kernel allows them
+     * (madvise mode): the first touch of every 4 KiB page faults, in a VM twice over, which made the
+     * packing at load cost more CPU than a 512-id window */
+    x->wpack_bytes = (size_t)(c->n_layer * per_layer) * sizeof(float);
+    if (ok) {
+        void *p = mmap(NULL, x->wpack_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            madvise(p, x->wpack_bytes, MADV_HUGEPAGE); /* advice: failure leaves 4 KiB pages */
+            x->wpack = p;
+        } else
+            ok = false;
+    }
     ok = ok && (x->wp = malloc((size_t)(c->n_layer * 6) * sizeof *x->wp));
     ok = ok && (x->rr = malloc((size_t)(2 * P - 1) * sizeof *x->rr));
     if (!ok) {
