@@ -19,16 +19,9 @@ typedef void (*deberta_row_fn)(int64_t T, float *s, const float *c2p, const floa
 /* x[0..n) = gelu(x) = 0.5 x (1 + erf(x / sqrt 2)), in place */
 typedef void (*deberta_gelu_fn)(int64_t n, float *x);
 
-/* C[M][nr] += A[M][K] . B (row-major A with row stride lda; B one packed strip [K][32], nr <= 32 of its
- * columns used); per C element one fused multiply-add chain over k from 0, then added to C: the
- * arithmetic of kernels.h gemm_f32, bit for bit (the reference is gemm_f32 itself) */
-typedef void (*deberta_gemm_fn)(int64_t M, int64_t nr, int64_t K, const float *A, int64_t lda, const float *B, float *C,
-                                int64_t ldc);
-
 void deberta_row_ref(int64_t T, float *s, const float *c2p, const float *p2c, int64_t ldp, const int32_t *r, float inv);
 void deberta_gelu_ref(int64_t n, float *x);
 void deberta_row_avx512(int64_t T, float *s, const float *c2p, const float *p2c, int64_t ldp, const int32_t *r, float inv);
 void deberta_gelu_avx512(int64_t n, float *x);
-void deberta_gemm_avx512(int64_t M, int64_t nr, int64_t K, const float *A, int64_t lda, const float *B, float *C, int64_t ldc);
 
 #endif
