@@ -73,6 +73,12 @@ $(BUILD)/obj/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 	@echo '  CC   $<'
 	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
+# a model family's own AVX-512 file (picked at run time by kernels_active_isa())
+$(BUILD)/obj/src/deberta/%_avx512.o: src/deberta/%_avx512.c
+	@mkdir -p $(dir $@)
+	@echo '  CC   $<'
+	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+
 $(BUILD)/libherd.a: $(LIB_OBJ)
 	@rm -f $@
 	@echo '  AR   $@'
