@@ -13,7 +13,9 @@
 #     every blk.* tensor (the ones the matrix covers; token_embd / output have no entry and get each program's
 #     plain quantizer) for Q2_K Q3_K Q4_K Q5_K Q6_K Q4_0 Q5_1 IQ4_NL IQ4_XS, from llama.cpp's GGUF matrix, and
 #     for Q4_K and IQ4_XS from its .dat and from herd's own file;
-# (d) bad input: a truncated or foreign imatrix file, an imatrix of another model's shape -> one error line.
+# (d) bad input: a truncated or foreign imatrix file, an imatrix of another model's shape -> one error line;
+# (e) without --pure, with a matrix, herd gives every tensor the type llama-quantize gives it (IQ4_XS, Q4_0 on an
+#     8-layer model: llama.cpp's imatrix-dependent ffn_down rules).
 source tests/lib.sh
 set -o pipefail
 need_ref
@@ -81,6 +83,22 @@ check_bytes() { # imatrix type
 }
 for t in Q2_K Q3_K Q4_K Q5_K Q6_K Q4_0 Q5_1 IQ4_NL IQ4_XS; do check_bytes "$TMP/ref.gguf" $t; done
 for t in Q4_K IQ4_XS; do check_bytes "$TMP/ref.dat" $t; check_bytes "$TMP/herd.gguf" $t; done
+
+echo "== (e) the mix with an importance matrix: types as llama-quantize's (8 layers, 4 query heads per KV head)"
+# IQ4_XS drops its first-eighth ffn_down Q5_K rule with a matrix; Q4_0 gets layer 0's ffn_down Q4_1
+"$HERD" synth --vocab "$STORIES" -o "$TMP/l8.gguf" --n-embd 256 --n-head 8 --n-head-kv 2 --head-dim 32 --n-ff 512 \
+    --n-layer 8 --untied --rope-scale 0 --type f32 --scale 0.05 --seed 5 >/dev/null || die "synth 8 layers"
+"$HERD" imatrix -m "$TMP/l8.gguf" -f "$TEXT" -o "$TMP/l8-im.gguf" -c 128 --chunks 2 -t $T 2>"$TMP/hi.log" ||
+    { cat "$TMP/hi.log"; die "herd imatrix (8 layers)"; }
+for t in IQ4_XS Q4_0; do
+    "$BIN/llama-quantize" --imatrix "$TMP/l8-im.gguf" "$TMP/l8.gguf" "$TMP/l.gguf" $t 2 >"$TMP/lq.log" 2>&1 ||
+        { tail -3 "$TMP/lq.log"; die "llama-quantize $t (8 layers)"; }
+    "$HERD" quantize --imatrix "$TMP/l8-im.gguf" "$TMP/l8.gguf" "$TMP/h.gguf" $t -t $T -q >/dev/null 2>"$TMP/hq.log" ||
+        { cat "$TMP/hq.log"; die "herd quantize $t (8 layers)"; }
+    printf '%-7s ' $t
+    /usr/bin/python3 tests/ref/gguf_dequant.py "$GGUF_PY" types "$TMP/l.gguf" "$TMP/h.gguf" | grep -v ' F32:' ||
+        fails=$((fails + 1))
+done
 
 echo "== (d) bad input: one error line"
 bad_case() { # what, then the command
