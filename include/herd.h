@@ -553,6 +553,10 @@ typedef struct {
     /* called on the calling thread after each chunk of rows and at each tensor's end; may be NULL */
     void (*progress)(const herd_quantize_progress *p, void *user);
     void *user;
+    /* an importance matrix file (llama-imatrix's GGUF or .dat, or herd imatrix's), or NULL: each tensor it has
+     * an entry for is quantized as llama-quantize --imatrix does (ggml's weighted searches: the K-quants, Q4_0,
+     * Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS; same bytes); the mix follows llama.cpp's rules with one (quant.h) */
+    const char *imatrix;
 } herd_quantize_params;
 
 typedef struct {
@@ -564,6 +568,7 @@ typedef struct {
     bool fallback;       /* the rule's type did not fit the row length */
     double nmse;         /* sum (x - x')^2 / sum x^2 of the written tensor vs the input's values;
                           * 0 when copied, NaN when all inputs are zero */
+    bool imatrix;        /* quantized with importance weights */
 } herd_quantize_tensor;
 
 typedef struct {
@@ -937,6 +942,30 @@ int herd_store_file_update(herd_store *s, const char *collection, const char *fi
 char *herd_store_doc_chunks(herd_store *s, int64_t doc_id);
 /* The file id a document was added under (owned), or NULL for a document added otherwise. */
 char *herd_store_doc_file_id(herd_store *s, int64_t doc_id);
+
+/* ---- importance matrices: llama-imatrix (src/api/imatrix_api.c, src/quant/imatrix.h, docs/FORMATS.md) ---- */
+
+typedef struct {
+    int64_t n_ctx;        /* window length in tokens (llama-imatrix -c); the context must hold it. 512 */
+    int64_t n_chunks;     /* windows to run (--chunks); < 0: all the text gives */
+    bool process_output;  /* --process-output: collect output.weight's input too (not with tied embeddings) */
+    const char *dataset;  /* recorded in the file's imatrix.datasets (llama-imatrix: the -f path); NULL: none */
+    bool dat;             /* write llama.cpp's older .dat format instead of its GGUF format */
+    int64_t save_every;   /* --output-frequency: also write the file after every that many windows; 0: at the end */
+} herd_imatrix_params;
+
+herd_imatrix_params herd_imatrix_default_params(void);
+/* Runs text through c's model in windows as llama-imatrix does (window i: tokens [i n_ctx, (i+1) n_ctx) of the
+ * text tokenized with BOS, its first token replaced by BOS, from an empty cache of sequence 0) and collects, for
+ * every matrix of the layers (blk.*), the sum over tokens of each input column's square and the token count,
+ * from every forward pass of at least 16 tokens (llama.cpp's rule); writes them to out_path (atomically).
+ * Progress lines go to log (NULL: stderr). HERD_E_RANGE when the text has fewer than 2 windows of tokens;
+ * HERD_E_FORMAT for non-finite activations; HERD_E_IO when the file cannot be written. */
+int herd_imatrix(herd_context *c, const char *text, size_t len, const herd_imatrix_params *p, const char *out_path,
+                 FILE *log);
+/* Checks an importance-matrix file (GGUF or .dat) and prints one line per entry (name, values, count) and a
+ * summary to out. HERD_E_IO / HERD_E_FORMAT naming the problem. */
+int herd_imatrix_show(const char *path, FILE *out);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -11,6 +11,7 @@
 #include "../model/lora.h"
 #include "../model/model.h"
 #include "../thread/cpus.h"
+#include "api_context.h"
 #include "api_tp.h"
 #include "herd.h"
 
@@ -159,6 +160,7 @@ void herd_context_free(herd_context *c) {
 }
 
 int64_t herd_context_n_ctx(const herd_context *c) { return c->n_ctx; }
+forward_state *api_context_forward(herd_context *c) { return c->fs; }
 const herd_model *herd_context_model(const herd_context *c) { return c->m; }
 int herd_context_kv_type(const herd_context *c) { return c->kv_type; }
 int64_t herd_context_n_past(const herd_context *c) { return forward_kv(c->fs)->n_past[0]; }

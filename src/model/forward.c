@@ -51,6 +51,7 @@ struct forward_state {
     int64_t lora_rank_max;         /* the most ranks of one sequence's adapters on one matrix (summed) */
     float *lora_u;                 /* [LORA_MAX_OUTS][n_batch][lora_rank_max]: A x of each output, token, adapter */
     const forward_tp *tp;          /* tensor parallelism (forward_set_tp), or NULL in a single process */
+    const forward_observer *obs;   /* the matmul inputs' observer (forward_set_observer), or NULL */
 };
 
 /* Matrices that share one LoRA step (Q, K and V) */
@@ -186,6 +187,17 @@ void forward_state_free(forward_state *s) {
 
 void forward_set_tp(forward_state *s, const forward_tp *tp) {
     s->tp = tp;
+}
+
+void forward_set_observer(forward_state *s, const forward_observer *obs) {
+    s->obs = obs;
+}
+
+/* shows the observer the input x [n][ldx] of the n_w weights w (forward_observer) */
+static void observe(forward_state *s, const weight *w0, const weight *w1, const weight *w2, const float *x,
+                    int64_t ldx, int64_t n) {
+    const weight *w[3] = {w0, w1, w2};
+    s->obs->matmul_input(s->obs->ctx, w, w2 ? 3 : w1 ? 2 : 1, x, ldx, n);
 }
 
 /* a shard's rows of an activation [n][its width] become [n][the whole width] (forward_tp) */
@@ -462,6 +474,7 @@ static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *se
         j.layer = l;
         for (int64_t t = 0; t < n; t++) model_rmsnorm(s->h + t * E, s->x + t * E, L->attn_norm, E, hp->norm_eps);
         const matmul_out qkv[3] = {{&L->wq, s->q, q_dim}, {&L->wk, s->k, kv_dim}, {&L->wv, s->v, kv_dim}};
+        if (s->obs) observe(s, &L->wq, &L->wk, &L->wv, s->h, E, n);
         matmul_multi(s->pool, qkv, 3, s->h, E, n, s->xq);
         const lora_out lqkv[3] = {{LORA_Q, s->h, E, s->q, q_dim}, {LORA_K, s->h, E, s->k, kv_dim}, {LORA_V, s->h, E, s->v, kv_dim}};
         lora_apply(s, l, lqkv, 3, n);
@@ -470,6 +483,7 @@ static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *se
         else pool_run(s->pool, job_rope_store, &j);
         pool_for(s->pool, s->n_tiles * hp->n_head_kv, job_attention, &j);
         tp_gather(s, s->att, n, FORWARD_TP_ATT);
+        if (s->obs) observe(s, &L->wo, NULL, NULL, s->att, L->wo.n_in, n);
         matmul(s->pool, &L->wo, s->att, L->wo.n_in, n, s->h, L->wo.n_out, s->xq);
         tp_gather(s, s->h, n, FORWARD_TP_EMBD);
         const lora_out lo = {LORA_O, s->att, q_dim, s->h, E};
@@ -478,12 +492,14 @@ static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *se
 
         for (int64_t t = 0; t < n; t++) model_rmsnorm(s->h + t * E, s->x + t * E, L->ffn_norm, E, hp->norm_eps);
         const matmul_out gu[2] = {{&L->w_gate, s->gate, hp->n_ff}, {&L->w_up, s->up, hp->n_ff}};
+        if (s->obs) observe(s, &L->w_gate, &L->w_up, NULL, s->h, E, n);
         matmul_multi(s->pool, gu, 2, s->h, E, n, s->xq);
         const lora_out lgu[2] = {{LORA_GATE, s->h, E, s->gate, hp->n_ff}, {LORA_UP, s->h, E, s->up, hp->n_ff}};
         lora_apply(s, l, lgu, 2, n);
         if (n * hp->n_ff <= 2048) job_swiglu(&j, 0, 1);
         else pool_run(s->pool, job_swiglu, &j);
         tp_gather(s, s->gate, n, FORWARD_TP_FF);
+        if (s->obs) observe(s, &L->w_down, NULL, NULL, s->gate, L->w_down.n_in, n);
         matmul(s->pool, &L->w_down, s->gate, L->w_down.n_in, n, s->h, L->w_down.n_out, s->xq);
         tp_gather(s, s->h, n, FORWARD_TP_EMBD);
         const lora_out ld = {LORA_DOWN, s->gate, hp->n_ff, s->h, E};
@@ -501,6 +517,7 @@ static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *se
     for (int64_t t = 0; t < n; t++)
         if (want[t]) model_rmsnorm(dst + n_out++ * E, s->x + t * E, m->output_norm, E, hp->norm_eps);
     if (n_out > 0 && !hidden) {
+        if (s->obs) observe(s, &m->output, NULL, NULL, s->h, E, n_out);
         matmul(s->pool, &m->output, s->h, E, n_out, out, m->output.n_out, s->xq);
         tp_gather(s, out, n_out, FORWARD_TP_VOCAB);
     }

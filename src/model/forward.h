@@ -74,6 +74,17 @@ typedef struct {
 } forward_tp;
 void forward_set_tp(forward_state *s, const forward_tp *tp);
 
+/* An observer of the matrices' inputs (herd imatrix: llama-imatrix's statistics). When set, it is called on
+ * the calling thread before each matmul of a pass with that matmul's input rows x [n][ldx] (the first
+ * w[0]->n_in floats of each row) and the n_w weights that take them: wq, wk and wv share one call, w_gate and
+ * w_up another; wo, w_down and the output matrix (its rows: the tokens with want set) one each. NULL (the
+ * default): one test per matmul, nothing else. The observer is borrowed and must outlive its use. */
+typedef struct {
+    void *ctx;
+    void (*matmul_input)(void *ctx, const weight *const *w, int n_w, const float *x, int64_t ldx, int64_t n);
+} forward_observer;
+void forward_set_observer(forward_state *s, const forward_observer *obs);
+
 /* LoRA adapters of sequence seq (-1: every sequence): from the next forward pass on, each of its tokens gets
  *     y += user_scale_i * (alpha_i / rank) * B_i (A_i x)      (lora.h; in F32, adapter by adapter in the order given)
  * on every matrix adapter i adapts (q k v o gate up down, the fused Q/K/V and gate/up passes included). A token's

@@ -18,6 +18,7 @@ static const struct {
     {"Q4_1", HERD_TYPE_Q4_1, 3, false},    {"Q5_0", HERD_TYPE_Q5_0, 8, false},
     {"Q5_1", HERD_TYPE_Q5_1, 9, false},    {"IQ4_NL", HERD_TYPE_IQ4_NL, 25, false},
     {"IQ4_XS", HERD_TYPE_IQ4_XS, 30, false},
+    {"Q2_K", HERD_TYPE_Q2_K, 10, false},   {"Q3_K", HERD_TYPE_Q3_K, 11, false},
 };
 
 bool quant_plan_init(quant_plan *pl, const char *type_name, bool pure) {
@@ -35,7 +36,7 @@ bool quant_plan_init(quant_plan *pl, const char *type_name, bool pure) {
 }
 
 const char *quant_plan_names(void) {
-    return "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS";
+    return "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q2_K, Q3_K";
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -71,9 +72,13 @@ int quant_plan_type(quant_plan *pl, const char *name, int n_dims, int64_t ne0, i
     } else if (strstr(name, "ffn_down")) {
         if (pl->mix_m && use_more_bits(pl->i_ffn_down, pl->n_ffn_down)) t = HERD_TYPE_Q6_K;
         /* IQ4_NL / IQ4_XS without an importance matrix: the first eighth of the layers' ffn_down Q5_K */
-        if (!pl->pure && (pl->base == HERD_TYPE_IQ4_NL || pl->base == HERD_TYPE_IQ4_XS) &&
+        if (!pl->pure && !pl->has_imatrix && (pl->base == HERD_TYPE_IQ4_NL || pl->base == HERD_TYPE_IQ4_XS) &&
             pl->i_ffn_down < pl->n_ffn_down / 8)
             t = HERD_TYPE_Q5_K;
+        /* Q4_0 / Q5_0 with one: the first eighth Q4_1 / Q5_1 (llama.cpp's guard against their ffn_down going wrong) */
+        if (!pl->pure && pl->has_imatrix && (pl->base == HERD_TYPE_Q4_0 || pl->base == HERD_TYPE_Q5_0) &&
+            pl->i_ffn_down < pl->n_ffn_down / 8)
+            t = pl->base == HERD_TYPE_Q4_0 ? HERD_TYPE_Q4_1 : HERD_TYPE_Q5_1;
         pl->i_ffn_down++;
     }
     const kernel_type_ops *o = kernels_type_isa(t, KERNEL_ISA_REF);
@@ -82,4 +87,13 @@ int quant_plan_type(quant_plan *pl, const char *name, int n_dims, int64_t ne0, i
         t = ne0 % 32 == 0 ? HERD_TYPE_Q8_0 : HERD_TYPE_F16;
     }
     return t;
+}
+
+bool quant_requires_imatrix(const char *name, int type) {
+    if (strstr(name, "token_embd.weight") || strcmp(name, "output.weight") == 0) return false;
+    /* ggml's type ids: IQ2_XXS 16, IQ2_XS 17, IQ3_XXS 18, IQ1_S 19, IQ2_S 22, IQ1_M 29 */
+    switch (type) {
+    case 16: case 17: case 18: case 19: case 22: case 29: return true;
+    default: return false;
+    }
 }

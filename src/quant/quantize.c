@@ -20,6 +20,7 @@
 #include "../thread/cpus.h"
 #include "../thread/pool.h"
 #include "herd.h"
+#include "imatrix.h"
 #include "quant.h"
 
 #define CHUNK_ELEMENTS ((int64_t)1 << 21) /* rows per progress report: ~2M weights */
@@ -38,6 +39,7 @@ typedef struct {
     const kernel_type_ops *out_ops;
     herd_quantize_tensor *stat;
     const char *warning;
+    float *qw;                     /* [n_in] importance weights (imatrix.h), or NULL; owned */
 } q_item;
 
 struct q_ctx {
@@ -82,7 +84,7 @@ static void quantize_rows(void *arg, int ith, int nth) {
             continue;
         }
         uint8_t *q = j->dst + r * it->out_row_bytes;
-        it->out_ops->from_f32(x, q, it->n_in);
+        if (!it->qw || !quant_row_weighted(it->type_out, x, q, it->n_in, it->qw)) it->out_ops->from_f32(x, q, it->n_in);
         it->out_ops->to_f32(q, y, it->n_in);
         for (int64_t i = 0; i < it->n_in; i++) {
             double d = (double)x[i] - y[i];
@@ -143,6 +145,20 @@ void herd_quantize_result_free(herd_quantize_result *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* llama-quantize's checks of an importance matrix: a GGUF one needs its metadata, every value is finite */
+static int load_imatrix(const char *path, imatrix *im) {
+    int rc = imatrix_load(path, im);
+    if (rc) return rc;
+    if (!im->legacy && !im->has_metadata)
+        return herd_err(HERD_E_FORMAT, "quantize: %s: missing imatrix metadata (imatrix.datasets, chunk_count, chunk_size)",
+                        path);
+    for (int64_t i = 0; i < im->n; i++)
+        for (int64_t j = 0; j < im->e[i].n_sums; j++)
+            if (!isfinite(im->e[i].sums[j]))
+                return herd_err(HERD_E_FORMAT, "quantize: %s: entry '%s' holds a non-finite value", path, im->e[i].name);
+    return HERD_OK;
+}
+
 /* out_path is the input file itself (the writer would truncate the mapping it reads from) */
 static bool same_file(const char *a, const char *b) {
     struct stat sa, sb;
@@ -150,8 +166,24 @@ static bool same_file(const char *a, const char *b) {
 }
 
 /* Decides every tensor's output type and checks that herd can read what it must convert. */
+/* The importance weights of tensor t from im (NULL: none or no entry). HERD_E_FORMAT when the entry's size
+ * is not the tensor's row length (llama-quantize's error; token_embd is quantized without, as there). */
+static int imatrix_for(const imatrix *im, const gguf_tensor *t, float **qw) {
+    *qw = NULL;
+    const imatrix_entry *e = im ? imatrix_find(im, t->name) : NULL;
+    if (!e) return HERD_OK;
+    if (e->n_sums != t->ne[0] * t->ne[2]) {
+        if (strstr(t->name, "token_embd.weight")) return HERD_OK;
+        return herd_err(HERD_E_FORMAT, "quantize: the importance matrix has %lld values for tensor '%s', whose rows "
+                        "have %lld", (long long)e->n_sums, t->name, (long long)(t->ne[0] * t->ne[2]));
+    }
+    *qw = herd_xmalloc((size_t)e->n_sums * sizeof **qw);
+    imatrix_weights(im, e, *qw);
+    return HERD_OK;
+}
+
 static int plan_items(quant_plan *pl, const gguf_file *g, const char *path, q_item *items,
-                      herd_quantize_tensor *stats) {
+                      herd_quantize_tensor *stats, const imatrix *im) {
     for (int64_t i = 0; i < g->n_tensors; i++) quant_plan_count(pl, g->tensors[i].name);
     int64_t nh = 0, nkv = 0;
     if (gguf_get_int(g, "llama.attention.head_count", &nh) && gguf_get_int(g, "llama.attention.head_count_kv", &nkv) &&
@@ -169,7 +201,7 @@ static int plan_items(quant_plan *pl, const gguf_file *g, const char *path, q_it
         it->rows = t->ne[1] * t->ne[2] * t->ne[3];
         it->stat = &stats[i];
         stats[i] = (herd_quantize_tensor){herd_xstrndup(t->name, strlen(t->name)), t->type, it->type_out,
-                                          it->n_in * it->rows, !it->copy, false, fallback, 0};
+                                          it->n_in * it->rows, !it->copy, false, fallback, 0, false};
         if (it->copy) continue;
         it->in_ops = kernels_type(t->type);
         it->out_ops = kernels_type(it->type_out);
@@ -177,6 +209,12 @@ static int plan_items(quant_plan *pl, const gguf_file *g, const char *path, q_it
             return herd_err(HERD_E_UNSUPPORTED, "quantize: %s: tensor '%s' has type %s, which herd cannot convert "
                             "to %s", path, t->name, herd_type_name(t->type), herd_type_name(it->type_out));
         HERD_ASSERT(it->out_ops);
+        int rc = imatrix_for(im, t, &it->qw);
+        if (rc) return rc;
+        stats[i].imatrix = it->qw != NULL;
+        if (!it->qw && quant_requires_imatrix(t->name, it->type_out))
+            return herd_err(HERD_E_ARG, "quantize: tensor '%s' would get type %s, which needs an importance matrix "
+                            "(--imatrix FILE with an entry for it)", t->name, herd_type_name(it->type_out));
         it->in_row_bytes = kernels_row_bytes(t->type, it->n_in);
         it->out_row_bytes = kernels_row_bytes(it->type_out, it->n_in);
         bool quantized_in = t->type != HERD_TYPE_F32 && t->type != HERD_TYPE_F16 && t->type != HERD_TYPE_BF16;
@@ -211,7 +249,9 @@ int herd_quantize_model(const char *in_path, const char *out_path, const char *t
     herd_quantize_tensor *stats = herd_xcalloc((size_t)(g.n_tensors ? g.n_tensors : 1), sizeof *stats);
     q_ctx c = {.p = params, .n_tensors = g.n_tensors, .t0 = t0};
     gguf_writer *w = NULL;
-    rc = plan_items(&pl, &g, in_path, items, stats);
+    imatrix im = {0};
+    if (params.imatrix && !(rc = load_imatrix(params.imatrix, &im))) pl.has_imatrix = im.n > 0;
+    if (!rc) rc = plan_items(&pl, &g, in_path, items, stats, params.imatrix ? &im : NULL);
 
     if (!rc) {
         int nth = params.n_threads > 0 ? params.n_threads : cpus_default_threads();
@@ -245,6 +285,13 @@ int herd_quantize_model(const char *in_path, const char *out_path, const char *t
         }
         if (!ft) gguf_writer_set_u32(w, "general.file_type", (uint32_t)pl.file_type);
         if (!qv) gguf_writer_set_u32(w, "general.quantization_version", 2);
+        if (pl.has_imatrix) { /* the keys llama-quantize records */
+            gguf_writer_set_str(w, "quantize.imatrix.file", params.imatrix, strnlen(params.imatrix, 127));
+            if (im.n_datasets)
+                gguf_writer_set_str(w, "quantize.imatrix.dataset", im.datasets[0], strnlen(im.datasets[0], 127));
+            gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im.n);
+            if (im.chunk_count > 0) gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)im.chunk_count);
+        }
         for (int64_t i = 0; i < g.n_tensors && !rc; i++) {
             const gguf_tensor *t = &g.tensors[i];
             rc = gguf_writer_add_tensor(w, t->name, items[i].type_out, t->n_dims, t->ne, NULL, fill, &items[i]);
@@ -271,7 +318,9 @@ int herd_quantize_model(const char *in_path, const char *out_path, const char *t
     free(c.err);
     free(c.ref);
     free(c.bad_row);
+    for (int64_t i = 0; i < g.n_tensors; i++) free(items[i].qw);
     free(items);
+    imatrix_clear(&im);
     gguf_file_clear(&g);
     herd_file_unmap(&f);
     return rc;

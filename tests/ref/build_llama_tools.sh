@@ -3,7 +3,8 @@
 # node-llama-cpp ships, once, into build/ref/llama-tools/bin. CPU only. Guarded by flock so two
 # worktrees sharing build/ref never build at the same time; later callers reuse the binaries.
 # Usage: tests/ref/build_llama_tools.sh [TARGET...]  -> prints the bin dir on success.
-#   With no TARGET: llama-perplexity llama-quantize. Example programs (llama-speculative, llama-lookup)
+#   With no TARGET: llama-perplexity llama-quantize; llama-imatrix (tests/conformance/imatrix_llama_cpp.sh) is
+#   asked for by name. Example programs (llama-speculative, llama-lookup)
 #   switch LLAMA_BUILD_EXAMPLES on; an existing build is reconfigured and built incrementally.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

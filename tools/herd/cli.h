@@ -27,6 +27,7 @@ int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_guard(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_sdg(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -54,7 +54,7 @@ static void summary(const herd_quantize_result *r, bool quiet) {
             const herd_quantize_tensor *t = &r->tensors[i];
             if (!t->quantized) continue;
             printf("%-36s %-6s %-6s %12lld %12.4e%s\n", t->name, herd_type_name(t->type_in), herd_type_name(t->type_out),
-                   (long long)t->n_elements, t->nmse, t->requantized ? "  (requantized)" : t->fallback ? "  (fallback)" : "");
+                   (long long)t->n_elements, t->nmse, t->requantized ? "  (requantized)" : t->fallback ? "  (fallback)" : t->imatrix ? "  (imatrix)" : "");
         }
     }
     /* per output type: the element-weighted mean NMSE */
@@ -97,6 +97,9 @@ int cmd_quantize(int argc, char **argv) {
         if (!strcmp(a, "-t")) {
             if (!cli_i64("quantize", argc, argv, &i, 1, 4096, &threads)) return 1;
         } else if (!strcmp(a, "--pure")) p.pure = true;
+        else if (!strcmp(a, "--imatrix")) {
+            if (!cli_str("quantize", argc, argv, &i, &p.imatrix)) return 1;
+        }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             return cli_help("quantize");

@@ -27,6 +27,7 @@ static const struct {
     {"guard", cmd_guard},
     {"bench", cmd_bench},
     {"perplexity", cmd_perplexity},
+    {"imatrix", cmd_imatrix},
     {"batch", cmd_batch},
     {"sdg", cmd_sdg},
     {"eval", cmd_eval},
