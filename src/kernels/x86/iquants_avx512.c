@@ -17,12 +17,6 @@
 #include "../kquants.h"
 #include "../types.h"
 
-static inline uint32_t rd32(const void *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* an i16 multiplier vector: 16-element group g (0..3) of the two 32-blocks gets ls[g] */
 static inline __m512i ls4(int l0, int l1, int l2, int l3) {
     const unsigned long long r = 0x0001000100010001ull;
