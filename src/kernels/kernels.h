@@ -97,6 +97,10 @@ typedef struct {
     /* The wrapping sum of the n / 8 little-endian 64-bit words at p (n a multiple of 8): a plain read
      * of memory, as fast as the loads go, to time against the kernels (the decode roofline). */
     uint64_t (*read_sum)(const void *p, int64_t n);
+    /* The index of the first largest of x[0..n) (n >= 1) as the plain scan finds it: best = 0, then
+     * best = i whenever x[i] > x[best]. So NaNs never win, except x[0] when it is NaN (then 0), and of
+     * equal maxima (+0 and -0 are equal) the first wins. Greedy sampling over 128K logits (src/sample). */
+    int64_t (*argmax_f32)(int64_t n, const float *x);
     /* F32 matrix product block for training (src/train/gemm.c): C[M][N] += A[M][K] B[K][N], where
      * A's element (m, k) is A[m * am + k * ak] (A or its transpose), B and C row-major with leading
      * dimensions ldb, ldc. Each C element gets one sum over k in order, begun at 0 with fused

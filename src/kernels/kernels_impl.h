@@ -46,6 +46,7 @@ void kernels_fill_attn_avx2(kernel_vec_ops *vec);   /* x86/kernels_avx2.c */
 void kernels_fill_attn_avx512(kernel_vec_ops *vec); /* x86/attn_avx512.c */
 /* vec->read_sum of the reference, also the SIMD variants' tail */
 uint64_t kernels_read_sum_ref(const void *p, int64_t n);
+int64_t kernels_argmax_f32_ref(int64_t n, const float *x);
 /* The batched dots (gemm fields), likewise; the ISAs without them keep NULL. */
 void kernels_fill_gemm_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/gemm_avx512.c */
 

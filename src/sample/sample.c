@@ -6,6 +6,7 @@
 
 #include "../base/log.h"
 #include "../constrain/constrain.h"
+#include "../kernels/kernels.h"
 #include "herd.h"
 
 void sample_rng_seed(sample_rng *r, uint64_t seed) {
@@ -135,6 +136,15 @@ void herd_sampler_set_constraint(herd_sampler *s, herd_constraint *c) {
 static int64_t sampler_filter(herd_sampler *s, const float *logits) {
     const herd_sampler_params *p = &s->p;
     int64_t n = s->n_vocab;
+    if (p->temp <= 0 && !s->con && (p->repeat_penalty == 1.0f || s->n_recent == 0)) {
+        /* greedy with nothing to filter: the argmax of the logits themselves (the kernel's, vectorized),
+         * without first copying 128K candidates (1 MiB per token: on a small model with a 128K
+         * vocabulary that copy and scan halved herd batch's tokens/s, docs/BENCHMARKS.md "Batch"). The
+         * same comparisons as the general path below, so the same id (the first of equal maxima). */
+        int64_t best = kernels_vec()->argmax_f32(n, logits);
+        s->c[0] = (cand){(int32_t)best, logits[best]};
+        return 1;
+    }
     for (int64_t i = 0; i < n; i++) s->c[i] = (cand){(int32_t)i, logits[i]};
 
     /* repetition penalty: each distinct recent token once, as llama.cpp */

@@ -3,7 +3,8 @@
 # every body equal to what `herd serve` answers for the same request; --parallel 1 and 8 identical under
 # greedy (ids, timestamps and the cached-token count aside); per-line errors for malformed JSON, unknown urls, wrong methods, oversized lines, duplicate
 # custom_ids, stream: true; kill -9 mid-run (plus a torn last line) and a rerun give every custom_id
-# exactly once with the same answers; a rerun of a finished job does nothing.
+# exactly once with the same answers; a rerun of a finished job does nothing; herd batch --server against herd serve
+# gives the same output as herd batch -m.
 source tests/lib.sh
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
@@ -158,8 +159,30 @@ assert n >= 43, n
 print(f"{n} bodies equal to herd serve's: ok")
 EOF
 RC=$?
+# the same job through herd batch --server against that server: the same output (the client is the same runner)
+if [ $RC -eq 0 ]; then
+    "$HERD" batch --server "http://127.0.0.1:$PORT/" --input "$TMP/in.jsonl" --output "$TMP/srv.jsonl" --parallel 2 \
+        --max-body 8192 --no-progress 2>"$TMP/srv.err" || { cat "$TMP/srv.err"; RC=1; }
+fi
+[ $RC -eq 0 ] && python3 - "$TMP/p1.jsonl" "$TMP/srv.jsonl" <<'EOF'
+import json, sys
+def rows(p):
+    out = {}
+    for l in open(p):
+        o = json.loads(l); k = o["id"].split("_")[2]; o.pop("id")
+        if o["response"]:
+            o["response"].pop("request_id"); b = o["response"]["body"]
+            b.pop("id", None); b.pop("created", None); b.get("usage", {}).pop("prompt_tokens_details", None)
+        out[k] = o
+    return out
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert a.keys() == b.keys(), sorted(set(a) ^ set(b))
+for k in a: assert a[k] == b[k], f"line {k}: herd batch -m and --server differ:\n{a[k]}\n{b[k]}"
+print(f"herd batch --server: {len(b)} lines equal to herd batch -m's: ok")
+EOF
+RC=$?
 kill $SPID; wait $SPID 2>/dev/null
-[ $RC -eq 0 ] || die "batch bodies differ from herd serve's"
+[ $RC -eq 0 ] || die "batch bodies differ from herd serve's (or herd batch --server's from herd batch -m's)"
 
 # ---- kill -9 mid-run, a torn last line, rerun: every line exactly once, same answers ----
 for _ in 1 2 3; do
@@ -212,4 +235,9 @@ grep -q "$N_IN skipped" "$TMP/k.err" || { cat "$TMP/k.err"; die "a finished job 
 grep -q "missing.jsonl" "$TMP/e" || die "the error does not name the missing file"
 "$HERD" batch -m "$MODEL" --input "$TMP/in.jsonl" 2>/dev/null && die "no --output accepted"
 "$HERD" batch --input "$TMP/in.jsonl" --output "$TMP/x.jsonl" 2>/dev/null && die "no -m accepted"
+"$HERD" batch -m "$MODEL" --server http://127.0.0.1:1 --input "$TMP/in.jsonl" --output "$TMP/x.jsonl" 2>"$TMP/e" &&
+    die "-m and --server together accepted"
+grep -q "not both" "$TMP/e" || die "-m with --server: no clear error"
+"$HERD" batch --server localhost:8080 --input "$TMP/in.jsonl" --output "$TMP/x.jsonl" 2>"$TMP/e" && die "a bad --server URL accepted"
+grep -q "needs a URL" "$TMP/e" || die "a bad --server URL: no clear error"
 echo "batch: ok"

@@ -3,17 +3,18 @@
 # node-llama-cpp ships, once, into build/ref/llama-tools/bin. CPU only. Guarded by flock so two
 # worktrees sharing build/ref never build at the same time; later callers reuse the binaries.
 # Usage: tests/ref/build_llama_tools.sh [TARGET...]  -> prints the bin dir on success.
-#   With no TARGET: llama-perplexity llama-quantize; llama-imatrix (tests/conformance/imatrix_llama_cpp.sh) is
-#   asked for by name. Example programs (llama-speculative, llama-lookup)
-#   switch LLAMA_BUILD_EXAMPLES on; an existing build is reconfigured and built incrementally.
+#   With no TARGET: llama-perplexity llama-quantize; others (llama-imatrix, llama-embedding, ...) are asked
+#   for by name. Example programs (llama-speculative, llama-lookup) switch LLAMA_BUILD_EXAMPLES on,
+#   llama-server LLAMA_BUILD_SERVER (CPU only, no web UI: nothing is downloaded; no curl/OpenSSL); an
+#   existing build is reconfigured and built incrementally.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REF="$ROOT/build/ref"
 BUNDLE="$REF/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 OUTD="$REF/llama-tools"
 TARGETS="${*:-llama-perplexity llama-quantize}"
-EXAMPLES=OFF
-for t in $TARGETS; do case $t in llama-speculative*|llama-lookup*) EXAMPLES=ON ;; esac; done
+EXAMPLES=OFF SERVER=OFF
+for t in $TARGETS; do case $t in llama-speculative*|llama-lookup*) EXAMPLES=ON ;; llama-server) SERVER=ON ;; esac; done
 [ -f "$BUNDLE" ] || { echo "no llama.cpp bundle at $BUNDLE (run tests/ref/setup.sh)" >&2; exit 77; }
 mkdir -p "$OUTD"
 exec 9>"$OUTD/.lock"
@@ -39,7 +40,7 @@ if ! have_all; then
     fi
     cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=$EXAMPLES \
-        -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
+        -DLLAMA_BUILD_SERVER=$SERVER -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
         > "$OUTD/cmake.log" 2>&1
     cmake --build "$BLD" -j2 --target $TARGETS > "$OUTD/build.log" 2>&1
     mkdir -p "$OUTD/bin"

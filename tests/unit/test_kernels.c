@@ -801,6 +801,48 @@ static void test_read_sum(kernel_isa isa) {
     free(buf);
 }
 
+/* argmax_f32: the reference's index (the plain scan's: first of equal maxima, NaN never wins unless it is
+ * x[0]) on ragged lengths, with ties, NaNs, infinities and signed zeros, never reading past the end */
+static void test_argmax(kernel_isa isa) {
+    const kernel_vec_ops *op = kernels_vec_isa(isa), *ref = kernels_vec_isa(KERNEL_ISA_REF);
+    const int64_t lens[] = {1, 2, 15, 16, 17, 63, 64, 65, 100, 1000, 128256};
+    float *x = malloc(128256 * sizeof *x);
+    int bad = 0, runs = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int64_t n = lens[li];
+        for (int kind = 0; kind < 8; kind++) {
+            for (int64_t i = 0; i < n; i++) /* kind 0: distinct; else few values, many ties */
+                x[i] = kind == 0 ? tu_sym() : (float)(tu_u64() % 5) - 4.0f;
+            int64_t at = (int64_t)(tu_u64() % (uint64_t)n);
+            if (kind == 2) { /* NaNs everywhere, also after the one maximum in its lane of any vector width */
+                for (int64_t i = 1; i < n; i++) x[i] = tu_u64() % 4 ? x[i] : NAN;
+                x[at] = 50.0f;
+            }
+            if (kind == 3) x[0] = NAN;                               /* a NaN first: index 0 */
+            if (kind == 4) x[at] = INFINITY, x[n - 1] = INFINITY;    /* tied infinities */
+            if (kind == 5) for (int64_t i = 0; i < n; i++) x[i] = i % 3 ? -0.0f : 0.0f; /* signed zeros tie */
+            if (kind == 6) for (int64_t i = 0; i < n; i++) x[i] = -INFINITY;
+            if (kind == 7) x[n - 1] = 9.0f;                          /* the last one */
+            guard_page g;
+            const float *p = guard_row(&g, x, (size_t)n * sizeof *x);
+            int64_t got = op->argmax_f32(n, p), want = ref->argmax_f32(n, p);
+            int64_t scan = 0;
+            for (int64_t i = 1; i < n; i++)
+                if (p[i] > p[scan]) scan = i;
+            if (got != want || want != scan) {
+                if (bad++ < 5)
+                    fprintf(stderr, "  %s argmax n=%" PRId64 " kind %d: got %" PRId64 ", reference %" PRId64
+                                    ", scan %" PRId64 "\n",
+                            kernels_isa_name(isa), n, kind, got, want, scan);
+            }
+            runs++;
+            guard_free(&g);
+        }
+    }
+    CHECK(bad == 0, "%s argmax_f32: %d of %d cases differ from the reference", kernels_isa_name(isa), bad, runs);
+    free(x);
+}
+
 int main(void) {
     float *vals;
     int64_t nvals = conversion_inputs(&vals);
@@ -817,6 +859,7 @@ int main(void) {
         test_dots((kernel_isa)isa);
         test_vec_ops((kernel_isa)isa);
         test_read_sum((kernel_isa)isa);
+        test_argmax((kernel_isa)isa);
         printf("%s: %s\n", kernels_isa_name((kernel_isa)isa), tu_failed == before ? "ok" : "FAILED");
         for (int t = 0; t < N_TYPES + 2; t++) {
             err_stat *st = &g_dot_stat[isa][t];

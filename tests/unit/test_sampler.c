@@ -39,6 +39,40 @@ int main(void) {
     hist(&p, lg, 50, h);
     CHECK(h[1] == 50, "greedy picks the argmax every time (%d)", h[1]);
 
+    /* greedy over a large vocabulary, unfiltered (the argmax read straight from the logits) and with a
+     * repetition penalty of a token far from the top (the general path through the candidates): both
+     * the first of tied maxima, as a plain scan finds it */
+    {
+        enum { BIG = 128256 };
+        float *big = malloc(BIG * sizeof *big);
+        uint64_t x = 7;
+        for (int round = 0; round < 20; round++) {
+            for (int i = 0; i < BIG; i++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                big[i] = (float)((x >> 40) % 2000) / 100.0f; /* many ties, incl. at the maximum */
+            }
+            if (round == 1) big[0] = 50.0f;       /* the first id */
+            if (round == 2) big[BIG - 1] = 50.0f; /* the last id */
+            int ref = 0;
+            for (int i = 1; i < BIG; i++)
+                if (big[i] > big[ref]) ref = i;
+            int far = ref == 3 ? 4 : 3;
+            herd_sampler_params g = base();
+            g.temp = 0;
+            herd_sampler *s1 = herd_sampler_new(&g, BIG);
+            g.repeat_penalty = 1.5f;
+            herd_sampler *s2 = herd_sampler_new(&g, BIG);
+            big[far] = -1.0f; /* penalized, it stays below the maximum */
+            herd_sampler_accept(s2, far);
+            int a = herd_sampler_sample(s1, big), b = herd_sampler_sample(s2, big);
+            CHECK(a == ref && b == ref, "greedy over %d logits: %d (unfiltered), %d (through the penalty), want %d",
+                  BIG, a, b, ref);
+            herd_sampler_free(s1);
+            herd_sampler_free(s2);
+        }
+        free(big);
+    }
+
     /* top-k 2: only ids 1 and 5 */
     p = base();
     p.top_k = 2;

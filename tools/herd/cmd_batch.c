@@ -1,5 +1,7 @@
 /* herd batch -m MODEL --input IN.jsonl --output OUT.jsonl [--parallel N] [-c CTX] [-t N] [--progress]:
- * an OpenAI Batch API job file through the server's routes and the engine (src/batch/batch.h). */
+ * an OpenAI Batch API job file through the server's routes and the engine (src/batch/batch.h).
+ * herd batch --server URL [--api-key KEY] ...: the same job posted to an OpenAI-compatible server already
+ * running (another herd serve, llama.cpp's llama-server: bench/batch compares them with this one client). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +10,23 @@
 #include "../../src/batch/batch.h"
 #include "cli.h"
 
+/* The summary lines on stderr. */
+static int report(const batch_stats *s, const char *out) {
+    const batch_stats st = *s;
+    if (st.torn_bytes)
+        fprintf(stderr, "herd batch: dropped a torn last line (%lld bytes) of %s; it was redone\n",
+                (long long)st.torn_bytes, out);
+    fprintf(stderr,
+            "herd batch: %lld lines: %lld skipped (already in %s), %lld ok, %lld errors; %lld prompt + %lld "
+            "generated tokens in %.2f s (%.1f tok/s)\n",
+            (long long)st.lines, (long long)st.skipped, out, (long long)st.ok, (long long)st.failed,
+            (long long)st.prompt_tokens, (long long)st.completion_tokens, st.seconds,
+            st.seconds > 0 ? (double)st.completion_tokens / st.seconds : 0.0);
+    return 0;
+}
+
 static int batch_main(cli_common *c, int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *alias = NULL;
+    const char *in = NULL, *out = NULL, *alias = NULL, *server_url = NULL, *api_key = NULL;
     int64_t parallel = 4, max_body = 8 << 20;
     float sync_s = 1;
     bool progress = isatty(2);
@@ -26,6 +43,10 @@ static int batch_main(cli_common *c, int argc, char **argv) {
             if (!cli_i64("batch", argc, argv, &i, 1, 256, &parallel)) return 1;
         } else if (!strcmp(a, "--max-body")) {
             if (!cli_i64("batch", argc, argv, &i, 1024, (int64_t)1 << 32, &max_body)) return 1;
+        } else if (!strcmp(a, "--server")) {
+            if (!cli_str("batch", argc, argv, &i, &server_url)) return 1;
+        } else if (!strcmp(a, "--api-key")) {
+            if (!cli_str("batch", argc, argv, &i, &api_key)) return 1;
         } else if (!strcmp(a, "--alias")) {
             if (!cli_str("batch", argc, argv, &i, &alias)) return 1;
         } else if (!strcmp(a, "--fsync-interval")) {
@@ -39,9 +60,27 @@ static int batch_main(cli_common *c, int argc, char **argv) {
         else
             return cli_fail("batch", "unknown option '%s'", a);
     }
-    if (!c->model) return cli_fail("batch", "need -m MODEL");
     if (!in || !out) return cli_fail("batch", "need --input IN.jsonl and --output OUT.jsonl");
     if (!strcmp(in, out)) return cli_fail("batch", "--input and --output are the same file");
+    if (server_url) {
+        if (c->model) return cli_fail("batch", "give either -m MODEL or --server URL, not both");
+        size_t L = strlen(server_url);
+        if (L < 8 || (strncmp(server_url, "http://", 7) && strncmp(server_url, "https://", 8)) || L > 500)
+            return cli_fail("batch", "--server needs a URL like http://127.0.0.1:8080, not '%.200s'", server_url);
+        char base[512];
+        snprintf(base, sizeof base, "%s", server_url);
+        while (L > 0 && base[L - 1] == '/') base[--L] = 0;
+        batch_config bc = {.input = in,
+                           .output = out,
+                           .parallel = (int)parallel,
+                           .max_body = (size_t)max_body,
+                           .progress = progress,
+                           .fsync_interval_s = sync_s};
+        batch_stats st;
+        if (batch_run_client(&bc, base, api_key, &st) != HERD_OK) return cli_fail_lib("batch");
+        return report(&st, out);
+    }
+    if (!c->model) return cli_fail("batch", "need -m MODEL (or --server URL)");
     herd_model *m;
     if (herd_model_load(c->model, &m) != HERD_OK) return cli_fail_lib("batch");
     herd_model_info info;
@@ -87,16 +126,7 @@ static int batch_main(cli_common *c, int argc, char **argv) {
     engine_free(e, true);
     herd_model_free(m);
     if (rc != HERD_OK) return cli_fail_lib("batch");
-    if (st.torn_bytes)
-        fprintf(stderr, "herd batch: dropped a torn last line (%lld bytes) of %s; it was redone\n",
-                (long long)st.torn_bytes, out);
-    fprintf(stderr,
-            "herd batch: %lld lines: %lld skipped (already in %s), %lld ok, %lld errors; %lld prompt + %lld "
-            "generated tokens in %.2f s (%.1f tok/s)\n",
-            (long long)st.lines, (long long)st.skipped, out, (long long)st.ok, (long long)st.failed,
-            (long long)st.prompt_tokens, (long long)st.completion_tokens, st.seconds,
-            st.seconds > 0 ? (double)st.completion_tokens / st.seconds : 0.0);
-    return 0;
+    return report(&st, out);
 }
 
 int cmd_batch(int argc, char **argv) {

@@ -85,6 +85,13 @@ uint64_t kernels_read_sum_ref(const void *p, int64_t n) {
     return s;
 }
 
+int64_t kernels_argmax_f32_ref(int64_t n, const float *x) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 void kernels_fill_ref(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
     /* designated initializers: fields added to kernel_type_ops later default to zero */
 #define OPS(t, vt, blk, bb, dotf, tof, fromf)                                                                  \
@@ -105,4 +112,5 @@ void kernels_fill_ref(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
     vec->axpy_f32 = axpy_f32_ref;
     vec->axpy_f16 = axpy_f16_ref;
     vec->read_sum = kernels_read_sum_ref;
+    vec->argmax_f32 = kernels_argmax_f32_ref;
 }

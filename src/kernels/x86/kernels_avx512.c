@@ -459,6 +459,35 @@ static uint64_t read_sum_avx512(const void *p, int64_t n) {
     return t;
 }
 
+/* kernels_argmax_f32_ref's answer in two passes: the largest value m (max_ps(x, m) is x > m ? x : m, so a
+ * NaN in x leaves m as it was, like the scan; m starts at x[0], which is not NaN here), then the first
+ * i with x[i] == m (the scan stops moving at the first value equal to the final maximum). The second
+ * pass usually ends early; both read 16 floats a step, the tail under a mask. */
+static int64_t argmax_f32_avx512(int64_t n, const float *x) {
+    if (x[0] != x[0]) return 0; /* NaN first: nothing compares greater */
+    __m512 m0 = _mm512_set1_ps(x[0]), m1 = m0, m2 = m0, m3 = m0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0);
+        m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
+        m2 = _mm512_max_ps(_mm512_loadu_ps(x + i + 32), m2);
+        m3 = _mm512_max_ps(_mm512_loadu_ps(x + i + 48), m3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        m0 = _mm512_mask_max_ps(m0, k, _mm512_maskz_loadu_ps(k, x + i), m0);
+    }
+    /* no lane holds a NaN, so the order of the reduction does not matter */
+    const float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+    const __m512 vm = _mm512_set1_ps(m);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 eq = _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, x + i), vm, _CMP_EQ_OQ);
+        if (eq) return i + __builtin_ctz(eq);
+    }
+    return 0; /* unreachable: m is one of the values */
+}
+
 void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) {
     /* f32 to_f32 (a memcpy) and q4_0 from_f32 (offline weight writing) stay as inherited from avx2 */
     ops[KSLOT_F32].dot = dot_f32_avx512;
@@ -478,4 +507,5 @@ void kernels_fill_avx512(kernel_type_ops ops[KSLOT_COUNT], kernel_vec_ops *vec) 
     vec->axpy_f32 = axpy_f32_avx512;
     vec->axpy_f16 = axpy_f16_avx512;
     vec->read_sum = read_sum_avx512;
+    vec->argmax_f32 = argmax_f32_avx512;
 }
