@@ -8,7 +8,7 @@
  *     query converted once per call to K's vec_dot type (ggml's arithmetic, kernels.h), computed for
  *     the whole tile by the type's gemm (gemm_avx512.c: the same sums as the dot, bit for bit) over the
  *     block's 32 keys; quantized V rows are converted to f32 into the [B][head_dim] block like f16 ones.
- * Then per query: scale, mask the keys past its position to -inf, the online-softmax step (exp_ps
+ * Then per query: scale, mask the keys past its position to -inf, the online-softmax step (vmath_exp_ps of vmath_avx512.h
  * below; the running sum kept as 16 partial sums, reduced by _mm512_reduce_add_ps, a fixed tree, at the
  * end), and o = o c + p_j v_j with one FMA per (key, dimension) in key order.
  *
@@ -23,31 +23,12 @@
 
 #include "herd.h"
 #include "../kernels_impl.h"
+#include "vmath_avx512.h" /* vmath_exp_ps: e^x for x <= 0 */
 
 #define B KERNEL_ATTN_BLOCK
 #define QK_TILE 6 /* queries per register tile of the scores: 6 x 2 accumulators */
 #define PV_TILE 4 /* queries per register tile of o: 4 x 4 vectors of 16 dimensions */
 _Static_assert(KERNEL_ATTN_BLOCK == 32, "a block's scores are two vectors");
-
-/* e^x for x <= 0 (Cephes expf: Cody-Waite reduction by ln 2, a degree-7 polynomial, ~1 ulp); exactly
- * 1 at 0, exactly 0 below -104 and for -inf. */
-static inline __m512 exp_ps(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-104.0f);
-    const __mmask16 live = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
-    x = _mm512_max_ps(x, lo);
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_maskz_scalef_ps(live, y, n);
-}
 
 /* r[c] = column c of the 16x16 matrix whose rows are r[0..15] (4 stages of in-lane unpacks/shuffles,
  * then 128-bit lane shuffles). */
@@ -166,8 +147,8 @@ static inline float softmax_max(float *p, int64_t nv, float scale, float *m) {
  * at the end), becomes l16 c + p[0..16) + p[16..32). */
 static inline void softmax_weights(float *p, float m, float c, float *l16) {
     const __m512 vm = _mm512_set1_ps(m);
-    const __m512 p0 = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vm));
-    const __m512 p1 = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(p + 16), vm));
+    const __m512 p0 = vmath_exp_ps(_mm512_sub_ps(_mm512_loadu_ps(p), vm));
+    const __m512 p1 = vmath_exp_ps(_mm512_sub_ps(_mm512_loadu_ps(p + 16), vm));
     _mm512_storeu_ps(p, p0);
     _mm512_storeu_ps(p + 16, p1);
     _mm512_storeu_ps(l16, _mm512_fmadd_ps(_mm512_loadu_ps(l16), _mm512_set1_ps(c), _mm512_add_ps(p0, p1)));
@@ -334,7 +315,7 @@ static void attn_avx512(const kernel_attn_kv *kv, int64_t nq, const float *const
             if (n_kv[i] > b0) C[i] = softmax_max(P + i * B, n_kv[i] - b0 < B ? n_kv[i] - b0 : B, kv->scale, &M[i]);
         for (int64_t i = 0; i < nq; i += 16) { /* C = exp(C); lanes of queries past this block are unused */
             const __mmask16 k = nq - i >= 16 ? 0xFFFF : (__mmask16)((1u << (nq - i)) - 1);
-            _mm512_mask_storeu_ps(C + i, k, exp_ps(_mm512_maskz_loadu_ps(k, C + i)));
+            _mm512_mask_storeu_ps(C + i, k, vmath_exp_ps(_mm512_maskz_loadu_ps(k, C + i)));
         }
         for (int64_t i = 0; i < nq; i++)
             if (n_kv[i] > b0) softmax_weights(P + i * B, M[i], C[i], L + i * 16);
