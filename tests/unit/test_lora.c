@@ -21,46 +21,9 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "testutil.h"
+#include "testvocab.h"
 
 static char g_dir[256];
-
-/* A SentencePiece-style vocabulary of 259 + 40 tokens (as test_forward.c). */
-static void write_vocab(const char *path) {
-    enum { NB = 256, NX = 40 };
-    int n = 3 + NB + NX;
-    gguf_str *toks = calloc((size_t)n, sizeof *toks);
-    char(*buf)[16] = calloc((size_t)n, 16);
-    float *scores = calloc((size_t)n, sizeof(float));
-    int32_t *types = calloc((size_t)n, sizeof(int32_t));
-    const char *special[3] = {"<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 3; i++) {
-        toks[i] = (gguf_str){special[i], strlen(special[i])};
-        types[i] = i == 0 ? 2 : 3;
-    }
-    for (int b = 0; b < NB; b++) {
-        snprintf(buf[3 + b], 16, "<0x%02X>", b);
-        toks[3 + b] = (gguf_str){buf[3 + b], 6};
-        types[3 + b] = 6;
-    }
-    for (int i = 0; i < NX; i++) {
-        int k = 3 + NB + i;
-        if (i < 26) snprintf(buf[k], 16, "%c", 'a' + i);
-        else snprintf(buf[k], 16, "\xe2\x96\x81%c", 'a' + (i - 26));
-        toks[k] = (gguf_str){buf[k], strlen(buf[k])};
-        types[k] = 1;
-        scores[k] = -(float)i;
-    }
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", 5);
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_T_FLOAT32, scores, (uint64_t)n);
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_T_INT32, types, (uint64_t)n);
-    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    CHECK(gguf_writer_write(w, path) == 0, "write vocab: %s", herd_last_error());
-    gguf_writer_free(w);
-    free(toks), free(buf), free(scores), free(types);
-}
 
 static char *path_in(const char *name) {
     char *p = malloc(512);

@@ -23,6 +23,7 @@
 #include "sample/sample.h"
 #include "spec/spec.h"
 #include "testutil.h"
+#include "testvocab.h"
 
 static char g_dir[256];
 
@@ -165,49 +166,6 @@ static void check_lookup(void) {
     CHECK(k == 1 && out[0] == 4, "a repeated token drafts itself");
     CHECK(spec_lookup(h3, 1, 3, 8, out) == 0, "one token: no draft");
 }
-
-/* A SentencePiece-style vocabulary of 259 + 40 tokens: enough to tokenize and detokenize anything. */
-static void write_vocab(const char *path, int variant) {
-    enum { NB = 256, NX = 40 };
-    int n = 3 + NB + NX;
-    gguf_str *toks = calloc((size_t)n, sizeof *toks);
-    char(*buf)[16] = calloc((size_t)n, 16);
-    float *scores = calloc((size_t)n, sizeof(float));
-    int32_t *types = calloc((size_t)n, sizeof(int32_t));
-    const char *special[3] = {"<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 3; i++) {
-        toks[i] = (gguf_str){special[i], strlen(special[i])};
-        types[i] = i == 0 ? 2 : 3;
-    }
-    for (int b = 0; b < NB; b++) {
-        snprintf(buf[3 + b], 16, "<0x%02X>", b);
-        toks[3 + b] = (gguf_str){buf[3 + b], 6};
-        types[3 + b] = 6;
-    }
-    for (int i = 0; i < NX; i++) { /* "\u2581a" .. and letters */
-        int k = 3 + NB + i;
-        if (i < 26) snprintf(buf[k], 16, "%c", (variant && i == 5 ? 'A' : 'a') + i); /* variant: "F" for "f" */
-        else snprintf(buf[k], 16, "\xe2\x96\x81%c", 'a' + (i - 26));
-        toks[k] = (gguf_str){buf[k], strlen(buf[k])};
-        types[k] = 1;
-        scores[k] = -(float)i;
-    }
-    gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", 5);
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_T_FLOAT32, scores, (uint64_t)n);
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_T_INT32, types, (uint64_t)n);
-    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    CHECK(gguf_writer_write(w, path) == 0, "write vocab: %s", herd_last_error());
-    gguf_writer_free(w);
-    free(toks);
-    free(buf);
-    free(scores);
-    free(types);
-}
-
 
 static herd_model *make_model(const char *vocab, int type, uint64_t seed, const char *name) {
     char path[512];
@@ -376,7 +334,7 @@ static void check_sampling(herd_model *target, herd_model *twin) {
 static void check_mismatch(herd_model *target) {
     char path[512];
     snprintf(path, sizeof path, "%s/vocab2.gguf", g_dir);
-    write_vocab(path, 1);
+    write_vocab_variant(path, 1);
     CHECK(herd_vocab_compatible(target, target) == 0, "a model is compatible with itself");
     herd_model *m = make_model(path, HERD_TYPE_F32, 3, "v2");
     unlink(path);
@@ -396,7 +354,7 @@ int main(void) {
     if (!mkdtemp(g_dir)) return 1;
     char vocab[512];
     snprintf(vocab, sizeof vocab, "%s/vocab.gguf", g_dir);
-    write_vocab(vocab, 0);
+    write_vocab_variant(vocab, 0);
     herd_model *target = make_model(vocab, HERD_TYPE_F32, 3, "target");
     herd_model *twin = make_model(vocab, TWIN_TYPE, 3, "twin");
     herd_model *other = make_model(vocab, HERD_TYPE_F32, 4, "other");

@@ -1,10 +1,11 @@
-/* A SentencePiece-style vocabulary GGUF for unit tests (test_forward, test_tp_shard). Needs gguf/gguf.h,
+/* A SentencePiece-style vocabulary GGUF for unit tests (test_forward, test_tp_shard, test_lora, test_spec). Needs gguf/gguf.h,
  * herd.h and testutil.h included first. */
 #ifndef HERD_TESTVOCAB_H
 #define HERD_TESTVOCAB_H
 
-/* A SentencePiece-style vocabulary of 259 + 40 tokens: enough to tokenize and detokenize anything. */
-static void write_vocab(const char *path) {
+/* A SentencePiece-style vocabulary of 259 + 40 tokens: enough to tokenize and detokenize anything.
+ * variant 1 spells one piece differently ("F" for "f"): a vocabulary that does not match. */
+static void write_vocab_variant(const char *path, int variant) {
     enum { NB = 256, NX = 40 };
     int n = 3 + NB + NX;
     gguf_str *toks = calloc((size_t)n, sizeof *toks);
@@ -23,7 +24,7 @@ static void write_vocab(const char *path) {
     }
     for (int i = 0; i < NX; i++) { /* "\u2581a" .. and letters */
         int k = 3 + NB + i;
-        if (i < 26) snprintf(buf[k], 16, "%c", 'a' + i);
+        if (i < 26) snprintf(buf[k], 16, "%c", (variant && i == 5 ? 'A' : 'a') + i);
         else snprintf(buf[k], 16, "\xe2\x96\x81%c", 'a' + (i - 26));
         toks[k] = (gguf_str){buf[k], strlen(buf[k])};
         types[k] = 1;
@@ -43,6 +44,10 @@ static void write_vocab(const char *path) {
     free(buf);
     free(scores);
     free(types);
+}
+
+static inline void write_vocab(const char *path) {
+    write_vocab_variant(path, 0);
 }
 
 #endif
