@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/jsonl.h"
 #include "../base/log.h"
 #include "../base/strbuf.h"
 #include "../server/server.h"
@@ -286,48 +287,32 @@ typedef struct {
     json_t *ids;     /* {custom_id: true} of lines whose id is not ours */
 } done_set;
 
+typedef struct {
+    done_set *d;
+    int64_t n;
+} done_ctx;
+
+static void done_line(void *ctx, json_t *j) {
+    done_ctx *c = ctx;
+    const char *id = json_string_value(json_object_get(j, "id"));
+    json_t *cid = json_object_get(j, "custom_id");
+    long long ln;
+    char key[32];
+    if (id && sscanf(id, "batch_req_%lld_", &ln) == 1 && ln >= 0) {
+        snprintf(key, sizeof key, "%lld", ln);
+        json_object_set(c->d->by_line, key, json_is_string(cid) ? cid : json_null());
+    } else if (json_is_string(cid))
+        json_object_set_new(c->d->ids, json_string_value(cid), json_true());
+    c->n++;
+}
+
 /* Reads the output's complete lines; cuts a torn tail. HERD_E_IO on failure. */
 static int read_done(const char *path, done_set *d, int64_t *n_done, int64_t *torn_bytes) {
     d->by_line = json_object(), d->ids = json_object();
-    *n_done = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? HERD_OK : herd_err(HERD_E_IO, "cannot read %s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    off_t good = 0;
-    bool torn = false;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        json_t *j = line[len - 1] == '\n' ? json_loadb(line, (size_t)len - 1, 0, NULL) : NULL;
-        if (!j || !json_is_object(j)) { /* torn (only the last line can be, but stop at the first) */
-            json_decref(j);
-            torn = true;
-            break;
-        }
-        good += len;
-        const char *id = json_string_value(json_object_get(j, "id"));
-        json_t *cid = json_object_get(j, "custom_id");
-        long long ln;
-        char key[32];
-        if (id && sscanf(id, "batch_req_%lld_", &ln) == 1 && ln >= 0) {
-            snprintf(key, sizeof key, "%lld", ln);
-            json_object_set(d->by_line, key, json_is_string(cid) ? cid : json_null());
-        } else if (json_is_string(cid))
-            json_object_set_new(d->ids, json_string_value(cid), json_true());
-        (*n_done)++;
-        json_decref(j);
-    }
-    free(line);
-    fclose(f);
-    struct stat sb;
-    if (stat(path, &sb) == 0 && sb.st_size != good) torn = true;
-    if (torn) {
-        if (truncate(path, good) != 0)
-            return herd_err(HERD_E_IO, "cannot cut the torn last line of %s: %s", path, strerror(errno));
-        *torn_bytes = (int64_t)(sb.st_size - good);
-    }
-    return HERD_OK;
+    done_ctx c = {d, 0};
+    int rc = jsonl_read_back(path, done_line, &c, torn_bytes);
+    *n_done = c.n;
+    return rc;
 }
 
 static bool is_done(const done_set *d, int64_t i, const char *cid) {

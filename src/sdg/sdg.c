@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/jsonl.h"
 #include "../base/log.h"
 #include "../base/strbuf.h"
 #include "../server/server.h"
@@ -635,36 +636,11 @@ static void *worker(void *arg) {
 /* ---- resuming ---- */
 
 /* Reads path's complete lines, calling each(line) on every JSON object line; cuts a torn tail. */
-static int read_back(const char *path, void (*each)(run *, json_t *), run *r, int64_t *torn) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? HERD_OK : herd_err(HERD_E_IO, "cannot read %s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    off_t good = 0;
-    bool cut = false;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        json_t *j = line[len - 1] == '\n' ? json_loadb(line, (size_t)len - 1, 0, NULL) : NULL;
-        if (!json_is_object(j)) {
-            json_decref(j);
-            cut = true;
-            break;
-        }
-        good += len;
-        each(r, j);
-        json_decref(j);
-    }
-    free(line);
-    fclose(f);
-    struct stat sb;
-    if (stat(path, &sb) == 0 && sb.st_size != good) cut = true;
-    if (cut) {
-        if (truncate(path, good) != 0)
-            return herd_err(HERD_E_IO, "cannot cut the torn last line of %s: %s", path, strerror(errno));
-        *torn += (int64_t)(sb.st_size - good);
-    }
-    return HERD_OK;
+static int read_back(const char *path, void (*each)(void *, json_t *), run *r, int64_t *torn) {
+    int64_t t = 0;
+    int rc = jsonl_read_back(path, each, r, &t);
+    *torn += t;
+    return rc;
 }
 
 static void mark_done(run *r, const char *id) {
@@ -672,12 +648,14 @@ static void mark_done(run *r, const char *id) {
     if (v && !r->done[json_integer_value(v)]) r->done[json_integer_value(v)] = true, r->st->skipped++;
 }
 
-static void each_output(run *r, json_t *line) {
+static void each_output(void *ctx, json_t *line) {
+    run *r = ctx;
     mark_done(r, json_string_value(json_object_get(json_object_get(line, "sdg"), "seed_id")));
     dedupe(r, line, NULL);
 }
 
-static void each_journal(run *r, json_t *line) {
+static void each_journal(void *ctx, json_t *line) {
+    run *r = ctx;
     mark_done(r, json_string_value(json_object_get(line, "seed_id")));
 }
 
