@@ -48,6 +48,8 @@ int kernels_type_slot(int type) {
     case HERD_TYPE_IQ1_M: return KSLOT_IQ1_M;
     case HERD_TYPE_TQ1_0: return KSLOT_TQ1_0;
     case HERD_TYPE_TQ2_0: return KSLOT_TQ2_0;
+    case HERD_TYPE_Q1_0: return KSLOT_Q1_0;
+    case HERD_TYPE_Q2_0: return KSLOT_Q2_0;
     default: return -1;
     }
 }
@@ -85,6 +87,7 @@ static void init_once(void) {
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     kernels_fill_ref_legacy(g_ops[KERNEL_ISA_REF]);
     kernels_fill_ref_iquants(g_ops[KERNEL_ISA_REF]);
+    kernels_fill_ref_bitquants(g_ops[KERNEL_ISA_REF]);
     for (int isa = KERNEL_ISA_AVX2; isa < KERNEL_ISA_COUNT; isa++) {
         memcpy(g_ops[isa], g_ops[KERNEL_ISA_REF], sizeof g_ops[isa]);
         g_vec[isa] = g_vec[KERNEL_ISA_REF];
@@ -93,8 +96,9 @@ static void init_once(void) {
         kernels_fill_avx2(g_ops[KERNEL_ISA_AVX2], &g_vec[KERNEL_ISA_AVX2]);
         kernels_fill_avx2_kquants(g_ops[KERNEL_ISA_AVX2]);
         kernels_fill_fp8_avx2(g_ops[KERNEL_ISA_AVX2]);
-        kernels_fill_avx2_legacy(g_ops[KERNEL_ISA_AVX2]); /* AVX-512 keeps these (no wider variant yet) */
+        kernels_fill_avx2_legacy(g_ops[KERNEL_ISA_AVX2]); /* AVX-512 keeps these but iq4_xs */
         kernels_fill_avx2_iquants(g_ops[KERNEL_ISA_AVX2]);
+        kernels_fill_avx2_bitquants(g_ops[KERNEL_ISA_AVX2]);
         kernels_fill_attn_avx2(&g_vec[KERNEL_ISA_AVX2]);
     }
     if (g_supported[KERNEL_ISA_AVX512]) {
@@ -106,6 +110,7 @@ static void init_once(void) {
         kernels_fill_fp8_avx512(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_gemm_avx512(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_avx512_iquants(g_ops[KERNEL_ISA_AVX512]);
+        kernels_fill_avx512_legacy(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_attn_avx512(&g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_sgemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
     }

@@ -107,6 +107,9 @@ typedef struct {
      * multiply-adds, then added to C: every ISA's variant is bit-identical to the reference. */
     void (*gemm_f32)(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
                      int64_t ldb, float *C, int64_t ldc);
+    /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: the training products' transposes of
+     * activations (src/train/gemm.c). A copy: every ISA's variant gives the same bits. */
+    void (*transpose_f32)(int64_t rows, int64_t cols, const float *src, int64_t lds, float *dst, int64_t ldd);
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the

@@ -13,6 +13,7 @@ enum {
     KSLOT_Q4_1, KSLOT_Q5_0, KSLOT_Q5_1, KSLOT_Q8_1, KSLOT_IQ4_NL, KSLOT_IQ4_XS, /* legacy.h */
     KSLOT_IQ2_XXS, KSLOT_IQ2_XS, KSLOT_IQ2_S, KSLOT_IQ3_XXS, KSLOT_IQ3_S, /* iquants.h */
     KSLOT_IQ1_S, KSLOT_IQ1_M, KSLOT_TQ1_0, KSLOT_TQ2_0,
+    KSLOT_Q1_0, KSLOT_Q2_0, /* bitquants.h */
     KSLOT_COUNT
 };
 
@@ -32,10 +33,14 @@ void kernels_fill_fp8_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/fp8_avx51
 /* The legacy and i-quant slots (legacy.h), likewise. */
 void kernels_fill_ref_legacy(kernel_type_ops ops[KSLOT_COUNT]);  /* ref/legacy_ref.c */
 void kernels_fill_avx2_legacy(kernel_type_ops ops[KSLOT_COUNT]); /* x86/legacy_avx2.c */
+void kernels_fill_avx512_legacy(kernel_type_ops ops[KSLOT_COUNT]); /* x86/legacy_avx512.c (iq4_xs) */
 /* The low-bit i-quant and ternary slots (iquants.h), likewise. */
 void kernels_fill_ref_iquants(kernel_type_ops ops[KSLOT_COUNT]);    /* ref/iquants_ref.c */
 void kernels_fill_avx2_iquants(kernel_type_ops ops[KSLOT_COUNT]);   /* x86/iquants_avx2.c */
 void kernels_fill_avx512_iquants(kernel_type_ops ops[KSLOT_COUNT]); /* x86/iquants_avx512.c */
+/* q1_0 and q2_0 (bitquants.h), likewise; AVX-512 keeps the AVX2 variants. */
+void kernels_fill_ref_bitquants(kernel_type_ops ops[KSLOT_COUNT]);  /* ref/bitquants_ref.c */
+void kernels_fill_avx2_bitquants(kernel_type_ops ops[KSLOT_COUNT]); /* x86/bitquants_avx2.c */
 /* Attention (vec->attn) as the reference writes it, on the per-row primitives of isa's table: one query at a
  * time, a dot per key and an axpy per value. With the reference's primitives it is the scalar truth;
  * with an ISA's it is that ISA's variant (ref/attn_ref.c). */

@@ -26,18 +26,11 @@
 #include "../kernels/types.h"
 #include "herd.h"
 #include "quant.h"
+#include "quant_impl.h"
 
 #define GROUP_MAX_EPS 1e-15f
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
-
-/* ggml's nearest_int: round half to even through the float's mantissa, for |fval| <= 4194303 */
-static inline int nearest_int(float fval) {
-    float val = fval + 12582912.f;
-    int i;
-    memcpy(&i, &val, sizeof(int));
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw) {
     float max = 0;
@@ -172,7 +165,7 @@ static float make_qkx3_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *quant_weights) {
+float quant_make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *quant_weights) {
     float max = 0;
     for (int i = 0; i < n; ++i) max = MAX(max, x[i]);
     if (max < GROUP_MAX_EPS) { /* all zero */
@@ -273,8 +266,8 @@ static void q2_K_impl(const float *x, block_q2_K *y, int64_t k, const float *qua
             for (int l = 0; l < QK_K / 16; ++l) sw[j] += weight[l];
             scales[j] = make_qkx3_quants(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
         }
-        float dm = make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
-        float mm = make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
+        float dm = quant_make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
+        float mm = quant_make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
         y[i].d = fp32_to_fp16(dm);
         y[i].dmin = fp32_to_fp16(mm);
         dm = fp16_to_fp32(y[i].d);
@@ -375,8 +368,8 @@ static void k32_scales(const float *x, const float *qw_row, int nmax, uint8_t L[
         sw[j] = sumw;
         scales[j] = make_qkx3_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
     }
-    *d_block = make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
-    *m_block = make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
+    *d_block = quant_make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
+    *m_block = quant_make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
 }
 
 static void pack_scales_k4(uint8_t scales[12], const uint8_t Ls[8], const uint8_t Lm[8], bool clamp) {

@@ -84,7 +84,10 @@ static void quantize_rows(void *arg, int ith, int nth) {
             continue;
         }
         uint8_t *q = j->dst + r * it->out_row_bytes;
-        if (!it->qw || !quant_row_weighted(it->type_out, x, q, it->n_in, it->qw)) it->out_ops->from_f32(x, q, it->n_in);
+        if (quant_row_lowbit(it->type_out, x, q, it->n_in, it->qw)) {
+        } else if (!it->qw || !quant_row_weighted(it->type_out, x, q, it->n_in, it->qw)) {
+            it->out_ops->from_f32(x, q, it->n_in);
+        }
         it->out_ops->to_f32(q, y, it->n_in);
         for (int64_t i = 0; i < it->n_in; i++) {
             double d = (double)x[i] - y[i];
@@ -212,7 +215,7 @@ static int plan_items(quant_plan *pl, const gguf_file *g, const char *path, q_it
         int rc = imatrix_for(im, t, &it->qw);
         if (rc) return rc;
         stats[i].imatrix = it->qw != NULL;
-        if (!it->qw && quant_requires_imatrix(t->name, it->type_out))
+        if (!it->qw && (quant_requires_imatrix(t->name, it->type_out, pl->file_type) || quant_lowbit_needs_weights(it->type_out)))
             return herd_err(HERD_E_ARG, "quantize: tensor '%s' would get type %s, which needs an importance matrix "
                             "(--imatrix FILE with an entry for it)", t->name, herd_type_name(it->type_out));
         it->in_row_bytes = kernels_row_bytes(t->type, it->n_in);

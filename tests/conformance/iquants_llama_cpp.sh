@@ -30,22 +30,8 @@ f32=$TMP/f32.gguf
 "$HERD" synth --vocab "$STORIES" -o "$f32" --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 64 --n-ff 512 \
     --n-layer 2 --untied --rope-scale 0 --type f32 --scale 0.05 --seed 11 || die "synth"
 
-# the importance matrix: every 2-D tensor, one weight per column (llama.cpp's legacy .dat layout: n_entries, then
-# per entry name length, name, ncall, nval, nval floats; then the chunk count and the dataset name)
-/usr/bin/python3 - "$GGUF_PY" "$f32" "$TMP/imatrix.dat" <<'EOF' || die "writing the imatrix"
-import struct, sys
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-from gguf import GGUFReader
-rng = np.random.default_rng(19)
-ents = [(t.name, int(t.shape[0])) for t in GGUFReader(sys.argv[2]).tensors if len(t.shape) == 2]
-with open(sys.argv[3], "wb") as f:
-    f.write(struct.pack("<i", len(ents)))
-    for name, n in ents:
-        f.write(struct.pack("<i", len(name)) + name.encode() + struct.pack("<ii", 1, n))
-        f.write(rng.uniform(0.25, 2.0, n).astype("<f4").tobytes())
-    f.write(struct.pack("<ii", 1, 4) + b"test")
-EOF
+# a random importance matrix (llama.cpp's legacy .dat layout), every 2-D tensor
+/usr/bin/python3 tests/ref/random_imatrix.py "$GGUF_PY" "$f32" "$TMP/imatrix.dat" || die "writing the imatrix"
 
 node tests/ref/logits.mjs "$f32" "$PROMPT" "$TMP/f32.bin" || die "llama.cpp could not run the F32 model"
 
@@ -72,15 +58,7 @@ for tt in $TYPES; do
         { echo "FAIL herd could not run $t"; fails=$((fails + 1)); continue; }
     printf '   logits vs llama.cpp: '
     node tests/ref/compare_logits.mjs "$TMP/ref.bin" "$TMP/herd.bin" 512 "$TOL" || fails=$((fails + 1))
-    /usr/bin/python3 - "$TMP/f32.bin" "$TMP/ref.bin" "$TMP/herd.bin" <<'EOF' || fails=$((fails + 1))
-import sys
-import numpy as np
-f, r, h = (np.fromfile(p, dtype="<f4").astype(np.float64) for p in sys.argv[1:4])
-er, eh = np.abs(r - f).mean(), np.abs(h - f).mean()
-ok = eh <= 1.1 * er
-print(f"   {'ok  ' if ok else 'FAIL'} mean |logit - F32|: herd {eh:.5f}, llama.cpp {er:.5f} (ratio {eh / er:.3f}, limit 1.1)")
-sys.exit(0 if ok else 1)
-EOF
+    /usr/bin/python3 tests/ref/quant_error.py "$TMP/f32.bin" "$TMP/ref.bin" "$TMP/herd.bin" || fails=$((fails + 1))
     rm -f "$m" "$TMP/deq.gguf"
 done
 

@@ -4,7 +4,7 @@
 # worktrees sharing build/ref never build at the same time; later callers reuse the binaries.
 # Usage: tests/ref/build_llama_tools.sh [TARGET...]  -> prints the bin dir on success.
 #   With no TARGET: llama-perplexity llama-quantize; others (llama-imatrix, llama-embedding, ...) are asked
-#   for by name. Example programs (llama-speculative, llama-lookup) switch LLAMA_BUILD_EXAMPLES on,
+#   for by name. Example programs (llama-speculative, llama-lookup, llama-finetune) switch LLAMA_BUILD_EXAMPLES on,
 #   llama-server LLAMA_BUILD_SERVER (CPU only, no web UI: nothing is downloaded; no curl/OpenSSL); an
 #   existing build is reconfigured and built incrementally.
 set -euo pipefail
@@ -14,7 +14,7 @@ BUNDLE="$REF/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 OUTD="$REF/llama-tools"
 TARGETS="${*:-llama-perplexity llama-quantize}"
 EXAMPLES=OFF SERVER=OFF
-for t in $TARGETS; do case $t in llama-speculative*|llama-lookup*) EXAMPLES=ON ;; llama-server) SERVER=ON ;; esac; done
+for t in $TARGETS; do case $t in llama-speculative*|llama-lookup*|llama-finetune) EXAMPLES=ON ;; llama-server) SERVER=ON ;; esac; done
 [ -f "$BUNDLE" ] || { echo "no llama.cpp bundle at $BUNDLE (run tests/ref/setup.sh)" >&2; exit 77; }
 mkdir -p "$OUTD"
 exec 9>"$OUTD/.lock"
@@ -44,6 +44,7 @@ if ! have_all; then
         > "$OUTD/cmake.log" 2>&1
     cmake --build "$BLD" -j2 --target $TARGETS > "$OUTD/build.log" 2>&1
     mkdir -p "$OUTD/bin"
-    for t in $TARGETS; do cp "$BLD/bin/$t" "$OUTD/bin/$t"; done
+    # --remove-destination: a binary another test is running cannot be overwritten (text file busy)
+    for t in $TARGETS; do cp --remove-destination "$BLD/bin/$t" "$OUTD/bin/$t"; done
 fi
 echo "$OUTD/bin"

@@ -4,7 +4,7 @@
  *              f32 rounding of the per-super-block terms), on random blocks (every bit pattern of grid
  *              indices, signs and scales; f16 scales of either sign)
  *   each ISA   to_f32 and dot bit-identical to the reference on random blocks, for 1 .. 9 super-blocks and
- *              Llama widths; gemm (where there is one) bit-identical to dot for 1 .. 19 tokens.
+ *              Llama widths; gemm (every type has one) bit-identical to dot for 1 .. 19 tokens.
  * ggml agreement (bit-exact dequantization of llama-quantize's files, logits) is
  * tests/conformance/iquants_llama_cpp.sh. */
 #include <inttypes.h>
@@ -15,6 +15,7 @@
 #include "../../src/kernels/types.h"
 #include "herd.h"
 #include "testutil.h"
+#include "quanttest.h"
 
 static const int k_types[] = {HERD_TYPE_IQ2_XXS, HERD_TYPE_IQ2_XS, HERD_TYPE_IQ2_S, HERD_TYPE_IQ3_XXS, HERD_TYPE_IQ3_S,
                               HERD_TYPE_IQ1_S,   HERD_TYPE_IQ1_M,  HERD_TYPE_TQ1_0, HERD_TYPE_TQ2_0};
@@ -111,53 +112,11 @@ static void test_reference(int type, int64_t n) {
 }
 
 static void test_isa(kernel_isa isa, int type, int64_t n) {
-    const kernel_type_ops *r = kernels_type_isa(type, KERNEL_ISA_REF), *o = kernels_type_isa(type, isa);
-    const kernel_type_ops *xr = kernels_type_isa(r->vec_dot_type, KERNEL_ISA_REF);
-    CHECK(o && o->vec_dot_type == r->vec_dot_type, "%s: %s has no kernels", herd_type_name(type), kernels_isa_name(isa));
-    if (!o) return;
-    int64_t wb = kernels_row_bytes(type, n), xb = kernels_row_bytes(r->vec_dot_type, n);
-    uint8_t *w = malloc((size_t)wb), *xq = malloc((size_t)xb);
-    float *x = malloc((size_t)n * 4), *y1 = malloc((size_t)n * 4), *y2 = malloc((size_t)n * 4);
-    for (int pass = 0; pass < 2; pass++) {
-        random_blocks(type, w, n / r->block);
-        r->to_f32(w, y1, n);
-        o->to_f32(w, y2, n);
-        CHECK(memcmp(y1, y2, (size_t)n * 4) == 0, "%s %s to_f32 n=%" PRId64 " differs", kernels_isa_name(isa), herd_type_name(type), n);
-        /* pass 1: activations with large entries (q8 values of +-127 meet the largest grid values) */
-        for (int64_t i = 0; i < n; i++) x[i] = tu_sym() * (pass && i % 5 == 0 ? 8.0f : 1.0f);
-        xr->from_f32(x, xq, n);
-        float a, b;
-        r->dot(n, &a, w, xq);
-        o->dot(n, &b, w, xq);
-        CHECK(memcmp(&a, &b, 4) == 0, "%s %s dot n=%" PRId64 ": %.9g, reference %.9g", kernels_isa_name(isa), herd_type_name(type), n, b, a);
-    }
-    free(w), free(xq), free(x), free(y1), free(y2);
+    qt_check_isa(isa, type, n, random_blocks);
 }
 
-/* gemm (where the ISA has one): every output bit-identical to dot, for 1 .. 19 tokens (partial tiles of 8) */
 static void test_gemm(kernel_isa isa, int type, int64_t n) {
-    const kernel_type_ops *o = kernels_type_isa(type, isa), *xo = kernels_type_isa(o->vec_dot_type, isa);
-    if (!o->gemm) return;
-    const int64_t nr = 5, nt = 19, wb = kernels_row_bytes(type, n), xb = kernels_row_bytes(o->vec_dot_type, n);
-    int64_t xpb = o->gemm_x_bytes(n);
-    CHECK(xpb > 0, "%s %s gemm_x_bytes(%" PRId64 ") = %" PRId64, kernels_isa_name(isa), herd_type_name(type), n, xpb);
-    if (xpb <= 0) return;
-    uint8_t *w = malloc((size_t)(wb * nr)), *xq = malloc((size_t)xb), *xp = malloc((size_t)(xpb * nt));
-    float *x = malloc((size_t)n * 4), *y = malloc((size_t)(nt * nr) * 4), *want = malloc((size_t)(nt * nr) * 4);
-    random_blocks(type, w, nr * (n / o->block));
-    for (int64_t t = 0; t < nt; t++) {
-        for (int64_t i = 0; i < n; i++) x[i] = tu_sym();
-        xo->from_f32(x, xq, n);
-        o->gemm_pack_x(n, xq, xp + t * xpb);
-        for (int64_t r = 0; r < nr; r++) o->dot(n, &want[t * nr + r], w + r * wb, xq);
-    }
-    for (int64_t k = 1; k <= nt; k += 6) {
-        memset(y, 0, (size_t)(nt * nr) * 4);
-        o->gemm(n, nr, k, w, wb, xp, xpb, y, nr);
-        CHECK(memcmp(y, want, (size_t)(k * nr) * 4) == 0, "%s %s gemm n=%" PRId64 " nt=%" PRId64 " differs from dot",
-              kernels_isa_name(isa), herd_type_name(type), n, k);
-    }
-    free(w), free(xq), free(xp), free(x), free(y), free(want);
+    qt_check_gemm(isa, type, n, true, random_blocks);
 }
 
 int main(void) {

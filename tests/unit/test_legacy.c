@@ -15,6 +15,7 @@
 #include "../../src/kernels/types.h"
 #include "herd.h"
 #include "testutil.h"
+#include "quanttest.h"
 
 static const int k_types[] = {HERD_TYPE_Q4_1, HERD_TYPE_Q5_0, HERD_TYPE_Q5_1, HERD_TYPE_IQ4_NL, HERD_TYPE_IQ4_XS};
 #define N_TYPES 5
@@ -105,30 +106,8 @@ static void test_isa(kernel_isa isa, int type, int64_t n) {
     free(w), free(w2), free(xq), free(xq2), free(x), free(y1), free(y2);
 }
 
-/* gemm (where the ISA has one): every output bit-identical to dot, for 1 .. 19 tokens (partial tiles of 8) */
 static void test_gemm(kernel_isa isa, int type, int64_t n) {
-    const kernel_type_ops *o = kernels_type_isa(type, isa), *xo = kernels_type_isa(o->vec_dot_type, isa);
-    if (!o->gemm) return;
-    const int64_t nr = 5, nt = 19, wb = kernels_row_bytes(type, n), xb = kernels_row_bytes(o->vec_dot_type, n);
-    int64_t xpb = o->gemm_x_bytes(n);
-    CHECK(xpb > 0, "%s %s gemm_x_bytes(%" PRId64 ") = %" PRId64, kernels_isa_name(isa), herd_type_name(type), n, xpb);
-    if (xpb <= 0) return;
-    uint8_t *w = malloc((size_t)(wb * nr)), *xq = malloc((size_t)xb), *xp = malloc((size_t)(xpb * nt));
-    float *x = malloc((size_t)n * 4), *y = malloc((size_t)(nt * nr) * 4), *want = malloc((size_t)(nt * nr) * 4);
-    random_blocks(type, w, nr * (n / o->block));
-    for (int64_t t = 0; t < nt; t++) {
-        for (int64_t i = 0; i < n; i++) x[i] = tu_sym();
-        xo->from_f32(x, xq, n);
-        o->gemm_pack_x(n, xq, xp + t * xpb);
-        for (int64_t r = 0; r < nr; r++) o->dot(n, &want[t * nr + r], w + r * wb, xq);
-    }
-    for (int64_t k = 1; k <= nt; k += 6) {
-        memset(y, 0, (size_t)(nt * nr) * 4);
-        o->gemm(n, nr, k, w, wb, xp, xpb, y, nr);
-        CHECK(memcmp(y, want, (size_t)(k * nr) * 4) == 0, "%s %s gemm n=%" PRId64 " nt=%" PRId64 " differs from dot",
-              kernels_isa_name(isa), herd_type_name(type), n, k);
-    }
-    free(w), free(xq), free(xp), free(x), free(y), free(want);
+    qt_check_gemm(isa, type, n, false, random_blocks);
 }
 
 int main(void) {

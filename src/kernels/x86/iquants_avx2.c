@@ -1,4 +1,4 @@
-/* AVX2 dots of the low-bit i-quants and tq2_0 with q8_K (iquants.h), bit-identical to ref/iquants_ref.c:
+/* AVX2 dots and gemms of the low-bit i-quants and the ternary types with q8_K (iquants.h), bit-identical to ref/iquants_ref.c:
  * each super-block's integer sum is exact here too (per 32-block: grid coordinates as unsigned bytes
  * times the q8 values with the weight's signs applied, pairs summed to i16 by maddubs, then multiplied
  * by the block's odd scale ls and summed to i32 by madd), and the float steps are the reference's.
@@ -177,89 +177,160 @@ static int64_t gemm_x_bytes_q8_K(int64_t n) {
     return n % QK_K ? 0 : n / QK_K * (int64_t)sizeof(block_q8_K);
 }
 
-/* tq2_0: sum (t - 1) q8 = sum t q8 - sum q8 (t = 0..2 unsigned for maddubs; sum q8 from the bsums) */
-static void dot_tq2_0_avx2(int64_t n, float *out, const void *w, const void *vy) {
-    const block_tq2_0 *x = w;
-    const block_q8_K *y = vy;
-    const __m256i m3 = _mm256_set1_epi8(3), one16 = _mm256_set1_epi16(1);
-    float sumf = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int c = 0; c < 2; c++) {
-            __m256i qs = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-            for (int l = 0; l < 4; l++) {
-                __m256i t = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * l), m3);
-                __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * c + 32 * l));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(t, q8), one16));
-            }
-        }
-        int32_t bs = 0;
-        for (int g = 0; g < QK_K / 16; g++) bs += y[i].bsums[g];
-        const float d = y[i].d * fp16_to_fp32(x[i].d);
-        sumf += (float)(hsum_i32(acc) - bs) * d;
+/* ---- tq1_0, tq2_0, iq1_s, iq1_m: a super-block unpacked once (sb_unpacked), then one float term per q8_K
+ * block (term_T), so dot and gemm share every operation and gemm is bit-identical to dot ---- */
+
+typedef struct {
+    __m256i a[8];  /* per 32-block: tq: the trits t (0..2, u8); iq1: the grid coordinates (-1, 0, 1 as i8) */
+    __m256i s[8];  /* iq1_m: the four groups' delta signs as byte multipliers (+1 / -1) */
+    __m256i ls[8]; /* iq1: the i16 scale multipliers of madd */
+    int32_t dl[8]; /* iq1_s: ls * delta sign of the block */
+    float d;       /* the weight's f16 super-block scale */
+} sb_unpacked;
+
+/* tq: sum (t - 1) q8 = sum t q8 - sum q8 (t unsigned for maddubs, at most 2 * 2 * 127 per pair; sum q8 from
+ * the bsums); the float step is the reference's (float)sum * (d_w d_x) */
+static inline float term_tq(const sb_unpacked *u, const block_q8_K *y) {
+    const __m256i one16 = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (int b = 0; b < QK_K / 32; b++)
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u->a[b], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * b))), one16));
+    int32_t bs = 0;
+    for (int g = 0; g < QK_K / 16; g++) bs += y->bsums[g];
+    return (float)(hsum_i32(acc) - bs) * (u->d * y->d);
+}
+#define term_tq1_0 term_tq
+#define term_tq2_0 term_tq
+
+/* tq2_0: 32-block 4c + l is (qs[32c + m] >> 2l) & 3 */
+static inline void unpack_tq2_0(const block_tq2_0 *x, sb_unpacked *u) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int c = 0; c < 2; c++) {
+        __m256i qs = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+        for (int l = 0; l < 4; l++) u->a[4 * c + l] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * l), m3);
     }
-    *out = sumf;
+    u->d = fp16_to_fp32(x->d);
+}
+
+/* digit k of byte q, ((u8)(q * 3^k) * 3) >> 8, for every byte of v with mult's byte as 3^k (bytes may differ):
+ * even and odd bytes each in a u16 lane, so the products cannot spill into a neighbour */
+static inline __m256i tq1_digits(__m256i v, __m256i mult) {
+    const __m256i lo = _mm256_set1_epi16(0xff), three = _mm256_set1_epi16(3);
+    __m256i e = _mm256_and_si256(_mm256_mullo_epi16(_mm256_and_si256(v, lo), _mm256_and_si256(mult, lo)), lo);
+    __m256i o = _mm256_and_si256(_mm256_mullo_epi16(_mm256_srli_epi16(v, 8), _mm256_srli_epi16(mult, 8)), lo);
+    e = _mm256_srli_epi16(_mm256_mullo_epi16(e, three), 8);
+    o = _mm256_srli_epi16(_mm256_mullo_epi16(o, three), 8);
+    return _mm256_or_si256(e, _mm256_slli_epi16(o, 8));
+}
+
+/* tq1_0 (element order iquants.h): a[k] = digit k of qs[0..31] (k < 5); a[5] = digits 0 | 1 of qs[32..47] (the
+ * two 128-bit lanes), a[6] = digits 2 | 3, a[7] = digit 4 of qs[32..47] | qh's 16 (byte 4k + j = digit k of qh[j]) */
+static inline void unpack_tq1_0(const block_tq1_0 *x, sb_unpacked *u) {
+    static const uint8_t p3[5] = {1, 3, 9, 27, 81};
+    __m256i q0 = _mm256_loadu_si256((const __m256i *)x->qs);
+    for (int k = 0; k < 5; k++) u->a[k] = tq1_digits(q0, _mm256_set1_epi8((char)p3[k]));
+    __m128i q1 = _mm_loadu_si128((const __m128i *)(x->qs + 32));
+    __m256i q11 = _mm256_set_m128i(q1, q1);
+    u->a[5] = tq1_digits(q11, _mm256_set_m128i(_mm_set1_epi8(3), _mm_set1_epi8(1)));
+    u->a[6] = tq1_digits(q11, _mm256_set_m128i(_mm_set1_epi8(27), _mm_set1_epi8(9)));
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    __m256i v7 = _mm256_set_m128i(_mm_set1_epi32((int)qh), q1);
+    u->a[7] = tq1_digits(v7, _mm256_set_m128i(_mm_set_epi32(0x1b1b1b1b, 0x09090909, 0x03030303, 0x01010101), _mm_set1_epi8(81)));
+    u->d = fp16_to_fp32(x->d);
 }
 
 /* iq1: grid coordinates are -1, 0, 1, so q8 * coordinate is sign_epi8(q8, grid); those products are summed
  * in pairs (maddubs with ones) and times ls (madd). The delta term of iq1_s comes from the q8 bsums as the
  * reference takes it; iq1_m's (a delta sign per group of 8) is a second such sum with the signs as multipliers. */
-static void dot_iq1_s_avx2(int64_t n, float *out, const void *w, const void *vy) {
-    const block_iq1_s *x = w;
-    const block_q8_K *y = vy;
-    const __m256i ones = _mm256_set1_epi8(1);
-    float sumf = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        int32_t sumi1 = 0;
-        for (int b = 0; b < QK_K / 32; b++) {
-            const uint16_t qh = x[i].qh[b];
-            const uint8_t *qs = x[i].qs + 4 * b;
-            __m256i grid = _mm256_set_epi64x((long long)iq1s_grid[qs[3] | ((qh >> 9) & 7) << 8],
-                                             (long long)iq1s_grid[qs[2] | ((qh >> 6) & 7) << 8],
-                                             (long long)iq1s_grid[qs[1] | ((qh >> 3) & 7) << 8],
-                                             (long long)iq1s_grid[qs[0] | (qh & 7) << 8]);
-            __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * b));
-            const int ls = 2 * ((qh >> 12) & 7) + 1;
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, grid)),
-                                                          _mm256_set1_epi16((short)ls)));
-            sumi1 += ls * (qh & 0x8000 ? -1 : 1) * (y[i].bsums[2 * b] + y[i].bsums[2 * b + 1]);
-        }
-        sumf += fp16_to_fp32(x[i].d) * y[i].d * ((float)hsum_i32(acc) + IQ1_DELTA * (float)sumi1);
+static inline void unpack_iq1_s(const block_iq1_s *x, sb_unpacked *u) {
+    for (int b = 0; b < QK_K / 32; b++) {
+        const uint16_t qh = x->qh[b];
+        const uint8_t *qs = x->qs + 4 * b;
+        u->a[b] = _mm256_set_epi64x((long long)iq1s_grid[qs[3] | ((qh >> 9) & 7) << 8], (long long)iq1s_grid[qs[2] | ((qh >> 6) & 7) << 8],
+                                    (long long)iq1s_grid[qs[1] | ((qh >> 3) & 7) << 8], (long long)iq1s_grid[qs[0] | (qh & 7) << 8]);
+        const int ls = 2 * ((qh >> 12) & 7) + 1;
+        u->ls[b] = _mm256_set1_epi16((short)ls);
+        u->dl[b] = ls * (qh & 0x8000 ? -1 : 1);
     }
-    *out = sumf;
+    u->d = fp16_to_fp32(x->d);
 }
 
-static void dot_iq1_m_avx2(int64_t n, float *out, const void *w, const void *vy) {
-    const block_iq1_m *x = w;
-    const block_q8_K *y = vy;
+static inline float term_iq1_s(const sb_unpacked *u, const block_q8_K *y) {
     const __m256i ones = _mm256_set1_epi8(1);
-    float sumf = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint16_t sc[4];
-        memcpy(sc, x[i].scales, 8);
-        const uint16_t dh = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
-        __m256i acc1 = _mm256_setzero_si256(), acc2 = _mm256_setzero_si256();
-        for (int b = 0; b < QK_K / 32; b++) {
-            const uint8_t *qs = x[i].qs + 4 * b, *qh = x[i].qh + 2 * b;
-            __m256i grid = _mm256_set_epi64x((long long)iq1s_grid[qs[3] | (qh[1] << 4 & 0x700)],
-                                             (long long)iq1s_grid[qs[2] | (qh[1] << 8 & 0x700)],
-                                             (long long)iq1s_grid[qs[1] | (qh[0] << 4 & 0x700)],
-                                             (long long)iq1s_grid[qs[0] | (qh[0] << 8 & 0x700)]);
-            /* the delta signs of the four groups as byte multipliers (+1 / -1) */
-            const long long pos = 0x0101010101010101ll, neg = -1ll;
-            __m256i dsg = _mm256_set_epi64x(qh[1] & 0x80 ? neg : pos, qh[1] & 0x08 ? neg : pos, qh[0] & 0x80 ? neg : pos,
-                                            qh[0] & 0x08 ? neg : pos);
-            __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * b));
-            const int ls1 = 2 * ((sc[b / 2] >> (6 * (b % 2))) & 7) + 1, ls2 = 2 * ((sc[b / 2] >> (6 * (b % 2) + 3)) & 7) + 1;
-            const __m256i ls = ls_pair(ls1, ls2);
-            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, grid)), ls));
-            acc2 = _mm256_add_epi32(acc2, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, dsg)), ls));
-        }
-        sumf += fp16_to_fp32(dh) * y[i].d * ((float)hsum_i32(acc1) + IQ1_DELTA * (float)hsum_i32(acc2));
+    __m256i acc = _mm256_setzero_si256();
+    int32_t sumi1 = 0;
+    for (int b = 0; b < QK_K / 32; b++) {
+        __m256i q8 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * b));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, u->a[b])), u->ls[b]));
+        sumi1 += u->dl[b] * (y->bsums[2 * b] + y->bsums[2 * b + 1]);
     }
-    *out = sumf;
+    return u->d * y->d * ((float)hsum_i32(acc) + IQ1_DELTA * (float)sumi1);
 }
+
+static inline void unpack_iq1_m(const block_iq1_m *x, sb_unpacked *u) {
+    uint16_t sc[4];
+    memcpy(sc, x->scales, 8);
+    const uint16_t dh = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+    const long long pos = 0x0101010101010101ll, neg = -1ll;
+    for (int b = 0; b < QK_K / 32; b++) {
+        const uint8_t *qs = x->qs + 4 * b, *qh = x->qh + 2 * b;
+        u->a[b] = _mm256_set_epi64x((long long)iq1s_grid[qs[3] | (qh[1] << 4 & 0x700)], (long long)iq1s_grid[qs[2] | (qh[1] << 8 & 0x700)],
+                                    (long long)iq1s_grid[qs[1] | (qh[0] << 4 & 0x700)], (long long)iq1s_grid[qs[0] | (qh[0] << 8 & 0x700)]);
+        u->s[b] = _mm256_set_epi64x(qh[1] & 0x80 ? neg : pos, qh[1] & 0x08 ? neg : pos, qh[0] & 0x80 ? neg : pos, qh[0] & 0x08 ? neg : pos);
+        u->ls[b] = ls_pair(2 * ((sc[b / 2] >> (6 * (b % 2))) & 7) + 1, 2 * ((sc[b / 2] >> (6 * (b % 2) + 3)) & 7) + 1);
+    }
+    u->d = fp16_to_fp32(dh);
+}
+
+static inline float term_iq1_m(const sb_unpacked *u, const block_q8_K *y) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256i acc1 = _mm256_setzero_si256(), acc2 = _mm256_setzero_si256();
+    for (int b = 0; b < QK_K / 32; b++) {
+        __m256i q8 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * b));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, u->a[b])), u->ls[b]));
+        acc2 = _mm256_add_epi32(acc2, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, u->s[b])), u->ls[b]));
+    }
+    return u->d * y->d * ((float)hsum_i32(acc1) + IQ1_DELTA * (float)hsum_i32(acc2));
+}
+
+/* dot: S += term per super-block; gemm: each weight super-block unpacked once for up to GEMM_NT tokens, each
+ * token's terms summed in the dot's order */
+#define DEFINE_SB(T)                                                                                            \
+    static void dot_##T##_avx2(int64_t n, float *out, const void *w, const void *vy) {                          \
+        const block_##T *x = w;                                                                                 \
+        const block_q8_K *y = vy;                                                                               \
+        sb_unpacked u;                                                                                          \
+        float sumf = 0;                                                                                         \
+        for (int64_t i = 0; i < n / QK_K; i++) {                                                                \
+            unpack_##T(&x[i], &u);                                                                              \
+            sumf += term_##T(&u, &y[i]);                                                                        \
+        }                                                                                                       \
+        *out = sumf;                                                                                            \
+    }                                                                                                           \
+    static void gemm_##T##_avx2(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp, \
+                                int64_t xp_stride, float *y, int64_t ldy) {                                     \
+        sb_unpacked u;                                                                                          \
+        for (int64_t r = 0; r < nr; r++) {                                                                      \
+            const block_##T *x = (const block_##T *)((const uint8_t *)w + r * w_stride);                        \
+            for (int64_t t0 = 0; t0 < nt; t0 += GEMM_NT) {                                                      \
+                int tn = nt - t0 < GEMM_NT ? (int)(nt - t0) : GEMM_NT;                                          \
+                float acc[GEMM_NT] = {0};                                                                       \
+                const block_q8_K *xb[GEMM_NT];                                                                  \
+                for (int t = 0; t < tn; t++) xb[t] = (const block_q8_K *)((const uint8_t *)xp + (t0 + t) * xp_stride); \
+                for (int64_t i = 0; i < n / QK_K; i++) {                                                        \
+                    unpack_##T(&x[i], &u);                                                                      \
+                    for (int t = 0; t < tn; t++) acc[t] += term_##T(&u, &xb[t][i]);                             \
+                }                                                                                               \
+                for (int t = 0; t < tn; t++) y[(t0 + t) * ldy + r] = acc[t];                                    \
+            }                                                                                                   \
+        }                                                                                                       \
+    }
+DEFINE_SB(tq1_0)
+DEFINE_SB(tq2_0)
+DEFINE_SB(iq1_s)
+DEFINE_SB(iq1_m)
+#undef DEFINE_SB
 
 void kernels_fill_avx2_iquants(kernel_type_ops ops[KSLOT_COUNT]) {
     init_tables();
@@ -271,8 +342,9 @@ void kernels_fill_avx2_iquants(kernel_type_ops ops[KSLOT_COUNT]) {
     SET(KSLOT_IQ2_S, iq2_s);
     SET(KSLOT_IQ3_XXS, iq3_xxs);
     SET(KSLOT_IQ3_S, iq3_s);
+    SET(KSLOT_TQ1_0, tq1_0);
+    SET(KSLOT_TQ2_0, tq2_0);
+    SET(KSLOT_IQ1_S, iq1_s);
+    SET(KSLOT_IQ1_M, iq1_m);
 #undef SET
-    ops[KSLOT_TQ2_0].dot = dot_tq2_0_avx2;
-    ops[KSLOT_IQ1_S].dot = dot_iq1_s_avx2;
-    ops[KSLOT_IQ1_M].dot = dot_iq1_m_avx2;
 }

@@ -77,6 +77,61 @@ static void gemm_f32_avx512(int64_t M, int64_t N, int64_t K, const float *A, int
 }
 #undef ROWS
 
+/* transpose_f32: whole 16 x 16 tiles in registers (16 loads, four rounds of 2-source permutes, 16
+ * stores: the scalar walk's 256 loads and 256 strided stores become 32 wide ones), the ragged edges as
+ * the reference does them */
+static inline __attribute__((always_inline)) void t16x16(const float *src, int64_t lds, float *dst, int64_t ldd) {
+    __m512 r[16], t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    /* round 1: 32-bit interleave of row pairs */
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* round 2: 64-bit interleave of pairs of pairs */
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    /* now r[4g + j] holds, in each 128-bit lane L, the 4 elements of column 4L + j... of rows 4g..4g+3;
+     * rounds 3 and 4 gather the lanes: 128-bit shuffles across groups */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);      /* lanes 0,2 of g0 | 0,2 of g1 */
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);  /* lanes 1,3 of g0 | 1,3 of g1 */
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);      /* lane 0 of g0..g3: column j */
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);  /* lane 2: column 8 + j */
+        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88); /* lane 1: column 4 + j */
+        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd); /* lane 3: column 12 + j */
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+
+static void transpose_f32_avx512(int64_t rows, int64_t cols, const float *src, int64_t lds, float *dst, int64_t ldd) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 16)
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            if (r0 + 16 <= rows && c0 + 16 <= cols) {
+                t16x16(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd);
+                continue;
+            }
+            const int64_t r1 = r0 + 16 < rows ? r0 + 16 : rows, c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) dst[c * ldd + r] = src[r * lds + c];
+        }
+}
+
 void kernels_fill_sgemm_avx512(kernel_vec_ops *vec) {
     vec->gemm_f32 = gemm_f32_avx512;
+    vec->transpose_f32 = transpose_f32_avx512;
 }
