@@ -3,8 +3,10 @@
  * search). Writes the vectors and queries (raw float32) for bench/rag/faiss_bench.py, and the exact
  * top-10 of every query, so that FAISS's HNSW recall is measured against the same truth.
  *
- *   search ROWS DIM QUERIES THREADS OUTDIR [HNSW_ROWS]
- * prints one JSON object. HNSW is built over the first HNSW_ROWS rows (default ROWS). */
+ *   search ROWS DIM QUERIES THREADS OUTDIR [HNSW_ROWS] [NLIST]
+ * prints one JSON object. HNSW is built over the first HNSW_ROWS rows (default ROWS; 0: no HNSW). The IVF
+ * index is built over all ROWS with NLIST lists (default rag_ivf_default_nlist; -1: no IVF) on THREADS
+ * threads, 10 k-means rounds; its recall@10 is against the exact top 10 over all rows. */
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -80,15 +82,19 @@ int main(int argc, char **argv) {
     int threads = atoi(argv[4]);
     const char *out = argv[5];
     int64_t hrows = argc > 6 ? atoll(argv[6]) : rows;
+    int64_t nlist = argc > 7 ? atoll(argv[7]) : 0;
     /* 1000 clusters, points = centre + noise, unit norm: neighbourhoods like embeddings have */
-    int64_t C = 1000;
+    /* env RAG_CLUSTERS / RAG_NOISE: harder data for the approximate indexes (more clusters than lists,
+     * more noise: neighbours spread over several lists); the defaults are the first measurements' data */
+    int64_t C = getenv("RAG_CLUSTERS") ? atoll(getenv("RAG_CLUSTERS")) : 1000;
+    float noise = getenv("RAG_NOISE") ? (float)atof(getenv("RAG_NOISE")) : 0.8f;
     float *cent = malloc((size_t)(C * dim) * 4), *v = malloc((size_t)(rows * dim) * 4), *q = malloc((size_t)(nq * dim) * 4);
     for (int64_t i = 0; i < C * dim; i++) cent[i] = unif();
     for (int64_t r = 0; r < rows + nq; r++) {
         float *x = r < rows ? v + r * dim : q + (r - rows) * dim;
         const float *c = cent + (int64_t)((rng >> 20) % (uint64_t)C) * dim;
         double s = 0;
-        for (int64_t e = 0; e < dim; e++) x[e] = c[e] + 0.8f * unif(), s += (double)x[e] * x[e];
+        for (int64_t e = 0; e < dim; e++) x[e] = c[e] + noise * unif(), s += (double)x[e] * x[e];
         for (int64_t e = 0; e < dim; e++) x[e] /= (float)sqrt(s);
     }
     char path[4096];
@@ -119,15 +125,15 @@ int main(int argc, char **argv) {
 
     /* HNSW over the first hrows rows; its truth is exact search over the same rows */
     double t0 = now();
-    rag_hnsw *h = rag_hnsw_build(v, hrows, dim, 16, 100, 42);
+    rag_hnsw *h = hrows > 0 ? rag_hnsw_build(v, hrows, dim, 16, 100, 42) : NULL;
     double build_s = now() - t0;
     int efs[] = {16, 32, 64, 128};
-    printf("{\"rows\": %lld, \"dim\": %lld, \"queries\": %lld, \"threads\": %d, \"plain_read_ms\": %.3f, "
+    printf("{\"clusters\": %lld, \"noise\": %.2f, \"rows\": %lld, \"dim\": %lld, \"queries\": %lld, \"threads\": %d, \"plain_read_ms\": %.3f, "
            "\"exact_ms\": %.3f, \"exact_over_read\": %.3f, \"read_gbps\": %.2f, \"hnsw_rows\": %lld, "
            "\"hnsw_build_s\": %.2f, \"hnsw\": [",
-           (long long)rows, (long long)dim, (long long)nq, threads, read_ms, exact_ms, exact_ms / read_ms,
+           (long long)C, (double)noise, (long long)rows, (long long)dim, (long long)nq, threads, read_ms, exact_ms, exact_ms / read_ms,
            (double)(rows * dim * 4) / (read_ms * 1e-3) / 1e9, (long long)hrows, build_s);
-    for (size_t e = 0; e < sizeof efs / sizeof efs[0]; e++) {
+    for (size_t e = 0; h && e < sizeof efs / sizeof efs[0]; e++) {
         int64_t found = 0;
         double t = 0;
         for (int64_t i = 0; i < nq; i++) {
@@ -143,8 +149,35 @@ int main(int argc, char **argv) {
         printf("%s{\"ef\": %d, \"recall_at_10\": %.4f, \"ms_per_query\": %.4f}", e ? ", " : "", efs[e],
                (double)found / (double)(nq * 10), 1e3 * t / (double)nq);
     }
-    printf("]}\n");
-    (void)sink;
+    printf("]");
     rag_hnsw_free(h);
+    if (nlist >= 0) {
+        t0 = now();
+        rag_ivf *f = rag_ivf_build(v, rows, dim, nlist, 10, 42, threads);
+        double ivf_s = now() - t0;
+        const float *cc = rag_ivf_centroids(f, &nlist);
+        (void)cc;
+        printf(", \"ivf_nlist\": %lld, \"ivf_build_s\": %.2f, \"ivf_bytes\": %zu, \"ivf\": [", (long long)nlist, ivf_s,
+               rag_ivf_bytes(f));
+        int probes[] = {1, 4, 8, 16, 32, 64};
+        for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
+            int64_t found = 0;
+            double t = 0;
+            for (int64_t i = 0; i < nq; i++) {
+                rag_hit ap[10];
+                double a = now();
+                int64_t k = rag_ivf_search(f, q + i * dim, 10, probes[p], ap);
+                t += now() - a;
+                for (int x = 0; x < 10; x++)
+                    for (int64_t y = 0; y < k; y++) found += truth[i][x].row == ap[y].row;
+            }
+            printf("%s{\"nprobe\": %d, \"recall_at_10\": %.4f, \"ms_per_query\": %.4f}", p ? ", " : "", probes[p],
+                   (double)found / (double)(nq * 10), 1e3 * t / (double)nq);
+        }
+        printf("]");
+        rag_ivf_free(f);
+    }
+    printf("}\n");
+    (void)sink;
     return 0;
 }

@@ -1,4 +1,4 @@
-/* Exact top-k search by cosine over vectors held in memory, and an HNSW index for approximate search.
+/* Exact top-k search by cosine over vectors held in memory, and HNSW and IVF indexes for approximate search.
  *
  * Vectors are rows of n_embd floats, stored unit-normalised (rag_search_add normalises), so cosine is
  * a dot product. Exact search is one pass over all rows: a dot per row (AVX-512 when the CPU has it,
@@ -40,5 +40,32 @@ rag_hnsw *rag_hnsw_build(const float *v, int64_t rows, int64_t n, int M, int ef_
 void rag_hnsw_free(rag_hnsw *h);
 /* Approximate top k by dot product with ef candidates (ef >= k). OUT: hits best first; returns count. */
 int64_t rag_hnsw_search(const rag_hnsw *h, const float *q, int64_t k, int ef, rag_hit *hits);
+
+/* ---- IVF-Flat (see ivf.c for why it serves the big stores): k-means lists over the same rows ---------- */
+
+typedef struct rag_ivf rag_ivf;
+
+/* ~sqrt(rows) lists, at most rows / 39. */
+int64_t rag_ivf_default_nlist(int64_t rows);
+/* Trains nlist (<= 0: the default) unit centroids by spherical k-means, n_iter rounds, over a seeded sample
+ * of up to 256 rows per list, then puts every row of v (borrowed, unit rows, must outlive the index) in the
+ * list of its nearest centroid; n_threads split the rows. Deterministic for a given seed and thread count. */
+rag_ivf *rag_ivf_build(const float *v, int64_t rows, int64_t n, int64_t nlist, int n_iter, uint64_t seed,
+                       int n_threads);
+/* An index from saved state: centroids [nlist][n] (copied) and each row's list[r] in [0, nlist) (copied). */
+rag_ivf *rag_ivf_from(const float *v, int64_t rows, int64_t n, const float *centroids, int64_t nlist,
+                      const int32_t *list);
+/* OUT: list[r] = the nearest of the centroids [nlist][n] to row r of v [rows][n]. */
+void rag_ivf_assign(const float *centroids, int64_t nlist, int64_t n, const float *v, int64_t rows, int n_threads,
+                    int32_t *list);
+/* The index's centroids (OUT: *nlist) and its list of each row, owned by the index. */
+const float *rag_ivf_centroids(const rag_ivf *f, int64_t *nlist);
+const int32_t *rag_ivf_lists(const rag_ivf *f);
+/* Heap bytes the index holds beside the borrowed rows. */
+size_t rag_ivf_bytes(const rag_ivf *f);
+void rag_ivf_free(rag_ivf *f);
+/* Approximate top k by dot product: all rows of the nprobe lists whose centroids score best. OUT: hits
+ * best first (ties: lower row); returns count. */
+int64_t rag_ivf_search(const rag_ivf *f, const float *q, int64_t k, int nprobe, rag_hit *hits);
 
 #endif

@@ -10,11 +10,23 @@
  *       OpenAI vector store files: the uploaded file (by its /v1/files id) a document was made from;
  *       PRIMARY KEY(collection, file_id); the row goes with its document (ON DELETE CASCADE). A store
  *       made before this table existed gets it (empty) when opened.
+ *   ann_ivf(collection PRIMARY KEY, n_embd, nlist, trained_rows, centroids BLOB, created_at)
+ *       the IVF index of a big collection (src/rag/ivf.c): nlist x n_embd float32 unit centroids, trained
+ *       on trained_rows chunks; goes with its collection (ON DELETE CASCADE)
+ *   ann_list(chunk_id PRIMARY KEY, list)  the IVF list of each chunk; goes with its chunk (ON DELETE CASCADE)
  *
  * What survives a crash: each document is inserted (documents row + all its chunks) in one transaction,
  * after every chunk has been embedded, so a kill at any point leaves it wholly in or absent; n_chunks
  * in its row equals the number of its chunk rows; a file's row is written in the same transaction. Search keeps each collection's vectors in memory
- * (one matrix, rows in chunk id order) and drops them when the collection changes. */
+ * (one matrix, rows in chunk id order) and drops them when the collection changes.
+ *
+ * The IVF index: trained on the first approximate search of a collection of at least ivf_min_rows chunks
+ * and saved (centroids + every chunk's list) in one transaction; a document added later gets its chunks'
+ * lists in its own transaction (nearest saved centroid); a deleted chunk's list row goes with it. A chunk
+ * without a list row (written while no index existed, or by an older herd) is assigned when the index is
+ * next loaded, and saved. The index is retrained (and resaved) when the collection has grown past 4x the
+ * rows it was trained on, or when its n_embd no longer matches. A crash loses at most an index not yet
+ * saved; it is never half-saved. */
 #include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -36,7 +48,9 @@ typedef struct {
     float *v;           /* [rows][n] */
     int64_t *chunk_id;  /* [rows] */
     json_t **meta;      /* [rows] chunk metadata + "source" (owned refs) */
-    rag_hnsw *hnsw;     /* built on the first approximate search */
+    rag_hnsw *hnsw;     /* built on the first approximate search of a small collection */
+    int32_t *list;      /* [rows] saved IVF list of each row, -1: none */
+    rag_ivf *ivf;       /* loaded (or trained and saved) on the first approximate search of a big one */
 } vec_cache;
 
 struct herd_store {
@@ -44,6 +58,7 @@ struct herd_store {
     char *path;
     vec_cache cache;
     int n_threads;
+    int64_t ivf_min_rows, ivf_nlist; /* herd_store_set_ivf */
 };
 
 static int db_err(herd_store *s, const char *what) {
@@ -54,7 +69,8 @@ static void cache_drop(herd_store *s) {
     vec_cache *c = &s->cache;
     for (int64_t i = 0; i < c->rows; i++) json_decref(c->meta[i]);
     rag_hnsw_free(c->hnsw);
-    free(c->collection), free(c->v), free(c->chunk_id), free(c->meta);
+    rag_ivf_free(c->ivf);
+    free(c->collection), free(c->v), free(c->chunk_id), free(c->meta), free(c->list);
     memset(c, 0, sizeof *c);
 }
 
@@ -105,13 +121,25 @@ int herd_store_open(const char *dir, herd_store **out) {
                      " PRIMARY KEY(collection, file_id));"
                      "CREATE INDEX IF NOT EXISTS files_doc ON files(doc_id);"
                      "CREATE INDEX IF NOT EXISTS documents_collection ON documents(collection);"
+                     "CREATE TABLE IF NOT EXISTS ann_ivf(collection TEXT PRIMARY KEY REFERENCES collections(id)"
+                     " ON DELETE CASCADE, n_embd INTEGER, nlist INTEGER, trained_rows INTEGER, centroids BLOB,"
+                     " created_at INTEGER);"
+                     "CREATE TABLE IF NOT EXISTS ann_list(chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id)"
+                     " ON DELETE CASCADE, list INTEGER NOT NULL);"
                      "INSERT OR IGNORE INTO collections VALUES('default', 'default', strftime('%s','now'), '{}');");
     if (rc) {
         herd_store_close(s);
         return rc;
     }
+    s->ivf_min_rows = HERD_STORE_IVF_MIN_ROWS;
     *out = s;
     return HERD_OK;
+}
+
+void herd_store_set_ivf(herd_store *s, int64_t min_rows, int64_t nlist) {
+    s->ivf_min_rows = min_rows > 0 ? min_rows : HERD_STORE_IVF_MIN_ROWS;
+    s->ivf_nlist = nlist > 0 ? nlist : 0;
+    cache_drop(s); /* an index of another nlist is retrained on the next search */
 }
 
 void herd_store_close(herd_store *s) {
@@ -250,11 +278,46 @@ typedef struct {
 } file_link;
 
 /* Writes one document and its chunks (and fl's files row, if any) in one transaction. */
+/* Inside write_doc's transaction: when the collection has a saved IVF index of this n_embd, each new chunk
+ * joins the list of its nearest saved centroid (so the index stays whole without retraining). */
+static int ann_add(herd_store *s, const char *collection, const pending_chunk *ch, const int64_t *chunk_ids, int64_t n,
+                   int64_t n_embd) {
+    sqlite3_stmt *st, *ins = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT nlist, centroids FROM ann_ivf WHERE collection = ? AND n_embd = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_err(s, "index");
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, n_embd);
+    int rc = HERD_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t nlist = sqlite3_column_int64(st, 0);
+        const float *cent = sqlite3_column_blob(st, 1);
+        if (nlist < 1 || sqlite3_column_bytes(st, 1) != nlist * n_embd * (int64_t)sizeof(float)) {
+            sqlite3_finalize(st);
+            return HERD_OK; /* unusable: retrained on the next load */
+        }
+        if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO ann_list(chunk_id, list) VALUES(?, ?)", -1, &ins, NULL) !=
+            SQLITE_OK)
+            rc = db_err(s, "index");
+        for (int64_t i = 0; i < n && !rc; i++) {
+            int32_t l;
+            rag_ivf_assign(cent, nlist, n_embd, ch[i].vec, 1, 1, &l);
+            sqlite3_reset(ins);
+            sqlite3_bind_int64(ins, 1, chunk_ids[i]);
+            sqlite3_bind_int64(ins, 2, l);
+            if (sqlite3_step(ins) != SQLITE_DONE) rc = db_err(s, "index chunk");
+        }
+    }
+    sqlite3_finalize(st), sqlite3_finalize(ins);
+    return rc;
+}
+
 static int write_doc(herd_store *s, const char *collection, const char *source, const char *doc_meta, int64_t n_tokens,
                      pending_chunk *ch, int64_t n, int64_t n_embd, const file_link *fl, int64_t *doc_id) {
     int rc = exec(s, "BEGIN IMMEDIATE");
     if (rc) return rc;
     sqlite3_stmt *d = NULL, *c = NULL, *f = NULL;
+    int64_t *chunk_ids = NULL;
     if (sqlite3_prepare_v2(s->db, "INSERT INTO documents(collection, source, metadata, n_tokens, n_chunks, created_at)"
                                   " VALUES(?, ?, ?, ?, ?, ?)", -1, &d, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "INSERT INTO chunks(doc_id, seq, tok_start, tok_end, text, metadata, vector)"
@@ -273,6 +336,7 @@ static int write_doc(herd_store *s, const char *collection, const char *source, 
         goto fail;
     }
     int64_t id = sqlite3_last_insert_rowid(s->db);
+    chunk_ids = herd_xmalloc((size_t)n * sizeof(int64_t));
     /* a test hook: HERD_RAG_TEST_PAUSE_MS sleeps between chunk rows inside the transaction, so that a
      * test's kill -9 lands in the middle of one (tests/conformance/rag_store.sh) */
     const char *pause = getenv("HERD_RAG_TEST_PAUSE_MS");
@@ -290,6 +354,7 @@ static int write_doc(herd_store *s, const char *collection, const char *source, 
             rc = db_err(s, "insert chunk");
             goto fail;
         }
+        chunk_ids[i] = sqlite3_last_insert_rowid(s->db);
         if (pause_ms > 0) usleep((useconds_t)pause_ms * 1000);
     }
     if (fl) {
@@ -317,6 +382,8 @@ static int write_doc(herd_store *s, const char *collection, const char *source, 
             goto fail;
         }
     }
+    if ((rc = ann_add(s, collection, ch, chunk_ids, n, n_embd))) goto fail;
+    free(chunk_ids), chunk_ids = NULL;
     sqlite3_finalize(d), sqlite3_finalize(c), sqlite3_finalize(f);
     rc = exec(s, "COMMIT");
     if (rc) {
@@ -327,6 +394,7 @@ static int write_doc(herd_store *s, const char *collection, const char *source, 
     if (doc_id) *doc_id = id;
     return HERD_OK;
 fail:
+    free(chunk_ids);
     sqlite3_finalize(d), sqlite3_finalize(c), sqlite3_finalize(f);
     exec(s, "ROLLBACK");
     return rc;
@@ -620,8 +688,9 @@ static int cache_load(herd_store *s, const char *collection) {
     cache_drop(s);
     vec_cache *c = &s->cache;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT k.id, k.vector, k.metadata, d.source FROM chunks k JOIN documents d ON"
-                                  " k.doc_id = d.id WHERE d.collection = ? ORDER BY k.id", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT k.id, k.vector, k.metadata, d.source, a.list FROM chunks k JOIN documents d"
+                                  " ON k.doc_id = d.id LEFT JOIN ann_list a ON a.chunk_id = k.id WHERE d.collection = ?"
+                                  " ORDER BY k.id", -1, &st, NULL) != SQLITE_OK)
         return db_err(s, "search");
     sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
     int64_t cap = 0;
@@ -644,6 +713,7 @@ static int cache_load(herd_store *s, const char *collection) {
             c->v = nv;
             c->chunk_id = herd_xrealloc(c->chunk_id, (size_t)cap * sizeof(int64_t));
             c->meta = herd_xrealloc(c->meta, (size_t)cap * sizeof(json_t *));
+            c->list = herd_xrealloc(c->list, (size_t)cap * sizeof(int32_t));
         }
         float *row = c->v + c->rows * c->n;
         memcpy(row, sqlite3_column_blob(st, 1), (size_t)bytes);
@@ -658,6 +728,7 @@ static int cache_load(herd_store *s, const char *collection) {
         const char *src = (const char *)sqlite3_column_text(st, 3);
         if (!json_object_get(meta, "source")) json_object_set_new(meta, "source", json_string(src ? src : ""));
         c->meta[c->rows] = meta;
+        c->list[c->rows] = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : (int32_t)sqlite3_column_int64(st, 4);
         c->chunk_id[c->rows++] = sqlite3_column_int64(st, 0);
     }
     if (!rc && step != SQLITE_DONE) rc = db_err(s, "search");
@@ -667,6 +738,95 @@ static int cache_load(herd_store *s, const char *collection) {
         return rc;
     }
     c->collection = strdup(collection);
+    return HERD_OK;
+}
+
+/* Saves the lists of rows [the rows listed in which, or all rows if which is NULL] (and, with cent
+ * non-NULL, the centroids first) in one transaction. */
+static int ann_save(herd_store *s, const char *collection, const float *cent, int64_t nlist, const int64_t *which,
+                    int64_t n_which) {
+    vec_cache *c = &s->cache;
+    int rc = exec(s, "BEGIN IMMEDIATE");
+    if (rc) return rc;
+    sqlite3_stmt *st = NULL;
+    if (cent) {
+        if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO ann_ivf VALUES(?, ?, ?, ?, ?, ?)", -1, &st, NULL) !=
+            SQLITE_OK) {
+            rc = db_err(s, "save index");
+            goto done;
+        }
+        sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, c->n);
+        sqlite3_bind_int64(st, 3, nlist);
+        sqlite3_bind_int64(st, 4, c->rows);
+        sqlite3_bind_blob64(st, 5, cent, (sqlite3_uint64)(nlist * c->n) * sizeof(float), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL));
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_err(s, "save index");
+        sqlite3_finalize(st), st = NULL;
+        if (rc) goto done;
+    }
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO ann_list(chunk_id, list) VALUES(?, ?)", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = db_err(s, "save index");
+        goto done;
+    }
+    int64_t m = which ? n_which : c->rows;
+    for (int64_t i = 0; i < m && !rc; i++) {
+        int64_t r = which ? which[i] : i;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, c->chunk_id[r]);
+        sqlite3_bind_int64(st, 2, c->list[r]);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_err(s, "save index");
+    }
+done:
+    sqlite3_finalize(st);
+    if (!rc) rc = exec(s, "COMMIT");
+    if (rc) exec(s, "ROLLBACK");
+    return rc;
+}
+
+/* The loaded collection's IVF index in c->ivf: from the saved centroids and lists (rows without a list
+ * assigned and saved now), or trained over all rows and saved (see the header comment). A save that fails
+ * (a read-only store, a busy writer) is logged and the index kept in memory: search still answers. */
+static int ann_ensure(herd_store *s, const char *collection) {
+    vec_cache *c = &s->cache;
+    if (c->ivf) return HERD_OK;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT n_embd, nlist, trained_rows, centroids FROM ann_ivf WHERE collection = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_err(s, "index");
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    float *cent = NULL;
+    int64_t nlist = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t e = sqlite3_column_int64(st, 0), trained = sqlite3_column_int64(st, 2);
+        nlist = sqlite3_column_int64(st, 1);
+        bool ok = e == c->n && nlist >= 1 && sqlite3_column_bytes(st, 3) == nlist * e * (int64_t)sizeof(float) &&
+                  c->rows <= 4 * trained && (s->ivf_nlist == 0 || s->ivf_nlist == nlist);
+        if (ok) {
+            cent = herd_xmalloc((size_t)(nlist * e) * sizeof(float));
+            memcpy(cent, sqlite3_column_blob(st, 3), (size_t)(nlist * e) * sizeof(float));
+        }
+    }
+    sqlite3_finalize(st);
+    int rc = HERD_OK;
+    if (cent) {
+        int64_t *miss = herd_xmalloc((size_t)c->rows * sizeof(int64_t)), nm = 0;
+        for (int64_t r = 0; r < c->rows; r++)
+            if (c->list[r] < 0 || c->list[r] >= nlist) miss[nm++] = r;
+        for (int64_t i = 0; i < nm; i++) rag_ivf_assign(cent, nlist, c->n, c->v + miss[i] * c->n, 1, 1, &c->list[miss[i]]);
+        if (nm && (rc = ann_save(s, collection, NULL, nlist, miss, nm)))
+            herd_log(1, "store %s: the IVF lists of %lld new chunks were not saved (kept in memory)", s->path,
+                          (long long)nm);
+        c->ivf = rag_ivf_from(c->v, c->rows, c->n, cent, nlist, c->list);
+        free(miss), free(cent);
+        return HERD_OK;
+    }
+    c->ivf = rag_ivf_build(c->v, c->rows, c->n, s->ivf_nlist, 10, 42, s->n_threads);
+    memcpy(c->list, rag_ivf_lists(c->ivf), (size_t)c->rows * sizeof(int32_t));
+    const float *cc = rag_ivf_centroids(c->ivf, &nlist);
+    if ((rc = ann_save(s, collection, cc, nlist, NULL, 0)))
+        herd_log(1, "store %s: the IVF index of '%s' was not saved (kept in memory)", s->path, collection);
     return HERD_OK;
 }
 
@@ -739,7 +899,13 @@ int herd_store_search(herd_store *s, const char *collection, const float *q, int
     }
     rag_hit *h = herd_xmalloc((size_t)k * sizeof *h);
     int64_t got;
-    if (ef > 0 && !allow) {
+    if (ef != 0 && !allow && c->rows >= s->ivf_min_rows) {
+        if ((rc = ann_ensure(s, collection))) {
+            free(h);
+            return rc;
+        }
+        got = rag_ivf_search(c->ivf, q, k, ef > 0 ? ef : HERD_STORE_NPROBE, h);
+    } else if (ef > 0 && !allow) {
         if (!c->hnsw) c->hnsw = rag_hnsw_build(c->v, c->rows, c->n, 16, 200, 42);
         got = rag_hnsw_search(c->hnsw, q, k, ef, h);
     } else got = rag_topk(q, c->v, c->rows, c->n, allow, k, s->n_threads, h);

@@ -145,6 +145,40 @@ static int64_t sampler_filter(herd_sampler *s, const float *logits) {
         s->c[0] = (cand){(int32_t)best, logits[best]};
         return 1;
     }
+    if (p->temp <= 0 && (p->repeat_penalty == 1.0f || s->n_recent == 0)) {
+        /* greedy under a constraint (herd sdg's judge, JSON-schema answers): the first allowed maximum, in
+         * one pass over the logits and the mask, instead of copying all 128K candidates and compacting
+         * them first (that copy was a fifth of herd sdg's time on the tiny model). The general path below
+         * picks the same id: compaction keeps the order, then the first of equal maxima. */
+        const uint8_t *ok = constraint_mask(s->con, NULL);
+        int64_t best = -1;
+        for (int64_t i = 0; i < n; i++)
+            if (ok[i] && (best < 0 || logits[i] > logits[best])) best = i;
+        s->c[0] = best < 0 ? (cand){0, 0.0f} : (cand){(int32_t)best, logits[best]}; /* none: see below */
+        return 1;
+    }
+    /* The filters need the candidates in descending order, but only as far as they look: sort the
+     * top-k (or, without top-k, a growing prefix: top-p stops once the mass is reached), never all
+     * 128K logits when no filter needs them. */
+    bool sorted = false;
+    if (!s->con && (p->repeat_penalty == 1.0f || s->n_recent == 0) && p->top_k > 0 && p->top_k < n) {
+        /* nothing changes the logits before top-k: select it straight from them, without first copying
+         * all 128K candidates (1 MiB per token; on the tiny model half of the sampler's time). The same
+         * heap steps as top_k_sort over the copied candidates, so the same top k in the same order. */
+        int64_t k = p->top_k;
+        for (int64_t i = 0; i < k; i++) s->c[i] = (cand){(int32_t)i, logits[i]};
+        for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down(s->c, k, i);
+        for (int64_t i = k; i < n; i++) {
+            cand x = {(int32_t)i, logits[i]};
+            if (cmp_desc(&x, &s->c[0]) >= 0) continue;
+            s->c[0] = x;
+            sift_down(s->c, k, 0);
+        }
+        qsort(s->c, (size_t)k, sizeof *s->c, cmp_desc);
+        n = k;
+        sorted = true;
+        goto after_top_k;
+    }
     for (int64_t i = 0; i < n; i++) s->c[i] = (cand){(int32_t)i, logits[i]};
 
     /* repetition penalty: each distinct recent token once, as llama.cpp */
@@ -179,15 +213,12 @@ static int64_t sampler_filter(herd_sampler *s, const float *logits) {
         return 1;
     }
 
-    /* The filters need the candidates in descending order, but only as far as they look: sort the
-     * top-k (or, without top-k, a growing prefix: top-p stops once the mass is reached), never all
-     * 128K logits when no filter needs them. */
-    bool sorted = false;
     if (p->top_k > 0 && p->top_k < n) {
         top_k_sort(s->c, n, p->top_k);
         n = p->top_k;
         sorted = true;
     }
+after_top_k:
     /* top-p over the softmax of the (untempered) logits, keeping at least one */
     if (p->top_p < 1.0f) {
         float mx = s->c[0].logit;

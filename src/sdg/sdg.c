@@ -15,6 +15,7 @@
 
 #include "../base/jsonl.h"
 #include "../base/log.h"
+#include "../base/randhex.h"
 #include "../base/strbuf.h"
 #include "../server/server.h"
 #include "minhash.h"
@@ -144,19 +145,6 @@ static uint64_t fnv(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
     return h;
-}
-
-static void random_hex(char *out, size_t nhex) {
-    unsigned char b[32] = {0};
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(b, 1, sizeof b, f) : 0;
-    if (f) fclose(f);
-    uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out ^ (uint64_t)(now_s() * 1e9);
-    if (got < sizeof b)
-        for (size_t i = 0; i < sizeof b; i++) x = mix(x), b[i] ^= (unsigned char)(x >> 56);
-    for (size_t i = 0; i < nhex; i++)
-        out[i] = "0123456789abcdef"[(b[i / 2 % sizeof b] >> (i % 2 ? 0 : 4)) & 15];
-    out[nhex] = 0;
 }
 
 /* The conversation a prompt seed gives, with the generation system prompt (cfg->system, and the CoT
@@ -695,7 +683,7 @@ int sdg_run(engine *gen, engine *judge, const sdg_seeds *seeds, const sdg_config
         if (r.jr_fd < 0) rc = herd_err(HERD_E_IO, "cannot write %s: %s", cfg->journal, strerror(errno));
     }
     if (rc == HERD_OK && r.todo > 0) {
-        random_hex(r.api_key, 32);
+        herd_random_hex(r.api_key, 32);
         rc = start_server(gen, &r, cfg->gen_id, cfg->n_ctx_slot, &r.gen);
         if (rc == HERD_OK) {
             if (judge && judge != gen)

@@ -240,7 +240,7 @@ static enum MHD_Result vs_search(http_req *r, const char *id, json_t *b) {
     herd_store_hit *h = NULL;
     int64_t n = 0;
     char *fs = json_is_object(f) ? json_dumps(f, JSON_COMPACT) : NULL;
-    if (!rc) rc = herd_store_search(g_store, id, qv, k, fs, 0, &h, &n);
+    if (!rc) rc = herd_store_search(g_store, id, qv, k, fs, -1, &h, &n);
     free(fs), free(qv);
     if (rc) {
         free(text);
@@ -625,7 +625,7 @@ static enum MHD_Result vio_query(http_req *r, json_t *b) {
     if (!rc) rc = embed_query(r, text, &qv);
     herd_store_hit *h = NULL;
     int64_t n = 0;
-    if (!rc) rc = herd_store_search(g_store, id, qv, k, NULL, 0, &h, &n);
+    if (!rc) rc = herd_store_search(g_store, id, qv, k, NULL, -1, &h, &n);
     free(qv), free(text);
     if (rc) return store_error(r, rc);
     json_t *chunks = json_array(), *scores = json_array();
@@ -720,7 +720,7 @@ static enum MHD_Result rag_query(http_req *r, json_t *b) {
         }
         herd_store_hit *h;
         int64_t n;
-        rc = herd_store_search(g_store, json_string_value(v), qv, k, NULL, 0, &h, &n);
+        rc = herd_store_search(g_store, json_string_value(v), qv, k, NULL, -1, &h, &n);
         if (rc) break;
         all = herd_xrealloc(all, (size_t)(na + n + 1) * sizeof *all);
         memcpy(all + na, h, (size_t)n * sizeof *h);
@@ -798,7 +798,7 @@ int vector_stores_retrieve(http_req *r, json_t *ids, const char *query, int64_t 
         if (rc) break;
         herd_store_hit *h;
         int64_t n;
-        if ((rc = herd_store_search(g_store, json_string_value(v), qv, k, fs, 0, &h, &n))) break;
+        if ((rc = herd_store_search(g_store, json_string_value(v), qv, k, fs, -1, &h, &n))) break;
         json_t *page = openai_results(h, n), *x;
         size_t j;
         json_array_foreach(page, j, x) {

@@ -43,7 +43,10 @@ typedef struct {
     int64_t per_slot;
 } loaded;
 
-static bool load(const char *path, const cli_common *c, int parallel, loaded *L) {
+/* cache_mb: the engine's prefix cache (herd serve's --cache-ram): every judge request opens with the same
+ * system prompt and rubric, and the K candidates of a seed with the same prompt, so their KV is computed
+ * once and copied thereafter. */
+static bool load(const char *path, const cli_common *c, int parallel, int64_t cache_mb, loaded *L) {
     if (herd_model_load(path, &L->m) != HERD_OK) return cli_fail_lib("sdg"), false;
     herd_model_info info;
     herd_model_get_info(L->m, &info);
@@ -59,7 +62,8 @@ static bool load(const char *path, const cli_common *c, int parallel, loaded *L)
                         .n_batch = c->ctx.n_batch,
                         .n_threads = c->ctx.n_threads,
                         .kv_type = c->ctx.kv_type,
-                        .max_queue = parallel * 2};
+                        .max_queue = parallel * 2,
+                        .cache_ram = (uint64_t)cache_mb << 20};
     if (engine_new(L->m, &ec, &L->e) != HERD_OK) return cli_fail_lib("sdg"), false;
     return true;
 }
@@ -74,7 +78,7 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
     const char *system = NULL, *rubric_path = NULL;
     const char **docs = calloc((size_t)argc, sizeof *docs);
     int n_docs = 0;
-    int64_t k = 4, parallel = 8, max_tokens = 256, judge_max = 96, threshold = -1, chunk = 512, overlap = -1;
+    int64_t k = 4, parallel = 8, max_tokens = 256, judge_max = 96, threshold = -1, chunk = 512, overlap = -1, cache_mb = 512;
     float dedupe = 0.8f, sync_s = 1, judge_temp = 0;
     bool best_of = false, progress = isatty(2), no_dedupe = false;
     int rc = 1;
@@ -106,6 +110,8 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
             ok = cli_str("sdg", argc, argv, &i, &rubric_path);
         else if (!strcmp(a, "-k") || !strcmp(a, "--candidates"))
             ok = cli_i64("sdg", argc, argv, &i, 1, 64, &k);
+        else if (!strcmp(a, "--cache-ram"))
+            ok = cli_i64("sdg", argc, argv, &i, 0, (int64_t)1 << 30, &cache_mb);
         else if (!strcmp(a, "--parallel") || !strcmp(a, "-np"))
             ok = cli_i64("sdg", argc, argv, &i, 1, 256, &parallel);
         else if (!strcmp(a, "--max-tokens") || !strcmp(a, "-n"))
@@ -200,8 +206,8 @@ static int sdg_main(cli_common *c, int argc, char **argv) {
         cli_fail_lib("sdg");
         goto done;
     }
-    if (!load(c->model, c, (int)parallel, &gen)) goto done;
-    if (judge_path && strcmp(judge_path, c->model) && !load(judge_path, c, (int)parallel, &jud)) goto done;
+    if (!load(c->model, c, (int)parallel, cache_mb, &gen)) goto done;
+    if (judge_path && strcmp(judge_path, c->model) && !load(judge_path, c, (int)parallel, cache_mb, &jud)) goto done;
     for (int i = 0; i < n_docs; i++)
         if (sdg_seeds_read_document(&seeds, gen.m, docs[i], chunk, overlap) != HERD_OK) {
             cli_fail_lib("sdg");
