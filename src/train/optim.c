@@ -43,14 +43,15 @@ double optim_lr(const optim_params *p, int64_t step) {
     return p->lr * 0.5 * (1.0 + cos(M_PI * progress));
 }
 
+double optim_sumsq(const tparam *p) {
+    double s = 0;
+    for (int64_t j = 0; j < p->n; j++) s += (double)p->g[j] * (double)p->g[j];
+    return s;
+}
+
 double optim_clip(const tparam *params, int n, float max_norm) {
     double ss = 0;
-    for (int i = 0; i < n; i++) {
-        const float *g = params[i].g;
-        double s = 0;
-        for (int64_t j = 0; j < params[i].n; j++) s += (double)g[j] * (double)g[j];
-        ss += s;
-    }
+    for (int i = 0; i < n; i++) ss += optim_sumsq(&params[i]);
     const double norm = sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
         const float c = (float)((double)max_norm / (norm + 1e-6));
@@ -63,7 +64,7 @@ double optim_clip(const tparam *params, int n, float max_norm) {
 typedef struct {
     optim *o;
     tparam *params;
-    int n;
+    int i0, i1;
     double lr;
     double bc1, bc2_sqrt;
 } ojob;
@@ -72,7 +73,7 @@ typedef struct {
 static void job_step(void *arg, int ith, int nth) {
     ojob *j = arg;
     const optim_params *p = &j->o->p;
-    for (int i = 0; i < j->n; i++) {
+    for (int i = j->i0; i < j->i1; i++) {
         float *w = j->params[i].w;
         const float *g = j->params[i].g;
         int64_t a, b;
@@ -96,10 +97,18 @@ static void job_step(void *arg, int ith, int nth) {
     }
 }
 
-void optim_step(optim *o, thread_pool *pool, tparam *params, int n, double lr) {
+void optim_begin(optim *o) {
     o->t++;
-    ojob j = {.o = o, .params = params, .n = n, .lr = lr};
+}
+
+void optim_step_range(optim *o, thread_pool *pool, tparam *params, int i0, int i1, double lr) {
+    ojob j = {.o = o, .params = params, .i0 = i0, .i1 = i1, .lr = lr};
     j.bc1 = 1.0 - pow((double)o->p.beta1, (double)o->t);
     j.bc2_sqrt = sqrt(1.0 - pow((double)o->p.beta2, (double)o->t));
     pool_run(pool, job_step, &j);
+}
+
+void optim_step(optim *o, thread_pool *pool, tparam *params, int n, double lr) {
+    optim_begin(o);
+    optim_step_range(o, pool, params, 0, n, lr);
 }

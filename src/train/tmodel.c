@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
@@ -36,6 +38,11 @@ struct tmodel {
     bool lora_on;
     tparam *params;
     int n_params, cap_params;
+    /* grads_ready: the layers' shared gradient buffer (layer_g_n floats), where each group starts in
+     * params (layer l: layer_p0 + 9 l, nine tensors), the output_norm's and the output's index (-1: tied) */
+    float *layer_g;
+    int64_t layer_g_n;
+    int layer_p0, p_out_norm, p_out;
     /* buffers for sequences of up to max_T tokens */
     int64_t max_T;
     float *xs;           /* [L + 1][T][E] */
@@ -43,14 +50,34 @@ struct tmodel {
     bool ckpt_asked;     /* p.checkpoint as given: p.checkpoint is what tmodel_reserve chose */
     int n_tapes;
     float *cs;           /* [T][hd] rope cos, sin */
-    float *dx, *dxm, *dh, *dq, *dk, *dv, *dO, *da, *dg, *du, *dxa, *tmp, *D; /* backward scratch */
-    float *hN, *sN, *logits, *logits_t, *dlogits; /* loss head: [T][E], [T], [head_rows][V] x 3 */
+    float *dx, *dxm, *dh, *dq, *dk, *dv, *dO, *da, *du, *dxa, *tmp, *D; /* backward scratch */
+    float *hN, *sN, *logits, *logits_t, *dlogits; /* loss head: [T][E], [T], [head_rows][V] x 3 (the last two for
+                                                   * distillation only: else d logits overwrite the logits) */
     int64_t head_rows;   /* min(max_T, TRAIN_HEAD_CHUNK) */
     float *hg, *hg_grad; /* [CHUNK][E]: the gathered positions' hidden states and their gradient */
     float *attn_scratch;
     /* current sequence (dropout mask) */
     int64_t cur_step, cur_seq;
 };
+
+/* ---- memory trace -------------------------------------------------------------------------------- */
+
+void train_mem_note(const char *what) {
+    static int on = -1;
+    if (on < 0) on = getenv("HERD_TRAIN_MEM") && strcmp(getenv("HERD_TRAIN_MEM"), "0");
+    if (!on) return;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    long long rss = -1, hwm = -1, anon = -1, file = -1;
+    while (fgets(line, sizeof line, f)) {
+        sscanf(line, "VmRSS: %lld", &rss), sscanf(line, "VmHWM: %lld", &hwm);
+        sscanf(line, "RssAnon: %lld", &anon), sscanf(line, "RssFile: %lld", &file);
+    }
+    fclose(f);
+    fprintf(stderr, "train: memory %-28s RSS %7.0f MB (anon %7.0f, file %7.0f), peak %7.0f MB\n", what, rss / 1024.0,
+            anon / 1024.0, file / 1024.0, hwm / 1024.0);
+}
 
 /* ---- parameters ------------------------------------------------------------------------------ */
 
@@ -118,6 +145,15 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
     }
     bool ok = true, full = p->method == TRAIN_METHOD_FULL;
     char name[96];
+    tm->p_out = -1;
+    if (!full) tm->p.grads_ready = NULL;
+    if (full && tm->p.grads_ready) { /* one layer's gradients: attn_norm, ffn_norm, then the seven matrices */
+        weight *w[LORA_N_TARGETS];
+        model_layer_matrices(&base->layers[0], w);
+        tm->layer_g_n = 2 * tm->E;
+        for (int t = 0; t < LORA_N_TARGETS; t++) tm->layer_g_n += w[t]->n_in * w[t]->n_out;
+        tm->layer_g = falloc(tm->layer_g_n, &ok);
+    }
     tm->layers = herd_xcalloc((size_t)tm->L, sizeof *tm->layers);
     /* embedding */
     if (full) {
@@ -129,15 +165,18 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
         tm->embd = (train_w){.q = &base->tok_embd, .n_in = tm->E, .n_out = tm->V};
     }
     uint64_t init = mix64(p->seed ^ 0x4c6f5241ull);
+    tm->layer_p0 = tm->n_params;
     for (int64_t l = 0; l < tm->L; l++) {
         layer_weights *lw = &base->layers[l];
         tlayer *tl = &tm->layers[l];
         weight *w[LORA_N_TARGETS];
         model_layer_matrices(lw, w);
+        float *lg = tm->layer_g; /* grads_ready: the next free place in the shared buffer */
         if (full) {
             float *an = copy_vec(lw->attn_norm, tm->E, &ok), *fn = copy_vec(lw->ffn_norm, tm->E, &ok);
             tl->attn_norm = an, tl->ffn_norm = fn;
-            tl->g_attn_norm = falloc(tm->E, &ok), tl->g_ffn_norm = falloc(tm->E, &ok);
+            if (lg) tl->g_attn_norm = lg, tl->g_ffn_norm = lg + tm->E, lg += 2 * tm->E;
+            else tl->g_attn_norm = falloc(tm->E, &ok), tl->g_ffn_norm = falloc(tm->E, &ok);
             snprintf(name, sizeof name, "blk.%lld.attn_norm.weight", (long long)l);
             add_param(tm, name, an, tl->g_attn_norm, tm->E, 1, HERD_TYPE_F32);
         } else {
@@ -149,7 +188,8 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
             if (full) {
                 float *f = copy_weight(w[t], &ok);
                 m->w = (train_w){.f = f, .n_in = w[t]->n_in, .n_out = w[t]->n_out};
-                m->gw = falloc(w[t]->n_in * w[t]->n_out, &ok);
+                if (lg) m->gw = lg, lg += w[t]->n_in * w[t]->n_out;
+                else m->gw = falloc(w[t]->n_in * w[t]->n_out, &ok);
                 snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, k_tensor_names[t]);
                 add_param(tm, name, f, m->gw, w[t]->n_in, w[t]->n_out, w[t]->type);
                 if (t == LORA_O) {
@@ -178,6 +218,7 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
     if (full) {
         float *on = copy_vec(base->output_norm, tm->E, &ok);
         tm->out_norm = on, tm->g_out_norm = falloc(tm->E, &ok);
+        tm->p_out_norm = tm->n_params;
         add_param(tm, "output_norm.weight", on, tm->g_out_norm, tm->E, 1, HERD_TYPE_F32);
         if (base->tied_output) {
             tm->out = tm->embd, tm->g_out = tm->g_embd;
@@ -185,6 +226,7 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
             float *o = copy_weight(&base->output, &ok);
             tm->out = (train_w){.f = o, .n_in = tm->E, .n_out = tm->V};
             tm->g_out = falloc(tm->V * tm->E, &ok);
+            tm->p_out = tm->n_params;
             add_param(tm, "output.weight", o, tm->g_out, tm->E, tm->V, base->output.type);
         }
     } else {
@@ -194,6 +236,14 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
     if (!ok) {
         tmodel_free(tm);
         return herd_err(HERD_E_NOMEM, "train: out of memory for the trainable parameters");
+    }
+    HERD_ASSERT(!full || tm->n_params == tm->layer_p0 + 9 * (int)tm->L + 1 + (tm->p_out >= 0));
+    if (full && base->file.data) {
+        /* the products read the F32 copies: the base's pages, read once to make them, are given back
+         * (a read-only file mapping: a later read, e.g. DPO's reference, faults them in again) */
+        const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)base->file.data + pg - 1) & ~(pg - 1);
+        const uintptr_t e = ((uintptr_t)base->file.data + base->file.size) & ~(pg - 1);
+        if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
     }
     *out = tm;
     return HERD_OK;
@@ -209,17 +259,26 @@ static void free_tapes(tmodel *tm) {
     free(tm->tapes);
     tm->tapes = NULL, tm->n_tapes = 0;
     float **bufs[] = {&tm->xs, &tm->cs, &tm->dx, &tm->dxm, &tm->dh, &tm->dq, &tm->dk, &tm->dv, &tm->dO, &tm->da,
-                      &tm->dg, &tm->du, &tm->dxa, &tm->tmp, &tm->D, &tm->hN, &tm->sN, &tm->logits, &tm->logits_t, &tm->dlogits, &tm->hg, &tm->hg_grad,
+                      &tm->du, &tm->dxa, &tm->tmp, &tm->D, &tm->hN, &tm->sN, &tm->logits, &tm->logits_t, &tm->dlogits, &tm->hg, &tm->hg_grad,
                       &tm->attn_scratch};
     for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++) free(*bufs[j]), *bufs[j] = NULL;
     tm->max_T = 0;
+}
+
+/* a gradient inside the layers' shared buffer (grads_ready) */
+static bool in_layer_g(const tmodel *tm, const float *g) {
+    return tm->layer_g && g >= tm->layer_g && g < tm->layer_g + tm->layer_g_n;
 }
 
 void tmodel_free(tmodel *tm) {
     if (!tm) return;
     free_tapes(tm);
     /* every trainable buffer (LoRA a, b; full copies; their gradients) is in the list once */
-    for (int i = 0; i < tm->n_params; i++) free(tm->params[i].w), free(tm->params[i].g);
+    for (int i = 0; i < tm->n_params; i++) {
+        free(tm->params[i].w);
+        if (!in_layer_g(tm, tm->params[i].g)) free(tm->params[i].g);
+    }
+    free(tm->layer_g);
     free(tm->params);
     free(tm->layers);
     train_gemm_free(tm->gemm);
@@ -233,7 +292,24 @@ tparam *tmodel_params_list(tmodel *tm, int *n) {
 }
 
 void tmodel_zero_grad(tmodel *tm) {
-    for (int i = 0; i < tm->n_params; i++) memset(tm->params[i].g, 0, (size_t)tm->params[i].n * sizeof(float));
+    for (int i = 0; i < tm->n_params; i++)
+        if (!in_layer_g(tm, tm->params[i].g)) memset(tm->params[i].g, 0, (size_t)tm->params[i].n * sizeof(float));
+    if (tm->layer_g) memset(tm->layer_g, 0, (size_t)tm->layer_g_n * sizeof(float));
+}
+
+void tmodel_free_grads(tmodel *tm) {
+    for (int i = 0; i < tm->n_params; i++) {
+        if (!in_layer_g(tm, tm->params[i].g)) free(tm->params[i].g);
+        tm->params[i].g = NULL;
+    }
+    free(tm->layer_g);
+    tm->layer_g = NULL, tm->layer_g_n = 0;
+    tm->g_embd = tm->g_out = tm->g_out_norm = NULL;
+    for (int64_t l = 0; l < tm->L; l++) {
+        tlayer *tl = &tm->layers[l];
+        tl->g_attn_norm = tl->g_ffn_norm = NULL;
+        for (int t = 0; t < LORA_N_TARGETS; t++) tl->m[t].gw = NULL, tl->m[t].lora.ga = tl->m[t].lora.gb = NULL;
+    }
 }
 
 void tmodel_lora_enable(tmodel *tm, bool on) {
@@ -292,7 +368,7 @@ int tmodel_reserve(tmodel *tm, int64_t T) {
     tm->cs = falloc(T * tm->hd, &ok);
     tm->dx = falloc(T * E, &ok), tm->dxm = falloc(T * E, &ok), tm->dh = falloc(T * E, &ok);
     tm->dq = falloc(T * qd, &ok), tm->dk = falloc(T * kd, &ok), tm->dv = falloc(T * kd, &ok), tm->dO = falloc(T * qd, &ok);
-    tm->da = falloc(T * F, &ok), tm->dg = falloc(T * F, &ok), tm->du = falloc(T * F, &ok);
+    tm->da = falloc(T * F, &ok), tm->du = falloc(T * F, &ok); /* d gate: in the tape's a (layer_backward) */
     tm->dxa = falloc(T * (max_r ? max_r : 1), &ok);
     int64_t max_out = max_in > qd ? max_in : qd;
     tm->tmp = falloc(T * max_out, &ok);
@@ -300,7 +376,7 @@ int tmodel_reserve(tmodel *tm, int64_t T) {
     tm->hN = falloc(T * E, &ok), tm->sN = falloc(T, &ok);
     /* a chunk never holds more positions than a sequence; logits_t: with the first teacher chunk (head) */
     tm->head_rows = T < TRAIN_HEAD_CHUNK ? T : TRAIN_HEAD_CHUNK;
-    tm->logits = falloc(tm->head_rows * tm->V, &ok), tm->dlogits = falloc(tm->head_rows * tm->V, &ok);
+    tm->logits = falloc(tm->head_rows * tm->V, &ok); /* dlogits, logits_t: with the first distillation chunk */
     tm->hg = falloc(TRAIN_HEAD_CHUNK * E, &ok), tm->hg_grad = falloc(TRAIN_HEAD_CHUNK * E, &ok);
     train_attn_shape as = {T, tm->H, tm->Hkv, tm->hd, 0};
     tm->attn_scratch = falloc(train_attention_scratch_floats(&as, pool_size(tm->pool)), &ok);
@@ -482,10 +558,12 @@ static void layer_backward(tmodel *tm, int64_t l, ltape *tp, const float *x, flo
     /* FFN */
     memset(tm->da, 0, (size_t)(T * F) * sizeof(float));
     mat_backward(tm, l, LORA_DOWN, tp, tp->a, dx, T, tm->da);
-    ejob sj = {.tm = tm, .n = T * F, .dy = tm->da, .dx = tm->dg, .y = tm->du, .a = tp->g, .b = tp->u};
+    /* a (the down product's input) is not read again: d gate goes there (a T x F buffer fewer) */
+    float *dg = tp->a;
+    ejob sj = {.tm = tm, .n = T * F, .dy = tm->da, .dx = dg, .y = tm->du, .a = tp->g, .b = tp->u};
     pool_run(tm->pool, job_swiglu, &sj);
     memset(tm->dh, 0, (size_t)(T * E) * sizeof(float));
-    mat_backward(tm, l, LORA_GATE, tp, tp->h2, tm->dg, T, tm->dh);
+    mat_backward(tm, l, LORA_GATE, tp, tp->h2, dg, T, tm->dh);
     mat_backward(tm, l, LORA_UP, tp, tp->h2, tm->du, T, tm->dh);
     rmsnorm_backward_rows(tm, T, tm->dxm, L->g_ffn_norm, tm->dh, tp->xm, L->ffn_norm, tp->s2);
     for (int64_t i = 0; i < T * E; i++) tm->dxm[i] += dx[i];
@@ -556,11 +634,15 @@ static void job_head_row(void *arg, int64_t i, int ith) {
     tmodel *tm = j->tm;
     const tmodel_loss *ls = j->ls;
     const int64_t p = j->pos[i], V = tm->V;
-    const float *z = tm->logits + i * V;
-    float *dz = tm->dlogits + i * V;
+    float *z = tm->logits + i * V;
     const float w = ls->weight[p], kw = j->any_kd ? ls->kd_weight[p] : 0;
-    memset(dz, 0, (size_t)V * sizeof(float));
     j->xl[i] = j->logp[i] = j->kl[i] = 0;
+    if (!j->any_kd) { /* every gathered row has w != 0: d logits over the logits, in place */
+        j->xl[i] = train_xent_row(z, z, V, ls->tokens[p + 1], w, &j->logp[i]);
+        return;
+    }
+    float *dz = tm->dlogits + i * V; /* distillation reads z again after the cross-entropy */
+    memset(dz, 0, (size_t)V * sizeof(float));
     if (w != 0) j->xl[i] = train_xent_row(dz, z, V, ls->tokens[p + 1], w, &j->logp[i]);
     if (kw != 0) j->kl[i] = kl_row(dz, z, tm->logits_t + i * V, V, ls->kd_temp, kw);
 }
@@ -586,6 +668,7 @@ static void head(tmodel *tm, int64_t T, const tmodel_loss *ls, bool want_grad, t
         for (int64_t i = 0; i < n; i++) memcpy(tm->hg + i * E, tm->hN + pos[i] * E, (size_t)E * sizeof(float));
         train_gemm_xwt(tm->gemm, &tm->out, tm->hg, E, n, tm->logits, V);
         if (any_kd && !tm->logits_t) tm->logits_t = herd_xmalloc((size_t)(tm->head_rows * V) * sizeof(float));
+        if (any_kd && !tm->dlogits) tm->dlogits = herd_xmalloc((size_t)(tm->head_rows * V) * sizeof(float));
         if (any_kd) ls->teacher(ls->teacher_user, pos, n, tm->logits_t);
         /* the rows' losses and d logits on the pool, their sums in position order below (as one loop) */
         hjob hj = {.tm = tm, .ls = ls, .pos = pos, .any_kd = any_kd};
@@ -600,9 +683,10 @@ static void head(tmodel *tm, int64_t T, const tmodel_loss *ls, bool want_grad, t
         }
         if (!want_grad) continue;
         memset(tm->hg_grad, 0, (size_t)(n * E) * sizeof(float));
-        train_gemm_dyw(tm->gemm, &tm->out, tm->dlogits, V, n, tm->hg_grad, E);
+        const float *dl = any_kd ? tm->dlogits : tm->logits; /* d logits (see job_head_row) */
+        train_gemm_dyw(tm->gemm, &tm->out, dl, V, n, tm->hg_grad, E);
         for (int64_t i = 0; i < n; i++) memcpy(dhN + pos[i] * E, tm->hg_grad + i * E, (size_t)E * sizeof(float));
-        if (tm->g_out) train_gemm_dytx(tm->gemm, tm->dlogits, V, tm->hg, E, n, V, E, tm->g_out);
+        if (tm->g_out) train_gemm_dytx(tm->gemm, dl, V, tm->hg, E, n, V, E, tm->g_out);
     }
 }
 
@@ -613,21 +697,34 @@ int tmodel_forward_backward(tmodel *tm, int64_t T, const tmodel_loss *ls, tmodel
     const int64_t E = tm->E;
     embed_and_rope(tm, T, ls->tokens);
     forward_layers(tm, T);
+    train_mem_note("step: forward done");
     float *dhN = tm->dh, *dx = tm->dx;
     head(tm, T, ls, true, res, tm->dxm);
+    train_mem_note("step: loss head done");
+    /* grads_ready: each group's update as soon as its gradient is complete (the loss is known by now) */
+    const bool fire = tm->p.grads_ready && isfinite(res->loss);
+    if (fire && tm->p_out >= 0) tm->p.grads_ready(tm->p.grads_user, tm->p_out, tm->p_out + 1);
     memcpy(dhN, tm->dxm, (size_t)(T * E) * sizeof(float));
     rmsnorm_backward_rows(tm, T, dx, tm->g_out_norm, dhN, tm->xs + tm->L * T * E, tm->out_norm, tm->sN);
+    if (fire) tm->p.grads_ready(tm->p.grads_user, tm->p_out_norm, tm->p_out_norm + 1);
     for (int64_t l = tm->L - 1; l >= 0; l--) {
         ltape *tp = &tm->tapes[tm->p.checkpoint ? 0 : l];
         const float *x = tm->xs + l * T * E;
         if (tm->p.checkpoint) layer_forward(tm, l, tp, x, tm->xs + (l + 1) * T * E, T);
         layer_backward(tm, l, tp, x, dx, T);
+        if (l == tm->L - 1) train_mem_note("step: last layer's backward");
+        if (tm->layer_g) { /* the next layer (below) accumulates into the same buffer */
+            const int p0 = tm->layer_p0 + 9 * (int)l;
+            if (fire) tm->p.grads_ready(tm->p.grads_user, p0, p0 + 9);
+            memset(tm->layer_g, 0, (size_t)tm->layer_g_n * sizeof(float));
+        }
     }
     if (tm->g_embd)
         for (int64_t t = 0; t < T; t++) {
             float *g = tm->g_embd + (int64_t)ls->tokens[t] * E;
             for (int64_t i = 0; i < E; i++) g[i] += dx[t * E + i];
         }
+    if (fire) tm->p.grads_ready(tm->p.grads_user, 0, 1);
     return HERD_OK;
 }
 

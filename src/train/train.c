@@ -96,7 +96,20 @@ typedef struct {
     char fingerprint[1024];
     int64_t total_steps;
     int64_t last_saved;         /* step of the last checkpoint written (-1: none) */
+    /* full fine-tuning with no clipping and one sequence a step: the optimizer steps each group of
+     * tensors inside the backward pass (grads_ready), at step_lr; sumsq [n_params]: their gradients'
+     * sums of squares, for the reported norm */
+    bool fused;
+    double step_lr;
+    double *sumsq;
 } trainer;
+
+/* tmodel's grads_ready: the gradients of tensors [p0, p1) are complete; update them now */
+static void grads_ready(void *user, int p0, int p1) {
+    trainer *tr = user;
+    for (int i = p0; i < p1; i++) tr->sumsq[i] = optim_sumsq(&tr->params[i]);
+    optim_step_range(&tr->opt, tmodel_pool(tr->tm), tr->params, p0, p1, tr->step_lr);
+}
 
 /* the example at stream position pos */
 static int64_t example_at(trainer *tr, int64_t pos) {
@@ -379,6 +392,7 @@ static void trainer_free(trainer *tr) {
     free(tr->wbuf);
     free(tr->kbuf);
     free(tr->ref_logp);
+    free(tr->sumsq);
     if (tr->metrics) fclose(tr->metrics);
     train_history_free(&tr->hist);
 }
@@ -416,8 +430,10 @@ static int check_params(const herd_train_params *p) {
 
 static int setup(trainer *tr) {
     const herd_train_params *p = tr->p;
+    train_mem_note("at start");
     int rc = model_load(p->model, MODEL_LOAD_NO_REPACK, &tr->base);
     if (rc) return rc;
+    train_mem_note("model loaded");
     if (p->method == HERD_TRAIN_FULL) {
         weight *w[LORA_N_TARGETS];
         for (int64_t l = 0; l < tr->base->hp.n_layer; l++) {
@@ -447,8 +463,19 @@ static int setup(trainer *tr) {
     tmodel_params tp = {.method = p->method == HERD_TRAIN_FULL ? TRAIN_METHOD_FULL : TRAIN_METHOD_LORA,
                         .rank = p->lora_rank, .alpha = p->lora_alpha, .dropout = p->lora_dropout, .targets = targets,
                         .seed = p->seed, .checkpoint = p->checkpoint_activations, .n_threads = p->n_threads};
+    /* Full fine-tuning needs all gradients at once only to clip by their global norm or to sum them over
+     * several sequences (batch, accumulation, DPO's pair): otherwise each tensor is updated as soon as
+     * its gradient is complete, and the layers share one gradient buffer (the same weights bit for bit;
+     * HERD_TRAIN_FUSED=0 in the environment turns it off, for comparison). */
+    const char *fz = getenv("HERD_TRAIN_FUSED");
+    tr->fused = p->method == HERD_TRAIN_FULL && !(p->grad_clip > 0) && p->batch * p->grad_accum == 1 &&
+                p->objective != HERD_TRAIN_DPO && !(fz && !strcmp(fz, "0"));
+    if (tr->fused) tp.grads_ready = grads_ready, tp.grads_user = tr;
+    train_mem_note("data loaded");
     if ((rc = tmodel_new(tr->base, &tp, &tr->tm))) return rc;
+    train_mem_note("parameters made");
     if ((rc = tmodel_reserve(tr->tm, p->seq_len))) return rc;
+    train_mem_note("activations reserved");
     if (p->objective == HERD_TRAIN_DPO && p->method == HERD_TRAIN_FULL) { /* the frozen reference: the base itself */
         tmodel_params rp = tp;
         rp.method = TRAIN_METHOD_LORA, rp.targets = 0;
@@ -492,6 +519,8 @@ static int setup(trainer *tr) {
                        .weight_decay = p->weight_decay, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                        .schedule = p->schedule, .warmup = p->warmup, .total_steps = tr->total_steps};
     if ((rc = optim_init(&tr->opt, &op, tr->params, tr->n_params))) return rc;
+    if (tr->fused) tr->sumsq = herd_xcalloc((size_t)tr->n_params, sizeof(double));
+    train_mem_note("optimizer state made");
     tr->perm = herd_xmalloc((size_t)tr->n_train * sizeof *tr->perm);
     tr->perm_epoch = -1;
     tr->wbuf = herd_xcalloc((size_t)p->seq_len + 1, sizeof(float));
@@ -549,13 +578,22 @@ int herd_train(const herd_train_params *p) {
         const double t0 = now_s();
         const int64_t pos0 = step * per_step;
         tmodel_zero_grad(tr.tm);
+        const double lr = optim_lr(&tr.opt.p, step + 1);
+        if (tr.fused) tr.step_lr = lr, optim_begin(&tr.opt);
         const double norm = step_norm(&tr, pos0, per_step);
         double loss = 0;
         int64_t n_tok = 0;
         for (int64_t i = 0; i < per_step && !rc; i++)
             rc = run_example(&tr, step, pos0 + i, example_at(&tr, pos0 + i), norm, &loss, &n_tok);
         if (rc) goto done;
-        const double gnorm = isfinite(loss) ? optim_clip(tr.params, tr.n_params, p->grad_clip) : NAN;
+        double gnorm = NAN;
+        if (isfinite(loss) && tr.fused) { /* the updates are made; the norm as optim_clip sums it */
+            double ss = 0;
+            for (int i = 0; i < tr.n_params; i++) ss += tr.sumsq[i];
+            gnorm = sqrt(ss);
+        } else if (isfinite(loss)) {
+            gnorm = optim_clip(tr.params, tr.n_params, p->grad_clip);
+        }
         if (!isfinite(loss) || !isfinite(gnorm)) {
             const char *what = isfinite(loss) ? "gradient norm" : "loss";
             const double v = isfinite(loss) ? gnorm : loss;
@@ -567,8 +605,9 @@ int herd_train(const herd_train_params *p) {
                               (long long)step + 1, what, v);
             goto done;
         }
-        const double lr = optim_lr(&tr.opt.p, step + 1);
-        optim_step(&tr.opt, tmodel_pool(tr.tm), tr.params, tr.n_params, lr);
+        train_mem_note("step: backward done");
+        if (!tr.fused) optim_step(&tr.opt, tmodel_pool(tr.tm), tr.params, tr.n_params, lr);
+        train_mem_note("step: optimizer done");
         tokens_run += n_tok;
         const double dt = now_s() - t0, elapsed = now_s() - t_start;
         herd_train_progress pr = {.event = HERD_TRAIN_EV_STEP, .step = step + 1, .total_steps = tr.total_steps, .loss = loss,
@@ -591,6 +630,8 @@ int herd_train(const herd_train_params *p) {
             if ((rc = save_checkpoint(&tr, step + 1))) goto done;
         }
     }
+    tmodel_free_grads(tr.tm); /* the output and the last checkpoint need weights and moments only */
+    train_mem_note("before writing the output");
     if ((rc = write_output(&tr))) goto done;
     if (p->save_every > 0 && (rc = save_checkpoint(&tr, tr.total_steps))) goto done;
     char svg[4200];

@@ -73,6 +73,20 @@ grep -q 'blk\.0\.attn_q\.weight\.lora_a' "$TMP/e.log" || { cat "$TMP/e.log"; die
 "$HERD" train -m "$TMP/m.gguf" --data "$TMP/text.txt" --objective cpt --method full --optimizer sgd --lr 1e38 --grad-clip 0 \
     --schedule constant --steps 4 --save-every 1 --seq-len 16 -t 2 --out "$TMP/nan.gguf" 2>"$TMP/e.log" && die "NaN loss not caught"
 grep -Eq 'step [0-9]+: the (loss|gradient norm) is (nan|inf|-nan).*nan.gguf.ckpt, step [0-9]+' "$TMP/e.log" || { cat "$TMP/e.log"; die "NaN: message"; }
+# full fine-tuning, one sequence a step, no clipping: the updates made inside the backward pass
+# (tmodel grads_ready) give the weights, losses and gradient norms of the ordinary step bit for bit,
+# AdamW over 3 steps with a warmup
+F=(-m "$TMP/m.gguf" --data "$TMP/text.txt" --objective cpt --method full --grad-clip 0 --lr 1e-3 --warmup 1 --steps 3
+   --seq-len 16 -t 2)
+for f in 1 0; do
+    HERD_TRAIN_FUSED=$f "$HERD" train "${F[@]}" --out "$TMP/fused$f.gguf" --metrics "$TMP/fused$f.jsonl" 2>/dev/null || die "full, fused=$f"
+done
+cmp -s "$TMP/fused1.gguf" "$TMP/fused0.gguf" || die "full: the in-backward optimizer step changed the weights"
+python3 - "$TMP/fused1.jsonl" "$TMP/fused0.jsonl" <<'PY' || die "full: the in-backward step changed the loss or grad norm"
+import json, sys
+a, b = ([(r["loss"], r["grad_norm"]) for r in map(json.loads, open(f))] for f in sys.argv[1:3])
+assert a == b and len(a) == 3, (a, b)
+PY
 # full fine-tuning of a quantized base is refused; bad options
 "$HERD" synth --vocab "$VOCAB31" -o "$TMP/q.gguf" --type q8_0 --n-embd 64 --n-layer 1 --n-head 2 --n-head-kv 1 --head-dim 32 --n-ff 128 >/dev/null
 "$HERD" train -m "$TMP/q.gguf" --data "$TMP/text.txt" --objective cpt --method full --out "$TMP/x.gguf" 2>"$TMP/e.log" && die "full on q8_0"

@@ -57,6 +57,10 @@ for m in g2 g4 g1 q8 q4; do init $m; done
 L="--lora-rank 4 --lora-alpha 8"
 
 check full_cpt_gqa2_untied g2 full cpt "$TMP/text.txt" 2 --seq-len 40
+# one sequence a step, no clipping: the optimizer steps each tensor inside the backward pass (the layers
+# share one gradient buffer): the same gradients, tied and untied
+check full_cpt_fused_untied g2 full cpt "$TMP/text.txt" 1 --seq-len 40
+check full_cpt_fused_tied g4 full cpt "$TMP/text.txt" 1 --seq-len 40
 check full_sft_gqa4_tied g4 full sft "$D/sft.jsonl" 4
 check full_sft_gqa1 g1 full sft "$D/sft.jsonl" 4 --train-on-input
 check full_dpo g2 full dpo "$D/dpo.jsonl" 2 --dpo-beta 0.5 --nll-coef 0.2 -- --beta 0.5 --nll-coef 0.2

@@ -59,6 +59,33 @@ static void test_gemm(void) {
     }
 }
 
+/* transpose_f32: the reference is the transpose; every ISA's variant gives its bits (whole 16 x 16 tiles
+ * and ragged edges, leading dimensions wider than the rows) */
+static void test_transpose(void) {
+    const int64_t shapes[][2] = {{1, 1}, {16, 16}, {32, 48}, {17, 33}, {5, 40}, {40, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t R = shapes[s][0], C = shapes[s][1], lds = C + 3, ldd = R + 5;
+        float *src = rnd(R * lds), *d0 = rnd(C * ldd), *d1 = malloc((size_t)(C * ldd) * sizeof(float));
+        memcpy(d1, d0, (size_t)(C * ldd) * sizeof(float));
+        kernels_vec_isa(KERNEL_ISA_REF)->transpose_f32(R, C, src, lds, d0, ldd);
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < C; c++)
+                CHECK(d0[c * ldd + r] == src[r * lds + c], "transpose_f32 reference %lldx%lld wrong at %lld,%lld",
+                      (long long)R, (long long)C, (long long)r, (long long)c);
+        for (int isa = 1; isa < KERNEL_ISA_COUNT; isa++) {
+            const kernel_vec_ops *vo = kernels_vec_isa((kernel_isa)isa);
+            if (!vo) continue;
+            float *d2 = malloc((size_t)(C * ldd) * sizeof(float));
+            memcpy(d2, d1, (size_t)(C * ldd) * sizeof(float));
+            vo->transpose_f32(R, C, src, lds, d2, ldd);
+            CHECK(!memcmp(d0, d2, (size_t)(C * ldd) * sizeof(float)), "transpose_f32 %s %lldx%lld differs",
+                  kernels_isa_name((kernel_isa)isa), (long long)R, (long long)C);
+            free(d2);
+        }
+        free(src), free(d0), free(d1);
+    }
+}
+
 /* a scalar loss of the attention output: sum o * w, so dO = w */
 static double attn_loss(const train_attn_shape *a, const float *q, const float *k, const float *v, const float *w) {
     const int64_t n = a->T * a->n_head * a->hd;
@@ -254,6 +281,7 @@ int main(void) {
     tu_rng = 0x7261696e;
     kernels_init();
     test_gemm();
+    test_transpose();
     test_train_gemm();
     test_attention();
     test_rows();
