@@ -28,7 +28,17 @@ struct engine_req {
     _Atomic bool cancelled;
     _Atomic int refs; /* the engine's and the submitter's */
     engine_req *next; /* waiting queue link */
+    /* context shift mid-reply: the prompt's length as submitted (usage), the next shift prompt to consider,
+     * the conversation part of the current prompt (its generated ids follow), messages left out so far */
+    int64_t n_prompt0, shift_at, conv_len, n_dropped;
 };
+
+static void free_shift(engine_params *p) {
+    for (int i = 0; i < p->n_shift; i++) free(p->shift[i].ids);
+    free(p->shift);
+    p->shift = NULL;
+    p->n_shift = 0;
+}
 
 static void req_unref(engine_req *r) {
     if (atomic_fetch_sub(&r->refs, 1) != 1) return;
@@ -39,6 +49,7 @@ static void req_unref(engine_req *r) {
     for (int i = 0; i < r->p.n_stop; i++) free(r->p.stop[i]);
     free(r->p.stop);
     herd_constraint_free(r->p.constraint);
+    free_shift(&r->p);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -216,8 +227,9 @@ static void slot_finish(engine *e, slot *s, int finish) {
                                  .text_len = k};
             req_push(r, &tail);
         }
-        engine_event ev = {.kind = ENGINE_EV_DONE, .finish = finish, .n_prompt = r->p.n_prompt,
-                           .n_cached = s->n_cached, .n_gen = s->n_gen, .stop_token = s->stop_token};
+        engine_event ev = {.kind = ENGINE_EV_DONE, .finish = finish, .n_prompt = r->n_prompt0,
+                           .n_cached = s->n_cached, .n_gen = s->n_gen, .stop_token = s->stop_token,
+                           .n_dropped = r->n_dropped};
         req_push(r, &ev);
         req_unref(r);
     }
@@ -326,6 +338,38 @@ static void logprobs(const float *lg, int64_t n, int32_t chosen, int k, engine_e
     for (int j = 0; j < ev->n_top; j++) ev->top[j].logprob = (float)((double)lg[ev->top[j].id] - lse);
 }
 
+/* The context of slot s filled while generating; `id` (just sampled and emitted, counted in n_gen) has no
+ * KV yet. Context policy shift (engine_params.shift): the next shorter prompt that leaves room, then the
+ * reply's ids so far, re-prefilled past what the slot's cache shares with it. false: nothing to drop or no
+ * room (the caller ends the reply with ENGINE_FINISH_CONTEXT). */
+static bool slot_shift(engine *e, slot *s, int32_t id) {
+    engine_req *r = s->req;
+    engine_params *p = &r->p;
+    int64_t n_ctx = e->cfg.n_ctx_slot, reserve = p->max_tokens > 0 ? p->max_tokens : s->n_gen + n_ctx / 4;
+    /* as herd_chat_tokenize_fit over the current conversation: turns go while it and reserve do not fit */
+    int64_t j = r->shift_at - 1, len = r->conv_len;
+    while (len + reserve > n_ctx && j + 1 < p->n_shift) len = p->shift[++j].n;
+    if (j == r->shift_at - 1 || len + s->n_gen >= n_ctx) return false;
+    int64_t n_new = len + s->n_gen, from = r->conv_len;
+    HERD_ASSERT(s->n_cache - from == s->n_gen - 1); /* the cache: the prompt, then every generated id but id */
+    int32_t *ids = herd_xmalloc((size_t)n_new * sizeof *ids);
+    memcpy(ids, p->shift[j].ids, (size_t)len * sizeof *ids);
+    memcpy(ids + len, s->cache + from, (size_t)(s->n_gen - 1) * sizeof *ids);
+    ids[n_new - 1] = id;
+    int64_t keep = common_prefix(s->cache, s->n_cache, ids, n_new);
+    if (keep >= n_new) keep = n_new - 1; /* the last token runs again: its row continues the reply */
+    herd_seq_truncate(e->ctx, (int)(s - e->slots), keep);
+    free(p->prompt);
+    p->prompt = ids;
+    p->n_prompt = n_new;
+    s->n_cache = keep;
+    r->conv_len = len;
+    r->n_dropped = p->shift[j].n_dropped;
+    r->shift_at = j + 1;
+    s->st = SLOT_PREFILL;
+    return true;
+}
+
 /* Samples slot s from its logits row; emits the token; decides whether it goes on. */
 static void slot_sample(engine *e, slot *s, const float *lg) {
     engine_req *r = s->req;
@@ -375,7 +419,7 @@ static void slot_sample(engine *e, slot *s, const float *lg) {
     } else if (r->p.max_tokens >= 0 && s->n_gen >= r->p.max_tokens) {
         slot_finish(e, s, ENGINE_FINISH_LENGTH);
     } else if (s->n_cache >= e->cfg.n_ctx_slot) {
-        slot_finish(e, s, ENGINE_FINISH_CONTEXT);
+        if (!slot_shift(e, s, id)) slot_finish(e, s, ENGINE_FINISH_CONTEXT);
     } else {
         s->next = id;
         s->st = SLOT_DECODE;
@@ -872,6 +916,7 @@ static void free_params(engine_params *p) {
     free(p->stop);
     herd_constraint_free(p->constraint);
     p->constraint = NULL;
+    free_shift(p);
     p->prompt = NULL;
     p->stop = NULL;
 }
@@ -900,6 +945,7 @@ int engine_submit(engine *e, engine_params *p, engine_req **out) {
     }
     engine_req *r = herd_xcalloc(1, sizeof *r);
     r->p = *p;
+    r->n_prompt0 = r->conv_len = p->n_prompt;
     memset(p, 0, sizeof *p);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);

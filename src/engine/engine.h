@@ -52,6 +52,14 @@ typedef struct {
 
 #define ENGINE_MAX_TOP 20
 
+/* Context policy shift mid-reply (docs/CONTEXT.md): a shorter prompt of the same conversation, with more of
+ * its oldest turns left out. */
+typedef struct {
+    int32_t *ids;      /* malloc'd, owned by the engine once submitted */
+    int64_t n;
+    int64_t n_dropped; /* messages it leaves out that the request's prompt still has */
+} engine_shift_prompt;
+
 typedef struct {
     int32_t *prompt;            /* moved into the engine by engine_submit (malloc'd) */
     int64_t n_prompt;
@@ -74,6 +82,16 @@ typedef struct {
      * (Llama Guard's P(unsafe) at the first generated position) */
     bool watch;
     int32_t watch_token;
+    /* context policy shift mid-reply: when the slot's context fills while generating, the reply goes on
+     * after the conversation loses its oldest turns, as herd chat does it: shift[j] (j = 0.., each one turn
+     * shorter; moved into the engine, malloc'd) is taken for the first j from the current one on where
+     * ids + reserve fit the context (reserve: max_tokens, or without it the reply so far + a quarter of the
+     * context; else the last), the reply so far (its exact ids) is appended, and that prompt is re-prefilled
+     * past the prefix it shares with the slot's cache; then generation goes on. When no turn is left to
+     * drop, or the new prompt leaves no position free, the reply ends with ENGINE_FINISH_CONTEXT as under
+     * stop. Greedy output is exactly a fresh request's on the shifted prompt. n_shift 0: stop. */
+    engine_shift_prompt *shift;
+    int n_shift;
 } engine_params;
 
 enum { ENGINE_EV_TOKEN = 1, ENGINE_EV_DONE = 2, ENGINE_EV_ERROR = 3 };
@@ -100,6 +118,7 @@ typedef struct {
     int finish;                 /* ENGINE_FINISH_* */
     int32_t stop_token;         /* the end-of-generation token that ended it (<|eot_id|>, <|eom_id|>), or -1 */
     int64_t n_prompt, n_cached, n_gen;
+    int64_t n_dropped;          /* messages left out by context shifts while generating (engine_params.shift) */
     float *embedding;           /* owned; n_embd floats (embedding requests) */
     int64_t n_embd;
     /* ENGINE_EV_ERROR */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../base/log.h"
 #include "../engine/engine.h"
 
 bool ctx_policy_parse(json_t *body, int def, int *out, char *err, size_t cap) {
@@ -32,6 +33,36 @@ int ctx_policy_tokenize(int policy, const herd_model *m, chat_messages *conv, co
     conv->n -= k;
     *n_dropped = (int64_t)k;
     return HERD_OK;
+}
+
+void ctx_policy_shift_prompts(int policy, const herd_model *m, const chat_messages *conv, const herd_chat_params *cp,
+                              int64_t n_ids, engine_shift_prompt **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    if (policy != CTX_POLICY_SHIFT || conv->n < 2) return;
+    /* a shallow copy of the messages (the strings stay conv's), losing one turn per round: the fit with
+     * n_ctx = the current length and reserve 1 leaves out exactly the oldest turn */
+    herd_chat_message *msgs = herd_xmalloc(conv->n * sizeof *msgs);
+    memcpy(msgs, conv->msgs, conv->n * sizeof *msgs);
+    size_t nm = conv->n;
+    int64_t cur = n_ids, dropped = 0;
+    for (;;) {
+        size_t from, k;
+        int32_t *ids;
+        int64_t ni;
+        if (herd_chat_tokenize_fit(m, msgs, nm, cp, cur, 1, &from, &k, &ids, &ni) != HERD_OK) break;
+        if (k == 0) {
+            free(ids);
+            break;
+        }
+        memmove(msgs + from, msgs + from + k, (nm - from - k) * sizeof *msgs);
+        nm -= k;
+        dropped += (int64_t)k;
+        *out = herd_xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (engine_shift_prompt){.ids = ids, .n = ni, .n_dropped = dropped};
+        cur = ni;
+    }
+    free(msgs);
 }
 
 void ctx_policy_mark(json_t *choice, int finish) {

@@ -28,10 +28,16 @@ typedef struct {
     chat_messages *shield_conv; /* --shields output: the conversation the answer is assessed in (owned) */
     json_t *echo_lps;    /* completions, echo + logprobs: the prompt's logprobs (prompt_logprobs.c), owned */
     int64_t n_dropped;   /* context policy shift: messages left out (ctx_policy.h) */
+    engine_shift_prompt *shift; /* ... and the prompts a shift mid-reply takes (ctx_policy_shift_prompts), owned */
+    int n_shift;
     json_t *extra;       /* herd's fields of the answer (file_search_call: file_search.c), owned, or NULL */
 } gen_opts;
 
 static void gen_opts_free(gen_opts *o) {
+    for (int i = 0; i < o->n_shift; i++) free(o->shift[i].ids);
+    free(o->shift);
+    o->shift = NULL;
+    o->n_shift = 0;
     json_decref(o->extra);
     o->extra = NULL;
     json_decref(o->echo_lps);
@@ -659,7 +665,8 @@ static int stream_fill(void *user, strbuf *out) {
         json_t *last = chunk(g, g->chat ? json_object() : json_string(""), NULL, finish);
         if (violation) json_object_set_new(last, "violation", violation);
         ctx_policy_mark(json_array_get(json_object_get(last, "choices"), 0), ev.finish);
-        if (g->n_dropped) json_object_set_new(last, "dropped_messages", json_integer((json_int_t)g->n_dropped));
+        if (g->n_dropped + ev.n_dropped)
+            json_object_set_new(last, "dropped_messages", json_integer((json_int_t)(g->n_dropped + ev.n_dropped)));
         sse(out, last);
         if (g->include_usage) {
             json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", g->id, "object",
@@ -694,8 +701,11 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
                                 bool tools, agent *ag) {
     engine_params p = {.prompt = ids, .n_prompt = n, .sampling = o->sp, .max_tokens = o->max_tokens,
                        .stop = o->stop, .n_stop = o->n_stop, .top_logprobs = o->top_logprobs,
-                       .render_python_tag = tools, .constraint = o->con, .lora = o->lora};
-    o->stop = NULL; /* moved into the engine */
+                       .render_python_tag = tools, .constraint = o->con, .lora = o->lora,
+                       .shift = o->shift, .n_shift = o->n_shift};
+    o->shift = NULL; /* moved into the engine */
+    o->n_shift = 0;
+    o->stop = NULL;
     o->n_stop = 0;
     o->con = NULL;
     if (ag) { /* the agent keeps its own copies of what the engine takes */
@@ -839,7 +849,8 @@ static enum MHD_Result generate(http_req *r, int32_t *ids, int64_t n, gen_opts *
                                  "model", model_name(r->srv, g->lora), "system_fingerprint", "herd", "choices", choice, "usage",
                                  usage_json(g->n_prompt + ev.n_prompt, g->n_cached + ev.n_cached, g->n_gen + ev.n_gen));
         if (violation) json_object_set_new(resp, "violation", violation);
-        if (g->n_dropped) json_object_set_new(resp, "dropped_messages", json_integer((json_int_t)g->n_dropped));
+        if (g->n_dropped + ev.n_dropped)
+            json_object_set_new(resp, "dropped_messages", json_integer((json_int_t)(g->n_dropped + ev.n_dropped)));
         if (g->extra) json_object_update(resp, g->extra);
         if (g->ag && json_array_size(g->ag->executed)) /* herd extension: what the server ran */
             json_object_set(resp, "executed_tool_calls", g->ag->executed);
@@ -1108,6 +1119,7 @@ enum MHD_Result route_chat_completions(http_req *r, json_t *b) {
             param = "messages";
             ecode = trc == HERD_E_RANGE ? "context_length_exceeded" : NULL;
         } else {
+            ctx_policy_shift_prompts(policy, model_of(r), conv, &cp, n_ids, &o.shift, &o.n_shift);
             res = generate(r, ids, n_ids, &o, true, NULL, use_tools, ag);
             ag = NULL; /* generate owns it */
         }

@@ -79,20 +79,24 @@ int cmd_bench(int argc, char **argv) {
     double rf_read = 0, rf_tok = 0;                     /* totals over the repetitions */
     uint64_t rf_bytes = 0;
     int rc = 0;
+    bool filled = false; /* the cache holds the -d positions */
     /* one warm-up of each kind: page in the weights, start the threads */
     for (int64_t r = -1; r < reps && !rc; r++) {
         if (n_pp > 0) {
             herd_context_truncate(ctx, 0);
+            filled = false;
             double t0 = now_s();
             if (herd_decode(ctx, toks, n_pp, HERD_LOGITS_LAST, logits) != HERD_OK) rc = cli_fail_lib("bench");
             if (r >= 0) pp[r] = (double)n_pp / (now_s() - t0);
         }
         if (n_tg > 0 && !rc) {
-            herd_context_truncate(ctx, 0);
-            /* -d: decode after depth filled positions (untimed prompt; llama-bench's -d), in batches */
-            for (int64_t i = 0; i < depth && !rc; i += c.ctx.n_batch)
+            /* -d: decode after depth filled positions (untimed prompt; llama-bench's -d), in batches; filled
+             * once and kept across repetitions (cut back to depth), as llama-bench reuses its depth state */
+            herd_context_truncate(ctx, filled ? depth : 0);
+            for (int64_t i = 0; i < depth && !filled && !rc; i += c.ctx.n_batch)
                 if (herd_decode(ctx, toks + i, depth - i < c.ctx.n_batch ? depth - i : c.ctx.n_batch, HERD_LOGITS_NONE, NULL) != HERD_OK)
                     rc = cli_fail_lib("bench");
+            filled = !rc;
             double t0 = now_s();
             for (int64_t i = 0; i < n_tg && !rc; i++)
                 if (herd_decode(ctx, toks + depth + i, 1, HERD_LOGITS_LAST, logits) != HERD_OK) rc = cli_fail_lib("bench");
@@ -100,6 +104,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (roofline && r >= 0 && !rc) {
             herd_context_truncate(ctx, 0);
+            filled = false;
             double st_tok = 0, st_read = 0;
             for (int64_t i = 0; i < n_tg && !rc; i++) {
                 double t0 = now_s();
