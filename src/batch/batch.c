@@ -16,8 +16,8 @@
 
 #include "../base/jsonl.h"
 #include "../base/log.h"
+#include "../base/randhex.h"
 #include "../base/strbuf.h"
-#include "../server/server.h"
 
 static const char *const k_urls[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"};
 
@@ -129,21 +129,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void random_hex(char *out, size_t nhex) {
-    unsigned char b[32] = {0};
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(b, 1, sizeof b, f) : 0;
-    if (f) fclose(f);
-    if (got < sizeof b) { /* no /dev/urandom: time and address */
-        uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out ^ (uint64_t)(now_s() * 1e9);
-        for (size_t i = 0; i < sizeof b; i++)
-            x = x * 6364136223846793005ull + 1442695040888963407ull, b[i] ^= (unsigned char)(x >> 56);
-    }
-    for (size_t i = 0; i < nhex; i++)
-        out[i] = "0123456789abcdef"[(b[i / 2 % sizeof b] >> (i % 2 ? 0 : 4)) & 15];
-    out[nhex] = 0;
-}
-
 static void progress(job *jb, bool final) {
     double t = now_s();
     if (!jb->cfg->progress || (!final && t - jb->last_progress < 0.5)) return;
@@ -191,7 +176,7 @@ static void emit(job *jb, json_t *obj, bool ok) {
 static json_t *line_head(job *jb, int64_t i) {
     char id[64];
     char r[13];
-    random_hex(r, 12);
+    herd_random_hex(r, 12);
     /* the input line number is part of the id: a rerun knows which lines are done */
     snprintf(id, sizeof id, "batch_req_%010lld_%s", (long long)i, r);
     json_t *o = json_object();
@@ -235,7 +220,7 @@ static void *worker(void *arg) {
         } else {
             char url[600], rid[40] = "req_";
             snprintf(url, sizeof url, "%s%s", jb->base_url, L->url);
-            random_hex(rid + 4, 24);
+            herd_random_hex(rid + 4, 24);
             sink s = {{0}};
             curl_easy_reset(c);
             curl_easy_setopt(c, CURLOPT_URL, url);
@@ -327,7 +312,7 @@ static bool is_done(const done_set *d, int64_t i, const char *cid) {
 }
 
 /* The job over a running server (see batch.h). */
-static int run_job(engine *e, const batch_config *cfg, const char *base_url, const char *api_key,
+static int run_job(const batch_config *cfg, const char *base_url, const char *api_key,
                    batch_stats *st) {
     memset(st, 0, sizeof *st);
     FILE *in = fopen(cfg->input, "rb");
@@ -387,24 +372,7 @@ static int run_job(engine *e, const batch_config *cfg, const char *base_url, con
         jb.fd = open(cfg->output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (jb.fd < 0) rc = herd_err(HERD_E_IO, "cannot write %s: %s", cfg->output, strerror(errno));
     }
-    server *srv = NULL;
-    char key[40], url[64];
     jb.base_url = base_url, jb.api_key = api_key;
-    if (rc == HERD_OK && jb.todo > 0 && e) { /* herd batch: our own server on a loopback port */
-        random_hex(key, 32);
-        server_config sc = {.host = "127.0.0.1",
-                            .port = 0,
-                            .api_key = key,
-                            .max_body = cfg->max_body + 1024,
-                            .model_id = cfg->model_id,
-                            .n_ctx_slot = cfg->n_ctx_slot,
-                            .max_connections = cfg->parallel + 8};
-        rc = server_start(e, &sc, &srv);
-        if (rc == HERD_OK) {
-            snprintf(url, sizeof url, "http://127.0.0.1:%d", server_port(srv));
-            jb.base_url = url, jb.api_key = key;
-        }
-    }
     if (rc == HERD_OK && jb.todo > 0) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         jb.t0 = jb.last_sync = now_s();
@@ -419,7 +387,6 @@ static int run_job(engine *e, const batch_config *cfg, const char *base_url, con
         progress(&jb, true);
         if (jb.io_error) rc = herd_err(HERD_E_IO, "cannot write %s: %s", cfg->output, strerror(jb.io_error));
     }
-    if (srv) server_shutdown(srv);
     if (jb.fd >= 0) {
         if (fdatasync(jb.fd) != 0 && rc == HERD_OK)
             rc = herd_err(HERD_E_IO, "cannot sync %s: %s", cfg->output, strerror(errno));
@@ -432,10 +399,6 @@ static int run_job(engine *e, const batch_config *cfg, const char *base_url, con
     return rc;
 }
 
-int batch_run(engine *e, const batch_config *cfg, batch_stats *st) {
-    return run_job(e, cfg, NULL, NULL, st);
-}
-
 int batch_run_client(const batch_config *cfg, const char *base_url, const char *api_key, batch_stats *st) {
-    return run_job(NULL, cfg, base_url, api_key, st);
+    return run_job(cfg, base_url, api_key, st);
 }

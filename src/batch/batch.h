@@ -9,9 +9,11 @@
  * (malformed JSON, a missing custom_id, a method other than POST, an unknown url, "stream": true, a body over
  * the limit, a custom_id seen before).
  *
- * How: the runner starts the server (src/server) on a loopback port with a random API key and posts each
- * line's body to its url from `parallel` worker threads, so parsing, validation, prompt building and the
- * response bodies are the server's own, and the requests share the engine's slots (continuous batching).
+ * How: the runner posts each line's body to its url on a running server from `parallel` worker threads, so
+ * parsing, validation, prompt building and the response bodies are the server's own, and the requests share
+ * the engine's slots (continuous batching). `herd batch` (tools/herd/cmd_batch.c) starts that server on a
+ * loopback port with a random API key; `herd serve`'s /v1/batches (src/server/batch_routes.c) points it at
+ * itself. This module does not depend on src/server: the server depends on it.
  *
  * Resuming: each output line is written with one write() on an O_APPEND descriptor and fdatasync'd at
  * intervals. At start the output is read back: complete lines name the custom_ids (and, by their "id",
@@ -24,7 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../engine/engine.h"
 
 typedef struct {
     const char *input, *output;
@@ -48,12 +49,9 @@ typedef struct {
     int64_t torn_bytes; /* a torn last line cut from the output (redone) */
 } batch_stats;
 
-/* Runs the job over engine e (borrowed). HERD_E_IO for unreadable input / unwritable output (with the
- * path), HERD_OK otherwise (bad lines are error lines, not failures). */
-int batch_run(engine *e, const batch_config *cfg, batch_stats *st);
-
-/* The same job against a server already running at base_url ("http://127.0.0.1:8080", no slash at the end)
- * with api_key (NULL: none), e.g. herd serve's own /v1/batches (src/server/batch_routes.c). */
+/* Runs the job against the server at base_url ("http://127.0.0.1:8080", no slash at the end) with api_key
+ * (NULL: none). HERD_E_IO for unreadable input / unwritable output (with the path), HERD_OK otherwise (bad
+ * lines are error lines, not failures). */
 int batch_run_client(const batch_config *cfg, const char *base_url, const char *api_key, batch_stats *st);
 
 /* One input line of len bytes (no newline), checked (exposed for the fuzz target). On success the result is

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../base/log.h"
+#include "../base/randhex.h"
 #include "../batch/batch.h"
 #include "http.h"
 
@@ -44,22 +45,6 @@ bool files_id_valid(const char *id) {
     for (const char *p = id + 5; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return false;
     return true;
-}
-
-static void random_hex(char *out, size_t nhex) {
-    unsigned char b[32] = {0};
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, b, sizeof b) : -1;
-    if (fd >= 0) close(fd);
-    if (got < (ssize_t)sizeof b) { /* no /dev/urandom: time and address */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)out;
-        for (size_t i = 0; i < sizeof b; i++)
-            x = x * 6364136223846793005ull + 1442695040888963407ull, b[i] ^= (unsigned char)(x >> 56);
-    }
-    for (size_t i = 0; i < nhex; i++) out[i] = "0123456789abcdef"[(b[i / 2 % sizeof b] >> (i % 2 ? 0 : 4)) & 15];
-    out[nhex] = 0;
 }
 
 int files_write_atomic(const char *path, const void *data, size_t len) {
@@ -163,7 +148,7 @@ static int publish(files_store *fs, const char *id, const char *purpose, const c
 int files_create(files_store *fs, const char *purpose, const char *filename, const void *data, size_t len,
                  json_t **obj) {
     char id[32] = "file-", path[4200];
-    random_hex(id + 5, 24);
+    herd_random_hex(id + 5, 24);
     snprintf(path, sizeof path, "%s/%s.data", fs->dir, id);
     if (files_write_atomic(path, data, len) != 0)
         return herd_err(HERD_E_IO, "files: cannot write %s: %s", path, strerror(errno));
@@ -172,7 +157,7 @@ int files_create(files_store *fs, const char *purpose, const char *filename, con
 
 int files_adopt(files_store *fs, const char *purpose, const char *filename, const char *src_path, json_t **obj) {
     char id[32] = "file-", path[4200];
-    random_hex(id + 5, 24);
+    herd_random_hex(id + 5, 24);
     snprintf(path, sizeof path, "%s/%s.data", fs->dir, id);
     struct stat st;
     int fd = open(src_path, O_RDONLY | O_CLOEXEC);

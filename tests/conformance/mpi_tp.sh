@@ -9,7 +9,7 @@
 #     cut into micro-batches) and server answers; each stage holds only its layers (the last one also the output);
 #   - each rank holds ~1/N of the weights resident (HERD_TP_DEBUG=1: pages from /proc/self/pagemap);
 #   - a follower waiting for rank 0 (which waits on stdin) uses little CPU;
-#   - a follower killed mid-generation ends every rank; one stopped past HERD_TP_TIMEOUT is named in one
+#   - a follower killed mid-generation (under --tp 2 and --pp 2) ends every rank; one stopped past HERD_TP_TIMEOUT is named in one
 #     error line and every rank ends; a wrong split (--tp not dividing the KV heads, ranks != tp) is refused
 #     with one line before any weight is read.
 # Launch: --oversubscribe (4 ranks on 2 cores), --bind-to none (else each rank's threads share one core), and
@@ -242,8 +242,9 @@ rank_pid() {
         tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
     done
 }
-start_long() { # a generation of 3000 tokens, in the background, until it is under way; sets MPID and R1
-    "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -p "Once upon a time" -n 3000 -c 4096 --temp 0 -t 1 --tp 2 \
+start_long() { # a generation of 3000 tokens split by "$@" (--tp 2 or --pp 2), in the background, until it
+    # is under way; sets MPID and R1
+    "${MPIRUN[@]}" -np 2 "$HMPI" run -m "$Q8" -p "Once upon a time" -n 3000 -c 4096 --temp 0 -t 1 "$@" \
         >"$TMP/fault.out" 2>"$TMP/fault.log" &
     MPID=$!
     for _ in $(seq 300); do # until it has printed some of the generation
@@ -261,20 +262,24 @@ wait_end() { # waits up to $1 s for mpirun; its status in RC
     done
     wait $MPID; RC=$?
 }
-start_long
-kill -9 "$R1"
-wait_end 30
-[ $RC -ne 0 ] || die "mpirun exited 0 after rank 1 was killed"
-grep -q "rank 1" "$TMP/fault.log" || die "no line names rank 1: $(cat "$TMP/fault.log")"
-echo "ok: a killed follower ends every rank ($(grep -m1 'rank 1' "$TMP/fault.log"))"
+# under --tp 2 rank 1 holds half of every layer; under --pp 2 it is the last stage (the one that sends the
+# outputs back): either way rank 0 waits on it every step
+for split in "--tp 2" "--pp 2"; do
+    start_long $split
+    kill -9 "$R1"
+    wait_end 30
+    [ $RC -ne 0 ] || die "mpirun exited 0 after rank 1 was killed ($split)"
+    grep -q "rank 1" "$TMP/fault.log" || die "no line names rank 1 ($split): $(cat "$TMP/fault.log")"
+    echo "ok: $split: a killed follower ends every rank ($(grep -m1 'rank 1' "$TMP/fault.log"))"
 
-HERD_TP_TIMEOUT=3 start_long
-kill -STOP "$R1"
-wait_end 30
-kill -9 "$R1" 2>/dev/null
-[ $RC -ne 0 ] || die "mpirun exited 0 with rank 1 stopped"
-grep -q "herd: tp: rank 0: rank 1 did not answer within 3 s" "$TMP/fault.log" || die "no timeout line: $(cat "$TMP/fault.log")"
-echo "ok: a hung follower is named: $(grep -m1 'did not answer' "$TMP/fault.log")"
+    HERD_TP_TIMEOUT=3 start_long $split
+    kill -STOP "$R1"
+    wait_end 30
+    kill -9 "$R1" 2>/dev/null
+    [ $RC -ne 0 ] || die "mpirun exited 0 with rank 1 stopped ($split)"
+    grep -q "rank 0: rank 1 did not answer within 3 s" "$TMP/fault.log" || die "no timeout line ($split): $(cat "$TMP/fault.log")"
+    echo "ok: $split: a hung follower is named: $(grep -m1 'did not answer' "$TMP/fault.log")"
+done
 
 # ---- wrong splits, refused before loading ----
 timeout 60 "${MPIRUN[@]}" -np 3 "$HMPI" logits -m "$Q8" --prompt-ids "$IDS" -o "$TMP/x.bin" --tp 3 >"$TMP/log" 2>&1 &&
