@@ -91,6 +91,8 @@ typedef enum {
     HERD_TYPE_BF16 = 30,
     HERD_TYPE_TQ1_0 = 34,
     HERD_TYPE_TQ2_0 = 35,
+    HERD_TYPE_Q1_0 = 41, /* 1-bit and 2-bit block types (read only): src/kernels/bitquants.h */
+    HERD_TYPE_Q2_0 = 42,
     /* herd extension (docs/FORMATS.md): FP8 E4M3 rows with one f32 scale per row in a companion
      * tensor NAME_scale (Meta's fbgemm rowwise FP8). Ids >= 4096 are herd's; ggml's readers refuse them. */
     HERD_TYPE_FP8_E4M3 = 4096,
@@ -913,12 +915,21 @@ int herd_store_delete_doc(herd_store *s, int64_t doc_id);
 /* Top k chunks of the collection by cosine with q (n_embd floats). filter_json: NULL, an object of
  * key: value pairs every one of which a chunk's metadata (plus "source") must equal, or an OpenAI
  * comparison / compound filter ({"type":"eq|ne|gt|gte|lt|lte","key","value"}, {"type":"and|or",
- * "filters":[...]}). ef 0: exact search (AVX-512, all rows); ef > 0: the HNSW index with ef candidates
- * (a filtered search is always exact, over the matching rows).
+ * "filters":[...]}). ef 0: exact search (AVX-512, all rows); ef > 0: approximate — on a collection of at
+ * least HERD_STORE_IVF_MIN_ROWS chunks (herd_store_set_ivf) the IVF index probing ef lists, on a smaller one
+ * an in-memory HNSW index with ef candidates; ef < 0: the IVF index with HERD_STORE_NPROBE lists on a big
+ * collection, exact search on a small one (a filtered search is always exact, over the matching rows).
+ * The IVF index is trained on the first approximate search of a big collection (minutes at ~1M chunks)
+ * and saved in the store; chunks added or deleted later keep it whole (see src/rag/store.c).
  * Vectors are read from the file once and kept in memory until the collection changes. OUT: *hits
  * (herd_store_hits_free), *n_hits. */
 int herd_store_search(herd_store *s, const char *collection, const float *q, int64_t k, const char *filter_json,
                       int ef, herd_store_hit **hits, int64_t *n_hits);
+#define HERD_STORE_IVF_MIN_ROWS 10000
+#define HERD_STORE_NPROBE 32
+/* Approximate search of big collections: those of at least min_rows chunks (<= 0: HERD_STORE_IVF_MIN_ROWS)
+ * use the IVF index with nlist lists (0: ~sqrt(chunks)); a saved index of another nlist is retrained. */
+void herd_store_set_ivf(herd_store *s, int64_t min_rows, int64_t nlist);
 void herd_store_hits_free(herd_store_hit *hits, int64_t n);
 /* Vector store files (OpenAI /v1/vector_stores/{id}/files): the file at path, read by the type of
  * filename's extension as herd_store_add_file reads it, becomes one document (source: filename;
