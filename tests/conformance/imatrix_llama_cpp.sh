@@ -21,8 +21,7 @@ set -o pipefail
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
 [ -f "$STORIES" ] || skip "the stories260K fixture ($STORIES) is missing"
-BIN=$(tests/ref/build_llama_tools.sh llama-imatrix llama-quantize) ||
-    { rc=$?; [ $rc = 77 ] && skip "llama.cpp tools cannot be built here"; die "building llama-imatrix failed (build/ref/llama-tools/*.log)"; }
+need_llama_tools llama-imatrix llama-quantize
 GGUF_PY=$REF/llama-tools/src/gguf-py
 [ -f "$GGUF_PY/gguf/gguf_reader.py" ] || die "gguf-py missing under build/ref/llama-tools"
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || skip "python3-numpy is not installed"
@@ -30,7 +29,7 @@ TOL=1e-5
 T=2
 fails=0
 cmp_py() { /usr/bin/python3 tests/ref/imatrix_compare.py "$GGUF_PY" "$@"; }
-li() { "$BIN/llama-imatrix" -t $T -fa off -ctk f32 -ctv f32 --no-ppl -c 128 -b 128 --chunks 6 "$@"; }
+li() { "$BIN/llama-imatrix" -t $T -fa off -ctk f32 -ctv f32 -nr --no-ppl -c 128 -b 128 --chunks 6 "$@"; }
 lq() { "$BIN/llama-quantize" --pure "$@" >"$TMP/lq.log" 2>&1 || { tail -5 "$TMP/lq.log"; return 1; }; }
 hq() { "$HERD" quantize --pure -t $T -q "$@" >/dev/null 2>"$TMP/hq.log" || { cat "$TMP/hq.log"; return 1; }; }
 

@@ -14,7 +14,7 @@ set -o pipefail # the checkers exit 1 on a difference; their output is filtered 
 need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
 [ -f "$STORIES" ] || skip "the stories260K fixture ($STORIES) is missing"
-BIN=$(tests/ref/build_llama_tools.sh) || { rc=$?; [ $rc = 77 ] && skip "llama.cpp tools cannot be built here"; die "building llama-quantize failed (build/ref/llama-tools/*.log)"; }
+need_llama_tools
 QUANTIZE=$BIN/llama-quantize
 GGUF_PY=$REF/llama-tools/src/gguf-py
 [ -x "$QUANTIZE" ] && [ -f "$GGUF_PY/gguf/quants.py" ] || die "llama-quantize / gguf-py missing under build/ref/llama-tools"
@@ -53,12 +53,7 @@ for tt in $TYPES; do
     n=$("$HERD" info "$m" --tensors 2>&1 | grep -c "\b$lc\b")
     [ "$n" -ge 9 ] || { echo "FAIL herd info --tensors names $lc on $n lines"; "$HERD" info "$m" --tensors 2>&1 | tail -5; fails=$((fails + 1)); }
     # (b)
-    node tests/ref/logits.mjs "$m" "$PROMPT" "$TMP/ref.bin" || { echo "FAIL llama.cpp could not run $t"; fails=$((fails + 1)); continue; }
-    "$HERD" logits -m "$m" --prompt-ids "$PROMPT" -o "$TMP/herd.bin" --kv-type f32 ||
-        { echo "FAIL herd could not run $t"; fails=$((fails + 1)); continue; }
-    printf '   logits vs llama.cpp: '
-    node tests/ref/compare_logits.mjs "$TMP/ref.bin" "$TMP/herd.bin" 512 "$TOL" || fails=$((fails + 1))
-    /usr/bin/python3 tests/ref/quant_error.py "$TMP/f32.bin" "$TMP/ref.bin" "$TMP/herd.bin" || fails=$((fails + 1))
+    check_quant_logits "$m" "$PROMPT" 512 "$TOL" "$t" || fails=$((fails + $?))
     rm -f "$m" "$TMP/deq.gguf"
 done
 

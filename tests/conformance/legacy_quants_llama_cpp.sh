@@ -17,7 +17,7 @@ need_ref
 [ -x "$HERD" ] || die "$HERD is not built"
 [ -f "$STORIES" ] || skip "the stories260K fixture ($STORIES) is missing"
 # llama-quantize and gguf-py: built once from the bundle (shared with perplexity_llama_cpp.sh)
-BIN=$(tests/ref/build_llama_tools.sh) || { rc=$?; [ $rc = 77 ] && skip "llama.cpp tools cannot be built here"; die "building llama-quantize failed (build/ref/llama-tools/*.log)"; }
+need_llama_tools
 QUANTIZE=$BIN/llama-quantize
 GGUF_PY=$REF/llama-tools/src/gguf-py
 [ -x "$QUANTIZE" ] && [ -f "$GGUF_PY/gguf/quants.py" ] || die "llama-quantize / gguf-py missing under build/ref/llama-tools"
