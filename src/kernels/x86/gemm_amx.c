@@ -1,0 +1,196 @@
+/* AMX-INT8 kernels of the interleaved q8_0 / q4_0 layout (packed.h; reference: pk_gemm_ref), for prompt
+ * processing on CPUs with AMX (Intel Sapphire Rapids and later). Same signature and same bits as
+ * pk_gemm_q8_0_avx512 / pk_gemm_q4_0_avx512 (packed_avx512.c), which they call for what they do not
+ * take themselves: fewer than AMX_MIN_T tokens (decode) and the last nt % 16 tokens of a batch.
+ *
+ * Why the bits agree. The packed numerics are, per (row r, token t), over the blocks b in order:
+ *     y = fmaf((float)isum_b, fl(dw_rb * dx_tb), y),   isum_b = sum_{i<32} ws_rbi * x_tbi   (exact int32)
+ * AMX's TDPBSSD computes exactly those isum_b for a tile of 16 tokens x 16 rows at once (a 16 x 32
+ * int8 activation tile times a 32 x 16 int8 weight tile, int32 sums: exact, whatever the order inside).
+ * The tile goes to memory and each token's 16 sums (one 512-bit row: the group's 16 rows, the lane
+ * layout of the VNNI kernel) meet vcvtdq2ps, vmulps(dw, dx) and vfmadd into that token's accumulator,
+ * block after block: the reference's operations in the reference's order. So nothing depends on how
+ * many tokens are in flight, and decode (the VNNI kernel) and prompt processing (this one) agree bit
+ * for bit. (The plain, unpacked gemm_avx512.c cannot be done this way: its dots sum 4-byte partial
+ * sums lane by lane in float, which an int32 block sum cannot reproduce.)
+ *
+ * Per block and tile of 16 x 16: one TDPBSSD (16 x 16 x 32 int8 MACs), a tile store, then 16 x 3 vector
+ * ops, against 16 x 11 for the VNNI kernel (8 vpdpbusd per token). The float work is now the bound.
+ *
+ * Tiles: C0, C1 (16 x 16 int32) for blocks b and b + 1 in flight together; A0, A1 (16 tokens x 32
+ * activation bytes, loaded straight from the packed activation rows: q at byte 8 of each 40-byte block,
+ * xs bytes from one token to the next); B0, B1 (the weights, in TDPBSSD's layout: row k/4 holds bytes k
+ * of the 16 rows as 16 dwords). The packed group is exactly that layout but unsigned (q8_0: w + 128;
+ * q4_0: nibbles, two chunks to a byte), so each chunk of blocks of a group is first made signed (q8_0:
+ * xor 0x80; q4_0: split the nibbles, minus 8) into a stack buffer, once per token block, with the rows'
+ * f16 scales widened; then every 16-token tile of the token block runs over it. The accumulators live in
+ * registers over a chunk and in y between chunks (a float stored and loaded back is the same float).
+ *
+ * The process must have asked Linux for the tile data state (arch_prctl, kernels.c) before any of this
+ * runs: pk_gemm_for hands these out only when kernels_amx_active(). Each call loads its own tile
+ * configuration (it is per thread) and releases the tiles at the end.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../kernels_impl.h"
+#include "../packed.h"
+
+#define ALWAYS static inline __attribute__((always_inline))
+#define AMX_MIN_T 16                 /* tokens: fewer go to the VNNI kernel (also the tile's height) */
+#define AMX_KB 128                   /* blocks per converted chunk: 64 KB of weights + 8 KB of scales */
+#define AMX_X_BLOCK_BYTES (1 << 20)  /* activation bytes per token block: they stay in L2 */
+#define AMX_W_BYTES 512              /* one converted block of a group: 8 rows of 64 bytes */
+
+/* tile registers (numbers: gcc's intrinsics paste them into the instruction text, hence the wrappers,
+ * which expand the names first) */
+#define TC0 0
+#define TC1 1
+#define TA0 2
+#define TA1 3
+#define TB0 4
+#define TB1 5
+#define T_ZERO(t) _tile_zero(t)
+#define T_LOAD(t, p, stride) _tile_loadd(t, p, stride)
+#define T_STORE(t, p, stride) _tile_stored(t, p, stride)
+#define T_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tilecfg;
+
+/* A constant in memory, not a local: gcc 12's _tile_loadconfig tells the compiler it reads 8 bytes, so
+ * the stores that fill a local configuration can be dropped as dead (then the tiles stay unconfigured
+ * and the first tile instruction faults). */
+static const _Alignas(64) amx_tilecfg k_cfg = {
+    .palette = 1,
+    .colsb = {[TC0] = 64, [TC1] = 64, [TA0] = 32, [TA1] = 32, [TB0] = 64, [TB1] = 64},
+    .rows = {[TC0] = 16, [TC1] = 16,  /* 16 tokens x 16 int32 */
+             [TA0] = 16, [TA1] = 16,  /* 16 tokens x 32 int8 */
+             [TB0] = 8, [TB1] = 8},   /* 8 dword rows x 16 rows x 4 int8 */
+};
+
+static void amx_config(void) {
+    _tile_loadconfig(&k_cfg);
+}
+
+/* Blocks b0 .. b0 + kb - 1 of a packed group (bb bytes a block) into signed weight tiles wq[kb][512] and
+ * the 16 rows' scales dwf[kb][16]. */
+ALWAYS void convert(int q4, const uint8_t *grp, int64_t bb, int64_t b0, int64_t kb, int8_t *wq, float *dwf) {
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), m4 = _mm512_set1_epi8(0x0f), k8 = _mm512_set1_epi8(8);
+    for (int64_t i = 0; i < kb; i++) {
+        const uint8_t *blk = grp + (b0 + i) * bb;
+        int8_t *o = wq + i * AMX_W_BYTES;
+        _mm512_store_ps(dwf + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        if (!q4) {
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++)
+                _mm512_store_si512(o + 64 * c, _mm512_xor_si512(_mm512_loadu_si512(blk + 32 + 64 * c), k80));
+        } else { /* chunk c < 4: the low nibbles of stored chunk c (elements 4c..); c >= 4: the high ones */
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
+                _mm512_store_si512(o + 64 * c, _mm512_sub_epi8(_mm512_and_si512(v, m4), k8));
+                _mm512_store_si512(o + 64 * (4 + c), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), k8));
+            }
+        }
+    }
+}
+
+static inline float ldf(const uint8_t *p) {
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* acc[t] = fma(isum[t], dw * dx_t, acc[t]) for the 16 tokens, isum the stored C tile (token t's 16 rows
+ * at c + 16 t), dx_t the f32 scale at byte 0 of token t's block (x already at that block). */
+ALWAYS void apply(__m512 acc[16], const int32_t *c, const float *dw16, const uint8_t *x, int64_t xs) {
+    const __m512 dw = _mm512_load_ps(dw16);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) {
+        __m512 s = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t));
+        acc[t] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ldf(x + t * xs))), acc[t]);
+    }
+}
+
+/* 16 tokens (x: their packed rows, xs apart, at block b0) x one group's 16 rows over the kb converted
+ * blocks; y[t * ldy + r] holds the running sums (first: start from 0). */
+static void tile16(int first, int64_t kb, const int8_t *wq, const float *dwf, const uint8_t *x, int64_t xs,
+                   float *y, int64_t ldy) {
+    _Alignas(64) int32_t cbuf[2][256];
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    int64_t i = 0;
+    for (; i + 2 <= kb; i += 2) {
+        const uint8_t *x0 = x + i * PK_X_BLOCK, *x1 = x0 + PK_X_BLOCK;
+        T_ZERO(TC0);
+        T_LOAD(TA0, x0 + 8, xs);
+        T_LOAD(TB0, wq + i * AMX_W_BYTES, 64);
+        T_DPBSSD(TC0, TA0, TB0);
+        T_ZERO(TC1);
+        T_LOAD(TA1, x1 + 8, xs);
+        T_LOAD(TB1, wq + (i + 1) * AMX_W_BYTES, 64);
+        T_DPBSSD(TC1, TA1, TB1);
+        T_STORE(TC0, cbuf[0], 64);
+        apply(acc, cbuf[0], dwf + 16 * i, x0, xs);
+        T_STORE(TC1, cbuf[1], 64);
+        apply(acc, cbuf[1], dwf + 16 * (i + 1), x1, xs);
+    }
+    if (i < kb) {
+        const uint8_t *x0 = x + i * PK_X_BLOCK;
+        T_ZERO(TC0);
+        T_LOAD(TA0, x0 + 8, xs);
+        T_LOAD(TB0, wq + i * AMX_W_BYTES, 64);
+        T_DPBSSD(TC0, TA0, TB0);
+        T_STORE(TC0, cbuf[0], 64);
+        apply(acc, cbuf[0], dwf + 16 * i, x0, xs);
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+/* Token blocks whose activations stay in L2; per block and group, chunks of AMX_KB blocks converted
+ * once and run by every 16-token tile of the token block. */
+ALWAYS void entry(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                  int64_t ldy) {
+    const pk_gemm_fn vnni = q4 ? pk_gemm_q4_0_avx512 : pk_gemm_q8_0_avx512;
+    const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T;
+    if (nt < AMX_MIN_T || xs <= 0) {
+        vnni(n, ng, nt, wp, xp, xs, y, ldy);
+        return;
+    }
+    const int64_t nb = n / 32, bb = q4 ? 288 : 544, gb = nb * bb;
+    const uint8_t *w = wp, *x = xp;
+    _Alignas(64) int8_t wq[AMX_KB * AMX_W_BYTES];
+    _Alignas(64) float dwf[AMX_KB * 16];
+    int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
+    if (tb < AMX_MIN_T) tb = AMX_MIN_T;
+    amx_config();
+    for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
+        int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t b0 = 0; b0 < nb; b0 += AMX_KB) {
+                int64_t kb = nb - b0 < AMX_KB ? nb - b0 : AMX_KB;
+                convert(q4, w + g * gb, bb, b0, kb, wq, dwf);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T)
+                    tile16(b0 == 0, kb, wq, dwf, x + t * xs + b0 * PK_X_BLOCK, xs, y + t * ldy + 16 * g, ldy);
+            }
+    }
+    _tile_release();
+    if (nt16 < nt) vnni(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+}
+
+void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry(0, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry(1, n, ng, nt, wp, xp, xs, y, ldy);
+}
