@@ -144,6 +144,7 @@ static void init_once(void) {
     const char *force = getenv("HERD_ISA");
     g_amx_supported = g_supported[KERNEL_ISA_AVX512] && detect_amx();
     g_amx_active = g_amx_supported && g_active == KERNEL_ISA_AVX512 && !(force && *force);
+    if (g_amx_active) kernels_fill_amx(g_ops[KERNEL_ISA_AVX512]);
     if (force && *force) {
         for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++)
             if (strcmp(force, k_isa_names[isa]) == 0 || (isa == 0 && strcmp(force, "ref") == 0)) {

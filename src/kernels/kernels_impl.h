@@ -67,6 +67,9 @@ bool kernels_amx_supported(void);
 bool kernels_amx_active(void);
 void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy);
+/* The AMX gemm of the kernel table's types (iq4_xs), over the AVX-512 table when AMX is active; the gemm it
+ * replaces stays its fallback (few tokens, tails). */
+void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]);
 void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy);
 

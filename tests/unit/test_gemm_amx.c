@@ -6,6 +6,8 @@
  *               tail; past 128: several converted chunks), odd strides and offsets; long rows with
  *               several token blocks; no write outside the group's columns.
  *   invariance  a token's results are the same bits alone (the VNNI path) and inside any batch.
+ *   iq4_xs      the AVX-512 table's gemm (AMX from 16 tokens and 16 rows) vs the reference dot, bit for bit,
+ *               on whole and partial groups of rows and tiles of tokens, 1..33 super-blocks.
  *   dispatch    pk_gemm_for hands out the AMX kernels only when kernels_amx_active(); HERD_ISA=avx512
  *               (run as a child process) keeps the VNNI ones.
  * Skips (77) on CPUs or kernels without AMX-INT8. Exit status 0 = pass, 1 = fail.
@@ -138,6 +140,59 @@ static void test_bits(void) {
     for (int ti = 0; ti < 2; ti++) check(types[ti], 8192, 2, 200);
 }
 
+/* iq4_xs through the AVX-512 table's gemm (the AMX one when AMX is active) vs the reference dot, bit for
+ * bit: rows in whole groups of 16 plus a remainder, tokens in tiles of 16 plus a remainder, widths of 1..33
+ * super-blocks (past 16: several converted chunks), odd strides; nothing written outside. */
+static int check_iq4xs(int64_t n, int64_t nr, int64_t nt) {
+    const kernel_type_ops *o = kernels_type_isa(HERD_TYPE_IQ4_XS, KERNEL_ISA_AVX512);
+    const kernel_type_ops *ref = kernels_type_isa(HERD_TYPE_IQ4_XS, KERNEL_ISA_REF);
+    const kernel_type_ops *q8 = kernels_type_isa(HERD_TYPE_Q8_K, KERNEL_ISA_REF);
+    int64_t wrow = kernels_row_bytes(HERD_TYPE_IQ4_XS, n) + 8, xrow = kernels_row_bytes(HERD_TYPE_Q8_K, n);
+    int64_t xs = o->gemm_x_bytes(n) + 4, ldy = nr + 3;
+    float *f = malloc(sizeof(float) * (size_t)n);
+    uint8_t *w = malloc((size_t)(wrow * nr)), *xq = malloc((size_t)(xrow * nt)), *xp = malloc((size_t)(xs * nt));
+    for (int64_t r = 0; r < nr; r++) {
+        for (int64_t i = 0; i < n; i++) f[i] = r % 7 == 3 ? (i % 2 ? 1.0f : -1.0f) : tu_sym() * (float)(1 + (i / 32) % 5);
+        ref->from_f32(f, w + r * wrow, n);
+    }
+    for (int64_t t = 0; t < nt; t++) {
+        for (int64_t i = 0; i < n; i++) f[i] = t % 5 == 4 ? (i % 3 ? 1.0f : -1.0f) : 2.0f * tu_sym();
+        q8->from_f32(f, xq + t * xrow, n);
+        o->gemm_pack_x(n, xq + t * xrow, xp + t * xs);
+    }
+    float *got = sentinels(ldy * nt);
+    o->gemm(n, nr, nt, w, wrow, xp, xs, got, ldy);
+    int bad = 0, outside = 0;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t c = 0; c < ldy; c++) {
+            if (c >= nr) {
+                outside += bits(got[t * ldy + c]) != SENTINEL;
+                continue;
+            }
+            float want;
+            ref->dot(n, &want, w + c * wrow, xq + t * xrow);
+            if (bits(want) != bits(got[t * ldy + c]) && bad++ < 3)
+                fprintf(stderr, "    iq4_xs n=%" PRId64 " %" PRId64 " rows x %" PRId64 " tokens: row %" PRId64
+                                " token %" PRId64 ": %.9g, reference %.9g\n",
+                        n, nr, nt, c, t, got[t * ldy + c], want);
+        }
+    CHECK(bad == 0, "iq4_xs n=%" PRId64 " %" PRId64 " rows x %" PRId64 " tokens: %d results differ from the reference dot",
+          n, nr, nt, bad);
+    CHECK(outside == 0, "iq4_xs n=%" PRId64 ": %d cells written outside the rows", n, outside);
+    free(f), free(w), free(xq), free(xp), free(got);
+    return bad + outside;
+}
+
+static void test_iq4xs(void) {
+    static const int64_t sbs[] = {1, 2, 8, 17, 33};
+    static const int64_t rows[] = {16, 37, 48};
+    static const int64_t toks[] = {15, 16, 17, 35};
+    for (int si = 0; si < 5; si++)
+        for (int ri = 0; ri < 3; ri++)
+            for (int tk = 0; tk < 4; tk++)
+                if (check_iq4xs(256 * sbs[si], rows[ri], toks[tk])) return;
+}
+
 /* Run as a child with HERD_ISA=avx512: AMX must be off and the VNNI kernels handed out. */
 static int child(void) {
     int ok = !kernels_amx_active() && pk_gemm_for(HERD_TYPE_Q8_0, 2048, 64) == pk_gemm_q8_0_avx512 &&
@@ -168,6 +223,7 @@ int main(int argc, char **argv) {
         return 77;
     }
     test_bits();
+    test_iq4xs();
     test_dispatch(argv[0]);
     return TU_DONE("test_gemm_amx");
 }

@@ -31,10 +31,13 @@
  * configuration (it is per thread) and releases the tiles at the end.
  */
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "../kernels_impl.h"
+#include "../kquants.h"
+#include "../legacy.h"
 #include "../packed.h"
 
 #define ALWAYS static inline __attribute__((always_inline))
@@ -195,4 +198,130 @@ void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const v
 void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
     entry(1, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+/* ---- iq4_xs (plain rows, q8_K activations: the gemm of the kernel table) ----------------------------
+ *
+ * The reference (ref/legacy_ref.c) and every other variant: per row, per super-block of 256,
+ *     sum = sum_{b<8} (ls_b - 32) * isum_b,  isum_b = sum_{i<32} K[q_bi] * x_bi      (exact int32)
+ *     s = s + (float)sum * (d_w * d_x)                                                (no FMA)
+ * TDPBSSD gives each isum_b for 16 tokens x 16 rows (K: the signed levels, unpacked per group of 16
+ * rows into the tile layout); per token, 8 vpmulld by the rows' ls_b - 32 and 8 vpaddd make the exact
+ * sum, then the float step as written. Rows past the last whole group of 16, tokens past the last whole
+ * tile of 16, and calls with fewer than 16 tokens go to the table's gemm from before (VNNI): the same bits. */
+
+#define IQ_KS 16 /* super-blocks per converted chunk: 64 KB of levels, 8 KB of scales */
+static kernel_gemm_fn g_iq4xs_vnni; /* set by kernels_fill_amx */
+
+/* Rows r < 16 (w: the group's first row, w_stride apart), super-blocks s0 .. s0 + ks - 1, into the tile
+ * layout: wq[(i * 8 + b) * 512 + c * 64 + r * 4 + j] = K[element 32 b + 4 c + j of row r in super-block
+ * s0 + i]; ls[(i * 8 + b) * 16 + r] = ls_b - 32; dw[i * 16 + r] = d. */
+static void convert_iq4xs(const uint8_t *w, int64_t w_stride, int64_t s0, int64_t ks, int8_t *wq, int32_t *ls,
+                          float *dw) {
+    /* as legacy_avx512.c: 32 bytes of qs (sub-blocks 2p, 2p + 1) to 64 levels in element order */
+    const __m512i perm = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), sh = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4nl));
+    for (int r = 0; r < 16; r++) {
+        const block_iq4_xs *x = (const block_iq4_xs *)(w + r * w_stride) + s0;
+        for (int64_t i = 0; i < ks; i++) {
+            dw[i * 16 + r] = _cvtsh_ss(x[i].d);
+            for (int b = 0; b < 8; b++)
+                ls[(i * 8 + b) * 16 + r] =
+                    (((x[i].scales_l[b / 2] >> 4 * (b % 2)) & 15) | (((x[i].scales_h >> 2 * b) & 3) << 4)) - 32;
+            for (int p = 0; p < 4; p++) {
+                __m512i q = _mm512_permutexvar_epi64(perm, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * p))));
+                _Alignas(64) uint8_t lev[64];
+                _mm512_store_si512(lev, _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srlv_epi64(q, sh), m4)));
+                for (int k = 0; k < 16; k++) /* dword k: sub-block 2p + k / 8, chunk k % 8 */
+                    memcpy(wq + (i * 8 + 2 * p + k / 8) * AMX_W_BYTES + (k % 8) * 64 + r * 4, lev + 4 * k, 4);
+            }
+        }
+    }
+}
+
+#define AMX_TILE(C, A, B, pa, pb, out)                                                                        \
+    do {                                                                                                      \
+        T_ZERO(C);                                                                                            \
+        T_LOAD(A, pa, xs);                                                                                    \
+        T_LOAD(B, pb, 64);                                                                                    \
+        T_DPBSSD(C, A, B);                                                                                    \
+        T_STORE(C, out, 64);                                                                                  \
+    } while (0)
+
+/* 16 tokens (x: token 0's q8_K row at super-block s0, tokens xs apart) x one group of 16 rows over ks
+ * converted super-blocks; y as tile16's. The float work of a super-block runs one super-block behind its
+ * tile work (ring: two super-blocks of 8 stored tiles). */
+static void tile16_iq4xs(int first, int64_t ks, const int8_t *wq, const int32_t *ls, const float *dw,
+                         const uint8_t *x, int64_t xs, float *y, int64_t ldy) {
+    _Alignas(64) int32_t ring[16][256];
+    __m512 acc[16];
+    __asm__ volatile("" ::: "memory"); /* see tile16 */
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    for (int64_t i = 0; i <= ks; i++) {
+        if (i < ks) {
+            const uint8_t *xa = x + i * (int64_t)sizeof(block_q8_K) + offsetof(block_q8_K, qs);
+            const int8_t *wb = wq + i * 8 * AMX_W_BYTES;
+            int32_t(*o)[256] = ring + (i & 1) * 8;
+            for (int b = 0; b < 8; b += 2) {
+                AMX_TILE(TC0, TA0, TB0, xa + 32 * b, wb + b * AMX_W_BYTES, o[b]);
+                AMX_TILE(TC1, TA1, TB1, xa + 32 * (b + 1), wb + (b + 1) * AMX_W_BYTES, o[b + 1]);
+            }
+        }
+        if (i == 0) continue;
+        const int64_t j = i - 1;
+        int32_t(*c)[256] = ring + (j & 1) * 8;
+        __m512i lsv[8];
+#pragma GCC unroll 8
+        for (int b = 0; b < 8; b++) lsv[b] = _mm512_load_si512(ls + (j * 8 + b) * 16);
+        const __m512 dwv = _mm512_load_ps(dw + j * 16);
+        const uint8_t *xd = x + j * (int64_t)sizeof(block_q8_K); /* d: the block's first 4 bytes */
+#pragma GCC unroll 4
+        for (int t = 0; t < 16; t++) {
+            __m512i sum = _mm512_mullo_epi32(_mm512_load_si512(c[0] + 16 * t), lsv[0]);
+#pragma GCC unroll 8
+            for (int b = 1; b < 8; b++) sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(_mm512_load_si512(c[b] + 16 * t), lsv[b]));
+            __m512 sc = _mm512_mul_ps(dwv, _mm512_set1_ps(ldf(xd + t * xs)));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sum), sc));
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+static void gemm_iq4_xs_amx(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                            int64_t xs, float *y, int64_t ldy) {
+    const int64_t nr16 = nr / 16 * 16, nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K;
+    if (nt < AMX_MIN_T || nr16 == 0 || xs <= 0) {
+        g_iq4xs_vnni(n, nr, nt, w, w_stride, xp, xs, y, ldy);
+        return;
+    }
+    _Alignas(64) int8_t wq[IQ_KS * 8 * AMX_W_BYTES];
+    _Alignas(64) int32_t ls[IQ_KS * 8 * 16];
+    _Alignas(64) float dw[IQ_KS * 16];
+    const uint8_t *x = xp;
+    int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
+    if (tb < AMX_MIN_T) tb = AMX_MIN_T;
+    amx_config();
+    for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
+        int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
+        for (int64_t r0 = 0; r0 < nr16; r0 += 16)
+            for (int64_t s0 = 0; s0 < nsb; s0 += IQ_KS) {
+                int64_t ks = nsb - s0 < IQ_KS ? nsb - s0 : IQ_KS;
+                convert_iq4xs((const uint8_t *)w + r0 * w_stride, w_stride, s0, ks, wq, ls, dw);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T)
+                    tile16_iq4xs(s0 == 0, ks, wq, ls, dw, x + t * xs + s0 * (int64_t)sizeof(block_q8_K), xs,
+                                 y + t * ldy + r0, ldy);
+            }
+    }
+    _tile_release();
+    if (nt16 < nt) g_iq4xs_vnni(n, nr16, nt - nt16, w, w_stride, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+    if (nr16 < nr)
+        g_iq4xs_vnni(n, nr - nr16, nt, (const uint8_t *)w + nr16 * w_stride, w_stride, xp, xs, y + nr16, ldy);
+}
+
+void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
+    if (!ops[KSLOT_IQ4_XS].gemm || ops[KSLOT_IQ4_XS].gemm == gemm_iq4_xs_amx) return;
+    g_iq4xs_vnni = ops[KSLOT_IQ4_XS].gemm;
+    ops[KSLOT_IQ4_XS].gemm = gemm_iq4_xs_amx;
 }
