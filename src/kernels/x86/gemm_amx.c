@@ -211,6 +211,7 @@ void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const v
  * tile of 16, and calls with fewer than 16 tokens go to the table's gemm from before (VNNI): the same bits. */
 
 #define IQ_KS 16 /* super-blocks per converted chunk: 64 KB of levels, 8 KB of scales */
+#define IQ_MIN_TB 512 /* tokens per token block at least (see gemm_iq4_xs_amx) */
 static kernel_gemm_fn g_iq4xs_vnni; /* set by kernels_fill_amx */
 
 /* Rows r < 16 (w: the group's first row, w_stride apart), super-blocks s0 .. s0 + ks - 1, into the tile
@@ -300,8 +301,9 @@ static void gemm_iq4_xs_amx(int64_t n, int64_t nr, int64_t nt, const void *w, in
     _Alignas(64) int32_t ls[IQ_KS * 8 * 16];
     _Alignas(64) float dw[IQ_KS * 16];
     const uint8_t *x = xp;
+    /* (the conversion costs as much as ~7 tiles of work: token blocks of at least IQ_MIN_TB tokens) */
     int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
-    if (tb < AMX_MIN_T) tb = AMX_MIN_T;
+    if (tb < IQ_MIN_TB) tb = IQ_MIN_TB;
     amx_config();
     for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
         int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
