@@ -191,6 +191,7 @@ static void test_iq4xs(void) {
         for (int ri = 0; ri < 3; ri++)
             for (int tk = 0; tk < 4; tk++)
                 if (check_iq4xs(256 * sbs[si], rows[ri], toks[tk])) return;
+    check_iq4xs(512, 32, 530); /* token blocks of 512: two, the second partial, and a tail of 2 */
 }
 
 /* Run as a child with HERD_ISA=avx512: AMX must be off and the VNNI kernels handed out. */
