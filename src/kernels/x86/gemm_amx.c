@@ -43,7 +43,9 @@
 #define ALWAYS static inline __attribute__((always_inline))
 #define AMX_MIN_T 16                 /* tokens: fewer go to the VNNI kernel (also the tile's height) */
 #define AMX_KB 128                   /* blocks per converted chunk: 64 KB of weights + 8 KB of scales */
-#define AMX_X_BLOCK_BYTES (1 << 20)  /* activation bytes per token block: they stay in L2 */
+#define AMX_X_BLOCK_BYTES (1 << 20)  /* activation bytes per token block: they stay in L2 ... */
+#define AMX_MIN_TB 512               /* ... unless that makes blocks of fewer tokens: each block converts
+                                      * the weights once (8192 wide, 96 tokens a block: 13 % of the time) */
 #define AMX_W_BYTES 512              /* one converted block of a group: 8 rows of 64 bytes */
 
 /* tile registers (numbers: gcc's intrinsics paste them into the instruction text, hence the wrappers,
@@ -174,7 +176,7 @@ ALWAYS void entry(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, con
     _Alignas(64) int8_t wq[AMX_KB * AMX_W_BYTES];
     _Alignas(64) float dwf[AMX_KB * 16];
     int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
-    if (tb < AMX_MIN_T) tb = AMX_MIN_T;
+    if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
     amx_config();
     for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
         int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
@@ -211,7 +213,6 @@ void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const v
  * tile of 16, and calls with fewer than 16 tokens go to the table's gemm from before (VNNI): the same bits. */
 
 #define IQ_KS 16 /* super-blocks per converted chunk: 64 KB of levels, 8 KB of scales */
-#define IQ_MIN_TB 512 /* tokens per token block at least (see gemm_iq4_xs_amx) */
 static kernel_gemm_fn g_iq4xs_vnni; /* set by kernels_fill_amx */
 
 /* Rows r < 16 (w: the group's first row, w_stride apart), super-blocks s0 .. s0 + ks - 1, into the tile
@@ -301,9 +302,9 @@ static void gemm_iq4_xs_amx(int64_t n, int64_t nr, int64_t nt, const void *w, in
     _Alignas(64) int32_t ls[IQ_KS * 8 * 16];
     _Alignas(64) float dw[IQ_KS * 16];
     const uint8_t *x = xp;
-    /* (the conversion costs as much as ~7 tiles of work: token blocks of at least IQ_MIN_TB tokens) */
+    /* (the conversion costs as much as ~7 tiles of work: token blocks of at least AMX_MIN_TB tokens) */
     int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
-    if (tb < IQ_MIN_TB) tb = IQ_MIN_TB;
+    if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
     amx_config();
     for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
         int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
