@@ -4,7 +4,7 @@
  *               kernels, bit for bit, on 1..100 tokens (below 16: the VNNI path; 16 and up: AMX tiles plus
  *               a VNNI remainder), 1..5 groups, widths of 1..300 blocks (odd counts: the single-block
  *               tail; past 128: several converted chunks), odd strides and offsets; long rows with
- *               several token blocks; no write outside the group's columns.
+ *               two token blocks; no write outside the group's columns.
  *   invariance  a token's results are the same bits alone (the VNNI path) and inside any batch.
  *   iq4_xs      the AVX-512 table's gemm (AMX from 16 tokens and 16 rows) vs the reference dot, bit for bit,
  *               on whole and partial groups of rows and tiles of tokens, 1..33 super-blocks.
@@ -136,8 +136,9 @@ static void test_bits(void) {
         for (int bi = 0; bi < 10; bi++)
             for (int tk = 0; tk < 8; tk++)
                 if (check(types[ti], 32 * blocks[bi], groups[(bi + tk) % 3], toks[tk])) return;
-    /* 8192 wide (ffn_down of a 1B): ~10 KB per token, so 200 tokens span token blocks of 1 MB */
-    for (int ti = 0; ti < 2; ti++) check(types[ti], 8192, 2, 200);
+    /* 8192 wide (ffn_down of a 1B): 130 chunks of converted blocks; 2048 wide, 530 tokens: two token
+     * blocks (of 512: 1 MB holds fewer), the second partial, and a VNNI tail of 2 */
+    for (int ti = 0; ti < 2; ti++) check(types[ti], 8192, 2, 200), check(types[ti], 2048, 1, 530);
 }
 
 /* iq4_xs through the AVX-512 table's gemm (the AMX one when AMX is active) vs the reference dot, bit for
