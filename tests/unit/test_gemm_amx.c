@@ -136,7 +136,7 @@ static void test_bits(void) {
         for (int bi = 0; bi < 10; bi++)
             for (int tk = 0; tk < 8; tk++)
                 if (check(types[ti], 32 * blocks[bi], groups[(bi + tk) % 3], toks[tk])) return;
-    /* 8192 wide (ffn_down of a 1B): 130 chunks of converted blocks; 2048 wide, 530 tokens: two token
+    /* 8192 wide (ffn_down of a 1B): two chunks of converted blocks; 2048 wide, 530 tokens: two token
      * blocks (of 512: 1 MB holds fewer), the second partial, and a VNNI tail of 2 */
     for (int ti = 0; ti < 2; ti++) check(types[ti], 8192, 2, 200), check(types[ti], 2048, 1, 530);
 }
