@@ -42,6 +42,7 @@ INSTALL      ?= install
 # per-ISA kernels are compiled with their own flags and picked at run time by CPUID
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+AMX_FLAGS    = $(AVX512_FLAGS) -mamx-tile -mamx-int8
 
 LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/dist/*' | sort)
 CLI_SRC  := $(shell find tools/herd -name '*.c' | sort)
@@ -73,6 +74,12 @@ $(BUILD)/obj/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 	@echo '  CC   $<'
 	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
+# AMX kernels (AVX-512 + AMX-TILE/INT8; called only when kernels_amx_active())
+$(BUILD)/obj/src/kernels/x86/%_amx.o: src/kernels/x86/%_amx.c
+	@mkdir -p $(dir $@)
+	@echo '  CC   $<'
+	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AMX_FLAGS) -MMD -MP -c $< -o $@
+
 # a model family's own AVX-512 file (picked at run time by kernels_active_isa())
 $(BUILD)/obj/src/deberta/%_avx512.o: src/deberta/%_avx512.c
 	@mkdir -p $(dir $@)
@@ -96,7 +103,7 @@ $(BUILD)/libherd.so: $(BUILD)/libherd.so.$(VERSION)
 # objects depend on the flags they were compiled with (a change of flags, such as -fvisibility, rebuilds)
 $(BUILD)/cflags: FORCE
 	@mkdir -p $(dir $@)
-	@echo '$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) $(AVX512_FLAGS)' >$@.tmp
+	@echo '$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) $(AMX_FLAGS)' >$@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
 $(LIB_OBJ) $(CLI_OBJ): $(BUILD)/cflags
 

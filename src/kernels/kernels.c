@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "../base/log.h"
 #include "herd.h"
@@ -15,6 +17,7 @@ static kernel_vec_ops g_vec[KERNEL_ISA_COUNT];
 static bool g_supported[KERNEL_ISA_COUNT];
 static kernel_isa g_active = KERNEL_ISA_REF;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static bool g_amx_supported, g_amx_active;
 
 static const char *k_isa_names[KERNEL_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
@@ -77,6 +80,24 @@ static void detect(bool *avx2, bool *avx512) {
     *avx512 = *avx2 && os_avx512 && f && dq && bw && vl && vnni && bf16;
 }
 
+/* AMX-TILE (CPUID 7.0 EDX bit 24) and AMX-INT8 (bit 25), the OS saving XTILECFG and XTILEDATA (XCR0 bits
+ * 17, 18), and Linux's permission for this process to use the tile data (ARCH_REQ_XCOMP_PERM for
+ * XFEATURE_XTILEDATA; without it the first tile instruction faults). Idempotent; 0 from the kernel
+ * means granted, to every thread of the process. */
+static bool detect_amx(void) {
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7) return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(d & (1u << 24)) || !(d & (1u << 25))) return false;
+    __get_cpuid(1, &a, &b, &c, &d);
+    if (!(c & (1u << 27))) return false; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    if ((lo & (3u << 17)) != (3u << 17)) return false;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+}
+
 static void init_once(void) {
     g_supported[KERNEL_ISA_REF] = true;
     detect(&g_supported[KERNEL_ISA_AVX2], &g_supported[KERNEL_ISA_AVX512]);
@@ -121,6 +142,9 @@ static void init_once(void) {
             break;
         }
     const char *force = getenv("HERD_ISA");
+    g_amx_supported = g_supported[KERNEL_ISA_AVX512] && detect_amx();
+    g_amx_active = g_amx_supported && g_active == KERNEL_ISA_AVX512 && !(force && *force);
+    if (g_amx_active) kernels_fill_amx(g_ops[KERNEL_ISA_AVX512]);
     if (force && *force) {
         for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++)
             if (strcmp(force, k_isa_names[isa]) == 0 || (isa == 0 && strcmp(force, "ref") == 0)) {
@@ -132,6 +156,16 @@ static void init_once(void) {
 
 void kernels_init(void) {
     pthread_once(&g_once, init_once);
+}
+
+bool kernels_amx_supported(void) {
+    kernels_init();
+    return g_amx_supported;
+}
+
+bool kernels_amx_active(void) {
+    kernels_init();
+    return g_amx_active;
 }
 
 kernel_isa kernels_active_isa(void) {

@@ -59,4 +59,18 @@ void kernels_fill_gemm_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/gemm_avx
 void kernels_fill_sgemm_ref(kernel_vec_ops *vec);    /* ref/sgemm_ref.c */
 void kernels_fill_sgemm_avx512(kernel_vec_ops *vec); /* x86/sgemm_avx512.c */
 
+/* AMX-INT8 (x86/gemm_amx.c): prompt processing on the packed q8_0 / q4_0 layout (packed.h), bit for bit the
+ * VNNI kernels' results. supported: the CPU has AMX-TILE and AMX-INT8 with AVX-512, the OS saves the tile
+ * state and granted it to this process (arch_prctl, asked once at init). active: supported, AVX-512 is the
+ * active ISA and HERD_ISA is not set (any HERD_ISA, avx512 included, keeps the VNNI kernels). */
+bool kernels_amx_supported(void);
+bool kernels_amx_active(void);
+void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy);
+/* The AMX gemm of the kernel table's types (iq4_xs), over the AVX-512 table when AMX is active; the gemm it
+ * replaces stays its fallback (few tokens, tails). */
+void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]);
+void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy);
+
 #endif

@@ -1,0 +1,330 @@
+/* AMX-INT8 kernels of the interleaved q8_0 / q4_0 layout (packed.h; reference: pk_gemm_ref), for prompt
+ * processing on CPUs with AMX (Intel Sapphire Rapids and later). Same signature and same bits as
+ * pk_gemm_q8_0_avx512 / pk_gemm_q4_0_avx512 (packed_avx512.c), which they call for what they do not
+ * take themselves: fewer than AMX_MIN_T tokens (decode) and the last nt % 16 tokens of a batch.
+ *
+ * Why the bits agree. The packed numerics are, per (row r, token t), over the blocks b in order:
+ *     y = fmaf((float)isum_b, fl(dw_rb * dx_tb), y),   isum_b = sum_{i<32} ws_rbi * x_tbi   (exact int32)
+ * AMX's TDPBSSD computes exactly those isum_b for a tile of 16 tokens x 16 rows at once (a 16 x 32
+ * int8 activation tile times a 32 x 16 int8 weight tile, int32 sums: exact, whatever the order inside).
+ * The tile goes to memory and each token's 16 sums (one 512-bit row: the group's 16 rows, the lane
+ * layout of the VNNI kernel) meet vcvtdq2ps, vmulps(dw, dx) and vfmadd into that token's accumulator,
+ * block after block: the reference's operations in the reference's order. So nothing depends on how
+ * many tokens are in flight, and decode (the VNNI kernel) and prompt processing (this one) agree bit
+ * for bit. (The plain, unpacked gemm_avx512.c cannot be done this way: its dots sum 4-byte partial
+ * sums lane by lane in float, which an int32 block sum cannot reproduce.)
+ *
+ * Per block and tile of 16 x 16: one TDPBSSD (16 x 16 x 32 int8 MACs), a tile store, then 16 x 3 vector
+ * ops, against 16 x 11 for the VNNI kernel (8 vpdpbusd per token). The float work is now the bound.
+ *
+ * Tiles: C0, C1 (16 x 16 int32) for even and odd blocks, in flight together; A0, A1 (16 tokens x 32
+ * activation bytes, loaded straight from the packed activation rows: q at byte 8 of each 40-byte block,
+ * xs bytes from one token to the next); B0, B1 (the weights, in TDPBSSD's layout: row k/4 holds bytes k
+ * of the 16 rows as 16 dwords). The packed group is exactly that layout but unsigned (q8_0: w + 128;
+ * q4_0: nibbles, two chunks to a byte), so each chunk of blocks of a group is first made signed (q8_0:
+ * xor 0x80; q4_0: split the nibbles, minus 8) into a stack buffer, once per token block, with the rows'
+ * f16 scales widened; then every 16-token tile of the token block runs over it. The accumulators live in
+ * registers over a chunk and in y between chunks (a float stored and loaded back is the same float).
+ *
+ * The process must have asked Linux for the tile data state (arch_prctl, kernels.c) before any of this
+ * runs: pk_gemm_for hands these out only when kernels_amx_active(). Each call loads its own tile
+ * configuration (it is per thread) and releases the tiles at the end.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../kernels_impl.h"
+#include "../kquants.h"
+#include "../legacy.h"
+#include "../packed.h"
+
+#define ALWAYS static inline __attribute__((always_inline))
+#define AMX_MIN_T 16                 /* tokens: fewer go to the VNNI kernel (also the tile's height) */
+#define AMX_KB 128                   /* blocks per converted chunk: 64 KB of weights + 8 KB of scales */
+#define AMX_X_BLOCK_BYTES (1 << 20)  /* activation bytes per token block: they stay in L2 ... */
+#define AMX_MIN_TB 512               /* ... unless that makes blocks of fewer tokens: each block converts
+                                      * the weights once (8192 wide, 96 tokens a block: 13 % of the time) */
+#define AMX_W_BYTES 512              /* one converted block of a group: 8 rows of 64 bytes */
+
+/* tile registers (numbers: gcc's intrinsics paste them into the instruction text, hence the wrappers,
+ * which expand the names first) */
+#define TC0 0
+#define TC1 1
+#define TA0 2
+#define TA1 3
+#define TB0 4
+#define TB1 5
+#define T_ZERO(t) _tile_zero(t)
+#define T_LOAD(t, p, stride) _tile_loadd(t, p, stride)
+#define T_STORE(t, p, stride) _tile_stored(t, p, stride)
+#define T_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tilecfg;
+
+/* A constant in memory, not a local: gcc 12's _tile_loadconfig tells the compiler it reads 8 bytes, so
+ * the stores that fill a local configuration can be dropped as dead (then the tiles stay unconfigured
+ * and the first tile instruction faults). */
+static const _Alignas(64) amx_tilecfg k_cfg = {
+    .palette = 1,
+    .colsb = {[TC0] = 64, [TC1] = 64, [TA0] = 32, [TA1] = 32, [TB0] = 64, [TB1] = 64},
+    .rows = {[TC0] = 16, [TC1] = 16,  /* 16 tokens x 16 int32 */
+             [TA0] = 16, [TA1] = 16,  /* 16 tokens x 32 int8 */
+             [TB0] = 8, [TB1] = 8},   /* 8 dword rows x 16 rows x 4 int8 */
+};
+
+static void amx_config(void) {
+    _tile_loadconfig(&k_cfg);
+}
+
+/* Blocks b0 .. b0 + kb - 1 of a packed group (bb bytes a block) into signed weight tiles wq[kb][512] and
+ * the 16 rows' scales dwf[kb][16]. */
+ALWAYS void convert(int q4, const uint8_t *grp, int64_t bb, int64_t b0, int64_t kb, int8_t *wq, float *dwf) {
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), m4 = _mm512_set1_epi8(0x0f), k8 = _mm512_set1_epi8(8);
+    for (int64_t i = 0; i < kb; i++) {
+        const uint8_t *blk = grp + (b0 + i) * bb;
+        int8_t *o = wq + i * AMX_W_BYTES;
+        _mm512_store_ps(dwf + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        if (!q4) {
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++)
+                _mm512_store_si512(o + 64 * c, _mm512_xor_si512(_mm512_loadu_si512(blk + 32 + 64 * c), k80));
+        } else { /* chunk c < 4: the low nibbles of stored chunk c (elements 4c..); c >= 4: the high ones */
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
+                _mm512_store_si512(o + 64 * c, _mm512_sub_epi8(_mm512_and_si512(v, m4), k8));
+                _mm512_store_si512(o + 64 * (4 + c), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), k8));
+            }
+        }
+    }
+}
+
+static inline float ldf(const uint8_t *p) {
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* acc[t] = fma(isum[t], dw * dx_t, acc[t]) for the 16 tokens, isum the stored C tile (token t's 16 rows
+ * at c + 16 t), dx_t the f32 scale at byte 0 of token t's block (x already at that block). */
+ALWAYS void apply(__m512 acc[16], const int32_t *c, const float *dw16, const uint8_t *x, int64_t xs) {
+    const __m512 dw = _mm512_load_ps(dw16);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) {
+        __m512 s = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t));
+        acc[t] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ldf(x + t * xs))), acc[t]);
+    }
+}
+
+/* One block of the tile's pipeline: the int32 sums of block i (16 tokens x 16 rows) into C, then to
+ * ring slot i % 4. */
+#define AMX_BLOCK(C, A, B, i)                                                                                 \
+    do {                                                                                                      \
+        T_ZERO(C);                                                                                            \
+        T_LOAD(A, x + (i) * PK_X_BLOCK + 8, xs);                                                              \
+        T_LOAD(B, wq + (i) * AMX_W_BYTES, 64);                                                                \
+        T_DPBSSD(C, A, B);                                                                                    \
+        T_STORE(C, ring[(i) & 3], 64);                                                                        \
+    } while (0)
+
+/* 16 tokens (x: their packed rows, xs apart, at block b0) x one group's 16 rows over the kb converted
+ * blocks; y[t * ldy + r] holds the running sums (first: start from 0).
+ * The float work of block i runs AMX_LAG blocks after its tile work (its sums wait in a ring of 4 stored
+ * tiles): a vector load right behind the tile store that wrote its data stalls, and this way the tile
+ * unit works on later blocks meanwhile (bench, one thread, 2048 x 2048 x 512 tokens: 9.3 ms with no lag,
+ * 8.0-8.4 with 2 or 3). The blocks' float work still goes in block order. */
+#define AMX_LAG 2
+static void tile16(int first, int64_t kb, const int8_t *wq, const float *dwf, const uint8_t *x, int64_t xs,
+                   float *y, int64_t ldy) {
+    _Alignas(64) int32_t ring[4][256];
+    __m512 acc[16];
+    /* a compiler barrier: gcc 12's _tile_loadd does not tell the compiler that it reads memory, so the
+     * stores that wrote wq must not be moved past (or dropped before) the tile loads */
+    __asm__ volatile("" ::: "memory");
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    for (int64_t i = 0; i < kb; i++) {
+        if (i & 1) AMX_BLOCK(TC1, TA1, TB1, i); /* two sets of tiles, alternating */
+        else AMX_BLOCK(TC0, TA0, TB0, i);
+        int64_t j = i - AMX_LAG;
+        if (j >= 0) apply(acc, ring[j & 3], dwf + 16 * j, x + j * PK_X_BLOCK, xs);
+    }
+    for (int64_t j = kb - AMX_LAG < 0 ? 0 : kb - AMX_LAG; j < kb; j++)
+        apply(acc, ring[j & 3], dwf + 16 * j, x + j * PK_X_BLOCK, xs);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+/* Token blocks whose activations stay in L2; per block and group, chunks of AMX_KB blocks converted
+ * once and run by every 16-token tile of the token block. */
+ALWAYS void entry(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                  int64_t ldy) {
+    const pk_gemm_fn vnni = q4 ? pk_gemm_q4_0_avx512 : pk_gemm_q8_0_avx512;
+    const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T;
+    if (nt < AMX_MIN_T || xs <= 0) {
+        vnni(n, ng, nt, wp, xp, xs, y, ldy);
+        return;
+    }
+    const int64_t nb = n / 32, bb = q4 ? 288 : 544, gb = nb * bb;
+    const uint8_t *w = wp, *x = xp;
+    _Alignas(64) int8_t wq[AMX_KB * AMX_W_BYTES];
+    _Alignas(64) float dwf[AMX_KB * 16];
+    int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
+    if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
+    amx_config();
+    for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
+        int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t b0 = 0; b0 < nb; b0 += AMX_KB) {
+                int64_t kb = nb - b0 < AMX_KB ? nb - b0 : AMX_KB;
+                convert(q4, w + g * gb, bb, b0, kb, wq, dwf);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T)
+                    tile16(b0 == 0, kb, wq, dwf, x + t * xs + b0 * PK_X_BLOCK, xs, y + t * ldy + 16 * g, ldy);
+            }
+    }
+    _tile_release();
+    if (nt16 < nt) vnni(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+}
+
+void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry(0, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry(1, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+/* ---- iq4_xs (plain rows, q8_K activations: the gemm of the kernel table) ----------------------------
+ *
+ * The reference (ref/legacy_ref.c) and every other variant: per row, per super-block of 256,
+ *     sum = sum_{b<8} (ls_b - 32) * isum_b,  isum_b = sum_{i<32} K[q_bi] * x_bi      (exact int32)
+ *     s = s + (float)sum * (d_w * d_x)                                                (no FMA)
+ * TDPBSSD gives each isum_b for 16 tokens x 16 rows (K: the signed levels, unpacked per group of 16
+ * rows into the tile layout); per token, 8 vpmulld by the rows' ls_b - 32 and 8 vpaddd make the exact
+ * sum, then the float step as written. Rows past the last whole group of 16, tokens past the last whole
+ * tile of 16, and calls with fewer than 16 tokens go to the table's gemm from before (VNNI): the same bits. */
+
+#define IQ_KS 16 /* super-blocks per converted chunk: 64 KB of levels, 8 KB of scales */
+static kernel_gemm_fn g_iq4xs_vnni; /* set by kernels_fill_amx */
+
+/* Rows r < 16 (w: the group's first row, w_stride apart), super-blocks s0 .. s0 + ks - 1, into the tile
+ * layout: wq[(i * 8 + b) * 512 + c * 64 + r * 4 + j] = K[element 32 b + 4 c + j of row r in super-block
+ * s0 + i]; ls[(i * 8 + b) * 16 + r] = ls_b - 32; dw[i * 16 + r] = d. */
+static void convert_iq4xs(const uint8_t *w, int64_t w_stride, int64_t s0, int64_t ks, int8_t *wq, int32_t *ls,
+                          float *dw) {
+    /* as legacy_avx512.c: 32 bytes of qs (sub-blocks 2p, 2p + 1) to 64 levels in element order */
+    const __m512i perm = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), sh = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4nl));
+    for (int r = 0; r < 16; r++) {
+        const block_iq4_xs *x = (const block_iq4_xs *)(w + r * w_stride) + s0;
+        for (int64_t i = 0; i < ks; i++) {
+            dw[i * 16 + r] = _cvtsh_ss(x[i].d);
+            for (int b = 0; b < 8; b++)
+                ls[(i * 8 + b) * 16 + r] =
+                    (((x[i].scales_l[b / 2] >> 4 * (b % 2)) & 15) | (((x[i].scales_h >> 2 * b) & 3) << 4)) - 32;
+            for (int p = 0; p < 4; p++) {
+                __m512i q = _mm512_permutexvar_epi64(perm, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * p))));
+                _Alignas(64) uint8_t lev[64];
+                _mm512_store_si512(lev, _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srlv_epi64(q, sh), m4)));
+                for (int k = 0; k < 16; k++) /* dword k: sub-block 2p + k / 8, chunk k % 8 */
+                    memcpy(wq + (i * 8 + 2 * p + k / 8) * AMX_W_BYTES + (k % 8) * 64 + r * 4, lev + 4 * k, 4);
+            }
+        }
+    }
+}
+
+#define AMX_TILE(C, A, B, pa, pb, out)                                                                        \
+    do {                                                                                                      \
+        T_ZERO(C);                                                                                            \
+        T_LOAD(A, pa, xs);                                                                                    \
+        T_LOAD(B, pb, 64);                                                                                    \
+        T_DPBSSD(C, A, B);                                                                                    \
+        T_STORE(C, out, 64);                                                                                  \
+    } while (0)
+
+/* 16 tokens (x: token 0's q8_K row at super-block s0, tokens xs apart) x one group of 16 rows over ks
+ * converted super-blocks; y as tile16's. The float work of a super-block runs one super-block behind its
+ * tile work (ring: two super-blocks of 8 stored tiles). */
+static void tile16_iq4xs(int first, int64_t ks, const int8_t *wq, const int32_t *ls, const float *dw,
+                         const uint8_t *x, int64_t xs, float *y, int64_t ldy) {
+    _Alignas(64) int32_t ring[16][256];
+    __m512 acc[16];
+    __asm__ volatile("" ::: "memory"); /* see tile16 */
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    for (int64_t i = 0; i <= ks; i++) {
+        if (i < ks) {
+            const uint8_t *xa = x + i * (int64_t)sizeof(block_q8_K) + offsetof(block_q8_K, qs);
+            const int8_t *wb = wq + i * 8 * AMX_W_BYTES;
+            int32_t(*o)[256] = ring + (i & 1) * 8;
+            for (int b = 0; b < 8; b += 2) {
+                AMX_TILE(TC0, TA0, TB0, xa + 32 * b, wb + b * AMX_W_BYTES, o[b]);
+                AMX_TILE(TC1, TA1, TB1, xa + 32 * (b + 1), wb + (b + 1) * AMX_W_BYTES, o[b + 1]);
+            }
+        }
+        if (i == 0) continue;
+        const int64_t j = i - 1;
+        int32_t(*c)[256] = ring + (j & 1) * 8;
+        __m512i lsv[8];
+#pragma GCC unroll 8
+        for (int b = 0; b < 8; b++) lsv[b] = _mm512_load_si512(ls + (j * 8 + b) * 16);
+        const __m512 dwv = _mm512_load_ps(dw + j * 16);
+        const uint8_t *xd = x + j * (int64_t)sizeof(block_q8_K); /* d: the block's first 4 bytes */
+#pragma GCC unroll 4
+        for (int t = 0; t < 16; t++) {
+            __m512i sum = _mm512_mullo_epi32(_mm512_load_si512(c[0] + 16 * t), lsv[0]);
+#pragma GCC unroll 8
+            for (int b = 1; b < 8; b++) sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(_mm512_load_si512(c[b] + 16 * t), lsv[b]));
+            __m512 sc = _mm512_mul_ps(dwv, _mm512_set1_ps(ldf(xd + t * xs)));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sum), sc));
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+static void gemm_iq4_xs_amx(int64_t n, int64_t nr, int64_t nt, const void *w, int64_t w_stride, const void *xp,
+                            int64_t xs, float *y, int64_t ldy) {
+    const int64_t nr16 = nr / 16 * 16, nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K;
+    if (nt < AMX_MIN_T || nr16 == 0 || xs <= 0) {
+        g_iq4xs_vnni(n, nr, nt, w, w_stride, xp, xs, y, ldy);
+        return;
+    }
+    _Alignas(64) int8_t wq[IQ_KS * 8 * AMX_W_BYTES];
+    _Alignas(64) int32_t ls[IQ_KS * 8 * 16];
+    _Alignas(64) float dw[IQ_KS * 16];
+    const uint8_t *x = xp;
+    /* (the conversion costs as much as ~7 tiles of work: token blocks of at least AMX_MIN_TB tokens) */
+    int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
+    if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
+    amx_config();
+    for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
+        int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
+        for (int64_t r0 = 0; r0 < nr16; r0 += 16)
+            for (int64_t s0 = 0; s0 < nsb; s0 += IQ_KS) {
+                int64_t ks = nsb - s0 < IQ_KS ? nsb - s0 : IQ_KS;
+                convert_iq4xs((const uint8_t *)w + r0 * w_stride, w_stride, s0, ks, wq, ls, dw);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T)
+                    tile16_iq4xs(s0 == 0, ks, wq, ls, dw, x + t * xs + s0 * (int64_t)sizeof(block_q8_K), xs,
+                                 y + t * ldy + r0, ldy);
+            }
+    }
+    _tile_release();
+    if (nt16 < nt) g_iq4xs_vnni(n, nr16, nt - nt16, w, w_stride, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+    if (nr16 < nr)
+        g_iq4xs_vnni(n, nr - nr16, nt, (const uint8_t *)w + nr16 * w_stride, w_stride, xp, xs, y + nr16, ldy);
+}
+
+void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
+    if (!ops[KSLOT_IQ4_XS].gemm || ops[KSLOT_IQ4_XS].gemm == gemm_iq4_xs_amx) return;
+    g_iq4xs_vnni = ops[KSLOT_IQ4_XS].gemm;
+    ops[KSLOT_IQ4_XS].gemm = gemm_iq4_xs_amx;
+}
