@@ -17,9 +17,9 @@ need_ref
 need_llama_tools
 LP=$BIN/llama-perplexity
 T=2
-# -nr: no repacked weights. On a CPU with AMX-INT8 llama.cpp (GGML_NATIVE) puts Q8_0 weights in its AMX
-# buffers, and on this small shape (n_embd 256) llama-perplexity then crashes (SIGSEGV, seen 2026-12-03 on a
-# Xeon with amx_int8); its plain CPU path is the reference anyway.
+# -nr: no repacked weights: llama.cpp's plain CPU path is the reference on every CPU. (On a CPU with AMX-INT8
+# llama.cpp (GGML_NATIVE) would put Q8_0 weights in its AMX buffers; built by gcc 12 without the work-around in
+# tests/ref/build_llama_tools.sh, that path faulted here, 2026-12-03.)
 lp() { "$LP" -t $T -fa off -ctk f32 -ctv f32 --no-warmup -nr "$@"; }
 hp() { "$HERD" perplexity -t $T --kv-type f32 "$@"; }
 fails=0

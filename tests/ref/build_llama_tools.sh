@@ -19,6 +19,8 @@ for t in $TARGETS; do case $t in llama-speculative*|llama-lookup*|llama-finetune
 mkdir -p "$OUTD"
 exec 9>"$OUTD/.lock"
 flock 9
+# binaries built before the AMX work-around below are rebuilt (incrementally: one file and the links)
+grep -qs 'herd: gcc 12' "$OUTD/src/ggml/src/ggml-cpu/amx/mmq.cpp" || rm -f "$OUTD"/bin/*
 have_all() { for t in $TARGETS; do [ -x "$OUTD/bin/$t" ] || return 1; done; }
 if ! have_all; then
     command -v cmake >/dev/null || { echo "cmake missing" >&2; exit 77; }
@@ -37,6 +39,14 @@ if ! have_all; then
     if [ ! -f "$BLD/CMakeCache.txt" ]; then
         rm -rf "$OUTD/src" "$OUTD/build"
         git clone -q "$BUNDLE" "$OUTD/src" 2>/dev/null
+    fi
+    # gcc 12 takes _tile_loadconfig to read only 8 bytes and drops the stores that fill ggml's AMX tile
+    # configuration as dead: on a CPU with AMX-INT8 every tool then faults at ldtilecfg (llama.cpp #20824).
+    # Dead-store elimination off in that one file (a pragma in this build's copy of the source, never in the
+    # bundle) makes llama.cpp's AMX path work as it does when built by a newer compiler.
+    MMQ=$SRC/ggml/src/ggml-cpu/amx/mmq.cpp
+    if [ -f "$MMQ" ] && ! grep -q 'herd: gcc 12' "$MMQ"; then
+        sed -i '1i #if defined(__GNUC__) \&\& !defined(__clang__) \&\& __GNUC__ < 13 /* herd: gcc 12 dead-store bug, see build_llama_tools.sh */\n#pragma GCC optimize("no-tree-dse", "no-dse")\n#endif' "$MMQ"
     fi
     cmake -S "$SRC" -B "$BLD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=$EXAMPLES \
