@@ -73,6 +73,9 @@ $(BUILD)/obj/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 	@echo '  CC   $<'
 	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
+# training's AMX-BF16 products (picked at run time: src/kernels/bf16gemm.h)
+$(BUILD)/obj/src/kernels/x86/bf16gemm_amx.o: private CFLAGS_BASE += $(AVX512_FLAGS) -mamx-tile -mamx-bf16
+
 # a model family's own AVX-512 file (picked at run time by kernels_active_isa())
 $(BUILD)/obj/src/deberta/%_avx512.o: src/deberta/%_avx512.c
 	@mkdir -p $(dir $@)

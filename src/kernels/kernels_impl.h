@@ -58,5 +58,8 @@ void kernels_fill_gemm_avx512(kernel_type_ops ops[KSLOT_COUNT]); /* x86/gemm_avx
 /* vec->gemm_f32 (training's F32 products) */
 void kernels_fill_sgemm_ref(kernel_vec_ops *vec);    /* ref/sgemm_ref.c */
 void kernels_fill_sgemm_avx512(kernel_vec_ops *vec); /* x86/sgemm_avx512.c */
+/* vec->gemm_bf16 (training's frozen-weight products in bf16; the AMX variant: bf16gemm.h) */
+void kernels_fill_bf16gemm_ref(kernel_vec_ops *vec);    /* ref/bf16gemm_ref.c */
+void kernels_fill_bf16gemm_avx512(kernel_vec_ops *vec); /* x86/bf16gemm_avx512.c */
 
 #endif

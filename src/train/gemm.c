@@ -7,6 +7,7 @@
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
+#include "herd.h"
 
 /* columns of a B panel: 256 floats x TRAIN_GEMM_KC rows = 256 KiB, L2-sized */
 #define NC 256
@@ -19,6 +20,11 @@ struct train_gemm {
     int64_t xt_cap;
     float *ct;    /* [nth][NC * T] a tile of y transposed (xwt), or [KC][NC] a piece of a small W transposed */
     int64_t ct_cap; /* floats per thread */
+    /* --base-compute bf16 (train_gemm_set_base_bf16) */
+    bool bf16;
+    uint16_t *bpanel; /* [nth][TRAIN_GEMM_KC * NC] a piece of a frozen weight in bf16 pairs */
+    uint16_t *ab;     /* [T][ab_ld] the activation (x or dy) in bf16, its odd column padded with 0 */
+    int64_t ab_cap, ab_T, ab_ld; /* elements allocated; rows and row stride in use */
 };
 
 train_gemm *train_gemm_new(thread_pool *pool) {
@@ -39,6 +45,8 @@ void train_gemm_free(train_gemm *g) {
     free(g->panel);
     free(g->xt);
     free(g->ct);
+    free(g->bpanel);
+    free(g->ab);
     free(g);
 }
 
@@ -233,7 +241,124 @@ static void job_transpose(void *arg, int ith, int nth) {
                                      j->g->xt + t * j->w->n_in + k0 * SW, SW);
 }
 
+/* ---- --base-compute bf16: the products with a frozen weight, both operands rounded to bf16 ---------- */
+
+void train_gemm_set_base_bf16(train_gemm *g, bool on) {
+    if (on && !g->bpanel) g->bpanel = herd_xmalloc((size_t)(g->nth * TRAIN_GEMM_KC * NC) * sizeof(uint16_t));
+    g->bf16 = on;
+}
+
+typedef struct {
+    train_gemm *g;
+    const float *x;
+    int64_t ldx, n;
+} cjob;
+
+/* rows of x into g->ab (bf16, round to nearest even), tokens split across threads */
+static void job_to_bf16(void *arg, int ith, int nth) {
+    cjob *j = arg;
+    const kernel_type_ops *b = kernels_type(HERD_TYPE_BF16);
+    int64_t t0, t1;
+    pool_range(j->g->ab_T, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        uint16_t *o = j->g->ab + t * j->g->ab_ld;
+        b->from_f32(j->x + t * j->ldx, o, j->n);
+        if (j->g->ab_ld > j->n) o[j->n] = 0;
+    }
+}
+
+/* x[T][n] (row stride ldx) into g->ab as bf16 rows of ab_ld = n rounded up to even */
+static void to_bf16(train_gemm *g, const float *x, int64_t ldx, int64_t T, int64_t n) {
+    const int64_t ld = (n + 1) / 2 * 2;
+    if (T * ld > g->ab_cap) {
+        free(g->ab);
+        g->ab_cap = T * ld;
+        g->ab = herd_xmalloc((size_t)g->ab_cap * sizeof(uint16_t));
+    }
+    g->ab_T = T, g->ab_ld = ld;
+    cjob j = {.g = g, .x = x, .ldx = ldx, .n = n};
+    pool_run(g->pool, job_to_bf16, &j);
+}
+
+/* y = x W^T in bf16: thread ith takes a contiguous range of W's rows (y's columns); per NC rows and k
+ * block the [nr][kc] piece of W is dequantized to F32 (as job_xwt does), rounded to bf16 and laid out
+ * in pairs, [kc / 2][nr][2], the B operand of gemm_bf16, whose A operand is x in bf16 (g->ab) as it is.
+ * Per element: the k blocks in order, each gemm_bf16's sum added to y (zeroed first). */
+static void job_xwt_bf16(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    const kernel_type_ops *bt = kernels_type(HERD_TYPE_BF16);
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    uint16_t *bp = j->g->bpanel + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    const int64_t T = j->T, lda = j->g->ab_ld;
+    int64_t r0, r1;
+    pool_range(w->n_out, ith, nth, &r0, &r1);
+    if (r1 <= r0) return;
+    for (int64_t t = 0; t < T; t++) memset(j->c + t * j->ldc + r0, 0, (size_t)(r1 - r0) * sizeof(float));
+    for (int64_t rb = r0; rb < r1; rb += NC) {
+        const int64_t nr = r1 - rb < NC ? r1 - rb : NC;
+        for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
+            const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC, kp = (kc + 1) / 2;
+            int64_t am;
+            const float *A = w_block_f32(w, rb, nr, k0, kc, panel, &am);
+            for (int64_t r = 0; r < nr; r++) { /* row r's pairs to column r of the pair rows */
+                uint16_t h[TRAIN_GEMM_KC];
+                if (kc % 2) h[kc] = 0; /* an odd kc: the pad, beside x's padded 0 */
+                bt->from_f32(A + r * am, h, kc);
+                for (int64_t p = 0; p < kp; p++) memcpy(bp + 2 * (p * nr + r), h + 2 * p, 2 * sizeof(uint16_t));
+            }
+            vo->gemm_bf16(T, nr, 2 * kp, j->g->ab + k0, lda, bp, nr, j->c + rb, j->ldc);
+        }
+    }
+}
+
+/* dx += dy W in bf16: thread ith takes a range of dx's columns (whole blocks of W's type) as job_dyw;
+ * per k block (rows of W) each pair of rows, dequantized and rounded to bf16, interleaved into the
+ * [kc / 2][nc][2] B operand; the A operand is dy in bf16 (g->ab). */
+static void job_dyw_bf16(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    const kernel_type_ops *bt = kernels_type(HERD_TYPE_BF16);
+    uint16_t *bp = j->g->bpanel + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    const int64_t blk = w_block(w), nb = w->n_in / blk, nc_max = NC / blk * blk;
+    int64_t b0, b1;
+    pool_range(nb, ith, nth, &b0, &b1);
+    const int64_t c0 = b0 * blk, c1 = b1 * blk;
+    for (int64_t cb = c0; cb < c1; cb += nc_max) {
+        const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
+        for (int64_t k0 = 0; k0 < w->n_out; k0 += TRAIN_GEMM_KC) {
+            const int64_t kc = w->n_out - k0 < TRAIN_GEMM_KC ? w->n_out - k0 : TRAIN_GEMM_KC, kp = (kc + 1) / 2;
+            for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
+            for (int64_t p = 0; p < kp; p++) {
+                float row[NC];
+                uint16_t h[2][NC];
+                for (int e = 0; e < 2; e++) {
+                    const int64_t r = 2 * p + e;
+                    if (r >= kc) { /* an odd kc: a zero row, beside dy's padded 0 */
+                        memset(h[e], 0, (size_t)nc * sizeof(uint16_t));
+                        continue;
+                    }
+                    if (r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
+                    train_w_row(w, k0 + r, cb, nc, row);
+                    bt->from_f32(row, h[e], nc);
+                }
+                uint16_t *o = bp + p * 2 * nc;
+                for (int64_t c = 0; c < nc; c++) o[2 * c] = h[0][c], o[2 * c + 1] = h[1][c];
+            }
+            vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, nc, j->c + cb, j->ldc);
+        }
+    }
+}
+
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
+    if (g->bf16 && w->q) {
+        to_bf16(g, x, ldx, T, w->n_in);
+        gjob j = {.g = g, .w = w, .T = T, .c = y, .ldc = ldy};
+        pool_run(g->pool, job_xwt_bf16, &j);
+        return;
+    }
     /* transposing W costs n_out n_in copies, transposing x and y T (n_in + n_out): the cheaper one */
     const bool small = w->n_out * w->n_in <= T * (w->n_in + w->n_out);
     if (small ? TRAIN_GEMM_KC * NC > g->ct_cap : NC * T > g->ct_cap) {
@@ -259,6 +384,11 @@ void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t ld
                     int64_t lddx) {
     HERD_ASSERT(w->n_in % w_block(w) == 0);
     gjob j = {.g = g, .w = w, .a = dy, .lda = lddy, .T = T, .c = dx, .ldc = lddx};
+    if (g->bf16 && w->q) {
+        to_bf16(g, dy, lddy, T, w->n_out);
+        pool_run(g->pool, job_dyw_bf16, &j);
+        return;
+    }
     pool_run(g->pool, job_dyw, &j);
 }
 

@@ -424,6 +424,8 @@ static int check_params(const herd_train_params *p) {
     if (p->seq_len < 1 || p->batch < 1 || p->grad_accum < 1) return herd_err(HERD_E_ARG, "train: --seq-len, --batch and --grad-accum must be >= 1");
     if (p->val_split < 0 || p->val_split >= 1) return herd_err(HERD_E_ARG, "train: --val-split must be in [0, 1)");
     if (p->steps <= 0 && !(p->epochs > 0)) return herd_err(HERD_E_ARG, "train: --steps or --epochs must be positive");
+    if (p->base_compute != HERD_TRAIN_BASE_F32 && p->base_compute != HERD_TRAIN_BASE_BF16) return herd_err(HERD_E_ARG, "train: unknown base compute");
+    if (p->base_compute == HERD_TRAIN_BASE_BF16 && p->method == HERD_TRAIN_FULL) return herd_err(HERD_E_ARG, "train: --base-compute bf16 is for LoRA (the frozen base's products); full fine-tuning computes in f32");
     if (p->kd_ratio < 0 || p->kd_ratio > 1 || !(p->kd_temp > 0)) return herd_err(HERD_E_ARG, "train: --kd-ratio must be in [0, 1] and --kd-temp > 0");
     return HERD_OK;
 }
@@ -462,7 +464,8 @@ static int setup(trainer *tr) {
     if ((rc = parse_targets(p->lora_targets, &targets))) return rc;
     tmodel_params tp = {.method = p->method == HERD_TRAIN_FULL ? TRAIN_METHOD_FULL : TRAIN_METHOD_LORA,
                         .rank = p->lora_rank, .alpha = p->lora_alpha, .dropout = p->lora_dropout, .targets = targets,
-                        .seed = p->seed, .checkpoint = p->checkpoint_activations, .n_threads = p->n_threads};
+                        .seed = p->seed, .checkpoint = p->checkpoint_activations, .n_threads = p->n_threads,
+                        .base_bf16 = p->base_compute == HERD_TRAIN_BASE_BF16};
     /* Full fine-tuning needs all gradients at once only to clip by their global norm or to sum them over
      * several sequences (batch, accumulation, DPO's pair): otherwise each tensor is updated as soon as
      * its gradient is complete, and the layers share one gradient buffer (the same weights bit for bit;
