@@ -117,6 +117,9 @@ typedef struct {
      * AMX, used when the CPU and OS have it and HERD_ISA is unset, within a tested bound). */
     void (*gemm_bf16)(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda, const uint16_t *B,
                       int64_t ldb, float *C, int64_t ldc);
+    /* Two F32 rows into one row of bf16 pairs (gemm_bf16's B layout): out[2i] = bf16(x0[i]), out[2i + 1]
+     * = bf16(x1[i]) (0 when x1 is NULL), rounded as fp32_to_bf16 (types.h). Every variant, same bits. */
+    void (*bf16_pairs)(int64_t n, const float *x0, const float *x1, uint16_t *out);
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the

@@ -11,6 +11,9 @@
 
 /* columns of a B panel: 256 floats x TRAIN_GEMM_KC rows = 256 KiB, L2-sized */
 #define NC 256
+/* the bf16 path's k block: longer than TRAIN_GEMM_KC (a bf16 panel of 1024 x NC is 512 KiB), so that
+ * each AMX tile of C sums 32 steps of 32 before it is stored and added (K = 256: about half the speed) */
+#define KB 1024
 
 struct train_gemm {
     thread_pool *pool;
@@ -22,7 +25,8 @@ struct train_gemm {
     int64_t ct_cap; /* floats per thread */
     /* --base-compute bf16 (train_gemm_set_base_bf16) */
     bool bf16;
-    uint16_t *bpanel; /* [nth][TRAIN_GEMM_KC * NC] a piece of a frozen weight in bf16 pairs */
+    uint16_t *bpanel; /* [nth][KB * NC] a piece of a frozen weight in bf16 pairs, gemm_bf16's B */
+    uint16_t *hpanel; /* [nth][KB * NC] xwt: the piece's rows in bf16, before the transpose into pairs */
     uint16_t *ab;     /* [T][ab_ld] the activation (x or dy) in bf16, its odd column padded with 0 */
     int64_t ab_cap, ab_T, ab_ld; /* elements allocated; rows and row stride in use */
 };
@@ -46,6 +50,7 @@ void train_gemm_free(train_gemm *g) {
     free(g->xt);
     free(g->ct);
     free(g->bpanel);
+    free(g->hpanel);
     free(g->ab);
     free(g);
 }
@@ -244,7 +249,10 @@ static void job_transpose(void *arg, int ith, int nth) {
 /* ---- --base-compute bf16: the products with a frozen weight, both operands rounded to bf16 ---------- */
 
 void train_gemm_set_base_bf16(train_gemm *g, bool on) {
-    if (on && !g->bpanel) g->bpanel = herd_xmalloc((size_t)(g->nth * TRAIN_GEMM_KC * NC) * sizeof(uint16_t));
+    if (on && !g->bpanel) {
+        g->bpanel = herd_xmalloc((size_t)(g->nth * KB * NC) * sizeof(uint16_t));
+        g->hpanel = herd_xmalloc((size_t)(g->nth * KB * NC) * sizeof(uint16_t));
+    }
     g->bf16 = on;
 }
 
@@ -280,17 +288,29 @@ static void to_bf16(train_gemm *g, const float *x, int64_t ldx, int64_t T, int64
     pool_run(g->pool, job_to_bf16, &j);
 }
 
-/* y = x W^T in bf16: thread ith takes a contiguous range of W's rows (y's columns); per NC rows and k
- * block the [nr][kc] piece of W is dequantized to F32 (as job_xwt does), rounded to bf16 and laid out
- * in pairs, [kc / 2][nr][2], the B operand of gemm_bf16, whose A operand is x in bf16 (g->ab) as it is.
- * Per element: the k blocks in order, each gemm_bf16's sum added to y (zeroed first). */
+/* Row r, elements [c0, c0 + n) of a frozen weight in bf16 (round to nearest even), n even or out[n] set
+ * to 0; a bf16 weight without row scales is copied as it is (rounding a bf16 value changes nothing).
+ * tmp: n floats. */
+static void w_row_bf16(const train_w *w, int64_t r, int64_t c0, int64_t n, uint16_t *out, float *tmp) {
+    if (w->q->type == HERD_TYPE_BF16 && !w->q->row_scale)
+        memcpy(out, w->q->data + r * w->q->row_bytes + c0 * 2, (size_t)n * sizeof(uint16_t));
+    else {
+        train_w_row(w, r, c0, n, tmp);
+        kernels_type(HERD_TYPE_BF16)->from_f32(tmp, out, n);
+    }
+    if (n % 2) out[n] = 0;
+}
+
+/* y = x W^T in bf16: thread ith takes a contiguous range of W's rows (y's columns); per NC rows and KB
+ * block its [nr][kc] piece of W is read into bf16 rows (hpanel), whose pairs of elements are 32-bit words:
+ * transposing those words (transpose_f32, a copy) gives the pairs layout [kc / 2][nr][2], gemm_bf16's B;
+ * its A is x in bf16 (g->ab) as it is. Per element: the KB blocks in order, each gemm_bf16's sum added
+ * to y (zeroed first); the thread count changes nothing. */
 static void job_xwt_bf16(void *arg, int ith, int nth) {
     gjob *j = arg;
     const train_w *w = j->w;
     const kernel_vec_ops *vo = kernels_vec();
-    const kernel_type_ops *bt = kernels_type(HERD_TYPE_BF16);
-    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC;
-    uint16_t *bp = j->g->bpanel + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    uint16_t *hp = j->g->hpanel + (int64_t)ith * KB * NC, *bp = j->g->bpanel + (int64_t)ith * KB * NC;
     const int64_t T = j->T, lda = j->g->ab_ld;
     int64_t r0, r1;
     pool_range(w->n_out, ith, nth, &r0, &r1);
@@ -298,54 +318,46 @@ static void job_xwt_bf16(void *arg, int ith, int nth) {
     for (int64_t t = 0; t < T; t++) memset(j->c + t * j->ldc + r0, 0, (size_t)(r1 - r0) * sizeof(float));
     for (int64_t rb = r0; rb < r1; rb += NC) {
         const int64_t nr = r1 - rb < NC ? r1 - rb : NC;
-        for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
-            const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC, kp = (kc + 1) / 2;
-            int64_t am;
-            const float *A = w_block_f32(w, rb, nr, k0, kc, panel, &am);
-            for (int64_t r = 0; r < nr; r++) { /* row r's pairs to column r of the pair rows */
-                uint16_t h[TRAIN_GEMM_KC];
-                if (kc % 2) h[kc] = 0; /* an odd kc: the pad, beside x's padded 0 */
-                bt->from_f32(A + r * am, h, kc);
-                for (int64_t p = 0; p < kp; p++) memcpy(bp + 2 * (p * nr + r), h + 2 * p, 2 * sizeof(uint16_t));
+        for (int64_t k0 = 0; k0 < w->n_in; k0 += KB) {
+            const int64_t kc = w->n_in - k0 < KB ? w->n_in - k0 : KB, kp = (kc + 1) / 2;
+            float tmp[KB];
+            for (int64_t r = 0; r < PF_ROWS && r < nr; r++) prefetch_piece(w, rb + r, k0, kc);
+            for (int64_t r = 0; r < nr; r++) {
+                if (r + PF_ROWS < nr) prefetch_piece(w, rb + r + PF_ROWS, k0, kc);
+                w_row_bf16(w, rb + r, k0, kc, hp + r * 2 * kp, tmp);
             }
+            vo->transpose_f32(nr, kp, (const float *)hp, kp, (float *)bp, nr); /* words: pairs of bf16 */
             vo->gemm_bf16(T, nr, 2 * kp, j->g->ab + k0, lda, bp, nr, j->c + rb, j->ldc);
         }
     }
 }
 
 /* dx += dy W in bf16: thread ith takes a range of dx's columns (whole blocks of W's type) as job_dyw;
- * per k block (rows of W) each pair of rows, dequantized and rounded to bf16, interleaved into the
- * [kc / 2][nc][2] B operand; the A operand is dy in bf16 (g->ab). */
+ * per KB block (rows of W) each pair of rows, dequantized, rounded to bf16 and interleaved (bf16_pairs),
+ * is a row of the [kc / 2][nc][2] B operand; the A operand is dy in bf16 (g->ab). */
 static void job_dyw_bf16(void *arg, int ith, int nth) {
     gjob *j = arg;
     const train_w *w = j->w;
     const kernel_vec_ops *vo = kernels_vec();
-    const kernel_type_ops *bt = kernels_type(HERD_TYPE_BF16);
-    uint16_t *bp = j->g->bpanel + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    uint16_t *bp = j->g->bpanel + (int64_t)ith * KB * NC;
     const int64_t blk = w_block(w), nb = w->n_in / blk, nc_max = NC / blk * blk;
     int64_t b0, b1;
     pool_range(nb, ith, nth, &b0, &b1);
     const int64_t c0 = b0 * blk, c1 = b1 * blk;
     for (int64_t cb = c0; cb < c1; cb += nc_max) {
         const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
-        for (int64_t k0 = 0; k0 < w->n_out; k0 += TRAIN_GEMM_KC) {
-            const int64_t kc = w->n_out - k0 < TRAIN_GEMM_KC ? w->n_out - k0 : TRAIN_GEMM_KC, kp = (kc + 1) / 2;
+        for (int64_t k0 = 0; k0 < w->n_out; k0 += KB) {
+            const int64_t kc = w->n_out - k0 < KB ? w->n_out - k0 : KB, kp = (kc + 1) / 2;
             for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
             for (int64_t p = 0; p < kp; p++) {
-                float row[NC];
-                uint16_t h[2][NC];
-                for (int e = 0; e < 2; e++) {
+                float row[2][NC];
+                for (int e = 0; e < 2 && 2 * p + e < kc; e++) {
                     const int64_t r = 2 * p + e;
-                    if (r >= kc) { /* an odd kc: a zero row, beside dy's padded 0 */
-                        memset(h[e], 0, (size_t)nc * sizeof(uint16_t));
-                        continue;
-                    }
                     if (r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
-                    train_w_row(w, k0 + r, cb, nc, row);
-                    bt->from_f32(row, h[e], nc);
+                    train_w_row(w, k0 + r, cb, nc, row[e]);
                 }
-                uint16_t *o = bp + p * 2 * nc;
-                for (int64_t c = 0; c < nc; c++) o[2 * c] = h[0][c], o[2 * c + 1] = h[1][c];
+                /* an odd kc: the last pair's second row is 0, beside dy's padded 0 */
+                vo->bf16_pairs(nc, row[0], 2 * p + 1 < kc ? row[1] : NULL, bp + p * 2 * nc);
             }
             vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, nc, j->c + cb, j->ldc);
         }

@@ -78,6 +78,24 @@ static void check_kernels(void) {
                     n_cases++;
                     free(A), free(B), free(C0), free(C1), free(C2);
                 }
+    /* bf16_pairs: the same bits in every variant, NaN and subnormal inputs included */
+    for (int64_t n = 1; n < 80; n += 7) {
+        float x0[80], x1[80];
+        uint16_t o0[160], o1[160];
+        for (int64_t i = 0; i < n; i++) {
+            x0[i] = tu_sym() * (i % 5 == 1 ? 0x1p-130f : 1), x1[i] = tu_sym() * 1000;
+            if (i % 11 == 3) x1[i] = NAN;
+        }
+        for (int half = 0; half < 2; half++) {
+            kernels_vec_isa(KERNEL_ISA_REF)->bf16_pairs(n, x0, half ? NULL : x1, o0);
+            for (int64_t i = 0; i < n; i++)
+                CHECK(o0[2 * i] == fp32_to_bf16(x0[i]) && o0[2 * i + 1] == (half ? 0 : fp32_to_bf16(x1[i])),
+                      "bf16_pairs_ref at %lld", (long long)i);
+            if (!avx512) continue;
+            kernels_vec_isa(KERNEL_ISA_AVX512)->bf16_pairs(n, x0, half ? NULL : x1, o1);
+            CHECK(!memcmp(o0, o1, (size_t)(2 * n) * 2), "bf16_pairs avx512 != ref at n %lld", (long long)n);
+        }
+    }
     if (amx)
         printf("amx: %lld of %lld cases bit-identical to the reference; worst |diff| / bound %.3g\n",
                (long long)amx_exact, (long long)n_cases, amx_worst);
@@ -95,8 +113,7 @@ static float f32_order(const float *x, const float *w, int64_t K) {
     return y;
 }
 
-static void check_train_gemm(int type) {
-    const int64_t n_in = 320, n_out = 288, T = 37; /* ragged against 256-wide blocks, 32-wide tiles */
+static void check_train_gemm(int type, int64_t n_in, int64_t n_out, int64_t T) {
     const kernel_type_ops *t = kernels_type(type);
     const int64_t row_bytes = n_in / t->block * t->block_bytes;
     float *wf = malloc((size_t)(n_out * n_in) * 4), *x = malloc((size_t)(T * n_in) * 4), *dy = malloc((size_t)(T * n_out) * 4);
@@ -180,7 +197,11 @@ int main(void) {
     tu_rng = 0xbf16bf16ull;
     kernels_init();
     check_kernels();
-    check_train_gemm(HERD_TYPE_BF16);
-    check_train_gemm(HERD_TYPE_Q8_0);
+    /* ragged against 256-wide blocks and 32-wide tiles; then several 1024-long k blocks of the bf16 path,
+     * an odd n_out (dy W's K, zero-padded) */
+    check_train_gemm(HERD_TYPE_BF16, 320, 288, 37);
+    check_train_gemm(HERD_TYPE_Q8_0, 320, 288, 37);
+    check_train_gemm(HERD_TYPE_Q8_0, 2112, 1091, 5);
+    check_train_gemm(HERD_TYPE_F16, 1090, 2051, 3);
     return TU_DONE("train_bf16");
 }

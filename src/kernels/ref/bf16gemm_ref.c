@@ -32,6 +32,14 @@ void gemm_bf16_ref(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t l
         }
 }
 
+static void bf16_pairs_ref(int64_t n, const float *x0, const float *x1, uint16_t *out) {
+    for (int64_t i = 0; i < n; i++) {
+        out[2 * i] = fp32_to_bf16(x0[i]);
+        out[2 * i + 1] = x1 ? fp32_to_bf16(x1[i]) : 0;
+    }
+}
+
 void kernels_fill_bf16gemm_ref(kernel_vec_ops *vec) {
     vec->gemm_bf16 = gemm_bf16_ref;
+    vec->bf16_pairs = bf16_pairs_ref;
 }

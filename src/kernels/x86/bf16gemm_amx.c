@@ -104,8 +104,13 @@ static void block(int64_t m, int64_t n, int64_t rows, int64_t cols, int64_t K, c
     _tile_stored(1, &cbuf[0][16], 128);
     _tile_stored(2, &cbuf[16][0], 128);
     _tile_stored(3, &cbuf[16][16], 128);
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) C[(m + i) * ldc + n + j] += cbuf[i][j];
+    const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1),
+                    m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    for (int64_t i = 0; i < rows; i++) {
+        float *c = C + (m + i) * ldc + n;
+        _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), _mm512_load_ps(cbuf[i])));
+        _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), _mm512_load_ps(cbuf[i] + 16)));
+    }
 }
 
 void gemm_bf16_amx(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,

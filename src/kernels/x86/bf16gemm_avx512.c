@@ -80,6 +80,28 @@ void gemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_
 }
 #undef ROWS
 
+/* fp32_to_bf16 on 16 lanes into the low 16 bits of each 32-bit lane, with integer arithmetic (as
+ * kernels_avx512.c's row conversion: vcvtneps2bf16 would flush subnormal inputs, the reference rounds them) */
+static inline __m512i to_bf16_lanes(__m512 f) {
+    const __m512i u = _mm512_castps_si512(f), hi = _mm512_srli_epi32(u, 16);
+    const __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, bias), 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(64));
+}
+
+/* 16 pairs per step: x0's bf16 in the low half of each 32-bit word, x1's in the high half */
+static void bf16_pairs_avx512(int64_t n, const float *x0, const float *x1, uint16_t *out) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512i w = to_bf16_lanes(_mm512_maskz_loadu_ps(m, x0 + i));
+        if (x1) w = _mm512_or_si512(w, _mm512_slli_epi32(to_bf16_lanes(_mm512_maskz_loadu_ps(m, x1 + i)), 16));
+        _mm512_mask_storeu_epi32(out + 2 * i, m, w);
+    }
+}
+
 void kernels_fill_bf16gemm_avx512(kernel_vec_ops *vec) {
     vec->gemm_bf16 = gemm_bf16_avx512;
+    vec->bf16_pairs = bf16_pairs_avx512;
 }
