@@ -1,9 +1,11 @@
 /* Internal to src/kernels (and its tests): the variants of kernel_vec_ops.gemm_bf16 (kernels.h), the
  * product of training's frozen weights in bf16 (src/train/gemm.c, --base-compute bf16).
  *
- * Operands: A row-major bf16, element (m, k) at A[m * lda + k]; B "in pairs" (the layout vdpbf16ps and
- * AMX's TDPBF16PS read), element (k, n) at B[(k / 2) * 2 * ldb + 2 * n + k % 2]: row p of B holds the
- * pairs (B[2p][n], B[2p + 1][n]) for n < ldb. K is even (a caller zero-pads an odd K). C[M][N] += A B.
+ * Operands: A row-major bf16, element (m, k) at A[m * lda + k]. B in strips of 16 columns of pairs
+ * (BF16_STRIP), element (k, n) at B[(n / 16) * ldb + (k / 2) * 32 + (n % 16) * 2 + k % 2]: a strip is
+ * K / 2 rows of 16 pairs (B[2p][n], B[2p + 1][n]), 64 bytes each — one zmm row for vdpbf16ps, and 16 of
+ * them one contiguous 1 KiB tile for AMX's TDPBF16PS; ldb >= 16 K. The last strip's columns past N are
+ * read but never reach C (any values). K is even (a caller zero-pads an odd K). C[M][N] += A B.
  *
  * A product of two bf16 is exact in F32 (8 + 8 significand bits), so every step below is one rounding
  * (round to nearest even). Each C element's sum starts at +0 and is added to C once, at the end.

@@ -271,13 +271,15 @@ static void job_to_bf16(void *arg, int ith, int nth) {
     for (int64_t t = t0; t < t1; t++) {
         uint16_t *o = j->g->ab + t * j->g->ab_ld;
         b->from_f32(j->x + t * j->ldx, o, j->n);
-        if (j->g->ab_ld > j->n) o[j->n] = 0;
+        if (j->n % 2) o[j->n] = 0;
     }
 }
 
-/* x[T][n] (row stride ldx) into g->ab as bf16 rows of ab_ld = n rounded up to even */
+/* x[T][n] (row stride ldx) into g->ab as bf16 rows of ab_ld = n rounded up to even, plus 32 (64 bytes)
+ * where that is a multiple of 64: an AMX tile reads 16 rows at once, which at a stride of 4 KiB (n 2048)
+ * would all fall into one L1 set */
 static void to_bf16(train_gemm *g, const float *x, int64_t ldx, int64_t T, int64_t n) {
-    const int64_t ld = (n + 1) / 2 * 2;
+    const int64_t ld = (n + 1) / 2 * 2 + ((n + 1) / 2 * 2 % 64 == 0 ? 32 : 0);
     if (T * ld > g->ab_cap) {
         free(g->ab);
         g->ab_cap = T * ld;
@@ -303,8 +305,8 @@ static void w_row_bf16(const train_w *w, int64_t r, int64_t c0, int64_t n, uint1
 
 /* y = x W^T in bf16: thread ith takes a contiguous range of W's rows (y's columns); per NC rows and KB
  * block its [nr][kc] piece of W is read into bf16 rows (hpanel), whose pairs of elements are 32-bit words:
- * transposing those words (transpose_f32, a copy) gives the pairs layout [kc / 2][nr][2], gemm_bf16's B;
- * its A is x in bf16 (g->ab) as it is. Per element: the KB blocks in order, each gemm_bf16's sum added
+ * transposing those words (transpose_f32, a copy) 16 rows at a time gives gemm_bf16's B, strips of 16
+ * columns [kc / 2][16][2]; its A is x in bf16 (g->ab) as it is. Per element: the KB blocks in order, each gemm_bf16's sum added
  * to y (zeroed first); the thread count changes nothing. */
 static void job_xwt_bf16(void *arg, int ith, int nth) {
     gjob *j = arg;
@@ -326,15 +328,17 @@ static void job_xwt_bf16(void *arg, int ith, int nth) {
                 if (r + PF_ROWS < nr) prefetch_piece(w, rb + r + PF_ROWS, k0, kc);
                 w_row_bf16(w, rb + r, k0, kc, hp + r * 2 * kp, tmp);
             }
-            vo->transpose_f32(nr, kp, (const float *)hp, kp, (float *)bp, nr); /* words: pairs of bf16 */
-            vo->gemm_bf16(T, nr, 2 * kp, j->g->ab + k0, lda, bp, nr, j->c + rb, j->ldc);
+            for (int64_t s = 0; s < nr; s += 16) /* words: pairs of bf16 */
+                vo->transpose_f32(nr - s < 16 ? nr - s : 16, kp, (const float *)(hp + s * 2 * kp), kp,
+                                  (float *)(bp + s * 2 * kp), 16);
+            vo->gemm_bf16(T, nr, 2 * kp, j->g->ab + k0, lda, bp, 32 * kp, j->c + rb, j->ldc);
         }
     }
 }
 
 /* dx += dy W in bf16: thread ith takes a range of dx's columns (whole blocks of W's type) as job_dyw;
  * per KB block (rows of W) each pair of rows, dequantized, rounded to bf16 and interleaved (bf16_pairs),
- * is a row of the [kc / 2][nc][2] B operand; the A operand is dy in bf16 (g->ab). */
+ * is a pair row of every strip of the B operand; the A operand is dy in bf16 (g->ab). */
 static void job_dyw_bf16(void *arg, int ith, int nth) {
     gjob *j = arg;
     const train_w *w = j->w;
@@ -357,9 +361,9 @@ static void job_dyw_bf16(void *arg, int ith, int nth) {
                     train_w_row(w, k0 + r, cb, nc, row[e]);
                 }
                 /* an odd kc: the last pair's second row is 0, beside dy's padded 0 */
-                vo->bf16_pairs(nc, row[0], 2 * p + 1 < kc ? row[1] : NULL, bp + p * 2 * nc);
+                vo->bf16_pairs(nc, row[0], 2 * p + 1 < kc ? row[1] : NULL, bp + p * 32, 32 * kp);
             }
-            vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, nc, j->c + cb, j->ldc);
+            vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, 32 * kp, j->c + cb, j->ldc);
         }
     }
 }

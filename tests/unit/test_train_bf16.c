@@ -38,12 +38,12 @@ static void check_kernels(void) {
             for (size_t in = 0; in < sizeof Ns / sizeof *Ns; in++)
                 for (size_t ik = 0; ik < sizeof Ks / sizeof *Ks; ik++) {
                     const int64_t M = Ms[im], N = Ns[in], K = Ks[ik], lda = K + 2 * (int64_t)(ik % 3),
-                                  ldb = N + (int64_t)(in % 2), ldc = N + 3;
-                    uint16_t *A = malloc((size_t)(M * lda) * 2), *B = malloc((size_t)(K / 2 * 2 * ldb) * 2);
+                                  ldb = 16 * K + 32 * (int64_t)(in % 2), ldc = N + 3, nb = (N + 15) / 16 * ldb;
+                    uint16_t *A = malloc((size_t)(M * lda) * 2), *B = malloc((size_t)nb * 2);
                     float *C0 = malloc((size_t)(M * ldc) * 4), *C1 = malloc((size_t)(M * ldc) * 4),
                           *C2 = malloc((size_t)(M * ldc) * 4);
                     for (int64_t i = 0; i < M * lda; i++) A[i] = rnd_bf16(mode);
-                    for (int64_t i = 0; i < K / 2 * 2 * ldb; i++) B[i] = rnd_bf16(mode);
+                    for (int64_t i = 0; i < nb; i++) B[i] = rnd_bf16(mode);
                     for (int64_t i = 0; i < M * ldc; i++) C0[i] = C1[i] = C2[i] = tu_sym();
                     gemm_bf16_ref(M, N, K, A, lda, B, ldb, C0, ldc);
                     if (avx512) {
@@ -64,7 +64,7 @@ static void check_kernels(void) {
                                 double S = 0;
                                 for (int64_t k = 0; k < K; k++)
                                     S += fabs((double)bf16_to_fp32(A[m * lda + k]) *
-                                              bf16_to_fp32(B[k / 2 * 2 * ldb + 2 * n + k % 2]));
+                                              bf16_to_fp32(B[n / 16 * ldb + k / 2 * 32 + n % 16 * 2 + k % 2]));
                                 const double bound = 2.0 * K * 0x1p-24 * S + 2 * 0x1p-24 * fabs(r) + 2.0 * K * FLT_MIN;
                                 const double d = fabs((double)r - x);
                                 exact &= r == x;
@@ -81,19 +81,22 @@ static void check_kernels(void) {
     /* bf16_pairs: the same bits in every variant, NaN and subnormal inputs included */
     for (int64_t n = 1; n < 80; n += 7) {
         float x0[80], x1[80];
-        uint16_t o0[160], o1[160];
+        uint16_t o0[6 * 40], o1[6 * 40]; /* strips of 16 pairs, 40 apart */
         for (int64_t i = 0; i < n; i++) {
             x0[i] = tu_sym() * (i % 5 == 1 ? 0x1p-130f : 1), x1[i] = tu_sym() * 1000;
             if (i % 11 == 3) x1[i] = NAN;
         }
         for (int half = 0; half < 2; half++) {
-            kernels_vec_isa(KERNEL_ISA_REF)->bf16_pairs(n, x0, half ? NULL : x1, o0);
-            for (int64_t i = 0; i < n; i++)
-                CHECK(o0[2 * i] == fp32_to_bf16(x0[i]) && o0[2 * i + 1] == (half ? 0 : fp32_to_bf16(x1[i])),
-                      "bf16_pairs_ref at %lld", (long long)i);
+            memset(o0, 0, sizeof o0), memset(o1, 0, sizeof o1);
+            kernels_vec_isa(KERNEL_ISA_REF)->bf16_pairs(n, x0, half ? NULL : x1, o0, 40);
+            for (int64_t i = 0; i < n; i++) {
+                const uint16_t *o = o0 + i / 16 * 40 + i % 16 * 2;
+                CHECK(o[0] == fp32_to_bf16(x0[i]) && o[1] == (half ? 0 : fp32_to_bf16(x1[i])), "bf16_pairs_ref at %lld",
+                      (long long)i);
+            }
             if (!avx512) continue;
-            kernels_vec_isa(KERNEL_ISA_AVX512)->bf16_pairs(n, x0, half ? NULL : x1, o1);
-            CHECK(!memcmp(o0, o1, (size_t)(2 * n) * 2), "bf16_pairs avx512 != ref at n %lld", (long long)n);
+            kernels_vec_isa(KERNEL_ISA_AVX512)->bf16_pairs(n, x0, half ? NULL : x1, o1, 40);
+            CHECK(!memcmp(o0, o1, sizeof o0), "bf16_pairs avx512 != ref at n %lld (or wrote outside its pairs)", (long long)n);
         }
     }
     if (amx)

@@ -24,7 +24,7 @@ void gemm_bf16_ref(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t l
         for (int64_t n = 0; n < N; n++) {
             float acc = 0;
             for (int64_t p = 0; p < K / 2; p++) {
-                const uint16_t *a = A + m * lda + 2 * p, *b = B + p * 2 * ldb + 2 * n;
+                const uint16_t *a = A + m * lda + 2 * p, *b = B + (n / 16) * ldb + p * 32 + (n % 16) * 2;
                 acc = step(acc, daz(a[1]), daz(b[1]));
                 acc = step(acc, daz(a[0]), daz(b[0]));
             }
@@ -32,10 +32,11 @@ void gemm_bf16_ref(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t l
         }
 }
 
-static void bf16_pairs_ref(int64_t n, const float *x0, const float *x1, uint16_t *out) {
+static void bf16_pairs_ref(int64_t n, const float *x0, const float *x1, uint16_t *out, int64_t ld) {
     for (int64_t i = 0; i < n; i++) {
-        out[2 * i] = fp32_to_bf16(x0[i]);
-        out[2 * i + 1] = x1 ? fp32_to_bf16(x1[i]) : 0;
+        uint16_t *o = out + (i / 16) * ld + (i % 16) * 2;
+        o[0] = fp32_to_bf16(x0[i]);
+        o[1] = x1 ? fp32_to_bf16(x1[i]) : 0;
     }
 }
 

@@ -4,9 +4,9 @@
  *
  * Blocks of 32 x 32 of C in four tile registers (tmm0..3, 16 rows x 16 F32), over K in steps of 32 bf16:
  * two A tiles (tmm4, 5: 16 rows x 32 bf16, read in place, row stride lda) and two B tiles (tmm6, 7: 16
- * pair rows x 16 columns, read in place from B's pair layout, row stride 2 ldb), four TDPBF16PS. A block
- * at a ragged edge (rows, columns, or a K step short of 32) copies its operands into zero-padded buffers
- * first: zero pairs add +0 products. At the end the tiles are stored to a buffer and added to C.
+ * pair rows of one strip of B, a contiguous 1 KiB), four TDPBF16PS. Ragged rows and a K step short of 32
+ * copy the operand into a zero-padded buffer first (zero pairs add +0 products); a block of at most 16
+ * columns uses one strip. At the end the tiles are stored to a buffer and added to C (masked).
  *
  * Accumulation: per C element a sum over the k steps in order, each TDPBF16PS adding its 32 products
  * (the SDM's pseudo-code: per pair the even element, then the odd one, each rounded, DAZ/FTZ). The
@@ -71,34 +71,41 @@ static void config(void) {
 static void block(int64_t m, int64_t n, int64_t rows, int64_t cols, int64_t K, const uint16_t *A, int64_t lda,
                   const uint16_t *B, int64_t ldb, float *C, int64_t ldc) {
     _Alignas(64) uint16_t abuf[32][32];     /* [row][k] */
-    _Alignas(64) uint16_t bbuf[16][32][2]; /* [pair][column][2] */
+    _Alignas(64) uint16_t bbuf[2][16][32]; /* [strip][pair][16 pairs] */
     _Alignas(64) float cbuf[32][32];
+    const bool two = cols > 16; /* a second strip of B */
+    const uint16_t *b0 = B + n / 16 * ldb, *b1 = b0 + ldb;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const bool full = rows == 32 && cols == 32;
     for (int64_t k0 = 0; k0 < K; k0 += 32) {
         const int64_t kc = K - k0 < 32 ? K - k0 : 32; /* even */
-        if (full && kc == 32) {
+        if (rows == 32 && kc == 32) {
             _tile_loadd(4, A + m * lda + k0, lda * 2);
             _tile_loadd(5, A + (m + 16) * lda + k0, lda * 2);
-            _tile_loadd(6, B + k0 * ldb + 2 * n, ldb * 4);
-            _tile_loadd(7, B + k0 * ldb + 2 * (n + 16), ldb * 4);
         } else {
             memset(abuf, 0, sizeof abuf);
-            memset(bbuf, 0, sizeof bbuf);
             for (int64_t i = 0; i < rows; i++) memcpy(abuf[i], A + (m + i) * lda + k0, (size_t)kc * 2);
-            for (int64_t p = 0; p < kc / 2; p++) memcpy(bbuf[p], B + (k0 / 2 + p) * 2 * ldb + 2 * n, (size_t)cols * 4);
             _tile_loadd(4, abuf[0], 64);
             _tile_loadd(5, abuf[16], 64);
-            _tile_loadd(6, bbuf[0][0], 128);
-            _tile_loadd(7, bbuf[0][16], 128);
+        }
+        if (kc == 32) { /* 16 pair rows of a strip: 1 KiB in a row */
+            _tile_loadd(6, b0 + k0 * 16, 64);
+            if (two) _tile_loadd(7, b1 + k0 * 16, 64);
+        } else {
+            memset(bbuf, 0, sizeof bbuf);
+            memcpy(bbuf[0], b0 + k0 * 16, (size_t)kc * 16 * 2);
+            if (two) memcpy(bbuf[1], b1 + k0 * 16, (size_t)kc * 16 * 2);
+            _tile_loadd(6, bbuf[0], 64);
+            if (two) _tile_loadd(7, bbuf[1], 64);
         }
         _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        if (two) {
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(3, 5, 7);
+        }
     }
     _tile_stored(0, &cbuf[0][0], 128);
     _tile_stored(1, &cbuf[0][16], 128);

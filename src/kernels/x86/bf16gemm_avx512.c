@@ -1,8 +1,8 @@
 /* kernel_vec_ops.gemm_bf16 with AVX-512 BF16 (bf16gemm.h): register tiles of 8 rows x 32 columns of C
- * (16 accumulators of 16 lanes), or 16 x 16 for strips of at most 16 columns; per k pair two loads of B
- * (a 64-byte row of pairs each) and, per row, a 32-bit broadcast of A's pair, one vdpbf16ps per
- * accumulator. Ragged columns by masked loads (zero pairs: adding +0 products changes no sum but a -0
- * one, whose lane is not stored), ragged rows by smaller tiles.
+ * (two strips of B; 16 accumulators of 16 lanes), or 16 x 16 for a last single strip; per k pair two
+ * loads of B (a 64-byte pair row of each strip) and, per row, a 32-bit broadcast of A's pair, one
+ * vdpbf16ps per accumulator. Ragged columns by masked stores of C (the lanes past N compute on whatever
+ * the strip holds there and are dropped), ragged rows by smaller tiles.
  *
  * Accumulation: vdpbf16ps adds, per lane, a[2p+1] b[2p+1] and then a[2p] b[2p] to the lane, each rounded
  * to nearest even, with DAZ/FTZ (SDM) — exactly the reference's chain, so the results are bit-identical
@@ -21,9 +21,9 @@ static inline __attribute__((always_inline)) void tile(const int MR_, const bool
 #pragma GCC unroll 16
     for (int i = 0; i < MR_; i++) c0[i] = c1[i] = _mm512_setzero_ps();
     for (int64_t p = 0; p < P; p++) {
-        const uint16_t *b = B + p * 2 * ldb;
-        const __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, b);
-        const __m512bh b1 = WIDE_ ? (__m512bh)_mm512_maskz_loadu_epi32(m1, b + 32) : b0;
+        const uint16_t *b = B + p * 32;
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+        const __m512bh b1 = WIDE_ ? (__m512bh)_mm512_loadu_si512(b + ldb) : b0;
         const uint16_t *a = A + 2 * p;
 #pragma GCC unroll 16
         for (int i = 0; i < MR_; i++) {
@@ -42,7 +42,7 @@ static inline __attribute__((always_inline)) void tile(const int MR_, const bool
     }
 }
 
-#define ROWS(n, W) tile(n, W, K / 2, A + m * lda, lda, B + 2 * n0, ldb, C + m * ldc + n0, ldc, m0, m1)
+#define ROWS(n, W) tile(n, W, K / 2, A + m * lda, lda, B + n0 / 16 * ldb, ldb, C + m * ldc + n0, ldc, m0, m1)
 void gemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda, const uint16_t *B,
                       int64_t ldb, float *C, int64_t ldc) {
     for (int64_t n0 = 0; n0 < N; n0 += 32) {
@@ -91,13 +91,13 @@ static inline __m512i to_bf16_lanes(__m512 f) {
     return _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(64));
 }
 
-/* 16 pairs per step: x0's bf16 in the low half of each 32-bit word, x1's in the high half */
-static void bf16_pairs_avx512(int64_t n, const float *x0, const float *x1, uint16_t *out) {
+/* 16 pairs per step (one strip's row): x0's bf16 in the low half of each 32-bit word, x1's in the high half */
+static void bf16_pairs_avx512(int64_t n, const float *x0, const float *x1, uint16_t *out, int64_t ld) {
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512i w = to_bf16_lanes(_mm512_maskz_loadu_ps(m, x0 + i));
         if (x1) w = _mm512_or_si512(w, _mm512_slli_epi32(to_bf16_lanes(_mm512_maskz_loadu_ps(m, x1 + i)), 16));
-        _mm512_mask_storeu_epi32(out + 2 * i, m, w);
+        _mm512_mask_storeu_epi32(out + i / 16 * ld, m, w);
     }
 }
 
