@@ -41,7 +41,8 @@ void train_gemm_dytx(train_gemm *g, const float *dy, int64_t lddy, const float *
 /* --base-compute bf16 (on) or f32 (off, the default): with it, train_gemm_xwt and train_gemm_dyw over a
  * FROZEN weight (w->q set) round both operands to bf16 (round to nearest even; the weight piece by piece
  * as it is dequantized, the activation x or dy once per call) and sum the exact products in F32
- * (kernel_vec_ops.gemm_bf16, whose accumulation order src/kernels/bf16gemm.h states): the products of
+ * (kernel_vec_ops.gemm_bf16 over k blocks of 1024 in order, each block's sum in the order that
+ * src/kernels/bf16gemm.h states, added to the output; independent of the thread count): the products of
  * torch.autocast(bfloat16) for the frozen base, about 2^-9 relative per operand. Products with an F32
  * weight (adapters, full fine-tuning) and train_gemm_dytx stay exact F32. Call between products only. */
 void train_gemm_set_base_bf16(train_gemm *g, bool on);
