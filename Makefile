@@ -42,7 +42,7 @@ INSTALL      ?= install
 # per-ISA kernels are compiled with their own flags and picked at run time by CPUID
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
-AMX_FLAGS    = $(AVX512_FLAGS) -mamx-tile -mamx-int8
+AMX_FLAGS    = $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 
 LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/dist/*' | sort)
 CLI_SRC  := $(shell find tools/herd -name '*.c' | sort)
@@ -74,7 +74,8 @@ $(BUILD)/obj/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 	@echo '  CC   $<'
 	@$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
-# AMX kernels (AVX-512 + AMX-TILE/INT8; called only when kernels_amx_active())
+# AMX kernels (AVX-512 + AMX-TILE/INT8/BF16; called only when the CPU has AMX and the OS grants the tiles:
+# kernels_amx_active(), gemm_bf16_amx_ready())
 $(BUILD)/obj/src/kernels/x86/%_amx.o: src/kernels/x86/%_amx.c
 	@mkdir -p $(dir $@)
 	@echo '  CC   $<'

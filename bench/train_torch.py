@@ -4,6 +4,12 @@
 same threads; prints the training tokens/s of each step as JSON.
 
   train_torch.py --model M.gguf --data DUMP.jsonl --method lora|full [--rank 8] [--alpha 16] [--steps N] [-t N]
+                 [--autocast none|bf16]
+
+--autocast bf16: the forward under torch.autocast("cpu", dtype=torch.bfloat16), as torchtune/PEFT users
+train with bf16 autocast (the backward follows the forward's dtypes). Autocast rounds every matmul's
+operands to bf16 (on CPU: mm, bmm, matmul, linear...): the frozen base's, the adapters' and attention's
+(q k^T, p v) alike; herd's --base-compute bf16 rounds only the frozen base's.
 """
 import argparse, json, os, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "tools"))
@@ -15,6 +21,7 @@ def main():
     ap.add_argument("--model"); ap.add_argument("--data"); ap.add_argument("--method", default="lora")
     ap.add_argument("--rank", type=int, default=8); ap.add_argument("--alpha", type=float, default=16)
     ap.add_argument("--steps", type=int, default=3); ap.add_argument("-t", type=int, default=2)
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none")
     a = ap.parse_args()
     torch.set_num_threads(a.t)
     torch.set_default_dtype(torch.float32)
@@ -39,8 +46,9 @@ def main():
         e = ex[s % len(ex)]
         t0 = time.time()
         opt.zero_grad()
-        sl, n, _, _ = oracle.seq_logp(m, P, e["tokens"], e["targets"], lora, a.alpha / a.rank)
-        (-sl / n).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+            sl, n, _, _ = oracle.seq_logp(m, P, e["tokens"], e["targets"], lora, a.alpha / a.rank)
+        (-sl.float() / n).backward()
         opt.step()
         dt = time.time() - t0
         out.append(len(e["tokens"]) / dt)

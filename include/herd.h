@@ -675,7 +675,13 @@ typedef struct {
     /* polled between steps: when it reads non-zero, a checkpoint is saved and herd_train returns
      * HERD_E_INTERRUPTED (a SIGINT handler sets it) */
     volatile int *stop;
+    /* LoRA: the products with the frozen base's weights (forward x W^T and the input gradient dy W) in
+     * HERD_TRAIN_BASE_F32 (exact, the default) or HERD_TRAIN_BASE_BF16 (both operands rounded to bf16,
+     * sums in F32: torch.autocast's numerics for the base; docs/TRAINING.md). Full: F32 only. */
+    int base_compute;
 } herd_train_params;
+
+enum { HERD_TRAIN_BASE_F32 = 0, HERD_TRAIN_BASE_BF16 = 1 };
 
 #define HERD_E_INTERRUPTED (-7)
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../base/log.h"
+#include "bf16gemm.h"
 #include "herd.h"
 #include "kernels_impl.h"
 
@@ -104,6 +105,7 @@ static void init_once(void) {
     kernels_fill_ref(g_ops[KERNEL_ISA_REF], &g_vec[KERNEL_ISA_REF]);
     kernels_fill_attn_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_sgemm_ref(&g_vec[KERNEL_ISA_REF]);
+    kernels_fill_bf16gemm_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     kernels_fill_ref_legacy(g_ops[KERNEL_ISA_REF]);
@@ -134,6 +136,7 @@ static void init_once(void) {
         kernels_fill_avx512_legacy(g_ops[KERNEL_ISA_AVX512]);
         kernels_fill_attn_avx512(&g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_sgemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
+        kernels_fill_bf16gemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)
@@ -144,7 +147,10 @@ static void init_once(void) {
     const char *force = getenv("HERD_ISA");
     g_amx_supported = g_supported[KERNEL_ISA_AVX512] && detect_amx();
     g_amx_active = g_amx_supported && g_active == KERNEL_ISA_AVX512 && !(force && *force);
+    /* AMX tiles on top of AVX-512 (int8 prompt-processing gemms; training's bf16 products), unless HERD_ISA
+     * forces an ISA (then the lower paths) */
     if (g_amx_active) kernels_fill_amx(g_ops[KERNEL_ISA_AVX512]);
+    if (g_amx_active && gemm_bf16_amx_ready()) g_vec[KERNEL_ISA_AVX512].gemm_bf16 = gemm_bf16_amx;
     if (force && *force) {
         for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++)
             if (strcmp(force, k_isa_names[isa]) == 0 || (isa == 0 && strcmp(force, "ref") == 0)) {

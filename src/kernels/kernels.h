@@ -110,6 +110,18 @@ typedef struct {
     /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: the training products' transposes of
      * activations (src/train/gemm.c). A copy: every ISA's variant gives the same bits. */
     void (*transpose_f32)(int64_t rows, int64_t cols, const float *src, int64_t lds, float *dst, int64_t ldd);
+    /* bf16 matrix product block for training's frozen weights (src/train/gemm.c, --base-compute bf16):
+     * C[M][N] += A[M][K] B[K][N] with A row-major bf16 (element (m, k) at A[m * lda + k]) and B in strips
+     * of 16 columns of pairs (element (k, n) at B[(n / 16) * ldb + (k / 2) * 32 + (n % 16) * 2 + k % 2],
+     * what vdpbf16ps and AMX tiles read), K even, sums in F32. Variants, layout details and accumulation
+     * orders: bf16gemm.h (ref and AVX-512 bit-identical; AMX, used when the CPU and OS have it and
+     * HERD_ISA is unset, within a tested bound). */
+    void (*gemm_bf16)(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda, const uint16_t *B,
+                      int64_t ldb, float *C, int64_t ldc);
+    /* Two F32 rows into one pair row of gemm_bf16's B (strips of 16 columns, ld elements apart): for
+     * i < n, out[(i / 16) * ld + (i % 16) * 2] = bf16(x0[i]) and the element after it bf16(x1[i]) (0 when
+     * x1 is NULL), rounded as fp32_to_bf16 (types.h). Every variant, same bits. */
+    void (*bf16_pairs)(int64_t n, const float *x0, const float *x1, uint16_t *out, int64_t ld);
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the

@@ -7,9 +7,13 @@
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
+#include "herd.h"
 
 /* columns of a B panel: 256 floats x TRAIN_GEMM_KC rows = 256 KiB, L2-sized */
 #define NC 256
+/* the bf16 path's k block: longer than TRAIN_GEMM_KC (a bf16 panel of 1024 x NC is 512 KiB), so that
+ * each AMX tile of C sums 32 steps of 32 before it is stored and added (K = 256: about half the speed) */
+#define KB 1024
 
 struct train_gemm {
     thread_pool *pool;
@@ -19,6 +23,12 @@ struct train_gemm {
     int64_t xt_cap;
     float *ct;    /* [nth][NC * T] a tile of y transposed (xwt), or [KC][NC] a piece of a small W transposed */
     int64_t ct_cap; /* floats per thread */
+    /* --base-compute bf16 (train_gemm_set_base_bf16) */
+    bool bf16;
+    uint16_t *bpanel; /* [nth][KB * NC] a piece of a frozen weight in bf16 pairs, gemm_bf16's B */
+    uint16_t *hpanel; /* [nth][KB * NC] xwt: the piece's rows in bf16, before the transpose into pairs */
+    uint16_t *ab;     /* [T][ab_ld] the activation (x or dy) in bf16, its odd column padded with 0 */
+    int64_t ab_cap, ab_T, ab_ld; /* elements allocated; rows and row stride in use */
 };
 
 train_gemm *train_gemm_new(thread_pool *pool) {
@@ -39,6 +49,9 @@ void train_gemm_free(train_gemm *g) {
     free(g->panel);
     free(g->xt);
     free(g->ct);
+    free(g->bpanel);
+    free(g->hpanel);
+    free(g->ab);
     free(g);
 }
 
@@ -233,7 +246,135 @@ static void job_transpose(void *arg, int ith, int nth) {
                                      j->g->xt + t * j->w->n_in + k0 * SW, SW);
 }
 
+/* ---- --base-compute bf16: the products with a frozen weight, both operands rounded to bf16 ---------- */
+
+void train_gemm_set_base_bf16(train_gemm *g, bool on) {
+    if (on && !g->bpanel) {
+        g->bpanel = herd_xmalloc((size_t)(g->nth * KB * NC) * sizeof(uint16_t));
+        g->hpanel = herd_xmalloc((size_t)(g->nth * KB * NC) * sizeof(uint16_t));
+    }
+    g->bf16 = on;
+}
+
+typedef struct {
+    train_gemm *g;
+    const float *x;
+    int64_t ldx, n;
+} cjob;
+
+/* rows of x into g->ab (bf16, round to nearest even), tokens split across threads */
+static void job_to_bf16(void *arg, int ith, int nth) {
+    cjob *j = arg;
+    const kernel_type_ops *b = kernels_type(HERD_TYPE_BF16);
+    int64_t t0, t1;
+    pool_range(j->g->ab_T, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        uint16_t *o = j->g->ab + t * j->g->ab_ld;
+        b->from_f32(j->x + t * j->ldx, o, j->n);
+        if (j->n % 2) o[j->n] = 0;
+    }
+}
+
+/* x[T][n] (row stride ldx) into g->ab as bf16 rows of ab_ld = n rounded up to even, plus 32 (64 bytes)
+ * where that is a multiple of 64: an AMX tile reads 16 rows at once, which at a stride of 4 KiB (n 2048)
+ * would all fall into one L1 set */
+static void to_bf16(train_gemm *g, const float *x, int64_t ldx, int64_t T, int64_t n) {
+    const int64_t ld = (n + 1) / 2 * 2 + ((n + 1) / 2 * 2 % 64 == 0 ? 32 : 0);
+    if (T * ld > g->ab_cap) {
+        free(g->ab);
+        g->ab_cap = T * ld;
+        g->ab = herd_xmalloc((size_t)g->ab_cap * sizeof(uint16_t));
+    }
+    g->ab_T = T, g->ab_ld = ld;
+    cjob j = {.g = g, .x = x, .ldx = ldx, .n = n};
+    pool_run(g->pool, job_to_bf16, &j);
+}
+
+/* Row r, elements [c0, c0 + n) of a frozen weight in bf16 (round to nearest even), n even or out[n] set
+ * to 0; a bf16 weight without row scales is copied as it is (rounding a bf16 value changes nothing).
+ * tmp: n floats. */
+static void w_row_bf16(const train_w *w, int64_t r, int64_t c0, int64_t n, uint16_t *out, float *tmp) {
+    if (w->q->type == HERD_TYPE_BF16 && !w->q->row_scale)
+        memcpy(out, w->q->data + r * w->q->row_bytes + c0 * 2, (size_t)n * sizeof(uint16_t));
+    else {
+        train_w_row(w, r, c0, n, tmp);
+        kernels_type(HERD_TYPE_BF16)->from_f32(tmp, out, n);
+    }
+    if (n % 2) out[n] = 0;
+}
+
+/* y = x W^T in bf16: thread ith takes a contiguous range of W's rows (y's columns); per NC rows and KB
+ * block its [nr][kc] piece of W is read into bf16 rows (hpanel), whose pairs of elements are 32-bit words:
+ * transposing those words (transpose_f32, a copy) 16 rows at a time gives gemm_bf16's B, strips of 16
+ * columns [kc / 2][16][2]; its A is x in bf16 (g->ab) as it is. Per element: the KB blocks in order, each gemm_bf16's sum added
+ * to y (zeroed first); the thread count changes nothing. */
+static void job_xwt_bf16(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    uint16_t *hp = j->g->hpanel + (int64_t)ith * KB * NC, *bp = j->g->bpanel + (int64_t)ith * KB * NC;
+    const int64_t T = j->T, lda = j->g->ab_ld;
+    int64_t r0, r1;
+    pool_range(w->n_out, ith, nth, &r0, &r1);
+    if (r1 <= r0) return;
+    for (int64_t t = 0; t < T; t++) memset(j->c + t * j->ldc + r0, 0, (size_t)(r1 - r0) * sizeof(float));
+    for (int64_t rb = r0; rb < r1; rb += NC) {
+        const int64_t nr = r1 - rb < NC ? r1 - rb : NC;
+        for (int64_t k0 = 0; k0 < w->n_in; k0 += KB) {
+            const int64_t kc = w->n_in - k0 < KB ? w->n_in - k0 : KB, kp = (kc + 1) / 2;
+            float tmp[KB];
+            for (int64_t r = 0; r < PF_ROWS && r < nr; r++) prefetch_piece(w, rb + r, k0, kc);
+            for (int64_t r = 0; r < nr; r++) {
+                if (r + PF_ROWS < nr) prefetch_piece(w, rb + r + PF_ROWS, k0, kc);
+                w_row_bf16(w, rb + r, k0, kc, hp + r * 2 * kp, tmp);
+            }
+            for (int64_t s = 0; s < nr; s += 16) /* words: pairs of bf16 */
+                vo->transpose_f32(nr - s < 16 ? nr - s : 16, kp, (const float *)(hp + s * 2 * kp), kp,
+                                  (float *)(bp + s * 2 * kp), 16);
+            vo->gemm_bf16(T, nr, 2 * kp, j->g->ab + k0, lda, bp, 32 * kp, j->c + rb, j->ldc);
+        }
+    }
+}
+
+/* dx += dy W in bf16: thread ith takes a range of dx's columns (whole blocks of W's type) as job_dyw;
+ * per KB block (rows of W) each pair of rows, dequantized, rounded to bf16 and interleaved (bf16_pairs),
+ * is a pair row of every strip of the B operand; the A operand is dy in bf16 (g->ab). */
+static void job_dyw_bf16(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    const kernel_vec_ops *vo = kernels_vec();
+    uint16_t *bp = j->g->bpanel + (int64_t)ith * KB * NC;
+    const int64_t blk = w_block(w), nb = w->n_in / blk, nc_max = NC / blk * blk;
+    int64_t b0, b1;
+    pool_range(nb, ith, nth, &b0, &b1);
+    const int64_t c0 = b0 * blk, c1 = b1 * blk;
+    for (int64_t cb = c0; cb < c1; cb += nc_max) {
+        const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
+        for (int64_t k0 = 0; k0 < w->n_out; k0 += KB) {
+            const int64_t kc = w->n_out - k0 < KB ? w->n_out - k0 : KB, kp = (kc + 1) / 2;
+            for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
+            for (int64_t p = 0; p < kp; p++) {
+                float row[2][NC];
+                for (int e = 0; e < 2 && 2 * p + e < kc; e++) {
+                    const int64_t r = 2 * p + e;
+                    if (r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
+                    train_w_row(w, k0 + r, cb, nc, row[e]);
+                }
+                /* an odd kc: the last pair's second row is 0, beside dy's padded 0 */
+                vo->bf16_pairs(nc, row[0], 2 * p + 1 < kc ? row[1] : NULL, bp + p * 32, 32 * kp);
+            }
+            vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, 32 * kp, j->c + cb, j->ldc);
+        }
+    }
+}
+
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
+    if (g->bf16 && w->q) {
+        to_bf16(g, x, ldx, T, w->n_in);
+        gjob j = {.g = g, .w = w, .T = T, .c = y, .ldc = ldy};
+        pool_run(g->pool, job_xwt_bf16, &j);
+        return;
+    }
     /* transposing W costs n_out n_in copies, transposing x and y T (n_in + n_out): the cheaper one */
     const bool small = w->n_out * w->n_in <= T * (w->n_in + w->n_out);
     if (small ? TRAIN_GEMM_KC * NC > g->ct_cap : NC * T > g->ct_cap) {
@@ -259,6 +400,11 @@ void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t ld
                     int64_t lddx) {
     HERD_ASSERT(w->n_in % w_block(w) == 0);
     gjob j = {.g = g, .w = w, .a = dy, .lda = lddy, .T = T, .c = dx, .ldc = lddx};
+    if (g->bf16 && w->q) {
+        to_bf16(g, dy, lddy, T, w->n_out);
+        pool_run(g->pool, job_dyw_bf16, &j);
+        return;
+    }
     pool_run(g->pool, job_dyw, &j);
 }
 

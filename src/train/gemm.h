@@ -12,6 +12,7 @@
 #ifndef HERD_TRAIN_GEMM_H
 #define HERD_TRAIN_GEMM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../model/model.h"
@@ -36,6 +37,15 @@ void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t ld
                     int64_t lddx);
 void train_gemm_dytx(train_gemm *g, const float *dy, int64_t lddy, const float *x, int64_t ldx, int64_t T,
                      int64_t n_out, int64_t n_in, float *dw);
+
+/* --base-compute bf16 (on) or f32 (off, the default): with it, train_gemm_xwt and train_gemm_dyw over a
+ * FROZEN weight (w->q set) round both operands to bf16 (round to nearest even; the weight piece by piece
+ * as it is dequantized, the activation x or dy once per call) and sum the exact products in F32
+ * (kernel_vec_ops.gemm_bf16 over k blocks of 1024 in order, each block's sum in the order that
+ * src/kernels/bf16gemm.h states, added to the output; independent of the thread count): the products of
+ * torch.autocast(bfloat16) for the frozen base, about 2^-9 relative per operand. Products with an F32
+ * weight (adapters, full fine-tuning) and train_gemm_dytx stay exact F32. Call between products only. */
+void train_gemm_set_base_bf16(train_gemm *g, bool on);
 
 /* Row r, elements [c0, c0 + n) of w as floats (c0 and n multiples of the type's block, or n reaching the
  * row's end). */

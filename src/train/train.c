@@ -24,6 +24,7 @@
 #include "../base/file.h"
 #include "../base/log.h"
 #include "../base/strbuf.h"
+#include "../kernels/kernels.h"
 #include "../model/lora.h"
 #include "ckpt.h"
 #include "data.h"
@@ -424,6 +425,8 @@ static int check_params(const herd_train_params *p) {
     if (p->seq_len < 1 || p->batch < 1 || p->grad_accum < 1) return herd_err(HERD_E_ARG, "train: --seq-len, --batch and --grad-accum must be >= 1");
     if (p->val_split < 0 || p->val_split >= 1) return herd_err(HERD_E_ARG, "train: --val-split must be in [0, 1)");
     if (p->steps <= 0 && !(p->epochs > 0)) return herd_err(HERD_E_ARG, "train: --steps or --epochs must be positive");
+    if (p->base_compute != HERD_TRAIN_BASE_F32 && p->base_compute != HERD_TRAIN_BASE_BF16) return herd_err(HERD_E_ARG, "train: unknown base compute");
+    if (p->base_compute == HERD_TRAIN_BASE_BF16 && p->method == HERD_TRAIN_FULL) return herd_err(HERD_E_ARG, "train: --base-compute bf16 is for LoRA (the frozen base's products); full fine-tuning computes in f32");
     if (p->kd_ratio < 0 || p->kd_ratio > 1 || !(p->kd_temp > 0)) return herd_err(HERD_E_ARG, "train: --kd-ratio must be in [0, 1] and --kd-temp > 0");
     return HERD_OK;
 }
@@ -460,9 +463,13 @@ static int setup(trainer *tr) {
     if (tr->total_steps < 1) tr->total_steps = 1;
     unsigned targets;
     if ((rc = parse_targets(p->lora_targets, &targets))) return rc;
+    if (p->base_compute == HERD_TRAIN_BASE_BF16 && kernels_active_isa() < KERNEL_ISA_AVX512)
+        herd_log(0, "train: --base-compute bf16 on %s: no AVX-512 BF16 here, the scalar bf16 products are slower "
+                    "than f32", kernels_isa_name(kernels_active_isa()));
     tmodel_params tp = {.method = p->method == HERD_TRAIN_FULL ? TRAIN_METHOD_FULL : TRAIN_METHOD_LORA,
                         .rank = p->lora_rank, .alpha = p->lora_alpha, .dropout = p->lora_dropout, .targets = targets,
-                        .seed = p->seed, .checkpoint = p->checkpoint_activations, .n_threads = p->n_threads};
+                        .seed = p->seed, .checkpoint = p->checkpoint_activations, .n_threads = p->n_threads,
+                        .base_bf16 = p->base_compute == HERD_TRAIN_BASE_BF16};
     /* Full fine-tuning needs all gradients at once only to clip by their global norm or to sum them over
      * several sequences (batch, accumulation, DPO's pair): otherwise each tensor is updated as soon as
      * its gradient is complete, and the layers share one gradient buffer (the same weights bit for bit;
@@ -540,6 +547,11 @@ static int setup(trainer *tr) {
              (long long)p->batch, (long long)p->grad_accum, (long long)p->seq_len, p->shuffle, p->val_split,
              pool_size(tmodel_pool(tr->tm)), p->dpo_beta, p->nll_coef, p->kd_ratio, p->kd_temp,
              (long long)p->teacher_top_k, (long long)n);
+    /* a bf16 run's checkpoint resumes only as bf16 (and f32 fingerprints stay as they were) */
+    if (p->base_compute == HERD_TRAIN_BASE_BF16) {
+        const size_t used = strlen(tr->fingerprint);
+        snprintf(tr->fingerprint + used, sizeof tr->fingerprint - used, ";base_compute=bf16");
+    }
     return HERD_OK;
 }
 

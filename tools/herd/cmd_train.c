@@ -107,6 +107,10 @@ int cmd_train(int argc, char **argv) {
             if (!cli_str(C, argc, argv, &i, &v)) return 1;
             if ((p.method = pick(v, names, 2)) < 0) return cli_fail(C, "--method: '%s' is not one of lora, full", v);
             have_method = true;
+        } else if (!strcmp(a, "--base-compute")) {
+            static const char *const names[] = {"f32", "bf16"};
+            if (!cli_str(C, argc, argv, &i, &v)) return 1;
+            if ((p.base_compute = pick(v, names, 2)) < 0) return cli_fail(C, "--base-compute: '%s' is not one of f32, bf16", v);
         } else if (!strcmp(a, "--optimizer")) {
             static const char *const names[] = {"adamw", "sgd"};
             if (!cli_str(C, argc, argv, &i, &v)) return 1;
