@@ -111,6 +111,12 @@ static inline float ldf(const uint8_t *p) {
     return v;
 }
 
+static inline int32_t ld32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* acc[t] = fma(isum[t], dw * dx_t, acc[t]) for the 16 tokens, isum the stored C tile (token t's 16 rows
  * at c + 16 t), dx_t the f32 scale at byte 0 of token t's block (x already at that block). */
 ALWAYS void apply(__m512 acc[16], const int32_t *c, const float *dw16, const uint8_t *x, int64_t xs) {
@@ -327,4 +333,213 @@ void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
     if (!ops[KSLOT_IQ4_XS].gemm || ops[KSLOT_IQ4_XS].gemm == gemm_iq4_xs_amx) return;
     g_iq4xs_vnni = ops[KSLOT_IQ4_XS].gemm;
     ops[KSLOT_IQ4_XS].gemm = gemm_iq4_xs_amx;
+}
+
+/* ---- q4_K / q6_K (the packed layouts of packed.h; reference: pk_gemm_ref's dot_ref_q4_K / q6_K) -------
+ *
+ * The packed K-quant numerics, per (row r, token t) and super-block of 256 (packed_avx512.c, tile_k4 and
+ * tile_k6, do the same):
+ *   q4_K  sumi = sum_{s<8} sc_rs * isum_s,  isum_s = sum_{i<32} nib_rsi * x_tsi             (exact int32)
+ *         summ = sum_{s<8} m_rs * nbs_ts                                                     (exact int32)
+ *         y = fmaf((float)sumi, fl(d_r * dx_t), y);  y = fmaf((float)summ, fl(dmin_r * dx_t), y)
+ *   q6_K  sumi = sum_{g<16} sc_rg * (isum_g - 32 bsum_tg),  isum_g over the 16 elements of group g of
+ *         u = q + 32 (0..63)                                                                 (exact int32)
+ *         y = fmaf((float)sumi, fl(d_r * dx_t), y)
+ * TDPBSSD gives each isum for 16 tokens x 16 rows. q4_K: one tile per sub-block of 32 (the nibbles, 0..15,
+ * are valid signed bytes). q6_K: one tile per group of 16 (A tiles 16 bytes wide, B tiles of 4 dword
+ * rows); the weights are stored as q = u - 32 (-32..31), so the tile's sum already is isum_g - 32 bsum_tg,
+ * the same integer. Per token the float side then does the rows' scales (vpmulld, integer: any order is
+ * exact), q4_K's mins term (4 vpdpwssd as the VNNI kernel) and the FMAs as written. Rows come in whole
+ * groups of 16 (the layout), tokens past the last tile of 16 and calls with fewer than 16 go to VNNI. */
+
+#define KQ_KS 8 /* super-blocks per converted chunk: 32 KB of q4_K / q6_K weight tiles */
+
+/* q6_K's tile shapes: A 16 tokens x 16 bytes, B 4 dword rows (K = 16 elements). q4_K uses k_cfg. */
+static const _Alignas(64) amx_tilecfg k_cfg6 = {
+    .palette = 1,
+    .colsb = {[TC0] = 64, [TC1] = 64, [TA0] = 16, [TA1] = 16, [TB0] = 64, [TB1] = 64},
+    .rows = {[TC0] = 16, [TC1] = 16, [TA0] = 16, [TA1] = 16, [TB0] = 4, [TB1] = 4},
+};
+
+/* Converted chunk of one group: ks super-blocks from s0. q4_K: wq[(i * 8 + s) * 512 ..] the tile of
+ * sub-block s (row k of the tile: elements 4k..4k+3 of the 16 rows), sc[(i * 8 + s) * 16 + r] the 6-bit
+ * scales as int32, mn[(i * 4 + p) * 32 ..] the mins of sub-blocks 2p, 2p + 1 as int16 (the VNNI kernel's
+ * vpdpwssd layout), dw / dm[i * 16 + r] d and dmin as floats. q6_K: wq[i * 4096 + c * 64 ..] chunk c
+ * (elements 4c..4c+3) as q = u - 32, so group g's tile is the 4 chunks at i * 4096 + 256 g;
+ * sc[(i * 16 + g) * 16 + r] the signed scales. */
+typedef struct {
+    _Alignas(64) int8_t wq[KQ_KS * 4096];
+    _Alignas(64) int32_t sc[KQ_KS * 16 * 16];
+    _Alignas(64) int16_t mn[KQ_KS * 4 * 32];
+    _Alignas(64) float dw[KQ_KS * 16], dm[KQ_KS * 16];
+} kq_chunk;
+
+static void convert_k4(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t i = 0; i < ks; i++) {
+        const uint8_t *blk = grp + (s0 + i) * PK_K4_BLOCK;
+        _mm512_store_ps(o->dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        _mm512_store_ps(o->dm + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))));
+        for (int s = 0; s < 8; s++)
+            _mm512_store_si512(o->sc + (i * 8 + s) * 16, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s))));
+        for (int p = 0; p < 4; p++)
+            _mm512_store_si512(o->mn + (i * 4 + p) * 32, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 192 + 32 * p))));
+        for (int c = 0; c < 4; c++) /* stored chunk c: low nibbles = sub-block 2c, high = 2c + 1 */
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m512i v = _mm512_loadu_si512(blk + 320 + c * 512 + 64 * k);
+                _mm512_store_si512(o->wq + (i * 8 + 2 * c) * AMX_W_BYTES + 64 * k, _mm512_and_si512(v, m4));
+                _mm512_store_si512(o->wq + (i * 8 + 2 * c + 1) * AMX_W_BYTES + 64 * k,
+                                   _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            }
+    }
+}
+
+static void convert_k6(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), k32 = _mm512_set1_epi8(32);
+    for (int64_t i = 0; i < ks; i++) {
+        const uint8_t *blk = grp + (s0 + i) * PK_K6_BLOCK;
+        _mm512_store_ps(o->dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        for (int g = 0; g < 16; g++)
+            _mm512_store_si512(o->sc + (i * 16 + g) * 16, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * g))));
+        for (int c = 0; c < 64; c++) { /* as tile_k6: low nibble plane | the 2 high bits << 4, then - 32 */
+            int h = c / 16;
+            __m512i lo = _mm512_loadu_si512(blk + 288 + (c % 32) * 64);
+            __m512i hi = _mm512_loadu_si512(blk + 2336 + (c % 16) * 64);
+            lo = _mm512_and_si512(c < 32 ? lo : _mm512_srli_epi16(lo, 4), m4);
+            hi = h == 0 ? _mm512_slli_epi16(hi, 4) : h == 1 ? _mm512_slli_epi16(hi, 2) : h == 2 ? hi : _mm512_srli_epi16(hi, 2);
+            _mm512_store_si512(o->wq + i * 4096 + 64 * c, _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_and_si512(hi, m30)), k32));
+        }
+    }
+}
+
+/* 16 tokens (x: token 0's packed activations at super-block s0, tokens xs apart) x one group over the ks
+ * converted super-blocks of o; y as tile16's. The float work of a super-block runs one super-block behind
+ * its tile work (ring: two super-blocks of stored tiles), in super-block order. */
+static void tile16_k4(int first, int64_t ks, const kq_chunk *o, const uint8_t *x, int64_t xs, float *y,
+                      int64_t ldy) {
+    _Alignas(64) int32_t ring[16][256];
+    __m512 acc[16];
+    __asm__ volatile("" ::: "memory"); /* see tile16 */
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    for (int64_t i = 0; i <= ks; i++) {
+        if (i < ks) {
+            const uint8_t *xa = x + i * PK_XK_BLOCK + 32;
+            const int8_t *wb = o->wq + i * 8 * AMX_W_BYTES;
+            int32_t(*c)[256] = ring + (i & 1) * 8;
+            for (int s = 0; s < 8; s += 2) {
+                AMX_TILE(TC0, TA0, TB0, xa + 32 * s, wb + s * AMX_W_BYTES, c[s]);
+                AMX_TILE(TC1, TA1, TB1, xa + 32 * (s + 1), wb + (s + 1) * AMX_W_BYTES, c[s + 1]);
+            }
+            __asm__ volatile("" ::: "memory"); /* the tile stores wrote the ring */
+        }
+        if (i == 0) continue;
+        const int64_t j = i - 1;
+        int32_t(*c)[256] = ring + (j & 1) * 8;
+        const int32_t *sc = o->sc + j * 8 * 16;
+        const int16_t *mn = o->mn + j * 4 * 32;
+        const __m512 dw = _mm512_load_ps(o->dw + 16 * j), dm = _mm512_load_ps(o->dm + 16 * j);
+        const uint8_t *xb = x + j * PK_XK_BLOCK;
+#pragma GCC unroll 2
+        for (int t = 0; t < 16; t++) {
+            const uint8_t *xt = xb + t * xs;
+            __m512i sumi = _mm512_mullo_epi32(_mm512_load_si512(c[0] + 16 * t), _mm512_load_si512(sc));
+#pragma GCC unroll 8
+            for (int s = 1; s < 8; s++)
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_load_si512(c[s] + 16 * t), _mm512_load_si512(sc + 16 * s)));
+            __m512i summ = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++)
+                summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512(mn + 32 * p), _mm512_set1_epi32(ld32(xt + 16 + 4 * p)));
+            const __m512 dx = _mm512_set1_ps(ldf(xt));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, dx), acc[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+static void tile16_k6(int first, int64_t ks, const kq_chunk *o, const uint8_t *x, int64_t xs, float *y,
+                      int64_t ldy) {
+    _Alignas(64) int32_t ring[32][256];
+    __m512 acc[16];
+    __asm__ volatile("" ::: "memory"); /* see tile16 */
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    for (int64_t i = 0; i <= ks; i++) {
+        if (i < ks) {
+            const uint8_t *xa = x + i * PK_XK6_BLOCK + 80;
+            const int8_t *wb = o->wq + i * 4096;
+            int32_t(*c)[256] = ring + (i & 1) * 16;
+            for (int g = 0; g < 16; g += 2) {
+                AMX_TILE(TC0, TA0, TB0, xa + 16 * g, wb + 256 * g, c[g]);
+                AMX_TILE(TC1, TA1, TB1, xa + 16 * (g + 1), wb + 256 * (g + 1), c[g + 1]);
+            }
+            __asm__ volatile("" ::: "memory");
+        }
+        if (i == 0) continue;
+        const int64_t j = i - 1;
+        int32_t(*c)[256] = ring + (j & 1) * 16;
+        const int32_t *sc = o->sc + j * 16 * 16;
+        const __m512 dw = _mm512_load_ps(o->dw + 16 * j);
+        const uint8_t *xb = x + j * PK_XK6_BLOCK;
+#pragma GCC unroll 2
+        for (int t = 0; t < 16; t++) {
+            __m512i sumi = _mm512_mullo_epi32(_mm512_load_si512(c[0] + 16 * t), _mm512_load_si512(sc));
+#pragma GCC unroll 16
+            for (int g = 1; g < 16; g++)
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_load_si512(c[g] + 16 * t), _mm512_load_si512(sc + 16 * g)));
+            const __m512 dx = _mm512_set1_ps(ldf(xb + t * xs));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, dx), acc[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+/* As entry: token blocks (of at least AMX_MIN_TB tokens), per group chunks of KQ_KS super-blocks
+ * converted once and run by every 16-token tile of the block. */
+static void entry_k(int k6, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs,
+                    float *y, int64_t ldy) {
+    const pk_gemm_fn vnni = k6 ? pk_gemm_q6_K_avx512 : pk_gemm_q4_K_avx512;
+    const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K;
+    if (nt < AMX_MIN_T || xs <= 0) {
+        vnni(n, ng, nt, wp, xp, xs, y, ldy);
+        return;
+    }
+    const int64_t gb = nsb * (k6 ? PK_K6_BLOCK : PK_K4_BLOCK), xsb = k6 ? PK_XK6_BLOCK : PK_XK_BLOCK;
+    const uint8_t *w = wp, *x = xp;
+    kq_chunk o; /* ~43 KB */
+    int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
+    if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
+    _tile_loadconfig(k6 ? &k_cfg6 : &k_cfg);
+    for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
+        int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t s0 = 0; s0 < nsb; s0 += KQ_KS) {
+                int64_t ks = nsb - s0 < KQ_KS ? nsb - s0 : KQ_KS;
+                if (k6) convert_k6(w + g * gb, s0, ks, &o);
+                else convert_k4(w + g * gb, s0, ks, &o);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T) {
+                    const uint8_t *xt = x + t * xs + s0 * xsb;
+                    float *yt = y + t * ldy + 16 * g;
+                    if (k6) tile16_k6(s0 == 0, ks, &o, xt, xs, yt, ldy);
+                    else tile16_k4(s0 == 0, ks, &o, xt, xs, yt, ldy);
+                }
+            }
+    }
+    _tile_release();
+    if (nt16 < nt) vnni(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+}
+
+void pk_gemm_q4_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry_k(0, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q6_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry_k(1, n, ng, nt, wp, xp, xs, y, ldy);
 }
