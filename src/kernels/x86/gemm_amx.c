@@ -361,37 +361,58 @@ static const _Alignas(64) amx_tilecfg k_cfg6 = {
     .rows = {[TC0] = 16, [TC1] = 16, [TA0] = 16, [TA1] = 16, [TB0] = 4, [TB1] = 4},
 };
 
-/* Converted chunk of one group: ks super-blocks from s0. q4_K: wq[(i * 8 + s) * 512 ..] the tile of
- * sub-block s (row k of the tile: elements 4k..4k+3 of the 16 rows), sc[(i * 8 + s) * 16 + r] the 6-bit
- * scales as int32, mn[(i * 4 + p) * 32 ..] the mins of sub-blocks 2p, 2p + 1 as int16 (the VNNI kernel's
+/* q4_K's tile shapes: A 16 tokens x 64 bytes (two sub-blocks), B 16 dword rows (K = 64); C0 / C1 the
+ * sums against the high / low parts of the scales, A0 / A1 and B0..B3 for two pairs of sub-blocks. */
+#define TB2 6
+#define TB3 7
+static const _Alignas(64) amx_tilecfg k_cfg4 = {
+    .palette = 1,
+    .colsb = {[TC0] = 64, [TC1] = 64, [TA0] = 64, [TA1] = 64, [TB0] = 64, [TB1] = 64, [TB2] = 64, [TB3] = 64},
+    .rows = {[TC0] = 16, [TC1] = 16, [TA0] = 16, [TA1] = 16, [TB0] = 16, [TB1] = 16, [TB2] = 16, [TB3] = 16},
+};
+
+/* Converted chunk of one group: ks super-blocks from s0. q4_K: the scales split as sc = 8 sh + sl (sh, sl
+ * in 0..7), so that sh * nib and sl * nib (<= 105) are bytes: wq[(i * 8 + s) * 512 ..] sh * nib of
+ * sub-block s (row k: elements 4k..4k+3 of the 16 rows; two sub-blocks in a row are one K = 64 tile),
+ * wl likewise sl * nib; then sumi = 8 * sum(sh nib x) + sum(sl nib x), the same integer as
+ * sum_s sc_s isum_s; mn[(i * 4 + p) * 32 ..] the mins of sub-blocks 2p, 2p + 1 as int16 (the VNNI kernel's
  * vpdpwssd layout), dw / dm[i * 16 + r] d and dmin as floats. q6_K: wq[i * 4096 + c * 64 ..] chunk c
  * (elements 4c..4c+3) as q = u - 32, so group g's tile is the 4 chunks at i * 4096 + 256 g;
  * sc[(i * 16 + g) * 16 + r] the signed scales. */
 typedef struct {
     _Alignas(64) int8_t wq[KQ_KS * 4096];
+    _Alignas(64) int8_t wl[KQ_KS * 4096]; /* q4_K only */
     _Alignas(64) int32_t sc[KQ_KS * 16 * 16];
     _Alignas(64) int16_t mn[KQ_KS * 4 * 32];
     _Alignas(64) float dw[KQ_KS * 16], dm[KQ_KS * 16];
 } kq_chunk;
 
 static void convert_k4(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m7 = _mm512_set1_epi16(7), mlo = _mm512_set1_epi16(0xff);
     for (int64_t i = 0; i < ks; i++) {
         const uint8_t *blk = grp + (s0 + i) * PK_K4_BLOCK;
         _mm512_store_ps(o->dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
         _mm512_store_ps(o->dm + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))));
-        for (int s = 0; s < 8; s++)
-            _mm512_store_si512(o->sc + (i * 8 + s) * 16, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s))));
         for (int p = 0; p < 4; p++)
             _mm512_store_si512(o->mn + (i * 4 + p) * 32, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 192 + 32 * p))));
-        for (int c = 0; c < 4; c++) /* stored chunk c: low nibbles = sub-block 2c, high = 2c + 1 */
+        for (int s = 0; s < 8; s++) {
+            /* row r's scale in both 16-bit lanes of its dword (bytes 4r..4r+3) */
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s)));
+            sc = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16));
+            const __m512i sh = _mm512_srli_epi16(sc, 3), sl = _mm512_and_si512(sc, m7);
+            const uint8_t *q = blk + 320 + (s / 2) * 512; /* stored chunk s / 2: low nibbles = sub-block s even */
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
-                __m512i v = _mm512_loadu_si512(blk + 320 + c * 512 + 64 * k);
-                _mm512_store_si512(o->wq + (i * 8 + 2 * c) * AMX_W_BYTES + 64 * k, _mm512_and_si512(v, m4));
-                _mm512_store_si512(o->wq + (i * 8 + 2 * c + 1) * AMX_W_BYTES + 64 * k,
-                                   _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+                __m512i v = _mm512_loadu_si512(q + 64 * k);
+                __m512i nb = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+                __m512i ev = _mm512_and_si512(nb, mlo), od = _mm512_srli_epi16(nb, 8); /* bytes 2j, 2j + 1 */
+                /* products <= 105: each stays in its byte */
+                __m512i ph = _mm512_or_si512(_mm512_mullo_epi16(ev, sh), _mm512_slli_epi16(_mm512_mullo_epi16(od, sh), 8));
+                __m512i pl = _mm512_or_si512(_mm512_mullo_epi16(ev, sl), _mm512_slli_epi16(_mm512_mullo_epi16(od, sl), 8));
+                _mm512_store_si512(o->wq + (i * 8 + s) * AMX_W_BYTES + 64 * k, ph);
+                _mm512_store_si512(o->wl + (i * 8 + s) * AMX_W_BYTES + 64 * k, pl);
             }
+        }
     }
 }
 
@@ -418,36 +439,43 @@ static void convert_k6(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) 
  * its tile work (ring: two super-blocks of stored tiles), in super-block order. */
 static void tile16_k4(int first, int64_t ks, const kq_chunk *o, const uint8_t *x, int64_t xs, float *y,
                       int64_t ldy) {
-    _Alignas(64) int32_t ring[16][256];
+    _Alignas(64) int32_t ring[2][2][256];
     __m512 acc[16];
     __asm__ volatile("" ::: "memory"); /* see tile16 */
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
     for (int64_t i = 0; i <= ks; i++) {
-        if (i < ks) {
+        if (i < ks) { /* C0 = sum over the 4 pairs of sub-blocks of A x (sh nib), C1 of A x (sl nib) */
             const uint8_t *xa = x + i * PK_XK_BLOCK + 32;
-            const int8_t *wb = o->wq + i * 8 * AMX_W_BYTES;
-            int32_t(*c)[256] = ring + (i & 1) * 8;
-            for (int s = 0; s < 8; s += 2) {
-                AMX_TILE(TC0, TA0, TB0, xa + 32 * s, wb + s * AMX_W_BYTES, c[s]);
-                AMX_TILE(TC1, TA1, TB1, xa + 32 * (s + 1), wb + (s + 1) * AMX_W_BYTES, c[s + 1]);
+            const int8_t *wh = o->wq + i * 8 * AMX_W_BYTES, *wl = o->wl + i * 8 * AMX_W_BYTES;
+            T_ZERO(TC0);
+            T_ZERO(TC1);
+            for (int p = 0; p < 4; p += 2) {
+                T_LOAD(TA0, xa + 64 * p, xs);
+                T_LOAD(TB0, wh + 2 * p * AMX_W_BYTES, 64);
+                T_LOAD(TB1, wl + 2 * p * AMX_W_BYTES, 64);
+                T_DPBSSD(TC0, TA0, TB0);
+                T_DPBSSD(TC1, TA0, TB1);
+                T_LOAD(TA1, xa + 64 * (p + 1), xs);
+                T_LOAD(TB2, wh + 2 * (p + 1) * AMX_W_BYTES, 64);
+                T_LOAD(TB3, wl + 2 * (p + 1) * AMX_W_BYTES, 64);
+                T_DPBSSD(TC0, TA1, TB2);
+                T_DPBSSD(TC1, TA1, TB3);
             }
+            T_STORE(TC0, ring[i & 1][0], 64);
+            T_STORE(TC1, ring[i & 1][1], 64);
             __asm__ volatile("" ::: "memory"); /* the tile stores wrote the ring */
         }
         if (i == 0) continue;
         const int64_t j = i - 1;
-        int32_t(*c)[256] = ring + (j & 1) * 8;
-        const int32_t *sc = o->sc + j * 8 * 16;
+        const int32_t *ch = ring[j & 1][0], *cl = ring[j & 1][1];
         const int16_t *mn = o->mn + j * 4 * 32;
         const __m512 dw = _mm512_load_ps(o->dw + 16 * j), dm = _mm512_load_ps(o->dm + 16 * j);
         const uint8_t *xb = x + j * PK_XK_BLOCK;
-#pragma GCC unroll 2
+#pragma GCC unroll 16
         for (int t = 0; t < 16; t++) {
             const uint8_t *xt = xb + t * xs;
-            __m512i sumi = _mm512_mullo_epi32(_mm512_load_si512(c[0] + 16 * t), _mm512_load_si512(sc));
-#pragma GCC unroll 8
-            for (int s = 1; s < 8; s++)
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_load_si512(c[s] + 16 * t), _mm512_load_si512(sc + 16 * s)));
+            __m512i sumi = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(ch + 16 * t), 3), _mm512_load_si512(cl + 16 * t));
             __m512i summ = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int p = 0; p < 4; p++)
@@ -514,7 +542,7 @@ static void entry_k(int k6, int64_t n, int64_t ng, int64_t nt, const void *wp, c
     kq_chunk o; /* ~43 KB */
     int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
     if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
-    _tile_loadconfig(k6 ? &k_cfg6 : &k_cfg);
+    _tile_loadconfig(k6 ? &k_cfg6 : &k_cfg4);
     for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
         int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
         for (int64_t g = 0; g < ng; g++)
