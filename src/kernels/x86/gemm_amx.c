@@ -29,6 +29,9 @@
  * The process must have asked Linux for the tile data state (arch_prctl, kernels.c) before any of this
  * runs: pk_gemm_for hands these out only when kernels_amx_active(). Each call loads its own tile
  * configuration (it is per thread) and releases the tiles at the end.
+ *
+ * Also here: the packed q4_K / q6_K layouts (pk_gemm_q4_K_amx / pk_gemm_q6_K_amx, section at the end) and
+ * the iq4_xs gemm of the kernel table.
  */
 #include <immintrin.h>
 #include <stddef.h>
