@@ -33,12 +33,14 @@ int main(int argc, char **argv) {
     int64_t nt = argc > 4 ? atoll(argv[4]) : 512, rounds = argc > 5 ? atoll(argv[5]) : 5, ng = nr / PK_ROWS;
     kernels_init();
     if (!kernels_amx_supported()) return printf("no AMX\n"), 77;
-    const kernel_type_ops *wt = kernels_type_isa(type, KERNEL_ISA_REF), *q8 = kernels_type_isa(HERD_TYPE_Q8_K, KERNEL_ISA_REF);
-    int64_t wrow = kernels_row_bytes(type, n), xrow = kernels_row_bytes(HERD_TYPE_Q8_K, n), gb = pk_group_bytes(type, n);
+    const kernel_type_ops *wt = kernels_type_isa(type, KERNEL_ISA_REF),
+                          *q8 = kernels_type_isa(HERD_TYPE_Q8_K, KERNEL_ISA_REF);
+    int64_t wrow = kernels_row_bytes(type, n), xrow = kernels_row_bytes(HERD_TYPE_Q8_K, n),
+            gb = pk_group_bytes(type, n);
     int64_t xs = pk_x_bytes(type, n);
     float *f = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)(nt * nr));
-    uint8_t *w = malloc((size_t)(wrow * PK_ROWS)), *wp = malloc((size_t)(gb * ng)), *xq = malloc((size_t)xrow),
-            *xp = malloc((size_t)(xs * nt));
+    uint8_t *w = malloc((size_t)(wrow * PK_ROWS)), *wp = malloc((size_t)(gb * ng)),
+            *xq = malloc((size_t)xrow), *xp = malloc((size_t)(xs * nt));
     for (int64_t g = 0; g < ng; g++) {
         for (int r = 0; r < PK_ROWS; r++) {
             for (int64_t i = 0; i < n; i++) f[i] = sym();
@@ -62,9 +64,11 @@ int main(int argc, char **argv) {
             if (dt < best[k]) best[k] = dt;
         }
     double ops = 2.0 * (double)n * (double)nr * (double)nt;
-    printf("%s %lld x %lld x %lld tokens, 1 thread, best of %lld: AMX %.2f ms (%.0f GOP/s), VNNI %.2f ms (%.0f GOP/s): x%.2f\n",
-           type == HERD_TYPE_Q4_K ? "q4_K" : "q6_K", (long long)nr, (long long)n, (long long)nt, (long long)rounds,
-           1e3 * best[0], ops / best[0] * 1e-9, 1e3 * best[1], ops / best[1] * 1e-9, best[1] / best[0]);
+    printf("%s %lld x %lld x %lld tokens, 1 thread, best of %lld: AMX %.2f ms (%.0f GOP/s), VNNI %.2f ms "
+           "(%.0f GOP/s): x%.2f\n",
+           type == HERD_TYPE_Q4_K ? "q4_K" : "q6_K", (long long)nr, (long long)n, (long long)nt,
+           (long long)rounds, 1e3 * best[0], ops / best[0] * 1e-9, 1e3 * best[1], ops / best[1] * 1e-9,
+           best[1] / best[0]);
     free(f), free(y), free(w), free(wp), free(xq), free(xp);
     return 0;
 }

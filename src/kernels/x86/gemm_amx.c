@@ -402,21 +402,25 @@ static void convert_k4(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) 
         _mm512_store_ps(o->dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
         _mm512_store_ps(o->dm + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))));
         for (int p = 0; p < 4; p++)
-            _mm512_store_si512(o->mn + (i * 4 + p) * 32, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 192 + 32 * p))));
+            _mm512_store_si512(o->mn + (i * 4 + p) * 32, _mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                                             (const __m256i *)(blk + 192 + 32 * p))));
         for (int s = 0; s < 8; s++) {
             /* row r's scale in both 16-bit lanes of its dword (bytes 4r..4r+3) */
             __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s)));
             sc = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16));
             const __m512i sh = _mm512_srli_epi16(sc, 3), sl = _mm512_and_si512(sc, m7);
-            const uint8_t *q = blk + 320 + (s / 2) * 512; /* stored chunk s / 2: low nibbles = sub-block s even */
+            /* stored chunk s / 2: its low nibbles are sub-block s for s even, the high ones for s odd */
+            const uint8_t *q = blk + 320 + (s / 2) * 512;
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 __m512i v = _mm512_loadu_si512(q + 64 * k);
                 __m512i nb = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
                 __m512i ev = _mm512_and_si512(nb, mlo), od = _mm512_srli_epi16(nb, 8); /* bytes 2j, 2j + 1 */
                 /* products <= 105: each stays in its byte */
-                __m512i ph = _mm512_or_si512(_mm512_mullo_epi16(ev, sh), _mm512_slli_epi16(_mm512_mullo_epi16(od, sh), 8));
-                __m512i pl = _mm512_or_si512(_mm512_mullo_epi16(ev, sl), _mm512_slli_epi16(_mm512_mullo_epi16(od, sl), 8));
+                __m512i ph = _mm512_or_si512(_mm512_mullo_epi16(ev, sh),
+                                             _mm512_slli_epi16(_mm512_mullo_epi16(od, sh), 8));
+                __m512i pl = _mm512_or_si512(_mm512_mullo_epi16(ev, sl),
+                                             _mm512_slli_epi16(_mm512_mullo_epi16(od, sl), 8));
                 _mm512_store_si512(o->wq + (i * 8 + s) * AMX_W_BYTES + 64 * k, ph);
                 _mm512_store_si512(o->wl + (i * 8 + s) * AMX_W_BYTES + 64 * k, pl);
             }
@@ -446,7 +450,10 @@ static void convert_k6(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) 
                 __m512i lo = _mm512_loadu_si512(blk + 288 + (c % 32) * 64);
                 __m512i hi = _mm512_loadu_si512(blk + 2336 + (c % 16) * 64);
                 lo = _mm512_and_si512(c < 32 ? lo : _mm512_srli_epi16(lo, 4), m4);
-                hi = h == 0 ? _mm512_slli_epi16(hi, 4) : h == 1 ? _mm512_slli_epi16(hi, 2) : h == 2 ? hi : _mm512_srli_epi16(hi, 2);
+                hi = h == 0   ? _mm512_slli_epi16(hi, 4)
+                     : h == 1 ? _mm512_slli_epi16(hi, 2)
+                     : h == 2 ? hi
+                              : _mm512_srli_epi16(hi, 2);
                 __m512i q = _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_and_si512(hi, m30)), k32);
                 __m512i ev = _mm512_srai_epi16(_mm512_slli_epi16(q, 8), 8), od = _mm512_srai_epi16(q, 8);
 #pragma GCC unroll 4
@@ -500,11 +507,13 @@ static void tile16_k4(int first, int64_t ks, const kq_chunk *o, const uint8_t *x
 #pragma GCC unroll 16
         for (int t = 0; t < 16; t++) {
             const uint8_t *xt = xb + t * xs;
-            __m512i sumi = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(ch + 16 * t), 3), _mm512_load_si512(cl + 16 * t));
+            __m512i sumi = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(ch + 16 * t), 3),
+                                            _mm512_load_si512(cl + 16 * t));
             __m512i summ = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int p = 0; p < 4; p++)
-                summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512(mn + 32 * p), _mm512_set1_epi32(ld32(xt + 16 + 4 * p)));
+                summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512(mn + 32 * p),
+                                           _mm512_set1_epi32(ld32(xt + 16 + 4 * p)));
             const __m512 dx = _mm512_set1_ps(ldf(xt));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, dx), acc[t]);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, dx), acc[t]);
@@ -556,9 +565,11 @@ static void tile16_k6(int first, int64_t ks, const kq_chunk *o, const uint8_t *x
         const uint8_t *xb = x + j * PK_XK6_BLOCK;
 #pragma GCC unroll 16
         for (int t = 0; t < 16; t++) {
-            __m512i sumi = _mm512_add_epi32(
-                _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[0] + 16 * t), 6), _mm512_slli_epi32(_mm512_load_si512(c[1] + 16 * t), 4)),
-                _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[2] + 16 * t), 2), _mm512_load_si512(c[3] + 16 * t)));
+            __m512i sumi =
+                _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[0] + 16 * t), 6),
+                                                  _mm512_slli_epi32(_mm512_load_si512(c[1] + 16 * t), 4)),
+                                 _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[2] + 16 * t), 2),
+                                                  _mm512_load_si512(c[3] + 16 * t)));
             const __m512 dx = _mm512_set1_ps(ldf(xb + t * xs));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, dx), acc[t]);
         }
@@ -589,13 +600,17 @@ static void entry_k(int k6, int64_t n, int64_t ng, int64_t nt, const void *wp, c
         for (int64_t g = 0; g < ng; g++)
             for (int64_t s0 = 0; s0 < nsb; s0 += kss) {
                 int64_t ks = nsb - s0 < kss ? nsb - s0 : kss;
-                if (k6) convert_k6(w + g * gb, s0, ks, &o);
-                else convert_k4(w + g * gb, s0, ks, &o);
+                if (k6)
+                    convert_k6(w + g * gb, s0, ks, &o);
+                else
+                    convert_k4(w + g * gb, s0, ks, &o);
                 for (int64_t t = t0; t < t1; t += AMX_MIN_T) {
                     const uint8_t *xt = x + t * xs + s0 * xsb;
                     float *yt = y + t * ldy + 16 * g;
-                    if (k6) tile16_k6(s0 == 0, ks, &o, xt, xs, yt, ldy);
-                    else tile16_k4(s0 == 0, ks, &o, xt, xs, yt, ldy);
+                    if (k6)
+                        tile16_k6(s0 == 0, ks, &o, xt, xs, yt, ldy);
+                    else
+                        tile16_k4(s0 == 0, ks, &o, xt, xs, yt, ldy);
                 }
             }
     }
