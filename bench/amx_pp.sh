@@ -2,7 +2,7 @@
 # Prompt processing (pp512) on an AMX CPU: herd with its AMX kernels, herd with HERD_ISA=avx512 (the
 # VNNI kernels, as before AMX) and llama.cpp's llama-bench, interleaved, on 1B-shaped random models
 # (n_embd 2048, 4 layers, 32/8 heads, n_ff 8192, tied, Llama 3.1 vocab). Never part of make test.
-#   bench/amx_pp.sh [TYPE ...]        default: q8_0 q4_0 iq4_xs
+#   bench/amx_pp.sh [TYPE ...]        default: q8_0 q4_0 iq4_xs (also: q4_k, q6_k, q4_k_m = the mix)
 # Env: THREADS (2), ROUNDS (2), PP (512), LLAMA_BENCH (default build/amx/lb/llama-bench, else
 # build/ref/llama-tools/build/bin/llama-bench).
 #
@@ -46,8 +46,10 @@ printf '%s | %s threads | pp%s, %s rounds (herd AMX, herd VNNI, llama-bench) | f
 printf '| type | herd AMX | herd HERD_ISA=avx512 | llama-bench (AMX) |\n|---|---|---|---|\n'
 for t in "${types[@]}"; do
     m=$D/$t.gguf
-    [ -f $m ] || build/herd synth --vocab build/ref/llama31-vocab.gguf -o $m --type $t --n-embd 2048 --n-layer 4 \
-        --n-head 32 --n-head-kv 8 --head-dim 64 --n-ff 8192 --rope-scale 32 --tied >&2
+    st=$t; [ $t = q4_k_m ] && st=f16 # Q4_K_M: llama-quantize's mix (q4_K, q6_K for attn_v / ffn_down / output)
+    [ -f $m ] || [ -f $D/$st.gguf ] || build/herd synth --vocab build/ref/llama31-vocab.gguf -o $D/$st.gguf --type $st \
+        --n-embd 2048 --n-layer 4 --n-head 32 --n-head-kv 8 --head-dim 64 --n-ff 8192 --rope-scale 32 --tied >&2
+    [ -f $m ] || build/herd quantize $D/f16.gguf $m Q4_K_M -q >&2
     a=""; v=""; l=""
     for ((r = 0; r < ROUNDS; r++)); do
         a+="$(herd_pp $m)@$(load) "

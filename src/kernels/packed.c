@@ -15,11 +15,12 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     if (n <= 0 || n % 32 || n_out <= 0 || n_out % PK_ROWS) return NULL;
     if (kernels_active_isa() != KERNEL_ISA_AVX512) return NULL;
     switch (type) {
-    /* AMX (x86/gemm_amx.c) takes batches of 16 tokens and more, the same bits; the rest goes to VNNI */
+    /* AMX (x86/gemm_amx.c) takes batches of 16 tokens and more, the same bits; the rest goes to VNNI
+     * (q8_0, q4_0, q4_K, q6_K) */
     case HERD_TYPE_Q8_0: return kernels_amx_active() ? pk_gemm_q8_0_amx : pk_gemm_q8_0_avx512;
     case HERD_TYPE_Q4_0: return kernels_amx_active() ? pk_gemm_q4_0_amx : pk_gemm_q4_0_avx512;
-    case HERD_TYPE_Q4_K: return n % QK_K ? NULL : pk_gemm_q4_K_avx512;
-    case HERD_TYPE_Q6_K: return n % QK_K ? NULL : pk_gemm_q6_K_avx512;
+    case HERD_TYPE_Q4_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q4_K_amx : pk_gemm_q4_K_avx512;
+    case HERD_TYPE_Q6_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q6_K_amx : pk_gemm_q6_K_avx512;
     default: return NULL;
     }
 }

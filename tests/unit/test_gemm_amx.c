@@ -6,6 +6,9 @@
  *               tail; past 128: several converted chunks), odd strides and offsets; long rows with
  *               two token blocks; no write outside the group's columns.
  *   invariance  a token's results are the same bits alone (the VNNI path) and inside any batch.
+ *   q4_K, q6_K  the same checks for pk_gemm_q4_K_amx / pk_gemm_q6_K_amx (q8_K activations) on 1..17
+ *               super-blocks (several converted chunks of 8), 15..100 tokens, 1..3 groups, 8192 wide, and
+ *               2048 wide x 530 tokens (two token blocks and a VNNI tail).
  *   iq4_xs      the AVX-512 table's gemm (AMX from 16 tokens and 16 rows) vs the reference dot, bit for bit,
  *               on whole and partial groups of rows and tiles of tokens, 1..33 super-blocks.
  *   dispatch    pk_gemm_for hands out the AMX kernels only when kernels_amx_active(); HERD_ISA=avx512
@@ -21,6 +24,7 @@
 #include "herd.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
+#include "kernels/kquants.h"
 #include "kernels/packed.h"
 #include "testutil.h"
 
@@ -37,12 +41,17 @@ typedef struct {
     uint8_t *wp, *xp; /* packed weights and activations, each at an odd offset into its allocation */
 } amx_case;
 
+static int is_k(int type) {
+    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q6_K;
+}
+
 /* Random weights (ng groups of 16 rows) and activations (nt tokens), packed; some rows and tokens at the
  * extremes of the types (q8_0 -127/127, q4_0 0/15, activations -127/127), some tokens with wide block
  * magnitudes. */
 static void make_case(amx_case *c, int type, int64_t n, int64_t ng, int64_t nt) {
-    const kernel_type_ops *wt = kernels_type_isa(type, KERNEL_ISA_REF), *q8 = kernels_type_isa(HERD_TYPE_Q8_0, KERNEL_ISA_REF);
-    int64_t nr = ng * PK_ROWS, wrow = kernels_row_bytes(type, n), xrow = kernels_row_bytes(HERD_TYPE_Q8_0, n);
+    const int xt = is_k(type) ? HERD_TYPE_Q8_K : HERD_TYPE_Q8_0; /* the activations' type */
+    const kernel_type_ops *wt = kernels_type_isa(type, KERNEL_ISA_REF), *q8 = kernels_type_isa(xt, KERNEL_ISA_REF);
+    int64_t nr = ng * PK_ROWS, wrow = kernels_row_bytes(type, n), xrow = kernels_row_bytes(xt, n);
     c->n = n, c->ng = ng, c->nt = nt;
     c->gb = pk_group_bytes(type, n);
     c->xs = pk_x_bytes(type, n) + 12; /* odd: nothing accidentally aligned */
@@ -51,7 +60,8 @@ static void make_case(amx_case *c, int type, int64_t n, int64_t ng, int64_t nt) 
     c->wp = (uint8_t *)malloc((size_t)(c->gb * ng) + 1) + 1;
     c->xp = (uint8_t *)malloc((size_t)(c->xs * nt) + 3) + 3;
     for (int64_t r = 0; r < nr; r++) {
-        for (int64_t i = 0; i < n; i++) f[i] = r % 5 == 4 ? (i % 2 ? 1.0f : -1.0f) : tu_sym();
+        for (int64_t i = 0; i < n; i++)
+            f[i] = r % 5 == 4 ? (i % 2 ? 1.0f : -1.0f) : tu_sym() * (is_k(type) ? (float)(1 + (i / 16) % 9) : 1.0f);
         wt->from_f32(f, w + r * wrow, n);
     }
     for (int64_t g = 0; g < ng; g++) pk_pack_w(type, n, w + g * PK_ROWS * wrow, wrow, c->wp + g * c->gb);
@@ -72,7 +82,7 @@ static void free_case(amx_case *c) {
 }
 
 static const char *tname(int t) {
-    return t == HERD_TYPE_Q8_0 ? "q8_0" : "q4_0";
+    return t == HERD_TYPE_Q8_0 ? "q8_0" : t == HERD_TYPE_Q4_0 ? "q4_0" : t == HERD_TYPE_Q4_K ? "q4_K" : "q6_K";
 }
 
 /* y with sentinels in every cell, ldy = 16 ng + 3 (the last 3 columns must stay untouched) */
@@ -88,8 +98,14 @@ static float *sentinels(int64_t cells) {
 /* The AMX kernel vs the reference and the VNNI kernel; each token alone vs in the batch. Returns the
  * number of differences. */
 static int check(int type, int64_t n, int64_t ng, int64_t nt) {
-    pk_gemm_fn amx = type == HERD_TYPE_Q8_0 ? pk_gemm_q8_0_amx : pk_gemm_q4_0_amx;
-    pk_gemm_fn vnni = type == HERD_TYPE_Q8_0 ? pk_gemm_q8_0_avx512 : pk_gemm_q4_0_avx512;
+    pk_gemm_fn amx = type == HERD_TYPE_Q8_0   ? pk_gemm_q8_0_amx
+                     : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_amx
+                     : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_amx
+                                              : pk_gemm_q6_K_amx;
+    pk_gemm_fn vnni = type == HERD_TYPE_Q8_0   ? pk_gemm_q8_0_avx512
+                      : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_avx512
+                      : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_avx512
+                                               : pk_gemm_q6_K_avx512;
     amx_case c;
     make_case(&c, type, n, ng, nt);
     int64_t ldy = ng * PK_ROWS + 3, cells = ldy * nt;
@@ -139,6 +155,20 @@ static void test_bits(void) {
     /* 8192 wide (ffn_down of a 1B): two chunks of converted blocks; 2048 wide, 530 tokens: two token
      * blocks (of 512: 1 MB holds fewer), the second partial, and a VNNI tail of 2 */
     for (int ti = 0; ti < 2; ti++) check(types[ti], 8192, 2, 200), check(types[ti], 2048, 1, 530);
+}
+
+/* q4_K / q6_K: widths of 1..17 super-blocks (past 8: several converted chunks, the last partial), tokens
+ * around the tiles of 16, 1..3 groups; 8192 wide; 2048 wide x 530 tokens: two token blocks and a tail. */
+static void test_bits_k(void) {
+    static const int types[] = {HERD_TYPE_Q4_K, HERD_TYPE_Q6_K};
+    static const int64_t sbs[] = {1, 2, 7, 8, 9, 17};
+    static const int64_t toks[] = {15, 16, 17, 33, 48, 100};
+    static const int64_t groups[] = {1, 2, 3};
+    for (int ti = 0; ti < 2; ti++)
+        for (int si = 0; si < 6; si++)
+            for (int tk = 0; tk < 6; tk++)
+                if (check(types[ti], QK_K * sbs[si], groups[(si + tk) % 3], toks[tk])) return;
+    for (int ti = 0; ti < 2; ti++) check(types[ti], 8192, 1, 48), check(types[ti], 2048, 1, 530);
 }
 
 /* iq4_xs through the AVX-512 table's gemm (the AMX one when AMX is active) vs the reference dot, bit for
@@ -198,7 +228,9 @@ static void test_iq4xs(void) {
 /* Run as a child with HERD_ISA=avx512: AMX must be off and the VNNI kernels handed out. */
 static int child(void) {
     int ok = !kernels_amx_active() && pk_gemm_for(HERD_TYPE_Q8_0, 2048, 64) == pk_gemm_q8_0_avx512 &&
-             pk_gemm_for(HERD_TYPE_Q4_0, 2048, 64) == pk_gemm_q4_0_avx512;
+             pk_gemm_for(HERD_TYPE_Q4_0, 2048, 64) == pk_gemm_q4_0_avx512 &&
+             pk_gemm_for(HERD_TYPE_Q4_K, 2048, 64) == pk_gemm_q4_K_avx512 &&
+             pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_avx512;
     return ok ? 0 : 1;
 }
 
@@ -208,6 +240,8 @@ static void test_dispatch(const char *self) {
         CHECK(kernels_amx_active(), "AMX supported but not active with HERD_ISA unset");
         CHECK(pk_gemm_for(HERD_TYPE_Q8_0, 2048, 64) == pk_gemm_q8_0_amx, "pk_gemm_for(q8_0) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q4_0, 2048, 64) == pk_gemm_q4_0_amx, "pk_gemm_for(q4_0) is not the AMX kernel");
+        CHECK(pk_gemm_for(HERD_TYPE_Q4_K, 2048, 64) == pk_gemm_q4_K_amx, "pk_gemm_for(q4_K) is not the AMX kernel");
+        CHECK(pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_amx, "pk_gemm_for(q6_K) is not the AMX kernel");
     } else {
         CHECK(!kernels_amx_active(), "AMX active although HERD_ISA=%s", force);
     }
@@ -225,6 +259,7 @@ int main(int argc, char **argv) {
         return 77;
     }
     test_bits();
+    test_bits_k();
     test_iq4xs();
     test_dispatch(argv[0]);
     return TU_DONE("test_gemm_amx");

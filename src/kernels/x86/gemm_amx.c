@@ -29,6 +29,9 @@
  * The process must have asked Linux for the tile data state (arch_prctl, kernels.c) before any of this
  * runs: pk_gemm_for hands these out only when kernels_amx_active(). Each call loads its own tile
  * configuration (it is per thread) and releases the tiles at the end.
+ *
+ * Also here: the packed q4_K / q6_K layouts (pk_gemm_q4_K_amx / pk_gemm_q6_K_amx, section at the end) and
+ * the iq4_xs gemm of the kernel table.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -107,6 +110,12 @@ ALWAYS void convert(int q4, const uint8_t *grp, int64_t bb, int64_t b0, int64_t 
 
 static inline float ldf(const uint8_t *p) {
     float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline int32_t ld32(const uint8_t *p) {
+    int32_t v;
     memcpy(&v, p, 4);
     return v;
 }
@@ -327,4 +336,294 @@ void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
     if (!ops[KSLOT_IQ4_XS].gemm || ops[KSLOT_IQ4_XS].gemm == gemm_iq4_xs_amx) return;
     g_iq4xs_vnni = ops[KSLOT_IQ4_XS].gemm;
     ops[KSLOT_IQ4_XS].gemm = gemm_iq4_xs_amx;
+}
+
+/* ---- q4_K / q6_K (the packed layouts of packed.h; reference: pk_gemm_ref's dot_ref_q4_K / q6_K) -------
+ *
+ * The packed K-quant numerics, per (row r, token t) and super-block of 256 (packed_avx512.c, tile_k4 and
+ * tile_k6, do the same):
+ *   q4_K  sumi = sum_{s<8} sc_rs * isum_s,  isum_s = sum_{i<32} nib_rsi * x_tsi             (exact int32)
+ *         summ = sum_{s<8} m_rs * nbs_ts                                                     (exact int32)
+ *         y = fmaf((float)sumi, fl(d_r * dx_t), y);  y = fmaf((float)summ, fl(dmin_r * dx_t), y)
+ *   q6_K  sumi = sum_{g<16} sc_rg * (isum_g - 32 bsum_tg),  isum_g over the 16 elements of group g of
+ *         u = q + 32 (0..63)                                                                 (exact int32)
+ *         y = fmaf((float)sumi, fl(d_r * dx_t), y)
+ * sumi is an exact integer, so any way of getting it gives the same bits. The scales (per row and
+ * sub-block / group) go into the weight tiles, split into digits small enough that digit x weight is a
+ * byte: q4_K sc = 8 sh + sl (x nibble <= 105), q6_K sc = 64 a + 16 b + 4 c + e (a in -2..1, the rest
+ * 0..3; x (u - 32) in -96..93, and u - 32 already folds the -32 bsum term in). One C tile per digit then
+ * accumulates the whole super-block with K = 64 TDPBSSDs (q4_K 2 x 4, q6_K 4 x 4), and per token the
+ * float side is sumi = shifts and adds of the digit sums, q4_K's mins term (4 vpdpwssd as the VNNI
+ * kernel) and the FMAs as written. (The first version, one tile and one vpmulld per sub-block / group,
+ * was 1.3x / 1.25x VNNI single-thread; this one 1.75x / 1.67x: the tile stores were the bound.) Rows
+ * come in whole groups of 16 (the layout); tokens past the last tile of 16 and calls with fewer than 16
+ * go to VNNI. */
+
+#define KQ_KS 8  /* q4_K super-blocks per converted chunk: 2 x 32 KB of weight tiles */
+#define KQ6_KS 2 /* q6_K super-blocks per converted chunk: 4 x 8 KB of weight tiles */
+
+/* q6_K's tile shapes: all 16 x 64 bytes (tiles 0..3 the four scale digits' sums, 5 the activations,
+ * 4, 6, 7 the weight tiles). */
+static const _Alignas(64) amx_tilecfg k_cfg6 = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+/* q4_K's tile shapes: A 16 tokens x 64 bytes (two sub-blocks), B 16 dword rows (K = 64); C0 / C1 the
+ * sums against the high / low parts of the scales, A0 / A1 and B0..B3 for two pairs of sub-blocks. */
+#define TB2 6
+#define TB3 7
+static const _Alignas(64) amx_tilecfg k_cfg4 = {
+    .palette = 1,
+    .colsb = {[TC0] = 64, [TC1] = 64, [TA0] = 64, [TA1] = 64, [TB0] = 64, [TB1] = 64, [TB2] = 64, [TB3] = 64},
+    .rows = {[TC0] = 16, [TC1] = 16, [TA0] = 16, [TA1] = 16, [TB0] = 16, [TB1] = 16, [TB2] = 16, [TB3] = 16},
+};
+
+/* Converted chunk of one group: ks super-blocks from s0. q4_K: the scales split as sc = 8 sh + sl (sh, sl
+ * in 0..7), so that sh * nib and sl * nib (<= 105) are bytes: wq[(i * 8 + s) * 512 ..] sh * nib of
+ * sub-block s (row k: elements 4k..4k+3 of the 16 rows; two sub-blocks in a row are one K = 64 tile),
+ * wl likewise sl * nib; then sumi = 8 * sum(sh nib x) + sum(sl nib x), the same integer as
+ * sum_s sc_s isum_s; mn[(i * 4 + p) * 32 ..] the mins of sub-blocks 2p, 2p + 1 as int16 (the VNNI kernel's
+ * vpdpwssd layout), dw / dm[i * 16 + r] d and dmin as floats. q6_K (KQ6_KS super-blocks): the four
+ * scale-digit products in w6[0], w6[1], wq, wl and dw (convert_k6). */
+typedef struct {
+    _Alignas(64) int8_t wq[KQ_KS * 4096];
+    _Alignas(64) int8_t wl[KQ_KS * 4096];
+    _Alignas(64) int8_t w6[2][KQ6_KS * 4096];
+    _Alignas(64) int16_t mn[KQ_KS * 4 * 32];
+    _Alignas(64) float dw[KQ_KS * 16], dm[KQ_KS * 16];
+} kq_chunk;
+
+static void convert_k4(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m7 = _mm512_set1_epi16(7), mlo = _mm512_set1_epi16(0xff);
+    for (int64_t i = 0; i < ks; i++) {
+        const uint8_t *blk = grp + (s0 + i) * PK_K4_BLOCK;
+        _mm512_store_ps(o->dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        _mm512_store_ps(o->dm + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))));
+        for (int p = 0; p < 4; p++)
+            _mm512_store_si512(o->mn + (i * 4 + p) * 32, _mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                                             (const __m256i *)(blk + 192 + 32 * p))));
+        for (int s = 0; s < 8; s++) {
+            /* row r's scale in both 16-bit lanes of its dword (bytes 4r..4r+3) */
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s)));
+            sc = _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16));
+            const __m512i sh = _mm512_srli_epi16(sc, 3), sl = _mm512_and_si512(sc, m7);
+            /* stored chunk s / 2: its low nibbles are sub-block s for s even, the high ones for s odd */
+            const uint8_t *q = blk + 320 + (s / 2) * 512;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m512i v = _mm512_loadu_si512(q + 64 * k);
+                __m512i nb = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+                __m512i ev = _mm512_and_si512(nb, mlo), od = _mm512_srli_epi16(nb, 8); /* bytes 2j, 2j + 1 */
+                /* products <= 105: each stays in its byte */
+                __m512i ph = _mm512_or_si512(_mm512_mullo_epi16(ev, sh),
+                                             _mm512_slli_epi16(_mm512_mullo_epi16(od, sh), 8));
+                __m512i pl = _mm512_or_si512(_mm512_mullo_epi16(ev, sl),
+                                             _mm512_slli_epi16(_mm512_mullo_epi16(od, sl), 8));
+                _mm512_store_si512(o->wq + (i * 8 + s) * AMX_W_BYTES + 64 * k, ph);
+                _mm512_store_si512(o->wl + (i * 8 + s) * AMX_W_BYTES + 64 * k, pl);
+            }
+        }
+    }
+}
+
+/* q6_K: the signed scale split in base-4 digits, sc = 64 a + 16 b + 4 c + e (a in -2..1, b, c, e in
+ * 0..3), so q * digit (q = u - 32 in -32..31) is a byte: w6[0] a q, w6[1] b q, wq c q, wl e q, each at
+ * i * 4096 + chunk * 64 (tile row k of the K = 64 step p: chunk 16 p + k). Then
+ * sumi = 64 sum(a q x) + 16 sum(b q x) + 4 sum(c q x) + sum(e q x) = sum_g sc_g (isum_g - 32 bsum_g). */
+static void convert_k6(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), k32 = _mm512_set1_epi8(32);
+    const __m512i m3 = _mm512_set1_epi16(3), mlo = _mm512_set1_epi16(0xff);
+    for (int64_t i = 0; i < ks; i++) {
+        const uint8_t *blk = grp + (s0 + i) * PK_K6_BLOCK;
+        _mm512_store_ps(o->dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        for (int g = 0; g < 16; g++) {
+            /* row r's scale (sign-extended) in both 16-bit lanes of its dword */
+            __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * g)));
+            sc = _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xffff)), _mm512_slli_epi32(sc, 16));
+            const __m512i dg[4] = {_mm512_srai_epi16(sc, 6), _mm512_and_si512(_mm512_srai_epi16(sc, 4), m3),
+                                   _mm512_and_si512(_mm512_srai_epi16(sc, 2), m3), _mm512_and_si512(sc, m3)};
+            int8_t *dst[4] = {o->w6[0], o->w6[1], o->wq, o->wl};
+            for (int k = 0; k < 4; k++) { /* as tile_k6: low nibble plane | the 2 high bits << 4, then - 32 */
+                int c = 4 * g + k, h = c / 16;
+                __m512i lo = _mm512_loadu_si512(blk + 288 + (c % 32) * 64);
+                __m512i hi = _mm512_loadu_si512(blk + 2336 + (c % 16) * 64);
+                lo = _mm512_and_si512(c < 32 ? lo : _mm512_srli_epi16(lo, 4), m4);
+                hi = h == 0   ? _mm512_slli_epi16(hi, 4)
+                     : h == 1 ? _mm512_slli_epi16(hi, 2)
+                     : h == 2 ? hi
+                              : _mm512_srli_epi16(hi, 2);
+                __m512i q = _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_and_si512(hi, m30)), k32);
+                __m512i ev = _mm512_srai_epi16(_mm512_slli_epi16(q, 8), 8), od = _mm512_srai_epi16(q, 8);
+#pragma GCC unroll 4
+                for (int d = 0; d < 4; d++) /* products in -96..93: each stays in its byte */
+                    _mm512_store_si512(dst[d] + i * 4096 + 64 * c,
+                                       _mm512_or_si512(_mm512_and_si512(_mm512_mullo_epi16(ev, dg[d]), mlo),
+                                                       _mm512_slli_epi16(_mm512_mullo_epi16(od, dg[d]), 8)));
+            }
+        }
+    }
+}
+
+/* 16 tokens (x: token 0's packed activations at super-block s0, tokens xs apart) x one group over the ks
+ * converted super-blocks of o; y as tile16's. The float work of a super-block runs one super-block behind
+ * its tile work (ring: two super-blocks of stored tiles), in super-block order. */
+static void tile16_k4(int first, int64_t ks, const kq_chunk *o, const uint8_t *x, int64_t xs, float *y,
+                      int64_t ldy) {
+    _Alignas(64) int32_t ring[2][2][256];
+    __m512 acc[16];
+    __asm__ volatile("" ::: "memory"); /* see tile16 */
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    for (int64_t i = 0; i <= ks; i++) {
+        if (i < ks) { /* C0 = sum over the 4 pairs of sub-blocks of A x (sh nib), C1 of A x (sl nib) */
+            const uint8_t *xa = x + i * PK_XK_BLOCK + 32;
+            const int8_t *wh = o->wq + i * 8 * AMX_W_BYTES, *wl = o->wl + i * 8 * AMX_W_BYTES;
+            T_ZERO(TC0);
+            T_ZERO(TC1);
+            for (int p = 0; p < 4; p += 2) {
+                T_LOAD(TA0, xa + 64 * p, xs);
+                T_LOAD(TB0, wh + 2 * p * AMX_W_BYTES, 64);
+                T_LOAD(TB1, wl + 2 * p * AMX_W_BYTES, 64);
+                T_DPBSSD(TC0, TA0, TB0);
+                T_DPBSSD(TC1, TA0, TB1);
+                T_LOAD(TA1, xa + 64 * (p + 1), xs);
+                T_LOAD(TB2, wh + 2 * (p + 1) * AMX_W_BYTES, 64);
+                T_LOAD(TB3, wl + 2 * (p + 1) * AMX_W_BYTES, 64);
+                T_DPBSSD(TC0, TA1, TB2);
+                T_DPBSSD(TC1, TA1, TB3);
+            }
+            T_STORE(TC0, ring[i & 1][0], 64);
+            T_STORE(TC1, ring[i & 1][1], 64);
+            __asm__ volatile("" ::: "memory"); /* the tile stores wrote the ring */
+        }
+        if (i == 0) continue;
+        const int64_t j = i - 1;
+        const int32_t *ch = ring[j & 1][0], *cl = ring[j & 1][1];
+        const int16_t *mn = o->mn + j * 4 * 32;
+        const __m512 dw = _mm512_load_ps(o->dw + 16 * j), dm = _mm512_load_ps(o->dm + 16 * j);
+        const uint8_t *xb = x + j * PK_XK_BLOCK;
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++) {
+            const uint8_t *xt = xb + t * xs;
+            __m512i sumi = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(ch + 16 * t), 3),
+                                            _mm512_load_si512(cl + 16 * t));
+            __m512i summ = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++)
+                summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512(mn + 32 * p),
+                                           _mm512_set1_epi32(ld32(xt + 16 + 4 * p)));
+            const __m512 dx = _mm512_set1_ps(ldf(xt));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, dx), acc[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+#define TC2 2
+#define TC3 3
+#define TA6 5 /* q6_K's activation tile */
+static void tile16_k6(int first, int64_t ks, const kq_chunk *o, const uint8_t *x, int64_t xs, float *y,
+                      int64_t ldy) {
+    _Alignas(64) int32_t ring[2][4][256];
+    __m512 acc[16];
+    __asm__ volatile("" ::: "memory"); /* see tile16 */
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
+    for (int64_t i = 0; i <= ks; i++) {
+        if (i < ks) {
+            const uint8_t *xa = x + i * PK_XK6_BLOCK + 80;
+            const int64_t wo = i * 4096;
+            T_ZERO(TC0);
+            T_ZERO(TC1);
+            T_ZERO(TC2);
+            T_ZERO(TC3);
+            for (int p = 0; p < 4; p++) { /* groups 4p .. 4p + 3 */
+                T_LOAD(TA6, xa + 64 * p, xs);
+                T_LOAD(4, o->w6[0] + wo + 1024 * p, 64);
+                T_LOAD(6, o->w6[1] + wo + 1024 * p, 64);
+                T_LOAD(7, o->wq + wo + 1024 * p, 64);
+                T_DPBSSD(TC0, TA6, 4);
+                T_DPBSSD(TC1, TA6, 6);
+                T_DPBSSD(TC2, TA6, 7);
+                T_LOAD(4, o->wl + wo + 1024 * p, 64);
+                T_DPBSSD(TC3, TA6, 4);
+            }
+            T_STORE(TC0, ring[i & 1][0], 64);
+            T_STORE(TC1, ring[i & 1][1], 64);
+            T_STORE(TC2, ring[i & 1][2], 64);
+            T_STORE(TC3, ring[i & 1][3], 64);
+            __asm__ volatile("" ::: "memory");
+        }
+        if (i == 0) continue;
+        const int64_t j = i - 1;
+        int32_t(*c)[256] = ring[j & 1];
+        const __m512 dw = _mm512_load_ps(o->dw + 16 * j);
+        const uint8_t *xb = x + j * PK_XK6_BLOCK;
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++) {
+            __m512i sumi =
+                _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[0] + 16 * t), 6),
+                                                  _mm512_slli_epi32(_mm512_load_si512(c[1] + 16 * t), 4)),
+                                 _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[2] + 16 * t), 2),
+                                                  _mm512_load_si512(c[3] + 16 * t)));
+            const __m512 dx = _mm512_set1_ps(ldf(xb + t * xs));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, dx), acc[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+/* As entry: token blocks (of at least AMX_MIN_TB tokens), per group chunks of KQ_KS super-blocks
+ * converted once and run by every 16-token tile of the block. */
+static void entry_k(int k6, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs,
+                    float *y, int64_t ldy) {
+    const pk_gemm_fn vnni = k6 ? pk_gemm_q6_K_avx512 : pk_gemm_q4_K_avx512;
+    const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K;
+    if (nt < AMX_MIN_T || xs <= 0) {
+        vnni(n, ng, nt, wp, xp, xs, y, ldy);
+        return;
+    }
+    const int64_t gb = nsb * (k6 ? PK_K6_BLOCK : PK_K4_BLOCK), xsb = k6 ? PK_XK6_BLOCK : PK_XK_BLOCK;
+    const uint8_t *w = wp, *x = xp;
+    const int64_t kss = k6 ? KQ6_KS : KQ_KS;
+    kq_chunk o; /* ~110 KB */
+    int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
+    if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
+    _tile_loadconfig(k6 ? &k_cfg6 : &k_cfg4);
+    for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
+        int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t s0 = 0; s0 < nsb; s0 += kss) {
+                int64_t ks = nsb - s0 < kss ? nsb - s0 : kss;
+                if (k6)
+                    convert_k6(w + g * gb, s0, ks, &o);
+                else
+                    convert_k4(w + g * gb, s0, ks, &o);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T) {
+                    const uint8_t *xt = x + t * xs + s0 * xsb;
+                    float *yt = y + t * ldy + 16 * g;
+                    if (k6)
+                        tile16_k6(s0 == 0, ks, &o, xt, xs, yt, ldy);
+                    else
+                        tile16_k4(s0 == 0, ks, &o, xt, xs, yt, ldy);
+                }
+            }
+    }
+    _tile_release();
+    if (nt16 < nt) vnni(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+}
+
+void pk_gemm_q4_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry_k(0, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q6_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry_k(1, n, ng, nt, wp, xp, xs, y, ldy);
 }
