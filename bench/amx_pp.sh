@@ -3,36 +3,14 @@
 # VNNI kernels, as before AMX) and llama.cpp's llama-bench, interleaved, on 1B-shaped random models
 # (n_embd 2048, 4 layers, 32/8 heads, n_ff 8192, tied, Llama 3.1 vocab). Never part of make test.
 #   bench/amx_pp.sh [TYPE ...]        default: q8_0 q4_0 iq4_xs (also: q4_k, q6_k, q4_k_m = the mix)
-# Env: THREADS (2), ROUNDS (2), PP (512), LLAMA_BENCH (default build/amx/lb/llama-bench, else
-# build/ref/llama-tools/build/bin/llama-bench).
+# Env: THREADS (2), ROUNDS (2), PP (512), LLAMA_BENCH (default: tests/ref/build_llama_tools.sh's llama-bench).
 #
-# llama-bench built by gcc 12 (as tests/ref/build_llama_tools.sh does here) dies with SIGSEGV on AMX
-# CPUs: ggml's amx/mmq.cpp fills a local tile configuration and passes it to _tile_loadconfig, whose gcc
-# 12 definition tells the compiler it reads only 8 bytes, so the other stores are dropped as dead and
-# ldtilecfg faults on garbage (llama.cpp issue #20824 is most likely this). `bench/amx_pp.sh --fix-lb`
-# recompiles that one file with -fno-tree-dse -fno-dse and relinks llama-bench into build/amx/lb/ from
-# the objects of build/ref/llama-tools/build (nothing there is changed).
+# llama.cpp's AMX path (which llama-bench uses here for q8_0, q4_0, q4_K, q6_K and iq4_xs) faulted when built
+# by gcc 12: tests/ref/build_llama_tools.sh now builds it with the work-around (see there).
 set -eu
 cd "$(dirname "$0")/.."
-REF=$PWD/build/ref/llama-tools
-if [ "${1:-}" = "--fix-lb" ]; then
-    B=$REF/build S=$REF/src/ggml/src O=$PWD/build/amx/lb
-    mkdir -p "$O"
-    g++ -DGGML_SCHED_MAX_COPIES=4 -DGGML_USE_CPU_REPACK -DGGML_USE_LLAMAFILE -DGGML_USE_OPENMP -D_GNU_SOURCE \
-        -D_XOPEN_SOURCE=600 -I"$S/.." -I"$S" -I"$S/ggml-cpu" -I"$S/../include" -O3 -DNDEBUG -march=native -fopenmp \
-        -std=gnu++17 -fno-tree-dse -fno-dse -c "$S/ggml-cpu/amx/mmq.cpp" -o "$O/mmq.cpp.o"
-    cp "$B/ggml/src/libggml-cpu.a" "$O/" && ar r "$O/libggml-cpu.a" "$O/mmq.cpp.o"
-    (cd "$B/tools/llama-bench" && c++ -O3 -DNDEBUG CMakeFiles/llama-bench.dir/main.cpp.o -o "$O/llama-bench" \
-        libllama-bench-impl.a ../../common/libllama-common.a ../../common/libllama-common-base.a \
-        ../../vendor/cpp-httplib/libcpp-httplib.a ../../src/libllama.a ../../ggml/src/libggml.a -ldl \
-        "$O/libggml-cpu.a" ../../ggml/src/libggml-base.a -lm /usr/lib/gcc/x86_64-linux-gnu/12/libgomp.so \
-        /usr/lib/x86_64-linux-gnu/libpthread.a)
-    echo "built $O/llama-bench"
-    exit 0
-fi
 THREADS=${THREADS:-2}; ROUNDS=${ROUNDS:-2}; PP=${PP:-512}
-LB=${LLAMA_BENCH:-build/amx/lb/llama-bench}
-[ -x "$LB" ] || LB=$REF/build/bin/llama-bench
+LB=${LLAMA_BENCH:-$(tests/ref/build_llama_tools.sh llama-bench)/llama-bench}
 types=("$@"); [ ${#types[@]} -eq 0 ] && types=(q8_0 q4_0 iq4_xs)
 make -s build/herd >/dev/null
 D=build/amx; mkdir -p $D
