@@ -47,6 +47,8 @@ for kv in $KVS; do
     for d in $DEPTHS; do
         for r in $(seq 1 "$ROUNDS"); do
             lh=$(load); h=$(herd_tps "$kv" "$d")
+            # herd's figure on stderr at once: a llama.cpp fill that outlasts the caller's patience keeps it
+            echo "(herd $kv depth $d round $r: $h tok/s, load $lh; llama-bench next, $(date -u +%T))" >&2
             ll=$(load); l=$(llama_tps "$kv" "$d")
             ratio=$(python3 -c "print('%.2f' % ($h / $l))" 2>/dev/null || echo "?")
             echo "| $kv | $d | $r | $h | $lh | $l | $ll | $ratio |"
