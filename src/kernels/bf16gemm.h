@@ -27,8 +27,6 @@ void gemm_bf16_avx512(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_
                       int64_t ldb, float *C, int64_t ldc);
 void gemm_bf16_amx(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
                    float *C, int64_t ldc);
-/* CPUID says AMX-TILE and AMX-BF16, XCR0 enables the tile state, and Linux granted this process the
- * tile data (arch_prctl ARCH_REQ_XCOMP_PERM, asked once). false: gemm_bf16_amx must not be called. */
-bool gemm_bf16_amx_ready(void);
+/* gemm_bf16_amx may be called only when kernels_amx_bf16_supported() (kernels_impl.h). */
 
 #endif

@@ -18,7 +18,7 @@ static kernel_vec_ops g_vec[KERNEL_ISA_COUNT];
 static bool g_supported[KERNEL_ISA_COUNT];
 static kernel_isa g_active = KERNEL_ISA_REF;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static bool g_amx_supported, g_amx_active;
+static bool g_amx_supported, g_amx_active, g_amx_bf16;
 
 static const char *k_isa_names[KERNEL_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
@@ -85,11 +85,15 @@ static void detect(bool *avx2, bool *avx512) {
  * 17, 18), and Linux's permission for this process to use the tile data (ARCH_REQ_XCOMP_PERM for
  * XFEATURE_XTILEDATA; without it the first tile instruction faults). Idempotent; 0 from the kernel
  * means granted, to every thread of the process. */
-static bool detect_amx(void) {
+/* AMX-TILE and AMX-INT8 (and whether AMX-BF16 too, into *bf16), the OS saving the tile state (XCR0), and
+ * Linux (5.16+) handing this process the 8 KiB tile data: asked once here for every AMX kernel; a refusal
+ * (older kernel, a seccomp filter) leaves AMX off. */
+static bool detect_amx(bool *bf16) {
     unsigned a, b, c, d;
     if (__get_cpuid_max(0, NULL) < 7) return false;
     __cpuid_count(7, 0, a, b, c, d);
     if (!(d & (1u << 24)) || !(d & (1u << 25))) return false;
+    *bf16 = d & (1u << 22);
     __get_cpuid(1, &a, &b, &c, &d);
     if (!(c & (1u << 27))) return false; /* OSXSAVE */
     unsigned lo, hi;
@@ -145,12 +149,13 @@ static void init_once(void) {
             break;
         }
     const char *force = getenv("HERD_ISA");
-    g_amx_supported = g_supported[KERNEL_ISA_AVX512] && detect_amx();
+    g_amx_supported = g_supported[KERNEL_ISA_AVX512] && detect_amx(&g_amx_bf16);
+    g_amx_bf16 = g_amx_bf16 && g_amx_supported;
     g_amx_active = g_amx_supported && g_active == KERNEL_ISA_AVX512 && !(force && *force);
     /* AMX tiles on top of AVX-512 (int8 prompt-processing gemms; training's bf16 products), unless HERD_ISA
      * forces an ISA (then the lower paths) */
     if (g_amx_active) kernels_fill_amx(g_ops[KERNEL_ISA_AVX512]);
-    if (g_amx_active && gemm_bf16_amx_ready()) g_vec[KERNEL_ISA_AVX512].gemm_bf16 = gemm_bf16_amx;
+    if (g_amx_active && g_amx_bf16) g_vec[KERNEL_ISA_AVX512].gemm_bf16 = gemm_bf16_amx;
     if (force && *force) {
         for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++)
             if (strcmp(force, k_isa_names[isa]) == 0 || (isa == 0 && strcmp(force, "ref") == 0)) {
@@ -167,6 +172,11 @@ void kernels_init(void) {
 bool kernels_amx_supported(void) {
     kernels_init();
     return g_amx_supported;
+}
+
+bool kernels_amx_bf16_supported(void) {
+    kernels_init();
+    return g_amx_bf16;
 }
 
 bool kernels_amx_active(void) {

@@ -67,6 +67,8 @@ void kernels_fill_bf16gemm_avx512(kernel_vec_ops *vec); /* x86/bf16gemm_avx512.c
  * state and granted it to this process (arch_prctl, asked once at init). active: supported, AVX-512 is the
  * active ISA and HERD_ISA is not set (any HERD_ISA, avx512 included, keeps the VNNI kernels). */
 bool kernels_amx_supported(void);
+/* AMX-BF16 too (training's gemm_bf16_amx, bf16gemm.h), whether or not HERD_ISA turned AMX off */
+bool kernels_amx_bf16_supported(void);
 bool kernels_amx_active(void);
 void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy);

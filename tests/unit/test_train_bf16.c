@@ -14,6 +14,7 @@
 
 #include "../../src/kernels/bf16gemm.h"
 #include "../../src/kernels/kernels.h"
+#include "../../src/kernels/kernels_impl.h"
 #include "../../src/kernels/types.h"
 #include "../../src/train/gemm.h"
 #include "testutil.h"
@@ -29,7 +30,7 @@ static uint16_t rnd_bf16(int mode) {
 static void check_kernels(void) {
     static const int64_t Ms[] = {1, 7, 16, 17, 33, 40}, Ns[] = {1, 15, 16, 17, 31, 33, 64, 70},
                          Ks[] = {2, 30, 32, 34, 64, 66, 258};
-    const bool avx512 = kernels_isa_supported(KERNEL_ISA_AVX512), amx = gemm_bf16_amx_ready();
+    const bool avx512 = kernels_isa_supported(KERNEL_ISA_AVX512), amx = kernels_amx_bf16_supported();
     printf("avx512-bf16 %s, amx-bf16 %s\n", avx512 ? "yes" : "no", amx ? "yes" : "no");
     int64_t n_cases = 0, amx_exact = 0;
     double amx_worst = 0; /* largest |diff| / bound */

@@ -1,6 +1,6 @@
 /* kernel_vec_ops.gemm_bf16 with AMX-BF16 (bf16gemm.h). Compiled with the AVX-512 flags plus -mamx-tile
- * -mamx-bf16 (Makefile); kernels.c installs it only when gemm_bf16_amx_ready() (CPUID, XCR0 and Linux's
- * permission for the tile data) and HERD_ISA does not force an ISA.
+ * -mamx-bf16 (Makefile); kernels.c installs it only when the CPU has AMX-BF16, the tile data is granted (kernels.c
+ * detect_amx: CPUID, XCR0, Linux's permission) and HERD_ISA does not force an ISA.
  *
  * Blocks of 32 x 32 of C in four tile registers (tmm0..3, 16 rows x 16 F32), over K in steps of 32 bf16:
  * two A tiles (tmm4, 5: 16 rows x 32 bf16, read in place, row stride lda) and two B tiles (tmm6, 7: 16
@@ -13,44 +13,11 @@
  * hardware is not specified tightly enough to promise those bits, so the test bounds the difference to
  * the reference instead (tests/unit/test_train_bf16.c). */
 #include <immintrin.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#include <cpuid.h>
 
 #include "../bf16gemm.h"
 #include "../kernels_impl.h"
-
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-
-static bool g_ready;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-
-static void ready_once(void) {
-    unsigned a, b, c, d;
-    if (__get_cpuid_max(0, NULL) < 7) return;
-    __cpuid_count(7, 0, a, b, c, d);
-    const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24), osxsave = true;
-    (void)osxsave;
-    if (!amx_bf16 || !amx_tile) return;
-    __get_cpuid(1, &a, &b, &c, &d);
-    if (!(c & (1u << 27))) return; /* OSXSAVE: xgetbv is allowed */
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    (void)hi;
-    if ((lo & (3u << 17)) != (3u << 17)) return; /* XTILECFG and XTILEDATA enabled by the OS */
-    /* Linux (5.16+) hands the 8 KiB tile state only to processes that ask; a failure (older kernel,
-     * a seccomp filter) leaves AMX off */
-    g_ready = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-}
-
-bool gemm_bf16_amx_ready(void) {
-    pthread_once(&g_once, ready_once);
-    return g_ready;
-}
 
 /* palette 1: tmm0..3 C (16 x 64 bytes), tmm4, 5 A (16 x 64), tmm6, 7 B (16 pair rows x 64) */
 typedef struct {
