@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "../kernels_impl.h"
+#include "gemm_strips.h"
 
 
 /* C[MR_][<=32] += A[MR_][K] B[K][<=32 masked by m0, m1]; MR_ a constant at each call site (the
@@ -37,43 +38,12 @@ static inline __attribute__((always_inline)) void tile(const int MR_, const bool
     }
 }
 
-/* a strip of rows: tiles of 8 rows x 32 columns (16 accumulators), or 16 rows x 16 columns for narrow
+/* the walk over C (gemm_strips.h): tiles of 8 rows x 32 columns (16 accumulators), or 16 rows x 16 columns for narrow
  * strips (N <= 16: the common case of a few tokens), and the ragged rest by row count */
 #define ROWS(n, W) tile(n, W, K, A + m * am, am, ak, B + n0, ldb, C + m * ldc + n0, ldc, m0, m1)
 static void gemm_f32_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
                             int64_t ldb, float *C, int64_t ldc) {
-    for (int64_t n0 = 0; n0 < N; n0 += 32) {
-        const int64_t nr = N - n0 < 32 ? N - n0 : 32;
-        const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-        const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-        int64_t m = 0;
-        if (nr <= 16) {
-            for (; m + 16 <= M; m += 16) ROWS(16, false);
-            for (; m + 8 <= M; m += 8) ROWS(8, false);
-            switch (M - m) {
-            case 7: ROWS(7, false); break;
-            case 6: ROWS(6, false); break;
-            case 5: ROWS(5, false); break;
-            case 4: ROWS(4, false); break;
-            case 3: ROWS(3, false); break;
-            case 2: ROWS(2, false); break;
-            case 1: ROWS(1, false); break;
-            default: break;
-            }
-            continue;
-        }
-        for (; m + 8 <= M; m += 8) ROWS(8, true);
-        switch (M - m) {
-        case 7: ROWS(7, true); break;
-        case 6: ROWS(6, true); break;
-        case 5: ROWS(5, true); break;
-        case 4: ROWS(4, true); break;
-        case 3: ROWS(3, true); break;
-        case 2: ROWS(2, true); break;
-        case 1: ROWS(1, true); break;
-        default: break;
-        }
-    }
+    GEMM_STRIPS_WALK(M, N)
 }
 #undef ROWS
 
