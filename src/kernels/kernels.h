@@ -122,6 +122,9 @@ typedef struct {
      * i < n, out[(i / 16) * ld + (i % 16) * 2] = bf16(x0[i]) and the element after it bf16(x1[i]) (0 when
      * x1 is NULL), rounded as fp32_to_bf16 (types.h). Every variant, same bits. */
     void (*bf16_pairs)(int64_t n, const float *x0, const float *x1, uint16_t *out, int64_t ld);
+    /* bf16_pairs for rows already in bf16 (a BF16 weight's rows, read in place): out as above with
+     * x0[i] and x1[i] (0 when x1 is NULL) copied. Every variant, same bits. */
+    void (*bf16_pairs_u16)(int64_t n, const uint16_t *x0, const uint16_t *x1, uint16_t *out, int64_t ld);
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the

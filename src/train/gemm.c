@@ -29,6 +29,10 @@ struct train_gemm {
     uint16_t *hpanel; /* [nth][KB * NC] xwt: the piece's rows in bf16, before the transpose into pairs */
     uint16_t *ab;     /* [T][ab_ld] the activation (x or dy) in bf16, its odd column padded with 0 */
     int64_t ab_cap, ab_T, ab_ld; /* elements allocated; rows and row stride in use */
+    uint16_t *xb;     /* xwt: x^T as gemm_bf16's B (job_pack_x) */
+    int64_t xb_cap;
+    float *yt;        /* xwt: [nth][XR * T] a block of y^T */
+    int64_t yt_cap;   /* floats per thread */
 };
 
 train_gemm *train_gemm_new(thread_pool *pool) {
@@ -52,6 +56,8 @@ void train_gemm_free(train_gemm *g) {
     free(g->bpanel);
     free(g->hpanel);
     free(g->ab);
+    free(g->xb);
+    free(g->yt);
     free(g);
 }
 
@@ -290,6 +296,15 @@ static void to_bf16(train_gemm *g, const float *x, int64_t ldx, int64_t T, int64
     pool_run(g->pool, job_to_bf16, &j);
 }
 
+/* A BF16 weight without row scales: its rows are bf16 already, read in place (rounding a bf16 value
+ * changes nothing); with an even width a pair of elements is a 32-bit word (the data is 32-byte aligned) */
+static bool bf16_raw(const train_w *w) {
+    return w->q->type == HERD_TYPE_BF16 && !w->q->row_scale && w->n_in % 2 == 0;
+}
+static const uint16_t *w_bf16(const train_w *w, int64_t r, int64_t c) {
+    return (const uint16_t *)(w->q->data + r * w->q->row_bytes) + c;
+}
+
 /* Row r, elements [c0, c0 + n) of a frozen weight in bf16 (round to nearest even), n even or out[n] set
  * to 0; a bf16 weight without row scales is copied as it is (rounding a bf16 value changes nothing).
  * tmp: n floats. */
@@ -303,36 +318,61 @@ static void w_row_bf16(const train_w *w, int64_t r, int64_t c0, int64_t n, uint1
     if (n % 2) out[n] = 0;
 }
 
-/* y = x W^T in bf16: thread ith takes a contiguous range of W's rows (y's columns); per NC rows and KB
- * block its [nr][kc] piece of W is read into bf16 rows (hpanel), whose pairs of elements are 32-bit words:
- * transposing those words (transpose_f32, a copy) 16 rows at a time gives gemm_bf16's B, strips of 16
- * columns [kc / 2][16][2]; its A is x in bf16 (g->ab) as it is. Per element: the KB blocks in order, each gemm_bf16's sum added
- * to y (zeroed first); the thread count changes nothing. */
+/* x in bf16 (g->ab) into gemm_bf16's B layout for y^T = W x^T (g->xb): strips of 16 tokens, element (k, t)
+ * at xb[(t / 16) * 16 xk + (k / 2) * 32 + (t % 16) * 2 + k % 2], xk = the width rounded up to even: 16
+ * tokens' rows transposed as 32-bit words (pairs of bf16); a last group short of 16 tokens padded with 0 */
+static void job_pack_x(void *arg, int ith, int nth) {
+    cjob *j = arg;
+    train_gemm *g = j->g;
+    const int64_t xk = (j->n + 1) / 2 * 2, ng = (g->ab_T + 15) / 16;
+    int64_t g0, g1;
+    pool_range(ng, ith, nth, &g0, &g1);
+    for (int64_t q = g0; q < g1; q++) {
+        const int64_t t0 = q * 16, rows = g->ab_T - t0 < 16 ? g->ab_T - t0 : 16;
+        uint16_t *dst = g->xb + q * 16 * xk;
+        if (rows < 16) memset(dst, 0, (size_t)(16 * xk) * sizeof(uint16_t));
+        kernels_vec()->transpose_f32(rows, xk / 2, (const float *)(g->ab + t0 * g->ab_ld), g->ab_ld / 2, (float *)dst, 16);
+    }
+}
+
+/* y = x W^T in bf16, computed as y^T = W x^T: W's rows are gemm_bf16's A — a BF16 weight's rows read in
+ * place, other types' rows dequantized and rounded into a panel (hpanel) — and x^T its B (g->xb, packed
+ * once per product), so a frozen weight is never transposed. Thread ith takes a contiguous range of W's
+ * rows; per XR rows their y^T block (yt, XR x T floats) sums the k chunks (XK long) in order, from 0, and
+ * is transposed into y. The thread count changes nothing. */
+#define XR 128
+#define XK 2048
 static void job_xwt_bf16(void *arg, int ith, int nth) {
     gjob *j = arg;
     const train_w *w = j->w;
+    train_gemm *g = j->g;
     const kernel_vec_ops *vo = kernels_vec();
-    uint16_t *hp = j->g->hpanel + (int64_t)ith * KB * NC, *bp = j->g->bpanel + (int64_t)ith * KB * NC;
-    const int64_t T = j->T, lda = j->g->ab_ld;
+    uint16_t *ap = g->hpanel + (int64_t)ith * KB * NC; /* XR x XK */
+    float *yt = g->yt + (int64_t)ith * XR * j->T;
+    const int64_t T = j->T, xk = (w->n_in + 1) / 2 * 2;
+    const bool raw = bf16_raw(w);
     int64_t r0, r1;
     pool_range(w->n_out, ith, nth, &r0, &r1);
-    if (r1 <= r0) return;
-    for (int64_t t = 0; t < T; t++) memset(j->c + t * j->ldc + r0, 0, (size_t)(r1 - r0) * sizeof(float));
-    for (int64_t rb = r0; rb < r1; rb += NC) {
-        const int64_t nr = r1 - rb < NC ? r1 - rb : NC;
-        for (int64_t k0 = 0; k0 < w->n_in; k0 += KB) {
-            const int64_t kc = w->n_in - k0 < KB ? w->n_in - k0 : KB, kp = (kc + 1) / 2;
-            float tmp[KB];
-            for (int64_t r = 0; r < PF_ROWS && r < nr; r++) prefetch_piece(w, rb + r, k0, kc);
-            for (int64_t r = 0; r < nr; r++) {
-                if (r + PF_ROWS < nr) prefetch_piece(w, rb + r + PF_ROWS, k0, kc);
-                w_row_bf16(w, rb + r, k0, kc, hp + r * 2 * kp, tmp);
+    for (int64_t rb = r0; rb < r1; rb += XR) {
+        const int64_t nr = r1 - rb < XR ? r1 - rb : XR;
+        memset(yt, 0, (size_t)(nr * T) * sizeof(float));
+        for (int64_t k0 = 0; k0 < w->n_in; k0 += XK) {
+            const int64_t kc = w->n_in - k0 < XK ? w->n_in - k0 : XK, kp = (kc + 1) / 2;
+            const uint16_t *a = ap;
+            int64_t lda = 2 * kp;
+            if (raw)
+                a = w_bf16(w, rb, k0), lda = w->q->row_bytes / 2;
+            else {
+                float tmp[XK];
+                for (int64_t r = 0; r < PF_ROWS && r < nr; r++) prefetch_piece(w, rb + r, k0, kc);
+                for (int64_t r = 0; r < nr; r++) {
+                    if (r + PF_ROWS < nr) prefetch_piece(w, rb + r + PF_ROWS, k0, kc);
+                    w_row_bf16(w, rb + r, k0, kc, ap + r * 2 * kp, tmp);
+                }
             }
-            for (int64_t s = 0; s < nr; s += 16) /* words: pairs of bf16 */
-                vo->transpose_f32(nr - s < 16 ? nr - s : 16, kp, (const float *)(hp + s * 2 * kp), kp,
-                                  (float *)(bp + s * 2 * kp), 16);
-            vo->gemm_bf16(T, nr, 2 * kp, j->g->ab + k0, lda, bp, 32 * kp, j->c + rb, j->ldc);
+            vo->gemm_bf16(nr, T, 2 * kp, a, lda, g->xb + k0 * 16, 16 * xk, yt, T);
         }
+        vo->transpose_f32(nr, T, yt, T, j->c + rb, j->ldc);
     }
 }
 
@@ -345,14 +385,29 @@ static void job_dyw_bf16(void *arg, int ith, int nth) {
     const kernel_vec_ops *vo = kernels_vec();
     uint16_t *bp = j->g->bpanel + (int64_t)ith * KB * NC;
     const int64_t blk = w_block(w), nb = w->n_in / blk, nc_max = NC / blk * blk;
+    const bool raw = bf16_raw(w);
     int64_t b0, b1;
     pool_range(nb, ith, nth, &b0, &b1);
     const int64_t c0 = b0 * blk, c1 = b1 * blk;
-    for (int64_t cb = c0; cb < c1; cb += nc_max) {
-        const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
-        for (int64_t k0 = 0; k0 < w->n_out; k0 += KB) {
-            const int64_t kc = w->n_out - k0 < KB ? w->n_out - k0 : KB, kp = (kc + 1) / 2;
+    /* k blocks outside, column blocks inside: a k block of dy (T x KB bf16, up to 512 KiB) is read from
+     * memory once and stays in L2 for all of the thread's column blocks (the head's dy is T x 128,256).
+     * Per dx element the k blocks are still added in order. */
+    for (int64_t k0 = 0; k0 < w->n_out; k0 += KB) {
+        const int64_t kc = w->n_out - k0 < KB ? w->n_out - k0 : KB, kp = (kc + 1) / 2;
+        for (int64_t cb = c0; cb < c1; cb += nc_max) {
+            const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
             for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
+            if (raw) { /* a BF16 weight's rows interleaved in place */
+                for (int64_t p = 0; p < kp; p++) {
+                    const int64_t r = k0 + 2 * p;
+                    if (2 * p + PF_ROWS < kc) prefetch_piece(w, r + PF_ROWS, cb, nc);
+                    if (2 * p + 1 + PF_ROWS < kc) prefetch_piece(w, r + 1 + PF_ROWS, cb, nc);
+                    vo->bf16_pairs_u16(nc, w_bf16(w, r, cb), 2 * p + 1 < kc ? w_bf16(w, r + 1, cb) : NULL, bp + p * 32,
+                                       32 * kp);
+                }
+                vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, 32 * kp, j->c + cb, j->ldc);
+                continue;
+            }
             for (int64_t p = 0; p < kp; p++) {
                 float row[2][NC];
                 for (int e = 0; e < 2 && 2 * p + e < kc; e++) {
@@ -371,6 +426,19 @@ static void job_dyw_bf16(void *arg, int ith, int nth) {
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
     if (g->bf16 && w->q) {
         to_bf16(g, x, ldx, T, w->n_in);
+        const int64_t xb = (T + 15) / 16 * 16 * ((w->n_in + 1) / 2 * 2);
+        if (xb > g->xb_cap) {
+            free(g->xb);
+            g->xb_cap = xb;
+            g->xb = herd_xmalloc((size_t)xb * sizeof(uint16_t));
+        }
+        if (XR * T > g->yt_cap) {
+            free(g->yt);
+            g->yt_cap = XR * T;
+            g->yt = herd_xmalloc((size_t)(g->nth * XR * T) * sizeof(float));
+        }
+        cjob c = {.g = g, .n = w->n_in};
+        pool_run(g->pool, job_pack_x, &c);
         gjob j = {.g = g, .w = w, .T = T, .c = y, .ldc = ldy};
         pool_run(g->pool, job_xwt_bf16, &j);
         return;

@@ -95,6 +95,15 @@ static void check_kernels(void) {
                 CHECK(o[0] == fp32_to_bf16(x0[i]) && o[1] == (half ? 0 : fp32_to_bf16(x1[i])), "bf16_pairs_ref at %lld",
                       (long long)i);
             }
+            /* bf16_pairs_u16 on the rows rounded to bf16 first: the same pairs */
+            uint16_t h0[80], h1[80], o2[6 * 40];
+            for (int64_t i = 0; i < n; i++) h0[i] = fp32_to_bf16(x0[i]), h1[i] = fp32_to_bf16(x1[i]);
+            for (int isa = 0; isa < (avx512 ? 2 : 1); isa++) {
+                memset(o2, 0, sizeof o2);
+                kernels_vec_isa(isa ? KERNEL_ISA_AVX512 : KERNEL_ISA_REF)->bf16_pairs_u16(n, h0, half ? NULL : h1, o2, 40);
+                CHECK(!memcmp(o0, o2, sizeof o0), "bf16_pairs_u16 (%s) != bf16_pairs at n %lld (or wrote outside its pairs)",
+                      isa ? "avx512" : "ref", (long long)n);
+            }
             if (!avx512) continue;
             kernels_vec_isa(KERNEL_ISA_AVX512)->bf16_pairs(n, x0, half ? NULL : x1, o1, 40);
             CHECK(!memcmp(o0, o1, sizeof o0), "bf16_pairs avx512 != ref at n %lld (or wrote outside its pairs)", (long long)n);
@@ -201,11 +210,13 @@ int main(void) {
     tu_rng = 0xbf16bf16ull;
     kernels_init();
     check_kernels();
-    /* ragged against 256-wide blocks and 32-wide tiles; then several 1024-long k blocks of the bf16 path,
-     * an odd n_out (dy W's K, zero-padded) */
+    /* ragged against 256-wide blocks and 32-wide tiles; then several 1024-long k blocks of dy W's bf16
+     * path, an odd n_out (its K, zero-padded) */
     check_train_gemm(HERD_TYPE_BF16, 320, 288, 37);
     check_train_gemm(HERD_TYPE_Q8_0, 320, 288, 37);
     check_train_gemm(HERD_TYPE_Q8_0, 2112, 1091, 5);
     check_train_gemm(HERD_TYPE_F16, 1090, 2051, 3);
+    /* a BF16 weight read in place (y^T = W x^T) over several 2048-long k chunks, 19 tokens (a short strip) */
+    check_train_gemm(HERD_TYPE_BF16, 160, 4100, 19);
     return TU_DONE("train_bf16");
 }

@@ -40,7 +40,16 @@ static void bf16_pairs_ref(int64_t n, const float *x0, const float *x1, uint16_t
     }
 }
 
+static void bf16_pairs_u16_ref(int64_t n, const uint16_t *x0, const uint16_t *x1, uint16_t *out, int64_t ld) {
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t *o = out + (i / 16) * ld + (i % 16) * 2;
+        o[0] = x0[i];
+        o[1] = x1 ? x1[i] : 0;
+    }
+}
+
 void kernels_fill_bf16gemm_ref(kernel_vec_ops *vec) {
     vec->gemm_bf16 = gemm_bf16_ref;
     vec->bf16_pairs = bf16_pairs_ref;
+    vec->bf16_pairs_u16 = bf16_pairs_u16_ref;
 }

@@ -71,7 +71,18 @@ static void bf16_pairs_avx512(int64_t n, const float *x0, const float *x1, uint1
     }
 }
 
+/* 16 elements of each row widened to 32-bit lanes (x0 low half, x1 high half): one strip's pair row */
+static void bf16_pairs_u16_avx512(int64_t n, const uint16_t *x0, const uint16_t *x1, uint16_t *out, int64_t ld) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x0 + i));
+        if (x1) w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x1 + i)), 16));
+        _mm512_mask_storeu_epi32(out + i / 16 * ld, m, w);
+    }
+}
+
 void kernels_fill_bf16gemm_avx512(kernel_vec_ops *vec) {
     vec->gemm_bf16 = gemm_bf16_avx512;
     vec->bf16_pairs = bf16_pairs_avx512;
+    vec->bf16_pairs_u16 = bf16_pairs_u16_avx512;
 }
