@@ -31,6 +31,8 @@ struct train_gemm {
     int64_t ab_cap, ab_T, ab_ld; /* elements allocated; rows and row stride in use */
     uint16_t *xb;     /* xwt: x^T as gemm_bf16's B (job_pack_x) */
     int64_t xb_cap;
+    float *dt;        /* dytx: [nth][DR * T] a block of dy^T */
+    int64_t dt_cap;   /* floats per thread */
     float *yt;        /* xwt: [nth][XR * T] a block of y^T */
     int64_t yt_cap;   /* floats per thread */
 };
@@ -58,6 +60,7 @@ void train_gemm_free(train_gemm *g) {
     free(g->ab);
     free(g->xb);
     free(g->yt);
+    free(g->dt);
     free(g);
 }
 
@@ -223,21 +226,26 @@ static void job_dyw(void *arg, int ith, int nth) {
     }
 }
 
-/* dW += dy^T x: thread ith takes a range of dW's rows; A = dy^T is read with strides (am 1, ak lddy);
- * per (column block, k block) the [kc][nc] block of x packed into strips (each thread its own copy). */
+/* dW += dy^T x: thread ith takes a range of dW's rows; per DR of them their columns of dy are transposed
+ * first (dt, DR x T: A's rows contiguous for the kernel, instead of a stride of n_out between the
+ * elements of a row), then per NC columns of x and KC tokens the kernel sums as before (same bits). */
+#define DR 512
 static void job_dytx(void *arg, int ith, int nth) {
     gjob *j = arg;
     const kernel_vec_ops *vo = kernels_vec();
-    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC;
+    float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC, *dt = j->g->dt + (int64_t)ith * DR * j->T;
     int64_t r0, r1;
     pool_range(j->n_out, ith, nth, &r0, &r1);
-    for (int64_t cb = 0; cb < j->n_in; cb += NC) {
-        const int64_t nc = j->n_in - cb < NC ? j->n_in - cb : NC;
-        for (int64_t k0 = 0; k0 < j->T; k0 += TRAIN_GEMM_KC) {
-            const int64_t kc = j->T - k0 < TRAIN_GEMM_KC ? j->T - k0 : TRAIN_GEMM_KC;
-            if (r1 <= r0) continue;
-            pack_strips(panel, j->b + k0 * j->ldb + cb, j->ldb, kc, nc);
-            gemm_strips(vo, r1 - r0, nc, kc, j->a + k0 * j->lda + r0, 1, j->lda, panel, j->c + r0 * j->ldc + cb, j->ldc);
+    for (int64_t rb = r0; rb < r1; rb += DR) {
+        const int64_t nr = r1 - rb < DR ? r1 - rb : DR;
+        vo->transpose_f32(j->T, nr, j->a + rb, j->lda, dt, j->T);
+        for (int64_t cb = 0; cb < j->n_in; cb += NC) {
+            const int64_t nc = j->n_in - cb < NC ? j->n_in - cb : NC;
+            for (int64_t k0 = 0; k0 < j->T; k0 += TRAIN_GEMM_KC) {
+                const int64_t kc = j->T - k0 < TRAIN_GEMM_KC ? j->T - k0 : TRAIN_GEMM_KC;
+                pack_strips(panel, j->b + k0 * j->ldb + cb, j->ldb, kc, nc);
+                gemm_strips(vo, nr, nc, kc, dt + k0, j->T, 1, panel, j->c + rb * j->ldc + cb, j->ldc);
+            }
         }
     }
 }
@@ -478,6 +486,11 @@ void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t ld
 
 void train_gemm_dytx(train_gemm *g, const float *dy, int64_t lddy, const float *x, int64_t ldx, int64_t T,
                      int64_t n_out, int64_t n_in, float *dw) {
+    if (DR * T > g->dt_cap) {
+        free(g->dt);
+        g->dt_cap = DR * T;
+        g->dt = herd_xmalloc((size_t)(g->nth * DR * T) * sizeof(float));
+    }
     gjob j = {.g = g, .a = dy, .lda = lddy, .b = x, .ldb = ldx, .T = T, .c = dw, .ldc = n_in, .n_out = n_out, .n_in = n_in};
     pool_run(g->pool, job_dytx, &j);
 }

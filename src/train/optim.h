@@ -43,7 +43,7 @@ void optim_step(optim *o, thread_pool *pool, tparam *params, int n, double lr);
 /* The same in parts (tmodel_params.grads_ready: tensors updated as their gradients complete):
  * optim_begin counts the step, then optim_step_range updates tensors [i0, i1) of the list (each once
  * per step; the result is optim_step's bit for bit). optim_sumsq: the sum of squares of one gradient,
- * in double, as optim_clip sums it (the norm is the square root of these summed in list order). */
+ * in double (eight partial sums, optim.c), as optim_clip sums it (the norm is the square root of these summed in list order). */
 void optim_begin(optim *o);
 void optim_step_range(optim *o, thread_pool *pool, tparam *params, int i0, int i1, double lr);
 double optim_sumsq(const tparam *p);
