@@ -110,6 +110,7 @@ static void init_once(void) {
     kernels_fill_attn_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_sgemm_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_bf16gemm_ref(&g_vec[KERNEL_ISA_REF]);
+    kernels_fill_optim_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     kernels_fill_ref_legacy(g_ops[KERNEL_ISA_REF]);
@@ -141,6 +142,7 @@ static void init_once(void) {
         kernels_fill_attn_avx512(&g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_sgemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_bf16gemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
+        kernels_fill_optim_avx512(&g_vec[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)

@@ -87,6 +87,11 @@ typedef struct {
 typedef void (*kernel_attn_fn)(const kernel_attn_kv *kv, int64_t nq, const float *const *q, const int64_t *n_kv,
                                float *const *o, float *scratch);
 
+/* the constants of kernel_vec_ops.adamw_f32 for one step */
+typedef struct {
+    float decay, b1, c1, b2, c2, step_size, bc2_sqrt, eps;
+} kernel_adamw;
+
 /* Primitives of attention and elementwise work, all on contiguous rows. */
 typedef struct {
     float (*dot_f32)(int64_t n, const float *a, const float *b);
@@ -125,6 +130,13 @@ typedef struct {
     /* bf16_pairs for rows already in bf16 (a BF16 weight's rows, read in place): out as above with
      * x0[i] and x1[i] (0 when x1 is NULL) copied. Every variant, same bits. */
     void (*bf16_pairs_u16)(int64_t n, const uint16_t *x0, const uint16_t *x1, uint16_t *out, int64_t ld);
+    /* One AdamW update of n elements (src/train/optim.c), torch.optim.AdamW's arithmetic per element in F32
+     * with each product rounded before its sum: w *= decay; m = m b1 + c1 g; v = v b2 + (c2 g) g;
+     * w += -step_size (m / (sqrt(v) / bc2_sqrt + eps)). Every variant, same bits. */
+    void (*adamw_f32)(int64_t n, float *w, const float *g, float *m, float *v, const kernel_adamw *c);
+    /* s[j % 8] += (double)x[j]^2 for j < n (product, then sum): a gradient's sum of squares in eight
+     * partial sums. Every variant, same bits. */
+    void (*sumsq_f32)(int64_t n, const float *x, double s[8]);
 } kernel_vec_ops;
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the

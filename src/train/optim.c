@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../base/log.h"
+#include "../kernels/kernels.h"
 
 int optim_init(optim *o, const optim_params *p, const tparam *params, int n) {
     memset(o, 0, sizeof *o);
@@ -43,14 +44,11 @@ double optim_lr(const optim_params *p, int64_t step) {
     return p->lr * 0.5 * (1.0 + cos(M_PI * progress));
 }
 
-/* eight partial sums (element j into sum j % 8), added in order at the end: one chain of dependent
- * double additions was ~4 cycles an element (0.8 s a step for a 1B model's gradients); these vectorize */
+/* eight partial sums (element j into sum j % 8, kernel_vec_ops.sumsq_f32), added in order at the end: one
+ * chain of dependent double additions was ~4 cycles an element (0.8 s a step for a 1B model) */
 double optim_sumsq(const tparam *p) {
     double s[8] = {0};
-    int64_t j = 0;
-    for (; j + 8 <= p->n; j += 8)
-        for (int l = 0; l < 8; l++) s[l] += (double)p->g[j + l] * (double)p->g[j + l];
-    for (; j < p->n; j++) s[j % 8] += (double)p->g[j] * (double)p->g[j];
+    kernels_vec()->sumsq_f32(p->n, p->g, s);
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
@@ -89,16 +87,15 @@ static void job_step(void *arg, int ith, int nth) {
             continue;
         }
         float *m = j->o->m[i], *v = j->o->v[i];
-        const float decay = (float)(1.0 - j->lr * p->weight_decay);
-        const float b1 = (float)p->beta1, b2 = (float)p->beta2, c1 = (float)(1.0 - p->beta1), c2 = (float)(1.0 - p->beta2);
-        const float step_size = (float)(j->lr / j->bc1), bc2s = (float)j->bc2_sqrt, eps = (float)p->eps;
-        for (int64_t e = a; e < b; e++) {
-            w[e] *= decay;
-            m[e] = m[e] * b1 + c1 * g[e];
-            v[e] = v[e] * b2 + (c2 * g[e]) * g[e];
-            const float denom = sqrtf(v[e]) / bc2s + eps;
-            w[e] = w[e] + -step_size * (m[e] / denom);
-        }
+        const kernel_adamw c = {.decay = (float)(1.0 - j->lr * p->weight_decay),
+                                .b1 = (float)p->beta1,
+                                .c1 = (float)(1.0 - p->beta1),
+                                .b2 = (float)p->beta2,
+                                .c2 = (float)(1.0 - p->beta2),
+                                .step_size = (float)(j->lr / j->bc1),
+                                .bc2_sqrt = (float)j->bc2_sqrt,
+                                .eps = (float)p->eps};
+        if (b > a) kernels_vec()->adamw_f32(b - a, w + a, g + a, m + a, v + a, &c);
     }
 }
 

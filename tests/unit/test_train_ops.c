@@ -86,6 +86,47 @@ static void test_transpose(void) {
     }
 }
 
+/* adamw_f32 and sumsq_f32: the reference is the formula (checked against doubles where it is exact to
+ * compare); every ISA's variant gives its bits, ragged lengths, zero and tiny gradients included */
+static void test_optim_kernels(void) {
+    const kernel_adamw c = {.decay = 1 - 3e-4f * 0.01f, .b1 = 0.9f, .c1 = 0.1f, .b2 = 0.999f, .c2 = 1 - 0.999f,
+                            .step_size = 3e-4f / 0.19f, .bc2_sqrt = 0.0447f, .eps = 1e-8f};
+    for (int64_t n = 1; n < 90; n += 11) {
+        float w0[90], g[90], m0[90], v0[90];
+        for (int64_t i = 0; i < 90; i++) {
+            w0[i] = tu_sym(), g[i] = tu_sym() * (i % 7 == 3 ? 1e-30f : 1), m0[i] = tu_sym() * 0.1f;
+            v0[i] = fabsf(tu_sym()) * 0.01f;
+            if (i % 13 == 5) g[i] = 0, v0[i] = 0;
+        }
+        float w1[90], m1[90], v1[90];
+        memcpy(w1, w0, sizeof w0), memcpy(m1, m0, sizeof m0), memcpy(v1, v0, sizeof v0);
+        kernels_vec_isa(KERNEL_ISA_REF)->adamw_f32(n, w1, g, m1, v1, &c);
+        for (int64_t i = 0; i < n; i++) { /* the formula, step by step in F32 */
+            const float m = m0[i] * c.b1 + c.c1 * g[i], v = v0[i] * c.b2 + (c.c2 * g[i]) * g[i];
+            const float w = w0[i] * c.decay + -c.step_size * (m / (sqrtf(v) / c.bc2_sqrt + c.eps));
+            CHECK(w1[i] == w && m1[i] == m && v1[i] == v, "adamw_f32 reference at %lld", (long long)i);
+        }
+        double s0[8] = {1, 2, 3, 4, 5, 6, 7, 8}, e[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        kernels_vec_isa(KERNEL_ISA_REF)->sumsq_f32(n, g, s0);
+        for (int64_t i = 0; i < n; i++) e[i % 8] += (double)g[i] * g[i];
+        CHECK(!memcmp(s0, e, sizeof e), "sumsq_f32 reference (n %lld)", (long long)n);
+        for (int isa = 1; isa < KERNEL_ISA_COUNT; isa++) {
+            const kernel_vec_ops *vo = kernels_vec_isa((kernel_isa)isa);
+            if (!vo) continue;
+            float w2[90], m2[90], v2[90];
+            memcpy(w2, w0, sizeof w0), memcpy(m2, m0, sizeof m0), memcpy(v2, v0, sizeof v0);
+            vo->adamw_f32(n, w2, g, m2, v2, &c);
+            CHECK(!memcmp(w1, w2, (size_t)n * 4) && !memcmp(m1, m2, (size_t)n * 4) && !memcmp(v1, v2, (size_t)n * 4) &&
+                      !memcmp(w0 + n, w2 + n, (size_t)(90 - n) * 4),
+                  "adamw_f32 %s differs (n %lld)", kernels_isa_name((kernel_isa)isa), (long long)n);
+            double s1[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+            vo->sumsq_f32(n, g, s1);
+            CHECK(!memcmp(s0, s1, sizeof s1), "sumsq_f32 %s differs (n %lld)", kernels_isa_name((kernel_isa)isa),
+                  (long long)n);
+        }
+    }
+}
+
 /* a scalar loss of the attention output: sum o * w, so dO = w */
 static double attn_loss(const train_attn_shape *a, const float *q, const float *k, const float *v, const float *w) {
     const int64_t n = a->T * a->n_head * a->hd;
@@ -281,6 +322,7 @@ int main(void) {
     tu_rng = 0x7261696e;
     kernels_init();
     test_gemm();
+    test_optim_kernels();
     test_transpose();
     test_train_gemm();
     test_attention();
