@@ -11,8 +11,9 @@
 
 /* columns of a B panel: 256 floats x TRAIN_GEMM_KC rows = 256 KiB, L2-sized */
 #define NC 256
-/* the bf16 path's k block: longer than TRAIN_GEMM_KC (a bf16 panel of 1024 x NC is 512 KiB), so that
- * each AMX tile of C sums 32 steps of 32 before it is stored and added (K = 256: about half the speed) */
+/* the bf16 dy W's k block: longer than TRAIN_GEMM_KC (a bf16 panel of 1024 x NC is 512 KiB), so that
+ * each AMX tile of C sums 32 steps of 32 before it is stored and added (K = 256: about half the speed;
+ * 2048 x 128 and 4096 x 64 measured slower too) */
 #define KB 1024
 
 struct train_gemm {
@@ -25,8 +26,8 @@ struct train_gemm {
     int64_t ct_cap; /* floats per thread */
     /* --base-compute bf16 (train_gemm_set_base_bf16) */
     bool bf16;
-    uint16_t *bpanel; /* [nth][KB * NC] a piece of a frozen weight in bf16 pairs, gemm_bf16's B */
-    uint16_t *hpanel; /* [nth][KB * NC] xwt: the piece's rows in bf16, before the transpose into pairs */
+    uint16_t *bpanel; /* [nth][KB * NC] dyw: a piece of a frozen weight in bf16 pairs, gemm_bf16's B */
+    uint16_t *hpanel; /* [nth][KB * NC] xwt: XR of a weight's rows in bf16, gemm_bf16's A (not for BF16) */
     uint16_t *ab;     /* [T][ab_ld] the activation (x or dy) in bf16, its odd column padded with 0 */
     int64_t ab_cap, ab_T, ab_ld; /* elements allocated; rows and row stride in use */
     uint16_t *xb;     /* xwt: x^T as gemm_bf16's B (job_pack_x) */
