@@ -65,6 +65,14 @@ void train_gemm_free(train_gemm *g) {
     free(g);
 }
 
+/* *buf holds at least need elements in each of copies per-thread pieces (*cap: per piece) */
+static void grow(void **buf, int64_t *cap, int64_t need, int64_t copies, size_t elem) {
+    if (need <= *cap) return;
+    free(*buf);
+    *cap = need;
+    *buf = herd_xmalloc((size_t)(copies * need) * elem);
+}
+
 static int64_t w_block(const train_w *w) {
     if (!w->q) return 1;
     return kernels_type(w->q->type)->block;
@@ -295,11 +303,7 @@ static void job_to_bf16(void *arg, int ith, int nth) {
  * would all fall into one L1 set */
 static void to_bf16(train_gemm *g, const float *x, int64_t ldx, int64_t T, int64_t n) {
     const int64_t ld = (n + 1) / 2 * 2 + ((n + 1) / 2 * 2 % 64 == 0 ? 32 : 0);
-    if (T * ld > g->ab_cap) {
-        free(g->ab);
-        g->ab_cap = T * ld;
-        g->ab = herd_xmalloc((size_t)g->ab_cap * sizeof(uint16_t));
-    }
+    grow((void **)&g->ab, &g->ab_cap, T * ld, 1, sizeof(uint16_t));
     g->ab_T = T, g->ab_ld = ld;
     cjob j = {.g = g, .x = x, .ldx = ldx, .n = n};
     pool_run(g->pool, job_to_bf16, &j);
@@ -406,26 +410,19 @@ static void job_dyw_bf16(void *arg, int ith, int nth) {
         for (int64_t cb = c0; cb < c1; cb += nc_max) {
             const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
             for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
-            if (raw) { /* a BF16 weight's rows interleaved in place */
-                for (int64_t p = 0; p < kp; p++) {
-                    const int64_t r = k0 + 2 * p;
-                    if (2 * p + PF_ROWS < kc) prefetch_piece(w, r + PF_ROWS, cb, nc);
-                    if (2 * p + 1 + PF_ROWS < kc) prefetch_piece(w, r + 1 + PF_ROWS, cb, nc);
-                    vo->bf16_pairs_u16(nc, w_bf16(w, r, cb), 2 * p + 1 < kc ? w_bf16(w, r + 1, cb) : NULL, bp + p * 32,
-                                       32 * kp);
-                }
-                vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, 32 * kp, j->c + cb, j->ldc);
-                continue;
-            }
             for (int64_t p = 0; p < kp; p++) {
-                float row[2][NC];
-                for (int e = 0; e < 2 && 2 * p + e < kc; e++) {
-                    const int64_t r = 2 * p + e;
+                const bool two = 2 * p + 1 < kc; /* an odd kc: the last pair's second row is 0, beside dy's padded 0 */
+                for (int64_t r = 2 * p; r < 2 * p + 2 && r < kc; r++)
                     if (r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
-                    train_w_row(w, k0 + r, cb, nc, row[e]);
+                if (raw) /* a BF16 weight's rows interleaved in place */
+                    vo->bf16_pairs_u16(nc, w_bf16(w, k0 + 2 * p, cb), two ? w_bf16(w, k0 + 2 * p + 1, cb) : NULL,
+                                       bp + p * 32, 32 * kp);
+                else {
+                    float row[2][NC];
+                    train_w_row(w, k0 + 2 * p, cb, nc, row[0]);
+                    if (two) train_w_row(w, k0 + 2 * p + 1, cb, nc, row[1]);
+                    vo->bf16_pairs(nc, row[0], two ? row[1] : NULL, bp + p * 32, 32 * kp);
                 }
-                /* an odd kc: the last pair's second row is 0, beside dy's padded 0 */
-                vo->bf16_pairs(nc, row[0], 2 * p + 1 < kc ? row[1] : NULL, bp + p * 32, 32 * kp);
             }
             vo->gemm_bf16(j->T, nc, 2 * kp, j->g->ab + k0, j->g->ab_ld, bp, 32 * kp, j->c + cb, j->ldc);
         }
@@ -435,17 +432,8 @@ static void job_dyw_bf16(void *arg, int ith, int nth) {
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
     if (g->bf16 && w->q) {
         to_bf16(g, x, ldx, T, w->n_in);
-        const int64_t xb = (T + 15) / 16 * 16 * ((w->n_in + 1) / 2 * 2);
-        if (xb > g->xb_cap) {
-            free(g->xb);
-            g->xb_cap = xb;
-            g->xb = herd_xmalloc((size_t)xb * sizeof(uint16_t));
-        }
-        if (XR * T > g->yt_cap) {
-            free(g->yt);
-            g->yt_cap = XR * T;
-            g->yt = herd_xmalloc((size_t)(g->nth * XR * T) * sizeof(float));
-        }
+        grow((void **)&g->xb, &g->xb_cap, (T + 15) / 16 * 16 * ((w->n_in + 1) / 2 * 2), 1, sizeof(uint16_t));
+        grow((void **)&g->yt, &g->yt_cap, XR * T, g->nth, sizeof(float));
         cjob c = {.g = g, .n = w->n_in};
         pool_run(g->pool, job_pack_x, &c);
         gjob j = {.g = g, .w = w, .T = T, .c = y, .ldc = ldy};
@@ -454,21 +442,13 @@ void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx
     }
     /* transposing W costs n_out n_in copies, transposing x and y T (n_in + n_out): the cheaper one */
     const bool small = w->n_out * w->n_in <= T * (w->n_in + w->n_out);
-    if (small ? TRAIN_GEMM_KC * NC > g->ct_cap : NC * T > g->ct_cap) {
-        free(g->ct);
-        g->ct_cap = small ? TRAIN_GEMM_KC * NC : NC * T;
-        g->ct = herd_xmalloc((size_t)(g->nth * g->ct_cap) * sizeof(float));
-    }
+    grow((void **)&g->ct, &g->ct_cap, small ? TRAIN_GEMM_KC * NC : NC * T, g->nth, sizeof(float));
     gjob j = {.g = g, .w = w, .a = x, .lda = ldx, .T = T, .c = y, .ldc = ldy};
     if (small) {
         pool_run(g->pool, job_xwt_small, &j);
         return;
     }
-    if (w->n_in * ((T + SW - 1) / SW * SW) > g->xt_cap) {
-        free(g->xt);
-        g->xt_cap = w->n_in * ((T + SW - 1) / SW * SW);
-        g->xt = herd_xmalloc((size_t)g->xt_cap * sizeof(float));
-    }
+    grow((void **)&g->xt, &g->xt_cap, w->n_in * ((T + SW - 1) / SW * SW), 1, sizeof(float));
     pool_run(g->pool, job_transpose, &j);
     pool_run(g->pool, job_xwt, &j);
 }
@@ -487,11 +467,7 @@ void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t ld
 
 void train_gemm_dytx(train_gemm *g, const float *dy, int64_t lddy, const float *x, int64_t ldx, int64_t T,
                      int64_t n_out, int64_t n_in, float *dw) {
-    if (DR * T > g->dt_cap) {
-        free(g->dt);
-        g->dt_cap = DR * T;
-        g->dt = herd_xmalloc((size_t)(g->nth * DR * T) * sizeof(float));
-    }
+    grow((void **)&g->dt, &g->dt_cap, DR * T, g->nth, sizeof(float));
     gjob j = {.g = g, .a = dy, .lda = lddy, .b = x, .ldb = ldx, .T = T, .c = dw, .ldc = n_in, .n_out = n_out, .n_in = n_in};
     pool_run(g->pool, job_dytx, &j);
 }
