@@ -111,6 +111,7 @@ static void init_once(void) {
     kernels_fill_sgemm_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_bf16gemm_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_optim_ref(&g_vec[KERNEL_ISA_REF]);
+    kernels_fill_exp_ref(&g_vec[KERNEL_ISA_REF]);
     kernels_fill_ref_kquants(g_ops[KERNEL_ISA_REF]);
     kernels_fill_fp8_ref(g_ops[KERNEL_ISA_REF]);
     kernels_fill_ref_legacy(g_ops[KERNEL_ISA_REF]);
@@ -143,6 +144,7 @@ static void init_once(void) {
         kernels_fill_sgemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_bf16gemm_avx512(&g_vec[KERNEL_ISA_AVX512]);
         kernels_fill_optim_avx512(&g_vec[KERNEL_ISA_AVX512]);
+        kernels_fill_exp_avx512(&g_vec[KERNEL_ISA_AVX512]);
     }
     g_active = KERNEL_ISA_REF;
     for (int isa = KERNEL_ISA_COUNT - 1; isa >= 0; isa--)

@@ -137,7 +137,19 @@ typedef struct {
     /* s[j % 8] += (double)x[j]^2 for j < n (product, then sum): a gradient's sum of squares in eight
      * partial sums. Every variant, same bits. */
     void (*sumsq_f32)(int64_t n, const float *x, double s[8]);
+    /* The exponentials of a softmax (training's attention weights and cross-entropy): for i < n,
+     * y[i] = e^t with t = x[i] * scale - sub (the product, then the difference, each rounded to float),
+     * e^t as ref/exp_ref.c computes it (Cephes' expf: within 2 ulp of exp where e^t is a normal float;
+     * t < KERNEL_EXP_LO gives 0, t > KERNEL_EXP_HI +inf, a NaN stays NaN). Returns the sum of the y[i] in
+     * double: y[i] added to partial sum i % 16, the 16 partials then added in order. y may be x. Every
+     * variant, same bits. */
+    double (*exp_f32)(int64_t n, const float *x, float scale, float sub, float *y);
 } kernel_vec_ops;
+
+/* exp_f32's range: below LO, e^t < FLT_MIN (0 is returned, no subnormals); above HI, 2^k would leave
+ * the exponent's range (+inf is returned: e^t > 2.4e38, a little short of FLT_MAX) */
+#define KERNEL_EXP_LO (-87.3365478515625f)
+#define KERNEL_EXP_HI 88.3762626647949f
 
 /* Picks the best ISA this CPU supports (idempotent, thread-safe). HERD_ISA=ref|avx2|avx512 in the
  * environment forces a lower one (for tests and benchmarks). */

@@ -63,6 +63,8 @@ void kernels_fill_bf16gemm_ref(kernel_vec_ops *vec);    /* ref/bf16gemm_ref.c */
 void kernels_fill_bf16gemm_avx512(kernel_vec_ops *vec); /* x86/bf16gemm_avx512.c */
 void kernels_fill_optim_ref(kernel_vec_ops *vec);       /* ref/optim_ref.c */
 void kernels_fill_optim_avx512(kernel_vec_ops *vec);    /* x86/optim_avx512.c */
+void kernels_fill_exp_ref(kernel_vec_ops *vec);         /* ref/exp_ref.c */
+void kernels_fill_exp_avx512(kernel_vec_ops *vec);      /* x86/exp_avx512.c */
 
 /* AMX-INT8 (x86/gemm_amx.c): prompt processing on the packed q8_0 / q4_0 layout (packed.h), bit for bit the
  * VNNI kernels' results. supported: the CPU has AMX-TILE and AMX-INT8 with AVX-512, the OS saves the tile

@@ -127,6 +127,74 @@ static void test_optim_kernels(void) {
     }
 }
 
+/* exp_f32: the reference within 2 ulp of exp (in double) over the normal range, 0 / +inf / NaN at and past
+ * its ends, the sum its 16 partials; every ISA's variant gives its bits (values, sum), ragged lengths,
+ * in place too. A mutation check: a reference off by one ulp in one element must fail the comparison. */
+static void test_exp_kernel(void) {
+    const kernel_vec_ops *ref = kernels_vec_isa(KERNEL_ISA_REF);
+    enum { N = 4096 + 13 };
+    float *x = malloc(N * sizeof(float)), *y0 = malloc(N * sizeof(float)), *y1 = malloc(N * sizeof(float));
+    for (int64_t i = 0; i < N; i++) x[i] = -100.0f + 190.0f * (float)i / N + 0.01f * tu_sym();
+    const float specials[] = {0.0f, -0.0f, KERNEL_EXP_LO, KERNEL_EXP_HI, -INFINITY, INFINITY, NAN, 1e-30f, -1e-30f};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) x[i * 37] = specials[i];
+    const double sum = ref->exp_f32(N, x, 1.0f, 0.0f, y0);
+    double worst = 0;
+    for (int64_t i = 0; i < N; i++) {
+        const float t = x[i];
+        if (t != t) {
+            CHECK(y0[i] != y0[i], "exp_f32(NaN) = %g", y0[i]);
+            continue;
+        }
+        if (t < KERNEL_EXP_LO) CHECK(y0[i] == 0.0f, "exp_f32(%g) = %g, want 0", t, y0[i]);
+        else if (t > KERNEL_EXP_HI) CHECK(isinf(y0[i]) && y0[i] > 0, "exp_f32(%g) = %g, want inf", t, y0[i]);
+        else {
+            const double e = exp((double)t), ulp = ldexp(1.0, ilogb(e) - 23);
+            worst = fmax(worst, fabs(y0[i] - e) / ulp);
+        }
+    }
+    CHECK(worst <= 2.0, "exp_f32 reference: %g ulp from exp", worst);
+    CHECK(sum != sum, "exp_f32's sum over a NaN is %g", sum);
+    /* the sum without the NaN element: its partials, in order */
+    float *xf = malloc(N * sizeof(float));
+    memcpy(xf, x, N * sizeof(float));
+    xf[6 * 37] = 0.0f, xf[5 * 37] = 0.0f; /* no NaN, no inf */
+    for (int64_t i = 0; i < N; i++)
+        if (xf[i] > 80.0f) xf[i] = 80.0f - 0.001f * (float)(i % 7);
+    const double s2 = ref->exp_f32(N, xf, 0.5f, 3.0f, y1);
+    double p2[16] = {0}, e2 = 0;
+    for (int64_t i = 0; i < N; i++) {
+        float t = xf[i] * 0.5f - 3.0f, e;
+        ref->exp_f32(1, &t, 1.0f, 0.0f, &e);
+        CHECK(y1[i] == e, "exp_f32 scale/sub at %lld", (long long)i);
+        p2[i % 16] += (double)y1[i];
+    }
+    for (int l = 0; l < 16; l++) e2 += p2[l];
+    CHECK(s2 == e2, "exp_f32 sum %.17g, want %.17g", s2, e2);
+    for (int isa = 1; isa < KERNEL_ISA_COUNT; isa++) {
+        const kernel_vec_ops *vo = kernels_vec_isa((kernel_isa)isa);
+        if (!vo) continue;
+        for (int64_t n = 1; n <= N; n = n < 40 ? n + 1 : n * 3 + 1) {
+            const double r0 = ref->exp_f32(n, x, 1.0f, 0.0f, y0);
+            float *y2 = malloc(N * sizeof(float));
+            memcpy(y2, x, N * sizeof(float));
+            const double r1 = vo->exp_f32(n, y2, 1.0f, 0.0f, y2); /* in place */
+            CHECK(!memcmp(y0, y2, (size_t)n * 4) && !memcmp(x + n, y2 + n, (size_t)(N - n) * 4) &&
+                      (r0 == r1 || (r0 != r0 && r1 != r1)),
+                  "exp_f32 %s differs from the reference (n %lld)", kernels_isa_name((kernel_isa)isa), (long long)n);
+            const double q0 = ref->exp_f32(n, xf, 0.5f, 3.0f, y0), q1 = vo->exp_f32(n, xf, 0.5f, 3.0f, y2);
+            CHECK(!memcmp(y0, y2, (size_t)n * 4) && q0 == q1, "exp_f32 %s scale/sub differs (n %lld)",
+                  kernels_isa_name((kernel_isa)isa), (long long)n);
+            if (n == N) { /* the comparison can fail: one ulp off in one element */
+                uint32_t b;
+                memcpy(&b, &y0[n / 2], 4), b ^= 1, memcpy(&y0[n / 2], &b, 4);
+                CHECK(memcmp(y0, y2, (size_t)n * 4) != 0, "exp_f32 mutation not detected");
+            }
+            free(y2);
+        }
+    }
+    free(x), free(y0), free(y1), free(xf);
+}
+
 /* a scalar loss of the attention output: sum o * w, so dO = w */
 static double attn_loss(const train_attn_shape *a, const float *q, const float *k, const float *v, const float *w) {
     const int64_t n = a->T * a->n_head * a->hd;
@@ -323,6 +391,7 @@ int main(void) {
     kernels_init();
     test_gemm();
     test_optim_kernels();
+    test_exp_kernel();
     test_transpose();
     test_train_gemm();
     test_attention();
