@@ -224,8 +224,10 @@ static void job_dyw(void *arg, int ith, int nth) {
             float row[NC];
             if (w->q)
                 for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
-            for (int64_t r = 0; r < kc; r++) { /* W's rows k0.., columns cb.. (dequantized) into strips */
-                if (w->q && r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
+            if (!w->q) /* an F32 W's rows k0.., columns cb.. straight into strips */
+                pack_strips(panel, w->f + k0 * w->n_in + cb, w->n_in, kc, nc);
+            for (int64_t r = 0; w->q && r < kc; r++) { /* else each row piece dequantized, then into strips */
+                if (r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
                 train_w_row(w, k0 + r, cb, nc, row);
                 for (int64_t c = 0; c < nc; c += SW)
                     memcpy(panel + c * kc + r * SW, row + c, (size_t)(nc - c < SW ? nc - c : SW) * sizeof(float));

@@ -31,8 +31,8 @@ void train_swiglu_backward(float *dg, float *du, const float *da, const float *g
  * o: [T][n_head * hd]; lse: [T][n_head] the log-sum-exp of each query's scaled scores (what the
  * backward needs to recompute the attention weights instead of storing T x T per head).
  *   s_tj = (q_t . k_j) * scale  (j <= t),  p_tj = exp(s_tj - lse_t),  o_t = sum_j p_tj v_j
- * These are the scalar references; train_attention.c holds the threaded versions (same math, same
- * order per element). */
+ * These are the scalar references (in double); attn.c holds the threaded versions (the same math as
+ * blocked F32 products and kernels.h exp_f32: they agree to float rounding). */
 typedef struct {
     int64_t T, n_head, n_head_kv, hd;
     float scale;
