@@ -1,6 +1,7 @@
 /* See attn.h. Blocked: a work item's scores are one matrix product (kernels.h gemm_f32) against the
- * keys transposed once per call, its weights one exp_f32 per row, its outputs products again — the
- * per-key dot / exp / axpy of the plain form ran the attention at a tenth of the products' speed.
+ * keys transposed once per call, its weights one exp_f32 per row, its outputs products again (the plain
+ * form, an F32 dot, expf and axpy per (query, key) pair, took ~12 % of a bf16 LoRA step for under 1 % of
+ * its arithmetic).
  *
  * Per item (QBLK queries of one head, or QBLK keys of one KV head against all later queries of its
  * group), with kT, vT = K, V of the KV head transposed ([hd][T], built once per call):
