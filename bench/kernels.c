@@ -163,8 +163,10 @@ static void attn_table(void) {
 
 int main(int argc, char **argv) {
     static const int types[] = {HERD_TYPE_F32,  HERD_TYPE_F16,  HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0,
-                                HERD_TYPE_Q2_K, HERD_TYPE_Q3_K, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
-    static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
+                                HERD_TYPE_Q2_K, HERD_TYPE_Q3_K, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K,
+                                HERD_TYPE_IQ4_XS};
+    static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
+                                  "iq4_xs"};
     const char *env = getenv("HERD_BENCH_FLUSH_MB");
     size_t flush_bytes = (size_t)(env ? atol(env) : 1024) << 20;
     uint64_t *flush = malloc(flush_bytes);
