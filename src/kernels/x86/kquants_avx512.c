@@ -179,10 +179,9 @@ static inline void dot_k32_block(const uint8_t *qs, const uint8_t *qh, const uin
     for (int c = 0; c < 4; c++) {
         __m512i q = bcast32(qs + 32 * c);
         q = _mm512_and_si512(_mm512_mask_srli_epi16(q, UPPER, q, 4), bytes(15));
-        if (qh) { /* bit 2c (lower half) / 2c + 1 (upper half) of qh[l] -> 16 */
-            __m512i t = srl16(hz, 2 * c);
-            t = _mm512_and_si512(_mm512_mask_srli_epi16(t, UPPER, t, 1), bytes(1));
-            q = _mm512_or_si512(q, _mm512_slli_epi16(t, 4));
+        if (qh) { /* bit 2c (lower half) / 2c + 1 (upper half) of qh[l] -> + 16 (q <= 15): a test, a masked add */
+            const __m512i bit = _mm512_inserti64x4(bytes(1 << (2 * c)), _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
+            q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(hz, bit), q, bytes(16));
         }
         isum = qdot64(isum, q, b->qs + 64 * c, pair_scales16(sc16, 2 * c));
     }
