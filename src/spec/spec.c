@@ -57,9 +57,16 @@ int64_t spec_lookup(const int32_t *hist, int64_t n, int ngram_max, int64_t n_max
         /* latest start i < n - m whose m tokens equal the tail and that has a follower */
         for (int64_t i = n - m - 1; i >= 0; i--) {
             if (hist[i] != tail[0] || memcmp(hist + i, tail, (size_t)m * sizeof *hist) != 0) continue;
-            int64_t k = n - (i + m);
-            if (k > n_max) k = n_max;
-            memcpy(out, hist + i + m, (size_t)k * sizeof *out);
+            /* the L followers up to the end of the text; when the text ends in R repeats of one period of
+             * L tokens, the copy runs on through the draft itself (an overlapping copy: the cycle goes on)
+             * for R periods in all — as much future as the text shows past, so a cycle that has held for a
+             * while drafts n_max tokens, and one that may be chance drafts little (long drafts that are
+             * mostly rejected cost more to verify than they save) */
+            const int64_t L = n - (i + m);
+            int64_t R = 1;
+            while (n >= (R + 1) * L && memcmp(hist + n - (R + 1) * L, hist + n - L, (size_t)L * sizeof *hist) == 0) R++;
+            const int64_t k = R * L < n_max ? R * L : n_max;
+            for (int64_t j = 0; j < k; j++) out[j] = j < L ? hist[i + m + j] : out[j - L];
             return k;
         }
     }

@@ -36,9 +36,11 @@ int32_t spec_accept_reject(const float *p, const float *q, int64_t n, int32_t to
 
 /* ---- prompt lookup ------------------------------------------------------------------------------- */
 
-/* Prompt-lookup drafting: for m = ngram_max down to 1, finds the latest earlier occurrence of the
- * last m tokens of hist[0..n) and copies up to n_max tokens that followed it into out. Returns the
- * number drafted (0: no m-gram recurs). O(n * ngram_max). */
+/* Prompt-lookup drafting: for m = ngram_max down to 1, finds the latest earlier occurrence (at i) of the
+ * last m tokens of hist[0..n) and copies the L = n - (i + m) tokens that followed it into out, at most
+ * n_max; when hist ends in R >= 2 repeats of those L tokens, the copy continues through out itself (the
+ * cycle goes on) to R * L tokens, at most n_max. Returns the number drafted (0: no m-gram recurs).
+ * O(n * ngram_max). */
 int64_t spec_lookup(const int32_t *hist, int64_t n, int ngram_max, int64_t n_max, int32_t *out);
 
 /* ---- drafter ------------------------------------------------------------------------------------- */

@@ -159,11 +159,23 @@ static void check_lookup(void) {
     /* with n-grams of at most 2: the latest "2 3" is at 6 -> 7 8 1 2 3, capped at n_max */
     k = spec_lookup(h1, 13, 2, 3, out);
     CHECK(k == 3 && out[0] == 7 && out[1] == 8 && out[2] == 1, "2-gram lookup: k %lld", (long long)k);
+    /* the text is not periodic with period 5 (4 5 9 2 3 / 7 8 1 2 3): only the 5 followers, not n_max */
+    k = spec_lookup(h1, 13, 2, 8, out);
+    CHECK(k == 5 && out[0] == 7 && out[4] == 3, "non-periodic lookup drafts its followers only: k %lld", (long long)k);
     const int32_t h2[] = {5, 6, 7, 8};
     CHECK(spec_lookup(h2, 4, 3, 8, out) == 0, "no recurring n-gram: no draft");
     const int32_t h3[] = {4, 4};
     k = spec_lookup(h3, 2, 3, 8, out);
-    CHECK(k == 1 && out[0] == 4, "a repeated token drafts itself");
+    CHECK(k == 2 && out[0] == 4 && out[1] == 4, "a token seen twice drafts itself twice: k %lld", (long long)k);
+    const int32_t h5[] = {9, 4, 4, 4, 4, 4};
+    k = spec_lookup(h5, 6, 3, 8, out);
+    CHECK(k == 5 && out[0] == 4 && out[4] == 4, "five repeats: five drafted (period 1, R 5): k %lld", (long long)k);
+    /* a cycle: the tail "3 1 2" last occurred at 2, followed by 3 1 2 (to the end); the text ends in two
+     * periods, so two are drafted: 3 1 2 3 1 2 */
+    const int32_t h4[] = {1, 2, 3, 1, 2, 3, 1, 2};
+    k = spec_lookup(h4, 8, 3, 7, out);
+    CHECK(k == 6 && out[0] == 3 && out[1] == 1 && out[2] == 2 && out[3] == 3 && out[4] == 1 && out[5] == 2,
+          "cycle lookup: k %lld", (long long)k);
     CHECK(spec_lookup(h3, 1, 3, 8, out) == 0, "one token: no draft");
 }
 
