@@ -79,10 +79,9 @@ static void job_fwd(void *arg, int ith, int nth) {
         vo->gemm_f32(nq, n, hd, j->q + t0 * qd + h * hd, qd, 1, j->kT + g * hd * T, T, S, n);
         float *o = j->out + t0 * qd + h * hd;
         for (int64_t i = 0; i < nq; i++) {
-            float *s = S + i * n, mx = -INFINITY;
+            float *s = S + i * n;
             const int64_t nk = t0 + i + 1; /* keys 0 .. t */
-            for (int64_t jj = 0; jj < nk; jj++) mx = s[jj] > mx ? s[jj] : mx;
-            const float m = mx * a->scale; /* = the largest scaled score (scale > 0) */
+            const float m = s[vo->argmax_f32(nk, s)] * a->scale; /* = the largest scaled score (scale > 0) */
             const double l = vo->exp_f32(nk, s, a->scale, m, s);
             memset(s + nk, 0, (size_t)(n - nk) * sizeof(float));
             inv[i] = (float)(1.0 / l);
@@ -116,17 +115,16 @@ static void job_D(void *arg, int ith, int nth) {
             j->D[t * H + h] = vo->dot_f32(hd, j->dout + (t * H + h) * hd, j->o + (t * H + h) * hd);
 }
 
-/* P and dS of a block of scores in place: rows r < nr of S (P) and dP (dS), n columns, row r's valid
- * columns [0, valid(r)) (0 past the causal edge); query of row r: lse[r * lse_ld], D[r * lse_ld] */
+/* P and dS of a block of scores in place: rows r < nr of S (P) and dP (dS), n columns; row r's query (one
+ * position further than row r - 1's) sees columns [0, nv), nv = first + r (at most n; 0 past the causal
+ * edge); its lse and D at lse[r * ld], D[r * ld] */
 static void block_ds(const kernel_vec_ops *vo, const train_attn_shape *a, int64_t nr, int64_t n, float *S, float *dP,
-                     const float *lse, const float *D, int64_t lse_ld, int64_t first_valid, int64_t step) {
+                     const float *lse, const float *D, int64_t ld, int64_t first) {
     for (int64_t r = 0; r < nr; r++) {
-        /* row r: valid columns [0, nv) with nv = first_valid + r * step, clamped to [0, n] */
-        int64_t nv = first_valid + r * step;
-        nv = nv < 0 ? 0 : nv > n ? n : nv;
+        const int64_t nv = first + r < n ? first + r : n;
         float *p = S + r * n, *ds = dP + r * n;
-        vo->exp_f32(nv, p, a->scale, lse[r * lse_ld], p);
-        const float Dr = D[r * lse_ld];
+        vo->exp_f32(nv, p, a->scale, lse[r * ld], p);
+        const float Dr = D[r * ld];
         for (int64_t c = 0; c < nv; c++) ds[c] = p[c] * (ds[c] - Dr) * a->scale;
         memset(p + nv, 0, (size_t)(n - nv) * sizeof(float));
         memset(ds + nv, 0, (size_t)(n - nv) * sizeof(float));
@@ -150,7 +148,7 @@ static void job_dq(void *arg, int ith, int nth) {
         vo->gemm_f32(nq, n, hd, j->q + t0 * qd + h * hd, qd, 1, j->kT + g * hd * T, T, S, n);
         vo->gemm_f32(nq, n, hd, j->dout + t0 * qd + h * hd, qd, 1, j->vT + g * hd * T, T, dP, n);
         /* query t0 + r sees keys 0 .. t0 + r */
-        block_ds(vo, a, nq, n, S, dP, j->lse + t0 * H + h, j->D + t0 * H + h, H, t0 + 1, 1);
+        block_ds(vo, a, nq, n, S, dP, j->lse + t0 * H + h, j->D + t0 * H + h, H, t0 + 1);
         float *dq = j->dq + t0 * qd + h * hd;
         for (int64_t i = 0; i < nq; i++) memset(dq + i * qd, 0, (size_t)hd * sizeof(float));
         vo->gemm_f32(nq, hd, n, dP, n, 1, j->k + g * hd, kd, dq, qd);
@@ -181,7 +179,7 @@ static void job_dkv(void *arg, int ith, int nth) {
             vo->gemm_f32(nt, nk, hd, qh, qd, 1, j->kT + g * hd * T + j0, T, S, nk);
             vo->gemm_f32(nt, nk, hd, doh, qd, 1, j->vT + g * hd * T + j0, T, dP, nk);
             /* query j0 + r sees keys j0 .. j0 + r of the block */
-            block_ds(vo, a, nt, nk, S, dP, j->lse + j0 * H + h, j->D + j0 * H + h, H, 1, 1);
+            block_ds(vo, a, nt, nk, S, dP, j->lse + j0 * H + h, j->D + j0 * H + h, H, 1);
             vo->gemm_f32(nk, hd, nt, S, 1, nk, doh, qd, dv, kd);  /* P^T dO */
             vo->gemm_f32(nk, hd, nt, dP, 1, nk, qh, qd, dk, kd);  /* dS^T Q */
         }

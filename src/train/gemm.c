@@ -221,16 +221,17 @@ static void job_dyw(void *arg, int ith, int nth) {
         const int64_t nc = c1 - cb < nc_max ? c1 - cb : nc_max;
         for (int64_t k0 = 0; k0 < w->n_out; k0 += TRAIN_GEMM_KC) {
             const int64_t kc = w->n_out - k0 < TRAIN_GEMM_KC ? w->n_out - k0 : TRAIN_GEMM_KC;
-            float row[NC];
-            if (w->q)
-                for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
-            if (!w->q) /* an F32 W's rows k0.., columns cb.. straight into strips */
+            if (!w->q) { /* an F32 W's rows k0.., columns cb.. straight into strips */
                 pack_strips(panel, w->f + k0 * w->n_in + cb, w->n_in, kc, nc);
-            for (int64_t r = 0; w->q && r < kc; r++) { /* else each row piece dequantized, then into strips */
-                if (r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
-                train_w_row(w, k0 + r, cb, nc, row);
-                for (int64_t c = 0; c < nc; c += SW)
-                    memcpy(panel + c * kc + r * SW, row + c, (size_t)(nc - c < SW ? nc - c : SW) * sizeof(float));
+            } else { /* each row piece dequantized, then into strips */
+                float row[NC];
+                for (int64_t r = 0; r < PF_ROWS && r < kc; r++) prefetch_piece(w, k0 + r, cb, nc);
+                for (int64_t r = 0; r < kc; r++) {
+                    if (r + PF_ROWS < kc) prefetch_piece(w, k0 + r + PF_ROWS, cb, nc);
+                    train_w_row(w, k0 + r, cb, nc, row);
+                    for (int64_t c = 0; c < nc; c += SW)
+                        memcpy(panel + c * kc + r * SW, row + c, (size_t)(nc - c < SW ? nc - c : SW) * sizeof(float));
+                }
             }
             gemm_strips(vo, j->T, nc, kc, j->a + k0, j->lda, 1, panel, j->c + cb, j->ldc);
         }

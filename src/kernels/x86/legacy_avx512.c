@@ -27,14 +27,18 @@ typedef struct {
     float d;
 } iq4xs_unpacked;
 
-static inline void unpack_iq4_xs(const block_iq4_xs *x, iq4xs_unpacked *u) {
+/* The 64 nibbles of blocks 2p, 2p + 1 (their 32 bytes at qs) as bytes in element order, 128-bit lanes:
+ * block 2p's low nibbles, its high nibbles, then block 2p + 1's (the index vector for a vpshufb table) */
+static inline __m512i iq4_pair_nibbles(const uint8_t *qs) {
     const __m512i perm = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), sh = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512i q = _mm512_permutexvar_epi64(perm, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)qs)));
+    return _mm512_and_si512(_mm512_srlv_epi64(q, sh), _mm512_set1_epi8(0x0f));
+}
+
+static inline void unpack_iq4_xs(const block_iq4_xs *x, iq4xs_unpacked *u) {
     for (int b = 0; b < 8; b++) u->l[b] = (((x->scales_l[b / 2] >> 4 * (b % 2)) & 15) | (((x->scales_h >> 2 * b) & 3) << 4)) - 32;
     for (int p = 0; p < 4; p++) {
-        __m512i q = _mm512_permutexvar_epi64(perm, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x->qs + 32 * p))));
-        __m512i idx = _mm512_and_si512(_mm512_srlv_epi64(q, sh), m4);
-        u->u[p] = _mm512_shuffle_epi8(g_tab, idx);
+        u->u[p] = _mm512_shuffle_epi8(g_tab, iq4_pair_nibbles(x->qs + 32 * p));
         u->ls[p] = _mm512_inserti64x4(_mm512_set1_epi32(u->l[2 * p]), _mm256_set1_epi32(u->l[2 * p + 1]), 1);
     }
     u->d = _cvtsh_ss(x->d);
@@ -72,7 +76,8 @@ static void gemm_iq4_xs_avx512(int64_t n, int64_t nr, int64_t nt, const void *w,
     }
 }
 
-/* The decode dot (one token): two 32-blocks per 512-bit step as the gemm's unpack lays them out, but the
+/* The decode dot (one token): two 32-blocks per 512-bit step as the gemm's unpack lays them out
+ * (iq4_pair_nibbles), but the
  * levels kept signed (k_iq4nl by vpshufb) and multiplied as ggml's AVX2 kernel does — |level| (vpabsb) times
  * q8 with the level's sign (q8 negated under the levels' sign mask; AVX-512 has no vpsignb) by vpmaddubsw
  * into pair sums (|.| <= 2 * 127 * 127: no saturation, q8_K has no -128), times the block's ls - 32 as i16
@@ -82,12 +87,9 @@ static void gemm_iq4_xs_avx512(int64_t n, int64_t nr, int64_t nt, const void *w,
 static void dot_iq4_xs_avx512(int64_t n, float *out, const void *w, const void *x) {
     const block_iq4_xs *a = w;
     const block_q8_K *b = x;
-    const __m512i perm = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), m4 = _mm512_set1_epi8(0x0f);
     const __m512i tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4nl));
     /* scale b: nibble b % 2 of scales_l[b / 2], bits 2b..2b+1 of scales_h */
     const __m128i lo_shift = _mm_setr_epi16(0, 4, 0, 4, 0, 4, 0, 4), hi_shift = _mm_setr_epi16(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m512i pair_idx[4] = {_mm512_set1_epi32(0), _mm512_set1_epi32(0x00010001 * 2), _mm512_set1_epi32(0x00010001 * 4),
-                                 _mm512_set1_epi32(0x00010001 * 6)};
     const __m512i upper16 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1);
     float s = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
@@ -99,12 +101,11 @@ static void dot_iq4_xs_avx512(int64_t n, float *out, const void *w, const void *
         const __m512i ls = _mm512_broadcast_i32x4(_mm_sub_epi16(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi16(32)));
         __m512i acc = _mm512_setzero_si512();
         for (int p = 0; p < 4; p++) {
-            const __m512i q = _mm512_permutexvar_epi64(perm, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * p))));
-            const __m512i lv = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFF00FF00, q, 4), m4));
+            const __m512i lv = _mm512_shuffle_epi8(tab, iq4_pair_nibbles(a[i].qs + 32 * p));
             __m512i xv = _mm512_loadu_si512(b[i].qs + 64 * p);
             xv = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(lv), _mm512_setzero_si512(), xv);
             /* i16 lanes 0..15: ls of block 2p, 16..31: of block 2p + 1 (vpermw from the eight in ls) */
-            const __m512i sc = _mm512_permutexvar_epi16(_mm512_add_epi16(pair_idx[p], upper16), ls);
+            const __m512i sc = _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_set1_epi16((short)(2 * p)), upper16), ls);
             acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(lv), xv), sc));
         }
         s += (float)_mm512_reduce_add_epi32(acc) * (_cvtsh_ss(a[i].d) * b[i].d);
