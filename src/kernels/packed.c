@@ -1,4 +1,4 @@
-/* Interleaved q8_0 / q4_0 weights (packed.h): packing, the activation rows, the scalar reference and
+/* Interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K weights (packed.h): packing, the activation rows, the scalar reference and
  * the choice of kernel. */
 #include "packed.h"
 
@@ -16,10 +16,11 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     if (kernels_active_isa() != KERNEL_ISA_AVX512) return NULL;
     switch (type) {
     /* AMX (x86/gemm_amx.c) takes batches of 16 tokens and more, the same bits; the rest goes to VNNI
-     * (q8_0, q4_0, q4_K, q6_K) */
+     * (q8_0, q4_0, q4_K, q5_K, q6_K) */
     case HERD_TYPE_Q8_0: return kernels_amx_active() ? pk_gemm_q8_0_amx : pk_gemm_q8_0_avx512;
     case HERD_TYPE_Q4_0: return kernels_amx_active() ? pk_gemm_q4_0_amx : pk_gemm_q4_0_avx512;
     case HERD_TYPE_Q4_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q4_K_amx : pk_gemm_q4_K_avx512;
+    case HERD_TYPE_Q5_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q5_K_amx : pk_gemm_q5_K_avx512;
     case HERD_TYPE_Q6_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q6_K_amx : pk_gemm_q6_K_avx512;
     default: return NULL;
     }
@@ -31,27 +32,35 @@ int64_t pk_group_bytes(int type, int64_t n) {
     case HERD_TYPE_Q8_0: return nb * 544;
     case HERD_TYPE_Q4_0: return nb * 288;
     case HERD_TYPE_Q4_K: return n / QK_K * PK_K4_BLOCK;
+    case HERD_TYPE_Q5_K: return n / QK_K * PK_K5_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_K6_BLOCK;
     default: return 0;
     }
 }
 
-static void pack_w_q4_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
+/* q4_K and q5_K (their first 2368 bytes are the same layout; q5_K's fifth bits follow) */
+static void pack_w_k4(int type, int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
+    const int q5 = type == HERD_TYPE_Q5_K;
+    const int64_t bb = q5 ? PK_K5_BLOCK : PK_K4_BLOCK, sbb = q5 ? (int64_t)sizeof(block_q5_K) : (int64_t)sizeof(block_q4_K);
     for (int r = 0; r < PK_ROWS; r++) {
-        const block_q4_K *row = (const block_q4_K *)(src + r * row_bytes);
+        const uint8_t *row = src + r * row_bytes;
         for (int64_t b = 0; b < n / QK_K; b++) {
-            const block_q4_K *blk = row + b;
-            uint8_t *ob = o + b * PK_K4_BLOCK;
-            memcpy(ob + 2 * r, &blk->d, 2);
-            memcpy(ob + 32 + 2 * r, &blk->dmin, 2);
+            /* d, dmin, scales[12] at the same offsets in both blocks; then q5_K's qh[32], qs[128] */
+            const uint8_t *blk = row + b * sbb, *scales = blk + 4;
+            const uint8_t *qs = q5 ? ((const block_q5_K *)blk)->qs : ((const block_q4_K *)blk)->qs;
+            uint8_t *ob = o + b * bb;
+            memcpy(ob + 2 * r, blk, 2);
+            memcpy(ob + 32 + 2 * r, blk + 2, 2);
             for (int s = 0; s < 8; s++) {
                 uint8_t sc, m;
-                kq_scale_min(blk->scales, s, &sc, &m);
+                kq_scale_min(scales, s, &sc, &m);
                 ob[64 + 16 * s + r] = sc;
                 ob[192 + 32 * (s / 2) + 2 * r + s % 2] = m;
             }
             for (int c = 0; c < 4; c++)
-                for (int k = 0; k < 8; k++) memcpy(ob + 320 + c * 512 + k * 64 + r * 4, blk->qs + 32 * c + 4 * k, 4);
+                for (int k = 0; k < 8; k++) memcpy(ob + 320 + c * 512 + k * 64 + r * 4, qs + 32 * c + 4 * k, 4);
+            if (q5)
+                for (int k = 0; k < 8; k++) memcpy(ob + PK_K4_BLOCK + k * 64 + r * 4, ((const block_q5_K *)blk)->qh + 4 * k, 4);
         }
     }
 }
@@ -90,8 +99,8 @@ static void pack_w_q6_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_
 void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *out) {
     const uint8_t *src = rows;
     uint8_t *o = out;
-    if (type == HERD_TYPE_Q4_K) {
-        pack_w_q4_K(n, src, row_bytes, o);
+    if (type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K) {
+        pack_w_k4(type, n, src, row_bytes, o);
         return;
     }
     if (type == HERD_TYPE_Q6_K) {
@@ -123,12 +132,12 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
 }
 
 int64_t pk_x_bytes(int type, int64_t n) {
-    return type == HERD_TYPE_Q4_K ? n / QK_K * PK_XK_BLOCK : type == HERD_TYPE_Q6_K ? n / QK_K * PK_XK6_BLOCK : n / 32 * PK_X_BLOCK;
+    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K ? n / QK_K * PK_XK_BLOCK : type == HERD_TYPE_Q6_K ? n / QK_K * PK_XK6_BLOCK : n / 32 * PK_X_BLOCK;
 }
 
 void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
     uint8_t *o = xp;
-    if (type == HERD_TYPE_Q4_K) {
+    if (type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K) {
         const block_q8_K *k = x;
         for (int64_t i = 0; i < n / QK_K; i++, o += PK_XK_BLOCK) {
             memset(o, 0, 32);
@@ -175,10 +184,11 @@ static inline int u_of(int type, const uint8_t *blk, int r, int e) {
     return lo ? byte & 15 : byte >> 4;
 }
 
-static float dot_ref_q4_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+/* q4_K, and q5_K (q5: its fifth bits after q4_K's layout) */
+static float dot_ref_k4(int q5, int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
     float acc = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const uint8_t *blk = wg + b * PK_K4_BLOCK, *xb = x + b * PK_XK_BLOCK;
+        const uint8_t *blk = wg + b * (q5 ? PK_K5_BLOCK : PK_K4_BLOCK), *xb = x + b * PK_XK_BLOCK;
         float dx;
         uint16_t d, dmin;
         memcpy(&dx, xb, 4);
@@ -190,7 +200,9 @@ static float dot_ref_q4_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
             for (int e = 0; e < 32; e++) { /* element 32s + e = 64c + 32u + l */
                 int c = s / 2, u = s % 2;
                 uint8_t byte = blk[320 + c * 512 + (e / 4) * 64 + r * 4 + e % 4];
-                isum += (u ? byte >> 4 : byte & 15) * (int8_t)xb[32 + 32 * s + e];
+                int q = u ? byte >> 4 : byte & 15;
+                if (q5) q |= ((blk[PK_K4_BLOCK + (e / 4) * 64 + r * 4 + e % 4] >> s) & 1) << 4;
+                isum += q * (int8_t)xb[32 + 32 * s + e];
             }
             int16_t nbs;
             memcpy(&nbs, xb + 16 + 2 * s, 2);
@@ -201,6 +213,14 @@ static float dot_ref_q4_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
         acc = fmaf((float)summ, fp16_to_fp32(dmin) * dx, acc);
     }
     return acc;
+}
+
+static float dot_ref_q4_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+    return dot_ref_k4(0, n, wg, r, x);
+}
+
+static float dot_ref_q5_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+    return dot_ref_k4(1, n, wg, r, x);
 }
 
 static float dot_ref_q6_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
@@ -230,8 +250,10 @@ static float dot_ref_q6_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
 
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                  float *y, int64_t ldy) {
-    if (type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q6_K) { /* one row's dot at a time */
-        float (*dot)(int64_t, const uint8_t *, int, const uint8_t *) = type == HERD_TYPE_Q4_K ? dot_ref_q4_K : dot_ref_q6_K;
+    if (type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K || type == HERD_TYPE_Q6_K) { /* one row's dot at a time */
+        float (*dot)(int64_t, const uint8_t *, int, const uint8_t *) = type == HERD_TYPE_Q4_K   ? dot_ref_q4_K
+                                                                        : type == HERD_TYPE_Q5_K ? dot_ref_q5_K
+                                                                                                 : dot_ref_q6_K;
         int64_t gb = pk_group_bytes(type, n);
         for (int64_t g = 0; g < ng; g++)
             for (int64_t t = 0; t < nt; t++)

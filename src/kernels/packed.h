@@ -1,5 +1,5 @@
-/* Interleaved ("packed") q8_0, q4_0, q4_K and q6_K weights: 16 rows side by side, repacked once when a model loads,
- * so that one 512-bit lane holds one row and a single kernel serves decode (1 token) and prompt
+/* Interleaved ("packed") q8_0, q4_0, q4_K, q5_K and q6_K weights: 16 rows side by side, repacked once when
+ * a model loads, so that one 512-bit lane holds one row and a single kernel serves decode (1 token) and prompt
  * processing (many) with the same numerics.
  *
  * Why: the plain dots (kernels.h) reduce one row at a time and need ~4 vector ops per 64 weights plus a
@@ -18,6 +18,10 @@
  *         q[4][8][16][4] bytes: q[c][k][r][j] = qs_r[32c + 4k + j] (low nibble: element 64c + 4k + j, in
  *         sub-block 2c; high nibble: element 64c + 32 + 4k + j, sub-block 2c + 1)
  *                                                     64 + 128 + 128 + 2048 = 2368 bytes = 16 rows x 148
+ *   q5_K  as q4_K (the same 2368 bytes: the low 4 bits of each quant), then qh[8][16][4] bytes:
+ *         qh[k][r][j] = row r's qh[4k + j], whose bit s is the fifth bit of element 32s + 4k + j (sub-block
+ *         s, chunk k): ggml's own qh bytes, 4 at a time, as the quants
+ *                                                     2368 + 512 = 2880 bytes = 16 rows x 180
  *   q6_K  per super-block: d[16] f16, sc[16][16] i8 (group g's scale of row r; groups of 16 elements),
  *         then the 6-bit quants u = q + 32 (0..63) of chunk ch (elements 4ch..4ch+3) split in two planes:
  *         lo[32][16][4]: lo[c][r][j] = low 4 bits of chunk c's (low nibble) and chunk c + 32's (high nibble)
@@ -28,7 +32,7 @@
  *   q8_0, q4_0 weights: per block of 32, 40 bytes { f32 d; int32 off; int8 q[32] }: q and d are the q8_0
  *     row's (d its f16 scale widened), off = -128 * sum q (q8_0) or -8 * sum q (q4_0), which turns the
  *     unsigned weight bytes back into signed ones.
- *   q4_K weights: per super-block, 288 bytes { f32 d; 12 zero bytes; int16 nbs[8]; int8 q[256] }: the
+ *   q4_K, q5_K weights: per super-block, 288 bytes { f32 d; 12 zero bytes; int16 nbs[8]; int8 q[256] }: the
  *     q8_K row's d and q, nbs[s] = -(sum of q over sub-block s).
  *   q6_K weights: per super-block, 336 bytes { f32 d; 12 zero bytes; int32 off[16]; int8 q[256] }:
  *     off[g] = -32 * (sum of q over group g), which turns u back into q.
@@ -38,9 +42,10 @@
  *   q8_0, q4_0:  y = 0;  for b = 0 .. nb-1:  y = fmaf((float)isum_b, fl(dw_rb * dx_tb), y)
  *                isum_b = off_tb + sum_i u_rbi * x_tbi = sum_i ws_rbi * x_tbi
  *                with ws the signed weight (q8_0 w, q4_0 nibble - 8)
- *   q4_K:        y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y);
+ *   q4_K, q5_K:  y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y);
  *                                               y = fmaf((float)summ, fl(dmin_r * dx_t), y)
  *                sumi = sum_s sc_rs * (sum_{i in s} q_ri * x_ti),  summ = sum_s mn_rs * nbs_ts
+ *                (q the 4-bit quant, q5_K's 5-bit one: 0..31)
  *   q6_K:        y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y)
  *                sumi = sum_g sc_rg * (off_tg + sum_{i in g} u_ri * x_ti)
  * A result never depends on how many tokens or rows are computed with it, so batch invariance holds by
@@ -57,6 +62,7 @@
 #define PK_X_BLOCK 40  /* bytes of one activation block (q8_0 / q4_0 weights) */
 #define PK_XK_BLOCK 288 /* bytes of one activation super-block (q4_K weights) */
 #define PK_K4_BLOCK 2368 /* bytes of one q4_K super-block of a group */
+#define PK_K5_BLOCK 2880 /* bytes of one q5_K super-block of a group (q4_K's, then the fifth bits) */
 #define PK_K6_BLOCK 3360 /* bytes of one q6_K super-block of a group */
 #define PK_XK6_BLOCK 336 /* bytes of one activation super-block (q6_K weights) */
 
@@ -65,9 +71,8 @@
 typedef void (*pk_gemm_fn)(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                            float *y, int64_t ldy);
 
-/* Whether herd packs weights of this type and shape (q8_0 / q4_0 with n % 32 == 0, q4_K / q6_K with
- * n % 256 == 0;
- * n_out % 16 == 0), and
+/* Whether herd packs weights of this type and shape (q8_0 / q4_0 with n % 32 == 0, q4_K / q5_K / q6_K
+ * with n % 256 == 0; n_out % 16 == 0), and
  * the active ISA's kernel, or NULL where it has none (then the plain path is used: ISAs without
  * VNNI would run the packed layout slower than the dots). */
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out);
@@ -80,7 +85,7 @@ int64_t pk_x_bytes(int type, int64_t n);
 /* A row of n elements of type's vec_dot type (q8_0 or q8_K) into one packed activation row. */
 void pk_pack_x(int type, int64_t n, const void *x, void *xp);
 
-/* The scalar reference of every pk_gemm_fn (q8_0 or q4_0 weights). */
+/* The scalar reference of every pk_gemm_fn. */
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                  float *y, int64_t ldy);
 /* The AVX-512 VNNI kernels (x86/packed_avx512.c); callers go through pk_gemm_for. */
@@ -89,6 +94,8 @@ void pk_gemm_q8_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
 void pk_gemm_q4_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);
 void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                         float *y, int64_t ldy);
+void pk_gemm_q5_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);
 void pk_gemm_q6_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);

@@ -1,4 +1,4 @@
-/* The interleaved q8_0 / q4_0 / q4_K / q6_K layout (kernels/packed.h) and the matmul that uses it.
+/* The interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K layout (kernels/packed.h) and the matmul that uses it.
  *
  *   packing      pk_gemm_ref on packed rows vs the plain scalar dot on the original rows: the same sum
  *                up to rounding (checks that packing put every weight, scale and activation where the
@@ -9,7 +9,7 @@
  *                batch of 17 at any position).
  *   matmul       a packed weight through matmul / matmul_multi: every token of a batch bit-identical to
  *                that token alone, on 1 and 3 threads; equal to pk_gemm_ref.
- * Types: q8_0, q4_0 (blocks of 32), q4_K, q6_K (super-blocks of 256, q8_K activations).
+ * Types: q8_0, q4_0 (blocks of 32), q4_K, q5_K, q6_K (super-blocks of 256, q8_K activations).
  * Exit status 0 = pass, 1 = fail.
  */
 #include <math.h>
@@ -77,14 +77,18 @@ static void free_case(case_data *c) {
 }
 
 static const char *tname(int t) {
-    return t == HERD_TYPE_Q8_0 ? "q8_0" : t == HERD_TYPE_Q4_0 ? "q4_0" : t == HERD_TYPE_Q4_K ? "q4_K" : "q6_K";
+    return t == HERD_TYPE_Q8_0   ? "q8_0"
+           : t == HERD_TYPE_Q4_0 ? "q4_0"
+           : t == HERD_TYPE_Q4_K ? "q4_K"
+           : t == HERD_TYPE_Q5_K ? "q5_K"
+                                 : "q6_K";
 }
 
-static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q4_K, HERD_TYPE_Q6_K};
-#define N_TYPES 4
+static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
+#define N_TYPES 5
 /* the unit of a row: the K-quants' super-blocks are 8 blocks */
 static int64_t unit(int type) {
-    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q6_K ? 256 : 32;
+    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K || type == HERD_TYPE_Q6_K ? 256 : 32;
 }
 
 static void test_ref_vs_dot(void) {

@@ -30,7 +30,7 @@
  * runs: pk_gemm_for hands these out only when kernels_amx_active(). Each call loads its own tile
  * configuration (it is per thread) and releases the tiles at the end.
  *
- * Also here: the packed q4_K / q6_K layouts (pk_gemm_q4_K_amx / pk_gemm_q6_K_amx, section at the end) and
+ * Also here: the packed q4_K / q5_K / q6_K layouts (pk_gemm_q4_K_amx / ..., section at the end) and
  * the iq4_xs gemm of the kernel table.
  */
 #include <immintrin.h>
@@ -63,6 +63,7 @@
 #define T_LOAD(t, p, stride) _tile_loadd(t, p, stride)
 #define T_STORE(t, p, stride) _tile_stored(t, p, stride)
 #define T_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
+#define T_DPBSUD(c, a, b) _tile_dpbsud(c, a, b) /* signed A (activations) x unsigned B (weights) */
 
 typedef struct {
     uint8_t palette, start_row, reserved[14];
@@ -338,11 +339,12 @@ void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
     ops[KSLOT_IQ4_XS].gemm = gemm_iq4_xs_amx;
 }
 
-/* ---- q4_K / q6_K (the packed layouts of packed.h; reference: pk_gemm_ref's dot_ref_q4_K / q6_K) -------
+/* ---- q4_K / q5_K / q6_K (the packed layouts of packed.h; reference: pk_gemm_ref's dot_ref_*) ---------
  *
  * The packed K-quant numerics, per (row r, token t) and super-block of 256 (packed_avx512.c, tile_k4 and
  * tile_k6, do the same):
  *   q4_K  sumi = sum_{s<8} sc_rs * isum_s,  isum_s = sum_{i<32} nib_rsi * x_tsi             (exact int32)
+ *         (q5_K: the same with its 5-bit quants in place of the nibbles)
  *         summ = sum_{s<8} m_rs * nbs_ts                                                     (exact int32)
  *         y = fmaf((float)sumi, fl(d_r * dx_t), y);  y = fmaf((float)summ, fl(dmin_r * dx_t), y)
  *   q6_K  sumi = sum_{g<16} sc_rg * (isum_g - 32 bsum_tg),  isum_g over the 16 elements of group g of
@@ -350,8 +352,9 @@ void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
  *         y = fmaf((float)sumi, fl(d_r * dx_t), y)
  * sumi is an exact integer, so any way of getting it gives the same bits. The scales (per row and
  * sub-block / group) go into the weight tiles, split into digits small enough that digit x weight is a
- * byte: q4_K sc = 8 sh + sl (x nibble <= 105), q6_K sc = 64 a + 16 b + 4 c + e (a in -2..1, the rest
- * 0..3; x (u - 32) in -96..93, and u - 32 already folds the -32 bsum term in). One C tile per digit then
+ * byte: q4_K sc = 8 sh + sl (x nibble <= 105; q5_K x quant <= 217: an unsigned byte, hence TDPBSUD for
+ * both), q6_K sc = 64 a + 16 b + 4 c + e (a in -2..1, the rest 0..3; x (u - 32) in -96..93, and u - 32
+ * already folds the -32 bsum term in). One C tile per digit then
  * accumulates the whole super-block with K = 64 TDPBSSDs (q4_K 2 x 4, q6_K 4 x 4), and per token the
  * float side is sumi = shifts and adds of the digit sums, q4_K's mins term (4 vpdpwssd as the VNNI
  * kernel) and the FMAs as written. (The first version, one tile and one vpmulld per sub-block / group,
@@ -359,7 +362,7 @@ void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
  * come in whole groups of 16 (the layout); tokens past the last tile of 16 and calls with fewer than 16
  * go to VNNI. */
 
-#define KQ_KS 8  /* q4_K super-blocks per converted chunk: 2 x 32 KB of weight tiles */
+#define KQ_KS 8  /* q4_K / q5_K super-blocks per converted chunk: 2 x 32 KB of weight tiles */
 #define KQ6_KS 2 /* q6_K super-blocks per converted chunk: 4 x 8 KB of weight tiles */
 
 /* q6_K's tile shapes: all 16 x 64 bytes (tiles 0..3 the four scale digits' sums, 5 the activations,
@@ -381,7 +384,8 @@ static const _Alignas(64) amx_tilecfg k_cfg4 = {
 };
 
 /* Converted chunk of one group: ks super-blocks from s0. q4_K: the scales split as sc = 8 sh + sl (sh, sl
- * in 0..7), so that sh * nib and sl * nib (<= 105) are bytes: wq[(i * 8 + s) * 512 ..] sh * nib of
+ * in 0..7), so that sh * nib and sl * nib (<= 105; q5_K's sh * q <= 217) are unsigned bytes:
+ * wq[(i * 8 + s) * 512 ..] sh * nib of
  * sub-block s (row k: elements 4k..4k+3 of the 16 rows; two sub-blocks in a row are one K = 64 tile),
  * wl likewise sl * nib; then sumi = 8 * sum(sh nib x) + sum(sl nib x), the same integer as
  * sum_s sc_s isum_s; mn[(i * 4 + p) * 32 ..] the mins of sub-blocks 2p, 2p + 1 as int16 (the VNNI kernel's
@@ -395,10 +399,11 @@ typedef struct {
     _Alignas(64) float dw[KQ_KS * 16], dm[KQ_KS * 16];
 } kq_chunk;
 
-static void convert_k4(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) {
+static void convert_k4(int q5, const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m7 = _mm512_set1_epi16(7), mlo = _mm512_set1_epi16(0xff);
+    const __m512i k16 = _mm512_set1_epi8(16);
     for (int64_t i = 0; i < ks; i++) {
-        const uint8_t *blk = grp + (s0 + i) * PK_K4_BLOCK;
+        const uint8_t *blk = grp + (s0 + i) * (q5 ? PK_K5_BLOCK : PK_K4_BLOCK);
         _mm512_store_ps(o->dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
         _mm512_store_ps(o->dm + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))));
         for (int p = 0; p < 4; p++)
@@ -415,8 +420,13 @@ static void convert_k4(const uint8_t *grp, int64_t s0, int64_t ks, kq_chunk *o) 
             for (int k = 0; k < 8; k++) {
                 __m512i v = _mm512_loadu_si512(q + 64 * k);
                 __m512i nb = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+                if (q5) /* the fifth bit: bit s of the qh plane's vector k (as tile_k4) */
+                    nb = _mm512_mask_add_epi8(nb,
+                                              _mm512_test_epi8_mask(_mm512_loadu_si512(blk + PK_K4_BLOCK + 64 * k),
+                                                                    _mm512_set1_epi8((char)(1 << s))),
+                                              nb, k16);
                 __m512i ev = _mm512_and_si512(nb, mlo), od = _mm512_srli_epi16(nb, 8); /* bytes 2j, 2j + 1 */
-                /* products <= 105: each stays in its byte */
+                /* products <= 217: each stays in its (unsigned) byte */
                 __m512i ph = _mm512_or_si512(_mm512_mullo_epi16(ev, sh),
                                              _mm512_slli_epi16(_mm512_mullo_epi16(od, sh), 8));
                 __m512i pl = _mm512_or_si512(_mm512_mullo_epi16(ev, sl),
@@ -486,13 +496,13 @@ static void tile16_k4(int first, int64_t ks, const kq_chunk *o, const uint8_t *x
                 T_LOAD(TA0, xa + 64 * p, xs);
                 T_LOAD(TB0, wh + 2 * p * AMX_W_BYTES, 64);
                 T_LOAD(TB1, wl + 2 * p * AMX_W_BYTES, 64);
-                T_DPBSSD(TC0, TA0, TB0);
-                T_DPBSSD(TC1, TA0, TB1);
+                T_DPBSUD(TC0, TA0, TB0);
+                T_DPBSUD(TC1, TA0, TB1);
                 T_LOAD(TA1, xa + 64 * (p + 1), xs);
                 T_LOAD(TB2, wh + 2 * (p + 1) * AMX_W_BYTES, 64);
                 T_LOAD(TB3, wl + 2 * (p + 1) * AMX_W_BYTES, 64);
-                T_DPBSSD(TC0, TA1, TB2);
-                T_DPBSSD(TC1, TA1, TB3);
+                T_DPBSUD(TC0, TA1, TB2);
+                T_DPBSUD(TC1, TA1, TB3);
             }
             T_STORE(TC0, ring[i & 1][0], 64);
             T_STORE(TC1, ring[i & 1][1], 64);
@@ -580,15 +590,15 @@ static void tile16_k6(int first, int64_t ks, const kq_chunk *o, const uint8_t *x
 
 /* As entry: token blocks (of at least AMX_MIN_TB tokens), per group chunks of KQ_KS super-blocks
  * converted once and run by every 16-token tile of the block. */
-static void entry_k(int k6, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs,
+static void entry_k(int k6, int q5, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs,
                     float *y, int64_t ldy) {
-    const pk_gemm_fn vnni = k6 ? pk_gemm_q6_K_avx512 : pk_gemm_q4_K_avx512;
+    const pk_gemm_fn vnni = k6 ? pk_gemm_q6_K_avx512 : q5 ? pk_gemm_q5_K_avx512 : pk_gemm_q4_K_avx512;
     const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K;
     if (nt < AMX_MIN_T || xs <= 0) {
         vnni(n, ng, nt, wp, xp, xs, y, ldy);
         return;
     }
-    const int64_t gb = nsb * (k6 ? PK_K6_BLOCK : PK_K4_BLOCK), xsb = k6 ? PK_XK6_BLOCK : PK_XK_BLOCK;
+    const int64_t gb = nsb * (k6 ? PK_K6_BLOCK : q5 ? PK_K5_BLOCK : PK_K4_BLOCK), xsb = k6 ? PK_XK6_BLOCK : PK_XK_BLOCK;
     const uint8_t *w = wp, *x = xp;
     const int64_t kss = k6 ? KQ6_KS : KQ_KS;
     kq_chunk o; /* ~110 KB */
@@ -603,7 +613,7 @@ static void entry_k(int k6, int64_t n, int64_t ng, int64_t nt, const void *wp, c
                 if (k6)
                     convert_k6(w + g * gb, s0, ks, &o);
                 else
-                    convert_k4(w + g * gb, s0, ks, &o);
+                    convert_k4(q5, w + g * gb, s0, ks, &o);
                 for (int64_t t = t0; t < t1; t += AMX_MIN_T) {
                     const uint8_t *xt = x + t * xs + s0 * xsb;
                     float *yt = y + t * ldy + 16 * g;
@@ -620,10 +630,15 @@ static void entry_k(int k6, int64_t n, int64_t ng, int64_t nt, const void *wp, c
 
 void pk_gemm_q4_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
-    entry_k(0, n, ng, nt, wp, xp, xs, y, ldy);
+    entry_k(0, 0, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q5_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry_k(0, 1, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 void pk_gemm_q6_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
-    entry_k(1, n, ng, nt, wp, xp, xs, y, ldy);
+    entry_k(1, 0, n, ng, nt, wp, xp, xs, y, ldy);
 }

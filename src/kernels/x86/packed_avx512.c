@@ -1,4 +1,4 @@
-/* AVX-512 VNNI kernels of the interleaved q8_0 / q4_0 layout (packed.h; reference: pk_gemm_ref).
+/* AVX-512 VNNI kernels of the interleaved layouts (packed.h; reference: pk_gemm_ref).
  *
  * One 512-bit lane per weight row: for a group of 16 rows and one block of 32 elements, chunk c of the
  * block (elements 4c..4c+3 of every row, 64 bytes) goes through one vpdpbusd against the broadcast 4
@@ -27,14 +27,14 @@
 #define ALWAYS static inline __attribute__((always_inline))
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
-enum { K_Q8, K_Q4, K_K4, K_K6 };   /* the four layouts */
+enum { K_Q8, K_Q4, K_K4, K_K5, K_K6 }; /* the five layouts */
 /* Decode's software prefetch distance. It must cover a thread's bandwidth x the memory latency: this
  * machine moves between ~47 and ~78 GB/s for 2 threads (other tenants), and at the high end a thread
  * streams ~38 GB/s, i.e. ~4.5 KB per 120 ns. bench/stream, 4096-wide weights, fraction of a plain read:
  *   q4_0  2048 B: 74-93 % at 72-81 GB/s, 99-103 % at ~47;  4096 B: 88-103 % and 95-100 %
  *   q4_K  2 super-blocks: 79-83 % at ~77, 96-99 % at ~47;  3: 89 % and 95-96 %;  4: 88 % and 86-94 % */
 #define PF_Q 4096 /* q8_0 / q4_0: bytes ahead */
-#define PF_K4 3   /* q4_K / q6_K: super-blocks ahead (7.1 KB of q4_K, 10 KB of q6_K) */
+#define PF_K4 3   /* q4_K / q5_K / q6_K: super-blocks ahead (7.1 KB of q4_K, 8.6 KB of q5_K, 10 KB of q6_K) */
 
 /* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0: the
  * low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword 4 + c. */
@@ -111,21 +111,27 @@ ALWAYS void tile(int q4, int T, int64_t nb, const uint8_t *w, const uint8_t *x, 
     acc_store(T, acc, y, ldy);
 }
 
-/* ---- q4_K ----------------------------------------------------------------------------------------
+/* ---- q4_K, q5_K -----------------------------------------------------------------------------------
  * Per super-block and group: sub-block s's 8 nibble vectors (the low or high nibbles of c = s / 2's 8
  * vectors) are made once for the T tokens; per token 8 vpdpbusd give the 16 rows' exact sums, one
  * vpmulld applies the rows' 6-bit scales, and the int32 total of the 8 sub-blocks meets d * dx in one
- * FMA; the mins' term (16-bit mins x 16-bit activation sums) is 4 vpdpwssd and one FMA with dmin * dx. */
-ALWAYS void tile_k4(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
+ * FMA; the mins' term (16-bit mins x 16-bit activation sums) is 4 vpdpwssd and one FMA with dmin * dx.
+ * q5_K (q5): each nibble vector gets its fifth bit from bit s of the qh plane's vector (one byte test,
+ * one masked add of 16), the rest as q4_K. */
+ALWAYS void tile_k4(int q5, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                     int64_t ldy) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), k16 = _mm512_set1_epi8(16);
+    const int64_t bb = q5 ? PK_K5_BLOCK : PK_K4_BLOCK;
     __m512 acc[8];
     acc_zero(T, acc);
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = w + b * PK_K4_BLOCK;
-        if (PF_K4 && T == 1)
-            for (int k = 0; k < 5; k++)
-                _mm_prefetch((const char *)blk + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
+        const uint8_t *blk = w + b * bb;
+        if (PF_K4 && T == 1) {
+            for (int k = 0; k < 5; k++) _mm_prefetch((const char *)blk + 64 * k + PF_K4 * bb, _MM_HINT_T0);
+            if (q5)
+                for (int k = 0; k < 8; k++)
+                    _mm_prefetch((const char *)blk + PK_K4_BLOCK + 64 * k + PF_K4 * bb, _MM_HINT_T0);
+        }
         __m512i sumi[8];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
@@ -134,12 +140,17 @@ ALWAYS void tile_k4(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64
             const uint8_t *q = blk + 320 + (s / 2) * 512;
             if (PF_K4 && T == 1 && !(s & 1)) /* decode: the window holds too little of this long loop */
                 for (int k = 0; k < 8; k++)
-                    _mm_prefetch((const char *)q + 64 * k + PF_K4 * PK_K4_BLOCK, _MM_HINT_T0);
+                    _mm_prefetch((const char *)q + 64 * k + PF_K4 * bb, _MM_HINT_T0);
             __m512i wv[8];
+            const __m512i bit = _mm512_set1_epi8((char)(1 << s));
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 __m512i v = _mm512_loadu_si512(q + 64 * k);
                 wv[k] = _mm512_and_si512(s & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+                if (q5) {
+                    __mmask64 h = _mm512_test_epi8_mask(_mm512_loadu_si512(blk + PK_K4_BLOCK + 64 * k), bit);
+                    wv[k] = _mm512_mask_add_epi8(wv[k], h, wv[k], k16);
+                }
             }
             __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 16 * s)));
 #pragma GCC unroll 8
@@ -236,7 +247,8 @@ ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8
     switch (kind) {
     case K_Q8: tile(0, T, nb, w, x, xs, y, ldy); break;
     case K_Q4: tile(1, T, nb, w, x, xs, y, ldy); break;
-    case K_K4: tile_k4(T, nb, w, x, xs, y, ldy); break;
+    case K_K4: tile_k4(0, T, nb, w, x, xs, y, ldy); break;
+    case K_K5: tile_k4(1, T, nb, w, x, xs, y, ldy); break;
     default: tile_k6(T, nb, w, x, xs, y, ldy); break;
     }
     /* clang-format on */
@@ -266,6 +278,7 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
     const int64_t gb = nb * (kind == K_Q8   ? 544
                              : kind == K_Q4 ? 288
                              : kind == K_K4 ? PK_K4_BLOCK
+                             : kind == K_K5 ? PK_K5_BLOCK
                                             : PK_K6_BLOCK);
     const uint8_t *w = wp, *x = xp;
     int64_t tb = xs > 0 ? X_BLOCK_BYTES / xs / 8 * 8 : 8; /* (xs may be 0 for 1 token) */
@@ -293,4 +306,5 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
 PK_ENTRY(pk_gemm_q8_0_avx512, K_Q8)
 PK_ENTRY(pk_gemm_q4_0_avx512, K_Q4)
 PK_ENTRY(pk_gemm_q4_K_avx512, K_K4)
+PK_ENTRY(pk_gemm_q5_K_avx512, K_K5)
 PK_ENTRY(pk_gemm_q6_K_avx512, K_K6)
