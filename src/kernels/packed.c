@@ -1,4 +1,4 @@
-/* Interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K weights (packed.h): packing, the activation rows, the scalar reference and
+/* Interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K / iq4_xs weights (packed.h): packing, the activation rows, the scalar reference and
  * the choice of kernel. */
 #include "packed.h"
 
@@ -9,6 +9,7 @@
 #include "kernels.h"
 #include "kernels_impl.h"
 #include "kquants.h"
+#include "legacy.h"
 #include "types.h"
 
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
@@ -16,12 +17,14 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     if (kernels_active_isa() != KERNEL_ISA_AVX512) return NULL;
     switch (type) {
     /* AMX (x86/gemm_amx.c) takes batches of 16 tokens and more, the same bits; the rest goes to VNNI
-     * (q8_0, q4_0, q4_K, q5_K, q6_K) */
+     * (every packed type) */
     case HERD_TYPE_Q8_0: return kernels_amx_active() ? pk_gemm_q8_0_amx : pk_gemm_q8_0_avx512;
     case HERD_TYPE_Q4_0: return kernels_amx_active() ? pk_gemm_q4_0_amx : pk_gemm_q4_0_avx512;
     case HERD_TYPE_Q4_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q4_K_amx : pk_gemm_q4_K_avx512;
     case HERD_TYPE_Q5_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q5_K_amx : pk_gemm_q5_K_avx512;
     case HERD_TYPE_Q6_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q6_K_amx : pk_gemm_q6_K_avx512;
+    case HERD_TYPE_IQ4_XS:
+        return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_iq4_xs_amx : pk_gemm_iq4_xs_avx512;
     default: return NULL;
     }
 }
@@ -34,6 +37,7 @@ int64_t pk_group_bytes(int type, int64_t n) {
     case HERD_TYPE_Q4_K: return n / QK_K * PK_K4_BLOCK;
     case HERD_TYPE_Q5_K: return n / QK_K * PK_K5_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_K6_BLOCK;
+    case HERD_TYPE_IQ4_XS: return n / QK_K * PK_I4_BLOCK;
     default: return 0;
     }
 }
@@ -96,6 +100,22 @@ static void pack_w_q6_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_
     }
 }
 
+static void pack_w_iq4_xs(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
+    for (int r = 0; r < PK_ROWS; r++) {
+        const block_iq4_xs *row = (const block_iq4_xs *)(src + r * row_bytes);
+        for (int64_t i = 0; i < n / QK_K; i++) {
+            const block_iq4_xs *blk = row + i;
+            uint8_t *ob = o + i * PK_I4_BLOCK;
+            memcpy(ob + 2 * r, &blk->d, 2);
+            for (int b = 0; b < 8; b++) {
+                int ls = ((blk->scales_l[b / 2] >> 4 * (b % 2)) & 15) | ((blk->scales_h >> 2 * b) & 3) << 4;
+                ob[32 + 16 * b + r] = (uint8_t)(int8_t)(ls - 32);
+                for (int k = 0; k < 4; k++) memcpy(ob + 160 + b * 256 + k * 64 + r * 4, blk->qs + 16 * b + 4 * k, 4);
+            }
+        }
+    }
+}
+
 void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *out) {
     const uint8_t *src = rows;
     uint8_t *o = out;
@@ -105,6 +125,10 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
     }
     if (type == HERD_TYPE_Q6_K) {
         pack_w_q6_K(n, src, row_bytes, o);
+        return;
+    }
+    if (type == HERD_TYPE_IQ4_XS) {
+        pack_w_iq4_xs(n, src, row_bytes, o);
         return;
     }
     int64_t nb = n / 32, bb = pk_group_bytes(type, n) / nb;
@@ -132,7 +156,13 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
 }
 
 int64_t pk_x_bytes(int type, int64_t n) {
-    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K ? n / QK_K * PK_XK_BLOCK : type == HERD_TYPE_Q6_K ? n / QK_K * PK_XK6_BLOCK : n / 32 * PK_X_BLOCK;
+    switch (type) {
+    case HERD_TYPE_Q4_K:
+    case HERD_TYPE_Q5_K: return n / QK_K * PK_XK_BLOCK;
+    case HERD_TYPE_Q6_K: return n / QK_K * PK_XK6_BLOCK;
+    case HERD_TYPE_IQ4_XS: return n / QK_K * PK_XI4_BLOCK;
+    default: return n / 32 * PK_X_BLOCK;
+    }
 }
 
 void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
@@ -160,6 +190,19 @@ void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
                 memcpy(o + 16 + 4 * g, &off, 4);
             }
             memcpy(o + 80, k[i].qs, QK_K);
+        }
+        return;
+    }
+    if (type == HERD_TYPE_IQ4_XS) {
+        const block_q8_K *k = x;
+        for (int64_t i = 0; i < n / QK_K; i++, o += PK_XI4_BLOCK) {
+            memset(o, 0, 16);
+            memcpy(o, &k[i].d, 4);
+            for (int b = 0; b < 8; b++) {
+                int32_t off = -128 * (k[i].bsums[2 * b] + k[i].bsums[2 * b + 1]);
+                memcpy(o + 16 + 4 * b, &off, 4);
+            }
+            memcpy(o + 48, k[i].qs, QK_K);
         }
         return;
     }
@@ -248,12 +291,37 @@ static float dot_ref_q6_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
     return acc;
 }
 
+/* the plain dot's numerics (ref/legacy_ref.c, dot_iq4_xs_ref) on the packed layout */
+static float dot_ref_iq4_xs(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *blk = wg + i * PK_I4_BLOCK, *xb = x + i * PK_XI4_BLOCK;
+        float dx;
+        uint16_t d;
+        memcpy(&dx, xb, 4);
+        memcpy(&d, blk + 2 * r, 2);
+        int32_t sumi = 0;
+        for (int b = 0; b < 8; b++) {
+            int32_t isum = 0;
+            for (int e = 0; e < 32; e++) {
+                int k = e % 16;
+                uint8_t byte = blk[160 + b * 256 + (k / 4) * 64 + r * 4 + k % 4];
+                isum += k_iq4nl[e < 16 ? byte & 15 : byte >> 4] * (int8_t)xb[48 + 32 * b + e];
+            }
+            sumi += (int8_t)blk[32 + 16 * b + r] * isum;
+        }
+        acc += (float)sumi * (fp16_to_fp32(d) * dx);
+    }
+    return acc;
+}
+
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                  float *y, int64_t ldy) {
-    if (type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K || type == HERD_TYPE_Q6_K) { /* one row's dot at a time */
+    if (type != HERD_TYPE_Q8_0 && type != HERD_TYPE_Q4_0) { /* super-blocks: one row's dot at a time */
         float (*dot)(int64_t, const uint8_t *, int, const uint8_t *) = type == HERD_TYPE_Q4_K   ? dot_ref_q4_K
                                                                         : type == HERD_TYPE_Q5_K ? dot_ref_q5_K
-                                                                                                 : dot_ref_q6_K;
+                                                                        : type == HERD_TYPE_Q6_K ? dot_ref_q6_K
+                                                                                                 : dot_ref_iq4_xs;
         int64_t gb = pk_group_bytes(type, n);
         for (int64_t g = 0; g < ng; g++)
             for (int64_t t = 0; t < nt; t++)

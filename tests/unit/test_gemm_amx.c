@@ -6,7 +6,7 @@
  *               tail; past 128: several converted chunks), odd strides and offsets; long rows with
  *               two token blocks; no write outside the group's columns.
  *   invariance  a token's results are the same bits alone (the VNNI path) and inside any batch.
- *   q4_K, q5_K, q6_K  the same checks for pk_gemm_q4_K_amx / _q5_K_ / _q6_K_ (q8_K activations) on 1..17
+ *   q4_K, q5_K, q6_K, iq4_xs  the same checks for pk_gemm_q4_K_amx / ... (packed, q8_K activations) on 1..17
  *               super-blocks (several converted chunks of 8), 15..100 tokens, 1..3 groups, 8192 wide, and
  *               2048 wide x 530 tokens (two token blocks and a VNNI tail).
  *   iq4_xs      the AVX-512 table's gemm (AMX from 16 tokens and 16 rows) vs the reference dot, bit for bit,
@@ -42,7 +42,7 @@ typedef struct {
 } amx_case;
 
 static int is_k(int type) {
-    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K || type == HERD_TYPE_Q6_K;
+    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K || type == HERD_TYPE_Q6_K || type == HERD_TYPE_IQ4_XS;
 }
 
 /* Random weights (ng groups of 16 rows) and activations (nt tokens), packed; some rows and tokens at the
@@ -86,7 +86,8 @@ static const char *tname(int t) {
            : t == HERD_TYPE_Q4_0 ? "q4_0"
            : t == HERD_TYPE_Q4_K ? "q4_K"
            : t == HERD_TYPE_Q5_K ? "q5_K"
-                                 : "q6_K";
+           : t == HERD_TYPE_Q6_K ? "q6_K"
+                                 : "iq4_xs";
 }
 
 /* y with sentinels in every cell, ldy = 16 ng + 3 (the last 3 columns must stay untouched) */
@@ -106,12 +107,14 @@ static int check(int type, int64_t n, int64_t ng, int64_t nt) {
                      : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_amx
                      : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_amx
                      : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_amx
-                                              : pk_gemm_q6_K_amx;
+                     : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_amx
+                                              : pk_gemm_iq4_xs_amx;
     pk_gemm_fn vnni = type == HERD_TYPE_Q8_0   ? pk_gemm_q8_0_avx512
                       : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_avx512
                       : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_avx512
                       : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_avx512
-                                               : pk_gemm_q6_K_avx512;
+                      : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_avx512
+                                               : pk_gemm_iq4_xs_avx512;
     amx_case c;
     make_case(&c, type, n, ng, nt);
     int64_t ldy = ng * PK_ROWS + 3, cells = ldy * nt;
@@ -163,19 +166,20 @@ static void test_bits(void) {
     for (int ti = 0; ti < 2; ti++) check(types[ti], 8192, 2, 200), check(types[ti], 2048, 1, 530);
 }
 
-/* q4_K / q5_K / q6_K: widths of 1..17 super-blocks (past 8: several converted chunks, the last partial),
+/* q4_K / q5_K / q6_K / iq4_xs: widths of 1..17 super-blocks (past 8 (16 for iq4_xs): several converted
+ * chunks, the last partial),
  * tokens around the tiles of 16, 1..3 groups; 8192 wide; 2048 wide x 530 tokens: two token blocks and a
  * tail. */
 static void test_bits_k(void) {
-    static const int types[] = {HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
+    static const int types[] = {HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS};
     static const int64_t sbs[] = {1, 2, 7, 8, 9, 17};
     static const int64_t toks[] = {15, 16, 17, 33, 48, 100};
     static const int64_t groups[] = {1, 2, 3};
-    for (int ti = 0; ti < 3; ti++)
+    for (int ti = 0; ti < 4; ti++)
         for (int si = 0; si < 6; si++)
             for (int tk = 0; tk < 6; tk++)
                 if (check(types[ti], QK_K * sbs[si], groups[(si + tk) % 3], toks[tk])) return;
-    for (int ti = 0; ti < 3; ti++) check(types[ti], 8192, 1, 48), check(types[ti], 2048, 1, 530);
+    for (int ti = 0; ti < 4; ti++) check(types[ti], 8192, 1, 48), check(types[ti], 2048, 1, 530);
 }
 
 /* iq4_xs through the AVX-512 table's gemm (the AMX one when AMX is active) vs the reference dot, bit for
@@ -238,6 +242,7 @@ static int child(void) {
              pk_gemm_for(HERD_TYPE_Q4_0, 2048, 64) == pk_gemm_q4_0_avx512 &&
              pk_gemm_for(HERD_TYPE_Q4_K, 2048, 64) == pk_gemm_q4_K_avx512 &&
              pk_gemm_for(HERD_TYPE_Q5_K, 2048, 64) == pk_gemm_q5_K_avx512 &&
+             pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_avx512 &&
              pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_avx512;
     return ok ? 0 : 1;
 }
@@ -250,6 +255,8 @@ static void test_dispatch(const char *self) {
         CHECK(pk_gemm_for(HERD_TYPE_Q4_0, 2048, 64) == pk_gemm_q4_0_amx, "pk_gemm_for(q4_0) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q4_K, 2048, 64) == pk_gemm_q4_K_amx, "pk_gemm_for(q4_K) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q5_K, 2048, 64) == pk_gemm_q5_K_amx, "pk_gemm_for(q5_K) is not the AMX kernel");
+        CHECK(pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_amx,
+              "pk_gemm_for(iq4_xs) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_amx, "pk_gemm_for(q6_K) is not the AMX kernel");
     } else {
         CHECK(!kernels_amx_active(), "AMX active although HERD_ISA=%s", force);

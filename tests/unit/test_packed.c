@@ -1,15 +1,15 @@
-/* The interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K layout (kernels/packed.h) and the matmul that uses it.
+/* The interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K / iq4_xs layout (kernels/packed.h) and the matmul that uses it.
  *
  *   packing      pk_gemm_ref on packed rows vs the plain scalar dot on the original rows: the same sum
  *                up to rounding (checks that packing put every weight, scale and activation where the
- *                numerics say).
+ *                numerics say); iq4_xs bit for bit (its packed numerics are the plain dot's).
  *   kernel       the active ISA's kernel (where it has one) vs pk_gemm_ref, bit for bit, on 1..20
  *                tokens, 1..9 groups, widths of 1..70 blocks, odd strides; no write outside y.
  *   invariance   each token's result is the same bits whatever else is computed with it (alone, in a
  *                batch of 17 at any position).
  *   matmul       a packed weight through matmul / matmul_multi: every token of a batch bit-identical to
  *                that token alone, on 1 and 3 threads; equal to pk_gemm_ref.
- * Types: q8_0, q4_0 (blocks of 32), q4_K, q5_K, q6_K (super-blocks of 256, q8_K activations).
+ * Types: q8_0, q4_0 (blocks of 32), q4_K, q5_K, q6_K, iq4_xs (super-blocks of 256, q8_K activations).
  * Exit status 0 = pass, 1 = fail.
  */
 #include <math.h>
@@ -81,14 +81,16 @@ static const char *tname(int t) {
            : t == HERD_TYPE_Q4_0 ? "q4_0"
            : t == HERD_TYPE_Q4_K ? "q4_K"
            : t == HERD_TYPE_Q5_K ? "q5_K"
-                                 : "q6_K";
+           : t == HERD_TYPE_Q6_K ? "q6_K"
+                                 : "iq4_xs";
 }
 
-static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K};
-#define N_TYPES 5
+static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q4_K,
+                              HERD_TYPE_Q5_K, HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS};
+#define N_TYPES 6
 /* the unit of a row: the K-quants' super-blocks are 8 blocks */
 static int64_t unit(int type) {
-    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K || type == HERD_TYPE_Q6_K ? 256 : 32;
+    return type == HERD_TYPE_Q8_0 || type == HERD_TYPE_Q4_0 ? 32 : 256;
 }
 
 static void test_ref_vs_dot(void) {
@@ -103,15 +105,20 @@ static void test_ref_vs_dot(void) {
             float *y = malloc(sizeof(float) * (size_t)(nr * nt));
             pk_gemm_ref(types[ti], n, nr / PK_ROWS, nt, c.wp, c.xp, c.xp_stride, y, nr);
             double worst = 0;
+            int differ = 0;
             for (int64_t t = 0; t < nt; t++)
                 for (int64_t r = 0; r < nr; r++) {
                     float want;
                     ref->dot(n, &want, c.w + r * c.wrow, c.x + t * c.xrow);
+                    differ += bits(want) != bits(y[t * nr + r]);
                     double e = fabs((double)y[t * nr + r] - want) / (fabs(want) + 0.1 * sqrt((double)n)) /* vs the products' scale */;
                     if (e > worst) worst = e;
                 }
             CHECK(worst < 1e-4, "%s n=%lld: packed reference vs plain dot: relative error %.3g", tname(types[ti]),
                   (long long)n, worst);
+            if (types[ti] == HERD_TYPE_IQ4_XS)
+                CHECK(differ == 0, "iq4_xs n=%lld: %d packed results differ from the plain dot's bits", (long long)n,
+                      differ);
             free(y);
             free_case(&c);
         }

@@ -260,11 +260,12 @@ static void convert_iq4xs(const uint8_t *w, int64_t w_stride, int64_t s0, int64_
         T_STORE(C, out, 64);                                                                                  \
     } while (0)
 
-/* 16 tokens (x: token 0's q8_K row at super-block s0, tokens xs apart) x one group of 16 rows over ks
- * converted super-blocks; y as tile16's. The float work of a super-block runs one super-block behind its
- * tile work (ring: two super-blocks of 8 stored tiles). */
+/* 16 tokens (x: token 0's activations at super-block s0, tokens xs apart; a super-block xsb bytes with its
+ * f32 d first and its 256 int8 at qoff: a q8_K row, or packed.h's iq4_xs activation row) x one group of 16
+ * rows over ks converted super-blocks; y as tile16's. The float work of a super-block runs one super-block
+ * behind its tile work (ring: two super-blocks of 8 stored tiles). */
 static void tile16_iq4xs(int first, int64_t ks, const int8_t *wq, const int32_t *ls, const float *dw,
-                         const uint8_t *x, int64_t xs, float *y, int64_t ldy) {
+                         const uint8_t *x, int64_t xs, int64_t xsb, int64_t qoff, float *y, int64_t ldy) {
     _Alignas(64) int32_t ring[16][256];
     __m512 acc[16];
     __asm__ volatile("" ::: "memory"); /* see tile16 */
@@ -272,7 +273,7 @@ static void tile16_iq4xs(int first, int64_t ks, const int8_t *wq, const int32_t 
     for (int t = 0; t < 16; t++) acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * ldy);
     for (int64_t i = 0; i <= ks; i++) {
         if (i < ks) {
-            const uint8_t *xa = x + i * (int64_t)sizeof(block_q8_K) + offsetof(block_q8_K, qs);
+            const uint8_t *xa = x + i * xsb + qoff;
             const int8_t *wb = wq + i * 8 * AMX_W_BYTES;
             int32_t(*o)[256] = ring + (i & 1) * 8;
             for (int b = 0; b < 8; b += 2) {
@@ -287,7 +288,7 @@ static void tile16_iq4xs(int first, int64_t ks, const int8_t *wq, const int32_t 
 #pragma GCC unroll 8
         for (int b = 0; b < 8; b++) lsv[b] = _mm512_load_si512(ls + (j * 8 + b) * 16);
         const __m512 dwv = _mm512_load_ps(dw + j * 16);
-        const uint8_t *xd = x + j * (int64_t)sizeof(block_q8_K); /* d: the block's first 4 bytes */
+        const uint8_t *xd = x + j * xsb; /* d: the super-block's first 4 bytes */
 #pragma GCC unroll 4
         for (int t = 0; t < 16; t++) {
             __m512i sum = _mm512_mullo_epi32(_mm512_load_si512(c[0] + 16 * t), lsv[0]);
@@ -324,13 +325,65 @@ static void gemm_iq4_xs_amx(int64_t n, int64_t nr, int64_t nt, const void *w, in
                 convert_iq4xs((const uint8_t *)w + r0 * w_stride, w_stride, s0, ks, wq, ls, dw);
                 for (int64_t t = t0; t < t1; t += AMX_MIN_T)
                     tile16_iq4xs(s0 == 0, ks, wq, ls, dw, x + t * xs + s0 * (int64_t)sizeof(block_q8_K), xs,
-                                 y + t * ldy + r0, ldy);
+                                 (int64_t)sizeof(block_q8_K), offsetof(block_q8_K, qs), y + t * ldy + r0, ldy);
             }
     }
     _tile_release();
     if (nt16 < nt) g_iq4xs_vnni(n, nr16, nt - nt16, w, w_stride, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
     if (nr16 < nr)
         g_iq4xs_vnni(n, nr - nr16, nt, (const uint8_t *)w + nr16 * w_stride, w_stride, xp, xs, y + nr16, ldy);
+}
+
+/* The packed iq4_xs layout (packed.h) into the same converted form as convert_iq4xs: block b's 4 stored
+ * vectors split into nibbles and looked up as signed levels, low nibbles to tile rows 0..3 (elements
+ * 4k..4k+3), high ones to rows 4..7 (16 + 4k..); ls widened to int32, d to float. */
+static void convert_pk_iq4xs(const uint8_t *grp, int64_t s0, int64_t ks, int8_t *wq, int32_t *ls, float *dw) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4nl));
+    for (int64_t i = 0; i < ks; i++) {
+        const uint8_t *blk = grp + (s0 + i) * PK_I4_BLOCK;
+        _mm512_store_ps(dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        for (int b = 0; b < 8; b++) {
+            _mm512_store_si512(ls + (i * 8 + b) * 16, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * b))));
+            int8_t *o = wq + (i * 8 + b) * AMX_W_BYTES;
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                __m512i v = _mm512_loadu_si512(blk + 160 + 256 * b + 64 * k);
+                _mm512_store_si512(o + 64 * k, _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4)));
+                _mm512_store_si512(o + 64 * (4 + k), _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)));
+            }
+        }
+    }
+}
+
+/* The packed iq4_xs (pk_gemm_fn): 16-token tiles as gemm_iq4_xs_amx, on whole groups; fewer tokens and
+ * the tail go to the VNNI kernel of the same layout (the same bits). */
+void pk_gemm_iq4_xs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                        int64_t ldy) {
+    const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K, gb = nsb * PK_I4_BLOCK;
+    if (nt < AMX_MIN_T || xs <= 0) {
+        pk_gemm_iq4_xs_avx512(n, ng, nt, wp, xp, xs, y, ldy);
+        return;
+    }
+    _Alignas(64) int8_t wq[IQ_KS * 8 * AMX_W_BYTES];
+    _Alignas(64) int32_t ls[IQ_KS * 8 * 16];
+    _Alignas(64) float dw[IQ_KS * 16];
+    const uint8_t *x = xp, *w = wp;
+    int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
+    if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
+    amx_config();
+    for (int64_t t0 = 0; t0 < nt16; t0 += tb) {
+        int64_t t1 = t0 + tb < nt16 ? t0 + tb : nt16;
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t s0 = 0; s0 < nsb; s0 += IQ_KS) {
+                int64_t ks = nsb - s0 < IQ_KS ? nsb - s0 : IQ_KS;
+                convert_pk_iq4xs(w + g * gb, s0, ks, wq, ls, dw);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T)
+                    tile16_iq4xs(s0 == 0, ks, wq, ls, dw, x + t * xs + s0 * PK_XI4_BLOCK, xs, PK_XI4_BLOCK, 48 /* q */,
+                                 y + t * ldy + 16 * g, ldy);
+            }
+    }
+    _tile_release();
+    if (nt16 < nt) pk_gemm_iq4_xs_avx512(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
 }
 
 void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {

@@ -27,7 +27,7 @@
 #define ALWAYS static inline __attribute__((always_inline))
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
-enum { K_Q8, K_Q4, K_K4, K_K5, K_K6 }; /* the five layouts */
+enum { K_Q8, K_Q4, K_K4, K_K5, K_K6, K_I4 }; /* the six layouts */
 /* Decode's software prefetch distance. It must cover a thread's bandwidth x the memory latency: this
  * machine moves between ~47 and ~78 GB/s for 2 threads (other tenants), and at the high end a thread
  * streams ~38 GB/s, i.e. ~4.5 KB per 120 ns. bench/stream, 4096-wide weights, fraction of a plain read:
@@ -239,6 +239,58 @@ ALWAYS void tile_k6(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64
     acc_store(T, acc, y, ldy);
 }
 
+/* ---- iq4_xs ---------------------------------------------------------------------------------------
+ * Per super-block, block by block: the block's 4 stored vectors split into 8 nibble vectors and looked
+ * up (vpshufb) as unsigned levels K + 128, once for the T tokens; per token 8 vpdpbusd started at the
+ * activation's -128 * (block sum), which makes the sums K x's exact isum_b, one vpmulld by the rows'
+ * ls - 32, one add; per super-block the plain dot's float step, a multiply and an add (no FMA). */
+ALWAYS void tile_i4(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y, int64_t ldy) {
+    static const int8_t lev_u[16] = {1, 24, 45, 63, 79, 93, 106, 118, -127, -115, -103, -90, -75, -59, -39, -15};
+    const __m512i m4 = _mm512_set1_epi8(0x0f), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lev_u));
+    __m512 acc[8];
+    acc_zero(T, acc);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * PK_I4_BLOCK;
+        if (PF_K4 && T == 1)
+            for (int k = 0; k < 3; k++) _mm_prefetch((const char *)blk + 64 * k + PF_K4 * PK_I4_BLOCK, _MM_HINT_T0);
+        __m512i sumi[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+        for (int s = 0; s < 8; s++) {
+            const uint8_t *q = blk + 160 + 256 * s;
+            if (PF_K4 && T == 1)
+                for (int k = 0; k < 4; k++) _mm_prefetch((const char *)q + 64 * k + PF_K4 * PK_I4_BLOCK, _MM_HINT_T0);
+            __m512i wv[8]; /* wv[k]: elements 4k..4k+3 of the block (k < 4: low nibbles, else high) */
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                __m512i v = _mm512_loadu_si512(q + 64 * k);
+                wv[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4));
+                wv[4 + k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            }
+            __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * s)));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const uint8_t *xb = x + t * xs + b * PK_XI4_BLOCK, *xq = xb + 48 + 32 * s;
+                __m512i i0 = _mm512_set1_epi32(ld32(xb + 16 + 4 * s)), i1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k += 2) {
+                    i0 = _mm512_dpbusd_epi32(i0, wv[k], _mm512_set1_epi32(ld32(xq + 4 * k)));
+                    i1 = _mm512_dpbusd_epi32(i1, wv[k + 1], _mm512_set1_epi32(ld32(xq + 4 * k + 4)));
+                }
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(i0, i1), sc));
+            }
+        }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512 dx = _mm512_set1_ps(ldf(x + t * xs + b * PK_XI4_BLOCK));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx)));
+        }
+    }
+    acc_store(T, acc, y, ldy);
+}
+
 /* ---- the loop over tiles ---------------------------------------------------------------------------- */
 /* One tile of T tokens of layout kind. */
 ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
@@ -249,6 +301,7 @@ ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8
     case K_Q4: tile(1, T, nb, w, x, xs, y, ldy); break;
     case K_K4: tile_k4(0, T, nb, w, x, xs, y, ldy); break;
     case K_K5: tile_k4(1, T, nb, w, x, xs, y, ldy); break;
+    case K_I4: tile_i4(T, nb, w, x, xs, y, ldy); break;
     default: tile_k6(T, nb, w, x, xs, y, ldy); break;
     }
     /* clang-format on */
@@ -279,7 +332,8 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
                              : kind == K_Q4 ? 288
                              : kind == K_K4 ? PK_K4_BLOCK
                              : kind == K_K5 ? PK_K5_BLOCK
-                                            : PK_K6_BLOCK);
+                             : kind == K_K6 ? PK_K6_BLOCK
+                                            : PK_I4_BLOCK);
     const uint8_t *w = wp, *x = xp;
     int64_t tb = xs > 0 ? X_BLOCK_BYTES / xs / 8 * 8 : 8; /* (xs may be 0 for 1 token) */
     int64_t gc = W_CHUNK_BYTES / gb;
@@ -308,3 +362,4 @@ PK_ENTRY(pk_gemm_q4_0_avx512, K_Q4)
 PK_ENTRY(pk_gemm_q4_K_avx512, K_K4)
 PK_ENTRY(pk_gemm_q5_K_avx512, K_K5)
 PK_ENTRY(pk_gemm_q6_K_avx512, K_K6)
+PK_ENTRY(pk_gemm_iq4_xs_avx512, K_I4)
