@@ -183,7 +183,8 @@ is not given.
 scalar, avx2 or avx512: use at most these CPU kernels.
 .TP
 .B HERD_REPACK
-0: do not repack weights into the interleaved layout at load.
+0: do not repack weights into the interleaved layout at load (slower; keeps iq3_s / iq2_s weights at
+their file size, which repacking expands 1.25x / 1.78x).
 .TP
 .BR BRAVE_API_KEY ", " WOLFRAM_ALPHA_APP_ID
 keys of the built-in search tools.

@@ -3,12 +3,14 @@
 #include "packed.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "herd.h"
 #include "kernels.h"
 #include "kernels_impl.h"
 #include "kquants.h"
+#include "iquants.h"
 #include "legacy.h"
 #include "types.h"
 
@@ -25,6 +27,8 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     case HERD_TYPE_Q6_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q6_K_amx : pk_gemm_q6_K_avx512;
     case HERD_TYPE_IQ4_XS:
         return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_iq4_xs_amx : pk_gemm_iq4_xs_avx512;
+    case HERD_TYPE_IQ3_S: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_iq3_s_amx : pk_gemm_iq3_s_avx512;
+    case HERD_TYPE_IQ2_S: return n % QK_K ? NULL : pk_gemm_iq2_s_avx512; /* (per-16 scales: no AMX kernel) */
     default: return NULL;
     }
 }
@@ -37,7 +41,9 @@ int64_t pk_group_bytes(int type, int64_t n) {
     case HERD_TYPE_Q4_K: return n / QK_K * PK_K4_BLOCK;
     case HERD_TYPE_Q5_K: return n / QK_K * PK_K5_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_K6_BLOCK;
-    case HERD_TYPE_IQ4_XS: return n / QK_K * PK_I4_BLOCK;
+    case HERD_TYPE_IQ4_XS:
+    case HERD_TYPE_IQ3_S: return n / QK_K * PK_LT_BLOCK;
+    case HERD_TYPE_IQ2_S: return n / QK_K * PK_LT2_BLOCK;
     default: return 0;
     }
 }
@@ -100,18 +106,83 @@ static void pack_w_q6_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_
     }
 }
 
-static void pack_w_iq4_xs(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
-    for (int r = 0; r < PK_ROWS; r++) {
-        const block_iq4_xs *row = (const block_iq4_xs *)(src + r * row_bytes);
-        for (int64_t i = 0; i < n / QK_K; i++) {
-            const block_iq4_xs *blk = row + i;
-            uint8_t *ob = o + i * PK_I4_BLOCK;
-            memcpy(ob + 2 * r, &blk->d, 2);
-            for (int b = 0; b < 8; b++) {
-                int ls = ((blk->scales_l[b / 2] >> 4 * (b % 2)) & 15) | ((blk->scales_h >> 2 * b) & 3) << 4;
-                ob[32 + 16 * b + r] = (uint8_t)(int8_t)(ls - 32);
-                for (int k = 0; k < 4; k++) memcpy(ob + 160 + b * 256 + k * 64 + r * 4, blk->qs + 16 * b + 4 * k, 4);
+/* ---- the level-table layouts (iq4_xs, iq3_s, iq2_s) ---------------------------------------------------- */
+
+static const int8_t k_lv_iq3s[16] = {1, 3, 5, 7, 9, 11, 13, 15, -1, -3, -5, -7, -9, -11, -13, -15};
+static const int8_t k_lv_iq2s[16] = {8, 25, 43, 0, 0, 0, 0, 0, -8, -25, -43, 0, 0, 0, 0, 0};
+
+const int8_t *pk_levels(int type) {
+    return type == HERD_TYPE_IQ4_XS ? k_iq4nl : type == HERD_TYPE_IQ3_S ? k_lv_iq3s : type == HERD_TYPE_IQ2_S ? k_lv_iq2s : NULL;
+}
+
+/* The grids' coordinates as codes m (byte j of an entry: coordinate j's m), and the 8 sign bits of a byte
+ * spread to bit 3 of 8 bytes: made once (the packers run on several threads). */
+static uint32_t g_iq3s_m[512];
+static uint64_t g_iq2s_m[1024], g_sign8[256];
+static pthread_once_t g_lt_once = PTHREAD_ONCE_INIT;
+
+static void lt_tables(void) {
+    for (int i = 0; i < 512; i++)
+        for (int j = 0; j < 4; j++) g_iq3s_m[i] |= (uint32_t)((((iq3s_grid[i] >> 8 * j) & 0xff) - 1) / 2) << 8 * j;
+    for (int i = 0; i < 1024; i++)
+        for (int j = 0; j < 8; j++) {
+            uint64_t c = (iq2s_grid[i] >> 8 * j) & 0xff; /* 8, 25 or 43 */
+            g_iq2s_m[i] |= (uint64_t)(c == 8 ? 0 : c == 25 ? 1 : 2) << 8 * j;
+        }
+    for (int s = 0; s < 256; s++)
+        for (int j = 0; j < 8; j++) g_sign8[s] |= (uint64_t)((s >> j) & 1) << (8 * j + 3);
+}
+
+/* The 256 codes (element order) and the G integer scales of one super-block of a row. */
+static void lt_codes(int type, const uint8_t *blk, uint8_t code[QK_K], int8_t *ls) {
+    if (type == HERD_TYPE_IQ4_XS) {
+        const block_iq4_xs *x = (const block_iq4_xs *)blk;
+        for (int b = 0; b < 8; b++) {
+            ls[b] = (int8_t)((((x->scales_l[b / 2] >> 4 * (b % 2)) & 15) | ((x->scales_h >> 2 * b) & 3) << 4) - 32);
+            for (int j = 0; j < 16; j++) code[32 * b + j] = x->qs[16 * b + j] & 15, code[32 * b + 16 + j] = x->qs[16 * b + j] >> 4;
+        }
+    } else if (type == HERD_TYPE_IQ3_S) { /* element 32b + 8l + j: half-group h = 2l + j / 4, sign bit j of signs[4b + l] */
+        const block_iq3_s *x = (const block_iq3_s *)blk;
+        for (int b = 0; b < 8; b++) {
+            ls[b] = (int8_t)(2 * ((x->scales[b / 2] >> 4 * (b % 2)) & 15) + 1);
+            for (int l = 0; l < 4; l++) {
+                uint64_t m = 0;
+                for (int h = 0; h < 2; h++)
+                    m |= (uint64_t)g_iq3s_m[x->qs[8 * b + 2 * l + h] | ((x->qh[b] >> (2 * l + h)) & 1) << 8] << 32 * h;
+                m |= g_sign8[x->signs[4 * b + l]];
+                memcpy(code + 32 * b + 8 * l, &m, 8);
             }
+        }
+    } else { /* iq2_s: group 4b + l of 8 elements; scales per 16 (nibble l / 2 of scales[b]) */
+        const block_iq2_s *x = (const block_iq2_s *)blk;
+        const uint8_t *signs = x->qs + QK_K / 8;
+        for (int b = 0; b < 8; b++) {
+            ls[2 * b] = (int8_t)(2 * (x->scales[b] & 15) + 1);
+            ls[2 * b + 1] = (int8_t)(2 * (x->scales[b] >> 4) + 1);
+            for (int l = 0; l < 4; l++) {
+                uint64_t m = g_iq2s_m[x->qs[4 * b + l] | ((x->qh[b] >> 2 * l) & 3) << 8] | g_sign8[signs[4 * b + l]];
+                memcpy(code + 32 * b + 8 * l, &m, 8);
+            }
+        }
+    }
+}
+
+static void pack_w_lt(int type, int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
+    pthread_once(&g_lt_once, lt_tables);
+    const int ng = type == HERD_TYPE_IQ2_S ? 16 : 8; /* scales a row */
+    const int64_t bb = pk_group_bytes(type, QK_K), sbb = kernels_row_bytes(type, QK_K), qo = 32 + 16 * ng;
+    for (int r = 0; r < PK_ROWS; r++) {
+        const uint8_t *row = src + r * row_bytes;
+        for (int64_t i = 0; i < n / QK_K; i++) {
+            const uint8_t *blk = row + i * sbb;
+            uint8_t *ob = o + i * bb, code[QK_K];
+            int8_t ls[16];
+            lt_codes(type, blk, code, ls);
+            memcpy(ob + 2 * r, blk, 2); /* every one of these blocks starts with its f16 d */
+            for (int g = 0; g < ng; g++) ob[32 + 16 * g + r] = (uint8_t)ls[g];
+            for (int b = 0; b < 8; b++)
+                for (int k = 0; k < 16; k++) /* byte k of block b: element k low, 16 + k high */
+                    ob[qo + b * 256 + (k / 4) * 64 + r * 4 + k % 4] = (uint8_t)(code[32 * b + k] | code[32 * b + 16 + k] << 4);
         }
     }
 }
@@ -127,8 +198,8 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
         pack_w_q6_K(n, src, row_bytes, o);
         return;
     }
-    if (type == HERD_TYPE_IQ4_XS) {
-        pack_w_iq4_xs(n, src, row_bytes, o);
+    if (pk_levels(type)) {
+        pack_w_lt(type, n, src, row_bytes, o);
         return;
     }
     int64_t nb = n / 32, bb = pk_group_bytes(type, n) / nb;
@@ -160,7 +231,9 @@ int64_t pk_x_bytes(int type, int64_t n) {
     case HERD_TYPE_Q4_K:
     case HERD_TYPE_Q5_K: return n / QK_K * PK_XK_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_XK6_BLOCK;
-    case HERD_TYPE_IQ4_XS: return n / QK_K * PK_XI4_BLOCK;
+    case HERD_TYPE_IQ4_XS:
+    case HERD_TYPE_IQ3_S:
+    case HERD_TYPE_IQ2_S: return n / QK_K * PK_XLT_BLOCK;
     default: return n / 32 * PK_X_BLOCK;
     }
 }
@@ -180,29 +253,17 @@ void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
         }
         return;
     }
-    if (type == HERD_TYPE_Q6_K) {
+    if (type == HERD_TYPE_Q6_K || pk_levels(type)) { /* the same layout; q6_K's u = q + 32, the levels' + 128 */
         const block_q8_K *k = x;
+        const int32_t bias = type == HERD_TYPE_Q6_K ? -32 : -128;
         for (int64_t i = 0; i < n / QK_K; i++, o += PK_XK6_BLOCK) {
             memset(o, 0, 16);
             memcpy(o, &k[i].d, 4);
             for (int g = 0; g < 16; g++) {
-                int32_t off = -32 * k[i].bsums[g];
+                int32_t off = bias * k[i].bsums[g];
                 memcpy(o + 16 + 4 * g, &off, 4);
             }
             memcpy(o + 80, k[i].qs, QK_K);
-        }
-        return;
-    }
-    if (type == HERD_TYPE_IQ4_XS) {
-        const block_q8_K *k = x;
-        for (int64_t i = 0; i < n / QK_K; i++, o += PK_XI4_BLOCK) {
-            memset(o, 0, 16);
-            memcpy(o, &k[i].d, 4);
-            for (int b = 0; b < 8; b++) {
-                int32_t off = -128 * (k[i].bsums[2 * b] + k[i].bsums[2 * b + 1]);
-                memcpy(o + 16 + 4 * b, &off, 4);
-            }
-            memcpy(o + 48, k[i].qs, QK_K);
         }
         return;
     }
@@ -291,28 +352,32 @@ static float dot_ref_q6_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
     return acc;
 }
 
-/* the plain dot's numerics (ref/legacy_ref.c, dot_iq4_xs_ref) on the packed layout */
-static float dot_ref_iq4_xs(int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+/* The level-table layouts: the plain dots' numerics (dot_iq4_xs_ref, dot_iq3_s_ref, dot_iq2_s_ref) on the
+ * packed layout */
+static float dot_ref_lt(int type, int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
+    const int8_t *lv = pk_levels(type);
+    const int ng = type == HERD_TYPE_IQ2_S ? 16 : 8, gl = QK_K / ng; /* scales, and elements a scale */
+    const int64_t bb = pk_group_bytes(type, QK_K), qo = 32 + 16 * ng;
     float acc = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const uint8_t *blk = wg + i * PK_I4_BLOCK, *xb = x + i * PK_XI4_BLOCK;
+        const uint8_t *blk = wg + i * bb, *xb = x + i * PK_XLT_BLOCK;
         float dx;
         uint16_t d;
         memcpy(&dx, xb, 4);
         memcpy(&d, blk + 2 * r, 2);
         int32_t sumi = 0;
-        for (int b = 0; b < 8; b++) {
+        for (int g = 0; g < ng; g++) {
             int32_t isum = 0;
-            for (int e = 0; e < 32; e++) {
-                int k = e % 16;
-                uint8_t byte = blk[160 + b * 256 + (k / 4) * 64 + r * 4 + k % 4];
-                isum += k_iq4nl[e < 16 ? byte & 15 : byte >> 4] * (int8_t)xb[48 + 32 * b + e];
+            for (int e = g * gl; e < (g + 1) * gl; e++) { /* element e: block e / 32, byte k of it */
+                int b = e / 32, p = e % 32, k = p % 16;
+                uint8_t byte = blk[qo + b * 256 + (k / 4) * 64 + r * 4 + k % 4];
+                isum += lv[p < 16 ? byte & 15 : byte >> 4] * (int8_t)xb[80 + e];
             }
-            sumi += (int8_t)blk[32 + 16 * b + r] * isum;
+            sumi += (int8_t)blk[32 + 16 * g + r] * isum;
         }
         acc += (float)sumi * (fp16_to_fp32(d) * dx);
     }
-    return acc;
+    return type == HERD_TYPE_IQ2_S ? 0.125f * acc : acc;
 }
 
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
@@ -321,12 +386,14 @@ void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, co
         float (*dot)(int64_t, const uint8_t *, int, const uint8_t *) = type == HERD_TYPE_Q4_K   ? dot_ref_q4_K
                                                                         : type == HERD_TYPE_Q5_K ? dot_ref_q5_K
                                                                         : type == HERD_TYPE_Q6_K ? dot_ref_q6_K
-                                                                                                 : dot_ref_iq4_xs;
+                                                                                                 : NULL;
         int64_t gb = pk_group_bytes(type, n);
         for (int64_t g = 0; g < ng; g++)
             for (int64_t t = 0; t < nt; t++)
-                for (int r = 0; r < PK_ROWS; r++)
-                    y[t * ldy + g * PK_ROWS + r] = dot(n, (const uint8_t *)wp + g * gb, r, (const uint8_t *)xp + t * xp_stride);
+                for (int r = 0; r < PK_ROWS; r++) {
+                    const uint8_t *wg = (const uint8_t *)wp + g * gb, *xt = (const uint8_t *)xp + t * xp_stride;
+                    y[t * ldy + g * PK_ROWS + r] = dot ? dot(n, wg, r, xt) : dot_ref_lt(type, n, wg, r, xt);
+                }
         return;
     }
     int64_t nb = n / 32, gb = pk_group_bytes(type, n), bb = gb / nb;

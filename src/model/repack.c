@@ -1,6 +1,7 @@
-/* Repacking at load: every q8_0 / q4_0 / q4_K / q6_K matmul weight that the packed kernels take
- * (kernels/packed.h) gets an interleaved copy, made once, so that decode and prompt processing both run
- * the packed kernel on it. The copy is about the size of the original (16 rows side by side); the
+/* Repacking at load: every matmul weight that the packed kernels take (kernels/packed.h: q8_0, q4_0, q4_K,
+ * q5_K, q6_K, iq4_xs, iq3_s, iq2_s) gets an interleaved copy, made once, so that decode and prompt
+ * processing both run the packed kernel on it. The copy is about the size of the original (16 rows side
+ * by side; iq3_s 1.25x and iq2_s 1.78x, expanded to 4-bit codes); the
  * original rows stay mapped for what reads rows directly (the token embedding, herd convert), but their
  * pages are released after packing.
  * Weights are packed by a thread pool (a 1B Q8_0 model is 1.3 GB of weights). */

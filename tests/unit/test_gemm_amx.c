@@ -6,7 +6,7 @@
  *               tail; past 128: several converted chunks), odd strides and offsets; long rows with
  *               two token blocks; no write outside the group's columns.
  *   invariance  a token's results are the same bits alone (the VNNI path) and inside any batch.
- *   q4_K, q5_K, q6_K, iq4_xs  the same checks for pk_gemm_q4_K_amx / ... (packed, q8_K activations) on 1..17
+ *   q4_K, q5_K, q6_K, iq4_xs, iq3_s  the same checks for pk_gemm_q4_K_amx / ... (packed, q8_K activations) on 1..17
  *               super-blocks (several converted chunks of 8), 15..100 tokens, 1..3 groups, 8192 wide, and
  *               2048 wide x 530 tokens (two token blocks and a VNNI tail).
  *   iq4_xs      the AVX-512 table's gemm (AMX from 16 tokens and 16 rows) vs the reference dot, bit for bit,
@@ -26,6 +26,7 @@
 #include "kernels/kernels_impl.h"
 #include "kernels/kquants.h"
 #include "kernels/packed.h"
+#include "kernels/types.h"
 #include "testutil.h"
 
 static uint32_t bits(float f) {
@@ -42,7 +43,7 @@ typedef struct {
 } amx_case;
 
 static int is_k(int type) {
-    return type == HERD_TYPE_Q4_K || type == HERD_TYPE_Q5_K || type == HERD_TYPE_Q6_K || type == HERD_TYPE_IQ4_XS;
+    return type != HERD_TYPE_Q8_0 && type != HERD_TYPE_Q4_0;
 }
 
 /* Random weights (ng groups of 16 rows) and activations (nt tokens), packed; some rows and tokens at the
@@ -62,7 +63,10 @@ static void make_case(amx_case *c, int type, int64_t n, int64_t ng, int64_t nt) 
     for (int64_t r = 0; r < nr; r++) {
         for (int64_t i = 0; i < n; i++)
             f[i] = r % 5 == 4 ? (i % 2 ? 1.0f : -1.0f) : tu_sym() * (is_k(type) ? (float)(1 + (i / 16) % 9) : 1.0f);
-        wt->from_f32(f, w + r * wrow, n);
+        if (wt->from_f32)
+            wt->from_f32(f, w + r * wrow, n);
+        else /* iq3_s: herd only reads it */
+            tu_random_blocks(w + r * wrow, n, wt->block_bytes, fp32_to_fp16);
     }
     for (int64_t g = 0; g < ng; g++) pk_pack_w(type, n, w + g * PK_ROWS * wrow, wrow, c->wp + g * c->gb);
     for (int64_t t = 0; t < nt; t++) {
@@ -87,7 +91,8 @@ static const char *tname(int t) {
            : t == HERD_TYPE_Q4_K ? "q4_K"
            : t == HERD_TYPE_Q5_K ? "q5_K"
            : t == HERD_TYPE_Q6_K ? "q6_K"
-                                 : "iq4_xs";
+           : t == HERD_TYPE_IQ4_XS ? "iq4_xs"
+                                 : "iq3_s";
 }
 
 /* y with sentinels in every cell, ldy = 16 ng + 3 (the last 3 columns must stay untouched) */
@@ -108,13 +113,15 @@ static int check(int type, int64_t n, int64_t ng, int64_t nt) {
                      : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_amx
                      : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_amx
                      : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_amx
-                                              : pk_gemm_iq4_xs_amx;
+                     : type == HERD_TYPE_IQ4_XS ? pk_gemm_iq4_xs_amx
+                                              : pk_gemm_iq3_s_amx;
     pk_gemm_fn vnni = type == HERD_TYPE_Q8_0   ? pk_gemm_q8_0_avx512
                       : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_avx512
                       : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_avx512
                       : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_avx512
                       : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_avx512
-                                               : pk_gemm_iq4_xs_avx512;
+                      : type == HERD_TYPE_IQ4_XS ? pk_gemm_iq4_xs_avx512
+                                               : pk_gemm_iq3_s_avx512;
     amx_case c;
     make_case(&c, type, n, ng, nt);
     int64_t ldy = ng * PK_ROWS + 3, cells = ldy * nt;
@@ -171,15 +178,15 @@ static void test_bits(void) {
  * tokens around the tiles of 16, 1..3 groups; 8192 wide; 2048 wide x 530 tokens: two token blocks and a
  * tail. */
 static void test_bits_k(void) {
-    static const int types[] = {HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS};
+    static const int types[] = {HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S};
     static const int64_t sbs[] = {1, 2, 7, 8, 9, 17};
     static const int64_t toks[] = {15, 16, 17, 33, 48, 100};
     static const int64_t groups[] = {1, 2, 3};
-    for (int ti = 0; ti < 4; ti++)
+    for (int ti = 0; ti < 5; ti++)
         for (int si = 0; si < 6; si++)
             for (int tk = 0; tk < 6; tk++)
                 if (check(types[ti], QK_K * sbs[si], groups[(si + tk) % 3], toks[tk])) return;
-    for (int ti = 0; ti < 4; ti++) check(types[ti], 8192, 1, 48), check(types[ti], 2048, 1, 530);
+    for (int ti = 0; ti < 5; ti++) check(types[ti], 8192, 1, 48), check(types[ti], 2048, 1, 530);
 }
 
 /* iq4_xs through the AVX-512 table's gemm (the AMX one when AMX is active) vs the reference dot, bit for
@@ -243,6 +250,7 @@ static int child(void) {
              pk_gemm_for(HERD_TYPE_Q4_K, 2048, 64) == pk_gemm_q4_K_avx512 &&
              pk_gemm_for(HERD_TYPE_Q5_K, 2048, 64) == pk_gemm_q5_K_avx512 &&
              pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_avx512 &&
+             pk_gemm_for(HERD_TYPE_IQ3_S, 2048, 64) == pk_gemm_iq3_s_avx512 &&
              pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_avx512;
     return ok ? 0 : 1;
 }
@@ -257,6 +265,7 @@ static void test_dispatch(const char *self) {
         CHECK(pk_gemm_for(HERD_TYPE_Q5_K, 2048, 64) == pk_gemm_q5_K_amx, "pk_gemm_for(q5_K) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_amx,
               "pk_gemm_for(iq4_xs) is not the AMX kernel");
+        CHECK(pk_gemm_for(HERD_TYPE_IQ3_S, 2048, 64) == pk_gemm_iq3_s_amx, "pk_gemm_for(iq3_s) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_amx, "pk_gemm_for(q6_K) is not the AMX kernel");
     } else {
         CHECK(!kernels_amx_active(), "AMX active although HERD_ISA=%s", force);

@@ -1,15 +1,17 @@
-/* The interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K / iq4_xs layout (kernels/packed.h) and the matmul that uses it.
+/* The interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K / iq4_xs / iq3_s / iq2_s layout (kernels/packed.h) and the matmul that uses it.
  *
  *   packing      pk_gemm_ref on packed rows vs the plain scalar dot on the original rows: the same sum
  *                up to rounding (checks that packing put every weight, scale and activation where the
- *                numerics say); iq4_xs bit for bit (its packed numerics are the plain dot's).
+ *                numerics say); the level-table types (iq4_xs, iq3_s, iq2_s) bit for bit (their packed
+ *                numerics are the plain dots').
  *   kernel       the active ISA's kernel (where it has one) vs pk_gemm_ref, bit for bit, on 1..20
  *                tokens, 1..9 groups, widths of 1..70 blocks, odd strides; no write outside y.
  *   invariance   each token's result is the same bits whatever else is computed with it (alone, in a
  *                batch of 17 at any position).
  *   matmul       a packed weight through matmul / matmul_multi: every token of a batch bit-identical to
  *                that token alone, on 1 and 3 threads; equal to pk_gemm_ref.
- * Types: q8_0, q4_0 (blocks of 32), q4_K, q5_K, q6_K, iq4_xs (super-blocks of 256, q8_K activations).
+ * Types: q8_0, q4_0 (blocks of 32), q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq2_s (super-blocks of 256, q8_K
+ * activations; iq3_s / iq2_s weights random blocks, herd has no quantizer for them).
  * Exit status 0 = pass, 1 = fail.
  */
 #include <math.h>
@@ -21,6 +23,7 @@
 #include "herd.h"
 #include "kernels/kernels.h"
 #include "kernels/packed.h"
+#include "kernels/types.h"
 #include "model/matmul.h"
 #include "testutil.h"
 
@@ -55,7 +58,10 @@ static void make_case(case_data *c, int type, int64_t n, int64_t nr, int64_t nt)
     for (int64_t r = 0; r < nr; r++) {
         if (r % 5 == 4) /* a row with extreme values: q8_0 -127/127 and q4_0 0/15 in every block */
             for (int64_t i = 0; i < n; i++) f[r * n + i] = i % 2 ? 1.0f : -1.0f;
-        wt->from_f32(f + r * n, c->w + r * c->wrow, n);
+        if (wt->from_f32)
+            wt->from_f32(f + r * n, c->w + r * c->wrow, n);
+        else /* iq3_s, iq2_s: herd only reads them */
+            tu_random_blocks(c->w + r * c->wrow, n, wt->block_bytes, fp32_to_fp16);
     }
     /* odd byte offsets for the packed buffers too */
     c->wp += 1, c->xp += 1;
@@ -82,12 +88,14 @@ static const char *tname(int t) {
            : t == HERD_TYPE_Q4_K ? "q4_K"
            : t == HERD_TYPE_Q5_K ? "q5_K"
            : t == HERD_TYPE_Q6_K ? "q6_K"
-                                 : "iq4_xs";
+           : t == HERD_TYPE_IQ4_XS ? "iq4_xs"
+           : t == HERD_TYPE_IQ3_S ? "iq3_s"
+                                 : "iq2_s";
 }
 
-static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q4_K,
-                              HERD_TYPE_Q5_K, HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS};
-#define N_TYPES 6
+static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K,
+                              HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S, HERD_TYPE_IQ2_S};
+#define N_TYPES 8
 /* the unit of a row: the K-quants' super-blocks are 8 blocks */
 static int64_t unit(int type) {
     return type == HERD_TYPE_Q8_0 || type == HERD_TYPE_Q4_0 ? 32 : 256;
@@ -116,9 +124,9 @@ static void test_ref_vs_dot(void) {
                 }
             CHECK(worst < 1e-4, "%s n=%lld: packed reference vs plain dot: relative error %.3g", tname(types[ti]),
                   (long long)n, worst);
-            if (types[ti] == HERD_TYPE_IQ4_XS)
-                CHECK(differ == 0, "iq4_xs n=%lld: %d packed results differ from the plain dot's bits", (long long)n,
-                      differ);
+            if (pk_levels(types[ti]))
+                CHECK(differ == 0, "%s n=%lld: %d packed results differ from the plain dot's bits", tname(types[ti]),
+                      (long long)n, differ);
             free(y);
             free_case(&c);
         }

@@ -40,4 +40,16 @@ static inline float tu_sym(void) { /* [-1, 1) */
     return (float)((double)(tu_u64() >> 11) * 0x1p-52 - 1.0);
 }
 
+/* n elements of random blocks of a type herd only reads (no from_f32: the lattice i-quants): random bytes,
+ * each super-block of 256 (block_bytes each) starting with an f16 scale d in [0.002, 0.02). Any bytes are
+ * a valid block of these types. */
+static inline void tu_random_blocks(void *w, int64_t n, int64_t block_bytes, uint16_t (*to_f16)(float)) {
+    uint8_t *p = (uint8_t *)w;
+    for (int64_t i = 0; i < n / 256 * block_bytes; i++) p[i] = (uint8_t)(tu_u64() >> 56);
+    for (int64_t b = 0; b < n / 256; b++) {
+        uint16_t d = to_f16(0.002f + 0.018f * (float)(tu_u64() >> 40) * 0x1p-24f);
+        memcpy(p + b * block_bytes, &d, 2);
+    }
+}
+
 #endif

@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "herd.h"
 #include "../kernels_impl.h"
 #include "../kquants.h"
 #include "../legacy.h"
@@ -334,13 +335,15 @@ static void gemm_iq4_xs_amx(int64_t n, int64_t nr, int64_t nt, const void *w, in
         g_iq4xs_vnni(n, nr - nr16, nt, (const uint8_t *)w + nr16 * w_stride, w_stride, xp, xs, y + nr16, ldy);
 }
 
-/* The packed iq4_xs layout (packed.h) into the same converted form as convert_iq4xs: block b's 4 stored
- * vectors split into nibbles and looked up as signed levels, low nibbles to tile rows 0..3 (elements
- * 4k..4k+3), high ones to rows 4..7 (16 + 4k..); ls widened to int32, d to float. */
-static void convert_pk_iq4xs(const uint8_t *grp, int64_t s0, int64_t ks, int8_t *wq, int32_t *ls, float *dw) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4nl));
+/* A packed level-table layout with a scale per block of 32 (iq4_xs, iq3_s; packed.h) into the same
+ * converted form as convert_iq4xs: block b's 4 stored vectors split into nibbles and looked up as signed
+ * levels, low nibbles to tile rows 0..3 (elements 4k..4k+3), high ones to rows 4..7 (16 + 4k..); the
+ * scales widened to int32, d to float. */
+static void convert_pk_lt(const int8_t *levels, const uint8_t *grp, int64_t s0, int64_t ks, int8_t *wq, int32_t *ls,
+                          float *dw) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)levels));
     for (int64_t i = 0; i < ks; i++) {
-        const uint8_t *blk = grp + (s0 + i) * PK_I4_BLOCK;
+        const uint8_t *blk = grp + (s0 + i) * PK_LT_BLOCK;
         _mm512_store_ps(dw + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
         for (int b = 0; b < 8; b++) {
             _mm512_store_si512(ls + (i * 8 + b) * 16, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * b))));
@@ -355,15 +358,16 @@ static void convert_pk_iq4xs(const uint8_t *grp, int64_t s0, int64_t ks, int8_t 
     }
 }
 
-/* The packed iq4_xs (pk_gemm_fn): 16-token tiles as gemm_iq4_xs_amx, on whole groups; fewer tokens and
- * the tail go to the VNNI kernel of the same layout (the same bits). */
-void pk_gemm_iq4_xs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                        int64_t ldy) {
-    const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K, gb = nsb * PK_I4_BLOCK;
+/* The packed iq4_xs / iq3_s (pk_gemm_fn): 16-token tiles as gemm_iq4_xs_amx, on whole groups; fewer tokens
+ * and the tail go to the VNNI kernel of the same layout (the same bits). */
+static void entry_lt(int type, pk_gemm_fn vnni, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp,
+                     int64_t xs, float *y, int64_t ldy) {
+    const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K, gb = nsb * PK_LT_BLOCK;
     if (nt < AMX_MIN_T || xs <= 0) {
-        pk_gemm_iq4_xs_avx512(n, ng, nt, wp, xp, xs, y, ldy);
+        vnni(n, ng, nt, wp, xp, xs, y, ldy);
         return;
     }
+    const int8_t *levels = pk_levels(type);
     _Alignas(64) int8_t wq[IQ_KS * 8 * AMX_W_BYTES];
     _Alignas(64) int32_t ls[IQ_KS * 8 * 16];
     _Alignas(64) float dw[IQ_KS * 16];
@@ -376,14 +380,24 @@ void pk_gemm_iq4_xs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const
         for (int64_t g = 0; g < ng; g++)
             for (int64_t s0 = 0; s0 < nsb; s0 += IQ_KS) {
                 int64_t ks = nsb - s0 < IQ_KS ? nsb - s0 : IQ_KS;
-                convert_pk_iq4xs(w + g * gb, s0, ks, wq, ls, dw);
-                for (int64_t t = t0; t < t1; t += AMX_MIN_T)
-                    tile16_iq4xs(s0 == 0, ks, wq, ls, dw, x + t * xs + s0 * PK_XI4_BLOCK, xs, PK_XI4_BLOCK, 48 /* q */,
+                convert_pk_lt(levels, w + g * gb, s0, ks, wq, ls, dw);
+                for (int64_t t = t0; t < t1; t += AMX_MIN_T) /* (the activations' q at byte 80: packed.h) */
+                    tile16_iq4xs(s0 == 0, ks, wq, ls, dw, x + t * xs + s0 * PK_XLT_BLOCK, xs, PK_XLT_BLOCK, 80,
                                  y + t * ldy + 16 * g, ldy);
             }
     }
     _tile_release();
-    if (nt16 < nt) pk_gemm_iq4_xs_avx512(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+    if (nt16 < nt) vnni(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
+}
+
+void pk_gemm_iq4_xs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                        int64_t ldy) {
+    entry_lt(HERD_TYPE_IQ4_XS, pk_gemm_iq4_xs_avx512, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_iq3_s_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                       int64_t ldy) {
+    entry_lt(HERD_TYPE_IQ3_S, pk_gemm_iq3_s_avx512, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {

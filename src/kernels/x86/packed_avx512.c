@@ -27,7 +27,7 @@
 #define ALWAYS static inline __attribute__((always_inline))
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
-enum { K_Q8, K_Q4, K_K4, K_K5, K_K6, K_I4 }; /* the six layouts */
+enum { K_Q8, K_Q4, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 }; /* the layouts (K_I*: level tables) */
 /* Decode's software prefetch distance. It must cover a thread's bandwidth x the memory latency: this
  * machine moves between ~47 and ~78 GB/s for 2 threads (other tenants), and at the high end a thread
  * streams ~38 GB/s, i.e. ~4.5 KB per 120 ns. bench/stream, 4096-wide weights, fraction of a plain read:
@@ -239,28 +239,37 @@ ALWAYS void tile_k6(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64
     acc_store(T, acc, y, ldy);
 }
 
-/* ---- iq4_xs ---------------------------------------------------------------------------------------
+/* ---- the level-table layouts: iq4_xs, iq3_s, iq2_s ---------------------------------------------------
  * Per super-block, block by block: the block's 4 stored vectors split into 8 nibble vectors and looked
- * up (vpshufb) as unsigned levels K + 128, once for the T tokens; per token 8 vpdpbusd started at the
- * activation's -128 * (block sum), which makes the sums K x's exact isum_b, one vpmulld by the rows'
- * ls - 32, one add; per super-block the plain dot's float step, a multiply and an add (no FMA). */
-ALWAYS void tile_i4(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y, int64_t ldy) {
-    static const int8_t lev_u[16] = {1, 24, 45, 63, 79, 93, 106, 118, -127, -115, -103, -90, -75, -59, -39, -15};
-    const __m512i m4 = _mm512_set1_epi8(0x0f), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lev_u));
+ * up (vpshufb) as unsigned levels K + 128, once for the T tokens; per token two chains of 4 vpdpbusd (the
+ * block's two groups of 16 elements), each started at the activation's -128 * (group sum), which makes
+ * them the exact sums of K x; the rows' scales by vpmulld (one per block, iq2_s one per group), added;
+ * per super-block the plain dots' float step, a multiply and an add (no FMA); iq2_s's 0.125 at the end. */
+ALWAYS void tile_lt(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
+                    int64_t ldy) {
+    /* the levels + 128, as bytes (packed.c's tables) */
+    static const uint8_t lev_i4[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+    static const uint8_t lev_i3[16] = {129, 131, 133, 135, 137, 139, 141, 143, 127, 125, 123, 121, 119, 117, 115, 113};
+    static const uint8_t lev_i2[16] = {136, 153, 171, 128, 128, 128, 128, 128, 120, 103, 85, 128, 128, 128, 128, 128};
+    const int g16 = kind == K_I2; /* scales per group of 16 */
+    const int64_t bb = g16 ? PK_LT2_BLOCK : PK_LT_BLOCK, qo = g16 ? 288 : 160;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i tab = _mm512_broadcast_i32x4(
+        _mm_loadu_si128((const __m128i *)(kind == K_I4 ? lev_i4 : kind == K_I3 ? lev_i3 : lev_i2)));
     __m512 acc[8];
     acc_zero(T, acc);
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = w + b * PK_I4_BLOCK;
+        const uint8_t *blk = w + b * bb;
         if (PF_K4 && T == 1)
-            for (int k = 0; k < 3; k++) _mm_prefetch((const char *)blk + 64 * k + PF_K4 * PK_I4_BLOCK, _MM_HINT_T0);
+            for (int k = 0; k < (g16 ? 5 : 3); k++) _mm_prefetch((const char *)blk + 64 * k + PF_K4 * bb, _MM_HINT_T0);
         __m512i sumi[8];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) sumi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 2
         for (int s = 0; s < 8; s++) {
-            const uint8_t *q = blk + 160 + 256 * s;
+            const uint8_t *q = blk + qo + 256 * s;
             if (PF_K4 && T == 1)
-                for (int k = 0; k < 4; k++) _mm_prefetch((const char *)q + 64 * k + PF_K4 * PK_I4_BLOCK, _MM_HINT_T0);
+                for (int k = 0; k < 4; k++) _mm_prefetch((const char *)q + 64 * k + PF_K4 * bb, _MM_HINT_T0);
             __m512i wv[8]; /* wv[k]: elements 4k..4k+3 of the block (k < 4: low nibbles, else high) */
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
@@ -268,25 +277,32 @@ ALWAYS void tile_i4(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64
                 wv[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4));
                 wv[4 + k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
             }
-            __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * s)));
+            const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * (g16 ? 2 * s : s))));
+            const __m512i sc1 = g16 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 48 + 32 * s))) : sc0;
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                const uint8_t *xb = x + t * xs + b * PK_XI4_BLOCK, *xq = xb + 48 + 32 * s;
-                __m512i i0 = _mm512_set1_epi32(ld32(xb + 16 + 4 * s)), i1 = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k += 2) {
+                const uint8_t *xb = x + t * xs + b * PK_XLT_BLOCK, *xq = xb + 80 + 32 * s;
+                __m512i i0 = _mm512_set1_epi32(ld32(xb + 16 + 8 * s)), i1 = _mm512_set1_epi32(ld32(xb + 20 + 8 * s));
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
                     i0 = _mm512_dpbusd_epi32(i0, wv[k], _mm512_set1_epi32(ld32(xq + 4 * k)));
-                    i1 = _mm512_dpbusd_epi32(i1, wv[k + 1], _mm512_set1_epi32(ld32(xq + 4 * k + 4)));
+                    i1 = _mm512_dpbusd_epi32(i1, wv[4 + k], _mm512_set1_epi32(ld32(xq + 16 + 4 * k)));
                 }
-                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(i0, i1), sc));
+                sumi[t] = g16 ? _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(i0, sc0),
+                                                                            _mm512_mullo_epi32(i1, sc1)))
+                              : _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(i0, i1), sc0));
             }
         }
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            __m512 dx = _mm512_set1_ps(ldf(x + t * xs + b * PK_XI4_BLOCK));
+            __m512 dx = _mm512_set1_ps(ldf(x + t * xs + b * PK_XLT_BLOCK));
             acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx)));
         }
+    }
+    if (g16) {
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[t] = _mm512_mul_ps(acc[t], _mm512_set1_ps(0.125f));
     }
     acc_store(T, acc, y, ldy);
 }
@@ -301,7 +317,9 @@ ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8
     case K_Q4: tile(1, T, nb, w, x, xs, y, ldy); break;
     case K_K4: tile_k4(0, T, nb, w, x, xs, y, ldy); break;
     case K_K5: tile_k4(1, T, nb, w, x, xs, y, ldy); break;
-    case K_I4: tile_i4(T, nb, w, x, xs, y, ldy); break;
+    case K_I4: tile_lt(K_I4, T, nb, w, x, xs, y, ldy); break;
+    case K_I3: tile_lt(K_I3, T, nb, w, x, xs, y, ldy); break;
+    case K_I2: tile_lt(K_I2, T, nb, w, x, xs, y, ldy); break;
     default: tile_k6(T, nb, w, x, xs, y, ldy); break;
     }
     /* clang-format on */
@@ -333,7 +351,8 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
                              : kind == K_K4 ? PK_K4_BLOCK
                              : kind == K_K5 ? PK_K5_BLOCK
                              : kind == K_K6 ? PK_K6_BLOCK
-                                            : PK_I4_BLOCK);
+                             : kind == K_I2 ? PK_LT2_BLOCK
+                                            : PK_LT_BLOCK);
     const uint8_t *w = wp, *x = xp;
     int64_t tb = xs > 0 ? X_BLOCK_BYTES / xs / 8 * 8 : 8; /* (xs may be 0 for 1 token) */
     int64_t gc = W_CHUNK_BYTES / gb;
@@ -363,3 +382,5 @@ PK_ENTRY(pk_gemm_q4_K_avx512, K_K4)
 PK_ENTRY(pk_gemm_q5_K_avx512, K_K5)
 PK_ENTRY(pk_gemm_q6_K_avx512, K_K6)
 PK_ENTRY(pk_gemm_iq4_xs_avx512, K_I4)
+PK_ENTRY(pk_gemm_iq3_s_avx512, K_I3)
+PK_ENTRY(pk_gemm_iq2_s_avx512, K_I2)
