@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../base/log.h"
+#include "../base/meminfo.h"
 #include "../kv/kv.h"
 #include "../model/forward.h"
 #include "../model/lora.h"
@@ -79,18 +80,6 @@ static int resolve_params(const herd_model *m, const herd_context_params *pp, re
     return HERD_OK;
 }
 
-/* MemAvailable of /proc/meminfo in bytes, 0 when unknown */
-static uint64_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
-}
-
 int herd_context_memory_estimate(const herd_model *m, const herd_context_params *p, herd_context_memory *out) {
     memset(out, 0, sizeof *out);
     resolved_params r;
@@ -107,7 +96,7 @@ int herd_context_memory_estimate(const herd_model *m, const herd_context_params 
     out->packed = (uint64_t)m->packed_bytes;
     out->kv = kv_cache_bytes_for(out->kv_type_k, out->kv_type_v, r.n_seq, hp->n_layer, r.n_ctx, hp->n_head_kv * hp->head_dim);
     out->scratch = forward_scratch_bytes(m, r.n_seq, r.n_batch, r.n_threads);
-    out->available = mem_available();
+    out->available = base_mem_available();
     return HERD_OK;
 }
 

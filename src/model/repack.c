@@ -3,7 +3,9 @@
  * processing both run the packed kernel on it. The copy is about the size of the original (16 rows side
  * by side; iq3_s 1.25x and iq2_s 1.78x, expanded to 4-bit codes); the
  * original rows stay mapped for what reads rows directly (the token embedding, herd convert), but their
- * pages are released after packing.
+ * pages are released after packing. Where the copies would not fit in the memory available (less a tenth),
+ * the types that grow when packed keep the file's layout (slower decode, but the model loads), with a
+ * line saying so.
  * Weights are packed by a thread pool (a 1B Q8_0 model is 1.3 GB of weights). */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "../base/log.h"
+#include "../base/meminfo.h"
 #include "../kernels/packed.h"
 #include "../thread/cpus.h"
 #include "../thread/pool.h"
@@ -63,9 +66,28 @@ int model_repack(herd_model *m) {
     for (int64_t l = 0; l < m->hp.n_layer; l++, n += MODEL_LAYER_MATRICES) model_layer_matrices(&m->layers[l], ws + n);
     if (m->stage == m->n_stages - 1) ws[n++] = &m->output; /* a pipeline stage before the last never reads it */
     int64_t k = 0;
+    uint64_t need = 0, grow = 0; /* bytes of all the copies; of those that are larger than their rows */
     for (int64_t i = 0; i < n; i++) /* keep those the packed kernels take */
-        if (ws[i]->data && !ws[i]->row_scale && pk_gemm_for(ws[i]->type, ws[i]->n_in, ws[i]->n_out)) ws[k++] = ws[i];
+        if (ws[i]->data && !ws[i]->row_scale && pk_gemm_for(ws[i]->type, ws[i]->n_in, ws[i]->n_out)) {
+            uint64_t b = (uint64_t)(ws[i]->n_out / PK_ROWS * pk_group_bytes(ws[i]->type, ws[i]->n_in));
+            need += b;
+            if (b > (uint64_t)(ws[i]->n_out * ws[i]->row_bytes) * 9 / 8) grow += b;
+            ws[k++] = ws[i];
+        }
     n = k;
+    const uint64_t avail = base_mem_available();
+    if (grow && avail && need > avail / 10 * 9) { /* (the rows' pages are released as they are packed) */
+        herd_log(0, "model: %s: the expanded copies of its iq3_s / iq2_s weights (%.1f of %.1f MiB repacked) would "
+                 "not fit in the %.1f MiB available: they keep the file's layout (slower decode)", m->file.path,
+                 (double)grow / (1 << 20), (double)need / (1 << 20), (double)avail / (1 << 20));
+        k = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const weight *w = ws[i];
+            if ((uint64_t)(w->n_out / PK_ROWS * pk_group_bytes(w->type, w->n_in)) <= (uint64_t)(w->n_out * w->row_bytes) * 9 / 8)
+                ws[k++] = ws[i];
+        }
+        n = k;
+    }
     if (n == 0) {
         free(ws);
         return HERD_OK;

@@ -9,6 +9,8 @@
 #     (gguf/quants.py, numpy) does; `herd info --tensors` names the type;
 # (b) logits (32 positions, F32 KV cache) on llama.cpp's file of each type: herd within TOL (max |delta|) of
 #     llama.cpp, and herd's mean |logit - F32 model's logit| no more than 1.1x llama.cpp's own on the file.
+# (c) iq3_s / iq2_s, which repacking expands (kernels/packed.h; on AVX-512 VNNI CPUs): repacked when memory
+#     allows, kept in the file's layout with a line saying so when it does not (HERD_MEM_AVAILABLE).
 source tests/lib.sh
 set -o pipefail # the checkers exit 1 on a difference; their output is filtered through grep
 need_ref
@@ -54,6 +56,17 @@ for tt in $TYPES; do
     [ "$n" -ge 9 ] || { echo "FAIL herd info --tensors names $lc on $n lines"; "$HERD" info "$m" --tensors 2>&1 | tail -5; fails=$((fails + 1)); }
     # (b)
     check_quant_logits "$m" "$PROMPT" 512 "$TOL" "$t" || fails=$((fails + $?))
+    # (c)
+    if [ "$lc" = iq3_s ] || [ "$lc" = iq2_s ]; then
+        if "$HERD" info "$m" 2>&1 | grep -q 'avx512.*repacked'; then
+            HERD_MEM_AVAILABLE=100000 "$HERD" info "$m" >"$TMP/info.txt" 2>&1
+            if grep -q 'cpu kernels:.*repacked' "$TMP/info.txt" || ! grep -q "would not fit in the 0.1 MiB available" "$TMP/info.txt"; then
+                echo "FAIL $lc with 100 kB available: still repacked, or no line saying it is not"; cat "$TMP/info.txt"; fails=$((fails + 1))
+            fi
+        elif "$HERD" info "$m" 2>&1 | grep -q 'cpu kernels:.*avx512'; then
+            echo "FAIL $lc not repacked on this AVX-512 CPU"; fails=$((fails + 1))
+        fi
+    fi
     rm -f "$m" "$TMP/deq.gguf"
 done
 
