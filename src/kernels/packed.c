@@ -1,4 +1,4 @@
-/* Interleaved q8_0 / q4_0 / q4_K / q5_K / q6_K / iq4_xs weights (packed.h): packing, the activation rows, the scalar reference and
+/* Interleaved weights (packed.h): packing, the activation rows, the scalar reference and
  * the choice of kernel. */
 #include "packed.h"
 
@@ -14,6 +14,11 @@
 #include "legacy.h"
 #include "types.h"
 
+/* the layouts of blocks of 32 (the others have super-blocks of 256) */
+static bool block32(int type) {
+    return type == HERD_TYPE_Q8_0 || type == HERD_TYPE_Q4_0 || type == HERD_TYPE_Q5_0 || type == HERD_TYPE_IQ4_NL;
+}
+
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     if (n <= 0 || n % 32 || n_out <= 0 || n_out % PK_ROWS) return NULL;
     if (kernels_active_isa() != KERNEL_ISA_AVX512) return NULL;
@@ -22,6 +27,8 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
      * (every packed type) */
     case HERD_TYPE_Q8_0: return kernels_amx_active() ? pk_gemm_q8_0_amx : pk_gemm_q8_0_avx512;
     case HERD_TYPE_Q4_0: return kernels_amx_active() ? pk_gemm_q4_0_amx : pk_gemm_q4_0_avx512;
+    case HERD_TYPE_Q5_0: return kernels_amx_active() ? pk_gemm_q5_0_amx : pk_gemm_q5_0_avx512;
+    case HERD_TYPE_IQ4_NL: return kernels_amx_active() ? pk_gemm_iq4_nl_amx : pk_gemm_iq4_nl_avx512;
     case HERD_TYPE_Q4_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q4_K_amx : pk_gemm_q4_K_avx512;
     case HERD_TYPE_Q5_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q5_K_amx : pk_gemm_q5_K_avx512;
     case HERD_TYPE_Q6_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q6_K_amx : pk_gemm_q6_K_avx512;
@@ -37,7 +44,9 @@ int64_t pk_group_bytes(int type, int64_t n) {
     int64_t nb = n / 32;
     switch (type) {
     case HERD_TYPE_Q8_0: return nb * 544;
-    case HERD_TYPE_Q4_0: return nb * 288;
+    case HERD_TYPE_Q4_0:
+    case HERD_TYPE_IQ4_NL: return nb * 288;
+    case HERD_TYPE_Q5_0: return nb * 352;
     case HERD_TYPE_Q4_K: return n / QK_K * PK_K4_BLOCK;
     case HERD_TYPE_Q5_K: return n / QK_K * PK_K5_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_K6_BLOCK;
@@ -217,7 +226,18 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
                     v ^= 0x80808080u; /* w + 128 in every byte */
                     memcpy(ob + 32 + c * 64 + r * 4, &v, 4);
                 }
-            } else {
+            } else if (type == HERD_TYPE_Q5_0) {
+                const block_q5_0 *blk = (const block_q5_0 *)row + b;
+                uint32_t qh;
+                memcpy(&qh, blk->qh, 4);
+                memcpy(ob + 2 * r, &blk->d, 2);
+                for (int c = 0; c < 4; c++) memcpy(ob + 32 + c * 64 + r * 4, blk->qs + 4 * c, 4);
+                for (int j = 0; j < 4; j++) {
+                    uint8_t h = 0;
+                    for (int k = 0; k < 8; k++) h |= (uint8_t)(((qh >> (k < 4 ? 4 * k + j : 16 + 4 * (k - 4) + j)) & 1) << k);
+                    ob[288 + r * 4 + j] = h;
+                }
+            } else { /* q4_0, iq4_nl: the same block layout */
                 const block_q4_0 *blk = (const block_q4_0 *)row + b;
                 memcpy(ob + 2 * r, &blk->d, 2);
                 for (int c = 0; c < 4; c++) memcpy(ob + 32 + c * 64 + r * 4, blk->qs + 4 * c, 4);
@@ -268,7 +288,7 @@ void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
         return;
     }
     const block_q8_0 *b = x;
-    int32_t bias = type == HERD_TYPE_Q8_0 ? -128 : -8;
+    int32_t bias = type == HERD_TYPE_Q8_0 || type == HERD_TYPE_IQ4_NL ? -128 : type == HERD_TYPE_Q5_0 ? -16 : -8;
     for (int64_t i = 0; i < n / 32; i++, o += PK_X_BLOCK) {
         float d = fp16_to_fp32(b[i].d);
         int32_t s = 0;
@@ -280,12 +300,16 @@ void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
     }
 }
 
-/* The unsigned weight byte of element e (0..31) of row r in a group's block blk. */
+/* The unsigned weight byte of element e (0..31) of row r in a group's block blk (what the kernels
+ * multiply: q8_0 w + 128, q4_0 the nibble, q5_0 nibble | 16 bit, iq4_nl K[nibble] + 128). */
 static inline int u_of(int type, const uint8_t *blk, int r, int e) {
     if (type == HERD_TYPE_Q8_0) return blk[32 + (e / 4) * 64 + r * 4 + e % 4];
-    int lo = e < 16, k = lo ? e : e - 16; /* q4_0: element k (< 16) low nibble, 16 + k high */
+    int lo = e < 16, k = lo ? e : e - 16; /* element k (< 16) low nibble, 16 + k high */
     uint8_t byte = blk[32 + (k / 4) * 64 + r * 4 + k % 4];
-    return lo ? byte & 15 : byte >> 4;
+    int nib = lo ? byte & 15 : byte >> 4;
+    if (type == HERD_TYPE_IQ4_NL) return k_iq4nl[nib] + 128;
+    if (type == HERD_TYPE_Q5_0) nib |= ((blk[288 + r * 4 + k % 4] >> (k / 4 + (lo ? 0 : 4))) & 1) << 4;
+    return nib;
 }
 
 /* q4_K, and q5_K (q5: its fifth bits after q4_K's layout) */
@@ -382,7 +406,7 @@ static float dot_ref_lt(int type, int64_t n, const uint8_t *wg, int r, const uin
 
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                  float *y, int64_t ldy) {
-    if (type != HERD_TYPE_Q8_0 && type != HERD_TYPE_Q4_0) { /* super-blocks: one row's dot at a time */
+    if (!block32(type)) { /* super-blocks: one row's dot at a time */
         float (*dot)(int64_t, const uint8_t *, int, const uint8_t *) = type == HERD_TYPE_Q4_K   ? dot_ref_q4_K
                                                                         : type == HERD_TYPE_Q5_K ? dot_ref_q5_K
                                                                         : type == HERD_TYPE_Q6_K ? dot_ref_q6_K

@@ -7,7 +7,8 @@
 #     as llama.cpp's gguf-py (gguf/quants.py, numpy) does;
 # (b) `herd quantize --pure` writes the same bytes as llama-quantize (no importance matrix);
 # (c) llama.cpp and herd give the same logits (32 positions, F32 KV cache) on llama.cpp's files of one type
-#     per dot partner: Q5_1 (q8_1 activations), IQ4_NL (q8_0), IQ4_XS (q8_K). TOL as kquants_llama_cpp.sh;
+#     per dot partner: Q5_1 (q8_1 activations), IQ4_NL (q8_0), IQ4_XS (q8_K), and Q5_0 (q8_0, its fifth
+#     bits; packed on AVX-512 VNNI CPUs). TOL as kquants_llama_cpp.sh;
 # (d) a truncated file of these types gives one error line;
 # (e) without --pure, herd quantize gives every tensor the type llama-quantize gives it (IQ4_NL / IQ4_XS on
 #     an 8-layer model with 4 query heads per KV head: output Q6_K, attn_v Q5_K, layer 0's ffn_down Q5_K).
@@ -41,12 +42,12 @@ for t in $TYPES; do
         { cat "$TMP/q.log"; die "herd quantize $t"; }
     /usr/bin/python3 tests/ref/gguf_dequant.py "$GGUF_PY" same "$TMP/ref-$t.gguf" "$TMP/herd-$t.gguf" | grep -v ' F32:' ||
         fails=$((fails + 1))
-    [ "$t" = Q5_1 ] || [ "$t" = IQ4_NL ] || [ "$t" = IQ4_XS ] || rm -f "$TMP/ref-$t.gguf"
+    [ "$t" = Q5_0 ] || [ "$t" = Q5_1 ] || [ "$t" = IQ4_NL ] || [ "$t" = IQ4_XS ] || rm -f "$TMP/ref-$t.gguf"
     rm -f "$TMP/herd-$t.gguf" "$TMP/deq.gguf"
 done
 
 echo "== (c) logits: llama.cpp vs herd on llama.cpp's files"
-for t in Q5_1 IQ4_NL IQ4_XS; do
+for t in Q5_0 Q5_1 IQ4_NL IQ4_XS; do
     m=$TMP/ref-$t.gguf
     node tests/ref/logits.mjs "$m" "$PROMPT" "$TMP/ref.bin" || { echo "FAIL llama.cpp could not run $t"; fails=$((fails + 1)); continue; }
     "$HERD" logits -m "$m" --prompt-ids "$PROMPT" -o "$TMP/herd.bin" --kv-type f32 ||

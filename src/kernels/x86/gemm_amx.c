@@ -87,25 +87,40 @@ static void amx_config(void) {
     _tile_loadconfig(&k_cfg);
 }
 
+/* The layouts of blocks of 32 (packed.h) */
+enum { B_Q8, B_Q4, B_Q5, B_N4 };
+
 /* Blocks b0 .. b0 + kb - 1 of a packed group (bb bytes a block) into signed weight tiles wq[kb][512] and
- * the 16 rows' scales dwf[kb][16]. */
-ALWAYS void convert(int q4, const uint8_t *grp, int64_t bb, int64_t b0, int64_t kb, int8_t *wq, float *dwf) {
+ * the 16 rows' scales dwf[kb][16]. Tile row c: chunk c of q8_0; for the nibble layouts the low nibbles
+ * of stored chunk c < 4, the high ones of chunk c - 4, made signed: q4_0 - 8, q5_0 with its fifth bit
+ * (bit c of the hb vector) - 16, iq4_nl its level. */
+ALWAYS void convert(int kind, const uint8_t *grp, int64_t bb, int64_t b0, int64_t kb, int8_t *wq, float *dwf) {
     const __m512i k80 = _mm512_set1_epi8((char)0x80), m4 = _mm512_set1_epi8(0x0f), k8 = _mm512_set1_epi8(8);
+    const __m512i k16 = _mm512_set1_epi8(16), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4nl));
     for (int64_t i = 0; i < kb; i++) {
         const uint8_t *blk = grp + (b0 + i) * bb;
         int8_t *o = wq + i * AMX_W_BYTES;
         _mm512_store_ps(dwf + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
-        if (!q4) {
+        if (kind == B_Q8) {
 #pragma GCC unroll 8
             for (int c = 0; c < 8; c++)
                 _mm512_store_si512(o + 64 * c, _mm512_xor_si512(_mm512_loadu_si512(blk + 32 + 64 * c), k80));
-        } else { /* chunk c < 4: the low nibbles of stored chunk c (elements 4c..); c >= 4: the high ones */
+            continue;
+        }
+        __m512i w[8];
 #pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) {
-                __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
-                _mm512_store_si512(o + 64 * c, _mm512_sub_epi8(_mm512_and_si512(v, m4), k8));
-                _mm512_store_si512(o + 64 * (4 + c), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), k8));
-            }
+        for (int c = 0; c < 4; c++) {
+            __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
+            w[c] = _mm512_and_si512(v, m4);
+            w[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        const __m512i hb = kind == B_Q5 ? _mm512_loadu_si512(blk + 288) : k16;
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m512i q = kind == B_Q4   ? _mm512_sub_epi8(w[c], k8)
+                        : kind == B_N4 ? _mm512_shuffle_epi8(tab, w[c])
+                                       : _mm512_sub_epi8(_mm512_mask_add_epi8(w[c], _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << c))), w[c], k16), k16);
+            _mm512_store_si512(o + 64 * c, q);
         }
     }
 }
@@ -174,15 +189,18 @@ static void tile16(int first, int64_t kb, const int8_t *wq, const float *dwf, co
 
 /* Token blocks whose activations stay in L2; per block and group, chunks of AMX_KB blocks converted
  * once and run by every 16-token tile of the token block. */
-ALWAYS void entry(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                   int64_t ldy) {
-    const pk_gemm_fn vnni = q4 ? pk_gemm_q4_0_avx512 : pk_gemm_q8_0_avx512;
+    const pk_gemm_fn vnni = kind == B_Q8   ? pk_gemm_q8_0_avx512
+                            : kind == B_Q4 ? pk_gemm_q4_0_avx512
+                            : kind == B_Q5 ? pk_gemm_q5_0_avx512
+                                           : pk_gemm_iq4_nl_avx512;
     const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T;
     if (nt < AMX_MIN_T || xs <= 0) {
         vnni(n, ng, nt, wp, xp, xs, y, ldy);
         return;
     }
-    const int64_t nb = n / 32, bb = q4 ? 288 : 544, gb = nb * bb;
+    const int64_t nb = n / 32, bb = kind == B_Q8 ? 544 : kind == B_Q5 ? 352 : 288, gb = nb * bb;
     const uint8_t *w = wp, *x = xp;
     _Alignas(64) int8_t wq[AMX_KB * AMX_W_BYTES];
     _Alignas(64) float dwf[AMX_KB * 16];
@@ -194,7 +212,7 @@ ALWAYS void entry(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, con
         for (int64_t g = 0; g < ng; g++)
             for (int64_t b0 = 0; b0 < nb; b0 += AMX_KB) {
                 int64_t kb = nb - b0 < AMX_KB ? nb - b0 : AMX_KB;
-                convert(q4, w + g * gb, bb, b0, kb, wq, dwf);
+                convert(kind, w + g * gb, bb, b0, kb, wq, dwf);
                 for (int64_t t = t0; t < t1; t += AMX_MIN_T)
                     tile16(b0 == 0, kb, wq, dwf, x + t * xs + b0 * PK_X_BLOCK, xs, y + t * ldy + 16 * g, ldy);
             }
@@ -205,12 +223,22 @@ ALWAYS void entry(int q4, int64_t n, int64_t ng, int64_t nt, const void *wp, con
 
 void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
-    entry(0, n, ng, nt, wp, xp, xs, y, ldy);
+    entry(B_Q8, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
-    entry(1, n, ng, nt, wp, xp, xs, y, ldy);
+    entry(B_Q4, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q5_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry(B_Q5, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_iq4_nl_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                        int64_t ldy) {
+    entry(B_N4, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 /* ---- iq4_xs (plain rows, q8_K activations: the gemm of the kernel table) ----------------------------

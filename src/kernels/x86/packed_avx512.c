@@ -27,7 +27,7 @@
 #define ALWAYS static inline __attribute__((always_inline))
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
-enum { K_Q8, K_Q4, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 }; /* the layouts (K_I*: level tables) */
+enum { K_Q8, K_Q4, K_Q5, K_N4, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 }; /* the layouts (K_I*: level tables) */
 /* Decode's software prefetch distance. It must cover a thread's bandwidth x the memory latency: this
  * machine moves between ~47 and ~78 GB/s for 2 threads (other tenants), and at the high end a thread
  * streams ~38 GB/s, i.e. ~4.5 KB per 120 ns. bench/stream, 4096-wide weights, fraction of a plain read:
@@ -36,20 +36,33 @@ enum { K_Q8, K_Q4, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 }; /* the layouts (K_I*: l
 #define PF_Q 4096 /* q8_0 / q4_0: bytes ahead */
 #define PF_K4 3   /* q4_K / q5_K / q6_K: super-blocks ahead (7.1 KB of q4_K, 8.6 KB of q5_K, 10 KB of q6_K) */
 
-/* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0: the
- * low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword 4 + c. */
-ALWAYS void load_w(int q4, const uint8_t *blk, __m512i w[8]) {
-    if (!q4) {
+/* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0 (and
+ * q5_0, iq4_nl): the low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword
+ * 4 + c; q5_0 adds its fifth bits (bit k of the hb vector: one byte test and a masked add of 16), iq4_nl
+ * looks its levels up (K + 128, unsigned). */
+ALWAYS void load_w(int kind, const uint8_t *blk, __m512i w[8]) {
+    if (kind == K_Q8) {
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(blk + 32 + 64 * c);
         return;
     }
+    static const uint8_t lev_n4[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
     const __m512i m = _mm512_set1_epi8(0x0f);
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
         w[c] = _mm512_and_si512(v, m);
         w[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    }
+    if (kind == K_Q5) {
+        const __m512i hb = _mm512_loadu_si512(blk + 288), k16 = _mm512_set1_epi8(16);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++)
+            w[k] = _mm512_mask_add_epi8(w[k], _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << k))), w[k], k16);
+    } else if (kind == K_N4) {
+        const __m512i tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lev_n4));
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) w[k] = _mm512_shuffle_epi8(tab, w[k]);
     }
 }
 
@@ -77,19 +90,19 @@ ALWAYS void acc_store(int T, __m512 acc[8], float *y, int64_t ldy) {
 }
 
 /* y[t][r] for the group at w, t < T: tokens xs bytes apart from x. */
-ALWAYS void tile(int q4, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
+ALWAYS void tile(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                  int64_t ldy) {
-    const int64_t bb = q4 ? 288 : 544;
+    const int64_t bb = kind == K_Q8 ? 544 : kind == K_Q5 ? 352 : 288;
     const int split = T < 4; /* few accumulators: two vpdpbusd chains per block */
     __m512 acc[8];           /* T <= 8: a constant once inlined, the unused ones vanish */
     acc_zero(T, acc);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bb;
         if (PF_Q && T <= 2) /* decode: the hardware prefetchers alone keep too few lines in flight */
-            for (int k = 0; k < (q4 ? 5 : 9); k++)
+            for (int k = 0; k < (bb + 63) / 64; k++)
                 _mm_prefetch((const char *)blk + 64 * k + PF_Q, _MM_HINT_T0);
         __m512i wv[8];
-        load_w(q4, blk, wv);
+        load_w(kind, blk, wv);
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
@@ -313,8 +326,10 @@ ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8
                       int64_t ldy) {
     /* clang-format off */
     switch (kind) {
-    case K_Q8: tile(0, T, nb, w, x, xs, y, ldy); break;
-    case K_Q4: tile(1, T, nb, w, x, xs, y, ldy); break;
+    case K_Q8: tile(K_Q8, T, nb, w, x, xs, y, ldy); break;
+    case K_Q4: tile(K_Q4, T, nb, w, x, xs, y, ldy); break;
+    case K_Q5: tile(K_Q5, T, nb, w, x, xs, y, ldy); break;
+    case K_N4: tile(K_N4, T, nb, w, x, xs, y, ldy); break;
     case K_K4: tile_k4(0, T, nb, w, x, xs, y, ldy); break;
     case K_K5: tile_k4(1, T, nb, w, x, xs, y, ldy); break;
     case K_I4: tile_lt(K_I4, T, nb, w, x, xs, y, ldy); break;
@@ -345,9 +360,11 @@ ALWAYS void tile_any(int kind, int nt, int64_t nb, const uint8_t *w, const uint8
  * is one tile per group, the groups in order: one sequential stream. */
 ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs,
                   float *y, int64_t ldy) {
-    const int64_t nb = kind <= K_Q4 ? n / 32 : n / 256;
+    const int64_t nb = kind <= K_N4 ? n / 32 : n / 256;
     const int64_t gb = nb * (kind == K_Q8   ? 544
                              : kind == K_Q4 ? 288
+                             : kind == K_Q5 ? 352
+                             : kind == K_N4 ? 288
                              : kind == K_K4 ? PK_K4_BLOCK
                              : kind == K_K5 ? PK_K5_BLOCK
                              : kind == K_K6 ? PK_K6_BLOCK
@@ -378,6 +395,8 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
     }
 PK_ENTRY(pk_gemm_q8_0_avx512, K_Q8)
 PK_ENTRY(pk_gemm_q4_0_avx512, K_Q4)
+PK_ENTRY(pk_gemm_q5_0_avx512, K_Q5)
+PK_ENTRY(pk_gemm_iq4_nl_avx512, K_N4)
 PK_ENTRY(pk_gemm_q4_K_avx512, K_K4)
 PK_ENTRY(pk_gemm_q5_K_avx512, K_K5)
 PK_ENTRY(pk_gemm_q6_K_avx512, K_K6)
