@@ -16,7 +16,13 @@
 
 /* the layouts of blocks of 32 (the others have super-blocks of 256) */
 static bool block32(int type) {
-    return type == HERD_TYPE_Q8_0 || type == HERD_TYPE_Q4_0 || type == HERD_TYPE_Q5_0 || type == HERD_TYPE_IQ4_NL;
+    return type == HERD_TYPE_Q8_0 || type == HERD_TYPE_Q4_0 || type == HERD_TYPE_Q5_0 || type == HERD_TYPE_IQ4_NL ||
+           type == HERD_TYPE_Q4_1 || type == HERD_TYPE_Q5_1;
+}
+
+/* q4_1 / q5_1: a min per block (the f16 m after d), the quants 32 bytes further */
+static bool has_min(int type) {
+    return type == HERD_TYPE_Q4_1 || type == HERD_TYPE_Q5_1;
 }
 
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
@@ -29,6 +35,8 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     case HERD_TYPE_Q4_0: return kernels_amx_active() ? pk_gemm_q4_0_amx : pk_gemm_q4_0_avx512;
     case HERD_TYPE_Q5_0: return kernels_amx_active() ? pk_gemm_q5_0_amx : pk_gemm_q5_0_avx512;
     case HERD_TYPE_IQ4_NL: return kernels_amx_active() ? pk_gemm_iq4_nl_amx : pk_gemm_iq4_nl_avx512;
+    case HERD_TYPE_Q4_1: return kernels_amx_active() ? pk_gemm_q4_1_amx : pk_gemm_q4_1_avx512;
+    case HERD_TYPE_Q5_1: return kernels_amx_active() ? pk_gemm_q5_1_amx : pk_gemm_q5_1_avx512;
     case HERD_TYPE_Q4_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q4_K_amx : pk_gemm_q4_K_avx512;
     case HERD_TYPE_Q5_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q5_K_amx : pk_gemm_q5_K_avx512;
     case HERD_TYPE_Q6_K: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_q6_K_amx : pk_gemm_q6_K_avx512;
@@ -47,6 +55,8 @@ int64_t pk_group_bytes(int type, int64_t n) {
     case HERD_TYPE_Q4_0:
     case HERD_TYPE_IQ4_NL: return nb * 288;
     case HERD_TYPE_Q5_0: return nb * 352;
+    case HERD_TYPE_Q4_1: return nb * 320;
+    case HERD_TYPE_Q5_1: return nb * 384;
     case HERD_TYPE_Q4_K: return n / QK_K * PK_K4_BLOCK;
     case HERD_TYPE_Q5_K: return n / QK_K * PK_K5_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_K6_BLOCK;
@@ -226,16 +236,22 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
                     v ^= 0x80808080u; /* w + 128 in every byte */
                     memcpy(ob + 32 + c * 64 + r * 4, &v, 4);
                 }
-            } else if (type == HERD_TYPE_Q5_0) {
-                const block_q5_0 *blk = (const block_q5_0 *)row + b;
-                uint32_t qh;
-                memcpy(&qh, blk->qh, 4);
-                memcpy(ob + 2 * r, &blk->d, 2);
-                for (int c = 0; c < 4; c++) memcpy(ob + 32 + c * 64 + r * 4, blk->qs + 4 * c, 4);
-                for (int j = 0; j < 4; j++) {
-                    uint8_t h = 0;
-                    for (int k = 0; k < 8; k++) h |= (uint8_t)(((qh >> (k < 4 ? 4 * k + j : 16 + 4 * (k - 4) + j)) & 1) << k);
-                    ob[288 + r * 4 + j] = h;
+            } else if (type == HERD_TYPE_Q5_0 || has_min(type)) {
+                /* { d, [m,] [qh[4],] qs[16] }: q5_0 22 bytes, q4_1 20, q5_1 24 */
+                const uint8_t *blk = row + b * (type == HERD_TYPE_Q5_0 ? 22 : type == HERD_TYPE_Q4_1 ? 20 : 24);
+                const int q5 = type != HERD_TYPE_Q4_1, mo = has_min(type) ? 2 : 0, q0 = has_min(type) ? 64 : 32;
+                const uint8_t *qs = blk + 2 + mo + (q5 ? 4 : 0);
+                memcpy(ob + 2 * r, blk, 2);
+                if (mo) memcpy(ob + 32 + 2 * r, blk + 2, 2);
+                for (int c = 0; c < 4; c++) memcpy(ob + q0 + c * 64 + r * 4, qs + 4 * c, 4);
+                if (q5) {
+                    uint32_t qh;
+                    memcpy(&qh, blk + 2 + mo, 4);
+                    for (int j = 0; j < 4; j++) {
+                        uint8_t h = 0;
+                        for (int k = 0; k < 8; k++) h |= (uint8_t)(((qh >> (k < 4 ? 4 * k + j : 16 + 4 * (k - 4) + j)) & 1) << k);
+                        ob[q0 + 256 + r * 4 + j] = h;
+                    }
                 }
             } else { /* q4_0, iq4_nl: the same block layout */
                 const block_q4_0 *blk = (const block_q4_0 *)row + b;
@@ -287,6 +303,16 @@ void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
         }
         return;
     }
+    if (has_min(type)) { /* q8_1 rows: d, s widened */
+        const block_q8_1 *b = x;
+        for (int64_t i = 0; i < n / 32; i++, o += PK_X_BLOCK) {
+            float d = fp16_to_fp32(b[i].d), s = fp16_to_fp32(b[i].s);
+            memcpy(o, &d, 4);
+            memcpy(o + 4, &s, 4);
+            memcpy(o + 8, b[i].qs, 32);
+        }
+        return;
+    }
     const block_q8_0 *b = x;
     int32_t bias = type == HERD_TYPE_Q8_0 || type == HERD_TYPE_IQ4_NL ? -128 : type == HERD_TYPE_Q5_0 ? -16 : -8;
     for (int64_t i = 0; i < n / 32; i++, o += PK_X_BLOCK) {
@@ -304,11 +330,12 @@ void pk_pack_x(int type, int64_t n, const void *x, void *xp) {
  * multiply: q8_0 w + 128, q4_0 the nibble, q5_0 nibble | 16 bit, iq4_nl K[nibble] + 128). */
 static inline int u_of(int type, const uint8_t *blk, int r, int e) {
     if (type == HERD_TYPE_Q8_0) return blk[32 + (e / 4) * 64 + r * 4 + e % 4];
-    int lo = e < 16, k = lo ? e : e - 16; /* element k (< 16) low nibble, 16 + k high */
-    uint8_t byte = blk[32 + (k / 4) * 64 + r * 4 + k % 4];
+    int lo = e < 16, k = lo ? e : e - 16, q0 = has_min(type) ? 64 : 32; /* element k (< 16) low nibble, 16 + k high */
+    uint8_t byte = blk[q0 + (k / 4) * 64 + r * 4 + k % 4];
     int nib = lo ? byte & 15 : byte >> 4;
     if (type == HERD_TYPE_IQ4_NL) return k_iq4nl[nib] + 128;
-    if (type == HERD_TYPE_Q5_0) nib |= ((blk[288 + r * 4 + k % 4] >> (k / 4 + (lo ? 0 : 4))) & 1) << 4;
+    if (type == HERD_TYPE_Q5_0 || type == HERD_TYPE_Q5_1)
+        nib |= ((blk[q0 + 256 + r * 4 + k % 4] >> (k / 4 + (lo ? 0 : 4))) & 1) << 4;
     return nib;
 }
 
@@ -428,14 +455,19 @@ void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, co
                 for (int64_t b = 0; b < nb; b++) {
                     const uint8_t *blk = (const uint8_t *)wp + g * gb + b * bb;
                     const uint8_t *xb = (const uint8_t *)xp + t * xp_stride + b * PK_X_BLOCK;
-                    float dx;
-                    int32_t isum;
-                    uint16_t dw;
+                    float dx, sx = 0;
+                    int32_t isum = 0;
+                    uint16_t dw, mw;
                     memcpy(&dx, xb, 4);
-                    memcpy(&isum, xb + 4, 4);
+                    if (has_min(type)) memcpy(&sx, xb + 4, 4); /* s, and the quants need no offset */
+                    else memcpy(&isum, xb + 4, 4);
                     memcpy(&dw, blk + 2 * r, 2);
                     for (int e = 0; e < 32; e++) isum += u_of(type, blk, r, e) * (int8_t)xb[8 + e];
                     acc = fmaf((float)isum, fp16_to_fp32(dw) * dx, acc);
+                    if (has_min(type)) {
+                        memcpy(&mw, blk + 32 + 2 * r, 2);
+                        acc = fmaf(fp16_to_fp32(mw), sx, acc);
+                    }
                 }
                 y[t * ldy + g * PK_ROWS + r] = acc;
             }

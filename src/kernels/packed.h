@@ -1,5 +1,5 @@
-/* Interleaved ("packed") q8_0, q4_0, q5_0, iq4_nl, q4_K, q5_K, q6_K, iq4_xs, iq3_s and iq2_s weights: 16
- * rows side by side, repacked once when a model loads, so that one 512-bit lane holds one row and a single
+/* Interleaved ("packed") q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1, q4_K, q5_K, q6_K, iq4_xs, iq3_s and iq2_s
+ * weights: 16 rows side by side, repacked once when a model loads, so that one 512-bit lane holds one row and a single
  * kernel serves decode (1 token) and prompt processing (many) with the same numerics.
  *
  * Why: the plain dots (kernels.h) reduce one row at a time and need ~4 vector ops per 64 weights plus a
@@ -17,6 +17,8 @@
  *   q5_0  as q4_0, then hb[16][4] bytes: bit k of hb[r][j] = the fifth bit of the element whose low 4 bits
  *         are in stored chunk k % 4's byte j, low nibble for k < 4, high for k >= 4 (element 4k + j, or
  *         16 + 4(k - 4) + j)                                   32 + 256 + 64 = 352 bytes = 16 rows x 22
+ *   q4_1, q5_1  d[16] f16, m[16] f16, then as q4_0's / q5_0's quants (from byte 64)
+ *                                              64 + 256 (+ 64) = 320 (384) bytes = 16 rows x 20 (24)
  *   q4_K  per super-block of 256 (nb = n / 256): d[16] f16, dmin[16] f16, sc[8][16] u8 (sub-block s's
  *         6-bit scale of row r), mn[4][16][2] u8 (mn[i][r][j] = row r's min of sub-block 2i + j), then
  *         q[4][8][16][4] bytes: q[c][k][r][j] = qs_r[32c + 4k + j] (low nibble: element 64c + 4k + j, in
@@ -48,6 +50,8 @@
  *     are the q8_0 row's (d its f16 scale widened), off = -128 * sum q (q8_0; iq4_nl, whose kernels look
  *     its levels up as K + 128), -8 * sum q (q4_0) or -16 * sum q (q5_0), which turns the unsigned weight
  *     bytes back into signed ones.
+ *   q4_1, q5_1 weights: per block of 32, 40 bytes { f32 d; f32 s; int8 q[32] }: the q8_1 row's d, s (= d
+ *     times the block's sum) and q.
  *   q4_K, q5_K weights: per super-block, 288 bytes { f32 d; 12 zero bytes; int16 nbs[8]; int8 q[256] }: the
  *     q8_K row's d and q, nbs[s] = -(sum of q over sub-block s).
  *   q6_K weights: per super-block, 336 bytes { f32 d; 12 zero bytes; int32 off[16]; int8 q[256] }:
@@ -62,6 +66,7 @@
  *                isum_b = off_tb + sum_i u_rbi * x_tbi = sum_i ws_rbi * x_tbi
  *                with ws the signed weight (q8_0 w, q4_0 nibble - 8, q5_0 (nibble | 16 bit) - 16, iq4_nl
  *                K[nibble])
+ *   q4_1, q5_1:  as q4_0 / q5_0 with the unsigned quants (no offset), then per block y = fmaf(m_rb, s_tb, y)
  *   q4_K, q5_K:  y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y);
  *                                               y = fmaf((float)summ, fl(dmin_r * dx_t), y)
  *                sumi = sum_s sc_rs * (sum_{i in s} q_ri * x_ti),  summ = sum_s mn_rs * nbs_ts
@@ -97,7 +102,8 @@
 typedef void (*pk_gemm_fn)(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                            float *y, int64_t ldy);
 
-/* Whether herd packs weights of this type and shape (q8_0 / q4_0 / q5_0 / iq4_nl with n % 32 == 0, q4_K /
+/* Whether herd packs weights of this type and shape (blocks of 32: q8_0 / q4_0 / q5_0 / iq4_nl / q4_1 / q5_1
+ * with n % 32 == 0; q4_K /
  * q5_K / q6_K / iq4_xs / iq3_s / iq2_s with n % 256 == 0; n_out % 16 == 0), and
  * the active ISA's kernel, or NULL where it has none (then the plain path is used: ISAs without
  * VNNI would run the packed layout slower than the dots). */
@@ -123,6 +129,10 @@ void pk_gemm_q5_0_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, cons
                          float *y, int64_t ldy);
 void pk_gemm_iq4_nl_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                            float *y, int64_t ldy);
+void pk_gemm_q4_1_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                         float *y, int64_t ldy);
+void pk_gemm_q5_1_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                         float *y, int64_t ldy);
 void pk_gemm_q4_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                          float *y, int64_t ldy);
 void pk_gemm_q5_K_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,

@@ -1,6 +1,6 @@
 /* The AMX-INT8 kernels of the packed layouts (kernels/x86/gemm_amx.c).
  *
- *   bits        pk_gemm_q8_0_amx / _q4_0_ / _q5_0_ / _iq4_nl_ vs pk_gemm_ref (the scalar reference) and vs the VNNI
+ *   bits        pk_gemm_q8_0_amx / _q4_0_ / _q5_0_ / _iq4_nl_ / _q4_1_ / _q5_1_ vs pk_gemm_ref (the scalar reference) and vs the VNNI
  *               kernels, bit for bit, on 1..100 tokens (below 16: the VNNI path; 16 and up: AMX tiles plus
  *               a VNNI remainder), 1..5 groups, widths of 1..300 blocks (odd counts: the single-block
  *               tail; past 128: several converted chunks), odd strides and offsets; long rows with
@@ -43,14 +43,14 @@ typedef struct {
 } amx_case;
 
 static int is_k(int type) {
-    return type != HERD_TYPE_Q8_0 && type != HERD_TYPE_Q4_0 && type != HERD_TYPE_Q5_0 && type != HERD_TYPE_IQ4_NL;
+    return kernels_type(type)->block == 256;
 }
 
 /* Random weights (ng groups of 16 rows) and activations (nt tokens), packed; some rows and tokens at the
  * extremes of the types (q8_0 -127/127, q4_0 0/15, activations -127/127), some tokens with wide block
  * magnitudes. */
 static void make_case(amx_case *c, int type, int64_t n, int64_t ng, int64_t nt) {
-    const int xt = is_k(type) ? HERD_TYPE_Q8_K : HERD_TYPE_Q8_0; /* the activations' type */
+    const int xt = kernels_type(type)->vec_dot_type; /* the activations' type: q8_0, q8_1 or q8_K */
     const kernel_type_ops *wt = kernels_type_isa(type, KERNEL_ISA_REF), *q8 = kernels_type_isa(xt, KERNEL_ISA_REF);
     int64_t nr = ng * PK_ROWS, wrow = kernels_row_bytes(type, n), xrow = kernels_row_bytes(xt, n);
     c->n = n, c->ng = ng, c->nt = nt;
@@ -90,6 +90,8 @@ static const char *tname(int t) {
            : t == HERD_TYPE_Q4_0 ? "q4_0"
            : t == HERD_TYPE_Q5_0 ? "q5_0"
            : t == HERD_TYPE_IQ4_NL ? "iq4_nl"
+           : t == HERD_TYPE_Q4_1 ? "q4_1"
+           : t == HERD_TYPE_Q5_1 ? "q5_1"
            : t == HERD_TYPE_Q4_K ? "q4_K"
            : t == HERD_TYPE_Q5_K ? "q5_K"
            : t == HERD_TYPE_Q6_K ? "q6_K"
@@ -114,6 +116,8 @@ static int check(int type, int64_t n, int64_t ng, int64_t nt) {
                      : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_amx
                      : type == HERD_TYPE_Q5_0 ? pk_gemm_q5_0_amx
                      : type == HERD_TYPE_IQ4_NL ? pk_gemm_iq4_nl_amx
+                     : type == HERD_TYPE_Q4_1 ? pk_gemm_q4_1_amx
+                     : type == HERD_TYPE_Q5_1 ? pk_gemm_q5_1_amx
                      : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_amx
                      : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_amx
                      : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_amx
@@ -123,6 +127,8 @@ static int check(int type, int64_t n, int64_t ng, int64_t nt) {
                       : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_avx512
                       : type == HERD_TYPE_Q5_0 ? pk_gemm_q5_0_avx512
                       : type == HERD_TYPE_IQ4_NL ? pk_gemm_iq4_nl_avx512
+                      : type == HERD_TYPE_Q4_1 ? pk_gemm_q4_1_avx512
+                      : type == HERD_TYPE_Q5_1 ? pk_gemm_q5_1_avx512
                       : type == HERD_TYPE_Q4_K ? pk_gemm_q4_K_avx512
                       : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_avx512
                       : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_avx512
@@ -166,17 +172,18 @@ static int check(int type, int64_t n, int64_t ng, int64_t nt) {
 }
 
 static void test_bits(void) {
-    static const int types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q5_0, HERD_TYPE_IQ4_NL};
+    static const int types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q5_0,
+                                HERD_TYPE_IQ4_NL, HERD_TYPE_Q4_1, HERD_TYPE_Q5_1};
     static const int64_t blocks[] = {1, 2, 3, 8, 64, 127, 128, 129, 257, 300};
     static const int64_t toks[] = {15, 16, 17, 31, 32, 33, 48, 100};
     static const int64_t groups[] = {1, 2, 5};
-    for (int ti = 0; ti < 4; ti++)
+    for (int ti = 0; ti < 6; ti++)
         for (int bi = 0; bi < 10; bi++)
             for (int tk = 0; tk < 8; tk++)
                 if (check(types[ti], 32 * blocks[bi], groups[(bi + tk) % 3], toks[tk])) return;
     /* 8192 wide (ffn_down of a 1B): two chunks of converted blocks; 2048 wide, 530 tokens: two token
      * blocks (of 512: 1 MB holds fewer), the second partial, and a VNNI tail of 2 */
-    for (int ti = 0; ti < 4; ti++) check(types[ti], 8192, 2, 200), check(types[ti], 2048, 1, 530);
+    for (int ti = 0; ti < 6; ti++) check(types[ti], 8192, 2, 200), check(types[ti], 2048, 1, 530);
 }
 
 /* q4_K / q5_K / q6_K / iq4_xs: widths of 1..17 super-blocks (past 8 (16 for iq4_xs): several converted
@@ -255,6 +262,8 @@ static int child(void) {
              pk_gemm_for(HERD_TYPE_Q4_0, 2048, 64) == pk_gemm_q4_0_avx512 &&
              pk_gemm_for(HERD_TYPE_Q5_0, 2048, 64) == pk_gemm_q5_0_avx512 &&
              pk_gemm_for(HERD_TYPE_IQ4_NL, 2048, 64) == pk_gemm_iq4_nl_avx512 &&
+             pk_gemm_for(HERD_TYPE_Q4_1, 2048, 64) == pk_gemm_q4_1_avx512 &&
+             pk_gemm_for(HERD_TYPE_Q5_1, 2048, 64) == pk_gemm_q5_1_avx512 &&
              pk_gemm_for(HERD_TYPE_Q4_K, 2048, 64) == pk_gemm_q4_K_avx512 &&
              pk_gemm_for(HERD_TYPE_Q5_K, 2048, 64) == pk_gemm_q5_K_avx512 &&
              pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_avx512 &&
@@ -272,6 +281,8 @@ static void test_dispatch(const char *self) {
         CHECK(pk_gemm_for(HERD_TYPE_Q5_0, 2048, 64) == pk_gemm_q5_0_amx, "pk_gemm_for(q5_0) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_IQ4_NL, 2048, 64) == pk_gemm_iq4_nl_amx,
               "pk_gemm_for(iq4_nl) is not the AMX kernel");
+        CHECK(pk_gemm_for(HERD_TYPE_Q4_1, 2048, 64) == pk_gemm_q4_1_amx, "pk_gemm_for(q4_1) is not the AMX kernel");
+        CHECK(pk_gemm_for(HERD_TYPE_Q5_1, 2048, 64) == pk_gemm_q5_1_amx, "pk_gemm_for(q5_1) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q4_K, 2048, 64) == pk_gemm_q4_K_amx, "pk_gemm_for(q4_K) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q5_K, 2048, 64) == pk_gemm_q5_K_amx, "pk_gemm_for(q5_K) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_amx,

@@ -1,4 +1,4 @@
-/* The interleaved layouts (q8_0, q4_0, q5_0, iq4_nl, q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq2_s) (kernels/packed.h) and the matmul that uses it.
+/* The interleaved layouts (q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1, q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq2_s) (kernels/packed.h) and the matmul that uses it.
  *
  *   packing      pk_gemm_ref on packed rows vs the plain scalar dot on the original rows: the same sum
  *                up to rounding (checks that packing put every weight, scale and activation where the
@@ -10,7 +10,7 @@
  *                batch of 17 at any position).
  *   matmul       a packed weight through matmul / matmul_multi: every token of a batch bit-identical to
  *                that token alone, on 1 and 3 threads; equal to pk_gemm_ref.
- * Types: q8_0, q4_0, q5_0, iq4_nl (blocks of 32), q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq2_s (super-blocks of 256, q8_K
+ * Types: q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1 (blocks of 32; q4_1 / q5_1 with q8_1 activations), q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq2_s (super-blocks of 256, q8_K
  * activations; iq3_s / iq2_s weights random blocks, herd has no quantizer for them).
  * Exit status 0 = pass, 1 = fail.
  */
@@ -87,6 +87,8 @@ static const char *tname(int t) {
            : t == HERD_TYPE_Q4_0 ? "q4_0"
            : t == HERD_TYPE_Q5_0 ? "q5_0"
            : t == HERD_TYPE_IQ4_NL ? "iq4_nl"
+           : t == HERD_TYPE_Q4_1 ? "q4_1"
+           : t == HERD_TYPE_Q5_1 ? "q5_1"
            : t == HERD_TYPE_Q4_K ? "q4_K"
            : t == HERD_TYPE_Q5_K ? "q5_K"
            : t == HERD_TYPE_Q6_K ? "q6_K"
@@ -95,13 +97,13 @@ static const char *tname(int t) {
                                  : "iq2_s";
 }
 
-static const int k_types[] = {HERD_TYPE_Q8_0,   HERD_TYPE_Q4_0, HERD_TYPE_Q5_0,  HERD_TYPE_IQ4_NL, HERD_TYPE_Q4_K,
-                              HERD_TYPE_Q5_K,   HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S,  HERD_TYPE_IQ2_S};
-#define N_TYPES 10
+static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q5_0,   HERD_TYPE_IQ4_NL,
+                              HERD_TYPE_Q4_1, HERD_TYPE_Q5_1, HERD_TYPE_Q4_K,   HERD_TYPE_Q5_K,
+                              HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S, HERD_TYPE_IQ2_S};
+#define N_TYPES 12
 /* the unit of a row: the K-quants' super-blocks are 8 blocks */
 static int64_t unit(int type) {
-    return type == HERD_TYPE_Q8_0 || type == HERD_TYPE_Q4_0 || type == HERD_TYPE_Q5_0 || type == HERD_TYPE_IQ4_NL ? 32
-                                                                                                              : 256;
+    return kernels_type(type)->block == 32 ? 32 : 256;
 }
 
 static void test_ref_vs_dot(void) {

@@ -87,20 +87,24 @@ static void amx_config(void) {
     _tile_loadconfig(&k_cfg);
 }
 
-/* The layouts of blocks of 32 (packed.h) */
-enum { B_Q8, B_Q4, B_Q5, B_N4 };
+/* The layouts of blocks of 32 (packed.h; B_M*: with a min per block) */
+enum { B_Q8, B_Q4, B_Q5, B_N4, B_M4, B_M5 };
 
 /* Blocks b0 .. b0 + kb - 1 of a packed group (bb bytes a block) into signed weight tiles wq[kb][512] and
  * the 16 rows' scales dwf[kb][16]. Tile row c: chunk c of q8_0; for the nibble layouts the low nibbles
  * of stored chunk c < 4, the high ones of chunk c - 4, made signed: q4_0 - 8, q5_0 with its fifth bit
- * (bit c of the hb vector) - 16, iq4_nl its level. */
-ALWAYS void convert(int kind, const uint8_t *grp, int64_t bb, int64_t b0, int64_t kb, int8_t *wq, float *dwf) {
+ * (bit c of the hb vector) - 16, iq4_nl its level; q4_1 / q5_1 unsigned as they are (0..31: signed bytes
+ * too), their mins widened into dmf[kb][16]. */
+ALWAYS void convert(int kind, const uint8_t *grp, int64_t bb, int64_t b0, int64_t kb, int8_t *wq, float *dwf,
+                    float *dmf) {
+    const int mins = kind == B_M4 || kind == B_M5, q0 = mins ? 64 : 32;
     const __m512i k80 = _mm512_set1_epi8((char)0x80), m4 = _mm512_set1_epi8(0x0f), k8 = _mm512_set1_epi8(8);
     const __m512i k16 = _mm512_set1_epi8(16), tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4nl));
     for (int64_t i = 0; i < kb; i++) {
         const uint8_t *blk = grp + (b0 + i) * bb;
         int8_t *o = wq + i * AMX_W_BYTES;
         _mm512_store_ps(dwf + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)));
+        if (mins) _mm512_store_ps(dmf + 16 * i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))));
         if (kind == B_Q8) {
 #pragma GCC unroll 8
             for (int c = 0; c < 8; c++)
@@ -110,16 +114,19 @@ ALWAYS void convert(int kind, const uint8_t *grp, int64_t bb, int64_t b0, int64_
         __m512i w[8];
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
-            __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
+            __m512i v = _mm512_loadu_si512(blk + q0 + 64 * c);
             w[c] = _mm512_and_si512(v, m4);
             w[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        const __m512i hb = kind == B_Q5 ? _mm512_loadu_si512(blk + 288) : k16;
+        const __m512i hb = kind == B_Q5 || kind == B_M5 ? _mm512_loadu_si512(blk + q0 + 256) : k16;
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
+            const __m512i q5 = _mm512_mask_add_epi8(w[c], _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << c))), w[c], k16);
             __m512i q = kind == B_Q4   ? _mm512_sub_epi8(w[c], k8)
                         : kind == B_N4 ? _mm512_shuffle_epi8(tab, w[c])
-                                       : _mm512_sub_epi8(_mm512_mask_add_epi8(w[c], _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << c))), w[c], k16), k16);
+                        : kind == B_M4 ? w[c]
+                        : kind == B_M5 ? q5
+                                       : _mm512_sub_epi8(q5, k16);
             _mm512_store_si512(o + 64 * c, q);
         }
     }
@@ -138,13 +145,16 @@ static inline int32_t ld32(const uint8_t *p) {
 }
 
 /* acc[t] = fma(isum[t], dw * dx_t, acc[t]) for the 16 tokens, isum the stored C tile (token t's 16 rows
- * at c + 16 t), dx_t the f32 scale at byte 0 of token t's block (x already at that block). */
-ALWAYS void apply(__m512 acc[16], const int32_t *c, const float *dw16, const uint8_t *x, int64_t xs) {
-    const __m512 dw = _mm512_load_ps(dw16);
+ * at c + 16 t), dx_t the f32 scale at byte 0 of token t's block (x already at that block); with mins
+ * (dm16 not NULL: q4_1 / q5_1) then acc[t] = fma(m, s_t, acc[t]), s_t at byte 4. */
+ALWAYS void apply(__m512 acc[16], const int32_t *c, const float *dw16, const float *dm16, const uint8_t *x,
+                  int64_t xs) {
+    const __m512 dw = _mm512_load_ps(dw16), dm = dm16 ? _mm512_load_ps(dm16) : dw;
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) {
         __m512 s = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t));
         acc[t] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ldf(x + t * xs))), acc[t]);
+        if (dm16) acc[t] = _mm512_fmadd_ps(dm, _mm512_set1_ps(ldf(x + t * xs + 4)), acc[t]);
     }
 }
 
@@ -166,8 +176,8 @@ ALWAYS void apply(__m512 acc[16], const int32_t *c, const float *dw16, const uin
  * unit works on later blocks meanwhile (bench, one thread, 2048 x 2048 x 512 tokens: 9.3 ms with no lag,
  * 8.0-8.4 with 2 or 3). The blocks' float work still goes in block order. */
 #define AMX_LAG 2
-static void tile16(int first, int64_t kb, const int8_t *wq, const float *dwf, const uint8_t *x, int64_t xs,
-                   float *y, int64_t ldy) {
+static void tile16(int first, int64_t kb, const int8_t *wq, const float *dwf, const float *dmf, const uint8_t *x,
+                   int64_t xs, float *y, int64_t ldy) {
     _Alignas(64) int32_t ring[4][256];
     __m512 acc[16];
     /* a compiler barrier: gcc 12's _tile_loadd does not tell the compiler that it reads memory, so the
@@ -179,31 +189,34 @@ static void tile16(int first, int64_t kb, const int8_t *wq, const float *dwf, co
         if (i & 1) AMX_BLOCK(TC1, TA1, TB1, i); /* two sets of tiles, alternating */
         else AMX_BLOCK(TC0, TA0, TB0, i);
         int64_t j = i - AMX_LAG;
-        if (j >= 0) apply(acc, ring[j & 3], dwf + 16 * j, x + j * PK_X_BLOCK, xs);
+        if (j >= 0) apply(acc, ring[j & 3], dwf + 16 * j, dmf ? dmf + 16 * j : NULL, x + j * PK_X_BLOCK, xs);
     }
     for (int64_t j = kb - AMX_LAG < 0 ? 0 : kb - AMX_LAG; j < kb; j++)
-        apply(acc, ring[j & 3], dwf + 16 * j, x + j * PK_X_BLOCK, xs);
+        apply(acc, ring[j & 3], dwf + 16 * j, dmf ? dmf + 16 * j : NULL, x + j * PK_X_BLOCK, xs);
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
 /* Token blocks whose activations stay in L2; per block and group, chunks of AMX_KB blocks converted
  * once and run by every 16-token tile of the token block. */
-ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+ALWAYS void entry(int kind, int64_t bb, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                   int64_t ldy) {
     const pk_gemm_fn vnni = kind == B_Q8   ? pk_gemm_q8_0_avx512
                             : kind == B_Q4 ? pk_gemm_q4_0_avx512
                             : kind == B_Q5 ? pk_gemm_q5_0_avx512
-                                           : pk_gemm_iq4_nl_avx512;
+                            : kind == B_N4 ? pk_gemm_iq4_nl_avx512
+                            : kind == B_M4 ? pk_gemm_q4_1_avx512
+                                           : pk_gemm_q5_1_avx512;
     const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T;
     if (nt < AMX_MIN_T || xs <= 0) {
         vnni(n, ng, nt, wp, xp, xs, y, ldy);
         return;
     }
-    const int64_t nb = n / 32, bb = kind == B_Q8 ? 544 : kind == B_Q5 ? 352 : 288, gb = nb * bb;
+    const int64_t nb = n / 32, gb = nb * bb;
+    const int mins = kind == B_M4 || kind == B_M5;
     const uint8_t *w = wp, *x = xp;
     _Alignas(64) int8_t wq[AMX_KB * AMX_W_BYTES];
-    _Alignas(64) float dwf[AMX_KB * 16];
+    _Alignas(64) float dwf[AMX_KB * 16], dmf[AMX_KB * 16];
     int64_t tb = AMX_X_BLOCK_BYTES / xs / AMX_MIN_T * AMX_MIN_T;
     if (tb < AMX_MIN_TB) tb = AMX_MIN_TB;
     amx_config();
@@ -212,9 +225,10 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
         for (int64_t g = 0; g < ng; g++)
             for (int64_t b0 = 0; b0 < nb; b0 += AMX_KB) {
                 int64_t kb = nb - b0 < AMX_KB ? nb - b0 : AMX_KB;
-                convert(kind, w + g * gb, bb, b0, kb, wq, dwf);
+                convert(kind, w + g * gb, bb, b0, kb, wq, dwf, dmf);
                 for (int64_t t = t0; t < t1; t += AMX_MIN_T)
-                    tile16(b0 == 0, kb, wq, dwf, x + t * xs + b0 * PK_X_BLOCK, xs, y + t * ldy + 16 * g, ldy);
+                    tile16(b0 == 0, kb, wq, dwf, mins ? dmf : NULL, x + t * xs + b0 * PK_X_BLOCK, xs,
+                           y + t * ldy + 16 * g, ldy);
             }
     }
     _tile_release();
@@ -223,22 +237,32 @@ ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, c
 
 void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
-    entry(B_Q8, n, ng, nt, wp, xp, xs, y, ldy);
+    entry(B_Q8, 544, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
-    entry(B_Q4, n, ng, nt, wp, xp, xs, y, ldy);
+    entry(B_Q4, 288, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 void pk_gemm_q5_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy) {
-    entry(B_Q5, n, ng, nt, wp, xp, xs, y, ldy);
+    entry(B_Q5, 352, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 void pk_gemm_iq4_nl_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                         int64_t ldy) {
-    entry(B_N4, n, ng, nt, wp, xp, xs, y, ldy);
+    entry(B_N4, 288, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q4_1_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry(B_M4, 320, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_q5_1_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                      int64_t ldy) {
+    entry(B_M5, 384, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 /* ---- iq4_xs (plain rows, q8_K activations: the gemm of the kernel table) ----------------------------

@@ -27,7 +27,8 @@
 #define ALWAYS static inline __attribute__((always_inline))
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
-enum { K_Q8, K_Q4, K_Q5, K_N4, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 }; /* the layouts (K_I*: level tables) */
+/* the layouts: blocks of 32 (K_M*: with a min), then super-blocks of 256 (K_I*: level tables) */
+enum { K_Q8, K_Q4, K_Q5, K_N4, K_M4, K_M5, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 };
 /* Decode's software prefetch distance. It must cover a thread's bandwidth x the memory latency: this
  * machine moves between ~47 and ~78 GB/s for 2 threads (other tenants), and at the high end a thread
  * streams ~38 GB/s, i.e. ~4.5 KB per 120 ns. bench/stream, 4096-wide weights, fraction of a plain read:
@@ -39,7 +40,7 @@ enum { K_Q8, K_Q4, K_Q5, K_N4, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 }; /* the layo
 /* The 8 weight vectors of a block: w[k] pairs with activation dword k (elements 4k..4k+3). q4_0 (and
  * q5_0, iq4_nl): the low nibbles of chunk c are elements 4c.., the high nibbles 16 + 4c.., i.e. dword
  * 4 + c; q5_0 adds its fifth bits (bit k of the hb vector: one byte test and a masked add of 16), iq4_nl
- * looks its levels up (K + 128, unsigned). */
+ * looks its levels up (K + 128, unsigned); q4_1 / q5_1 as q4_0 / q5_0 after their 32 bytes of mins. */
 ALWAYS void load_w(int kind, const uint8_t *blk, __m512i w[8]) {
     if (kind == K_Q8) {
 #pragma GCC unroll 8
@@ -48,14 +49,15 @@ ALWAYS void load_w(int kind, const uint8_t *blk, __m512i w[8]) {
     }
     static const uint8_t lev_n4[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
     const __m512i m = _mm512_set1_epi8(0x0f);
+    const int q0 = kind == K_M4 || kind == K_M5 ? 64 : 32;
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
-        __m512i v = _mm512_loadu_si512(blk + 32 + 64 * c);
+        __m512i v = _mm512_loadu_si512(blk + q0 + 64 * c);
         w[c] = _mm512_and_si512(v, m);
         w[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
     }
-    if (kind == K_Q5) {
-        const __m512i hb = _mm512_loadu_si512(blk + 288), k16 = _mm512_set1_epi8(16);
+    if (kind == K_Q5 || kind == K_M5) {
+        const __m512i hb = _mm512_loadu_si512(blk + q0 + 256), k16 = _mm512_set1_epi8(16);
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++)
             w[k] = _mm512_mask_add_epi8(w[k], _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << k))), w[k], k16);
@@ -92,7 +94,8 @@ ALWAYS void acc_store(int T, __m512 acc[8], float *y, int64_t ldy) {
 /* y[t][r] for the group at w, t < T: tokens xs bytes apart from x. */
 ALWAYS void tile(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                  int64_t ldy) {
-    const int64_t bb = kind == K_Q8 ? 544 : kind == K_Q5 ? 352 : 288;
+    const int64_t bb = kind == K_Q8 ? 544 : kind == K_Q5 ? 352 : kind == K_M4 ? 320 : kind == K_M5 ? 384 : 288;
+    const int mins = kind == K_M4 || kind == K_M5;
     const int split = T < 4; /* few accumulators: two vpdpbusd chains per block */
     __m512 acc[8];           /* T <= 8: a constant once inlined, the unused ones vanish */
     acc_zero(T, acc);
@@ -104,10 +107,12 @@ ALWAYS void tile(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x
         __m512i wv[8];
         load_w(kind, blk, wv);
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        __m512 mw = mins ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32))) : dw;
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = x + t * xs + b * PK_X_BLOCK;
-            __m512i s0 = _mm512_set1_epi32(ld32(xb + 4)), s1 = _mm512_setzero_si512();
+            /* the offset that makes the weights signed; q4_1 / q5_1 keep theirs unsigned (bytes 4..7: s) */
+            __m512i s0 = mins ? _mm512_setzero_si512() : _mm512_set1_epi32(ld32(xb + 4)), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 __m512i xk = _mm512_set1_epi32(ld32(xb + 8 + 4 * k));
@@ -119,6 +124,7 @@ ALWAYS void tile(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x
             if (split) s0 = _mm512_add_epi32(s0, s1);
             __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(ldf(xb)));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), sc, acc[t]);
+            if (mins) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(ldf(xb + 4)), acc[t]);
         }
     }
     acc_store(T, acc, y, ldy);
@@ -330,6 +336,8 @@ ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8
     case K_Q4: tile(K_Q4, T, nb, w, x, xs, y, ldy); break;
     case K_Q5: tile(K_Q5, T, nb, w, x, xs, y, ldy); break;
     case K_N4: tile(K_N4, T, nb, w, x, xs, y, ldy); break;
+    case K_M4: tile(K_M4, T, nb, w, x, xs, y, ldy); break;
+    case K_M5: tile(K_M5, T, nb, w, x, xs, y, ldy); break;
     case K_K4: tile_k4(0, T, nb, w, x, xs, y, ldy); break;
     case K_K5: tile_k4(1, T, nb, w, x, xs, y, ldy); break;
     case K_I4: tile_lt(K_I4, T, nb, w, x, xs, y, ldy); break;
@@ -360,11 +368,13 @@ ALWAYS void tile_any(int kind, int nt, int64_t nb, const uint8_t *w, const uint8
  * is one tile per group, the groups in order: one sequential stream. */
 ALWAYS void entry(int kind, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs,
                   float *y, int64_t ldy) {
-    const int64_t nb = kind <= K_N4 ? n / 32 : n / 256;
+    const int64_t nb = kind <= K_M5 ? n / 32 : n / 256;
     const int64_t gb = nb * (kind == K_Q8   ? 544
                              : kind == K_Q4 ? 288
                              : kind == K_Q5 ? 352
                              : kind == K_N4 ? 288
+                             : kind == K_M4 ? 320
+                             : kind == K_M5 ? 384
                              : kind == K_K4 ? PK_K4_BLOCK
                              : kind == K_K5 ? PK_K5_BLOCK
                              : kind == K_K6 ? PK_K6_BLOCK
@@ -397,6 +407,8 @@ PK_ENTRY(pk_gemm_q8_0_avx512, K_Q8)
 PK_ENTRY(pk_gemm_q4_0_avx512, K_Q4)
 PK_ENTRY(pk_gemm_q5_0_avx512, K_Q5)
 PK_ENTRY(pk_gemm_iq4_nl_avx512, K_N4)
+PK_ENTRY(pk_gemm_q4_1_avx512, K_M4)
+PK_ENTRY(pk_gemm_q5_1_avx512, K_M5)
 PK_ENTRY(pk_gemm_q4_K_avx512, K_K4)
 PK_ENTRY(pk_gemm_q5_K_avx512, K_K5)
 PK_ENTRY(pk_gemm_q6_K_avx512, K_K6)
