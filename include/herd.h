@@ -133,8 +133,8 @@ typedef struct {
                             * matrix (the embedding table only when tied to the output) */
     bool vocab_only;      /* loaded without weights */
     uint64_t packed_bytes; /* weights repacked at load into the interleaved layout of the packed kernels
-                            * (q8_0, q4_0, q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq2_s on AVX-512 VNNI CPUs;
-                            * 0 with HERD_REPACK=0) */
+                            * (q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1, q4_K, q5_K, q6_K, iq4_xs, iq3_s,
+                            * iq3_xxs, iq2_s on AVX-512 VNNI CPUs; 0 with HERD_REPACK=0) */
 } herd_model_info;
 
 int herd_model_load(const char *path, herd_model **out);

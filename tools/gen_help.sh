@@ -184,11 +184,11 @@ scalar, avx2 or avx512: use at most these CPU kernels.
 .TP
 .B HERD_MEM_AVAILABLE
 bytes to take as the memory available instead of /proc/meminfo's MemAvailable (what herd checks a
-context, and the expanded iq3_s / iq2_s copies, against).
+context, and the expanded iq3_s / iq3_xxs / iq2_s copies, against).
 .TP
 .B HERD_REPACK
-0: do not repack weights into the interleaved layout at load (slower; keeps iq3_s / iq2_s weights at
-their file size, which repacking expands 1.25x / 1.78x).
+0: do not repack weights into the interleaved layout at load (slower; keeps iq3_s / iq3_xxs / iq2_s
+weights at their file size, which repacking expands 1.25x / 1.41x / 1.78x).
 .TP
 .BR BRAVE_API_KEY ", " WOLFRAM_ALPHA_APP_ID
 keys of the built-in search tools.

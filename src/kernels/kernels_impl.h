@@ -101,5 +101,7 @@ void pk_gemm_iq4_xs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const
                         int64_t ldy);
 void pk_gemm_iq3_s_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                        int64_t ldy);
+void pk_gemm_iq3_xxs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy);
 
 #endif

@@ -43,6 +43,8 @@ pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out) {
     case HERD_TYPE_IQ4_XS:
         return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_iq4_xs_amx : pk_gemm_iq4_xs_avx512;
     case HERD_TYPE_IQ3_S: return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_iq3_s_amx : pk_gemm_iq3_s_avx512;
+    case HERD_TYPE_IQ3_XXS:
+        return n % QK_K ? NULL : kernels_amx_active() ? pk_gemm_iq3_xxs_amx : pk_gemm_iq3_xxs_avx512;
     case HERD_TYPE_IQ2_S: return n % QK_K ? NULL : pk_gemm_iq2_s_avx512; /* (per-16 scales: no AMX kernel) */
     default: return NULL;
     }
@@ -61,7 +63,8 @@ int64_t pk_group_bytes(int type, int64_t n) {
     case HERD_TYPE_Q5_K: return n / QK_K * PK_K5_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_K6_BLOCK;
     case HERD_TYPE_IQ4_XS:
-    case HERD_TYPE_IQ3_S: return n / QK_K * PK_LT_BLOCK;
+    case HERD_TYPE_IQ3_S:
+    case HERD_TYPE_IQ3_XXS: return n / QK_K * PK_LT_BLOCK;
     case HERD_TYPE_IQ2_S: return n / QK_K * PK_LT2_BLOCK;
     default: return 0;
     }
@@ -128,21 +131,33 @@ static void pack_w_q6_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_
 /* ---- the level-table layouts (iq4_xs, iq3_s, iq2_s) ---------------------------------------------------- */
 
 static const int8_t k_lv_iq3s[16] = {1, 3, 5, 7, 9, 11, 13, 15, -1, -3, -5, -7, -9, -11, -13, -15};
+static const int8_t k_lv_iq3xxs[16] = {4, 12, 20, 28, 36, 44, 52, 62, -4, -12, -20, -28, -36, -44, -52, -62};
 static const int8_t k_lv_iq2s[16] = {8, 25, 43, 0, 0, 0, 0, 0, -8, -25, -43, 0, 0, 0, 0, 0};
 
 const int8_t *pk_levels(int type) {
-    return type == HERD_TYPE_IQ4_XS ? k_iq4nl : type == HERD_TYPE_IQ3_S ? k_lv_iq3s : type == HERD_TYPE_IQ2_S ? k_lv_iq2s : NULL;
+    switch (type) {
+    case HERD_TYPE_IQ4_XS: return k_iq4nl;
+    case HERD_TYPE_IQ3_S: return k_lv_iq3s;
+    case HERD_TYPE_IQ3_XXS: return k_lv_iq3xxs;
+    case HERD_TYPE_IQ2_S: return k_lv_iq2s;
+    default: return NULL;
+    }
 }
 
 /* The grids' coordinates as codes m (byte j of an entry: coordinate j's m), and the 8 sign bits of a byte
  * spread to bit 3 of 8 bytes: made once (the packers run on several threads). */
-static uint32_t g_iq3s_m[512];
+static uint32_t g_iq3s_m[512], g_iq3xxs_m[256];
 static uint64_t g_iq2s_m[1024], g_sign8[256];
 static pthread_once_t g_lt_once = PTHREAD_ONCE_INIT;
 
 static void lt_tables(void) {
     for (int i = 0; i < 512; i++)
         for (int j = 0; j < 4; j++) g_iq3s_m[i] |= (uint32_t)((((iq3s_grid[i] >> 8 * j) & 0xff) - 1) / 2) << 8 * j;
+    for (int i = 0; i < 256; i++)
+        for (int j = 0; j < 4; j++) {
+            uint32_t c = (iq3xxs_grid[i] >> 8 * j) & 0xff; /* 4, 12, ..., 52, 62 */
+            g_iq3xxs_m[i] |= (c == 62 ? 7u : (c - 4) / 8) << 8 * j;
+        }
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 8; j++) {
             uint64_t c = (iq2s_grid[i] >> 8 * j) & 0xff; /* 8, 25 or 43 */
@@ -169,6 +184,18 @@ static void lt_codes(int type, const uint8_t *blk, uint8_t code[QK_K], int8_t *l
                 for (int h = 0; h < 2; h++)
                     m |= (uint64_t)g_iq3s_m[x->qs[8 * b + 2 * l + h] | ((x->qh[b] >> (2 * l + h)) & 1) << 8] << 32 * h;
                 m |= g_sign8[x->signs[4 * b + l]];
+                memcpy(code + 32 * b + 8 * l, &m, 8);
+            }
+        }
+    } else if (type == HERD_TYPE_IQ3_XXS) { /* block b: u32 a of signs and scale after the 64 grid bytes */
+        const block_iq3_xxs *x = (const block_iq3_xxs *)blk;
+        for (int b = 0; b < 8; b++) {
+            uint32_t a;
+            memcpy(&a, x->qs + QK_K / 4 + 4 * b, 4);
+            ls[b] = (int8_t)(2 * (a >> 28) + 1);
+            for (int l = 0; l < 4; l++) {
+                uint64_t m = (uint64_t)g_iq3xxs_m[x->qs[8 * b + 2 * l]] | (uint64_t)g_iq3xxs_m[x->qs[8 * b + 2 * l + 1]] << 32;
+                m |= g_sign8[ksigns_iq2xs[(a >> 7 * l) & 127]];
                 memcpy(code + 32 * b + 8 * l, &m, 8);
             }
         }
@@ -267,10 +294,7 @@ int64_t pk_x_bytes(int type, int64_t n) {
     case HERD_TYPE_Q4_K:
     case HERD_TYPE_Q5_K: return n / QK_K * PK_XK_BLOCK;
     case HERD_TYPE_Q6_K: return n / QK_K * PK_XK6_BLOCK;
-    case HERD_TYPE_IQ4_XS:
-    case HERD_TYPE_IQ3_S:
-    case HERD_TYPE_IQ2_S: return n / QK_K * PK_XLT_BLOCK;
-    default: return n / 32 * PK_X_BLOCK;
+    default: return pk_levels(type) ? n / QK_K * PK_XLT_BLOCK : n / 32 * PK_X_BLOCK;
     }
 }
 
@@ -428,7 +452,7 @@ static float dot_ref_lt(int type, int64_t n, const uint8_t *wg, int r, const uin
         }
         acc += (float)sumi * (fp16_to_fp32(d) * dx);
     }
-    return type == HERD_TYPE_IQ2_S ? 0.125f * acc : acc;
+    return type == HERD_TYPE_IQ2_S ? 0.125f * acc : type == HERD_TYPE_IQ3_XXS ? 0.25f * acc : acc;
 }
 
 void pk_gemm_ref(int type, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,

@@ -1,5 +1,5 @@
-/* Interleaved ("packed") q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1, q4_K, q5_K, q6_K, iq4_xs, iq3_s and iq2_s
- * weights: 16 rows side by side, repacked once when a model loads, so that one 512-bit lane holds one row and a single
+/* Interleaved ("packed") q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1, q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq3_xxs and
+ * iq2_s weights: 16 rows side by side, repacked once when a model loads, so that one 512-bit lane holds one row and a single
  * kernel serves decode (1 token) and prompt processing (many) with the same numerics.
  *
  * Why: the plain dots (kernels.h) reduce one row at a time and need ~4 vector ops per 64 weights plus a
@@ -33,15 +33,17 @@
  *         lo[32][16][4]: lo[c][r][j] = low 4 bits of chunk c's (low nibble) and chunk c + 32's (high nibble)
  *         hi[16][16][4]: bits 2i..2i+1 of hi[c][r][j] = the top 2 bits of chunk c + 16i's (i < 4)
  *                                                     32 + 256 + 2048 + 1024 = 3360 bytes = 16 rows x 210
- *   iq4_xs, iq3_s, iq2_s ("level-table" layouts: every weight a 4-bit code into a table of 16 signed levels)
- *         per super-block: d[16] f16, ls[G][16] i8 (the integer scale of block or group g of row r: iq4_xs
- *         ls - 32 per block of 32, iq3_s 2 s + 1 per block of 32, iq2_s 2 s + 1 per group of 16: G = 8 or
- *         16), then q[8][4][16][4] bytes: q[b][k][r][j] = the codes of row r's elements 32b + 4k + j (low
+ *   iq4_xs, iq3_s, iq3_xxs, iq2_s ("level-table" layouts: every weight a 4-bit code into a table of 16
+ *         signed levels) per super-block: d[16] f16, ls[G][16] i8 (the integer scale of block or group g of
+ *         row r: iq4_xs ls - 32 per block of 32, iq3_s / iq3_xxs 2 s + 1 per block of 32, iq2_s 2 s + 1 per
+ *         group of 16: G = 8 or 16), then q[8][4][16][4] bytes: q[b][k][r][j] = the codes of row r's elements 32b + 4k + j (low
  *         nibble) and 32b + 16 + 4k + j (high nibble), as q4_0 within block b. The codes:
  *           iq4_xs  its own 4-bit index, levels k_iq4nl (legacy.h)
  *           iq3_s   m | sign << 3 for a grid coordinate 2m + 1 (1..15): level +-(2m + 1)
+ *           iq3_xxs m | sign << 3 for a grid coordinate 4, 12, ..., 52, 62 (m = 0..7): level +-coordinate
  *           iq2_s   m | sign << 3 for a grid coordinate 8, 25, 43 (m = 0, 1, 2): level +-coordinate
- *         (the lattice types expanded at load: iq3_s 110 -> 138 bytes a row's super-block, iq2_s 82 -> 146,
+ *         (the lattice types expanded at load: iq3_s 110 -> 138 bytes a row's super-block, iq3_xxs 98 -> 138,
+ *         iq2_s 82 -> 146,
  *         in exchange for one table lookup a weight instead of grid gathers and sign expansion)
  *                                      32 + 128 + 2048 = 2208 bytes = 16 rows x 138 (iq2_s: 2336, x 146)
  *   A weight of n_out rows (n_out % 16 == 0) is n_out / 16 groups back to back.
@@ -74,7 +76,8 @@
  *   q6_K:        y = 0;  for each super-block:  y = fmaf((float)sumi, fl(d_r * dx_t), y)
  *                sumi = sum_g sc_rg * (off_tg + sum_{i in g} u_ri * x_ti)
  *   level-table: y = 0;  for each super-block:  y = y + (float)sumi * fl(d_r * dx_t)        (no FMA)
- *                sumi = sum_g ls_rg * (sum_{i in g} K[q_ri] * x_ti);  iq2_s: then y = 0.125 * y
+ *                sumi = sum_g ls_rg * (sum_{i in g} K[q_ri] * x_ti);  then iq2_s y = 0.125 * y, iq3_xxs
+ *                y = 0.25 * y
  *                (the plain dots' numerics, legacy.h / iquants.h: packed and plain agree bit for bit)
  * A result never depends on how many tokens or rows are computed with it, so batch invariance holds by
  * construction. It differs from the plain dot's only in rounding order (both within float rounding of
@@ -93,7 +96,7 @@
 #define PK_K5_BLOCK 2880 /* bytes of one q5_K super-block of a group (q4_K's, then the fifth bits) */
 #define PK_K6_BLOCK 3360 /* bytes of one q6_K super-block of a group */
 #define PK_XK6_BLOCK 336 /* bytes of one activation super-block (q6_K weights) */
-#define PK_LT_BLOCK 2208  /* bytes of one iq4_xs / iq3_s super-block of a group */
+#define PK_LT_BLOCK 2208  /* bytes of one iq4_xs / iq3_s / iq3_xxs super-block of a group */
 #define PK_LT2_BLOCK 2336 /* bytes of one iq2_s super-block of a group (16 scales a row) */
 #define PK_XLT_BLOCK 336  /* bytes of one activation super-block (level-table weights) */
 
@@ -103,8 +106,8 @@ typedef void (*pk_gemm_fn)(int64_t n, int64_t ng, int64_t nt, const void *wp, co
                            float *y, int64_t ldy);
 
 /* Whether herd packs weights of this type and shape (blocks of 32: q8_0 / q4_0 / q5_0 / iq4_nl / q4_1 / q5_1
- * with n % 32 == 0; q4_K /
- * q5_K / q6_K / iq4_xs / iq3_s / iq2_s with n % 256 == 0; n_out % 16 == 0), and
+ * with n % 32 == 0; super-blocks: q4_K / q5_K / q6_K / iq4_xs / iq3_s / iq3_xxs / iq2_s with n % 256 == 0;
+ * n_out % 16 == 0), and
  * the active ISA's kernel, or NULL where it has none (then the plain path is used: ISAs without
  * VNNI would run the packed layout slower than the dots). */
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out);
@@ -143,9 +146,11 @@ void pk_gemm_iq4_xs_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, co
                            float *y, int64_t ldy);
 void pk_gemm_iq3_s_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                           float *y, int64_t ldy);
+void pk_gemm_iq3_xxs_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
+                            float *y, int64_t ldy);
 void pk_gemm_iq2_s_avx512(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xp_stride,
                           float *y, int64_t ldy);
-/* The 16 signed levels of a level-table type's codes (iq4_xs, iq3_s, iq2_s), or NULL. */
+/* The 16 signed levels of a level-table type's codes (iq4_xs, iq3_s, iq3_xxs, iq2_s), or NULL. */
 const int8_t *pk_levels(int type);
 
 #endif

@@ -119,8 +119,8 @@ int model_shard(herd_model *m, int rank, int n);
 int model_stage_check(const model_hparams *hp, int n_stages, const char *path);
 int model_stage(herd_model *m, int stage, int n_stages);
 void model_free(herd_model *m);
-/* Interleaves the weights of the packed types (kernels/packed.h: q8_0, q4_0, q4_K, q5_K, q6_K, iq4_xs,
- * iq3_s, iq2_s) for the packed kernels where this CPU has them (repack.c);
+/* Interleaves the weights of the packed types (kernels/packed.h) for the packed kernels where this CPU has
+ * them (repack.c);
  * HERD_REPACK=0 in the environment keeps the plain layout. */
 int model_repack(herd_model *m);
 /* Fills hp, vocab, chat template, tensors and m->hf from a HF directory (model_hf.c). */

@@ -1,7 +1,8 @@
-/* Repacking at load: every matmul weight that the packed kernels take (kernels/packed.h: q8_0, q4_0, q4_K,
- * q5_K, q6_K, iq4_xs, iq3_s, iq2_s) gets an interleaved copy, made once, so that decode and prompt
- * processing both run the packed kernel on it. The copy is about the size of the original (16 rows side
- * by side; iq3_s 1.25x and iq2_s 1.78x, expanded to 4-bit codes); the
+/* Repacking at load: every matmul weight that the packed kernels take (kernels/packed.h: q8_0, q4_0, q5_0,
+ * iq4_nl, q4_1, q5_1, q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq3_xxs, iq2_s) gets an interleaved copy, made once,
+ * so that decode and prompt processing both run the packed kernel on it. The copy is about the size of
+ * the original (16 rows side by side; iq3_s 1.25x, iq3_xxs 1.41x and iq2_s 1.78x, expanded to 4-bit
+ * codes); the
  * original rows stay mapped for what reads rows directly (the token embedding, herd convert), but their
  * pages are released after packing. Where the copies would not fit in the memory available (less a tenth),
  * the types that grow when packed keep the file's layout (slower decode, but the model loads), with a
@@ -77,7 +78,7 @@ int model_repack(herd_model *m) {
     n = k;
     const uint64_t avail = base_mem_available();
     if (grow && avail && need > avail / 10 * 9) { /* (the rows' pages are released as they are packed) */
-        herd_log(0, "model: %s: the expanded copies of its iq3_s / iq2_s weights (%.1f of %.1f MiB repacked) would "
+        herd_log(0, "model: %s: the expanded copies of its lattice i-quant weights (%.1f of %.1f MiB repacked) would "
                  "not fit in the %.1f MiB available: they keep the file's layout (slower decode)", m->file.path,
                  (double)grow / (1 << 20), (double)need / (1 << 20), (double)avail / (1 << 20));
         k = 0;

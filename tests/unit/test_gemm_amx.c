@@ -65,7 +65,7 @@ static void make_case(amx_case *c, int type, int64_t n, int64_t ng, int64_t nt) 
             f[i] = r % 5 == 4 ? (i % 2 ? 1.0f : -1.0f) : tu_sym() * (is_k(type) ? (float)(1 + (i / 16) % 9) : 1.0f);
         if (wt->from_f32)
             wt->from_f32(f, w + r * wrow, n);
-        else /* iq3_s: herd only reads it */
+        else /* iq3_s, iq3_xxs: herd only reads them */
             tu_random_blocks(w + r * wrow, n, wt->block_bytes, fp32_to_fp16);
     }
     for (int64_t g = 0; g < ng; g++) pk_pack_w(type, n, w + g * PK_ROWS * wrow, wrow, c->wp + g * c->gb);
@@ -122,7 +122,8 @@ static int check(int type, int64_t n, int64_t ng, int64_t nt) {
                      : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_amx
                      : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_amx
                      : type == HERD_TYPE_IQ4_XS ? pk_gemm_iq4_xs_amx
-                                              : pk_gemm_iq3_s_amx;
+                     : type == HERD_TYPE_IQ3_S ? pk_gemm_iq3_s_amx
+                                              : pk_gemm_iq3_xxs_amx;
     pk_gemm_fn vnni = type == HERD_TYPE_Q8_0   ? pk_gemm_q8_0_avx512
                       : type == HERD_TYPE_Q4_0 ? pk_gemm_q4_0_avx512
                       : type == HERD_TYPE_Q5_0 ? pk_gemm_q5_0_avx512
@@ -133,7 +134,8 @@ static int check(int type, int64_t n, int64_t ng, int64_t nt) {
                       : type == HERD_TYPE_Q5_K ? pk_gemm_q5_K_avx512
                       : type == HERD_TYPE_Q6_K ? pk_gemm_q6_K_avx512
                       : type == HERD_TYPE_IQ4_XS ? pk_gemm_iq4_xs_avx512
-                                               : pk_gemm_iq3_s_avx512;
+                      : type == HERD_TYPE_IQ3_S ? pk_gemm_iq3_s_avx512
+                                               : pk_gemm_iq3_xxs_avx512;
     amx_case c;
     make_case(&c, type, n, ng, nt);
     int64_t ldy = ng * PK_ROWS + 3, cells = ldy * nt;
@@ -191,15 +193,16 @@ static void test_bits(void) {
  * tokens around the tiles of 16, 1..3 groups; 8192 wide; 2048 wide x 530 tokens: two token blocks and a
  * tail. */
 static void test_bits_k(void) {
-    static const int types[] = {HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S};
+    static const int types[] = {HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S,
+                                HERD_TYPE_IQ3_XXS};
     static const int64_t sbs[] = {1, 2, 7, 8, 9, 17};
     static const int64_t toks[] = {15, 16, 17, 33, 48, 100};
     static const int64_t groups[] = {1, 2, 3};
-    for (int ti = 0; ti < 5; ti++)
+    for (int ti = 0; ti < 6; ti++)
         for (int si = 0; si < 6; si++)
             for (int tk = 0; tk < 6; tk++)
                 if (check(types[ti], QK_K * sbs[si], groups[(si + tk) % 3], toks[tk])) return;
-    for (int ti = 0; ti < 5; ti++) check(types[ti], 8192, 1, 48), check(types[ti], 2048, 1, 530);
+    for (int ti = 0; ti < 6; ti++) check(types[ti], 8192, 1, 48), check(types[ti], 2048, 1, 530);
 }
 
 /* iq4_xs through the AVX-512 table's gemm (the AMX one when AMX is active) vs the reference dot, bit for
@@ -268,6 +271,7 @@ static int child(void) {
              pk_gemm_for(HERD_TYPE_Q5_K, 2048, 64) == pk_gemm_q5_K_avx512 &&
              pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_avx512 &&
              pk_gemm_for(HERD_TYPE_IQ3_S, 2048, 64) == pk_gemm_iq3_s_avx512 &&
+             pk_gemm_for(HERD_TYPE_IQ3_XXS, 2048, 64) == pk_gemm_iq3_xxs_avx512 &&
              pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_avx512;
     return ok ? 0 : 1;
 }
@@ -288,6 +292,8 @@ static void test_dispatch(const char *self) {
         CHECK(pk_gemm_for(HERD_TYPE_IQ4_XS, 2048, 64) == pk_gemm_iq4_xs_amx,
               "pk_gemm_for(iq4_xs) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_IQ3_S, 2048, 64) == pk_gemm_iq3_s_amx, "pk_gemm_for(iq3_s) is not the AMX kernel");
+        CHECK(pk_gemm_for(HERD_TYPE_IQ3_XXS, 2048, 64) == pk_gemm_iq3_xxs_amx,
+              "pk_gemm_for(iq3_xxs) is not the AMX kernel");
         CHECK(pk_gemm_for(HERD_TYPE_Q6_K, 2048, 64) == pk_gemm_q6_K_amx, "pk_gemm_for(q6_K) is not the AMX kernel");
     } else {
         CHECK(!kernels_amx_active(), "AMX active although HERD_ISA=%s", force);

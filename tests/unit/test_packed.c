@@ -11,7 +11,7 @@
  *   matmul       a packed weight through matmul / matmul_multi: every token of a batch bit-identical to
  *                that token alone, on 1 and 3 threads; equal to pk_gemm_ref.
  * Types: q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1 (blocks of 32; q4_1 / q5_1 with q8_1 activations), q4_K, q5_K, q6_K, iq4_xs, iq3_s, iq2_s (super-blocks of 256, q8_K
- * activations; iq3_s / iq2_s weights random blocks, herd has no quantizer for them).
+ * activations; iq3_s / iq3_xxs / iq2_s weights random blocks, herd has no quantizer for them).
  * Exit status 0 = pass, 1 = fail.
  */
 #include <math.h>
@@ -60,7 +60,7 @@ static void make_case(case_data *c, int type, int64_t n, int64_t nr, int64_t nt)
             for (int64_t i = 0; i < n; i++) f[r * n + i] = i % 2 ? 1.0f : -1.0f;
         if (wt->from_f32)
             wt->from_f32(f + r * n, c->w + r * c->wrow, n);
-        else /* iq3_s, iq2_s: herd only reads them */
+        else /* iq3_s, iq3_xxs, iq2_s: herd only reads them */
             tu_random_blocks(c->w + r * c->wrow, n, wt->block_bytes, fp32_to_fp16);
     }
     /* odd byte offsets for the packed buffers too */
@@ -94,13 +94,14 @@ static const char *tname(int t) {
            : t == HERD_TYPE_Q6_K ? "q6_K"
            : t == HERD_TYPE_IQ4_XS ? "iq4_xs"
            : t == HERD_TYPE_IQ3_S ? "iq3_s"
+           : t == HERD_TYPE_IQ3_XXS ? "iq3_xxs"
                                  : "iq2_s";
 }
 
 static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q5_0,   HERD_TYPE_IQ4_NL,
                               HERD_TYPE_Q4_1, HERD_TYPE_Q5_1, HERD_TYPE_Q4_K,   HERD_TYPE_Q5_K,
-                              HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S, HERD_TYPE_IQ2_S};
-#define N_TYPES 12
+                              HERD_TYPE_Q6_K, HERD_TYPE_IQ4_XS, HERD_TYPE_IQ3_S, HERD_TYPE_IQ3_XXS, HERD_TYPE_IQ2_S};
+#define N_TYPES 13
 /* the unit of a row: the K-quants' super-blocks are 8 blocks */
 static int64_t unit(int type) {
     return kernels_type(type)->block == 32 ? 32 : 256;

@@ -410,8 +410,9 @@ static void convert_pk_lt(const int8_t *levels, const uint8_t *grp, int64_t s0, 
     }
 }
 
-/* The packed iq4_xs / iq3_s (pk_gemm_fn): 16-token tiles as gemm_iq4_xs_amx, on whole groups; fewer tokens
- * and the tail go to the VNNI kernel of the same layout (the same bits). */
+/* The packed iq4_xs / iq3_s / iq3_xxs (pk_gemm_fn): 16-token tiles as gemm_iq4_xs_amx, on whole groups;
+ * fewer tokens and the tail go to the VNNI kernel of the same layout (the same bits); iq3_xxs's final
+ * 0.25 on each finished tile. */
 static void entry_lt(int type, pk_gemm_fn vnni, int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp,
                      int64_t xs, float *y, int64_t ldy) {
     const int64_t nt16 = nt / AMX_MIN_T * AMX_MIN_T, nsb = n / QK_K, gb = nsb * PK_LT_BLOCK;
@@ -437,6 +438,10 @@ static void entry_lt(int type, pk_gemm_fn vnni, int64_t n, int64_t ng, int64_t n
                     tile16_iq4xs(s0 == 0, ks, wq, ls, dw, x + t * xs + s0 * PK_XLT_BLOCK, xs, PK_XLT_BLOCK, 80,
                                  y + t * ldy + 16 * g, ldy);
             }
+        if (type == HERD_TYPE_IQ3_XXS)
+            for (int64_t g = 0; g < ng; g++)
+                for (int64_t t = t0; t < t1; t++)
+                    _mm512_storeu_ps(y + t * ldy + 16 * g, _mm512_mul_ps(_mm512_loadu_ps(y + t * ldy + 16 * g), _mm512_set1_ps(0.25f)));
     }
     _tile_release();
     if (nt16 < nt) vnni(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
@@ -450,6 +455,11 @@ void pk_gemm_iq4_xs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const
 void pk_gemm_iq3_s_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                        int64_t ldy) {
     entry_lt(HERD_TYPE_IQ3_S, pk_gemm_iq3_s_avx512, n, ng, nt, wp, xp, xs, y, ldy);
+}
+
+void pk_gemm_iq3_xxs_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
+                         int64_t ldy) {
+    entry_lt(HERD_TYPE_IQ3_XXS, pk_gemm_iq3_xxs_avx512, n, ng, nt, wp, xp, xs, y, ldy);
 }
 
 void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {

@@ -28,7 +28,7 @@
 #define X_BLOCK_BYTES (4 << 20)    /* activation bytes per token block (see entry) */
 #define W_CHUNK_BYTES (256 * 1024) /* weight bytes per chunk of groups (see entry) */
 /* the layouts: blocks of 32 (K_M*: with a min), then super-blocks of 256 (K_I*: level tables) */
-enum { K_Q8, K_Q4, K_Q5, K_N4, K_M4, K_M5, K_K4, K_K5, K_K6, K_I4, K_I3, K_I2 };
+enum { K_Q8, K_Q4, K_Q5, K_N4, K_M4, K_M5, K_K4, K_K5, K_K6, K_I4, K_I3, K_X3, K_I2 };
 /* Decode's software prefetch distance. It must cover a thread's bandwidth x the memory latency: this
  * machine moves between ~47 and ~78 GB/s for 2 threads (other tenants), and at the high end a thread
  * streams ~38 GB/s, i.e. ~4.5 KB per 120 ns. bench/stream, 4096-wide weights, fraction of a plain read:
@@ -263,18 +263,21 @@ ALWAYS void tile_k6(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64
  * up (vpshufb) as unsigned levels K + 128, once for the T tokens; per token two chains of 4 vpdpbusd (the
  * block's two groups of 16 elements), each started at the activation's -128 * (group sum), which makes
  * them the exact sums of K x; the rows' scales by vpmulld (one per block, iq2_s one per group), added;
- * per super-block the plain dots' float step, a multiply and an add (no FMA); iq2_s's 0.125 at the end. */
+ * per super-block the plain dots' float step, a multiply and an add (no FMA); iq2_s's 0.125 and iq3_xxs's
+ * 0.25 at the end. */
 ALWAYS void tile_lt(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64_t xs, float *y,
                     int64_t ldy) {
     /* the levels + 128, as bytes (packed.c's tables) */
     static const uint8_t lev_i4[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
     static const uint8_t lev_i3[16] = {129, 131, 133, 135, 137, 139, 141, 143, 127, 125, 123, 121, 119, 117, 115, 113};
+    static const uint8_t lev_x3[16] = {132, 140, 148, 156, 164, 172, 180, 190, 124, 116, 108, 100, 92, 84, 76, 66};
     static const uint8_t lev_i2[16] = {136, 153, 171, 128, 128, 128, 128, 128, 120, 103, 85, 128, 128, 128, 128, 128};
     const int g16 = kind == K_I2; /* scales per group of 16 */
     const int64_t bb = g16 ? PK_LT2_BLOCK : PK_LT_BLOCK, qo = g16 ? 288 : 160;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i tab = _mm512_broadcast_i32x4(
-        _mm_loadu_si128((const __m128i *)(kind == K_I4 ? lev_i4 : kind == K_I3 ? lev_i3 : lev_i2)));
+        _mm_loadu_si128((const __m128i *)(kind == K_I4 ? lev_i4 : kind == K_I3 ? lev_i3 : kind == K_X3 ? lev_x3 : lev_i2)));
+    const float fin = kind == K_I2 ? 0.125f : kind == K_X3 ? 0.25f : 1.0f; /* the dots' final factor */
     __m512 acc[8];
     acc_zero(T, acc);
     for (int64_t b = 0; b < nb; b++) {
@@ -319,9 +322,9 @@ ALWAYS void tile_lt(int kind, int T, int64_t nb, const uint8_t *w, const uint8_t
             acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(dw, dx)));
         }
     }
-    if (g16) {
+    if (fin != 1.0f) {
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[t] = _mm512_mul_ps(acc[t], _mm512_set1_ps(0.125f));
+        for (int t = 0; t < T; t++) acc[t] = _mm512_mul_ps(acc[t], _mm512_set1_ps(fin));
     }
     acc_store(T, acc, y, ldy);
 }
@@ -342,6 +345,7 @@ ALWAYS void tile_kind(int kind, int T, int64_t nb, const uint8_t *w, const uint8
     case K_K5: tile_k4(1, T, nb, w, x, xs, y, ldy); break;
     case K_I4: tile_lt(K_I4, T, nb, w, x, xs, y, ldy); break;
     case K_I3: tile_lt(K_I3, T, nb, w, x, xs, y, ldy); break;
+    case K_X3: tile_lt(K_X3, T, nb, w, x, xs, y, ldy); break;
     case K_I2: tile_lt(K_I2, T, nb, w, x, xs, y, ldy); break;
     default: tile_k6(T, nb, w, x, xs, y, ldy); break;
     }
@@ -414,4 +418,5 @@ PK_ENTRY(pk_gemm_q5_K_avx512, K_K5)
 PK_ENTRY(pk_gemm_q6_K_avx512, K_K6)
 PK_ENTRY(pk_gemm_iq4_xs_avx512, K_I4)
 PK_ENTRY(pk_gemm_iq3_s_avx512, K_I3)
+PK_ENTRY(pk_gemm_iq3_xxs_avx512, K_X3)
 PK_ENTRY(pk_gemm_iq2_s_avx512, K_I2)
