@@ -83,19 +83,7 @@ static void free_case(case_data *c) {
 }
 
 static const char *tname(int t) {
-    return t == HERD_TYPE_Q8_0   ? "q8_0"
-           : t == HERD_TYPE_Q4_0 ? "q4_0"
-           : t == HERD_TYPE_Q5_0 ? "q5_0"
-           : t == HERD_TYPE_IQ4_NL ? "iq4_nl"
-           : t == HERD_TYPE_Q4_1 ? "q4_1"
-           : t == HERD_TYPE_Q5_1 ? "q5_1"
-           : t == HERD_TYPE_Q4_K ? "q4_K"
-           : t == HERD_TYPE_Q5_K ? "q5_K"
-           : t == HERD_TYPE_Q6_K ? "q6_K"
-           : t == HERD_TYPE_IQ4_XS ? "iq4_xs"
-           : t == HERD_TYPE_IQ3_S ? "iq3_s"
-           : t == HERD_TYPE_IQ3_XXS ? "iq3_xxs"
-                                 : "iq2_s";
+    return herd_type_name(t);
 }
 
 static const int k_types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q5_0,   HERD_TYPE_IQ4_NL,

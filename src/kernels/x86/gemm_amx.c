@@ -235,35 +235,17 @@ ALWAYS void entry(int kind, int64_t bb, int64_t n, int64_t ng, int64_t nt, const
     if (nt16 < nt) vnni(n, ng, nt - nt16, wp, x + nt16 * xs, xs, y + nt16 * ldy, ldy);
 }
 
-void pk_gemm_q8_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                      int64_t ldy) {
-    entry(B_Q8, 544, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_q4_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                      int64_t ldy) {
-    entry(B_Q4, 288, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_q5_0_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                      int64_t ldy) {
-    entry(B_Q5, 352, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_iq4_nl_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                        int64_t ldy) {
-    entry(B_N4, 288, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_q4_1_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                      int64_t ldy) {
-    entry(B_M4, 320, n, ng, nt, wp, xp, xs, y, ldy);
-}
-
-void pk_gemm_q5_1_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
-                      int64_t ldy) {
-    entry(B_M5, 384, n, ng, nt, wp, xp, xs, y, ldy);
-}
+#define AMX_ENTRY(name, kind, bb)                                                                            \
+    void name(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,       \
+              int64_t ldy) {                                                                                 \
+        entry(kind, bb, n, ng, nt, wp, xp, xs, y, ldy);                                                      \
+    }
+AMX_ENTRY(pk_gemm_q8_0_amx, B_Q8, 544)
+AMX_ENTRY(pk_gemm_q4_0_amx, B_Q4, 288)
+AMX_ENTRY(pk_gemm_q5_0_amx, B_Q5, 352)
+AMX_ENTRY(pk_gemm_iq4_nl_amx, B_N4, 288)
+AMX_ENTRY(pk_gemm_q4_1_amx, B_M4, 320)
+AMX_ENTRY(pk_gemm_q5_1_amx, B_M5, 384)
 
 /* ---- iq4_xs (plain rows, q8_K activations: the gemm of the kernel table) ----------------------------
  *
