@@ -9,6 +9,7 @@
  *   build/bench_kernels            # HERD_BENCH_FLUSH_MB=... changes the cache-flush buffer (default 1024)
  *   build/bench_kernels prompt     # only the prompt-shape (gemm) table
  *   build/bench_kernels attn       # only the attention table
+ *   build/bench_kernels packed     # only the packed table
  *
  * cold: before each timed pass a buffer far larger than the caches is read, so the weights come from DRAM
  *       as in real decode (a model is GBs; each layer's weights are read once per token).
@@ -17,6 +18,10 @@
  * Then the cost of converting one activation row (from_f32 of the vec_dot types) per ISA.
  * Last, prompt shape: 1024 rows x 2048 (the 1B's n_embd) times 64 tokens, thread CPU time, GMAC/s of the
  * type's gemm (kernels.h) next to one dot per (row, token) in 16-token tiles (matmul without gemm).
+ * Packed: the packed kernels (kernels/packed.h: 16 rows interleaved, repacked at load) at decode shape, one
+ * token against the whole matrix from DRAM (cold), next to the same type's plain dot: GB/s of the bytes each
+ * reads, and of the file's bytes (the lattice i-quants' packed copies are larger than their rows). Types
+ * herd has no quantizer for (iq3_s, iq3_xxs, iq2_s) get random blocks (speed does not depend on values).
  * Attention: the causal prefill of one KV head (1B shape: head_dim 64, 4 query heads per KV head, f16
  * cache) at 512 and 4096 positions, in tiles of 16 tokens as the forward pass cuts them, thread CPU time:
  * the active ISA's tiled kernel (vec->attn) next to the per-query code on the same ISA's dots and axpys
@@ -31,6 +36,7 @@
 #include "herd.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
+#include "kernels/packed.h"
 #include "kernels/types.h"
 
 enum { ROWS = 4096, COLS = 4096, PASSES = 5 };
@@ -161,6 +167,57 @@ static void attn_table(void) {
     }
 }
 
+/* The packed table (see the top): best of PASSES cold passes each. */
+static void packed_table(const float *src, const float *xf, const uint64_t *flush, size_t flush_bytes) {
+    static const int types[] = {HERD_TYPE_Q8_0, HERD_TYPE_Q4_0, HERD_TYPE_Q5_0,  HERD_TYPE_IQ4_NL, HERD_TYPE_Q4_1,
+                                HERD_TYPE_Q5_1, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K,  HERD_TYPE_Q6_K,   HERD_TYPE_IQ4_XS,
+                                HERD_TYPE_IQ3_S, HERD_TYPE_IQ3_XXS, HERD_TYPE_IQ2_S};
+    printf("\npacked kernels: %d x %d, 1 token, 1 thread, weights from DRAM\n%-8s %12s %12s %14s\n", ROWS, COLS,
+           "type", "dot GB/s", "packed GB/s", "in file bytes");
+    for (int t = 0; t < (int)(sizeof types / sizeof types[0]); t++) {
+        const kernel_type_ops *o = kernels_type(types[t]), *vd = kernels_type(o->vec_dot_type);
+        pk_gemm_fn f = pk_gemm_for(types[t], COLS, ROWS);
+        if (!f) continue;
+        const size_t row_bytes = (size_t)kernels_row_bytes(types[t], COLS), mat_bytes = row_bytes * ROWS;
+        const size_t gb = (size_t)pk_group_bytes(types[t], COLS), pk_bytes = gb * (ROWS / PK_ROWS);
+        unsigned char *w = malloc(mat_bytes), *wp = malloc(pk_bytes), *xp = malloc((size_t)pk_x_bytes(types[t], COLS));
+        unsigned char xq[COLS * 4];
+        float *y = malloc(ROWS * sizeof(float));
+        for (int r = 0; r < ROWS; r++) {
+            unsigned char *row = w + r * row_bytes;
+            if (o->from_f32) {
+                o->from_f32(src + (size_t)r * COLS, row, COLS);
+                continue;
+            }
+            for (size_t i = 0; i < row_bytes; i++) row[i] = (unsigned char)(rnd_sym() * 127.0f + 128.0f);
+            for (int b = 0; b < COLS / 256; b++) { /* each super-block starts with its f16 d */
+                uint16_t d = fp32_to_fp16(0.01f);
+                memcpy(row + b * o->block_bytes, &d, 2);
+            }
+        }
+        for (int g = 0; g < ROWS / PK_ROWS; g++) pk_pack_w(types[t], COLS, w + (size_t)g * PK_ROWS * row_bytes, (int64_t)row_bytes, wp + g * gb);
+        vd->from_f32(xf, xq, COLS);
+        pk_pack_x(types[t], COLS, xq, xp);
+        double bd = 1e30, bp = 1e30;
+        for (int p = 0; p < PASSES; p++) {
+            g_sink += read_all(flush, flush_bytes);
+            double t0 = now_s();
+            for (int r = 0; r < ROWS; r++) o->dot(COLS, &y[r], w + r * row_bytes, xq);
+            double t1 = now_s();
+            bd = t1 - t0 < bd ? t1 - t0 : bd;
+            g_sink += read_all(flush, flush_bytes);
+            t0 = now_s();
+            f(COLS, ROWS / PK_ROWS, 1, wp, xp, 0, y, ROWS);
+            t1 = now_s();
+            bp = t1 - t0 < bp ? t1 - t0 : bp;
+            g_sink += (uint64_t)(y[0] != y[0]);
+        }
+        printf("%-8s %12.2f %12.2f %14.2f\n", herd_type_name(types[t]), (double)mat_bytes / bd * 1e-9,
+               (double)pk_bytes / bp * 1e-9, (double)mat_bytes / bp * 1e-9);
+        free(w), free(wp), free(xp), free(y);
+    }
+}
+
 int main(int argc, char **argv) {
     static const int types[] = {HERD_TYPE_F32,  HERD_TYPE_F16,  HERD_TYPE_BF16, HERD_TYPE_Q8_0, HERD_TYPE_Q4_0,
                                 HERD_TYPE_Q2_K, HERD_TYPE_Q3_K, HERD_TYPE_Q4_K, HERD_TYPE_Q5_K, HERD_TYPE_Q6_K,
@@ -187,6 +244,10 @@ int main(int argc, char **argv) {
     }
     float xf[COLS];
     for (int i = 0; i < COLS; i++) xf[i] = rnd_sym();
+    if (argc > 1 && strcmp(argv[1], "packed") == 0) { /* only the packed table */
+        packed_table(src, xf, flush, flush_bytes);
+        return 0;
+    }
 
     double best = 1e30;
     for (int p = 0; p < 3; p++) {
@@ -260,6 +321,7 @@ int main(int argc, char **argv) {
         }
     }
     prompt_shape(types, names, (int)(sizeof types / sizeof types[0]), src);
+    packed_table(src, xf, flush, flush_bytes);
     attn_table();
     free(flush);
     free(src);
