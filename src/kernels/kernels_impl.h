@@ -89,8 +89,8 @@ void pk_gemm_q4_1_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const v
                       int64_t ldy);
 void pk_gemm_q5_1_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy);
-/* the packed q4_K / q5_K / q6_K / iq4_xs / iq3_s layouts likewise (from 16 tokens; fewer, and the tail, go to the
- * VNNI kernels) */
+/* the packed q4_K / q5_K / q6_K / iq4_xs / iq3_s / iq3_xxs layouts likewise (from 16 tokens; fewer, and
+ * the tail, go to the VNNI kernels) */
 void pk_gemm_q4_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,
                       int64_t ldy);
 void pk_gemm_q5_K_amx(int64_t n, int64_t ng, int64_t nt, const void *wp, const void *xp, int64_t xs, float *y,

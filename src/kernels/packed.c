@@ -128,7 +128,7 @@ static void pack_w_q6_K(int64_t n, const uint8_t *src, int64_t row_bytes, uint8_
     }
 }
 
-/* ---- the level-table layouts (iq4_xs, iq3_s, iq2_s) ---------------------------------------------------- */
+/* ---- the level-table layouts (iq4_xs, iq3_s, iq3_xxs, iq2_s) ---------------------------------------------------- */
 
 static const int8_t k_lv_iq3s[16] = {1, 3, 5, 7, 9, 11, 13, 15, -1, -3, -5, -7, -9, -11, -13, -15};
 static const int8_t k_lv_iq3xxs[16] = {4, 12, 20, 28, 36, 44, 52, 62, -4, -12, -20, -28, -36, -44, -52, -62};
@@ -427,8 +427,8 @@ static float dot_ref_q6_K(int64_t n, const uint8_t *wg, int r, const uint8_t *x)
     return acc;
 }
 
-/* The level-table layouts: the plain dots' numerics (dot_iq4_xs_ref, dot_iq3_s_ref, dot_iq2_s_ref) on the
- * packed layout */
+/* The level-table layouts: the plain dots' numerics (dot_iq4_xs_ref, dot_iq3_s_ref, dot_iq3_xxs_ref,
+ * dot_iq2_s_ref) on the packed layout */
 static float dot_ref_lt(int type, int64_t n, const uint8_t *wg, int r, const uint8_t *x) {
     const int8_t *lv = pk_levels(type);
     const int ng = type == HERD_TYPE_IQ2_S ? 16 : 8, gl = QK_K / ng; /* scales, and elements a scale */

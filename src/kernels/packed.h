@@ -90,8 +90,8 @@
 #include <stdint.h>
 
 #define PK_ROWS 16     /* rows per group */
-#define PK_X_BLOCK 40  /* bytes of one activation block (q8_0 / q4_0 weights) */
-#define PK_XK_BLOCK 288 /* bytes of one activation super-block (q4_K weights) */
+#define PK_X_BLOCK 40  /* bytes of one activation block (weights in blocks of 32) */
+#define PK_XK_BLOCK 288 /* bytes of one activation super-block (q4_K / q5_K weights) */
 #define PK_K4_BLOCK 2368 /* bytes of one q4_K super-block of a group */
 #define PK_K5_BLOCK 2880 /* bytes of one q5_K super-block of a group (q4_K's, then the fifth bits) */
 #define PK_K6_BLOCK 3360 /* bytes of one q6_K super-block of a group */

@@ -11,6 +11,7 @@
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
+#include "../kernels/packed.h"
 #include "../thread/pool.h"
 #include "matmul.h"
 #include "ops.h"
@@ -583,10 +584,11 @@ static void job_read(void *arg, int ith, int nth) {
     if (ith < 64) r->sum[ith] += s;
 }
 
-/* one parallel pass over the bytes decode reads of w (its packed copy if it has one) */
+/* one parallel pass over the bytes decode reads of w (its packed copy if it has one: the lattice i-quants'
+ * copies are larger than their rows) */
 static uint64_t read_weight(thread_pool *pool, read_job *r, const weight *w) {
     r->p = w->packed ? w->packed : w->data;
-    r->n = w->row_bytes * w->n_out;
+    r->n = w->packed ? w->n_out / PK_ROWS * pk_group_bytes(w->type, w->n_in) : w->row_bytes * w->n_out;
     pool_run(pool, job_read, r);
     return (uint64_t)r->n;
 }

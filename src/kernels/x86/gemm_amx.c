@@ -1,10 +1,12 @@
-/* AMX-INT8 kernels of the interleaved q8_0 / q4_0 layout (packed.h; reference: pk_gemm_ref), for prompt
- * processing on CPUs with AMX (Intel Sapphire Rapids and later). Same signature and same bits as
- * pk_gemm_q8_0_avx512 / pk_gemm_q4_0_avx512 (packed_avx512.c), which they call for what they do not
- * take themselves: fewer than AMX_MIN_T tokens (decode) and the last nt % 16 tokens of a batch.
+/* AMX-INT8 kernels of the interleaved layouts (packed.h; reference: pk_gemm_ref), for prompt processing
+ * on CPUs with AMX (Intel Sapphire Rapids and later). First the layouts of blocks of 32 (q8_0, q4_0, q5_0,
+ * iq4_nl, q4_1, q5_1). Same signature and same bits as the VNNI kernels of the same layout
+ * (packed_avx512.c), which they call for what they do not take themselves: fewer than AMX_MIN_T tokens
+ * (decode) and the last nt % 16 tokens of a batch.
  *
  * Why the bits agree. The packed numerics are, per (row r, token t), over the blocks b in order:
  *     y = fmaf((float)isum_b, fl(dw_rb * dx_tb), y),   isum_b = sum_{i<32} ws_rbi * x_tbi   (exact int32)
+ * (q4_1 / q5_1: then y = fmaf(m_rb, s_tb, y))
  * AMX's TDPBSSD computes exactly those isum_b for a tile of 16 tokens x 16 rows at once (a 16 x 32
  * int8 activation tile times a 32 x 16 int8 weight tile, int32 sums: exact, whatever the order inside).
  * The tile goes to memory and each token's 16 sums (one 512-bit row: the group's 16 rows, the lane
@@ -21,17 +23,17 @@
  * activation bytes, loaded straight from the packed activation rows: q at byte 8 of each 40-byte block,
  * xs bytes from one token to the next); B0, B1 (the weights, in TDPBSSD's layout: row k/4 holds bytes k
  * of the 16 rows as 16 dwords). The packed group is exactly that layout but unsigned (q8_0: w + 128;
- * q4_0: nibbles, two chunks to a byte), so each chunk of blocks of a group is first made signed (q8_0:
- * xor 0x80; q4_0: split the nibbles, minus 8) into a stack buffer, once per token block, with the rows'
- * f16 scales widened; then every 16-token tile of the token block runs over it. The accumulators live in
+ * the others: nibbles, two chunks to a byte), so each chunk of blocks of a group is first made signed
+ * (q8_0: xor 0x80; q4_0: split the nibbles, minus 8; convert says the rest) into a stack buffer, once per
+ * token block, with the rows' f16 scales widened; then every 16-token tile of the token block runs over it. The accumulators live in
  * registers over a chunk and in y between chunks (a float stored and loaded back is the same float).
  *
  * The process must have asked Linux for the tile data state (arch_prctl, kernels.c) before any of this
  * runs: pk_gemm_for hands these out only when kernels_amx_active(). Each call loads its own tile
  * configuration (it is per thread) and releases the tiles at the end.
  *
- * Also here: the packed q4_K / q5_K / q6_K layouts (pk_gemm_q4_K_amx / ..., section at the end) and
- * the iq4_xs gemm of the kernel table.
+ * Also here: the iq4_xs gemm of the kernel table (plain rows), the packed level-table layouts (iq4_xs,
+ * iq3_s, iq3_xxs) and the packed q4_K / q5_K / q6_K layouts (the section at the end).
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -296,7 +298,7 @@ static void convert_iq4xs(const uint8_t *w, int64_t w_stride, int64_t s0, int64_
     } while (0)
 
 /* 16 tokens (x: token 0's activations at super-block s0, tokens xs apart; a super-block xsb bytes with its
- * f32 d first and its 256 int8 at qoff: a q8_K row, or packed.h's iq4_xs activation row) x one group of 16
+ * f32 d first and its 256 int8 at qoff: a q8_K row, or packed.h's level-table activation row) x one group of 16
  * rows over ks converted super-blocks; y as tile16's. The float work of a super-block runs one super-block
  * behind its tile work (ring: two super-blocks of 8 stored tiles). */
 static void tile16_iq4xs(int first, int64_t ks, const int8_t *wq, const int32_t *ls, const float *dw,
@@ -369,7 +371,7 @@ static void gemm_iq4_xs_amx(int64_t n, int64_t nr, int64_t nt, const void *w, in
         g_iq4xs_vnni(n, nr - nr16, nt, (const uint8_t *)w + nr16 * w_stride, w_stride, xp, xs, y + nr16, ldy);
 }
 
-/* A packed level-table layout with a scale per block of 32 (iq4_xs, iq3_s; packed.h) into the same
+/* A packed level-table layout with a scale per block of 32 (iq4_xs, iq3_s, iq3_xxs; packed.h) into the same
  * converted form as convert_iq4xs: block b's 4 stored vectors split into nibbles and looked up as signed
  * levels, low nibbles to tile rows 0..3 (elements 4k..4k+3), high ones to rows 4..7 (16 + 4k..); the
  * scales widened to int32, d to float. */
@@ -466,7 +468,8 @@ void kernels_fill_amx(kernel_type_ops ops[KSLOT_COUNT]) {
  * byte: q4_K sc = 8 sh + sl (x nibble <= 105; q5_K x quant <= 217: an unsigned byte, hence TDPBSUD for
  * both), q6_K sc = 64 a + 16 b + 4 c + e (a in -2..1, the rest 0..3; x (u - 32) in -96..93, and u - 32
  * already folds the -32 bsum term in). One C tile per digit then
- * accumulates the whole super-block with K = 64 TDPBSSDs (q4_K 2 x 4, q6_K 4 x 4), and per token the
+ * accumulates the whole super-block with K = 64 tile products (TDPBSUD for q4_K / q5_K 2 x 4, TDPBSSD for
+ * q6_K 4 x 4), and per token the
  * float side is sumi = shifts and adds of the digit sums, q4_K's mins term (4 vpdpwssd as the VNNI
  * kernel) and the FMAs as written. (The first version, one tile and one vpmulld per sub-block / group,
  * was 1.3x / 1.25x VNNI single-thread; this one 1.75x / 1.67x: the tile stores were the bound.) Rows

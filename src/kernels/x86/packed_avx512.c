@@ -4,7 +4,8 @@
  * block (elements 4c..4c+3 of every row, 64 bytes) goes through one vpdpbusd against the broadcast 4
  * activation bytes of that chunk. A block costs per token 8 vpdpbusd (the int32 sums, started at the
  * activation block's offset, which makes the unsigned weight bytes signed again), vcvtdq2ps, one
- * vmulps (d_w * d_x) and one vfmadd into the accumulator: the reference's order, lane by lane.
+ * vmulps (d_w * d_x) and one vfmadd into the accumulator (q4_1 / q5_1: a second for the min): the
+ * reference's order, lane by lane. The super-block layouts below say their own.
  *
  * Register tile: one group x T tokens of accumulators (T <= 8): the block's weight vectors are loaded
  * (q4_0: and split into nibbles) once for the T tokens. Decode (1 or 2 tokens) splits each block's 8
@@ -258,7 +259,7 @@ ALWAYS void tile_k6(int T, int64_t nb, const uint8_t *w, const uint8_t *x, int64
     acc_store(T, acc, y, ldy);
 }
 
-/* ---- the level-table layouts: iq4_xs, iq3_s, iq2_s ---------------------------------------------------
+/* ---- the level-table layouts: iq4_xs, iq3_s, iq3_xxs, iq2_s ---------------------------------------------------
  * Per super-block, block by block: the block's 4 stored vectors split into 8 nibble vectors and looked
  * up (vpshufb) as unsigned levels K + 128, once for the T tokens; per token two chains of 4 vpdpbusd (the
  * block's two groups of 16 elements), each started at the activation's -128 * (group sum), which makes
