@@ -65,6 +65,11 @@ typedef struct {
     uint8_t qs[128];
 } block_iq4_xs;
 
+/* the 6-bit scale of iq4_xs 32-block ib (0..63; the value is ls - 32) */
+static inline int iq4_xs_scale(const block_iq4_xs *b, int ib) {
+    return ((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 15) | (((b->scales_h >> 2 * ib) & 3) << 4);
+}
+
 _Static_assert(sizeof(block_q4_1) == 20, "q4_1 block is 20 bytes");
 _Static_assert(sizeof(block_q5_0) == 22, "q5_0 block is 22 bytes");
 _Static_assert(sizeof(block_q5_1) == 24, "q5_1 block is 24 bytes");

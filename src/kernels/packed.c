@@ -70,6 +70,10 @@ int64_t pk_group_bytes(int type, int64_t n) {
     }
 }
 
+int64_t pk_weight_bytes(int type, int64_t n, int64_t n_out) {
+    return n_out / PK_ROWS * pk_group_bytes(type, n);
+}
+
 /* q4_K and q5_K (their first 2368 bytes are the same layout; q5_K's fifth bits follow) */
 static void pack_w_k4(int type, int64_t n, const uint8_t *src, int64_t row_bytes, uint8_t *o) {
     const int q5 = type == HERD_TYPE_Q5_K;
@@ -172,7 +176,7 @@ static void lt_codes(int type, const uint8_t *blk, uint8_t code[QK_K], int8_t *l
     if (type == HERD_TYPE_IQ4_XS) {
         const block_iq4_xs *x = (const block_iq4_xs *)blk;
         for (int b = 0; b < 8; b++) {
-            ls[b] = (int8_t)((((x->scales_l[b / 2] >> 4 * (b % 2)) & 15) | ((x->scales_h >> 2 * b) & 3) << 4) - 32);
+            ls[b] = (int8_t)(iq4_xs_scale(x, b) - 32);
             for (int j = 0; j < 16; j++) code[32 * b + j] = x->qs[16 * b + j] & 15, code[32 * b + 16 + j] = x->qs[16 * b + j] >> 4;
         }
     } else if (type == HERD_TYPE_IQ3_S) { /* element 32b + 8l + j: half-group h = 2l + j / 4, sign bit j of signs[4b + l] */
@@ -265,7 +269,7 @@ void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *o
                 }
             } else if (type == HERD_TYPE_Q5_0 || has_min(type)) {
                 /* { d, [m,] [qh[4],] qs[16] }: q5_0 22 bytes, q4_1 20, q5_1 24 */
-                const uint8_t *blk = row + b * (type == HERD_TYPE_Q5_0 ? 22 : type == HERD_TYPE_Q4_1 ? 20 : 24);
+                const uint8_t *blk = row + b * kernels_row_bytes(type, 32);
                 const int q5 = type != HERD_TYPE_Q4_1, mo = has_min(type) ? 2 : 0, q0 = has_min(type) ? 64 : 32;
                 const uint8_t *qs = blk + 2 + mo + (q5 ? 4 : 0);
                 memcpy(ob + 2 * r, blk, 2);

@@ -113,6 +113,8 @@ typedef void (*pk_gemm_fn)(int64_t n, int64_t ng, int64_t nt, const void *wp, co
 pk_gemm_fn pk_gemm_for(int type, int64_t n, int64_t n_out);
 /* Bytes of one group of 16 packed rows of n elements. */
 int64_t pk_group_bytes(int type, int64_t n);
+/* Bytes of the packed copy of a weight of n_out rows of n elements (n_out / 16 groups). */
+int64_t pk_weight_bytes(int type, int64_t n, int64_t n_out);
 /* Packs 16 rows (row_bytes apart, llama.cpp blocks) of type into one group at out. */
 void pk_pack_w(int type, int64_t n, const void *rows, int64_t row_bytes, void *out);
 /* Bytes of one packed activation row of n elements for weights of type. */

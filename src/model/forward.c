@@ -588,7 +588,7 @@ static void job_read(void *arg, int ith, int nth) {
  * copies are larger than their rows) */
 static uint64_t read_weight(thread_pool *pool, read_job *r, const weight *w) {
     r->p = w->packed ? w->packed : w->data;
-    r->n = w->packed ? w->n_out / PK_ROWS * pk_group_bytes(w->type, w->n_in) : w->row_bytes * w->n_out;
+    r->n = w->packed ? pk_weight_bytes(w->type, w->n_in, w->n_out) : w->row_bytes * w->n_out;
     pool_run(pool, job_read, r);
     return (uint64_t)r->n;
 }

@@ -59,6 +59,11 @@ static void repack_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* whether w's packed copy is larger than its rows (the lattice i-quants, expanded to 4-bit codes) */
+static bool grows(const weight *w) {
+    return (uint64_t)pk_weight_bytes(w->type, w->n_in, w->n_out) > (uint64_t)(w->n_out * w->row_bytes) * 9 / 8;
+}
+
 int model_repack(herd_model *m) {
     const char *env = getenv("HERD_REPACK");
     if (env && strcmp(env, "0") == 0) return HERD_OK;
@@ -70,9 +75,9 @@ int model_repack(herd_model *m) {
     uint64_t need = 0, grow = 0; /* bytes of all the copies; of those that are larger than their rows */
     for (int64_t i = 0; i < n; i++) /* keep those the packed kernels take */
         if (ws[i]->data && !ws[i]->row_scale && pk_gemm_for(ws[i]->type, ws[i]->n_in, ws[i]->n_out)) {
-            uint64_t b = (uint64_t)(ws[i]->n_out / PK_ROWS * pk_group_bytes(ws[i]->type, ws[i]->n_in));
+            uint64_t b = (uint64_t)pk_weight_bytes(ws[i]->type, ws[i]->n_in, ws[i]->n_out);
             need += b;
-            if (b > (uint64_t)(ws[i]->n_out * ws[i]->row_bytes) * 9 / 8) grow += b;
+            if (grows(ws[i])) grow += b;
             ws[k++] = ws[i];
         }
     n = k;
@@ -82,11 +87,8 @@ int model_repack(herd_model *m) {
                  "not fit in the %.1f MiB available: they keep the file's layout (slower decode)", m->file.path,
                  (double)grow / (1 << 20), (double)need / (1 << 20), (double)avail / (1 << 20));
         k = 0;
-        for (int64_t i = 0; i < n; i++) {
-            const weight *w = ws[i];
-            if ((uint64_t)(w->n_out / PK_ROWS * pk_group_bytes(w->type, w->n_in)) <= (uint64_t)(w->n_out * w->row_bytes) * 9 / 8)
-                ws[k++] = ws[i];
-        }
+        for (int64_t i = 0; i < n; i++)
+            if (!grows(ws[i])) ws[k++] = ws[i];
         n = k;
     }
     if (n == 0) {
@@ -99,7 +101,7 @@ int model_repack(herd_model *m) {
                     .page = page > 0 ? (uintptr_t)page : 0};
     j.chunk0 = herd_xcalloc((size_t)n + 1, sizeof *j.chunk0);
     for (int64_t i = 0; i < n; i++) {
-        int64_t ng = ws[i]->n_out / PK_ROWS, bytes = ng * pk_group_bytes(ws[i]->type, ws[i]->n_in);
+        int64_t ng = ws[i]->n_out / PK_ROWS, bytes = pk_weight_bytes(ws[i]->type, ws[i]->n_in, ws[i]->n_out);
         void *p = NULL;
         /* 2 MiB-aligned and backed by huge pages where the kernel allows (THP "madvise"): decode
          * streams all of it every token, and 4 KiB pages would cost a TLB miss each */

@@ -80,11 +80,6 @@ void row_dequantize_iq4_nl_ref(const void *x, float *y, int64_t n) {
     }
 }
 
-/* the 6-bit scale of 32-block ib (0..63; the value is ls - 32) */
-static inline int iq4_xs_scale(const block_iq4_xs *b, int ib) {
-    return ((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 15) | (((b->scales_h >> 2 * ib) & 3) << 4);
-}
-
 void row_dequantize_iq4_xs_ref(const void *x, float *y, int64_t n) {
     const block_iq4_xs *b = x;
     for (int64_t i = 0; i < n / QK_K; i++) {

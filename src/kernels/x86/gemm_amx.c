@@ -276,7 +276,7 @@ static void convert_iq4xs(const uint8_t *w, int64_t w_stride, int64_t s0, int64_
             dw[i * 16 + r] = _cvtsh_ss(x[i].d);
             for (int b = 0; b < 8; b++)
                 ls[(i * 8 + b) * 16 + r] =
-                    (((x[i].scales_l[b / 2] >> 4 * (b % 2)) & 15) | (((x[i].scales_h >> 2 * b) & 3) << 4)) - 32;
+                    iq4_xs_scale(&x[i], b) - 32;
             for (int p = 0; p < 4; p++) {
                 __m512i q = _mm512_permutexvar_epi64(perm, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * p))));
                 _Alignas(64) uint8_t lev[64];

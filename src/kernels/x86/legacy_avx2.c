@@ -119,7 +119,7 @@ static void dot_iq4_xs_avx2(int64_t n, float *out, const void *w, const void *x)
     for (int64_t i = 0; i < n / QK_K; i++) {
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
-            int ls = ((a[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 15) | (((a[i].scales_h >> 2 * ib) & 3) << 4);
+            int ls = iq4_xs_scale(&a[i], ib);
             const __m256i lv = iq4_levels(a[i].qs + 16 * ib);
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * ib));
             const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(lv), _mm256_sign_epi8(xv, lv));
@@ -175,7 +175,7 @@ static void row_dequantize_iq4_xs_avx2(const void *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         float d = f16s(b[i].d);
         for (int ib = 0; ib < QK_K / 32; ib++, y += 32) {
-            int ls = ((b[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 15) | (((b[i].scales_h >> 2 * ib) & 3) << 4);
+            int ls = iq4_xs_scale(&b[i], ib);
             store32(y, iq4_levels(b[i].qs + 16 * ib), _mm256_set1_ps(d * (float)(ls - 32)), NULL);
         }
     }
@@ -269,7 +269,7 @@ static void gemm_iq4_xs_avx2(int64_t n, int64_t nr, int64_t nt, const void *w, i
                 int ls[8];
                 for (int ib = 0; ib < 8; ib++) {
                     q[ib] = iq4_levels(a[i].qs + 16 * ib);
-                    ls[ib] = (((a[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 15) | (((a[i].scales_h >> 2 * ib) & 3) << 4)) - 32;
+                    ls[ib] = iq4_xs_scale(&a[i], ib) - 32;
                 }
                 float dw = f16s(a[i].d);
                 for (int t = 0; t < tn; t++) {

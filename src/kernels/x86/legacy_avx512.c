@@ -36,7 +36,7 @@ static inline __m512i iq4_pair_nibbles(const uint8_t *qs) {
 }
 
 static inline void unpack_iq4_xs(const block_iq4_xs *x, iq4xs_unpacked *u) {
-    for (int b = 0; b < 8; b++) u->l[b] = (((x->scales_l[b / 2] >> 4 * (b % 2)) & 15) | (((x->scales_h >> 2 * b) & 3) << 4)) - 32;
+    for (int b = 0; b < 8; b++) u->l[b] = iq4_xs_scale(x, b) - 32;
     for (int p = 0; p < 4; p++) {
         u->u[p] = _mm512_shuffle_epi8(g_tab, iq4_pair_nibbles(x->qs + 32 * p));
         u->ls[p] = _mm512_inserti64x4(_mm512_set1_epi32(u->l[2 * p]), _mm256_set1_epi32(u->l[2 * p + 1]), 1);
