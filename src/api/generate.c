@@ -170,7 +170,7 @@ static int generate_spec(herd_context *c, gen_state *g, float *logits, const int
             out->n_spec_steps++;
             out->n_drafted += k;
         }
-        int64_t j = 0;
+        int64_t j = 0, n_acc = 0;
         for (;; j++) { /* row j: the distribution after batch[0..j] */
             if (length_reached(g)) {
                 out->stop_reason = HERD_STOP_LENGTH;
@@ -192,7 +192,7 @@ static int generate_spec(herd_context *c, gen_state *g, float *logits, const int
                     id = spec_accept_reject(pd, q ? q + (size_t)j * (size_t)n_vocab : NULL, n_vocab, batch[j + 1], u1,
                                             u2, &accepted);
                 }
-                if (accepted) out->n_accepted++;
+                if (accepted) out->n_accepted++, n_acc++;
             } else {
                 id = herd_sampler_sample(g->s, row); /* every draft accepted: the target's own next token */
             }
@@ -210,6 +210,7 @@ static int generate_spec(herd_context *c, gen_state *g, float *logits, const int
             }
             if (!accepted) break;
         }
+        spec_drafter_feedback(d, k, n_acc);
         /* drop the rejected drafts' positions. The cache holds the pending token and the accepted drafts;
          * the last emitted token is in it only when it was an accepted draft, which happens only at a
          * length or EOG stop (EOG itself is not in hist). Elsewhere the last token stays pending, as plain

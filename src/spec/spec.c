@@ -78,6 +78,7 @@ int64_t spec_lookup(const int32_t *hist, int64_t n, int ngram_max, int64_t n_max
 struct spec_drafter {
     herd_context *dc;      /* draft context (borrowed); NULL: prompt lookup */
     int lookup;            /* n-gram length for prompt lookup */
+    int64_t lookup_max;    /* prompt lookup: the next proposal's limit (spec_drafter_feedback) */
     float p_min;           /* stop drafting below this draft probability */
     bool sampling;
     int64_t n0;            /* positions both caches held at the start */
@@ -103,6 +104,7 @@ int spec_drafter_new(herd_context *c, const herd_generate_params *p, const herd_
     spec_drafter *d = herd_xcalloc(1, sizeof *d);
     d->dc = p->draft;
     d->lookup = p->lookup_ngram;
+    d->lookup_max = SPEC_LOOKUP_START;
     d->p_min = p->draft_p_min;
     d->sampling = sampling && p->draft;
     d->n0 = n0;
@@ -162,7 +164,7 @@ int64_t spec_drafter_propose(spec_drafter *d, const int32_t *hist, int64_t n, in
                              const float **q) {
     *q = NULL;
     if (n_max <= 0) return 0;
-    if (!d->dc) return d->lookup > 0 ? spec_lookup(hist, n, d->lookup, n_max, draft) : 0;
+    if (!d->dc) return d->lookup > 0 ? spec_lookup(hist, n, d->lookup, n_max < d->lookup_max ? n_max : d->lookup_max, draft) : 0;
     /* the draft cache can hold n0 + n + n_max - 1 positions at most */
     int64_t room = herd_context_n_ctx(d->dc) - (d->n0 + n);
     if (room < 0) return 0;
@@ -212,6 +214,13 @@ int64_t spec_drafter_propose(spec_drafter *d, const int32_t *hist, int64_t n, in
     }
     if (d->sampling && k > 0) *q = d->q;
     return k;
+}
+
+void spec_drafter_feedback(spec_drafter *d, int64_t k, int64_t accepted) {
+    if (d->dc || k <= 0) return;
+    if (accepted >= k) d->lookup_max += 2;
+    else if (d->lookup_max > 1) d->lookup_max--;
+    if (d->lookup_max > 1024) d->lookup_max = 1024;
 }
 
 int spec_drafter_sync(spec_drafter *d, const int32_t *hist, int64_t n) {

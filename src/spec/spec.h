@@ -61,6 +61,14 @@ void spec_drafter_free(spec_drafter *d);
  * NULL: one-hot). Returns k (0: no proposal), or a negative status if the draft's decode failed. */
 int64_t spec_drafter_propose(spec_drafter *d, const int32_t *hist, int64_t n, int64_t n_max, int32_t *draft,
                              const float **q);
+/* What became of the last proposal: k drafted, `accepted` of them taken. Prompt lookup sizes its next
+ * proposals by it (the schedule of transformers' assisted generation, "heuristic"): a limit that starts
+ * at SPEC_LOOKUP_START tokens, grows by 2 after a proposal taken whole and shrinks by 1 (not below 1)
+ * after one cut short, so a text whose repeats keep holding drafts long and one whose repeats break
+ * drafts short (each drafted token costs a share of a decode step to verify, accepted or not). A draft
+ * model ignores it (its own probabilities stop it: --draft-p-min). */
+#define SPEC_LOOKUP_START 4
+void spec_drafter_feedback(spec_drafter *d, int64_t k, int64_t accepted);
 /* Leaves the draft context holding exactly the n0 + n positions of hist[0..n) (after generation, so
  * that the next herd_generate on the same pair starts in step). */
 int spec_drafter_sync(spec_drafter *d, const int32_t *hist, int64_t n);

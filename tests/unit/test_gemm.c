@@ -156,7 +156,8 @@ static void test_matmul_batch_invariance(void) {
      * activations), q4_K with q6_K (Q4_K_M), q5_K with q8_0 (different vec_dot types: separate passes) */
     static const int types[][2] = {{HERD_TYPE_Q8_0, HERD_TYPE_Q8_0}, {HERD_TYPE_Q4_0, HERD_TYPE_Q8_0},
                                    {HERD_TYPE_F16, HERD_TYPE_BF16},  {HERD_TYPE_Q4_K, HERD_TYPE_Q6_K},
-                                   {HERD_TYPE_Q5_K, HERD_TYPE_Q8_0}, {HERD_TYPE_Q6_K, HERD_TYPE_Q4_K}};
+                                   {HERD_TYPE_Q5_K, HERD_TYPE_Q8_0}, {HERD_TYPE_Q6_K, HERD_TYPE_Q4_K},
+                                   {HERD_TYPE_F32, HERD_TYPE_F32}};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (int nth = 1; nth <= 3; nth += 2) {
             int type = types[ti][0];

@@ -261,6 +261,33 @@ static void check_greedy(herd_model *target, herd_model *twin, herd_model *other
         }
     }
     printf("  greedy: twin accepted %ld of %ld drafted, unrelated model %ld\n", acc_twin, drafted_twin, acc_other);
+    /* prompt lookup's proposal limit: SPEC_LOOKUP_START, +2 after a proposal taken whole, -1 (not below 1)
+     * after one cut short; a draft model's proposals are not limited by it */
+    {
+        static const int32_t cyc[] = {7, 8, 7, 8, 7, 8, 7, 8, 7, 8, 7, 8, 7, 8, 7, 8, 7, 8, 7, 8, 7, 8};
+        const int64_t ncyc = (int64_t)(sizeof cyc / sizeof cyc[0]);
+        herd_generate_params gp = {.lookup_ngram = 3};
+        herd_sampler_params gs = herd_sampler_default_params();
+        spec_drafter *d;
+        int32_t out[64];
+        const float *q;
+        CHECK(spec_drafter_new(c, &gp, &gs, false, 0, &d) == 0, "lookup drafter");
+        int64_t k = spec_drafter_propose(d, cyc, ncyc, 64, out, &q);
+        CHECK(k == SPEC_LOOKUP_START, "lookup's first proposal: %lld tokens, limit %d", (long long)k, SPEC_LOOKUP_START);
+        spec_drafter_feedback(d, k, k);
+        spec_drafter_feedback(d, k + 2, k + 2);
+        k = spec_drafter_propose(d, cyc, ncyc, 64, out, &q);
+        CHECK(k == SPEC_LOOKUP_START + 4, "after two proposals taken whole: %lld tokens", (long long)k);
+        spec_drafter_feedback(d, k, k - 1);
+        k = spec_drafter_propose(d, cyc, ncyc, 64, out, &q);
+        CHECK(k == SPEC_LOOKUP_START + 3, "after one cut short: %lld tokens", (long long)k);
+        for (int i = 0; i < 20; i++) spec_drafter_feedback(d, 3, 0);
+        k = spec_drafter_propose(d, cyc, ncyc, 64, out, &q);
+        CHECK(k == 1 && out[0] == 7, "never below one token: %lld", (long long)k);
+        spec_drafter_feedback(d, 0, 0); /* no proposal: no change */
+        CHECK(spec_drafter_propose(d, cyc, ncyc, 64, out, &q) == 1, "an empty proposal changes nothing");
+        spec_drafter_free(d);
+    }
     CHECK(acc_twin > drafted_twin / 2, "the quantized twin agrees often (%ld of %ld)", acc_twin, drafted_twin);
     NPROMPT = 1 + (plain.n_ids < 60 ? plain.n_ids : 60);
     herd_generate_result_free(&plain);
