@@ -134,6 +134,7 @@ typedef struct {
      * tokens of this slot's sequence there */
     int32_t *drafts;
     int64_t n_draft;
+    int64_t lookup_max;  /* prompt lookup: this request's proposal limit (spec_lookup_next_max) */
     int32_t *dcache;
     int64_t n_dcache;
 } slot;
@@ -305,6 +306,7 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     s->req = r;
     s->n_gen = 0;
     s->n_draft = 0;
+    s->lookup_max = SPEC_LOOKUP_START;
     s->stop_token = -1;
     s->st = SLOT_PREFILL;
     e->n_busy++; /* under mu: called from the admission loop */
@@ -568,7 +570,9 @@ int engine_slot_action(engine *e, int slot_id, int action, const char *path, int
 static int64_t slot_propose(engine *e, int si, int64_t kmax) {
     slot *s = &e->slots[si];
     if (kmax <= 0) return 0;
-    if (!e->dctx) return spec_lookup(s->cache, s->n_cache, e->cfg.lookup_ngram, kmax, s->drafts);
+    if (!e->dctx)
+        return spec_lookup(s->cache, s->n_cache, e->cfg.lookup_ngram, kmax < s->lookup_max ? kmax : s->lookup_max,
+                           s->drafts);
     int64_t c = common_prefix(s->dcache, s->n_dcache, s->cache, s->n_cache);
     if (c >= s->n_cache) c = s->n_cache - 1; /* the last token runs again: its row starts the draft */
     herd_seq_truncate(e->dctx, si, c);
@@ -725,14 +729,16 @@ static bool step(engine *e) {
     for (int row = 0; row < rows;) {
         int si = e->b_slot_of_row[row];
         slot *s = &e->slots[si];
-        int64_t k = s->n_draft;
+        int64_t k = s->n_draft, acc = 0;
         for (int64_t j = 0; j <= k; j++) {
             slot_sample(e, s, e->logits + (row + j) * e->n_vocab);
             if (j == k || s->st != SLOT_DECODE || s->next != s->drafts[j]) break;
             s->cache[s->n_cache++] = s->drafts[j]; /* accepted: its KV is in place, its row comes next */
             e->spec_accepted++;
+            acc++;
         }
         if (k > 0) { /* drop the rejected drafts' positions */
+            s->lookup_max = spec_lookup_next_max(s->lookup_max, k, acc);
             e->spec_drafted += (uint64_t)k;
             herd_seq_truncate(e->ctx, si, s->n_cache);
         }

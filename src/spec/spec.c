@@ -216,11 +216,14 @@ int64_t spec_drafter_propose(spec_drafter *d, const int32_t *hist, int64_t n, in
     return k;
 }
 
+int64_t spec_lookup_next_max(int64_t cur, int64_t k, int64_t accepted) {
+    if (k <= 0) return cur;
+    if (accepted >= k) return cur + 2 < 1024 ? cur + 2 : 1024;
+    return cur > 1 ? cur - 1 : 1;
+}
+
 void spec_drafter_feedback(spec_drafter *d, int64_t k, int64_t accepted) {
-    if (d->dc || k <= 0) return;
-    if (accepted >= k) d->lookup_max += 2;
-    else if (d->lookup_max > 1) d->lookup_max--;
-    if (d->lookup_max > 1024) d->lookup_max = 1024;
+    if (!d->dc) d->lookup_max = spec_lookup_next_max(d->lookup_max, k, accepted);
 }
 
 int spec_drafter_sync(spec_drafter *d, const int32_t *hist, int64_t n) {

@@ -305,9 +305,10 @@ static inline __m512 f32_chunk(const float *p, int64_t rem) {
 #define ESZ_(BF) ((BF) == KIND_F32 ? 4 : 2) /* bytes per element */
 
 /* w: the tile's first row, ws bytes from one row to the next */
+/* pf: the tile's first token group (its rows come from memory: fetched ahead in the first pass) */
 static inline __attribute__((always_inline)) void ftile(const int R, const int T, const int BF, const fplan *pl,
                                                         const uint8_t *w, int64_t ws, const uint8_t *xp,
-                                                        int64_t xs, float *y, int64_t ldy) {
+                                                        int64_t xs, float *y, int64_t ldy, bool pf) {
     __m512 part[4][GEMM_R][GEMM_TF];
     for (int k = 0; k < 4; k++) {
         __m512 acc[GEMM_R][GEMM_TF];
@@ -317,7 +318,7 @@ static inline __attribute__((always_inline)) void ftile(const int R, const int T
             for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
         for (int64_t e = pl->bound[k]; e < pl->bound[k + 1]; e++) {
             int64_t off = fchunk_of(pl, e), rem = pl->n - off;
-            if (k == 0) /* the first pass touches every fourth line: fetch the whole rows ahead of it */
+            if (pf && k == 0) /* the first pass touches every fourth line: fetch the whole rows ahead of it */
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++)
                     for (int64_t b = 0; b < 4 * pl->c * ESZ_(BF); b += 64)
@@ -440,12 +441,12 @@ static inline __attribute__((always_inline)) void stile_any(const int BF, int R,
 }
 
 #define FTILE_CASE(R, T)                                                                                       \
-    case (R) * 8 + (T): ftile(R, T, BF, pl, w, ws, xp, xs, y, ldy); break;
+    case (R) * 8 + (T): ftile(R, T, BF, pl, w, ws, xp, xs, y, ldy, pf); break;
 #define FTILE_ROW(R) FTILE_CASE(R, 1) FTILE_CASE(R, 2) FTILE_CASE(R, 3) FTILE_CASE(R, 4) FTILE_CASE(R, 5) FTILE_CASE(R, 6)
 
 static inline __attribute__((always_inline)) void ftile_any(const int BF, int R, int T, const fplan *pl,
                                                             const uint8_t *w, int64_t ws, const uint8_t *xp,
-                                                            int64_t xs, float *y, int64_t ldy) {
+                                                            int64_t xs, float *y, int64_t ldy, bool pf) {
     switch (R * 8 + T) {
         FTILE_ROW(1) FTILE_ROW(2) FTILE_ROW(3) FTILE_ROW(4)
     default: break;
@@ -479,7 +480,7 @@ static inline __attribute__((always_inline)) void gemm_f(const int BF, int64_t n
             for (int64_t t = t0; t < t1; t += GEMM_TF) {
                 int T = t1 - t < GEMM_TF ? (int)(t1 - t) : GEMM_TF;
                 ftile_any(BF, R, T, &pl, (const uint8_t *)w + r0 * w_stride, w_stride,
-                          (const uint8_t *)xp + t * xp_stride, xp_stride, y + t * ldy + r0, ldy);
+                          (const uint8_t *)xp + t * xp_stride, xp_stride, y + t * ldy + r0, ldy, t == t0);
             }
         }
     }
