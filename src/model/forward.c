@@ -62,8 +62,11 @@ struct forward_state {
  * enough that a long prompt still splits into many work items for the threads. */
 #define ATTN_TILE_QUERIES 64
 
+/* 64-byte aligned (a cache line, a 512-bit vector): the kernels' 64-byte loads of activations (an F32 or
+ * F16 row, a packed activation block) would otherwise each straddle two lines — malloc's 16-byte alignment
+ * made the F32 batched dots of a 4-token verification 1.8x slower (33 vs 18 ms for a 128256 x 1024 head). */
 static void *alloc_or_null(size_t bytes, bool *ok) {
-    void *p = malloc(bytes ? bytes : 1);
+    void *p = aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64);
     if (!p) *ok = false;
     return p;
 }
