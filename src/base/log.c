@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,7 @@ static void oom(size_t n) {
  * src/model/forward.c alloc_or_null for what that cost). free() and realloc() take them as any other
  * block (C11 7.22.3); a realloc'ed block keeps only malloc's alignment. */
 void *herd_xmalloc(size_t n) {
+    if (n > SIZE_MAX - 63) oom(n); /* the rounding below would wrap */
     void *p = n >= 4096 ? aligned_alloc(64, (n + 63) / 64 * 64) : malloc(n ? n : 1);
     if (!p) oom(n);
     return p;

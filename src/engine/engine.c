@@ -306,7 +306,7 @@ static void slot_assign(engine *e, int si, engine_req *r) {
     s->req = r;
     s->n_gen = 0;
     s->n_draft = 0;
-    s->lookup_max = SPEC_LOOKUP_START;
+    s->lookup_max = spec_lookup_next_max(SPEC_LOOKUP_START, 0, 0, 1, e->draft_max);
     s->stop_token = -1;
     s->st = SLOT_PREFILL;
     e->n_busy++; /* under mu: called from the admission loop */
@@ -738,7 +738,7 @@ static bool step(engine *e) {
             acc++;
         }
         if (k > 0) { /* drop the rejected drafts' positions */
-            s->lookup_max = spec_lookup_next_max(s->lookup_max, k, acc);
+            s->lookup_max = spec_lookup_next_max(s->lookup_max, k, acc, 1, e->draft_max);
             e->spec_drafted += (uint64_t)k;
             herd_seq_truncate(e->ctx, si, s->n_cache);
         }

@@ -191,11 +191,11 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
         if (n_tok <= 2) convert_range(&j, 0, n_tok);
         else pool_run(pool, convert_rows, &j);
         j.xsrc = xq;
-    } else if (g0) {
+    } else if (g0 && ops0->vec_dot_type != HERD_TYPE_F32) {
         j.xq_row = g0->gemm_x_bytes(w0->n_in);
         pool_run(pool, convert_rows, &j);
         j.xsrc = xq;
-    } else if (ops0->vec_dot_type == HERD_TYPE_F32) {
+    } else if (ops0->vec_dot_type == HERD_TYPE_F32) { /* the dots and the F32 gemm read x as it is */
         j.xsrc = (const uint8_t *)x;
         j.xq_row = ldx * (int64_t)sizeof(float);
     } else {

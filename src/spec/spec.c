@@ -79,6 +79,7 @@ struct spec_drafter {
     herd_context *dc;      /* draft context (borrowed); NULL: prompt lookup */
     int lookup;            /* n-gram length for prompt lookup */
     int64_t lookup_max;    /* prompt lookup: the next proposal's limit (spec_drafter_feedback) */
+    int64_t lookup_lo, lookup_hi; /* its bounds: --draft-min, --draft-max */
     float p_min;           /* stop drafting below this draft probability */
     bool sampling;
     int64_t n0;            /* positions both caches held at the start */
@@ -104,7 +105,9 @@ int spec_drafter_new(herd_context *c, const herd_generate_params *p, const herd_
     spec_drafter *d = herd_xcalloc(1, sizeof *d);
     d->dc = p->draft;
     d->lookup = p->lookup_ngram;
-    d->lookup_max = SPEC_LOOKUP_START;
+    d->lookup_lo = p->draft_min;
+    d->lookup_hi = p->draft_max > 0 ? p->draft_max : 16; /* herd_generate's default */
+    d->lookup_max = spec_lookup_next_max(SPEC_LOOKUP_START, 0, 0, d->lookup_lo, d->lookup_hi);
     d->p_min = p->draft_p_min;
     d->sampling = sampling && p->draft;
     d->n0 = n0;
@@ -216,14 +219,15 @@ int64_t spec_drafter_propose(spec_drafter *d, const int32_t *hist, int64_t n, in
     return k;
 }
 
-int64_t spec_lookup_next_max(int64_t cur, int64_t k, int64_t accepted) {
-    if (k <= 0) return cur;
-    if (accepted >= k) return cur + 2 < 1024 ? cur + 2 : 1024;
-    return cur > 1 ? cur - 1 : 1;
+int64_t spec_lookup_next_max(int64_t cur, int64_t k, int64_t accepted, int64_t lo, int64_t hi) {
+    if (k > 0) cur = accepted >= k ? cur + 2 : cur - 1;
+    if (lo < 1) lo = 1;
+    if (hi < lo) hi = lo;
+    return cur < lo ? lo : cur > hi ? hi : cur;
 }
 
 void spec_drafter_feedback(spec_drafter *d, int64_t k, int64_t accepted) {
-    if (!d->dc) d->lookup_max = spec_lookup_next_max(d->lookup_max, k, accepted);
+    if (!d->dc) d->lookup_max = spec_lookup_next_max(d->lookup_max, k, accepted, d->lookup_lo, d->lookup_hi);
 }
 
 int spec_drafter_sync(spec_drafter *d, const int32_t *hist, int64_t n) {

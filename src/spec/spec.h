@@ -69,9 +69,11 @@ int64_t spec_drafter_propose(spec_drafter *d, const int32_t *hist, int64_t n, in
  * model ignores it (its own probabilities stop it: --draft-p-min). */
 #define SPEC_LOOKUP_START 4
 void spec_drafter_feedback(spec_drafter *d, int64_t k, int64_t accepted);
-/* That schedule: the limit after a proposal of k tokens (k > 0) of which `accepted` were taken, from cur
- * (the server's slots keep one each). */
-int64_t spec_lookup_next_max(int64_t cur, int64_t k, int64_t accepted);
+/* That schedule: the limit after a proposal of k tokens (k > 0) of which `accepted` were taken, from cur,
+ * kept within [lo, hi] (lo: the shortest draft that is verified at all, --draft-min, so that the limit
+ * never falls where every proposal is dropped; hi: --draft-max, so that a long run of whole acceptances
+ * does not leave it far above what can be proposed). The server's slots keep one each. */
+int64_t spec_lookup_next_max(int64_t cur, int64_t k, int64_t accepted, int64_t lo, int64_t hi);
 /* Leaves the draft context holding exactly the n0 + n positions of hist[0..n) (after generation, so
  * that the next herd_generate on the same pair starts in step). */
 int spec_drafter_sync(spec_drafter *d, const int32_t *hist, int64_t n);

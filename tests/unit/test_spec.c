@@ -287,6 +287,21 @@ static void check_greedy(herd_model *target, herd_model *twin, herd_model *other
         spec_drafter_feedback(d, 0, 0); /* no proposal: no change */
         CHECK(spec_drafter_propose(d, cyc, ncyc, 64, out, &q) == 1, "an empty proposal changes nothing");
         spec_drafter_free(d);
+        /* bounds: never below --draft-min (shorter drafts are not verified: the limit would stick there),
+         * never above --draft-max */
+        gp.draft_min = 6, gp.draft_max = 9;
+        CHECK(spec_drafter_new(c, &gp, &gs, false, 0, &d) == 0, "lookup drafter");
+        CHECK(spec_drafter_propose(d, cyc, ncyc, 64, out, &q) == 6, "the first limit is raised to --draft-min");
+        for (int i = 0; i < 20; i++) spec_drafter_feedback(d, 6, 0);
+        CHECK(spec_drafter_propose(d, cyc, ncyc, 64, out, &q) == 6, "cut short, it stays at --draft-min");
+        for (int i = 0; i < 20; i++) spec_drafter_feedback(d, 6, 6);
+        CHECK(spec_drafter_propose(d, cyc, ncyc, 64, out, &q) == 9, "taken whole, it stops at --draft-max");
+        spec_drafter_feedback(d, 9, 8);
+        CHECK(spec_drafter_propose(d, cyc, ncyc, 64, out, &q) == 8, "and comes down at once");
+        spec_drafter_free(d);
+        CHECK(spec_lookup_next_max(4, 0, 0, 1, 16) == 4 && spec_lookup_next_max(1, 3, 0, 1, 16) == 1 &&
+                  spec_lookup_next_max(15, 2, 2, 1, 16) == 16 && spec_lookup_next_max(5, 2, 2, 0, 0) == 1,
+              "spec_lookup_next_max bounds");
     }
     CHECK(acc_twin > drafted_twin / 2, "the quantized twin agrees often (%ld of %ld)", acc_twin, drafted_twin);
     NPROMPT = 1 + (plain.n_ids < 60 ? plain.n_ids : 60);
