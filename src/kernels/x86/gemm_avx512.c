@@ -304,6 +304,12 @@ static inline __m512 f32_chunk(const float *p, int64_t rem) {
 #define KIND_F32 2
 #define ESZ_(BF) ((BF) == KIND_F32 ? 4 : 2) /* bytes per element */
 
+/* elements [off, off + 16) of an f16 or f32 row as f32 (masked: rem elements, rest zero) */
+static inline __attribute__((always_inline)) __m512 float_chunk(const int BF, const uint8_t *row, int64_t off,
+                                                                int64_t rem) {
+    return BF == KIND_F32 ? f32_chunk((const float *)row + off, rem) : f16_chunk((const uint16_t *)row + off, rem);
+}
+
 /* w: the tile's first row, ws bytes from one row to the next */
 /* pf: the tile's first token group (its rows come from memory: fetched ahead in the first pass) */
 static inline __attribute__((always_inline)) void ftile(const int R, const int T, const int BF, const fplan *pl,
@@ -333,23 +339,13 @@ static inline __attribute__((always_inline)) void ftile(const int R, const int T
 #pragma GCC unroll 4
                     for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], (__m512bh)wv[r], (__m512bh)xv);
                 }
-            } else if (BF == KIND_F16) {
-                __m512 wv[GEMM_R];
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++) wv[r] = f16_chunk((const uint16_t *)(w + r * ws) + off, rem);
-#pragma GCC unroll 6
-                for (int t = 0; t < T; t++) {
-                    __m512 xv = f16_chunk((const uint16_t *)(xp + t * xs) + off, rem);
-#pragma GCC unroll 4
-                    for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
-                }
             } else {
                 __m512 wv[GEMM_R];
 #pragma GCC unroll 4
-                for (int r = 0; r < R; r++) wv[r] = f32_chunk((const float *)(w + r * ws) + off, rem);
+                for (int r = 0; r < R; r++) wv[r] = float_chunk(BF, w + r * ws, off, rem);
 #pragma GCC unroll 6
                 for (int t = 0; t < T; t++) {
-                    __m512 xv = f32_chunk((const float *)(xp + t * xs) + off, rem);
+                    __m512 xv = float_chunk(BF, xp + t * xs, off, rem);
 #pragma GCC unroll 4
                     for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
                 }
@@ -373,69 +369,43 @@ static inline __attribute__((always_inline)) void ftile(const int R, const int T
  * it the row's loads wait between the FMAs: measured on a Zen 5, one thread, 65536 x 1024 F32 rows from
  * DRAM, 6 tokens: 26 GFLOP/s, with it 57; the dots 31). One row x up to 6 tokens, 24 accumulators: the
  * row streams past once, the tokens stay in L1. */
-#define GEMM_SR 1
 #define GEMM_ST 6
 
-static inline __attribute__((always_inline)) void stile(const int R, const int T, const int BF, int64_t n,
-                                                        const uint8_t *w, int64_t ws, const uint8_t *xp,
-                                                        int64_t xs, float *y, int64_t ldy) {
-    const int64_t c = BF == KIND_BF16 ? 32 : 16, esz = BF == KIND_F32 ? 4 : 2;
-    __m512 acc[4][GEMM_SR][GEMM_ST];
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++)
-#pragma GCC unroll 2
-        for (int r = 0; r < R; r++)
+/* One chunk of 16 (rem elements, the rest zero) of the row and of each token, into accumulator k */
+static inline __attribute__((always_inline)) void sstep(const int T, __m512 acc[4][GEMM_ST], int k, const float *w,
+                                                        const uint8_t *xp, int64_t xs, int64_t off, int64_t rem) {
+    __m512 wv = f32_chunk(w + off, rem);
 #pragma GCC unroll 6
-            for (int t = 0; t < T; t++) acc[k][r][t] = _mm512_setzero_ps();
-#define STEP_(K, OFF, REM)                                                                                     \
-    do {                                                                                                       \
-        if (BF == KIND_BF16) {                                                                                 \
-            __m512i wv[GEMM_SR];                                                                               \
-            _Pragma("GCC unroll 2") for (int r = 0; r < R; r++) wv[r] = bf16_chunk((const uint16_t *)(w + r * ws + (OFF) * esz), REM); \
-            _Pragma("GCC unroll 6") for (int t = 0; t < T; t++) {                                                                      \
-                __m512i xv = bf16_chunk((const uint16_t *)(xp + t * xs + (OFF) * esz), REM);                    \
-                _Pragma("GCC unroll 2") for (int r = 0; r < R; r++)                                                                    \
-                    acc[K][r][t] = _mm512_dpbf16_ps(acc[K][r][t], (__m512bh)wv[r], (__m512bh)xv);              \
-            }                                                                                                  \
-        } else {                                                                                               \
-            __m512 wv[GEMM_SR];                                                                                \
-            _Pragma("GCC unroll 2") for (int r = 0; r < R; r++)                                                                        \
-                wv[r] = BF == KIND_F32 ? f32_chunk((const float *)(w + r * ws + (OFF) * esz), REM)            \
-                                       : f16_chunk((const uint16_t *)(w + r * ws + (OFF) * esz), REM);         \
-            _Pragma("GCC unroll 6") for (int t = 0; t < T; t++) {                                                                      \
-                __m512 xv = BF == KIND_F32 ? f32_chunk((const float *)(xp + t * xs + (OFF) * esz), REM)       \
-                                           : f16_chunk((const uint16_t *)(xp + t * xs + (OFF) * esz), REM);    \
-                _Pragma("GCC unroll 2") for (int r = 0; r < R; r++) acc[K][r][t] = _mm512_fmadd_ps(wv[r], xv, acc[K][r][t]); \
-            }                                                                                                  \
-        }                                                                                                      \
-    } while (0)
-    int64_t i = 0;
-    for (; i + 4 * c <= n; i += 4 * c) {
-        for (int r = 0; r < R; r++)
-            for (int64_t b = 0; b < 4 * c * esz; b += 64)
-                _mm_prefetch((const char *)w + r * ws + i * esz + b + GEMM_PF, _MM_HINT_T0);
-        STEP_(0, i, c);
-        STEP_(1, i + c, c);
-        STEP_(2, i + 2 * c, c);
-        STEP_(3, i + 3 * c, c);
-    }
-    for (; i + c <= n; i += c) STEP_(0, i, c);
-    if (i < n) STEP_(1, i, n - i);
-#undef STEP_
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            y[t * ldy + r] = hsum16(_mm512_add_ps(_mm512_add_ps(acc[0][r][t], acc[1][r][t]),
-                                                  _mm512_add_ps(acc[2][r][t], acc[3][r][t])));
+    for (int t = 0; t < T; t++)
+        acc[k][t] = _mm512_fmadd_ps(wv, f32_chunk((const float *)(xp + t * xs) + off, rem), acc[k][t]);
 }
 
-#define STILE_CASE(R, T)                                                                                       \
-    case (R) * 8 + (T): stile(R, T, BF, n, w, ws, xp, xs, y, ldy); break;
+static inline __attribute__((always_inline)) void stile(const int T, int64_t n, const float *w, const uint8_t *xp,
+                                                        int64_t xs, float *y, int64_t ldy) {
+    __m512 acc[4][GEMM_ST];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) acc[k][t] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        for (int b = 0; b < 256; b += 64) _mm_prefetch((const char *)(w + i) + GEMM_PF + b, _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) sstep(T, acc, k, w, xp, xs, i + 16 * k, 16);
+    }
+    for (; i + 16 <= n; i += 16) sstep(T, acc, 0, w, xp, xs, i, 16);
+    if (i < n) sstep(T, acc, 1, w, xp, xs, i, n - i);
+    for (int t = 0; t < T; t++)
+        y[t * ldy] = hsum16(_mm512_add_ps(_mm512_add_ps(acc[0][t], acc[1][t]), _mm512_add_ps(acc[2][t], acc[3][t])));
+}
 
-static inline __attribute__((always_inline)) void stile_any(const int BF, int R, int T, int64_t n, const uint8_t *w,
-                                                            int64_t ws, const uint8_t *xp, int64_t xs, float *y,
-                                                            int64_t ldy) {
-    switch (R * 8 + T) {
-        STILE_CASE(1, 1) STILE_CASE(1, 2) STILE_CASE(1, 3) STILE_CASE(1, 4) STILE_CASE(1, 5) STILE_CASE(1, 6)
+#define STILE_CASE(T)                                                                                          \
+    case T: stile(T, n, w, xp, xs, y, ldy); break;
+
+static inline __attribute__((always_inline)) void stile_any(int T, int64_t n, const float *w, const uint8_t *xp,
+                                                            int64_t xs, float *y, int64_t ldy) {
+    switch (T) {
+        STILE_CASE(1) STILE_CASE(2) STILE_CASE(3) STILE_CASE(4) STILE_CASE(5) STILE_CASE(6)
     default: break;
     }
 }
@@ -459,14 +429,11 @@ static inline __attribute__((always_inline)) void gemm_f(const int BF, int64_t n
                                                          int64_t xp_stride, float *y, int64_t ldy) {
     const int64_t row_bytes = n * (BF == KIND_F32 ? 4 : 2);
     if (BF == KIND_F32 && nt <= GEMM_FEW) { /* a few tokens: rows read in order, the tokens from L1 */
-        for (int64_t r0 = 0; r0 < nr; r0 += GEMM_SR) {
-            int R = nr - r0 < GEMM_SR ? (int)(nr - r0) : GEMM_SR;
-            for (int64_t t = 0; t < nt; t += GEMM_ST) {
-                int T = nt - t < GEMM_ST ? (int)(nt - t) : GEMM_ST;
-                stile_any(BF, R, T, n, (const uint8_t *)w + r0 * w_stride, w_stride, (const uint8_t *)xp + t * xp_stride,
-                          xp_stride, y + t * ldy + r0, ldy);
-            }
-        }
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t t = 0; t < nt; t += GEMM_ST)
+                stile_any(nt - t < GEMM_ST ? (int)(nt - t) : GEMM_ST, n,
+                          (const float *)((const uint8_t *)w + r * w_stride), (const uint8_t *)xp + t * xp_stride,
+                          xp_stride, y + t * ldy + r, ldy);
         return;
     }
     fplan pl;
