@@ -47,13 +47,15 @@ static void oom(size_t n) {
     abort();
 }
 
-/* Blocks of a page or more start on a cache line (64 bytes; malloc gives 16): they hold rows that the
- * kernels read with 64-byte vector loads, each of which would otherwise straddle two lines (see
- * src/model/forward.c alloc_or_null for what that cost). free() and realloc() take them as any other
- * block (C11 7.22.3); a realloc'ed block keeps only malloc's alignment. */
+void *herd_malloc64(size_t n) {
+    if (n > SIZE_MAX - 63) return NULL; /* the rounding below would wrap */
+    return aligned_alloc(64, n ? (n + 63) / 64 * 64 : 64);
+}
+
+/* Blocks of a page or more start on a cache line (herd_malloc64): they hold rows that the kernels read
+ * with 64-byte vector loads. */
 void *herd_xmalloc(size_t n) {
-    if (n > SIZE_MAX - 63) oom(n); /* the rounding below would wrap */
-    void *p = n >= 4096 ? aligned_alloc(64, (n + 63) / 64 * 64) : malloc(n ? n : 1);
+    void *p = n >= 4096 ? herd_malloc64(n) : malloc(n ? n : 1);
     if (!p) oom(n);
     return p;
 }

@@ -427,7 +427,6 @@ static inline __attribute__((always_inline)) void ftile_any(const int BF, int R,
 static inline __attribute__((always_inline)) void gemm_f(const int BF, int64_t n, int64_t nr, int64_t nt,
                                                          const void *w, int64_t w_stride, const void *xp,
                                                          int64_t xp_stride, float *y, int64_t ldy) {
-    const int64_t row_bytes = n * (BF == KIND_F32 ? 4 : 2);
     if (BF == KIND_F32 && nt <= GEMM_FEW) { /* a few tokens: rows read in order, the tokens from L1 */
         for (int64_t r = 0; r < nr; r++)
             for (int64_t t = 0; t < nt; t += GEMM_ST)
@@ -438,7 +437,7 @@ static inline __attribute__((always_inline)) void gemm_f(const int BF, int64_t n
     }
     fplan pl;
     fplan_of(n, BF == KIND_BF16 ? 32 : 16, &pl);
-    int64_t xb = X_BLOCK_BYTES / row_bytes;
+    int64_t xb = X_BLOCK_BYTES / (n * ESZ_(BF));
     xb = xb < GEMM_TF ? GEMM_TF : xb / GEMM_TF * GEMM_TF;
     for (int64_t t0 = 0; t0 < nt; t0 += xb) {
         int64_t t1 = t0 + xb < nt ? t0 + xb : nt;
