@@ -677,12 +677,14 @@ typedef struct {
      * HERD_E_INTERRUPTED (a SIGINT handler sets it) */
     volatile int *stop;
     /* LoRA: the products with the frozen base's weights (forward x W^T and the input gradient dy W) in
-     * HERD_TRAIN_BASE_F32 (exact, the default) or HERD_TRAIN_BASE_BF16 (both operands rounded to bf16,
-     * sums in F32: torch.autocast's numerics for the base; docs/TRAINING.md). Full: F32 only. */
+     * HERD_TRAIN_BASE_F32 (exact, the default), HERD_TRAIN_BASE_BF16 (both operands rounded to bf16,
+     * sums in F32: torch.autocast's numerics for the base) or HERD_TRAIN_BASE_INT8 (as inference computes
+     * them: activations and gradients to q8_0, integer dots; a transposed Q8_0 copy of each frozen matrix
+     * for dy W; docs/TRAINING.md). Full: F32 only. */
     int base_compute;
 } herd_train_params;
 
-enum { HERD_TRAIN_BASE_F32 = 0, HERD_TRAIN_BASE_BF16 = 1 };
+enum { HERD_TRAIN_BASE_F32 = 0, HERD_TRAIN_BASE_BF16 = 1, HERD_TRAIN_BASE_INT8 = 2 };
 
 #define HERD_E_INTERRUPTED (-7)
 

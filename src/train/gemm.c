@@ -7,6 +7,8 @@
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
+#include "../kernels/packed.h"
+#include "../model/matmul.h"
 #include "herd.h"
 
 /* columns of a B panel: 256 floats x TRAIN_GEMM_KC rows = 256 KiB, L2-sized */
@@ -36,6 +38,14 @@ struct train_gemm {
     int64_t dt_cap;   /* floats per thread */
     float *yt;        /* xwt: [nth][XR * T] a block of y^T */
     int64_t yt_cap;   /* floats per thread */
+    /* --base-compute int8 (TRAIN_BASE_INT8) */
+    bool int8;
+    void *xq;         /* matmul's scratch (x or dy converted) */
+    int64_t xq_cap;
+    float *dxt;       /* dyw: [T][n_in] matmul(W^T, dy), added to dx */
+    int64_t dxt_cap;
+    train_tcopy *tc;  /* the transposed Q8_0 copies */
+    int n_tc, cap_tc;
 };
 
 train_gemm *train_gemm_new(thread_pool *pool) {
@@ -62,6 +72,13 @@ void train_gemm_free(train_gemm *g) {
     free(g->xb);
     free(g->yt);
     free(g->dt);
+    free(g->xq);
+    free(g->dxt);
+    for (int i = 0; i < g->n_tc; i++) {
+        for (int p = 0; p < g->tc[i].n_parts; p++) free((void *)g->tc[i].parts[p].data), free((void *)g->tc[i].parts[p].packed);
+        free(g->tc[i].parts), free(g->tc[i].k0);
+    }
+    free(g->tc);
     free(g);
 }
 
@@ -432,7 +449,114 @@ static void job_dyw_bf16(void *arg, int ith, int nth) {
     }
 }
 
+/* ---- --base-compute int8: the frozen products as inference computes them (gemm.h) ------------------ */
+
+void train_gemm_set_base(train_gemm *g, int mode) {
+    train_gemm_set_base_bf16(g, mode == TRAIN_BASE_BF16);
+    g->int8 = mode == TRAIN_BASE_INT8;
+}
+
+typedef struct {
+    const weight *src;
+    weight *t;  /* the part being made: W^T's columns [k0, k0 + t->n_in) */
+    int64_t k0;
+} tjob;
+
+/* A part's blocks for groups of 32 rows of W: thread ith takes a range of groups; per group the 32 rows
+ * are dequantized into a [32][n_in] tile, and each column of it (32 values) is quantized into row i of
+ * the part, block b (each block written by one thread) */
+static void job_transpose_q8(void *arg, int ith, int nth) {
+    tjob *j = arg;
+    const weight *w = j->src;
+    const kernel_type_ops *q8 = kernels_type(HERD_TYPE_Q8_0);
+    const train_w tw = {.q = w, .n_in = w->n_in, .n_out = w->n_out};
+    int64_t b0, b1;
+    pool_range(j->t->n_in / 32, ith, nth, &b0, &b1);
+    if (b0 >= b1) return;
+    float *tile = herd_xmalloc((size_t)(32 * w->n_in) * sizeof(float));
+    for (int64_t b = b0; b < b1; b++) {
+        for (int64_t r = 0; r < 32; r++) train_w_row(&tw, j->k0 + 32 * b + r, 0, w->n_in, tile + r * w->n_in);
+        for (int64_t i = 0; i < w->n_in; i++) {
+            float col[32];
+            for (int r = 0; r < 32; r++) col[r] = tile[r * w->n_in + i];
+            q8->from_f32(col, (uint8_t *)j->t->data + i * j->t->row_bytes + b * q8->block_bytes, 32);
+        }
+    }
+    free(tile);
+}
+
+/* the part's rows into the packed layout (kernels/packed.h), groups of 16 rows split across threads */
+static void job_pack_part(void *arg, int ith, int nth) {
+    tjob *j = arg;
+    const weight *t = j->t;
+    const int64_t gb = pk_group_bytes(HERD_TYPE_Q8_0, t->n_in);
+    int64_t g0, g1;
+    pool_range(t->n_out / PK_ROWS, ith, nth, &g0, &g1);
+    for (int64_t g = g0; g < g1; g++)
+        pk_pack_w(HERD_TYPE_Q8_0, t->n_in, t->data + g * PK_ROWS * t->row_bytes, t->row_bytes, (uint8_t *)t->packed + g * gb);
+}
+
+const train_tcopy *train_gemm_transposed(train_gemm *g, const weight *q) {
+    for (int i = 0; i < g->n_tc; i++)
+        if (g->tc[i].src == q) return &g->tc[i];
+    if (q->n_out % 32) return NULL;
+    if (g->n_tc == g->cap_tc) {
+        g->cap_tc = g->cap_tc ? 2 * g->cap_tc : 16;
+        g->tc = herd_xrealloc(g->tc, (size_t)g->cap_tc * sizeof *g->tc);
+    }
+    train_tcopy *c = &g->tc[g->n_tc++];
+    *c = (train_tcopy){.src = q};
+    /* parts of at most TRAIN_T_KMAX columns, as even as whole blocks allow */
+    const int64_t nb = q->n_out / 32, np = (q->n_out + TRAIN_T_KMAX - 1) / TRAIN_T_KMAX;
+    c->n_parts = (int)np;
+    c->parts = herd_xcalloc((size_t)np, sizeof *c->parts);
+    c->k0 = herd_xcalloc((size_t)np, sizeof *c->k0);
+    for (int64_t p = 0, b = 0; p < np; p++) {
+        const int64_t bp = nb / np + (p < nb % np), k = 32 * bp, rb = kernels_row_bytes(HERD_TYPE_Q8_0, k);
+        weight *t = &c->parts[p];
+        *t = (weight){.type = HERD_TYPE_Q8_0, .n_in = k, .n_out = q->n_in, .row_bytes = rb, .name = q->name};
+        t->data = herd_xmalloc((size_t)(rb * q->n_in));
+        c->k0[p] = 32 * b;
+        b += bp;
+        tjob j = {.src = q, .t = t, .k0 = c->k0[p]};
+        pool_run(g->pool, job_transpose_q8, &j);
+        if (pk_gemm_for(HERD_TYPE_Q8_0, t->n_in, t->n_out)) { /* the kernel prompt processing runs on Q8_0 */
+            t->packed = herd_xmalloc((size_t)pk_weight_bytes(HERD_TYPE_Q8_0, t->n_in, t->n_out));
+            pool_run(g->pool, job_pack_part, &j);
+            free((void *)t->data); /* the packed kernel reads only the packed copy */
+            t->data = NULL;
+        }
+    }
+    return c;
+}
+
+typedef struct {
+    float *dx;
+    const float *add;
+    int64_t lddx, T, n;
+} ajob;
+
+/* dx[t][0..n) += add[t][0..n), tokens split across threads */
+static void job_add_rows(void *arg, int ith, int nth) {
+    ajob *j = arg;
+    int64_t t0, t1;
+    pool_range(j->T, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t i = 0; i < j->n; i++) j->dx[t * j->lddx + i] += j->add[t * j->n + i];
+}
+
+static void *xq_for(train_gemm *g, const weight *w, int64_t T) {
+    grow(&g->xq, &g->xq_cap, matmul_scratch_bytes(w->type, w->n_in, T), 1, 1);
+    return g->xq;
+}
+
+/* ---- the products ---------------------------------------------------------------------------------- */
+
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
+    if (g->int8 && w->q) {
+        matmul(g->pool, w->q, x, ldx, T, y, ldy, xq_for(g, w->q, T));
+        return;
+    }
     if (g->bf16 && w->q) {
         to_bf16(g, x, ldx, T, w->n_in);
         grow((void **)&g->xb, &g->xb_cap, (T + 15) / 16 * 16 * ((w->n_in + 1) / 2 * 2), 1, sizeof(uint16_t));
@@ -460,6 +584,17 @@ void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t ld
                     int64_t lddx) {
     HERD_ASSERT(w->n_in % w_block(w) == 0);
     gjob j = {.g = g, .w = w, .a = dy, .lda = lddy, .T = T, .c = dx, .ldc = lddx};
+    const train_tcopy *tc = g->int8 && w->q ? train_gemm_transposed(g, w->q) : NULL;
+    if (tc) { /* per part, in order: dx += matmul(part, dy's columns of the part) */
+        grow((void **)&g->dxt, &g->dxt_cap, T * w->n_in, 1, sizeof(float));
+        for (int p = 0; p < tc->n_parts; p++) {
+            const weight *t = &tc->parts[p];
+            matmul(g->pool, t, dy + tc->k0[p], lddy, T, g->dxt, w->n_in, xq_for(g, t, T));
+            ajob a = {.dx = dx, .add = g->dxt, .lddx = lddx, .T = T, .n = w->n_in};
+            pool_run(g->pool, job_add_rows, &a);
+        }
+        return;
+    }
     if (g->bf16 && w->q) {
         to_bf16(g, dy, lddy, T, w->n_out);
         pool_run(g->pool, job_dyw_bf16, &j);

@@ -144,7 +144,7 @@ int tmodel_new(herd_model *base, const tmodel_params *p, tmodel **out) {
         return herd_err(HERD_E_NOMEM, "train: out of memory for the thread pool");
     }
     /* only frozen weights: full fine-tuning's are F32 parameters, whose products stay F32 anyway */
-    if (p->base_bf16 && p->method != TRAIN_METHOD_FULL) train_gemm_set_base_bf16(tm->gemm, true);
+    if (p->method != TRAIN_METHOD_FULL) train_gemm_set_base(tm->gemm, p->base_compute);
     bool ok = true, full = p->method == TRAIN_METHOD_FULL;
     char name[96];
     tm->p_out = -1;

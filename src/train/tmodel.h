@@ -68,7 +68,7 @@ typedef struct {
     bool checkpoint;         /* recompute each layer in the backward pass (memory: one layer tape) when all
                               * layers' tapes exceed TRAIN_TAPE_BUDGET */
     int n_threads;
-    bool base_bf16; /* LoRA: the frozen weights' products in bf16 (train_gemm_set_base_bf16) */
+    int base_compute; /* LoRA: the frozen weights' products, TRAIN_BASE_F32 / BF16 / INT8 (gemm.h) */
     /* Full fine-tuning only, and only where nothing needs all gradients at once (no clipping by the
      * global norm, no accumulation over several sequences): when set, forward_backward hands each group
      * of parameters (indices [p0, p1) of tmodel_params_list) to grads_ready as soon as its gradient is

@@ -425,8 +425,11 @@ static int check_params(const herd_train_params *p) {
     if (p->seq_len < 1 || p->batch < 1 || p->grad_accum < 1) return herd_err(HERD_E_ARG, "train: --seq-len, --batch and --grad-accum must be >= 1");
     if (p->val_split < 0 || p->val_split >= 1) return herd_err(HERD_E_ARG, "train: --val-split must be in [0, 1)");
     if (p->steps <= 0 && !(p->epochs > 0)) return herd_err(HERD_E_ARG, "train: --steps or --epochs must be positive");
-    if (p->base_compute != HERD_TRAIN_BASE_F32 && p->base_compute != HERD_TRAIN_BASE_BF16) return herd_err(HERD_E_ARG, "train: unknown base compute");
-    if (p->base_compute == HERD_TRAIN_BASE_BF16 && p->method == HERD_TRAIN_FULL) return herd_err(HERD_E_ARG, "train: --base-compute bf16 is for LoRA (the frozen base's products); full fine-tuning computes in f32");
+    if (p->base_compute != HERD_TRAIN_BASE_F32 && p->base_compute != HERD_TRAIN_BASE_BF16 && p->base_compute != HERD_TRAIN_BASE_INT8)
+        return herd_err(HERD_E_ARG, "train: unknown base compute");
+    if (p->base_compute != HERD_TRAIN_BASE_F32 && p->method == HERD_TRAIN_FULL)
+        return herd_err(HERD_E_ARG, "train: --base-compute %s is for LoRA (the frozen base's products); full fine-tuning computes in f32",
+                        p->base_compute == HERD_TRAIN_BASE_BF16 ? "bf16" : "int8");
     if (p->kd_ratio < 0 || p->kd_ratio > 1 || !(p->kd_temp > 0)) return herd_err(HERD_E_ARG, "train: --kd-ratio must be in [0, 1] and --kd-temp > 0");
     return HERD_OK;
 }
@@ -434,7 +437,9 @@ static int check_params(const herd_train_params *p) {
 static int setup(trainer *tr) {
     const herd_train_params *p = tr->p;
     train_mem_note("at start");
-    int rc = model_load(p->model, MODEL_LOAD_NO_REPACK, &tr->base);
+    /* --base-compute int8 runs the frozen base's products through inference's matmul: on the packed copies
+     * that prompt processing uses (the rows are read again only to build the transposed copies) */
+    int rc = model_load(p->model, p->base_compute == HERD_TRAIN_BASE_INT8 ? 0 : MODEL_LOAD_NO_REPACK, &tr->base);
     if (rc) return rc;
     train_mem_note("model loaded");
     if (p->method == HERD_TRAIN_FULL) {
@@ -469,7 +474,9 @@ static int setup(trainer *tr) {
     tmodel_params tp = {.method = p->method == HERD_TRAIN_FULL ? TRAIN_METHOD_FULL : TRAIN_METHOD_LORA,
                         .rank = p->lora_rank, .alpha = p->lora_alpha, .dropout = p->lora_dropout, .targets = targets,
                         .seed = p->seed, .checkpoint = p->checkpoint_activations, .n_threads = p->n_threads,
-                        .base_bf16 = p->base_compute == HERD_TRAIN_BASE_BF16};
+                        .base_compute = p->base_compute == HERD_TRAIN_BASE_BF16   ? TRAIN_BASE_BF16
+                                        : p->base_compute == HERD_TRAIN_BASE_INT8 ? TRAIN_BASE_INT8
+                                                                                  : TRAIN_BASE_F32};
     /* Full fine-tuning needs all gradients at once only to clip by their global norm or to sum them over
      * several sequences (batch, accumulation, DPO's pair): otherwise each tensor is updated as soon as
      * its gradient is complete, and the layers share one gradient buffer (the same weights bit for bit;
@@ -547,10 +554,11 @@ static int setup(trainer *tr) {
              (long long)p->batch, (long long)p->grad_accum, (long long)p->seq_len, p->shuffle, p->val_split,
              pool_size(tmodel_pool(tr->tm)), p->dpo_beta, p->nll_coef, p->kd_ratio, p->kd_temp,
              (long long)p->teacher_top_k, (long long)n);
-    /* a bf16 run's checkpoint resumes only as bf16 (and f32 fingerprints stay as they were) */
-    if (p->base_compute == HERD_TRAIN_BASE_BF16) {
+    /* a bf16 (int8) run's checkpoint resumes only as bf16 (int8); f32 fingerprints stay as they were */
+    if (p->base_compute != HERD_TRAIN_BASE_F32) {
         const size_t used = strlen(tr->fingerprint);
-        snprintf(tr->fingerprint + used, sizeof tr->fingerprint - used, ";base_compute=bf16");
+        snprintf(tr->fingerprint + used, sizeof tr->fingerprint - used, ";base_compute=%s",
+                 p->base_compute == HERD_TRAIN_BASE_BF16 ? "bf16" : "int8");
     }
     return HERD_OK;
 }

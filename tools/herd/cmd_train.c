@@ -108,9 +108,9 @@ int cmd_train(int argc, char **argv) {
             if ((p.method = pick(v, names, 2)) < 0) return cli_fail(C, "--method: '%s' is not one of lora, full", v);
             have_method = true;
         } else if (!strcmp(a, "--base-compute")) {
-            static const char *const names[] = {"f32", "bf16"};
+            static const char *const names[] = {"f32", "bf16", "int8"};
             if (!cli_str(C, argc, argv, &i, &v)) return 1;
-            if ((p.base_compute = pick(v, names, 2)) < 0) return cli_fail(C, "--base-compute: '%s' is not one of f32, bf16", v);
+            if ((p.base_compute = pick(v, names, 3)) < 0) return cli_fail(C, "--base-compute: '%s' is not one of f32, bf16, int8", v);
         } else if (!strcmp(a, "--optimizer")) {
             static const char *const names[] = {"adamw", "sgd"};
             if (!cli_str(C, argc, argv, &i, &v)) return 1;
