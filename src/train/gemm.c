@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../base/log.h"
 #include "../kernels/kernels.h"
@@ -463,26 +464,27 @@ typedef struct {
 } tjob;
 
 /* A part's blocks for groups of 32 rows of W: thread ith takes a range of groups; per group the 32 rows
- * are dequantized into a [32][n_in] tile, and each column of it (32 values) is quantized into row i of
- * the part, block b (each block written by one thread) */
+ * are dequantized into a [32][n_in] tile and transposed ([n_in][32]: column i's 32 values consecutive),
+ * which quantizes as one row of n_in blocks, block i then copied to row i of the part, block b (each
+ * block written by one thread) */
 static void job_transpose_q8(void *arg, int ith, int nth) {
     tjob *j = arg;
     const weight *w = j->src;
     const kernel_type_ops *q8 = kernels_type(HERD_TYPE_Q8_0);
     const train_w tw = {.q = w, .n_in = w->n_in, .n_out = w->n_out};
+    const int64_t n = w->n_in, bb = q8->block_bytes;
     int64_t b0, b1;
     pool_range(j->t->n_in / 32, ith, nth, &b0, &b1);
     if (b0 >= b1) return;
-    float *tile = herd_xmalloc((size_t)(32 * w->n_in) * sizeof(float));
+    float *tile = herd_xmalloc((size_t)(64 * n) * sizeof(float)), *tt = tile + 32 * n;
+    uint8_t *qb = herd_xmalloc((size_t)(n * bb));
     for (int64_t b = b0; b < b1; b++) {
-        for (int64_t r = 0; r < 32; r++) train_w_row(&tw, j->k0 + 32 * b + r, 0, w->n_in, tile + r * w->n_in);
-        for (int64_t i = 0; i < w->n_in; i++) {
-            float col[32];
-            for (int r = 0; r < 32; r++) col[r] = tile[r * w->n_in + i];
-            q8->from_f32(col, (uint8_t *)j->t->data + i * j->t->row_bytes + b * q8->block_bytes, 32);
-        }
+        for (int64_t r = 0; r < 32; r++) train_w_row(&tw, j->k0 + 32 * b + r, 0, n, tile + r * n);
+        kernels_vec()->transpose_f32(32, n, tile, n, tt, 32);
+        q8->from_f32(tt, qb, 32 * n);
+        for (int64_t i = 0; i < n; i++) memcpy((uint8_t *)j->t->data + i * j->t->row_bytes + b * bb, qb + i * bb, (size_t)bb);
     }
-    free(tile);
+    free(tile), free(qb);
 }
 
 /* the part's rows into the packed layout (kernels/packed.h), groups of 16 rows split across threads */
@@ -494,6 +496,16 @@ static void job_pack_part(void *arg, int ith, int nth) {
     pool_range(t->n_out / PK_ROWS, ith, nth, &g0, &g1);
     for (int64_t g = g0; g < g1; g++)
         pk_pack_w(HERD_TYPE_Q8_0, t->n_in, t->data + g * PK_ROWS * t->row_bytes, t->row_bytes, (uint8_t *)t->packed + g * gb);
+}
+
+/* bytes for a copy that the products stream: 2 MiB-aligned and backed by huge pages where the kernel allows
+ * (THP "madvise"), as the model's packed copies are (repack.c): fewer page faults making it (a 1B model's
+ * copies are 1.3 GB) and fewer TLB misses reading it */
+static void *huge_alloc(int64_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, (size_t)bytes)) return herd_xmalloc((size_t)bytes);
+    madvise(p, (size_t)bytes, MADV_HUGEPAGE);
+    return p;
 }
 
 const train_tcopy *train_gemm_transposed(train_gemm *g, const weight *q) {
@@ -515,13 +527,13 @@ const train_tcopy *train_gemm_transposed(train_gemm *g, const weight *q) {
         const int64_t bp = nb / np + (p < nb % np), k = 32 * bp, rb = kernels_row_bytes(HERD_TYPE_Q8_0, k);
         weight *t = &c->parts[p];
         *t = (weight){.type = HERD_TYPE_Q8_0, .n_in = k, .n_out = q->n_in, .row_bytes = rb, .name = q->name};
-        t->data = herd_xmalloc((size_t)(rb * q->n_in));
+        t->data = huge_alloc(rb * q->n_in);
         c->k0[p] = 32 * b;
         b += bp;
         tjob j = {.src = q, .t = t, .k0 = c->k0[p]};
         pool_run(g->pool, job_transpose_q8, &j);
         if (pk_gemm_for(HERD_TYPE_Q8_0, t->n_in, t->n_out)) { /* the kernel prompt processing runs on Q8_0 */
-            t->packed = herd_xmalloc((size_t)pk_weight_bytes(HERD_TYPE_Q8_0, t->n_in, t->n_out));
+            t->packed = huge_alloc(pk_weight_bytes(HERD_TYPE_Q8_0, t->n_in, t->n_out));
             pool_run(g->pool, job_pack_part, &j);
             free((void *)t->data); /* the packed kernel reads only the packed copy */
             t->data = NULL;
