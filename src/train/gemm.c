@@ -256,6 +256,25 @@ static void job_dyw(void *arg, int ith, int nth) {
     }
 }
 
+/* dx += dy W for an F32 W of few columns (n_in <= SMALL_N: a LoRA B, whose n_in is the rank): thread ith
+ * takes a range of tokens and all of dx's columns, so that each thread reads its rows of dy once (the
+ * column split of job_dyw has every thread read all of dy for a few columns each); W's rows k0.. are the
+ * B operand as they are (n_in floats a row). Per element the same sums as job_dyw's (over k blocks of
+ * TRAIN_GEMM_KC in order, each from 0, added to dx): the same bits. */
+#define SMALL_N 64
+static void job_dyw_small(void *arg, int ith, int nth) {
+    gjob *j = arg;
+    const train_w *w = j->w;
+    int64_t t0, t1;
+    pool_range(j->T, ith, nth, &t0, &t1);
+    if (t1 <= t0) return;
+    for (int64_t k0 = 0; k0 < w->n_out; k0 += TRAIN_GEMM_KC) {
+        const int64_t kc = w->n_out - k0 < TRAIN_GEMM_KC ? w->n_out - k0 : TRAIN_GEMM_KC;
+        kernels_vec()->gemm_f32(t1 - t0, w->n_in, kc, j->a + t0 * j->lda + k0, j->lda, 1, w->f + k0 * w->n_in, w->n_in,
+                                j->c + t0 * j->ldc, j->ldc);
+    }
+}
+
 /* dW += dy^T x: thread ith takes a range of dW's rows; per DR of them their columns of dy are transposed
  * first (dt, DR x T: A's rows contiguous for the kernel, instead of a stride of n_out between the
  * elements of a row), then per NC columns of x and KC tokens the kernel sums as before (same bits). */
@@ -612,7 +631,7 @@ void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t ld
         pool_run(g->pool, job_dyw_bf16, &j);
         return;
     }
-    pool_run(g->pool, job_dyw, &j);
+    pool_run(g->pool, !w->q && w->n_in <= SMALL_N ? job_dyw_small : job_dyw, &j);
 }
 
 void train_gemm_dytx(train_gemm *g, const float *dy, int64_t lddy, const float *x, int64_t ldx, int64_t T,

@@ -41,8 +41,9 @@ void train_swiglu_forward(float *a, const float *g, const float *u, int64_t n) {
 
 void train_swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        float sg = 1.0f / (1.0f + expf(-g[i]));
-        float silu = g[i] / (1.0f + expf(-g[i]));
+        const float e = expf(-g[i]); /* once: the same value both times */
+        float sg = 1.0f / (1.0f + e);
+        float silu = g[i] / (1.0f + e);
         float d = da[i];
         dg[i] = d * u[i] * (sg * (1.0f + g[i] * (1.0f - sg)));
         du[i] = d * silu;

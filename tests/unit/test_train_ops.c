@@ -322,7 +322,8 @@ static void test_rows(void) {
  * each path of xwt (W transposed for a small W, x and y transposed otherwise) and ragged k blocks; the
  * results for 1 and 3 threads bit-identical (each element one sum in one order). */
 static void test_train_gemm(void) {
-    const int64_t shapes[][3] = {{300, 40, 8}, {8, 300, 40}, {520, 70, 37}, {64, 96, 200}}; /* n_in, n_out, T */
+    /* n_in, n_out, T; n_in 8 and 64: dy W split by tokens (a LoRA B), the others by columns */
+    const int64_t shapes[][3] = {{300, 40, 8}, {8, 300, 40}, {520, 70, 37}, {64, 96, 200}, {65, 600, 19}};
     thread_pool *pools[2] = {pool_new(1), pool_new(3)};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int quant = 0; quant < 2; quant++) {
@@ -373,6 +374,21 @@ static void test_train_gemm(void) {
                     for (int64_t t = 0; t < T; t++) s += (double)dy[t * n_out + r] * x[t * n_in + k];
                     ew = fmax(ew, fabs(s - dw[0][r * n_in + k]));
                 }
+            /* dx bit for bit in gemm.h's order (per element, per k block of TRAIN_GEMM_KC an fmaf chain from
+             * 0, added to dx), whichever split the shape takes (an F32 W of few columns: by tokens) */
+            int bad_order = 0;
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t k = 0; k < n_in; k++) {
+                    float e = 0;
+                    for (int64_t r0 = 0; r0 < n_out; r0 += TRAIN_GEMM_KC) {
+                        float acc = 0;
+                        for (int64_t r = r0; r < n_out && r < r0 + TRAIN_GEMM_KC; r++) acc = fmaf(dy[t * n_out + r], wf[r * n_in + k], acc);
+                        e += acc;
+                    }
+                    bad_order += e != dx[0][t * n_in + k];
+                }
+            CHECK(bad_order == 0, "train_gemm %lldx%lldx%lld (q8_0 %d): %d dx elements off the documented order",
+                  (long long)n_in, (long long)n_out, (long long)T, quant, bad_order);
             CHECK(ey < 1e-4 && ex < 1e-4 && ew < 1e-4, "train_gemm %lldx%lldx%lld (q8_0 %d): errors y %g dx %g dw %g",
                   (long long)n_in, (long long)n_out, (long long)T, quant, ey, ex, ew);
             CHECK(!memcmp(y[0], y[1], sizeof(float) * (size_t)(T * n_out)) &&
