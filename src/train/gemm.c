@@ -277,19 +277,30 @@ static void job_dyw_small(void *arg, int ith, int nth) {
 
 /* dW += dy^T x: thread ith takes a range of dW's rows; per DR of them their columns of dy are transposed
  * first (dt, DR x T: A's rows contiguous for the kernel, instead of a stride of n_out between the
- * elements of a row), then per NC columns of x and KC tokens the kernel sums as before (same bits). */
+ * elements of a row), then per NC columns of x and KC tokens the kernel sums as before (same bits).
+ * A dW of few rows (n_out <= SMALL_N: a LoRA A, whose n_out is the rank) is split by columns instead:
+ * every thread transposes all of dy (T x n_out, small) and takes a range of NC-column blocks, so that
+ * each piece of x is packed by one thread rather than by all (the same sums: the same bits). */
 #define DR 512
 static void job_dytx(void *arg, int ith, int nth) {
     gjob *j = arg;
     const kernel_vec_ops *vo = kernels_vec();
     float *panel = j->g->panel + (int64_t)ith * TRAIN_GEMM_KC * NC, *dt = j->g->dt + (int64_t)ith * DR * j->T;
-    int64_t r0, r1;
-    pool_range(j->n_out, ith, nth, &r0, &r1);
+    const bool by_cols = j->n_out <= SMALL_N;
+    int64_t r0 = 0, r1 = j->n_out, c0 = 0, c1 = j->n_in;
+    if (by_cols) {
+        int64_t b0, b1;
+        pool_range((j->n_in + NC - 1) / NC, ith, nth, &b0, &b1);
+        c0 = b0 * NC, c1 = b1 * NC < j->n_in ? b1 * NC : j->n_in;
+        if (c0 >= c1) return;
+    } else {
+        pool_range(j->n_out, ith, nth, &r0, &r1);
+    }
     for (int64_t rb = r0; rb < r1; rb += DR) {
         const int64_t nr = r1 - rb < DR ? r1 - rb : DR;
         vo->transpose_f32(j->T, nr, j->a + rb, j->lda, dt, j->T);
-        for (int64_t cb = 0; cb < j->n_in; cb += NC) {
-            const int64_t nc = j->n_in - cb < NC ? j->n_in - cb : NC;
+        for (int64_t cb = c0; cb < c1; cb += NC) {
+            const int64_t nc = c1 - cb < NC ? c1 - cb : NC;
             for (int64_t k0 = 0; k0 < j->T; k0 += TRAIN_GEMM_KC) {
                 const int64_t kc = j->T - k0 < TRAIN_GEMM_KC ? j->T - k0 : TRAIN_GEMM_KC;
                 pack_strips(panel, j->b + k0 * j->ldb + cb, j->ldb, kc, nc);

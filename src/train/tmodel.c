@@ -466,6 +466,30 @@ static void job_swiglu(void *arg, int ith, int nth) {
     else train_swiglu_forward(j->y + i0, j->a + i0, j->b + i0, i1 - i0);
 }
 
+/* y[i] = acc ? y[i] + s * a[i] : s * a[i] for i < n, on the pool (elementwise: the same bits as one loop) */
+typedef struct {
+    float *y;
+    const float *a;
+    float s;
+    int64_t n;
+    bool acc;
+} sjob;
+
+static void job_scale(void *arg, int ith, int nth) {
+    sjob *j = arg;
+    int64_t i0, i1;
+    pool_range(j->n, ith, nth, &i0, &i1);
+    if (j->acc)
+        for (int64_t i = i0; i < i1; i++) j->y[i] += j->s * j->a[i];
+    else
+        for (int64_t i = i0; i < i1; i++) j->y[i] = j->s * j->a[i];
+}
+
+static void scale_rows(tmodel *tm, float *y, const float *a, float s, int64_t n, bool acc) {
+    sjob j = {.y = y, .a = a, .s = s, .n = n, .acc = acc};
+    pool_run(tm->pool, job_scale, &j);
+}
+
 /* ---- matrices with their adapters ---------------------------------------------------------------- */
 
 /* the dropout mask's key for the adapter of (layer, target) in the current sequence */
@@ -496,7 +520,7 @@ static void mat_forward(tmodel *tm, int64_t l, int t, ltape *tp, const float *x,
     train_w A = {.f = lo->a, .n_in = m->w.n_in, .n_out = lo->rank}, B = {.f = lo->b, .n_in = lo->rank, .n_out = m->w.n_out};
     train_gemm_xwt(tm->gemm, &A, xin, m->w.n_in, T, tp->xa[t], lo->rank);
     train_gemm_xwt(tm->gemm, &B, tp->xa[t], lo->rank, T, tm->tmp, m->w.n_out);
-    for (int64_t i = 0; i < T * m->w.n_out; i++) y[i] += lo->scale * tm->tmp[i];
+    scale_rows(tm, y, tm->tmp, lo->scale, T * m->w.n_out, true);
 }
 
 /* dx[T][n_in] += dy W (+ the adapter's path); the weight's (full) or adapter's gradients accumulated */
@@ -511,7 +535,7 @@ static void mat_backward(tmodel *tm, int64_t l, int t, ltape *tp, const float *x
     const int64_t r = lo->rank;
     const float *xin = tm->p.dropout > 0 ? tp->xd[t] : x;
     float *dys = tm->tmp; /* scale * dy */
-    for (int64_t i = 0; i < T * n_out; i++) dys[i] = lo->scale * dy[i];
+    scale_rows(tm, dys, dy, lo->scale, T * n_out, false);
     train_gemm_dytx(tm->gemm, dys, n_out, tp->xa[t], r, T, n_out, r, lo->gb);
     train_w A = {.f = lo->a, .n_in = n_in, .n_out = r}, B = {.f = lo->b, .n_in = r, .n_out = n_out};
     memset(tm->dxa, 0, (size_t)(T * r) * sizeof(float));
@@ -543,14 +567,14 @@ static void layer_forward(tmodel *tm, int64_t l, ltape *tp, const float *x, floa
     train_attn_shape as = {T, tm->H, tm->Hkv, tm->hd, 1.0f / sqrtf((float)tm->hd)};
     train_attention_forward(tm->pool, &as, tp->q, tp->k, tp->v, tp->o, tp->lse, tm->attn_scratch);
     mat_forward(tm, l, LORA_O, tp, tp->o, T, tp->xm);
-    for (int64_t i = 0; i < T * E; i++) tp->xm[i] += x[i];
+    scale_rows(tm, tp->xm, x, 1.0f, T * E, true);
     rmsnorm_rows(tm, T, tp->xm, L->ffn_norm, tp->h2, tp->s2);
     mat_forward(tm, l, LORA_GATE, tp, tp->h2, T, tp->g);
     mat_forward(tm, l, LORA_UP, tp, tp->h2, T, tp->u);
     ejob sj = {.tm = tm, .n = T * F, .y = tp->a, .a = tp->g, .b = tp->u};
     pool_run(tm->pool, job_swiglu, &sj);
     mat_forward(tm, l, LORA_DOWN, tp, tp->a, T, x_out);
-    for (int64_t i = 0; i < T * E; i++) x_out[i] += tp->xm[i];
+    scale_rows(tm, x_out, tp->xm, 1.0f, T * E, true);
 }
 
 /* dx: in, the gradient of the layer's output; out, of its input x */
@@ -568,7 +592,7 @@ static void layer_backward(tmodel *tm, int64_t l, ltape *tp, const float *x, flo
     mat_backward(tm, l, LORA_GATE, tp, tp->h2, dg, T, tm->dh);
     mat_backward(tm, l, LORA_UP, tp, tp->h2, tm->du, T, tm->dh);
     rmsnorm_backward_rows(tm, T, tm->dxm, L->g_ffn_norm, tm->dh, tp->xm, L->ffn_norm, tp->s2);
-    for (int64_t i = 0; i < T * E; i++) tm->dxm[i] += dx[i];
+    scale_rows(tm, tm->dxm, dx, 1.0f, T * E, true);
     /* attention */
     memset(tm->dO, 0, (size_t)(T * qd) * sizeof(float));
     mat_backward(tm, l, LORA_O, tp, tp->o, tm->dxm, T, tm->dO);
@@ -581,7 +605,7 @@ static void layer_backward(tmodel *tm, int64_t l, ltape *tp, const float *x, flo
     mat_backward(tm, l, LORA_K, tp, tp->h1, tm->dk, T, tm->dh);
     mat_backward(tm, l, LORA_V, tp, tp->h1, tm->dv, T, tm->dh);
     rmsnorm_backward_rows(tm, T, dx, L->g_attn_norm, tm->dh, x, L->attn_norm, tp->s1);
-    for (int64_t i = 0; i < T * E; i++) dx[i] += tm->dxm[i];
+    scale_rows(tm, dx, tm->dxm, 1.0f, T * E, true);
 }
 
 /* ---- the pass ------------------------------------------------------------------------------------ */

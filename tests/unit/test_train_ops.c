@@ -322,8 +322,9 @@ static void test_rows(void) {
  * each path of xwt (W transposed for a small W, x and y transposed otherwise) and ragged k blocks; the
  * results for 1 and 3 threads bit-identical (each element one sum in one order). */
 static void test_train_gemm(void) {
-    /* n_in, n_out, T; n_in 8 and 64: dy W split by tokens (a LoRA B), the others by columns */
-    const int64_t shapes[][3] = {{300, 40, 8}, {8, 300, 40}, {520, 70, 37}, {64, 96, 200}, {65, 600, 19}};
+    /* n_in, n_out, T; n_in 8 and 64: dy W split by tokens (a LoRA B), the others by columns; n_out 40 and
+     * 8: dy^T x split by columns (a LoRA A), the others by rows; T 300: two k blocks of dy^T x */
+    const int64_t shapes[][3] = {{300, 40, 8}, {8, 300, 40}, {520, 70, 37}, {64, 96, 200}, {65, 600, 19}, {600, 8, 300}};
     thread_pool *pools[2] = {pool_new(1), pool_new(3)};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int quant = 0; quant < 2; quant++) {
@@ -387,7 +388,18 @@ static void test_train_gemm(void) {
                     }
                     bad_order += e != dx[0][t * n_in + k];
                 }
-            CHECK(bad_order == 0, "train_gemm %lldx%lldx%lld (q8_0 %d): %d dx elements off the documented order",
+            /* dW likewise (its k: the tokens), whichever split (a dW of few rows: by columns) */
+            for (int64_t r = 0; r < n_out; r++)
+                for (int64_t k = 0; k < n_in; k++) {
+                    float e = 0;
+                    for (int64_t t0 = 0; t0 < T; t0 += TRAIN_GEMM_KC) {
+                        float acc = 0;
+                        for (int64_t t = t0; t < T && t < t0 + TRAIN_GEMM_KC; t++) acc = fmaf(dy[t * n_out + r], x[t * n_in + k], acc);
+                        e += acc;
+                    }
+                    bad_order += e != dw[0][r * n_in + k];
+                }
+            CHECK(bad_order == 0, "train_gemm %lldx%lldx%lld (q8_0 %d): %d dx / dW elements off the documented order",
                   (long long)n_in, (long long)n_out, (long long)T, quant, bad_order);
             CHECK(ey < 1e-4 && ex < 1e-4 && ew < 1e-4, "train_gemm %lldx%lldx%lld (q8_0 %d): errors y %g dx %g dw %g",
                   (long long)n_in, (long long)n_out, (long long)T, quant, ey, ex, ew);
