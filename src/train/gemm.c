@@ -168,6 +168,7 @@ typedef struct {
     float *c;
     int64_t ldc;
     int64_t n_out, n_in; /* dytx */
+    bool acc;            /* xwt_small: add to c instead of writing it */
 } gjob;
 
 /* y = x W^T, computed as its transpose y^T[r][t] = sum_k W[r][k] x^T[k][t]: W's rows are the A operand
@@ -210,7 +211,8 @@ static void job_xwt_small(void *arg, int ith, int nth) {
     if (t1 <= t0) return;
     for (int64_t rb = 0; rb < w->n_out; rb += NC) {
         const int64_t nr = w->n_out - rb < NC ? w->n_out - rb : NC;
-        for (int64_t t = t0; t < t1; t++) memset(j->c + t * j->ldc + rb, 0, (size_t)nr * sizeof(float));
+        if (!j->acc)
+            for (int64_t t = t0; t < t1; t++) memset(j->c + t * j->ldc + rb, 0, (size_t)nr * sizeof(float));
         for (int64_t k0 = 0; k0 < w->n_in; k0 += TRAIN_GEMM_KC) {
             const int64_t kc = w->n_in - k0 < TRAIN_GEMM_KC ? w->n_in - k0 : TRAIN_GEMM_KC;
             int64_t am;
@@ -620,6 +622,13 @@ void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx
     grow((void **)&g->xt, &g->xt_cap, w->n_in * ((T + SW - 1) / SW * SW), 1, sizeof(float));
     pool_run(g->pool, job_transpose, &j);
     pool_run(g->pool, job_xwt, &j);
+}
+
+void train_gemm_xwt_acc(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy) {
+    HERD_ASSERT(!w->q);
+    grow((void **)&g->ct, &g->ct_cap, TRAIN_GEMM_KC * NC, g->nth, sizeof(float));
+    gjob j = {.g = g, .w = w, .a = x, .lda = ldx, .T = T, .c = y, .ldc = ldy, .acc = true};
+    pool_run(g->pool, job_xwt_small, &j);
 }
 
 void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t lddy, int64_t T, float *dx,

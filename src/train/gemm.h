@@ -33,6 +33,9 @@ train_gemm *train_gemm_new(thread_pool *pool);
 void train_gemm_free(train_gemm *g);
 
 void train_gemm_xwt(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy);
+/* y[T][n_out] += x W^T for an F32 W (w->f): per element the block sums of train_gemm_xwt's order added to
+ * y as it is, rather than to 0 (a LoRA B's product added into the frozen product's output) */
+void train_gemm_xwt_acc(train_gemm *g, const train_w *w, const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy);
 void train_gemm_dyw(train_gemm *g, const train_w *w, const float *dy, int64_t lddy, int64_t T, float *dx,
                     int64_t lddx);
 void train_gemm_dytx(train_gemm *g, const float *dy, int64_t lddy, const float *x, int64_t ldx, int64_t T,

@@ -18,7 +18,7 @@
 /* One layer's intermediates (tmodel.h names them). */
 typedef struct {
     float *h1, *s1, *q, *k, *v, *o, *lse, *xm, *h2, *s2, *g, *u, *a;
-    float *xa[LORA_N_TARGETS]; /* [T][rank]: drop(x) A^T of each adapted matrix */
+    float *xa[LORA_N_TARGETS]; /* [T][rank]: scale drop(x) A^T of each adapted matrix */
     float *xd[LORA_N_TARGETS]; /* [T][n_in]: drop(x) (only with dropout) */
 } ltape;
 
@@ -506,7 +506,8 @@ static void dropout_rows(tmodel *tm, int64_t l, int t, const float *x, int64_t n
     for (int64_t i = 0; i < T * n; i++) out[i] = unit_at(key, (uint64_t)i) < p ? 0.0f : x[i] * keep;
 }
 
-/* y[T][n_out] = x W^T (+ scale (drop(x) A^T) B^T) */
+/* y[T][n_out] = x W^T (+ (scale drop(x) A^T) B^T: the adapter's input scaled, the tape's xa = scale drop(x)
+ * A^T, a few columns, rather than its T x n_out output) */
 static void mat_forward(tmodel *tm, int64_t l, int t, ltape *tp, const float *x, int64_t T, float *y) {
     tmat *m = &tm->layers[l].m[t];
     train_gemm_xwt(tm->gemm, &m->w, x, m->w.n_in, T, y, m->w.n_out);
@@ -519,8 +520,8 @@ static void mat_forward(tmodel *tm, int64_t l, int t, ltape *tp, const float *x,
     }
     train_w A = {.f = lo->a, .n_in = m->w.n_in, .n_out = lo->rank}, B = {.f = lo->b, .n_in = lo->rank, .n_out = m->w.n_out};
     train_gemm_xwt(tm->gemm, &A, xin, m->w.n_in, T, tp->xa[t], lo->rank);
-    train_gemm_xwt(tm->gemm, &B, tp->xa[t], lo->rank, T, tm->tmp, m->w.n_out);
-    scale_rows(tm, y, tm->tmp, lo->scale, T * m->w.n_out, true);
+    for (int64_t i = 0; i < T * lo->rank; i++) tp->xa[t][i] *= lo->scale;
+    train_gemm_xwt_acc(tm->gemm, &B, tp->xa[t], lo->rank, T, y, m->w.n_out);
 }
 
 /* dx[T][n_in] += dy W (+ the adapter's path); the weight's (full) or adapter's gradients accumulated */
@@ -534,12 +535,12 @@ static void mat_backward(tmodel *tm, int64_t l, int t, ltape *tp, const float *x
     if (!lo->rank || !tm->lora_on) return;
     const int64_t r = lo->rank;
     const float *xin = tm->p.dropout > 0 ? tp->xd[t] : x;
-    float *dys = tm->tmp; /* scale * dy */
-    scale_rows(tm, dys, dy, lo->scale, T * n_out, false);
-    train_gemm_dytx(tm->gemm, dys, n_out, tp->xa[t], r, T, n_out, r, lo->gb);
+    /* gB += dy^T (scale xa) (the tape holds xa scaled); d(scale xa) = dy B, so dxa = scale (dy B) */
+    train_gemm_dytx(tm->gemm, dy, n_out, tp->xa[t], r, T, n_out, r, lo->gb);
     train_w A = {.f = lo->a, .n_in = n_in, .n_out = r}, B = {.f = lo->b, .n_in = r, .n_out = n_out};
     memset(tm->dxa, 0, (size_t)(T * r) * sizeof(float));
-    train_gemm_dyw(tm->gemm, &B, dys, n_out, T, tm->dxa, r);
+    train_gemm_dyw(tm->gemm, &B, dy, n_out, T, tm->dxa, r);
+    for (int64_t i = 0; i < T * r; i++) tm->dxa[i] *= lo->scale;
     train_gemm_dytx(tm->gemm, tm->dxa, r, xin, n_in, T, r, n_in, lo->ga);
     if (tm->p.dropout > 0) { /* dx += mask * (dxa A) / (1 - p): the mask is where drop(x) kept x */
         float *t2 = tm->tmp;

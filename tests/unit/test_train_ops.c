@@ -354,6 +354,25 @@ static void test_train_gemm(void) {
                 train_gemm_xwt(g, &w, x, n_in, T, y[pi], n_out);
                 train_gemm_dyw(g, &w, dy, n_out, T, dx[pi], n_in);
                 train_gemm_dytx(g, dy, n_out, x, n_in, T, n_out, n_in, dw[pi]);
+                if (!quant) { /* y0 + x W^T: the block sums added to y0 as it is, in order */
+                    float *y0 = rnd(T * n_out), *ya = malloc(sizeof(float) * (size_t)(T * n_out));
+                    memcpy(ya, y0, sizeof(float) * (size_t)(T * n_out));
+                    train_gemm_xwt_acc(g, &w, x, n_in, T, ya, n_out);
+                    int bad_acc = 0;
+                    for (int64_t t = 0; t < T; t++)
+                        for (int64_t r = 0; r < n_out; r++) {
+                            float e = y0[t * n_out + r];
+                            for (int64_t k0 = 0; k0 < n_in; k0 += TRAIN_GEMM_KC) {
+                                float acc = 0;
+                                for (int64_t k = k0; k < n_in && k < k0 + TRAIN_GEMM_KC; k++) acc = fmaf(x[t * n_in + k], wf[r * n_in + k], acc);
+                                e += acc;
+                            }
+                            bad_acc += e != ya[t * n_out + r];
+                        }
+                    CHECK(bad_acc == 0, "train_gemm_xwt_acc %lldx%lldx%lld: %d elements off", (long long)n_in, (long long)n_out,
+                          (long long)T, bad_acc);
+                    free(y0), free(ya);
+                }
                 train_gemm_free(g);
             }
             double ey = 0, ex = 0, ew = 0;
