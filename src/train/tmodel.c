@@ -466,28 +466,23 @@ static void job_swiglu(void *arg, int ith, int nth) {
     else train_swiglu_forward(j->y + i0, j->a + i0, j->b + i0, i1 - i0);
 }
 
-/* y[i] = acc ? y[i] + s * a[i] : s * a[i] for i < n, on the pool (elementwise: the same bits as one loop) */
+/* y[i] += a[i] for i < n, on the pool (the residual adds; elementwise: the same bits as one loop) */
 typedef struct {
     float *y;
     const float *a;
-    float s;
     int64_t n;
-    bool acc;
 } sjob;
 
-static void job_scale(void *arg, int ith, int nth) {
+static void job_add(void *arg, int ith, int nth) {
     sjob *j = arg;
     int64_t i0, i1;
     pool_range(j->n, ith, nth, &i0, &i1);
-    if (j->acc)
-        for (int64_t i = i0; i < i1; i++) j->y[i] += j->s * j->a[i];
-    else
-        for (int64_t i = i0; i < i1; i++) j->y[i] = j->s * j->a[i];
+    for (int64_t i = i0; i < i1; i++) j->y[i] += j->a[i];
 }
 
-static void scale_rows(tmodel *tm, float *y, const float *a, float s, int64_t n, bool acc) {
-    sjob j = {.y = y, .a = a, .s = s, .n = n, .acc = acc};
-    pool_run(tm->pool, job_scale, &j);
+static void add_rows(tmodel *tm, float *y, const float *a, int64_t n) {
+    sjob j = {.y = y, .a = a, .n = n};
+    pool_run(tm->pool, job_add, &j);
 }
 
 /* ---- matrices with their adapters ---------------------------------------------------------------- */
@@ -568,14 +563,14 @@ static void layer_forward(tmodel *tm, int64_t l, ltape *tp, const float *x, floa
     train_attn_shape as = {T, tm->H, tm->Hkv, tm->hd, 1.0f / sqrtf((float)tm->hd)};
     train_attention_forward(tm->pool, &as, tp->q, tp->k, tp->v, tp->o, tp->lse, tm->attn_scratch);
     mat_forward(tm, l, LORA_O, tp, tp->o, T, tp->xm);
-    scale_rows(tm, tp->xm, x, 1.0f, T * E, true);
+    add_rows(tm, tp->xm, x, T * E);
     rmsnorm_rows(tm, T, tp->xm, L->ffn_norm, tp->h2, tp->s2);
     mat_forward(tm, l, LORA_GATE, tp, tp->h2, T, tp->g);
     mat_forward(tm, l, LORA_UP, tp, tp->h2, T, tp->u);
     ejob sj = {.tm = tm, .n = T * F, .y = tp->a, .a = tp->g, .b = tp->u};
     pool_run(tm->pool, job_swiglu, &sj);
     mat_forward(tm, l, LORA_DOWN, tp, tp->a, T, x_out);
-    scale_rows(tm, x_out, tp->xm, 1.0f, T * E, true);
+    add_rows(tm, x_out, tp->xm, T * E);
 }
 
 /* dx: in, the gradient of the layer's output; out, of its input x */
@@ -593,7 +588,7 @@ static void layer_backward(tmodel *tm, int64_t l, ltape *tp, const float *x, flo
     mat_backward(tm, l, LORA_GATE, tp, tp->h2, dg, T, tm->dh);
     mat_backward(tm, l, LORA_UP, tp, tp->h2, tm->du, T, tm->dh);
     rmsnorm_backward_rows(tm, T, tm->dxm, L->g_ffn_norm, tm->dh, tp->xm, L->ffn_norm, tp->s2);
-    scale_rows(tm, tm->dxm, dx, 1.0f, T * E, true);
+    add_rows(tm, tm->dxm, dx, T * E);
     /* attention */
     memset(tm->dO, 0, (size_t)(T * qd) * sizeof(float));
     mat_backward(tm, l, LORA_O, tp, tp->o, tm->dxm, T, tm->dO);
@@ -606,7 +601,7 @@ static void layer_backward(tmodel *tm, int64_t l, ltape *tp, const float *x, flo
     mat_backward(tm, l, LORA_K, tp, tp->h1, tm->dk, T, tm->dh);
     mat_backward(tm, l, LORA_V, tp, tp->h1, tm->dv, T, tm->dh);
     rmsnorm_backward_rows(tm, T, dx, L->g_attn_norm, tm->dh, x, L->attn_norm, tp->s1);
-    scale_rows(tm, dx, tm->dxm, 1.0f, T * E, true);
+    add_rows(tm, dx, tm->dxm, T * E);
 }
 
 /* ---- the pass ------------------------------------------------------------------------------------ */
