@@ -15,8 +15,15 @@
 # (both fill the D positions once, untimed, then time R runs of N single-token decodes after them;
 # llama-bench needs flash attention (-fa on) for a quantized V; f16 uses -fa on as well, herd's attention
 # being a tiled flash-style kernel) and prints tokens/s of each, herd/llama.cpp, and the load average.
+# FILL=chunked times llama.cpp with bench/depth/llama_depth.cpp (built here against the llama-tools build's
+# static libraries) instead of llama-bench: the same timed decodes, but the depth filled in 2,048-position
+# chunks that do not attend to each other (llama-bench's causal fill of 65,536 positions takes 2-2.5 hours
+# on 2 cores; this one ~2 minutes; a decode's cost depends on how many positions it attends to, not on what
+# they hold; see that file and docs/BENCHMARKS.md for the check against llama-bench at 16K). D must then be
+# below 2048 or a multiple of it.
 # Usage: bench/depth/run.sh [THREADS (2)] [DEPTHS ("1024 16384 65536")] [KV_TYPES ("f16 q8_0")]
 #        env: LLAMA_BIN (a folder holding llama-bench; default: tests/ref/build_llama_tools.sh builds it) LAYERS (1) N (32 decodes) R (3 reps) ROUNDS (2) DIR
+#             FILL (bench: llama-bench; chunked: llama_depth)
 set -u
 cd "$(dirname "$0")/../.."
 T=${1:-2} DEPTHS=${2:-"1024 16384 65536"} KVS=${3:-"f16 q8_0"}
@@ -30,6 +37,14 @@ mkdir -p "$DIR"
 [ -f "$F" ] || "$HERD" synth --vocab "$VOCAB" -o "$F" --shape 8b --n-layer "$L" --type q4_0 --ctx 131072 --seed 7 \
     >/dev/null || exit 1
 BIN=${LLAMA_BIN:-$(tests/ref/build_llama_tools.sh llama-bench)} || { echo "llama-bench unavailable" >&2; exit 1; }
+FILL=${FILL:-bench}
+if [ "$FILL" = chunked ]; then
+    LT=$PWD/build/ref/llama-tools
+    LS=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$LT/build/CMakeCache.txt") LB=$LT/build
+    c++ -O2 -std=c++17 -I"$LS/include" -I"$LS/ggml/include" bench/depth/llama_depth.cpp -o "$DIR/llama_depth" \
+        "$LB/src/libllama.a" "$LB/ggml/src/libggml.a" "$LB/ggml/src/libggml-cpu.a" "$LB/ggml/src/libggml-base.a" \
+        -ldl -lm -fopenmp -lpthread || { echo "cannot build llama_depth" >&2; exit 1; }
+fi
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 herd_tps() { # KV DEPTH -> tokens/s
@@ -37,10 +52,15 @@ herd_tps() { # KV DEPTH -> tokens/s
         python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["tg"]["tokens_per_s"])' 2>/dev/null || echo "?"
 }
 llama_tps() {
+    if [ "$FILL" = chunked ]; then
+        "$DIR/llama_depth" "$F" "$2" "$N" "$R" "$T" "$1" --fill chunked 2>"$DIR/llama.err" |
+            python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["avg_ts"])' 2>/dev/null || echo "?"
+        return
+    fi
     "$BIN/llama-bench" -m "$F" -p 0 -n "$N" -d "$2" -r "$R" -t "$T" -ctk "$1" -ctv "$1" -fa on -o json \
         2>"$DIR/llama.err" | python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)[0]["avg_ts"])' 2>/dev/null || echo "?"
 }
-echo "model: $(basename "$F") (8B widths, $L layer(s), Q4_0), $T threads, $N decodes x $R reps per run, $(nproc) CPUs"
+echo "model: $(basename "$F") (8B widths, $L layer(s), Q4_0), $T threads, $N decodes x $R reps per run, $(nproc) CPUs, llama.cpp fill: $FILL"
 echo "| KV | depth | round | herd tok/s | load | llama.cpp tok/s | load | herd/llama.cpp |"
 echo "|---|---|---|---|---|---|---|---|"
 for kv in $KVS; do
