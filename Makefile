@@ -12,6 +12,9 @@
 
 CC      ?= cc
 BUILD   ?= build
+# parallel compile jobs of make test / test-e2e / demo / fuzz (their builds alone: the tests run one at a
+# time): the CPUs this process may use (nproc honours the affinity mask), e.g. make test JOBS=1
+JOBS    ?= $(shell nproc 2>/dev/null || echo 1)
 OPT     ?= -O2
 SAN     ?=
 # -fvisibility=hidden: libherd.so exports exactly what include/herd.h declares (its visibility pragma)
@@ -181,19 +184,19 @@ setup:
 	@scripts/setup.sh
 
 test: setup
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) asan
 	@tests/run.sh
 
 # the load test (32 streaming clients, 60 s, ASan build) and the chat page in headless Chromium
 test-e2e: setup
 	@scripts/setup.sh e2e
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) asan
 	@tests/run.sh e2e
 
 demo: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@scripts/demo.sh
 
 asan:
@@ -203,12 +206,12 @@ asan:
 
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 fuzz:
-	@$(MAKE) --no-print-directory BUILD=build/fuzzlib CC=clang OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/fuzzlib CC=clang OPT=-O1 \
 	    SAN="-fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer" build/fuzzlib/libherd.a
 	@mkdir -p build/fuzz
-	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	@printf '%s\n' $(FUZZ_SRC) | xargs -P $(JOBS) -I{} sh -c 'n=$$(basename {} .c); \
 	    clang -std=c11 -g -O1 -Iinclude -Isrc -D_GNU_SOURCE -fsanitize=address,undefined,fuzzer \
-	      -o build/fuzz/$$n $$f build/fuzzlib/libherd.a $(LDLIBS) || exit 1; done
+	      -o build/fuzz/$$n {} build/fuzzlib/libherd.a $(LDLIBS) || exit 255'
 	@fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: all
