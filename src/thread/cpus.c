@@ -129,3 +129,36 @@ int cpus_default_threads(void) {
     pthread_once(&default_once, read_default);
     return default_threads;
 }
+
+bool cpus_stat_read(const char *stat_path, const cpu_set_t *set, uint64_t *busy, uint64_t *total) {
+    FILE *f = fopen(stat_path ? stat_path : "/proc/stat", "r");
+    if (!f) return false;
+    char line[512];
+    uint64_t b = 0, t = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        int cpu = -1, at = 0;
+        /* "cpuN user nice system idle iowait irq softirq steal ..." ("cpu " is the sum: skipped) */
+        if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9' || sscanf(line + 3, "%d%n", &cpu, &at) != 1) continue;
+        if (set && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, set))) continue;
+        unsigned long long v[8] = {0};
+        if (sscanf(line + 3 + at, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                   &v[7]) < 4)
+            continue;
+        uint64_t bz = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+        b += bz;
+        t += bz + v[3] + v[4];
+        found++;
+    }
+    fclose(f);
+    if (!found) return false;
+    *busy = b;
+    *total = t;
+    return true;
+}
+
+int cpus_free_threads(int n, int n_cpus, double others_cpus) {
+    double free_cpus = (double)n_cpus - (others_cpus > 0 ? others_cpus : 0);
+    int k = (int)floor(free_cpus + 0.5);
+    return k < 1 ? 1 : k > n ? n : k;
+}

@@ -9,6 +9,10 @@
 #ifndef HERD_THREAD_CPUS_H
 #define HERD_THREAD_CPUS_H
 
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 typedef struct {
     int n_threads;      /* the default: min(affinity, quota rounded up), >= 1 */
     int n_online;       /* CPUs online */
@@ -23,5 +27,16 @@ typedef struct {
 void cpus_share_read(const char *proc_cgroup, const char *cgroup_root, cpu_share *out);
 /* cpus_share_read(NULL, NULL)'s n_threads, read once per process. */
 int cpus_default_threads(void);
+
+/* Time the CPUs of a set spent busy (user, nice, system, irq, softirq, steal: a steal tick is a tick another
+ * virtual machine took) and in all (busy + idle + iowait), in clock ticks since boot, summed over the
+ * "cpuN" lines of stat_path (NULL: /proc/stat) whose N is in set (NULL: every line). false if the file
+ * cannot be read or names none of the set's CPUs. */
+bool cpus_stat_read(const char *stat_path, const cpu_set_t *set, uint64_t *busy, uint64_t *total);
+
+/* How many of n threads to run when other work keeps others_cpus of the n_cpus CPUs a process may use
+ * busy (on average: their busy time less the process's own): the CPUs it leaves free, rounded to
+ * nearest, between 1 and n. */
+int cpus_free_threads(int n, int n_cpus, double others_cpus);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "../base/log.h"
+#include "cpus.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -63,6 +65,16 @@ typedef struct {
     _Alignas(64) _Atomic uint64_t w; /* gen << 32 | next chunk of the range, or gen << 32 | CLOSED */
 } claim_word;
 
+/* Threads in use (pool.h, "Sharing the machine"): every DYN_WINDOW_NS of jobs the caller reads how busy
+ * the CPUs it may use were (cpus_stat_read: /proc/stat's ticks, 100 a second per CPU) and how much of that
+ * was this process (CLOCK_PROCESS_CPUTIME_ID); the rest, other work, is smoothed over windows (half the
+ * new window, half the old estimate), and the pool runs on the CPUs it leaves free (cpus_free_threads),
+ * at least the caller. Measured on 2 cores next to 2 busy loops (docs/BENCHMARKS.md): the caller-driven
+ * pool's 2 threads decoded at 41-57 % of 1 thread's uncontended speed, 1 thread at 72 %: with every core
+ * taken, a second thread mostly waits for the first's time slices (only the caller issues the next job). */
+#define DYN_WINDOW_NS 100000000
+#define DYN_FIRST_NS 25000000 /* the first window (from pool_new): a decode of a few hundred tokens is short */
+
 typedef struct {
     thread_pool *pool;
     int ith;
@@ -88,6 +100,14 @@ struct thread_pool {
     _Atomic bool stop;
     int64_t spin_max;      /* SPIN_MAX_NS, or SPIN_MIN_NS with fewer CPUs than threads */
     spin_state caller;     /* the caller's (one caller at a time) */
+    /* threads in use: workers ith >= active sleep on it (futex word); 1 = jobs run on the caller */
+    _Atomic uint32_t active;
+    bool dynamic;          /* HERD_DYNAMIC_THREADS unset or not "0" */
+    cpu_set_t cpus;        /* the affinity mask at pool_new */
+    int n_cpus;
+    int64_t dyn_t0, dyn_own0; /* the window's start: wall ns, process CPU ns */
+    uint64_t dyn_busy0, dyn_total0;
+    double dyn_others;     /* smoothed CPUs' worth of other work; < 0: no window yet */
 };
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
@@ -181,6 +201,8 @@ static void *worker_main(void *arg) {
     uint32_t seen = 0;
     spin_state st = {.budget = p->spin_max};
     for (;;) {
+        uint32_t a;
+        while ((a = atomic_load(&p->active)) <= (uint32_t)self->ith && !atomic_load(&p->stop)) futex(&p->active, FUTEX_WAIT, a);
         int64_t t0 = now_ns();
         if (!spin_while_eq(&p->gen, seen, spin_budget(&st))) {
             atomic_fetch_add(&p->sleepers, 1);
@@ -190,9 +212,12 @@ static void *worker_main(void *arg) {
         }
         seen = atomic_load(&p->gen);
         if (atomic_load(&p->stop)) return NULL;
+        if (atomic_load(&p->active) <= (uint32_t)self->ith) continue; /* out of use since: the others do it */
         work(p, seen, self->ith);
     }
 }
+
+static void dyn_update(thread_pool *p, int64_t t);
 
 thread_pool *pool_new(int n_threads) {
     if (n_threads < 1) n_threads = 1;
@@ -202,6 +227,12 @@ thread_pool *pool_new(int n_threads) {
     cpu_set_t set;
     p->spin_max = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < n_threads ? SPIN_MIN_NS : SPIN_MAX_NS;
     p->caller.budget = p->spin_max;
+    p->n_cpus = sched_getaffinity(0, sizeof p->cpus, &p->cpus) == 0 ? CPU_COUNT(&p->cpus) : 0;
+    const char *dyn = getenv("HERD_DYNAMIC_THREADS");
+    p->dynamic = n_threads > 1 && p->n_cpus > 0 && !(dyn && !strcmp(dyn, "0"));
+    p->dyn_others = -1;
+    atomic_store(&p->active, (uint32_t)n_threads);
+    if (p->dynamic) dyn_update(p, now_ns()); /* the first window starts here */
     p->claim_mem = herd_xcalloc((size_t)n_threads + 1, sizeof *p->claim); /* + 1: room to align */
     p->claim = (claim_word *)(((uintptr_t)p->claim_mem + 63) & ~(uintptr_t)63);
     for (int i = 0; i < n_threads; i++) atomic_store(&p->claim[i].w, CLOSED);
@@ -236,6 +267,8 @@ static uint32_t publish(thread_pool *p) {
 void pool_free(thread_pool *p) {
     if (!p) return;
     atomic_store(&p->stop, true);
+    atomic_store(&p->active, (uint32_t)p->n);
+    futex(&p->active, FUTEX_WAKE, INT_MAX);
     atomic_store(&p->n_chunks, 0);
     publish(p);
     for (int i = 1; i < p->n; i++) pthread_join(p->w[i].th, NULL);
@@ -248,10 +281,48 @@ int pool_size(const thread_pool *p) {
     return p->n;
 }
 
+int pool_active(const thread_pool *p) {
+    return (int)atomic_load(&p->active);
+}
+
+/* The caller, every DYN_WINDOW_NS: threads in use from the CPUs other work left free (see DYN_WINDOW_NS). */
+static void dyn_update(thread_pool *p, int64_t t) {
+    uint64_t busy, total;
+    struct timespec ts;
+    if (!cpus_stat_read(NULL, &p->cpus, &busy, &total) || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) {
+        p->dynamic = false; /* no /proc: every thread, always */
+        return;
+    }
+    int64_t own = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (p->dyn_t0 > 0 && total > p->dyn_total0 && t > p->dyn_t0) {
+        double busy_cpus = (double)p->n_cpus * (double)(busy - p->dyn_busy0) / (double)(total - p->dyn_total0);
+        double own_cpus = (double)(own - p->dyn_own0) / (double)(t - p->dyn_t0);
+        double others = busy_cpus - own_cpus < 0 ? 0 : busy_cpus - own_cpus;
+        /* down on the smoothed estimate (a neighbour that lasts), up at once on one window's (a burst, say a
+         * process starting next to us, must not keep a short run on fewer threads) */
+        p->dyn_others = p->dyn_others < 0 ? others : 0.5 * p->dyn_others + 0.5 * others;
+        uint32_t was = atomic_load(&p->active), k = (uint32_t)cpus_free_threads(p->n, p->n_cpus, others);
+        if (k > was) p->dyn_others = others;
+        else k = (uint32_t)cpus_free_threads(p->n, p->n_cpus, p->dyn_others);
+        if (k != was) {
+            atomic_store(&p->active, k);
+            if (k > was) futex(&p->active, FUTEX_WAKE, INT_MAX);
+        }
+    }
+    p->dyn_t0 = t;
+    p->dyn_own0 = own;
+    p->dyn_busy0 = busy;
+    p->dyn_total0 = total;
+}
+
 static void run_job(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, pool_fn rf, void *arg) {
     HERD_ASSERT(n_chunks >= 0 && n_chunks < INT_MAX);
     if (n_chunks == 0) return;
-    if (p->n == 1 || n_chunks == 1) {
+    if (p->dynamic) {
+        int64_t t = now_ns();
+        if (t - p->dyn_t0 >= (p->dyn_others < 0 ? DYN_FIRST_NS : DYN_WINDOW_NS)) dyn_update(p, t);
+    }
+    if (p->n == 1 || n_chunks == 1 || atomic_load(&p->active) == 1) {
         for (int64_t c = 0; c < n_chunks; c++) rf ? rf(arg, (int)c, p->n) : fn(arg, c, 0);
         return;
     }

@@ -5,7 +5,12 @@
  *   - idle workers sleep: their CPU time barely grows over a second with no job (read from
  *     /proc/self/task/TID/stat; a spinning thread would gain ~100 ticks);
  *   - the thread count honours the affinity mask and a cgroup CPU quota, read from a fake cgroup tree
- *     (v2 cpu.max along the path, v1 cfs_quota_us / cfs_period_us, hybrid unified/, no limit). */
+ *     (v2 cpu.max along the path, v1 cfs_quota_us / cfs_period_us, hybrid unified/, no limit);
+ *   - threads in use follow other work: next to as many busy-loop processes as CPUs the pool drops to
+ *     fewer threads, and returns to all of them once they stop; HERD_DYNAMIC_THREADS=0 keeps all;
+ *     /proc/stat's per-CPU lines read for a CPU set (fake file), the free-thread rule. */
+#include <signal.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -39,6 +44,7 @@ static void count_share(void *arg, int ith, int nth) {
 }
 
 static void test_chunks(void) {
+    setenv("HERD_DYNAMIC_THREADS", "0", 1); /* every thread in every job, whatever else the machine runs */
     for (int nth = 1; nth <= 4; nth++) {
         thread_pool *p = pool_new(nth);
         CHECK(p && pool_size(p) == nth, "pool of %d", nth);
@@ -58,6 +64,7 @@ static void test_chunks(void) {
         CHECK(once, "%d threads: pool_run gives each share once", nth);
         pool_free(p);
     }
+    unsetenv("HERD_DYNAMIC_THREADS");
     CHECK(pool_chunks(1000, 2, 8, 10) == 16 && pool_chunks(100, 2, 8, 10) == 10 && pool_chunks(5, 4, 8, 10) == 4 && pool_chunks(3, 4, 8, 10) == 3 &&
               pool_chunks(0, 2, 8, 1) == 0,
           "pool_chunks: %lld %lld %lld", (long long)pool_chunks(1000, 2, 8, 10), (long long)pool_chunks(100, 2, 8, 10),
@@ -203,8 +210,96 @@ static void test_affinity(void) {
     sched_setaffinity(0, sizeof old, &old);
 }
 
+static void test_stat_read(void) {
+    char dir[] = "/tmp/herd-stat-XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL, "temp dir");
+    snprintf(path, sizeof path, "%s/stat", dir);
+    put(dir, "stat",
+        "cpu  100 100 100 100 100 100 100 100 0 0\n"
+        "cpu0 1 2 3 40 5 6 7 8 0 0\n"
+        "cpu1 10 20 30 400 50 60 70 80 0 0\n"
+        "cpuX 1 1 1 1\n"
+        "cpu2 1000 0 0 1000\n" /* an old kernel's 4 fields */
+        "intr 12345 1 2 3\n");
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(1, &set);
+    uint64_t b = 0, t = 0;
+    CHECK(cpus_stat_read(path, &set, &b, &t) && b == 10 + 20 + 30 + 60 + 70 + 80 && t == b + 400 + 50,
+          "cpu1: busy %llu total %llu", (unsigned long long)b, (unsigned long long)t);
+    CHECK(cpus_stat_read(path, NULL, &b, &t) && b == (1 + 2 + 3 + 6 + 7 + 8) + 270 + 1000 && t == b + 45 + 450 + 1000,
+          "all CPUs: busy %llu total %llu", (unsigned long long)b, (unsigned long long)t);
+    CPU_ZERO(&set);
+    CPU_SET(5, &set);
+    CHECK(!cpus_stat_read(path, &set, &b, &t), "a set none of whose CPUs the file names");
+    CHECK(!cpus_stat_read("/nonexistent/stat", NULL, &b, &t), "no file");
+    remove(path);
+    rmdir(dir);
+    CHECK(cpus_free_threads(2, 2, 0) == 2 && cpus_free_threads(2, 2, 0.4) == 2 && cpus_free_threads(2, 2, 0.6) == 1 &&
+              cpus_free_threads(2, 2, 2.0) == 1 && cpus_free_threads(16, 16, 1.0) == 15 && cpus_free_threads(4, 16, 3) == 4 &&
+              cpus_free_threads(8, 4, 0) == 4 && cpus_free_threads(2, 2, -1) == 2,
+          "free threads: %d %d %d %d %d", cpus_free_threads(2, 2, 0), cpus_free_threads(2, 2, 0.6), cpus_free_threads(2, 2, 2.0),
+          cpus_free_threads(16, 16, 1.0), cpus_free_threads(8, 4, 0));
+}
+
+static void tiny_chunk(void *arg, int64_t c, int ith) {
+    volatile double x = 0;
+    for (int i = 0; i < 2000; i++) x += i * 1e-9;
+    atomic_fetch_add((_Atomic int64_t *)arg, 1);
+}
+
+/* Runs small jobs on p until pool_active(p) satisfies want(active, n) or ms pass; the last active. */
+static int jobs_until(thread_pool *p, bool (*want)(int, int), int ms) {
+    _Atomic int64_t count = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        pool_for(p, 64, tiny_chunk, &count);
+        int a = pool_active(p);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (want(a, pool_size(p)) || (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms) return a;
+    }
+}
+static bool fewer(int a, int n) { return a < n; }
+static bool all(int a, int n) { return a == n; }
+static bool never(int a, int n) { return false; }
+
+static void test_dynamic(void) {
+    cpu_set_t set;
+    sched_getaffinity(0, sizeof set, &set);
+    int n = CPU_COUNT(&set);
+    if (n < 2 || n > 16) {
+        printf("dynamic threads: %d CPUs, not checked (needs 2-16)\n", n);
+        return;
+    }
+    thread_pool *p = pool_new(n);
+    int a0 = jobs_until(p, never, 300);
+    CHECK(a0 >= 1 && a0 <= n, "alone: %d of %d threads in use", a0, n);
+    pid_t kids[16];
+    for (int i = 0; i < n; i++)
+        if ((kids[i] = fork()) == 0)
+            for (;;) {
+            }
+    int a1 = jobs_until(p, fewer, 3000);
+    CHECK(a1 < n, "next to %d busy processes on %d CPUs: %d threads in use (fewer than %d)", n, n, a1, n);
+    setenv("HERD_DYNAMIC_THREADS", "0", 1);
+    thread_pool *q = pool_new(n);
+    int a2 = jobs_until(q, never, 300);
+    CHECK(a2 == n, "HERD_DYNAMIC_THREADS=0 next to them: %d of %d threads in use", a2, n);
+    pool_free(q);
+    unsetenv("HERD_DYNAMIC_THREADS");
+    for (int i = 0; i < n; i++) kill(kids[i], SIGKILL);
+    for (int i = 0; i < n; i++) waitpid(kids[i], NULL, 0);
+    int a3 = jobs_until(p, all, 3000);
+    CHECK(a3 == n, "after they stop: %d of %d threads in use", a3, n);
+    printf("dynamic threads on %d CPUs: alone %d, next to %d busy loops %d, after %d\n", n, a0, n, a1, a3);
+    pool_free(p);
+}
+
 int main(void) {
+    test_stat_read();
     test_chunks();
+    test_dynamic();
     test_idle_sleeps();
     test_cgroup();
     test_affinity();
