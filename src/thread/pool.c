@@ -224,10 +224,9 @@ thread_pool *pool_new(int n_threads) {
     thread_pool *p = herd_xcalloc(1, sizeof *p);
     p->n = n_threads;
     p->w = herd_xcalloc((size_t)n_threads, sizeof *p->w);
-    cpu_set_t set;
-    p->spin_max = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < n_threads ? SPIN_MIN_NS : SPIN_MAX_NS;
-    p->caller.budget = p->spin_max;
     p->n_cpus = sched_getaffinity(0, sizeof p->cpus, &p->cpus) == 0 ? CPU_COUNT(&p->cpus) : 0;
+    p->spin_max = p->n_cpus > 0 && p->n_cpus < n_threads ? SPIN_MIN_NS : SPIN_MAX_NS;
+    p->caller.budget = p->spin_max;
     const char *dyn = getenv("HERD_DYNAMIC_THREADS");
     p->dynamic = n_threads > 1 && p->n_cpus > 0 && !(dyn && !strcmp(dyn, "0"));
     p->dyn_others = -1;
