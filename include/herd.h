@@ -59,7 +59,9 @@ void herd_set_verbosity(int level);
 const char *herd_cpu_backend(void);
 /* The thread count used when none is given (n_threads = 0 below): the CPUs this process may use, from
  * its affinity mask and its cgroup CPU quota (cpu.max, v1 cpu.cfs_quota_us; rounded up), >= 1. Writes
- * why (e.g. "affinity mask 1 of 2 online CPUs, no cgroup CPU quota") into why[cap] when why is not NULL. */
+ * why (e.g. "affinity mask 1 of 2 online CPUs, no cgroup CPU quota; in use: the CPUs other work leaves
+ * free (HERD_DYNAMIC_THREADS=0: all)") into why[cap] when why is not NULL. Of any context's threads,
+ * only as many run as other work leaves CPUs free, rechecked every 0.1 s, unless HERD_DYNAMIC_THREADS=0. */
 int herd_default_threads(char *why, size_t cap);
 
 /* ---- tensor types (numbering is GGUF's / ggml's) --------------------------------------------- */

@@ -12,6 +12,7 @@
 #include "../model/lora.h"
 #include "../model/model.h"
 #include "../thread/cpus.h"
+#include "../thread/pool.h"
 #include "api_context.h"
 #include "api_tp.h"
 #include "herd.h"
@@ -28,7 +29,10 @@ struct herd_context {
 int herd_default_threads(char *why, size_t cap) {
     cpu_share s;
     cpus_share_read(NULL, NULL, &s);
-    if (why && cap) snprintf(why, cap, "%s", s.why);
+    if (why && cap)
+        snprintf(why, cap, "%s; %s", s.why,
+                 pool_dynamic_enabled() ? "in use: the CPUs other work leaves free (HERD_DYNAMIC_THREADS=0: all)"
+                                        : "all in use (HERD_DYNAMIC_THREADS=0)");
     return s.n_threads;
 }
 

@@ -227,8 +227,7 @@ thread_pool *pool_new(int n_threads) {
     p->n_cpus = sched_getaffinity(0, sizeof p->cpus, &p->cpus) == 0 ? CPU_COUNT(&p->cpus) : 0;
     p->spin_max = p->n_cpus > 0 && p->n_cpus < n_threads ? SPIN_MIN_NS : SPIN_MAX_NS;
     p->caller.budget = p->spin_max;
-    const char *dyn = getenv("HERD_DYNAMIC_THREADS");
-    p->dynamic = n_threads > 1 && p->n_cpus > 0 && !(dyn && !strcmp(dyn, "0"));
+    p->dynamic = n_threads > 1 && p->n_cpus > 0 && pool_dynamic_enabled();
     p->dyn_others = -1;
     atomic_store(&p->active, (uint32_t)n_threads);
     if (p->dynamic) dyn_update(p, now_ns()); /* the first window starts here */
@@ -278,6 +277,11 @@ void pool_free(thread_pool *p) {
 
 int pool_size(const thread_pool *p) {
     return p->n;
+}
+
+bool pool_dynamic_enabled(void) {
+    const char *dyn = getenv("HERD_DYNAMIC_THREADS");
+    return !(dyn && !strcmp(dyn, "0"));
 }
 
 int pool_active(const thread_pool *p) {

@@ -27,6 +27,7 @@
 #ifndef HERD_THREAD_POOL_H
 #define HERD_THREAD_POOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct thread_pool thread_pool;
@@ -39,6 +40,8 @@ void pool_free(thread_pool *p);
 int pool_size(const thread_pool *p);
 /* Threads in use now, 1 .. pool_size (see "Sharing the machine"). */
 int pool_active(const thread_pool *p);
+/* Whether new pools adapt the threads in use (HERD_DYNAMIC_THREADS unset or not "0"). */
+bool pool_dynamic_enabled(void);
 /* n_chunks < 2^31; 0 does nothing; 1, or a pool of one thread, runs on the caller. Not reentrant: one
  * job at a time per pool, issued from one thread. */
 void pool_for(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, void *arg);

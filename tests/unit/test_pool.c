@@ -273,8 +273,8 @@ static void test_dynamic(void) {
         return;
     }
     thread_pool *p = pool_new(n);
-    int a0 = jobs_until(p, never, 300);
-    CHECK(a0 >= 1 && a0 <= n, "alone: %d of %d threads in use", a0, n);
+    int a0 = jobs_until(p, all, 3000);
+    CHECK(a0 == n, "alone: %d of %d threads in use", a0, n);
     pid_t kids[16];
     for (int i = 0; i < n; i++)
         if ((kids[i] = fork()) == 0)

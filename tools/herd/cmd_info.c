@@ -1,6 +1,5 @@
 /* herd info MODEL [--tensors] [-c CTX [--kv-type T] [--kv-type-k T] [--kv-type-v T] [-b N] [-t N]] */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -69,9 +68,6 @@ int cmd_info(int argc, char **argv) {
     char why[256];
     int nth = herd_default_threads(why, sizeof why);
     printf("threads:         %d (default; %s)\n", nth, why);
-    const char *dyn = getenv("HERD_DYNAMIC_THREADS");
-    printf("                 in use: as many as other work leaves CPUs free, rechecked every 0.1 s (%s)\n",
-           dyn && !strcmp(dyn, "0") ? "off: HERD_DYNAMIC_THREADS=0" : "HERD_DYNAMIC_THREADS=0 turns it off");
     const char *git = herd_version_git();
     printf("herd:            %s%s%s%s\n", herd_version(), *git ? " (git " : "", git, *git ? ")" : "");
     int rc = want_mem && in.n_tensors > 0 ? print_memory(m, &c.ctx) : 0;
