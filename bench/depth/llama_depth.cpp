@@ -60,7 +60,11 @@ int main(int argc, char ** argv) {
     const int depth = atoi(argv[2]), n_gen = atoi(argv[3]), reps = atoi(argv[4]), threads = atoi(argv[5]);
     const std::string kv = argv[6];
     std::string fill = "chunked";
-    if (argc >= 9 && strcmp(argv[7], "--fill") == 0) fill = argv[8];
+    if (argc == 9 && strcmp(argv[7], "--fill") == 0) fill = argv[8];
+    else if (argc != 7) {
+        fprintf(stderr, "llama_depth: after KV_TYPE only --fill chunked|causal\n");
+        return 2;
+    }
     const int C = depth < 2048 ? depth : 2048; /* positions per chunk */
     if (depth < 1 || depth % C != 0 || n_gen < 1 || reps < 1 || threads < 1 || (fill != "chunked" && fill != "causal")) {
         fprintf(stderr, "llama_depth: DEPTH must be below 2048 or a multiple of it, N, R, THREADS positive, --fill chunked|causal\n");
