@@ -15,6 +15,7 @@
 #include "../thread/pool.h"
 #include "matmul.h"
 #include "ops.h"
+#include "relay.h"
 
 struct forward_state {
     const herd_model *m;
@@ -53,6 +54,8 @@ struct forward_state {
     float *lora_u;                 /* [LORA_MAX_OUTS][n_batch][lora_rank_max]: A x of each output, token, adapter */
     const forward_tp *tp;          /* tensor parallelism (forward_set_tp), or NULL in a single process */
     const forward_observer *obs;   /* the matmul inputs' observer (forward_set_observer), or NULL */
+    relay *relay;                  /* single-token steps carried by any running thread (relay.h), or NULL */
+    int relay_mode;                /* HERD_RELAY: 1 every eligible step, 0 none, -1 while the pool is contended */
 };
 
 /* Matrices that share one LoRA step (Q, K and V) */
@@ -97,7 +100,7 @@ uint64_t forward_scratch_bytes(const herd_model *m, int64_t n_seq, int64_t n_bat
     uint64_t b = f * sizeof(float);
     b += (uint64_t)nth * (uint64_t)tile_q * (2 * sizeof(void *) + sizeof(int64_t));
     b += (uint64_t)n_batch * (2 * sizeof(int64_t) + sizeof(int64_t) + sizeof(int32_t)) + (uint64_t)(n_seq + 2) * 8;
-    return b + (uint64_t)xq_bytes(m, n_batch);
+    return b + (uint64_t)xq_bytes(m, n_batch) + (nth > 1 ? relay_scratch_bytes(m, (int)nth) : 0);
 }
 
 int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t n_batch, int kv_type, int n_threads,
@@ -151,13 +154,20 @@ int forward_state_new(const herd_model *m, int64_t n_seq, int64_t n_ctx, int64_t
         return herd_err(HERD_E_NOMEM, "forward: out of memory for scratch buffers of a %lld-token batch",
                         (long long)n_batch);
     }
+    const char *rm = getenv("HERD_RELAY");
+    s->relay_mode = rm && !strcmp(rm, "1") ? 1 : rm && !strcmp(rm, "0") ? 0 : -1;
+    if (s->relay_mode != 0 && pool_size(s->pool) > 1) {
+        const relay_bufs rb = {m, &s->kv, s->pool, s->x, s->h, s->q, s->k, s->v, s->att, s->gate, s->up};
+        s->relay = relay_new(&rb); /* NULL (too deep a model): the plain pass */
+    }
     *out = s;
     return HERD_OK;
 }
 
 void forward_state_free(forward_state *s) {
     if (!s) return;
-    pool_free(s->pool);
+    pool_free(s->pool); /* first: no worker is in the relay after it */
+    relay_free(s->relay);
     kv_cache_free(&s->kv);
     free(s->x);
     free(s->h);
@@ -433,10 +443,7 @@ static void job_swiglu(void *arg, int ith, int nth) {
     forward_state *s = j->s;
     int64_t n = j->n * s->m->hp.n_ff, i0, i1;
     pool_range(n, ith, nth, &i0, &i1);
-    for (int64_t i = i0; i < i1; i++) {
-        float g = s->gate[i];
-        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
-    }
+    model_swiglu(s->gate + i0, s->up + i0, i1 - i0);
 }
 
 /* ---- the pass ---------------------------------------------------------------------------------- */
@@ -537,9 +544,36 @@ static int64_t micro_batches(const forward_state *s, int64_t n) {
     return k < 1 ? 1 : k > most ? most : k;
 }
 
+/* Whether this step goes through the relay (relay.h): one token, none of the features it does not carry,
+ * and the pool contended (or HERD_RELAY=1). */
+static bool use_relay(const forward_state *s, const int32_t *seq, int64_t n) {
+    if (n != 1 || !s->relay || s->tp || s->obs || s->m->shard_n > 1 || s->m->n_stages > 1) return false;
+    const int32_t sq = seq ? seq[0] : 0;
+    if (s->n_lora_seqs > 0 && s->lora_rank_max > 0 && sq >= 0 && sq < s->kv.n_seq && s->lora_n[sq] > 0) return false;
+    return s->relay_mode == 1 || pool_contended(s->pool);
+}
+
+/* One token through the relay: the same results as pass_part's. */
+static void relay_pass(forward_state *s, int32_t token, const int32_t *seq, const bool *want, float *out, bool hidden) {
+    const herd_model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    const int32_t sq = seq ? seq[0] : 0;
+    HERD_ASSERT(sq >= 0 && sq < s->kv.n_seq);
+    s->seq[0] = sq;
+    s->pos[0] = s->kv.n_past[sq]++;
+    HERD_ASSERT(s->pos[0] < s->kv.n_ctx);
+    kernels_type(m->tok_embd.type)->to_f32(m->tok_embd.data + (int64_t)token * m->tok_embd.row_bytes, s->x, hp->n_embd);
+    model_rope_cache(s->rope_cs, (float)s->pos[0], hp->head_dim, hp->rope_theta, hp->rope_freq_scale, m->rope_freqs);
+    relay_decode(s->relay, sq, s->pos[0], s->rope_cs, want && want[0] ? out : NULL, hidden);
+}
+
 static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
                          float *out, bool hidden) {
     HERD_ASSERT(n > 0 && n <= s->n_batch);
+    if (use_relay(s, seq, n)) {
+        relay_pass(s, tokens[0], seq, want, out, hidden);
+        return;
+    }
     const forward_tp *tp = s->tp;
     if (tp && tp->begin) tp->begin(tp->ctx, s, tokens, seq, n, want, hidden);
     const int64_t n_micro = micro_batches(s, n);

@@ -1,5 +1,8 @@
 #include "matmul.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "../base/log.h"
 #include "../kernels/kernels.h"
 #include "../kernels/packed.h"
@@ -96,12 +99,11 @@ static void convert_rows(void *arg, int ith, int nth) {
  * weight rows stream past it once per tile. */
 #define TOKEN_TILE 16
 
-/* Rows r0..r1 of one weight. */
-static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1) {
-    const weight *w = o->w;
+/* Rows r0..r1 of one weight; y: the output of row r0 (token t's at y + t * ldy). */
+static void rows_of(const mm_job *j, const weight *w, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     if (j->g) { /* each weight's own gemm: the weights may differ in type, sharing the packed layout */
         kernels_type(w->type)->gemm(w->n_in, r1 - r0, j->n_tok, w->data + r0 * w->row_bytes, w->row_bytes, j->xsrc, j->xq_row,
-                   o->y + r0, o->ldy);
+                   y, ldy);
         return;
     }
     const kernel_type_ops *ops = kernels_type(w->type);
@@ -109,9 +111,9 @@ static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1
         int64_t t1 = t0 + TOKEN_TILE < j->n_tok ? t0 + TOKEN_TILE : j->n_tok;
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wr = w->data + r * w->row_bytes;
-            for (int64_t t = t0; t < t1; t++) ops->dot(w->n_in, &o->y[t * o->ldy + r], wr, j->xsrc + t * j->xq_row);
+            for (int64_t t = t0; t < t1; t++) ops->dot(w->n_in, &y[t * ldy + r - r0], wr, j->xsrc + t * j->xq_row);
             if (w->row_scale) /* FP8: the dot carries the activation row's scale, this the weight row's */
-                for (int64_t t = t0; t < t1; t++) o->y[t * o->ldy + r] *= w->row_scale[r];
+                for (int64_t t = t0; t < t1; t++) y[t * ldy + r - r0] *= w->row_scale[r];
         }
     }
 }
@@ -127,26 +129,28 @@ static void rows_of(const mm_job *j, const matmul_out *o, int64_t r0, int64_t r1
 #define MM_CHUNKS_PER_THREAD 8
 #define MM_MIN_CHUNK_BYTES (64 * 1024)
 
-static void mm_chunk(void *arg, int64_t c, int ith) {
-    (void)ith;
-    mm_job *j = arg;
+/* Chunk c: into the weights' outputs, or (dst, one token) into dst, the chunk's rows of all the weights
+ * one after another. */
+static void mm_chunk_to(const mm_job *j, int64_t c, float *dst) {
     int64_t r0 = c * j->chunk, r1 = r0 + j->chunk < j->n_units ? r0 + j->chunk : j->n_units, base = 0;
-    if (j->pk) {
-        for (int i = 0; i < j->n_outs && base < r1; i++) {
-            const weight *w = j->outs[i].w;
-            int64_t n = w->n_out / PK_ROWS, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
-            if (a < b)
-                j->pk(w->n_in, b - a, j->n_tok, w->packed + a * pk_group_bytes(w->type, w->n_in), j->xsrc, j->xq_row,
-                      j->outs[i].y + a * PK_ROWS, j->outs[i].ldy);
-            base += n;
-        }
-        return;
-    }
+    const int64_t unit = j->pk ? PK_ROWS : 1;
     for (int i = 0; i < j->n_outs && base < r1; i++) {
-        int64_t n = j->outs[i].w->n_out, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
-        if (a < b) rows_of(j, &j->outs[i], a, b);
+        const weight *w = j->outs[i].w;
+        int64_t n = w->n_out / unit, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
+        if (a < b) {
+            float *y = dst ? dst + (base + a - r0) * unit : j->outs[i].y + a * unit;
+            if (j->pk)
+                j->pk(w->n_in, b - a, j->n_tok, w->packed + a * pk_group_bytes(w->type, w->n_in), j->xsrc, j->xq_row, y,
+                      j->outs[i].ldy);
+            else rows_of(j, w, y, j->outs[i].ldy, a, b);
+        }
         base += n;
     }
+}
+
+static void mm_chunk(void *arg, int64_t c, int ith) {
+    (void)ith;
+    mm_chunk_to(arg, c, NULL);
 }
 
 /* Cuts the job's rows (or groups) into chunks: sets j->n_units, j->chunk; returns the chunk count. */
@@ -212,4 +216,93 @@ void matmul(thread_pool *pool, const weight *w, const float *x, int64_t ldx, int
             void *xq) {
     matmul_out o = {w, y, ldy};
     matmul_multi(pool, &o, 1, x, ldx, n_tok, xq);
+}
+
+/* ---- one-token passes run chunk by chunk (the decode relay, model/relay.c) ------------------------ */
+
+struct matmul_pass {
+    mm_job j;            /* n_tok 1; xsrc, xq unset (each caller's own converted row) */
+    matmul_out outs[3];  /* the weights (y: where matmul_pass_commit copies to) */
+    int64_t n_chunks, chunk_floats, xq_bytes;
+};
+
+matmul_pass *matmul_pass_new(const matmul_out *outs, int n_outs, int nth, int per_thread) {
+    HERD_ASSERT(n_outs >= 1 && n_outs <= 3);
+    const weight *w0 = outs[0].w;
+    const kernel_type_ops *ops0 = kernels_type(w0->type);
+    HERD_ASSERT(ops0);
+    /* the choices matmul_multi makes for one token (no gemm below 2 tokens) */
+    pk_gemm_fn pk = w0->packed && kernels_row_bytes(ops0->vec_dot_type, w0->n_in) <= GEMM_ROW_MAX
+                        ? pk_gemm_for(w0->type, w0->n_in, w0->n_out) : NULL;
+    for (int i = 1; i < n_outs; i++) {
+        const kernel_type_ops *o = kernels_type(outs[i].w->type);
+        bool same_pk = pk ? outs[i].w->packed && outs[i].w->type == w0->type : !outs[i].w->packed;
+        if (o->vec_dot_type != ops0->vec_dot_type || outs[i].w->n_in != w0->n_in || outs[i].w->act_ub != w0->act_ub || !same_pk)
+            return NULL;
+    }
+    matmul_pass *mp = herd_xcalloc(1, sizeof *mp);
+    memcpy(mp->outs, outs, (size_t)n_outs * sizeof *outs);
+    mm_job *j = &mp->j;
+    *j = (mm_job){.outs = mp->outs, .n_outs = n_outs, .vd = kernels_type(ops0->vec_dot_type), .w0 = w0, .n_tok = 1, .pk = pk};
+    for (int i = 0; i < n_outs; i++) j->total_rows += outs[i].w->n_out;
+    if (pk) mp->xq_bytes = pk_x_bytes(w0->type, w0->n_in);
+    else if (ops0->vec_dot_type == HERD_TYPE_F32) mp->xq_bytes = w0->n_in * (int64_t)sizeof(float); /* a copy of x */
+    else mp->xq_bytes = kernels_row_bytes(ops0->vec_dot_type, w0->n_in);
+    j->xq_row = mp->xq_bytes;
+    const int64_t unit_bytes = pk ? pk_group_bytes(w0->type, w0->n_in) : w0->row_bytes, align = pk ? 1 : 16;
+    j->n_units = pk ? j->total_rows / PK_ROWS : j->total_rows;
+    int64_t min_units = (MM_MIN_CHUNK_BYTES / 4 + unit_bytes - 1) / unit_bytes;
+    min_units = (min_units + align - 1) / align * align;
+    int64_t n = pool_chunks(j->n_units, nth, per_thread, min_units);
+    j->chunk = (j->n_units + n - 1) / n;
+    j->chunk = (j->chunk + align - 1) / align * align;
+    mp->n_chunks = (j->n_units + j->chunk - 1) / j->chunk;
+    mp->chunk_floats = j->chunk * (pk ? PK_ROWS : 1);
+    return mp;
+}
+
+void matmul_pass_free(matmul_pass *mp) {
+    free(mp);
+}
+
+int64_t matmul_pass_chunks(const matmul_pass *mp) {
+    return mp->n_chunks;
+}
+
+int64_t matmul_pass_chunk_floats(const matmul_pass *mp) {
+    return mp->chunk_floats;
+}
+
+int64_t matmul_pass_xq_bytes(const matmul_pass *mp) {
+    return mp->xq_bytes;
+}
+
+void matmul_pass_convert(const matmul_pass *mp, const float *x, void *xq) {
+    if (mp->j.vd->type == HERD_TYPE_F32 && !mp->j.pk) {
+        memcpy(xq, x, (size_t)mp->xq_bytes);
+        return;
+    }
+    mm_job j = mp->j;
+    j.x = x;
+    j.ldx = j.w0->n_in;
+    j.xq = xq;
+    convert_range(&j, 0, 1);
+}
+
+void matmul_pass_chunk(const matmul_pass *mp, int64_t c, const void *xq, float *dst) {
+    mm_job j = mp->j;
+    j.xsrc = xq;
+    mm_chunk_to(&j, c, dst);
+}
+
+void matmul_pass_commit(const matmul_pass *mp, int64_t c, const float *src, float *y0) {
+    const mm_job *j = &mp->j;
+    const int64_t unit = j->pk ? PK_ROWS : 1;
+    int64_t r0 = c * j->chunk, r1 = r0 + j->chunk < j->n_units ? r0 + j->chunk : j->n_units, base = 0;
+    for (int i = 0; i < j->n_outs && base < r1; i++) {
+        int64_t n = j->outs[i].w->n_out / unit, a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
+        float *y = i == 0 && y0 ? y0 : j->outs[i].y;
+        if (a < b) memcpy(y + a * unit, src + (base + a - r0) * unit, (size_t)((b - a) * unit) * sizeof(float));
+        base += n;
+    }
 }

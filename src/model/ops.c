@@ -50,3 +50,10 @@ void model_rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float *
         }
     }
 }
+
+void model_swiglu(float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}

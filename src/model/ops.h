@@ -22,4 +22,7 @@ void model_rope_cache(float *cs, float pos, int64_t head_dim, float base, float 
  * stored at (2i, 2i+1) (see forward.c). */
 void model_rope_apply(float *x, int64_t n_heads, int64_t head_dim, const float *cs, bool half_split);
 
+/* gate[i] = silu(gate[i]) * up[i] for i < n: g / (1 + exp(-g)) * u in float, as ggml's swiglu. */
+void model_swiglu(float *gate, const float *up, int64_t n);
+
 #endif

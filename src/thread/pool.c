@@ -100,8 +100,14 @@ struct thread_pool {
     _Atomic bool stop;
     int64_t spin_max;      /* SPIN_MAX_NS, or SPIN_MIN_NS with fewer CPUs than threads */
     spin_state caller;     /* the caller's (one caller at a time) */
-    /* threads in use: workers ith >= active sleep on it (futex word); 1 = jobs run on the caller */
+    /* threads in use; 1 = jobs run on the caller. Workers ith >= active sleep on kick (futex word), which
+     * changes with active and with every team job */
     _Atomic uint32_t active;
+    _Atomic uint32_t kick;
+    /* team jobs (pool_team): the function every thread runs, set once; team_seq counts the jobs */
+    pool_team_fn team_fn;
+    void *team_arg;
+    _Atomic uint32_t team_seq;
     bool dynamic;          /* HERD_DYNAMIC_THREADS unset or not "0" */
     cpu_set_t cpus;        /* the affinity mask at pool_new */
     int n_cpus;
@@ -195,14 +201,28 @@ static void work(thread_pool *p, uint32_t g, int ith) {
     }
 }
 
+/* Whether worker ith, having run team jobs up to seen_team, may sleep on kick: out of use, no team job
+ * waiting, not stopping. */
+static bool idle_out_of_use(thread_pool *p, int ith, uint32_t seen_team) {
+    return atomic_load(&p->active) <= (uint32_t)ith && atomic_load(&p->team_seq) == seen_team && !atomic_load(&p->stop);
+}
+
 static void *worker_main(void *arg) {
     worker *self = arg;
     thread_pool *p = self->pool;
-    uint32_t seen = 0;
+    uint32_t seen = 0, seen_team = 0;
     spin_state st = {.budget = p->spin_max};
     for (;;) {
-        uint32_t a;
-        while ((a = atomic_load(&p->active)) <= (uint32_t)self->ith && !atomic_load(&p->stop)) futex(&p->active, FUTEX_WAIT, a);
+        for (uint32_t k; idle_out_of_use(p, self->ith, seen_team);) {
+            k = atomic_load(&p->kick);
+            if (idle_out_of_use(p, self->ith, seen_team)) futex(&p->kick, FUTEX_WAIT, k);
+        }
+        uint32_t ts = atomic_load(&p->team_seq);
+        if (ts != seen_team && !atomic_load(&p->stop)) { /* a team job (every thread, in use or not) */
+            seen_team = ts;
+            p->team_fn(p->team_arg, self->ith);
+            continue; /* a job published meanwhile: gen != seen, joined at once */
+        }
         int64_t t0 = now_ns();
         if (!spin_while_eq(&p->gen, seen, spin_budget(&st))) {
             atomic_fetch_add(&p->sleepers, 1);
@@ -212,6 +232,7 @@ static void *worker_main(void *arg) {
         }
         seen = atomic_load(&p->gen);
         if (atomic_load(&p->stop)) return NULL;
+        if (atomic_load(&p->team_seq) != seen_team) continue; /* the team job first */
         if (atomic_load(&p->active) <= (uint32_t)self->ith) continue; /* out of use since: the others do it */
         work(p, seen, self->ith);
     }
@@ -265,8 +286,8 @@ static uint32_t publish(thread_pool *p) {
 void pool_free(thread_pool *p) {
     if (!p) return;
     atomic_store(&p->stop, true);
-    atomic_store(&p->active, (uint32_t)p->n);
-    futex(&p->active, FUTEX_WAKE, INT_MAX);
+    atomic_fetch_add(&p->kick, 1);
+    futex(&p->kick, FUTEX_WAKE, INT_MAX);
     atomic_store(&p->n_chunks, 0);
     publish(p);
     for (int i = 1; i < p->n; i++) pthread_join(p->w[i].th, NULL);
@@ -309,7 +330,8 @@ static void dyn_update(thread_pool *p, int64_t t) {
         else k = (uint32_t)cpus_free_threads(p->n, p->n_cpus, p->dyn_others);
         if (k != was) {
             atomic_store(&p->active, k);
-            if (k > was) futex(&p->active, FUTEX_WAKE, INT_MAX);
+            atomic_fetch_add(&p->kick, 1);
+            if (k > was) futex(&p->kick, FUTEX_WAKE, INT_MAX);
         }
     }
     p->dyn_t0 = t;
@@ -318,13 +340,17 @@ static void dyn_update(thread_pool *p, int64_t t) {
     p->dyn_total0 = total;
 }
 
-static void run_job(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, pool_fn rf, void *arg) {
-    HERD_ASSERT(n_chunks >= 0 && n_chunks < INT_MAX);
-    if (n_chunks == 0) return;
+static void dyn_maybe_update(thread_pool *p) {
     if (p->dynamic) {
         int64_t t = now_ns();
         if (t - p->dyn_t0 >= (p->dyn_others < 0 ? DYN_FIRST_NS : DYN_WINDOW_NS)) dyn_update(p, t);
     }
+}
+
+static void run_job(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, pool_fn rf, void *arg) {
+    HERD_ASSERT(n_chunks >= 0 && n_chunks < INT_MAX);
+    if (n_chunks == 0) return;
+    dyn_maybe_update(p);
     if (p->n == 1 || n_chunks == 1 || atomic_load(&p->active) == 1) {
         for (int64_t c = 0; c < n_chunks; c++) rf ? rf(arg, (int)c, p->n) : fn(arg, c, 0);
         return;
@@ -355,6 +381,32 @@ void pool_for(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, void *arg) {
 
 void pool_run(thread_pool *p, pool_fn fn, void *arg) {
     run_job(p, p->n, NULL, fn, arg);
+}
+
+void pool_set_team(thread_pool *p, pool_team_fn fn, void *arg) {
+    HERD_ASSERT(atomic_load(&p->team_seq) == 0);
+    p->team_fn = fn;
+    p->team_arg = arg;
+}
+
+void pool_team(thread_pool *p) {
+    HERD_ASSERT(p->team_fn);
+    dyn_maybe_update(p);
+    if (p->n > 1) {
+        atomic_fetch_add(&p->team_seq, 1);
+        /* workers in use wait on gen: an empty job wakes them (its claim words closed) */
+        atomic_store(&p->n_chunks, 0);
+        publish(p);
+        if (atomic_load(&p->active) < (uint32_t)p->n) {
+            atomic_fetch_add(&p->kick, 1);
+            futex(&p->kick, FUTEX_WAKE, INT_MAX);
+        }
+    }
+    p->team_fn(p->team_arg, 0);
+}
+
+bool pool_contended(const thread_pool *p) {
+    return p->n_cpus > 1 && atomic_load(&p->active) < (uint32_t)p->n;
 }
 
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {

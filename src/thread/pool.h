@@ -33,6 +33,7 @@
 typedef struct thread_pool thread_pool;
 typedef void (*pool_fn)(void *arg, int ith, int nth);
 typedef void (*pool_chunk_fn)(void *arg, int64_t chunk, int ith);
+typedef void (*pool_team_fn)(void *arg, int ith);
 
 /* n_threads >= 1 (1 means: run everything on the caller). NULL with a message on failure. */
 thread_pool *pool_new(int n_threads);
@@ -46,6 +47,18 @@ bool pool_dynamic_enabled(void);
  * job at a time per pool, issued from one thread. */
 void pool_for(thread_pool *p, int64_t n_chunks, pool_chunk_fn fn, void *arg);
 void pool_run(thread_pool *p, pool_fn fn, void *arg);
+
+/* Team jobs: pool_team(p) runs fn(arg, ith) (set once with pool_set_team, before the first) on the caller
+ * (ith 0) and on every worker, in use or not, and returns when the caller's call returns, without waiting
+ * for the workers': fn decides among its callers who does what (model/relay.c: a decode step that any
+ * running thread carries forward). A worker may enter fn late, after pool_team returned, even after the
+ * next pool_team or pool_for began: fn must then find nothing to do and return. */
+void pool_set_team(thread_pool *p, pool_team_fn fn, void *arg);
+void pool_team(thread_pool *p);
+/* Whether other work leaves fewer CPUs free than the pool has threads (pool_active < pool_size) on a
+ * machine of several CPUs: a team of threads then gets more of the CPUs than one thread would. (On one
+ * CPU, taskset -c 0, the threads only take turns: one thread is as fast.) */
+bool pool_contended(const thread_pool *p);
 
 /* The [*begin, *end) share of n items for thread ith of nth (contiguous, sizes differ by <= 1). */
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);

@@ -3,7 +3,8 @@
 # dynamically, each output computed by one thread in one order): the logits of a prompt and the greedy
 # ids of a continuation are bit-identical with 1, 2, 3 and 4 threads, and again with 2 and 4 threads
 # next to a busy-loop process that takes cores away from them at random moments (every thread kept in
-# use by HERD_DYNAMIC_THREADS=0, and 4 threads as the pool chooses, src/thread/pool.h). Models: q8_0 (the
+# use by HERD_DYNAMIC_THREADS=0, 4 threads as the pool chooses, src/thread/pool.h, and 4 threads with every
+# decode step through the relay, HERD_RELAY=1, src/model/relay.h). Models: q8_0 (the
 # packed kernels), q4_k (packed K-quant) and f16 (per-row dots in decode, the gemm in the prompt), wide
 # enough that every matmul is cut into many chunks. Also: the default thread count honours the
 # affinity mask (`taskset -c 0 herd info` says 1), and an idle server uses no CPU (its pool sleeps).
@@ -33,8 +34,10 @@ for type in q8_0 q4_k f16; do
     # neighbour), then as the pool chooses
     for t in 2 4; do HERD_DYNAMIC_THREADS=0 run_all "$type-busy-t$t" "$t" "$m"; done
     run_all "$type-busy-dyn-t4" 4 "$m"
+    # every decode step through the relay (src/model/relay.h: the step carried by any running thread)
+    HERD_RELAY=1 run_all "$type-busy-relay-t4" 4 "$m"
     kill "$busy"; wait "$busy" 2>/dev/null; busy=""
-    for tag in t2 t3 t4 busy-t2 busy-t4 busy-dyn-t4; do
+    for tag in t2 t3 t4 busy-t2 busy-t4 busy-dyn-t4 busy-relay-t4; do
         cmp -s "$TMP/$type-t1.bin" "$TMP/$type-$tag.bin" || die "$type: logits with $tag differ from 1 thread"
         cmp -s "$TMP/$type-t1.ids" "$TMP/$type-$tag.ids" || die "$type: greedy ids with $tag differ: $(cat "$TMP/$type-$tag.ids") vs $(cat "$TMP/$type-t1.ids")"
     done
