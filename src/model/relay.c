@@ -207,12 +207,12 @@ static int64_t priv_bytes(const priv_sizes *z) {
 }
 
 uint64_t relay_scratch_bytes(const herd_model *m, int n_threads) {
-    /* an upper bound: the largest chunk of any pass is at most its rows / threads, the logits' */
+    /* an upper bound: a chunk's outputs are at most its pass's rows (the logits', or gate and up) */
     const model_hparams *hp = &m->hp;
     int64_t nth = n_threads < 1 ? 1 : n_threads, kv_dim = hp->n_head_kv * hp->head_dim;
-    int64_t per = max64(max64(2 * hp->n_embd, hp->n_head * hp->head_dim + kv_dim), SWIGLU_CHUNK);
-    per = max64(per, max64(hp->n_vocab, 3 * hp->n_ff) / nth + 256);
-    int64_t bytes = per * 4 + 3 * kv_dim * 4 + 4 * max64(hp->n_ff, hp->n_embd) + 4096 +
+    int64_t per = max64(max64(2 * hp->n_embd, hp->n_head * hp->head_dim + 2 * kv_dim), SWIGLU_CHUNK);
+    per = max64(per, max64(hp->n_vocab, 2 * hp->n_ff));
+    int64_t bytes = per * 4 + 2 * kv_dim * 4 + 4 * max64(hp->n_ff, hp->n_embd) + 4 * 64 +
                     kernels_attn_scratch_floats(hp->head_dim, hp->n_head / hp->n_head_kv) * 4;
     return (uint64_t)(nth * bytes) + (uint64_t)max_phases(m) * sizeof(phase) + sizeof(relay);
 }

@@ -19,8 +19,9 @@
  * (pool_active). A caller-driven pool gains nothing from a thread that has no core of its own: only the
  * caller issues the next job, so next to busy processes a second thread mostly waits for the first's
  * time slices (2 cores, 2 busy loops: 2 threads decoded at ~50 % of one uncontended thread, 1 thread at
- * ~70 %). Results do not change: every job's outputs are computed as with all threads (see above).
- * HERD_DYNAMIC_THREADS=0 keeps every thread in use.
+ * ~70 %). Team jobs (below) are how every thread still helps then: model/relay.c runs a decode step that
+ * way while the pool is contended (pool_contended). Results do not change: every job's outputs are
+ * computed as with all threads (see above). HERD_DYNAMIC_THREADS=0 keeps every thread in use.
  *
  * pool_run(p, fn, arg) is the (ith, nth) form: fn(arg, i, nth) for i < nth = pool_size, each i once,
  * on any thread (use i, not the calling thread, to pick per-share scratch); see pool_range(). */
