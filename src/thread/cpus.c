@@ -130,14 +130,16 @@ int cpus_default_threads(void) {
     return default_threads;
 }
 
-bool cpus_stat_read(const char *stat_path, const cpu_set_t *set, uint64_t *busy, uint64_t *total) {
+bool cpus_stat_read(const char *stat_path, const cpu_set_t *set, uint64_t *busy, uint64_t *total, int *running) {
     FILE *f = fopen(stat_path ? stat_path : "/proc/stat", "r");
     if (!f) return false;
     char line[512];
     uint64_t b = 0, t = 0;
     int found = 0;
+    if (running) *running = -1;
     while (fgets(line, sizeof line, f)) {
-        int cpu = -1, at = 0;
+        int cpu = -1, at = 0, r = 0;
+        if (running && sscanf(line, "procs_running %d", &r) == 1 && r >= 0) *running = r;
         /* "cpuN user nice system idle iowait irq softirq steal ..." ("cpu " is the sum: skipped) */
         if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9' || sscanf(line + 3, "%d%n", &cpu, &at) != 1) continue;
         if (set && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, set))) continue;

@@ -31,8 +31,9 @@ int cpus_default_threads(void);
 /* Time the CPUs of a set spent busy (user, nice, system, irq, softirq, steal: a steal tick is a tick another
  * virtual machine took) and in all (busy + idle + iowait), in clock ticks since boot, summed over the
  * "cpuN" lines of stat_path (NULL: /proc/stat) whose N is in set (NULL: every line). false if the file
- * cannot be read or names none of the set's CPUs. */
-bool cpus_stat_read(const char *stat_path, const cpu_set_t *set, uint64_t *busy, uint64_t *total);
+ * cannot be read or names none of the set's CPUs. running (if not NULL): the file's procs_running, the
+ * threads runnable on the whole machine at that instant (this one included), or -1 if it has none. */
+bool cpus_stat_read(const char *stat_path, const cpu_set_t *set, uint64_t *busy, uint64_t *total, int *running);
 
 /* How many of n threads to run when other work keeps others_cpus of the n_cpus CPUs a process may use
  * busy (on average: their busy time less the process's own): the CPUs it leaves free, rounded to

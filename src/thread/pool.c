@@ -114,6 +114,8 @@ struct thread_pool {
     int64_t dyn_t0, dyn_own0; /* the window's start: wall ns, process CPU ns */
     uint64_t dyn_busy0, dyn_total0;
     double dyn_others;     /* smoothed CPUs' worth of other work; < 0: no window yet */
+    double dyn_running;    /* smoothed count of other runnable threads (procs_running); < 0: none yet */
+    _Atomic bool crowded;  /* every CPU of the mask has another runnable thread (pool_contended) */
 };
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
@@ -250,6 +252,7 @@ thread_pool *pool_new(int n_threads) {
     p->caller.budget = p->spin_max;
     p->dynamic = n_threads > 1 && p->n_cpus > 0 && pool_dynamic_enabled();
     p->dyn_others = -1;
+    p->dyn_running = -1;
     atomic_store(&p->active, (uint32_t)n_threads);
     if (p->dynamic) dyn_update(p, now_ns()); /* the first window starts here */
     p->claim_mem = herd_xcalloc((size_t)n_threads + 1, sizeof *p->claim); /* + 1: room to align */
@@ -312,8 +315,9 @@ int pool_active(const thread_pool *p) {
 /* The caller, every DYN_WINDOW_NS: threads in use from the CPUs other work left free (see DYN_WINDOW_NS). */
 static void dyn_update(thread_pool *p, int64_t t) {
     uint64_t busy, total;
+    int running;
     struct timespec ts;
-    if (!cpus_stat_read(NULL, &p->cpus, &busy, &total) || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) {
+    if (!cpus_stat_read(NULL, &p->cpus, &busy, &total, &running) || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) {
         p->dynamic = false; /* no /proc: every thread, always */
         return;
     }
@@ -328,6 +332,14 @@ static void dyn_update(thread_pool *p, int64_t t) {
         uint32_t was = atomic_load(&p->active), k = (uint32_t)cpus_free_threads(p->n, p->n_cpus, others);
         if (k > was) p->dyn_others = others;
         else k = (uint32_t)cpus_free_threads(p->n, p->n_cpus, p->dyn_others);
+        /* other runnable threads: procs_running (the whole machine's) less the caller and the workers in use
+         * and not asleep */
+        if (running >= 0) {
+            int awake = (int)was - 1 - atomic_load(&p->sleepers);
+            double o = (double)(running - 1 - (awake > 0 ? awake : 0));
+            p->dyn_running = p->dyn_running < 0 ? o : 0.5 * p->dyn_running + 0.5 * o;
+            atomic_store(&p->crowded, p->dyn_running >= (double)p->n_cpus - 0.5);
+        }
         if (k != was) {
             atomic_store(&p->active, k);
             atomic_fetch_add(&p->kick, 1);
@@ -406,7 +418,7 @@ void pool_team(thread_pool *p) {
 }
 
 bool pool_contended(const thread_pool *p) {
-    return p->n_cpus > 1 && atomic_load(&p->active) < (uint32_t)p->n;
+    return p->n_cpus > 1 && atomic_load(&p->active) < (uint32_t)p->n && atomic_load(&p->crowded);
 }
 
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {

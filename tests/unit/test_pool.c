@@ -8,7 +8,8 @@
  *     (v2 cpu.max along the path, v1 cfs_quota_us / cfs_period_us, hybrid unified/, no limit);
  *   - threads in use follow other work: next to as many busy-loop processes as CPUs the pool drops to
  *     fewer threads, and returns to all of them once they stop; HERD_DYNAMIC_THREADS=0 keeps all;
- *     /proc/stat's per-CPU lines read for a CPU set (fake file), the free-thread rule. */
+ *     /proc/stat's per-CPU lines and procs_running read for a CPU set (fake file), the free-thread rule;
+ *     the pool sees itself contended (pool_contended: the decode relay's switch) next to them, not after. */
 #include <signal.h>
 #include <sys/wait.h>
 #include <dirent.h>
@@ -220,19 +221,23 @@ static void test_stat_read(void) {
         "cpu1 10 20 30 400 50 60 70 80 0 0\n"
         "cpuX 1 1 1 1\n"
         "cpu2 1000 0 0 1000\n" /* an old kernel's 4 fields */
-        "intr 12345 1 2 3\n");
+        "intr 12345 1 2 3\n"
+        "procs_running 3\n");
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(1, &set);
     uint64_t b = 0, t = 0;
-    CHECK(cpus_stat_read(path, &set, &b, &t) && b == 10 + 20 + 30 + 60 + 70 + 80 && t == b + 400 + 50,
-          "cpu1: busy %llu total %llu", (unsigned long long)b, (unsigned long long)t);
-    CHECK(cpus_stat_read(path, NULL, &b, &t) && b == (1 + 2 + 3 + 6 + 7 + 8) + 270 + 1000 && t == b + 45 + 450 + 1000,
+    int run = 0;
+    CHECK(cpus_stat_read(path, &set, &b, &t, &run) && b == 10 + 20 + 30 + 60 + 70 + 80 && t == b + 400 + 50 && run == 3,
+          "cpu1: busy %llu total %llu running %d", (unsigned long long)b, (unsigned long long)t, run);
+    CHECK(cpus_stat_read(path, NULL, &b, &t, NULL) && b == (1 + 2 + 3 + 6 + 7 + 8) + 270 + 1000 && t == b + 45 + 450 + 1000,
           "all CPUs: busy %llu total %llu", (unsigned long long)b, (unsigned long long)t);
     CPU_ZERO(&set);
     CPU_SET(5, &set);
-    CHECK(!cpus_stat_read(path, &set, &b, &t), "a set none of whose CPUs the file names");
-    CHECK(!cpus_stat_read("/nonexistent/stat", NULL, &b, &t), "no file");
+    CHECK(!cpus_stat_read(path, &set, &b, &t, &run), "a set none of whose CPUs the file names");
+    CHECK(!cpus_stat_read("/nonexistent/stat", NULL, &b, &t, NULL), "no file");
+    put(dir, "stat", "cpu0 1 2 3 40 5 6 7 8 0 0\n");
+    CHECK(cpus_stat_read(path, NULL, &b, &t, &run) && run == -1, "no procs_running line: %d", run);
     remove(path);
     rmdir(dir);
     CHECK(cpus_free_threads(2, 2, 0) == 2 && cpus_free_threads(2, 2, 0.4) == 2 && cpus_free_threads(2, 2, 0.6) == 1 &&
@@ -246,6 +251,19 @@ static void tiny_chunk(void *arg, int64_t c, int ith) {
     volatile double x = 0;
     for (int i = 0; i < 2000; i++) x += i * 1e-9;
     atomic_fetch_add((_Atomic int64_t *)arg, 1);
+}
+
+/* Runs small jobs on p until pool_contended(p) == want or ms pass; the last pool_contended. */
+static bool contended_within(thread_pool *p, bool want, int ms) {
+    _Atomic int64_t count = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        pool_for(p, 64, tiny_chunk, &count);
+        bool c = pool_contended(p);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (c == want || (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms) return c;
+    }
 }
 
 /* Runs small jobs on p until pool_active(p) satisfies want(active, n) or ms pass; the last active. */
@@ -282,6 +300,8 @@ static void test_dynamic(void) {
             }
     int a1 = jobs_until(p, fewer, 3000);
     CHECK(a1 < n, "next to %d busy processes on %d CPUs: %d threads in use (fewer than %d)", n, n, a1, n);
+    bool crowded = contended_within(p, true, 3000);
+    CHECK(crowded, "next to %d busy processes on %d CPUs: the pool does not see itself contended", n, n);
     setenv("HERD_DYNAMIC_THREADS", "0", 1);
     thread_pool *q = pool_new(n);
     int a2 = jobs_until(q, never, 300);
@@ -292,6 +312,7 @@ static void test_dynamic(void) {
     for (int i = 0; i < n; i++) waitpid(kids[i], NULL, 0);
     int a3 = jobs_until(p, all, 3000);
     CHECK(a3 == n, "after they stop: %d of %d threads in use", a3, n);
+    CHECK(!contended_within(p, false, 3000), "after they stop: the pool still sees itself contended");
     printf("dynamic threads on %d CPUs: alone %d, next to %d busy loops %d, after %d\n", n, a0, n, a1, a3);
     pool_free(p);
 }
