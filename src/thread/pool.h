@@ -56,9 +56,12 @@ void pool_run(thread_pool *p, pool_fn fn, void *arg);
  * next pool_team or pool_for began: fn must then find nothing to do and return. */
 void pool_set_team(thread_pool *p, pool_team_fn fn, void *arg);
 void pool_team(thread_pool *p);
-/* Whether other work leaves fewer CPUs free than the pool has threads (pool_active < pool_size) on a
- * machine of several CPUs: a team of threads then gets more of the CPUs than one thread would. (On one
- * CPU, taskset -c 0, the threads only take turns: one thread is as fast.) */
+/* Whether other work takes every CPU: it leaves fewer CPUs free than the pool has threads (pool_active <
+ * pool_size), several CPUs are in the mask, and each has another runnable thread (/proc/stat's
+ * procs_running, less the pool's own awake threads, smoothed; it counts the whole machine). Only then
+ * does a team of threads get more CPU than one thread: with a CPU free one thread has a core to itself
+ * (2 cores, 1 busy loop: one thread 103 % of its speed alone, a team of two 76 %), and on one CPU
+ * (taskset -c 0) threads only take turns. */
 bool pool_contended(const thread_pool *p);
 
 /* The [*begin, *end) share of n items for thread ith of nth (contiguous, sizes differ by <= 1). */
