@@ -154,13 +154,13 @@ static void mm_chunk(void *arg, int64_t c, int ith) {
 }
 
 /* Cuts the job's rows (or groups) into chunks: sets j->n_units, j->chunk; returns the chunk count. */
-static int64_t mm_plan(mm_job *j, int nth) {
+static int64_t mm_plan(mm_job *j, int nth, int per_thread, int64_t min_bytes) {
     const weight *w0 = j->w0;
     int64_t unit_bytes = j->pk ? pk_group_bytes(w0->type, w0->n_in) : w0->row_bytes, align = j->pk ? 1 : 16;
     j->n_units = j->pk ? j->total_rows / PK_ROWS : j->total_rows;
-    int64_t min_units = (MM_MIN_CHUNK_BYTES + unit_bytes - 1) / unit_bytes;
+    int64_t min_units = (min_bytes + unit_bytes - 1) / unit_bytes;
     min_units = (min_units + align - 1) / align * align;
-    int64_t n = pool_chunks(j->n_units, nth, MM_CHUNKS_PER_THREAD, min_units);
+    int64_t n = pool_chunks(j->n_units, nth, per_thread, min_units);
     j->chunk = (j->n_units + n - 1) / n;
     j->chunk = (j->chunk + align - 1) / align * align;
     return (j->n_units + j->chunk - 1) / j->chunk;
@@ -209,7 +209,7 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
         else pool_run(pool, convert_rows, &j);
         j.xsrc = xq;
     }
-    pool_for(pool, mm_plan(&j, pool_size(pool)), mm_chunk, &j);
+    pool_for(pool, mm_plan(&j, pool_size(pool), MM_CHUNKS_PER_THREAD, MM_MIN_CHUNK_BYTES), mm_chunk, &j);
 }
 
 void matmul(thread_pool *pool, const weight *w, const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy,
@@ -249,14 +249,7 @@ matmul_pass *matmul_pass_new(const matmul_out *outs, int n_outs, int nth, int pe
     else if (ops0->vec_dot_type == HERD_TYPE_F32) mp->xq_bytes = w0->n_in * (int64_t)sizeof(float); /* a copy of x */
     else mp->xq_bytes = kernels_row_bytes(ops0->vec_dot_type, w0->n_in);
     j->xq_row = mp->xq_bytes;
-    const int64_t unit_bytes = pk ? pk_group_bytes(w0->type, w0->n_in) : w0->row_bytes, align = pk ? 1 : 16;
-    j->n_units = pk ? j->total_rows / PK_ROWS : j->total_rows;
-    int64_t min_units = (MM_MIN_CHUNK_BYTES / 4 + unit_bytes - 1) / unit_bytes;
-    min_units = (min_units + align - 1) / align * align;
-    int64_t n = pool_chunks(j->n_units, nth, per_thread, min_units);
-    j->chunk = (j->n_units + n - 1) / n;
-    j->chunk = (j->chunk + align - 1) / align * align;
-    mp->n_chunks = (j->n_units + j->chunk - 1) / j->chunk;
+    mp->n_chunks = mm_plan(j, nth, per_thread, MM_MIN_CHUNK_BYTES / 4);
     mp->chunk_floats = j->chunk * (pk ? PK_ROWS : 1);
     return mp;
 }

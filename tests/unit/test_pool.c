@@ -253,31 +253,44 @@ static void tiny_chunk(void *arg, int64_t c, int ith) {
     atomic_fetch_add((_Atomic int64_t *)arg, 1);
 }
 
-/* Runs small jobs on p until pool_contended(p) == want or ms pass; the last pool_contended. */
-static bool contended_within(thread_pool *p, bool want, int ms) {
+/* Runs small jobs on p until done(p) or ms pass; whether done(p) held. */
+static bool jobs_until_p(thread_pool *p, bool (*done)(thread_pool *, const void *), const void *arg, int ms) {
     _Atomic int64_t count = 0;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         pool_for(p, 64, tiny_chunk, &count);
-        bool c = pool_contended(p);
+        if (done(p, arg)) return true;
         clock_gettime(CLOCK_MONOTONIC, &t);
-        if (c == want || (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms) return c;
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms) return false;
     }
+}
+
+typedef struct {
+    bool (*want)(int, int);
+} active_want;
+
+static bool active_is(thread_pool *p, const void *arg) {
+    return ((const active_want *)arg)->want(pool_active(p), pool_size(p));
+}
+
+static bool contended_is(thread_pool *p, const void *want) {
+    return pool_contended(p) == *(const bool *)want;
 }
 
 /* Runs small jobs on p until pool_active(p) satisfies want(active, n) or ms pass; the last active. */
 static int jobs_until(thread_pool *p, bool (*want)(int, int), int ms) {
-    _Atomic int64_t count = 0;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        pool_for(p, 64, tiny_chunk, &count);
-        int a = pool_active(p);
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if (want(a, pool_size(p)) || (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms) return a;
-    }
+    const active_want w = {want};
+    jobs_until_p(p, active_is, &w, ms);
+    return pool_active(p);
 }
+
+/* Runs small jobs on p until pool_contended(p) == want or ms pass; the last pool_contended. */
+static bool contended_within(thread_pool *p, bool want, int ms) {
+    jobs_until_p(p, contended_is, &want, ms);
+    return pool_contended(p);
+}
+
 static bool fewer(int a, int n) { return a < n; }
 static bool all(int a, int n) { return a == n; }
 static bool never(int a, int n) { return false; }
