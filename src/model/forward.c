@@ -450,6 +450,26 @@ static void job_swiglu(void *arg, int ith, int nth) {
 
 #define PP_MIN_MICRO 32 /* tokens per pipeline micro-batch, at least (a smaller batch is one part) */
 
+/* Token t of the pass, of sequence sq, takes the sequence's next position. */
+static void take_position(forward_state *s, int64_t t, int32_t sq) {
+    HERD_ASSERT(sq >= 0 && sq < s->kv.n_seq);
+    s->seq[t] = sq;
+    s->pos[t] = s->kv.n_past[sq]++;
+    HERD_ASSERT(s->pos[t] < s->kv.n_ctx);
+}
+
+/* Token t's RoPE cos/sin at its position, and its embedding into x unless token < 0 (a pipeline stage after
+ * the first receives x instead). */
+static void token_inputs(forward_state *s, int64_t t, int32_t token) {
+    const herd_model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    if (token >= 0)
+        kernels_type(m->tok_embd.type)->to_f32(m->tok_embd.data + (int64_t)token * m->tok_embd.row_bytes,
+                                               s->x + t * hp->n_embd, hp->n_embd);
+    model_rope_cache(s->rope_cs + t * hp->head_dim, (float)s->pos[t], hp->head_dim, hp->rope_theta, hp->rope_freq_scale,
+                     m->rope_freqs);
+}
+
 /* The pass over n tokens on this rank's layers (all of them but in a pipeline stage); out gets the rows
  * asked for, on the last stage. */
 static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
@@ -457,24 +477,13 @@ static void pass_part(forward_state *s, const int32_t *tokens, const int32_t *se
     const herd_model *m = s->m;
     const model_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
-    const kernel_type_ops *emb = kernels_type(m->tok_embd.type);
 
     /* positions: each token takes the next position of its sequence */
-    for (int64_t t = 0; t < n; t++) {
-        int32_t sq = seq ? seq[t] : 0;
-        HERD_ASSERT(sq >= 0 && sq < s->kv.n_seq);
-        s->seq[t] = sq;
-        s->pos[t] = s->kv.n_past[sq]++;
-        HERD_ASSERT(s->pos[t] < s->kv.n_ctx);
-    }
+    for (int64_t t = 0; t < n; t++) take_position(s, t, seq ? seq[t] : 0);
     const forward_tp *tp = s->tp;
     const bool piped = tp && tp->n_stages > 1, first = !piped || tp->first_stage, last = !piped || tp->last_stage;
     if (!first) tp->recv_x(tp->ctx, s->x, n); /* pipeline: the previous stage's residual stream */
-    for (int64_t t = 0; t < n; t++) {
-        if (first) emb->to_f32(m->tok_embd.data + (int64_t)tokens[t] * m->tok_embd.row_bytes, s->x + t * E, E);
-        model_rope_cache(s->rope_cs + t * hp->head_dim, (float)s->pos[t], hp->head_dim, hp->rope_theta, hp->rope_freq_scale,
-                   m->rope_freqs);
-    }
+    for (int64_t t = 0; t < n; t++) token_inputs(s, t, first ? tokens[t] : -1);
 
     plan_tiles(s, n);
     job j = {s, n, 0};
@@ -555,16 +564,9 @@ static bool use_relay(const forward_state *s, const int32_t *seq, int64_t n) {
 
 /* One token through the relay: the same results as pass_part's. */
 static void relay_pass(forward_state *s, int32_t token, const int32_t *seq, const bool *want, float *out, bool hidden) {
-    const herd_model *m = s->m;
-    const model_hparams *hp = &m->hp;
-    const int32_t sq = seq ? seq[0] : 0;
-    HERD_ASSERT(sq >= 0 && sq < s->kv.n_seq);
-    s->seq[0] = sq;
-    s->pos[0] = s->kv.n_past[sq]++;
-    HERD_ASSERT(s->pos[0] < s->kv.n_ctx);
-    kernels_type(m->tok_embd.type)->to_f32(m->tok_embd.data + (int64_t)token * m->tok_embd.row_bytes, s->x, hp->n_embd);
-    model_rope_cache(s->rope_cs, (float)s->pos[0], hp->head_dim, hp->rope_theta, hp->rope_freq_scale, m->rope_freqs);
-    relay_decode(s->relay, sq, s->pos[0], s->rope_cs, want && want[0] ? out : NULL, hidden);
+    take_position(s, 0, seq ? seq[0] : 0);
+    token_inputs(s, 0, token);
+    relay_decode(s->relay, s->seq[0], s->pos[0], s->rope_cs, want && want[0] ? out : NULL, hidden);
 }
 
 static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,

@@ -166,8 +166,11 @@ static int64_t mm_plan(mm_job *j, int nth, int per_thread, int64_t min_bytes) {
     return (j->n_units + j->chunk - 1) / j->chunk;
 }
 
-void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const float *x, int64_t ldx, int64_t n_tok,
-                  void *xq) {
+/* The kernels of a pass of n_tok tokens over outs (matmul_multi, matmul_pass_new): *pk (the packed kernel)
+ * or *g0 (the gemm) or neither (per-row dots). false when the weights cannot share one converted input:
+ * one input conversion serves every weight of the same vec_dot type, width and FP8 bound (and the same
+ * packed layout, for gemm; all packed and of one type for the packed kernel). */
+static bool mm_kernels(const matmul_out *outs, int n_outs, int64_t n_tok, pk_gemm_fn *pk_out, const kernel_type_ops **g0_out) {
     const weight *w0 = outs[0].w;
     const kernel_type_ops *ops0 = kernels_type(w0->type);
     HERD_ASSERT(ops0);
@@ -176,16 +179,27 @@ void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const f
     pk_gemm_fn pk = w0->packed && kernels_row_bytes(ops0->vec_dot_type, w0->n_in) <= GEMM_ROW_MAX
                         ? pk_gemm_for(w0->type, w0->n_in, w0->n_out) : NULL;
     const kernel_type_ops *g0 = pk ? NULL : gemm_ops(w0, n_tok);
-    /* one input conversion serves every weight of the same vec_dot type, width and FP8 bound (and the
-     * same packed layout, for gemm; all packed and of one type for the packed kernel) */
     for (int i = 1; i < n_outs; i++) {
         const kernel_type_ops *o = kernels_type(outs[i].w->type), *g = gemm_ops(outs[i].w, n_tok);
         bool same_pk = pk ? outs[i].w->packed && outs[i].w->type == w0->type : !outs[i].w->packed;
         if (o->vec_dot_type != ops0->vec_dot_type || outs[i].w->n_in != w0->n_in || outs[i].w->act_ub != w0->act_ub ||
-            !same_pk || (!pk && (g ? g->gemm_pack_x : NULL) != (g0 ? g0->gemm_pack_x : NULL))) {
-            for (int k = 0; k < n_outs; k++) matmul_multi(pool, &outs[k], 1, x, ldx, n_tok, xq);
-            return;
-        }
+            !same_pk || (!pk && (g ? g->gemm_pack_x : NULL) != (g0 ? g0->gemm_pack_x : NULL)))
+            return false;
+    }
+    *pk_out = pk;
+    *g0_out = g0;
+    return true;
+}
+
+void matmul_multi(thread_pool *pool, const matmul_out *outs, int n_outs, const float *x, int64_t ldx, int64_t n_tok,
+                  void *xq) {
+    const weight *w0 = outs[0].w;
+    const kernel_type_ops *ops0 = kernels_type(w0->type);
+    pk_gemm_fn pk;
+    const kernel_type_ops *g0;
+    if (!mm_kernels(outs, n_outs, n_tok, &pk, &g0)) {
+        for (int k = 0; k < n_outs; k++) matmul_multi(pool, &outs[k], 1, x, ldx, n_tok, xq);
+        return;
     }
     mm_job j = {.outs = outs, .n_outs = n_outs, .vd = kernels_type(ops0->vec_dot_type), .w0 = w0, .x = x,
                 .ldx = ldx, .n_tok = n_tok, .xq = xq, .g = g0, .pk = pk};
@@ -230,16 +244,10 @@ matmul_pass *matmul_pass_new(const matmul_out *outs, int n_outs, int nth, int pe
     HERD_ASSERT(n_outs >= 1 && n_outs <= 3);
     const weight *w0 = outs[0].w;
     const kernel_type_ops *ops0 = kernels_type(w0->type);
-    HERD_ASSERT(ops0);
-    /* the choices matmul_multi makes for one token (no gemm below 2 tokens) */
-    pk_gemm_fn pk = w0->packed && kernels_row_bytes(ops0->vec_dot_type, w0->n_in) <= GEMM_ROW_MAX
-                        ? pk_gemm_for(w0->type, w0->n_in, w0->n_out) : NULL;
-    for (int i = 1; i < n_outs; i++) {
-        const kernel_type_ops *o = kernels_type(outs[i].w->type);
-        bool same_pk = pk ? outs[i].w->packed && outs[i].w->type == w0->type : !outs[i].w->packed;
-        if (o->vec_dot_type != ops0->vec_dot_type || outs[i].w->n_in != w0->n_in || outs[i].w->act_ub != w0->act_ub || !same_pk)
-            return NULL;
-    }
+    pk_gemm_fn pk;
+    const kernel_type_ops *g0;
+    if (!mm_kernels(outs, n_outs, 1, &pk, &g0)) return NULL;
+    HERD_ASSERT(!g0); /* no gemm for one token (gemm_min_tokens) */
     matmul_pass *mp = herd_xcalloc(1, sizeof *mp);
     memcpy(mp->outs, outs, (size_t)n_outs * sizeof *outs);
     mm_job *j = &mp->j;

@@ -121,7 +121,7 @@ static bool add_matmul(relay *r, int64_t *n, int64_t layer, const matmul_out *ou
             if (!add_matmul(r, n, layer, &outs[i], 1, in, final)) return false;
         return true;
     }
-    if (matmul_pass_chunks(mp) > MAX_CHUNKS || *n >= MAX_PHASES) {
+    if (matmul_pass_chunks(mp) > MAX_CHUNKS) {
         matmul_pass_free(mp);
         return false;
     }
@@ -132,8 +132,9 @@ static bool add_matmul(relay *r, int64_t *n, int64_t layer, const matmul_out *ou
     return true;
 }
 
+/* The phase array's size (relay_new refuses a model for which it exceeds MAX_PHASES) */
 static int64_t max_phases(const herd_model *m) {
-    return m->hp.n_layer * 12 + 3; /* a layer: 4 serial / per-head phases + up to 8 matmul passes */
+    return m->hp.n_layer * 12 + 3; /* a layer: 4 serial / per-head phases + up to 7 matmul passes */
 }
 
 static bool build_phases(relay *r) {
@@ -166,10 +167,9 @@ static bool build_phases(relay *r) {
     p->norm_w = m->output_norm;
     p->add = true;
     p->final = true;
+    /* the logits: one weight, so one pass, the last phase (relay_decode counts on it) */
     const matmul_out lo = {&m->output, NULL, hp->n_vocab};
-    if (!add_matmul(r, &n, hp->n_layer, &lo, 1, b->h, true)) return false;
-    /* the logits are one pass (the last phase): relay_decode counts on it */
-    return n == r->n_layer_ph + 2 && n < MAX_PHASES;
+    return add_matmul(r, &n, hp->n_layer, &lo, 1, b->h, true);
 }
 
 /* ---- scratch ------------------------------------------------------------------------------------- */
