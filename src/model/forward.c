@@ -566,7 +566,12 @@ static bool use_relay(const forward_state *s, const int32_t *seq, int64_t n) {
 static void relay_pass(forward_state *s, int32_t token, const int32_t *seq, const bool *want, float *out, bool hidden) {
     take_position(s, 0, seq ? seq[0] : 0);
     token_inputs(s, 0, token);
+    /* while contended the team stays on its share of the CPUs (pool_pin_here): the kernel moves other work
+     * off them */
+    if (pool_contended(s->pool)) pool_pin_here(s->pool);
+    else pool_unpin(s->pool);
     relay_decode(s->relay, s->seq[0], s->pos[0], s->rope_cs, want && want[0] ? out : NULL, hidden);
+    pool_release_caller(s->pool);
 }
 
 static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t *seq, int64_t n, const bool *want,
@@ -576,6 +581,7 @@ static void forward_pass(forward_state *s, const int32_t *tokens, const int32_t 
         relay_pass(s, tokens[0], seq, want, out, hidden);
         return;
     }
+    pool_unpin(s->pool); /* the relay's pinning (relay_pass) ends with its steps */
     const forward_tp *tp = s->tp;
     if (tp && tp->begin) tp->begin(tp->ctx, s, tokens, seq, n, want, hidden);
     const int64_t n_micro = micro_batches(s, n);

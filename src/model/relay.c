@@ -348,7 +348,10 @@ static bool phase_done(relay *r, uint64_t p) {
 static void run_chunk(relay *r, phase *ph, uint64_t p, uint64_t next, int64_t c, priv *pv) {
     int64_t t0 = now_ns();
     compute(r, ph, p, c, pv);
+    /* a chunk during which the thread lost its core took a time slice: counted as at most 4x the estimate,
+     * else the others would wait slices for a held chunk before computing it themselves */
     int64_t dt = now_ns() - t0, e = atomic_load_explicit(&ph->est_ns, memory_order_relaxed);
+    if (e && dt > 4 * e) dt = 4 * e;
     atomic_store_explicit(&ph->est_ns, e ? (e + dt) / 2 : dt, memory_order_relaxed);
     commit(r, ph, p, next, c, pv);
 }

@@ -116,6 +116,10 @@ struct thread_pool {
     double dyn_others;     /* smoothed CPUs' worth of other work; < 0: no window yet */
     double dyn_running;    /* smoothed count of other runnable threads (procs_running); < 0: none yet */
     _Atomic bool crowded;  /* every CPU of the mask has another runnable thread (pool_contended) */
+    /* pool_pin_here: the workers on team_set until pool_unpin, the caller until pool_release_caller (its own
+     * mask from before in caller_mask) */
+    bool team_pinned, caller_pinned;
+    cpu_set_t team_set, caller_mask;
 };
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
@@ -415,6 +419,45 @@ void pool_team(thread_pool *p) {
         }
     }
     p->team_fn(p->team_arg, 0);
+}
+
+int pool_team_cpus(int n_threads, int n_cpus, double others) {
+    if (n_threads < 2 || n_cpus < 2 || others < 0) return 0;
+    double share = (double)n_threads * n_cpus / (n_threads + others);
+    int k = (int)(share + 0.5);
+    if (k < 1) k = 1;
+    return k < n_threads && k < n_cpus ? k : 0;
+}
+
+bool pool_pin_here(thread_pool *p) {
+    if (p->caller_pinned) return false;
+    if (!p->team_pinned) { /* the team's CPUs: the caller's, then the mask's next ones (wrapping) */
+        int k = pool_team_cpus(p->n, p->n_cpus, p->dyn_running), cpu = sched_getcpu();
+        if (k < 1 || cpu < 0 || !CPU_ISSET(cpu, &p->cpus)) return false;
+        CPU_ZERO(&p->team_set);
+        for (int c = cpu, got = 0; got < k; c = (c + 1) % CPU_SETSIZE)
+            if (CPU_ISSET(c, &p->cpus)) CPU_SET(c, &p->team_set), got++;
+        for (int i = 1; i < p->n; i++) pthread_setaffinity_np(p->w[i].th, sizeof p->team_set, &p->team_set);
+        p->team_pinned = true;
+    }
+    if (pthread_getaffinity_np(pthread_self(), sizeof p->caller_mask, &p->caller_mask) != 0 ||
+        pthread_setaffinity_np(pthread_self(), sizeof p->team_set, &p->team_set) != 0)
+        return false;
+    p->caller_pinned = true;
+    return true;
+}
+
+void pool_release_caller(thread_pool *p) {
+    if (!p->caller_pinned) return;
+    pthread_setaffinity_np(pthread_self(), sizeof p->caller_mask, &p->caller_mask);
+    p->caller_pinned = false;
+}
+
+void pool_unpin(thread_pool *p) {
+    pool_release_caller(p);
+    if (!p->team_pinned) return;
+    for (int i = 1; i < p->n; i++) pthread_setaffinity_np(p->w[i].th, sizeof p->cpus, &p->cpus);
+    p->team_pinned = false;
 }
 
 bool pool_contended(const thread_pool *p) {

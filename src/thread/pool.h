@@ -64,6 +64,22 @@ void pool_team(thread_pool *p);
  * (taskset -c 0) threads only take turns. */
 bool pool_contended(const thread_pool *p);
 
+/* Team jobs on a contended machine. A team of n threads next to `others` runnable threads of other work
+ * gets about n * n_cpus / (n + others) CPUs' worth of time (2 threads, 2 busy loops, 2 CPUs: one), spread
+ * over every CPU it runs on: its threads then run side by side part of the time, where a decode step's
+ * phases wait for each other and share the memory bandwidth, and take turns the rest. pool_team_cpus:
+ * that share rounded (at least 1), or 0 when it is not fewer CPUs than threads and than n_cpus (or
+ * others < 0: no estimate). pool_pin_here puts the workers on that many CPUs of the pool's mask, the
+ * caller's own first, and keeps them there until pool_unpin; and the caller on the same CPUs until
+ * pool_release_caller (which gives it back its own mask from before). false, the caller unchanged: no
+ * share to pin to, the caller already pinned, or the calls failed. With the team staying on its CPUs the
+ * kernel's balancer moves other runnable work to the other CPUs. Measured (docs/BENCHMARKS.md, the decode
+ * relay): 2 threads next to 2 busy loops on 2 CPUs. */
+int pool_team_cpus(int n_threads, int n_cpus, double others);
+bool pool_pin_here(thread_pool *p);
+void pool_release_caller(thread_pool *p);
+void pool_unpin(thread_pool *p);
+
 /* The [*begin, *end) share of n items for thread ith of nth (contiguous, sizes differ by <= 1). */
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);
 

@@ -11,6 +11,7 @@
  *     /proc/stat's per-CPU lines and procs_running read for a CPU set (fake file), the free-thread rule;
  *     the pool sees itself contended (pool_contended: the decode relay's switch) next to them, not after. */
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <dirent.h>
 #include <sched.h>
@@ -291,6 +292,31 @@ static bool contended_within(thread_pool *p, bool want, int ms) {
     return pool_contended(p);
 }
 
+/* Every thread of this process: the CPUs its affinity allows, each into cpus[] (at most 64); the count. */
+static int task_cpus(int *cpus) {
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.' || n == 64) continue;
+        cpu_set_t set;
+        cpus[n++] = sched_getaffinity(atoi(e->d_name), sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static void test_team_cpus(void) {
+    CHECK(pool_team_cpus(2, 2, 2) == 1, "2 threads, 2 busy loops, 2 CPUs: %d", pool_team_cpus(2, 2, 2));
+    CHECK(pool_team_cpus(2, 2, 1.6) == 1, "2 threads, 1.6 others: %d", pool_team_cpus(2, 2, 1.6));
+    CHECK(pool_team_cpus(4, 4, 4) == 2, "4 threads, 4 others, 4 CPUs: %d", pool_team_cpus(4, 4, 4));
+    CHECK(pool_team_cpus(16, 16, 48) == 4, "16 threads, 48 others, 16 CPUs: %d", pool_team_cpus(16, 16, 48));
+    CHECK(pool_team_cpus(8, 2, 6) == 1, "8 threads, 6 others, 2 CPUs: %d", pool_team_cpus(8, 2, 6));
+    CHECK(pool_team_cpus(2, 2, 0) == 0, "alone: a CPU per thread, nothing to pin");
+    CHECK(pool_team_cpus(4, 8, 4) == 0, "4 threads, 4 others, 8 CPUs: %d", pool_team_cpus(4, 8, 4));
+    CHECK(pool_team_cpus(2, 2, -1) == 0 && pool_team_cpus(1, 2, 2) == 0 && pool_team_cpus(2, 1, 2) == 0,
+          "no estimate, one thread, one CPU: nothing to pin");
+}
+
 static bool fewer(int a, int n) { return a < n; }
 static bool all(int a, int n) { return a == n; }
 static bool never(int a, int n) { return false; }
@@ -308,13 +334,37 @@ static void test_dynamic(void) {
     CHECK(a0 == n, "alone: %d of %d threads in use", a0, n);
     pid_t kids[16];
     for (int i = 0; i < n; i++)
-        if ((kids[i] = fork()) == 0)
+        if ((kids[i] = fork()) == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* not left spinning if the test dies */
             for (;;) {
             }
+        }
     int a1 = jobs_until(p, fewer, 3000);
     CHECK(a1 < n, "next to %d busy processes on %d CPUs: %d threads in use (fewer than %d)", n, n, a1, n);
     bool crowded = contended_within(p, true, 3000);
     CHECK(crowded, "next to %d busy processes on %d CPUs: the pool does not see itself contended", n, n);
+    /* the team onto its share of the CPUs (n / 2 of n), the caller's first; then back */
+    int before[64], pinned[64], after[64];
+    int nt = task_cpus(before), cpu = sched_getcpu();
+    CHECK(pool_pin_here(p), "next to %d busy processes on %d CPUs: the team was not pinned", n, n);
+    CHECK(!pool_pin_here(p), "pinned twice");
+    pool_release_caller(p);
+    cpu_set_t back;
+    CHECK(sched_getaffinity(0, sizeof back, &back) == 0 && CPU_COUNT(&back) == n, "released: the caller allows %d CPUs",
+          CPU_COUNT(&back));
+    CHECK(pool_pin_here(p), "pinned again after its release");
+    cpu_set_t mine;
+    CHECK(sched_getaffinity(0, sizeof mine, &mine) == 0 && CPU_ISSET(cpu, &mine) && CPU_COUNT(&mine) < n,
+          "pinned: the caller's mask has %d CPUs (fewer than %d, its own among them)", CPU_COUNT(&mine), n);
+    CHECK(task_cpus(pinned) == nt && nt == n, "%d threads (pool of %d)", nt, n);
+    for (int i = 0; i < nt; i++)
+        CHECK(pinned[i] == CPU_COUNT(&mine), "pinned: thread %d allows %d CPUs, the caller %d", i, pinned[i],
+              CPU_COUNT(&mine));
+    pool_unpin(p);
+    task_cpus(after);
+    for (int i = 0; i < nt; i++)
+        CHECK(after[i] == before[i] && after[i] == n, "unpinned: thread %d allows %d CPUs, before %d", i, after[i],
+              before[i]);
     setenv("HERD_DYNAMIC_THREADS", "0", 1);
     thread_pool *q = pool_new(n);
     int a2 = jobs_until(q, never, 300);
@@ -333,6 +383,7 @@ static void test_dynamic(void) {
 int main(void) {
     test_stat_read();
     test_chunks();
+    test_team_cpus();
     test_dynamic();
     test_idle_sleeps();
     test_cgroup();

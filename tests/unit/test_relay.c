@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,9 +99,11 @@ static int g_n_busy;
 static void start_busy(int n) {
     for (int i = 0; i < n && g_n_busy < 8; i++) {
         pid_t k = fork();
-        if (k == 0)
+        if (k == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion in the test must not leave it spinning */
             for (;;) {
             }
+        }
         g_busy[g_n_busy++] = k;
     }
 }
